@@ -1,0 +1,254 @@
+//! The control plane's handle on the data plane: port allocation, command routing, events.
+
+use std::ops::RangeInclusive;
+use std::sync::Mutex;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::{Command, Event, LegId};
+
+/// Why the control plane could not talk to the data plane.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DpError {
+    /// Every port pair of the range (or of the chosen worker) is in use.
+    #[error("no free media port")]
+    NoFreePort,
+    /// The worker's command queue is full; the command was not sent.
+    #[error("worker {0} command queue is full")]
+    QueueFull(usize),
+    /// The worker has stopped.
+    #[error("worker {0} has stopped")]
+    WorkerGone(usize),
+    /// The leg's port is not in any worker's range.
+    #[error("leg {0} belongs to no worker")]
+    NoWorker(LegId),
+    /// The port range is unusable.
+    #[error("bad port range {0}")]
+    BadRange(String),
+}
+
+/// How the media port range is split between workers, and which pairs are free.
+///
+/// RTP uses even ports, RTCP the odd port above. Worker `i` owns a contiguous slice of the
+/// range, so a leg's port names its worker without a lookup table.
+#[derive(Debug)]
+pub struct PortPlan {
+    first: u16,
+    /// Per worker: the inclusive range of even RTP ports it owns.
+    slices: Vec<RangeInclusive<u16>>,
+    /// Owned by the control plane; touched only on leg set-up and tear-down.
+    state: Mutex<PlanState>,
+}
+
+#[derive(Debug)]
+struct PlanState {
+    /// Per worker, the free even ports (LIFO free list).
+    free: Vec<Vec<u16>>,
+    /// Generation per pair, indexed by `(port - first) / 2`.
+    generation: Vec<u16>,
+}
+
+impl PortPlan {
+    /// Splits `ports` (inclusive) between `workers` workers.
+    ///
+    /// # Errors
+    /// [`DpError::BadRange`] if the range holds fewer than one RTP/RTCP pair per worker.
+    pub fn new(ports: RangeInclusive<u16>, workers: usize) -> Result<Self, DpError> {
+        let first = ports.start().saturating_add(ports.start() % 2);
+        let last = *ports.end();
+        if workers == 0 || last < first + 1 {
+            return Err(DpError::BadRange(format!("{}-{}", ports.start(), ports.end())));
+        }
+        let pairs = usize::from((last - first + 1) / 2);
+        if pairs < workers {
+            return Err(DpError::BadRange(format!(
+                "{}-{} has {pairs} port pairs for {workers} workers",
+                ports.start(),
+                ports.end()
+            )));
+        }
+        let per = pairs / workers;
+        let mut slices = Vec::with_capacity(workers);
+        let mut free = Vec::with_capacity(workers);
+        for w in 0..workers {
+            let lo = first + (w * per * 2) as u16;
+            let n = if w + 1 == workers { pairs - w * per } else { per };
+            let hi = lo + ((n - 1) * 2) as u16;
+            slices.push(lo..=hi);
+            // Reversed so that pop() hands out the lowest port first.
+            free.push((0..n).rev().map(|i| lo + (i * 2) as u16).collect());
+        }
+        Ok(Self {
+            first,
+            slices,
+            state: Mutex::new(PlanState { free, generation: vec![0; pairs] }),
+        })
+    }
+
+    /// How many workers share the range.
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// The even RTP ports worker `w` owns.
+    #[must_use]
+    pub fn slice(&self, w: usize) -> RangeInclusive<u16> {
+        self.slices[w].clone()
+    }
+
+    /// The worker owning a port.
+    #[must_use]
+    pub fn worker_of_port(&self, port: u16) -> Option<usize> {
+        self.slices.iter().position(|s| s.contains(&(port & !1)))
+    }
+
+    /// Allocates a leg on the worker with the most free ports.
+    ///
+    /// # Errors
+    /// [`DpError::NoFreePort`] when the whole range is in use.
+    pub fn allocate(&self) -> Result<LegId, DpError> {
+        let w = {
+            let st = self.lock();
+            (0..st.free.len()).max_by_key(|&w| st.free[w].len()).unwrap_or(0)
+        };
+        self.allocate_on(w)
+    }
+
+    /// Allocates a leg on worker `w` (legs that will be bridged must share a worker).
+    ///
+    /// # Errors
+    /// [`DpError::NoFreePort`] when the worker's slice is in use.
+    pub fn allocate_on(&self, w: usize) -> Result<LegId, DpError> {
+        let mut st = self.lock();
+        let port = st.free.get_mut(w).and_then(Vec::pop).ok_or(DpError::NoFreePort)?;
+        let idx = usize::from((port - self.first) / 2);
+        st.generation[idx] = st.generation[idx].wrapping_add(1);
+        Ok(LegId::new(port, st.generation[idx]))
+    }
+
+    /// Returns a leg's port to the free list. Releasing a stale id (older generation) is a
+    /// no-op.
+    pub fn release(&self, leg: LegId) {
+        let port = leg.port();
+        let Some(w) = self.worker_of_port(port) else { return };
+        let mut st = self.lock();
+        let idx = usize::from((port - self.first) / 2);
+        if st.generation[idx] == leg.generation() && !st.free[w].contains(&port) {
+            st.free[w].push(port);
+        }
+    }
+
+    /// Free pairs in total.
+    #[must_use]
+    pub fn free_pairs(&self) -> usize {
+        self.lock().free.iter().map(Vec::len).sum()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PlanState> {
+        // The state holds no invariant a panicking holder could break half-way.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// One worker as seen from the control plane.
+#[derive(Debug, Clone)]
+pub struct WorkerLink {
+    /// The worker's bounded command queue.
+    pub commands: Sender<Command>,
+}
+
+/// The control plane's handle: routes each [`Command`] to the worker owning its leg.
+#[derive(Debug)]
+pub struct DataplaneHandle {
+    /// Port allocation (owned by the control plane).
+    pub plan: PortPlan,
+    workers: Vec<WorkerLink>,
+    events: Receiver<Event>,
+}
+
+impl DataplaneHandle {
+    /// Assembles a handle; `workers[i]` owns `plan.slice(i)`.
+    #[must_use]
+    pub fn new(plan: PortPlan, workers: Vec<WorkerLink>, events: Receiver<Event>) -> Self {
+        Self { plan, workers, events }
+    }
+
+    /// Sends a command to the worker owning its leg, or to every worker for
+    /// [`Command::Shutdown`]. Never blocks.
+    ///
+    /// # Errors
+    /// [`DpError::QueueFull`] or [`DpError::WorkerGone`] from the queue, [`DpError::NoWorker`]
+    /// for a port outside the range.
+    pub fn send(&self, cmd: Command) -> Result<(), DpError> {
+        match cmd.leg() {
+            Some(leg) => {
+                let w = self.plan.worker_of_port(leg.port()).ok_or(DpError::NoWorker(leg))?;
+                Self::try_send(w, &self.workers[w], cmd)
+            }
+            None => {
+                for (w, link) in self.workers.iter().enumerate() {
+                    Self::try_send(w, link, cmd.clone())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn try_send(w: usize, link: &WorkerLink, cmd: Command) -> Result<(), DpError> {
+        link.commands.try_send(cmd).map_err(|e| match e {
+            TrySendError::Full(_) => DpError::QueueFull(w),
+            TrySendError::Disconnected(_) => DpError::WorkerGone(w),
+        })
+    }
+
+    /// The one queue all workers report on.
+    #[must_use]
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_splits_even_ports_between_workers() {
+        let plan = PortPlan::new(20000..=20011, 2).unwrap();
+        assert_eq!(plan.slice(0), 20000..=20004);
+        assert_eq!(plan.slice(1), 20006..=20010);
+        assert_eq!(plan.worker_of_port(20007), Some(1));
+        assert_eq!(plan.worker_of_port(20012), None);
+    }
+
+    #[test]
+    fn odd_start_rounds_up() {
+        let plan = PortPlan::new(20001..=20004, 1).unwrap();
+        assert_eq!(plan.slice(0), 20002..=20002);
+    }
+
+    #[test]
+    fn allocate_release_bumps_generation() {
+        let plan = PortPlan::new(20000..=20003, 1).unwrap();
+        let a = plan.allocate().unwrap();
+        let b = plan.allocate().unwrap();
+        assert_eq!((a.port(), b.port()), (20000, 20002));
+        assert_eq!(plan.allocate(), Err(DpError::NoFreePort));
+        plan.release(a);
+        plan.release(a); // double release is harmless
+        assert_eq!(plan.free_pairs(), 1);
+        let c = plan.allocate().unwrap();
+        assert_eq!(c.port(), 20000);
+        assert_ne!(c, a);
+        plan.release(a); // stale id: no effect
+        assert_eq!(plan.free_pairs(), 0);
+    }
+
+    #[test]
+    fn too_small_range_is_an_error() {
+        assert!(PortPlan::new(20000..=20000, 1).is_err());
+        assert!(PortPlan::new(20000..=20003, 3).is_err());
+    }
+}

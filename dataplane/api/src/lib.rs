@@ -1,0 +1,430 @@
+//! The only thing the control plane sees of the data plane.
+//!
+//! The control plane and the data plane talk exclusively through the typed values in this
+//! crate, carried over bounded crossbeam channels:
+//!
+//! ```text
+//!  control plane (tokio)                          data plane (one worker per pinned core)
+//!  ───────────────────────  Command (bounded, one queue per worker)  ─────────────────────
+//!  DataplaneHandle::send ────────────────────────────────────────────► Relay::handle_command
+//!  DataplaneHandle::events ◄───────────── Event (one bounded queue) ── Relay::poll_event
+//! ```
+//!
+//! Invariants:
+//! - A [`Command`] is complete and self-contained: the worker never calls back to ask.
+//! - The control plane allocates every leg's local port ([`PortPlan`]); the port decides the
+//!   worker, so a [`LegId`] alone is enough to route a command (see [`LegId::port`]).
+//! - Workers send events with `try_send`; when the queue is full the event is dropped and
+//!   counted by the worker, never blocked on.
+//!
+//! This contract copies rtpengine's user-space → fast-path split (`enum rtpengine_command`,
+//! `struct rtpengine_target_info`, `MSM_IGNORE/DROP/PROPAGATE`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod handle;
+pub use handle::{DataplaneHandle, DpError, PortPlan, WorkerLink};
+
+/// Identifies one media leg. The low 16 bits are the leg's local RTP port (even), the high 16
+/// bits a generation counter so that a reused port never aliases an old leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LegId(pub u32);
+
+impl LegId {
+    /// Builds a leg id from its RTP port and generation.
+    #[must_use]
+    pub const fn new(port: u16, generation: u16) -> Self {
+        Self(((generation as u32) << 16) | port as u32)
+    }
+    /// The leg's local RTP port (RTCP is `port + 1`).
+    #[must_use]
+    pub const fn port(self) -> u16 {
+        (self.0 & 0xffff) as u16
+    }
+    /// The generation of the port this leg holds.
+    #[must_use]
+    pub const fn generation(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+}
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "leg{}.{}", self.port(), self.generation())
+    }
+}
+
+/// An audio codec the data plane can generate announcements in (relaying is codec-agnostic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 µ-law, static payload type 0.
+    Pcmu,
+    /// G.711 A-law, static payload type 8.
+    Pcma,
+}
+
+impl Codec {
+    /// The static RTP payload type (RFC 3551).
+    #[must_use]
+    pub const fn payload_type(self) -> u8 {
+        match self {
+            Self::Pcmu => 0,
+            Self::Pcma => 8,
+        }
+    }
+    /// The codec for a static payload type, if we can generate it.
+    #[must_use]
+    pub const fn from_payload_type(pt: u8) -> Option<Self> {
+        match pt {
+            0 => Some(Self::Pcmu),
+            8 => Some(Self::Pcma),
+            _ => None,
+        }
+    }
+}
+
+/// What to do with a packet arriving on a leg from an address other than the leg's remote.
+/// Mirrors rtpengine's `MSM_IGNORE/DROP/PROPAGATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SrcMismatch {
+    /// Accept it as if it came from the remote.
+    Ignore,
+    /// Drop it and count it ([`DropReason::SrcMismatch`]).
+    Drop,
+    /// Drop it, count it, and report the first one per leg as [`Event::SrcMismatch`].
+    Report,
+}
+
+/// Everything the data plane needs to create a leg. Read-only after [`Command::AddLeg`]
+/// except through [`Command::SetRemote`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegSpec {
+    /// The leg's id; its port is the local RTP port to receive on (RTCP on `port + 1`).
+    pub id: LegId,
+    /// Where the peer said (in SDP) it receives RTP; RTCP goes to `port + 1`.
+    /// `None` until the answer is known.
+    pub remote: Option<SocketAddr>,
+    /// Latch onto the source of the first RTP packet received (symmetric RTP behind NAT),
+    /// replacing `remote`. Reported once as [`Event::RemoteLearned`].
+    pub learn_remote: bool,
+    /// What to do with packets from other sources.
+    pub src_mismatch: SrcMismatch,
+    /// The codec negotiated on this leg, used for announcements sent to it.
+    pub codec: Codec,
+    /// Report [`Event::MediaTimeout`] when no RTP has arrived for this long (after the
+    /// first packet, or after the remote is set). `None` disables the check.
+    pub media_timeout: Option<Duration>,
+}
+
+/// A prompt, pre-encoded in both G.711 laws, 8 kHz mono. Lengths are whole 20 ms frames
+/// (multiples of 160 bytes); the loader pads with silence.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Clip {
+    /// A name for logs.
+    pub name: String,
+    /// µ-law samples.
+    pub pcmu: Vec<u8>,
+    /// A-law samples.
+    pub pcma: Vec<u8>,
+}
+
+impl fmt::Debug for Clip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clip")
+            .field("name", &self.name)
+            .field("frames", &(self.pcmu.len() / 160))
+            .finish()
+    }
+}
+
+impl Clip {
+    /// Samples per 20 ms frame at 8 kHz.
+    pub const FRAME: usize = 160;
+    /// The encoded samples for a codec.
+    #[must_use]
+    pub fn samples(&self, codec: Codec) -> &[u8] {
+        match codec {
+            Codec::Pcmu => &self.pcmu,
+            Codec::Pcma => &self.pcma,
+        }
+    }
+}
+
+/// An instruction from the control plane to one worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Create a leg and start receiving on its port pair.
+    AddLeg(LegSpec),
+    /// Set (or change) where the leg's peer receives RTP; RTCP goes to `port + 1`.
+    SetRemote {
+        /// The leg.
+        leg: LegId,
+        /// The peer's RTP address from SDP.
+        remote: SocketAddr,
+        /// The codec negotiated with the peer.
+        codec: Codec,
+    },
+    /// Relay RTP and RTCP both ways between two legs of the same worker. Stops any
+    /// announcement playing on either.
+    Bridge {
+        /// One leg.
+        a: LegId,
+        /// The other leg.
+        b: LegId,
+    },
+    /// Undo a bridge; both legs then drop what they receive ([`DropReason::NotBridged`]).
+    Unbridge {
+        /// Either leg of the bridge.
+        leg: LegId,
+    },
+    /// Play a clip to a leg as RTP at 20 ms pacing in the leg's codec.
+    Play {
+        /// The leg.
+        leg: LegId,
+        /// The prompt.
+        clip: Arc<Clip>,
+        /// Loop until stopped or bridged; otherwise stop at the end with [`Event::PlayDone`].
+        looping: bool,
+    },
+    /// Stop an announcement.
+    StopPlay {
+        /// The leg.
+        leg: LegId,
+    },
+    /// Ask for a [`Event::Stats`] of a leg.
+    QueryStats {
+        /// The leg.
+        leg: LegId,
+    },
+    /// Remove a leg (unbridging it first). Answered by [`Event::LegRemoved`] with final stats.
+    RemoveLeg {
+        /// The leg.
+        leg: LegId,
+    },
+    /// Stop the worker.
+    Shutdown,
+}
+
+impl Command {
+    /// The leg whose port decides which worker this goes to (`None` for broadcast commands).
+    #[must_use]
+    pub fn leg(&self) -> Option<LegId> {
+        match self {
+            Self::AddLeg(spec) => Some(spec.id),
+            Self::SetRemote { leg, .. }
+            | Self::Unbridge { leg }
+            | Self::Play { leg, .. }
+            | Self::StopPlay { leg }
+            | Self::QueryStats { leg }
+            | Self::RemoveLeg { leg } => Some(*leg),
+            Self::Bridge { a, .. } => Some(*a),
+            Self::Shutdown => None,
+        }
+    }
+}
+
+/// Why a packet was dropped. Every drop is counted per leg (or per worker when no leg owns
+/// the packet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// No leg owns the destination port.
+    UnknownPort,
+    /// From an address other than the leg's remote (see [`SrcMismatch`]).
+    SrcMismatch,
+    /// Too short or not RTP/RTCP version 2.
+    Malformed,
+    /// The leg is not bridged (yet, or any more), so there is nowhere to send it.
+    NotBridged,
+    /// The bridged peer leg has no remote address yet.
+    PeerNoRemote,
+    /// The transmit queue refused it.
+    TxFull,
+}
+
+impl DropReason {
+    /// How many reasons there are (the length of [`DropCounters`]).
+    pub const COUNT: usize = 6;
+    /// All reasons, in counter order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::UnknownPort,
+        Self::SrcMismatch,
+        Self::Malformed,
+        Self::NotBridged,
+        Self::PeerNoRemote,
+        Self::TxFull,
+    ];
+    /// The index of this reason in [`DropCounters`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+    /// A stable snake_case name, used in JSON and logs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownPort => "unknown_port",
+            Self::SrcMismatch => "src_mismatch",
+            Self::Malformed => "malformed",
+            Self::NotBridged => "not_bridged",
+            Self::PeerNoRemote => "peer_no_remote",
+            Self::TxFull => "tx_full",
+        }
+    }
+}
+
+/// Drop counters indexed by [`DropReason::index`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounters(pub [u64; DropReason::COUNT]);
+
+impl DropCounters {
+    /// Count one drop.
+    #[inline]
+    pub fn add(&mut self, reason: DropReason) {
+        self.0[reason.index()] += 1;
+    }
+    /// The count for a reason.
+    #[must_use]
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.0[reason.index()]
+    }
+    /// The sum over all reasons.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// Per-leg counters. "rx" is what the leg received from its peer, "tx" what the data plane
+/// sent to the peer (relayed or announcement).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    /// RTP packets received (accepted or not).
+    pub rx_packets: u64,
+    /// RTP bytes received (UDP payload).
+    pub rx_bytes: u64,
+    /// RTCP packets received.
+    pub rx_rtcp: u64,
+    /// RTP packets sent to the peer (relayed from the bridged leg plus announcement).
+    pub tx_packets: u64,
+    /// RTP bytes sent to the peer.
+    pub tx_bytes: u64,
+    /// RTCP packets sent to the peer.
+    pub tx_rtcp: u64,
+    /// Of `tx_packets`, how many were announcement packets generated by the data plane.
+    pub announcement_packets: u64,
+    /// RFC 3550 interarrival jitter of the received stream, in microseconds (last value).
+    pub jitter_us: u32,
+    /// The largest jitter seen, in microseconds.
+    pub max_jitter_us: u32,
+    /// Drops by reason.
+    pub drops: DropCounters,
+}
+
+/// Why a command could not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The leg does not exist on this worker.
+    #[error("unknown leg")]
+    UnknownLeg,
+    /// A leg with this port already exists.
+    #[error("port already in use")]
+    PortInUse,
+    /// The port is outside the worker's range.
+    #[error("port outside the worker's range")]
+    PortOutOfRange,
+    /// The I/O backend could not open the port.
+    #[error("could not open port: {0}")]
+    Io(String),
+    /// The two legs of a bridge belong to different workers.
+    #[error("legs are on different workers")]
+    CrossWorker,
+}
+
+/// A report from the data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A leg's port pair is open and receiving.
+    LegAdded {
+        /// The leg.
+        leg: LegId,
+    },
+    /// A command failed.
+    CommandFailed {
+        /// The leg it was for.
+        leg: Option<LegId>,
+        /// Why.
+        error: CommandError,
+    },
+    /// The leg latched onto the source of its first packet.
+    RemoteLearned {
+        /// The leg.
+        leg: LegId,
+        /// The source address now used as remote.
+        remote: SocketAddr,
+    },
+    /// The first packet from a foreign source on a leg with [`SrcMismatch::Report`].
+    SrcMismatch {
+        /// The leg.
+        leg: LegId,
+        /// The foreign source.
+        from: SocketAddr,
+    },
+    /// No RTP for the leg's `media_timeout`.
+    MediaTimeout {
+        /// The leg.
+        leg: LegId,
+    },
+    /// A non-looping announcement finished.
+    PlayDone {
+        /// The leg.
+        leg: LegId,
+    },
+    /// The answer to [`Command::QueryStats`].
+    Stats {
+        /// The leg.
+        leg: LegId,
+        /// Its counters.
+        stats: LegStats,
+    },
+    /// The leg is gone; these are its final counters.
+    LegRemoved {
+        /// The leg.
+        leg: LegId,
+        /// Its final counters.
+        stats: LegStats,
+    },
+}
+
+impl Event {
+    /// The leg this event is about.
+    #[must_use]
+    pub fn leg(&self) -> Option<LegId> {
+        match self {
+            Self::LegAdded { leg }
+            | Self::RemoteLearned { leg, .. }
+            | Self::SrcMismatch { leg, .. }
+            | Self::MediaTimeout { leg }
+            | Self::PlayDone { leg }
+            | Self::Stats { leg, .. }
+            | Self::LegRemoved { leg, .. } => Some(*leg),
+            Self::CommandFailed { leg, .. } => *leg,
+        }
+    }
+}
+
+/// The address and port range media uses, shared by both planes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaAddress {
+    /// The relay's IP, written into SDP.
+    pub ip: IpAddr,
+    /// The whole port range (RTP on even ports, RTCP on the odd port above).
+    pub ports: RangeInclusive<u16>,
+}

@@ -1,0 +1,2 @@
+//! benchmarks
+#![forbid(unsafe_code)]

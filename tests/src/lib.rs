@@ -1,0 +1,2 @@
+//! test harness
+#![forbid(unsafe_code)]
