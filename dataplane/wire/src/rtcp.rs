@@ -247,7 +247,7 @@ impl<'a> RtcpRepr<'a> {
     /// # Panics
     /// If `buf` is too short or the body is not whole 32-bit words.
     pub fn emit(&self, buf: &mut [u8]) {
-        assert!(self.body.len().is_multiple_of(4), "RTCP body must be whole 32-bit words");
+        assert!(self.body.len() & 3 == 0, "RTCP body must be whole 32-bit words");
         let mut p = RtcpPacket::new_unchecked(&mut buf[..self.buffer_len()]);
         p.set_first_byte(false, self.count);
         p.set_packet_type(self.packet_type);

@@ -339,7 +339,7 @@ impl<'a> RtpRepr<'a> {
             o += 4;
         }
         if let Some((profile, data)) = self.extension {
-            assert!(data.len().is_multiple_of(4), "RTP extension must be whole 32-bit words");
+            assert!(data.len() & 3 == 0, "RTP extension must be whole 32-bit words");
             buf[o..o + 2].copy_from_slice(&profile.to_be_bytes());
             buf[o + 2..o + 4].copy_from_slice(&((data.len() / 4) as u16).to_be_bytes());
             buf[o + 4..o + 4 + data.len()].copy_from_slice(data);
