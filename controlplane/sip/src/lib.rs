@@ -1,2 +1,21 @@
-//! placeholder
+//! SIP for callbridge: a small, layered SIP UA over UDP.
+//!
+//! ```text
+//!   ua (Endpoint, OutgoingCall, IncomingCall, LegController)      tokio task: the "core"
+//!        │ owns
+//!   dialog (Dialog, Uas2xxRetransmitter)                           sans-IO
+//!   transaction (ClientTransaction, ServerTransaction)            sans-IO, fake time
+//!        │ bytes
+//!   transport (UDP recv loop → msg::parse → core; send queue)     tokio task
+//!   msg (the only module that touches rsip) · sdp (offer/answer)
+//! ```
+//!
+//! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
+//! their next deadline (`handle_*` / `poll_*`). Only `transport` and `ua` do I/O.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod msg;
+
+pub use error::SipError;

@@ -1,0 +1,48 @@
+//! The crate's one error type.
+
+use std::net::SocketAddr;
+
+/// Everything that can go wrong in the SIP crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SipError {
+    /// The datagram is not a SIP message (bad start line, no header end, bad header line, …).
+    #[error("malformed SIP message: {0}")]
+    Malformed(String),
+    /// Content-Length promises more body bytes than the datagram carries.
+    #[error("truncated SIP message: Content-Length {declared} but {available} body bytes")]
+    Truncated {
+        /// The Content-Length value.
+        declared: usize,
+        /// How many bytes follow the blank line.
+        available: usize,
+    },
+    /// A mandatory header is absent.
+    #[error("missing mandatory header {0}")]
+    MissingHeader(&'static str),
+    /// A header is present but its value cannot be understood.
+    #[error("invalid {name} header: {value:?}")]
+    InvalidHeader {
+        /// Canonical header name.
+        name: &'static str,
+        /// The offending value.
+        value: String,
+    },
+    /// A SIP URI cannot be parsed or does not name an address we can reach (we do no DNS).
+    #[error("invalid or unreachable SIP URI {0:?}")]
+    InvalidUri(String),
+    /// An SDP body is unusable; the text says what is missing.
+    #[error("SDP: {0}")]
+    Sdp(String),
+    /// Binding or using the UDP socket failed.
+    #[error("UDP socket {addr}: {source}")]
+    Io {
+        /// The local address involved.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The endpoint was shut down; no more calls can be placed.
+    #[error("SIP endpoint is shut down")]
+    Shutdown,
+}
