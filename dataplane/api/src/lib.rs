@@ -28,7 +28,12 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod clip;
 mod handle;
+pub use clip::{
+    alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, ClipError, ALAW_SILENCE,
+    ULAW_SILENCE,
+};
 pub use handle::{DataplaneHandle, DpError, PortPlan, WorkerLink};
 
 /// Identifies one media leg. The low 16 bits are the leg's local RTP port (even), the high 16
