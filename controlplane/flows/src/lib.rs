@@ -1,2 +1,71 @@
-//! placeholder
+//! callbridge flows: the click-to-call state machine and the agent queues. Pure logic.
+//!
+//! ```text
+//!  http_api ──CallRequest──► orchestrator (bin) ──Input──► ClickToCall ──Output──► orchestrator
+//!                                 │   ▲                                                │
+//!                                 ▼   │ AgentAssigned / NoAgent                        ├─► sip (INVITE, CANCEL, BYE)
+//!                                 Acd ┘                                                └─► dp_api::Command
+//! ```
+//!
+//! Contract: nothing here does I/O, spawns, awaits or reads a clock. Time comes in as `now`
+//! and timers go out as [`Output::SetTimer`]; tests drive the machines on fake time.
+//!
+//! - [`ids`]: [`CallId`], [`AgentId`], [`BusinessId`], [`Target`] (E.164 number or SIP URI).
+//! - [`click_to_call`]: [`ClickToCall`], one per call, for both the queued click-to-call
+//!   flavour and the "bridge this customer and this agent now" flavour ([`AgentSource`]).
+//! - [`acd`]: [`Acd`], agents, businesses and FIFO queues.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod acd;
+pub mod click_to_call;
+pub mod ids;
+
+pub use acd::{Acd, AgentState, Assignment};
+pub use click_to_call::{
+    AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, MediaPolicy, Outcome, Output,
+    Phase, Role, SipAction, Status, TimerKind,
+};
+pub use ids::{AgentId, BusinessId, CallId, SipUri, Target};
+
+/// Everything that can go wrong in this crate: bad input text and ACD set-up mistakes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An id is empty, too long or has characters outside `[A-Za-z0-9_.-]`.
+    #[error("invalid {kind}: {reason}")]
+    BadId {
+        /// Which kind of id.
+        kind: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A `+…` string is not an E.164 number.
+    #[error("{number:?} is not an E.164 number: {reason}")]
+    BadNumber {
+        /// The input.
+        number: String,
+        /// Why.
+        reason: String,
+    },
+    /// A `sip:` string is not a usable SIP URI.
+    #[error("{uri:?} is not a valid SIP URI: {reason}")]
+    BadSipUri {
+        /// The input.
+        uri: String,
+        /// Why.
+        reason: String,
+    },
+    /// Neither `+…` nor `sip:…`.
+    #[error("{input:?} is neither an E.164 number (like +15551234567) nor a SIP URI (like sip:bob@example.com)")]
+    BadTarget {
+        /// The input.
+        input: String,
+    },
+    /// An agent id was added twice.
+    #[error("agent {0} already exists")]
+    DuplicateAgent(AgentId),
+    /// An agent serves a business that was not declared.
+    #[error("unknown business {0}")]
+    UnknownBusiness(BusinessId),
+}

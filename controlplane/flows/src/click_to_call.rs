@@ -1,0 +1,881 @@
+//! The click-to-call state machine: one [`ClickToCall`] drives one call.
+//!
+//! ```text
+//!  Scheduled ─contact time─► Queued ─AgentAssigned─► CallingCustomer ─answer─► Announcing ─► CallingAgent ─answer─► Bridged
+//!      (agent given up front: straight to CallingCustomer)               ▲                     │ no answer / reject
+//!                                                                        └── RequestAgent ◄────┘ (up to max_agent_attempts)
+//!  any phase ──► Ended(Completed | Failed(reason) | Cancelled)
+//! ```
+//!
+//! Sans-IO: the machine reads no clock, opens no socket and never blocks. The orchestrator
+//! feeds it [`Input`]s with the current `now` through [`ClickToCall::handle`] and executes what
+//! [`ClickToCall::poll_output`] returns, in order:
+//!
+//! - [`Output::Sip`]: [`SipAction::Invite`] a leg, or [`SipAction::Hangup`] it. Hangup means
+//!   CANCEL while the INVITE is unanswered and BYE once it was answered; the machine treats
+//!   the leg as gone at once, so the orchestrator must not forward later inputs from that
+//!   dialog (e.g. the 487 that answers a CANCEL), or they would be taken for the next attempt.
+//! - [`Output::Media`]: a [`dp_api::Command`] for the data plane. Both legs are added (with
+//!   [`dp_api::Command::AddLeg`]) just before the customer is called, and removed when the call
+//!   ends; a call that ends before dialling (queued, scheduled) never touches the data plane.
+//!   The leg ids in the [`CallPlan`] are allocated by the orchestrator, which releases them
+//!   (e.g. `PortPlan::release`) after [`Output::Finished`].
+//! - [`Output::Status`]: a status change to record, with its reason when failed.
+//! - [`Output::SetTimer`] / [`Output::CancelTimer`]: one timer per [`TimerKind`]; setting a
+//!   kind again replaces it. The orchestrator answers with [`Input::TimerFired`]; a stale
+//!   firing (cancelled or replaced timer) is ignored.
+//! - [`Output::RequestAgent`] / [`Output::WithdrawAgentRequest`] / [`Output::AgentConnected`]
+//!   / [`Output::ReleaseAgent`]: calls on [`crate::Acd`] (`request`, `cancel`, `mark_busy`,
+//!   `release`). The ACD's answer comes back as [`Input::AgentAssigned`] or [`Input::NoAgent`].
+//! - [`Output::Finished`]: last output; nothing more will happen, the machine can be dropped.
+//!   (If the ACD hands an agent to a call that has finished, the orchestrator must release
+//!   that agent itself; [`Output::WithdrawAgentRequest`] makes this impossible with
+//!   [`crate::Acd`].)
+//!
+//! Endings:
+//!
+//! | event | outcome |
+//! |---|---|
+//! | customer 486 / 600 | `failed/customer_busy` |
+//! | customer 408 / 480, transaction timeout, or our ring timer (then CANCEL) | `failed/customer_no_answer` |
+//! | customer other 3xx–6xx | `failed/customer_rejected` |
+//! | customer BYE before being bridged (announcement, calling the agent; the agent leg is CANCELled / BYEd) | `failed/customer_hung_up` (the customer never reached an agent) |
+//! | customer answer with unusable SDP, data-plane command failure, leg lost while ringing | `failed/internal` |
+//! | no agent before dialling (`NoAgent`, or the queue timer) | `failed/no_agent` |
+//! | agents did not answer / rejected, `max_agent_attempts` times, or no further agent (the customer is hung up) | `failed/agent_no_answer` |
+//! | media timeout on a leg while bridged (both hung up) | `failed/media_timeout` |
+//! | either side BYE while bridged (the other is hung up) | `completed` |
+//! | [`Input::Cancel`] (everything hung up) | `cancelled` |
+//!
+//! Media timeouts are acted on only while bridged: before that, the customer may legitimately
+//! send no RTP while listening to the announcement.
+//!
+//! Every ending hangs up the legs still up, cancels running timers, withdraws a pending agent
+//! request, removes both media legs (if they were added), releases a held agent, and then
+//! emits the final [`Output::Status`] and [`Output::Finished`].
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dp_api::{Clip, Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+
+use crate::{AgentId, CallId, Target};
+
+/// Which leg of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The visitor who asked to be called back (called first).
+    Customer,
+    /// The agent (CSR), called while the customer hears the announcement.
+    Agent,
+}
+
+impl Role {
+    /// `"customer"` or `"agent"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Agent => "agent",
+        }
+    }
+}
+
+/// Why a call failed. The names ([`FailReason::as_str`]) are part of the HTTP contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailReason {
+    /// The customer's line was busy (486, 600).
+    CustomerBusy,
+    /// The customer did not answer (408, 480, timeout, our ring timer).
+    CustomerNoAnswer,
+    /// The customer's side refused the call (any other final error response).
+    CustomerRejected,
+    /// The customer hung up before reaching an agent.
+    CustomerHungUp,
+    /// No agent could be found.
+    NoAgent,
+    /// Agents were called but none answered.
+    AgentNoAnswer,
+    /// A bridged leg stopped sending media.
+    MediaTimeout,
+    /// Something on our side failed.
+    Internal,
+}
+
+impl FailReason {
+    /// The contract name, e.g. `"customer_busy"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerBusy => "customer_busy",
+            Self::CustomerNoAnswer => "customer_no_answer",
+            Self::CustomerRejected => "customer_rejected",
+            Self::CustomerHungUp => "customer_hung_up",
+            Self::NoAgent => "no_agent",
+            Self::AgentNoAnswer => "agent_no_answer",
+            Self::MediaTimeout => "media_timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// Maps the customer's final SIP error status: 486/600 busy, 408/480 no answer, anything
+    /// else rejected.
+    #[must_use]
+    pub const fn from_customer_status(status: u16) -> Self {
+        match status {
+            486 | 600 => Self::CustomerBusy,
+            408 | 480 => Self::CustomerNoAnswer,
+            _ => Self::CustomerRejected,
+        }
+    }
+}
+
+/// How an ended call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The customer talked to an agent and one side hung up.
+    Completed,
+    /// The call failed.
+    Failed(FailReason),
+    /// Cancelled through the API.
+    Cancelled,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Waiting for the ACD to assign an agent.
+    Queued,
+    /// Waiting for the requested contact time.
+    Scheduled,
+    /// Ringing the customer (an agent is reserved).
+    CallingCustomer,
+    /// The customer hears the announcement; the next agent is being looked for.
+    Announcing,
+    /// The customer hears the announcement while the agent rings.
+    CallingAgent,
+    /// Customer and agent talk.
+    Bridged,
+    /// Over.
+    Ended(Outcome),
+}
+
+/// An outward status (the HTTP contract): [`Status::as_str`] gives its name and
+/// [`Status::reason`] the failure reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// `queued`
+    Queued,
+    /// `scheduled`
+    Scheduled,
+    /// `calling_customer`
+    CallingCustomer,
+    /// `announcing`
+    Announcing,
+    /// `calling_agent`
+    CallingAgent,
+    /// `bridged`
+    Bridged,
+    /// `completed`
+    Completed,
+    /// `failed`, with its reason.
+    Failed(FailReason),
+    /// `cancelled`
+    Cancelled,
+}
+
+impl Status {
+    /// The contract name, e.g. `"calling_customer"` (`"failed"` for every failure).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Scheduled => "scheduled",
+            Self::CallingCustomer => "calling_customer",
+            Self::Announcing => "announcing",
+            Self::CallingAgent => "calling_agent",
+            Self::Bridged => "bridged",
+            Self::Completed => "completed",
+            Self::Failed(_) => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// The failure reason, for `failed`.
+    #[must_use]
+    pub const fn reason(self) -> Option<FailReason> {
+        match self {
+            Self::Failed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// True for `completed`, `failed` and `cancelled`.
+    #[must_use]
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed(_) | Self::Cancelled)
+    }
+
+    /// The status a phase shows.
+    #[must_use]
+    pub const fn of(phase: Phase) -> Self {
+        match phase {
+            Phase::Queued => Self::Queued,
+            Phase::Scheduled => Self::Scheduled,
+            Phase::CallingCustomer => Self::CallingCustomer,
+            Phase::Announcing => Self::Announcing,
+            Phase::CallingAgent => Self::CallingAgent,
+            Phase::Bridged => Self::Bridged,
+            Phase::Ended(Outcome::Completed) => Self::Completed,
+            Phase::Ended(Outcome::Failed(r)) => Self::Failed(r),
+            Phase::Ended(Outcome::Cancelled) => Self::Cancelled,
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(r) => write!(f, "failed/{}", r.as_str()),
+            s => f.write_str(s.as_str()),
+        }
+    }
+}
+
+/// The machine's timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// The requested contact time has come.
+    ContactTime,
+    /// Waited too long for an agent.
+    QueueTimeout,
+    /// The customer did not answer in time.
+    CustomerRing,
+    /// The agent did not answer in time.
+    AgentRing,
+}
+
+/// Durations and limits for one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTimers {
+    /// How long the customer may ring before we CANCEL (default 30 s).
+    pub customer_ring: Duration,
+    /// How long an agent may ring before we CANCEL and try the next (default 20 s).
+    pub agent_ring: Duration,
+    /// How many agents to call before giving up (default 3; 0 is treated as 1).
+    pub max_agent_attempts: u32,
+    /// How long to wait for a free agent, each time one is requested (default 120 s).
+    pub queue_timeout: Duration,
+}
+
+impl Default for FlowTimers {
+    fn default() -> Self {
+        Self {
+            customer_ring: Duration::from_secs(30),
+            agent_ring: Duration::from_secs(20),
+            max_agent_attempts: 3,
+            queue_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// How the call's media legs are created (copied into each [`LegSpec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaPolicy {
+    /// Latch onto the first RTP source (NAT); default true.
+    pub learn_remote: bool,
+    /// What to do with packets from other sources; default [`SrcMismatch::Drop`].
+    pub src_mismatch: SrcMismatch,
+    /// Report a media timeout after this long without RTP; default 30 s.
+    pub media_timeout: Option<Duration>,
+}
+
+impl Default for MediaPolicy {
+    fn default() -> Self {
+        Self { learn_remote: true, src_mismatch: SrcMismatch::Drop, media_timeout: Some(Duration::from_secs(30)) }
+    }
+}
+
+/// Where the agent comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSource {
+    /// Ask the ACD ([`Output::RequestAgent`]); retry other agents up to
+    /// [`FlowTimers::max_agent_attempts`].
+    Acd {
+        /// The agent the visitor asked for, if any.
+        preferred: Option<AgentId>,
+    },
+    /// The agent is given up front (`POST /v1/bridges`): no ACD outputs, one attempt.
+    Given {
+        /// The agent's id when the request named one (informational).
+        agent: Option<AgentId>,
+        /// Where to call the agent.
+        target: Target,
+    },
+}
+
+/// Everything one call needs; read-only after [`ClickToCall::new`].
+#[derive(Debug, Clone)]
+pub struct CallPlan {
+    /// The call.
+    pub id: CallId,
+    /// Where to call the customer.
+    pub customer: Target,
+    /// Where the agent comes from.
+    pub agent: AgentSource,
+    /// Call the customer no earlier than this (`None`: now).
+    pub contact_at: Option<Instant>,
+    /// The customer's media leg (allocated by the orchestrator).
+    pub customer_leg: LegId,
+    /// The agent's media leg (same worker as `customer_leg`, so they can be bridged).
+    pub agent_leg: LegId,
+    /// Played, looping, to the customer while the agent is called.
+    pub announcement: Arc<Clip>,
+    /// Ring times and limits.
+    pub timers: FlowTimers,
+    /// How legs are created.
+    pub media: MediaPolicy,
+}
+
+/// What the orchestrator learned about one SIP leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegInput {
+    /// 1xx: it rings.
+    Progress,
+    /// 2xx with a usable SDP answer.
+    Answered {
+        /// The peer's RTP address from the SDP.
+        remote: std::net::SocketAddr,
+        /// The codec it chose.
+        codec: Codec,
+    },
+    /// 2xx whose SDP we cannot use (no common codec, no address). The dialog is up: the
+    /// machine asks to hang it up.
+    AnswerUnusable,
+    /// A final error response (3xx–6xx).
+    Rejected {
+        /// The status code.
+        status: u16,
+    },
+    /// The INVITE transaction timed out (no final response).
+    Timeout,
+    /// The peer hung up (BYE) an answered leg.
+    Bye,
+    /// The leg's dialog ended for another reason we did not ask for (transport failure,
+    /// 481, …).
+    Ended,
+}
+
+/// Everything the machine reacts to.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// The ACD reserved this agent for the call (answer to [`Output::RequestAgent`]).
+    AgentAssigned(AgentId, Target),
+    /// The ACD has no agent and never will for this request ([`crate::Assignment::Unavailable`]).
+    NoAgent,
+    /// About the customer's leg.
+    Customer(LegInput),
+    /// About the current agent's leg.
+    Agent(LegInput),
+    /// A data-plane event about one of the call's legs (others are ignored).
+    Media(Event),
+    /// A timer set with [`Output::SetTimer`] expired.
+    TimerFired(TimerKind),
+    /// Cancel the call (API).
+    Cancel,
+}
+
+/// A SIP instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SipAction {
+    /// Send an INVITE offering the leg's local media port.
+    Invite {
+        /// Which leg.
+        role: Role,
+        /// Whom to call.
+        target: Target,
+        /// The media leg to offer in SDP.
+        leg: LegId,
+    },
+    /// End the leg: CANCEL if unanswered, BYE if answered.
+    Hangup {
+        /// Which leg.
+        role: Role,
+    },
+}
+
+/// One thing for the orchestrator to do (see the module docs).
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Signal.
+    Sip(SipAction),
+    /// Command the data plane.
+    Media(Command),
+    /// Record a status change.
+    Status(Status),
+    /// Start (or restart) a timer.
+    SetTimer {
+        /// Which.
+        kind: TimerKind,
+        /// From now.
+        after: Duration,
+    },
+    /// Stop a timer.
+    CancelTimer(TimerKind),
+    /// Ask the ACD for an agent (`Acd::request`), preferring `preferred`, excluding agents
+    /// already tried.
+    RequestAgent {
+        /// The visitor's preferred agent.
+        preferred: Option<AgentId>,
+        /// Agents already tried for this call.
+        exclude: Vec<AgentId>,
+    },
+    /// Leave the ACD queue (`Acd::cancel`).
+    WithdrawAgentRequest,
+    /// The reserved agent answered (`Acd::mark_busy`).
+    AgentConnected(AgentId),
+    /// The agent is free again (`Acd::release`, no wrap-up time).
+    ReleaseAgent(AgentId),
+    /// The machine is done; legs removed, agent released.
+    Finished,
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sip(SipAction::Invite { role, target, leg }) => write!(f, "invite {} {target} {leg}", role.as_str()),
+            Self::Sip(SipAction::Hangup { role }) => write!(f, "hangup {}", role.as_str()),
+            Self::Media(Command::AddLeg(spec)) => write!(f, "add_leg {}", spec.id),
+            Self::Media(Command::SetRemote { leg, remote, codec }) => write!(f, "set_remote {leg} {remote} {codec:?}"),
+            Self::Media(Command::Play { leg, clip, looping }) => {
+                write!(f, "play {leg} {}{}", clip.name, if *looping { " looping" } else { "" })
+            }
+            Self::Media(Command::Bridge { a, b }) => write!(f, "bridge {a} {b}"),
+            Self::Media(Command::RemoveLeg { leg }) => write!(f, "remove_leg {leg}"),
+            Self::Media(c) => write!(f, "media {c:?}"),
+            Self::Status(s) => write!(f, "status {s}"),
+            Self::SetTimer { kind, after } => write!(f, "set_timer {kind:?} {}s", after.as_secs_f64()),
+            Self::CancelTimer(kind) => write!(f, "cancel_timer {kind:?}"),
+            Self::RequestAgent { preferred, exclude } => {
+                write!(f, "request_agent")?;
+                if let Some(p) = preferred {
+                    write!(f, " preferred={p}")?;
+                }
+                if !exclude.is_empty() {
+                    let ex: Vec<&str> = exclude.iter().map(AgentId::as_str).collect();
+                    write!(f, " exclude={}", ex.join(","))?;
+                }
+                Ok(())
+            }
+            Self::WithdrawAgentRequest => write!(f, "withdraw_agent_request"),
+            Self::AgentConnected(a) => write!(f, "agent_connected {a}"),
+            Self::ReleaseAgent(a) => write!(f, "release_agent {a}"),
+            Self::Finished => write!(f, "finished"),
+        }
+    }
+}
+
+/// Signalling state of one leg, as far as the machine cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    /// Not called, or gone.
+    Idle,
+    /// INVITE sent, no final answer.
+    Ringing,
+    /// Answered.
+    Up,
+}
+
+/// One call's state machine (see the module docs for the contract).
+#[derive(Debug)]
+pub struct ClickToCall {
+    plan: CallPlan,
+    phase: Phase,
+    out: VecDeque<Output>,
+    /// The agent being called or talking (with where to call it).
+    agent: Option<(Option<AgentId>, Target)>,
+    /// True when `agent` came from the ACD and must be released.
+    agent_held: bool,
+    /// Agents tried so far (ACD source).
+    tried: Vec<AgentId>,
+    /// Agent INVITEs sent so far.
+    attempts: u32,
+    customer: LegState,
+    agent_leg: LegState,
+    legs_added: bool,
+    /// A `RequestAgent` awaits its answer.
+    requesting: bool,
+    /// Timers currently running.
+    timers: Vec<TimerKind>,
+}
+
+impl ClickToCall {
+    /// Starts a call: scheduled if `plan.contact_at` is after `now`, else it asks the ACD for
+    /// an agent (or, with an agent given up front, calls the customer at once). The first
+    /// outputs are ready to poll.
+    #[must_use]
+    pub fn new(plan: CallPlan, now: Instant) -> Self {
+        let mut m = Self {
+            plan,
+            phase: Phase::Queued,
+            out: VecDeque::new(),
+            agent: None,
+            agent_held: false,
+            tried: Vec::new(),
+            attempts: 0,
+            customer: LegState::Idle,
+            agent_leg: LegState::Idle,
+            legs_added: false,
+            requesting: false,
+            timers: Vec::new(),
+        };
+        match m.plan.contact_at {
+            Some(at) if at > now => {
+                m.set_timer(TimerKind::ContactTime, at.saturating_duration_since(now));
+                m.set_phase(Phase::Scheduled);
+            }
+            _ => m.start(),
+        }
+        m
+    }
+
+    /// Feeds one input. Inputs that make no sense in the current phase (late or duplicate
+    /// events, anything after the end) are ignored.
+    pub fn handle(&mut self, _now: Instant, input: Input) {
+        if matches!(self.phase, Phase::Ended(_)) {
+            return;
+        }
+        match input {
+            Input::AgentAssigned(agent, target) => self.on_agent_assigned(agent, target),
+            Input::NoAgent => {
+                if self.requesting {
+                    self.requesting = false;
+                    self.no_agent();
+                }
+            }
+            Input::Customer(ev) => self.on_customer(ev),
+            Input::Agent(ev) => self.on_agent(ev),
+            Input::Media(ev) => self.on_media(&ev),
+            Input::TimerFired(kind) => self.on_timer(kind),
+            Input::Cancel => self.end(Outcome::Cancelled),
+        }
+    }
+
+    /// The next thing to do, in order.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Where the call is.
+    #[must_use]
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The outward status of the current phase.
+    #[must_use]
+    pub fn status(&self) -> Status {
+        Status::of(self.phase)
+    }
+
+    /// The plan the call was started with.
+    #[must_use]
+    pub fn plan(&self) -> &CallPlan {
+        &self.plan
+    }
+
+    /// The current agent's id, if it has one (an agent given as a bare target has none).
+    #[must_use]
+    pub fn agent(&self) -> Option<&AgentId> {
+        self.agent.as_ref().and_then(|(id, _)| id.as_ref())
+    }
+
+    /// How many agent INVITEs were sent.
+    #[must_use]
+    pub fn agent_attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    // ---- transitions -------------------------------------------------------------------
+
+    fn start(&mut self) {
+        match self.plan.agent.clone() {
+            AgentSource::Acd { .. } => {
+                self.request_agent();
+                self.set_phase(Phase::Queued);
+            }
+            AgentSource::Given { agent, target } => {
+                self.agent = Some((agent, target));
+                self.dial_customer();
+            }
+        }
+    }
+
+    fn request_agent(&mut self) {
+        let preferred = match &self.plan.agent {
+            AgentSource::Acd { preferred } => preferred.clone(),
+            AgentSource::Given { .. } => None,
+        };
+        self.requesting = true;
+        self.emit(Output::RequestAgent { preferred, exclude: self.tried.clone() });
+        self.set_timer(TimerKind::QueueTimeout, self.plan.timers.queue_timeout);
+    }
+
+    fn on_agent_assigned(&mut self, agent: AgentId, target: Target) {
+        if !self.requesting {
+            // Not asked for (or asked by someone else): give it straight back.
+            self.emit(Output::ReleaseAgent(agent));
+            return;
+        }
+        self.requesting = false;
+        self.cancel_timer(TimerKind::QueueTimeout);
+        self.tried.push(agent.clone());
+        self.agent = Some((Some(agent), target));
+        self.agent_held = true;
+        if self.customer == LegState::Up {
+            self.dial_agent();
+        } else {
+            self.dial_customer();
+        }
+    }
+
+    fn dial_customer(&mut self) {
+        if !self.legs_added {
+            self.legs_added = true;
+            for leg in [self.plan.customer_leg, self.plan.agent_leg] {
+                let m = self.plan.media;
+                self.emit(Output::Media(Command::AddLeg(LegSpec {
+                    id: leg,
+                    remote: None,
+                    learn_remote: m.learn_remote,
+                    src_mismatch: m.src_mismatch,
+                    codec: Codec::Pcmu,
+                    media_timeout: m.media_timeout,
+                })));
+            }
+        }
+        self.emit(Output::Sip(SipAction::Invite {
+            role: Role::Customer,
+            target: self.plan.customer.clone(),
+            leg: self.plan.customer_leg,
+        }));
+        self.customer = LegState::Ringing;
+        self.set_timer(TimerKind::CustomerRing, self.plan.timers.customer_ring);
+        self.set_phase(Phase::CallingCustomer);
+    }
+
+    fn dial_agent(&mut self) {
+        let Some((_, target)) = self.agent.clone() else {
+            self.end(Outcome::Failed(FailReason::Internal));
+            return;
+        };
+        self.attempts += 1;
+        self.emit(Output::Sip(SipAction::Invite { role: Role::Agent, target, leg: self.plan.agent_leg }));
+        self.agent_leg = LegState::Ringing;
+        self.set_timer(TimerKind::AgentRing, self.plan.timers.agent_ring);
+        self.set_phase(Phase::CallingAgent);
+    }
+
+    fn on_customer(&mut self, ev: LegInput) {
+        match (self.customer, ev) {
+            (LegState::Ringing, LegInput::Progress) | (LegState::Idle, _) => {}
+            (LegState::Ringing, LegInput::Answered { remote, codec }) => {
+                self.cancel_timer(TimerKind::CustomerRing);
+                self.customer = LegState::Up;
+                let leg = self.plan.customer_leg;
+                self.emit(Output::Media(Command::SetRemote { leg, remote, codec }));
+                self.emit(Output::Media(Command::Play { leg, clip: self.plan.announcement.clone(), looping: true }));
+                self.set_phase(Phase::Announcing);
+                self.dial_agent();
+            }
+            (LegState::Ringing, LegInput::AnswerUnusable) => {
+                self.end(Outcome::Failed(FailReason::Internal));
+            }
+            (LegState::Ringing, LegInput::Rejected { status }) => {
+                self.customer = LegState::Idle;
+                self.end(Outcome::Failed(FailReason::from_customer_status(status)));
+            }
+            (LegState::Ringing, LegInput::Timeout) => {
+                self.customer = LegState::Idle;
+                self.end(Outcome::Failed(FailReason::CustomerNoAnswer));
+            }
+            (LegState::Ringing, LegInput::Bye) => {
+                self.customer = LegState::Idle;
+                self.end(Outcome::Failed(FailReason::CustomerHungUp));
+            }
+            (LegState::Ringing, LegInput::Ended) => {
+                self.customer = LegState::Idle;
+                self.end(Outcome::Failed(FailReason::Internal));
+            }
+            (LegState::Up, LegInput::Bye | LegInput::Ended) => {
+                self.customer = LegState::Idle;
+                if self.phase == Phase::Bridged {
+                    self.end(Outcome::Completed);
+                } else {
+                    self.end(Outcome::Failed(FailReason::CustomerHungUp));
+                }
+            }
+            (LegState::Up, _) => {}
+        }
+    }
+
+    fn on_agent(&mut self, ev: LegInput) {
+        match (self.agent_leg, ev) {
+            (LegState::Ringing, LegInput::Progress) | (LegState::Idle, _) => {}
+            (LegState::Ringing, LegInput::Answered { remote, codec }) => {
+                self.cancel_timer(TimerKind::AgentRing);
+                self.agent_leg = LegState::Up;
+                let (a, b) = (self.plan.customer_leg, self.plan.agent_leg);
+                self.emit(Output::Media(Command::SetRemote { leg: b, remote, codec }));
+                self.emit(Output::Media(Command::Bridge { a, b }));
+                if self.agent_held {
+                    if let Some(id) = self.agent().cloned() {
+                        self.emit(Output::AgentConnected(id));
+                    }
+                }
+                self.set_phase(Phase::Bridged);
+            }
+            (LegState::Ringing, LegInput::AnswerUnusable) => self.agent_failed(true),
+            (LegState::Ringing, LegInput::Rejected { .. } | LegInput::Timeout | LegInput::Bye | LegInput::Ended) => {
+                self.agent_leg = LegState::Idle;
+                self.agent_failed(false);
+            }
+            (LegState::Up, LegInput::Bye | LegInput::Ended) => {
+                self.agent_leg = LegState::Idle;
+                self.end(Outcome::Completed);
+            }
+            (LegState::Up, _) => {}
+        }
+    }
+
+    /// The current agent did not take the call: try the next one or give up.
+    fn agent_failed(&mut self, hang_up: bool) {
+        self.cancel_timer(TimerKind::AgentRing);
+        if hang_up && self.agent_leg != LegState::Idle {
+            self.emit(Output::Sip(SipAction::Hangup { role: Role::Agent }));
+        }
+        self.agent_leg = LegState::Idle;
+        self.release_agent();
+        let retry = matches!(self.plan.agent, AgentSource::Acd { .. })
+            && self.attempts < self.plan.timers.max_agent_attempts.max(1);
+        if retry {
+            self.set_phase(Phase::Announcing);
+            self.request_agent();
+        } else {
+            self.end(Outcome::Failed(FailReason::AgentNoAnswer));
+        }
+    }
+
+    fn no_agent(&mut self) {
+        let reason = if self.attempts > 0 { FailReason::AgentNoAnswer } else { FailReason::NoAgent };
+        self.end(Outcome::Failed(reason));
+    }
+
+    fn on_media(&mut self, ev: &Event) {
+        let ours = |l: LegId| l == self.plan.customer_leg || l == self.plan.agent_leg;
+        match ev {
+            Event::MediaTimeout { leg } if ours(*leg) && self.phase == Phase::Bridged => {
+                self.end(Outcome::Failed(FailReason::MediaTimeout));
+            }
+            Event::CommandFailed { leg: Some(leg), .. } if ours(*leg) => {
+                self.end(Outcome::Failed(FailReason::Internal));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&mut self, kind: TimerKind) {
+        let Some(i) = self.timers.iter().position(|&k| k == kind) else { return };
+        self.timers.swap_remove(i);
+        match kind {
+            TimerKind::ContactTime => {
+                if self.phase == Phase::Scheduled {
+                    self.start();
+                }
+            }
+            TimerKind::QueueTimeout => {
+                if self.requesting {
+                    self.no_agent();
+                }
+            }
+            TimerKind::CustomerRing => {
+                if self.customer == LegState::Ringing {
+                    self.end(Outcome::Failed(FailReason::CustomerNoAnswer));
+                }
+            }
+            TimerKind::AgentRing => {
+                if self.agent_leg == LegState::Ringing {
+                    self.agent_failed(true);
+                }
+            }
+        }
+    }
+
+    /// Tears everything down and records the outcome.
+    fn end(&mut self, outcome: Outcome) {
+        if matches!(self.phase, Phase::Ended(_)) {
+            return;
+        }
+        for role in [Role::Customer, Role::Agent] {
+            let st = match role {
+                Role::Customer => &mut self.customer,
+                Role::Agent => &mut self.agent_leg,
+            };
+            if *st != LegState::Idle {
+                *st = LegState::Idle;
+                self.out.push_back(Output::Sip(SipAction::Hangup { role }));
+            }
+        }
+        for kind in std::mem::take(&mut self.timers) {
+            self.emit(Output::CancelTimer(kind));
+        }
+        if self.requesting {
+            self.requesting = false;
+            self.emit(Output::WithdrawAgentRequest);
+        }
+        if self.legs_added {
+            self.emit(Output::Media(Command::RemoveLeg { leg: self.plan.customer_leg }));
+            self.emit(Output::Media(Command::RemoveLeg { leg: self.plan.agent_leg }));
+        }
+        self.release_agent();
+        self.set_phase(Phase::Ended(outcome));
+        self.emit(Output::Finished);
+    }
+
+    fn release_agent(&mut self) {
+        if self.agent_held {
+            self.agent_held = false;
+            if let Some((Some(id), _)) = self.agent.take() {
+                self.emit(Output::ReleaseAgent(id));
+            }
+        }
+    }
+
+    // ---- helpers -----------------------------------------------------------------------
+
+    fn emit(&mut self, o: Output) {
+        self.out.push_back(o);
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.phase = phase;
+        self.emit(Output::Status(Status::of(phase)));
+    }
+
+    fn set_timer(&mut self, kind: TimerKind, after: Duration) {
+        if !self.timers.contains(&kind) {
+            self.timers.push(kind);
+        }
+        self.emit(Output::SetTimer { kind, after });
+    }
+
+    fn cancel_timer(&mut self, kind: TimerKind) {
+        if let Some(i) = self.timers.iter().position(|&k| k == kind) {
+            self.timers.swap_remove(i);
+            self.emit(Output::CancelTimer(kind));
+        }
+    }
+}
