@@ -1,2 +1,91 @@
-//! test harness
+//! Black-box test harness for the `callbridge` binary.
+//!
+//! Every test builds its own little lab on loopback and tears it down again:
+//!
+//! ```text
+//!  test ──HTTP (tiny client)──► callbridge serve ──SIP/RTP──► SIPp UAS (customer, via the "trunk")
+//!                                                 └─SIP/RTP──► SIPp UAS (agent, via its SIP URI)
+//! ```
+//!
+//! - [`ports`] hands out loopback ports; every test gets its own HTTP/SIP/media block so the
+//!   tests of one binary can run in parallel.
+//! - [`Workdir`] is the test's scratch directory (config, logs, SIPp traces); it is removed when
+//!   the test passes and kept (path printed) when it fails.
+//! - [`Config`] renders a callbridge TOML config; [`Callbridge`] spawns `callbridge serve`, waits
+//!   for `/healthz`, and talks HTTP/JSON to it; [`Sipp`] spawns `/usr/bin/sipp` with one of the
+//!   scenarios in `tests/sipp/`.
+//! - [`record`] reads call-request records (`events`, `media` counters).
+//!
+//! Invariants: nothing here sleeps a fixed time to wait for something; every wait polls for an
+//! event (a bound port, a status, an exit) against a generous deadline and panics with the logs
+//! when the deadline passes. Every child process is killed by its PID when its owner is dropped
+//! (callbridge gets SIGTERM, then SIGKILL).
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod http;
+pub mod ports;
+pub mod record;
+pub mod server;
+pub mod sipp;
+pub mod workdir;
+
+pub use config::{Agent, Config, Flow};
+pub use http::Response;
+pub use ports::{PortBlock, MEDIA_BLOCK};
+pub use server::Callbridge;
+pub use sipp::{Scenario, Sipp, SippOptions};
+pub use workdir::Workdir;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Deadline for "the server is up" and similar start-up waits.
+pub const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+/// Deadline for a call to reach a given state (covers ringing, announcement and a bridged call).
+pub const CALL_DEADLINE: Duration = Duration::from_secs(45);
+/// Deadline for a SIPp instance to finish its scenario once the call is over.
+pub const SIPP_EXIT_DEADLINE: Duration = Duration::from_secs(75);
+/// How often pollers look again.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The workspace root (the parent of this crate's directory).
+#[must_use]
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.clone(), std::path::Path::to_path_buf)
+}
+
+/// The target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+#[must_use]
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { workspace_root().join(p) })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Reads a file for a failure message; never fails (an unreadable file says so).
+#[must_use]
+pub fn read_log(path: &std::path::Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            // Keep failure messages readable: the tail is what matters.
+            const MAX: usize = 64 * 1024;
+            if text.len() > MAX {
+                let mut cut = text.len() - MAX;
+                while !text.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                format!("[... {cut} bytes cut ...]\n{}", &text[cut..])
+            } else {
+                text.into_owned()
+            }
+        }
+        Err(e) => format!("<cannot read {}: {e}>", path.display()),
+    }
+}

@@ -1,0 +1,367 @@
+//! Spawning SIPp (3.6.x) with the scenarios in `tests/sipp/`.
+//!
+//! Each [`Sipp`] runs exactly one call (`-m 1`) on its own loopback ports and writes its
+//! traces into the test's [`Workdir`]: `<name>_messages.log` (every SIP message),
+//! `<name>_errors.log` (unexpected messages), `<name>_screen.log` (final statistics) and
+//! `<name>.out` (stdout/stderr). [`Sipp::assert_passed`] checks the exit code (0 = the scenario
+//! ran to its end) and puts all of those into the panic message otherwise.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::ports::{udp_in_use, PortBlock};
+use crate::workdir::Workdir;
+use crate::{read_log, STARTUP_DEADLINE};
+
+/// Where the harness expects SIPp.
+pub const SIPP_BIN: &str = "/usr/bin/sipp";
+/// The PCMA (payload type 8) RTP capture the answering scenarios play.
+pub const G711A_PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
+/// SIPp's own global timeout; it fails (`-timeout_error`) if the scenario is not done by then.
+pub const SIPP_TIMEOUT_SECS: u32 = 60;
+
+/// The scenarios in `tests/sipp/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// `uas_answer.xml`: 180, wait `ring_ms`, 200 with PCMA SDP, play RTP, wait for BYE.
+    Answer,
+    /// `uas_answer_bye.xml`: like [`Scenario::Answer`] but sends BYE `hangup_ms` after the ACK.
+    AnswerBye,
+    /// `uas_busy.xml`: 486 Busy Here.
+    Busy,
+    /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
+    NoAnswer,
+    /// `uas_hangup_early.xml`: answers at once, sends BYE ~1 s after the ACK.
+    HangupEarly,
+    /// `selftest/uac_wait_bye.xml`: a UAC that calls and waits for the callee's BYE.
+    SelftestUacWaitBye,
+    /// `selftest/uac_cancel.xml`: a UAC that CANCELs after `-d` ms (or accepts a 486).
+    SelftestUacCancel,
+}
+
+impl Scenario {
+    /// The scenario file, relative to `tests/sipp/`.
+    #[must_use]
+    pub const fn file(self) -> &'static str {
+        match self {
+            Self::Answer => "uas_answer.xml",
+            Self::AnswerBye => "uas_answer_bye.xml",
+            Self::Busy => "uas_busy.xml",
+            Self::NoAnswer => "uas_noanswer.xml",
+            Self::HangupEarly => "uas_hangup_early.xml",
+            Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
+            Self::SelftestUacCancel => "selftest/uac_cancel.xml",
+        }
+    }
+
+    /// The absolute path of the scenario file.
+    #[must_use]
+    pub fn path(self) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(self.file())
+    }
+
+    const fn is_uac(self) -> bool {
+        matches!(self, Self::SelftestUacWaitBye | Self::SelftestUacCancel)
+    }
+}
+
+/// Knobs for one SIPp run.
+#[derive(Debug, Clone, Default)]
+pub struct SippOptions {
+    /// `-set ring_ms`: delay between 180 and 200 ([`Scenario::Answer`], [`Scenario::AnswerBye`]).
+    pub ring_ms: u32,
+    /// `-set hangup_ms`: delay between ACK and our BYE ([`Scenario::AnswerBye`]).
+    pub hangup_ms: u32,
+    /// `-d`: duration of plain `<pause/>`s ([`Scenario::SelftestUacCancel`]).
+    pub pause_ms: u32,
+    /// `-rtp_echo`: echo RTP received on the media port back to its sender.
+    pub rtp_echo: bool,
+    /// The peer to call (UAC scenarios only).
+    pub remote: Option<SocketAddr>,
+}
+
+/// A running SIPp; killed (SIGKILL) when dropped if still running.
+#[derive(Debug)]
+pub struct Sipp {
+    name: String,
+    scenario: Scenario,
+    child: Option<Child>,
+    pid: u32,
+    status: Option<ExitStatus>,
+    ports: PortBlock,
+    out_path: PathBuf,
+    messages_path: PathBuf,
+    errors_path: PathBuf,
+    screen_path: PathBuf,
+}
+
+/// Panics unless SIPp and its audio capture are installed.
+///
+/// # Panics
+/// If `/usr/bin/sipp` or the g711a capture is missing.
+pub fn require_sipp() {
+    assert!(
+        Path::new(SIPP_BIN).is_file(),
+        "{SIPP_BIN} not found: apt-get install sip-tester (or run scripts/test, which installs it)"
+    );
+    assert!(
+        Path::new(G711A_PCAP).is_file(),
+        "{G711A_PCAP} not found: apt-get install sip-tester"
+    );
+}
+
+impl Sipp {
+    /// A UAS running `scenario` with default options (answer at once).
+    #[must_use]
+    pub fn uas(dir: &Workdir, name: &str, scenario: Scenario) -> Self {
+        Self::spawn(dir, name, scenario, &SippOptions::default())
+    }
+
+    /// Spawns SIPp for `scenario` on fresh loopback ports and waits until its SIP port is bound.
+    ///
+    /// # Panics
+    /// If SIPp is missing, exits at once, or does not bind its port within the start-up
+    /// deadline; or a UAC scenario has no `remote`.
+    #[must_use]
+    pub fn spawn(dir: &Workdir, name: &str, scenario: Scenario, opts: &SippOptions) -> Self {
+        require_sipp();
+        // [0] SIP, [2] RTP (even), [3] RTCP, [4]/[5] what SIPp's echo uses for video.
+        let ports = PortBlock::reserve(6);
+        let out_path = dir.file(&format!("{name}.out"));
+        let messages_path = dir.file(&format!("{name}_messages.log"));
+        let errors_path = dir.file(&format!("{name}_errors.log"));
+        let screen_path = dir.file(&format!("{name}_screen.log"));
+        let out = File::create(&out_path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", out_path.display()));
+        let out2 = out.try_clone().expect("clone SIPp output handle");
+
+        let mut cmd = Command::new(SIPP_BIN);
+        if scenario.is_uac() {
+            let remote = opts.remote.unwrap_or_else(|| panic!("{name}: UAC scenario needs remote"));
+            cmd.arg(remote.to_string());
+        }
+        cmd.arg("-sf")
+            .arg(scenario.path())
+            .args(["-i", "127.0.0.1", "-bind_local"])
+            .args(["-p", &ports.port(0).to_string()])
+            .args(["-mi", "127.0.0.1"])
+            .args(["-mp", &ports.port(2).to_string()])
+            .args(["-m", "1"])
+            .args(["-timeout", &format!("{SIPP_TIMEOUT_SECS}s"), "-timeout_error"])
+            .args(["-set", "ring_ms", &opts.ring_ms.to_string()])
+            .args(["-set", "hangup_ms", &opts.hangup_ms.to_string()])
+            .args(["-d", &opts.pause_ms.to_string()])
+            .arg("-aa")
+            .arg("-nostdin")
+            .arg("-trace_msg")
+            .arg("-message_file")
+            .arg(&messages_path)
+            .arg("-trace_err")
+            .arg("-error_file")
+            .arg(&errors_path)
+            .arg("-trace_screen")
+            .arg("-screen_file")
+            .arg(&screen_path)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(out2));
+        if opts.rtp_echo {
+            cmd.arg("-rtp_echo");
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {SIPP_BIN}: {e}"));
+        let mut sipp = Self {
+            name: name.to_string(),
+            scenario,
+            pid: child.id(),
+            child: Some(child),
+            status: None,
+            ports,
+            out_path,
+            messages_path,
+            errors_path,
+            screen_path,
+        };
+        if !scenario.is_uac() {
+            sipp.wait_bound();
+        }
+        sipp
+    }
+
+    fn wait_bound(&mut self) {
+        let start = Instant::now();
+        while !udp_in_use(self.ports.port(0)) {
+            if let Some(status) = self.try_wait() {
+                self.fail(&format!("exited with {status} before binding its SIP port"));
+            }
+            if start.elapsed() > STARTUP_DEADLINE {
+                self.fail(&format!("did not bind UDP {} within {STARTUP_DEADLINE:?}", self.sip_addr()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The SIPp SIP address (UDP).
+    #[must_use]
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.ports.addr(0)
+    }
+
+    /// `sip:<user>@127.0.0.1:<sip port>`.
+    #[must_use]
+    pub fn sip_uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.sip_addr())
+    }
+
+    /// SIPp's RTP port.
+    #[must_use]
+    pub fn media_port(&self) -> u16 {
+        self.ports.port(2)
+    }
+
+    /// The process id.
+    #[must_use]
+    pub const fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// `Some(status)` once SIPp has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(s)) = child.try_wait() {
+                    self.status = Some(s);
+                }
+            }
+        }
+        self.status
+    }
+
+    /// Waits up to `deadline` for SIPp to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.try_wait() {
+                return Some(s);
+            }
+            if start.elapsed() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for SIPp to exit and asserts exit code 0 (every scenario step happened).
+    ///
+    /// # Panics
+    /// On a non-zero exit or when SIPp is still running after `deadline`; the message holds
+    /// SIPp's traces.
+    pub fn assert_passed(&mut self, deadline: Duration) {
+        match self.wait_exit(deadline) {
+            Some(s) if s.success() => {}
+            Some(s) => self.fail(&format!("exited with {s} ({})", explain(s.code()))),
+            None => self.fail(&format!("still running after {deadline:?}")),
+        }
+    }
+
+    /// All SIP messages SIPp sent and received so far.
+    #[must_use]
+    pub fn messages(&self) -> String {
+        read_log(&self.messages_path)
+    }
+
+    /// True when SIPp received a request `method` (e.g. "CANCEL").
+    #[must_use]
+    pub fn received_request(&self, method: &str) -> bool {
+        let log = self.messages();
+        let mut lines = log.lines();
+        while let Some(line) = lines.next() {
+            if line.contains("message received") {
+                if let Some(first) = lines.next() {
+                    if first.starts_with(&format!("{method} ")) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Everything SIPp wrote, for failure messages.
+    #[must_use]
+    pub fn report(&self) -> String {
+        format!(
+            "===== SIPp {name} ({scenario}, SIP {sip}, RTP {rtp}) =====\n\
+             --- stdout/stderr ({out}) ---\n{o}\n--- errors ({err}) ---\n{e}\n\
+             --- screen ({scr}) ---\n{s}\n--- messages ({msg}) ---\n{m}\n===== end of SIPp {name} =====",
+            name = self.name,
+            scenario = self.scenario.file(),
+            sip = self.sip_addr(),
+            rtp = self.media_port(),
+            out = self.out_path.display(),
+            o = tail(&read_log(&self.out_path), 4000),
+            err = self.errors_path.display(),
+            e = read_log(&self.errors_path),
+            scr = self.screen_path.display(),
+            s = read_log(&self.screen_path),
+            msg = self.messages_path.display(),
+            m = self.messages(),
+        )
+    }
+
+    /// Panics with `msg` and SIPp's traces.
+    ///
+    /// # Panics
+    /// Always.
+    pub fn fail(&self, msg: &str) -> ! {
+        panic!("SIPp {}: {msg}\n{}", self.name, self.report())
+    }
+
+    /// Kills SIPp (SIGKILL) if it is still running.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if self.status.is_none() {
+                let _ = child.kill();
+                self.status = child.wait().ok();
+            }
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("{}", self.report());
+        }
+    }
+}
+
+/// SIPp's exit codes (from `sipp -h`).
+#[must_use]
+pub fn explain(code: Option<i32>) -> &'static str {
+    match code {
+        Some(0) => "all calls were successful",
+        Some(1) => "at least one call failed",
+        Some(97) => "exit on internal command",
+        Some(99) => "normal exit without calls processed",
+        Some(254) => "fatal error binding a socket (-2)",
+        Some(255) => "fatal error (-1), e.g. the -timeout_error global timeout",
+        Some(_) => "unknown exit code",
+        None => "killed by a signal",
+    }
+}
+
+fn tail(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut cut = s.len() - max;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    &s[cut..]
+}
