@@ -17,5 +17,7 @@
 
 pub mod error;
 pub mod msg;
+pub mod sdp;
+pub mod transaction;
 
 pub use error::SipError;
