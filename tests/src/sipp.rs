@@ -40,6 +40,8 @@ pub enum Scenario {
     SelftestUacWaitBye,
     /// `selftest/uac_cancel.xml`: a UAC that CANCELs after `-d` ms (or accepts a 486).
     SelftestUacCancel,
+    /// SIPp's built-in `uac` (`-sn uac`): INVITE, ACK, pause `-d` ms, BYE.
+    BuiltinUac,
 }
 
 impl Scenario {
@@ -54,6 +56,18 @@ impl Scenario {
             Self::HangupEarly => "uas_hangup_early.xml",
             Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
             Self::SelftestUacCancel => "selftest/uac_cancel.xml",
+            Self::BuiltinUac => "uac (built-in)",
+        }
+    }
+
+    /// The global variables the scenario declares (SIPp refuses `-set` of any other).
+    #[must_use]
+    pub const fn globals(self) -> &'static [&'static str] {
+        match self {
+            Self::Answer => &["ring_ms"],
+            Self::AnswerBye => &["ring_ms", "hangup_ms"],
+            Self::SelftestUacWaitBye => &["rtp_port"],
+            _ => &[],
         }
     }
 
@@ -64,7 +78,7 @@ impl Scenario {
     }
 
     const fn is_uac(self) -> bool {
-        matches!(self, Self::SelftestUacWaitBye | Self::SelftestUacCancel)
+        matches!(self, Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac)
     }
 }
 
@@ -81,6 +95,8 @@ pub struct SippOptions {
     pub rtp_echo: bool,
     /// The peer to call (UAC scenarios only).
     pub remote: Option<SocketAddr>,
+    /// `-set rtp_port`: the RTP port a self-test UAC's offer advertises (default: its own).
+    pub rtp_port: Option<u16>,
 }
 
 /// A running SIPp; killed (SIGKILL) when dropped if still running.
@@ -143,16 +159,17 @@ impl Sipp {
             let remote = opts.remote.unwrap_or_else(|| panic!("{name}: UAC scenario needs remote"));
             cmd.arg(remote.to_string());
         }
-        cmd.arg("-sf")
-            .arg(scenario.path())
-            .args(["-i", "127.0.0.1", "-bind_local"])
+        if scenario == Scenario::BuiltinUac {
+            cmd.args(["-sn", "uac"]);
+        } else {
+            cmd.arg("-sf").arg(scenario.path());
+        }
+        cmd.args(["-i", "127.0.0.1", "-bind_local"])
             .args(["-p", &ports.port(0).to_string()])
             .args(["-mi", "127.0.0.1"])
             .args(["-mp", &ports.port(2).to_string()])
             .args(["-m", "1"])
             .args(["-timeout", &format!("{SIPP_TIMEOUT_SECS}s"), "-timeout_error"])
-            .args(["-set", "ring_ms", &opts.ring_ms.to_string()])
-            .args(["-set", "hangup_ms", &opts.hangup_ms.to_string()])
             .args(["-d", &opts.pause_ms.to_string()])
             .arg("-aa")
             .arg("-nostdin")
@@ -169,6 +186,15 @@ impl Sipp {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(out2));
+        for var in scenario.globals() {
+            let value = match *var {
+                "ring_ms" => opts.ring_ms,
+                "hangup_ms" => opts.hangup_ms,
+                "rtp_port" => u32::from(opts.rtp_port.unwrap_or_else(|| ports.port(2))),
+                other => unreachable!("scenario global {other} has no option"),
+            };
+            cmd.args(["-set", var, &value.to_string()]);
+        }
         if opts.rtp_echo {
             cmd.arg("-rtp_echo");
         }
@@ -280,10 +306,9 @@ impl Sipp {
         let mut lines = log.lines();
         while let Some(line) = lines.next() {
             if line.contains("message received") {
-                if let Some(first) = lines.next() {
-                    if first.starts_with(&format!("{method} ")) {
-                        return true;
-                    }
+                let first = lines.by_ref().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                if first.starts_with(&format!("{method} ")) {
+                    return true;
                 }
             }
         }
