@@ -19,5 +19,6 @@ pub mod error;
 pub mod msg;
 pub mod sdp;
 pub mod transaction;
+pub mod dialog;
 
 pub use error::SipError;
