@@ -107,3 +107,59 @@ mod tests {
         assert!(is_terminal("failed") && !is_terminal("bridged"));
     }
 }
+
+/// Checks the media counters of a finished full call (announcement, then RTP both ways):
+/// `customer.announcement_packets > 0`, `customer.rx_packets > 0`, `agent.rx_packets > 0`,
+/// `agent.tx_packets > 0` and `customer.tx_packets > customer.announcement_packets`.
+///
+/// # Errors
+/// Names every counter that is off, with a summary of all counters.
+pub fn check_full_call_media(record: &Value) -> Result<(), String> {
+    let ann = media(record, "customer", "announcement_packets");
+    let mut bad = Vec::new();
+    if ann == 0 {
+        bad.push("media.customer.announcement_packets == 0 (no announcement reached the customer)".to_string());
+    }
+    if media(record, "customer", "rx_packets") == 0 {
+        bad.push("media.customer.rx_packets == 0 (the relay got no RTP from the customer)".into());
+    }
+    if media(record, "agent", "rx_packets") == 0 {
+        bad.push("media.agent.rx_packets == 0 (the relay got no RTP from the agent)".into());
+    }
+    if media(record, "agent", "tx_packets") == 0 {
+        bad.push("media.agent.tx_packets == 0 (no customer RTP was relayed to the agent)".into());
+    }
+    let ctx = media(record, "customer", "tx_packets");
+    if ctx <= ann {
+        bad.push(format!(
+            "media.customer.tx_packets {ctx} <= announcement_packets {ann} (no agent RTP was relayed to the customer)"
+        ));
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\ncounters: {}\nrecord: {record:#}", bad.join("\n"), media_summary(record)))
+    }
+}
+
+#[cfg(test)]
+mod media_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn full_call_media_check() {
+        let good = json!({"media": {
+            "customer": {"rx_packets": 100, "tx_packets": 250, "announcement_packets": 100},
+            "agent": {"rx_packets": 150, "tx_packets": 80}}});
+        assert!(check_full_call_media(&good).is_ok());
+        let only_announcement = json!({"media": {
+            "customer": {"rx_packets": 100, "tx_packets": 100, "announcement_packets": 100},
+            "agent": {"rx_packets": 0, "tx_packets": 0}}});
+        let err = check_full_call_media(&only_announcement).unwrap_err();
+        assert!(err.contains("agent.rx_packets == 0"));
+        assert!(err.contains("agent.tx_packets == 0"));
+        assert!(err.contains("customer.tx_packets 100 <= announcement_packets 100"));
+        assert!(check_full_call_media(&json!({})).is_err());
+    }
+}

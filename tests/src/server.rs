@@ -56,6 +56,8 @@ pub struct Callbridge {
     config: Config,
     config_path: PathBuf,
     log_path: PathBuf,
+    /// Set once a panic message carried the log, so `Drop` does not print it again.
+    log_shown: std::cell::Cell<bool>,
 }
 
 impl Callbridge {
@@ -92,6 +94,7 @@ impl Callbridge {
             config: config.clone(),
             config_path,
             log_path,
+            log_shown: std::cell::Cell::new(false),
         };
         server.wait_healthy(STARTUP_DEADLINE);
         server
@@ -152,6 +155,7 @@ impl Callbridge {
     /// # Panics
     /// Always.
     pub fn fail(&self, msg: &str) -> ! {
+        self.log_shown.set(true);
         panic!(
             "{msg}\n===== callbridge log ({}) =====\n{}\n===== end of callbridge log =====",
             self.log_path.display(),
@@ -229,22 +233,41 @@ impl Callbridge {
         &mut self,
         path: &str,
         what: &str,
-        mut pred: impl FnMut(&Value) -> bool,
+        pred: impl FnMut(&Value) -> bool,
         deadline: Duration,
     ) -> Value {
+        match self.poll_until(path, what, pred, deadline) {
+            Ok(v) => v,
+            Err(v) => self.fail(&format!(
+                "timed out after {deadline:?} waiting for {what}; last {path}: {v:#}"
+            )),
+        }
+    }
+
+    /// Like [`Callbridge::wait_for`], but a passed deadline is not a failure: `Err(last record)`.
+    ///
+    /// # Panics
+    /// If the server dies or answers anything but 200 JSON.
+    pub fn poll_until(
+        &mut self,
+        path: &str,
+        what: &str,
+        mut pred: impl FnMut(&Value) -> bool,
+        deadline: Duration,
+    ) -> Result<Value, Value> {
         let start = Instant::now();
         loop {
             let v = self.get_json(path);
             if pred(&v) {
-                return v;
+                return Ok(v);
             }
             if let Some(status) = self.try_wait() {
-                self.fail(&format!("callbridge exited with {status} while waiting for {what}; last {path}: {v:#}"));
+                self.fail(&format!(
+                    "callbridge exited with {status} while waiting for {what}; last {path}: {v:#}"
+                ));
             }
             if start.elapsed() > deadline {
-                self.fail(&format!(
-                    "timed out after {deadline:?} waiting for {what}; last {path}: {v:#}"
-                ));
+                return Err(v);
             }
             std::thread::sleep(POLL_INTERVAL);
         }
@@ -315,7 +338,7 @@ impl Callbridge {
 impl Drop for Callbridge {
     fn drop(&mut self) {
         let graceful = self.stop();
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.log_shown.get() {
             eprintln!(
                 "===== callbridge log ({}, stop: {graceful:?}) =====\n{}\n===== end of callbridge log =====",
                 self.log_path.display(),

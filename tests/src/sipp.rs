@@ -112,6 +112,8 @@ pub struct Sipp {
     messages_path: PathBuf,
     errors_path: PathBuf,
     screen_path: PathBuf,
+    /// Set once a panic message carried the report, so `Drop` does not print it again.
+    report_shown: std::cell::Cell<bool>,
 }
 
 /// Panics unless SIPp and its audio capture are installed.
@@ -210,6 +212,7 @@ impl Sipp {
             messages_path,
             errors_path,
             screen_path,
+            report_shown: std::cell::Cell::new(false),
         };
         if !scenario.is_uac() {
             sipp.wait_bound();
@@ -329,7 +332,7 @@ impl Sipp {
             out = self.out_path.display(),
             o = tail(&read_log(&self.out_path), 4000),
             err = self.errors_path.display(),
-            e = read_log(&self.errors_path),
+            e = read_optional(&self.errors_path),
             scr = self.screen_path.display(),
             s = read_log(&self.screen_path),
             msg = self.messages_path.display(),
@@ -342,6 +345,7 @@ impl Sipp {
     /// # Panics
     /// Always.
     pub fn fail(&self, msg: &str) -> ! {
+        self.report_shown.set(true);
         panic!("SIPp {}: {msg}\n{}", self.name, self.report())
     }
 
@@ -359,7 +363,7 @@ impl Sipp {
 impl Drop for Sipp {
     fn drop(&mut self) {
         self.kill();
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.report_shown.get() {
             eprintln!("{}", self.report());
         }
     }
@@ -378,6 +382,11 @@ pub fn explain(code: Option<i32>) -> &'static str {
         Some(_) => "unknown exit code",
         None => "killed by a signal",
     }
+}
+
+/// Like [`read_log`], but a file SIPp never created (nothing to report) reads as "(none)".
+fn read_optional(path: &Path) -> String {
+    if path.exists() { read_log(path) } else { "(none)".into() }
 }
 
 fn tail(s: &str, max: usize) -> &str {
