@@ -1,0 +1,130 @@
+//! [`ApiError`]: every error the API returns, as `{"error": "human sentence", "field": …}`,
+//! and [`AppJson`], the JSON extractor whose rejections use the same format.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+/// An API error; converts into its HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: bad input. `field` names the offending JSON field (`None` when the body as a
+    /// whole is unusable, e.g. malformed JSON).
+    #[error("{message}")]
+    BadRequest {
+        /// The offending field, e.g. `"customer"` or `"page.url"`.
+        field: Option<String>,
+        /// A human sentence saying what is wrong and how to fix it.
+        message: String,
+    },
+    /// 404: no such call (`field: "id"`) or no such route (`field: null`).
+    #[error("{message}")]
+    NotFound {
+        /// `Some("id")` for an unknown id.
+        field: Option<String>,
+        /// A human sentence.
+        message: String,
+    },
+    /// 405: the path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 415: the body is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 413: the body is too large.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 503: the service cannot take calls now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: something failed on our side.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The field the error is about, if any.
+    #[must_use]
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { field, .. } | Self::NotFound { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(msg) = &self {
+            tracing::error!(error = %msg, "internal error answering an API request");
+        }
+        let body = json!({ "error": self.to_string(), "field": self.field() });
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonSyntaxError(e) => Self::BadRequest {
+                field: None,
+                message: format!("the request body is not valid JSON: {}", e.body_text()),
+            },
+            JsonRejection::JsonDataError(e) => Self::BadRequest {
+                field: None,
+                message: format!("the request body has the wrong shape: {}", e.body_text()),
+            },
+            JsonRejection::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("send the request body as JSON with Content-Type: application/json".into())
+            }
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::PayloadTooLarge("the request body is too large".into())
+            }
+            other => Self::BadRequest { field: None, message: other.body_text() },
+        }
+    }
+}
+
+/// `axum::Json` with [`ApiError`] as its rejection, so that malformed bodies get the API's
+/// error format. Also a response: serializes `T` as JSON.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+#[axum::async_trait]
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(value))
+    }
+}
+
+impl<T: Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        Json(self.0).into_response()
+    }
+}
