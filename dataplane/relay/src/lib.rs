@@ -1,2 +1,578 @@
-//! placeholder
+//! The sans-IO media core of a callbridge worker: legs, bridges and announcements.
+//!
+//! A [`Relay`] owns every leg of one worker. It does no I/O and reads no clock: the caller
+//! passes `now` and UDP payloads in, and takes verdicts, packets to send, events and the
+//! next timeout out (the quinn-proto / str0m shape):
+//!
+//! ```text
+//!   handle_command(now, Command) ─┐
+//!   handle_packet(now, src, dst_port, &mut payload) ──► Verdict::{Forward{from_port,to}, Drop(reason)}
+//!   handle_timeout(now)           │
+//!                                 ├─► poll_transmit(now, buf) → Transmit   (announcement RTP)
+//!                                 ├─► poll_event()            → dp_api::Event
+//!                                 └─► poll_timeout()          → Instant    (next deadline)
+//! ```
+//!
+//! # Invariants
+//! - Legs live in a [`LegTable`] preallocated in [`Relay::new`], found by the index
+//!   `(port - first) / 2`, never by search. RTP arrives on the leg's even port, RTCP on the
+//!   odd port above it.
+//! - The per-packet path ([`Relay::handle_packet`], [`Relay::poll_transmit`]) does not
+//!   allocate, lock, log or format: events go into a ring preallocated with
+//!   `event_capacity` (overflow is counted, see [`WorkerStats::events_dropped`]), timers into
+//!   heaps preallocated for two entries per leg.
+//! - Every drop is counted by [`DropReason`] on the receiving leg and in [`WorkerStats`]
+//!   ([`DropReason::UnknownPort`] only per worker, since no leg owns the packet).
+//!
+//! # Relaying
+//! Bridged legs relay transparently: a packet received on leg A is sent from B's local port
+//! to B's remote, SSRC, sequence number and timestamp untouched. RTCP received on A's odd
+//! port goes from B's odd port to B's remote port + 1.
+//!
+//! **The switch.** While a leg hears an announcement it receives *our* stream (our SSRC,
+//! sequence and timestamp). When the announcement stops (Bridge, StopPlay or its end), the
+//! leg starts receiving the peer's stream with a different SSRC. We take the RFC 3550 §5.1
+//! / §8.2 option of presenting this as a **new SSRC whose first packet carries the marker
+//! bit**: the first RTP packet relayed toward the leg after the switch gets M=1, so the
+//! receiver's jitter buffer resynchronises at once. We do not rewrite SSRC, sequence number
+//! or timestamp.
+//!
+//! # Latching
+//! A leg accepts RTP from its remote (IP and port). With `learn_remote`, the first RTP
+//! packet's source becomes the remote ([`dp_api::Event::RemoteLearned`], once; a later
+//! `SetRemote` re-arms learning). RTCP is accepted from **any port on the remote's IP**
+//! (NATs rarely keep RTP port + 1) and never latches. Foreign sources follow the leg's
+//! [`dp_api::SrcMismatch`]. RTCP multiplexed on the RTP port (RFC 5761, second byte
+//! 192..=223) is recognised, checked like RTCP and relayed to the peer's RTP port.
+//!
+//! # Announcements
+//! See [`announce`]: 172-byte RTP packets every 20 ms by deadline, resync when more than
+//! 60 ms late, waiting while the leg has no remote. While a leg plays an announcement,
+//! media relayed toward it is dropped as [`DropReason::NotBridged`].
+//!
+//! # Media timeout
+//! [`dp_api::Event::MediaTimeout`] fires once per silence: when no RTP has arrived for
+//! `media_timeout` since the last packet (or since the remote was set). The next RTP packet
+//! re-arms it.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dp_api::{Clip, Command, CommandError, DropCounters, DropReason, Event, LegId, LegSpec, LegStats};
+use wire::rtp::RtpPacket;
+
+pub mod announce;
+pub mod bridge;
+pub mod leg;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
+
+use announce::{emit_frame, Playback, Rng};
+use leg::{Leg, SourceCheck};
+pub use table::LegTable;
+
+/// How a worker's relay is set up.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// The even RTP ports this worker owns (inclusive; RTCP uses each port + 1).
+    pub ports: RangeInclusive<u16>,
+    /// How many events the ring holds before dropping (and counting) new ones.
+    pub event_capacity: usize,
+    /// Seeds the announcement SSRC/sequence/timestamp generator (mixed with each leg id).
+    pub seed: u64,
+}
+
+impl RelayConfig {
+    /// A config with a fixed seed (deterministic; workers pass a time-derived seed).
+    #[must_use]
+    pub fn new(ports: RangeInclusive<u16>, event_capacity: usize) -> Self {
+        Self { ports, event_capacity, seed: 0x0ca1_1b41_d9e5_eed5 }
+    }
+}
+
+/// What to do with one received packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send the (possibly edited) payload from our local port `from_port` to `to`.
+    Forward {
+        /// Our local port to send from (the peer leg's RTP port, or RTCP port for RTCP).
+        from_port: u16,
+        /// The destination.
+        to: SocketAddr,
+    },
+    /// Drop it; already counted.
+    Drop(DropReason),
+}
+
+/// A packet the relay generated, written into the caller's buffer by
+/// [`Relay::poll_transmit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Our local port to send from.
+    pub from_port: u16,
+    /// The destination.
+    pub to: SocketAddr,
+    /// Bytes written at the start of the buffer.
+    pub len: usize,
+}
+
+/// Per-worker counters. Owned by the relay; copied out by [`Relay::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Live legs.
+    pub legs: usize,
+    /// Packets (RTP and RTCP) handed to [`Relay::handle_packet`].
+    pub rx_packets: u64,
+    /// Their bytes.
+    pub rx_bytes: u64,
+    /// Packets forwarded (RTP and RTCP).
+    pub tx_packets: u64,
+    /// Their bytes.
+    pub tx_bytes: u64,
+    /// Announcement packets generated.
+    pub announcement_packets: u64,
+    /// Announcement resynchronisations after a stall.
+    pub announcement_resyncs: u64,
+    /// Drops by reason, all legs plus unknown ports.
+    pub drops: DropCounters,
+    /// Events lost because the ring was full.
+    pub events_dropped: u64,
+    /// Commands that failed.
+    pub commands_failed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    at: Instant,
+    idx: usize,
+    leg: LegId,
+}
+
+/// The bounded event ring.
+#[derive(Debug)]
+struct EventRing {
+    q: VecDeque<Event>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl EventRing {
+    #[inline]
+    fn push(&mut self, ev: Event) {
+        if self.q.len() >= self.cap {
+            self.dropped += 1;
+        } else {
+            self.q.push_back(ev);
+        }
+    }
+}
+
+/// The media core of one worker. See the crate docs.
+#[derive(Debug)]
+pub struct Relay {
+    table: LegTable,
+    seed: u64,
+    ann_timers: BinaryHeap<Reverse<Timer>>,
+    media_timers: BinaryHeap<Reverse<Timer>>,
+    events: EventRing,
+    stats: WorkerStats,
+}
+
+impl Relay {
+    /// Creates a relay and preallocates its leg table, timer heaps and event ring.
+    #[must_use]
+    pub fn new(cfg: RelayConfig) -> Self {
+        let table = LegTable::new(&cfg.ports);
+        let n = table.capacity();
+        Self {
+            table,
+            seed: cfg.seed,
+            ann_timers: BinaryHeap::with_capacity(2 * n + 16),
+            media_timers: BinaryHeap::with_capacity(2 * n + 16),
+            events: EventRing { q: VecDeque::with_capacity(cfg.event_capacity), cap: cfg.event_capacity, dropped: 0 },
+            stats: WorkerStats::default(),
+        }
+    }
+
+    /// The leg table (read-only), e.g. to list open ports.
+    #[must_use]
+    pub fn table(&self) -> &LegTable {
+        &self.table
+    }
+
+    /// Whether [`Command::AddLeg`] with this spec would succeed; the worker asks before it
+    /// opens sockets.
+    ///
+    /// # Errors
+    /// [`CommandError::PortOutOfRange`] or [`CommandError::PortInUse`].
+    pub fn check_add(&self, spec: &LegSpec) -> Result<(), CommandError> {
+        self.table.check_insert(spec.id).map(|_| ())
+    }
+
+    /// A leg's counters, if it exists.
+    #[must_use]
+    pub fn leg_stats(&self, id: LegId) -> Option<LegStats> {
+        self.table.find(id).and_then(|i| self.table.get(i)).map(snapshot)
+    }
+
+    /// The per-worker counters.
+    #[must_use]
+    pub fn stats(&self) -> WorkerStats {
+        let mut s = self.stats;
+        s.legs = self.table.len();
+        s.events_dropped = self.events.dropped;
+        s
+    }
+
+    /// Reports a command failure (also used by the worker for I/O failures).
+    pub fn report_failure(&mut self, leg: Option<LegId>, error: CommandError) {
+        self.stats.commands_failed += 1;
+        self.events.push(Event::CommandFailed { leg, error });
+    }
+
+    /// Carries out a command. Failures become [`Event::CommandFailed`]. `Shutdown` is the
+    /// worker's business and ignored here.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        let leg_of = cmd.leg();
+        if let Err(e) = self.command(now, cmd) {
+            self.report_failure(leg_of, e);
+        }
+    }
+
+    fn find(&self, id: LegId) -> Result<usize, CommandError> {
+        self.table.find(id).ok_or(CommandError::UnknownLeg)
+    }
+
+    fn command(&mut self, now: Instant, cmd: Command) -> Result<(), CommandError> {
+        match cmd {
+            Command::AddLeg(spec) => {
+                let seed = self.seed ^ u64::from(spec.id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let idx = self.table.insert(Leg::new(&spec, seed))?;
+                if spec.remote.is_some() {
+                    self.start_media_clock(now, idx);
+                }
+                self.events.push(Event::LegAdded { leg: spec.id });
+            }
+            Command::SetRemote { leg, remote, codec } => {
+                let idx = self.find(leg)?;
+                if let Some(l) = self.table.get_mut(idx) {
+                    l.remote = Some(remote);
+                    l.codec = codec;
+                    l.learned = false;
+                }
+                self.start_media_clock(now, idx);
+                self.schedule_waiting_playback(now, idx);
+            }
+            Command::Bridge { a, b } => {
+                let ia = self.find(a)?;
+                if self.table.index_of(b).is_none() {
+                    return Err(CommandError::CrossWorker);
+                }
+                let ib = self.find(b)?;
+                bridge::link(&mut self.table, ia, ib);
+            }
+            Command::Unbridge { leg } => {
+                let idx = self.find(leg)?;
+                bridge::unlink(&mut self.table, idx);
+            }
+            Command::Play { leg, clip, looping } => {
+                let idx = self.find(leg)?;
+                self.play(now, idx, clip, looping);
+            }
+            Command::StopPlay { leg } => {
+                let idx = self.find(leg)?;
+                if let Some(l) = self.table.get_mut(idx) {
+                    bridge::stop_playback(l);
+                }
+            }
+            Command::QueryStats { leg } => {
+                let idx = self.find(leg)?;
+                if let Some(l) = self.table.get(idx) {
+                    let stats = snapshot(l);
+                    self.events.push(Event::Stats { leg, stats });
+                }
+            }
+            Command::RemoveLeg { leg } => {
+                let idx = self.find(leg)?;
+                bridge::unlink(&mut self.table, idx);
+                if let Some(l) = self.table.remove(leg) {
+                    self.events.push(Event::LegRemoved { leg, stats: snapshot(&l) });
+                }
+            }
+            Command::Shutdown => {}
+        }
+        Ok(())
+    }
+
+    fn play(&mut self, now: Instant, idx: usize, clip: Arc<Clip>, looping: bool) {
+        let Some(l) = self.table.get_mut(idx) else { return };
+        if clip.frames() == 0 {
+            bridge::stop_playback(l);
+            let leg = l.id;
+            self.events.push(Event::PlayDone { leg });
+            return;
+        }
+        l.playback = Some(Playback::new(clip, looping));
+        self.schedule_waiting_playback(now, idx);
+    }
+
+    /// Starts a playback that waits for a remote, if the leg now has one.
+    fn schedule_waiting_playback(&mut self, now: Instant, idx: usize) {
+        let Some(l) = self.table.get_mut(idx) else { return };
+        if l.remote.is_none() {
+            return;
+        }
+        let leg = l.id;
+        if let Some(pb) = l.playback.as_mut() {
+            if pb.next.is_none() {
+                pb.next = Some(now);
+                self.ann_timers.push(Reverse(Timer { at: now, idx, leg }));
+            }
+        }
+    }
+
+    /// (Re)starts the media-timeout clock at `now`.
+    fn start_media_clock(&mut self, now: Instant, idx: usize) {
+        let Some(l) = self.table.get_mut(idx) else { return };
+        l.last_rx = Some(now);
+        l.timed_out = false;
+        if let (Some(t), false) = (l.media_timeout, l.media_timer_queued) {
+            l.media_timer_queued = true;
+            let leg = l.id;
+            self.media_timers.push(Reverse(Timer { at: now + t, idx, leg }));
+        }
+    }
+
+    #[inline]
+    fn drop_on(&mut self, idx: usize, reason: DropReason) -> Verdict {
+        if let Some(l) = self.table.get_mut(idx) {
+            l.stats.drops.add(reason);
+        }
+        self.stats.drops.add(reason);
+        Verdict::Drop(reason)
+    }
+
+    /// Handles one received UDP payload addressed to our `dst_port`, editing it in place
+    /// when it is forwarded (marker bit after the switch). See the crate docs for the rules.
+    pub fn handle_packet(&mut self, now: Instant, src: SocketAddr, dst_port: u16, payload: &mut [u8]) -> Verdict {
+        self.stats.rx_packets += 1;
+        self.stats.rx_bytes += payload.len() as u64;
+        let Some(idx) = self.table.index_of_port(dst_port).filter(|&i| self.table.get(i).is_some()) else {
+            self.stats.drops.add(DropReason::UnknownPort);
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
+        let verdict = if dst_port & 1 == 1 {
+            self.rtcp(idx, src, payload, true)
+        } else if payload.len() >= 2 && (192..=223).contains(&payload[1]) {
+            self.rtcp(idx, src, payload, false)
+        } else {
+            self.rtp(now, idx, src, payload)
+        };
+        if let Verdict::Forward { .. } = verdict {
+            self.stats.tx_packets += 1;
+            self.stats.tx_bytes += payload.len() as u64;
+        }
+        verdict
+    }
+
+    #[inline]
+    fn rtp(&mut self, now: Instant, idx: usize, src: SocketAddr, payload: &mut [u8]) -> Verdict {
+        let len = payload.len() as u64;
+        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        l.stats.rx_packets += 1;
+        l.stats.rx_bytes += len;
+        let (ts, ssrc) = match RtpPacket::new_checked(&*payload) {
+            Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
+            _ => return self.drop_on(idx, DropReason::Malformed),
+        };
+        match l.check_rtp_source(src) {
+            SourceCheck::Accept => {}
+            SourceCheck::Learned => {
+                let leg = l.id;
+                self.events.push(Event::RemoteLearned { leg, remote: src });
+                self.schedule_waiting_playback(now, idx);
+            }
+            SourceCheck::Drop => return self.drop_on(idx, DropReason::SrcMismatch),
+            SourceCheck::DropAndReport => {
+                let leg = l.id;
+                self.events.push(Event::SrcMismatch { leg, from: src });
+                return self.drop_on(idx, DropReason::SrcMismatch);
+            }
+        }
+        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        l.jitter.update(now, ts, ssrc);
+        l.stats.jitter_us = l.jitter.micros();
+        l.stats.max_jitter_us = l.jitter.max_micros();
+        let peer = l.peer;
+        self.start_media_clock(now, idx);
+
+        let Some(pidx) = peer else { return self.drop_on(idx, DropReason::NotBridged) };
+        let Some(p) = self.table.get_mut(pidx) else { return self.drop_on(idx, DropReason::NotBridged) };
+        if p.playback.is_some() {
+            return self.drop_on(idx, DropReason::NotBridged);
+        }
+        let Some(to) = p.remote else { return self.drop_on(idx, DropReason::PeerNoRemote) };
+        if p.mark_next {
+            p.mark_next = false;
+            RtpPacket::new_unchecked(&mut *payload).set_marker(true);
+        }
+        p.stats.tx_packets += 1;
+        p.stats.tx_bytes += len;
+        Verdict::Forward { from_port: self.table.port_of(pidx), to }
+    }
+
+    /// RTCP on the odd port (`odd_port`), or multiplexed on the RTP port.
+    #[inline]
+    fn rtcp(&mut self, idx: usize, src: SocketAddr, payload: &[u8], odd_port: bool) -> Verdict {
+        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        l.stats.rx_rtcp += 1;
+        if wire::rtcp::check_compound(payload).is_err() {
+            return self.drop_on(idx, DropReason::Malformed);
+        }
+        match l.check_rtcp_source(src) {
+            SourceCheck::Accept | SourceCheck::Learned => {}
+            SourceCheck::Drop => return self.drop_on(idx, DropReason::SrcMismatch),
+            SourceCheck::DropAndReport => {
+                let leg = l.id;
+                self.events.push(Event::SrcMismatch { leg, from: src });
+                return self.drop_on(idx, DropReason::SrcMismatch);
+            }
+        }
+        let Some(pidx) = l.peer else { return self.drop_on(idx, DropReason::NotBridged) };
+        let Some(p) = self.table.get_mut(pidx) else { return self.drop_on(idx, DropReason::NotBridged) };
+        if p.playback.is_some() {
+            return self.drop_on(idx, DropReason::NotBridged);
+        }
+        let to = if odd_port { p.remote_rtcp() } else { p.remote };
+        let Some(to) = to else { return self.drop_on(idx, DropReason::PeerNoRemote) };
+        p.stats.tx_rtcp += 1;
+        let port = self.table.port_of(pidx);
+        Verdict::Forward { from_port: if odd_port { port + 1 } else { port }, to }
+    }
+
+    /// The worker could not send a forwarded or generated packet (its TX queue refused it):
+    /// count [`DropReason::TxFull`] on the leg owning `from_port` and take the packet back
+    /// out of its tx counters.
+    pub fn handle_tx_refused(&mut self, from_port: u16, len: usize) {
+        self.stats.drops.add(DropReason::TxFull);
+        self.stats.tx_packets = self.stats.tx_packets.saturating_sub(1);
+        self.stats.tx_bytes = self.stats.tx_bytes.saturating_sub(len as u64);
+        let Some(l) = self.table.index_of_port(from_port).and_then(|i| self.table.get_mut(i)) else { return };
+        l.stats.drops.add(DropReason::TxFull);
+        if from_port & 1 == 1 {
+            l.stats.tx_rtcp = l.stats.tx_rtcp.saturating_sub(1);
+        } else {
+            l.stats.tx_packets = l.stats.tx_packets.saturating_sub(1);
+            l.stats.tx_bytes = l.stats.tx_bytes.saturating_sub(len as u64);
+        }
+    }
+
+    /// Writes the next due announcement packet into `buf` (at least
+    /// [`announce::PACKET_LEN`] bytes). Call until it returns `None`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`announce::PACKET_LEN`] and a packet is due.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some(&Reverse(t)) = self.ann_timers.peek() {
+            if t.at > now {
+                return None;
+            }
+            self.ann_timers.pop();
+            let Some(l) = self.table.get_mut(t.idx) else { continue };
+            if l.id != t.leg {
+                continue;
+            }
+            let Some(to) = l.remote else { continue };
+            let Some(pb) = l.playback.as_mut() else { continue };
+            if pb.next != Some(t.at) {
+                continue;
+            }
+            let e = emit_frame(&mut l.stream, pb, l.codec, now, buf);
+            let next = pb.next;
+            l.stats.tx_packets += 1;
+            l.stats.tx_bytes += e.len as u64;
+            l.stats.announcement_packets += 1;
+            self.stats.announcement_packets += 1;
+            self.stats.tx_packets += 1;
+            self.stats.tx_bytes += e.len as u64;
+            if e.resynced {
+                self.stats.announcement_resyncs += 1;
+            }
+            if e.finished {
+                l.playback = None;
+                l.mark_next = true;
+                let leg = l.id;
+                self.events.push(Event::PlayDone { leg });
+            } else if let Some(at) = next {
+                self.ann_timers.push(Reverse(Timer { at, idx: t.idx, leg: t.leg }));
+            }
+            return Some(Transmit { from_port: self.table.port_of(t.idx), to, len: e.len });
+        }
+        None
+    }
+
+    /// Takes the next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.q.pop_front()
+    }
+
+    /// The earliest instant at which [`Self::poll_transmit`] or [`Self::handle_timeout`]
+    /// has work (it may be early, never late).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let a = self.ann_timers.peek().map(|r| r.0.at);
+        let m = self.media_timers.peek().map(|r| r.0.at);
+        match (a, m) {
+            (Some(a), Some(m)) => Some(a.min(m)),
+            (a, m) => a.or(m),
+        }
+    }
+
+    /// Runs the media-timeout checks that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse(t)) = self.media_timers.peek() {
+            if t.at > now {
+                return;
+            }
+            self.media_timers.pop();
+            let Some(l) = self.table.get_mut(t.idx) else { continue };
+            if l.id != t.leg {
+                continue;
+            }
+            l.media_timer_queued = false;
+            match l.media_deadline() {
+                Some(d) if d <= now => {
+                    l.timed_out = true;
+                    let leg = l.id;
+                    self.events.push(Event::MediaTimeout { leg });
+                }
+                Some(d) => {
+                    l.media_timer_queued = true;
+                    self.media_timers.push(Reverse(Timer { at: d, idx: t.idx, leg: t.leg }));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+fn snapshot(l: &Leg) -> LegStats {
+    l.stats
+}
+
+/// A fresh per-relay seed from a caller-supplied entropy value (e.g. the worker index and
+/// the start time); mixing keeps neighbouring inputs far apart.
+#[must_use]
+pub fn seed_from(entropy: u64) -> u64 {
+    Rng::new(entropy).next_u64()
+}

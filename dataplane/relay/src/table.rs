@@ -1,0 +1,207 @@
+//! The leg table: one preallocated slot per even RTP port of the worker, found by index.
+
+use std::ops::RangeInclusive;
+
+use dp_api::{CommandError, LegId};
+
+use crate::leg::Leg;
+
+/// Legs of one worker, indexed by `(port - first) / 2`. Never searched.
+///
+/// Owned by the worker's [`crate::Relay`]; the slot vector is allocated once in
+/// [`LegTable::new`] and never grows.
+#[derive(Debug)]
+pub struct LegTable {
+    first: u16,
+    last: u16,
+    slots: Vec<Option<Leg>>,
+    len: usize,
+}
+
+impl LegTable {
+    /// Preallocates one slot per even port in `ports` (an odd start rounds up, an odd end
+    /// rounds down).
+    #[must_use]
+    pub fn new(ports: &RangeInclusive<u16>) -> Self {
+        let first = ports.start().saturating_add(ports.start() & 1);
+        let last = *ports.end() & !1;
+        let n = if last >= first { usize::from((last - first) / 2) + 1 } else { 0 };
+        let mut slots = Vec::with_capacity(n);
+        slots.resize_with(n, || None);
+        Self { first, last, slots, len: 0 }
+    }
+
+    /// The first even port.
+    #[must_use]
+    pub fn first_port(&self) -> u16 {
+        self.first
+    }
+
+    /// The number of slots (port pairs).
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The number of live legs.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no leg is live.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The slot index of an RTP or RTCP port, if the worker owns it.
+    #[inline]
+    #[must_use]
+    pub fn index_of_port(&self, port: u16) -> Option<usize> {
+        let p = port & !1;
+        if p < self.first || p > self.last {
+            return None;
+        }
+        Some(usize::from((p - self.first) / 2))
+    }
+
+    /// The slot index of a leg's port, if in range.
+    #[inline]
+    #[must_use]
+    pub fn index_of(&self, id: LegId) -> Option<usize> {
+        if id.port() & 1 != 0 {
+            return None;
+        }
+        self.index_of_port(id.port())
+    }
+
+    /// Checks that a leg could be inserted.
+    ///
+    /// # Errors
+    /// [`CommandError::PortOutOfRange`] for an odd or foreign port,
+    /// [`CommandError::PortInUse`] when the slot holds a leg.
+    pub fn check_insert(&self, id: LegId) -> Result<usize, CommandError> {
+        let idx = self.index_of(id).ok_or(CommandError::PortOutOfRange)?;
+        if self.slots[idx].is_some() {
+            return Err(CommandError::PortInUse);
+        }
+        Ok(idx)
+    }
+
+    /// Inserts a leg.
+    ///
+    /// # Errors
+    /// As [`Self::check_insert`].
+    pub fn insert(&mut self, leg: Leg) -> Result<usize, CommandError> {
+        let idx = self.check_insert(leg.id)?;
+        self.slots[idx] = Some(leg);
+        self.len += 1;
+        Ok(idx)
+    }
+
+    /// Removes the leg with exactly this id (generation included).
+    pub fn remove(&mut self, id: LegId) -> Option<Leg> {
+        let idx = self.find(id)?;
+        self.len -= 1;
+        self.slots[idx].take()
+    }
+
+    /// The slot index of a live leg with exactly this id.
+    #[inline]
+    #[must_use]
+    pub fn find(&self, id: LegId) -> Option<usize> {
+        let idx = self.index_of(id)?;
+        match &self.slots[idx] {
+            Some(l) if l.id == id => Some(idx),
+            _ => None,
+        }
+    }
+
+    /// The leg in a slot.
+    #[inline]
+    #[must_use]
+    pub fn get(&self, idx: usize) -> Option<&Leg> {
+        self.slots.get(idx).and_then(Option::as_ref)
+    }
+
+    /// The leg in a slot, mutable.
+    #[inline]
+    pub fn get_mut(&mut self, idx: usize) -> Option<&mut Leg> {
+        self.slots.get_mut(idx).and_then(Option::as_mut)
+    }
+
+    /// Two distinct slots at once, mutable.
+    ///
+    /// # Panics
+    /// If `a == b`.
+    pub fn pair_mut(&mut self, a: usize, b: usize) -> (Option<&mut Leg>, Option<&mut Leg>) {
+        assert_ne!(a, b);
+        if a < b {
+            let (lo, hi) = self.slots.split_at_mut(b);
+            (lo[a].as_mut(), hi[0].as_mut())
+        } else {
+            let (lo, hi) = self.slots.split_at_mut(a);
+            (hi[0].as_mut(), lo[b].as_mut())
+        }
+    }
+
+    /// The RTP port of a slot.
+    #[inline]
+    #[must_use]
+    pub fn port_of(&self, idx: usize) -> u16 {
+        self.first + (idx as u16) * 2
+    }
+
+    /// Iterates live legs.
+    pub fn iter(&self) -> impl Iterator<Item = &Leg> {
+        self.slots.iter().filter_map(Option::as_ref)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leg::Leg;
+    use dp_api::{Codec, LegSpec, SrcMismatch};
+
+    fn spec(port: u16, generation: u16) -> LegSpec {
+        LegSpec {
+            id: LegId::new(port, generation),
+            remote: None,
+            learn_remote: false,
+            src_mismatch: SrcMismatch::Drop,
+            codec: Codec::Pcmu,
+            media_timeout: None,
+        }
+    }
+
+    #[test]
+    fn index_by_port() {
+        let t = LegTable::new(&(20000..=20011));
+        assert_eq!(t.capacity(), 6);
+        assert_eq!(t.index_of_port(20000), Some(0));
+        assert_eq!(t.index_of_port(20001), Some(0));
+        assert_eq!(t.index_of_port(20010), Some(5));
+        assert_eq!(t.index_of_port(20011), Some(5));
+        assert_eq!(t.index_of_port(20012), None);
+        assert_eq!(t.index_of_port(19999), None);
+        assert_eq!(t.port_of(5), 20010);
+    }
+
+    #[test]
+    fn insert_find_remove_by_generation() {
+        let mut t = LegTable::new(&(20000..=20003));
+        let a = Leg::new(&spec(20002, 1), 1);
+        assert_eq!(t.insert(a), Ok(1));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.insert(Leg::new(&spec(20002, 2), 1)), Err(CommandError::PortInUse));
+        assert_eq!(t.check_insert(LegId::new(20001, 1)), Err(CommandError::PortOutOfRange));
+        assert_eq!(t.check_insert(LegId::new(20004, 1)), Err(CommandError::PortOutOfRange));
+        assert_eq!(t.find(LegId::new(20002, 2)), None); // wrong generation
+        assert_eq!(t.find(LegId::new(20002, 1)), Some(1));
+        assert!(t.remove(LegId::new(20002, 2)).is_none());
+        assert!(t.remove(LegId::new(20002, 1)).is_some());
+        assert!(t.is_empty());
+    }
+}

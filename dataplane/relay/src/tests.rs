@@ -1,0 +1,605 @@
+//! Sans-IO scenarios: a [`Pair`] harness drives the relay and fake peers on fake time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dp_api::{Clip, Codec, Command, CommandError, DropReason, Event, LegId, LegSpec, SrcMismatch};
+use wire::rtp::{RtpPacket, RtpRepr};
+
+use crate::{Relay, RelayConfig, Transmit, Verdict};
+
+const MS: Duration = Duration::from_millis(1);
+
+fn addr(last: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)), port)
+}
+
+/// The customer's phone, the agent's phone and a stranger.
+fn customer() -> SocketAddr {
+    addr(1, 40000)
+}
+fn agent() -> SocketAddr {
+    addr(2, 50000)
+}
+fn stranger() -> SocketAddr {
+    addr(9, 6666)
+}
+
+const A: LegId = LegId::new(20000, 1);
+const B: LegId = LegId::new(20002, 1);
+
+fn spec(id: LegId, remote: Option<SocketAddr>) -> LegSpec {
+    LegSpec {
+        id,
+        remote,
+        learn_remote: false,
+        src_mismatch: SrcMismatch::Drop,
+        codec: Codec::Pcmu,
+        media_timeout: None,
+    }
+}
+
+fn rtp(seq: u16, ts: u32, ssrc: u32, marker: bool) -> Vec<u8> {
+    let payload = [0x55u8; 160];
+    let mut r = RtpRepr::simple(0, seq, ts, ssrc, &payload);
+    r.marker = marker;
+    let mut v = vec![0; r.buffer_len()];
+    r.emit(&mut v);
+    v
+}
+
+/// An RTCP receiver report with no report blocks.
+fn rtcp_rr(ssrc: u32) -> Vec<u8> {
+    let mut v = vec![0x80, 201, 0, 1];
+    v.extend_from_slice(&ssrc.to_be_bytes());
+    v
+}
+
+fn clip(frames: usize) -> Arc<Clip> {
+    let lin: Vec<i16> = (0..frames * 160).map(|i| (((i / 160) % 30) as i16 + 1) * 1000).collect();
+    Arc::new(Clip::from_linear("test", &lin))
+}
+
+/// The relay plus a fake clock; captures what it transmits.
+struct Pair {
+    relay: Relay,
+    t0: Instant,
+    now: Instant,
+    sent: Vec<(Instant, Transmit, Vec<u8>)>,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Self::with_events(64)
+    }
+
+    fn with_events(cap: usize) -> Self {
+        let t0 = Instant::now();
+        Self { relay: Relay::new(RelayConfig::new(20000..=20011, cap)), t0, now: t0, sent: Vec::new() }
+    }
+
+    fn cmd(&mut self, c: Command) {
+        self.relay.handle_command(self.now, c);
+    }
+
+    fn bridged() -> Self {
+        let mut p = Self::new();
+        p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+        p.cmd(Command::AddLeg(spec(B, Some(agent()))));
+        p.cmd(Command::Bridge { a: A, b: B });
+        p.events();
+        p
+    }
+
+    /// A packet from `src` arrives on our `dst_port`.
+    fn recv(&mut self, src: SocketAddr, dst_port: u16, mut bytes: Vec<u8>) -> (Verdict, Vec<u8>) {
+        let v = self.relay.handle_packet(self.now, src, dst_port, &mut bytes);
+        (v, bytes)
+    }
+
+    /// Advances fake time to `t0 + at`, waking at every deadline the relay asks for, like a
+    /// worker would, and capturing announcement packets.
+    fn run_until(&mut self, at: Duration) {
+        let end = self.t0 + at;
+        loop {
+            self.pump();
+            match self.relay.poll_timeout() {
+                Some(t) if t <= end && t > self.now => self.now = t,
+                Some(t) if t <= self.now => unreachable!("pump leaves nothing due"),
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.pump();
+    }
+
+    /// Jumps the clock without waking in between (a stalled worker).
+    fn jump_to(&mut self, at: Duration) {
+        self.now = self.t0 + at;
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        self.relay.handle_timeout(self.now);
+        let mut buf = [0u8; 1500];
+        while let Some(t) = self.relay.poll_transmit(self.now, &mut buf) {
+            self.sent.push((self.now, t, buf[..t.len].to_vec()));
+        }
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.relay.poll_event()).collect()
+    }
+}
+
+#[test]
+fn bridge_relays_both_ways_untouched() {
+    let mut p = Pair::bridged();
+    let pkt = rtp(100, 1000, 0xc0c0, false);
+    let (v, out) = p.recv(customer(), 20000, pkt.clone());
+    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(out, pkt, "transparent relay");
+    let pkt = rtp(7, 77, 0xa9e7, true);
+    let (v, out) = p.recv(agent(), 20002, pkt.clone());
+    assert_eq!(v, Verdict::Forward { from_port: 20000, to: customer() });
+    assert_eq!(out, pkt);
+    let a = p.relay.leg_stats(A).unwrap();
+    assert_eq!((a.rx_packets, a.rx_bytes, a.tx_packets, a.tx_bytes), (1, 172, 1, 172));
+    let s = p.relay.stats();
+    assert_eq!((s.rx_packets, s.tx_packets, s.legs), (2, 2, 2));
+}
+
+#[test]
+fn latching_learns_first_source_once() {
+    let mut p = Pair::new();
+    let mut s = spec(A, Some(customer()));
+    s.learn_remote = true;
+    s.src_mismatch = SrcMismatch::Report;
+    p.cmd(Command::AddLeg(s));
+    p.cmd(Command::AddLeg(spec(B, Some(agent()))));
+    p.cmd(Command::Bridge { a: A, b: B });
+    assert_eq!(p.events(), vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]);
+    // The customer is behind a NAT: media comes from another port than SDP said.
+    let natted = addr(1, 61000);
+    let (v, _) = p.recv(natted, 20000, rtp(1, 0, 1, false));
+    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: natted }]);
+    // Relayed media toward A now goes to the learned address.
+    let (v, _) = p.recv(agent(), 20002, rtp(1, 0, 2, false));
+    assert_eq!(v, Verdict::Forward { from_port: 20000, to: natted });
+    // The SDP address is now foreign; learning happened once.
+    let (v, _) = p.recv(customer(), 20000, rtp(2, 160, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    let (v, _) = p.recv(natted, 20000, rtp(3, 320, 1, false));
+    assert!(matches!(v, Verdict::Forward { .. }));
+    assert_eq!(p.events(), vec![Event::SrcMismatch { leg: A, from: customer() }]);
+}
+
+#[test]
+fn learned_remote_without_sdp_then_foreign_sources() {
+    let mut p = Pair::new();
+    let mut s = spec(A, None);
+    s.learn_remote = true;
+    p.cmd(Command::AddLeg(s));
+    p.events();
+    let (v, _) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::NotBridged), "accepted but not bridged");
+    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: customer() }]);
+    let (v, _) = p.recv(stranger(), 20000, rtp(2, 160, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    assert!(p.events().is_empty(), "SrcMismatch::Drop does not report");
+    let st = p.relay.leg_stats(A).unwrap();
+    assert_eq!(st.drops.get(DropReason::SrcMismatch), 1);
+    assert_eq!(st.drops.get(DropReason::NotBridged), 1);
+    assert_eq!(st.rx_packets, 2, "rx counts accepted or not");
+}
+
+#[test]
+fn foreign_source_policies() {
+    let mut p = Pair::bridged();
+    // Drop (the default in `spec`): dropped and counted, no event.
+    let (v, _) = p.recv(stranger(), 20000, rtp(1, 0, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    assert!(p.events().is_empty());
+
+    // Report: dropped, counted, reported once per leg.
+    let mut p = Pair::new();
+    let mut s = spec(A, Some(customer()));
+    s.src_mismatch = SrcMismatch::Report;
+    p.cmd(Command::AddLeg(s));
+    p.cmd(Command::AddLeg(spec(B, Some(agent()))));
+    p.cmd(Command::Bridge { a: A, b: B });
+    p.events();
+    for _ in 0..3 {
+        let (v, _) = p.recv(stranger(), 20000, rtp(1, 0, 1, false));
+        assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    }
+    assert_eq!(p.events(), vec![Event::SrcMismatch { leg: A, from: stranger() }]);
+    assert_eq!(p.relay.leg_stats(A).unwrap().drops.get(DropReason::SrcMismatch), 3);
+    assert_eq!(p.relay.stats().drops.get(DropReason::SrcMismatch), 3);
+
+    // Ignore: relayed as if from the remote.
+    let mut p = Pair::new();
+    let mut s = spec(A, Some(customer()));
+    s.src_mismatch = SrcMismatch::Ignore;
+    p.cmd(Command::AddLeg(s));
+    p.cmd(Command::AddLeg(spec(B, Some(agent()))));
+    p.cmd(Command::Bridge { a: A, b: B });
+    let (v, _) = p.recv(stranger(), 20000, rtp(1, 0, 1, false));
+    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+}
+
+#[test]
+fn rtcp_relays_to_peer_rtcp_port() {
+    let mut p = Pair::bridged();
+    let rr = rtcp_rr(0xc0c0);
+    // From the customer's IP, any port (NAT-friendly choice).
+    let (v, out) = p.recv(addr(1, 12345), 20001, rr.clone());
+    assert_eq!(v, Verdict::Forward { from_port: 20003, to: addr(2, 50001) });
+    assert_eq!(out, rr);
+    let (v, _) = p.recv(addr(2, 50001), 20003, rtcp_rr(0xa9e7));
+    assert_eq!(v, Verdict::Forward { from_port: 20001, to: addr(1, 40001) });
+    // Another IP is foreign.
+    let (v, _) = p.recv(stranger(), 20001, rr.clone());
+    assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    // Malformed compound (length says two words, one present).
+    let (v, _) = p.recv(customer(), 20001, vec![0x80, 201, 0, 2, 0, 0, 0, 1]);
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+    // RTCP multiplexed on the RTP port goes to the peer's RTP port.
+    let (v, _) = p.recv(customer(), 20000, rr);
+    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    let a = p.relay.leg_stats(A).unwrap();
+    let b = p.relay.leg_stats(B).unwrap();
+    assert_eq!((a.rx_rtcp, a.rx_packets, b.tx_rtcp, a.tx_rtcp), (4, 0, 2, 1));
+}
+
+#[test]
+fn malformed_rtp_and_unknown_ports() {
+    let mut p = Pair::bridged();
+    let (v, _) = p.recv(customer(), 20000, vec![0x80, 0, 0]);
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+    let mut v1 = rtp(1, 0, 1, false);
+    v1[0] = 0x40; // version 1
+    let (v, _) = p.recv(customer(), 20000, v1);
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+    assert_eq!(p.relay.leg_stats(A).unwrap().drops.get(DropReason::Malformed), 2);
+    for port in [20004, 20005, 19999, 20012, 9] {
+        let (v, _) = p.recv(customer(), port, rtp(1, 0, 1, false));
+        assert_eq!(v, Verdict::Drop(DropReason::UnknownPort), "port {port}");
+    }
+    assert_eq!(p.relay.stats().drops.get(DropReason::UnknownPort), 5);
+}
+
+#[test]
+fn not_bridged_and_peer_without_remote() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::AddLeg(spec(B, None)));
+    let (v, _) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::NotBridged));
+    p.cmd(Command::Bridge { a: A, b: B });
+    let (v, _) = p.recv(customer(), 20000, rtp(2, 160, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::PeerNoRemote));
+    p.cmd(Command::SetRemote { leg: B, remote: agent(), codec: Codec::Pcma });
+    let (v, _) = p.recv(customer(), 20000, rtp(3, 320, 1, false));
+    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    p.cmd(Command::Unbridge { leg: B });
+    let (v, _) = p.recv(customer(), 20000, rtp(4, 480, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::NotBridged));
+    let st = p.relay.leg_stats(A).unwrap();
+    assert_eq!(st.drops.get(DropReason::NotBridged), 2);
+    assert_eq!(st.drops.get(DropReason::PeerNoRemote), 1);
+}
+
+fn rtp_of(bytes: &[u8]) -> RtpPacket<&[u8]> {
+    RtpPacket::new_checked(bytes).unwrap()
+}
+
+#[test]
+fn announcement_pacing_exact_count_and_continuity() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.run_until(Duration::from_millis(1000));
+    // Deadlines at 0, 20, …, 1000 ms inclusive.
+    assert_eq!(p.sent.len(), 51);
+    let first = rtp_of(&p.sent[0].2);
+    assert!(first.marker());
+    for (k, (at, t, bytes)) in p.sent.iter().enumerate() {
+        assert_eq!(*at, p.t0 + 20 * MS * k as u32, "sent on its deadline");
+        assert_eq!((t.from_port, t.to, t.len), (20000, customer(), 172));
+        let r = rtp_of(bytes);
+        assert_eq!((r.version(), r.payload_type(), r.ssrc()), (2, 0, first.ssrc()));
+        assert_eq!(r.marker(), k == 0);
+        assert_eq!(r.sequence_number(), first.sequence_number().wrapping_add(k as u16));
+        assert_eq!(r.timestamp(), first.timestamp().wrapping_add(160 * k as u32));
+        assert_eq!(r.payload(), &Clip::builtin_prompt().pcmu[k * 160..(k + 1) * 160]);
+    }
+    let st = p.relay.leg_stats(A).unwrap();
+    assert_eq!((st.announcement_packets, st.tx_packets, st.tx_bytes), (51, 51, 51 * 172));
+    assert_eq!(p.relay.stats().announcement_packets, 51);
+    assert_eq!(p.relay.poll_timeout(), Some(p.t0 + 1020 * MS));
+    // PCMA legs get A-law and payload type 8.
+    p.cmd(Command::SetRemote { leg: A, remote: customer(), codec: Codec::Pcma });
+    p.sent.clear();
+    p.run_until(Duration::from_millis(1020));
+    let r = rtp_of(&p.sent[0].2);
+    assert_eq!(r.payload_type(), 8);
+    assert_eq!(r.payload(), &Clip::builtin_prompt().pcma[51 * 160..52 * 160]);
+}
+
+#[test]
+fn announcement_loops_and_finishes() {
+    let c = clip(3);
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::Play { leg: A, clip: c.clone(), looping: true });
+    p.run_until(Duration::from_millis(120));
+    assert_eq!(p.sent.len(), 7);
+    let first = rtp_of(&p.sent[0].2);
+    for (k, (_, _, b)) in p.sent.iter().enumerate() {
+        let r = rtp_of(b);
+        let f = k % 3;
+        assert_eq!(r.payload(), &c.pcmu[f * 160..(f + 1) * 160], "packet {k} plays frame {f}");
+        assert_eq!(r.sequence_number(), first.sequence_number().wrapping_add(k as u16));
+        assert_eq!(r.timestamp(), first.timestamp().wrapping_add(160 * k as u32));
+        assert_eq!(r.marker(), k == 0, "no marker at the loop point");
+    }
+    assert!(p.events().iter().all(|e| !matches!(e, Event::PlayDone { .. })));
+
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.events();
+    p.cmd(Command::Play { leg: A, clip: c, looping: false });
+    p.run_until(Duration::from_secs(1));
+    assert_eq!(p.sent.len(), 3);
+    assert_eq!(p.events(), vec![Event::PlayDone { leg: A }]);
+    assert_eq!(p.relay.poll_timeout(), None);
+    // An empty clip is done at once.
+    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::from_linear("empty", &[])), looping: true });
+    assert_eq!(p.events(), vec![Event::PlayDone { leg: A }]);
+}
+
+#[test]
+fn second_play_continues_the_stream() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::Play { leg: A, clip: clip(2), looping: false });
+    p.run_until(Duration::from_millis(100));
+    // Pause of 100 ms after the last packet (sent at 20 ms), then play again.
+    p.jump_to(Duration::from_millis(120));
+    p.cmd(Command::Play { leg: A, clip: clip(1), looping: false });
+    p.run_until(Duration::from_millis(200));
+    assert_eq!(p.sent.len(), 3);
+    let (a, b, c) = (rtp_of(&p.sent[0].2), rtp_of(&p.sent[1].2), rtp_of(&p.sent[2].2));
+    assert_eq!(c.ssrc(), a.ssrc());
+    assert!(c.marker());
+    assert_eq!(c.sequence_number(), b.sequence_number().wrapping_add(1));
+    assert_eq!(c.timestamp(), b.timestamp().wrapping_add(100 * 8), "timestamp follows the wall clock");
+}
+
+#[test]
+fn announcement_resyncs_instead_of_bursting() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.run_until(Duration::ZERO);
+    assert_eq!(p.sent.len(), 1);
+    // 40 ms late (within the 60 ms slack): catch up, two packets back to back.
+    p.jump_to(Duration::from_millis(60));
+    assert_eq!(p.sent.len(), 4, "deadlines 20, 40 and 60 are all due");
+    // Stalled for 500 ms: one packet, not 25.
+    p.jump_to(Duration::from_millis(560));
+    assert_eq!(p.sent.len(), 5);
+    let (prev, late) = (rtp_of(&p.sent[3].2), rtp_of(&p.sent[4].2));
+    assert_eq!(late.sequence_number(), prev.sequence_number().wrapping_add(1), "no gap in seq");
+    assert_eq!(late.timestamp(), prev.timestamp().wrapping_add(160 + 480 / 20 * 160), "ts follows time");
+    assert!(!late.marker());
+    assert_eq!(p.relay.stats().announcement_resyncs, 1);
+    assert_eq!(p.relay.poll_timeout(), Some(p.t0 + 580 * MS), "paced from now on");
+    p.run_until(Duration::from_millis(640));
+    assert_eq!(p.sent.len(), 9, "580, 600, 620, 640");
+}
+
+#[test]
+fn announcement_waits_for_a_remote() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, None)));
+    p.cmd(Command::Play { leg: A, clip: clip(10), looping: true });
+    p.run_until(Duration::from_millis(500));
+    assert!(p.sent.is_empty());
+    assert_eq!(p.relay.poll_timeout(), None);
+    p.cmd(Command::SetRemote { leg: A, remote: customer(), codec: Codec::Pcmu });
+    p.run_until(Duration::from_millis(540));
+    assert_eq!(p.sent.len(), 3);
+    assert_eq!(p.sent[0].0, p.t0 + 500 * MS);
+    assert!(rtp_of(&p.sent[0].2).marker());
+}
+
+#[test]
+fn switch_to_bridge_sets_marker_once() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, Some(customer()))));
+    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.run_until(Duration::from_millis(100));
+    assert_eq!(p.sent.len(), 6);
+    p.cmd(Command::AddLeg(spec(B, Some(agent()))));
+    // The agent answered: switch.
+    p.cmd(Command::Bridge { a: A, b: B });
+    p.run_until(Duration::from_millis(200));
+    assert_eq!(p.sent.len(), 6, "the announcement stopped");
+    assert_eq!(p.relay.poll_timeout(), None);
+    let (v, out) = p.recv(agent(), 20002, rtp(500, 9000, 0xa9e7, false));
+    assert_eq!(v, Verdict::Forward { from_port: 20000, to: customer() });
+    let r = rtp_of(&out);
+    assert!(r.marker(), "first packet after the switch carries the marker");
+    assert_eq!((r.sequence_number(), r.timestamp(), r.ssrc()), (500, 9000, 0xa9e7), "otherwise untouched");
+    let (_, out) = p.recv(agent(), 20002, rtp(501, 9160, 0xa9e7, false));
+    assert!(!rtp_of(&out).marker());
+    // Toward the agent (who never heard an announcement) nothing is marked.
+    let (_, out) = p.recv(customer(), 20000, rtp(1, 0, 0xc0c0, false));
+    assert!(!rtp_of(&out).marker());
+    assert!(p.events().iter().all(|e| !matches!(e, Event::PlayDone { .. })), "a switch is not PlayDone");
+}
+
+#[test]
+fn play_on_a_bridged_leg_takes_over_then_stop_marks() {
+    let mut p = Pair::bridged();
+    p.cmd(Command::Play { leg: A, clip: clip(5), looping: true });
+    p.run_until(Duration::ZERO);
+    assert_eq!(p.sent.len(), 1);
+    let (v, _) = p.recv(agent(), 20002, rtp(1, 0, 2, false));
+    assert_eq!(v, Verdict::Drop(DropReason::NotBridged), "A hears the announcement");
+    p.cmd(Command::StopPlay { leg: A });
+    let (_, out) = p.recv(agent(), 20002, rtp(2, 160, 2, false));
+    assert!(rtp_of(&out).marker());
+}
+
+#[test]
+fn media_timeout_once_per_silence() {
+    let mut p = Pair::new();
+    let mut s = spec(A, Some(customer()));
+    s.media_timeout = Some(Duration::from_secs(2));
+    p.cmd(Command::AddLeg(s));
+    p.events();
+    p.run_until(Duration::from_millis(1999));
+    assert!(p.events().is_empty());
+    // Media at 1.5 s would have pushed the deadline; here the clock started at AddLeg.
+    p.run_until(Duration::from_millis(2000));
+    assert_eq!(p.events(), vec![Event::MediaTimeout { leg: A }]);
+    p.run_until(Duration::from_secs(10));
+    assert!(p.events().is_empty(), "once");
+    assert_eq!(p.relay.poll_timeout(), None);
+    // Media resumes at 10 s and stops: reported again 2 s after the last packet.
+    p.recv(customer(), 20000, rtp(1, 0, 1, false));
+    p.run_until(Duration::from_millis(11_000));
+    p.recv(customer(), 20000, rtp(2, 160, 1, false));
+    p.run_until(Duration::from_millis(12_999));
+    assert!(p.events().is_empty());
+    p.run_until(Duration::from_millis(13_000));
+    assert_eq!(p.events(), vec![Event::MediaTimeout { leg: A }]);
+}
+
+#[test]
+fn media_clock_starts_at_first_packet_without_remote() {
+    let mut p = Pair::new();
+    let mut s = spec(A, None);
+    s.learn_remote = true;
+    s.media_timeout = Some(Duration::from_secs(1));
+    p.cmd(Command::AddLeg(s));
+    p.run_until(Duration::from_secs(5));
+    assert_eq!(p.events(), vec![Event::LegAdded { leg: A }], "no clock before media");
+    p.recv(customer(), 20000, rtp(1, 0, 1, false));
+    p.run_until(Duration::from_millis(5999));
+    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: customer() }]);
+    p.run_until(Duration::from_secs(6));
+    assert_eq!(p.events(), vec![Event::MediaTimeout { leg: A }]);
+}
+
+#[test]
+fn remove_leg_reports_final_stats() {
+    let mut p = Pair::bridged();
+    for k in 0..5u16 {
+        p.now = p.t0 + 20 * MS * u32::from(k);
+        p.recv(customer(), 20000, rtp(k, 160 * u32::from(k), 1, false));
+    }
+    p.recv(stranger(), 20000, rtp(9, 0, 1, false));
+    p.cmd(Command::QueryStats { leg: A });
+    let evs = p.events();
+    let Event::Stats { leg, stats } = evs[0].clone() else { panic!("{evs:?}") };
+    assert_eq!(leg, A);
+    p.cmd(Command::RemoveLeg { leg: A });
+    let evs = p.events();
+    assert_eq!(evs, vec![Event::LegRemoved { leg: A, stats }]);
+    assert_eq!((stats.rx_packets, stats.rx_bytes), (6, 6 * 172));
+    assert_eq!(stats.drops.get(DropReason::SrcMismatch), 1);
+    assert_eq!(stats.jitter_us, 0);
+    assert_eq!(p.relay.leg_stats(B).unwrap().tx_packets, 5);
+    // Gone: its port is unknown, B is unbridged, a second remove fails.
+    let (v, _) = p.recv(customer(), 20000, rtp(6, 960, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownPort));
+    let (v, _) = p.recv(agent(), 20002, rtp(6, 960, 1, false));
+    assert_eq!(v, Verdict::Drop(DropReason::NotBridged));
+    p.cmd(Command::RemoveLeg { leg: A });
+    assert_eq!(p.events(), vec![Event::CommandFailed { leg: Some(A), error: CommandError::UnknownLeg }]);
+    assert_eq!(p.relay.stats().legs, 1);
+}
+
+#[test]
+fn jitter_shows_in_stats() {
+    let mut p = Pair::bridged();
+    p.recv(customer(), 20000, rtp(0, 0, 1, false));
+    p.now = p.t0 + 25 * MS; // 5 ms late
+    p.recv(customer(), 20000, rtp(1, 160, 1, false));
+    let st = p.relay.leg_stats(A).unwrap();
+    assert_eq!((st.jitter_us, st.max_jitter_us), (312, 312));
+}
+
+#[test]
+fn command_errors() {
+    let mut p = Pair::new();
+    p.cmd(Command::AddLeg(spec(A, None)));
+    p.cmd(Command::AddLeg(spec(LegId::new(20000, 2), None)));
+    p.cmd(Command::AddLeg(spec(LegId::new(30000, 1), None)));
+    p.cmd(Command::Bridge { a: A, b: LegId::new(30000, 1) });
+    p.cmd(Command::Bridge { a: A, b: B });
+    p.cmd(Command::SetRemote { leg: LegId::new(20000, 2), remote: customer(), codec: Codec::Pcmu });
+    p.cmd(Command::Shutdown);
+    let f = |leg, error| Event::CommandFailed { leg: Some(leg), error };
+    assert_eq!(
+        p.events(),
+        vec![
+            Event::LegAdded { leg: A },
+            f(LegId::new(20000, 2), CommandError::PortInUse),
+            f(LegId::new(30000, 1), CommandError::PortOutOfRange),
+            f(A, CommandError::CrossWorker),
+            f(A, CommandError::UnknownLeg),
+            f(LegId::new(20000, 2), CommandError::UnknownLeg),
+        ]
+    );
+    assert_eq!(p.relay.stats().commands_failed, 5);
+}
+
+#[test]
+fn event_ring_is_bounded_and_counts_overflow() {
+    let mut p = Pair::with_events(2);
+    p.cmd(Command::AddLeg(spec(A, None)));
+    p.cmd(Command::QueryStats { leg: A });
+    p.cmd(Command::QueryStats { leg: A });
+    p.cmd(Command::QueryStats { leg: A });
+    assert_eq!(p.events().len(), 2);
+    assert_eq!(p.relay.stats().events_dropped, 2);
+}
+
+#[test]
+fn tx_refusal_is_counted_on_the_sending_leg() {
+    let mut p = Pair::bridged();
+    let (v, out) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
+    let Verdict::Forward { from_port, .. } = v else { panic!() };
+    p.relay.handle_tx_refused(from_port, out.len());
+    let b = p.relay.leg_stats(B).unwrap();
+    assert_eq!((b.tx_packets, b.drops.get(DropReason::TxFull)), (0, 1));
+    assert_eq!(p.relay.stats().drops.get(DropReason::TxFull), 1);
+    assert_eq!(p.relay.stats().tx_packets, 0);
+}
+
+#[test]
+fn many_legs_announce_independently() {
+    let mut p = Pair::new();
+    let c = clip(50);
+    for k in 0..6u16 {
+        let id = LegId::new(20000 + 2 * k, 1);
+        p.cmd(Command::AddLeg(spec(id, Some(addr(k as u8 + 1, 40000)))));
+        p.now = p.t0 + MS * u32::from(k); // staggered starts
+        p.cmd(Command::Play { leg: id, clip: c.clone(), looping: false });
+    }
+    p.run_until(Duration::from_millis(205));
+    // Leg k started at k ms: deadlines k, k+20, …, ≤ 205.
+    for k in 0..6u16 {
+        let n = p.sent.iter().filter(|(_, t, _)| t.from_port == 20000 + 2 * k).count();
+        assert_eq!(n, 11, "leg {k}");
+    }
+    let ssrcs: std::collections::HashSet<u32> = p.sent.iter().map(|(_, _, b)| rtp_of(b).ssrc()).collect();
+    assert_eq!(ssrcs.len(), 6, "every leg has its own SSRC");
+}
