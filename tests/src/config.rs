@@ -20,7 +20,11 @@ impl Agent {
     /// An agent of business `acme` reached at `contact`.
     #[must_use]
     pub fn new(id: &str, contact: &str) -> Self {
-        Self { id: id.into(), contact: contact.into(), businesses: vec!["acme".into()] }
+        Self {
+            id: id.into(),
+            contact: contact.into(),
+            businesses: vec!["acme".into()],
+        }
     }
 }
 
@@ -37,7 +41,11 @@ pub struct Flow {
 
 impl Default for Flow {
     fn default() -> Self {
-        Self { customer_ring_secs: 30, agent_ring_secs: 20, max_agent_attempts: 3 }
+        Self {
+            customer_ring_secs: 30,
+            agent_ring_secs: 20,
+            max_agent_attempts: 3,
+        }
     }
 }
 
@@ -120,7 +128,12 @@ impl Config {
             self.media_ports.0, self.media_ports.1
         );
         for (id, name) in &self.businesses {
-            let _ = writeln!(s, "[[business]]\nid = {}\nname = {}\n", quote(id), quote(name));
+            let _ = writeln!(
+                s,
+                "[[business]]\nid = {}\nname = {}\n",
+                quote(id),
+                quote(name)
+            );
         }
         for a in &self.agents {
             let bs: Vec<String> = a.businesses.iter().map(|b| quote(b)).collect();
@@ -159,9 +172,16 @@ mod tests {
         let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
         let cfg = Config::new(&block, trunk)
             .agent(Agent::new("alice", "sip:alice@127.0.0.1:15064"))
-            .flow(Flow { customer_ring_secs: 5, agent_ring_secs: 2, max_agent_attempts: 1 });
+            .flow(Flow {
+                customer_ring_secs: 5,
+                agent_ring_secs: 2,
+                max_agent_attempts: 1,
+            });
         let text = cfg.render();
-        assert!(text.starts_with(&format!("[http]\nlisten = \"127.0.0.1:{}\"\n", block.port(0))));
+        assert!(text.starts_with(&format!(
+            "[http]\nlisten = \"127.0.0.1:{}\"\n",
+            block.port(0)
+        )));
         assert!(text.contains("trunk = \"sip:127.0.0.1:5080\""));
         assert!(text.contains(&format!("ports = \"{}-{}\"", block.port(2), block.last())));
         assert!(text.contains(

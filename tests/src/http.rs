@@ -28,7 +28,10 @@ impl Response {
     #[must_use]
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| {
-            panic!("HTTP {} body is not JSON ({e}): {:?}", self.status, self.body)
+            panic!(
+                "HTTP {} body is not JSON ({e}): {:?}",
+                self.status, self.body
+            )
         })
     }
 
@@ -36,7 +39,10 @@ impl Response {
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -50,10 +56,14 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Response, String> {
-    let mut stream =
-        TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| format!("connect {addr}: {e}"))?;
-    stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
@@ -67,9 +77,13 @@ pub fn request(
     if let Some(b) = body {
         req.push_str(b);
     }
-    stream.write_all(req.as_bytes()).map_err(|e| format!("write {method} {path}: {e}"))?;
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("write {method} {path}: {e}"))?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("read {method} {path}: {e}"))?;
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read {method} {path}: {e}"))?;
     parse_response(&raw).map_err(|e| format!("{method} {path}: {e}"))
 }
 
@@ -105,14 +119,20 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
     if chunked {
         body = dechunk(&body)?;
     } else if let Some((_, len)) = headers.iter().find(|(n, _)| n == "content-length") {
-        let len: usize = len.parse().map_err(|_| format!("bad content-length {len:?}"))?;
+        let len: usize = len
+            .parse()
+            .map_err(|_| format!("bad content-length {len:?}"))?;
         if body.len() < len {
             return Err(format!("body truncated: {} of {len} bytes", body.len()));
         }
         body.truncate(len);
     }
     let body = String::from_utf8(body).map_err(|e| format!("body not UTF-8: {e}"))?;
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {

@@ -6,8 +6,8 @@
 //! `bind(0)` callers never land in them. Nothing holds the ports open: a child process binds them
 //! after the block was handed out; that small race with unrelated processes is accepted.
 
-use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,7 +47,7 @@ impl PortBlock {
             if let Some(block) = Self::try_take(start, len) {
                 return block;
             }
-            start += 2 * ((len + 1) / 2) + 2;
+            start += 2 * len.div_ceil(2) + 2;
             if start + len >= HIGH {
                 start = LOW;
             }
@@ -56,7 +56,9 @@ impl PortBlock {
     }
 
     fn try_take(first: u16, len: u16) -> Option<Self> {
-        let mut taken = TAKEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut taken = TAKEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let taken = taken.get_or_insert_with(HashSet::new);
         let ports = first..first + len;
         if ports.clone().any(|p| taken.contains(&p)) {
@@ -87,7 +89,11 @@ impl PortBlock {
     /// If `i` is outside the block.
     #[must_use]
     pub fn port(&self, i: u16) -> u16 {
-        assert!(i < self.len, "port index {i} outside a block of {}", self.len);
+        assert!(
+            i < self.len,
+            "port index {i} outside a block of {}",
+            self.len
+        );
         self.first + i
     }
 
@@ -100,7 +106,9 @@ impl PortBlock {
 
 impl Drop for PortBlock {
     fn drop(&mut self) {
-        let mut taken = TAKEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut taken = TAKEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(taken) = taken.as_mut() {
             for p in self.first..self.first + self.len {
                 taken.remove(&p);
@@ -140,7 +148,10 @@ mod tests {
             assert_eq!(a.first() % 2, 0, "blocks start on an even port");
             assert_eq!(a.last() - a.first() + 1, MEDIA_BLOCK);
             for b in &blocks[i + 1..] {
-                assert!(a.last() < b.first() || b.last() < a.first(), "{a:?} overlaps {b:?}");
+                assert!(
+                    a.last() < b.first() || b.last() < a.first(),
+                    "{a:?} overlaps {b:?}"
+                );
             }
         }
         // Released blocks leave the registry.

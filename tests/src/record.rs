@@ -98,7 +98,16 @@ mod tests {
         let r = sample();
         assert_eq!(status(&r), "completed");
         assert_eq!(reason(&r), None);
-        assert!(passes_through(&r, &["calling_customer", "announcing", "calling_agent", "bridged", "completed"]));
+        assert!(passes_through(
+            &r,
+            &[
+                "calling_customer",
+                "announcing",
+                "calling_agent",
+                "bridged",
+                "completed"
+            ]
+        ));
         assert!(!passes_through(&r, &["bridged", "announcing"]));
         assert!(!passes_through(&r, &["failed"]));
         assert_eq!(media(&r, "customer", "announcement_packets"), 20);
@@ -118,7 +127,10 @@ pub fn check_full_call_media(record: &Value) -> Result<(), String> {
     let ann = media(record, "customer", "announcement_packets");
     let mut bad = Vec::new();
     if ann == 0 {
-        bad.push("media.customer.announcement_packets == 0 (no announcement reached the customer)".to_string());
+        bad.push(
+            "media.customer.announcement_packets == 0 (no announcement reached the customer)"
+                .to_string(),
+        );
     }
     if media(record, "customer", "rx_packets") == 0 {
         bad.push("media.customer.rx_packets == 0 (the relay got no RTP from the customer)".into());
@@ -138,7 +150,11 @@ pub fn check_full_call_media(record: &Value) -> Result<(), String> {
     if bad.is_empty() {
         Ok(())
     } else {
-        Err(format!("{}\ncounters: {}\nrecord: {record:#}", bad.join("\n"), media_summary(record)))
+        Err(format!(
+            "{}\ncounters: {}\nrecord: {record:#}",
+            bad.join("\n"),
+            media_summary(record)
+        ))
     }
 }
 

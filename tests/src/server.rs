@@ -191,18 +191,26 @@ impl Callbridge {
 
     /// `POST /v1/bridges {"customer","agent"}`; asserts 202, returns the id.
     pub fn create_bridge(&self, customer: &str, agent: &str) -> String {
-        self.created("/v1/bridges", &json!({ "customer": customer, "agent": agent }))
+        self.created(
+            "/v1/bridges",
+            &json!({ "customer": customer, "agent": agent }),
+        )
     }
 
     fn created(&self, path: &str, body: &Value) -> String {
         let r = self.post(path, body);
         if r.status != 202 {
-            self.fail(&format!("POST {path} {body} answered {} {:?}, expected 202", r.status, r.body));
+            self.fail(&format!(
+                "POST {path} {body} answered {} {:?}, expected 202",
+                r.status, r.body
+            ));
         }
         let v = r.json();
         match v["id"].as_str() {
             Some(id) if !id.is_empty() => id.to_string(),
-            _ => self.fail(&format!("POST {path} answered 202 without a string id: {v}")),
+            _ => self.fail(&format!(
+                "POST {path} answered 202 without a string id: {v}"
+            )),
         }
     }
 
@@ -210,7 +218,10 @@ impl Callbridge {
     pub fn get_json(&self, path: &str) -> Value {
         let r = self.get(path);
         if r.status != 200 {
-            self.fail(&format!("GET {path} answered {} {:?}, expected 200", r.status, r.body));
+            self.fail(&format!(
+                "GET {path} answered {} {:?}, expected 200",
+                r.status, r.body
+            ));
         }
         r.json()
     }
@@ -311,7 +322,9 @@ impl Callbridge {
 
     /// `Some(status)` once the server process has exited.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Stops the server: SIGTERM, then SIGKILL after a grace period. Returns the exit status,

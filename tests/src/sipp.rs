@@ -74,11 +74,16 @@ impl Scenario {
     /// The absolute path of the scenario file.
     #[must_use]
     pub fn path(self) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp").join(self.file())
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("sipp")
+            .join(self.file())
     }
 
     const fn is_uac(self) -> bool {
-        matches!(self, Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac)
+        matches!(
+            self,
+            Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac
+        )
     }
 }
 
@@ -158,7 +163,9 @@ impl Sipp {
 
         let mut cmd = Command::new(SIPP_BIN);
         if scenario.is_uac() {
-            let remote = opts.remote.unwrap_or_else(|| panic!("{name}: UAC scenario needs remote"));
+            let remote = opts
+                .remote
+                .unwrap_or_else(|| panic!("{name}: UAC scenario needs remote"));
             cmd.arg(remote.to_string());
         }
         if scenario == Scenario::BuiltinUac {
@@ -171,7 +178,11 @@ impl Sipp {
             .args(["-mi", "127.0.0.1"])
             .args(["-mp", &ports.port(2).to_string()])
             .args(["-m", "1"])
-            .args(["-timeout", &format!("{SIPP_TIMEOUT_SECS}s"), "-timeout_error"])
+            .args([
+                "-timeout",
+                &format!("{SIPP_TIMEOUT_SECS}s"),
+                "-timeout_error",
+            ])
             .args(["-d", &opts.pause_ms.to_string()])
             .arg("-aa")
             .arg("-nostdin")
@@ -200,7 +211,9 @@ impl Sipp {
         if opts.rtp_echo {
             cmd.arg("-rtp_echo");
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {SIPP_BIN}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {SIPP_BIN}: {e}"));
         let mut sipp = Self {
             name: name.to_string(),
             scenario,
@@ -227,7 +240,10 @@ impl Sipp {
                 self.fail(&format!("exited with {status} before binding its SIP port"));
             }
             if start.elapsed() > STARTUP_DEADLINE {
-                self.fail(&format!("did not bind UDP {} within {STARTUP_DEADLINE:?}", self.sip_addr()));
+                self.fail(&format!(
+                    "did not bind UDP {} within {STARTUP_DEADLINE:?}",
+                    self.sip_addr()
+                ));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -309,7 +325,10 @@ impl Sipp {
         let mut lines = log.lines();
         while let Some(line) = lines.next() {
             if line.contains("message received") {
-                let first = lines.by_ref().find(|l| !l.trim().is_empty()).unwrap_or_default();
+                let first = lines
+                    .by_ref()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default();
                 if first.starts_with(&format!("{method} ")) {
                     return true;
                 }
@@ -386,7 +405,11 @@ pub fn explain(code: Option<i32>) -> &'static str {
 
 /// Like [`read_log`], but a file SIPp never created (nothing to report) reads as "(none)".
 fn read_optional(path: &Path) -> String {
-    if path.exists() { read_log(path) } else { "(none)".into() }
+    if path.exists() {
+        read_log(path)
+    } else {
+        "(none)".into()
+    }
 }
 
 fn tail(s: &str, max: usize) -> &str {

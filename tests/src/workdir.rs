@@ -51,7 +51,8 @@ impl Workdir {
     /// If the file cannot be written.
     pub fn write(&self, name: &str, contents: &str) -> PathBuf {
         let p = self.file(name);
-        std::fs::write(&p, contents).unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        std::fs::write(&p, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
         p
     }
 }

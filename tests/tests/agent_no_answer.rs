@@ -18,31 +18,55 @@ fn unanswered_agent_is_cancelled_and_the_call_fails() {
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     let config = Config::new(&ports, customer.sip_addr())
         .agent(Agent::new("alice", &agent.sip_uri("alice")))
-        .flow(Flow { customer_ring_secs: 30, agent_ring_secs: 2, max_agent_attempts: 1 });
+        .flow(Flow {
+            customer_ring_secs: 30,
+            agent_ring_secs: 2,
+            max_agent_attempts: 1,
+        });
     let mut cb = Callbridge::start(&dir, &config);
 
     let id = cb.call("+15551234567");
-    cb.wait_for_status(&id, |s| s == "calling_agent" || is_terminal(s), CALL_DEADLINE);
+    cb.wait_for_status(
+        &id,
+        |s| s == "calling_agent" || is_terminal(s),
+        CALL_DEADLINE,
+    );
     let ringing_since = Instant::now();
     let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
     if record::status(&done) != "failed" || record::reason(&done) != Some("agent_no_answer") {
         cb.fail(&format!("expected failed/agent_no_answer, got: {done:#}"));
     }
-    if !passes_through(&done, &["calling_customer", "announcing", "calling_agent", "failed"]) {
-        cb.fail(&format!("unexpected status path {:?}: {done:#}", record::statuses(&done)));
+    if !passes_through(
+        &done,
+        &["calling_customer", "announcing", "calling_agent", "failed"],
+    ) {
+        cb.fail(&format!(
+            "unexpected status path {:?}: {done:#}",
+            record::statuses(&done)
+        ));
     }
     if record::statuses(&done).iter().any(|s| s == "bridged") {
-        cb.fail(&format!("nobody answered, yet the call was bridged: {done:#}"));
+        cb.fail(&format!(
+            "nobody answered, yet the call was bridged: {done:#}"
+        ));
     }
     // agent_ring_secs = 2: the CANCEL cannot have come much earlier than that.
     let rang = ringing_since.elapsed();
-    assert!(rang.as_millis() >= 1500, "agent leg given up after only {rang:?}");
+    assert!(
+        rang.as_millis() >= 1500,
+        "agent leg given up after only {rang:?}"
+    );
 
     agent.assert_passed(SIPP_EXIT_DEADLINE);
-    assert!(agent.received_request("CANCEL"), "the agent leg was CANCELled");
+    assert!(
+        agent.received_request("CANCEL"),
+        "the agent leg was CANCELled"
+    );
     customer.assert_passed(SIPP_EXIT_DEADLINE);
     assert!(customer.received_request("BYE"), "the customer got BYE");
     if record::media(&done, "customer", "announcement_packets") == 0 {
-        cb.fail(&format!("the customer heard no announcement while the agent rang: {done:#}"));
+        cb.fail(&format!(
+            "the customer heard no announcement while the agent rang: {done:#}"
+        ));
     }
 }

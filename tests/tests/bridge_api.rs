@@ -16,18 +16,25 @@ fn bridge_api_calls_both_and_bridges() {
         &dir,
         "agent",
         Scenario::AnswerBye,
-        &SippOptions { ring_ms: 2000, hangup_ms: 3000, ..SippOptions::default() },
+        &SippOptions {
+            ring_ms: 2000,
+            hangup_ms: 3000,
+            ..SippOptions::default()
+        },
     );
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     // A configured agent nobody should call (the bridge names its own agent): a port nothing
     // listens on.
     let unused = PortBlock::reserve(2);
-    let config = Config::new(&ports, customer.sip_addr())
-        .agent(Agent::new("alice", &format!("sip:alice@{}", unused.addr(0))));
+    let config = Config::new(&ports, customer.sip_addr()).agent(Agent::new(
+        "alice",
+        &format!("sip:alice@{}", unused.addr(0)),
+    ));
     let mut cb = Callbridge::start(&dir, &config);
 
     let id = cb.create_bridge("+15551234567", &agent.sip_uri("agent"));
-    let bridged = cb.wait_for_bridge_status(&id, |s| s == "bridged" || is_terminal(s), CALL_DEADLINE);
+    let bridged =
+        cb.wait_for_bridge_status(&id, |s| s == "bridged" || is_terminal(s), CALL_DEADLINE);
     if record::status(&bridged) != "bridged" {
         cb.fail(&format!("bridge never bridged: {bridged:#}"));
     }
@@ -35,7 +42,13 @@ fn bridge_api_calls_both_and_bridges() {
     if record::status(&done) != "completed" {
         cb.fail(&format!("expected completed, got: {done:#}"));
     }
-    let path = ["calling_customer", "announcing", "calling_agent", "bridged", "completed"];
+    let path = [
+        "calling_customer",
+        "announcing",
+        "calling_agent",
+        "bridged",
+        "completed",
+    ];
     if !passes_through(&done, &path) {
         cb.fail(&format!(
             "events {:?} do not pass through {path:?}: {done:#}",
@@ -49,5 +62,8 @@ fn bridge_api_calls_both_and_bridges() {
     agent.assert_passed(SIPP_EXIT_DEADLINE);
     customer.assert_passed(SIPP_EXIT_DEADLINE);
     let agent_ruri = format!("INVITE {} SIP/2.0", agent.sip_uri("agent"));
-    assert!(agent.messages().contains(&agent_ruri), "agent INVITE has Request-URI {agent_ruri}");
+    assert!(
+        agent.messages().contains(&agent_ruri),
+        "agent INVITE has Request-URI {agent_ruri}"
+    );
 }

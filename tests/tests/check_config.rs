@@ -35,7 +35,9 @@ fn assert_rejected(dir: &Workdir, name: &str, text: &str, line: usize, key: &str
     let diag = stderr
         .lines()
         .find_map(|l| l.split_once(&prefix).map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("stderr lacks {prefix:?}KEY: reason; stderr {stderr:?} stdout {stdout:?}"));
+        .unwrap_or_else(|| {
+            panic!("stderr lacks {prefix:?}KEY: reason; stderr {stderr:?} stdout {stdout:?}")
+        });
     let (got_key, reason) = diag
         .split_once(": ")
         .unwrap_or_else(|| panic!("diagnostic {diag:?} is not `KEY: reason`"));
@@ -44,7 +46,10 @@ fn assert_rejected(dir: &Workdir, name: &str, text: &str, line: usize, key: &str
         got_key == key || got_key.ends_with(&format!(".{key}")),
         "diagnostic names key {got_key:?}, expected {key:?}: {diag:?}"
     );
-    assert!(!reason.trim().is_empty(), "diagnostic has no reason: {diag:?}");
+    assert!(
+        !reason.trim().is_empty(),
+        "diagnostic has no reason: {diag:?}"
+    );
 }
 
 #[test]
@@ -77,7 +82,11 @@ fn unknown_key_deeper_in_the_file() {
     let dir = Workdir::new("check_config_unknown_key_agent");
     let (_ports, text) = good_config();
     // Put the unknown key right after the first agent's id.
-    let at = text.lines().position(|l| l == "id = \"alice\"").expect("agent alice") + 2;
+    let at = text
+        .lines()
+        .position(|l| l == "id = \"alice\"")
+        .expect("agent alice")
+        + 2;
     let bad = insert_line(&text, at, "favourite_colour = \"blue\"");
     assert_rejected(&dir, "unknown_agent_key.toml", &bad, at, "favourite_colour");
 }
@@ -86,11 +95,21 @@ fn unknown_key_deeper_in_the_file() {
 fn bad_value_is_reported_with_file_and_line() {
     let dir = Workdir::new("check_config_bad_value");
     let (_ports, text) = good_config();
-    let at = text.lines().position(|l| l.starts_with("ports = ")).expect("media ports") + 1;
+    let at = text
+        .lines()
+        .position(|l| l.starts_with("ports = "))
+        .expect("media ports")
+        + 1;
     let bad: String = text
         .lines()
         .enumerate()
-        .map(|(i, l)| if i + 1 == at { "ports = \"lots\"".to_string() } else { l.to_string() })
+        .map(|(i, l)| {
+            if i + 1 == at {
+                "ports = \"lots\"".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n";

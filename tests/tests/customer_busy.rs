@@ -18,8 +18,10 @@ fn busy_customer_fails_the_call_request() {
     let agent = UdpSocket::bind(agent_ports.addr(0)).unwrap();
     agent.set_nonblocking(true).unwrap();
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let config = Config::new(&ports, customer.sip_addr())
-        .agent(Agent::new("alice", &format!("sip:alice@{}", agent_ports.addr(0))));
+    let config = Config::new(&ports, customer.sip_addr()).agent(Agent::new(
+        "alice",
+        &format!("sip:alice@{}", agent_ports.addr(0)),
+    ));
     let mut cb = Callbridge::start(&dir, &config);
 
     let id = cb.call("+15551234567");
@@ -27,8 +29,13 @@ fn busy_customer_fails_the_call_request() {
     if record::status(&done) != "failed" || record::reason(&done) != Some("customer_busy") {
         cb.fail(&format!("expected failed/customer_busy, got: {done:#}"));
     }
-    if record::statuses(&done).iter().any(|s| s == "bridged" || s == "calling_agent") {
-        cb.fail(&format!("a busy customer must not lead to an agent call: {done:#}"));
+    if record::statuses(&done)
+        .iter()
+        .any(|s| s == "bridged" || s == "calling_agent")
+    {
+        cb.fail(&format!(
+            "a busy customer must not lead to an agent call: {done:#}"
+        ));
     }
     customer.assert_passed(SIPP_EXIT_DEADLINE);
     let mut buf = [0u8; 2048];

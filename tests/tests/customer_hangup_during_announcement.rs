@@ -25,12 +25,19 @@ fn customer_hangup_cancels_the_agent_leg() {
         cb.fail(&format!("expected failed/customer_hung_up, got: {done:#}"));
     }
     if record::statuses(&done).iter().any(|s| s == "bridged") {
-        cb.fail(&format!("the customer left before any agent answered, yet bridged: {done:#}"));
+        cb.fail(&format!(
+            "the customer left before any agent answered, yet bridged: {done:#}"
+        ));
     }
     customer.assert_passed(SIPP_EXIT_DEADLINE);
     agent.assert_passed(SIPP_EXIT_DEADLINE);
-    assert!(agent.received_request("CANCEL"), "the agent leg was CANCELled");
+    assert!(
+        agent.received_request("CANCEL"),
+        "the agent leg was CANCELled"
+    );
     if record::media(&done, "customer", "announcement_packets") == 0 {
-        cb.fail(&format!("the customer heard no announcement before hanging up: {done:#}"));
+        cb.fail(&format!(
+            "the customer heard no announcement before hanging up: {done:#}"
+        ));
     }
 }

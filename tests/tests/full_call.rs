@@ -17,7 +17,11 @@ fn full_call_announces_then_bridges_then_completes() {
         "agent",
         Scenario::AnswerBye,
         // Ring 2 s (the customer hears the announcement meanwhile), talk 3 s, hang up.
-        &SippOptions { ring_ms: 2000, hangup_ms: 3000, ..SippOptions::default() },
+        &SippOptions {
+            ring_ms: 2000,
+            hangup_ms: 3000,
+            ..SippOptions::default()
+        },
     );
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     let config = Config::new(&ports, customer.sip_addr())
@@ -33,7 +37,13 @@ fn full_call_announces_then_bridges_then_completes() {
     if record::status(&done) != "completed" {
         cb.fail(&format!("expected completed, got: {done:#}"));
     }
-    let path = ["calling_customer", "announcing", "calling_agent", "bridged", "completed"];
+    let path = [
+        "calling_customer",
+        "announcing",
+        "calling_agent",
+        "bridged",
+        "completed",
+    ];
     if !passes_through(&done, &path) {
         cb.fail(&format!(
             "events {:?} do not pass through {path:?}: {done:#}",
@@ -49,6 +59,12 @@ fn full_call_announces_then_bridges_then_completes() {
     customer.assert_passed(SIPP_EXIT_DEADLINE);
     // E.164 customers go to the trunk as sip:+NUMBER@host:port.
     let ruri = format!("INVITE sip:+15551234567@{} SIP/2.0", customer.sip_addr());
-    assert!(customer.messages().contains(&ruri), "customer INVITE has Request-URI {ruri}");
-    assert!(customer.received_request("BYE"), "the customer was hung up on after the agent left");
+    assert!(
+        customer.messages().contains(&ruri),
+        "customer INVITE has Request-URI {ruri}"
+    );
+    assert!(
+        customer.received_request("BYE"),
+        "the customer was hung up on after the agent left"
+    );
 }

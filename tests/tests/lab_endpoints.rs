@@ -14,7 +14,10 @@ fn lab_endpoints_bridge_by_themselves() {
     // ports nothing listens on.
     let nobody = PortBlock::reserve(4);
     let config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new("alice", &format!("sip:alice@{}", nobody.addr(2))))
+        .agent(Agent::new(
+            "alice",
+            &format!("sip:alice@{}", nobody.addr(2)),
+        ))
         .lab_endpoints(true);
     let mut cb = Callbridge::start(&dir, &config);
 
@@ -32,17 +35,33 @@ fn lab_endpoints_bridge_by_themselves() {
             && media(v, "agent", "tx_packets") > 0
     };
     let path = format!("/v1/call-requests/{id}");
-    let with_media = cb.wait_for(&path, "RTP both ways", |v| both_ways(v) || is_terminal(record::status(v)), CALL_DEADLINE);
+    let with_media = cb.wait_for(
+        &path,
+        "RTP both ways",
+        |v| both_ways(v) || is_terminal(record::status(v)),
+        CALL_DEADLINE,
+    );
     if !both_ways(&with_media) {
-        cb.fail(&format!("no RTP both ways ({}): {with_media:#}", media_summary(&with_media)));
+        cb.fail(&format!(
+            "no RTP both ways ({}): {with_media:#}",
+            media_summary(&with_media)
+        ));
     }
     // The lab endpoints hang up after a few seconds. There is no cancel route: a call that
     // stays up is only reported (bridged + media is what this test requires), and the harness
     // stops the server. A call that leaves `bridged` must end `completed`.
-    match cb.poll_until(&path, "the lab call to end", |v| record::status(v) != "bridged", Duration::from_secs(30)) {
+    match cb.poll_until(
+        &path,
+        "the lab call to end",
+        |v| record::status(v) != "bridged",
+        Duration::from_secs(30),
+    ) {
         Ok(end) => {
             if record::status(&end) != "completed" {
-                cb.fail(&format!("lab call left bridged as {:?}, not completed: {end:#}", record::status(&end)));
+                cb.fail(&format!(
+                    "lab call left bridged as {:?}, not completed: {end:#}",
+                    record::status(&end)
+                ));
             }
         }
         Err(still) => eprintln!(
