@@ -22,3 +22,8 @@ pub mod transaction;
 pub mod dialog;
 
 pub use error::SipError;
+pub mod transport;
+pub mod ua;
+
+pub use transaction::Timers;
+pub use ua::{Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall};

@@ -279,7 +279,12 @@ impl ClientTransaction {
 
     /// Fires due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.timeout_at.is_some_and(|t| t <= now) {
+        // A retransmission due before the timeout is still sent (late wake-ups keep counts exact).
+        let retransmit_first = match (self.retransmit_at, self.timeout_at) {
+            (Some(r), Some(t)) => r < t,
+            _ => true,
+        };
+        if self.timeout_at.is_some_and(|t| t <= now) && !(retransmit_first && self.retransmit_at.is_some_and(|r| r <= now)) {
             self.state = ClientState::Terminated;
             self.retransmit_at = None;
             self.timeout_at = None;

@@ -1,0 +1,106 @@
+//! UDP transport: a receive task (recv → [`msg::parse`] → the core) and a send task (a queue of
+//! [`Transmit`]s). Malformed datagrams with a parseable request line get `400 Bad Request`;
+//! everything else malformed is dropped and counted. Nothing here panics on input.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::msg::{self, Message};
+use crate::transaction::Transmit;
+
+/// Transport counters, shared with [`crate::ua::Endpoint`].
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    /// Datagrams that parsed as SIP.
+    pub received: AtomicU64,
+    /// Malformed datagrams answered with 400.
+    pub bad_requests: AtomicU64,
+    /// Malformed datagrams dropped silently.
+    pub dropped: AtomicU64,
+    /// Datagrams the OS refused to send.
+    pub send_errors: AtomicU64,
+}
+
+fn first_line(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(b.len()).min(200);
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Spawns the receive and send tasks on the current runtime. Parsed messages (requests already
+/// stamped with `received`/`rport`) go to the returned receiver; transmits are queued on the
+/// returned sender. Both tasks stop when `cancel` fires.
+pub(crate) fn spawn(
+    socket: Arc<UdpSocket>,
+    cancel: CancellationToken,
+    user_agent: String,
+    stats: Arc<TransportStats>,
+) -> (mpsc::Receiver<(SocketAddr, Message)>, mpsc::UnboundedSender<Transmit>) {
+    let (in_tx, in_rx) = mpsc::channel(1024);
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Transmit>();
+
+    let send_sock = socket.clone();
+    let send_cancel = cancel.clone();
+    let send_stats = stats.clone();
+    tokio::spawn(async move {
+        loop {
+            let t = tokio::select! {
+                _ = send_cancel.cancelled() => break,
+                t = out_rx.recv() => match t { Some(t) => t, None => break },
+            };
+            debug!(dest = %t.dest, line = %first_line(&t.payload), "sip tx");
+            if let Err(e) = send_sock.send_to(&t.payload, t.dest).await {
+                send_stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                warn!(dest = %t.dest, error = %e, "sip send failed");
+            }
+        }
+    });
+
+    let reply_tx = out_tx.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let (n, src) = tokio::select! {
+                _ = cancel.cancelled() => break,
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // e.g. ECONNREFUSED from an earlier ICMP port unreachable: keep going.
+                        debug!(error = %e, "sip recv error");
+                        continue;
+                    }
+                },
+            };
+            let data = &buf[..n];
+            match msg::parse(data) {
+                Ok(mut m) => {
+                    stats.received.fetch_add(1, Ordering::Relaxed);
+                    debug!(%src, line = %first_line(data), "sip rx");
+                    if let Message::Request(r) = &mut m {
+                        r.stamp_received(src);
+                    }
+                    if in_tx.send((src, m)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => match msg::bad_request_for(data, &e.to_string(), &user_agent) {
+                    Some(payload) => {
+                        stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed request, answering 400");
+                        let _ = reply_tx.send(Transmit { dest: src, payload });
+                    }
+                    None => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed datagram dropped");
+                    }
+                },
+            }
+        }
+    });
+    (in_rx, out_tx)
+}

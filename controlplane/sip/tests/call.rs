@@ -1,0 +1,246 @@
+//! Two real endpoints on 127.0.0.1 calling each other, plus raw-socket probes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip::sdp::{build_answer, build_offer, SessionDescription};
+use sip::{Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegEvent, Timers};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn endpoint(timers: Timers) -> (Endpoint, Receiver<IncomingCall>) {
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.timers = timers;
+    Endpoint::bind(cfg).await.unwrap()
+}
+
+fn invite_to(addr: SocketAddr) -> InviteRequest {
+    InviteRequest {
+        target: format!("sip:+15551234567@{addr}"),
+        from_user: "callbridge".into(),
+        from_display: Some("Call \"Bridge\"".into()),
+        sdp: build_offer("127.0.0.1:40000".parse().unwrap(), 1),
+        headers: vec![("X-Callbridge-Call".into(), "c-42".into())],
+    }
+}
+
+async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> Option<LegEvent> {
+    timeout(DEADLINE, f).await.expect("no leg event within the deadline")
+}
+
+async fn incoming(rx: &mut Receiver<IncomingCall>) -> IncomingCall {
+    timeout(DEADLINE, rx.recv()).await.expect("no incoming call").expect("channel closed")
+}
+
+fn answer_for(call: &IncomingCall) -> String {
+    let offer = SessionDescription::parse(call.sdp.as_deref().unwrap()).unwrap();
+    build_answer(&offer, "127.0.0.1:40002".parse().unwrap(), 2).unwrap().0
+}
+
+#[tokio::test]
+async fn b_rings_and_answers_then_a_hangs_up() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let mut call = incoming(&mut b_in).await;
+    assert_eq!(call.call_id, out.call_id());
+    assert_eq!(call.source, a.local_addr());
+    assert!(call.headers.iter().any(|(n, v)| n == "X-Callbridge-Call" && v == "c-42"));
+    assert!(call.from.contains("\"Call \\\"Bridge\\\"\""), "{}", call.from);
+    assert_eq!(call.request_uri, format!("sip:+15551234567@{}", b.local_addr()));
+    call.ring();
+    assert_eq!(next(out.event()).await, Some(LegEvent::Progress { status: 180, sdp: None }));
+    let sdp = answer_for(&call);
+    call.answer(sdp.clone());
+    assert_eq!(next(out.event()).await, Some(LegEvent::Answered { sdp }));
+    let offer = SessionDescription::parse(call.sdp.as_deref().unwrap()).unwrap();
+    assert_eq!(offer.audio().unwrap().port, 40000, "B got A's offer");
+    out.controller().hangup();
+    out.controller().hangup(); // idempotent
+    assert_eq!(next(call.event()).await, Some(LegEvent::Bye));
+    assert_eq!(next(out.event()).await, Some(LegEvent::Ended));
+    assert_eq!(next(out.event()).await, None);
+    assert_eq!(next(call.event()).await, None);
+}
+
+#[tokio::test]
+async fn b_rejects_busy() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let mut call = incoming(&mut b_in).await;
+    call.reject(486);
+    assert_eq!(next(out.event()).await, Some(LegEvent::Rejected { status: 486, reason: "Busy Here".into() }));
+    assert_eq!(next(out.event()).await, None);
+    assert_eq!(next(call.event()).await, None);
+}
+
+/// A hangs up while B rings: CANCEL → B sees Cancelled; A sees Ended once the 487 is ACKed.
+#[tokio::test]
+async fn a_cancels_while_b_rings() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let mut call = incoming(&mut b_in).await;
+    call.ring();
+    assert!(matches!(next(out.event()).await, Some(LegEvent::Progress { status: 180, .. })));
+    out.controller().hangup();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Cancelled));
+    assert_eq!(next(out.event()).await, Some(LegEvent::Ended));
+    assert_eq!(next(out.event()).await, None);
+    assert_eq!(next(call.event()).await, None);
+    // Answering after the CANCEL does nothing.
+    call.answer(String::new());
+}
+
+/// Hangup before any provisional: remembered, CANCEL sent once the 100 Trying arrives.
+#[tokio::test]
+async fn hangup_before_any_provisional_cancels_after_the_first_1xx() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    out.controller().hangup();
+    let mut call = incoming(&mut b_in).await;
+    assert_eq!(next(call.event()).await, Some(LegEvent::Cancelled));
+    assert_eq!(next(out.event()).await, Some(LegEvent::Ended));
+    assert_eq!(next(out.event()).await, None);
+}
+
+#[tokio::test]
+async fn b_hangs_up() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let mut call = incoming(&mut b_in).await;
+    let sdp = answer_for(&call);
+    call.answer(sdp.clone());
+    assert_eq!(next(out.event()).await, Some(LegEvent::Answered { sdp }));
+    call.controller().hangup();
+    assert_eq!(next(out.event()).await, Some(LegEvent::Bye));
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+    assert_eq!(next(out.event()).await, None);
+    assert_eq!(next(call.event()).await, None);
+}
+
+/// B answers and hangs up at once: the BYE waits for the ACK (RFC 3261 15.1.1).
+#[tokio::test]
+async fn b_answers_and_hangs_up_immediately() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let mut call = incoming(&mut b_in).await;
+    call.answer(answer_for(&call));
+    call.controller().hangup();
+    assert!(matches!(next(out.event()).await, Some(LegEvent::Answered { .. })));
+    assert_eq!(next(out.event()).await, Some(LegEvent::Bye));
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+}
+
+fn fast() -> Timers {
+    Timers { t1: Duration::from_millis(10), t2: Duration::from_millis(80), t4: Duration::from_millis(100) }
+}
+
+async fn recv_text(sock: &UdpSocket) -> (String, SocketAddr) {
+    let mut buf = vec![0u8; 65535];
+    let (n, from) = timeout(DEADLINE, sock.recv_from(&mut buf)).await.expect("no datagram").unwrap();
+    (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
+}
+
+#[tokio::test]
+async fn silent_peer_times_out_after_timer_b() {
+    let (a, _a_in) = endpoint(fast()).await;
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut out = a.invite(invite_to(silent.local_addr().unwrap())).unwrap();
+    assert_eq!(next(out.event()).await, Some(LegEvent::Timeout));
+    // 1 + 6 retransmissions (T1 doubling) before Timer B = 64*T1.
+    let mut count = 0;
+    let mut buf = vec![0u8; 65535];
+    while let Ok(Ok((n, _))) = timeout(Duration::from_millis(200), silent.recv_from(&mut buf)).await {
+        assert!(buf[..n].starts_with(b"INVITE "));
+        count += 1;
+    }
+    assert_eq!(count, 7);
+}
+
+fn raw_request(method: &str, to_tag: Option<&str>, local: SocketAddr, target: SocketAddr) -> String {
+    let to = match to_tag {
+        Some(t) => format!("<sip:b@{target}>;tag={t}"),
+        None => format!("<sip:b@{target}>"),
+    };
+    format!(
+        "{method} sip:b@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{method}{n};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=p1\r\nTo: {to}\r\nCall-ID: probe-{method}-{n}\r\n\
+CSeq: 1 {method}\r\nContact: <sip:probe@{local}>\r\nContent-Length: 0\r\n\r\n",
+        n = rand_suffix()
+    )
+}
+
+fn rand_suffix() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[tokio::test]
+async fn out_of_dialog_requests_get_the_right_answers() {
+    let (b, _b_in) = endpoint(Timers::default()).await;
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = probe.local_addr().unwrap();
+    let target = b.local_addr();
+    for (method, to_tag, expect) in [
+        ("OPTIONS", None, "SIP/2.0 200 OK"),
+        ("REGISTER", None, "SIP/2.0 405 Method Not Allowed"),
+        ("FROBNICATE", None, "SIP/2.0 405 Method Not Allowed"),
+        ("BYE", Some("nope"), "SIP/2.0 481 "),
+        ("CANCEL", None, "SIP/2.0 481 "),
+    ] {
+        probe.send_to(raw_request(method, to_tag, local, target).as_bytes(), target).await.unwrap();
+        let (text, from) = recv_text(&probe).await;
+        assert_eq!(from, target);
+        assert!(text.starts_with(expect), "{method}: {text}");
+        if expect.contains("200") || expect.contains("405") {
+            assert!(text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"), "{text}");
+        }
+        assert!(text.contains(&format!(";rport={}", local.port())), "{text}");
+    }
+    // A malformed request with a good request line gets 400.
+    let broken = raw_request("OPTIONS", None, local, target).replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS");
+    probe.send_to(broken.as_bytes(), target).await.unwrap();
+    let (text, _) = recv_text(&probe).await;
+    assert!(text.starts_with("SIP/2.0 400 Bad Request"), "{text}");
+    // Garbage is dropped and counted.
+    probe.send_to(b"\x00\x01\x02 hello", target).await.unwrap();
+    probe.send_to(raw_request("OPTIONS", None, local, target).as_bytes(), target).await.unwrap();
+    let (text, _) = recv_text(&probe).await;
+    assert!(text.starts_with("SIP/2.0 200"), "the garbage got no answer: {text}");
+    assert_eq!(b.malformed_counts(), (1, 1));
+}
+
+/// We answer, the caller never ACKs: the 200 is retransmitted, then we send BYE and report Timeout.
+#[tokio::test]
+async fn no_ack_for_our_2xx_times_out_with_bye() {
+    let (b, mut b_in) = endpoint(fast()).await;
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = probe.local_addr().unwrap();
+    let invite = raw_request("INVITE", None, local, b.local_addr());
+    probe.send_to(invite.as_bytes(), b.local_addr()).await.unwrap();
+    let (trying, _) = recv_text(&probe).await;
+    assert!(trying.starts_with("SIP/2.0 100 Trying"), "{trying}");
+    let mut call = incoming(&mut b_in).await;
+    call.answer(String::new());
+    assert_eq!(next(call.event()).await, Some(LegEvent::Timeout));
+    let mut oks = 0;
+    loop {
+        let (text, _) = recv_text(&probe).await;
+        if text.starts_with("SIP/2.0 200") {
+            oks += 1;
+        } else {
+            assert!(text.starts_with("BYE sip:probe@"), "{text}");
+            break;
+        }
+    }
+    assert!(oks >= 5, "200 OK sent {oks} times");
+}
