@@ -1,0 +1,159 @@
+//! Interop with SIPp 3.6.1 (/usr/bin/sipp) on 127.0.0.1: SIPp as UAS (our scenario
+//! `tests/sipp/uas.xml`) and as UAC (its built-in `uac` scenario). Fails, never skips, if SIPp
+//! is missing.
+
+use std::net::UdpSocket as StdUdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use sip::sdp::{build_answer, build_offer, SessionDescription};
+use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+use tokio::time::timeout;
+
+const SIPP: &str = "/usr/bin/sipp";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// SIPp binds media ports too; run the SIPp tests one at a time to keep port picks simple.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+fn free_udp_port() -> u16 {
+    StdUdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port p with p and p+2 currently free (SIPp uses media_port and media_port+2).
+fn free_media_port() -> u16 {
+    loop {
+        let a = StdUdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < 65_000 && StdUdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
+            return p;
+        }
+    }
+}
+
+fn log_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("callbridge-sipp-{name}-{}.log", std::process::id()))
+}
+
+fn spawn_sipp(name: &str, args: &[String]) -> Child {
+    assert!(Path::new(SIPP).exists(), "SIPp is required at {SIPP} for this test");
+    let log = std::fs::File::create(log_path(name)).unwrap();
+    Command::new(SIPP)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("failed to start sipp")
+}
+
+async fn wait_exit(name: &str, child: &mut Child) -> ExitStatus {
+    match timeout(Duration::from_secs(40), child.wait()).await {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            let _ = child.start_kill();
+            panic!("sipp did not exit; log: {}", std::fs::read_to_string(log_path(name)).unwrap_or_default());
+        }
+    }
+}
+
+async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> Option<LegEvent> {
+    timeout(DEADLINE, f).await.expect("no leg event within the deadline")
+}
+
+#[tokio::test]
+async fn we_call_sipp_uas_and_hang_up() {
+    let _serial = SERIAL.lock().await;
+    let sipp_port = free_udp_port();
+    let media_port = free_media_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas.xml");
+    let mut child = spawn_sipp(
+        "uas",
+        &[
+            "-sf".into(),
+            scenario.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            sipp_port.to_string(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "30s".into(),
+            "-nostdin".into(),
+        ],
+    );
+    let (ep, _incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    // If SIPp is not listening yet, Timer A retransmissions get the INVITE there.
+    let mut call = ep
+        .invite(InviteRequest {
+            target: format!("sip:+15551234567@127.0.0.1:{sipp_port}"),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: build_offer("127.0.0.1:40010".parse().unwrap(), 9),
+            headers: vec![("X-Callbridge-Call".into(), "sipp-1".into())],
+        })
+        .unwrap();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Progress { status: 180, sdp: None }));
+    let Some(LegEvent::Answered { sdp }) = next(call.event()).await else { panic!("expected Answered") };
+    let neg = SessionDescription::parse(&sdp).unwrap().negotiated_from_answer().unwrap();
+    assert_eq!(neg.remote, format!("127.0.0.1:{media_port}").parse().unwrap());
+    assert_eq!(neg.payload_type, 0);
+    call.controller().hangup();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+    assert_eq!(next(call.event()).await, None);
+    let status = wait_exit("uas", &mut child).await;
+    assert!(status.success(), "sipp exited with {status}; log: {}", std::fs::read_to_string(log_path("uas")).unwrap_or_default());
+    ep.shutdown();
+}
+
+#[tokio::test]
+async fn sipp_uac_calls_us_and_hangs_up() {
+    let _serial = SERIAL.lock().await;
+    let (ep, mut incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let sipp_port = free_udp_port();
+    let media_port = free_media_port();
+    let mut child = spawn_sipp(
+        "uac",
+        &[
+            "-sn".into(),
+            "uac".into(),
+            ep.local_addr().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            sipp_port.to_string(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-d".into(),
+            "200".into(),
+            "-timeout".into(),
+            "30s".into(),
+            "-nostdin".into(),
+        ],
+    );
+    let mut call = timeout(DEADLINE, incoming.recv()).await.expect("no INVITE from sipp").unwrap();
+    assert_eq!(call.source, format!("127.0.0.1:{sipp_port}").parse().unwrap());
+    let offer = SessionDescription::parse(call.sdp.as_deref().expect("sipp sends an offer")).unwrap();
+    let (answer, neg) = build_answer(&offer, "127.0.0.1:40012".parse().unwrap(), 3).unwrap();
+    assert_eq!(neg.remote, format!("127.0.0.1:{media_port}").parse().unwrap());
+    call.ring();
+    call.answer(answer);
+    assert_eq!(next(call.event()).await, Some(LegEvent::Bye));
+    assert_eq!(next(call.event()).await, None);
+    let status = wait_exit("uac", &mut child).await;
+    assert!(status.success(), "sipp exited with {status}; log: {}", std::fs::read_to_string(log_path("uac")).unwrap_or_default());
+    ep.shutdown();
+}
