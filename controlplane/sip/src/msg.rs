@@ -323,6 +323,7 @@ pub trait HasHeaders {
     }
 
     /// The From tag.
+    #[allow(clippy::wrong_self_convention)]
     fn from_tag(&self) -> Option<String> {
         let v = self.headers().get("From")?;
         NameAddr::parse("From", v).ok()?.tag().map(str::to_string)
@@ -674,7 +675,7 @@ fn check_mandatory(msg: &Message) -> Result<(), SipError> {
         Message::Response(r) => (&r.headers, None),
     };
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if h.get(name).map_or(true, str::is_empty) {
+        if matches!(h.get(name), None | Some("")) {
             return Err(SipError::MissingHeader(name));
         }
     }

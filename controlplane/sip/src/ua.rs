@@ -826,11 +826,10 @@ impl Core {
                     self.respond(now, &key, Response::to_request(&req, 481, None));
                     return;
                 };
-                let in_order = self
-                    .legs
-                    .get_mut(&id)
-                    .and_then(|l| l.dialog.as_mut())
-                    .map_or(true, |d| d.handle_remote_cseq(&req));
+                let in_order = match self.legs.get_mut(&id).and_then(|l| l.dialog.as_mut()) {
+                    Some(d) => d.handle_remote_cseq(&req),
+                    None => true,
+                };
                 if !in_order {
                     self.respond(now, &key, Response::to_request(&req, 500, None));
                     return;
