@@ -250,7 +250,11 @@ impl Acd {
         for b in &a.businesses {
             let Some(q) = self.queues.get(b) else { continue };
             if let Some((i, w)) = q.iter().enumerate().find(|(_, w)| !w.exclude.contains(agent)) {
-                if best.map_or(true, |(seq, _, _)| w.seq < seq) {
+                let older = match best {
+                    Some((seq, _, _)) => w.seq < seq,
+                    None => true,
+                };
+                if older {
                     best = Some((w.seq, b, i));
                 }
             }

@@ -42,7 +42,40 @@ pub fn render(business: &BusinessInfo, all: &[BusinessInfo]) -> String {
     } else {
         String::new()
     };
-    PAGE.replace("{{NAME}}", &name).replace("{{ID}}", &id).replace("{{OTHERS}}", &others)
+    fill(PAGE, &[("{{NAME}}", &name), ("{{ID}}", &id), ("{{OTHERS}}", &others)])
+}
+
+/// Replaces placeholders in one pass, so that inserted text is never scanned again.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        match values.iter().find(|(k, _)| tail.starts_with(k)) {
+            Some((k, v)) => {
+                out.push_str(v);
+                rest = &tail[k.len()..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        assert_eq!(fill("a {{X}} b {{Y}} {{Z}}", &[("{{X}}", "{{Y}}"), ("{{Y}}", "y")]), "a {{Y}} b y {{Z}}");
+        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+    }
 }
 
 /// A small HTML page for errors (unknown business, nothing configured).
