@@ -12,7 +12,8 @@
 //! * incoming: `Cancelled` | `Bye` | `Ended` (our hangup finished) | `Timeout` (no ACK for our
 //!   2xx; we sent BYE). After `reject()` no event follows; `event()` returns `None`.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -169,6 +170,7 @@ impl Endpoint {
             servers: HashMap::new(),
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
+            timers_heap: BinaryHeap::new(),
             inner: Arc::downgrade(&inner),
         };
         tokio::spawn(core.run(inbound, cmd_rx, cancel));
@@ -329,6 +331,31 @@ impl IncomingCall {
     }
 }
 
+/// What a timer-heap entry refers to. Entries are checked lazily: a popped entry whose owner's
+/// `poll_timeout` is no longer due is ignored (each drive pushes the current deadline).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Client(TxKeyOrd),
+    Server(TxKeyOrd),
+    Leg(u64),
+}
+
+/// [`TransactionKey`] with an arbitrary but total order, for the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TxKeyOrd(TransactionKey);
+
+impl PartialOrd for TxKeyOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TxKeyOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.0.branch, self.0.method.as_str(), &self.0.sent_by).cmp(&(&other.0.branch, other.0.method.as_str(), &other.0.sent_by))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Invite,
@@ -384,6 +411,7 @@ struct Core {
     servers: HashMap<TransactionKey, (ServerTransaction, Option<LegId>)>,
     legs: HashMap<LegId, Leg>,
     by_dialog: HashMap<(String, String), LegId>,
+    timers_heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     inner: std::sync::Weak<Inner>,
 }
 
@@ -416,10 +444,13 @@ impl Core {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let c = self.clients.values().filter_map(|(t, _, _)| t.poll_timeout());
-        let s = self.servers.values().filter_map(|(t, _)| t.poll_timeout());
-        let l = self.legs.values().filter_map(|l| l.retrans.as_ref().and_then(Uas2xxRetransmitter::poll_timeout));
-        c.chain(s).chain(l).min()
+        self.timers_heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn schedule(&mut self, at: Option<Instant>, r: TimerRef) {
+        if let Some(at) = at {
+            self.timers_heap.push(Reverse((at, r)));
+        }
     }
 
     fn send(&self, t: Transmit) {
@@ -443,50 +474,58 @@ impl Core {
     // ---- timers -------------------------------------------------------------------------
 
     fn handle_timers(&mut self, now: Instant) {
-        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
-        let ckeys: Vec<_> = self.clients.iter().filter(|(_, (t, _, _))| due(t.poll_timeout())).map(|(k, _)| k.clone()).collect();
-        for k in ckeys {
-            if let Some((t, _, _)) = self.clients.get_mut(&k) {
-                t.handle_timeout(now);
+        while let Some(Reverse((at, _))) = self.timers_heap.peek() {
+            if *at > now {
+                break;
             }
-            self.drive_client(now, &k);
+            let Some(Reverse((_, r))) = self.timers_heap.pop() else { break };
+            let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+            match r {
+                TimerRef::Client(TxKeyOrd(k)) => {
+                    let Some((t, _, _)) = self.clients.get_mut(&k) else { continue };
+                    if due(t.poll_timeout()) {
+                        t.handle_timeout(now);
+                        self.drive_client(now, &k);
+                    }
+                }
+                TimerRef::Server(TxKeyOrd(k)) => {
+                    let Some((t, _)) = self.servers.get_mut(&k) else { continue };
+                    if due(t.poll_timeout()) {
+                        t.handle_timeout(now);
+                        self.drive_server(&k);
+                    }
+                }
+                TimerRef::Leg(id) => self.leg_timer(now, LegId(id)),
+            }
         }
-        let skeys: Vec<_> = self.servers.iter().filter(|(_, (t, _))| due(t.poll_timeout())).map(|(k, _)| k.clone()).collect();
-        for k in skeys {
-            if let Some((t, _)) = self.servers.get_mut(&k) {
-                t.handle_timeout(now);
-            }
-            self.drive_server(&k);
+    }
+
+    fn leg_timer(&mut self, now: Instant, id: LegId) {
+        let mut transmits = Vec::new();
+        let mut no_ack = false;
+        let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else { return };
+        if !r.poll_timeout().is_some_and(|t| t <= now) {
+            return;
         }
-        let legs: Vec<_> = self
-            .legs
-            .iter()
-            .filter(|(_, l)| due(l.retrans.as_ref().and_then(Uas2xxRetransmitter::poll_timeout)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in legs {
-            let mut transmits = Vec::new();
-            let mut no_ack = false;
-            if let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) {
-                r.handle_timeout(now);
-                while let Some(t) = r.poll_transmit() {
-                    transmits.push(t);
-                }
-                while let Some(Uas2xxEvent::NoAck) = r.poll_event() {
-                    no_ack = true;
-                }
+        r.handle_timeout(now);
+        while let Some(t) = r.poll_transmit() {
+            transmits.push(t);
+        }
+        while let Some(Uas2xxEvent::NoAck) = r.poll_event() {
+            no_ack = true;
+        }
+        let next = r.poll_timeout();
+        self.schedule(next, TimerRef::Leg(id.0));
+        for t in transmits {
+            self.send(t);
+        }
+        if no_ack {
+            warn!("no ACK for our 2xx within 64*T1; sending BYE");
+            if let Some(leg) = self.legs.get(&id) {
+                leg.emit(LegEvent::Timeout);
             }
-            for t in transmits {
-                self.send(t);
-            }
-            if no_ack {
-                warn!("no ACK for our 2xx within 64*T1; sending BYE");
-                if let Some(leg) = self.legs.get(&id) {
-                    leg.emit(LegEvent::Timeout);
-                }
-                self.send_bye(now, id, false);
-                self.remove_leg(id);
-            }
+            self.send_bye(now, id, false);
+            self.remove_leg(id);
         }
     }
 
@@ -505,6 +544,9 @@ impl Core {
         }
         if t.is_terminated() {
             self.clients.remove(key);
+        } else {
+            let next = t.poll_timeout();
+            self.schedule(next, TimerRef::Client(TxKeyOrd(key.clone())));
         }
         for x in transmits {
             self.send(x);
@@ -525,6 +567,9 @@ impl Core {
         while t.poll_event().is_some() {} // AckReceived / Timeout: nothing for the TU to do
         if t.is_terminated() {
             self.servers.remove(key);
+        } else {
+            let next = t.poll_timeout();
+            self.schedule(next, TimerRef::Server(TxKeyOrd(key.clone())));
         }
         for x in transmits {
             self.send(x);
@@ -731,10 +776,13 @@ impl Core {
         }
         r.headers.push("Server", self.ua.clone());
         let payload = r.encode();
-        leg.retrans = Some(Uas2xxRetransmitter::new(now, payload, leg.dest, self.timers));
+        let retrans = Uas2xxRetransmitter::new(now, payload, leg.dest, self.timers);
+        let next = retrans.poll_timeout();
+        leg.retrans = Some(retrans);
         leg.dialog = Some(dialog);
         leg.state = LegState::Confirmed;
         let key = leg.invite_key.clone();
+        self.schedule(next, TimerRef::Leg(id.0));
         if let Some((t, _)) = self.servers.get_mut(&key) {
             t.send_response(now, &r);
         }
