@@ -1,2 +1,236 @@
-//! placeholder
+//! callbridge's data-plane workers: one thread per (optionally pinned) core, each running
+//! the [`lcore`] loop over a [`PacketIo`] backend and its own [`relay::Relay`].
+//!
+//! ```text
+//!  DataplaneHandle ──Command (bounded, one queue per worker)──► Worker i (thread, core cores[i])
+//!        ▲                                                        loop { rx_burst ► relay ► tx_burst ► timers }
+//!        └──────────────Event (one bounded queue, try_send)───────┘   over SocketIo | MemIo | (DpdkIo)
+//! ```
+//!
+//! - [`Dataplane::start`] splits the port range with [`PortPlan`], starts one worker per
+//!   slice on the UDP socket backend and returns the control plane's [`DataplaneHandle`].
+//!   [`Dataplane::start_with`] takes any backend factory (tests use [`mem_io::MemIo`]).
+//! - The socket backend sleeps in epoll when idle (at most [`lcore::MAX_IDLE_WAIT`], so
+//!   commands are picked up promptly); a DPDK backend would busy-poll its queues instead.
+//! - Each worker owns its state; nothing is shared between workers except the shutdown flag
+//!   and the channels.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::io as stdio;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::bounded;
+use dp_api::{Command, DataplaneHandle, DpError, PortPlan, WorkerLink};
+use relay::{Relay, RelayConfig};
+
+pub mod io;
+pub mod lcore;
+pub mod mem_io;
+pub mod socket_io;
+
+pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
+pub use lcore::{LoopStats, Pass, Worker};
+pub use mem_io::{MemIo, MemPacket, MemPeer};
+pub use socket_io::SocketIo;
+
+/// How to run the data plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneConfig {
+    /// The IP to bind media sockets on.
+    pub address: IpAddr,
+    /// The whole media port range (RTP even, RTCP odd), split between workers.
+    pub ports: RangeInclusive<u16>,
+    /// How many workers (threads).
+    pub workers: usize,
+    /// Pin worker `i` to core `cores[i]`; `None` = no pinning.
+    pub cores: Option<Vec<usize>>,
+    /// RX/TX burst size (1..=[`MAX_BURST`]).
+    pub burst: usize,
+    /// Capacity of each worker's command queue.
+    pub command_queue: usize,
+    /// Capacity of the shared event queue (and of each relay's event ring).
+    pub event_queue: usize,
+}
+
+impl DataplaneConfig {
+    /// A config for one unpinned worker on `address` with sensible queue sizes.
+    #[must_use]
+    pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Self {
+        Self { address, ports, workers: 1, cores: None, burst: 32, command_queue: 1024, event_queue: 4096 }
+    }
+}
+
+/// Why the data plane could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The port range cannot be split between the workers.
+    #[error("port plan: {0}")]
+    PortPlan(#[from] DpError),
+    /// A config value is out of range.
+    #[error("bad data-plane config: {0}")]
+    Config(String),
+    /// A worker thread could not be spawned.
+    #[error("could not spawn worker {worker}: {source}")]
+    Spawn {
+        /// The worker index.
+        worker: usize,
+        /// The OS error.
+        source: stdio::Error,
+    },
+    /// A worker's I/O backend could not be created.
+    #[error("worker {worker} backend: {source}")]
+    Backend {
+        /// The worker index.
+        worker: usize,
+        /// The error.
+        source: stdio::Error,
+    },
+    /// A worker thread died before reporting ready.
+    #[error("worker {0} died during start-up")]
+    Died(usize),
+}
+
+/// The running data plane: worker threads and their shutdown flag.
+#[derive(Debug)]
+pub struct Dataplane {
+    threads: Vec<JoinHandle<()>>,
+    commands: Vec<crossbeam_channel::Sender<Command>>,
+    shutdown: Arc<AtomicBool>,
+}
+
+impl Dataplane {
+    /// Starts `cfg.workers` workers on the UDP socket backend.
+    ///
+    /// # Errors
+    /// See [`WorkerError`].
+    pub fn start(cfg: DataplaneConfig) -> Result<(Self, DataplaneHandle), WorkerError> {
+        let address = cfg.address;
+        Self::start_with(cfg, move |_, ports| SocketIo::new(address, ports))
+    }
+
+    /// Starts workers on the backend `make_io(worker_index, rtp_ports)` builds. The factory
+    /// runs on each worker's own thread (backends need not be `Send`).
+    ///
+    /// # Errors
+    /// See [`WorkerError`]; on error every worker already started is stopped.
+    pub fn start_with<Io, F>(cfg: DataplaneConfig, make_io: F) -> Result<(Self, DataplaneHandle), WorkerError>
+    where
+        Io: PacketIo + 'static,
+        F: Fn(usize, RangeInclusive<u16>) -> stdio::Result<Io> + Send + Sync + 'static,
+    {
+        if cfg.burst == 0 || cfg.burst > MAX_BURST {
+            return Err(WorkerError::Config(format!("burst {} not in 1..={MAX_BURST}", cfg.burst)));
+        }
+        if cfg.command_queue == 0 || cfg.event_queue == 0 {
+            return Err(WorkerError::Config("queue capacities must be at least 1".into()));
+        }
+        if let Some(cores) = &cfg.cores {
+            if cores.len() < cfg.workers {
+                return Err(WorkerError::Config(format!(
+                    "{} workers but only {} cores listed",
+                    cfg.workers,
+                    cores.len()
+                )));
+            }
+        }
+        let plan = PortPlan::new(cfg.ports.clone(), cfg.workers)?;
+        let (ev_tx, ev_rx) = bounded(cfg.event_queue);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let make_io = Arc::new(make_io);
+        let entropy = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let mut dp = Self { threads: Vec::new(), commands: Vec::new(), shutdown: shutdown.clone() };
+        let mut links = Vec::with_capacity(cfg.workers);
+        for w in 0..cfg.workers {
+            let (cmd_tx, cmd_rx) = bounded(cfg.command_queue);
+            let (ready_tx, ready_rx) = bounded::<stdio::Result<()>>(1);
+            let slice = plan.slice(w);
+            let core = cfg.cores.as_ref().map(|c| c[w]);
+            let relay_cfg = RelayConfig {
+                ports: slice.clone(),
+                event_capacity: cfg.event_queue,
+                seed: relay::seed_from(entropy ^ (w as u64).rotate_left(32)),
+            };
+            let (ev_tx, flag, make_io, burst) = (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);
+            let spawned = std::thread::Builder::new().name(format!("cb-worker-{w}")).spawn(move || {
+                if let Some(id) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                        tracing::warn!(worker = w, core = id, "could not pin worker to core; running unpinned");
+                    }
+                }
+                let io = match make_io(w, slice) {
+                    Ok(io) => io,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let mut worker = Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag);
+                let _ = ready_tx.send(Ok(()));
+                tracing::debug!(worker = w, "worker running");
+                worker.run();
+                tracing::debug!(worker = w, stats = ?worker.stats(), "worker stopped");
+            });
+            let handle = match spawned {
+                Ok(h) => h,
+                Err(source) => {
+                    dp.stop();
+                    return Err(WorkerError::Spawn { worker: w, source });
+                }
+            };
+            dp.threads.push(handle);
+            dp.commands.push(cmd_tx.clone());
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    dp.stop();
+                    return Err(WorkerError::Backend { worker: w, source });
+                }
+                Err(_) => {
+                    dp.stop();
+                    return Err(WorkerError::Died(w));
+                }
+            }
+            links.push(WorkerLink { commands: cmd_tx });
+        }
+        Ok((dp, DataplaneHandle::new(plan, links, ev_rx)))
+    }
+
+    /// How many workers run.
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Sends `Shutdown` to every worker, raises the flag and joins the threads.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for c in &self.commands {
+            let _ = c.try_send(Command::Shutdown);
+        }
+        self.shutdown.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            if t.join().is_err() {
+                tracing::error!("a data-plane worker panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

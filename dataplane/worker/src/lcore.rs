@@ -1,0 +1,271 @@
+//! The per-core loop, in the shape of DPDK's `l2fwd_main_loop`:
+//!
+//! ```text
+//! loop {
+//!     n = io.rx_burst(rx, wait)                  // fixed burst array
+//!     now = clock()                              // once per burst
+//!     for pkt in rx[..n] { relay.handle_packet } // Forward → swap buffer into tx
+//!     up to K commands (try_recv)                // AddLeg opens ports first
+//!     relay.handle_timeout(now)
+//!     relay.poll_transmit → tx                   // announcements
+//!     io.tx_burst(tx)                            // refused → TxFull
+//!     relay.poll_event → event queue (try_send)  // full → counted, dropped
+//!     shutdown flag?
+//! }
+//! ```
+//! Nothing here allocates, locks or logs per packet. When a pass moves no packet, the next
+//! `rx_burst` may wait (socket backend: in epoll) until `min(relay.poll_timeout(), 2 ms)`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use dp_api::{Command, CommandError, Event};
+use relay::{Relay, Verdict};
+
+use crate::io::{Burst, PacketIo};
+
+/// The longest an idle worker sleeps before looking at its command queue again.
+pub const MAX_IDLE_WAIT: Duration = Duration::from_millis(2);
+
+/// Loop counters, owned by the worker.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Passes run.
+    pub passes: u64,
+    /// Passes that asked the backend to wait.
+    pub idle_waits: u64,
+    /// Commands handled.
+    pub commands: u64,
+    /// Events handed to the event queue.
+    pub events_sent: u64,
+    /// Events dropped because the event queue was full (or gone).
+    pub events_dropped: u64,
+    /// Packets the backend refused to send.
+    pub tx_refused: u64,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// Packets received.
+    pub rx: usize,
+    /// Packets sent.
+    pub tx: usize,
+    /// Commands handled.
+    pub commands: usize,
+}
+
+/// One worker: a relay, its backend, its queues. Built and run on the worker's own thread.
+pub struct Worker<Io: PacketIo> {
+    index: usize,
+    io: Io,
+    relay: Relay,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    rx: Burst<Io::Buf>,
+    tx: Burst<Io::Buf>,
+    commands_per_pass: usize,
+    shutdown: Arc<AtomicBool>,
+    stopping: bool,
+    stats: LoopStats,
+}
+
+impl<Io: PacketIo> std::fmt::Debug for Worker<Io> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("index", &self.index).field("stats", &self.stats).finish_non_exhaustive()
+    }
+}
+
+impl<Io: PacketIo> Worker<Io> {
+    /// Assembles a worker. `burst` is clamped to `1..=MAX_BURST`; the TX burst has the same
+    /// size, and is flushed early when announcements fill it.
+    pub fn new(
+        index: usize,
+        io: Io,
+        relay: Relay,
+        commands: Receiver<Command>,
+        events: Sender<Event>,
+        burst: usize,
+        shutdown: Arc<AtomicBool>,
+    ) -> Self {
+        let burst = burst.clamp(1, crate::io::MAX_BURST);
+        let rx = Burst::new(burst, || io.new_buf());
+        let tx = Burst::new(burst, || io.new_buf());
+        Self {
+            index,
+            io,
+            relay,
+            commands,
+            events,
+            rx,
+            tx,
+            commands_per_pass: 32,
+            shutdown,
+            stopping: false,
+            stats: LoopStats::default(),
+        }
+    }
+
+    /// The relay (for tests and stats).
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// The backend.
+    pub fn io(&self) -> &Io {
+        &self.io
+    }
+
+    /// The loop counters.
+    pub fn stats(&self) -> LoopStats {
+        self.stats
+    }
+
+    /// Whether the worker has been told to stop (Shutdown command, flag, or the command
+    /// queue's senders are gone).
+    pub fn stopping(&self) -> bool {
+        self.stopping || self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Runs passes on the real clock until told to stop, then closes every open port.
+    pub fn run(&mut self) {
+        let mut idle = false;
+        while !self.stopping() {
+            let wait = idle.then(|| self.idle_wait(Instant::now()));
+            let p = self.pass(wait, Instant::now);
+            idle = p.rx == 0 && p.tx == 0 && p.commands == 0;
+        }
+        self.close_all();
+    }
+
+    fn idle_wait(&mut self, now: Instant) -> Duration {
+        self.stats.idle_waits += 1;
+        match self.relay.poll_timeout() {
+            Some(t) => t.saturating_duration_since(now).min(MAX_IDLE_WAIT),
+            None => MAX_IDLE_WAIT,
+        }
+    }
+
+    /// Closes every port the relay still holds (on shutdown).
+    pub fn close_all(&mut self) {
+        let ports: Vec<u16> = self.relay.table().iter().map(|l| l.id.port()).collect();
+        for p in ports {
+            self.io.close_port(p);
+        }
+    }
+
+    /// One pass of the loop. `clock` is read once, after receiving. Tests pass a fake
+    /// clock and `wait = None`.
+    pub fn pass(&mut self, wait: Option<Duration>, clock: impl FnOnce() -> Instant) -> Pass {
+        self.stats.passes += 1;
+        let n = self.io.rx_burst(&mut self.rx, wait);
+        let now = clock();
+        let mut out = Pass { rx: n, ..Pass::default() };
+
+        // Packets: verdicts in place, forwards swap their buffer into the TX burst.
+        for i in 0..n {
+            let pkt = self.rx.slot_mut(i);
+            let len = pkt.len;
+            let v = self.relay.handle_packet(now, pkt.peer, pkt.local_port, &mut pkt.buf.as_mut()[..len]);
+            if let Verdict::Forward { from_port, to } = v {
+                if self.tx.is_full() {
+                    out.tx += self.flush();
+                }
+                let pkt = self.rx.slot_mut(i);
+                if let Some(slot) = self.tx.next_free() {
+                    std::mem::swap(&mut slot.buf, &mut pkt.buf);
+                    slot.len = len;
+                    slot.peer = to;
+                    slot.local_port = from_port;
+                    self.tx.commit();
+                }
+            }
+        }
+        self.rx.clear();
+
+        // Housekeeping.
+        for _ in 0..self.commands_per_pass {
+            match self.commands.try_recv() {
+                Ok(cmd) => {
+                    out.commands += 1;
+                    self.handle_command(now, cmd);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.stopping = true;
+                    break;
+                }
+            }
+        }
+        self.relay.handle_timeout(now);
+        loop {
+            if self.tx.is_full() {
+                out.tx += self.flush();
+            }
+            let Some(slot) = self.tx.next_free() else { break };
+            match self.relay.poll_transmit(now, slot.buf.as_mut()) {
+                Some(t) => {
+                    slot.len = t.len;
+                    slot.peer = t.to;
+                    slot.local_port = t.from_port;
+                    self.tx.commit();
+                }
+                None => break,
+            }
+        }
+        out.tx += self.flush();
+        self.drain_events();
+        out
+    }
+
+    /// Sends the TX burst; refused packets are counted as `TxFull` by the relay.
+    fn flush(&mut self) -> usize {
+        if self.tx.is_empty() {
+            return 0;
+        }
+        let relay = &mut self.relay;
+        let stats = &mut self.stats;
+        let sent = self.io.tx_burst(&mut self.tx, &mut |p| {
+            stats.tx_refused += 1;
+            relay.handle_tx_refused(p.local_port, p.len);
+        });
+        self.tx.clear();
+        sent
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(ev) = self.relay.poll_event() {
+            match self.events.try_send(ev) {
+                Ok(()) => self.stats.events_sent += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.stats.events_dropped += 1,
+            }
+        }
+    }
+
+    /// Carries out a command: the worker opens/closes ports around the relay's own handling.
+    pub fn handle_command(&mut self, now: Instant, cmd: Command) {
+        self.stats.commands += 1;
+        match &cmd {
+            Command::AddLeg(spec) => {
+                if let Err(e) = self.relay.check_add(spec) {
+                    self.relay.report_failure(Some(spec.id), e);
+                    return;
+                }
+                if let Err(e) = self.io.open_port(spec.id.port()) {
+                    self.relay.report_failure(Some(spec.id), CommandError::Io(e.to_string()));
+                    return;
+                }
+            }
+            Command::RemoveLeg { leg } if self.relay.table().find(*leg).is_some() => {
+                self.io.close_port(leg.port());
+            }
+            Command::Shutdown => {
+                self.stopping = true;
+            }
+            _ => {}
+        }
+        self.relay.handle_command(now, cmd);
+    }
+}

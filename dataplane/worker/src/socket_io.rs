@@ -1,0 +1,275 @@
+//! The std UDP socket backend: one non-blocking socket per RTP and per RTCP port, found
+//! readable through epoll, drained with `recvmmsg` and written with `sendmmsg` (nix's safe
+//! wrappers, so this crate stays `#![forbid(unsafe_code)]`).
+//!
+//! Idle behaviour: when a pass receives nothing, the worker passes a `wait` and this backend
+//! sleeps in `epoll_wait` until a socket is readable or the wait (at most a few ms) expires,
+//! so an idle worker does not spin a core on a shared machine. The DPDK backend busy-polls
+//! instead, as DPDK lcores do.
+
+use std::io;
+use std::io::{IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::ops::RangeInclusive;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+
+use crate::io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
+
+/// A packet of this backend.
+type Pkt = Packet<Box<[u8]>>;
+
+/// The socket backend of one worker. Not `Send` (nix's preallocated message headers hold raw
+/// pointers): build it on the worker's thread.
+pub struct SocketIo {
+    address: IpAddr,
+    first: u16,
+    /// Indexed by `port - first` (RTP and RTCP alike).
+    sockets: Vec<Option<UdpSocket>>,
+    epoll: Epoll,
+    events: Vec<EpollEvent>,
+    /// Ports epoll reported readable that still have to be drained.
+    ready: Vec<u16>,
+    /// Ports that filled a whole receive call and may hold more (scratch, reused).
+    again: Vec<u16>,
+    rx_hdrs: MultiHeaders<SockaddrStorage>,
+    tx_hdrs: MultiHeaders<SockaddrStorage>,
+    open_legs: usize,
+}
+
+impl std::fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("address", &self.address)
+            .field("first", &self.first)
+            .field("open_legs", &self.open_legs)
+            .finish_non_exhaustive()
+    }
+}
+
+fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+impl SocketIo {
+    /// A backend binding on `address` for the even RTP `ports` of one worker (each RTCP port
+    /// is the odd port above).
+    ///
+    /// # Errors
+    /// If epoll cannot be created.
+    pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> io::Result<Self> {
+        let first = ports.start() & !1;
+        let last = ports.end() | 1;
+        let n = usize::from(last.saturating_sub(first)) + 1;
+        let mut sockets = Vec::with_capacity(n);
+        sockets.resize_with(n, || None);
+        Ok(Self {
+            address,
+            first,
+            sockets,
+            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?,
+            events: vec![EpollEvent::empty(); MAX_BURST],
+            ready: Vec::with_capacity(n + MAX_BURST),
+            again: Vec::with_capacity(n + MAX_BURST),
+            rx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
+            tx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
+            open_legs: 0,
+        })
+    }
+
+    fn slot(&self, port: u16) -> Option<usize> {
+        let i = usize::from(port.checked_sub(self.first)?);
+        (i < self.sockets.len()).then_some(i)
+    }
+
+    fn bind(&self, port: u16) -> io::Result<UdpSocket> {
+        let s = UdpSocket::bind(SocketAddr::new(self.address, port))?;
+        s.set_nonblocking(true)?;
+        self.epoll
+            .add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(port)))
+            .map_err(io::Error::from)?;
+        Ok(s)
+    }
+
+    /// Receives into `slots` from one socket; returns how many packets, and whether the
+    /// socket may hold more.
+    fn recv_from_port(&mut self, port: u16, slots: &mut [Pkt]) -> (usize, bool) {
+        let Some(i) = self.slot(port) else { return (0, false) };
+        let Some(sock) = self.sockets[i].as_ref() else { return (0, false) };
+        let fd = sock.as_raw_fd();
+        let want = slots.len().min(MAX_BURST);
+        let mut meta = [(0usize, None::<SocketAddr>, false); MAX_BURST];
+        let got = {
+            let mut it = slots.iter_mut();
+            let mut iovs: [[IoSliceMut<'_>; 1]; MAX_BURST] = std::array::from_fn(|_| {
+                [IoSliceMut::new(it.next().map_or(&mut [][..], |p| &mut p.buf[..]))]
+            });
+            match recvmmsg(fd, &mut self.rx_hdrs, iovs.iter_mut().take(want), MsgFlags::MSG_DONTWAIT, None) {
+                Ok(res) => {
+                    let mut k = 0;
+                    for m in res {
+                        meta[k] = (m.bytes, m.address.as_ref().and_then(to_std), m.flags.contains(MsgFlags::MSG_TRUNC));
+                        k += 1;
+                    }
+                    k
+                }
+                Err(_) => 0,
+            }
+        };
+        // Compact: skip truncated datagrams and ones without a usable source.
+        let mut n = 0;
+        for (k, &(len, src, trunc)) in meta.iter().enumerate().take(got) {
+            let Some(src) = src else { continue };
+            if trunc || len > BUF_LEN {
+                continue;
+            }
+            if n != k {
+                slots.swap(n, k);
+            }
+            let s = &mut slots[n];
+            s.len = len;
+            s.peer = src;
+            s.local_port = port;
+            n += 1;
+        }
+        (n, got == want)
+    }
+
+    /// Sends a run of packets that share a source port. Returns how many were sent;
+    /// refused ones go to `refused`.
+    fn send_run(&mut self, run: &[Pkt], refused: &mut dyn FnMut(&Pkt)) -> usize {
+        let port = run[0].local_port;
+        let Some(sock) = self.slot(port).and_then(|i| self.sockets[i].as_ref()) else {
+            run.iter().for_each(&mut *refused);
+            return 0;
+        };
+        let fd = sock.as_raw_fd();
+        let mut done = 0;
+        let mut sent_total = 0;
+        while done < run.len() {
+            let rest = &run[done..];
+            let k = rest.len().min(MAX_BURST);
+            let mut it = rest.iter();
+            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] =
+                std::array::from_fn(|_| [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]);
+            let addrs: [Option<SockaddrStorage>; MAX_BURST] =
+                std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            match sendmmsg(fd, &mut self.tx_hdrs, iovs.iter().take(k), &addrs[..k], cmsgs, MsgFlags::MSG_DONTWAIT) {
+                Ok(res) => {
+                    let sent = res.count();
+                    if sent == 0 {
+                        refused(&rest[0]);
+                        done += 1;
+                    } else {
+                        done += sent;
+                        sent_total += sent;
+                    }
+                }
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    // The first message failed (full buffer, unreachable address, …):
+                    // refuse it and carry on with the rest.
+                    refused(&rest[0]);
+                    done += 1;
+                }
+            }
+        }
+        sent_total
+    }
+}
+
+impl PacketIo for SocketIo {
+    type Buf = Box<[u8]>;
+
+    fn new_buf(&self) -> Self::Buf {
+        vec![0; BUF_LEN].into_boxed_slice()
+    }
+
+    fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
+        let (Some(i), Some(j)) = (self.slot(rtp_port), self.slot(rtp_port.wrapping_add(1))) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("port {rtp_port} outside the worker's range")));
+        };
+        if self.sockets[i].is_some() || self.sockets[j].is_some() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {rtp_port} already open")));
+        }
+        let rtp = self.bind(rtp_port)?;
+        let rtcp = match self.bind(rtp_port + 1) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.epoll.delete(rtp.as_fd());
+                return Err(e);
+            }
+        };
+        self.sockets[i] = Some(rtp);
+        self.sockets[j] = Some(rtcp);
+        self.open_legs += 1;
+        Ok(())
+    }
+
+    fn close_port(&mut self, rtp_port: u16) {
+        let mut closed = false;
+        for port in [rtp_port, rtp_port.wrapping_add(1)] {
+            if let Some(s) = self.slot(port).and_then(|i| self.sockets[i].take()) {
+                let _ = self.epoll.delete(s.as_fd());
+                closed = true;
+            }
+        }
+        if closed {
+            self.open_legs -= 1;
+        }
+    }
+
+    fn rx_burst(&mut self, rx: &mut Burst<Self::Buf>, wait: Option<Duration>) -> usize {
+        let cap = rx.capacity();
+        if self.ready.is_empty() {
+            let timeout = match wait {
+                // Round up to whole milliseconds so a short wait does not become a spin.
+                Some(w) => EpollTimeout::from(w.as_micros().div_ceil(1000).min(250) as u8),
+                None => EpollTimeout::ZERO,
+            };
+            // EINTR and friends: treat as "nothing ready"; the next pass looks again.
+            let n = self.epoll.wait(&mut self.events, timeout).unwrap_or_default();
+            for e in &self.events[..n] {
+                self.ready.push(e.data() as u16);
+            }
+        }
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.ready.len() && n < cap {
+            let port = self.ready[i];
+            i += 1;
+            let (got, more) = self.recv_from_port(port, &mut rx.slots_mut()[n..]);
+            n += got;
+            if more {
+                self.again.push(port);
+            }
+        }
+        // Ports not reached stay queued, and so do ports that may hold more.
+        self.ready.drain(..i);
+        self.ready.extend_from_slice(&self.again);
+        self.again.clear();
+        rx.set_len(n);
+        n
+    }
+
+    fn tx_burst(&mut self, tx: &mut Burst<Self::Buf>, refused: &mut dyn FnMut(&Packet<Self::Buf>)) -> usize {
+        let pkts = tx.packets();
+        let mut sent = 0;
+        let mut start = 0;
+        while start < pkts.len() {
+            let port = pkts[start].local_port;
+            let end = pkts[start..].iter().position(|p| p.local_port != port).map_or(pkts.len(), |o| start + o);
+            sent += self.send_run(&pkts[start..end], refused);
+            start = end;
+        }
+        sent
+    }
+}
