@@ -391,6 +391,8 @@ struct Leg {
     ack: Option<Transmit>,
     retrans: Option<Uas2xxRetransmitter>,
     bye_pending: bool,
+    /// The SDP we last sent (our offer, or our answer); re-used to answer session refreshes.
+    local_sdp: Vec<u8>,
 }
 
 impl Leg {
@@ -732,6 +734,7 @@ impl Core {
                     ack: None,
                     retrans: None,
                     bye_pending: false,
+                    local_sdp: request.body.clone(),
                 };
                 self.by_dialog.insert((l.call_id.clone(), l.local_tag.clone()), leg);
                 self.legs.insert(leg, l);
@@ -774,6 +777,7 @@ impl Core {
             r.headers.push("Content-Type", "application/sdp");
             r.body = sdp.into_bytes();
         }
+        leg.local_sdp = r.body.clone();
         r.headers.push("Server", self.ua.clone());
         let payload = r.encode();
         let retrans = Uas2xxRetransmitter::new(now, payload, leg.dest, self.timers);
@@ -864,11 +868,12 @@ impl Core {
         let dialog_key = (req.call_id().to_string(), req.to_tag().unwrap_or_default());
         match req.method {
             Method::Invite if req.to_tag().is_none() => self.new_incoming(now, src, key, req),
-            Method::Invite => {
-                // re-INVITE: not supported; the session stays as it is (RFC 3261 14.2).
-                let status = if self.by_dialog.contains_key(&dialog_key) { 488 } else { 481 };
-                self.respond(now, &key, Response::to_request(&req, status, None));
-            }
+            Method::Invite => match self.by_dialog.get(&dialog_key).copied() {
+                Some(id) => self.reinvite(now, id, key, req),
+                None => {
+                    self.respond(now, &key, Response::to_request(&req, 481, None));
+                }
+            },
             Method::Bye => {
                 let Some(id) = self.by_dialog.get(&dialog_key).copied() else {
                     self.respond(now, &key, Response::to_request(&req, 481, None));
@@ -901,6 +906,47 @@ impl Core {
                 self.respond(now, &key, r);
             }
         }
+    }
+
+    /// A re-INVITE in a confirmed dialog (typically a session-timer refresh, RFC 4028): answered
+    /// 200 with the SDP we last sent, unchanged (same o= version, RFC 3264 8), and that 2xx is
+    /// retransmitted until its ACK like the first one. Media changes in the peer's offer are not
+    /// propagated (there is no event for them yet); they are logged.
+    fn reinvite(&mut self, now: Instant, id: LegId, key: TransactionKey, req: Request) {
+        let contact = self.contact("callbridge");
+        let ua = self.ua.clone();
+        let timers = self.timers;
+        let Some(leg) = self.legs.get_mut(&id) else { return };
+        let busy = leg.state != LegState::Confirmed || leg.retrans.as_ref().is_some_and(Uas2xxRetransmitter::is_active);
+        let in_order = leg.dialog.as_mut().is_some_and(|d| d.handle_remote_cseq(&req));
+        if busy || !in_order {
+            // 14.2: an INVITE while one is pending, or out of order, gets 500 with Retry-After.
+            let mut r = Response::to_request(&req, 500, None);
+            r.headers.push("Retry-After", "1");
+            self.respond(now, &key, r);
+            return;
+        }
+        if !req.body.is_empty() && req.body != leg.invite.body {
+            info!(call_id = %leg.call_id, "re-INVITE offer answered with the unchanged session; media changes ignored");
+        }
+        let mut r = Response::to_request(&req, 200, None);
+        r.headers.push("Contact", contact);
+        r.headers.push("Allow", ALLOW);
+        if !leg.local_sdp.is_empty() {
+            r.headers.push("Content-Type", "application/sdp");
+            r.body = leg.local_sdp.clone();
+        }
+        r.headers.push("Server", ua);
+        let dest = self.servers.get(&key).map_or(leg.dest, |(t, _)| t.dest());
+        let retrans = Uas2xxRetransmitter::new(now, r.encode(), dest, timers);
+        let next = retrans.poll_timeout();
+        leg.retrans = Some(retrans);
+        if let Some((t, owner)) = self.servers.get_mut(&key) {
+            *owner = Some(id);
+            t.send_response(now, &r);
+        }
+        self.drive_server(&key);
+        self.schedule(next, TimerRef::Leg(id.0));
     }
 
     fn ack_2xx(&mut self, now: Instant, req: &Request) {
@@ -967,6 +1013,7 @@ impl Core {
             ack: None,
             retrans: None,
             bye_pending: false,
+            local_sdp: Vec::new(),
         };
         self.by_dialog.insert((leg.call_id.clone(), local_tag), id);
         self.legs.insert(id, leg);

@@ -244,3 +244,72 @@ async fn no_ack_for_our_2xx_times_out_with_bye() {
     }
     assert!(oks >= 5, "200 OK sent {oks} times");
 }
+
+fn header<'a>(text: &'a str, name: &str) -> &'a str {
+    text.split("\r\n")
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// A raw UAC calls us, we answer; it refreshes the session with a re-INVITE (as RFC 4028
+/// session timers do) and gets our unchanged SDP back; then it hangs up.
+#[tokio::test]
+async fn reinvite_refresh_is_answered_with_the_same_sdp() {
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = probe.local_addr().unwrap();
+    let target = b.local_addr();
+    let offer = build_offer("127.0.0.1:40020".parse().unwrap(), 5);
+    let invite = raw_request("INVITE", None, local, target)
+        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len()));
+    probe.send_to(invite.as_bytes(), target).await.unwrap();
+    let mut call = incoming(&mut b_in).await;
+    let answer = answer_for(&call);
+    call.answer(answer.clone());
+    let ok = loop {
+        let (text, _) = recv_text(&probe).await;
+        if text.starts_with("SIP/2.0 200") {
+            break text;
+        }
+    };
+    assert!(ok.ends_with(&answer));
+    let to = header(&ok, "To").to_string();
+    let call_id = header(&ok, "Call-ID").to_string();
+    let dialog_req = |method: &str, cseq: u32, branch: &str, body: &str| {
+        let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
+        format!(
+            "{method} sip:callbridge@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=p1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
+Contact: <sip:probe@{local}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    probe.send_to(dialog_req("ACK", 1, "ack1", "").as_bytes(), target).await.unwrap();
+    probe.send_to(dialog_req("INVITE", 2, "reinv", &offer).as_bytes(), target).await.unwrap();
+    let ok2 = loop {
+        let (text, _) = recv_text(&probe).await;
+        if text.starts_with("SIP/2.0 200") && header(&text, "CSeq") == "2 INVITE" {
+            break text;
+        }
+    };
+    assert!(ok2.ends_with(&answer), "same SDP, same o= version: {ok2}");
+    probe.send_to(dialog_req("ACK", 2, "ack2", "").as_bytes(), target).await.unwrap();
+    // An out-of-order re-INVITE is refused.
+    probe.send_to(dialog_req("INVITE", 1, "old", &offer).as_bytes(), target).await.unwrap();
+    let refused = loop {
+        let (text, _) = recv_text(&probe).await;
+        if header(&text, "CSeq") == "1 INVITE" && !text.starts_with("SIP/2.0 100") {
+            break text;
+        }
+    };
+    assert!(refused.starts_with("SIP/2.0 500"), "{refused}");
+    probe.send_to(dialog_req("BYE", 3, "bye", "").as_bytes(), target).await.unwrap();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Bye));
+    let bye_ok = loop {
+        let (text, _) = recv_text(&probe).await;
+        if header(&text, "CSeq") == "3 BYE" {
+            break text;
+        }
+    };
+    assert!(bye_ok.starts_with("SIP/2.0 200"), "{bye_ok}");
+}
