@@ -345,3 +345,45 @@ fn socket_io_relays_announces_and_shuts_down_on_loopback() {
     UdpSocket::bind(relay_addr(b.port())).expect("port released at shutdown");
     UdpSocket::bind(relay_addr(a.port())).expect("port released at RemoveLeg");
 }
+
+/// CPU time (clock ticks) used so far by this process's threads whose name starts with
+/// `cb-worker`.
+fn worker_cpu_ticks() -> u64 {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("cb-worker") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 12 {
+            total += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
+        }
+    }
+    total
+}
+
+#[test]
+fn idle_socket_worker_does_not_spin() {
+    let base = 52000 + (std::process::id() % 500) as u16 * 8;
+    let (dp, handle) = Dataplane::start(DataplaneConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), base..=base + 7)).unwrap();
+    let leg = handle.plan.allocate().unwrap();
+    handle.send(Command::AddLeg(spec(leg, None))).unwrap();
+    wait_event(&handle, |e| *e == Event::LegAdded { leg });
+    let before = worker_cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = worker_cpu_ticks() - before;
+    // A spinning worker burns ~100 ticks per second (USER_HZ = 100); an idle one sleeps in
+    // epoll_wait for 2 ms at a time. Other tests' workers run in this process too, so the
+    // bound is loose.
+    assert!(used < 40, "idle workers used {used} ticks in 1 s");
+    // Commands are still picked up promptly while idle.
+    let t = Instant::now();
+    handle.send(Command::QueryStats { leg }).unwrap();
+    wait_event(&handle, |e| matches!(e, Event::Stats { .. }));
+    assert!(t.elapsed() < Duration::from_secs(2));
+    dp.shutdown();
+}
