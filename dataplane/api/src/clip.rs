@@ -120,12 +120,18 @@ pub fn linear_to_alaw(sample: i16) -> u8 {
         0x55
     };
     // Segment ends of the 13-bit magnitude: 0x1F, 0x3F, …, 0xFFF.
-    let seg = (0..8).find(|&s| pcm <= (0x1f << s) | ((1 << s) - 1)).unwrap_or(8);
+    let seg = (0..8)
+        .find(|&s| pcm <= (0x1f << s) | ((1 << s) - 1))
+        .unwrap_or(8);
     if seg >= 8 {
         return 0x7f ^ mask;
     }
     let mut aval = (seg << 4) as u8;
-    aval |= if seg < 2 { (pcm >> 1) & 0x0f } else { (pcm >> seg) & 0x0f } as u8;
+    aval |= if seg < 2 {
+        (pcm >> 1) & 0x0f
+    } else {
+        (pcm >> seg) & 0x0f
+    } as u8;
     aval ^ mask
 }
 
@@ -179,7 +185,11 @@ impl Clip {
         let mut pcma: Vec<u8> = samples.iter().map(|&s| linear_to_alaw(s)).collect();
         pad_frames(&mut pcmu, ULAW_SILENCE);
         pad_frames(&mut pcma, ALAW_SILENCE);
-        Self { name: name.into(), pcmu, pcma }
+        Self {
+            name: name.into(),
+            pcmu,
+            pcma,
+        }
     }
 
     /// Loads an 8 kHz mono WAV file holding 16-bit PCM (format 1), A-law (format 6) or
@@ -210,13 +220,23 @@ impl Clip {
             let id = &bytes[o..(o + 4).min(bytes.len())];
             let id_str = String::from_utf8_lossy(id).into_owned();
             if bytes.len() < o + 8 {
-                return Err(ClipError::Truncated { name, chunk: id_str, needed: 8, available: bytes.len() - o });
+                return Err(ClipError::Truncated {
+                    name,
+                    chunk: id_str,
+                    needed: 8,
+                    available: bytes.len() - o,
+                });
             }
             let size = read_u32(bytes, o + 4) as usize;
             let body_start = o + 8;
             let available = bytes.len() - body_start;
             if size > available {
-                return Err(ClipError::Truncated { name, chunk: id_str, needed: size, available });
+                return Err(ClipError::Truncated {
+                    name,
+                    chunk: id_str,
+                    needed: size,
+                    available,
+                });
             }
             let body = &bytes[body_start..body_start + size];
             match id {
@@ -228,10 +248,16 @@ impl Clip {
             o = body_start + size + (size & 1);
         }
         let Some((format, block_align)) = fmt else {
-            return Err(ClipError::MissingChunk { name, chunk: "fmt " });
+            return Err(ClipError::MissingChunk {
+                name,
+                chunk: "fmt ",
+            });
         };
         let Some(data) = data else {
-            return Err(ClipError::MissingChunk { name, chunk: "data" });
+            return Err(ClipError::MissingChunk {
+                name,
+                chunk: "data",
+            });
         };
         let usable = data.len() - data.len() % usize::from(block_align.max(1));
         let data = &data[..usable];
@@ -240,19 +266,28 @@ impl Clip {
         }
         Ok(match format {
             WavFormat::Pcm16 => {
-                let lin: Vec<i16> = data.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]])).collect();
+                let lin: Vec<i16> = data
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect();
                 Self::from_linear(name, &lin)
             }
             WavFormat::Ulaw => {
                 let mut pcmu = data.to_vec();
-                let mut pcma: Vec<u8> = data.iter().map(|&u| linear_to_alaw(ulaw_to_linear(u))).collect();
+                let mut pcma: Vec<u8> = data
+                    .iter()
+                    .map(|&u| linear_to_alaw(ulaw_to_linear(u)))
+                    .collect();
                 pad_frames(&mut pcmu, ULAW_SILENCE);
                 pad_frames(&mut pcma, ALAW_SILENCE);
                 Self { name, pcmu, pcma }
             }
             WavFormat::Alaw => {
                 let mut pcma = data.to_vec();
-                let mut pcmu: Vec<u8> = data.iter().map(|&a| linear_to_ulaw(alaw_to_linear(a))).collect();
+                let mut pcmu: Vec<u8> = data
+                    .iter()
+                    .map(|&a| linear_to_ulaw(alaw_to_linear(a)))
+                    .collect();
                 pad_frames(&mut pcmu, ULAW_SILENCE);
                 pad_frames(&mut pcma, ALAW_SILENCE);
                 Self { name, pcmu, pcma }
@@ -288,16 +323,28 @@ impl Clip {
             tag = read_u16(body, 24);
         }
         if rate != 8000 {
-            return Err(ClipError::SampleRate { name: name.into(), rate });
+            return Err(ClipError::SampleRate {
+                name: name.into(),
+                rate,
+            });
         }
         if channels != 1 {
-            return Err(ClipError::Channels { name: name.into(), channels });
+            return Err(ClipError::Channels {
+                name: name.into(),
+                channels,
+            });
         }
         let format = match (tag, bits) {
             (1, 16) => WavFormat::Pcm16,
             (6, 8) => WavFormat::Alaw,
             (7, 8) => WavFormat::Ulaw,
-            _ => return Err(ClipError::Format { name: name.into(), tag, bits }),
+            _ => {
+                return Err(ClipError::Format {
+                    name: name.into(),
+                    tag,
+                    bits,
+                })
+            }
         };
         Ok((format, block_align))
     }
@@ -328,7 +375,8 @@ impl Clip {
                 let env = if bell { (-t * 5.0).exp() } else { 1.0 };
                 let mut v = (2.0 * PI * freq * t).sin();
                 if bell {
-                    v += 0.3 * (2.0 * PI * 2.0 * freq * t).sin() + 0.1 * (2.0 * PI * 3.0 * freq * t).sin();
+                    v += 0.3 * (2.0 * PI * 2.0 * freq * t).sin()
+                        + 0.1 * (2.0 * PI * 3.0 * freq * t).sin();
                     v /= 1.4;
                 }
                 s[a + i] += amp * env * edge * v;
@@ -338,7 +386,10 @@ impl Clip {
         add_note(0.35, 0.60, 523.25, 0.35, true); // C5, overlapping a little
         add_note(1.20, 0.40, 425.0, 0.12, false); // "please hold" cadence
         add_note(1.80, 0.40, 425.0, 0.12, false);
-        let lin: Vec<i16> = s.iter().map(|&v| (v.clamp(-1.0, 1.0) * 32767.0) as i16).collect();
+        let lin: Vec<i16> = s
+            .iter()
+            .map(|&v| (v.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .collect();
         Self::from_linear("builtin-prompt", &lin)
     }
 
@@ -488,35 +539,78 @@ mod tests {
     fn wav_errors_name_the_problem() {
         let d = [0u8; 32];
         let e = Clip::from_wav(&wav(1, 1, 16000, 16, &d), "x").unwrap_err();
-        assert_eq!(e, ClipError::SampleRate { name: "x".into(), rate: 16000 });
+        assert_eq!(
+            e,
+            ClipError::SampleRate {
+                name: "x".into(),
+                rate: 16000
+            }
+        );
         assert!(e.to_string().contains("16000 Hz"), "{e}");
         let e = Clip::from_wav(&wav(1, 2, 8000, 16, &d), "x").unwrap_err();
-        assert_eq!(e, ClipError::Channels { name: "x".into(), channels: 2 });
+        assert_eq!(
+            e,
+            ClipError::Channels {
+                name: "x".into(),
+                channels: 2
+            }
+        );
         let e = Clip::from_wav(&wav(3, 1, 8000, 32, &d), "x").unwrap_err();
-        assert_eq!(e, ClipError::Format { name: "x".into(), tag: 3, bits: 32 });
+        assert_eq!(
+            e,
+            ClipError::Format {
+                name: "x".into(),
+                tag: 3,
+                bits: 32
+            }
+        );
         let e = Clip::from_wav(&wav(1, 1, 8000, 8, &d), "x").unwrap_err();
-        assert!(matches!(e, ClipError::Format { tag: 1, bits: 8, .. }));
+        assert!(matches!(
+            e,
+            ClipError::Format {
+                tag: 1,
+                bits: 8,
+                ..
+            }
+        ));
         let mut w = wav(1, 1, 8000, 16, &d);
         w.truncate(w.len() - 5);
         let e = Clip::from_wav(&w, "x").unwrap_err();
         assert_eq!(
             e,
-            ClipError::Truncated { name: "x".into(), chunk: "data".into(), needed: 32, available: 27 }
+            ClipError::Truncated {
+                name: "x".into(),
+                chunk: "data".into(),
+                needed: 32,
+                available: 27
+            }
         );
         assert!(e.to_string().contains("truncated \"data\" chunk"), "{e}");
-        assert_eq!(Clip::from_wav(b"OggS....", "x").unwrap_err(), ClipError::NotWav { name: "x".into() });
+        assert_eq!(
+            Clip::from_wav(b"OggS....", "x").unwrap_err(),
+            ClipError::NotWav { name: "x".into() }
+        );
         let e = Clip::from_wav(&wav(1, 1, 8000, 16, &[]), "x").unwrap_err();
         assert_eq!(e, ClipError::Empty { name: "x".into() });
         // No data chunk at all.
         let w = wav(1, 1, 8000, 16, &d);
         let cut = w.len() - d.len() - 8;
         let e = Clip::from_wav(&w[..cut], "x").unwrap_err();
-        assert_eq!(e, ClipError::MissingChunk { name: "x".into(), chunk: "data" });
+        assert_eq!(
+            e,
+            ClipError::MissingChunk {
+                name: "x".into(),
+                chunk: "data"
+            }
+        );
         // fmt chunk too short.
         let mut w = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
         w.extend_from_slice(&4u32.to_le_bytes());
         w.extend_from_slice(&[1, 0, 1, 0]);
-        assert!(matches!(Clip::from_wav(&w, "x").unwrap_err(), ClipError::Truncated { needed: 16, .. }));
+        assert!(matches!(
+            Clip::from_wav(&w, "x").unwrap_err(),
+            ClipError::Truncated { needed: 16, .. }
+        ));
     }
 
     #[test]
@@ -527,12 +621,18 @@ mod tests {
         assert_eq!(c.pcmu.len() % Clip::FRAME, 0);
         assert_eq!(c.pcmu.len(), c.pcma.len());
         let energy = |f: usize| -> i64 {
-            c.pcmu[f * 160..(f + 1) * 160].iter().map(|&b| i64::from(ulaw_to_linear(b)).abs()).sum()
+            c.pcmu[f * 160..(f + 1) * 160]
+                .iter()
+                .map(|&b| i64::from(ulaw_to_linear(b)).abs())
+                .sum()
         };
         assert!(energy(2) > 160 * 1000, "chime is audible");
         assert!(energy(65) > 160 * 1000, "425 Hz tone is audible");
         assert!(energy(85) < 160 * 20, "gap between tone bursts is quiet");
-        assert!(energy(170) < 160 * 20, "ends in silence, so looping is smooth");
+        assert!(
+            energy(170) < 160 * 20,
+            "ends in silence, so looping is smooth"
+        );
         // Deterministic.
         assert_eq!(c, Clip::builtin_prompt());
         assert_eq!(Clip::silence(Codec::Pcmu), 0xFF);

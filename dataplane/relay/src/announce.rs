@@ -75,7 +75,12 @@ impl AnnounceStream {
     #[must_use]
     pub fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed);
-        Self { ssrc: rng.next_u32(), seq: rng.next_u32() as u16, ts: rng.next_u32(), last_sent: None }
+        Self {
+            ssrc: rng.next_u32(),
+            seq: rng.next_u32() as u16,
+            ts: rng.next_u32(),
+            last_sent: None,
+        }
     }
 }
 
@@ -98,7 +103,13 @@ impl Playback {
     /// A playback waiting to be scheduled.
     #[must_use]
     pub fn new(clip: Arc<Clip>, looping: bool) -> Self {
-        Self { clip, looping, frame: 0, next: None, first: true }
+        Self {
+            clip,
+            looping,
+            frame: 0,
+            next: None,
+            first: true,
+        }
     }
 }
 
@@ -130,12 +141,17 @@ pub fn emit_frame(
     now: Instant,
     buf: &mut [u8],
 ) -> Emitted {
-    assert!(buf.len() >= PACKET_LEN, "announcement buffer must hold {PACKET_LEN} bytes");
+    assert!(
+        buf.len() >= PACKET_LEN,
+        "announcement buffer must hold {PACKET_LEN} bytes"
+    );
     let mut at = pb.next.unwrap_or(now);
     let mut resynced = false;
     let late = now.saturating_duration_since(at);
     if late > RESYNC_AFTER {
-        stream.ts = stream.ts.wrapping_add(frames_in(late) * SAMPLES_PER_FRAME as u32);
+        stream.ts = stream
+            .ts
+            .wrapping_add(frames_in(late) * SAMPLES_PER_FRAME as u32);
         at = now;
         resynced = true;
     } else if pb.first {
@@ -172,7 +188,11 @@ pub fn emit_frame(
         }
     }
     pb.next = Some(at + FRAME_INTERVAL);
-    Emitted { len: PACKET_LEN, finished, resynced }
+    Emitted {
+        len: PACKET_LEN,
+        finished,
+        resynced,
+    }
 }
 
 #[cfg(test)]
@@ -180,15 +200,26 @@ mod tests {
     use super::*;
 
     fn clip(frames: usize) -> Arc<Clip> {
-        let lin: Vec<i16> = (0..frames * 160).map(|i| (i as i16).wrapping_mul(37)).collect();
+        let lin: Vec<i16> = (0..frames * 160)
+            .map(|i| (i as i16).wrapping_mul(37))
+            .collect();
         Arc::new(Clip::from_linear("t", &lin))
     }
 
     #[test]
     fn rng_is_deterministic_and_seed_dependent() {
-        let a: Vec<u64> = { let mut r = Rng::new(1); (0..4).map(|_| r.next_u64()).collect() };
-        let b: Vec<u64> = { let mut r = Rng::new(1); (0..4).map(|_| r.next_u64()).collect() };
-        let c: Vec<u64> = { let mut r = Rng::new(2); (0..4).map(|_| r.next_u64()).collect() };
+        let a: Vec<u64> = {
+            let mut r = Rng::new(1);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let b: Vec<u64> = {
+            let mut r = Rng::new(1);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let c: Vec<u64> = {
+            let mut r = Rng::new(2);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.iter().all(|&x| x != 0));
@@ -197,16 +228,31 @@ mod tests {
     #[test]
     fn frames_carry_header_and_clip_payload() {
         let c = clip(2);
-        let mut s = AnnounceStream { ssrc: 0xabcd, seq: 65535, ts: u32::MAX - 100, last_sent: None };
+        let mut s = AnnounceStream {
+            ssrc: 0xabcd,
+            seq: 65535,
+            ts: u32::MAX - 100,
+            last_sent: None,
+        };
         let mut pb = Playback::new(c.clone(), false);
         let t0 = Instant::now();
         pb.next = Some(t0);
         let mut buf = [0u8; 200];
         let e = emit_frame(&mut s, &mut pb, Codec::Pcma, t0, &mut buf);
-        assert_eq!(e, Emitted { len: 172, finished: false, resynced: false });
+        assert_eq!(
+            e,
+            Emitted {
+                len: 172,
+                finished: false,
+                resynced: false
+            }
+        );
         let p = RtpPacket::new_checked(&buf[..172]).unwrap();
         assert_eq!((p.version(), p.payload_type(), p.marker()), (2, 8, true));
-        assert_eq!((p.sequence_number(), p.timestamp(), p.ssrc()), (65535, u32::MAX - 100, 0xabcd));
+        assert_eq!(
+            (p.sequence_number(), p.timestamp(), p.ssrc()),
+            (65535, u32::MAX - 100, 0xabcd)
+        );
         assert_eq!(p.payload(), &c.pcma[..160]);
         let e = emit_frame(&mut s, &mut pb, Codec::Pcma, t0 + FRAME_INTERVAL, &mut buf);
         assert!(e.finished);

@@ -21,7 +21,9 @@ pub fn stop_playback(leg: &mut Leg) -> bool {
 
 /// Unlinks the leg in slot `idx` from its peer, if bridged.
 pub fn unlink(table: &mut LegTable, idx: usize) {
-    let Some(peer) = table.get_mut(idx).and_then(|l| l.peer.take()) else { return };
+    let Some(peer) = table.get_mut(idx).and_then(|l| l.peer.take()) else {
+        return;
+    };
     if let Some(p) = table.get_mut(peer) {
         if p.peer == Some(idx) {
             p.peer = None;

@@ -212,7 +212,11 @@ mod tests {
         let t0 = Instant::now();
         let mut j = Jitter::default();
         for k in 0..50u32 {
-            j.update(t0 + Duration::from_millis(20 * u64::from(k)), 1000 + 160 * k, 7);
+            j.update(
+                t0 + Duration::from_millis(20 * u64::from(k)),
+                1000 + 160 * k,
+                7,
+            );
         }
         assert_eq!(j.micros(), 0);
         // One packet 5 ms late: D = 40 units, J = 40/16 = 2.5 units = 312 µs.
@@ -226,7 +230,11 @@ mod tests {
         let t0 = Instant::now();
         let mut j = Jitter::default();
         for k in 0..10u32 {
-            j.update(t0 + Duration::from_millis(20 * u64::from(k)), (u32::MAX - 800).wrapping_add(160 * k), 1);
+            j.update(
+                t0 + Duration::from_millis(20 * u64::from(k)),
+                (u32::MAX - 800).wrapping_add(160 * k),
+                1,
+            );
         }
         assert_eq!(j.micros(), 0);
     }

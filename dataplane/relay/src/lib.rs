@@ -64,7 +64,9 @@ use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::Instant;
 
-use dp_api::{Clip, Command, CommandError, DropCounters, DropReason, Event, LegId, LegSpec, LegStats};
+use dp_api::{
+    Clip, Command, CommandError, DropCounters, DropReason, Event, LegId, LegSpec, LegStats,
+};
 use wire::rtp::RtpPacket;
 
 pub mod announce;
@@ -94,7 +96,11 @@ impl RelayConfig {
     /// A config with a fixed seed (deterministic; workers pass a time-derived seed).
     #[must_use]
     pub fn new(ports: RangeInclusive<u16>, event_capacity: usize) -> Self {
-        Self { ports, event_capacity, seed: 0x0ca1_1b41_d9e5_eed5 }
+        Self {
+            ports,
+            event_capacity,
+            seed: 0x0ca1_1b41_d9e5_eed5,
+        }
     }
 }
 
@@ -197,7 +203,11 @@ impl Relay {
             seed: cfg.seed,
             ann_timers: BinaryHeap::with_capacity(2 * n + 16),
             media_timers: BinaryHeap::with_capacity(2 * n + 16),
-            events: EventRing { q: VecDeque::with_capacity(cfg.event_capacity), cap: cfg.event_capacity, dropped: 0 },
+            events: EventRing {
+                q: VecDeque::with_capacity(cfg.event_capacity),
+                cap: cfg.event_capacity,
+                dropped: 0,
+            },
             stats: WorkerStats::default(),
         }
     }
@@ -220,7 +230,10 @@ impl Relay {
     /// A leg's counters, if it exists.
     #[must_use]
     pub fn leg_stats(&self, id: LegId) -> Option<LegStats> {
-        self.table.find(id).and_then(|i| self.table.get(i)).map(snapshot)
+        self.table
+            .find(id)
+            .and_then(|i| self.table.get(i))
+            .map(snapshot)
     }
 
     /// The per-worker counters.
@@ -304,7 +317,10 @@ impl Relay {
                 let idx = self.find(leg)?;
                 bridge::unlink(&mut self.table, idx);
                 if let Some(l) = self.table.remove(leg) {
-                    self.events.push(Event::LegRemoved { leg, stats: snapshot(&l) });
+                    self.events.push(Event::LegRemoved {
+                        leg,
+                        stats: snapshot(&l),
+                    });
                 }
             }
             Command::Shutdown => {}
@@ -313,7 +329,9 @@ impl Relay {
     }
 
     fn play(&mut self, now: Instant, idx: usize, clip: Arc<Clip>, looping: bool) {
-        let Some(l) = self.table.get_mut(idx) else { return };
+        let Some(l) = self.table.get_mut(idx) else {
+            return;
+        };
         if clip.frames() == 0 {
             bridge::stop_playback(l);
             let leg = l.id;
@@ -326,7 +344,9 @@ impl Relay {
 
     /// Starts a playback that waits for a remote, if the leg now has one.
     fn schedule_waiting_playback(&mut self, now: Instant, idx: usize) {
-        let Some(l) = self.table.get_mut(idx) else { return };
+        let Some(l) = self.table.get_mut(idx) else {
+            return;
+        };
         if l.remote.is_none() {
             return;
         }
@@ -341,13 +361,19 @@ impl Relay {
 
     /// (Re)starts the media-timeout clock at `now`.
     fn start_media_clock(&mut self, now: Instant, idx: usize) {
-        let Some(l) = self.table.get_mut(idx) else { return };
+        let Some(l) = self.table.get_mut(idx) else {
+            return;
+        };
         l.last_rx = Some(now);
         l.timed_out = false;
         if let (Some(t), false) = (l.media_timeout, l.media_timer_queued) {
             l.media_timer_queued = true;
             let leg = l.id;
-            self.media_timers.push(Reverse(Timer { at: now + t, idx, leg }));
+            self.media_timers.push(Reverse(Timer {
+                at: now + t,
+                idx,
+                leg,
+            }));
         }
     }
 
@@ -362,10 +388,20 @@ impl Relay {
 
     /// Handles one received UDP payload addressed to our `dst_port`, editing it in place
     /// when it is forwarded (marker bit after the switch). See the crate docs for the rules.
-    pub fn handle_packet(&mut self, now: Instant, src: SocketAddr, dst_port: u16, payload: &mut [u8]) -> Verdict {
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst_port: u16,
+        payload: &mut [u8],
+    ) -> Verdict {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += payload.len() as u64;
-        let Some(idx) = self.table.index_of_port(dst_port).filter(|&i| self.table.get(i).is_some()) else {
+        let Some(idx) = self
+            .table
+            .index_of_port(dst_port)
+            .filter(|&i| self.table.get(i).is_some())
+        else {
             self.stats.drops.add(DropReason::UnknownPort);
             return Verdict::Drop(DropReason::UnknownPort);
         };
@@ -386,7 +422,9 @@ impl Relay {
     #[inline]
     fn rtp(&mut self, now: Instant, idx: usize, src: SocketAddr, payload: &mut [u8]) -> Verdict {
         let len = payload.len() as u64;
-        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        let Some(l) = self.table.get_mut(idx) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
         l.stats.rx_packets += 1;
         l.stats.rx_bytes += len;
         let (ts, ssrc) = match RtpPacket::new_checked(&*payload) {
@@ -407,32 +445,45 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrcMismatch);
             }
         }
-        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        let Some(l) = self.table.get_mut(idx) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
         l.jitter.update(now, ts, ssrc);
         l.stats.jitter_us = l.jitter.micros();
         l.stats.max_jitter_us = l.jitter.max_micros();
         let peer = l.peer;
         self.start_media_clock(now, idx);
 
-        let Some(pidx) = peer else { return self.drop_on(idx, DropReason::NotBridged) };
-        let Some(p) = self.table.get_mut(pidx) else { return self.drop_on(idx, DropReason::NotBridged) };
+        let Some(pidx) = peer else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
         if p.playback.is_some() {
             return self.drop_on(idx, DropReason::NotBridged);
         }
-        let Some(to) = p.remote else { return self.drop_on(idx, DropReason::PeerNoRemote) };
+        let Some(to) = p.remote else {
+            return self.drop_on(idx, DropReason::PeerNoRemote);
+        };
         if p.mark_next {
             p.mark_next = false;
             RtpPacket::new_unchecked(&mut *payload).set_marker(true);
         }
         p.stats.tx_packets += 1;
         p.stats.tx_bytes += len;
-        Verdict::Forward { from_port: self.table.port_of(pidx), to }
+        Verdict::Forward {
+            from_port: self.table.port_of(pidx),
+            to,
+        }
     }
 
     /// RTCP on the odd port (`odd_port`), or multiplexed on the RTP port.
     #[inline]
     fn rtcp(&mut self, idx: usize, src: SocketAddr, payload: &[u8], odd_port: bool) -> Verdict {
-        let Some(l) = self.table.get_mut(idx) else { return Verdict::Drop(DropReason::UnknownPort) };
+        let Some(l) = self.table.get_mut(idx) else {
+            return Verdict::Drop(DropReason::UnknownPort);
+        };
         l.stats.rx_rtcp += 1;
         if wire::rtcp::check_compound(payload).is_err() {
             return self.drop_on(idx, DropReason::Malformed);
@@ -446,16 +497,25 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrcMismatch);
             }
         }
-        let Some(pidx) = l.peer else { return self.drop_on(idx, DropReason::NotBridged) };
-        let Some(p) = self.table.get_mut(pidx) else { return self.drop_on(idx, DropReason::NotBridged) };
+        let Some(pidx) = l.peer else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
         if p.playback.is_some() {
             return self.drop_on(idx, DropReason::NotBridged);
         }
         let to = if odd_port { p.remote_rtcp() } else { p.remote };
-        let Some(to) = to else { return self.drop_on(idx, DropReason::PeerNoRemote) };
+        let Some(to) = to else {
+            return self.drop_on(idx, DropReason::PeerNoRemote);
+        };
         p.stats.tx_rtcp += 1;
         let port = self.table.port_of(pidx);
-        Verdict::Forward { from_port: if odd_port { port + 1 } else { port }, to }
+        Verdict::Forward {
+            from_port: if odd_port { port + 1 } else { port },
+            to,
+        }
     }
 
     /// The worker could not send a forwarded or generated packet (its TX queue refused it):
@@ -465,7 +525,13 @@ impl Relay {
         self.stats.drops.add(DropReason::TxFull);
         self.stats.tx_packets = self.stats.tx_packets.saturating_sub(1);
         self.stats.tx_bytes = self.stats.tx_bytes.saturating_sub(len as u64);
-        let Some(l) = self.table.index_of_port(from_port).and_then(|i| self.table.get_mut(i)) else { return };
+        let Some(l) = self
+            .table
+            .index_of_port(from_port)
+            .and_then(|i| self.table.get_mut(i))
+        else {
+            return;
+        };
         l.stats.drops.add(DropReason::TxFull);
         if from_port & 1 == 1 {
             l.stats.tx_rtcp = l.stats.tx_rtcp.saturating_sub(1);
@@ -487,12 +553,16 @@ impl Relay {
                 return None;
             }
             self.ann_timers.pop();
-            let Some(l) = self.table.get_mut(t.idx) else { continue };
+            let Some(l) = self.table.get_mut(t.idx) else {
+                continue;
+            };
             if l.id != t.leg {
                 continue;
             }
             let Some(to) = l.remote else { continue };
-            let Some(pb) = l.playback.as_mut() else { continue };
+            let Some(pb) = l.playback.as_mut() else {
+                continue;
+            };
             if pb.next != Some(t.at) {
                 continue;
             }
@@ -513,9 +583,17 @@ impl Relay {
                 let leg = l.id;
                 self.events.push(Event::PlayDone { leg });
             } else if let Some(at) = next {
-                self.ann_timers.push(Reverse(Timer { at, idx: t.idx, leg: t.leg }));
+                self.ann_timers.push(Reverse(Timer {
+                    at,
+                    idx: t.idx,
+                    leg: t.leg,
+                }));
             }
-            return Some(Transmit { from_port: self.table.port_of(t.idx), to, len: e.len });
+            return Some(Transmit {
+                from_port: self.table.port_of(t.idx),
+                to,
+                len: e.len,
+            });
         }
         None
     }
@@ -545,7 +623,9 @@ impl Relay {
                 return;
             }
             self.media_timers.pop();
-            let Some(l) = self.table.get_mut(t.idx) else { continue };
+            let Some(l) = self.table.get_mut(t.idx) else {
+                continue;
+            };
             if l.id != t.leg {
                 continue;
             }
@@ -558,7 +638,11 @@ impl Relay {
                 }
                 Some(d) => {
                     l.media_timer_queued = true;
-                    self.media_timers.push(Reverse(Timer { at: d, idx: t.idx, leg: t.leg }));
+                    self.media_timers.push(Reverse(Timer {
+                        at: d,
+                        idx: t.idx,
+                        leg: t.leg,
+                    }));
                 }
                 None => {}
             }

@@ -25,10 +25,19 @@ impl LegTable {
     pub fn new(ports: &RangeInclusive<u16>) -> Self {
         let first = ports.start().saturating_add(ports.start() & 1);
         let last = *ports.end() & !1;
-        let n = if last >= first { usize::from((last - first) / 2) + 1 } else { 0 };
+        let n = if last >= first {
+            usize::from((last - first) / 2) + 1
+        } else {
+            0
+        };
         let mut slots = Vec::with_capacity(n);
         slots.resize_with(n, || None);
-        Self { first, last, slots, len: 0 }
+        Self {
+            first,
+            last,
+            slots,
+            len: 0,
+        }
     }
 
     /// The first even port.
@@ -195,9 +204,18 @@ mod tests {
         let a = Leg::new(&spec(20002, 1), 1);
         assert_eq!(t.insert(a), Ok(1));
         assert_eq!(t.len(), 1);
-        assert_eq!(t.insert(Leg::new(&spec(20002, 2), 1)), Err(CommandError::PortInUse));
-        assert_eq!(t.check_insert(LegId::new(20001, 1)), Err(CommandError::PortOutOfRange));
-        assert_eq!(t.check_insert(LegId::new(20004, 1)), Err(CommandError::PortOutOfRange));
+        assert_eq!(
+            t.insert(Leg::new(&spec(20002, 2), 1)),
+            Err(CommandError::PortInUse)
+        );
+        assert_eq!(
+            t.check_insert(LegId::new(20001, 1)),
+            Err(CommandError::PortOutOfRange)
+        );
+        assert_eq!(
+            t.check_insert(LegId::new(20004, 1)),
+            Err(CommandError::PortOutOfRange)
+        );
         assert_eq!(t.find(LegId::new(20002, 2)), None); // wrong generation
         assert_eq!(t.find(LegId::new(20002, 1)), Some(1));
         assert!(t.remove(LegId::new(20002, 2)).is_none());

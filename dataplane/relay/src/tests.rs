@@ -57,7 +57,9 @@ fn rtcp_rr(ssrc: u32) -> Vec<u8> {
 }
 
 fn clip(frames: usize) -> Arc<Clip> {
-    let lin: Vec<i16> = (0..frames * 160).map(|i| (((i / 160) % 30) as i16 + 1) * 1000).collect();
+    let lin: Vec<i16> = (0..frames * 160)
+        .map(|i| (((i / 160) % 30) as i16 + 1) * 1000)
+        .collect();
     Arc::new(Clip::from_linear("test", &lin))
 }
 
@@ -76,7 +78,12 @@ impl Pair {
 
     fn with_events(cap: usize) -> Self {
         let t0 = Instant::now();
-        Self { relay: Relay::new(RelayConfig::new(20000..=20011, cap)), t0, now: t0, sent: Vec::new() }
+        Self {
+            relay: Relay::new(RelayConfig::new(20000..=20011, cap)),
+            t0,
+            now: t0,
+            sent: Vec::new(),
+        }
     }
 
     fn cmd(&mut self, c: Command) {
@@ -94,7 +101,9 @@ impl Pair {
 
     /// A packet from `src` arrives on our `dst_port`.
     fn recv(&mut self, src: SocketAddr, dst_port: u16, mut bytes: Vec<u8>) -> (Verdict, Vec<u8>) {
-        let v = self.relay.handle_packet(self.now, src, dst_port, &mut bytes);
+        let v = self
+            .relay
+            .handle_packet(self.now, src, dst_port, &mut bytes);
         (v, bytes)
     }
 
@@ -138,14 +147,29 @@ fn bridge_relays_both_ways_untouched() {
     let mut p = Pair::bridged();
     let pkt = rtp(100, 1000, 0xc0c0, false);
     let (v, out) = p.recv(customer(), 20000, pkt.clone());
-    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20002,
+            to: agent()
+        }
+    );
     assert_eq!(out, pkt, "transparent relay");
     let pkt = rtp(7, 77, 0xa9e7, true);
     let (v, out) = p.recv(agent(), 20002, pkt.clone());
-    assert_eq!(v, Verdict::Forward { from_port: 20000, to: customer() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20000,
+            to: customer()
+        }
+    );
     assert_eq!(out, pkt);
     let a = p.relay.leg_stats(A).unwrap();
-    assert_eq!((a.rx_packets, a.rx_bytes, a.tx_packets, a.tx_bytes), (1, 172, 1, 172));
+    assert_eq!(
+        (a.rx_packets, a.rx_bytes, a.tx_packets, a.tx_bytes),
+        (1, 172, 1, 172)
+    );
     let s = p.relay.stats();
     assert_eq!((s.rx_packets, s.tx_packets, s.legs), (2, 2, 2));
 }
@@ -159,21 +183,48 @@ fn latching_learns_first_source_once() {
     p.cmd(Command::AddLeg(s));
     p.cmd(Command::AddLeg(spec(B, Some(agent()))));
     p.cmd(Command::Bridge { a: A, b: B });
-    assert_eq!(p.events(), vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]);
+    assert_eq!(
+        p.events(),
+        vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]
+    );
     // The customer is behind a NAT: media comes from another port than SDP said.
     let natted = addr(1, 61000);
     let (v, _) = p.recv(natted, 20000, rtp(1, 0, 1, false));
-    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
-    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: natted }]);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20002,
+            to: agent()
+        }
+    );
+    assert_eq!(
+        p.events(),
+        vec![Event::RemoteLearned {
+            leg: A,
+            remote: natted
+        }]
+    );
     // Relayed media toward A now goes to the learned address.
     let (v, _) = p.recv(agent(), 20002, rtp(1, 0, 2, false));
-    assert_eq!(v, Verdict::Forward { from_port: 20000, to: natted });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20000,
+            to: natted
+        }
+    );
     // The SDP address is now foreign; learning happened once.
     let (v, _) = p.recv(customer(), 20000, rtp(2, 160, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
     let (v, _) = p.recv(natted, 20000, rtp(3, 320, 1, false));
     assert!(matches!(v, Verdict::Forward { .. }));
-    assert_eq!(p.events(), vec![Event::SrcMismatch { leg: A, from: customer() }]);
+    assert_eq!(
+        p.events(),
+        vec![Event::SrcMismatch {
+            leg: A,
+            from: customer()
+        }]
+    );
 }
 
 #[test]
@@ -184,8 +235,18 @@ fn learned_remote_without_sdp_then_foreign_sources() {
     p.cmd(Command::AddLeg(s));
     p.events();
     let (v, _) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
-    assert_eq!(v, Verdict::Drop(DropReason::NotBridged), "accepted but not bridged");
-    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: customer() }]);
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::NotBridged),
+        "accepted but not bridged"
+    );
+    assert_eq!(
+        p.events(),
+        vec![Event::RemoteLearned {
+            leg: A,
+            remote: customer()
+        }]
+    );
     let (v, _) = p.recv(stranger(), 20000, rtp(2, 160, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
     assert!(p.events().is_empty(), "SrcMismatch::Drop does not report");
@@ -215,8 +276,21 @@ fn foreign_source_policies() {
         let (v, _) = p.recv(stranger(), 20000, rtp(1, 0, 1, false));
         assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
     }
-    assert_eq!(p.events(), vec![Event::SrcMismatch { leg: A, from: stranger() }]);
-    assert_eq!(p.relay.leg_stats(A).unwrap().drops.get(DropReason::SrcMismatch), 3);
+    assert_eq!(
+        p.events(),
+        vec![Event::SrcMismatch {
+            leg: A,
+            from: stranger()
+        }]
+    );
+    assert_eq!(
+        p.relay
+            .leg_stats(A)
+            .unwrap()
+            .drops
+            .get(DropReason::SrcMismatch),
+        3
+    );
     assert_eq!(p.relay.stats().drops.get(DropReason::SrcMismatch), 3);
 
     // Ignore: relayed as if from the remote.
@@ -227,7 +301,13 @@ fn foreign_source_policies() {
     p.cmd(Command::AddLeg(spec(B, Some(agent()))));
     p.cmd(Command::Bridge { a: A, b: B });
     let (v, _) = p.recv(stranger(), 20000, rtp(1, 0, 1, false));
-    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20002,
+            to: agent()
+        }
+    );
 }
 
 #[test]
@@ -236,10 +316,22 @@ fn rtcp_relays_to_peer_rtcp_port() {
     let rr = rtcp_rr(0xc0c0);
     // From the customer's IP, any port (NAT-friendly choice).
     let (v, out) = p.recv(addr(1, 12345), 20001, rr.clone());
-    assert_eq!(v, Verdict::Forward { from_port: 20003, to: addr(2, 50001) });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20003,
+            to: addr(2, 50001)
+        }
+    );
     assert_eq!(out, rr);
     let (v, _) = p.recv(addr(2, 50001), 20003, rtcp_rr(0xa9e7));
-    assert_eq!(v, Verdict::Forward { from_port: 20001, to: addr(1, 40001) });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20001,
+            to: addr(1, 40001)
+        }
+    );
     // Another IP is foreign.
     let (v, _) = p.recv(stranger(), 20001, rr.clone());
     assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
@@ -248,10 +340,19 @@ fn rtcp_relays_to_peer_rtcp_port() {
     assert_eq!(v, Verdict::Drop(DropReason::Malformed));
     // RTCP multiplexed on the RTP port goes to the peer's RTP port.
     let (v, _) = p.recv(customer(), 20000, rr);
-    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20002,
+            to: agent()
+        }
+    );
     let a = p.relay.leg_stats(A).unwrap();
     let b = p.relay.leg_stats(B).unwrap();
-    assert_eq!((a.rx_rtcp, a.rx_packets, b.tx_rtcp, a.tx_rtcp), (4, 0, 2, 1));
+    assert_eq!(
+        (a.rx_rtcp, a.rx_packets, b.tx_rtcp, a.tx_rtcp),
+        (4, 0, 2, 1)
+    );
 }
 
 #[test]
@@ -263,7 +364,14 @@ fn malformed_rtp_and_unknown_ports() {
     v1[0] = 0x40; // version 1
     let (v, _) = p.recv(customer(), 20000, v1);
     assert_eq!(v, Verdict::Drop(DropReason::Malformed));
-    assert_eq!(p.relay.leg_stats(A).unwrap().drops.get(DropReason::Malformed), 2);
+    assert_eq!(
+        p.relay
+            .leg_stats(A)
+            .unwrap()
+            .drops
+            .get(DropReason::Malformed),
+        2
+    );
     for port in [20004, 20005, 19999, 20012, 9] {
         let (v, _) = p.recv(customer(), port, rtp(1, 0, 1, false));
         assert_eq!(v, Verdict::Drop(DropReason::UnknownPort), "port {port}");
@@ -281,9 +389,19 @@ fn not_bridged_and_peer_without_remote() {
     p.cmd(Command::Bridge { a: A, b: B });
     let (v, _) = p.recv(customer(), 20000, rtp(2, 160, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::PeerNoRemote));
-    p.cmd(Command::SetRemote { leg: B, remote: agent(), codec: Codec::Pcma });
+    p.cmd(Command::SetRemote {
+        leg: B,
+        remote: agent(),
+        codec: Codec::Pcma,
+    });
     let (v, _) = p.recv(customer(), 20000, rtp(3, 320, 1, false));
-    assert_eq!(v, Verdict::Forward { from_port: 20002, to: agent() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20002,
+            to: agent()
+        }
+    );
     p.cmd(Command::Unbridge { leg: B });
     let (v, _) = p.recv(customer(), 20000, rtp(4, 480, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::NotBridged));
@@ -300,7 +418,11 @@ fn rtp_of(bytes: &[u8]) -> RtpPacket<&[u8]> {
 fn announcement_pacing_exact_count_and_continuity() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
-    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: Arc::new(Clip::builtin_prompt()),
+        looping: true,
+    });
     p.run_until(Duration::from_millis(1000));
     // Deadlines at 0, 20, …, 1000 ms inclusive.
     assert_eq!(p.sent.len(), 51);
@@ -310,23 +432,45 @@ fn announcement_pacing_exact_count_and_continuity() {
         assert_eq!(*at, p.t0 + 20 * MS * k as u32, "sent on its deadline");
         assert_eq!((t.from_port, t.to, t.len), (20000, customer(), 172));
         let r = rtp_of(bytes);
-        assert_eq!((r.version(), r.payload_type(), r.ssrc()), (2, 0, first.ssrc()));
+        assert_eq!(
+            (r.version(), r.payload_type(), r.ssrc()),
+            (2, 0, first.ssrc())
+        );
         assert_eq!(r.marker(), k == 0);
-        assert_eq!(r.sequence_number(), first.sequence_number().wrapping_add(k as u16));
-        assert_eq!(r.timestamp(), first.timestamp().wrapping_add(160 * k as u32));
-        assert_eq!(r.payload(), &Clip::builtin_prompt().pcmu[k * 160..(k + 1) * 160]);
+        assert_eq!(
+            r.sequence_number(),
+            first.sequence_number().wrapping_add(k as u16)
+        );
+        assert_eq!(
+            r.timestamp(),
+            first.timestamp().wrapping_add(160 * k as u32)
+        );
+        assert_eq!(
+            r.payload(),
+            &Clip::builtin_prompt().pcmu[k * 160..(k + 1) * 160]
+        );
     }
     let st = p.relay.leg_stats(A).unwrap();
-    assert_eq!((st.announcement_packets, st.tx_packets, st.tx_bytes), (51, 51, 51 * 172));
+    assert_eq!(
+        (st.announcement_packets, st.tx_packets, st.tx_bytes),
+        (51, 51, 51 * 172)
+    );
     assert_eq!(p.relay.stats().announcement_packets, 51);
     assert_eq!(p.relay.poll_timeout(), Some(p.t0 + 1020 * MS));
     // PCMA legs get A-law and payload type 8.
-    p.cmd(Command::SetRemote { leg: A, remote: customer(), codec: Codec::Pcma });
+    p.cmd(Command::SetRemote {
+        leg: A,
+        remote: customer(),
+        codec: Codec::Pcma,
+    });
     p.sent.clear();
     p.run_until(Duration::from_millis(1020));
     let r = rtp_of(&p.sent[0].2);
     assert_eq!(r.payload_type(), 8);
-    assert_eq!(r.payload(), &Clip::builtin_prompt().pcma[51 * 160..52 * 160]);
+    assert_eq!(
+        r.payload(),
+        &Clip::builtin_prompt().pcma[51 * 160..52 * 160]
+    );
 }
 
 #[test]
@@ -334,30 +478,55 @@ fn announcement_loops_and_finishes() {
     let c = clip(3);
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
-    p.cmd(Command::Play { leg: A, clip: c.clone(), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: c.clone(),
+        looping: true,
+    });
     p.run_until(Duration::from_millis(120));
     assert_eq!(p.sent.len(), 7);
     let first = rtp_of(&p.sent[0].2);
     for (k, (_, _, b)) in p.sent.iter().enumerate() {
         let r = rtp_of(b);
         let f = k % 3;
-        assert_eq!(r.payload(), &c.pcmu[f * 160..(f + 1) * 160], "packet {k} plays frame {f}");
-        assert_eq!(r.sequence_number(), first.sequence_number().wrapping_add(k as u16));
-        assert_eq!(r.timestamp(), first.timestamp().wrapping_add(160 * k as u32));
+        assert_eq!(
+            r.payload(),
+            &c.pcmu[f * 160..(f + 1) * 160],
+            "packet {k} plays frame {f}"
+        );
+        assert_eq!(
+            r.sequence_number(),
+            first.sequence_number().wrapping_add(k as u16)
+        );
+        assert_eq!(
+            r.timestamp(),
+            first.timestamp().wrapping_add(160 * k as u32)
+        );
         assert_eq!(r.marker(), k == 0, "no marker at the loop point");
     }
-    assert!(p.events().iter().all(|e| !matches!(e, Event::PlayDone { .. })));
+    assert!(p
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Event::PlayDone { .. })));
 
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
     p.events();
-    p.cmd(Command::Play { leg: A, clip: c, looping: false });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: c,
+        looping: false,
+    });
     p.run_until(Duration::from_secs(1));
     assert_eq!(p.sent.len(), 3);
     assert_eq!(p.events(), vec![Event::PlayDone { leg: A }]);
     assert_eq!(p.relay.poll_timeout(), None);
     // An empty clip is done at once.
-    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::from_linear("empty", &[])), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: Arc::new(Clip::from_linear("empty", &[])),
+        looping: true,
+    });
     assert_eq!(p.events(), vec![Event::PlayDone { leg: A }]);
 }
 
@@ -365,25 +534,45 @@ fn announcement_loops_and_finishes() {
 fn second_play_continues_the_stream() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
-    p.cmd(Command::Play { leg: A, clip: clip(2), looping: false });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(2),
+        looping: false,
+    });
     p.run_until(Duration::from_millis(100));
     // Pause of 100 ms after the last packet (sent at 20 ms), then play again.
     p.jump_to(Duration::from_millis(120));
-    p.cmd(Command::Play { leg: A, clip: clip(1), looping: false });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(1),
+        looping: false,
+    });
     p.run_until(Duration::from_millis(200));
     assert_eq!(p.sent.len(), 3);
-    let (a, b, c) = (rtp_of(&p.sent[0].2), rtp_of(&p.sent[1].2), rtp_of(&p.sent[2].2));
+    let (a, b, c) = (
+        rtp_of(&p.sent[0].2),
+        rtp_of(&p.sent[1].2),
+        rtp_of(&p.sent[2].2),
+    );
     assert_eq!(c.ssrc(), a.ssrc());
     assert!(c.marker());
     assert_eq!(c.sequence_number(), b.sequence_number().wrapping_add(1));
-    assert_eq!(c.timestamp(), b.timestamp().wrapping_add(100 * 8), "timestamp follows the wall clock");
+    assert_eq!(
+        c.timestamp(),
+        b.timestamp().wrapping_add(100 * 8),
+        "timestamp follows the wall clock"
+    );
 }
 
 #[test]
 fn announcement_resyncs_instead_of_bursting() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
-    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: Arc::new(Clip::builtin_prompt()),
+        looping: true,
+    });
     p.run_until(Duration::ZERO);
     assert_eq!(p.sent.len(), 1);
     // 40 ms late (within the 60 ms slack): catch up, two packets back to back.
@@ -393,11 +582,23 @@ fn announcement_resyncs_instead_of_bursting() {
     p.jump_to(Duration::from_millis(560));
     assert_eq!(p.sent.len(), 5);
     let (prev, late) = (rtp_of(&p.sent[3].2), rtp_of(&p.sent[4].2));
-    assert_eq!(late.sequence_number(), prev.sequence_number().wrapping_add(1), "no gap in seq");
-    assert_eq!(late.timestamp(), prev.timestamp().wrapping_add(160 + 480 / 20 * 160), "ts follows time");
+    assert_eq!(
+        late.sequence_number(),
+        prev.sequence_number().wrapping_add(1),
+        "no gap in seq"
+    );
+    assert_eq!(
+        late.timestamp(),
+        prev.timestamp().wrapping_add(160 + 480 / 20 * 160),
+        "ts follows time"
+    );
     assert!(!late.marker());
     assert_eq!(p.relay.stats().announcement_resyncs, 1);
-    assert_eq!(p.relay.poll_timeout(), Some(p.t0 + 580 * MS), "paced from now on");
+    assert_eq!(
+        p.relay.poll_timeout(),
+        Some(p.t0 + 580 * MS),
+        "paced from now on"
+    );
     p.run_until(Duration::from_millis(640));
     assert_eq!(p.sent.len(), 9, "580, 600, 620, 640");
 }
@@ -406,11 +607,19 @@ fn announcement_resyncs_instead_of_bursting() {
 fn announcement_waits_for_a_remote() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, None)));
-    p.cmd(Command::Play { leg: A, clip: clip(10), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(10),
+        looping: true,
+    });
     p.run_until(Duration::from_millis(500));
     assert!(p.sent.is_empty());
     assert_eq!(p.relay.poll_timeout(), None);
-    p.cmd(Command::SetRemote { leg: A, remote: customer(), codec: Codec::Pcmu });
+    p.cmd(Command::SetRemote {
+        leg: A,
+        remote: customer(),
+        codec: Codec::Pcmu,
+    });
     p.run_until(Duration::from_millis(540));
     assert_eq!(p.sent.len(), 3);
     assert_eq!(p.sent[0].0, p.t0 + 500 * MS);
@@ -421,7 +630,11 @@ fn announcement_waits_for_a_remote() {
 fn switch_to_bridge_sets_marker_once() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
-    p.cmd(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: Arc::new(Clip::builtin_prompt()),
+        looping: true,
+    });
     p.run_until(Duration::from_millis(100));
     assert_eq!(p.sent.len(), 6);
     p.cmd(Command::AddLeg(spec(B, Some(agent()))));
@@ -431,26 +644,52 @@ fn switch_to_bridge_sets_marker_once() {
     assert_eq!(p.sent.len(), 6, "the announcement stopped");
     assert_eq!(p.relay.poll_timeout(), None);
     let (v, out) = p.recv(agent(), 20002, rtp(500, 9000, 0xa9e7, false));
-    assert_eq!(v, Verdict::Forward { from_port: 20000, to: customer() });
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            from_port: 20000,
+            to: customer()
+        }
+    );
     let r = rtp_of(&out);
-    assert!(r.marker(), "first packet after the switch carries the marker");
-    assert_eq!((r.sequence_number(), r.timestamp(), r.ssrc()), (500, 9000, 0xa9e7), "otherwise untouched");
+    assert!(
+        r.marker(),
+        "first packet after the switch carries the marker"
+    );
+    assert_eq!(
+        (r.sequence_number(), r.timestamp(), r.ssrc()),
+        (500, 9000, 0xa9e7),
+        "otherwise untouched"
+    );
     let (_, out) = p.recv(agent(), 20002, rtp(501, 9160, 0xa9e7, false));
     assert!(!rtp_of(&out).marker());
     // Toward the agent (who never heard an announcement) nothing is marked.
     let (_, out) = p.recv(customer(), 20000, rtp(1, 0, 0xc0c0, false));
     assert!(!rtp_of(&out).marker());
-    assert!(p.events().iter().all(|e| !matches!(e, Event::PlayDone { .. })), "a switch is not PlayDone");
+    assert!(
+        p.events()
+            .iter()
+            .all(|e| !matches!(e, Event::PlayDone { .. })),
+        "a switch is not PlayDone"
+    );
 }
 
 #[test]
 fn play_on_a_bridged_leg_takes_over_then_stop_marks() {
     let mut p = Pair::bridged();
-    p.cmd(Command::Play { leg: A, clip: clip(5), looping: true });
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(5),
+        looping: true,
+    });
     p.run_until(Duration::ZERO);
     assert_eq!(p.sent.len(), 1);
     let (v, _) = p.recv(agent(), 20002, rtp(1, 0, 2, false));
-    assert_eq!(v, Verdict::Drop(DropReason::NotBridged), "A hears the announcement");
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::NotBridged),
+        "A hears the announcement"
+    );
     p.cmd(Command::StopPlay { leg: A });
     let (_, out) = p.recv(agent(), 20002, rtp(2, 160, 2, false));
     assert!(rtp_of(&out).marker());
@@ -489,10 +728,20 @@ fn media_clock_starts_at_first_packet_without_remote() {
     s.media_timeout = Some(Duration::from_secs(1));
     p.cmd(Command::AddLeg(s));
     p.run_until(Duration::from_secs(5));
-    assert_eq!(p.events(), vec![Event::LegAdded { leg: A }], "no clock before media");
+    assert_eq!(
+        p.events(),
+        vec![Event::LegAdded { leg: A }],
+        "no clock before media"
+    );
     p.recv(customer(), 20000, rtp(1, 0, 1, false));
     p.run_until(Duration::from_millis(5999));
-    assert_eq!(p.events(), vec![Event::RemoteLearned { leg: A, remote: customer() }]);
+    assert_eq!(
+        p.events(),
+        vec![Event::RemoteLearned {
+            leg: A,
+            remote: customer()
+        }]
+    );
     p.run_until(Duration::from_secs(6));
     assert_eq!(p.events(), vec![Event::MediaTimeout { leg: A }]);
 }
@@ -507,7 +756,9 @@ fn remove_leg_reports_final_stats() {
     p.recv(stranger(), 20000, rtp(9, 0, 1, false));
     p.cmd(Command::QueryStats { leg: A });
     let evs = p.events();
-    let Event::Stats { leg, stats } = evs[0].clone() else { panic!("{evs:?}") };
+    let Event::Stats { leg, stats } = evs[0].clone() else {
+        panic!("{evs:?}")
+    };
     assert_eq!(leg, A);
     p.cmd(Command::RemoveLeg { leg: A });
     let evs = p.events();
@@ -522,7 +773,13 @@ fn remove_leg_reports_final_stats() {
     let (v, _) = p.recv(agent(), 20002, rtp(6, 960, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::NotBridged));
     p.cmd(Command::RemoveLeg { leg: A });
-    assert_eq!(p.events(), vec![Event::CommandFailed { leg: Some(A), error: CommandError::UnknownLeg }]);
+    assert_eq!(
+        p.events(),
+        vec![Event::CommandFailed {
+            leg: Some(A),
+            error: CommandError::UnknownLeg
+        }]
+    );
     assert_eq!(p.relay.stats().legs, 1);
 }
 
@@ -542,11 +799,21 @@ fn command_errors() {
     p.cmd(Command::AddLeg(spec(A, None)));
     p.cmd(Command::AddLeg(spec(LegId::new(20000, 2), None)));
     p.cmd(Command::AddLeg(spec(LegId::new(30000, 1), None)));
-    p.cmd(Command::Bridge { a: A, b: LegId::new(30000, 1) });
+    p.cmd(Command::Bridge {
+        a: A,
+        b: LegId::new(30000, 1),
+    });
     p.cmd(Command::Bridge { a: A, b: B });
-    p.cmd(Command::SetRemote { leg: LegId::new(20000, 2), remote: customer(), codec: Codec::Pcmu });
+    p.cmd(Command::SetRemote {
+        leg: LegId::new(20000, 2),
+        remote: customer(),
+        codec: Codec::Pcmu,
+    });
     p.cmd(Command::Shutdown);
-    let f = |leg, error| Event::CommandFailed { leg: Some(leg), error };
+    let f = |leg, error| Event::CommandFailed {
+        leg: Some(leg),
+        error,
+    };
     assert_eq!(
         p.events(),
         vec![
@@ -576,7 +843,9 @@ fn event_ring_is_bounded_and_counts_overflow() {
 fn tx_refusal_is_counted_on_the_sending_leg() {
     let mut p = Pair::bridged();
     let (v, out) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
-    let Verdict::Forward { from_port, .. } = v else { panic!() };
+    let Verdict::Forward { from_port, .. } = v else {
+        panic!()
+    };
     p.relay.handle_tx_refused(from_port, out.len());
     let b = p.relay.leg_stats(B).unwrap();
     assert_eq!((b.tx_packets, b.drops.get(DropReason::TxFull)), (0, 1));
@@ -592,14 +861,23 @@ fn many_legs_announce_independently() {
         let id = LegId::new(20000 + 2 * k, 1);
         p.cmd(Command::AddLeg(spec(id, Some(addr(k as u8 + 1, 40000)))));
         p.now = p.t0 + MS * u32::from(k); // staggered starts
-        p.cmd(Command::Play { leg: id, clip: c.clone(), looping: false });
+        p.cmd(Command::Play {
+            leg: id,
+            clip: c.clone(),
+            looping: false,
+        });
     }
     p.run_until(Duration::from_millis(205));
     // Leg k started at k ms: deadlines k, k+20, …, ≤ 205.
     for k in 0..6u16 {
-        let n = p.sent.iter().filter(|(_, t, _)| t.from_port == 20000 + 2 * k).count();
+        let n = p
+            .sent
+            .iter()
+            .filter(|(_, t, _)| t.from_port == 20000 + 2 * k)
+            .count();
         assert_eq!(n, 11, "leg {k}");
     }
-    let ssrcs: std::collections::HashSet<u32> = p.sent.iter().map(|(_, _, b)| rtp_of(b).ssrc()).collect();
+    let ssrcs: std::collections::HashSet<u32> =
+        p.sent.iter().map(|(_, _, b)| rtp_of(b).ssrc()).collect();
     assert_eq!(ssrcs.len(), 6, "every leg has its own SSRC");
 }

@@ -18,7 +18,11 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
     }
 }
 
@@ -145,7 +149,11 @@ impl EthernetRepr {
     /// [`Error`] if the frame is too short.
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> Result<Self> {
         frame.check_len()?;
-        Ok(Self { src_addr: frame.src_addr(), dst_addr: frame.dst_addr(), ethertype: frame.ethertype() })
+        Ok(Self {
+            src_addr: frame.src_addr(),
+            dst_addr: frame.dst_addr(),
+            ethertype: frame.ethertype(),
+        })
     }
 
     /// The header length.
@@ -167,7 +175,13 @@ impl<T: AsRef<[u8]>> fmt::Display for EthernetFrame<T> {
         if self.check_len().is_err() {
             return f.write_str("EthernetII (truncated)");
         }
-        write!(f, "EthernetII src={} dst={} type=0x{:04x}", self.src_addr(), self.dst_addr(), self.ethertype())
+        write!(
+            f,
+            "EthernetII src={} dst={} type=0x{:04x}",
+            self.src_addr(),
+            self.dst_addr(),
+            self.ethertype()
+        )
     }
 }
 
@@ -201,11 +215,17 @@ mod tests {
         repr.emit(&mut f);
         f.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(buf, FRAME_BYTES);
-        assert_eq!(EthernetRepr::parse(&EthernetFrame::new_unchecked(&buf[..])).unwrap(), repr);
+        assert_eq!(
+            EthernetRepr::parse(&EthernetFrame::new_unchecked(&buf[..])).unwrap(),
+            repr
+        );
     }
 
     #[test]
     fn truncated() {
-        assert_eq!(EthernetFrame::new_checked(&FRAME_BYTES[..13]).unwrap_err(), Error);
+        assert_eq!(
+            EthernetFrame::new_checked(&FRAME_BYTES[..13]).unwrap_err(),
+            Error
+        );
     }
 }

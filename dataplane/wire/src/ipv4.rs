@@ -355,7 +355,10 @@ mod tests {
         repr.emit(&mut p);
         p.payload_mut().copy_from_slice(&[0xaa, 0xbb, 0xcc, 0xdd]);
         assert_eq!(buf, PACKET_BYTES);
-        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&buf[..])).unwrap(), repr);
+        assert_eq!(
+            Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&buf[..])).unwrap(),
+            repr
+        );
     }
 
     #[test]
@@ -368,6 +371,9 @@ mod tests {
         let mut b = PACKET_BYTES;
         b[11] ^= 1;
         #[cfg(not(fuzzing))]
-        assert_eq!(Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&b[..])), Err(Error));
+        assert_eq!(
+            Ipv4Repr::parse(&Ipv4Packet::new_unchecked(&b[..])),
+            Err(Error)
+        );
     }
 }

@@ -167,7 +167,10 @@ pub struct CompoundIter<'a> {
 /// Iterates the packets of a compound RTCP packet.
 #[must_use]
 pub fn iter_compound(buf: &[u8]) -> CompoundIter<'_> {
-    CompoundIter { rest: buf, failed: false }
+    CompoundIter {
+        rest: buf,
+        failed: false,
+    }
 }
 
 impl<'a> Iterator for CompoundIter<'a> {
@@ -233,7 +236,11 @@ impl<'a> RtcpRepr<'a> {
             return Err(Error);
         }
         let buf: &'a [u8] = p.buffer;
-        Ok(Self { count: p.count(), packet_type: p.packet_type(), body: &buf[HEADER_LEN..p.packet_len()] })
+        Ok(Self {
+            count: p.count(),
+            packet_type: p.packet_type(),
+            body: &buf[HEADER_LEN..p.packet_len()],
+        })
     }
 
     /// The packet length.
@@ -247,7 +254,10 @@ impl<'a> RtcpRepr<'a> {
     /// # Panics
     /// If `buf` is too short or the body is not whole 32-bit words.
     pub fn emit(&self, buf: &mut [u8]) {
-        assert!(self.body.len() & 3 == 0, "RTCP body must be whole 32-bit words");
+        assert!(
+            self.body.len() & 3 == 0,
+            "RTCP body must be whole 32-bit words"
+        );
         let mut p = RtcpPacket::new_unchecked(&mut buf[..self.buffer_len()]);
         p.set_first_byte(false, self.count);
         p.set_packet_type(self.packet_type);
@@ -261,7 +271,14 @@ impl<T: AsRef<[u8]>> fmt::Display for RtcpPacket<T> {
         if self.check_len().is_err() {
             return f.write_str("RTCP (truncated)");
         }
-        write!(f, "RTCP v={} pt={} count={} len={}", self.version(), self.packet_type(), self.count(), self.packet_len())?;
+        write!(
+            f,
+            "RTCP v={} pt={} count={} len={}",
+            self.version(),
+            self.packet_type(),
+            self.count(),
+            self.packet_len()
+        )?;
         if let Some(s) = self.ssrc() {
             write!(f, " ssrc={s:08x}")?;
         }
@@ -305,9 +322,24 @@ mod tests {
     #[test]
     fn construct() {
         let mut buf = [0u8; 28];
-        RtcpRepr { count: 0, packet_type: packet_type::RR, body: &COMPOUND[4..8] }.emit(&mut buf[..8]);
-        RtcpRepr { count: 1, packet_type: packet_type::SDES, body: &COMPOUND[12..24] }.emit(&mut buf[8..24]);
-        RtcpRepr { count: 0, packet_type: packet_type::BYE, body: &[] }.emit(&mut buf[24..]);
+        RtcpRepr {
+            count: 0,
+            packet_type: packet_type::RR,
+            body: &COMPOUND[4..8],
+        }
+        .emit(&mut buf[..8]);
+        RtcpRepr {
+            count: 1,
+            packet_type: packet_type::SDES,
+            body: &COMPOUND[12..24],
+        }
+        .emit(&mut buf[8..24]);
+        RtcpRepr {
+            count: 0,
+            packet_type: packet_type::BYE,
+            body: &[],
+        }
+        .emit(&mut buf[24..]);
         assert_eq!(buf, COMPOUND);
         let p = RtcpPacket::new_checked(&buf[..]).unwrap();
         let repr = RtcpRepr::parse(&p).unwrap();

@@ -195,8 +195,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> RtpPacket<T> {
     }
     /// Sets version 2, padding, extension and CSRC count in the first byte.
     pub fn set_first_byte(&mut self, padding: bool, extension: bool, csrc_count: u8) {
-        self.buffer.as_mut()[field::VPXCC] =
-            (VERSION << 6) | (u8::from(padding) << 5) | (u8::from(extension) << 4) | (csrc_count & 0x0f);
+        self.buffer.as_mut()[field::VPXCC] = (VERSION << 6)
+            | (u8::from(padding) << 5)
+            | (u8::from(extension) << 4)
+            | (csrc_count & 0x0f);
     }
     /// Sets the marker bit.
     pub fn set_marker(&mut self, m: bool) {
@@ -255,7 +257,13 @@ pub struct RtpRepr<'a> {
 impl<'a> RtpRepr<'a> {
     /// A plain packet without CSRCs, extension or padding.
     #[must_use]
-    pub const fn simple(payload_type: u8, sequence_number: u16, timestamp: u32, ssrc: u32, payload: &'a [u8]) -> Self {
+    pub const fn simple(
+        payload_type: u8,
+        sequence_number: u16,
+        timestamp: u32,
+        ssrc: u32,
+        payload: &'a [u8],
+    ) -> Self {
         Self {
             marker: false,
             payload_type,
@@ -280,14 +288,21 @@ impl<'a> RtpRepr<'a> {
             return Err(Error);
         }
         let mut csrcs = [0; 15];
-        for (i, c) in csrcs.iter_mut().enumerate().take(usize::from(p.csrc_count())) {
+        for (i, c) in csrcs
+            .iter_mut()
+            .enumerate()
+            .take(usize::from(p.csrc_count()))
+        {
             *c = p.csrc(i);
         }
         let buf: &'a [u8] = p.buffer;
         let ext = if p.extension() {
             let s = HEADER_LEN + 4 * usize::from(p.csrc_count());
             let words = usize::from(u16::from_be_bytes([buf[s + 2], buf[s + 3]]));
-            Some((u16::from_be_bytes([buf[s], buf[s + 1]]), &buf[s + 4..s + 4 + 4 * words]))
+            Some((
+                u16::from_be_bytes([buf[s], buf[s + 1]]),
+                &buf[s + 4..s + 4 + 4 * words],
+            ))
         } else {
             None
         };
@@ -308,7 +323,9 @@ impl<'a> RtpRepr<'a> {
     /// The header length (fixed, CSRCs, extension).
     #[must_use]
     pub fn header_len(&self) -> usize {
-        HEADER_LEN + 4 * usize::from(self.csrc_count) + self.extension.map_or(0, |(_, d)| 4 + d.len())
+        HEADER_LEN
+            + 4 * usize::from(self.csrc_count)
+            + self.extension.map_or(0, |(_, d)| 4 + d.len())
     }
 
     /// The whole packet length.
@@ -339,7 +356,10 @@ impl<'a> RtpRepr<'a> {
             o += 4;
         }
         if let Some((profile, data)) = self.extension {
-            assert!(data.len() & 3 == 0, "RTP extension must be whole 32-bit words");
+            assert!(
+                data.len() & 3 == 0,
+                "RTP extension must be whole 32-bit words"
+            );
             buf[o..o + 2].copy_from_slice(&profile.to_be_bytes());
             buf[o + 2..o + 4].copy_from_slice(&((data.len() / 4) as u16).to_be_bytes());
             buf[o + 4..o + 4 + data.len()].copy_from_slice(data);
@@ -420,7 +440,13 @@ mod tests {
 
     #[test]
     fn construct_simple() {
-        let mut repr = RtpRepr::simple(0, 0x1234, 0xdead_beef, 0x0102_0304, &[0xff, 0xfe, 0xfd, 0xfc]);
+        let mut repr = RtpRepr::simple(
+            0,
+            0x1234,
+            0xdead_beef,
+            0x0102_0304,
+            &[0xff, 0xfe, 0xfd, 0xfc],
+        );
         repr.marker = true;
         assert_eq!(repr.buffer_len(), 16);
         let mut buf = [0xaau8; 16];
@@ -439,7 +465,10 @@ mod tests {
         assert_eq!(p.csrc(0), 0x1122_3344);
         assert_eq!(p.payload_type(), 8);
         assert!(!p.marker());
-        assert_eq!(p.extension_data(), Some((0xbede, &[0x10, 0x20, 0x30, 0x40][..])));
+        assert_eq!(
+            p.extension_data(),
+            Some((0xbede, &[0x10, 0x20, 0x30, 0x40][..]))
+        );
         assert_eq!(p.header_len(), 24);
         assert_eq!(p.padding_len(), 2);
         assert_eq!(p.payload(), &[0x55, 0x66, 0x00, 0x02, 0x00, 0x00]);
@@ -478,7 +507,15 @@ mod tests {
         p.set_timestamp(1);
         p.set_ssrc(2);
         assert!(!p.marker());
-        assert_eq!((p.payload_type(), p.sequence_number(), p.timestamp(), p.ssrc()), (8, 7, 1, 2));
+        assert_eq!(
+            (
+                p.payload_type(),
+                p.sequence_number(),
+                p.timestamp(),
+                p.ssrc()
+            ),
+            (8, 7, 1, 2)
+        );
         p.set_marker(true);
         assert!(p.marker());
         assert_eq!(p.payload_type(), 8);

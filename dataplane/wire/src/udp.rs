@@ -206,7 +206,13 @@ impl<T: AsRef<[u8]>> fmt::Display for UdpPacket<T> {
         if self.check_len().is_err() {
             return f.write_str("UDP (truncated)");
         }
-        write!(f, "UDP src={} dst={} len={}", self.src_port(), self.dst_port(), self.len())
+        write!(
+            f,
+            "UDP src={} dst={} len={}",
+            self.src_port(),
+            self.dst_port(),
+            self.len()
+        )
     }
 }
 
@@ -217,8 +223,9 @@ mod tests {
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
 
-    static PACKET_BYTES: [u8; 12] =
-        [0xbf, 0x00, 0x00, 0x35, 0x00, 0x0c, 0x12, 0x4d, 0xaa, 0x00, 0x00, 0xff];
+    static PACKET_BYTES: [u8; 12] = [
+        0xbf, 0x00, 0x00, 0x35, 0x00, 0x0c, 0x12, 0x4d, 0xaa, 0x00, 0x00, 0xff,
+    ];
     static PAYLOAD: [u8; 4] = [0xaa, 0x00, 0x00, 0xff];
 
     #[test]
@@ -235,10 +242,22 @@ mod tests {
     #[test]
     fn construct() {
         let mut buf = [0xffu8; 12];
-        let repr = UdpRepr { src_port: 48896, dst_port: 53, payload_len: 4 };
-        repr.emit(&mut UdpPacket::new_unchecked(&mut buf[..]), SRC, DST, &PAYLOAD);
+        let repr = UdpRepr {
+            src_port: 48896,
+            dst_port: 53,
+            payload_len: 4,
+        };
+        repr.emit(
+            &mut UdpPacket::new_unchecked(&mut buf[..]),
+            SRC,
+            DST,
+            &PAYLOAD,
+        );
         assert_eq!(buf, PACKET_BYTES);
-        assert_eq!(UdpRepr::parse(&UdpPacket::new_unchecked(&buf[..]), SRC, DST).unwrap(), repr);
+        assert_eq!(
+            UdpRepr::parse(&UdpPacket::new_unchecked(&buf[..]), SRC, DST).unwrap(),
+            repr
+        );
     }
 
     #[test]

@@ -55,9 +55,17 @@ impl<B> Burst<B> {
     /// # Panics
     /// If `capacity` is 0 or above [`MAX_BURST`].
     pub fn new(capacity: usize, mut make: impl FnMut() -> B) -> Self {
-        assert!((1..=MAX_BURST).contains(&capacity), "burst size must be 1..={MAX_BURST}");
+        assert!(
+            (1..=MAX_BURST).contains(&capacity),
+            "burst size must be 1..={MAX_BURST}"
+        );
         let pkts = (0..capacity)
-            .map(|_| Packet { buf: make(), len: 0, peer: UNSPECIFIED, local_port: 0 })
+            .map(|_| Packet {
+                buf: make(),
+                len: 0,
+                peer: UNSPECIFIED,
+                local_port: 0,
+            })
             .collect();
         Self { pkts, len: 0 }
     }
@@ -150,5 +158,9 @@ pub trait PacketIo {
 
     /// Sends `tx.packets()`; returns how many were sent. Each refused packet is passed to
     /// `refused` (so the caller can count it as `TxFull`). Does not clear `tx`.
-    fn tx_burst(&mut self, tx: &mut Burst<Self::Buf>, refused: &mut dyn FnMut(&Packet<Self::Buf>)) -> usize;
+    fn tx_burst(
+        &mut self,
+        tx: &mut Burst<Self::Buf>,
+        refused: &mut dyn FnMut(&Packet<Self::Buf>),
+    ) -> usize;
 }

@@ -74,7 +74,10 @@ pub struct Worker<Io: PacketIo> {
 
 impl<Io: PacketIo> std::fmt::Debug for Worker<Io> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("index", &self.index).field("stats", &self.stats).finish_non_exhaustive()
+        f.debug_struct("Worker")
+            .field("index", &self.index)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -162,13 +165,21 @@ impl<Io: PacketIo> Worker<Io> {
         self.stats.passes += 1;
         let n = self.io.rx_burst(&mut self.rx, wait);
         let now = clock();
-        let mut out = Pass { rx: n, ..Pass::default() };
+        let mut out = Pass {
+            rx: n,
+            ..Pass::default()
+        };
 
         // Packets: verdicts in place, forwards swap their buffer into the TX burst.
         for i in 0..n {
             let pkt = self.rx.slot_mut(i);
             let len = pkt.len;
-            let v = self.relay.handle_packet(now, pkt.peer, pkt.local_port, &mut pkt.buf.as_mut()[..len]);
+            let v = self.relay.handle_packet(
+                now,
+                pkt.peer,
+                pkt.local_port,
+                &mut pkt.buf.as_mut()[..len],
+            );
             if let Verdict::Forward { from_port, to } = v {
                 if self.tx.is_full() {
                     out.tx += self.flush();
@@ -204,7 +215,9 @@ impl<Io: PacketIo> Worker<Io> {
             if self.tx.is_full() {
                 out.tx += self.flush();
             }
-            let Some(slot) = self.tx.next_free() else { break };
+            let Some(slot) = self.tx.next_free() else {
+                break;
+            };
             match self.relay.poll_transmit(now, slot.buf.as_mut()) {
                 Some(t) => {
                     slot.len = t.len;
@@ -239,7 +252,9 @@ impl<Io: PacketIo> Worker<Io> {
         while let Some(ev) = self.relay.poll_event() {
             match self.events.try_send(ev) {
                 Ok(()) => self.stats.events_sent += 1,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.stats.events_dropped += 1,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.stats.events_dropped += 1
+                }
             }
         }
     }
@@ -254,7 +269,8 @@ impl<Io: PacketIo> Worker<Io> {
                     return;
                 }
                 if let Err(e) = self.io.open_port(spec.id.port()) {
-                    self.relay.report_failure(Some(spec.id), CommandError::Io(e.to_string()));
+                    self.relay
+                        .report_failure(Some(spec.id), CommandError::Io(e.to_string()));
                     return;
                 }
             }

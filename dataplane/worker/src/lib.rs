@@ -62,7 +62,15 @@ impl DataplaneConfig {
     /// A config for one unpinned worker on `address` with sensible queue sizes.
     #[must_use]
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Self {
-        Self { address, ports, workers: 1, cores: None, burst: 32, command_queue: 1024, event_queue: 4096 }
+        Self {
+            address,
+            ports,
+            workers: 1,
+            cores: None,
+            burst: 32,
+            command_queue: 1024,
+            event_queue: 4096,
+        }
     }
 }
 
@@ -120,16 +128,24 @@ impl Dataplane {
     ///
     /// # Errors
     /// See [`WorkerError`]; on error every worker already started is stopped.
-    pub fn start_with<Io, F>(cfg: DataplaneConfig, make_io: F) -> Result<(Self, DataplaneHandle), WorkerError>
+    pub fn start_with<Io, F>(
+        cfg: DataplaneConfig,
+        make_io: F,
+    ) -> Result<(Self, DataplaneHandle), WorkerError>
     where
         Io: PacketIo + 'static,
         F: Fn(usize, RangeInclusive<u16>) -> stdio::Result<Io> + Send + Sync + 'static,
     {
         if cfg.burst == 0 || cfg.burst > MAX_BURST {
-            return Err(WorkerError::Config(format!("burst {} not in 1..={MAX_BURST}", cfg.burst)));
+            return Err(WorkerError::Config(format!(
+                "burst {} not in 1..={MAX_BURST}",
+                cfg.burst
+            )));
         }
         if cfg.command_queue == 0 || cfg.event_queue == 0 {
-            return Err(WorkerError::Config("queue capacities must be at least 1".into()));
+            return Err(WorkerError::Config(
+                "queue capacities must be at least 1".into(),
+            ));
         }
         if let Some(cores) = &cfg.cores {
             if cores.len() < cfg.workers {
@@ -144,8 +160,14 @@ impl Dataplane {
         let (ev_tx, ev_rx) = bounded(cfg.event_queue);
         let shutdown = Arc::new(AtomicBool::new(false));
         let make_io = Arc::new(make_io);
-        let entropy = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let mut dp = Self { threads: Vec::new(), commands: Vec::new(), shutdown: shutdown.clone() };
+        let entropy = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let mut dp = Self {
+            threads: Vec::new(),
+            commands: Vec::new(),
+            shutdown: shutdown.clone(),
+        };
         let mut links = Vec::with_capacity(cfg.workers);
         for w in 0..cfg.workers {
             let (cmd_tx, cmd_rx) = bounded(cfg.command_queue);
@@ -157,26 +179,34 @@ impl Dataplane {
                 event_capacity: cfg.event_queue,
                 seed: relay::seed_from(entropy ^ (w as u64).rotate_left(32)),
             };
-            let (ev_tx, flag, make_io, burst) = (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);
-            let spawned = std::thread::Builder::new().name(format!("cb-worker-{w}")).spawn(move || {
-                if let Some(id) = core {
-                    if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
-                        tracing::warn!(worker = w, core = id, "could not pin worker to core; running unpinned");
+            let (ev_tx, flag, make_io, burst) =
+                (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);
+            let spawned = std::thread::Builder::new()
+                .name(format!("cb-worker-{w}"))
+                .spawn(move || {
+                    if let Some(id) = core {
+                        if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                            tracing::warn!(
+                                worker = w,
+                                core = id,
+                                "could not pin worker to core; running unpinned"
+                            );
+                        }
                     }
-                }
-                let io = match make_io(w, slice) {
-                    Ok(io) => io,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let mut worker = Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag);
-                let _ = ready_tx.send(Ok(()));
-                tracing::debug!(worker = w, "worker running");
-                worker.run();
-                tracing::debug!(worker = w, stats = ?worker.stats(), "worker stopped");
-            });
+                    let io = match make_io(w, slice) {
+                        Ok(io) => io,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let mut worker =
+                        Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag);
+                    let _ = ready_tx.send(Ok(()));
+                    tracing::debug!(worker = w, "worker running");
+                    worker.run();
+                    tracing::debug!(worker = w, stats = ?worker.stats(), "worker stopped");
+                });
             let handle = match spawned {
                 Ok(h) => h,
                 Err(source) => {

@@ -81,8 +81,21 @@ impl MemIo {
         let (ctl_tx, ctl) = unbounded();
         let (opened_tx, opened) = unbounded();
         (
-            Self { rx, tx, ctl, opened_tx, open: BTreeSet::new(), fail_open: BTreeSet::new(), tx_limit: None },
-            MemPeer { inject, sent, ctl: ctl_tx, opened },
+            Self {
+                rx,
+                tx,
+                ctl,
+                opened_tx,
+                open: BTreeSet::new(),
+                fail_open: BTreeSet::new(),
+                tx_limit: None,
+            },
+            MemPeer {
+                inject,
+                sent,
+                ctl: ctl_tx,
+                opened,
+            },
         )
     }
 
@@ -114,7 +127,10 @@ impl PacketIo for MemIo {
     fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
         self.apply_ctl();
         if self.fail_open.contains(&rtp_port) || !self.open.insert(rtp_port) {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {rtp_port} in use")));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {rtp_port} in use"),
+            ));
         }
         let _ = self.opened_tx.send((rtp_port, true));
         Ok(())
@@ -152,13 +168,21 @@ impl PacketIo for MemIo {
         n
     }
 
-    fn tx_burst(&mut self, tx: &mut Burst<Self::Buf>, refused: &mut dyn FnMut(&Packet<Self::Buf>)) -> usize {
+    fn tx_burst(
+        &mut self,
+        tx: &mut Burst<Self::Buf>,
+        refused: &mut dyn FnMut(&Packet<Self::Buf>),
+    ) -> usize {
         self.apply_ctl();
         let limit = self.tx_limit.unwrap_or(usize::MAX);
         let mut sent = 0;
         for p in tx.packets() {
             if sent < limit {
-                let _ = self.tx.send(MemPacket { local_port: p.local_port, peer: p.peer, data: p.payload().to_vec() });
+                let _ = self.tx.send(MemPacket {
+                    local_port: p.local_port,
+                    peer: p.peer,
+                    data: p.payload().to_vec(),
+                });
                 sent += 1;
             } else {
                 refused(p);

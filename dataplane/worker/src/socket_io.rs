@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::socket::{recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage};
+use nix::sys::socket::{
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
+};
 
 use crate::io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
 
@@ -93,7 +95,10 @@ impl SocketIo {
         let s = UdpSocket::bind(SocketAddr::new(self.address, port))?;
         s.set_nonblocking(true)?;
         self.epoll
-            .add(s.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(port)))
+            .add(
+                s.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, u64::from(port)),
+            )
             .map_err(io::Error::from)?;
         Ok(s)
     }
@@ -101,21 +106,37 @@ impl SocketIo {
     /// Receives into `slots` from one socket; returns how many packets, and whether the
     /// socket may hold more.
     fn recv_from_port(&mut self, port: u16, slots: &mut [Pkt]) -> (usize, bool) {
-        let Some(i) = self.slot(port) else { return (0, false) };
-        let Some(sock) = self.sockets[i].as_ref() else { return (0, false) };
+        let Some(i) = self.slot(port) else {
+            return (0, false);
+        };
+        let Some(sock) = self.sockets[i].as_ref() else {
+            return (0, false);
+        };
         let fd = sock.as_raw_fd();
         let want = slots.len().min(MAX_BURST);
         let mut meta = [(0usize, None::<SocketAddr>, false); MAX_BURST];
         let got = {
             let mut it = slots.iter_mut();
             let mut iovs: [[IoSliceMut<'_>; 1]; MAX_BURST] = std::array::from_fn(|_| {
-                [IoSliceMut::new(it.next().map_or(&mut [][..], |p| &mut p.buf[..]))]
+                [IoSliceMut::new(
+                    it.next().map_or(&mut [][..], |p| &mut p.buf[..]),
+                )]
             });
-            match recvmmsg(fd, &mut self.rx_hdrs, iovs.iter_mut().take(want), MsgFlags::MSG_DONTWAIT, None) {
+            match recvmmsg(
+                fd,
+                &mut self.rx_hdrs,
+                iovs.iter_mut().take(want),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            ) {
                 Ok(res) => {
                     let mut k = 0;
                     for m in res {
-                        meta[k] = (m.bytes, m.address.as_ref().and_then(to_std), m.flags.contains(MsgFlags::MSG_TRUNC));
+                        meta[k] = (
+                            m.bytes,
+                            m.address.as_ref().and_then(to_std),
+                            m.flags.contains(MsgFlags::MSG_TRUNC),
+                        );
                         k += 1;
                     }
                     k
@@ -162,7 +183,14 @@ impl SocketIo {
             let addrs: [Option<SockaddrStorage>; MAX_BURST] =
                 std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
             let cmsgs: [ControlMessage<'_>; 0] = [];
-            match sendmmsg(fd, &mut self.tx_hdrs, iovs.iter().take(k), &addrs[..k], cmsgs, MsgFlags::MSG_DONTWAIT) {
+            match sendmmsg(
+                fd,
+                &mut self.tx_hdrs,
+                iovs.iter().take(k),
+                &addrs[..k],
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
                 Ok(res) => {
                     let sent = res.count();
                     if sent == 0 {
@@ -195,10 +223,16 @@ impl PacketIo for SocketIo {
 
     fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
         let (Some(i), Some(j)) = (self.slot(rtp_port), self.slot(rtp_port.wrapping_add(1))) else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("port {rtp_port} outside the worker's range")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("port {rtp_port} outside the worker's range"),
+            ));
         };
         if self.sockets[i].is_some() || self.sockets[j].is_some() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("port {rtp_port} already open")));
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {rtp_port} already open"),
+            ));
         }
         let rtp = self.bind(rtp_port)?;
         let rtcp = match self.bind(rtp_port + 1) {
@@ -236,7 +270,10 @@ impl PacketIo for SocketIo {
                 None => EpollTimeout::ZERO,
             };
             // EINTR and friends: treat as "nothing ready"; the next pass looks again.
-            let n = self.epoll.wait(&mut self.events, timeout).unwrap_or_default();
+            let n = self
+                .epoll
+                .wait(&mut self.events, timeout)
+                .unwrap_or_default();
             for e in &self.events[..n] {
                 self.ready.push(e.data() as u16);
             }
@@ -260,13 +297,20 @@ impl PacketIo for SocketIo {
         n
     }
 
-    fn tx_burst(&mut self, tx: &mut Burst<Self::Buf>, refused: &mut dyn FnMut(&Packet<Self::Buf>)) -> usize {
+    fn tx_burst(
+        &mut self,
+        tx: &mut Burst<Self::Buf>,
+        refused: &mut dyn FnMut(&Packet<Self::Buf>),
+    ) -> usize {
         let pkts = tx.packets();
         let mut sent = 0;
         let mut start = 0;
         while start < pkts.len() {
             let port = pkts[start].local_port;
-            let end = pkts[start..].iter().position(|p| p.local_port != port).map_or(pkts.len(), |o| start + o);
+            let end = pkts[start..]
+                .iter()
+                .position(|p| p.local_port != port)
+                .map_or(pkts.len(), |o| start + o);
             sent += self.send_run(&pkts[start..end], refused);
             start = end;
         }

@@ -25,7 +25,14 @@ fn agent() -> SocketAddr {
 }
 
 fn spec(id: LegId, remote: Option<SocketAddr>) -> LegSpec {
-    LegSpec { id, remote, learn_remote: false, src_mismatch: SrcMismatch::Drop, codec: Codec::Pcmu, media_timeout: None }
+    LegSpec {
+        id,
+        remote,
+        learn_remote: false,
+        src_mismatch: SrcMismatch::Drop,
+        codec: Codec::Pcmu,
+        media_timeout: None,
+    }
 }
 
 fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
@@ -50,8 +57,22 @@ impl Rig {
         let (cmd, cmd_rx) = bounded(64);
         let (ev_tx, events) = bounded(event_queue);
         let relay = Relay::new(RelayConfig::new(20000..=20010, 64));
-        let worker = Worker::new(0, io, relay, cmd_rx, ev_tx, 8, Arc::new(AtomicBool::new(false)));
-        Self { worker, peer, cmd, events, t0: Instant::now() }
+        let worker = Worker::new(
+            0,
+            io,
+            relay,
+            cmd_rx,
+            ev_tx,
+            8,
+            Arc::new(AtomicBool::new(false)),
+        );
+        Self {
+            worker,
+            peer,
+            cmd,
+            events,
+            t0: Instant::now(),
+        }
     }
 
     fn pass_at(&mut self, ms: u64) -> crate::Pass {
@@ -68,19 +89,31 @@ impl Rig {
     }
 
     fn inject(&self, port: u16, from: SocketAddr, data: Vec<u8>) {
-        self.peer.inject.send(MemPacket { local_port: port, peer: from, data }).unwrap();
+        self.peer
+            .inject
+            .send(MemPacket {
+                local_port: port,
+                peer: from,
+                data,
+            })
+            .unwrap();
     }
 }
 
 #[test]
 fn mem_loop_relays_both_ways_and_reports() {
     let mut r = Rig::new(64);
-    r.cmd.send(Command::AddLeg(spec(A, Some(customer())))).unwrap();
+    r.cmd
+        .send(Command::AddLeg(spec(A, Some(customer()))))
+        .unwrap();
     r.cmd.send(Command::AddLeg(spec(B, Some(agent())))).unwrap();
     r.cmd.send(Command::Bridge { a: A, b: B }).unwrap();
     let p = r.pass_at(0);
     assert_eq!((p.rx, p.tx, p.commands), (0, 0, 3));
-    assert_eq!(r.events(), vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]);
+    assert_eq!(
+        r.events(),
+        vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]
+    );
     assert_eq!(r.peer.port_changes(), vec![(20000, true), (20002, true)]);
 
     // A burst larger than the worker's burst size (8) in both directions.
@@ -101,7 +134,10 @@ fn mem_loop_relays_both_ways_and_reports() {
         assert_eq!(p.local_port, 20002);
         assert_eq!(p.data, rtp(k as u16, 0xc0c0), "in order, untouched");
     }
-    assert!(got.iter().filter(|p| p.peer == customer()).all(|p| p.local_port == 20000));
+    assert!(got
+        .iter()
+        .filter(|p| p.peer == customer())
+        .all(|p| p.local_port == 20000));
     let s = r.worker.relay().stats();
     assert_eq!((s.rx_packets, s.tx_packets), (21, 20));
     assert_eq!(s.drops.get(DropReason::UnknownPort), 1);
@@ -110,16 +146,28 @@ fn mem_loop_relays_both_ways_and_reports() {
     r.cmd.send(Command::RemoveLeg { leg: B }).unwrap();
     r.pass_at(10);
     let evs = r.events();
-    assert!(matches!(&evs[0], Event::Stats { leg, stats } if *leg == A && stats.rx_packets == 10 && stats.tx_packets == 10));
-    assert!(matches!(&evs[1], Event::LegRemoved { leg, stats } if *leg == B && stats.rx_packets == 10));
+    assert!(
+        matches!(&evs[0], Event::Stats { leg, stats } if *leg == A && stats.rx_packets == 10 && stats.tx_packets == 10)
+    );
+    assert!(
+        matches!(&evs[1], Event::LegRemoved { leg, stats } if *leg == B && stats.rx_packets == 10)
+    );
     assert_eq!(r.peer.port_changes(), vec![(20002, false)]);
 }
 
 #[test]
 fn mem_loop_announces_on_fake_time() {
     let mut r = Rig::new(64);
-    r.cmd.send(Command::AddLeg(spec(A, Some(customer())))).unwrap();
-    r.cmd.send(Command::Play { leg: A, clip: Arc::new(Clip::builtin_prompt()), looping: true }).unwrap();
+    r.cmd
+        .send(Command::AddLeg(spec(A, Some(customer()))))
+        .unwrap();
+    r.cmd
+        .send(Command::Play {
+            leg: A,
+            clip: Arc::new(Clip::builtin_prompt()),
+            looping: true,
+        })
+        .unwrap();
     for ms in (0..=990).step_by(10) {
         r.pass_at(ms);
     }
@@ -128,9 +176,15 @@ fn mem_loop_announces_on_fake_time() {
     let first = RtpPacket::new_checked(&sent[0].data[..]).unwrap();
     assert!(first.marker());
     for (k, p) in sent.iter().enumerate() {
-        assert_eq!((p.local_port, p.peer, p.data.len()), (20000, customer(), 172));
+        assert_eq!(
+            (p.local_port, p.peer, p.data.len()),
+            (20000, customer(), 172)
+        );
         let r = RtpPacket::new_checked(&p.data[..]).unwrap();
-        assert_eq!(r.sequence_number(), first.sequence_number().wrapping_add(k as u16));
+        assert_eq!(
+            r.sequence_number(),
+            first.sequence_number().wrapping_add(k as u16)
+        );
     }
 }
 
@@ -139,23 +193,47 @@ fn mem_loop_command_failures() {
     let mut r = Rig::new(64);
     r.peer.fail_open(20002);
     r.cmd.send(Command::AddLeg(spec(A, None))).unwrap();
-    r.cmd.send(Command::AddLeg(spec(LegId::new(20000, 2), None))).unwrap();
+    r.cmd
+        .send(Command::AddLeg(spec(LegId::new(20000, 2), None)))
+        .unwrap();
     r.cmd.send(Command::AddLeg(spec(B, None))).unwrap();
-    r.cmd.send(Command::AddLeg(spec(LegId::new(30000, 1), None))).unwrap();
+    r.cmd
+        .send(Command::AddLeg(spec(LegId::new(30000, 1), None)))
+        .unwrap();
     r.pass_at(0);
     let evs = r.events();
     assert_eq!(evs[0], Event::LegAdded { leg: A });
-    assert_eq!(evs[1], Event::CommandFailed { leg: Some(LegId::new(20000, 2)), error: CommandError::PortInUse });
-    assert!(matches!(&evs[2], Event::CommandFailed { leg: Some(B), error: CommandError::Io(m) } if m.contains("20002")));
-    assert_eq!(evs[3], Event::CommandFailed { leg: Some(LegId::new(30000, 1)), error: CommandError::PortOutOfRange });
-    assert_eq!(r.peer.port_changes(), vec![(20000, true)], "no socket opened for refused legs");
+    assert_eq!(
+        evs[1],
+        Event::CommandFailed {
+            leg: Some(LegId::new(20000, 2)),
+            error: CommandError::PortInUse
+        }
+    );
+    assert!(
+        matches!(&evs[2], Event::CommandFailed { leg: Some(B), error: CommandError::Io(m) } if m.contains("20002"))
+    );
+    assert_eq!(
+        evs[3],
+        Event::CommandFailed {
+            leg: Some(LegId::new(30000, 1)),
+            error: CommandError::PortOutOfRange
+        }
+    );
+    assert_eq!(
+        r.peer.port_changes(),
+        vec![(20000, true)],
+        "no socket opened for refused legs"
+    );
     assert!(r.worker.relay().leg_stats(B).is_none());
 }
 
 #[test]
 fn mem_loop_counts_tx_refusals_and_event_overflow() {
     let mut r = Rig::new(1);
-    r.cmd.send(Command::AddLeg(spec(A, Some(customer())))).unwrap();
+    r.cmd
+        .send(Command::AddLeg(spec(A, Some(customer()))))
+        .unwrap();
     r.cmd.send(Command::AddLeg(spec(B, Some(agent())))).unwrap();
     r.cmd.send(Command::Bridge { a: A, b: B }).unwrap();
     r.pass_at(0);
@@ -185,7 +263,10 @@ fn mem_loop_stops_on_shutdown_and_closes_ports() {
 #[test]
 fn dataplane_start_with_memio_routes_commands_and_joins() {
     let (peers_tx, peers_rx) = bounded(4);
-    let cfg = DataplaneConfig { workers: 2, ..DataplaneConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20000..=20007) };
+    let cfg = DataplaneConfig {
+        workers: 2,
+        ..DataplaneConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 20000..=20007)
+    };
     let (dp, handle) = Dataplane::start_with(cfg, move |w, ports| {
         let (io, peer) = MemIo::new();
         peers_tx.send((w, ports, peer)).unwrap();
@@ -193,39 +274,66 @@ fn dataplane_start_with_memio_routes_commands_and_joins() {
     })
     .unwrap();
     assert_eq!(dp.workers(), 2);
-    let mut peers: Vec<(usize, std::ops::RangeInclusive<u16>, MemPeer)> = peers_rx.try_iter().collect();
+    let mut peers: Vec<(usize, std::ops::RangeInclusive<u16>, MemPeer)> =
+        peers_rx.try_iter().collect();
     peers.sort_by_key(|p| p.0);
     assert_eq!(peers[0].1, 20000..=20002);
     assert_eq!(peers[1].1, 20004..=20006);
     let a = handle.plan.allocate_on(1).unwrap();
     let b = handle.plan.allocate_on(1).unwrap();
-    handle.send(Command::AddLeg(spec(a, Some(customer())))).unwrap();
-    handle.send(Command::AddLeg(spec(b, Some(agent())))).unwrap();
+    handle
+        .send(Command::AddLeg(spec(a, Some(customer()))))
+        .unwrap();
+    handle
+        .send(Command::AddLeg(spec(b, Some(agent()))))
+        .unwrap();
     handle.send(Command::Bridge { a, b }).unwrap();
     for _ in 0..2 {
         let ev = handle.events().recv_timeout(DEADLINE).unwrap();
         assert!(matches!(ev, Event::LegAdded { .. }), "{ev:?}");
     }
     let w1 = &peers[1].2;
-    w1.inject.send(MemPacket { local_port: a.port(), peer: customer(), data: rtp(1, 1) }).unwrap();
+    w1.inject
+        .send(MemPacket {
+            local_port: a.port(),
+            peer: customer(),
+            data: rtp(1, 1),
+        })
+        .unwrap();
     let out = w1.sent.recv_timeout(DEADLINE).unwrap();
     assert_eq!((out.local_port, out.peer), (b.port(), agent()));
     assert!(peers[0].2.sent.try_recv().is_err(), "worker 0 saw nothing");
     dp.shutdown();
-    assert!(handle.send(Command::QueryStats { leg: a }).is_err(), "workers are gone");
+    assert!(
+        handle.send(Command::QueryStats { leg: a }).is_err(),
+        "workers are gone"
+    );
 }
 
 #[test]
 fn dataplane_start_rejects_bad_config() {
     let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let bad = |cfg: DataplaneConfig| Dataplane::start(cfg).unwrap_err().to_string();
-    assert!(bad(DataplaneConfig { burst: 0, ..DataplaneConfig::new(ip, 20000..=20003) }).contains("burst"));
-    assert!(bad(DataplaneConfig { workers: 3, ..DataplaneConfig::new(ip, 20000..=20003) }).contains("port"));
-    assert!(bad(DataplaneConfig { workers: 2, cores: Some(vec![0]), ..DataplaneConfig::new(ip, 20000..=20007) })
-        .contains("cores"));
-    let e = Dataplane::start_with(DataplaneConfig::new(ip, 20000..=20003), |_, _| -> std::io::Result<MemIo> {
-        Err(std::io::Error::other("no backend"))
+    assert!(bad(DataplaneConfig {
+        burst: 0,
+        ..DataplaneConfig::new(ip, 20000..=20003)
     })
+    .contains("burst"));
+    assert!(bad(DataplaneConfig {
+        workers: 3,
+        ..DataplaneConfig::new(ip, 20000..=20003)
+    })
+    .contains("port"));
+    assert!(bad(DataplaneConfig {
+        workers: 2,
+        cores: Some(vec![0]),
+        ..DataplaneConfig::new(ip, 20000..=20007)
+    })
+    .contains("cores"));
+    let e = Dataplane::start_with(
+        DataplaneConfig::new(ip, 20000..=20003),
+        |_, _| -> std::io::Result<MemIo> { Err(std::io::Error::other("no backend")) },
+    )
     .unwrap_err();
     assert!(e.to_string().contains("no backend"), "{e}");
 }
@@ -240,7 +348,8 @@ fn phone() -> (UdpSocket, UdpSocket) {
         }
         if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
             for s in [&rtp, &rtcp] {
-                s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
             }
             return (rtp, rtcp);
         }
@@ -264,7 +373,10 @@ fn wait_event(handle: &dp_api::DataplaneHandle, pred: impl Fn(&Event) -> bool) -
     let end = Instant::now() + DEADLINE;
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let ev = handle.events().recv_timeout(left).expect("event before the deadline");
+        let ev = handle
+            .events()
+            .recv_timeout(left)
+            .expect("event before the deadline");
         if pred(&ev) {
             return ev;
         }
@@ -289,9 +401,19 @@ fn socket_io_relays_announces_and_shuts_down_on_loopback() {
     wait_event(&handle, |e| *e == Event::LegAdded { leg: b });
 
     // The customer hears the announcement once its address is known.
-    handle.send(Command::Play { leg: a, clip: Arc::new(Clip::builtin_prompt()), looping: true }).unwrap();
     handle
-        .send(Command::SetRemote { leg: a, remote: cust_rtp.local_addr().unwrap(), codec: Codec::Pcma })
+        .send(Command::Play {
+            leg: a,
+            clip: Arc::new(Clip::builtin_prompt()),
+            looping: true,
+        })
+        .unwrap();
+    handle
+        .send(Command::SetRemote {
+            leg: a,
+            remote: cust_rtp.local_addr().unwrap(),
+            codec: Codec::Pcma,
+        })
         .unwrap();
     let (first, from) = recv(&cust_rtp, DEADLINE).expect("announcement arrives");
     assert_eq!(from, relay_addr(a.port()));
@@ -305,11 +427,18 @@ fn socket_io_relays_announces_and_shuts_down_on_loopback() {
             count += 1;
         }
     }
-    assert!((25..=60).contains(&count), "about 50 packets/s, got {count}");
+    assert!(
+        (25..=60).contains(&count),
+        "about 50 packets/s, got {count}"
+    );
 
     // The agent answers: switch to the bridge.
     handle
-        .send(Command::SetRemote { leg: b, remote: agent_rtp.local_addr().unwrap(), codec: Codec::Pcma })
+        .send(Command::SetRemote {
+            leg: b,
+            remote: agent_rtp.local_addr().unwrap(),
+            codec: Codec::Pcma,
+        })
         .unwrap();
     handle.send(Command::Bridge { a, b }).unwrap();
     handle.send(Command::QueryStats { leg: b }).unwrap();
@@ -317,14 +446,18 @@ fn socket_io_relays_announces_and_shuts_down_on_loopback() {
     // Drain the announcement packets still in flight.
     while recv(&cust_rtp, Duration::from_millis(100)).is_some() {}
 
-    agent_rtp.send_to(&rtp(7, 0xa9e7), relay_addr(b.port())).unwrap();
+    agent_rtp
+        .send_to(&rtp(7, 0xa9e7), relay_addr(b.port()))
+        .unwrap();
     let (d, from) = recv(&cust_rtp, DEADLINE).expect("agent → customer");
     assert_eq!(from, relay_addr(a.port()));
     let p = RtpPacket::new_checked(&d[..]).unwrap();
     assert!(p.marker(), "first packet after the switch is marked");
     assert_eq!((p.ssrc(), p.sequence_number()), (0xa9e7, 7));
 
-    cust_rtp.send_to(&rtp(1, 0xc0c0), relay_addr(a.port())).unwrap();
+    cust_rtp
+        .send_to(&rtp(1, 0xc0c0), relay_addr(a.port()))
+        .unwrap();
     let (d, from) = recv(&agent_rtp, DEADLINE).expect("customer → agent");
     assert_eq!(from, relay_addr(b.port()));
     assert_eq!(d, rtp(1, 0xc0c0));
@@ -337,8 +470,13 @@ fn socket_io_relays_announces_and_shuts_down_on_loopback() {
 
     handle.send(Command::RemoveLeg { leg: a }).unwrap();
     let ev = wait_event(&handle, |e| matches!(e, Event::LegRemoved { .. }));
-    let Event::LegRemoved { stats, .. } = ev else { unreachable!() };
-    assert!(stats.announcement_packets >= 25 && stats.rx_packets == 1 && stats.rx_rtcp == 1, "{stats:?}");
+    let Event::LegRemoved { stats, .. } = ev else {
+        unreachable!()
+    };
+    assert!(
+        stats.announcement_packets >= 25 && stats.rx_packets == 1 && stats.rx_rtcp == 1,
+        "{stats:?}"
+    );
 
     dp.shutdown();
     // The worker closed its sockets: the ports can be bound again.
@@ -357,7 +495,9 @@ fn worker_cpu_ticks() -> u64 {
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
         // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let f: Vec<&str> = rest.split_whitespace().collect();
         if f.len() > 12 {
             total += f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
@@ -369,7 +509,11 @@ fn worker_cpu_ticks() -> u64 {
 #[test]
 fn idle_socket_worker_does_not_spin() {
     let base = 52000 + (std::process::id() % 500) as u16 * 8;
-    let (dp, handle) = Dataplane::start(DataplaneConfig::new(IpAddr::V4(Ipv4Addr::LOCALHOST), base..=base + 7)).unwrap();
+    let (dp, handle) = Dataplane::start(DataplaneConfig::new(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        base..=base + 7,
+    ))
+    .unwrap();
     let leg = handle.plan.allocate().unwrap();
     handle.send(Command::AddLeg(spec(leg, None))).unwrap();
     wait_event(&handle, |e| *e == Event::LegAdded { leg });
