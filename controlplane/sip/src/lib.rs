@@ -12,6 +12,30 @@
 //!
 //! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
 //! their next deadline (`handle_*` / `poll_*`). Only `transport` and `ua` do I/O.
+//!
+//! Scope: UDP only, IP-literal hosts only (no DNS), no authentication, no PRACK/UPDATE
+//! (answered 405), no forking (a 2xx from a second fork is ignored). A re-INVITE in a confirmed
+//! dialog is answered with our unchanged SDP (session refresh).
+//!
+//! ```no_run
+//! use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent};
+//! # async fn demo() -> Result<(), sip::SipError> {
+//! let (ep, mut incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap())).await?;
+//! let mut leg = ep.invite(InviteRequest {
+//!     target: "sip:+15551234567@127.0.0.1:5080".into(),
+//!     from_user: "callbridge".into(),
+//!     from_display: None,
+//!     sdp: sip::sdp::build_offer("127.0.0.1:40000".parse().unwrap(), 1),
+//!     headers: vec![("X-Callbridge-Call".into(), "42".into())],
+//! })?;
+//! let hangup = leg.controller();
+//! while let Some(ev) = leg.event().await {
+//!     if let LegEvent::Answered { .. } = ev {
+//!         hangup.hangup();
+//!     }
+//! }
+//! # drop(incoming); Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

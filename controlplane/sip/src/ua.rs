@@ -506,7 +506,7 @@ impl Core {
         let mut transmits = Vec::new();
         let mut no_ack = false;
         let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else { return };
-        if !r.poll_timeout().is_some_and(|t| t <= now) {
+        if matches!(r.poll_timeout(), Some(t) if t > now) || r.poll_timeout().is_none() {
             return;
         }
         r.handle_timeout(now);
