@@ -121,7 +121,14 @@ struct Inner {
     next_leg: std::sync::atomic::AtomicU64,
 }
 
-/// A SIP endpoint on one UDP socket. Cheap to clone.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A SIP endpoint on one UDP socket. Cheap to clone. Dropping the last clone shuts it down
+/// (like [`Endpoint::shutdown`]), so keep one alive while calls are up.
 #[derive(Clone)]
 pub struct Endpoint {
     inner: Arc<Inner>,
@@ -328,6 +335,14 @@ impl IncomingCall {
     /// A handle for hanging up (BYE) from elsewhere.
     pub fn controller(&self) -> LegController {
         self.ctl.clone()
+    }
+}
+
+impl Drop for IncomingCall {
+    /// An incoming call dropped before `answer`/`reject` is rejected with 480 so the INVITE
+    /// transaction does not linger (after an answer or reject this does nothing).
+    fn drop(&mut self) {
+        let _ = self.ctl.cmd.send(Cmd::Reject(self.ctl.leg, 480));
     }
 }
 

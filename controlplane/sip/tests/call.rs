@@ -313,3 +313,16 @@ Contact: <sip:probe@{local}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
     };
     assert!(bye_ok.starts_with("SIP/2.0 200"), "{bye_ok}");
 }
+
+/// An IncomingCall dropped without answer or reject is rejected with 480.
+#[tokio::test]
+async fn dropped_incoming_call_is_rejected() {
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    drop(incoming(&mut b_in).await);
+    assert_eq!(
+        next(out.event()).await,
+        Some(LegEvent::Rejected { status: 480, reason: "Temporarily Unavailable".into() })
+    );
+}
