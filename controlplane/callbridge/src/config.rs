@@ -230,12 +230,6 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
-    /// The address and range as the data plane wants them.
-    #[must_use]
-    pub(crate) fn media_address(&self) -> dp_api::MediaAddress {
-        dp_api::MediaAddress { ip: self.address, ports: self.ports.range() }
-    }
-
     /// How the flows create legs.
     #[must_use]
     pub(crate) fn policy(&self) -> flows::MediaPolicy {

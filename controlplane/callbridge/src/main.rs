@@ -1,1 +1,245 @@
-fn main() {}
+//! callbridge: carrier-grade click-to-call. The composition root: configuration, the data-plane
+//! workers, then the tokio control plane (SIP, HTTP, lab endpoints).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod calls;
+mod config;
+mod lab;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// callbridge: a visitor clicks, callbridge calls them back, plays a message, calls an agent and
+/// bridges the two calls through its own RTP relay.
+#[derive(Debug, Parser)]
+#[command(name = "callbridge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane and the data plane (built-in defaults without --config).
+    Serve {
+        /// A TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file; prints `FILE:LINE: KEY: reason` for the first problem.
+    CheckConfig {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match config::Config::load(&file) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config } => {
+            let cfg = match config {
+                Some(path) => match config::Config::load(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => config::Config::default(),
+            };
+            init_tracing();
+            match serve(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callbridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+/// Starts the data plane, then the tokio control plane; returns after a graceful shutdown
+/// (SIGINT or SIGTERM).
+fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let announcement = match &cfg.media.announcement {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading announcement {}", path.display()))?;
+            dp_api::Clip::from_wav(&bytes, path.display().to_string())
+                .with_context(|| format!("announcement {}", path.display()))?
+        }
+        None => dp_api::Clip::builtin_prompt(),
+    };
+    let announcement = std::sync::Arc::new(announcement);
+
+    // The data plane first: its workers own their cores before tokio starts its threads.
+    let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
+    dp_cfg.workers = cfg.media.workers;
+    dp_cfg.cores.clone_from(&cfg.media.cores);
+    let (dataplane, handle) = worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
+    tracing::info!(
+        backend = "socket",
+        workers = dataplane.workers(),
+        address = %cfg.media.address,
+        ports = %cfg.media.ports,
+        "data plane started"
+    );
+    let handle = std::sync::Arc::new(handle);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("callbridge-cp")
+        .build()
+        .context("starting tokio")?;
+    let result = rt.block_on(control_plane(cfg, handle, announcement));
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    dataplane.shutdown();
+    tracing::info!("callbridge stopped");
+    result
+}
+
+async fn control_plane(
+    cfg: config::Config,
+    dp: std::sync::Arc<dp_api::DataplaneHandle>,
+    announcement: std::sync::Arc<dp_api::Clip>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::time::Duration;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+
+    // Lab endpoints come up before the B2BUA so that the first call finds them.
+    if cfg.lab.endpoints {
+        for phone in lab_phones(&cfg) {
+            lab::start(phone, stop.child_token()).await?;
+        }
+    }
+
+    let mut sip_cfg = sip::EndpointConfig::new(cfg.sip.listen);
+    sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
+    let (endpoint, mut incoming) =
+        sip::Endpoint::bind(sip_cfg).await.with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
+    // Inbound calls are not part of click-to-call yet: refuse them politely.
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            tracing::info!(from = %call.from, "inbound call refused (not supported)");
+            call.reject(403);
+        }
+    });
+
+    let settings = calls::Settings {
+        trunk: cfg.sip.trunk.clone(),
+        from_user: cfg.sip.from_user.clone(),
+        media_ip: cfg.media.address,
+        timers: cfg.flow.timers(),
+        media: cfg.media.policy(),
+        businesses: cfg.business.iter().map(|b| (b.id.clone(), b.name.clone())).collect(),
+        agents: cfg.agent.iter().map(|a| (a.id.clone(), a.contact.clone(), a.businesses.clone())).collect(),
+    };
+    let calls = calls::Calls::start(settings, endpoint.clone(), dp, announcement, stop.child_token())?;
+    let state = http_api::AppState { calls: std::sync::Arc::new(calls::CallsApi(calls.clone())) };
+    let app = http_api::router(state);
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
+    tracing::info!(http = %cfg.http.listen, sip = %endpoint.local_addr(), "callbridge ready");
+    println!("callbridge ready: http://{} sip:{}", cfg.http.listen, endpoint.local_addr());
+
+    let shutdown = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        shutdown.cancel();
+    });
+    server.await.context("HTTP server")?;
+    tracing::info!("shutting down: ending calls");
+    calls.shutdown(Duration::from_secs(3)).await;
+    endpoint.shutdown();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The lab phones for a config: the trunk (answers any number: the customer) and every agent
+/// whose contact is a SIP URI on a loopback address.
+fn lab_phones(cfg: &config::Config) -> Vec<lab::LabPhone> {
+    use std::time::Duration;
+    let mut phones = Vec::new();
+    if let Some(addr) = loopback_addr(&cfg.sip.trunk) {
+        phones.push(lab::LabPhone {
+            name: "trunk".into(),
+            sip: addr,
+            ring: Duration::from_millis(1500),
+            talk: Duration::from_secs(120),
+            tone_hz: 440.0,
+        });
+    }
+    for a in &cfg.agent {
+        if let flows::Target::Sip(uri) = &a.contact {
+            if let Some(addr) = loopback_addr(uri) {
+                if phones.iter().any(|p| p.sip == addr) {
+                    continue;
+                }
+                phones.push(lab::LabPhone {
+                    name: a.id.as_str().to_owned(),
+                    sip: addr,
+                    ring: Duration::from_secs(3),
+                    talk: Duration::from_secs(10),
+                    tone_hz: 660.0,
+                });
+            }
+        }
+    }
+    phones
+}
+
+/// `sip:[user@]127.x.y.z[:port]` → the socket address, when it is on loopback.
+fn loopback_addr(uri: &str) -> Option<std::net::SocketAddr> {
+    let parsed = flows::SipUri::parse(uri).ok()?;
+    let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") { [127, 0, 0, 1].into() } else { host.parse().ok()? };
+    let addr = std::net::SocketAddr::new(ip, parsed.port.unwrap_or(5060));
+    addr.ip().is_loopback().then_some(addr)
+}
