@@ -41,10 +41,18 @@ pub struct Dialog {
 fn without_tag(name: &'static str, v: &str) -> Result<String, SipError> {
     let n = NameAddr::parse(name, v)?;
     let mut s = match &n.display {
-        Some(d) => format!("\"{}\" <{}>", d.replace('\\', "\\\\").replace('"', "\\\""), n.uri),
+        Some(d) => format!(
+            "\"{}\" <{}>",
+            d.replace('\\', "\\\\").replace('"', "\\\""),
+            n.uri
+        ),
         None => format!("<{}>", n.uri),
     };
-    for (k, val) in n.params.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("tag")) {
+    for (k, val) in n
+        .params
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("tag"))
+    {
         match val {
             Some(val) => s.push_str(&format!(";{k}={val}")),
             None => s.push_str(&format!(";{k}")),
@@ -54,7 +62,10 @@ fn without_tag(name: &'static str, v: &str) -> Result<String, SipError> {
 }
 
 fn route_uris(values: Vec<&str>) -> Result<Vec<String>, SipError> {
-    values.into_iter().map(|v| NameAddr::parse("Record-Route", v).map(|_| v.to_string())).collect()
+    values
+        .into_iter()
+        .map(|v| NameAddr::parse("Record-Route", v).map(|_| v.to_string()))
+        .collect()
 }
 
 impl Dialog {
@@ -65,13 +76,17 @@ impl Dialog {
     /// [`SipError::MissingHeader`] when the 2xx has no To tag or no Contact.
     pub fn uac_from_2xx(invite: &Request, resp: &Response) -> Result<Self, SipError> {
         let remote_tag = resp.to_tag().ok_or(SipError::MissingHeader("To tag"))?;
-        let remote_target = resp.contact_uri().ok_or(SipError::MissingHeader("Contact"))?;
+        let remote_target = resp
+            .contact_uri()
+            .ok_or(SipError::MissingHeader("Contact"))?;
         let mut route_set = route_uris(resp.headers.get_list("Record-Route").collect())?;
         route_set.reverse();
         Ok(Self {
             id: DialogId {
                 call_id: invite.call_id().to_string(),
-                local_tag: invite.from_tag().ok_or(SipError::MissingHeader("From tag"))?,
+                local_tag: invite
+                    .from_tag()
+                    .ok_or(SipError::MissingHeader("From tag"))?,
                 remote_tag,
             },
             local_party: without_tag("From", invite.headers.get("From").unwrap_or(""))?,
@@ -89,16 +104,24 @@ impl Dialog {
     ///
     /// # Errors
     /// [`SipError::MissingHeader`] when the INVITE has no Contact or From tag.
-    pub fn uas_from_invite(invite: &Request, local_tag: &str, local_contact: &str) -> Result<Self, SipError> {
+    pub fn uas_from_invite(
+        invite: &Request,
+        local_tag: &str,
+        local_contact: &str,
+    ) -> Result<Self, SipError> {
         Ok(Self {
             id: DialogId {
                 call_id: invite.call_id().to_string(),
                 local_tag: local_tag.to_string(),
-                remote_tag: invite.from_tag().ok_or(SipError::MissingHeader("From tag"))?,
+                remote_tag: invite
+                    .from_tag()
+                    .ok_or(SipError::MissingHeader("From tag"))?,
             },
             local_party: without_tag("To", invite.headers.get("To").unwrap_or(""))?,
             remote_party: without_tag("From", invite.headers.get("From").unwrap_or(""))?,
-            remote_target: invite.contact_uri().ok_or(SipError::MissingHeader("Contact"))?,
+            remote_target: invite
+                .contact_uri()
+                .ok_or(SipError::MissingHeader("Contact"))?,
             route_set: route_uris(invite.headers.get_list("Record-Route").collect())?,
             local_cseq: rand::random::<u16>() as u32 + 1,
             remote_cseq: Some(invite.cseq().0),
@@ -151,8 +174,14 @@ impl Dialog {
         let mut r = Request::new(method.clone(), uri);
         r.headers.push("Via", via);
         r.headers.push("Max-Forwards", "70");
-        r.headers.push("From", format!("{};tag={}", self.local_party, self.id.local_tag));
-        r.headers.push("To", format!("{};tag={}", self.remote_party, self.id.remote_tag));
+        r.headers.push(
+            "From",
+            format!("{};tag={}", self.local_party, self.id.local_tag),
+        );
+        r.headers.push(
+            "To",
+            format!("{};tag={}", self.remote_party, self.id.remote_tag),
+        );
         r.headers.push("Call-ID", self.id.call_id.clone());
         r.headers.push("CSeq", format!("{cseq} {method}"));
         for route in routes {
@@ -250,7 +279,10 @@ impl Uas2xxRetransmitter {
             return;
         }
         if let Some(at) = self.next_at.filter(|&t| t <= now) {
-            self.transmits.push_back(Transmit { dest: self.dest, payload: self.payload.clone() });
+            self.transmits.push_back(Transmit {
+                dest: self.dest,
+                payload: self.payload.clone(),
+            });
             self.interval = (self.interval * 2).min(self.t2);
             self.next_at = Some(at + self.interval);
         }
@@ -306,24 +338,52 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
     fn uac_dialog_from_2xx_builds_ack_and_bye() {
         let inv = invite();
         let mut d = Dialog::uac_from_2xx(&inv, &ok(&inv)).unwrap();
-        assert_eq!(d.id(), &DialogId { call_id: "c1".into(), local_tag: "aa".into(), remote_tag: "bb".into() });
+        assert_eq!(
+            d.id(),
+            &DialogId {
+                call_id: "c1".into(),
+                local_tag: "aa".into(),
+                remote_tag: "bb".into()
+            }
+        );
         assert_eq!(d.remote_target(), "sip:b@127.0.0.2:5090");
-        assert_eq!(d.route_set(), ["<sip:127.0.0.9:5060;lr>", "<sip:127.0.0.8:5060;lr>"]);
+        assert_eq!(
+            d.route_set(),
+            ["<sip:127.0.0.9:5060;lr>", "<sip:127.0.0.8:5060;lr>"]
+        );
         assert_eq!(d.destination().unwrap(), "127.0.0.9:5060".parse().unwrap());
 
-        let ack = d.ack_for_2xx(7, msg::via_value("127.0.0.1:5070".parse().unwrap(), "z9hG4bKnew"));
+        let ack = d.ack_for_2xx(
+            7,
+            msg::via_value("127.0.0.1:5070".parse().unwrap(), "z9hG4bKnew"),
+        );
         assert_eq!(ack.method, Method::Ack);
-        assert_eq!(ack.uri, "sip:b@127.0.0.2:5090", "loose routing keeps the remote target");
+        assert_eq!(
+            ack.uri, "sip:b@127.0.0.2:5090",
+            "loose routing keeps the remote target"
+        );
         assert_eq!(ack.cseq(), (7, Method::Ack));
         assert_eq!(ack.branch().as_deref(), Some("z9hG4bKnew"));
-        assert_eq!(ack.headers.get_all("Route").collect::<Vec<_>>(), ["<sip:127.0.0.9:5060;lr>", "<sip:127.0.0.8:5060;lr>"]);
+        assert_eq!(
+            ack.headers.get_all("Route").collect::<Vec<_>>(),
+            ["<sip:127.0.0.9:5060;lr>", "<sip:127.0.0.8:5060;lr>"]
+        );
 
-        let bye = d.new_request(Method::Bye, msg::via_value("127.0.0.1:5070".parse().unwrap(), "z9hG4bKbye"));
+        let bye = d.new_request(
+            Method::Bye,
+            msg::via_value("127.0.0.1:5070".parse().unwrap(), "z9hG4bKbye"),
+        );
         assert_eq!(bye.cseq(), (8, Method::Bye));
         assert_eq!(bye.from_tag().as_deref(), Some("aa"));
         assert_eq!(bye.to_tag().as_deref(), Some("bb"));
-        assert_eq!(bye.headers.get("From"), Some("\"Alice\" <sip:a@127.0.0.1:5070>;tag=aa"));
-        let bye2 = d.new_request(Method::Bye, String::from("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx"));
+        assert_eq!(
+            bye.headers.get("From"),
+            Some("\"Alice\" <sip:a@127.0.0.1:5070>;tag=aa")
+        );
+        let bye2 = d.new_request(
+            Method::Bye,
+            String::from("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKx"),
+        );
         assert_eq!(bye2.cseq().0, 9, "local CSeq increments");
         // The encoded BYE parses.
         assert!(msg::parse(&bye.encode()).is_ok());
@@ -336,10 +396,16 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
         assert_eq!(d.id().remote_tag, "aa");
         assert_eq!(d.remote_target(), "sip:a@127.0.0.1:5070");
         assert_eq!(d.route_set()[0], "<sip:127.0.0.8:5060;lr>");
-        let bye = d.new_request(Method::Bye, msg::via_value("127.0.0.2:5090".parse().unwrap(), "z9hG4bKq"));
+        let bye = d.new_request(
+            Method::Bye,
+            msg::via_value("127.0.0.2:5090".parse().unwrap(), "z9hG4bKq"),
+        );
         assert_eq!(bye.from_tag().as_deref(), Some("bb"));
         assert_eq!(bye.to_tag().as_deref(), Some("aa"));
-        assert_eq!(bye.headers.get("To"), Some("\"Alice\" <sip:a@127.0.0.1:5070>;tag=aa"));
+        assert_eq!(
+            bye.headers.get("To"),
+            Some("\"Alice\" <sip:a@127.0.0.1:5070>;tag=aa")
+        );
         // CSeq checks: an older request is refused, a newer one accepted.
         let mut old = bye.clone();
         old.headers.set("CSeq", "3 BYE");
@@ -364,16 +430,27 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
     fn missing_contact_or_tag_is_an_error() {
         let inv = invite();
         let mut resp = Response::to_request(&inv, 200, Some("bb"));
-        assert!(matches!(Dialog::uac_from_2xx(&inv, &resp), Err(SipError::MissingHeader("Contact"))));
+        assert!(matches!(
+            Dialog::uac_from_2xx(&inv, &resp),
+            Err(SipError::MissingHeader("Contact"))
+        ));
         resp = Response::to_request(&inv, 200, None);
         resp.headers.push("Contact", "<sip:b@127.0.0.2>");
-        assert!(matches!(Dialog::uac_from_2xx(&inv, &resp), Err(SipError::MissingHeader("To tag"))));
+        assert!(matches!(
+            Dialog::uac_from_2xx(&inv, &resp),
+            Err(SipError::MissingHeader("To tag"))
+        ));
     }
 
     #[test]
     fn uas_2xx_retransmits_until_ack() {
         let t0 = Instant::now();
-        let mut r = Uas2xxRetransmitter::new(t0, b"200".to_vec(), "127.0.0.1:1".parse().unwrap(), Timers::default());
+        let mut r = Uas2xxRetransmitter::new(
+            t0,
+            b"200".to_vec(),
+            "127.0.0.1:1".parse().unwrap(),
+            Timers::default(),
+        );
         let mut sent = vec![];
         while let Some(at) = r.poll_timeout() {
             if at > t0 + Duration::from_secs(12) {
@@ -394,7 +471,12 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
     #[test]
     fn uas_2xx_gives_up_after_64_t1() {
         let t0 = Instant::now();
-        let mut r = Uas2xxRetransmitter::new(t0, b"200".to_vec(), "127.0.0.1:1".parse().unwrap(), Timers::default());
+        let mut r = Uas2xxRetransmitter::new(
+            t0,
+            b"200".to_vec(),
+            "127.0.0.1:1".parse().unwrap(),
+            Timers::default(),
+        );
         let mut count = 0;
         let mut last = t0;
         while let Some(at) = r.poll_timeout() {

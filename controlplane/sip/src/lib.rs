@@ -39,15 +39,17 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod dialog;
 pub mod error;
 pub mod msg;
 pub mod sdp;
 pub mod transaction;
-pub mod dialog;
 
 pub use error::SipError;
 pub mod transport;
 pub mod ua;
 
 pub use transaction::Timers;
-pub use ua::{Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall};
+pub use ua::{
+    Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+};

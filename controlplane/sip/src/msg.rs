@@ -104,7 +104,11 @@ impl Headers {
 
     /// Replaces the first `name` header (or appends one).
     pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        match self.list.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .list
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value.into(),
             None => self.push(name, value),
         }
@@ -175,13 +179,19 @@ impl Via {
     /// # Errors
     /// [`SipError::InvalidHeader`] if the element is not a Via.
     pub fn parse(value: &str) -> Result<Self, SipError> {
-        let bad = || SipError::InvalidHeader { name: "Via", value: value.to_string() };
+        let bad = || SipError::InvalidHeader {
+            name: "Via",
+            value: value.to_string(),
+        };
         let (head, params) = match value.find(';') {
             Some(i) => (&value[..i], &value[i + 1..]),
             None => (value, ""),
         };
         let slash = head.rfind('/').ok_or_else(bad)?;
-        let proto: String = head[..slash].chars().filter(|c| !c.is_whitespace()).collect();
+        let proto: String = head[..slash]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         if !proto.eq_ignore_ascii_case("SIP/2.0") {
             return Err(bad());
         }
@@ -189,7 +199,12 @@ impl Via {
         let transport = rest.next().ok_or_else(bad)?.to_ascii_uppercase();
         let sent_by: String = rest.collect();
         let (host, port) = split_host_port(&sent_by).ok_or_else(bad)?;
-        Ok(Self { transport, host, port, params: parse_params(params) })
+        Ok(Self {
+            transport,
+            host,
+            port,
+            params: parse_params(params),
+        })
     }
 
     /// A parameter's value (`Some(None)` for a valueless parameter).
@@ -207,7 +222,11 @@ impl Via {
 
     /// `host:port` as written (for transaction matching).
     pub fn sent_by(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         match self.port {
             Some(p) => format!("{host}:{p}"),
             None => host,
@@ -245,7 +264,10 @@ impl NameAddr {
     /// # Errors
     /// [`SipError::InvalidHeader`] (named `name`) when there is no URI.
     pub fn parse(name: &'static str, value: &str) -> Result<Self, SipError> {
-        let bad = || SipError::InvalidHeader { name, value: value.to_string() };
+        let bad = || SipError::InvalidHeader {
+            name,
+            value: value.to_string(),
+        };
         let v = value.trim();
         // Find a '<' outside quotes.
         let mut in_quotes = false;
@@ -269,11 +291,19 @@ impl NameAddr {
         let (display, uri, params) = if let Some(lt) = lt {
             let gt = v[lt..].find('>').map(|g| g + lt).ok_or_else(bad)?;
             let display = v[..lt].trim();
-            let display = display.strip_prefix('"').and_then(|d| d.strip_suffix('"')).unwrap_or(display);
-            let display = (!display.is_empty()).then(|| display.replace("\\\"", "\"").replace("\\\\", "\\"));
+            let display = display
+                .strip_prefix('"')
+                .and_then(|d| d.strip_suffix('"'))
+                .unwrap_or(display);
+            let display =
+                (!display.is_empty()).then(|| display.replace("\\\"", "\"").replace("\\\\", "\\"));
             let rest = v[gt + 1..].trim_start();
             let params = rest.strip_prefix(';').unwrap_or("");
-            (display, v[lt + 1..gt].trim().to_string(), parse_params(params))
+            (
+                display,
+                v[lt + 1..gt].trim().to_string(),
+                parse_params(params),
+            )
         } else {
             match v.find(';') {
                 Some(i) => (None, v[..i].trim().to_string(), parse_params(&v[i + 1..])),
@@ -283,7 +313,11 @@ impl NameAddr {
         if uri.is_empty() || !uri.contains(':') {
             return Err(bad());
         }
-        Ok(Self { display, uri, params })
+        Ok(Self {
+            display,
+            uri,
+            params,
+        })
     }
 
     /// The `tag` parameter.
@@ -309,12 +343,18 @@ pub trait HasHeaders {
 
     /// CSeq number and method.
     fn cseq(&self) -> (u32, Method) {
-        self.headers().get("CSeq").and_then(parse_cseq).unwrap_or((0, Method::Other(String::new())))
+        self.headers()
+            .get("CSeq")
+            .and_then(parse_cseq)
+            .unwrap_or((0, Method::Other(String::new())))
     }
 
     /// The top Via, parsed.
     fn top_via(&self) -> Option<Via> {
-        self.headers().get_list("Via").next().and_then(|v| Via::parse(v).ok())
+        self.headers()
+            .get_list("Via")
+            .next()
+            .and_then(|v| Via::parse(v).ok())
     }
 
     /// The top Via's branch.
@@ -372,7 +412,12 @@ impl HasHeaders for Response {
 impl Request {
     /// A request with no headers yet.
     pub fn new(method: Method, uri: impl Into<String>) -> Self {
-        Self { method, uri: uri.into(), headers: Headers::default(), body: Vec::new() }
+        Self {
+            method,
+            uri: uri.into(),
+            headers: Headers::default(),
+            body: Vec::new(),
+        }
     }
 
     /// Wire bytes; Content-Length is computed from the body.
@@ -397,8 +442,10 @@ impl Request {
         let Some(top) = elems.first() else { return };
         let Ok(mut via) = Via::parse(top) else { return };
         if via.host.parse::<IpAddr>().ok() != Some(src.ip()) {
-            via.params.retain(|(n, _)| !n.eq_ignore_ascii_case("received"));
-            via.params.push(("received".into(), Some(src.ip().to_string())));
+            via.params
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("received"));
+            via.params
+                .push(("received".into(), Some(src.ip().to_string())));
         }
         for p in via.params.iter_mut() {
             if p.0.eq_ignore_ascii_case("rport") {
@@ -417,7 +464,9 @@ impl Request {
     /// address (or the sent-by IP, or `src` when sent-by is a name) and the `rport` value
     /// (or the sent-by port, or 5060).
     pub fn response_destination(&self, src: SocketAddr) -> SocketAddr {
-        let Some(via) = self.top_via() else { return src };
+        let Some(via) = self.top_via() else {
+            return src;
+        };
         let ip = via
             .param("received")
             .flatten()
@@ -446,7 +495,9 @@ impl Response {
             headers.push("From", v);
         }
         if let Some(v) = req.headers.get("To") {
-            let has_tag = NameAddr::parse("To", v).map(|n| n.tag().is_some()).unwrap_or(true);
+            let has_tag = NameAddr::parse("To", v)
+                .map(|n| n.tag().is_some())
+                .unwrap_or(true);
             match to_tag {
                 Some(t) if !has_tag && status > 100 => headers.push("To", format!("{v};tag={t}")),
                 _ => headers.push("To", v),
@@ -461,7 +512,12 @@ impl Response {
                 headers.push("Record-Route", v);
             }
         }
-        Self { status, reason: reason_phrase(status).to_string(), headers, body: Vec::new() }
+        Self {
+            status,
+            reason: reason_phrase(status).to_string(),
+            headers,
+            body: Vec::new(),
+        }
     }
 
     /// Wire bytes; Content-Length is computed from the body.
@@ -553,17 +609,25 @@ pub fn uri_addr(uri: &str) -> Result<SocketAddr, SipError> {
     }
     let ip = match &parsed.host_with_port.host {
         rsip::Host::IpAddr(ip) => *ip,
-        rsip::Host::Domain(d) if d.0.eq_ignore_ascii_case("localhost") => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        rsip::Host::Domain(d) if d.0.eq_ignore_ascii_case("localhost") => {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
         rsip::Host::Domain(_) => return Err(bad()),
     };
-    let port = parsed.host_with_port.port.map(|p| p.value()).unwrap_or(5060);
+    let port = parsed
+        .host_with_port
+        .port
+        .map(|p| p.value())
+        .unwrap_or(5060);
     Ok(SocketAddr::new(ip, port))
 }
 
 /// Whether a URI has the `lr` parameter (loose routing).
 pub fn uri_has_lr(uri: &str) -> bool {
     let no_headers = uri.split('?').next().unwrap_or("");
-    no_headers.split(';').skip(1).any(|p| p.trim().eq_ignore_ascii_case("lr") || p.trim().to_ascii_lowercase().starts_with("lr="))
+    no_headers.split(';').skip(1).any(|p| {
+        p.trim().eq_ignore_ascii_case("lr") || p.trim().to_ascii_lowercase().starts_with("lr=")
+    })
 }
 
 /// Parses a datagram into a request or response.
@@ -578,9 +642,13 @@ pub fn uri_has_lr(uri: &str) -> bool {
 pub fn parse(data: &[u8]) -> Result<Message, SipError> {
     let malformed = |s: &str| SipError::Malformed(s.to_string());
     // Leading CRLFs (keep-alives, RFC 3261 7.5) are skipped.
-    let start = data.iter().position(|&b| b != b'\r' && b != b'\n').ok_or_else(|| malformed("empty datagram"))?;
+    let start = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .ok_or_else(|| malformed("empty datagram"))?;
     let data = &data[start..];
-    let sep = find(data, b"\r\n\r\n").ok_or_else(|| malformed("no blank line after the headers"))?;
+    let sep =
+        find(data, b"\r\n\r\n").ok_or_else(|| malformed("no blank line after the headers"))?;
     let head = std::str::from_utf8(&data[..sep]).map_err(|_| malformed("headers are not UTF-8"))?;
     let available = &data[sep + 4..];
 
@@ -596,7 +664,9 @@ pub fn parse(data: &[u8]) -> Result<Message, SipError> {
             last.1.push_str(line.trim());
             continue;
         }
-        let colon = line.find(':').ok_or_else(|| SipError::Malformed(format!("header line without colon: {line:?}")))?;
+        let colon = line
+            .find(':')
+            .ok_or_else(|| SipError::Malformed(format!("header line without colon: {line:?}")))?;
         let name = line[..colon].trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
             return Err(SipError::Malformed(format!("bad header name {name:?}")));
@@ -612,12 +682,15 @@ pub fn parse(data: &[u8]) -> Result<Message, SipError> {
 
     let body = match headers.get("Content-Length") {
         Some(cl) => {
-            let declared: usize = cl
-                .trim()
-                .parse()
-                .map_err(|_| SipError::InvalidHeader { name: "Content-Length", value: cl.to_string() })?;
+            let declared: usize = cl.trim().parse().map_err(|_| SipError::InvalidHeader {
+                name: "Content-Length",
+                value: cl.to_string(),
+            })?;
             if declared > available.len() {
-                return Err(SipError::Truncated { declared, available: available.len() });
+                return Err(SipError::Truncated {
+                    declared,
+                    available: available.len(),
+                });
             }
             available[..declared].to_vec()
         }
@@ -633,14 +706,28 @@ pub fn parse(data: &[u8]) -> Result<Message, SipError> {
         if !version.eq_ignore_ascii_case("SIP/2.0") {
             return Err(malformed("unsupported SIP version"));
         }
-        let status: u16 = code.parse().map_err(|_| SipError::Malformed(format!("bad status code {code:?}")))?;
+        let status: u16 = code
+            .parse()
+            .map_err(|_| SipError::Malformed(format!("bad status code {code:?}")))?;
         if !(100..700).contains(&status) || code.len() != 3 {
-            return Err(SipError::Malformed(format!("status code out of range: {code}")));
+            return Err(SipError::Malformed(format!(
+                "status code out of range: {code}"
+            )));
         }
-        Message::Response(Response { status, reason: reason.to_string(), headers, body })
+        Message::Response(Response {
+            status,
+            reason: reason.to_string(),
+            headers,
+            body,
+        })
     } else {
         let (method, uri) = parse_request_line(start_line)?;
-        Message::Request(Request { method, uri, headers, body })
+        Message::Request(Request {
+            method,
+            uri,
+            headers,
+            body,
+        })
     };
     check_mandatory(&msg)?;
     Ok(msg)
@@ -648,22 +735,34 @@ pub fn parse(data: &[u8]) -> Result<Message, SipError> {
 
 fn parse_request_line(line: &str) -> Result<(Method, String), SipError> {
     let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let (Some(m), Some(uri), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(m), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(SipError::Malformed(format!("bad request line {line:?}")));
     };
     if !m.bytes().all(is_token_byte) {
         return Err(SipError::Malformed(format!("bad method {m:?}")));
     }
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(SipError::Malformed(format!("unsupported version {version:?}")));
+        return Err(SipError::Malformed(format!(
+            "unsupported version {version:?}"
+        )));
     }
     let scheme = uri.split(':').next().unwrap_or("");
     if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let parsed = rsip::parse_uri(uri).map_err(|e| SipError::Malformed(format!("bad Request-URI {uri:?}: {e}")))?;
+        let parsed = rsip::parse_uri(uri)
+            .map_err(|e| SipError::Malformed(format!("bad Request-URI {uri:?}: {e}")))?;
         if parsed.host_with_port.host.to_string().is_empty() {
-            return Err(SipError::Malformed(format!("Request-URI without host: {uri:?}")));
+            return Err(SipError::Malformed(format!(
+                "Request-URI without host: {uri:?}"
+            )));
         }
-    } else if scheme.is_empty() || scheme.len() == uri.len() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) {
+    } else if scheme.is_empty()
+        || scheme.len() == uri.len()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
         return Err(SipError::Malformed(format!("bad Request-URI {uri:?}")));
     }
     Ok((Method::parse(m), uri.to_string()))
@@ -680,10 +779,16 @@ fn check_mandatory(msg: &Message) -> Result<(), SipError> {
         }
     }
     let cseq = h.get("CSeq").unwrap_or("");
-    let (_, method) = parse_cseq(cseq).ok_or_else(|| SipError::InvalidHeader { name: "CSeq", value: cseq.to_string() })?;
+    let (_, method) = parse_cseq(cseq).ok_or_else(|| SipError::InvalidHeader {
+        name: "CSeq",
+        value: cseq.to_string(),
+    })?;
     if let Some(m) = req_method {
         if &method != m {
-            return Err(SipError::InvalidHeader { name: "CSeq", value: cseq.to_string() });
+            return Err(SipError::InvalidHeader {
+                name: "CSeq",
+                value: cseq.to_string(),
+            });
         }
     }
     let via = h.get_list("Via").next().unwrap_or("");
@@ -760,7 +865,10 @@ fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| match p.split_once('=') {
-            Some((n, v)) => (n.trim().to_string(), Some(v.trim().trim_matches('"').to_string())),
+            Some((n, v)) => (
+                n.trim().to_string(),
+                Some(v.trim().trim_matches('"').to_string()),
+            ),
             None => (p.to_string(), None),
         })
         .collect()
@@ -801,9 +909,14 @@ pub fn bad_request_for(data: &[u8], why: &str, user_agent: &str) -> Option<Vec<u
         if line.is_empty() {
             break;
         }
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = expand_compact(name.trim());
-        if ["Via", "From", "To", "Call-ID", "CSeq"].iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+        if ["Via", "From", "To", "Call-ID", "CSeq"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&name))
+        {
             headers.push(name, value.trim());
         }
     }
@@ -811,7 +924,15 @@ pub fn bad_request_for(data: &[u8], why: &str, user_agent: &str) -> Option<Vec<u
     let clean: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
     let _ = write!(reason, " ({clean})");
     headers.push("Server", user_agent);
-    Some(Response { status: 400, reason, headers, body: Vec::new() }.encode())
+    Some(
+        Response {
+            status: 400,
+            reason,
+            headers,
+            body: Vec::new(),
+        }
+        .encode(),
+    )
 }
 
 #[cfg(test)]
@@ -905,16 +1026,21 @@ m:\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =\r\n      new
         assert_eq!(Via::parse(vias[2]).unwrap().branch(), Some("z9hG4bK30239"));
         assert_eq!(r.contact_uri().as_deref(), Some("sip:jdrosen@example.com"));
         assert_eq!(r.body, body.as_bytes());
-        assert_eq!(r.headers.get("NewFangledHeader"), Some("newfangled value continued newfangled value"));
+        assert_eq!(
+            r.headers.get("NewFangledHeader"),
+            Some("newfangled value continued newfangled value")
+        );
     }
 
     /// RFC 4475 3.1.1.3 "esc01": an escaped Request-URI and an unknown method (3.1.1.8-like).
     #[test]
     fn escaped_uri_and_extension_method() {
-        let r = req("NEWMETHOD sip:sips%3Auser%40example.com@example.net SIP/2.0\r\n\
+        let r = req(
+            "NEWMETHOD sip:sips%3Auser%40example.com@example.net SIP/2.0\r\n\
 Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bK1\r\nTo: sip:j_user@example.com\r\n\
 From: <sip:caller@example.org>;tag=323\r\nCall-ID: esc01.239409asdfakjkn23onasd0-3234\r\n\
-CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
+CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n",
+        );
         assert_eq!(r.method, Method::Other("NEWMETHOD".into()));
         assert_eq!(r.uri, "sip:sips%3Auser%40example.com@example.net");
     }
@@ -922,19 +1048,37 @@ CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
     #[test]
     fn content_length_framing_is_enforced() {
         let short = INVITE.replace("Content-Length: 4", "Content-Length: 40");
-        assert!(matches!(parse(short.as_bytes()), Err(SipError::Truncated { declared: 40, available: 4 })));
+        assert!(matches!(
+            parse(short.as_bytes()),
+            Err(SipError::Truncated {
+                declared: 40,
+                available: 4
+            })
+        ));
         let extra = INVITE.replace("Content-Length: 4", "Content-Length: 2");
         assert_eq!(req(&extra).body, b"v=");
         let bad = INVITE.replace("Content-Length: 4", "Content-Length: four");
-        assert!(matches!(parse(bad.as_bytes()), Err(SipError::InvalidHeader { name: "Content-Length", .. })));
+        assert!(matches!(
+            parse(bad.as_bytes()),
+            Err(SipError::InvalidHeader {
+                name: "Content-Length",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn missing_mandatory_headers_and_cseq_mismatch_are_errors() {
         let no_callid = INVITE.replace("Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n", "");
-        assert!(matches!(parse(no_callid.as_bytes()), Err(SipError::MissingHeader("Call-ID"))));
+        assert!(matches!(
+            parse(no_callid.as_bytes()),
+            Err(SipError::MissingHeader("Call-ID"))
+        ));
         let mismatch = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
-        assert!(matches!(parse(mismatch.as_bytes()), Err(SipError::InvalidHeader { name: "CSeq", .. })));
+        assert!(matches!(
+            parse(mismatch.as_bytes()),
+            Err(SipError::InvalidHeader { name: "CSeq", .. })
+        ));
         let bad_via = INVITE.replace("SIP/2.0/UDP 127.0.0.1:5070", "garbage");
         assert!(parse(bad_via.as_bytes()).is_err());
     }
@@ -967,7 +1111,9 @@ CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
         let broken = INVITE.replace("CSeq: 314159 INVITE", "CSeq: nonsense");
         let err = parse(broken.as_bytes()).unwrap_err();
         let resp = bad_request_for(broken.as_bytes(), &err.to_string(), "cb").unwrap();
-        let Message::Response(r) = parse_response_lenient(&resp) else { panic!() };
+        let Message::Response(r) = parse_response_lenient(&resp) else {
+            panic!()
+        };
         assert_eq!(r.status, 400);
         assert_eq!(r.call_id(), "a84b4c76e66710@pc33.atlanta.com");
         assert!(bad_request_for(b"\x00\x01 not sip", "x", "cb").is_none());
@@ -983,7 +1129,12 @@ CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
             let (n, v) = l.split_once(':').unwrap();
             headers.push(n, v.trim());
         }
-        Message::Response(Response { status: 400, reason: String::new(), headers, body: vec![] })
+        Message::Response(Response {
+            status: 400,
+            reason: String::new(),
+            headers,
+            body: vec![],
+        })
     }
 
     #[test]
@@ -994,7 +1145,9 @@ CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(resp.from_tag().as_deref(), Some("1928301774"));
         assert_eq!(resp.cseq(), (314159, Method::Invite));
         let parsed = parse(&resp.encode()).unwrap();
-        assert!(matches!(parsed, Message::Response(ref x) if x.status == 180 && x.reason == "Ringing"));
+        assert!(
+            matches!(parsed, Message::Response(ref x) if x.status == 180 && x.reason == "Ringing")
+        );
         let trying = Response::to_request(&r, 100, Some("abc"));
         assert_eq!(trying.to_tag(), None);
     }
@@ -1011,14 +1164,26 @@ CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n");
         // Without rport, the sent-by port is used.
         let mut r = req(&INVITE.replace(";rport", ""));
         r.stamp_received(src);
-        assert_eq!(r.response_destination(src), "127.0.0.2:5070".parse().unwrap());
+        assert_eq!(
+            r.response_destination(src),
+            "127.0.0.2:5070".parse().unwrap()
+        );
     }
 
     #[test]
     fn uri_resolution() {
-        assert_eq!(uri_addr("sip:+15551234567@127.0.0.1:5080").unwrap(), "127.0.0.1:5080".parse().unwrap());
-        assert_eq!(uri_addr("<sip:bob@127.0.0.1;transport=udp>").unwrap(), "127.0.0.1:5060".parse().unwrap());
-        assert_eq!(uri_addr("sip:bob@[::1]:5070").unwrap(), "[::1]:5070".parse().unwrap());
+        assert_eq!(
+            uri_addr("sip:+15551234567@127.0.0.1:5080").unwrap(),
+            "127.0.0.1:5080".parse().unwrap()
+        );
+        assert_eq!(
+            uri_addr("<sip:bob@127.0.0.1;transport=udp>").unwrap(),
+            "127.0.0.1:5060".parse().unwrap()
+        );
+        assert_eq!(
+            uri_addr("sip:bob@[::1]:5070").unwrap(),
+            "[::1]:5070".parse().unwrap()
+        );
         assert!(uri_addr("sip:bob@example.com").is_err());
         assert!(uri_addr("garbage").is_err());
         assert!(uri_has_lr("sip:p1.example.com;lr"));

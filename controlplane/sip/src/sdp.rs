@@ -107,7 +107,11 @@ impl Media {
     /// The codec name for a payload type: its rtpmap, or the RFC 3551 static assignment.
     pub fn codec_name(&self, pt: u8) -> Option<String> {
         if let Some(m) = self.rtpmap(pt) {
-            return Some(format!("{}/{}", m.encoding.to_ascii_uppercase(), m.clock_rate));
+            return Some(format!(
+                "{}/{}",
+                m.encoding.to_ascii_uppercase(),
+                m.clock_rate
+            ));
         }
         match pt {
             0 => Some("PCMU/8000".into()),
@@ -157,11 +161,16 @@ impl SessionDescription {
                 }
                 "m" => {
                     let mut it = value.split_whitespace();
-                    let (Some(kind), Some(port), Some(proto)) = (it.next(), it.next(), it.next()) else {
-                        return Err(SipError::Sdp(format!("m= line needs media, port and proto: {line:?}")));
+                    let (Some(kind), Some(port), Some(proto)) = (it.next(), it.next(), it.next())
+                    else {
+                        return Err(SipError::Sdp(format!(
+                            "m= line needs media, port and proto: {line:?}"
+                        )));
                     };
                     let port = port.split('/').next().unwrap_or("");
-                    let port: u16 = port.parse().map_err(|_| SipError::Sdp(format!("bad m= port in {line:?}")))?;
+                    let port: u16 = port
+                        .parse()
+                        .map_err(|_| SipError::Sdp(format!("bad m= port in {line:?}")))?;
                     media.push(Media {
                         kind: kind.to_string(),
                         port,
@@ -197,7 +206,10 @@ impl SessionDescription {
                     match (name, arg) {
                         ("rtpmap", Some(arg)) => m.rtpmaps.push(parse_rtpmap(arg)?),
                         ("ptime", Some(arg)) => {
-                            m.ptime = Some(arg.parse().map_err(|_| SipError::Sdp(format!("bad a=ptime:{arg}")))?);
+                            m.ptime = Some(
+                                arg.parse()
+                                    .map_err(|_| SipError::Sdp(format!("bad a=ptime:{arg}")))?,
+                            );
                         }
                         _ => {}
                     }
@@ -219,7 +231,10 @@ impl SessionDescription {
     /// # Errors
     /// [`SipError::Sdp`] if there is none.
     pub fn audio(&self) -> Result<&Media, SipError> {
-        self.media.iter().find(|m| m.kind == "audio").ok_or_else(|| SipError::Sdp("no m=audio line".into()))
+        self.media
+            .iter()
+            .find(|m| m.kind == "audio")
+            .ok_or_else(|| SipError::Sdp("no m=audio line".into()))
     }
 
     fn audio_address(&self, m: &Media) -> Result<SocketAddr, SipError> {
@@ -255,13 +270,19 @@ impl SessionDescription {
 fn choose_codec(m: &Media) -> Result<u8, SipError> {
     m.payload_types()
         .find(|&pt| matches!(m.codec_name(pt).as_deref(), Some("PCMU/8000" | "PCMA/8000")))
-        .ok_or_else(|| SipError::Sdp(format!("no common codec: offered {:?}, we support PCMU, PCMA", m.formats)))
+        .ok_or_else(|| {
+            SipError::Sdp(format!(
+                "no common codec: offered {:?}, we support PCMU, PCMA",
+                m.formats
+            ))
+        })
 }
 
 fn telephone_event(m: &Media) -> Option<u8> {
     m.payload_types().find(|&pt| {
-        m.rtpmap(pt)
-            .is_some_and(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+        m.rtpmap(pt).is_some_and(|r| {
+            r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000
+        })
     })
 }
 
@@ -271,16 +292,25 @@ fn parse_connection(value: &str) -> Result<IpAddr, SipError> {
         return Err(SipError::Sdp(format!("bad c= line {value:?}")));
     };
     let addr = addr.split('/').next().unwrap_or("");
-    addr.parse().map_err(|_| SipError::Sdp(format!("c= address is not an IP literal: {addr:?}")))
+    addr.parse()
+        .map_err(|_| SipError::Sdp(format!("c= address is not an IP literal: {addr:?}")))
 }
 
 fn parse_rtpmap(arg: &str) -> Result<RtpMap, SipError> {
     let bad = || SipError::Sdp(format!("bad a=rtpmap:{arg}"));
     let (pt, enc) = arg.split_once(' ').ok_or_else(bad)?;
     let mut parts = enc.trim().split('/');
-    let encoding = parts.next().filter(|e| !e.is_empty()).ok_or_else(bad)?.to_string();
+    let encoding = parts
+        .next()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(bad)?
+        .to_string();
     let clock_rate = parts.next().and_then(|r| r.parse().ok()).ok_or_else(bad)?;
-    Ok(RtpMap { payload_type: pt.trim().parse().map_err(|_| bad())?, encoding, clock_rate })
+    Ok(RtpMap {
+        payload_type: pt.trim().parse().map_err(|_| bad())?,
+        encoding,
+        clock_rate,
+    })
 }
 
 fn ip_kind(ip: IpAddr) -> &'static str {
@@ -312,7 +342,11 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv
 ///
 /// # Errors
 /// [`SipError::Sdp`] when the offer has no usable audio stream or no common codec.
-pub fn build_answer(offer: &SessionDescription, rtp: SocketAddr, session_id: u64) -> Result<(String, Negotiated), SipError> {
+pub fn build_answer(
+    offer: &SessionDescription,
+    rtp: SocketAddr,
+    session_id: u64,
+) -> Result<(String, Negotiated), SipError> {
     let audio_idx = offer
         .media
         .iter()
@@ -327,7 +361,12 @@ pub fn build_answer(offer: &SessionDescription, rtp: SocketAddr, session_id: u64
     let mut s = session_header(rtp.ip(), session_id);
     for (i, other) in offer.media.iter().enumerate() {
         if i != audio_idx {
-            s.push_str(&format!("m={} 0 {} {}\r\n", other.kind, other.proto, other.formats.join(" ")));
+            s.push_str(&format!(
+                "m={} 0 {} {}\r\n",
+                other.kind,
+                other.proto,
+                other.formats.join(" ")
+            ));
             continue;
         }
         let name = m.codec_name(pt).unwrap_or_default();
@@ -335,7 +374,9 @@ pub fn build_answer(offer: &SessionDescription, rtp: SocketAddr, session_id: u64
         let mut attrs = format!("a=rtpmap:{pt} {name}\r\n");
         if let Some(te) = te {
             fmts.push_str(&format!(" {te}"));
-            attrs.push_str(&format!("a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"));
+            attrs.push_str(&format!(
+                "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
+            ));
         }
         s.push_str(&format!(
             "m=audio {} RTP/AVP {fmts}\r\n{attrs}a=ptime:{ptime}\r\na={}\r\n",
@@ -343,7 +384,16 @@ pub fn build_answer(offer: &SessionDescription, rtp: SocketAddr, session_id: u64
             direction.as_attr()
         ));
     }
-    Ok((s, Negotiated { remote, payload_type: pt, telephone_event: te, ptime, direction }))
+    Ok((
+        s,
+        Negotiated {
+            remote,
+            payload_type: pt,
+            telephone_event: te,
+            ptime,
+            direction,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -355,7 +405,8 @@ mod tests {
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
     /// Softphone-like: media-level c=, dynamic codecs first, PCMA before PCMU, sendonly.
-    const SOFTPHONE_OFFER: &str = "v=0\r\no=- 3896542134 3896542134 IN IP4 192.168.1.20\r\ns=Softphone\r\n\
+    const SOFTPHONE_OFFER: &str =
+        "v=0\r\no=- 3896542134 3896542134 IN IP4 192.168.1.20\r\ns=Softphone\r\n\
 c=IN IP4 192.168.1.20\r\nt=0 0\r\n\
 m=audio 51372 RTP/AVP 111 9 8 0 101\r\nc=IN IP4 10.1.2.3\r\n\
 a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:9 G722/8000\r\n\
@@ -391,7 +442,11 @@ m=video 51374 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert_eq!(a.ptime, Some(30));
         assert_eq!(a.direction, Direction::SendOnly);
         let (text, neg) = build_answer(&offer, "127.0.0.1:30002".parse().unwrap(), 1).unwrap();
-        assert_eq!(neg.remote, "10.1.2.3:51372".parse().unwrap(), "media-level c= wins");
+        assert_eq!(
+            neg.remote,
+            "10.1.2.3:51372".parse().unwrap(),
+            "media-level c= wins"
+        );
         assert_eq!(neg.payload_type, 8, "first offered codec we support");
         assert_eq!(neg.telephone_event, Some(101));
         assert_eq!(neg.direction, Direction::RecvOnly);
@@ -411,23 +466,45 @@ m=video 51374 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         let sdp = SessionDescription::parse(&offer).unwrap();
         let neg = sdp.negotiated_from_answer().unwrap();
         assert_eq!(neg.remote, "127.0.0.1:4000".parse().unwrap());
-        assert_eq!((neg.payload_type, neg.telephone_event, neg.ptime), (0, Some(101), 20));
+        assert_eq!(
+            (neg.payload_type, neg.telephone_event, neg.ptime),
+            (0, Some(101), 20)
+        );
     }
 
     #[test]
     fn errors_say_what_is_missing() {
         let no_c = SIPP_OFFER.replace("c=IN IP4 127.0.0.1\r\n", "");
-        let err = SessionDescription::parse(&no_c).unwrap().negotiated_from_answer().unwrap_err();
+        let err = SessionDescription::parse(&no_c)
+            .unwrap()
+            .negotiated_from_answer()
+            .unwrap_err();
         assert!(err.to_string().contains("no c= line"), "{err}");
-        let g729 = SIPP_OFFER.replace("RTP/AVP 0", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
-        let err = build_answer(&SessionDescription::parse(&g729).unwrap(), "127.0.0.1:1".parse().unwrap(), 1).unwrap_err();
+        let g729 = SIPP_OFFER
+            .replace("RTP/AVP 0", "RTP/AVP 18")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
+        let err = build_answer(
+            &SessionDescription::parse(&g729).unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+            1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no common codec"), "{err}");
         let no_audio = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=video 5 RTP/AVP 96\r\n";
-        let err = SessionDescription::parse(no_audio).unwrap().audio().unwrap_err();
+        let err = SessionDescription::parse(no_audio)
+            .unwrap()
+            .audio()
+            .unwrap_err();
         assert!(err.to_string().contains("no m=audio"), "{err}");
         let disabled = SIPP_OFFER.replace("m=audio 6000", "m=audio 0");
-        assert!(SessionDescription::parse(&disabled).unwrap().negotiated_from_answer().is_err());
+        assert!(SessionDescription::parse(&disabled)
+            .unwrap()
+            .negotiated_from_answer()
+            .is_err());
         assert!(SessionDescription::parse("garbage").is_err());
-        assert!(SessionDescription::parse("c=IN IP4 1.2.3.4\r\n").unwrap_err().to_string().contains("v="));
+        assert!(SessionDescription::parse("c=IN IP4 1.2.3.4\r\n")
+            .unwrap_err()
+            .to_string()
+            .contains("v="));
     }
 }

@@ -35,7 +35,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Self { t1: Duration::from_millis(500), t2: Duration::from_secs(4), t4: Duration::from_secs(5) }
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
     }
 }
 
@@ -82,7 +86,11 @@ impl TransactionKey {
 
     /// The key of a client transaction we created with `branch` for `method`.
     pub fn client(branch: &str, method: Method) -> Self {
-        Self { branch: branch.to_string(), method: Self::norm(method), sent_by: String::new() }
+        Self {
+            branch: branch.to_string(),
+            method: Self::norm(method),
+            sent_by: String::new(),
+        }
     }
 
     /// The client transaction a response belongs to.
@@ -98,9 +106,19 @@ impl TransactionKey {
         let branch = match via.branch() {
             Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
             // RFC 2543 peer: 17.2.3's fallback, approximated by dialog-ish identifiers.
-            _ => format!("rfc2543:{}:{}:{}:{}", req.call_id(), req.from_tag().unwrap_or_default(), req.cseq().0, via),
+            _ => format!(
+                "rfc2543:{}:{}:{}:{}",
+                req.call_id(),
+                req.from_tag().unwrap_or_default(),
+                req.cseq().0,
+                via
+            ),
         };
-        Some(Self { branch, method, sent_by: via.sent_by() })
+        Some(Self {
+            branch,
+            method,
+            sent_by: via.sent_by(),
+        })
     }
 }
 
@@ -155,10 +173,16 @@ impl ClientTransaction {
     /// The request must carry a top Via with a branch (the key is built from it).
     pub fn new(now: Instant, request: Request, dest: SocketAddr, timers: Timers) -> Self {
         let invite = request.method == Method::Invite;
-        let key = TransactionKey::client(&request.branch().unwrap_or_default(), request.method.clone());
+        let key = TransactionKey::client(
+            &request.branch().unwrap_or_default(),
+            request.method.clone(),
+        );
         let encoded = request.encode();
         let mut transmits = VecDeque::new();
-        transmits.push_back(Transmit { dest, payload: encoded.clone() });
+        transmits.push_back(Transmit {
+            dest,
+            payload: encoded.clone(),
+        });
         Self {
             key,
             invite,
@@ -225,7 +249,10 @@ impl ClientTransaction {
             }
             (true, ClientState::Calling | ClientState::Proceeding) => {
                 let ack = self.ack_for(&resp).encode();
-                self.transmits.push_back(Transmit { dest: self.dest, payload: ack.clone() });
+                self.transmits.push_back(Transmit {
+                    dest: self.dest,
+                    payload: ack.clone(),
+                });
                 self.ack = Some(ack);
                 self.state = ClientState::Completed;
                 self.stop_retransmit();
@@ -237,7 +264,10 @@ impl ClientTransaction {
             }
             (true, ClientState::Completed) if status >= 300 => {
                 if let Some(ack) = &self.ack {
-                    self.transmits.push_back(Transmit { dest: self.dest, payload: ack.clone() });
+                    self.transmits.push_back(Transmit {
+                        dest: self.dest,
+                        payload: ack.clone(),
+                    });
                 }
             }
             (false, ClientState::Calling | ClientState::Proceeding) => {
@@ -284,7 +314,9 @@ impl ClientTransaction {
             (Some(r), Some(t)) => r < t,
             _ => true,
         };
-        if self.timeout_at.is_some_and(|t| t <= now) && !(retransmit_first && self.retransmit_at.is_some_and(|r| r <= now)) {
+        if self.timeout_at.is_some_and(|t| t <= now)
+            && !(retransmit_first && self.retransmit_at.is_some_and(|r| r <= now))
+        {
             self.state = ClientState::Terminated;
             self.retransmit_at = None;
             self.timeout_at = None;
@@ -292,7 +324,10 @@ impl ClientTransaction {
             return;
         }
         if let Some(at) = self.retransmit_at.filter(|&t| t <= now) {
-            self.transmits.push_back(Transmit { dest: self.dest, payload: self.encoded.clone() });
+            self.transmits.push_back(Transmit {
+                dest: self.dest,
+                payload: self.encoded.clone(),
+            });
             if self.invite {
                 self.interval *= 2; // Timer A doubles without bound
             } else if self.state == ClientState::Calling {
@@ -323,7 +358,10 @@ impl ClientTransaction {
     /// When [`Self::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.terminate_at].into_iter().flatten().min()
+        [self.retransmit_at, self.timeout_at, self.terminate_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -377,9 +415,16 @@ impl ServerTransaction {
     /// Creates the transaction for a new request. `dest` is where responses go
     /// ([`Request::response_destination`]). An INVITE transaction sends `100 Trying` at once
     /// (17.2.1), with `server` as the Server header.
-    pub fn new(_now: Instant, request: Request, dest: SocketAddr, timers: Timers, server: &str) -> Self {
+    pub fn new(
+        _now: Instant,
+        request: Request,
+        dest: SocketAddr,
+        timers: Timers,
+        server: &str,
+    ) -> Self {
         let invite = request.method == Method::Invite;
-        let key = TransactionKey::for_request(&request).unwrap_or_else(|| TransactionKey::client("", request.method.clone()));
+        let key = TransactionKey::for_request(&request)
+            .unwrap_or_else(|| TransactionKey::client("", request.method.clone()));
         let mut tx = Self {
             key,
             invite,
@@ -400,7 +445,10 @@ impl ServerTransaction {
             let mut trying = Response::to_request(&tx.request, 100, None);
             trying.headers.push("Server", server);
             let bytes = trying.encode();
-            tx.transmits.push_back(Transmit { dest, payload: bytes.clone() });
+            tx.transmits.push_back(Transmit {
+                dest,
+                payload: bytes.clone(),
+            });
             tx.last_response = Some(bytes);
             tx.state = ServerState::Proceeding;
         }
@@ -452,7 +500,10 @@ impl ServerTransaction {
         match self.state {
             ServerState::Proceeding | ServerState::Completed => {
                 if let Some(r) = &self.last_response {
-                    self.transmits.push_back(Transmit { dest: self.dest, payload: r.clone() });
+                    self.transmits.push_back(Transmit {
+                        dest: self.dest,
+                        payload: r.clone(),
+                    });
                 }
             }
             _ => {} // Trying (nothing to resend), Confirmed, Accepted: absorb
@@ -466,7 +517,10 @@ impl ServerTransaction {
             return false;
         }
         let bytes = resp.encode();
-        self.transmits.push_back(Transmit { dest: self.dest, payload: bytes.clone() });
+        self.transmits.push_back(Transmit {
+            dest: self.dest,
+            payload: bytes.clone(),
+        });
         let status = resp.status;
         if status < 200 {
             self.state = ServerState::Proceeding;
@@ -502,7 +556,10 @@ impl ServerTransaction {
         }
         if let Some(at) = self.retransmit_at.filter(|&t| t <= now) {
             if let Some(r) = &self.last_response {
-                self.transmits.push_back(Transmit { dest: self.dest, payload: r.clone() });
+                self.transmits.push_back(Transmit {
+                    dest: self.dest,
+                    payload: r.clone(),
+                });
             }
             self.interval = (self.interval * 2).min(self.timers.t2);
             self.retransmit_at = Some(at + self.interval);
@@ -528,7 +585,10 @@ impl ServerTransaction {
     /// When [`Self::handle_timeout`] must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.retransmit_at, self.timeout_at, self.terminate_at].into_iter().flatten().min()
+        [self.retransmit_at, self.timeout_at, self.terminate_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -620,7 +680,9 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
         tx.handle_response(t0, busy.clone());
         assert!(matches!(tx.poll_event(), Some(ClientEvent::Final(r)) if r.status == 486));
         let ack = tx.poll_transmit().unwrap();
-        let Message::Request(ack) = msg::parse(&ack.payload).unwrap() else { panic!() };
+        let Message::Request(ack) = msg::parse(&ack.payload).unwrap() else {
+            panic!()
+        };
         assert_eq!(ack.method, Method::Ack);
         assert_eq!(ack.uri, req.uri);
         assert_eq!(ack.branch().as_deref(), Some("z9hG4bKabc"));
@@ -658,7 +720,10 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
         let t0 = Instant::now();
         let mut tx = ClientTransaction::new(t0, options(), dest(), Timers::default());
         let sent = run_client(&mut tx, t0, Duration::from_secs(40));
-        assert_eq!(sent, vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+        assert_eq!(
+            sent,
+            vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        );
         assert_eq!(tx.poll_event(), Some(ClientEvent::Timeout));
     }
 
@@ -685,16 +750,28 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
         let trying = tx.poll_transmit().unwrap();
         assert!(trying.payload.starts_with(b"SIP/2.0 100 Trying"));
         tx.handle_request(t0, &req);
-        assert!(tx.poll_transmit().unwrap().payload.starts_with(b"SIP/2.0 100"));
+        assert!(tx
+            .poll_transmit()
+            .unwrap()
+            .payload
+            .starts_with(b"SIP/2.0 100"));
         assert!(tx.send_response(t0, &resp(&req, 180)));
         let _ = tx.poll_transmit();
         tx.handle_request(t0, &req);
-        assert!(tx.poll_transmit().unwrap().payload.starts_with(b"SIP/2.0 180"));
+        assert!(tx
+            .poll_transmit()
+            .unwrap()
+            .payload
+            .starts_with(b"SIP/2.0 180"));
         assert!(tx.send_response(t0, &resp(&req, 200)));
         let _ = tx.poll_transmit();
         assert_eq!(tx.state(), ServerState::Accepted);
         tx.handle_request(t0, &req);
-        assert_eq!(tx.poll_transmit(), None, "retransmitted INVITE absorbed after 2xx");
+        assert_eq!(
+            tx.poll_transmit(),
+            None,
+            "retransmitted INVITE absorbed after 2xx"
+        );
         assert!(!tx.send_response(t0, &resp(&req, 486)));
         tx.handle_timeout(t0 + Duration::from_secs(32));
         assert!(tx.is_terminated());
@@ -767,14 +844,23 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
     fn keys_match_per_rfc_17() {
         let req = invite();
         let r = resp(&req, 200);
-        assert_eq!(TransactionKey::for_response(&r), Some(TransactionKey::client("z9hG4bKabc", Method::Invite)));
+        assert_eq!(
+            TransactionKey::for_response(&r),
+            Some(TransactionKey::client("z9hG4bKabc", Method::Invite))
+        );
         let mut ack = req.clone();
         ack.method = Method::Ack;
         ack.headers.set("CSeq", "1 ACK");
-        assert_eq!(TransactionKey::for_request(&ack), TransactionKey::for_request(&req));
+        assert_eq!(
+            TransactionKey::for_request(&ack),
+            TransactionKey::for_request(&req)
+        );
         let mut cancel = req.clone();
         cancel.method = Method::Cancel;
         cancel.headers.set("CSeq", "1 CANCEL");
-        assert_ne!(TransactionKey::for_request(&cancel), TransactionKey::for_request(&req));
+        assert_ne!(
+            TransactionKey::for_request(&cancel),
+            TransactionKey::for_request(&req)
+        );
     }
 }

@@ -28,7 +28,11 @@ pub struct TransportStats {
 }
 
 fn first_line(b: &[u8]) -> String {
-    let end = b.iter().position(|&c| c == b'\r' || c == b'\n').unwrap_or(b.len()).min(200);
+    let end = b
+        .iter()
+        .position(|&c| c == b'\r' || c == b'\n')
+        .unwrap_or(b.len())
+        .min(200);
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
@@ -40,7 +44,10 @@ pub(crate) fn spawn(
     cancel: CancellationToken,
     user_agent: String,
     stats: Arc<TransportStats>,
-) -> (mpsc::Receiver<(SocketAddr, Message)>, mpsc::UnboundedSender<Transmit>) {
+) -> (
+    mpsc::Receiver<(SocketAddr, Message)>,
+    mpsc::UnboundedSender<Transmit>,
+) {
     let (in_tx, in_rx) = mpsc::channel(1024);
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Transmit>();
 

@@ -27,7 +27,9 @@ use tracing::{debug, info, warn};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Message, Method, NameAddr, Request, Response};
-use crate::transaction::{ClientEvent, ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
+use crate::transaction::{
+    ClientEvent, ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit,
+};
 use crate::transport::{self, TransportStats};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
@@ -47,7 +49,11 @@ pub struct EndpointConfig {
 impl EndpointConfig {
     /// Config with RFC timers and the default user agent.
     pub fn new(listen: SocketAddr) -> Self {
-        Self { listen, user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")), timers: Timers::default() }
+        Self {
+            listen,
+            user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")),
+            timers: Timers::default(),
+        }
     }
 }
 
@@ -105,7 +111,12 @@ struct LegId(u64);
 
 #[derive(Debug)]
 enum Cmd {
-    Invite { leg: LegId, request: Request, dest: SocketAddr, events: mpsc::UnboundedSender<LegEvent> },
+    Invite {
+        leg: LegId,
+        request: Request,
+        dest: SocketAddr,
+        events: mpsc::UnboundedSender<LegEvent>,
+    },
     Hangup(LegId),
     Ring(LegId),
     Answer(LegId, String),
@@ -136,7 +147,9 @@ pub struct Endpoint {
 
 impl std::fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Endpoint").field("local", &self.inner.local).finish()
+        f.debug_struct("Endpoint")
+            .field("local", &self.inner.local)
+            .finish()
     }
 }
 
@@ -147,15 +160,30 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`SipError::Io`] if the socket cannot be bound.
-    pub async fn bind(cfg: EndpointConfig) -> Result<(Self, mpsc::Receiver<IncomingCall>), SipError> {
-        let socket = UdpSocket::bind(cfg.listen).await.map_err(|source| SipError::Io { addr: cfg.listen, source })?;
-        let mut local = socket.local_addr().map_err(|source| SipError::Io { addr: cfg.listen, source })?;
+    pub async fn bind(
+        cfg: EndpointConfig,
+    ) -> Result<(Self, mpsc::Receiver<IncomingCall>), SipError> {
+        let socket = UdpSocket::bind(cfg.listen)
+            .await
+            .map_err(|source| SipError::Io {
+                addr: cfg.listen,
+                source,
+            })?;
+        let mut local = socket.local_addr().map_err(|source| SipError::Io {
+            addr: cfg.listen,
+            source,
+        })?;
         if local.ip().is_unspecified() {
             local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         let cancel = CancellationToken::new();
         let stats = Arc::new(TransportStats::default());
-        let (inbound, out) = transport::spawn(Arc::new(socket), cancel.child_token(), cfg.user_agent.clone(), stats.clone());
+        let (inbound, out) = transport::spawn(
+            Arc::new(socket),
+            cancel.child_token(),
+            cfg.user_agent.clone(),
+            stats.clone(),
+        );
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::channel(64);
         let inner = Arc::new(Inner {
@@ -193,7 +221,10 @@ impl Endpoint {
     /// Malformed datagrams seen so far: `(answered with 400, dropped)`.
     pub fn malformed_counts(&self) -> (u64, u64) {
         let s = &self.inner.stats;
-        (s.bad_requests.load(Ordering::Relaxed), s.dropped.load(Ordering::Relaxed))
+        (
+            s.bad_requests.load(Ordering::Relaxed),
+            s.dropped.load(Ordering::Relaxed),
+        )
     }
 
     /// Sends an INVITE now.
@@ -209,13 +240,22 @@ impl Endpoint {
         let local = self.inner.local;
         let call_id = msg::new_call_id(local.ip());
         let tag = msg::new_tag();
-        let target = req.target.trim().trim_start_matches('<').trim_end_matches('>').to_string();
+        let target = req
+            .target
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
         let me = format!("sip:{}@{}", req.from_user, local);
         let mut r = Request::new(Method::Invite, target.clone());
-        r.headers.push("Via", msg::via_value(local, &msg::new_branch()));
+        r.headers
+            .push("Via", msg::via_value(local, &msg::new_branch()));
         r.headers.push("Max-Forwards", "70");
         let from = match &req.from_display {
-            Some(d) => format!("\"{}\" <{me}>;tag={tag}", d.replace('\\', "\\\\").replace('"', "\\\"")),
+            Some(d) => format!(
+                "\"{}\" <{me}>;tag={tag}",
+                d.replace('\\', "\\\\").replace('"', "\\\"")
+            ),
             None => format!("<{me}>;tag={tag}"),
         };
         r.headers.push("From", from);
@@ -236,9 +276,21 @@ impl Endpoint {
         let (tx, rx) = mpsc::unbounded_channel();
         self.inner
             .cmd
-            .send(Cmd::Invite { leg, request: r, dest, events: tx })
+            .send(Cmd::Invite {
+                leg,
+                request: r,
+                dest,
+                events: tx,
+            })
             .map_err(|_| SipError::Shutdown)?;
-        Ok(OutgoingCall { call_id, events: rx, ctl: LegController { leg, cmd: self.inner.cmd.clone() } })
+        Ok(OutgoingCall {
+            call_id,
+            events: rx,
+            ctl: LegController {
+                leg,
+                cmd: self.inner.cmd.clone(),
+            },
+        })
     }
 
     /// Stops the transport and core tasks. Legs are dropped without signalling; their
@@ -367,7 +419,11 @@ impl PartialOrd for TxKeyOrd {
 
 impl Ord for TxKeyOrd {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (&self.0.branch, self.0.method.as_str(), &self.0.sent_by).cmp(&(&other.0.branch, other.0.method.as_str(), &other.0.sent_by))
+        (&self.0.branch, self.0.method.as_str(), &self.0.sent_by).cmp(&(
+            &other.0.branch,
+            other.0.method.as_str(),
+            &other.0.sent_by,
+        ))
     }
 }
 
@@ -495,18 +551,24 @@ impl Core {
             if *at > now {
                 break;
             }
-            let Some(Reverse((_, r))) = self.timers_heap.pop() else { break };
+            let Some(Reverse((_, r))) = self.timers_heap.pop() else {
+                break;
+            };
             let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
             match r {
                 TimerRef::Client(TxKeyOrd(k)) => {
-                    let Some((t, _, _)) = self.clients.get_mut(&k) else { continue };
+                    let Some((t, _, _)) = self.clients.get_mut(&k) else {
+                        continue;
+                    };
                     if due(t.poll_timeout()) {
                         t.handle_timeout(now);
                         self.drive_client(now, &k);
                     }
                 }
                 TimerRef::Server(TxKeyOrd(k)) => {
-                    let Some((t, _)) = self.servers.get_mut(&k) else { continue };
+                    let Some((t, _)) = self.servers.get_mut(&k) else {
+                        continue;
+                    };
                     if due(t.poll_timeout()) {
                         t.handle_timeout(now);
                         self.drive_server(&k);
@@ -520,7 +582,9 @@ impl Core {
     fn leg_timer(&mut self, now: Instant, id: LegId) {
         let mut transmits = Vec::new();
         let mut no_ack = false;
-        let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else { return };
+        let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else {
+            return;
+        };
         if matches!(r.poll_timeout(), Some(t) if t > now) || r.poll_timeout().is_none() {
             return;
         }
@@ -549,7 +613,9 @@ impl Core {
     // ---- transaction plumbing -------------------------------------------------------------
 
     fn drive_client(&mut self, now: Instant, key: &TransactionKey) {
-        let Some((t, leg, role)) = self.clients.get_mut(key) else { return };
+        let Some((t, leg, role)) = self.clients.get_mut(key) else {
+            return;
+        };
         let (leg, role) = (*leg, *role);
         let mut transmits = Vec::new();
         while let Some(x) = t.poll_transmit() {
@@ -576,7 +642,9 @@ impl Core {
     }
 
     fn drive_server(&mut self, key: &TransactionKey) {
-        let Some((t, _)) = self.servers.get_mut(key) else { return };
+        let Some((t, _)) = self.servers.get_mut(key) else {
+            return;
+        };
         let mut transmits = Vec::new();
         while let Some(x) = t.poll_transmit() {
             transmits.push(x);
@@ -593,7 +661,14 @@ impl Core {
         }
     }
 
-    fn start_client(&mut self, now: Instant, req: Request, dest: SocketAddr, leg: Option<LegId>, role: Role) {
+    fn start_client(
+        &mut self,
+        now: Instant,
+        req: Request,
+        dest: SocketAddr,
+        leg: Option<LegId>,
+        role: Role,
+    ) {
         let t = ClientTransaction::new(now, req, dest, self.timers);
         let key = t.key().clone();
         self.clients.insert(key.clone(), (t, leg, role));
@@ -603,7 +678,9 @@ impl Core {
     /// Sends a response through the server transaction `key`.
     fn respond(&mut self, now: Instant, key: &TransactionKey, mut resp: Response) -> bool {
         resp.headers.push("Server", self.ua.clone());
-        let Some((t, _)) = self.servers.get_mut(key) else { return false };
+        let Some((t, _)) = self.servers.get_mut(key) else {
+            return false;
+        };
         let ok = t.send_response(now, &resp);
         self.drive_server(key);
         ok
@@ -624,7 +701,10 @@ impl Core {
                     self.send_cancel(now, id);
                 } else if resp.status > 100 && !leg.hangup {
                     leg.state = LegState::Early;
-                    leg.emit(LegEvent::Progress { status: resp.status, sdp: resp.body_text() });
+                    leg.emit(LegEvent::Progress {
+                        status: resp.status,
+                        sdp: resp.body_text(),
+                    });
                 } else {
                     leg.state = LegState::Early;
                 }
@@ -632,7 +712,8 @@ impl Core {
             (Role::Invite, ClientEvent::Final(resp)) if resp.status < 300 => {
                 if let Some(ack) = &leg.ack {
                     // A retransmitted 2xx (same dialog): re-send our ACK (13.2.2.4).
-                    let same = leg.dialog.as_ref().map(|d| d.id().remote_tag.clone()) == resp.to_tag();
+                    let same =
+                        leg.dialog.as_ref().map(|d| d.id().remote_tag.clone()) == resp.to_tag();
                     if same {
                         let ack = ack.clone();
                         self.send(ack);
@@ -645,36 +726,56 @@ impl Core {
                     Ok(d) => d,
                     Err(e) => {
                         warn!(error = %e, "unusable 2xx");
-                        leg.emit(LegEvent::Rejected { status: 502, reason: format!("unusable 2xx: {e}") });
+                        leg.emit(LegEvent::Rejected {
+                            status: 502,
+                            reason: format!("unusable 2xx: {e}"),
+                        });
                         self.remove_leg(id);
                         return;
                     }
                 };
-                let mut ack = dialog.ack_for_2xx(leg.invite.cseq().0, msg::via_value(self.local, &msg::new_branch()));
+                let mut ack = dialog.ack_for_2xx(
+                    leg.invite.cseq().0,
+                    msg::via_value(self.local, &msg::new_branch()),
+                );
                 ack.headers.push("User-Agent", self.ua.clone());
                 let dest = dialog.destination().unwrap_or(leg.dest);
-                let t = Transmit { dest, payload: ack.encode() };
+                let t = Transmit {
+                    dest,
+                    payload: ack.encode(),
+                };
                 leg.ack = Some(t.clone());
                 leg.dialog = Some(dialog);
                 self.send(t);
-                let Some(leg) = self.legs.get_mut(&id) else { return };
+                let Some(leg) = self.legs.get_mut(&id) else {
+                    return;
+                };
                 if leg.hangup {
                     self.send_bye(now, id, true);
                 } else {
                     leg.state = LegState::Confirmed;
-                    leg.emit(LegEvent::Answered { sdp: resp.body_text().unwrap_or_default() });
+                    leg.emit(LegEvent::Answered {
+                        sdp: resp.body_text().unwrap_or_default(),
+                    });
                 }
             }
             (Role::Invite, ClientEvent::Final(resp)) => {
                 if leg.hangup {
                     leg.emit(LegEvent::Ended);
                 } else {
-                    leg.emit(LegEvent::Rejected { status: resp.status, reason: resp.reason.clone() });
+                    leg.emit(LegEvent::Rejected {
+                        status: resp.status,
+                        reason: resp.reason.clone(),
+                    });
                 }
                 self.remove_leg(id);
             }
             (Role::Invite, ClientEvent::Timeout) => {
-                leg.emit(if leg.hangup { LegEvent::Ended } else { LegEvent::Timeout });
+                leg.emit(if leg.hangup {
+                    LegEvent::Ended
+                } else {
+                    LegEvent::Timeout
+                });
                 self.remove_leg(id);
             }
             (Role::Cancel, ClientEvent::Timeout) => {
@@ -694,7 +795,9 @@ impl Core {
     }
 
     fn send_cancel(&mut self, now: Instant, id: LegId) {
-        let Some(leg) = self.legs.get_mut(&id) else { return };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         leg.cancel_sent = true;
         let inv = &leg.invite;
         let mut c = Request::new(Method::Cancel, inv.uri.clone());
@@ -720,8 +823,12 @@ impl Core {
     fn send_bye(&mut self, now: Instant, id: LegId, owned: bool) {
         let via = self.via();
         let ua = self.ua.clone();
-        let Some(leg) = self.legs.get_mut(&id) else { return };
-        let Some(dialog) = leg.dialog.as_mut() else { return };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = leg.dialog.as_mut() else {
+            return;
+        };
         let mut bye = dialog.new_request(Method::Bye, via);
         bye.headers.push("User-Agent", ua);
         let dest = dialog.destination().unwrap_or(leg.dest);
@@ -733,14 +840,22 @@ impl Core {
 
     fn handle_cmd(&mut self, now: Instant, cmd: Cmd) {
         match cmd {
-            Cmd::Invite { leg, request, dest, events } => {
+            Cmd::Invite {
+                leg,
+                request,
+                dest,
+                events,
+            } => {
                 let l = Leg {
                     uac: true,
                     events,
                     call_id: request.call_id().to_string(),
                     local_tag: request.from_tag().unwrap_or_default(),
                     state: LegState::Initial,
-                    invite_key: TransactionKey::client(&request.branch().unwrap_or_default(), Method::Invite),
+                    invite_key: TransactionKey::client(
+                        &request.branch().unwrap_or_default(),
+                        Method::Invite,
+                    ),
                     invite: request.clone(),
                     dest,
                     dialog: None,
@@ -751,13 +866,20 @@ impl Core {
                     bye_pending: false,
                     local_sdp: request.body.clone(),
                 };
-                self.by_dialog.insert((l.call_id.clone(), l.local_tag.clone()), leg);
+                self.by_dialog
+                    .insert((l.call_id.clone(), l.local_tag.clone()), leg);
                 self.legs.insert(leg, l);
                 self.start_client(now, request, dest, Some(leg), Role::Invite);
             }
             Cmd::Hangup(id) => self.hangup(now, id),
             Cmd::Ring(id) => {
-                let Some(leg) = self.legs.get(&id).filter(|l| !l.uac && l.state == LegState::Initial) else { return };
+                let Some(leg) = self
+                    .legs
+                    .get(&id)
+                    .filter(|l| !l.uac && l.state == LegState::Initial)
+                else {
+                    return;
+                };
                 let mut r = Response::to_request(&leg.invite, 180, Some(&leg.local_tag));
                 r.headers.push("Contact", self.contact("callbridge"));
                 let key = leg.invite_key.clone();
@@ -765,8 +887,18 @@ impl Core {
             }
             Cmd::Answer(id, sdp) => self.answer(now, id, sdp),
             Cmd::Reject(id, status) => {
-                let Some(leg) = self.legs.get(&id).filter(|l| !l.uac && l.state == LegState::Initial) else { return };
-                let status = if (300..700).contains(&status) { status } else { 500 };
+                let Some(leg) = self
+                    .legs
+                    .get(&id)
+                    .filter(|l| !l.uac && l.state == LegState::Initial)
+                else {
+                    return;
+                };
+                let status = if (300..700).contains(&status) {
+                    status
+                } else {
+                    500
+                };
                 let r = Response::to_request(&leg.invite, status, Some(&leg.local_tag));
                 let key = leg.invite_key.clone();
                 self.respond(now, &key, r);
@@ -777,7 +909,13 @@ impl Core {
 
     fn answer(&mut self, now: Instant, id: LegId, sdp: String) {
         let contact = self.contact("callbridge");
-        let Some(leg) = self.legs.get_mut(&id).filter(|l| !l.uac && l.state == LegState::Initial) else { return };
+        let Some(leg) = self
+            .legs
+            .get_mut(&id)
+            .filter(|l| !l.uac && l.state == LegState::Initial)
+        else {
+            return;
+        };
         let dialog = match Dialog::uas_from_invite(&leg.invite, &leg.local_tag, &contact) {
             Ok(d) => d,
             Err(e) => {
@@ -809,7 +947,9 @@ impl Core {
     }
 
     fn hangup(&mut self, now: Instant, id: LegId) {
-        let Some(leg) = self.legs.get_mut(&id) else { return };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         if leg.hangup || leg.state == LegState::Terminating {
             return;
         }
@@ -826,7 +966,11 @@ impl Core {
                 self.remove_leg(id);
             }
             (false, _) => {
-                if leg.retrans.as_ref().is_some_and(Uas2xxRetransmitter::is_active) {
+                if leg
+                    .retrans
+                    .as_ref()
+                    .is_some_and(Uas2xxRetransmitter::is_active)
+                {
                     leg.bye_pending = true; // 15.1.1: no BYE before the ACK
                 } else {
                     self.send_bye(now, id, true);
@@ -840,7 +984,9 @@ impl Core {
     fn handle_message(&mut self, now: Instant, src: SocketAddr, m: Message) {
         match m {
             Message::Response(resp) => {
-                let Some(key) = TransactionKey::for_response(&resp) else { return };
+                let Some(key) = TransactionKey::for_response(&resp) else {
+                    return;
+                };
                 if let Some((t, _, _)) = self.clients.get_mut(&key) {
                     t.handle_response(now, resp);
                     self.drive_client(now, &key);
@@ -848,8 +994,16 @@ impl Core {
                 }
                 // A 2xx retransmitted after the INVITE transaction ended: re-ACK from the dialog.
                 if resp.cseq().1 == Method::Invite && (200..300).contains(&resp.status) {
-                    let k = (resp.call_id().to_string(), resp.from_tag().unwrap_or_default());
-                    if let Some(ack) = self.by_dialog.get(&k).and_then(|id| self.legs.get(id)).and_then(|l| l.ack.clone()) {
+                    let k = (
+                        resp.call_id().to_string(),
+                        resp.from_tag().unwrap_or_default(),
+                    );
+                    if let Some(ack) = self
+                        .by_dialog
+                        .get(&k)
+                        .and_then(|id| self.legs.get(id))
+                        .and_then(|l| l.ack.clone())
+                    {
                         self.send(ack);
                     }
                 }
@@ -859,7 +1013,9 @@ impl Core {
     }
 
     fn handle_request(&mut self, now: Instant, src: SocketAddr, req: Request) {
-        let Some(key) = TransactionKey::for_request(&req) else { return };
+        let Some(key) = TransactionKey::for_request(&req) else {
+            return;
+        };
         if req.method == Method::Ack {
             if let Some((t, _)) = self.servers.get_mut(&key) {
                 if t.final_status().is_some_and(|s| s >= 300) {
@@ -931,9 +1087,18 @@ impl Core {
         let contact = self.contact("callbridge");
         let ua = self.ua.clone();
         let timers = self.timers;
-        let Some(leg) = self.legs.get_mut(&id) else { return };
-        let busy = leg.state != LegState::Confirmed || leg.retrans.as_ref().is_some_and(Uas2xxRetransmitter::is_active);
-        let in_order = leg.dialog.as_mut().is_some_and(|d| d.handle_remote_cseq(&req));
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let busy = leg.state != LegState::Confirmed
+            || leg
+                .retrans
+                .as_ref()
+                .is_some_and(Uas2xxRetransmitter::is_active);
+        let in_order = leg
+            .dialog
+            .as_mut()
+            .is_some_and(|d| d.handle_remote_cseq(&req));
         if busy || !in_order {
             // 14.2: an INVITE while one is pending, or out of order, gets 500 with Retry-After.
             let mut r = Response::to_request(&req, 500, None);
@@ -966,8 +1131,12 @@ impl Core {
 
     fn ack_2xx(&mut self, now: Instant, req: &Request) {
         let k = (req.call_id().to_string(), req.to_tag().unwrap_or_default());
-        let Some(id) = self.by_dialog.get(&k).copied() else { return };
-        let Some(leg) = self.legs.get_mut(&id) else { return };
+        let Some(id) = self.by_dialog.get(&k).copied() else {
+            return;
+        };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         if let Some(r) = leg.retrans.as_mut() {
             r.handle_ack();
         }
@@ -985,7 +1154,9 @@ impl Core {
             self.respond(now, &key, r);
             return;
         }
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner.upgrade() else {
+            return;
+        };
         let id = LegId(inner.next_leg.fetch_add(1, Ordering::Relaxed));
         let local_tag = msg::new_tag();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -997,9 +1168,16 @@ impl Core {
             request_uri: req.uri.clone(),
             source: src,
             sdp: req.body_text(),
-            headers: req.headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            headers: req
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
             events: rx,
-            ctl: LegController { leg: id, cmd: self.cmd.clone() },
+            ctl: LegController {
+                leg: id,
+                cmd: self.cmd.clone(),
+            },
         };
         if let Err(e) = self.incoming.try_send(call) {
             let status = match e {
@@ -1007,7 +1185,11 @@ impl Core {
                 mpsc::error::TrySendError::Closed(_) => 480,
             };
             warn!(status, "incoming call not accepted by the application");
-            self.respond(now, &key, Response::to_request(&req, status, Some(&local_tag)));
+            self.respond(
+                now,
+                &key,
+                Response::to_request(&req, status, Some(&local_tag)),
+            );
             return;
         }
         if let Some((_, owner)) = self.servers.get_mut(&key) {
@@ -1035,7 +1217,10 @@ impl Core {
     }
 
     fn incoming_cancel(&mut self, now: Instant, key: TransactionKey, req: Request) {
-        let invite_key = TransactionKey { method: Method::Invite, ..key.clone() };
+        let invite_key = TransactionKey {
+            method: Method::Invite,
+            ..key.clone()
+        };
         let Some((t, owner)) = self.servers.get(&invite_key) else {
             self.respond(now, &key, Response::to_request(&req, 481, None));
             return;
@@ -1044,12 +1229,19 @@ impl Core {
         let pending = t.final_status().is_none();
         let inv = t.request().clone();
         // 9.2: the CANCEL's response carries the To tag the INVITE's responses use.
-        let tag = owner.and_then(|id| self.legs.get(&id)).map(|l| l.local_tag.clone()).unwrap_or_else(msg::new_tag);
+        let tag = owner
+            .and_then(|id| self.legs.get(&id))
+            .map(|l| l.local_tag.clone())
+            .unwrap_or_else(msg::new_tag);
         self.respond(now, &key, Response::to_request(&req, 200, Some(&tag)));
         if !pending {
             return;
         }
-        self.respond(now, &invite_key, Response::to_request(&inv, 487, Some(&tag)));
+        self.respond(
+            now,
+            &invite_key,
+            Response::to_request(&inv, 487, Some(&tag)),
+        );
         if let Some(id) = owner {
             if let Some(leg) = self.legs.get(&id) {
                 leg.emit(LegEvent::Cancelled);

@@ -28,16 +28,23 @@ fn invite_to(addr: SocketAddr) -> InviteRequest {
 }
 
 async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> Option<LegEvent> {
-    timeout(DEADLINE, f).await.expect("no leg event within the deadline")
+    timeout(DEADLINE, f)
+        .await
+        .expect("no leg event within the deadline")
 }
 
 async fn incoming(rx: &mut Receiver<IncomingCall>) -> IncomingCall {
-    timeout(DEADLINE, rx.recv()).await.expect("no incoming call").expect("channel closed")
+    timeout(DEADLINE, rx.recv())
+        .await
+        .expect("no incoming call")
+        .expect("channel closed")
 }
 
 fn answer_for(call: &IncomingCall) -> String {
     let offer = SessionDescription::parse(call.sdp.as_deref().unwrap()).unwrap();
-    build_answer(&offer, "127.0.0.1:40002".parse().unwrap(), 2).unwrap().0
+    build_answer(&offer, "127.0.0.1:40002".parse().unwrap(), 2)
+        .unwrap()
+        .0
 }
 
 #[tokio::test]
@@ -48,11 +55,27 @@ async fn b_rings_and_answers_then_a_hangs_up() {
     let mut call = incoming(&mut b_in).await;
     assert_eq!(call.call_id, out.call_id());
     assert_eq!(call.source, a.local_addr());
-    assert!(call.headers.iter().any(|(n, v)| n == "X-Callbridge-Call" && v == "c-42"));
-    assert!(call.from.contains("\"Call \\\"Bridge\\\"\""), "{}", call.from);
-    assert_eq!(call.request_uri, format!("sip:+15551234567@{}", b.local_addr()));
+    assert!(call
+        .headers
+        .iter()
+        .any(|(n, v)| n == "X-Callbridge-Call" && v == "c-42"));
+    assert!(
+        call.from.contains("\"Call \\\"Bridge\\\"\""),
+        "{}",
+        call.from
+    );
+    assert_eq!(
+        call.request_uri,
+        format!("sip:+15551234567@{}", b.local_addr())
+    );
     call.ring();
-    assert_eq!(next(out.event()).await, Some(LegEvent::Progress { status: 180, sdp: None }));
+    assert_eq!(
+        next(out.event()).await,
+        Some(LegEvent::Progress {
+            status: 180,
+            sdp: None
+        })
+    );
     let sdp = answer_for(&call);
     call.answer(sdp.clone());
     assert_eq!(next(out.event()).await, Some(LegEvent::Answered { sdp }));
@@ -73,7 +96,13 @@ async fn b_rejects_busy() {
     let mut out = a.invite(invite_to(b.local_addr())).unwrap();
     let mut call = incoming(&mut b_in).await;
     call.reject(486);
-    assert_eq!(next(out.event()).await, Some(LegEvent::Rejected { status: 486, reason: "Busy Here".into() }));
+    assert_eq!(
+        next(out.event()).await,
+        Some(LegEvent::Rejected {
+            status: 486,
+            reason: "Busy Here".into()
+        })
+    );
     assert_eq!(next(out.event()).await, None);
     assert_eq!(next(call.event()).await, None);
 }
@@ -86,7 +115,10 @@ async fn a_cancels_while_b_rings() {
     let mut out = a.invite(invite_to(b.local_addr())).unwrap();
     let mut call = incoming(&mut b_in).await;
     call.ring();
-    assert!(matches!(next(out.event()).await, Some(LegEvent::Progress { status: 180, .. })));
+    assert!(matches!(
+        next(out.event()).await,
+        Some(LegEvent::Progress { status: 180, .. })
+    ));
     out.controller().hangup();
     assert_eq!(next(call.event()).await, Some(LegEvent::Cancelled));
     assert_eq!(next(out.event()).await, Some(LegEvent::Ended));
@@ -134,18 +166,28 @@ async fn b_answers_and_hangs_up_immediately() {
     let mut call = incoming(&mut b_in).await;
     call.answer(answer_for(&call));
     call.controller().hangup();
-    assert!(matches!(next(out.event()).await, Some(LegEvent::Answered { .. })));
+    assert!(matches!(
+        next(out.event()).await,
+        Some(LegEvent::Answered { .. })
+    ));
     assert_eq!(next(out.event()).await, Some(LegEvent::Bye));
     assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
 }
 
 fn fast() -> Timers {
-    Timers { t1: Duration::from_millis(10), t2: Duration::from_millis(80), t4: Duration::from_millis(100) }
+    Timers {
+        t1: Duration::from_millis(10),
+        t2: Duration::from_millis(80),
+        t4: Duration::from_millis(100),
+    }
 }
 
 async fn recv_text(sock: &UdpSocket) -> (String, SocketAddr) {
     let mut buf = vec![0u8; 65535];
-    let (n, from) = timeout(DEADLINE, sock.recv_from(&mut buf)).await.expect("no datagram").unwrap();
+    let (n, from) = timeout(DEADLINE, sock.recv_from(&mut buf))
+        .await
+        .expect("no datagram")
+        .unwrap();
     (String::from_utf8_lossy(&buf[..n]).into_owned(), from)
 }
 
@@ -158,14 +200,20 @@ async fn silent_peer_times_out_after_timer_b() {
     // 1 + 6 retransmissions (T1 doubling) before Timer B = 64*T1.
     let mut count = 0;
     let mut buf = vec![0u8; 65535];
-    while let Ok(Ok((n, _))) = timeout(Duration::from_millis(200), silent.recv_from(&mut buf)).await {
+    while let Ok(Ok((n, _))) = timeout(Duration::from_millis(200), silent.recv_from(&mut buf)).await
+    {
         assert!(buf[..n].starts_with(b"INVITE "));
         count += 1;
     }
     assert_eq!(count, 7);
 }
 
-fn raw_request(method: &str, to_tag: Option<&str>, local: SocketAddr, target: SocketAddr) -> String {
+fn raw_request(
+    method: &str,
+    to_tag: Option<&str>,
+    local: SocketAddr,
+    target: SocketAddr,
+) -> String {
     let to = match to_tag {
         Some(t) => format!("<sip:b@{target}>;tag={t}"),
         None => format!("<sip:b@{target}>"),
@@ -197,25 +245,44 @@ async fn out_of_dialog_requests_get_the_right_answers() {
         ("BYE", Some("nope"), "SIP/2.0 481 "),
         ("CANCEL", None, "SIP/2.0 481 "),
     ] {
-        probe.send_to(raw_request(method, to_tag, local, target).as_bytes(), target).await.unwrap();
+        probe
+            .send_to(
+                raw_request(method, to_tag, local, target).as_bytes(),
+                target,
+            )
+            .await
+            .unwrap();
         let (text, from) = recv_text(&probe).await;
         assert_eq!(from, target);
         assert!(text.starts_with(expect), "{method}: {text}");
         if expect.contains("200") || expect.contains("405") {
-            assert!(text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"), "{text}");
+            assert!(
+                text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+                "{text}"
+            );
         }
         assert!(text.contains(&format!(";rport={}", local.port())), "{text}");
     }
     // A malformed request with a good request line gets 400.
-    let broken = raw_request("OPTIONS", None, local, target).replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS");
+    let broken =
+        raw_request("OPTIONS", None, local, target).replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS");
     probe.send_to(broken.as_bytes(), target).await.unwrap();
     let (text, _) = recv_text(&probe).await;
     assert!(text.starts_with("SIP/2.0 400 Bad Request"), "{text}");
     // Garbage is dropped and counted.
     probe.send_to(b"\x00\x01\x02 hello", target).await.unwrap();
-    probe.send_to(raw_request("OPTIONS", None, local, target).as_bytes(), target).await.unwrap();
+    probe
+        .send_to(
+            raw_request("OPTIONS", None, local, target).as_bytes(),
+            target,
+        )
+        .await
+        .unwrap();
     let (text, _) = recv_text(&probe).await;
-    assert!(text.starts_with("SIP/2.0 200"), "the garbage got no answer: {text}");
+    assert!(
+        text.starts_with("SIP/2.0 200"),
+        "the garbage got no answer: {text}"
+    );
     assert_eq!(b.malformed_counts(), (1, 1));
 }
 
@@ -226,7 +293,10 @@ async fn no_ack_for_our_2xx_times_out_with_bye() {
     let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = probe.local_addr().unwrap();
     let invite = raw_request("INVITE", None, local, b.local_addr());
-    probe.send_to(invite.as_bytes(), b.local_addr()).await.unwrap();
+    probe
+        .send_to(invite.as_bytes(), b.local_addr())
+        .await
+        .unwrap();
     let (trying, _) = recv_text(&probe).await;
     assert!(trying.starts_with("SIP/2.0 100 Trying"), "{trying}");
     let mut call = incoming(&mut b_in).await;
@@ -260,8 +330,13 @@ async fn reinvite_refresh_is_answered_with_the_same_sdp() {
     let local = probe.local_addr().unwrap();
     let target = b.local_addr();
     let offer = build_offer("127.0.0.1:40020".parse().unwrap(), 5);
-    let invite = raw_request("INVITE", None, local, target)
-        .replace("Content-Length: 0\r\n\r\n", &format!("Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}", offer.len()));
+    let invite = raw_request("INVITE", None, local, target).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+            offer.len()
+        ),
+    );
     probe.send_to(invite.as_bytes(), target).await.unwrap();
     let mut call = incoming(&mut b_in).await;
     let answer = answer_for(&call);
@@ -276,7 +351,11 @@ async fn reinvite_refresh_is_answered_with_the_same_sdp() {
     let to = header(&ok, "To").to_string();
     let call_id = header(&ok, "Call-ID").to_string();
     let dialog_req = |method: &str, cseq: u32, branch: &str, body: &str| {
-        let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
+        let ct = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
         format!(
             "{method} sip:callbridge@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch};rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=p1\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n\
@@ -284,8 +363,14 @@ Contact: <sip:probe@{local}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
             body.len()
         )
     };
-    probe.send_to(dialog_req("ACK", 1, "ack1", "").as_bytes(), target).await.unwrap();
-    probe.send_to(dialog_req("INVITE", 2, "reinv", &offer).as_bytes(), target).await.unwrap();
+    probe
+        .send_to(dialog_req("ACK", 1, "ack1", "").as_bytes(), target)
+        .await
+        .unwrap();
+    probe
+        .send_to(dialog_req("INVITE", 2, "reinv", &offer).as_bytes(), target)
+        .await
+        .unwrap();
     let ok2 = loop {
         let (text, _) = recv_text(&probe).await;
         if text.starts_with("SIP/2.0 200") && header(&text, "CSeq") == "2 INVITE" {
@@ -293,9 +378,15 @@ Contact: <sip:probe@{local}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         }
     };
     assert!(ok2.ends_with(&answer), "same SDP, same o= version: {ok2}");
-    probe.send_to(dialog_req("ACK", 2, "ack2", "").as_bytes(), target).await.unwrap();
+    probe
+        .send_to(dialog_req("ACK", 2, "ack2", "").as_bytes(), target)
+        .await
+        .unwrap();
     // An out-of-order re-INVITE is refused.
-    probe.send_to(dialog_req("INVITE", 1, "old", &offer).as_bytes(), target).await.unwrap();
+    probe
+        .send_to(dialog_req("INVITE", 1, "old", &offer).as_bytes(), target)
+        .await
+        .unwrap();
     let refused = loop {
         let (text, _) = recv_text(&probe).await;
         if header(&text, "CSeq") == "1 INVITE" && !text.starts_with("SIP/2.0 100") {
@@ -303,7 +394,10 @@ Contact: <sip:probe@{local}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         }
     };
     assert!(refused.starts_with("SIP/2.0 500"), "{refused}");
-    probe.send_to(dialog_req("BYE", 3, "bye", "").as_bytes(), target).await.unwrap();
+    probe
+        .send_to(dialog_req("BYE", 3, "bye", "").as_bytes(), target)
+        .await
+        .unwrap();
     assert_eq!(next(call.event()).await, Some(LegEvent::Bye));
     let bye_ok = loop {
         let (text, _) = recv_text(&probe).await;
@@ -323,6 +417,9 @@ async fn dropped_incoming_call_is_rejected() {
     drop(incoming(&mut b_in).await);
     assert_eq!(
         next(out.event()).await,
-        Some(LegEvent::Rejected { status: 480, reason: "Temporarily Unavailable".into() })
+        Some(LegEvent::Rejected {
+            status: 480,
+            reason: "Temporarily Unavailable".into()
+        })
     );
 }

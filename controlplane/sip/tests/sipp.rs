@@ -20,7 +20,11 @@ const DEADLINE: Duration = Duration::from_secs(20);
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
 fn free_udp_port() -> u16 {
-    StdUdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    StdUdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A port p with p and p+2 currently free (SIPp uses media_port and media_port+2).
@@ -39,7 +43,10 @@ fn log_path(name: &str) -> PathBuf {
 }
 
 fn spawn_sipp(name: &str, args: &[String]) -> Child {
-    assert!(Path::new(SIPP).exists(), "SIPp is required at {SIPP} for this test");
+    assert!(
+        Path::new(SIPP).exists(),
+        "SIPp is required at {SIPP} for this test"
+    );
     let log = std::fs::File::create(log_path(name)).unwrap();
     Command::new(SIPP)
         .args(args)
@@ -56,13 +63,18 @@ async fn wait_exit(name: &str, child: &mut Child) -> ExitStatus {
         Ok(status) => status.unwrap(),
         Err(_) => {
             let _ = child.start_kill();
-            panic!("sipp did not exit; log: {}", std::fs::read_to_string(log_path(name)).unwrap_or_default());
+            panic!(
+                "sipp did not exit; log: {}",
+                std::fs::read_to_string(log_path(name)).unwrap_or_default()
+            );
         }
     }
 }
 
 async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> Option<LegEvent> {
-    timeout(DEADLINE, f).await.expect("no leg event within the deadline")
+    timeout(DEADLINE, f)
+        .await
+        .expect("no leg event within the deadline")
 }
 
 #[tokio::test]
@@ -91,7 +103,9 @@ async fn we_call_sipp_uas_and_hang_up() {
             "-nostdin".into(),
         ],
     );
-    let (ep, _incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let (ep, _incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
     // If SIPp is not listening yet, Timer A retransmissions get the INVITE there.
     let mut call = ep
         .invite(InviteRequest {
@@ -102,23 +116,43 @@ async fn we_call_sipp_uas_and_hang_up() {
             headers: vec![("X-Callbridge-Call".into(), "sipp-1".into())],
         })
         .unwrap();
-    assert_eq!(next(call.event()).await, Some(LegEvent::Progress { status: 180, sdp: None }));
-    let Some(LegEvent::Answered { sdp }) = next(call.event()).await else { panic!("expected Answered") };
-    let neg = SessionDescription::parse(&sdp).unwrap().negotiated_from_answer().unwrap();
-    assert_eq!(neg.remote, format!("127.0.0.1:{media_port}").parse().unwrap());
+    assert_eq!(
+        next(call.event()).await,
+        Some(LegEvent::Progress {
+            status: 180,
+            sdp: None
+        })
+    );
+    let Some(LegEvent::Answered { sdp }) = next(call.event()).await else {
+        panic!("expected Answered")
+    };
+    let neg = SessionDescription::parse(&sdp)
+        .unwrap()
+        .negotiated_from_answer()
+        .unwrap();
+    assert_eq!(
+        neg.remote,
+        format!("127.0.0.1:{media_port}").parse().unwrap()
+    );
     assert_eq!(neg.payload_type, 0);
     call.controller().hangup();
     assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
     assert_eq!(next(call.event()).await, None);
     let status = wait_exit("uas", &mut child).await;
-    assert!(status.success(), "sipp exited with {status}; log: {}", std::fs::read_to_string(log_path("uas")).unwrap_or_default());
+    assert!(
+        status.success(),
+        "sipp exited with {status}; log: {}",
+        std::fs::read_to_string(log_path("uas")).unwrap_or_default()
+    );
     ep.shutdown();
 }
 
 #[tokio::test]
 async fn sipp_uac_calls_us_and_hangs_up() {
     let _serial = SERIAL.lock().await;
-    let (ep, mut incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let (ep, mut incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
     let sipp_port = free_udp_port();
     let media_port = free_media_port();
     let mut child = spawn_sipp(
@@ -144,16 +178,30 @@ async fn sipp_uac_calls_us_and_hangs_up() {
             "-nostdin".into(),
         ],
     );
-    let mut call = timeout(DEADLINE, incoming.recv()).await.expect("no INVITE from sipp").unwrap();
-    assert_eq!(call.source, format!("127.0.0.1:{sipp_port}").parse().unwrap());
-    let offer = SessionDescription::parse(call.sdp.as_deref().expect("sipp sends an offer")).unwrap();
+    let mut call = timeout(DEADLINE, incoming.recv())
+        .await
+        .expect("no INVITE from sipp")
+        .unwrap();
+    assert_eq!(
+        call.source,
+        format!("127.0.0.1:{sipp_port}").parse().unwrap()
+    );
+    let offer =
+        SessionDescription::parse(call.sdp.as_deref().expect("sipp sends an offer")).unwrap();
     let (answer, neg) = build_answer(&offer, "127.0.0.1:40012".parse().unwrap(), 3).unwrap();
-    assert_eq!(neg.remote, format!("127.0.0.1:{media_port}").parse().unwrap());
+    assert_eq!(
+        neg.remote,
+        format!("127.0.0.1:{media_port}").parse().unwrap()
+    );
     call.ring();
     call.answer(answer);
     assert_eq!(next(call.event()).await, Some(LegEvent::Bye));
     assert_eq!(next(call.event()).await, None);
     let status = wait_exit("uac", &mut child).await;
-    assert!(status.success(), "sipp exited with {status}; log: {}", std::fs::read_to_string(log_path("uac")).unwrap_or_default());
+    assert!(
+        status.success(),
+        "sipp exited with {status}; log: {}",
+        std::fs::read_to_string(log_path("uac")).unwrap_or_default()
+    );
     ep.shutdown();
 }
