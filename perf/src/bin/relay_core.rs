@@ -47,7 +47,7 @@ struct Setup {
 
 fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
     ensure!(
-        legs >= 2 && legs % 2 == 0,
+        legs >= 2 && legs & 1 == 0,
         "legs must be even and at least 2"
     );
     let last = u32::from(first_port) + 2 * legs as u32 - 1;
