@@ -38,6 +38,9 @@ pub struct SocketIo {
     ready: Vec<u16>,
     /// Ports that filled a whole receive call and may hold more (scratch, reused).
     again: Vec<u16>,
+    /// Per socket slot: whether its port is in `ready` (so the queue never holds a port
+    /// twice and never grows beyond one entry per socket).
+    queued: Vec<bool>,
     rx_hdrs: MultiHeaders<SockaddrStorage>,
     tx_hdrs: MultiHeaders<SockaddrStorage>,
     open_legs: usize,
@@ -80,6 +83,7 @@ impl SocketIo {
             events: vec![EpollEvent::empty(); MAX_BURST],
             ready: Vec::with_capacity(n + MAX_BURST),
             again: Vec::with_capacity(n + MAX_BURST),
+            queued: vec![false; n],
             rx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             tx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             open_legs: 0,
@@ -89,6 +93,15 @@ impl SocketIo {
     fn slot(&self, port: u16) -> Option<usize> {
         let i = usize::from(port.checked_sub(self.first)?);
         (i < self.sockets.len()).then_some(i)
+    }
+
+    fn enqueue(&mut self, port: u16) {
+        if let Some(s) = self.slot(port) {
+            if !self.queued[s] {
+                self.queued[s] = true;
+                self.ready.push(port);
+            }
+        }
     }
 
     fn bind(&self, port: u16) -> io::Result<UdpSocket> {
@@ -263,35 +276,43 @@ impl PacketIo for SocketIo {
 
     fn rx_burst(&mut self, rx: &mut Burst<Self::Buf>, wait: Option<Duration>) -> usize {
         let cap = rx.capacity();
-        if self.ready.is_empty() {
-            let timeout = match wait {
-                // Round up to whole milliseconds so a short wait does not become a spin.
-                Some(w) => EpollTimeout::from(w.as_micros().div_ceil(1000).min(250) as u8),
-                None => EpollTimeout::ZERO,
-            };
-            // EINTR and friends: treat as "nothing ready"; the next pass looks again.
-            let n = self
-                .epoll
-                .wait(&mut self.events, timeout)
-                .unwrap_or_default();
-            for e in &self.events[..n] {
-                self.ready.push(e.data() as u16);
-            }
+        // Ask epoll every burst (so a flooded socket cannot starve the others); wait only
+        // when nothing is queued from earlier bursts.
+        let timeout = match wait {
+            _ if !self.ready.is_empty() => EpollTimeout::ZERO,
+            // Round up to whole milliseconds so a short wait does not become a spin.
+            Some(w) => EpollTimeout::from(w.as_micros().div_ceil(1000).min(250) as u8),
+            None => EpollTimeout::ZERO,
+        };
+        // EINTR and friends: treat as "nothing ready"; the next pass looks again.
+        let ev = self
+            .epoll
+            .wait(&mut self.events, timeout)
+            .unwrap_or_default();
+        for k in 0..ev {
+            let port = self.events[k].data() as u16;
+            self.enqueue(port);
         }
+        // Serve the queue in FIFO order; a socket that filled its share goes to the back.
         let mut n = 0;
         let mut i = 0;
         while i < self.ready.len() && n < cap {
             let port = self.ready[i];
             i += 1;
+            if let Some(s) = self.slot(port) {
+                self.queued[s] = false;
+            }
             let (got, more) = self.recv_from_port(port, &mut rx.slots_mut()[n..]);
             n += got;
             if more {
                 self.again.push(port);
             }
         }
-        // Ports not reached stay queued, and so do ports that may hold more.
         self.ready.drain(..i);
-        self.ready.extend_from_slice(&self.again);
+        for k in 0..self.again.len() {
+            let port = self.again[k];
+            self.enqueue(port);
+        }
         self.again.clear();
         rx.set_len(n);
         n
@@ -315,5 +336,108 @@ impl PacketIo for SocketIo {
             start = end;
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    use super::*;
+
+    const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// A backend with two legs open on free loopback ports.
+    fn io_with_two_legs() -> (SocketIo, u16, u16) {
+        for k in 0..200u16 {
+            let base = 40000 + (std::process::id() % 100) as u16 * 100 + k * 4;
+            let mut io = SocketIo::new(LO, base..=base + 2).unwrap();
+            if io.open_port(base).is_ok() && io.open_port(base + 2).is_ok() {
+                return (io, base, base + 2);
+            }
+        }
+        panic!("no free loopback ports");
+    }
+
+    #[test]
+    fn flooded_socket_does_not_starve_others() {
+        let (mut io, p1, p2) = io_with_two_legs();
+        let peer = UdpSocket::bind((LO, 0)).unwrap();
+        for k in 0..200u8 {
+            peer.send_to(&[0x80, 0, 0, k], (LO, p1)).unwrap();
+        }
+        let mut rx = Burst::new(8, || io.new_buf());
+        let (mut flood, mut other_at) = (0, None);
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut bursts = 0;
+        while (flood < 200 || other_at.is_none()) && Instant::now() < end {
+            if bursts == 1 && flood == 8 {
+                // The quiet socket becomes readable while the flood is being drained
+                // (loopback delivers during send_to).
+                peer.send_to(b"other", (LO, p2)).unwrap();
+            }
+            let n = io.rx_burst(&mut rx, Some(Duration::from_millis(2)));
+            if n > 0 {
+                bursts += 1;
+            }
+            for p in rx.packets() {
+                assert_eq!(p.peer, peer.local_addr().unwrap());
+                if p.local_port == p2 {
+                    assert_eq!(p.payload(), b"other");
+                    other_at.get_or_insert(bursts);
+                } else {
+                    assert_eq!(p.local_port, p1);
+                    assert_eq!(p.payload(), &[0x80, 0, 0, flood as u8], "in order");
+                    flood += 1;
+                }
+            }
+        }
+        assert_eq!(flood, 200);
+        let at = other_at.expect("the quiet socket was served");
+        assert!(at <= 3, "served in burst {at}, not after the flood");
+        assert!(flood == 200);
+    }
+
+    #[test]
+    fn tx_burst_sends_from_each_leg_port_and_refuses_closed_ones() {
+        let (mut io, p1, p2) = io_with_two_legs();
+        let peer = UdpSocket::bind((LO, 0)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let to = peer.local_addr().unwrap();
+        let mut tx = Burst::new(8, || io.new_buf());
+        for (port, byte) in [(p1, 1u8), (p1 + 1, 2), (p2, 3), (p2 + 10, 4)] {
+            let slot = tx.next_free().unwrap();
+            slot.buf[0] = byte;
+            slot.len = 1;
+            slot.peer = to;
+            slot.local_port = port;
+            tx.commit();
+        }
+        let mut refused = Vec::new();
+        let sent = io.tx_burst(&mut tx, &mut |p| refused.push(p.local_port));
+        assert_eq!(sent, 3);
+        assert_eq!(refused, vec![p2 + 10]);
+        let mut buf = [0u8; 16];
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let (n, from) = peer.recv_from(&mut buf).unwrap();
+            got.push((buf[..n].to_vec(), from.port()));
+        }
+        got.sort();
+        assert_eq!(got, vec![(vec![1], p1), (vec![2], p1 + 1), (vec![3], p2)]);
+        io.close_port(p1);
+        let mut refused = 0;
+        tx.clear();
+        let slot = tx.next_free().unwrap();
+        slot.len = 1;
+        slot.peer = to;
+        slot.local_port = p1;
+        tx.commit();
+        assert_eq!(io.tx_burst(&mut tx, &mut |_| refused += 1), 0);
+        assert_eq!(refused, 1);
+        // The closed port can be bound by someone else now.
+        UdpSocket::bind((LO, p1)).expect("closed");
     }
 }
