@@ -184,6 +184,20 @@ impl SocketIo {
             run.iter().for_each(&mut *refused);
             return 0;
         };
+        if let [one] = run {
+            // The common case (one packet per leg per burst): a plain sendto, without
+            // building sendmmsg's header arrays.
+            return loop {
+                match sock.send_to(one.payload(), one.peer) {
+                    Ok(_) => break 1,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => {
+                        refused(one);
+                        break 0;
+                    }
+                }
+            };
+        }
         let fd = sock.as_raw_fd();
         let mut done = 0;
         let mut sent_total = 0;
@@ -407,7 +421,16 @@ mod tests {
             .unwrap();
         let to = peer.local_addr().unwrap();
         let mut tx = Burst::new(8, || io.new_buf());
-        for (port, byte) in [(p1, 1u8), (p1 + 1, 2), (p2, 3), (p2 + 10, 4)] {
+        // Runs: p1 ×3 (sendmmsg), p1+1 ×1 (sendto), p2 ×1, an unopened port ×2.
+        for (port, byte) in [
+            (p1, 1u8),
+            (p1, 5),
+            (p1, 6),
+            (p1 + 1, 2),
+            (p2, 3),
+            (p2 + 10, 4),
+            (p2 + 10, 7),
+        ] {
             let slot = tx.next_free().unwrap();
             slot.buf[0] = byte;
             slot.len = 1;
@@ -417,16 +440,25 @@ mod tests {
         }
         let mut refused = Vec::new();
         let sent = io.tx_burst(&mut tx, &mut |p| refused.push(p.local_port));
-        assert_eq!(sent, 3);
-        assert_eq!(refused, vec![p2 + 10]);
+        assert_eq!(sent, 5);
+        assert_eq!(refused, vec![p2 + 10, p2 + 10]);
         let mut buf = [0u8; 16];
         let mut got = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..5 {
             let (n, from) = peer.recv_from(&mut buf).unwrap();
             got.push((buf[..n].to_vec(), from.port()));
         }
         got.sort();
-        assert_eq!(got, vec![(vec![1], p1), (vec![2], p1 + 1), (vec![3], p2)]);
+        assert_eq!(
+            got,
+            vec![
+                (vec![1], p1),
+                (vec![2], p1 + 1),
+                (vec![3], p2),
+                (vec![5], p1),
+                (vec![6], p1)
+            ]
+        );
         io.close_port(p1);
         let mut refused = 0;
         tx.clear();
