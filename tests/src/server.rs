@@ -75,12 +75,14 @@ impl Callbridge {
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
         let log2 = log.try_clone().expect("clone log file handle");
-        let rust_log = std::env::var("RUST_LOG").unwrap_or_else(|_| "debug".into());
+        // callbridge reads CALLBRIDGE_LOG (tracing EnvFilter syntax); default to debug so a
+        // failed test's log shows the SIP and flow decisions.
+        let log_filter = std::env::var("CALLBRIDGE_LOG").unwrap_or_else(|_| "debug".into());
         let child = Command::new(&bin)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
-            .env("RUST_LOG", rust_log)
+            .env("CALLBRIDGE_LOG", log_filter)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))

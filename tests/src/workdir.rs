@@ -8,7 +8,8 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 /// `<target>/callbridge-tests/<name>-<pid>-<n>/`: config, logs and SIPp traces of one test.
 ///
 /// Removed on drop when the test passed; kept (and its path printed to stderr) when the thread
-/// is panicking, so a failed run leaves everything needed to debug it.
+/// is panicking, so a failed run leaves everything needed to debug it. Set
+/// `CALLBRIDGE_TESTS_KEEP=1` to keep it after a pass too.
 #[derive(Debug)]
 pub struct Workdir {
     path: PathBuf,
@@ -59,7 +60,8 @@ impl Workdir {
 
 impl Drop for Workdir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        let keep = std::env::var_os("CALLBRIDGE_TESTS_KEEP").is_some_and(|v| v != "0");
+        if std::thread::panicking() || keep {
             eprintln!("test artifacts kept in {}", self.path.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.path);

@@ -33,6 +33,7 @@ fn unanswered_agent_is_cancelled_and_the_call_fails() {
     );
     let ringing_since = Instant::now();
     let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
+    eprintln!("final record: {done:#}");
     if record::status(&done) != "failed" || record::reason(&done) != Some("agent_no_answer") {
         cb.fail(&format!("expected failed/agent_no_answer, got: {done:#}"));
     }

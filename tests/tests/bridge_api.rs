@@ -39,6 +39,7 @@ fn bridge_api_calls_both_and_bridges() {
         cb.fail(&format!("bridge never bridged: {bridged:#}"));
     }
     let done = cb.wait_for_bridge_status(&id, is_terminal, CALL_DEADLINE);
+    eprintln!("final record: {done:#}");
     if record::status(&done) != "completed" {
         cb.fail(&format!("expected completed, got: {done:#}"));
     }

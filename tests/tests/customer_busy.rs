@@ -26,6 +26,7 @@ fn busy_customer_fails_the_call_request() {
 
     let id = cb.call("+15551234567");
     let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
+    eprintln!("final record: {done:#}");
     if record::status(&done) != "failed" || record::reason(&done) != Some("customer_busy") {
         cb.fail(&format!("expected failed/customer_busy, got: {done:#}"));
     }

@@ -21,6 +21,7 @@ fn customer_hangup_cancels_the_agent_leg() {
 
     let id = cb.call("+15551234567");
     let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
+    eprintln!("final record: {done:#}");
     if record::status(&done) != "failed" || record::reason(&done) != Some("customer_hung_up") {
         cb.fail(&format!("expected failed/customer_hung_up, got: {done:#}"));
     }

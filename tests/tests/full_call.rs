@@ -34,6 +34,7 @@ fn full_call_announces_then_bridges_then_completes() {
         cb.fail(&format!("call request never bridged: {bridged:#}"));
     }
     let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
+    eprintln!("final record: {done:#}");
     if record::status(&done) != "completed" {
         cb.fail(&format!("expected completed, got: {done:#}"));
     }
@@ -53,6 +54,14 @@ fn full_call_announces_then_bridges_then_completes() {
     assert_eq!(done["business"], "acme", "{done:#}");
     if let Err(e) = check_full_call_media(&done) {
         cb.fail(&e);
+    }
+    // The agent rang for 2 s while the customer listened: at 20 ms per packet that is ~100
+    // announcement packets; demand at least one second's worth.
+    let ann = record::media(&done, "customer", "announcement_packets");
+    if ann < 50 {
+        cb.fail(&format!(
+            "only {ann} announcement packets during a 2 s agent ring: {done:#}"
+        ));
     }
 
     agent.assert_passed(SIPP_EXIT_DEADLINE);

@@ -10,8 +10,8 @@ use callbridge_tests::{Agent, Callbridge, Config, PortBlock, Workdir, CALL_DEADL
 fn lab_endpoints_bridge_by_themselves() {
     let dir = Workdir::new("lab_endpoints");
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    // With lab endpoints nothing goes to the trunk or to the agent's contact: point both at
-    // ports nothing listens on.
+    // With lab endpoints on, callbridge itself binds lab phones at the trunk address (the
+    // customer) and at every loopback agent contact: give it free ports for both.
     let nobody = PortBlock::reserve(4);
     let config = Config::new(&ports, nobody.addr(0))
         .agent(Agent::new(
