@@ -25,6 +25,7 @@ use dp_api::{Command, CommandError, Event};
 use relay::{Relay, Verdict};
 
 use crate::io::{Burst, PacketIo};
+use crate::stats::{SharedStats, PUBLISH_PERIOD};
 
 /// The longest an idle worker sleeps before looking at its command queue again.
 pub const MAX_IDLE_WAIT: Duration = Duration::from_millis(2);
@@ -70,6 +71,8 @@ pub struct Worker<Io: PacketIo> {
     shutdown: Arc<AtomicBool>,
     stopping: bool,
     stats: LoopStats,
+    shared: Option<Arc<SharedStats>>,
+    last_publish: Option<Instant>,
 }
 
 impl<Io: PacketIo> std::fmt::Debug for Worker<Io> {
@@ -108,7 +111,27 @@ impl<Io: PacketIo> Worker<Io> {
             shutdown,
             stopping: false,
             stats: LoopStats::default(),
+            shared: None,
+            last_publish: None,
         }
+    }
+
+    /// Publishes the counters into `shared` every [`PUBLISH_PERIOD`] (and at shutdown).
+    #[must_use]
+    pub fn with_shared_stats(mut self, shared: Arc<SharedStats>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    fn publish(&mut self, now: Option<Instant>) {
+        let Some(shared) = &self.shared else { return };
+        if let (Some(now), Some(last)) = (now, self.last_publish) {
+            if now.saturating_duration_since(last) < PUBLISH_PERIOD {
+                return;
+            }
+        }
+        shared.publish(&self.relay.stats(), &self.stats);
+        self.last_publish = now.or(self.last_publish);
     }
 
     /// The relay (for tests and stats).
@@ -141,6 +164,7 @@ impl<Io: PacketIo> Worker<Io> {
             idle = p.rx == 0 && p.tx == 0 && p.commands == 0;
         }
         self.close_all();
+        self.publish(None);
     }
 
     fn idle_wait(&mut self, now: Instant) -> Duration {
@@ -230,6 +254,7 @@ impl<Io: PacketIo> Worker<Io> {
         }
         out.tx += self.flush();
         self.drain_events();
+        self.publish(Some(now));
         out
     }
 

@@ -33,11 +33,13 @@ pub mod io;
 pub mod lcore;
 pub mod mem_io;
 pub mod socket_io;
+pub mod stats;
 
 pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
 pub use lcore::{LoopStats, Pass, Worker};
 pub use mem_io::{MemIo, MemPacket, MemPeer};
 pub use socket_io::SocketIo;
+pub use stats::{SharedStats, WorkerSnapshot};
 
 /// How to run the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +112,7 @@ pub enum WorkerError {
 pub struct Dataplane {
     threads: Vec<JoinHandle<()>>,
     commands: Vec<crossbeam_channel::Sender<Command>>,
+    stats: Vec<Arc<SharedStats>>,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -166,6 +169,7 @@ impl Dataplane {
         let mut dp = Self {
             threads: Vec::new(),
             commands: Vec::new(),
+            stats: Vec::new(),
             shutdown: shutdown.clone(),
         };
         let mut links = Vec::with_capacity(cfg.workers);
@@ -181,6 +185,8 @@ impl Dataplane {
             };
             let (ev_tx, flag, make_io, burst) =
                 (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);
+            let shared = Arc::new(SharedStats::default());
+            dp.stats.push(shared.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("cb-worker-{w}"))
                 .spawn(move || {
@@ -201,7 +207,8 @@ impl Dataplane {
                         }
                     };
                     let mut worker =
-                        Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag);
+                        Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag)
+                            .with_shared_stats(shared);
                     let _ = ready_tx.send(Ok(()));
                     tracing::debug!(worker = w, "worker running");
                     worker.run();
@@ -232,15 +239,24 @@ impl Dataplane {
         Ok((dp, DataplaneHandle::new(plan, links, ev_rx)))
     }
 
+    /// Every worker's counters as last published (at most [`stats::PUBLISH_PERIOD`] old;
+    /// final values once the workers have stopped). Index = worker.
+    #[must_use]
+    pub fn stats(&self) -> Vec<WorkerSnapshot> {
+        self.stats.iter().map(|s| s.load()).collect()
+    }
+
     /// How many workers run.
     #[must_use]
     pub fn workers(&self) -> usize {
         self.threads.len()
     }
 
-    /// Sends `Shutdown` to every worker, raises the flag and joins the threads.
-    pub fn shutdown(mut self) {
+    /// Sends `Shutdown` to every worker, raises the flag and joins the threads. Returns each
+    /// worker's final counters.
+    pub fn shutdown(mut self) -> Vec<WorkerSnapshot> {
         self.stop();
+        self.stats()
     }
 
     fn stop(&mut self) {

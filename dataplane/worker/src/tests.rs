@@ -251,6 +251,34 @@ fn mem_loop_counts_tx_refusals_and_event_overflow() {
 }
 
 #[test]
+fn mem_loop_publishes_stats_every_period() {
+    let mut r = Rig::new(64);
+    let shared = Arc::new(crate::SharedStats::default());
+    let worker = std::mem::replace(&mut r.worker, Rig::new(1).worker);
+    r.worker = worker.with_shared_stats(shared.clone());
+    r.cmd.send(Command::AddLeg(spec(A, None))).unwrap();
+    r.pass_at(0);
+    assert_eq!(shared.load().relay.legs, 1, "first pass publishes");
+    r.inject(20000, customer(), rtp(1, 1));
+    r.pass_at(99);
+    assert_eq!(
+        shared.load().relay.rx_packets,
+        0,
+        "not yet: within the period"
+    );
+    r.pass_at(100);
+    let s = shared.load();
+    assert_eq!(
+        (
+            s.relay.rx_packets,
+            s.relay.drops.get(DropReason::SrcMismatch)
+        ),
+        (1, 1)
+    );
+    assert_eq!((s.lp.passes, s.lp.commands, s.lp.events_sent), (3, 1, 1));
+}
+
+#[test]
 fn mem_loop_stops_on_shutdown_and_closes_ports() {
     let mut r = Rig::new(64);
     r.cmd.send(Command::AddLeg(spec(A, None))).unwrap();
@@ -303,7 +331,25 @@ fn dataplane_start_with_memio_routes_commands_and_joins() {
     let out = w1.sent.recv_timeout(DEADLINE).unwrap();
     assert_eq!((out.local_port, out.peer), (b.port(), agent()));
     assert!(peers[0].2.sent.try_recv().is_err(), "worker 0 saw nothing");
-    dp.shutdown();
+    // Counters are published within about 100 ms.
+    let end = Instant::now() + DEADLINE;
+    while dp.stats()[1].relay.tx_packets == 0 {
+        assert!(Instant::now() < end, "stats never published");
+        std::thread::yield_now();
+    }
+    let fin = dp.shutdown();
+    assert_eq!(fin.len(), 2);
+    assert_eq!(
+        (
+            fin[1].relay.legs,
+            fin[1].relay.rx_packets,
+            fin[1].relay.tx_packets
+        ),
+        (2, 1, 1)
+    );
+    // AddLeg ×2 and Bridge, plus Shutdown unless the flag stopped the worker first.
+    assert!((3..=4).contains(&fin[1].lp.commands), "{:?}", fin[1].lp);
+    assert_eq!(fin[0].relay.rx_packets, 0);
     assert!(
         handle.send(Command::QueryStats { leg: a }).is_err(),
         "workers are gone"
