@@ -881,3 +881,75 @@ fn many_legs_announce_independently() {
         p.sent.iter().map(|(_, _, b)| rtp_of(b).ssrc()).collect();
     assert_eq!(ssrcs.len(), 6, "every leg has its own SSRC");
 }
+
+#[test]
+fn announcement_starts_when_the_remote_is_learned() {
+    let mut p = Pair::new();
+    let mut s = spec(A, None);
+    s.learn_remote = true;
+    p.cmd(Command::AddLeg(s));
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(10),
+        looping: true,
+    });
+    p.run_until(Duration::from_millis(100));
+    assert!(p.sent.is_empty(), "no remote yet");
+    let natted = addr(1, 61000);
+    p.recv(natted, 20000, rtp(1, 0, 1, false));
+    p.run_until(Duration::from_millis(140));
+    assert_eq!(p.sent.len(), 3);
+    assert!(p.sent.iter().all(|(_, t, _)| t.to == natted));
+    assert_eq!(p.sent[0].0, p.t0 + 100 * MS);
+}
+
+#[test]
+fn random_packets_never_panic_and_are_all_accounted_for() {
+    let mut p = Pair::bridged();
+    let mut s = spec(LegId::new(20004, 1), None);
+    s.learn_remote = true;
+    s.src_mismatch = SrcMismatch::Report;
+    s.media_timeout = Some(Duration::from_millis(50));
+    p.cmd(Command::AddLeg(s));
+    p.cmd(Command::Play {
+        leg: LegId::new(20004, 1),
+        clip: clip(3),
+        looping: true,
+    });
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let sources = [customer(), agent(), stranger(), addr(1, 1), addr(2, 50001)];
+    let mut forwarded = 0u64;
+    for k in 0..50_000u32 {
+        let len = (next() % 200) as usize;
+        let mut data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if k % 2 == 0 && len > 1 {
+            data[0] = 0x80 | (data[0] & 0x3f);
+        }
+        if k % 5 == 0 && len >= 12 {
+            data = rtp(k as u16, k, 7, false);
+        }
+        let port = 19998 + (next() % 16) as u16;
+        let src = sources[(next() % sources.len() as u64) as usize];
+        p.now = p.t0 + MS * k;
+        if let (Verdict::Forward { .. }, _) = p.recv(src, port, data) {
+            forwarded += 1;
+        }
+        if k % 7 == 0 {
+            p.pump();
+        }
+    }
+    let st = p.relay.stats();
+    assert_eq!(st.rx_packets, 50_000);
+    assert_eq!(
+        st.drops.total() + forwarded,
+        st.rx_packets,
+        "every packet forwarded or counted"
+    );
+    assert!(forwarded > 0 && st.drops.get(DropReason::Malformed) > 0);
+}

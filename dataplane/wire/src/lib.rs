@@ -91,3 +91,102 @@ pub mod checksum {
         sum(&src) + sum(&dst) + u32::from(protocol) + u32::from(udp_len)
     }
 }
+
+#[cfg(test)]
+mod contract_tests {
+    //! The view contract: once `check_len` passes, no accessor panics. Exercised on random
+    //! buffers (deterministic xorshift) plus mutations of valid packets.
+
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    fn buffers(mut f: impl FnMut(&[u8])) {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut buf = [0u8; 96];
+        for round in 0..200_000 {
+            let len = (rng.next() % 96) as usize;
+            for b in &mut buf[..len] {
+                *b = rng.next() as u8;
+            }
+            // Bias towards plausible first bytes so deeper paths are reached.
+            if len > 0 && round % 2 == 0 {
+                buf[0] = 0x80 | (buf[0] & 0x3f);
+            }
+            if len > 3 && round % 3 == 0 {
+                buf[2] = 0;
+                buf[3] &= 0x0f;
+            }
+            f(&buf[..len]);
+        }
+    }
+
+    #[test]
+    fn rtp_accessors_never_panic_after_check_len() {
+        buffers(|b| {
+            if let Ok(p) = rtp::RtpPacket::new_checked(b) {
+                let _ = (
+                    p.version(),
+                    p.marker(),
+                    p.payload_type(),
+                    p.sequence_number(),
+                );
+                let _ = (p.timestamp(), p.ssrc(), p.extension_data(), p.header_len());
+                let _ = (p.padding_len(), p.payload_range(), p.payload().len());
+                for i in 0..usize::from(p.csrc_count()) {
+                    let _ = p.csrc(i);
+                }
+                let _ = rtp::RtpRepr::parse(&p);
+            }
+        });
+    }
+
+    #[test]
+    fn rtcp_iteration_never_panics() {
+        buffers(|b| {
+            let _ = rtcp::check_compound(b);
+            for p in rtcp::iter_compound(b).flatten() {
+                let _ = (
+                    p.version(),
+                    p.count(),
+                    p.packet_type(),
+                    p.ssrc(),
+                    p.body().len(),
+                );
+                let _ = rtcp::RtcpRepr::parse(&p);
+            }
+        });
+    }
+
+    #[test]
+    fn udp_ipv4_ethernet_accessors_never_panic_after_check_len() {
+        buffers(|b| {
+            if let Ok(p) = udp::UdpPacket::new_checked(b) {
+                let _ = (p.src_port(), p.dst_port(), p.payload().len());
+                let a = core::net::Ipv4Addr::new(10, 0, 0, 1);
+                let _ = p.verify_checksum(a, a);
+                let _ = udp::UdpRepr::parse(&p, a, a);
+            }
+            if let Ok(p) = ipv4::Ipv4Packet::new_checked(b) {
+                let _ = (
+                    p.src_addr(),
+                    p.dst_addr(),
+                    p.payload().len(),
+                    p.verify_checksum(),
+                );
+                let _ = ipv4::Ipv4Repr::parse(&p);
+            }
+            if let Ok(f) = ethernet::EthernetFrame::new_checked(b) {
+                let _ = (f.src_addr(), f.dst_addr(), f.ethertype(), f.payload().len());
+            }
+        });
+    }
+}
