@@ -1,5 +1,5 @@
-//! Zero-copy views of the packets callbridge's data plane touches: Ethernet, IPv4, UDP, RTP
-//! and RTCP.
+//! Zero-copy views of the packets callbridge's data plane touches: Ethernet, ARP, IPv4,
+//! ICMPv4, UDP, RTP and RTCP.
 //!
 //! The design follows smoltcp's `wire` module. Every protocol has:
 //! - a view `XxxPacket<T: AsRef<[u8]>>` over a borrowed (or owned) buffer, with
@@ -19,7 +19,9 @@ extern crate std;
 
 use core::fmt;
 
+pub mod arp;
 pub mod ethernet;
+pub mod icmpv4;
 pub mod ipv4;
 pub mod rtcp;
 pub mod rtp;
@@ -183,6 +185,23 @@ mod contract_tests {
                     p.verify_checksum(),
                 );
                 let _ = ipv4::Ipv4Repr::parse(&p);
+            }
+            if let Ok(p) = arp::ArpPacket::new_checked(b) {
+                let _ = (
+                    p.operation(),
+                    p.source_hardware_addr(),
+                    p.target_protocol_addr(),
+                );
+                let _ = arp::ArpRepr::parse(&p);
+            }
+            if let Ok(p) = icmpv4::Icmpv4Packet::new_checked(b) {
+                let _ = (
+                    p.msg_type(),
+                    p.echo_ident(),
+                    p.data().len(),
+                    p.verify_checksum(),
+                );
+                let _ = icmpv4::Icmpv4Repr::parse(&p);
             }
             if let Ok(f) = ethernet::EthernetFrame::new_checked(b) {
                 let _ = (f.src_addr(), f.dst_addr(), f.ethertype(), f.payload().len());
