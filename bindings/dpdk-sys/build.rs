@@ -131,7 +131,11 @@ fn generate_bindings(dpdk: &Dpdk, out_dir: &Path) {
 /// Step 4: compile the shim for DPDK's `static inline` functions.
 fn compile_shim(dpdk: &Dpdk) {
     let mut build = cc::Build::new();
-    build.file("shim.c").include(".").warnings(true).opt_level(3);
+    build
+        .file("shim.c")
+        .include(".")
+        .warnings(true)
+        .opt_level(3);
     for inc in &dpdk.include_paths {
         build.include(inc);
     }

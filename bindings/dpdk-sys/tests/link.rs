@@ -32,7 +32,11 @@ fn eal_init_registers_virtual_devices() {
     // the pointer array, which we own.
     let rc = unsafe { rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
     // SAFETY: plain thread-local read.
-    assert!(rc >= 0, "rte_eal_init failed: rc {rc}, rte_errno {}", unsafe { _rte_errno() });
+    assert!(
+        rc >= 0,
+        "rte_eal_init failed: rc {rc}, rte_errno {}",
+        unsafe { _rte_errno() }
+    );
 
     // SAFETY: EAL is initialised, these read global state.
     let (hz, shim_hz, tsc) = unsafe { (rte_get_tsc_hz(), _rte_get_tsc_hz(), _rte_rdtsc()) };
@@ -58,9 +62,20 @@ fn eal_init_registers_virtual_devices() {
     let name = CString::new("sys_test_pool").unwrap();
     // SAFETY: valid name; EAL initialised.
     let pool = unsafe {
-        rte_pktmbuf_pool_create(name.as_ptr(), 255, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE as u16, 0)
+        rte_pktmbuf_pool_create(
+            name.as_ptr(),
+            255,
+            0,
+            0,
+            RTE_MBUF_DEFAULT_BUF_SIZE as u16,
+            0,
+        )
     };
-    assert!(!pool.is_null(), "pool create failed: rte_errno {}", unsafe { _rte_errno() });
+    assert!(
+        !pool.is_null(),
+        "pool create failed: rte_errno {}",
+        unsafe { _rte_errno() }
+    );
     // SAFETY: pool is valid; the mbuf is freed right after use.
     unsafe {
         let m = _rte_pktmbuf_alloc(pool);

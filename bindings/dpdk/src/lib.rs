@@ -1,1 +1,70 @@
-//! placeholder
+//! The one safe layer over DPDK (`dpdk-sys`): EAL, mempools, mbufs, ports with per-lcore
+//! queues, lcores and the TSC. This is the only crate of callbridge with hand-written `unsafe`.
+//!
+//! # For operators: the EAL arguments that matter
+//!
+//! The data plane passes an EAL argument list to [`Eal::init`] (build one with [`EalArgs`]):
+//!
+//! | argument | what it does |
+//! |---|---|
+//! | `-l 2-5` / `-l 2,4,6` | the cores (lcores) DPDK may use; one worker per lcore |
+//! | `--main-lcore 2` | which of them runs `main` (default: the first in `-l`) |
+//! | `-a 0000:03:00.0` | allow-list a PCI NIC (bound to vfio-pci); repeat per NIC. Without `-a`, EAL probes every bound NIC |
+//! | `--no-pci` | probe no PCI devices at all (tests, virtual devices only) |
+//! | `--vdev net_null0` / `--vdev net_ring0` / `--vdev net_af_packet0,iface=eth1` | create a virtual device (tests, or AF_PACKET on a kernel interface) |
+//! | `--socket-mem 1024,1024` | hugepage memory (MB) to reserve per NUMA node; keep mempools on the NIC's node |
+//! | `--no-huge -m 256` | run without hugepages on 256 MB of ordinary memory (tests, labs; not for production rates) |
+//! | `--file-prefix cb1` | name of the runtime files under `/var/run/dpdk/`; must be unique per concurrently running DPDK process |
+//! | `-d /path/librte_net_x.so` | load an extra driver plugin (the system driver directory is loaded automatically, see `dpdk-sys`) |
+//! | `--log-level lib.eal:debug` | DPDK log verbosity |
+//!
+//! # The shape of a worker
+//!
+//! ```text
+//!  Eal::init ─► Mempool::new (on the port's NUMA node) ─► Port::configure ─► port.start()
+//!  per worker thread (one lcore): lcore::register_thread() (unless it is an EAL lcore),
+//!    let mut rx = port.rx_queue(q)?, mut tx = port.tx_queue(q)?, burst = Burst::<32>::new();
+//!    loop { rx.rx_burst(&mut burst); for m in burst.iter_mut() { edit m.data_mut() in place }
+//!           tx.tx_burst(&mut burst); burst.clear() /* frees what TX refused */ }
+//! ```
+//!
+//! Workers should be **std threads pinned to cores that then call [`lcore::register_thread`]**
+//! (or run on EAL lcores). A thread unknown to EAL has lcore id `LCORE_ID_ANY`, and DPDK then
+//! bypasses the per-lcore mempool cache: correct, but every alloc/free hits the shared ring.
+//! `rte_eal_remote_launch` is not wrapped.
+//!
+//! # Ownership and lifetimes (the invariants that make this safe)
+//!
+//! - [`Eal`] is initialised at most once per process; a second [`Eal::init`] is an error.
+//!   `rte_eal_cleanup` runs when the last of [`Eal`], every [`Mempool`] and every [`Port`] is
+//!   gone (they share one reference-counted guard).
+//! - [`Mbuf`] owns one mbuf and frees it on drop. A [`Mempool`] dropped while any of its mbufs
+//!   is still out (in an [`Mbuf`], a [`Burst`] or a NIC ring) is leaked rather than freed, and
+//!   then so is the EAL guard: memory those mbufs point into is never unmapped.
+//! - A [`Port`] owns the port between `configure` and drop (a second `configure` of the same
+//!   port fails). Each RX/TX queue has at most one handle ([`RxQueue`], [`TxQueue`]): DPDK's
+//!   burst functions are not thread-safe per queue. `stop` refuses while queue handles exist.
+//! - Every FFI return code goes through one trait (`ToResult`) into a [`DpdkError`].
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod eal;
+pub mod error;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod port;
+
+pub use eal::{Eal, EalArgs};
+pub use error::DpdkError;
+pub use lcore::{SocketId, ThreadRegistration};
+pub use mbuf::{Burst, Mbuf};
+pub use mempool::Mempool;
+pub use port::{
+    DevInfo, Link, MacAddr, Port, PortConf, PortId, PortStats, RxQueue, TxOffloads, TxQueue,
+};
+
+/// Raw bindings, re-exported for the rare case the safe API lacks something; using them needs
+/// `unsafe`, which every other callbridge crate forbids.
+pub use dpdk_sys as sys;

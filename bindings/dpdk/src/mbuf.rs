@@ -1,0 +1,512 @@
+//! [`Mbuf`], an owned packet buffer, and [`Burst`], the fixed array of them that RX and TX
+//! queues fill and drain without allocating.
+//!
+//! Invariants: an [`Mbuf`] exclusively owns one single-reference mbuf and frees it on drop.
+//! [`Mbuf::data`] / [`Mbuf::data_mut`] cover exactly the first segment's data
+//! (`data_off .. data_off + data_len`); the safe API never creates chained or indirect mbufs,
+//! so for what we allocate and what `net_*` PMDs receive at RTP sizes that is the whole packet.
+//! A [`Burst`]'s first `len` slots are `Some`, the rest `None`.
+
+use std::fmt;
+use std::mem;
+use std::ptr::NonNull;
+
+use dpdk_sys as sys;
+
+/// One owned packet buffer.
+///
+/// `#[repr(transparent)]` over `NonNull<rte_mbuf>`, so `Option<Mbuf>` has the layout of a
+/// `*mut rte_mbuf` with `None` as NULL: arrays of `Option<Mbuf>` are passed to
+/// `rte_eth_rx_burst`/`tx_burst` directly.
+#[repr(transparent)]
+pub struct Mbuf {
+    raw: NonNull<sys::rte_mbuf>,
+}
+
+// SAFETY: an Mbuf is the only handle to its rte_mbuf (refcnt 1, not shared), so moving it to
+// another thread moves exclusive ownership; freeing it from any thread is allowed (the pool's
+// ring is multi-producer; from a non-EAL thread the per-lcore cache is bypassed).
+unsafe impl Send for Mbuf {}
+// SAFETY: &Mbuf only permits reads of the mbuf's fields and data; nothing mutates through a
+// shared reference.
+unsafe impl Sync for Mbuf {}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own the mbuf exclusively; after this nothing refers to it.
+        unsafe { sys::_rte_pktmbuf_free(self.raw.as_ptr()) };
+    }
+}
+
+impl fmt::Debug for Mbuf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mbuf")
+            .field("len", &self.len())
+            .field("pkt_len", &self.pkt_len())
+            .field("headroom", &self.headroom())
+            .field("tailroom", &self.tailroom())
+            .finish()
+    }
+}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf; it will be freed when the `Mbuf` drops.
+    ///
+    /// # Safety
+    /// `raw` points to a valid packet mbuf from a live pktmbuf pool, with reference count 1,
+    /// that nothing else uses or frees; its first segment's `buf_addr + data_off .. + data_len`
+    /// is inside its buffer. The pool must stay alive until the mbuf is freed (pools created
+    /// by [`crate::Mempool`] guarantee this themselves).
+    #[inline]
+    #[must_use]
+    pub unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Self {
+        Self { raw }
+    }
+
+    /// Gives up ownership without freeing (e.g. to hand the mbuf to C code). Undo with
+    /// [`Mbuf::from_raw`].
+    #[inline]
+    #[must_use]
+    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        let raw = self.raw;
+        mem::forget(self);
+        raw
+    }
+
+    /// The raw pointer, still owned by `self`.
+    #[inline]
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.raw.as_ptr()
+    }
+
+    /// Bytes of data in the first segment (`data_len`): the length of [`Self::data`].
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        // SAFETY: we own a valid mbuf.
+        usize::from(unsafe { sys::_rte_pktmbuf_data_len(self.raw.as_ptr()) })
+    }
+
+    /// Whether the packet holds no data.
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes in the whole packet, all segments (`pkt_len`).
+    #[inline]
+    #[must_use]
+    pub fn pkt_len(&self) -> usize {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::_rte_pktmbuf_pkt_len(self.raw.as_ptr()) as usize }
+    }
+
+    /// Number of segments (1 unless a PMD chained buffers for a large frame).
+    #[inline]
+    #[must_use]
+    pub fn segments(&self) -> u16 {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::_rte_pktmbuf_nb_segs(self.raw.as_ptr()) }
+    }
+
+    /// Free bytes before the data (room for [`Self::prepend`]).
+    #[inline]
+    #[must_use]
+    pub fn headroom(&self) -> usize {
+        // SAFETY: we own a valid mbuf.
+        usize::from(unsafe { sys::_rte_pktmbuf_headroom(self.raw.as_ptr()) })
+    }
+
+    /// Free bytes after the data (room for [`Self::append`]).
+    #[inline]
+    #[must_use]
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: we own a valid mbuf.
+        usize::from(unsafe { sys::_rte_pktmbuf_tailroom(self.raw.as_ptr()) })
+    }
+
+    /// The first segment's data.
+    #[inline]
+    #[must_use]
+    pub fn data(&self) -> &[u8] {
+        let len = self.len();
+        // SAFETY: mtod points at data_off inside the mbuf's buffer and data_len bytes from
+        // there are initialised packet data (struct invariant); the slice borrows self, so the
+        // mbuf is neither freed nor resized while it lives.
+        unsafe {
+            let p = sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>();
+            std::slice::from_raw_parts(p, len)
+        }
+    }
+
+    /// The first segment's data, writable: the single bridge into the safe `wire` views.
+    #[inline]
+    #[must_use]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let len = self.len();
+        // SAFETY: as in `data`; the exclusive borrow of self makes the slice the only access.
+        unsafe {
+            let p = sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>();
+            std::slice::from_raw_parts_mut(p, len)
+        }
+    }
+
+    /// Grows the packet by `n` bytes at the tail (`rte_pktmbuf_append`) and returns them
+    /// (their content is whatever the buffer held), or `None` if the tailroom is too small.
+    #[inline]
+    pub fn append(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n16 = u16::try_from(n).ok()?;
+        if n > self.tailroom() {
+            return None;
+        }
+        // SAFETY: we own the mbuf; append checks tailroom again and returns NULL on failure.
+        let p = unsafe { sys::_rte_pktmbuf_append(self.raw.as_ptr(), n16) };
+        let p = NonNull::new(p.cast::<u8>())?;
+        // SAFETY: DPDK returned n bytes inside the buffer, now part of the data; borrowed from
+        // &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) })
+    }
+
+    /// Grows the packet by `n` bytes at the head (`rte_pktmbuf_prepend`) and returns them, or
+    /// `None` if the headroom is too small.
+    #[inline]
+    pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n16 = u16::try_from(n).ok()?;
+        if n > self.headroom() {
+            return None;
+        }
+        // SAFETY: we own the mbuf; prepend checks headroom again and returns NULL on failure.
+        let p = unsafe { sys::_rte_pktmbuf_prepend(self.raw.as_ptr(), n16) };
+        let p = NonNull::new(p.cast::<u8>())?;
+        // SAFETY: DPDK returned the n bytes now at the head of the data; borrowed from
+        // &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) })
+    }
+
+    /// Removes `n` bytes from the head (`rte_pktmbuf_adj`), e.g. to strip headers, and returns
+    /// the remaining data; `None` (and no change) if the packet is shorter than `n`.
+    #[inline]
+    pub fn adj(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n16 = u16::try_from(n).ok()?;
+        if n > self.len() {
+            return None;
+        }
+        // SAFETY: we own the mbuf; n <= data_len (checked), adj returns NULL otherwise.
+        let p = unsafe { sys::_rte_pktmbuf_adj(self.raw.as_ptr(), n16) };
+        NonNull::new(p)?;
+        Some(self.data_mut())
+    }
+
+    /// Removes `n` bytes from the tail (`rte_pktmbuf_trim`) and returns the remaining data;
+    /// `None` (and no change) if the packet is shorter than `n`.
+    #[inline]
+    pub fn trim(&mut self, n: usize) -> Option<&mut [u8]> {
+        let n16 = u16::try_from(n).ok()?;
+        if n > self.len() {
+            return None;
+        }
+        // SAFETY: we own the mbuf; n <= data_len (checked), trim returns -1 otherwise.
+        let rc = unsafe { sys::_rte_pktmbuf_trim(self.raw.as_ptr(), n16) };
+        (rc == 0).then(|| self.data_mut())
+    }
+
+    /// Empties the packet and restores the default headroom, offload flags and header lengths
+    /// (`rte_pktmbuf_reset`), for reuse as a fresh buffer.
+    #[inline]
+    pub fn reset(&mut self) {
+        assert_eq!(self.segments(), 1, "reset of a chained mbuf");
+        // SAFETY: we own a valid single-segment mbuf (reset would leak chained ones: asserted).
+        unsafe { sys::_rte_pktmbuf_reset(self.raw.as_ptr()) };
+    }
+
+    /// Requests checksum offload on transmit: `ipv4_cksum` has the NIC fill the IPv4 header
+    /// checksum, `udp_cksum` the UDP checksum (the UDP checksum field must then hold the
+    /// pseudo-header checksum, as DPDK's `rte_ipv4_phdr_cksum` computes). `l2_len` is the
+    /// Ethernet header length (14, or 18 with a VLAN tag), `l3_len` the IPv4 header length.
+    /// Only request what [`crate::Port::tx_offloads`] says is enabled; with both flags false
+    /// the offload flags are cleared.
+    ///
+    /// # Panics
+    /// If `l2_len >= 128` or `l3_len >= 512` (the widths of the mbuf's bit fields).
+    #[inline]
+    pub fn set_tx_offload(&mut self, ipv4_cksum: bool, udp_cksum: bool, l2_len: u16, l3_len: u16) {
+        assert!(l2_len < 128, "l2_len {l2_len} does not fit 7 bits");
+        assert!(l3_len < 512, "l3_len {l3_len} does not fit 9 bits");
+        // SAFETY: we own the mbuf; the lengths fit their bit fields (asserted).
+        unsafe {
+            sys::_rte_mbuf_set_tx_cksum_offload(
+                self.raw.as_ptr(),
+                i32::from(ipv4_cksum),
+                i32::from(udp_cksum),
+                l2_len,
+                l3_len,
+            );
+        }
+    }
+
+    /// The offload flags (`RTE_MBUF_F_*`), e.g. RX checksum status.
+    #[inline]
+    #[must_use]
+    pub fn ol_flags(&self) -> u64 {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::_rte_mbuf_ol_flags(self.raw.as_ptr()) }
+    }
+
+    /// `(l2_len, l3_len)` as set for offloads.
+    #[inline]
+    #[must_use]
+    pub fn header_lens(&self) -> (u16, u16) {
+        // SAFETY: we own a valid mbuf.
+        unsafe {
+            (
+                sys::_rte_mbuf_l2_len(self.raw.as_ptr()),
+                sys::_rte_mbuf_l3_len(self.raw.as_ptr()),
+            )
+        }
+    }
+
+    /// Prefetches the first cache line of the data (`rte_prefetch0`); call it for packet
+    /// `i + k` while processing packet `i`.
+    #[inline]
+    pub fn prefetch(&self) {
+        // SAFETY: mtod is a valid address inside our buffer; prefetch never faults anyway.
+        unsafe { sys::_rte_prefetch0(sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast_const()) };
+    }
+
+    /// The pool this mbuf came from.
+    pub(crate) fn pool_ptr(&self) -> *const sys::rte_mempool {
+        // SAFETY: we own a valid mbuf.
+        unsafe { sys::_rte_mbuf_pool(self.raw.as_ptr()).cast_const() }
+    }
+}
+
+impl AsRef<[u8]> for Mbuf {
+    fn as_ref(&self) -> &[u8] {
+        self.data()
+    }
+}
+
+impl AsMut<[u8]> for Mbuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
+}
+
+/// Burst size most DPDK applications use (`MAX_PKT_BURST`).
+pub const DEFAULT_BURST: usize = 32;
+
+/// A fixed-capacity array of mbufs for [`crate::RxQueue::rx_burst`] and
+/// [`crate::TxQueue::tx_burst`]; allocate one per worker and reuse it every pass. Dropping or
+/// [`Burst::clear`]ing it frees the mbufs it holds (in bulk).
+///
+/// Invariant: slots `..len` are `Some`, slots `len..` are `None`.
+pub struct Burst<const N: usize = DEFAULT_BURST> {
+    slots: [Option<Mbuf>; N],
+    len: usize,
+}
+
+impl<const N: usize> fmt::Debug for Burst<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Burst")
+            .field("len", &self.len)
+            .field("capacity", &N)
+            .finish()
+    }
+}
+
+impl<const N: usize> Default for Burst<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Burst<N> {
+    /// An empty burst.
+    ///
+    /// # Panics
+    /// If `N` is 0 or above `u16::MAX` (DPDK's burst count type).
+    #[must_use]
+    pub fn new() -> Self {
+        assert!(
+            N > 0 && N <= usize::from(u16::MAX),
+            "burst capacity must be 1..=65535"
+        );
+        Self {
+            slots: std::array::from_fn(|_| None),
+            len: 0,
+        }
+    }
+
+    /// Mbufs held.
+    #[inline]
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    #[inline]
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// `N`.
+    #[inline]
+    #[must_use]
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// Whether `len() == capacity()`.
+    #[inline]
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.len == N
+    }
+
+    /// Appends an mbuf, or gives it back if the burst is full.
+    ///
+    /// # Errors
+    /// The mbuf itself, when full.
+    #[inline]
+    pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        if self.len == N {
+            return Err(m);
+        }
+        self.slots[self.len] = Some(m);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes and returns the last mbuf.
+    #[inline]
+    pub fn pop(&mut self) -> Option<Mbuf> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        self.slots[self.len].take()
+    }
+
+    /// The mbufs held.
+    #[inline]
+    #[must_use]
+    pub fn as_slice(&self) -> &[Mbuf] {
+        let used = &self.slots[..self.len];
+        // SAFETY: all slots ..len are Some (struct invariant), and Option<Mbuf> has the layout
+        // of Mbuf with Some(m) represented as m (null-pointer optimisation, guaranteed for
+        // repr(transparent) NonNull wrappers), so a slice of them is a valid slice of Mbuf.
+        unsafe { std::slice::from_raw_parts(used.as_ptr().cast::<Mbuf>(), used.len()) }
+    }
+
+    /// The mbufs held, mutable (edit packets in place, swap buffers with `mem::swap`).
+    #[inline]
+    #[must_use]
+    pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
+        let used = &mut self.slots[..self.len];
+        // SAFETY: as in `as_slice`; writing an Mbuf through the slice writes a non-null
+        // pointer, which keeps the slot `Some`.
+        unsafe { std::slice::from_raw_parts_mut(used.as_mut_ptr().cast::<Mbuf>(), used.len()) }
+    }
+
+    /// Iterates over the mbufs.
+    pub fn iter(&self) -> std::slice::Iter<'_, Mbuf> {
+        self.as_slice().iter()
+    }
+
+    /// Iterates mutably over the mbufs.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Mbuf> {
+        self.as_mut_slice().iter_mut()
+    }
+
+    /// Keeps only the mbufs for which `keep` returns true (in order); frees the others. The
+    /// usual way to drop packets after a verdict.
+    pub fn retain(&mut self, mut keep: impl FnMut(&mut Mbuf) -> bool) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let keep_it = keep(self.slots[i].as_mut().expect("slot below len is Some"));
+            if keep_it {
+                self.slots.swap(kept, i);
+                kept += 1;
+            } else {
+                self.slots[i] = None;
+            }
+        }
+        self.len = kept;
+    }
+
+    /// Removes the mbufs, handing each to `f` in order (e.g. to move them into another burst).
+    pub fn drain_into(&mut self, mut f: impl FnMut(Mbuf)) {
+        for slot in &mut self.slots[..self.len] {
+            if let Some(m) = slot.take() {
+                f(m);
+            }
+        }
+        self.len = 0;
+    }
+
+    /// Frees every mbuf held (`rte_pktmbuf_free_bulk`).
+    pub fn clear(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let n = self.len;
+        self.len = 0;
+        let ptr = self.slots.as_mut_ptr().cast::<*mut sys::rte_mbuf>();
+        // SAFETY: slots ..n hold n owned, valid mbufs (as raw pointers, see Mbuf's layout);
+        // free_bulk frees them all. n fits u32 because N <= u16::MAX.
+        unsafe { sys::rte_pktmbuf_free_bulk(ptr, n as u32) };
+        for slot in &mut self.slots[..n] {
+            // The mbuf was freed above: forget the handle instead of dropping it.
+            mem::forget(slot.take());
+        }
+    }
+
+    /// The free tail of the burst as a raw pointer array, and its length, for rx_burst.
+    pub(crate) fn free_tail(&mut self) -> (*mut *mut sys::rte_mbuf, u16) {
+        let tail = &mut self.slots[self.len..];
+        // `N <= u16::MAX`, asserted in `new`.
+        (tail.as_mut_ptr().cast(), tail.len() as u16)
+    }
+
+    /// Records that `n` more slots after `len` were filled (by rx_burst).
+    ///
+    /// # Safety
+    /// Slots `len..len + n` hold valid, exclusively owned mbufs; `len + n <= N`.
+    pub(crate) unsafe fn commit(&mut self, n: usize) {
+        debug_assert!(self.len + n <= N);
+        debug_assert!(self.slots[self.len..self.len + n]
+            .iter()
+            .all(Option::is_some));
+        self.len += n;
+    }
+
+    /// The used slots as a raw pointer array, and its length, for tx_burst.
+    pub(crate) fn used(&mut self) -> (*mut *mut sys::rte_mbuf, u16) {
+        // `len <= N <= u16::MAX`, asserted in `new`.
+        (self.slots.as_mut_ptr().cast(), self.len as u16)
+    }
+
+    /// Forgets the first `n` mbufs (now owned by the driver) and moves the rest to the front.
+    ///
+    /// # Safety
+    /// The first `n` mbufs have been handed to (and are now owned by) DPDK; `n <= len`.
+    pub(crate) unsafe fn consume_front(&mut self, n: usize) {
+        assert!(n <= self.len, "consumed {n} of {}", self.len);
+        for slot in &mut self.slots[..n] {
+            // Owned by the driver now: must not be freed by us.
+            mem::forget(slot.take());
+        }
+        self.slots[..self.len].rotate_left(n);
+        self.len -= n;
+    }
+}
+
+impl<const N: usize> Drop for Burst<N> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
