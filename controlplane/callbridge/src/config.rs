@@ -22,6 +22,18 @@
 //! endpoints = false
 //! ```
 //!
+//! With `media.backend = "dpdk"` a `[dpdk]` section is required (see [`DpdkConfig`]):
+//!
+//! ```toml
+//! [media]
+//! backend = "dpdk"
+//! address = "198.18.0.1"               # IPv4 owned by the DPDK port
+//! [dpdk]
+//! main_core = 0
+//! worker_cores = [1]
+//! devices = ["net_af_packet0,iface=veth0"]
+//! ```
+//!
 //! Every section and every key not marked "required" may be left out; the defaults are those
 //! documented on each field. Unknown keys are errors. Relative paths are relative to the
 //! directory of the configuration file.
@@ -65,6 +77,10 @@ pub(crate) struct Config {
     /// `[lab]`: test helpers.
     #[serde(default)]
     pub(crate) lab: LabConfig,
+    /// `[dpdk]`: the DPDK backend (cores, devices, EAL). Required when `media.backend =
+    /// "dpdk"`; checked whenever present. Default: absent.
+    #[serde(default)]
+    pub(crate) dpdk: Option<DpdkConfig>,
 }
 
 /// `[http]`
@@ -114,7 +130,8 @@ impl Default for SipConfig {
 pub(crate) enum Backend {
     /// Ordinary UDP sockets (portable; the default).
     Socket,
-    /// DPDK kernel bypass: recognised but not available yet, so rejected by validation.
+    /// DPDK kernel bypass on dedicated cores; needs a `[dpdk]` section and a binary built with
+    /// the `dpdk` cargo feature (see [`Config::check_build`]).
     Dpdk,
 }
 
@@ -190,10 +207,11 @@ impl fmt::Display for PortRange {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct MediaConfig {
-    /// `backend`: `"socket"` (default). `"dpdk"` is rejected until the DPDK backend ships.
+    /// `backend`: `"socket"` (default) or `"dpdk"` (needs a `[dpdk]` section).
     pub(crate) backend: Backend,
     /// `address`: the relay's IP, bound and written into SDP (not `0.0.0.0`). Default
-    /// `127.0.0.1`.
+    /// `127.0.0.1`. With `backend = "dpdk"` it must be IPv4: the address the DPDK port owns
+    /// (it answers ARP and ICMP echo for it).
     pub(crate) address: IpAddr,
     /// `ports`: `"FIRST-LAST"`, even first, odd last. Default `"20000-29999"`.
     pub(crate) ports: PortRange,
@@ -202,9 +220,12 @@ pub(crate) struct MediaConfig {
     /// is absolute (or as written when already absolute) and the file exists.
     pub(crate) announcement: Option<PathBuf>,
     /// `workers`: data-plane workers (threads / cores); the port range is split between them.
-    /// Default 1.
+    /// Default 1. With `backend = "dpdk"` the number of workers is the number of
+    /// `dpdk.worker_cores`: leave `workers` out or give that same number; after
+    /// [`Config::load`] it holds that number.
     pub(crate) workers: usize,
-    /// `cores`: CPU cores to pin the workers to, one per worker. Default: not pinned.
+    /// `cores`: CPU cores to pin the workers to, one per worker. Default: not pinned. Not used
+    /// with `backend = "dpdk"` (use `dpdk.worker_cores`).
     pub(crate) cores: Option<Vec<usize>>,
     /// `learn_remote`: latch onto the first RTP source of each leg (symmetric RTP behind NAT).
     /// Default true.
@@ -307,6 +328,384 @@ pub(crate) struct LabConfig {
     pub(crate) endpoints: bool,
 }
 
+/// `[dpdk]`: the DPDK data-plane backend, used when `media.backend = "dpdk"`.
+///
+/// The EAL runs its main lcore on `main_core` (keep the control plane and tokio there or on
+/// other non-worker cores) and one worker per entry of `worker_cores`, each on its own
+/// dedicated core. [`DpdkConfig::eal_args`] builds the EAL command line from these keys.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DpdkConfig {
+    /// `main_core`: the EAL main lcore; not a worker core. Default 0.
+    pub(crate) main_core: usize,
+    /// `worker_cores`: one data-plane worker per core, distinct, not `main_core`, all online
+    /// on this machine. Their number is the number of workers. Default `[1]`.
+    pub(crate) worker_cores: Vec<usize>,
+    /// `devices` (required, non-empty): DPDK devices, each a virtual device string starting
+    /// `net_` (`"net_af_packet0,iface=veth0"`, `"net_null0"`, `"net_ring0"`) passed as
+    /// `--vdev`, or a PCI address `DDDD:BB:DD.F` (`"0000:03:00.0"`) passed as `-a`; either
+    /// may carry `,key=value` device arguments. Default none.
+    pub(crate) devices: Vec<String>,
+    /// `port`: the DPDK port index that carries media (ports are numbered in `devices`
+    /// order). Default 0.
+    pub(crate) port: u16,
+    /// `prefix_len`: the on-link prefix length of `media.address` (1..=32). Default 24.
+    pub(crate) prefix_len: u8,
+    /// `gateway`: next hop for peers outside `media.address/prefix_len`; must be on-link.
+    /// Default: none (only on-link peers are reachable).
+    pub(crate) gateway: Option<Ipv4Addr>,
+    /// `no_huge`: run without hugepages (`--no-huge`; tests, virtual devices). Needs
+    /// `memory_mb`. Default false.
+    pub(crate) no_huge: bool,
+    /// `memory_mb`: EAL memory in MB: `-m` with `no_huge`, else `--socket-mem` on
+    /// `numa_node`. Required with `no_huge`; default: none (EAL allocates hugepage memory
+    /// on demand).
+    pub(crate) memory_mb: Option<u32>,
+    /// `numa_node`: the NUMA node whose hugepages back `memory_mb` (the NIC's node). Only
+    /// used with hugepages and `memory_mb`. Default 0.
+    pub(crate) numa_node: usize,
+    /// `mbufs`: mbufs per pool (a power of two minus one is the most efficient); at least
+    /// `rx_desc + tx_desc + 2 * burst`. Default 8191.
+    pub(crate) mbufs: u32,
+    /// `rx_desc`: RX descriptors per queue, a power of two in 64..=4096. Default 1024.
+    pub(crate) rx_desc: u16,
+    /// `tx_desc`: TX descriptors per queue, a power of two in 64..=4096. Default 1024.
+    pub(crate) tx_desc: u16,
+    /// `burst`: packets per RX/TX burst, 1..=64. Default 32.
+    pub(crate) burst: usize,
+    /// `file_prefix`: EAL `--file-prefix`, unique per DPDK process on one host (letters,
+    /// digits, `-`, `_`). Default `"callbridge"`.
+    pub(crate) file_prefix: String,
+    /// `eal_args`: extra EAL arguments appended verbatim (e.g. `["--log-level",
+    /// "pmd.net.*:debug"]`); arguments the keys above already set are refused. Default none.
+    pub(crate) eal_args: Vec<String>,
+}
+
+impl Default for DpdkConfig {
+    fn default() -> Self {
+        Self {
+            main_core: 0,
+            worker_cores: vec![1],
+            devices: Vec::new(),
+            port: 0,
+            prefix_len: 24,
+            gateway: None,
+            no_huge: false,
+            memory_mb: None,
+            numa_node: 0,
+            mbufs: 8191,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            burst: 32,
+            file_prefix: "callbridge".into(),
+            eal_args: Vec::new(),
+        }
+    }
+}
+
+/// What a `dpdk.devices` entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeviceKind {
+    /// A virtual device (`net_…`), passed as `--vdev`.
+    Vdev,
+    /// A PCI device (`DDDD:BB:DD.F`), passed as `-a`.
+    Pci,
+}
+
+/// Classifies a `dpdk.devices` entry.
+///
+/// # Errors
+/// A sentence saying why it is neither a vdev string nor a PCI address.
+pub(crate) fn device_kind(dev: &str) -> Result<DeviceKind, String> {
+    let name = dev.split(',').next().unwrap_or("");
+    if let Some(driver) = name.strip_prefix("net_") {
+        if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{dev:?}: {name:?} is not a virtual device name (net_ followed by letters, digits, _)"));
+        }
+        return Ok(DeviceKind::Vdev);
+    }
+    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
+    let pci = name.split_once(':').and_then(|(dom, rest)| {
+        let (bus, rest) = rest.split_once(':')?;
+        let (slot, func) = rest.split_once('.')?;
+        (hex(dom, 4) && hex(bus, 2) && hex(slot, 2) && matches!(func, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7"))
+            .then_some(())
+    });
+    if pci.is_some() {
+        return Ok(DeviceKind::Pci);
+    }
+    Err(format!(
+        "{dev:?} is neither a virtual device (\"net_null0\", \"net_af_packet0,iface=veth0\") nor a PCI address \
+         DDDD:BB:DD.F (\"0000:03:00.0\"; see `scripts/bind-nic status`)"
+    ))
+}
+
+/// EAL options that `[dpdk]` keys set; `dpdk.eal_args` may not repeat them.
+const EAL_ARGS_FROM_KEYS: &[(&str, &str)] = &[
+    ("-l", "main_core/worker_cores"),
+    ("--lcores", "main_core/worker_cores"),
+    ("-c", "main_core/worker_cores"),
+    ("--main-lcore", "main_core"),
+    ("--file-prefix", "file_prefix"),
+    ("--vdev", "devices"),
+    ("-a", "devices"),
+    ("--allow", "devices"),
+    ("--no-pci", "devices"),
+    ("--no-huge", "no_huge"),
+    ("-m", "memory_mb"),
+    ("--socket-mem", "memory_mb"),
+];
+
+impl DpdkConfig {
+    /// The EAL argument vector (without a program name): `-l MAIN,WORKERS… --main-lcore
+    /// MAIN --file-prefix P`, then `--vdev DEV` / `-a PCI` per device, `--no-pci` when every
+    /// device is virtual, `--no-huge -m N` (or `--socket-mem` on `numa_node` when
+    /// `memory_mb` is set with hugepages), then `eal_args` verbatim.
+    #[must_use]
+    pub(crate) fn eal_args(&self) -> Vec<String> {
+        let lcores: Vec<String> =
+            std::iter::once(self.main_core).chain(self.worker_cores.iter().copied()).map(|c| c.to_string()).collect();
+        let mut args = vec![
+            "-l".to_owned(),
+            lcores.join(","),
+            "--main-lcore".to_owned(),
+            self.main_core.to_string(),
+            "--file-prefix".to_owned(),
+            self.file_prefix.clone(),
+        ];
+        let mut all_virtual = true;
+        for dev in &self.devices {
+            if device_kind(dev) == Ok(DeviceKind::Pci) {
+                all_virtual = false;
+                args.extend(["-a".to_owned(), dev.clone()]);
+            } else {
+                args.extend(["--vdev".to_owned(), dev.clone()]);
+            }
+        }
+        if all_virtual {
+            args.push("--no-pci".to_owned());
+        }
+        match (self.no_huge, self.memory_mb) {
+            (true, mb) => args.extend(["--no-huge".to_owned(), "-m".to_owned(), mb.unwrap_or(512).to_string()]),
+            (false, Some(mb)) => {
+                let per_node: Vec<String> =
+                    (0..=self.numa_node).map(|n| if n == self.numa_node { mb.to_string() } else { "0".into() }).collect();
+                args.extend(["--socket-mem".to_owned(), per_node.join(",")]);
+            }
+            (false, None) => {}
+        }
+        args.extend(self.eal_args.iter().cloned());
+        args
+    }
+
+    /// Whether `ip` is inside `address/prefix_len` (on-link).
+    #[must_use]
+    pub(crate) fn on_link(&self, address: Ipv4Addr, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len.min(32))) };
+        u32::from(address) & mask == u32::from(ip) & mask
+    }
+
+    fn validate(&self, media: &MediaConfig, workers_given: bool, cpus: &CpuSet) -> Result<(), (Vec<Seg>, String)> {
+        let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
+        let d = |k: &str| vec![key("dpdk"), key(k)];
+        let d_i = |k: &str, i: usize| vec![key("dpdk"), key(k), Seg::Index(i)];
+        if !cpus.contains(self.main_core) {
+            return at(&d("main_core"), format!("core {} is not online on this machine (online: {cpus})", self.main_core));
+        }
+        if self.worker_cores.is_empty() {
+            return at(&d("worker_cores"), "give at least one worker core".into());
+        }
+        for (i, &c) in self.worker_cores.iter().enumerate() {
+            if c == self.main_core {
+                return at(
+                    &d_i("worker_cores", i),
+                    format!("core {c} is the main core; workers need dedicated cores other than main_core"),
+                );
+            }
+            if self.worker_cores[..i].contains(&c) {
+                return at(&d_i("worker_cores", i), format!("core {c} is listed twice; one worker per core"));
+            }
+            if !cpus.contains(c) {
+                return at(&d_i("worker_cores", i), format!("core {c} is not online on this machine (online: {cpus})"));
+            }
+        }
+        let n = self.worker_cores.len();
+        if workers_given && media.workers != n {
+            return at(
+                &[key("media"), key("workers")],
+                format!(
+                    "is {} but dpdk.worker_cores lists {n} cores; with the dpdk backend there is one worker per \
+                     worker core, so leave media.workers out or set it to {n}",
+                    media.workers
+                ),
+            );
+        }
+        if n > media.ports.pairs() {
+            return at(&d("worker_cores"), format!("{n} workers cannot share the {} port pairs of {}", media.ports.pairs(), media.ports));
+        }
+        if media.cores.is_some() {
+            return at(&[key("media"), key("cores")], "is not used with the dpdk backend; list the cores in dpdk.worker_cores".into());
+        }
+        if self.devices.is_empty() {
+            return at(
+                &d("devices"),
+                "give at least one device, e.g. devices = [\"0000:03:00.0\"] or [\"net_af_packet0,iface=veth0\"]".into(),
+            );
+        }
+        for (i, dev) in self.devices.iter().enumerate() {
+            if let Err(e) = device_kind(dev) {
+                return at(&d_i("devices", i), e);
+            }
+            let name = |s: &str| s.split(',').next().unwrap_or("").to_owned();
+            if self.devices[..i].iter().any(|o| name(o) == name(dev)) {
+                return at(&d_i("devices", i), format!("device {:?} is listed twice", name(dev)));
+            }
+        }
+        if usize::from(self.port) >= self.devices.len() {
+            return at(
+                &d("port"),
+                format!("port {} does not exist: {} device(s) give ports 0..={}", self.port, self.devices.len(), self.devices.len() - 1),
+            );
+        }
+        let IpAddr::V4(addr) = media.address else {
+            return at(&[key("media"), key("address")], format!("{} is not IPv4; the dpdk backend owns an IPv4 address", media.address));
+        };
+        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
+            return at(&[key("media"), key("address")], format!("{addr} cannot be the address of a DPDK port; give a unicast IPv4 address"));
+        }
+        if !(1..=32).contains(&self.prefix_len) {
+            return at(&d("prefix_len"), format!("{} is not a prefix length (1..=32)", self.prefix_len));
+        }
+        if let Some(gw) = self.gateway {
+            if gw == addr {
+                return at(&d("gateway"), format!("{gw} is media.address itself; give the router's address"));
+            }
+            if !self.on_link(addr, gw) {
+                return at(
+                    &d("gateway"),
+                    format!("{gw} is not on-link: it is outside {addr}/{}; the gateway must be inside that network", self.prefix_len),
+                );
+            }
+        }
+        if self.no_huge && self.memory_mb.is_none() {
+            return at(&d("no_huge"), "no_huge = true needs memory_mb (e.g. memory_mb = 512)".into());
+        }
+        if self.memory_mb == Some(0) {
+            return at(&d("memory_mb"), "must be at least 1".into());
+        }
+        if !(1..=64).contains(&self.burst) {
+            return at(&d("burst"), format!("{} is out of range 1..=64", self.burst));
+        }
+        for (name, v) in [("rx_desc", self.rx_desc), ("tx_desc", self.tx_desc)] {
+            if !v.is_power_of_two() || !(64..=4096).contains(&v) {
+                return at(&d(name), format!("{v} is not a power of two in 64..=4096 (e.g. 512, 1024, 2048)"));
+            }
+        }
+        let need = u32::from(self.rx_desc) + u32::from(self.tx_desc) + 2 * self.burst as u32;
+        if self.mbufs < need {
+            return at(&d("mbufs"), format!("{} mbufs cannot fill rx_desc + tx_desc + 2 * burst = {need}; give at least that (e.g. 8191)", self.mbufs));
+        }
+        if self.file_prefix.is_empty() || !self.file_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return at(&d("file_prefix"), format!("{:?} must be non-empty letters, digits, - and _", self.file_prefix));
+        }
+        for (i, a) in self.eal_args.iter().enumerate() {
+            let flag = a.split('=').next().unwrap_or("");
+            if let Some((_, k)) = EAL_ARGS_FROM_KEYS.iter().find(|(f, _)| *f == flag) {
+                return at(&d_i("eal_args", i), format!("{flag} is set from dpdk.{k}; use that key instead"));
+            }
+            if a.is_empty() {
+                return at(&d_i("eal_args", i), "empty argument".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A set of CPU ids, parsed from a kernel cpulist like `0-3,8,10-11`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CpuSet(pub(crate) Vec<usize>);
+
+impl CpuSet {
+    /// Parses a kernel cpulist (`0-3,8`, `1-7:2/4` group syntax included); empty text is the
+    /// empty set.
+    ///
+    /// # Errors
+    /// The item that is not a cpu or range.
+    pub(crate) fn parse(list: &str) -> Result<Self, String> {
+        let mut cpus = Vec::new();
+        for item in list.trim().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (range, group) = match item.split_once(':') {
+                Some((r, g)) => (r, Some(g)),
+                None => (item, None),
+            };
+            let num = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{item:?} is not a cpu list item"));
+            let (a, b) = match range.split_once('-') {
+                Some((a, b)) => (num(a)?, num(b)?),
+                None => (num(range)?, num(range)?),
+            };
+            if a > b {
+                return Err(format!("{item:?} is a reversed range"));
+            }
+            let (used, size) = match group.map(|g| g.split_once('/')) {
+                None => (1, 1),
+                Some(Some((u, s))) => (num(u)?, num(s)?.max(1)),
+                Some(None) => return Err(format!("{item:?} is not a cpu list item")),
+            };
+            cpus.extend((a..=b).filter(|c| (c - a) % size < used));
+        }
+        cpus.sort_unstable();
+        cpus.dedup();
+        Ok(Self(cpus))
+    }
+
+    /// The cores online on this machine: `/sys/devices/system/cpu/online`, else
+    /// `0..available_parallelism`.
+    #[must_use]
+    pub(crate) fn online() -> Self {
+        std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| Self::parse(&s).ok())
+            .filter(|s| !s.0.is_empty())
+            .unwrap_or_else(|| Self((0..std::thread::available_parallelism().map_or(1, usize::from)).collect()))
+    }
+
+    /// Whether `cpu` is in the set.
+    #[must_use]
+    pub(crate) fn contains(&self, cpu: usize) -> bool {
+        self.0.binary_search(&cpu).is_ok()
+    }
+}
+
+impl fmt::Display for CpuSet {
+    /// The compact kernel form, e.g. `0-3,8`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        let mut i = 0;
+        while i < self.0.len() {
+            let start = self.0[i];
+            let mut end = start;
+            while i + 1 < self.0.len() && self.0[i + 1] == end + 1 {
+                i += 1;
+                end += 1;
+            }
+            if !first {
+                f.write_str(",")?;
+            }
+            first = false;
+            if start == end {
+                write!(f, "{start}")?;
+            } else {
+                write!(f, "{start}-{end}")?;
+            }
+            i += 1;
+        }
+        if first {
+            f.write_str("(none)")?;
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     /// The built-in configuration: everything on loopback, business `demo`, agents `alice`
     /// and `bob`, lab endpoints on.
@@ -325,6 +724,7 @@ impl Default for Config {
             business: vec![BusinessConfig { id: id("demo"), name: "Demo Business".into() }],
             agent: vec![agent("alice", 15064), agent("bob", 15066)],
             lab: LabConfig { endpoints: true },
+            dpdk: None,
         }
     }
 }
@@ -424,6 +824,11 @@ impl Config {
     /// # Errors
     /// As [`Config::load`].
     pub(crate) fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        Self::parse_on(text, file, &CpuSet::online())
+    }
+
+    /// [`Config::parse`] checking `dpdk` cores against `cpus` instead of this machine's.
+    fn parse_on(text: &str, file: &Path, cpus: &CpuSet) -> Result<Self, ConfigError> {
         let err = |offset: Option<usize>, key: String, reason: String, kind| ConfigError {
             file: file.to_owned(),
             line: offset.map_or(1, |o| line_of(text, o)),
@@ -452,15 +857,40 @@ impl Config {
             }
         };
         let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        if let Err((path, reason)) = config.validate(&dir) {
+        let workers_given = doc.get("media").and_then(|m| m.get("workers")).is_some();
+        if let Err((path, reason)) = config.validate_on(&dir, workers_given, cpus) {
             let span = span_of(doc.as_item(), &path);
             return Err(err(span.map(|s| s.start), render_path(&path), reason, ConfigErrorKind::Invalid));
         }
         Ok(config)
     }
 
-    /// Semantic checks; resolves the announcement path against `dir`.
+    /// Whether this binary can run the configured backend: `Err` with a sentence when
+    /// `media.backend = "dpdk"` but the binary was built without the `dpdk` cargo feature.
+    /// `serve` calls this before starting the data plane.
+    ///
+    /// # Errors
+    /// The sentence to print.
+    pub(crate) fn check_build(&self) -> Result<(), String> {
+        if self.media.backend == Backend::Dpdk && !cfg!(feature = "dpdk") {
+            return Err("media.backend = \"dpdk\" but this callbridge was built without DPDK support; \
+                        rebuild with `cargo build --release -p callbridge --features dpdk` (needs libdpdk-dev) \
+                        or use backend = \"socket\""
+                .into());
+        }
+        Ok(())
+    }
+
+    /// Semantic checks against this machine; resolves the announcement path against `dir`.
+    #[cfg(test)]
     fn validate(&mut self, dir: &Path) -> Result<(), (Vec<Seg>, String)> {
+        self.validate_on(dir, true, &CpuSet::online())
+    }
+
+    /// Semantic checks; resolves the announcement path against `dir`. `workers_given`: whether
+    /// the file sets `media.workers`; `cpus`: the online cores. With the dpdk backend,
+    /// `media.workers` becomes the number of worker cores.
+    fn validate_on(&mut self, dir: &Path, workers_given: bool, cpus: &CpuSet) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         if let Err(e) = SipUri::parse(&self.sip.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
@@ -475,13 +905,19 @@ impl Config {
                 format!("{:?} is not a valid SIP user part (letters, digits, + and -_.!~*'()&=$, allowed)", self.sip.from_user),
             );
         }
-        let m = &self.media;
-        if m.backend == Backend::Dpdk {
+        if let Some(d) = &self.dpdk {
+            d.validate(&self.media, workers_given, cpus)?;
+            if self.media.backend == Backend::Dpdk {
+                self.media.workers = d.worker_cores.len();
+            }
+        } else if self.media.backend == Backend::Dpdk {
             return at(
                 &[key("media"), key("backend")],
-                "the \"dpdk\" backend is not available in this build yet; use backend = \"socket\"".into(),
+                "backend = \"dpdk\" needs a [dpdk] section (at least `devices`; see the Operators section of the README)"
+                    .into(),
             );
         }
+        let m = &self.media;
         if m.address.is_unspecified() {
             return at(
                 &[key("media"), key("address")],
@@ -896,7 +1332,7 @@ endpoints = false
     #[test]
     fn backends() {
         let e = assert_prefix(&with_line(7, "backend = \"dpdk\""), "7: media.backend: ");
-        assert!(e.contains("not available"), "{e}");
+        assert!(e.contains("needs a [dpdk] section"), "{e}");
         let e = assert_prefix(&with_line(7, "backend = \"xdp\""), "7: media.backend: ");
         assert!(e.contains("unknown variant"), "{e}");
     }
@@ -932,5 +1368,236 @@ endpoints = false
         assert_eq!(parse("x = 1").unwrap_err().kind, ConfigErrorKind::Schema);
         assert_eq!(parse(&with_line(7, "backend = \"dpdk\"")).unwrap_err().kind, ConfigErrorKind::Invalid);
         assert_eq!(parse("[[business]]\nid = \"a\"\nname = \"A\"\n").map(|c| c.agent.len()), Ok(0));
+    }
+
+    // ---- [dpdk] ------------------------------------------------------------------------
+
+    /// A valid dpdk configuration; line numbers below refer to it.
+    const DPDK: &str = r#"[media]
+backend = "dpdk"
+address = "198.18.0.1"
+ports = "20000-29999"
+[[business]]
+id = "acme"
+name = "ACME Corp"
+[dpdk]
+main_core = 0
+worker_cores = [1, 2]
+devices = ["net_af_packet0,iface=veth0"]
+port = 0
+prefix_len = 24
+gateway = "198.18.0.254"
+no_huge = true
+memory_mb = 512
+mbufs = 8191
+rx_desc = 1024
+tx_desc = 1024
+burst = 32
+file_prefix = "callbridge"
+eal_args = []
+"#;
+
+    /// Four online cores, whatever this machine has.
+    fn cpus() -> CpuSet {
+        CpuSet(vec![0, 1, 2, 3])
+    }
+
+    fn parse_dpdk(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_on(text, Path::new("/etc/callbridge/cb.toml"), &cpus())
+    }
+
+    /// `DPDK` with line `n` (1-based) replaced by `line` (which may span lines).
+    fn dpdk_with(n: usize, line: &str) -> String {
+        DPDK.lines().enumerate().map(|(i, l)| if i + 1 == n { line } else { l }).collect::<Vec<_>>().join("\n")
+    }
+
+    fn dpdk_fail(text: &str, prefix: &str) -> String {
+        let e = match parse_dpdk(text) {
+            Ok(c) => panic!("expected an error, got {c:?}"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, ConfigErrorKind::Invalid, "{e}");
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("/etc/callbridge/cb.toml:{prefix}")), "{e:?} should start with {prefix:?}");
+        e
+    }
+
+    #[test]
+    fn dpdk_example_loads_and_sets_workers() {
+        let c = parse_dpdk(DPDK).unwrap();
+        assert_eq!(c.media.backend, Backend::Dpdk);
+        let d = c.dpdk.as_ref().unwrap();
+        assert_eq!(d.worker_cores, [1, 2]);
+        assert_eq!(d.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        // media.workers absent: one worker per worker core.
+        assert_eq!(c.media.workers, 2);
+        // Or given and equal.
+        let c = parse_dpdk(&dpdk_with(4, "ports = \"20000-29999\"\nworkers = 2")).unwrap();
+        assert_eq!(c.media.workers, 2);
+    }
+
+    #[test]
+    fn dpdk_defaults() {
+        let text = "[media]\nbackend = \"dpdk\"\naddress = \"10.0.0.1\"\n[[business]]\nid = \"a\"\nname = \"A\"\n[dpdk]\ndevices = [\"0000:03:00.0\"]\n";
+        let c = parse_dpdk(text).unwrap();
+        let d = c.dpdk.unwrap();
+        assert_eq!(d, DpdkConfig { devices: vec!["0000:03:00.0".into()], ..DpdkConfig::default() });
+        assert_eq!((d.main_core, d.worker_cores.as_slice(), d.port, d.prefix_len), (0, &[1][..], 0, 24));
+        assert_eq!((d.mbufs, d.rx_desc, d.tx_desc, d.burst, d.no_huge), (8191, 1024, 1024, 32, false));
+        assert_eq!((d.gateway, d.memory_mb, d.file_prefix.as_str()), (None, None, "callbridge"));
+        assert_eq!(c.media.workers, 1);
+    }
+
+    #[test]
+    fn dpdk_section_is_checked_even_with_the_socket_backend() {
+        let text = dpdk_with(2, "backend = \"socket\"").replace("burst = 32", "burst = 0");
+        dpdk_fail(&text, "20: dpdk.burst: ");
+    }
+
+    #[test]
+    fn dpdk_cores() {
+        let e = dpdk_fail(&dpdk_with(9, "main_core = 7"), "9: dpdk.main_core: ");
+        assert!(e.contains("not online") && e.contains("0-3"), "{e}");
+        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [1, 9]"), "10: dpdk.worker_cores[1]: ");
+        assert!(e.contains("not online"), "{e}");
+        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [1, 0]"), "10: dpdk.worker_cores[1]: ");
+        assert!(e.contains("main core"), "{e}");
+        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [2,\n 2]"), "11: dpdk.worker_cores[1]: ");
+        assert!(e.contains("twice"), "{e}");
+        dpdk_fail(&dpdk_with(10, "worker_cores = []"), "10: dpdk.worker_cores: ");
+    }
+
+    #[test]
+    fn dpdk_workers_must_match_worker_cores() {
+        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-29999\"\nworkers = 3"), "5: media.workers: ");
+        assert!(e.contains("leave media.workers out or set it to 2"), "{e}");
+        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-20001\""), "10: dpdk.worker_cores: ");
+        assert!(e.contains("port pairs"), "{e}");
+        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-29999\"\ncores = [1, 2]"), "5: media.cores: ");
+        assert!(e.contains("dpdk.worker_cores"), "{e}");
+    }
+
+    #[test]
+    fn dpdk_devices() {
+        let e = dpdk_fail(&dpdk_with(11, "devices = []"), "11: dpdk.devices: ");
+        assert!(e.contains("at least one device"), "{e}");
+        let e = dpdk_fail(&dpdk_with(11, "devices = [\"net_null0\", \"eth0\"]"), "11: dpdk.devices[1]: ");
+        assert!(e.contains("neither a virtual device") && e.contains("DDDD:BB:DD.F"), "{e}");
+        dpdk_fail(&dpdk_with(11, "devices = [\"0000:3:00.0\"]"), "11: dpdk.devices[0]: ");
+        dpdk_fail(&dpdk_with(11, "devices = [\"0000:03:00.8\"]"), "11: dpdk.devices[0]: ");
+        dpdk_fail(&dpdk_with(11, "devices = [\"net_\"]"), "11: dpdk.devices[0]: ");
+        let e = dpdk_fail(&dpdk_with(11, "devices = [\"net_null0\", \"net_null0,size=64\"]"), "11: dpdk.devices[1]: ");
+        assert!(e.contains("twice"), "{e}");
+        let e = dpdk_fail(&dpdk_with(12, "port = 1"), "12: dpdk.port: ");
+        assert!(e.contains("does not exist"), "{e}");
+        // Both kinds, with device arguments.
+        let ok = dpdk_with(11, "devices = [\"0000:03:00.0\", \"0000:af:1f.7,rxq_cqe_comp_en=0\", \"net_ring0\"]");
+        assert!(parse_dpdk(&ok.replace("port = 0", "port = 2")).is_ok());
+        assert_eq!(device_kind("0000:03:00.0"), Ok(DeviceKind::Pci));
+        assert_eq!(device_kind("net_af_packet0,iface=veth0"), Ok(DeviceKind::Vdev));
+    }
+
+    #[test]
+    fn dpdk_addresses() {
+        let e = dpdk_fail(&dpdk_with(3, "address = \"2001:db8::1\""), "3: media.address: ");
+        assert!(e.contains("IPv4"), "{e}");
+        dpdk_fail(&dpdk_with(3, "address = \"0.0.0.0\""), "3: media.address: ");
+        let e = dpdk_fail(&dpdk_with(14, "gateway = \"198.18.1.254\""), "14: dpdk.gateway: ");
+        assert!(e.contains("not on-link") && e.contains("198.18.0.1/24"), "{e}");
+        dpdk_fail(&dpdk_with(14, "gateway = \"198.18.0.1\""), "14: dpdk.gateway: ");
+        // A wider prefix puts it on-link.
+        assert!(parse_dpdk(&dpdk_with(14, "gateway = \"198.18.1.254\"").replace("prefix_len = 24", "prefix_len = 16")).is_ok());
+        dpdk_fail(&dpdk_with(13, "prefix_len = 33"), "13: dpdk.prefix_len: ");
+        dpdk_fail(&dpdk_with(13, "prefix_len = 0"), "13: dpdk.prefix_len: ");
+    }
+
+    #[test]
+    fn dpdk_memory() {
+        let e = dpdk_fail(&dpdk_with(16, ""), "15: dpdk.no_huge: ");
+        assert!(e.contains("needs memory_mb"), "{e}");
+        dpdk_fail(&dpdk_with(16, "memory_mb = 0"), "16: dpdk.memory_mb: ");
+        // With hugepages memory_mb is optional.
+        assert!(parse_dpdk(&dpdk_with(16, "").replace("no_huge = true", "no_huge = false")).is_ok());
+    }
+
+    #[test]
+    fn dpdk_burst_descriptors_and_mbufs() {
+        dpdk_fail(&dpdk_with(20, "burst = 0"), "20: dpdk.burst: ");
+        let e = dpdk_fail(&dpdk_with(20, "burst = 65"), "20: dpdk.burst: ");
+        assert!(e.contains("1..=64"), "{e}");
+        let e = dpdk_fail(&dpdk_with(18, "rx_desc = 1000"), "18: dpdk.rx_desc: ");
+        assert!(e.contains("power of two"), "{e}");
+        dpdk_fail(&dpdk_with(19, "tx_desc = 32"), "19: dpdk.tx_desc: ");
+        dpdk_fail(&dpdk_with(19, "tx_desc = 8192"), "19: dpdk.tx_desc: ");
+        let e = dpdk_fail(&dpdk_with(17, "mbufs = 1000"), "17: dpdk.mbufs: ");
+        assert!(e.contains("2112"), "{e}");
+    }
+
+    #[test]
+    fn dpdk_eal_keys() {
+        dpdk_fail(&dpdk_with(21, "file_prefix = \"a/b\""), "21: dpdk.file_prefix: ");
+        dpdk_fail(&dpdk_with(21, "file_prefix = \"\""), "21: dpdk.file_prefix: ");
+        let e = dpdk_fail(&dpdk_with(22, "eal_args = [\"--log-level=8\", \"--no-huge\"]"), "22: dpdk.eal_args[1]: ");
+        assert!(e.contains("dpdk.no_huge"), "{e}");
+        dpdk_fail(&dpdk_with(22, "eal_args = [\"-l\", \"0-3\"]"), "22: dpdk.eal_args[0]: ");
+    }
+
+    #[test]
+    fn dpdk_schema_errors() {
+        let e = assert_prefix(&DPDK.replace("port = 0", "prot = 0"), "12: dpdk.prot: ");
+        assert!(e.contains("unknown field"), "{e}");
+        assert_prefix(&dpdk_with(14, "gateway = \"198.18.0\""), "14: dpdk.gateway: ");
+        assert_prefix(&dpdk_with(9, "main_core = -1"), "9: dpdk.main_core: ");
+    }
+
+    #[test]
+    fn eal_args_vdevs_without_hugepages() {
+        let c = parse_dpdk(&dpdk_with(22, "eal_args = [\"--log-level\", \"lib.eal:debug\"]")).unwrap();
+        assert_eq!(
+            c.dpdk.unwrap().eal_args(),
+            [
+                "-l", "0,1,2", "--main-lcore", "0", "--file-prefix", "callbridge", "--vdev", "net_af_packet0,iface=veth0",
+                "--no-pci", "--no-huge", "-m", "512", "--log-level", "lib.eal:debug"
+            ]
+        );
+    }
+
+    #[test]
+    fn eal_args_pci_with_hugepages() {
+        let d = DpdkConfig {
+            main_core: 2,
+            worker_cores: vec![4, 6],
+            devices: vec!["0000:03:00.0".into(), "net_ring0".into()],
+            file_prefix: "cb1".into(),
+            ..DpdkConfig::default()
+        };
+        assert_eq!(
+            d.eal_args(),
+            ["-l", "2,4,6", "--main-lcore", "2", "--file-prefix", "cb1", "-a", "0000:03:00.0", "--vdev", "net_ring0"]
+        );
+        let d = DpdkConfig { memory_mb: Some(1024), numa_node: 1, ..d };
+        assert_eq!(d.eal_args()[10..], ["--socket-mem", "0,1024"]);
+    }
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(CpuSet::parse("0-3,8,10-11\n").unwrap().0, [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(CpuSet::parse("").unwrap().0, Vec::<usize>::new());
+        assert_eq!(CpuSet::parse("0-7:2/4").unwrap().0, [0, 1, 4, 5]);
+        assert!(CpuSet::parse("a-b").is_err());
+        assert!(CpuSet::parse("3-1").is_err());
+        assert_eq!(CpuSet(vec![0, 1, 2, 5, 7, 8]).to_string(), "0-2,5,7-8");
+        assert_eq!(CpuSet::default().to_string(), "(none)");
+        assert!(!CpuSet::online().0.is_empty());
+    }
+
+    #[test]
+    fn dpdk_build_check() {
+        let c = parse_dpdk(DPDK).unwrap();
+        assert_eq!(c.check_build().is_ok(), cfg!(feature = "dpdk"));
+        if let Err(e) = c.check_build() {
+            assert!(e.contains("--features dpdk"), "{e}");
+        }
+        assert!(Config::default().check_build().is_ok());
     }
 }
