@@ -89,6 +89,13 @@ fn eal_init_registers_virtual_devices() {
         rte_mempool_free(pool);
     }
 
+    // SAFETY: returns a static NUL-terminated path.
+    let dir = unsafe { std::ffi::CStr::from_ptr(rte_eal_get_runtime_dir()) }
+        .to_string_lossy()
+        .into_owned();
+    assert!(dir.ends_with(&prefix), "{dir}");
     // SAFETY: nothing DPDK-owned is alive any more.
     assert_eq!(unsafe { rte_eal_cleanup() }, 0);
+    // EAL leaves its runtime directory behind; remove this test's.
+    std::fs::remove_dir_all(&dir).unwrap();
 }

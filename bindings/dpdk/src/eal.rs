@@ -9,12 +9,13 @@
 
 use std::ffi::c_char;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use dpdk_sys as sys;
 
-use crate::error::{to_c_string, DpdkError, ErrnoRc, ToResult};
+use crate::error::{c_str_to_string, to_c_string, DpdkError, ErrnoRc, ToResult};
 
 /// Set by the first [`Eal::init`], never cleared.
 static INIT_ATTEMPTED: AtomicBool = AtomicBool::new(false);
@@ -112,6 +113,14 @@ impl Eal {
     #[must_use]
     pub fn args(&self) -> &[String] {
         &self.args
+    }
+
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root). EAL leaves it behind
+    /// after cleanup; tests remove theirs.
+    #[must_use]
+    pub fn runtime_dir(&self) -> PathBuf {
+        // SAFETY: EAL is initialised; returns a pointer to a static NUL-terminated path.
+        PathBuf::from(unsafe { c_str_to_string(sys::rte_eal_get_runtime_dir()) })
     }
 
     /// The main lcore's id.

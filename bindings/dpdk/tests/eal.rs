@@ -74,12 +74,20 @@ fn eal_mempool_mbuf_port_scenarios() {
     assert_eq!(pool.in_use(), 0, "mbufs leaked: {pool:?}");
     drop(pool);
     assert!(Eal::is_initialized(), "Eal still holds the guard");
+    let runtime_dir = eal.runtime_dir();
+    assert!(runtime_dir.ends_with(prefix_of(&args)), "{runtime_dir:?}");
     drop(eal);
+    std::fs::remove_dir_all(&runtime_dir).expect("remove this test's EAL runtime dir");
     assert!(
         !Eal::is_initialized(),
         "rte_eal_cleanup ran with the last guard"
     );
     assert_eq!(Port::count(), Err(DpdkError::EalNotInitialized));
+}
+
+fn prefix_of(args: &[String]) -> &str {
+    let i = args.iter().position(|a| a == "--file-prefix").unwrap();
+    &args[i + 1]
 }
 
 fn before_init() {
