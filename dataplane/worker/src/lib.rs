@@ -32,6 +32,7 @@ use relay::{Relay, RelayConfig};
 pub mod io;
 pub mod lcore;
 pub mod mem_io;
+pub mod netstack;
 pub mod socket_io;
 pub mod stats;
 

@@ -1,0 +1,737 @@
+//! A sans-IO L2/L3 for one IPv4 address on one Ethernet port: what a kernel-bypass backend
+//! needs so the relay sees UDP payloads and peers see a well-behaved host.
+//!
+//! - **Ingress** ([`Netstack::handle_frame`]): classifies one Ethernet frame, in place.
+//!   UDP for our address becomes [`Ingress::Udp`] (the payload's byte range and the source);
+//!   ARP who-has for our address and ICMP echo requests to us are rewritten in place into the
+//!   reply ([`Ingress::Reply`]); ARP replies to us only teach the neighbour cache
+//!   ([`Ingress::Consumed`]); everything else is [`Ingress::Drop`] with an [`L2Drop`] reason,
+//!   counted in [`NetStats`].
+//! - **Egress** ([`Netstack::encap`]): writes Ethernet/IPv4/UDP headers into the first
+//!   [`HEADROOM`] bytes of a buffer whose tail is the UDP payload. The next hop is the
+//!   destination when on-link, else the gateway; its MAC comes from the neighbour cache. A
+//!   miss returns [`Encap::NeedArp`] (the caller drops and counts, or queues) and queues the
+//!   target for [`Netstack::poll_arp_request`], which emits who-has requests rate-limited to
+//!   one per [`ARP_RETRY`] per target.
+//!
+//! No I/O, no clock, no allocation after [`Netstack::new`]: frames are `&mut [u8]` and time is
+//! the `now` the caller passes (the worker reads the TSC once per burst), so everything here
+//! is tested on byte vectors and fake time.
+//!
+//! The neighbour cache is a fixed set-associative table ([`NEIGHBOUR_BUCKETS`] buckets of
+//! [`NEIGHBOUR_WAYS`] entries, keyed by IPv4 address). Entries live [`NEIGHBOUR_TTL`] after
+//! they were last learned; an entry used within [`REFRESH_BEFORE`] of its expiry is re-asked
+//! (still used meanwhile), so a busy next hop never goes unresolved. Targets waiting for a
+//! request sit in a fixed ring of [`PENDING_TARGETS`].
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use wire::arp::{self, ArpPacket, ArpRepr, Operation};
+use wire::checksum;
+use wire::ethernet::{self, ethertype, Address, EthernetFrame};
+use wire::icmpv4::{message, Icmpv4Packet};
+use wire::ipv4::{self, protocol, Ipv4Packet};
+use wire::udp::{self, UdpPacket};
+
+/// The bytes [`Netstack::encap`] writes in front of a UDP payload: Ethernet (14), IPv4
+/// without options (20), UDP (8).
+pub const HEADROOM: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+/// The length of an ARP frame we emit (Ethernet + ARP, unpadded; NICs pad to 60).
+pub const ARP_FRAME_LEN: usize = ethernet::HEADER_LEN + arp::PACKET_LEN;
+/// How long a learned neighbour is trusted.
+pub const NEIGHBOUR_TTL: Duration = Duration::from_secs(300);
+/// A neighbour used this close to its expiry is asked again (and still used).
+pub const REFRESH_BEFORE: Duration = Duration::from_secs(30);
+/// At most one who-has per target per this period.
+pub const ARP_RETRY: Duration = Duration::from_secs(1);
+/// An unresolved target nobody has asked for during this long stops being asked about.
+pub const PENDING_IDLE: Duration = Duration::from_secs(5);
+/// Buckets of the neighbour cache (a power of two).
+pub const NEIGHBOUR_BUCKETS: usize = 256;
+/// Entries per bucket.
+pub const NEIGHBOUR_WAYS: usize = 4;
+/// Targets that can wait for a who-has at once; more misses are still answered `NeedArp`
+/// and picked up on a later miss.
+pub const PENDING_TARGETS: usize = 32;
+/// The TTL of the packets we originate.
+pub const DEFAULT_TTL: u8 = 64;
+
+/// What the L2/L3 layer knows about its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Our MAC (the port's).
+    pub mac: Address,
+    /// Our IPv4 address (the media address).
+    pub ip: Ipv4Addr,
+    /// The on-link prefix length (0..=32).
+    pub prefix_len: u8,
+    /// The next hop for destinations off-link; `None` = only on-link destinations reachable.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl NetConfig {
+    /// The netmask as a `u32`.
+    #[must_use]
+    pub fn mask(&self) -> u32 {
+        match self.prefix_len {
+            0 => 0,
+            p => u32::MAX << (32 - u32::from(p.min(32))),
+        }
+    }
+
+    /// Whether `dst` is on our link.
+    #[must_use]
+    pub fn on_link(&self, dst: Ipv4Addr) -> bool {
+        let m = self.mask();
+        u32::from(dst) & m == u32::from(self.ip) & m
+    }
+}
+
+/// Why a frame was not delivered. Counted per worker in [`NetStats::drops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum L2Drop {
+    /// EtherType neither IPv4 nor ARP (IPv6, LLDP, VLAN-tagged, …), or IP version not 4.
+    NotIpv4OrArp,
+    /// Not addressed to us: another unicast MAC, or an IPv4 destination other than ours.
+    NotForUs,
+    /// The IPv4 header checksum is wrong.
+    BadIpChecksum,
+    /// The UDP checksum is wrong.
+    BadUdpChecksum,
+    /// The ICMP checksum is wrong.
+    BadIcmpChecksum,
+    /// An IPv4 fragment (we do not reassemble; RTP is never fragmented).
+    Fragment,
+    /// An ICMP echo request with IPv4 options (UDP with options is delivered).
+    IpOptionsUnsupported,
+    /// Shorter than its headers or length fields say.
+    Truncated,
+    /// ARP that is not a request for our address nor a reply to us, or not Ethernet/IPv4.
+    ArpOther,
+    /// ICMP other than echo request.
+    IcmpOther,
+    /// IPv4 carrying neither UDP nor ICMP.
+    OtherProtocol,
+}
+
+impl L2Drop {
+    /// How many reasons there are.
+    pub const COUNT: usize = 11;
+    /// Every reason, in counter order.
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::NotIpv4OrArp,
+        Self::NotForUs,
+        Self::BadIpChecksum,
+        Self::BadUdpChecksum,
+        Self::BadIcmpChecksum,
+        Self::Fragment,
+        Self::IpOptionsUnsupported,
+        Self::Truncated,
+        Self::ArpOther,
+        Self::IcmpOther,
+        Self::OtherProtocol,
+    ];
+
+    /// The counter index.
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short snake_case name for metrics.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::NotIpv4OrArp => "not_ipv4_or_arp",
+            Self::NotForUs => "not_for_us",
+            Self::BadIpChecksum => "bad_ip_checksum",
+            Self::BadUdpChecksum => "bad_udp_checksum",
+            Self::BadIcmpChecksum => "bad_icmp_checksum",
+            Self::Fragment => "fragment",
+            Self::IpOptionsUnsupported => "ip_options_unsupported",
+            Self::Truncated => "truncated",
+            Self::ArpOther => "arp_other",
+            Self::IcmpOther => "icmp_other",
+            Self::OtherProtocol => "other_protocol",
+        }
+    }
+}
+
+/// What to do with a received frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingress {
+    /// A UDP datagram for us: `frame[payload]` is the UDP payload.
+    Udp {
+        /// The sender.
+        src: SocketAddrV4,
+        /// Our port it was sent to.
+        dst_port: u16,
+        /// The payload's byte range in the frame.
+        payload: Range<usize>,
+    },
+    /// The frame was rewritten in place into a reply (ARP reply, ICMP echo reply):
+    /// transmit `frame[..len]`.
+    Reply {
+        /// The reply's length.
+        len: usize,
+    },
+    /// Handled (an ARP reply taught the cache); nothing to deliver or send.
+    Consumed,
+    /// Dropped for this reason (already counted).
+    Drop(L2Drop),
+}
+
+/// The outcome of [`Netstack::encap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// Headers written: send `buf[..len]` (`len` = the whole buffer).
+    Ready {
+        /// The frame length.
+        len: usize,
+    },
+    /// The next hop's MAC is unknown; a who-has is queued. Counted as `arp_pending`.
+    NeedArp {
+        /// The next hop being resolved.
+        next_hop: Ipv4Addr,
+    },
+    /// Off-link destination and no gateway configured. Counted as `no_route`.
+    NoRoute,
+    /// The buffer is shorter than [`HEADROOM`] or the datagram exceeds 65535 bytes. Counted
+    /// as `too_big` (a caller bug, never a peer's doing).
+    BadBuffer,
+}
+
+/// How the device helps with checksums on transmit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The NIC fills the IPv4 header checksum (the field is left 0).
+    pub ipv4_checksum: bool,
+    /// The NIC fills the UDP checksum; the field gets the pseudo-header sum, as DPDK's
+    /// `RTE_MBUF_F_TX_UDP_CKSUM` requires (`rte_ipv4_phdr_cksum`).
+    pub udp_checksum: bool,
+}
+
+/// What the device already checked on receive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxOffload {
+    /// The NIC verified the UDP checksum as good (`RTE_MBUF_F_RX_L4_CKSUM_GOOD`).
+    pub udp_checksum_good: bool,
+}
+
+/// The layer's counters (owned by the worker).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetStats {
+    /// Frames handed to [`Netstack::handle_frame`].
+    pub rx_frames: u64,
+    /// UDP datagrams delivered.
+    pub rx_udp: u64,
+    /// ARP replies we sent.
+    pub arp_replies: u64,
+    /// ICMP echo replies we sent.
+    pub echo_replies: u64,
+    /// ARP requests we emitted.
+    pub arp_requests: u64,
+    /// Neighbour entries learned or refreshed.
+    pub arp_learned: u64,
+    /// Encapsulations refused for want of the next hop's MAC.
+    pub arp_pending: u64,
+    /// Encapsulations refused for want of a route.
+    pub no_route: u64,
+    /// Encapsulations refused for a bad buffer.
+    pub too_big: u64,
+    /// Frames encapsulated.
+    pub tx_udp: u64,
+    /// Dropped frames, indexed by [`L2Drop::index`].
+    pub drops: [u64; L2Drop::COUNT],
+}
+
+impl NetStats {
+    /// The count for one reason.
+    #[must_use]
+    pub fn dropped(&self, r: L2Drop) -> u64 {
+        self.drops[r.index()]
+    }
+    /// All drops.
+    #[must_use]
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Free,
+    /// Known until `expires`.
+    Resolved {
+        mac: Address,
+        expires: Instant,
+    },
+    /// Wanted since `wanted` (last demand); no answer yet.
+    Pending {
+        wanted: Instant,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    ip: Ipv4Addr,
+    state: State,
+    /// The last who-has for this entry.
+    asked: Option<Instant>,
+}
+
+const FREE: Entry = Entry {
+    ip: Ipv4Addr::UNSPECIFIED,
+    state: State::Free,
+    asked: None,
+};
+
+/// The L2/L3 state of one worker's port. See the module docs.
+#[derive(Debug)]
+pub struct Netstack {
+    cfg: NetConfig,
+    table: Box<[Entry]>,
+    /// Ring of targets to ask about.
+    pending: [Ipv4Addr; PENDING_TARGETS],
+    pending_head: usize,
+    pending_len: usize,
+    stats: NetStats,
+    /// The last next hop resolved on the egress path (index into `table`).
+    last: Option<usize>,
+}
+
+/// Whether a target last asked at `asked` may be asked again at `now`.
+fn retry_due(asked: Option<Instant>, now: Instant) -> bool {
+    match asked {
+        None => true,
+        Some(t) => now.saturating_duration_since(t) >= ARP_RETRY,
+    }
+}
+
+fn bucket(ip: Ipv4Addr) -> usize {
+    let h = u32::from(ip).wrapping_mul(0x9e37_79b1);
+    (h >> 24) as usize & (NEIGHBOUR_BUCKETS - 1)
+}
+
+impl Netstack {
+    /// A layer for `cfg` with an empty neighbour cache (allocated here, once).
+    #[must_use]
+    pub fn new(cfg: NetConfig) -> Self {
+        Self {
+            cfg,
+            table: vec![FREE; NEIGHBOUR_BUCKETS * NEIGHBOUR_WAYS].into_boxed_slice(),
+            pending: [Ipv4Addr::UNSPECIFIED; PENDING_TARGETS],
+            pending_head: 0,
+            pending_len: 0,
+            stats: NetStats::default(),
+            last: None,
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &NetConfig {
+        &self.cfg
+    }
+
+    /// The counters.
+    #[must_use]
+    pub fn stats(&self) -> NetStats {
+        self.stats
+    }
+
+    fn drop(&mut self, r: L2Drop) -> Ingress {
+        self.stats.drops[r.index()] += 1;
+        Ingress::Drop(r)
+    }
+
+    /// [`Self::handle_frame_with`] with no receive offload.
+    pub fn handle_frame(&mut self, now: Instant, frame: &mut [u8]) -> Ingress {
+        self.handle_frame_with(now, frame, RxOffload::default())
+    }
+
+    /// Classifies one received Ethernet frame; see [`Ingress`]. Replies are written into
+    /// `frame` in place (never longer than the frame).
+    pub fn handle_frame_with(&mut self, now: Instant, frame: &mut [u8], rx: RxOffload) -> Ingress {
+        self.stats.rx_frames += 1;
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            return self.drop(L2Drop::Truncated);
+        };
+        let dst_mac = eth.dst_addr();
+        match eth.ethertype() {
+            ethertype::ARP => {
+                if dst_mac != self.cfg.mac && dst_mac != Address::BROADCAST {
+                    return self.drop(L2Drop::NotForUs);
+                }
+                self.handle_arp(now, frame)
+            }
+            ethertype::IPV4 => {
+                if dst_mac != self.cfg.mac {
+                    return self.drop(L2Drop::NotForUs);
+                }
+                self.handle_ipv4(frame, rx)
+            }
+            _ => self.drop(L2Drop::NotIpv4OrArp),
+        }
+    }
+
+    fn handle_arp(&mut self, now: Instant, frame: &mut [u8]) -> Ingress {
+        let Ok(p) = ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..]) else {
+            return self.drop(L2Drop::Truncated);
+        };
+        let Ok(repr) = ArpRepr::parse(&p) else {
+            return self.drop(L2Drop::ArpOther);
+        };
+        let for_us = repr.target_protocol_addr == self.cfg.ip;
+        // RFC 826: update the sender's entry if we have one; add it if the packet is for us.
+        let sender = repr.source_protocol_addr;
+        let sender_mac = repr.source_hardware_addr;
+        let learnable = !sender.is_unspecified()
+            && sender != self.cfg.ip
+            && sender_mac.0[0] & 1 == 0
+            && sender_mac != Address([0; 6]);
+        if learnable && (for_us || self.find(sender).is_some()) {
+            self.learn(now, sender, sender_mac);
+        }
+        match (repr.operation, for_us) {
+            (Operation::Request, true) => {
+                let reply = ArpRepr {
+                    operation: Operation::Reply,
+                    source_hardware_addr: self.cfg.mac,
+                    source_protocol_addr: self.cfg.ip,
+                    target_hardware_addr: sender_mac,
+                    target_protocol_addr: sender,
+                };
+                let f = &mut frame[..ARP_FRAME_LEN];
+                let mut eth = EthernetFrame::new_unchecked(&mut *f);
+                eth.set_dst_addr(sender_mac);
+                eth.set_src_addr(self.cfg.mac);
+                reply.emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+                self.stats.arp_replies += 1;
+                Ingress::Reply { len: ARP_FRAME_LEN }
+            }
+            (Operation::Reply, true) => Ingress::Consumed,
+            _ => self.drop(L2Drop::ArpOther),
+        }
+    }
+
+    fn handle_ipv4(&mut self, frame: &mut [u8], rx: RxOffload) -> Ingress {
+        let l3 = ethernet::HEADER_LEN;
+        let Ok(ip) = Ipv4Packet::new_checked(&frame[l3..]) else {
+            return self.drop(L2Drop::Truncated);
+        };
+        if ip.version() != 4 {
+            return self.drop(L2Drop::NotIpv4OrArp);
+        }
+        if ip.dst_addr() != self.cfg.ip {
+            return self.drop(L2Drop::NotForUs);
+        }
+        if !ip.verify_checksum() {
+            return self.drop(L2Drop::BadIpChecksum);
+        }
+        if ip.more_frags() || ip.frag_offset() != 0 {
+            return self.drop(L2Drop::Fragment);
+        }
+        let hl = usize::from(ip.header_len());
+        let tl = usize::from(ip.total_len());
+        let src = ip.src_addr();
+        match ip.next_header() {
+            protocol::UDP => {
+                let l4 = l3 + hl;
+                let Ok(u) = UdpPacket::new_checked(&frame[l4..l3 + tl]) else {
+                    return self.drop(L2Drop::Truncated);
+                };
+                if !rx.udp_checksum_good && !u.verify_checksum(src, self.cfg.ip) {
+                    return self.drop(L2Drop::BadUdpChecksum);
+                }
+                self.stats.rx_udp += 1;
+                Ingress::Udp {
+                    src: SocketAddrV4::new(src, u.src_port()),
+                    dst_port: u.dst_port(),
+                    payload: l4 + udp::HEADER_LEN..l4 + usize::from(u.len()),
+                }
+            }
+            protocol::ICMP => {
+                if hl != ipv4::HEADER_LEN {
+                    return self.drop(L2Drop::IpOptionsUnsupported);
+                }
+                self.handle_icmp(frame, tl)
+            }
+            _ => self.drop(L2Drop::OtherProtocol),
+        }
+    }
+
+    fn handle_icmp(&mut self, frame: &mut [u8], total_len: usize) -> Ingress {
+        let l3 = ethernet::HEADER_LEN;
+        let l4 = l3 + ipv4::HEADER_LEN;
+        let Ok(icmp) = Icmpv4Packet::new_checked(&frame[l4..l3 + total_len]) else {
+            return self.drop(L2Drop::Truncated);
+        };
+        if icmp.msg_type() != message::ECHO_REQUEST || icmp.msg_code() != 0 {
+            return self.drop(L2Drop::IcmpOther);
+        }
+        if !icmp.verify_checksum() {
+            return self.drop(L2Drop::BadIcmpChecksum);
+        }
+        // Echo reply: swap MACs and addresses, type 8 → 0; everything else (ident, seq,
+        // data) stays, so the ICMP checksum is updated incrementally (RFC 1624):
+        // HC' = ~(~HC + ~m + m') with m = 0x0800, m' = 0x0000.
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..l3 + total_len]);
+        let peer_mac = eth.src_addr();
+        eth.set_dst_addr(peer_mac);
+        eth.set_src_addr(self.cfg.mac);
+        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+        let peer = ip.src_addr();
+        ip.set_src_addr(self.cfg.ip);
+        ip.set_dst_addr(peer);
+        ip.set_hop_limit(DEFAULT_TTL);
+        ip.set_flags_frag(false, false, 0);
+        ip.fill_checksum();
+        let mut icmp = Icmpv4Packet::new_unchecked(ip.payload_mut());
+        let old = icmp.checksum();
+        icmp.set_msg_type(message::ECHO_REPLY);
+        let sum = u32::from(!old) + u32::from(!0x0800u16);
+        icmp.set_checksum(!checksum::fold(sum));
+        self.stats.echo_replies += 1;
+        Ingress::Reply {
+            len: l3 + total_len,
+        }
+    }
+
+    fn find(&self, ip: Ipv4Addr) -> Option<usize> {
+        let b = bucket(ip) * NEIGHBOUR_WAYS;
+        (b..b + NEIGHBOUR_WAYS)
+            .find(|&i| self.table[i].ip == ip && self.table[i].state != State::Free)
+    }
+
+    /// The slot for `ip`: its own, else a free one, else the pending or resolved one that
+    /// expires first.
+    fn slot_for(&self, ip: Ipv4Addr) -> usize {
+        if let Some(i) = self.find(ip) {
+            return i;
+        }
+        let b = bucket(ip) * NEIGHBOUR_WAYS;
+        let key = |i: usize| match self.table[i].state {
+            State::Free => None,
+            State::Pending { wanted } => Some(wanted),
+            State::Resolved { expires, .. } => Some(expires),
+        };
+        (b..b + NEIGHBOUR_WAYS).min_by_key(|&i| key(i)).unwrap_or(b)
+    }
+
+    fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: Address) {
+        let i = self.slot_for(ip);
+        let asked = if self.table[i].ip == ip {
+            self.table[i].asked
+        } else {
+            None
+        };
+        self.table[i] = Entry {
+            ip,
+            state: State::Resolved {
+                mac,
+                expires: now + NEIGHBOUR_TTL,
+            },
+            asked,
+        };
+        self.stats.arp_learned += 1;
+    }
+
+    /// The MAC cached for `ip`, if resolved and not expired (no side effects).
+    #[must_use]
+    pub fn neighbour(&self, now: Instant, ip: Ipv4Addr) -> Option<Address> {
+        match self.table[self.find(ip)?].state {
+            State::Resolved { mac, expires } if now < expires => Some(mac),
+            _ => None,
+        }
+    }
+
+    /// The next hop for `dst`: itself when on-link, else the gateway.
+    #[must_use]
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.cfg.on_link(dst) {
+            Some(dst)
+        } else {
+            self.cfg.gateway
+        }
+    }
+
+    fn want(&mut self, now: Instant, i: usize) {
+        let due = retry_due(self.table[i].asked, now);
+        if !due || self.pending_len == PENDING_TARGETS {
+            return;
+        }
+        let ip = self.table[i].ip;
+        let queued = (0..self.pending_len)
+            .any(|k| self.pending[(self.pending_head + k) % PENDING_TARGETS] == ip);
+        if !queued {
+            self.pending[(self.pending_head + self.pending_len) % PENDING_TARGETS] = ip;
+            self.pending_len += 1;
+        }
+    }
+
+    /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
+    /// target is queued for a who-has.
+    fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
+        let i = match self.last {
+            Some(i) if self.table[i].ip == next_hop => Some(i),
+            _ => self.find(next_hop),
+        };
+        if let Some(i) = i {
+            if let State::Resolved { mac, expires } = self.table[i].state {
+                if now < expires {
+                    self.last = Some(i);
+                    if expires.saturating_duration_since(now) <= REFRESH_BEFORE {
+                        self.want(now, i);
+                    }
+                    return Some(mac);
+                }
+            }
+        }
+        let i = i.unwrap_or_else(|| self.slot_for(next_hop));
+        if self.table[i].ip != next_hop || matches!(self.table[i].state, State::Free) {
+            self.table[i] = Entry {
+                ip: next_hop,
+                state: State::Pending { wanted: now },
+                asked: None,
+            };
+        } else {
+            self.table[i].state = State::Pending { wanted: now };
+        }
+        self.want(now, i);
+        None
+    }
+
+    /// Writes Ethernet/IPv4/UDP headers into `buf[..HEADROOM]` for the payload
+    /// `buf[HEADROOM..]`, from `src_port` on our address to `dst`. Checksums are computed in
+    /// software unless `offload` says the device does them.
+    pub fn encap(
+        &mut self,
+        now: Instant,
+        dst: SocketAddrV4,
+        src_port: u16,
+        buf: &mut [u8],
+        offload: TxOffload,
+    ) -> Encap {
+        let udp_len = buf.len().wrapping_sub(HEADROOM - udp::HEADER_LEN);
+        if buf.len() < HEADROOM || udp_len + ipv4::HEADER_LEN > usize::from(u16::MAX) {
+            self.stats.too_big += 1;
+            return Encap::BadBuffer;
+        }
+        let Some(next_hop) = self.next_hop(*dst.ip()) else {
+            self.stats.no_route += 1;
+            return Encap::NoRoute;
+        };
+        let Some(mac) = self.resolve(now, next_hop) else {
+            self.stats.arp_pending += 1;
+            return Encap::NeedArp { next_hop };
+        };
+        let len = buf.len();
+        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+        eth.set_dst_addr(mac);
+        eth.set_src_addr(self.cfg.mac);
+        eth.set_ethertype(ethertype::IPV4);
+        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+        ip.set_version(4);
+        ip.set_header_len(ipv4::HEADER_LEN as u8);
+        ip.set_dscp_ecn(46, 0); // EF, RFC 4594 telephony
+        ip.set_total_len((ipv4::HEADER_LEN + udp_len) as u16);
+        ip.set_ident(0);
+        ip.set_flags_frag(true, false, 0);
+        ip.set_hop_limit(DEFAULT_TTL);
+        ip.set_next_header(protocol::UDP);
+        ip.set_src_addr(self.cfg.ip);
+        ip.set_dst_addr(*dst.ip());
+        if offload.ipv4_checksum {
+            ip.set_checksum(0);
+        } else {
+            ip.fill_checksum();
+        }
+        let mut u = UdpPacket::new_unchecked(ip.payload_mut());
+        u.set_src_port(src_port);
+        u.set_dst_port(dst.port());
+        u.set_len(udp_len as u16);
+        if offload.udp_checksum {
+            let ph = checksum::pseudo_header_v4(
+                self.cfg.ip.octets(),
+                dst.ip().octets(),
+                protocol::UDP,
+                udp_len as u16,
+            );
+            u.set_checksum(checksum::fold(ph));
+        } else {
+            u.fill_checksum(self.cfg.ip, *dst.ip());
+        }
+        self.stats.tx_udp += 1;
+        Encap::Ready { len }
+    }
+
+    /// Writes the next due who-has (broadcast) into `buf` and returns its length
+    /// ([`ARP_FRAME_LEN`]); `None` when no target is due or `buf` is too short. Each target
+    /// is asked at most once per [`ARP_RETRY`]; targets nobody wanted for [`PENDING_IDLE`]
+    /// are forgotten.
+    #[must_use]
+    pub fn poll_arp_request(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if buf.len() < ARP_FRAME_LEN {
+            return None;
+        }
+        while self.pending_len > 0 {
+            let ip = self.pending[self.pending_head];
+            self.pending_head = (self.pending_head + 1) % PENDING_TARGETS;
+            self.pending_len -= 1;
+            let Some(i) = self.find(ip) else { continue };
+            let e = &mut self.table[i];
+            let live = match e.state {
+                State::Pending { wanted } => now.saturating_duration_since(wanted) < PENDING_IDLE,
+                State::Resolved { expires, .. } => {
+                    expires.saturating_duration_since(now) <= REFRESH_BEFORE
+                }
+                State::Free => false,
+            };
+            let due = retry_due(e.asked, now);
+            if !live || !due {
+                continue;
+            }
+            e.asked = Some(now);
+            let mut eth = EthernetFrame::new_unchecked(&mut buf[..ARP_FRAME_LEN]);
+            eth.set_dst_addr(Address::BROADCAST);
+            eth.set_src_addr(self.cfg.mac);
+            eth.set_ethertype(ethertype::ARP);
+            ArpRepr {
+                operation: Operation::Request,
+                source_hardware_addr: self.cfg.mac,
+                source_protocol_addr: self.cfg.ip,
+                target_hardware_addr: Address([0; 6]),
+                target_protocol_addr: ip,
+            }
+            .emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
+            self.stats.arp_requests += 1;
+            return Some(ARP_FRAME_LEN);
+        }
+        None
+    }
+
+    /// Re-queues who-has requests for targets still wanted whose retry period has passed
+    /// (call on a housekeeping period: a target whose answer never came is asked again
+    /// even if no new packet misses). Cheap: scans the cache once.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for i in 0..self.table.len() {
+            if let State::Pending { wanted } = self.table[i].state {
+                if now.saturating_duration_since(wanted) >= PENDING_IDLE {
+                    self.table[i].state = State::Free;
+                    if self.last == Some(i) {
+                        self.last = None;
+                    }
+                } else {
+                    self.want(now, i);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
