@@ -28,10 +28,10 @@
 //!           tx.tx_burst(&mut burst); burst.clear() /* frees what TX refused */ }
 //! ```
 //!
-//! Workers should be **std threads pinned to cores that then call [`lcore::register_thread`]**
-//! (or run on EAL lcores). A thread unknown to EAL has lcore id `LCORE_ID_ANY`, and DPDK then
-//! bypasses the per-lcore mempool cache: correct, but every alloc/free hits the shared ring.
-//! `rte_eal_remote_launch` is not wrapped.
+//! Workers should be **std threads pinned to cores that then call [`lcore::register_thread`]**,
+//! or closures run on EAL lcores with [`lcore::launch`]; see [`lcore`] for how to choose. A
+//! thread unknown to EAL has lcore id `LCORE_ID_ANY`, and DPDK then bypasses the per-lcore
+//! mempool cache: correct, but every alloc/free hits the shared ring.
 //!
 //! # Ownership and lifetimes (the invariants that make this safe)
 //!

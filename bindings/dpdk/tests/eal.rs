@@ -48,7 +48,13 @@ fn mbuf_with(pool: &Mempool, bytes: &[u8]) -> Mbuf {
 #[test]
 fn eal_mempool_mbuf_port_scenarios() {
     before_init();
-    let args = EalArgs::for_tests()
+    // Two lcores: 0 is main, 1 an EAL worker for `lcore::launch`.
+    let args = EalArgs::new()
+        .lcores("0-1")
+        .no_huge(256)
+        .no_pci()
+        .unique_file_prefix()
+        .log_level("lib.eal:warning")
         .vdev("net_ring0")
         .vdev("net_null0")
         .build();
@@ -69,6 +75,7 @@ fn eal_mempool_mbuf_port_scenarios() {
     ring_port_loopback(&pool);
     null_port(&pool);
     registered_thread(&pool);
+    launched_on_worker_lcore(&pool);
 
     // Everything is back in the pool, so dropping the pool frees it and EAL cleans up.
     assert_eq!(pool.in_use(), 0, "mbufs leaked: {pool:?}");
@@ -118,8 +125,8 @@ fn eal_basics(eal: &Eal, args: &[String]) {
         "the init thread is the main lcore"
     );
     assert_eq!(eal.main_lcore(), 0);
-    assert_eq!(eal.lcore_count(), 1);
-    assert_eq!(eal.lcores(), vec![0]);
+    assert_eq!(eal.lcore_count(), 2);
+    assert_eq!(eal.lcores(), vec![0, 1]);
     assert!(lcore::tsc_hz() > 0, "TSC calibrated");
     let t0 = lcore::rdtsc();
     assert!(lcore::rdtsc() >= t0);
@@ -526,4 +533,63 @@ fn registered_thread(pool: &Mempool) {
     .unwrap();
     // The main lcore needs no registration.
     assert!(lcore::register_thread().unwrap().is_none());
+}
+
+fn launched_on_worker_lcore(pool: &Mempool) {
+    let p = pool.clone();
+    let job = lcore::launch(1, move || {
+        let m = mbuf_with(&p, b"from lcore 1");
+        (lcore::lcore_id(), m)
+    })
+    .expect("launch on lcore 1");
+    assert_eq!(job.lcore_id(), 1);
+    let (id, m) = job.join().expect("joined on main").expect("no panic");
+    assert_eq!(id, Some(1));
+    assert_eq!(
+        m.data(),
+        b"from lcore 1",
+        "the mbuf came back across lcores"
+    );
+    drop(m);
+
+    // A panic on the lcore comes back as the join result, like std threads.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let panicked = lcore::launch(1, || -> u8 { panic!("worker failed") })
+        .unwrap()
+        .join()
+        .unwrap();
+    std::panic::set_hook(hook);
+    assert_eq!(
+        *panicked.unwrap_err().downcast::<&str>().unwrap(),
+        "worker failed"
+    );
+
+    // The lcore is idle again and can be reused; the main lcore cannot be a target.
+    assert_eq!(lcore::launch(1, || 7).unwrap().join().unwrap().unwrap(), 7);
+    assert!(matches!(
+        lcore::launch(0, || ()),
+        Err(DpdkError::InvalidInput { what: "lcore", .. })
+    ));
+    assert!(matches!(
+        lcore::launch(5, || ()),
+        Err(DpdkError::InvalidInput { what: "lcore", .. })
+    ));
+    // A busy lcore refuses a second job until joined.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let long = lcore::launch(1, move || go_rx.recv().is_ok()).unwrap();
+    assert!(matches!(
+        lcore::launch(1, || false),
+        Err(DpdkError::Busy { .. })
+    ));
+    go_tx.send(()).unwrap();
+    assert!(long.join().unwrap().unwrap());
+    // Only the main lcore may launch.
+    let off_main = std::thread::spawn(|| lcore::launch(1, || ()).map(|_| ()))
+        .join()
+        .unwrap();
+    assert!(matches!(
+        off_main,
+        Err(DpdkError::InvalidInput { what: "thread", .. })
+    ));
 }
