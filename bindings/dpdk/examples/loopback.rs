@@ -56,7 +56,11 @@ fn main() -> Result<(), callbridge_dpdk::DpdkError> {
     while rx.rx_burst(&mut burst) > 0 {
         burst.clear();
     }
-    println!("pool: {} of {} mbufs free", pool.available(), pool.capacity());
+    println!(
+        "pool: {} of {} mbufs free",
+        pool.available(),
+        pool.capacity()
+    );
     drop((rx, tx));
     port.stop()?;
     let dir = eal.runtime_dir();

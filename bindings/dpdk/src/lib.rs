@@ -7,7 +7,7 @@
 //!
 //! | argument | what it does |
 //! |---|---|
-//! | `-l 2-5` / `-l 2,4,6` | the cores (lcores) DPDK may use; one worker per lcore |
+//! | `-l 2-5` / `-l 2,4,6` | the cores EAL runs threads on. With std-thread workers (the default, see [`lcore`]) list only the main core; workers pin themselves and register. With [`lcore::launch`] list every worker core too |
 //! | `--main-lcore 2` | which of them runs `main` (default: the first in `-l`) |
 //! | `-a 0000:03:00.0` | allow-list a PCI NIC (bound to vfio-pci); repeat per NIC. Without `-a`, EAL probes every bound NIC |
 //! | `--no-pci` | probe no PCI devices at all (tests, virtual devices only) |
@@ -21,11 +21,17 @@
 //! # The shape of a worker
 //!
 //! ```text
-//!  Eal::init ─► Mempool::new (on the port's NUMA node) ─► Port::configure ─► port.start()
-//!  per worker thread (one lcore): lcore::register_thread() (unless it is an EAL lcore),
-//!    let mut rx = port.rx_queue(q)?, mut tx = port.tx_queue(q)?, burst = Burst::<32>::new();
-//!    loop { rx.rx_burst(&mut burst); for m in burst.iter_mut() { edit m.data_mut() in place }
-//!           tx.tx_burst(&mut burst); burst.clear() /* frees what TX refused */ }
+//!  Eal::init ─► Mempool::new (on port_id.socket_id()) ─► Port::configure ─► port.start()
+//!  per worker thread, pinned to its core: let _reg = lcore::register_thread()?;
+//!    let (mut rx, mut tx) = (port.rx_queue(q)?, port.tx_queue(q)?);   // moved into the thread
+//!    let mut burst = Burst::<32>::new();                                // once, reused
+//!    loop { let now = lcore::rdtsc();
+//!           rx.rx_burst(&mut burst);
+//!           burst.retain(|m| { /* edit m.data_mut() in place; set_tx_offload if
+//!                                  port.tx_offloads() allows; false = drop */ true });
+//!           tx.tx_burst(&mut burst);
+//!           burst.clear(); /* frees what TX refused */ }
+//!  shutdown: drop the queue handles (join the workers), then port.stop(), then drop all.
 //! ```
 //!
 //! Workers should be **std threads pinned to cores that then call [`lcore::register_thread`]**,

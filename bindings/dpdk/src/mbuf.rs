@@ -477,7 +477,10 @@ impl<const N: usize> Burst<N> {
     /// # Safety
     /// Slots `len..len + n` hold valid, exclusively owned mbufs; `len + n <= N`.
     pub(crate) unsafe fn commit(&mut self, n: usize) {
-        debug_assert!(self.len + n <= N);
+        assert!(
+            self.len + n <= N,
+            "rx_burst returned more than the free room"
+        );
         debug_assert!(self.slots[self.len..self.len + n]
             .iter()
             .all(Option::is_some));

@@ -323,7 +323,10 @@ impl Port {
         };
         check("rx_queues", conf.rx_queues, info.max_rx_queues)?;
         check("tx_queues", conf.tx_queues, info.max_tx_queues)?;
-        let claim = &CLAIMED[usize::from(port.0)];
+        // dev_info succeeded, so port.0 < RTE_MAX_ETHPORTS; checked again rather than indexed.
+        let claim = CLAIMED
+            .get(usize::from(port.0))
+            .ok_or_else(|| DpdkError::invalid("port", format!("{port} >= RTE_MAX_ETHPORTS")))?;
         if claim.swap(true, Ordering::AcqRel) {
             return Err(DpdkError::PortInUse { port: port.0 });
         }
