@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod calls;
 mod config;
 mod lab;
+mod preflight;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
