@@ -1,5 +1,5 @@
 //! Checks the link step: EAL initialises from these raw bindings, the TSC is calibrated, and the
-//! plugin PMDs (net_null, net_ring) and the ring mempool driver register their devices and ops.
+//! plugin PMDs (net_null, net_ring, net_af_packet) and the ring mempool driver register their devices and ops.
 //! One test function: EAL can be initialised only once per process.
 
 use std::ffi::{c_char, CString};
@@ -25,6 +25,9 @@ fn eal_init_registers_virtual_devices() {
         "net_null0",
         "--vdev",
         "net_ring0",
+        // AF_PACKET on loopback only: probing opens a packet socket on `lo`, nothing is sent.
+        "--vdev",
+        "net_af_packet0,iface=lo",
     ];
     let owned: Vec<CString> = args.iter().map(|a| CString::new(*a).unwrap()).collect();
     let mut argv: Vec<*mut c_char> = owned.iter().map(|a| a.as_ptr() as *mut c_char).collect();
@@ -48,8 +51,11 @@ fn eal_init_registers_virtual_devices() {
 
     // SAFETY: EAL is initialised.
     let count = unsafe { rte_eth_dev_count_avail() };
-    assert_eq!(count, 2, "expected net_null0 and net_ring0 to register");
-    for name in ["net_null0", "net_ring0"] {
+    assert_eq!(
+        count, 3,
+        "expected net_null0, net_ring0 and net_af_packet0 to register"
+    );
+    for name in ["net_null0", "net_ring0", "net_af_packet0"] {
         let c = CString::new(name).unwrap();
         let mut port = u16::MAX;
         // SAFETY: c is a valid C string, port a valid out pointer.
