@@ -30,6 +30,12 @@ pub enum Scenario {
     Answer,
     /// `uas_answer_bye.xml`: like [`Scenario::Answer`] but sends BYE `hangup_ms` after the ACK.
     AnswerBye,
+    /// `uas_answer_external_media.xml`: like [`Scenario::Answer`], but the SDP answer names
+    /// `rtp_port` (a test-owned socket) and SIPp plays nothing.
+    AnswerExternalMedia,
+    /// `uas_answer_bye_external_media.xml`: like [`Scenario::AnswerBye`], media as in
+    /// [`Scenario::AnswerExternalMedia`].
+    AnswerByeExternalMedia,
     /// `uas_busy.xml`: 486 Busy Here.
     Busy,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
@@ -51,6 +57,8 @@ impl Scenario {
         match self {
             Self::Answer => "uas_answer.xml",
             Self::AnswerBye => "uas_answer_bye.xml",
+            Self::AnswerExternalMedia => "uas_answer_external_media.xml",
+            Self::AnswerByeExternalMedia => "uas_answer_bye_external_media.xml",
             Self::Busy => "uas_busy.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
@@ -66,6 +74,8 @@ impl Scenario {
         match self {
             Self::Answer => &["ring_ms"],
             Self::AnswerBye => &["ring_ms", "hangup_ms"],
+            Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
+            Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::SelftestUacWaitBye => &["rtp_port"],
             _ => &[],
         }
@@ -100,7 +110,8 @@ pub struct SippOptions {
     pub rtp_echo: bool,
     /// The peer to call (UAC scenarios only).
     pub remote: Option<SocketAddr>,
-    /// `-set rtp_port`: the RTP port a self-test UAC's offer advertises (default: its own).
+    /// `-set rtp_port`: the RTP port the SDP advertises in the `*ExternalMedia` scenarios and
+    /// the self-test UAC's offer (default: SIPp's own media port).
     pub rtp_port: Option<u16>,
 }
 
@@ -337,6 +348,28 @@ impl Sipp {
         false
     }
 
+    /// The audio address of the SDP in the first request `method` SIPp received (for an
+    /// INVITE from callbridge: the relay's address for this leg).
+    #[must_use]
+    pub fn received_sdp_audio(&self, method: &str) -> Option<SocketAddr> {
+        let log = self.messages();
+        let mut blocks = log.split("message received").skip(1);
+        blocks.find_map(|b| {
+            // One message runs up to SIPp's next "-----... <timestamp>" separator.
+            let msg: Vec<&str> = b
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----"))
+                .collect();
+            let first = msg.iter().find(|l| !l.trim().is_empty())?;
+            if first.starts_with(&format!("{method} ")) {
+                sdp_audio_addr(&msg.join("\n"))
+            } else {
+                None
+            }
+        })
+    }
+
     /// Everything SIPp wrote, for failure messages.
     #[must_use]
     pub fn report(&self) -> String {
@@ -388,6 +421,35 @@ impl Drop for Sipp {
     }
 }
 
+/// The `c=` address and `m=audio` port of an SDP body (session- or media-level `c=`).
+#[must_use]
+pub fn sdp_audio_addr(text: &str) -> Option<SocketAddr> {
+    let mut ip = None;
+    let mut port = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("c=IN IP4 ") {
+            // A media-level c= after m=audio wins; the session-level one is the default.
+            if port.is_none() || ip.is_none() {
+                ip = rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.split('/').next())
+                    .map(str::to_string);
+            } else {
+                ip = rest.split_whitespace().next().map(str::to_string);
+            }
+        } else if let Some(rest) = line.strip_prefix("m=audio ") {
+            port = rest
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
+        } else if line.starts_with("m=") && port.is_some() {
+            break;
+        }
+    }
+    format!("{}:{}", ip?, port?).parse().ok()
+}
+
 /// SIPp's exit codes (from `sipp -h`).
 #[must_use]
 pub fn explain(code: Option<i32>) -> &'static str {
@@ -421,4 +483,25 @@ fn tail(s: &str, max: usize) -> &str {
         cut += 1;
     }
     &s[cut..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_audio_address() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                   m=audio 20002 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n";
+        assert_eq!(
+            sdp_audio_addr(sdp),
+            Some("127.0.0.1:20002".parse().unwrap())
+        );
+        let media_level = "c=IN IP4 10.0.0.1\nm=audio 4000 RTP/AVP 0\nc=IN IP4 127.0.0.2\nm=video 5000 RTP/AVP 96\nc=IN IP4 10.9.9.9\n";
+        assert_eq!(
+            sdp_audio_addr(media_level),
+            Some("127.0.0.2:4000".parse().unwrap())
+        );
+        assert_eq!(sdp_audio_addr("m=audio 4000 RTP/AVP 0\n"), None);
+    }
 }
