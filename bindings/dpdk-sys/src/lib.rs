@@ -17,8 +17,8 @@
 //! they register their devices only when loaded. EAL loads every plugin in its driver directory
 //! (`RTE_EAL_PMD_PATH`, `/usr/lib/x86_64-linux-gnu/dpdk/pmds-23.0` on Debian 12) at
 //! `rte_eal_init` whenever `librte_eal` is itself a shared object, which it is here. The EAL
-//! argument `-d <file-or-dir>` loads more. `tests/link.rs` checks that `net_null`, `net_ring` and `net_af_packet`
-//! virtual devices really register. (A static link would instead need `--whole-archive` around
+//! argument `-d <file-or-dir>` loads more. `tests/link.rs` checks that `net_null`, `net_ring`
+//! and `net_af_packet` virtual devices really register. (A static link would instead need `--whole-archive` around
 //! the bus, PMD and mempool-driver archives, or devices silently fail to register.)
 //!
 //! Types that are packed but contain aligned members (`rte_arp_ipv4`, `rte_arp_hdr`,
