@@ -9,11 +9,16 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use crate::stats::IoStats;
+
 /// The largest burst any backend handles (DPDK's usual `MAX_PKT_BURST` is 32).
 pub const MAX_BURST: usize = 64;
 /// The size of one packet buffer: a UDP payload larger than this is dropped by the socket
 /// backend (RTP is far smaller).
 pub const BUF_LEN: usize = 2048;
+/// The least room [`PacketIo::prepare_tx`] must give a TX buffer (an announcement packet is
+/// 172 bytes).
+pub const MIN_TX_ROOM: usize = 512;
 
 /// One packet in a burst. On receive, `peer` is the source and `local_port` our destination
 /// port; on transmit, `peer` is the destination and `local_port` our source port.
@@ -155,6 +160,22 @@ pub trait PacketIo {
     /// how many. When nothing is ready and `wait` is `Some`, may block up to `wait` for the
     /// first packet (the DPDK backend busy-polls instead and ignores `wait`).
     fn rx_burst(&mut self, rx: &mut Burst<Self::Buf>, wait: Option<Duration>) -> usize;
+
+    /// Makes a free TX slot's buffer writable for an announcement packet: afterwards
+    /// `buf.as_mut()` must hold at least [`MIN_TX_ROOM`] bytes. Returns `false` when no buffer
+    /// is available (the announcement waits for a later pass).
+    ///
+    /// Buffers of `SocketIo`/`MemIo` always are (the default); a DPDK slot may be empty after
+    /// transmit and is refilled from the mempool here.
+    fn prepare_tx(&mut self, buf: &mut Self::Buf) -> bool {
+        let _ = buf;
+        true
+    }
+
+    /// The backend's own counters (L2/L3 drops, port counters); zero for backends without.
+    fn io_stats(&self) -> IoStats {
+        IoStats::default()
+    }
 
     /// Sends `tx.packets()`; returns how many were sent. Each refused packet is passed to
     /// `refused` (so the caller can count it as `TxFull`). Does not clear `tx`.

@@ -130,7 +130,7 @@ impl<Io: PacketIo> Worker<Io> {
                 return;
             }
         }
-        shared.publish(&self.relay.stats(), &self.stats);
+        shared.publish(&self.relay.stats(), &self.stats, &self.io.io_stats());
         self.last_publish = now.or(self.last_publish);
     }
 
@@ -242,6 +242,9 @@ impl<Io: PacketIo> Worker<Io> {
             let Some(slot) = self.tx.next_free() else {
                 break;
             };
+            if !self.io.prepare_tx(&mut slot.buf) {
+                break;
+            }
             match self.relay.poll_transmit(now, slot.buf.as_mut()) {
                 Some(t) => {
                     slot.len = t.len;

@@ -36,11 +36,12 @@ pub mod netstack;
 pub mod socket_io;
 pub mod stats;
 
-pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
+pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST, MIN_TX_ROOM};
 pub use lcore::{LoopStats, Pass, Worker};
 pub use mem_io::{MemIo, MemPacket, MemPeer};
+pub use netstack::{L2Drop, NetConfig, NetStats, Netstack};
 pub use socket_io::SocketIo;
-pub use stats::{SharedStats, WorkerSnapshot};
+pub use stats::{IoStats, PortCounters, SharedStats, WorkerSnapshot};
 
 /// How to run the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]

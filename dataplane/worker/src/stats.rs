@@ -12,13 +12,51 @@ use dp_api::{DropCounters, DropReason};
 use relay::WorkerStats;
 
 use crate::lcore::LoopStats;
+use crate::netstack::{L2Drop, NetStats};
 
 /// How often workers publish their counters.
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(100);
 
 const RELAY_FIELDS: usize = 9;
 const LOOP_FIELDS: usize = 6;
-const FIELDS: usize = RELAY_FIELDS + DropReason::COUNT + LOOP_FIELDS;
+const NET_FIELDS: usize = 10;
+const PORT_FIELDS: usize = 8;
+const IO_FIELDS: usize = NET_FIELDS + L2Drop::COUNT + PORT_FIELDS + 1;
+const FIELDS: usize = RELAY_FIELDS + DropReason::COUNT + LOOP_FIELDS + IO_FIELDS;
+
+/// A port's hardware counters (`rte_eth_stats`), as the DPDK backend last read them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortCounters {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the NIC dropped because the RX queue was full (worker too slow).
+    pub imissed: u64,
+    /// Receive errors.
+    pub ierrors: u64,
+    /// Transmit errors.
+    pub oerrors: u64,
+    /// RX mbuf allocation failures (mempool too small).
+    pub rx_nombuf: u64,
+}
+
+/// A backend's own counters: zero for the socket and in-memory backends; the DPDK backend's
+/// L2/L3 layer ([`NetStats`]) and its port's counters (read on the housekeeping period,
+/// by worker 0 only since they are per port).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// The L2/L3 layer's counters.
+    pub net: NetStats,
+    /// The port's counters.
+    pub port: PortCounters,
+    /// Packets dropped by the backend itself (e.g. no mbuf for a reply, non-IPv4 peer).
+    pub backend_drops: u64,
+}
 
 /// One worker's counters as the control plane sees them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,17 +65,27 @@ pub struct WorkerSnapshot {
     pub relay: WorkerStats,
     /// The loop's counters (passes, idle waits, event-queue drops, TX refusals).
     pub lp: LoopStats,
+    /// The backend's counters (DPDK: L2/L3 drops, port counters).
+    pub io: IoStats,
 }
 
 /// The atomics one worker publishes into (written by the worker, read by anyone).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SharedStats {
     fields: [AtomicU64; FIELDS],
 }
 
+impl Default for SharedStats {
+    fn default() -> Self {
+        Self {
+            fields: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
 impl SharedStats {
     /// Stores a snapshot (relaxed; called by the worker).
-    pub fn publish(&self, relay: &WorkerStats, lp: &LoopStats) {
+    pub fn publish(&self, relay: &WorkerStats, lp: &LoopStats, io: &IoStats) {
         let r = [
             relay.legs as u64,
             relay.rx_packets,
@@ -57,7 +105,38 @@ impl SharedStats {
             lp.events_dropped,
             lp.tx_refused,
         ];
-        let all = r.iter().chain(relay.drops.0.iter()).chain(l.iter());
+        let n = &io.net;
+        let net = [
+            n.rx_frames,
+            n.rx_udp,
+            n.arp_replies,
+            n.echo_replies,
+            n.arp_requests,
+            n.arp_learned,
+            n.arp_pending,
+            n.no_route,
+            n.too_big,
+            n.tx_udp,
+        ];
+        let p = &io.port;
+        let port = [
+            p.ipackets,
+            p.opackets,
+            p.ibytes,
+            p.obytes,
+            p.imissed,
+            p.ierrors,
+            p.oerrors,
+            p.rx_nombuf,
+        ];
+        let all = r
+            .iter()
+            .chain(relay.drops.0.iter())
+            .chain(l.iter())
+            .chain(net.iter())
+            .chain(n.drops.iter())
+            .chain(port.iter())
+            .chain(std::iter::once(&io.backend_drops));
         for (f, v) in self.fields.iter().zip(all) {
             f.store(*v, Ordering::Relaxed);
         }
@@ -72,6 +151,10 @@ impl SharedStats {
             .0
             .copy_from_slice(&v[RELAY_FIELDS..RELAY_FIELDS + DropReason::COUNT]);
         let l = &v[RELAY_FIELDS + DropReason::COUNT..];
+        let n = &l[LOOP_FIELDS..];
+        let mut l2 = [0u64; L2Drop::COUNT];
+        l2.copy_from_slice(&n[NET_FIELDS..NET_FIELDS + L2Drop::COUNT]);
+        let p = &n[NET_FIELDS + L2Drop::COUNT..];
         WorkerSnapshot {
             relay: WorkerStats {
                 legs: v[0] as usize,
@@ -92,6 +175,32 @@ impl SharedStats {
                 events_sent: l[3],
                 events_dropped: l[4],
                 tx_refused: l[5],
+            },
+            io: IoStats {
+                net: NetStats {
+                    rx_frames: n[0],
+                    rx_udp: n[1],
+                    arp_replies: n[2],
+                    echo_replies: n[3],
+                    arp_requests: n[4],
+                    arp_learned: n[5],
+                    arp_pending: n[6],
+                    no_route: n[7],
+                    too_big: n[8],
+                    tx_udp: n[9],
+                    drops: l2,
+                },
+                port: PortCounters {
+                    ipackets: p[0],
+                    opackets: p[1],
+                    ibytes: p[2],
+                    obytes: p[3],
+                    imissed: p[4],
+                    ierrors: p[5],
+                    oerrors: p[6],
+                    rx_nombuf: p[7],
+                },
+                backend_drops: p[8],
             },
         }
     }
@@ -128,9 +237,39 @@ mod tests {
             events_dropped: 14,
             tx_refused: 15,
         };
+        let mut io = IoStats::default();
+        let mut k = 100;
+        let mut next = || {
+            k += 1;
+            k
+        };
+        io.net = NetStats {
+            rx_frames: next(),
+            rx_udp: next(),
+            arp_replies: next(),
+            echo_replies: next(),
+            arp_requests: next(),
+            arp_learned: next(),
+            arp_pending: next(),
+            no_route: next(),
+            too_big: next(),
+            tx_udp: next(),
+            drops: std::array::from_fn(|i| 1000 + i as u64),
+        };
+        io.port = PortCounters {
+            ipackets: next(),
+            opackets: next(),
+            ibytes: next(),
+            obytes: next(),
+            imissed: next(),
+            ierrors: next(),
+            oerrors: next(),
+            rx_nombuf: next(),
+        };
+        io.backend_drops = next();
         let s = SharedStats::default();
         assert_eq!(s.load(), WorkerSnapshot::default());
-        s.publish(&relay, &lp);
-        assert_eq!(s.load(), WorkerSnapshot { relay, lp });
+        s.publish(&relay, &lp, &io);
+        assert_eq!(s.load(), WorkerSnapshot { relay, lp, io });
     }
 }
