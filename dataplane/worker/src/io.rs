@@ -172,6 +172,12 @@ pub trait PacketIo {
         true
     }
 
+    /// The backend's clock, read by the worker once per pass (the DPDK backend reads the
+    /// TSC; the default is [`std::time::Instant::now`]).
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
     /// The backend's own counters (L2/L3 drops, port counters); zero for backends without.
     fn io_stats(&self) -> IoStats {
         IoStats::default()

@@ -155,12 +155,13 @@ impl<Io: PacketIo> Worker<Io> {
         self.stopping || self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// Runs passes on the real clock until told to stop, then closes every open port.
+    /// Runs passes on the backend's clock ([`PacketIo::now`]) until told to stop, then closes
+    /// every open port.
     pub fn run(&mut self) {
         let mut idle = false;
         while !self.stopping() {
-            let wait = idle.then(|| self.idle_wait(Instant::now()));
-            let p = self.pass(wait, Instant::now);
+            let wait = idle.then(|| self.idle_wait(self.io.now()));
+            let p = self.pass_with(wait, Io::now);
             idle = p.rx == 0 && p.tx == 0 && p.commands == 0;
         }
         self.close_all();
@@ -186,9 +187,18 @@ impl<Io: PacketIo> Worker<Io> {
     /// One pass of the loop. `clock` is read once, after receiving. Tests pass a fake
     /// clock and `wait = None`.
     pub fn pass(&mut self, wait: Option<Duration>, clock: impl FnOnce() -> Instant) -> Pass {
+        self.pass_with(wait, |_| clock())
+    }
+
+    /// [`Self::pass`] with a clock that may read the backend's (e.g. [`PacketIo::now`]).
+    pub fn pass_with(
+        &mut self,
+        wait: Option<Duration>,
+        clock: impl FnOnce(&Io) -> Instant,
+    ) -> Pass {
         self.stats.passes += 1;
         let n = self.io.rx_burst(&mut self.rx, wait);
-        let now = clock();
+        let now = clock(&self.io);
         let mut out = Pass {
             rx: n,
             ..Pass::default()

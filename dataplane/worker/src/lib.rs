@@ -18,7 +18,7 @@
 #![deny(missing_docs)]
 
 use std::io as stdio;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -29,6 +29,8 @@ use crossbeam_channel::bounded;
 use dp_api::{Command, DataplaneHandle, DpError, PortPlan, WorkerLink};
 use relay::{Relay, RelayConfig};
 
+#[cfg(feature = "dpdk")]
+pub mod dpdk_io;
 pub mod io;
 pub mod lcore;
 pub mod mem_io;
@@ -60,6 +62,127 @@ pub struct DataplaneConfig {
     pub command_queue: usize,
     /// Capacity of the shared event queue (and of each relay's event ring).
     pub event_queue: usize,
+    /// The packet backend.
+    pub backend: Backend,
+}
+
+/// Which packet backend the workers use. Chosen once, at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// Kernel UDP sockets bound on `address` ([`SocketIo`]).
+    #[default]
+    Socket,
+    /// Kernel bypass: DPDK queues of one port, our own L2/L3 ([`netstack`]) answering ARP
+    /// and ping for `address` (which must be IPv4). Needs the `dpdk` cargo feature; without
+    /// it, [`Dataplane::start`] fails with [`WorkerError::Dpdk`].
+    Dpdk(DpdkSettings),
+}
+
+/// How to run the DPDK backend: EAL arguments, the port, mempool and queue sizes, and the
+/// IPv4 link configuration (our address is [`DataplaneConfig::address`]).
+///
+/// EAL is initialised once per process, by the first [`Dataplane::start`] with this backend;
+/// later starts reuse it and ignore the EAL fields (their devices must already exist).
+///
+/// One worker per port is the supported configuration: steering each worker's port range to
+/// its own queue needs `rte_flow` rules, which the bindings do not offer yet, so a start with
+/// more workers fails with a clear error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpdkSettings {
+    /// `-l`: the lcores EAL may use; its first is the main lcore (the starting thread's
+    /// affinity is restored after EAL init). Workers are std threads pinned by
+    /// [`DataplaneConfig::cores`] and registered with EAL (`rte_thread_register`).
+    pub lcores: String,
+    /// Devices: virtual device specs (`net_null0`, `net_ring0`,
+    /// `net_af_packet0,iface=eth1`) become `--vdev`, anything else (PCI addresses such as
+    /// `0000:03:00.0`) `-a`. Without any PCI address, `--no-pci` is passed.
+    pub devices: Vec<String>,
+    /// `Some(mb)`: `--no-huge -m mb` (tests, labs; not for production rates). `None`:
+    /// hugepages.
+    pub no_huge_mb: Option<u32>,
+    /// `--socket-mem` (hugepage MB per NUMA node), with hugepages only.
+    pub socket_mem: Option<String>,
+    /// `--file-prefix`, unique per concurrently running DPDK process; `None` = `cb<pid>`.
+    pub file_prefix: Option<String>,
+    /// Further raw EAL arguments (e.g. `--log-level`, `-d` driver paths).
+    pub extra_args: Vec<String>,
+    /// The port: a device name (`net_null0`, `net_af_packet0`, `0000:03:00.0`) or an index.
+    pub port: String,
+    /// Mbufs in the data plane's pool (one pool, created before the workers start).
+    pub mbufs: u32,
+    /// Per-lcore mempool cache size.
+    pub mbuf_cache: u32,
+    /// RX descriptors per queue.
+    pub rx_desc: u16,
+    /// TX descriptors per queue.
+    pub tx_desc: u16,
+    /// The on-link prefix length of our address.
+    pub prefix_len: u8,
+    /// The gateway for off-link peers (`None`: on-link peers only).
+    pub gateway: Option<Ipv4Addr>,
+    /// Ask the device for IPv4/UDP checksum offload on transmit (used where offered).
+    pub checksum_offload: bool,
+    /// Put the port in promiscuous mode (not needed: frames are filtered by our MAC).
+    pub promiscuous: bool,
+}
+
+impl DpdkSettings {
+    /// Settings for `port` among `devices`, with lab-friendly defaults: lcore 0, no
+    /// hugepages (512 MB), 16383 mbufs (cache 256), 1024 descriptors, a /24, no gateway,
+    /// checksum offload requested.
+    #[must_use]
+    pub fn new(devices: Vec<String>, port: impl Into<String>) -> Self {
+        Self {
+            lcores: "0".into(),
+            devices,
+            no_huge_mb: Some(512),
+            socket_mem: None,
+            file_prefix: None,
+            extra_args: Vec::new(),
+            port: port.into(),
+            mbufs: 16383,
+            mbuf_cache: 256,
+            rx_desc: 1024,
+            tx_desc: 1024,
+            prefix_len: 24,
+            gateway: None,
+            checksum_offload: true,
+            promiscuous: false,
+        }
+    }
+
+    /// The EAL argument list these settings give.
+    #[must_use]
+    pub fn eal_args(&self) -> Vec<String> {
+        let mut a = vec!["-l".to_string(), self.lcores.clone()];
+        let mut pci = false;
+        for d in &self.devices {
+            if d.starts_with("net_") || d.starts_with("eth_") {
+                a.extend(["--vdev".to_string(), d.clone()]);
+            } else {
+                pci = true;
+                a.extend(["-a".to_string(), d.clone()]);
+            }
+        }
+        if !pci {
+            a.push("--no-pci".into());
+        }
+        match self.no_huge_mb {
+            Some(mb) => a.extend(["--no-huge".into(), "-m".into(), mb.to_string()]),
+            None => {
+                if let Some(sm) = &self.socket_mem {
+                    a.extend(["--socket-mem".into(), sm.clone()]);
+                }
+            }
+        }
+        let prefix = self
+            .file_prefix
+            .clone()
+            .unwrap_or_else(|| format!("cb{}", std::process::id()));
+        a.extend(["--file-prefix".into(), prefix]);
+        a.extend(self.extra_args.iter().cloned());
+        a
+    }
 }
 
 impl DataplaneConfig {
@@ -74,6 +197,7 @@ impl DataplaneConfig {
             burst: 32,
             command_queue: 1024,
             event_queue: 4096,
+            backend: Backend::Socket,
         }
     }
 }
@@ -107,6 +231,9 @@ pub enum WorkerError {
     /// A worker thread died before reporting ready.
     #[error("worker {0} died during start-up")]
     Died(usize),
+    /// The DPDK backend could not start (or this build lacks the `dpdk` feature).
+    #[error("DPDK backend: {0}")]
+    Dpdk(String),
 }
 
 /// The running data plane: worker threads and their shutdown flag.
@@ -116,16 +243,29 @@ pub struct Dataplane {
     commands: Vec<crossbeam_channel::Sender<Command>>,
     stats: Vec<Arc<SharedStats>>,
     shutdown: Arc<AtomicBool>,
+    /// The DPDK port and pool, released after the workers have stopped.
+    #[cfg(feature = "dpdk")]
+    dpdk: Option<dpdk_io::Resources>,
 }
 
 impl Dataplane {
-    /// Starts `cfg.workers` workers on the UDP socket backend.
+    /// Starts `cfg.workers` workers on the backend `cfg.backend` names.
     ///
     /// # Errors
     /// See [`WorkerError`].
     pub fn start(cfg: DataplaneConfig) -> Result<(Self, DataplaneHandle), WorkerError> {
-        let address = cfg.address;
-        Self::start_with(cfg, move |_, ports| SocketIo::new(address, ports))
+        match cfg.backend.clone() {
+            Backend::Socket => {
+                let address = cfg.address;
+                Self::start_with(cfg, move |_, ports| SocketIo::new(address, ports))
+            }
+            #[cfg(feature = "dpdk")]
+            Backend::Dpdk(settings) => dpdk_io::start(cfg, &settings),
+            #[cfg(not(feature = "dpdk"))]
+            Backend::Dpdk(_) => Err(WorkerError::Dpdk(
+                "this build has no DPDK support (cargo feature `dpdk` of callbridge-worker)".into(),
+            )),
+        }
     }
 
     /// Starts workers on the backend `make_io(worker_index, rtp_ports)` builds. The factory
@@ -173,6 +313,8 @@ impl Dataplane {
             commands: Vec::new(),
             stats: Vec::new(),
             shutdown: shutdown.clone(),
+            #[cfg(feature = "dpdk")]
+            dpdk: None,
         };
         let mut links = Vec::with_capacity(cfg.workers);
         for w in 0..cfg.workers {

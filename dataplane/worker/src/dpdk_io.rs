@@ -1,0 +1,595 @@
+//! The DPDK backend (feature `dpdk`): one RX and one TX queue of one port per worker, the
+//! worker's [`Netstack`] for L2/L3, mbufs as packet buffers.
+//!
+//! ```text
+//!  rx_burst: RxQueue ─► frames ─► netstack.handle_frame ─┬─ Udp   → adj(headers), trim(padding) → rx slot
+//!                                                         ├─ Reply → TX now (ARP reply, echo reply)
+//!                                                         └─ Drop/Consumed → free (counted)
+//!  tx_burst: slot mbuf ─► trim(len) ─► prepend(HEADROOM) ─► netstack.encap ─┬─ Ready → TxQueue
+//!                                                                          └─ NeedArp/NoRoute → free (counted),
+//!                                                                             who-has out (rate-limited)
+//! ```
+//!
+//! Busy-polls: the `wait` of [`PacketIo::rx_burst`] is ignored. Time is the TSC, read once per
+//! burst ([`TscClock`]). Housekeeping (neighbour timers, pending who-has, port counters) runs
+//! every [`HOUSEKEEPING_PERIOD`] of TSC time. Nothing here allocates, locks or logs per packet.
+//!
+//! Ports are bookkeeping only ([`PacketIo::open_port`]): the NIC delivers every UDP datagram
+//! for our address to this queue, and the relay counts datagrams to unknown ports.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use dp_api::DataplaneHandle;
+use dpdk::port::TxOffloads;
+use dpdk::{
+    lcore, Burst as MBurst, Eal, Mbuf, Mempool, Port, PortConf, PortId, RxQueue, SocketId,
+    ThreadRegistration, TxQueue,
+};
+use wire::ethernet::Address;
+
+use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
+
+use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
+use crate::netstack::{Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM};
+use crate::stats::{IoStats, PortCounters};
+
+/// How often the backend runs its housekeeping (TSC time).
+pub const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
+
+/// A packet buffer of the DPDK backend: an mbuf, or nothing (a TX slot after transmit; the
+/// backend refills it in [`PacketIo::prepare_tx`]). An empty slot reads as an empty slice.
+#[derive(Debug, Default)]
+pub struct DpdkBuf(pub Option<Mbuf>);
+
+impl AsRef<[u8]> for DpdkBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().map_or(&[], Mbuf::data)
+    }
+}
+
+impl AsMut<[u8]> for DpdkBuf {
+    fn as_mut(&mut self) -> &mut [u8] {
+        self.0.as_mut().map_or(&mut [], Mbuf::data_mut)
+    }
+}
+
+/// `Instant`s from the TSC: one `rdtsc` and a multiply per reading (no syscall, no vDSO).
+#[derive(Debug, Clone, Copy)]
+pub struct TscClock {
+    base_tsc: u64,
+    base: Instant,
+    /// Nanoseconds per tick in 32.32 fixed point.
+    ns_per_tick_q32: u128,
+}
+
+impl TscClock {
+    /// A clock anchored now. Needs an initialised EAL (for the TSC frequency).
+    #[must_use]
+    pub fn new() -> Self {
+        let hz = lcore::tsc_hz().max(1);
+        Self {
+            base_tsc: lcore::rdtsc(),
+            base: Instant::now(),
+            ns_per_tick_q32: (1_000_000_000u128 << 32) / u128::from(hz),
+        }
+    }
+
+    /// The current time.
+    #[inline]
+    #[must_use]
+    pub fn now(&self) -> Instant {
+        let ticks = lcore::rdtsc().wrapping_sub(self.base_tsc);
+        let ns = (u128::from(ticks) * self.ns_per_tick_q32) >> 32;
+        self.base + Duration::from_nanos(ns as u64)
+    }
+}
+
+impl Default for TscClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One worker's DPDK backend. Build it on the worker's thread (it holds the thread's EAL
+/// registration).
+pub struct DpdkIo {
+    rxq: RxQueue,
+    txq: TxQueue,
+    pool: Mempool,
+    net: Netstack,
+    offload: TxOffload,
+    clock: TscClock,
+    /// Frames from the queue (filled by `rx_burst`, drained at once).
+    rxb: MBurst<MAX_BURST>,
+    /// Frames received but not yet classified (the worker's burst was full).
+    carry: MBurst<MAX_BURST>,
+    /// Frames being transmitted.
+    txb: MBurst<MAX_BURST>,
+    /// The worker TX slot each `txb` entry came from.
+    tx_slot: [u8; MAX_BURST],
+    /// Replies and ARP requests.
+    ctl: MBurst<MAX_BURST>,
+    /// Set when the port's counters are read by this worker.
+    stats_port: Option<Arc<Port>>,
+    port_counters: PortCounters,
+    backend_drops: u64,
+    next_housekeeping: Instant,
+    first_port: u16,
+    open: Vec<bool>,
+    _registration: Option<ThreadRegistration>,
+}
+
+impl std::fmt::Debug for DpdkIo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpdkIo")
+            .field("rxq", &self.rxq)
+            .field("txq", &self.txq)
+            .field("net", self.net.config())
+            .field("offload", &self.offload)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpdkIo {
+    /// A backend on queues `rxq`/`txq`, allocating announcement and control frames from
+    /// `pool`, for the RTP ports `ports` (bookkeeping). `offload` must only claim what the
+    /// port enabled ([`Port::tx_offloads`]). Pass `stats_port` to one worker per port so its
+    /// counters appear in that worker's [`IoStats`].
+    #[must_use]
+    pub fn new(
+        rxq: RxQueue,
+        txq: TxQueue,
+        pool: Mempool,
+        net: NetConfig,
+        offload: TxOffload,
+        ports: RangeInclusive<u16>,
+        stats_port: Option<Arc<Port>>,
+    ) -> Self {
+        let clock = TscClock::new();
+        let first_port = ports.start() & !1;
+        let n = usize::from(ports.end().saturating_sub(first_port)) + 1;
+        Self {
+            rxq,
+            txq,
+            pool,
+            net: Netstack::new(net),
+            offload,
+            clock,
+            rxb: MBurst::new(),
+            carry: MBurst::new(),
+            txb: MBurst::new(),
+            tx_slot: [0; MAX_BURST],
+            ctl: MBurst::new(),
+            stats_port,
+            port_counters: PortCounters::default(),
+            backend_drops: 0,
+            next_housekeeping: clock.now(),
+            first_port,
+            open: vec![false; n],
+            _registration: None,
+        }
+    }
+
+    /// Keeps the worker thread's EAL registration alive as long as the backend.
+    #[must_use]
+    pub fn with_registration(mut self, reg: Option<ThreadRegistration>) -> Self {
+        self._registration = reg;
+        self
+    }
+
+    /// The L2/L3 layer.
+    #[must_use]
+    pub fn netstack(&self) -> &Netstack {
+        &self.net
+    }
+
+    /// The backend's clock.
+    #[must_use]
+    pub fn clock(&self) -> TscClock {
+        self.clock
+    }
+
+    fn housekeeping(&mut self, now: Instant) {
+        if now < self.next_housekeeping {
+            return;
+        }
+        self.next_housekeeping = now + HOUSEKEEPING_PERIOD;
+        self.net.handle_timeout(now);
+        self.send_arp_requests(now);
+        if let Some(port) = &self.stats_port {
+            if let Ok(s) = port.stats() {
+                self.port_counters = PortCounters {
+                    ipackets: s.ipackets,
+                    opackets: s.opackets,
+                    ibytes: s.ibytes,
+                    obytes: s.obytes,
+                    imissed: s.imissed,
+                    ierrors: s.ierrors,
+                    oerrors: s.oerrors,
+                    rx_nombuf: s.rx_nombuf,
+                };
+            }
+        }
+    }
+
+    /// Emits every due who-has.
+    fn send_arp_requests(&mut self, now: Instant) {
+        while !self.ctl.is_full() {
+            let Some(mut m) = self.pool.alloc() else {
+                self.backend_drops += 1;
+                break;
+            };
+            let Some(buf) = m.append(ARP_FRAME_LEN) else {
+                break;
+            };
+            if self.net.poll_arp_request(now, buf).is_none() {
+                break;
+            }
+            if self.ctl.push(m).is_err() {
+                break;
+            }
+        }
+        self.flush_ctl();
+    }
+
+    fn flush_ctl(&mut self) {
+        if self.ctl.is_empty() {
+            return;
+        }
+        self.txq.tx_burst(&mut self.ctl);
+        self.backend_drops += self.ctl.len() as u64;
+        self.ctl.clear();
+    }
+
+    fn slot(&self, port: u16) -> Option<usize> {
+        let i = usize::from(port.checked_sub(self.first_port)?);
+        (i < self.open.len()).then_some(i)
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Buf = DpdkBuf;
+
+    fn new_buf(&self) -> DpdkBuf {
+        DpdkBuf(None)
+    }
+
+    fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
+        let Some(i) = self.slot(rtp_port) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("port {rtp_port} is outside this worker's range"),
+            ));
+        };
+        if std::mem::replace(&mut self.open[i], true) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {rtp_port} already open"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn close_port(&mut self, rtp_port: u16) {
+        if let Some(i) = self.slot(rtp_port) {
+            self.open[i] = false;
+        }
+    }
+
+    fn rx_burst(&mut self, rx: &mut Burst<DpdkBuf>, _wait: Option<Duration>) -> usize {
+        let now = self.clock.now();
+        self.housekeeping(now);
+        if self.carry.is_empty() {
+            self.rxq.rx_burst(&mut self.rxb);
+        } else {
+            std::mem::swap(&mut self.rxb, &mut self.carry);
+        }
+        if self.rxb.is_empty() {
+            rx.set_len(0);
+            return 0;
+        }
+        let cap = rx.capacity();
+        let slots = rx.slots_mut();
+        let mut k = 0;
+        let net = &mut self.net;
+        let carry = &mut self.carry;
+        let ctl = &mut self.ctl;
+        let drops = &mut self.backend_drops;
+        self.rxb.drain_into(|mut m| {
+            if k == cap {
+                if let Err(m) = carry.push(m) {
+                    drop(m);
+                    *drops += 1;
+                }
+                return;
+            }
+            match net.handle_frame(now, m.data_mut()) {
+                Ingress::Udp {
+                    src,
+                    dst_port,
+                    payload,
+                } => {
+                    let len = payload.len();
+                    let tail = m.len() - payload.end;
+                    if m.adj(payload.start).is_none() || (tail > 0 && m.trim(tail).is_none()) {
+                        *drops += 1;
+                        return;
+                    }
+                    let s = &mut slots[k];
+                    s.buf.0 = Some(m);
+                    s.len = len;
+                    s.peer = SocketAddr::V4(src);
+                    s.local_port = dst_port;
+                    k += 1;
+                }
+                Ingress::Reply { len } => {
+                    let extra = m.len() - len;
+                    if extra > 0 && m.trim(extra).is_none() {
+                        *drops += 1;
+                        return;
+                    }
+                    if ctl.push(m).is_err() {
+                        *drops += 1;
+                    }
+                }
+                Ingress::Consumed | Ingress::Drop(_) => {}
+            }
+        });
+        rx.set_len(k);
+        self.flush_ctl();
+        k
+    }
+
+    fn prepare_tx(&mut self, buf: &mut DpdkBuf) -> bool {
+        let m = match &mut buf.0 {
+            Some(m) => m,
+            None => match self.pool.alloc() {
+                Some(m) => buf.0.insert(m),
+                None => {
+                    self.backend_drops += 1;
+                    return false;
+                }
+            },
+        };
+        m.reset();
+        m.append(MIN_TX_ROOM).is_some()
+    }
+
+    fn io_stats(&self) -> IoStats {
+        IoStats {
+            net: self.net.stats(),
+            port: self.port_counters,
+            backend_drops: self.backend_drops,
+        }
+    }
+
+    fn tx_burst(
+        &mut self,
+        tx: &mut Burst<DpdkBuf>,
+        refused: &mut dyn FnMut(&Packet<DpdkBuf>),
+    ) -> usize {
+        let now = self.clock.now();
+        let mut need_arp = false;
+        let cksum = self.offload.ipv4_checksum || self.offload.udp_checksum;
+        for (i, p) in tx.packets_mut().iter_mut().enumerate() {
+            let Some(mut m) = p.buf.0.take() else {
+                continue;
+            };
+            let SocketAddr::V4(dst) = p.peer else {
+                self.backend_drops += 1;
+                continue;
+            };
+            let cur = m.len();
+            if cur < p.len || (cur > p.len && m.trim(cur - p.len).is_none()) {
+                self.backend_drops += 1;
+                continue;
+            }
+            if m.prepend(HEADROOM).is_none() {
+                self.backend_drops += 1;
+                continue;
+            }
+            match self
+                .net
+                .encap(now, dst, p.local_port, m.data_mut(), self.offload)
+            {
+                Encap::Ready { .. } => {
+                    if cksum {
+                        m.set_tx_offload(
+                            self.offload.ipv4_checksum,
+                            self.offload.udp_checksum,
+                            wire::ethernet::HEADER_LEN as u16,
+                            wire::ipv4::HEADER_LEN as u16,
+                        );
+                    }
+                    self.tx_slot[self.txb.len()] = i as u8;
+                    if self.txb.push(m).is_err() {
+                        self.backend_drops += 1;
+                    }
+                }
+                Encap::NeedArp { .. } => need_arp = true,
+                Encap::NoRoute | Encap::BadBuffer => {}
+            }
+        }
+        let sent = self.txq.tx_burst(&mut self.txb);
+        if !self.txb.is_empty() {
+            let pkts = tx.packets();
+            for k in 0..self.txb.len() {
+                refused(&pkts[usize::from(self.tx_slot[sent + k])]);
+            }
+            self.txb.clear();
+        }
+        if need_arp {
+            self.send_arp_requests(now);
+        }
+        sent
+    }
+}
+
+/// The DPDK objects a running data plane keeps: the port (stopped when it and its queue
+/// handles are gone, i.e. after the workers) and the mbuf pool.
+#[derive(Debug)]
+pub(crate) struct Resources {
+    _port: Arc<Port>,
+    _pool: Mempool,
+}
+
+/// The process's EAL, initialised once by [`init_eal`] and never cleaned up (DPDK cannot
+/// initialise twice in one process).
+static EAL: Mutex<Option<Eal>> = Mutex::new(None);
+/// Distinguishes the pools of successive starts.
+static POOLS: AtomicU32 = AtomicU32::new(0);
+
+fn fail(step: &str, e: impl std::fmt::Display) -> WorkerError {
+    WorkerError::Dpdk(format!("{step}: {e}"))
+}
+
+/// Initialises EAL with `args` unless this process already did (then `args` are ignored and
+/// `Ok(false)` is returned). EAL pins the calling thread to its main lcore; the caller's
+/// previous CPU affinity is restored afterwards, so threads it spawns later are not all
+/// squeezed onto that core.
+///
+/// # Errors
+/// [`WorkerError::Dpdk`] with EAL's reason.
+pub fn init_eal(args: &[String]) -> Result<bool, WorkerError> {
+    let mut g = EAL.lock().unwrap_or_else(PoisonError::into_inner);
+    if g.is_some() {
+        return Ok(false);
+    }
+    let me = nix::unistd::Pid::from_raw(0);
+    let saved = nix::sched::sched_getaffinity(me).ok();
+    let eal = Eal::init(args).map_err(|e| fail("EAL init", e))?;
+    if let Some(set) = saved {
+        if let Err(e) = nix::sched::sched_setaffinity(me, &set) {
+            tracing::warn!(error = %e, "could not restore CPU affinity after EAL init");
+        }
+    }
+    *g = Some(eal);
+    Ok(true)
+}
+
+/// Resolves a port given by index or device name.
+///
+/// # Errors
+/// [`WorkerError::Dpdk`] if there is no such port.
+pub fn port_by_name(port: &str) -> Result<PortId, WorkerError> {
+    match port.parse::<u16>() {
+        Ok(n) => Ok(PortId(n)),
+        Err(_) => Port::by_name(port).map_err(|e| fail(&format!("port {port:?}"), e)),
+    }
+}
+
+/// Starts the data plane on the DPDK backend (see [`Backend::Dpdk`]).
+pub(crate) fn start(
+    cfg: DataplaneConfig,
+    s: &DpdkSettings,
+) -> Result<(Dataplane, DataplaneHandle), WorkerError> {
+    let IpAddr::V4(ip) = cfg.address else {
+        return Err(WorkerError::Config(
+            "the DPDK backend needs an IPv4 media address".into(),
+        ));
+    };
+    if cfg.workers != 1 {
+        return Err(WorkerError::Dpdk(format!(
+            "{} workers requested, but one worker per port is the supported configuration: \
+             steering each worker's port range to its own queue needs rte_flow rules, which \
+             the bindings do not offer yet",
+            cfg.workers
+        )));
+    }
+    if s.prefix_len > 32 {
+        return Err(WorkerError::Config(format!(
+            "prefix length {} > 32",
+            s.prefix_len
+        )));
+    }
+    init_eal(&s.eal_args())?;
+    let port_id = port_by_name(&s.port)?;
+    let socket = port_id
+        .socket_id()
+        .map_err(|e| fail(&format!("port {port_id}"), e))?;
+    let name = format!("cbpool{}", POOLS.fetch_add(1, Ordering::Relaxed));
+    let pool = Mempool::new(
+        &name,
+        s.mbufs,
+        s.mbuf_cache,
+        Mempool::DEFAULT_DATA_ROOM,
+        socket,
+    )
+    .map_err(|e| fail("mempool", e))?;
+    let workers = u16::try_from(cfg.workers).map_err(|_| fail("workers", "too many"))?;
+    let conf = PortConf {
+        rx_queues: workers,
+        tx_queues: workers,
+        rx_desc: s.rx_desc,
+        tx_desc: s.tx_desc,
+        offloads: TxOffloads {
+            ipv4_cksum: s.checksum_offload,
+            udp_cksum: s.checksum_offload,
+        },
+    };
+    let mut port = Port::configure(port_id, conf, &pool).map_err(|e| fail("port configure", e))?;
+    if s.promiscuous {
+        port.promiscuous(true)
+            .map_err(|e| fail("promiscuous mode", e))?;
+    }
+    let mac = port.mac_addr().map_err(|e| fail("port MAC", e))?;
+    let enabled = port.tx_offloads();
+    let offload = TxOffload {
+        ipv4_checksum: enabled.ipv4_cksum,
+        udp_checksum: enabled.udp_cksum,
+    };
+    let mut queues = Vec::with_capacity(cfg.workers);
+    for q in 0..workers {
+        let rxq = port.rx_queue(q).map_err(|e| fail("rx queue", e))?;
+        let txq = port.tx_queue(q).map_err(|e| fail("tx queue", e))?;
+        queues.push(Some((rxq, txq)));
+    }
+    port.start().map_err(|e| fail("port start", e))?;
+    let port = Arc::new(port);
+    tracing::info!(
+        port = %port_id, %mac, ?offload, socket = %socket,
+        "DPDK port started"
+    );
+    let net = NetConfig {
+        mac: Address(mac.0),
+        ip,
+        prefix_len: s.prefix_len,
+        gateway: s.gateway,
+    };
+    let queues = Mutex::new(queues);
+    let (wpool, wport) = (pool.clone(), port.clone());
+    let (mut dp, handle) = Dataplane::start_with(cfg, move |w, ports| {
+        let (rxq, txq) = queues
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(w)
+            .and_then(Option::take)
+            .ok_or_else(|| io::Error::other(format!("no DPDK queue for worker {w}")))?;
+        let reg = lcore::register_thread().map_err(|e| io::Error::other(e.to_string()))?;
+        let here = lcore::socket_id();
+        if here != SocketId::ANY && socket != SocketId::ANY && here != socket {
+            tracing::warn!(
+                worker = w,
+                core_node = %here,
+                port_node = %socket,
+                "worker core and DPDK port are on different NUMA nodes"
+            );
+        }
+        let stats = (w == 0).then(|| wport.clone());
+        Ok(DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats).with_registration(reg))
+    })?;
+    dp.dpdk = Some(Resources {
+        _port: port,
+        _pool: pool,
+    });
+    Ok((dp, handle))
+}
