@@ -57,6 +57,12 @@ fn bad_input_and_unknown_ids() {
     );
     assert_bad_request(&cb, "unknown business", &r, "business");
 
+    let r = cb.post(
+        "/v1/call-requests",
+        &json!({"business": "acme", "customer": "+15551234567", "contact_time": "tomorrow-ish"}),
+    );
+    assert_bad_request(&cb, "contact_time that is not RFC 3339", &r, "contact_time");
+
     let r = cb.post("/v1/call-requests", &json!({"business": "acme"}));
     assert_bad_request(&cb, "missing customer", &r, "customer");
 
