@@ -37,6 +37,13 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// Check this host for the configured data plane: isolated cores, hugepages, NIC driver,
+    /// IOMMU/vfio, NUMA placement. Exits non-zero when something must be fixed.
+    Preflight {
+        /// The TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +53,21 @@ fn main() -> ExitCode {
             Ok(_) => {
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Preflight { config } => match config::Config::load(&config) {
+            Ok(cfg) => {
+                let report = preflight::run(&cfg, &config);
+                println!("{report}");
+                if report.ok() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -63,6 +85,10 @@ fn main() -> ExitCode {
                 },
                 None => config::Config::default(),
             };
+            if let Err(e) = cfg.check_build() {
+                eprintln!("callbridge: {e}");
+                return ExitCode::from(2);
+            }
             init_tracing();
             match serve(cfg) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -75,6 +75,7 @@ impl Report {
     }
 
     /// The checks about `topic` (exact match).
+    #[cfg(test)]
     #[must_use]
     pub(crate) fn find(&self, topic: &str) -> Vec<&Check> {
         self.checks.iter().filter(|c| c.topic == topic).collect()
