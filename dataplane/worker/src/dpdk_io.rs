@@ -476,6 +476,16 @@ pub fn init_eal(args: &[String]) -> Result<bool, WorkerError> {
     Ok(true)
 }
 
+/// EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root), if EAL is initialised.
+/// EAL leaves it behind; tests remove theirs.
+#[must_use]
+pub fn eal_runtime_dir() -> Option<std::path::PathBuf> {
+    EAL.lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(Eal::runtime_dir)
+}
+
 /// Resolves a port given by index or device name.
 ///
 /// # Errors

@@ -12,7 +12,7 @@
 //!   destination when on-link, else the gateway; its MAC comes from the neighbour cache. A
 //!   miss returns [`Encap::NeedArp`] (the caller drops and counts, or queues) and queues the
 //!   target for [`Netstack::poll_arp_request`], which emits who-has requests rate-limited to
-//!   one per [`ARP_RETRY`] per target.
+//!   one per [`ARP_RETRY`] per target. Frames to our own address get our own MAC (hairpin).
 //!
 //! No I/O, no clock, no allocation after [`Netstack::new`]: frames are `&mut [u8]` and time is
 //! the `now` the caller passes (the worker reads the TSC once per burst), so everything here
@@ -576,6 +576,11 @@ impl Netstack {
     /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
     /// target is queued for a who-has.
     fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
+        if next_hop == self.cfg.ip {
+            // Hairpin: a frame to our own address carries our MAC; a loopback device (or a
+            // hairpinning switch) brings it back to us.
+            return Some(self.cfg.mac);
+        }
         let i = match self.last {
             Some(i) if self.table[i].ip == next_hop => Some(i),
             _ => self.find(next_hop),

@@ -567,3 +567,28 @@ fn a_full_bucket_evicts_the_entry_expiring_first() {
         assert_eq!(s.neighbour(t, *ip), Some(PEER_MAC));
     }
 }
+
+#[test]
+fn frames_to_our_own_address_hairpin_with_our_mac() {
+    let (mut s, now) = stack();
+    let dst = SocketAddrV4::new(OUR_IP, 30002);
+    let mut buf = vec![0u8; HEADROOM + 8];
+    assert!(matches!(
+        s.encap(now, dst, 30000, &mut buf, TxOffload::default()),
+        Encap::Ready { .. }
+    ));
+    // It comes back in as a UDP datagram from us to us.
+    match s.handle_frame(now, &mut buf) {
+        Ingress::Udp {
+            src,
+            dst_port,
+            payload,
+        } => {
+            assert_eq!(src, SocketAddrV4::new(OUR_IP, 30000));
+            assert_eq!(dst_port, 30002);
+            assert_eq!(payload, HEADROOM..HEADROOM + 8);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(s.poll_arp_request(now, &mut [0u8; 64]), None);
+}
