@@ -106,6 +106,8 @@ pub struct SippOptions {
     pub hangup_ms: u32,
     /// `-d`: duration of plain `<pause/>`s ([`Scenario::SelftestUacCancel`]).
     pub pause_ms: u32,
+    /// `-m`: calls to handle before exiting (0 is taken as 1).
+    pub calls: u32,
     /// `-rtp_echo`: echo RTP received on the media port back to its sender.
     pub rtp_echo: bool,
     /// The peer to call (UAC scenarios only).
@@ -188,7 +190,7 @@ impl Sipp {
             .args(["-p", &ports.port(0).to_string()])
             .args(["-mi", "127.0.0.1"])
             .args(["-mp", &ports.port(2).to_string()])
-            .args(["-m", "1"])
+            .args(["-m", &opts.calls.max(1).to_string()])
             .args([
                 "-timeout",
                 &format!("{SIPP_TIMEOUT_SECS}s"),
