@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Busy-polls: the `wait` of [`PacketIo::rx_burst`] is ignored. Time is the TSC, read once per
-//! burst ([`TscClock`]). Housekeeping (neighbour timers, pending who-has, port counters) runs
-//! every [`HOUSEKEEPING_PERIOD`] of TSC time. Nothing here allocates, locks or logs per packet.
+//! burst ([`TscClock`]). Housekeeping (neighbour timers, pending who-has) runs every
+//! [`HOUSEKEEPING_PERIOD`] of TSC time; port counters are read when the worker publishes its
+//! stats (every `PUBLISH_PERIOD`, and at shutdown). Nothing here allocates, locks or logs per packet.
 //!
 //! Ports are bookkeeping only ([`PacketIo::open_port`]): the NIC delivers every UDP datagram
 //! for our address to this queue, and the relay counts datagrams to unknown ports.
@@ -116,7 +117,6 @@ pub struct DpdkIo {
     ctl: MBurst<MAX_BURST>,
     /// Set when the port's counters are read by this worker.
     stats_port: Option<Arc<Port>>,
-    port_counters: PortCounters,
     backend_drops: u64,
     next_housekeeping: Instant,
     first_port: u16,
@@ -166,7 +166,6 @@ impl DpdkIo {
             tx_slot: [0; MAX_BURST],
             ctl: MBurst::new(),
             stats_port,
-            port_counters: PortCounters::default(),
             backend_drops: 0,
             next_housekeeping: clock.now(),
             first_port,
@@ -201,19 +200,22 @@ impl DpdkIo {
         self.next_housekeeping = now + HOUSEKEEPING_PERIOD;
         self.net.handle_timeout(now);
         self.send_arp_requests(now);
-        if let Some(port) = &self.stats_port {
-            if let Ok(s) = port.stats() {
-                self.port_counters = PortCounters {
-                    ipackets: s.ipackets,
-                    opackets: s.opackets,
-                    ibytes: s.ibytes,
-                    obytes: s.obytes,
-                    imissed: s.imissed,
-                    ierrors: s.ierrors,
-                    oerrors: s.oerrors,
-                    rx_nombuf: s.rx_nombuf,
-                };
-            }
+    }
+
+    /// The port's counters now (when this worker reports them).
+    fn port_counters(&self) -> PortCounters {
+        let Some(Ok(s)) = self.stats_port.as_ref().map(|p| p.stats()) else {
+            return PortCounters::default();
+        };
+        PortCounters {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
         }
     }
 
@@ -367,7 +369,7 @@ impl PacketIo for DpdkIo {
     fn io_stats(&self) -> IoStats {
         IoStats {
             net: self.net.stats(),
-            port: self.port_counters,
+            port: self.port_counters(),
             backend_drops: self.backend_drops,
         }
     }

@@ -120,8 +120,20 @@ fn ring_loopback_relays_over_mbufs() {
     assert_eq!(s.lp.tx_refused, 0);
 }
 
+/// Removes EAL's runtime directory at the end, on failure too.
+struct RuntimeDir;
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        if let Some(dir) = callbridge_worker::dpdk_io::eal_runtime_dir() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 #[test]
 fn dpdk_on_virtual_devices() {
+    let _cleanup = RuntimeDir;
     null_device_smoke();
     ring_loopback_relays_over_mbufs();
     // A second EAL-backed start with several workers is refused with a clear error.
@@ -131,7 +143,4 @@ fn dpdk_on_virtual_devices() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("one worker per port"), "{err}");
-    if let Some(dir) = callbridge_worker::dpdk_io::eal_runtime_dir() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }

@@ -1,0 +1,226 @@
+//! The DPDK backend against the Linux stack (feature `dpdk`; run as root, no hugepages).
+//!
+//! A veth pair: our end is driven by DPDK through `net_af_packet0,iface=<ours>` with address
+//! 198.18.0.1/24; the far end sits in a network namespace this test creates, with
+//! 198.18.0.2/24. From the namespace, `ping` must work (our netstack answers ARP and echo)
+//! and the kernel must have resolved our MAC; then two UDP sockets in the namespace act as
+//! two RTP peers of two bridged legs, and RTP must be relayed both ways.
+//!
+//! Names are unique per run (`cbv0p<pid>`, `cbv1p<pid>`, `cbns<pid>`), and a guard deletes
+//! exactly those on the way out, on failure too. No other address or link is touched.
+#![cfg(feature = "dpdk")]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Command as Proc, Output};
+use std::time::{Duration, Instant};
+
+use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
+use dp_api::{Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+
+const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const DEADLINE: Duration = Duration::from_secs(20);
+const PACKETS: u32 = 50;
+
+fn run(args: &[&str]) -> Output {
+    Proc::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The veth pair and namespace of this run; dropping it deletes exactly them.
+struct Net {
+    ours: String,
+    theirs: String,
+    ns: String,
+}
+
+impl Net {
+    fn create() -> Self {
+        let pid = std::process::id();
+        let net = Self {
+            ours: format!("cbv0p{pid}"),
+            theirs: format!("cbv1p{pid}"),
+            ns: format!("cbns{pid}"),
+        };
+        let (a, b, ns) = (net.ours.as_str(), net.theirs.as_str(), net.ns.as_str());
+        must(&["ip", "netns", "add", ns]);
+        must(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+        must(&["ip", "link", "set", b, "netns", ns]);
+        must(&["ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", b]);
+        must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        must(&["ip", "-n", ns, "link", "set", b, "up"]);
+        // The kernel would leave UDP checksums to "hardware" on a veth; we receive them
+        // through AF_PACKET, so have them computed.
+        must(&["ip", "netns", "exec", ns, "ethtool", "-K", b, "tx", "off"]);
+        must(&["ip", "link", "set", a, "up"]);
+        net
+    }
+
+    fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "link", "del", self.ours.as_str()]);
+        let _ = run(&["ip", "netns", "del", self.ns.as_str()]);
+        if let Some(dir) = callbridge_worker::dpdk_io::eal_runtime_dir() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
+    LegSpec {
+        id,
+        remote: Some(remote),
+        learn_remote: false,
+        src_mismatch: SrcMismatch::Drop,
+        codec: Codec::Pcmu,
+        media_timeout: None,
+    }
+}
+
+/// Two RTP peers on 198.18.0.2:40000 and :40002 sending `n` packets each to our legs and
+/// counting what comes back, from which address. Prints one line of JSON-ish numbers.
+const PEERS_PY: &str = r#"
+import socket, sys, time, select
+us, pa, pb, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s1.bind(("198.18.0.2", 40000))
+s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s2.bind(("198.18.0.2", 40002))
+def rtp(seq, ssrc):
+    return bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + ssrc.to_bytes(4, "big") + b"\xd5" * 160
+got = {s1: 0, s2: 0}
+bad = 0
+want_from = {s1: (us, pa), s2: (us, pb)}
+def drain(timeout):
+    global bad
+    r, _, _ = select.select([s1, s2], [], [], timeout)
+    for s in r:
+        data, src = s.recvfrom(2048)
+        if src == want_from[s] and len(data) == 172 and data[0] == 0x80:
+            got[s] += 1
+        else:
+            bad += 1
+for i in range(n):
+    s1.sendto(rtp(i, 0x1111), (us, pa))
+    s2.sendto(rtp(i, 0x2222), (us, pb))
+    drain(0.005)
+end = time.time() + 10
+while (got[s1] < n or got[s2] < n) and time.time() < end:
+    drain(0.1)
+print("a_to_b=%d b_to_a=%d bad=%d" % (got[s2], got[s1], bad))
+"#;
+
+#[test]
+fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
+    let uid = must(&["id", "-u"]);
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "this test needs root (network namespaces, veth, AF_PACKET)"
+    );
+    let net = Net::create();
+    let mut s = DpdkSettings::new(
+        vec![format!("net_af_packet0,iface={}", net.ours)],
+        "net_af_packet0",
+    );
+    s.no_huge_mb = Some(256);
+    s.mbufs = 4095;
+    s.rx_desc = 256;
+    s.tx_desc = 256;
+    s.prefix_len = 24;
+    s.extra_args = vec!["--log-level".into(), "lib.eal:warning".into()];
+    let cfg = DataplaneConfig {
+        backend: Backend::Dpdk(s),
+        ..DataplaneConfig::new(IpAddr::V4(US), 30000..=30999)
+    };
+    let (dp, handle) = Dataplane::start(cfg).expect("start on af_packet");
+
+    // Ping: ARP resolution and ICMP echo through our netstack.
+    let out = net.exec(&["ping", "-c", "3", "-W", "5", "198.18.0.1"]);
+    assert!(
+        out.status.success(),
+        "ping failed: {}{}\n{:#?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        dp.stats()
+    );
+    let neigh = net.exec(&["ip", "neigh", "show", "198.18.0.1"]);
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    let our_mac =
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", net.ours)).expect("our MAC");
+    assert!(
+        neigh.contains(our_mac.trim()),
+        "neighbour entry {neigh:?} lacks our MAC {our_mac}"
+    );
+
+    // Two bridged legs, each with a peer socket in the namespace.
+    let a = handle.plan.allocate().unwrap();
+    let b = handle.plan.allocate().unwrap();
+    let peer_a = SocketAddr::new(IpAddr::V4(PEER), 40000);
+    let peer_b = SocketAddr::new(IpAddr::V4(PEER), 40002);
+    handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
+    handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
+    handle.send(Command::Bridge { a, b }).unwrap();
+    let mut added = 0;
+    let end = Instant::now() + DEADLINE;
+    while added < 2 {
+        let ev = handle
+            .events()
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .expect("LegAdded events");
+        match ev {
+            Event::LegAdded { .. } => added += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let out = net.exec(&[
+        "/usr/bin/python3",
+        "-c",
+        PEERS_PY,
+        "198.18.0.1",
+        &a.port().to_string(),
+        &b.port().to_string(),
+        &PACKETS.to_string(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "RTP peers failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        report.trim(),
+        format!("a_to_b={PACKETS} b_to_a={PACKETS} bad=0"),
+        "{:#?}",
+        dp.stats()
+    );
+    let fin = dp.shutdown();
+    let w = &fin[0];
+    let n = u64::from(PACKETS);
+    assert_eq!(w.relay.rx_packets, 2 * n, "{w:#?}");
+    assert_eq!(w.relay.tx_packets, 2 * n, "{w:#?}");
+    assert!(w.io.net.arp_replies >= 1, "{:?}", w.io.net);
+    assert!(w.io.net.echo_replies >= 3, "{:?}", w.io.net);
+    assert_eq!(w.io.net.arp_pending, 0, "peer MAC learned from its who-has");
+    assert!(w.io.port.ipackets >= 2 * n + 4, "{:?}", w.io.port);
+    assert!(w.io.port.opackets >= 2 * n + 4, "{:?}", w.io.port);
+    drop(net);
+}
