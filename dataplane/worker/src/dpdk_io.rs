@@ -187,6 +187,11 @@ impl DpdkIo {
         &self.net
     }
 
+    /// The L2/L3 layer, mutable (e.g. to pre-load a neighbour).
+    pub fn netstack_mut(&mut self) -> &mut Netstack {
+        &mut self.net
+    }
+
     /// The backend's clock.
     #[must_use]
     pub fn clock(&self) -> TscClock {

@@ -540,6 +540,12 @@ impl Netstack {
         self.stats.arp_learned += 1;
     }
 
+    /// Puts a neighbour into the cache as if it had just answered ARP (it expires like any
+    /// learned entry unless ARP refreshes it). For benchmarks and static next hops.
+    pub fn insert_neighbour(&mut self, now: Instant, ip: Ipv4Addr, mac: Address) {
+        self.learn(now, ip, mac);
+    }
+
     /// The MAC cached for `ip`, if resolved and not expired (no side effects).
     #[must_use]
     pub fn neighbour(&self, now: Instant, ip: Ipv4Addr) -> Option<Address> {

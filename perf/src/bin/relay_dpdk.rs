@@ -1,0 +1,659 @@
+//! Relay throughput of ONE DPDK worker core, compared with `dpdk-testpmd` io-forwarding.
+//!
+//! Set-up (one process, `--no-huge`, no PCI):
+//!
+//! ```text
+//!   generator thread (core G)                         worker thread (core W)
+//!   pre-built frames ─► net_ring0 TX q0 ─ ring 0 ─► RX q0 ─► DpdkIo ─► netstack ─► relay
+//!          ▲                                                                     │ forward
+//!          └── rewrite ◄─ net_ring0 RX q1 ◄─ ring 1 ─ TX q1 ◄─ encap ◄───────────┘
+//! ```
+//!
+//! `net_ring0` gives every queue one ring used for both its RX and TX, so the worker takes
+//! RX queue 0 and TX queue 1, the generator TX queue 0 and RX queue 1: two single-producer
+//! single-consumer rings, no copy in the device. The generator recycles each returned mbuf
+//! by writing the next pre-built frame into it (Ethernet + IPv4 + UDP + a 172-byte RTP packet,
+//! 214 bytes, UDP checksum set), round-robin over all legs, so the worker sees every leg in
+//! turn. The worker runs the real [`worker::Worker`] loop over [`DpdkIo`]: L2/L3 checks
+//! (IPv4 and UDP checksums verified in software: the ring device offers no offload), relay
+//! lookup and rewrite, re-encapsulation (checksums in software). Mpps = frames the generator
+//! got back per second, median of `--runs` windows.
+//!
+//! Then `dpdk-testpmd` runs io forwarding between two `net_null` devices on one forwarding
+//! core (`--no-huge -m 512`), its per-second `Rx-pps` summed over both ports, median taken.
+//!
+//! At most 32 256 legs fit one address (each leg holds an even RTP port and the odd RTCP port
+//! above it, ports 1024..=65535), so "100k legs" cannot be represented; the default leg
+//! counts are 1k, 10k and 32k.
+//!
+//! ```text
+//! scripts/perf relay-dpdk                      # builds --release --features dpdk, runs this
+//! ```
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Command as Proc, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::Parser;
+use dp_api::{Codec, Command, LegId, LegSpec, SrcMismatch};
+use dpdk::port::TxOffloads;
+use dpdk::{lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, TxQueue};
+use hdrhistogram::Histogram;
+use relay::{Relay, RelayConfig};
+use serde_json::json;
+use wire::ethernet::{ethertype, Address, EthernetFrame};
+use wire::ipv4::{protocol, Ipv4Packet, Ipv4Repr};
+use wire::rtp::RtpRepr;
+use wire::udp::{UdpPacket, UdpRepr};
+use worker::dpdk_io::{eal_runtime_dir, init_eal, DpdkIo};
+use worker::netstack::{NetConfig, TxOffload};
+use worker::{SharedStats, Worker, WorkerSnapshot};
+
+#[derive(Parser, Debug)]
+#[command(about = "Relay Mpps of one DPDK worker core vs dpdk-testpmd io forwarding")]
+struct Args {
+    /// Bridged leg counts to measure (at most 32256).
+    #[arg(long = "legs", default_values_t = [1000usize, 10000, 32000])]
+    legs: Vec<usize>,
+    /// Measurement windows per leg count (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per window.
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+    /// Worker burst size.
+    #[arg(long, default_value_t = 32)]
+    burst: usize,
+    /// The worker's core.
+    #[arg(long, default_value_t = 0)]
+    worker_core: usize,
+    /// The generator's core.
+    #[arg(long, default_value_t = 1)]
+    generator_core: usize,
+    /// dpdk-testpmd to compare with.
+    #[arg(long, default_value = "/usr/bin/dpdk-testpmd")]
+    testpmd: String,
+    /// Seconds of testpmd forwarding.
+    #[arg(long, default_value_t = 8)]
+    testpmd_seconds: u64,
+    /// Skip testpmd.
+    #[arg(long)]
+    no_testpmd: bool,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "perf/reports/latest/relay-dpdk.json")]
+    out: String,
+}
+
+const FIRST_PORT: u16 = 1024;
+const MAX_LEGS: usize = (65536 - FIRST_PORT as usize) / 2;
+const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+const GW_MAC: Address = Address([0x02, 0xcb, 0, 0, 0, 0xfe]);
+const RTP_LEN: usize = 172;
+const FRAME_LEN: usize = 14 + 20 + 8 + RTP_LEN;
+const GEN_BURST: usize = 32;
+
+fn remote(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)),
+        40000,
+    )
+}
+
+fn leg_port(i: usize) -> u16 {
+    FIRST_PORT + 2 * i as u16
+}
+
+/// The frame leg `i`'s peer sends: gateway MAC → our MAC, remote → us.
+fn frame(i: usize, our_mac: Address) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
+    eth.set_dst_addr(our_mac);
+    eth.set_src_addr(GW_MAC);
+    eth.set_ethertype(ethertype::IPV4);
+    let IpAddr::V4(src) = remote(i).ip() else {
+        unreachable!("remotes are IPv4")
+    };
+    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: US,
+        next_header: protocol::UDP,
+        payload_len: 8 + RTP_LEN,
+        hop_limit: 64,
+    }
+    .emit(&mut ip);
+    let mut rtp = [0u8; RTP_LEN];
+    RtpRepr::simple(
+        8,
+        i as u16,
+        160 * i as u32,
+        0x1000_0000 + i as u32,
+        &[0xd5; 160],
+    )
+    .emit(&mut rtp);
+    UdpRepr {
+        src_port: remote(i).port(),
+        dst_port: leg_port(i),
+        payload_len: RTP_LEN,
+    }
+    .emit(
+        &mut UdpPacket::new_unchecked(ip.payload_mut()),
+        src,
+        US,
+        &rtp,
+    );
+    f
+}
+
+fn pin(core: usize, who: &str) {
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        eprintln!("relay_dpdk: could not pin the {who} to core {core}");
+    }
+}
+
+struct RunResult {
+    legs: usize,
+    mpps: Vec<f64>,
+    samples: Histogram<u64>,
+    worker: WorkerSnapshot,
+}
+
+/// Queue handles shared between runs (each run's threads take and return them).
+struct Queues {
+    rx0: Option<RxQueue>,
+    tx0: Option<TxQueue>,
+    rx1: Option<RxQueue>,
+    tx1: Option<TxQueue>,
+}
+
+fn drain(q: &mut RxQueue) {
+    let mut b = MBurst::<64>::new();
+    while q.rx_burst(&mut b) > 0 {
+        b.clear();
+    }
+}
+
+fn run(
+    args: &Args,
+    legs: usize,
+    pool: &Mempool,
+    our_mac: Address,
+    queues: &Arc<Mutex<Queues>>,
+) -> anyhow::Result<RunResult> {
+    ensure!(
+        (2..=MAX_LEGS).contains(&legs) && legs legs % 2 == 0, 1 == 0,
+        "legs must be even, 2..={MAX_LEGS}"
+    );
+    let last = FIRST_PORT + (2 * legs - 1) as u16;
+    let frames: Arc<Vec<[u8; FRAME_LEN]>> =
+        Arc::new((0..legs).map(|i| frame(i, our_mac)).collect());
+    let stop_worker = Arc::new(AtomicBool::new(false));
+    let stop_gen = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let shared = Arc::new(SharedStats::default());
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded::<anyhow::Result<()>>(1);
+
+    // The worker: the real loop over DpdkIo.
+    let (rxq, txq) = {
+        let mut q = queues.lock().expect("queues");
+        (q.rx0.take().context("rx0")?, q.tx1.take().context("tx1")?)
+    };
+    let (w_pool, w_stop, w_shared) = (pool.clone(), stop_worker.clone(), shared.clone());
+    let (burst, worker_core) = (args.burst, args.worker_core);
+    let worker = std::thread::Builder::new()
+        .name("cb-perf-worker".into())
+        .spawn(move || -> anyhow::Result<()> {
+            pin(worker_core, "worker");
+            let reg = lcore::register_thread().context("register worker thread")?;
+            let net = NetConfig {
+                mac: our_mac,
+                ip: US,
+                prefix_len: 24,
+                gateway: Some(GW),
+            };
+            let mut io = DpdkIo::new(
+                rxq,
+                txq,
+                w_pool,
+                net,
+                TxOffload::default(),
+                FIRST_PORT..=last,
+                None,
+            )
+            .with_registration(reg);
+            let t0 = io.clock().now();
+            io.netstack_mut().insert_neighbour(t0, GW, GW_MAC);
+            let mut cfg = RelayConfig::new(FIRST_PORT..=last, 1 << 16);
+            cfg.seed = 7;
+            let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
+            let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
+            let mut w = Worker::new(0, io, Relay::new(cfg), cmd_rx, ev_tx, burst, w_stop)
+                .with_shared_stats(w_shared);
+            for i in 0..legs {
+                let id = LegId::new(leg_port(i), 1);
+                w.handle_command(
+                    t0,
+                    Command::AddLeg(LegSpec {
+                        id,
+                        remote: Some(remote(i)),
+                        learn_remote: false,
+                        src_mismatch: SrcMismatch::Drop,
+                        codec: Codec::Pcma,
+                        media_timeout: Some(Duration::from_secs(30)),
+                    }),
+                );
+                if i % 2 == 1 {
+                    let a = LegId::new(leg_port(i - 1), 1);
+                    w.handle_command(t0, Command::Bridge { a, b: id });
+                }
+                while ev_rx.try_recv().is_ok() {}
+            }
+            let legs_up = w.relay().stats().legs;
+            if legs_up != legs {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("only {legs_up} of {legs} legs")));
+                return Ok(());
+            }
+            let _ = ready_tx.send(Ok(()));
+            w.run(); // until the flag (cmd_tx stays alive: a closed queue would stop it too)
+            drop(cmd_tx);
+            drop(ev_rx);
+            drop(w);
+            Ok(())
+        })
+        .context("spawn worker")?;
+    ready_rx.recv().context("worker died during set-up")??;
+
+    // The generator: keeps ring 0 full, recycles what comes back on ring 1.
+    let (gtx, mut grx) = {
+        let mut q = queues.lock().expect("queues");
+        (q.tx0.take().context("tx0")?, q.rx1.take().context("rx1")?)
+    };
+    let (g_pool, g_stop, g_received, g_queues, g_frames) = (
+        pool.clone(),
+        stop_gen.clone(),
+        received.clone(),
+        queues.clone(),
+        frames.clone(),
+    );
+    let generator_core = args.generator_core;
+    let generator = std::thread::Builder::new()
+        .name("cb-perf-gen".into())
+        .spawn(move || -> anyhow::Result<()> {
+            pin(generator_core, "generator");
+            let _reg = lcore::register_thread().context("register generator thread")?;
+            let mut gtx = gtx;
+            let mut b = MBurst::<GEN_BURST>::new();
+            let (mut next, mut back) = (0usize, 0u64);
+            let n = g_frames.len();
+            while !g_stop.load(Ordering::Relaxed) {
+                let had = b.len();
+                let got = grx.rx_burst(&mut b);
+                if got > 0 {
+                    back += got as u64;
+                    g_received.store(back, Ordering::Relaxed);
+                } else {
+                    while !b.is_full() {
+                        let Some(m) = g_pool.alloc() else { break };
+                        if b.push(m).is_err() {
+                            break;
+                        }
+                    }
+                }
+                for m in &mut b.as_mut_slice()[had..] {
+                    m.reset();
+                    let d = m.append(FRAME_LEN).context("mbuf room")?;
+                    d.copy_from_slice(&g_frames[next]);
+                    next += 1;
+                    if next == n {
+                        next = 0;
+                    }
+                }
+                gtx.tx_burst(&mut b);
+            }
+            b.clear();
+            let mut q = g_queues.lock().expect("queues");
+            q.tx0 = Some(gtx);
+            q.rx1 = Some(grx);
+            Ok(())
+        })
+        .context("spawn generator")?;
+
+    // Warm up, then measure `runs` windows, sampling every 100 ms.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut samples = Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).context("histogram")?;
+    let mut mpps = Vec::with_capacity(args.runs);
+    for _ in 0..args.runs {
+        let (t0, r0) = (Instant::now(), received.load(Ordering::Relaxed));
+        let end = t0 + Duration::from_secs_f64(args.seconds);
+        let (mut ts, mut rs) = (t0, r0);
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(100));
+            let (t, r) = (Instant::now(), received.load(Ordering::Relaxed));
+            let kpps = (r - rs) as f64 / t.duration_since(ts).as_secs_f64() / 1e3;
+            samples.saturating_record((kpps as u64).max(1));
+            (ts, rs) = (t, r);
+        }
+        let (t1, r1) = (Instant::now(), received.load(Ordering::Relaxed));
+        mpps.push((r1 - r0) as f64 / t1.duration_since(t0).as_secs_f64() / 1e6);
+    }
+    stop_gen.store(true, Ordering::Relaxed);
+    generator
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator panicked"))??;
+    stop_worker.store(true, Ordering::Relaxed);
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    // The worker's queues are free again: empty both rings for the next run.
+    {
+        let mut q = queues.lock().expect("queues");
+        let mut rx0 = take_rx0()?;
+        drain(&mut rx0);
+        if let Some(rx1) = q.rx1.as_mut() {
+            drain(rx1);
+        }
+        q.rx0 = Some(rx0);
+    }
+    Ok(RunResult {
+        legs,
+        mpps,
+        samples,
+        worker: shared.load(),
+    })
+}
+
+/// The worker's RX queue 0 handle, retaken from the port after the worker dropped it.
+fn take_rx0() -> anyhow::Result<RxQueue> {
+    PORT.lock()
+        .expect("port")
+        .as_ref()
+        .context("port")?
+        .rx_queue(0)
+        .context("rx queue 0")
+}
+
+/// The worker's TX queue 1 handle, retaken likewise.
+fn take_tx1() -> anyhow::Result<TxQueue> {
+    PORT.lock()
+        .expect("port")
+        .as_ref()
+        .context("port")?
+        .tx_queue(1)
+        .context("tx queue 1")
+}
+
+static PORT: Mutex<Option<Port>> = Mutex::new(None);
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return 0.0;
+    }
+    s[s.len() / 2]
+}
+
+/// Runs testpmd io forwarding on two net_null ports with one forwarding core; returns the
+/// median of its per-second forwarded packets (Rx-pps of both ports summed), in Mpps.
+fn testpmd(args: &Args) -> anyhow::Result<f64> {
+    let prefix = format!("cbtpmd{}", std::process::id());
+    let cores = format!("{},{}", args.generator_core, args.worker_core);
+    let mut child = Proc::new(&args.testpmd)
+        .args([
+            "-l",
+            &cores,
+            "--no-huge",
+            "-m",
+            "512",
+            "--no-pci",
+            "--vdev",
+            "net_null0",
+            "--vdev",
+            "net_null1",
+            "--file-prefix",
+            &prefix,
+            "--log-level",
+            "lib.eal:warning",
+            "--",
+            "--forward-mode=io",
+            "--stats-period",
+            "1",
+            "--nb-cores=1",
+            "--burst=32",
+            "--total-num-mbufs=16384",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {}", args.testpmd))?;
+    let stdout = child.stdout.take().context("testpmd stdout")?;
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            sink.lock().expect("lines").push(l);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(args.testpmd_seconds));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{prefix}"));
+    let lines = lines.lock().expect("lines");
+    let pps: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("Rx-pps:"))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    if pps.len() < 6 {
+        bail!(
+            "testpmd printed too few stats ({} Rx-pps lines); its output:\n{}",
+            pps.len(),
+            lines.join("\n")
+        );
+    }
+    // Two ports per period; drop the first two periods (start-up).
+    let per_period: Vec<f64> = pps
+        .chunks_exact(2)
+        .skip(2)
+        .map(|c| (c[0] + c[1]) as f64 / 1e6)
+        .collect();
+    Ok(median(&per_period))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    ensure!(
+        args.runs >= 1 && args.seconds > 0.0,
+        "runs and seconds must be positive"
+    );
+    let commit = Proc::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+
+    // testpmd first, before our EAL holds the cores.
+    let testpmd_mpps = if args.no_testpmd {
+        None
+    } else {
+        let m = testpmd(&args)?;
+        println!("testpmd io-forwarding, net_null0<->net_null1, 1 core: {m:.2} Mpps");
+        Some(m)
+    };
+
+    let prefix = format!("cbperf{}", std::process::id());
+    let eal = vec![
+        "-l".to_string(),
+        format!("{},{}", args.worker_core, args.generator_core),
+        "--no-huge".into(),
+        "-m".into(),
+        "1024".into(),
+        "--no-pci".into(),
+        "--vdev".into(),
+        "net_ring0".into(),
+        "--file-prefix".into(),
+        prefix,
+        "--log-level".into(),
+        "lib.eal:warning".into(),
+    ];
+    init_eal(&eal)?;
+    let result = measure(&args, &commit, &cpu, testpmd_mpps);
+    *PORT.lock().expect("port") = None;
+    if let Some(dir) = eal_runtime_dir() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> anyhow::Result<()> {
+    let port_id = Port::by_name("net_ring0").context("net_ring0")?;
+    let pool = Mempool::new(
+        "cbperf",
+        8191,
+        256,
+        Mempool::DEFAULT_DATA_ROOM,
+        SocketId::ANY,
+    )
+    .context("mempool")?;
+    let conf = PortConf {
+        rx_queues: 2,
+        tx_queues: 2,
+        rx_desc: 1024,
+        tx_desc: 1024,
+        offloads: TxOffloads {
+            ipv4_cksum: false,
+            udp_cksum: false,
+        },
+    };
+    let mut port = Port::configure(port_id, conf, &pool).context("configure net_ring0")?;
+    let our_mac = Address(port.mac_addr().context("MAC")?.0);
+    let queues = Arc::new(Mutex::new(Queues {
+        rx0: Some(port.rx_queue(0)?),
+        tx0: Some(port.tx_queue(0)?),
+        rx1: Some(port.rx_queue(1)?),
+        tx1: Some(port.tx_queue(1)?),
+    }));
+    port.start().context("start net_ring0")?;
+    *PORT.lock().expect("port") = Some(port);
+
+    println!(
+        "relay_dpdk: one worker core ({}), net_ring0 (RX q0 / TX q1), generator on core {}, \
+         {FRAME_LEN}-byte frames (172-byte RTP), burst {}, {} x {} s windows, commit {}, {cpu}",
+        args.worker_core,
+        args.generator_core,
+        args.burst,
+        args.runs,
+        args.seconds,
+        commit.trim()
+    );
+    let mut results = Vec::new();
+    for &legs in &args.legs {
+        let r = run(args, legs, &pool, our_mac, &queues)?;
+        {
+            let mut q = queues.lock().expect("queues");
+            if q.tx1.is_none() {
+                q.tx1 = Some(take_tx1()?);
+            }
+        }
+        let m = median(&r.mpps);
+        println!();
+        println!(
+            "{legs} bridged legs: {m:.2} Mpps per core (windows: {}), {:.1} ns/packet",
+            r.mpps
+                .iter()
+                .map(|x| format!("{x:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            1e3 / m
+        );
+        println!(
+            "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "kpps/100ms", "AVG", "P0", "P50", "P90", "P99", "P100"
+        );
+        let h = &r.samples;
+        println!(
+            "{:<12} {:>8.0} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "forwarded",
+            h.mean(),
+            h.min(),
+            h.value_at_quantile(0.50),
+            h.value_at_quantile(0.90),
+            h.value_at_quantile(0.99),
+            h.max()
+        );
+        let w = &r.worker;
+        println!(
+            "worker: relay rx {} tx {} drops {} | L2 drops {} arp_pending {} | tx refused {} | backend drops {}",
+            w.relay.rx_packets,
+            w.relay.tx_packets,
+            w.relay.drops.total(),
+            w.io.net.dropped_total(),
+            w.io.net.arp_pending,
+            w.lp.tx_refused,
+            w.io.backend_drops
+        );
+        results.push(r);
+    }
+
+    // Headline: the largest leg count measured (the most cache-hostile).
+    let head = results
+        .iter()
+        .max_by_key(|r| r.legs)
+        .context("no leg counts")?;
+    let mpps = median(&head.mpps);
+    let ratio = testpmd_mpps.map(|t| mpps / t);
+    let report = json!({
+        "mpps_per_core": mpps,
+        "ns_per_packet": 1e3 / mpps,
+        "testpmd_mpps": testpmd_mpps,
+        "ratio_vs_testpmd": ratio,
+        "legs": head.legs,
+        "frame_len": FRAME_LEN,
+        "rtp_len": RTP_LEN,
+        "burst": args.burst,
+        "device": "net_ring0 (RX q0 / TX q1), no offloads",
+        "testpmd_device": "net_null0 <-> net_null1, io forwarding, 1 core",
+        "commit": commit.trim(),
+        "cpu": cpu,
+        "runs": results.iter().map(|r| json!({
+            "legs": r.legs,
+            "mpps_windows": r.mpps,
+            "mpps_median": median(&r.mpps),
+            "ns_per_packet": 1e3 / median(&r.mpps),
+            "relay_drops": r.worker.relay.drops.total(),
+            "l2_drops": r.worker.io.net.dropped_total(),
+            "tx_refused": r.worker.lp.tx_refused,
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", args.out))?;
+    println!();
+    match (testpmd_mpps, ratio) {
+        (Some(t), Some(r)) => {
+            println!("relay-dpdk: {mpps:.2} Mpps/core, {r:.2} of testpmd ({t:.2})")
+        }
+        _ => println!("relay-dpdk: {mpps:.2} Mpps/core, n/a of testpmd (n/a)"),
+    }
+    Ok(())
+}
