@@ -187,7 +187,7 @@ fn run(
     queues: &Arc<Mutex<Queues>>,
 ) -> anyhow::Result<RunResult> {
     ensure!(
-        (2..=MAX_LEGS).contains(&legs) && legs legs % 2 == 0, 1 == 0,
+        (2..=MAX_LEGS).contains(&legs) && legs & 1 == 0,
         "legs must be even, 2..={MAX_LEGS}"
     );
     let last = FIRST_PORT + (2 * legs - 1) as u16;
