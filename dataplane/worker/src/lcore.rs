@@ -245,24 +245,29 @@ impl<Io: PacketIo> Worker<Io> {
             }
         }
         self.relay.handle_timeout(now);
-        loop {
-            if self.tx.is_full() {
-                out.tx += self.flush();
-            }
-            let Some(slot) = self.tx.next_free() else {
-                break;
-            };
-            if !self.io.prepare_tx(&mut slot.buf) {
-                break;
-            }
-            match self.relay.poll_transmit(now, slot.buf.as_mut()) {
-                Some(t) => {
-                    slot.len = t.len;
-                    slot.peer = t.to;
-                    slot.local_port = t.from_port;
-                    self.tx.commit();
+        // Announcements: only when one may be due, so backends that refill TX buffers
+        // (DPDK) do not do so on every pass.
+        let due = self.relay.poll_timeout().is_some_and(|t| t <= now);
+        if due {
+            loop {
+                if self.tx.is_full() {
+                    out.tx += self.flush();
                 }
-                None => break,
+                let Some(slot) = self.tx.next_free() else {
+                    break;
+                };
+                if !self.io.prepare_tx(&mut slot.buf) {
+                    break;
+                }
+                match self.relay.poll_transmit(now, slot.buf.as_mut()) {
+                    Some(t) => {
+                        slot.len = t.len;
+                        slot.peer = t.to;
+                        slot.local_port = t.from_port;
+                        self.tx.commit();
+                    }
+                    None => break,
+                }
             }
         }
         out.tx += self.flush();
