@@ -136,6 +136,15 @@ fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
         "0",
         "this test needs root (network namespaces, veth, AF_PACKET)"
     );
+    for tool in ["ip", "ethtool", "ping"] {
+        let found = run(&["sh", "-c", &format!("command -v {tool}")])
+            .status
+            .success();
+        assert!(
+            found,
+            "{tool} is missing (packages iproute2, ethtool, iputils-ping)"
+        );
+    }
     let net = Net::create();
     let mut s = DpdkSettings::new(
         vec![format!("net_af_packet0,iface={}", net.ours)],
