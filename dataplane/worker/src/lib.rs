@@ -4,14 +4,19 @@
 //! ```text
 //!  DataplaneHandle ──Command (bounded, one queue per worker)──► Worker i (thread, core cores[i])
 //!        ▲                                                        loop { rx_burst ► relay ► tx_burst ► timers }
-//!        └──────────────Event (one bounded queue, try_send)───────┘   over SocketIo | MemIo | (DpdkIo)
+//!        └──────────────Event (one bounded queue, try_send)───────┘   over SocketIo | MemIo | DpdkIo
 //! ```
 //!
 //! - [`Dataplane::start`] splits the port range with [`PortPlan`], starts one worker per
-//!   slice on the UDP socket backend and returns the control plane's [`DataplaneHandle`].
-//!   [`Dataplane::start_with`] takes any backend factory (tests use [`mem_io::MemIo`]).
+//!   slice on the backend [`DataplaneConfig::backend`] names and returns the control plane's
+//!   [`DataplaneHandle`]. [`Dataplane::start_with`] takes any backend factory (tests use
+//!   [`mem_io::MemIo`]).
 //! - The socket backend sleeps in epoll when idle (at most [`lcore::MAX_IDLE_WAIT`], so
-//!   commands are picked up promptly); a DPDK backend would busy-poll its queues instead.
+//!   commands are picked up promptly).
+//! - The DPDK backend (`dpdk_io`, cargo feature `dpdk`, [`Backend::Dpdk`]) busy-polls one
+//!   RX/TX queue pair of a DPDK port and owns L2/L3 there through the sans-IO [`netstack`]
+//!   (ARP, ICMP echo, IPv4/UDP checks and encapsulation). Without the feature nothing of
+//!   DPDK is built or linked.
 //! - Each worker owns its state; nothing is shared between workers except the shutdown flag
 //!   and the channels.
 #![forbid(unsafe_code)]
