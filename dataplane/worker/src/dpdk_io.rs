@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Busy-polls: the `wait` of [`PacketIo::rx_burst`] is ignored. Time is the TSC, read once per
-//! burst ([`TscClock`]). Housekeeping (neighbour timers, pending who-has) runs every
+//! burst ([`TscClock`], at the start of `rx_burst`; [`PacketIo::now`] and `tx_burst` reuse it). Housekeeping (neighbour timers, pending who-has) runs every
 //! [`HOUSEKEEPING_PERIOD`] of TSC time; port counters are read when the worker publishes its
 //! stats (every `PUBLISH_PERIOD`, and at shutdown). Nothing here allocates, locks or logs per packet.
 //!
@@ -105,6 +105,9 @@ pub struct DpdkIo {
     net: Netstack,
     offload: TxOffload,
     clock: TscClock,
+    /// The TSC time read at the start of the last `rx_burst`: the burst's `now`, also
+    /// returned by [`PacketIo::now`] and used by the following `tx_burst`.
+    now: Instant,
     /// Frames from the queue (filled by `rx_burst`, drained at once).
     rxb: MBurst<MAX_BURST>,
     /// Frames received but not yet classified (the worker's burst was full).
@@ -160,6 +163,7 @@ impl DpdkIo {
             net: Netstack::new(net),
             offload,
             clock,
+            now: clock.now(),
             rxb: MBurst::new(),
             carry: MBurst::new(),
             txb: MBurst::new(),
@@ -267,7 +271,7 @@ impl PacketIo for DpdkIo {
     }
 
     fn now(&self) -> Instant {
-        self.clock.now()
+        self.now
     }
 
     fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
@@ -294,6 +298,7 @@ impl PacketIo for DpdkIo {
 
     fn rx_burst(&mut self, rx: &mut Burst<DpdkBuf>, _wait: Option<Duration>) -> usize {
         let now = self.clock.now();
+        self.now = now;
         self.housekeeping(now);
         if self.carry.is_empty() {
             self.rxq.rx_burst(&mut self.rxb);
@@ -324,14 +329,16 @@ impl PacketIo for DpdkIo {
                 }
                 return;
             }
-            match net.handle_frame(now, m.data_mut()) {
+            let frame = m.data_mut();
+            let frame_len = frame.len();
+            match net.handle_frame(now, frame) {
                 Ingress::Udp {
                     src,
                     dst_port,
                     payload,
                 } => {
                     let len = payload.len();
-                    let tail = m.len() - payload.end;
+                    let tail = frame_len - payload.end;
                     if m.adj(payload.start).is_none() || (tail > 0 && m.trim(tail).is_none()) {
                         *drops += 1;
                         return;
@@ -344,7 +351,7 @@ impl PacketIo for DpdkIo {
                     k += 1;
                 }
                 Ingress::Reply { len } => {
-                    let extra = m.len() - len;
+                    let extra = frame_len - len;
                     if extra > 0 && m.trim(extra).is_none() {
                         *drops += 1;
                         return;
@@ -389,7 +396,7 @@ impl PacketIo for DpdkIo {
         tx: &mut Burst<DpdkBuf>,
         refused: &mut dyn FnMut(&Packet<DpdkBuf>),
     ) -> usize {
-        let now = self.clock.now();
+        let now = self.now;
         let mut need_arp = false;
         let cksum = self.offload.ipv4_checksum || self.offload.udp_checksum;
         for (i, p) in tx.packets_mut().iter_mut().enumerate() {

@@ -82,6 +82,10 @@ struct Args {
     /// generator overwrites those headers anyway). A what-if, reported separately.
     #[arg(long)]
     assume_offload: bool,
+    /// Measure the harness floor instead of the relay: the worker thread moves frames from
+    /// ring 0 to ring 1 reading one byte of each, no netstack, no relay.
+    #[arg(long)]
+    floor: bool,
     /// Seconds per window.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -244,7 +248,7 @@ fn run(
     let busy_ticks = Arc::new(AtomicU64::new(0));
     let busy_pkts = Arc::new(AtomicU64::new(0));
     let (w_busy, w_pkts) = (busy_ticks.clone(), busy_pkts.clone());
-    let (burst, worker_core) = (args.burst, args.worker_core);
+    let (burst, worker_core, floor) = (args.burst, args.worker_core, args.floor);
     let offload = TxOffload {
         ipv4_checksum: args.assume_offload,
         udp_checksum: args.assume_offload,
@@ -254,6 +258,35 @@ fn run(
         .spawn(move || -> anyhow::Result<()> {
             pin(worker_core, "worker");
             let reg = lcore::register_thread().context("register worker thread")?;
+            if floor {
+                // The harness floor: frames go straight from ring 0 to ring 1, their header
+                // line read once (as any forwarder must), nothing else.
+                let (mut rxq, mut txq) = (rxq, txq);
+                let mut b = MBurst::<32>::new();
+                let task = std::fs::read_link("/proc/thread-self")
+                    .map(|p| format!("/proc/{}/stat", p.display()))
+                    .unwrap_or_default();
+                let _ = ready_tx.send(Ok(task));
+                let (mut busy, mut pkts, mut touched) = (0u64, 0u64, 0u8);
+                while !w_stop.load(Ordering::Relaxed) {
+                    let t = lcore::rdtsc();
+                    let n = rxq.rx_burst(&mut b);
+                    for m in b.iter() {
+                        touched ^= m.data().first().copied().unwrap_or(0);
+                    }
+                    txq.tx_burst(&mut b);
+                    b.clear();
+                    if n > 0 {
+                        busy += lcore::rdtsc() - t;
+                        pkts += n as u64;
+                        w_busy.store(busy, Ordering::Relaxed);
+                        w_pkts.store(pkts, Ordering::Relaxed);
+                    }
+                }
+                std::hint::black_box(touched);
+                drop(reg);
+                return Ok(());
+            }
             let net = NetConfig {
                 mac: our_mac,
                 ip: US,
@@ -749,6 +782,7 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
         "burst": args.burst,
         "inflight": args.inflight,
         "assume_offload": args.assume_offload,
+        "floor_only": args.floor,
         "device": "net_ring0 (RX q0 / TX q1), no offloads",
         "testpmd_device": "net_null0 <-> net_null1, io forwarding, 1 core",
         "commit": commit.trim(),
