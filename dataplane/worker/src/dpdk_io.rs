@@ -36,7 +36,9 @@ use wire::ethernet::Address;
 use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
-use crate::netstack::{Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM};
+use crate::netstack::{
+    self, Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM,
+};
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -45,17 +47,25 @@ pub const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(100);
 /// A packet buffer of the DPDK backend: an mbuf, or nothing (a TX slot after transmit; the
 /// backend refills it in [`PacketIo::prepare_tx`]). An empty slot reads as an empty slice.
 #[derive(Debug, Default)]
-pub struct DpdkBuf(pub Option<Mbuf>);
+pub struct DpdkBuf {
+    /// The mbuf; its data is the UDP payload while the buffer is in a worker's burst.
+    pub mbuf: Option<Mbuf>,
+    /// Set on receive when the UDP checksum was verified in software: the payload length
+    /// and the sum of the payload after its first [`crate::netstack::SUM_SKIP`] bytes (see
+    /// [`Ingress::Udp`]), reused on transmit when the length is unchanged (the relay edits
+    /// at most the RTP fixed header in place).
+    pub tail_sum: Option<(usize, u32)>,
+}
 
 impl AsRef<[u8]> for DpdkBuf {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_ref().map_or(&[], Mbuf::data)
+        self.mbuf.as_ref().map_or(&[], Mbuf::data)
     }
 }
 
 impl AsMut<[u8]> for DpdkBuf {
     fn as_mut(&mut self) -> &mut [u8] {
-        self.0.as_mut().map_or(&mut [], Mbuf::data_mut)
+        self.mbuf.as_mut().map_or(&mut [], Mbuf::data_mut)
     }
 }
 
@@ -267,7 +277,7 @@ impl PacketIo for DpdkIo {
     type Buf = DpdkBuf;
 
     fn new_buf(&self) -> DpdkBuf {
-        DpdkBuf(None)
+        DpdkBuf::default()
     }
 
     fn now(&self) -> Instant {
@@ -336,6 +346,7 @@ impl PacketIo for DpdkIo {
                     src,
                     dst_port,
                     payload,
+                    tail_sum,
                 } => {
                     let len = payload.len();
                     let tail = frame_len - payload.end;
@@ -344,7 +355,8 @@ impl PacketIo for DpdkIo {
                         return;
                     }
                     let s = &mut slots[k];
-                    s.buf.0 = Some(m);
+                    s.buf.mbuf = Some(m);
+                    s.buf.tail_sum = tail_sum.map(|t| (len, t));
                     s.len = len;
                     s.peer = SocketAddr::V4(src);
                     s.local_port = dst_port;
@@ -369,10 +381,11 @@ impl PacketIo for DpdkIo {
     }
 
     fn prepare_tx(&mut self, buf: &mut DpdkBuf) -> bool {
-        let m = match &mut buf.0 {
+        buf.tail_sum = None;
+        let m = match &mut buf.mbuf {
             Some(m) => m,
             None => match self.pool.alloc() {
-                Some(m) => buf.0.insert(m),
+                Some(m) => buf.mbuf.insert(m),
                 None => {
                     self.backend_drops += 1;
                     return false;
@@ -400,7 +413,8 @@ impl PacketIo for DpdkIo {
         let mut need_arp = false;
         let cksum = self.offload.ipv4_checksum || self.offload.udp_checksum;
         for (i, p) in tx.packets_mut().iter_mut().enumerate() {
-            let Some(mut m) = p.buf.0.take() else {
+            let tail_sum = p.buf.tail_sum.take().filter(|t| t.0 == p.len).map(|t| t.1);
+            let Some(mut m) = p.buf.mbuf.take() else {
                 continue;
             };
             let SocketAddr::V4(dst) = p.peer else {
@@ -418,7 +432,7 @@ impl PacketIo for DpdkIo {
             }
             match self
                 .net
-                .encap(now, dst, p.local_port, m.data_mut(), self.offload)
+                .encap_with(now, dst, p.local_port, m.data_mut(), self.offload, tail_sum)
             {
                 Encap::Ready { .. } => {
                     if cksum {

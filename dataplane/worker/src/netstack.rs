@@ -55,6 +55,9 @@ pub const NEIGHBOUR_WAYS: usize = 4;
 /// Targets that can wait for a who-has at once; more misses are still answered `NeedArp`
 /// and picked up on a later miss.
 pub const PENDING_TARGETS: usize = 32;
+/// The payload bytes (an RTP fixed header, which the relay may rewrite) left out of
+/// [`Ingress::Udp`]'s `tail_sum`.
+pub const SUM_SKIP: usize = 12;
 /// The TTL of the packets we originate.
 pub const DEFAULT_TTL: u8 = 64;
 
@@ -171,6 +174,10 @@ pub enum Ingress {
         dst_port: u16,
         /// The payload's byte range in the frame.
         payload: Range<usize>,
+        /// When the UDP checksum was verified in software: the partial one's-complement sum
+        /// ([`wire::checksum::sum`]) of the payload after its first [`SUM_SKIP`] bytes, for
+        /// [`Netstack::encap_with`] to reuse if only those first bytes change.
+        tail_sum: Option<u32>,
     },
     /// The frame was rewritten in place into a reply (ARP reply, ICMP echo reply):
     /// transmit `frame[..len]`.
@@ -444,14 +451,32 @@ impl Netstack {
                 let Ok(u) = UdpPacket::new_checked(&frame[l4..l3 + tl]) else {
                     return self.drop(L2Drop::Truncated);
                 };
-                if !rx.udp_checksum_good && !u.verify_checksum(src, self.cfg.ip) {
-                    return self.drop(L2Drop::BadUdpChecksum);
+                let (sport, dport, udp_len) = (u.src_port(), u.dst_port(), usize::from(u.len()));
+                let mut tail_sum = None;
+                if !rx.udp_checksum_good && u.checksum() != 0 {
+                    // RFC 768: the checksum covers the pseudo-header, the header and the
+                    // data; summed in two parts so the tail can be reused on transmit.
+                    let data = &frame[l4..l4 + udp_len];
+                    let split = (udp::HEADER_LEN + SUM_SKIP).min(udp_len);
+                    let ph = checksum::pseudo_header_v4(
+                        src.octets(),
+                        self.cfg.ip.octets(),
+                        protocol::UDP,
+                        udp_len as u16,
+                    );
+                    let tail = checksum::sum(&data[split..]);
+                    let ok = checksum::combine(&[ph, checksum::sum(&data[..split]), tail]) == 0;
+                    if !ok {
+                        return self.drop(L2Drop::BadUdpChecksum);
+                    }
+                    tail_sum = Some(tail);
                 }
                 self.stats.rx_udp += 1;
                 Ingress::Udp {
-                    src: SocketAddrV4::new(src, u.src_port()),
-                    dst_port: u.dst_port(),
-                    payload: l4 + udp::HEADER_LEN..l4 + usize::from(u.len()),
+                    src: SocketAddrV4::new(src, sport),
+                    dst_port: dport,
+                    payload: l4 + udp::HEADER_LEN..l4 + udp_len,
+                    tail_sum,
                 }
             }
             protocol::ICMP => {
@@ -627,6 +652,21 @@ impl Netstack {
         buf: &mut [u8],
         offload: TxOffload,
     ) -> Encap {
+        self.encap_with(now, dst, src_port, buf, offload, None)
+    }
+
+    /// [`Self::encap`], reusing `tail_sum` (an [`Ingress::Udp`]'s) for the software UDP
+    /// checksum: the payload after its first [`SUM_SKIP`] bytes must be exactly the bytes
+    /// that sum was taken over (same length, untouched); the first bytes are summed afresh.
+    pub fn encap_with(
+        &mut self,
+        now: Instant,
+        dst: SocketAddrV4,
+        src_port: u16,
+        buf: &mut [u8],
+        offload: TxOffload,
+        tail_sum: Option<u32>,
+    ) -> Encap {
         let udp_len = buf.len().wrapping_sub(HEADROOM - udp::HEADER_LEN);
         if buf.len() < HEADROOM || udp_len + ipv4::HEADER_LEN > usize::from(u16::MAX) {
             self.stats.too_big += 1;
@@ -673,6 +713,20 @@ impl Netstack {
                 udp_len as u16,
             );
             u.set_checksum(checksum::fold(ph));
+        } else if let Some(tail) = tail_sum {
+            u.set_checksum(0);
+            let ph = checksum::pseudo_header_v4(
+                self.cfg.ip.octets(),
+                dst.ip().octets(),
+                protocol::UDP,
+                udp_len as u16,
+            );
+            let data = u.into_inner();
+            let split = (udp::HEADER_LEN + SUM_SKIP).min(udp_len);
+            let c = checksum::combine(&[ph, checksum::sum(&data[..split]), tail]);
+            // RFC 768: a computed zero is transmitted as all ones.
+            let c = if c == 0 { 0xffff } else { c };
+            data[6..8].copy_from_slice(&c.to_be_bytes());
         } else {
             u.fill_checksum(self.cfg.ip, *dst.ip());
         }

@@ -176,7 +176,9 @@ fn udp_to_us_yields_payload_range_and_source() {
             src,
             dst_port,
             payload: r,
+            tail_sum,
         } => {
+            assert!(tail_sum.is_some(), "checksum verified in software");
             assert_eq!(src, SocketAddrV4::new(PEER_IP, 40000));
             assert_eq!(dst_port, 30000);
             assert_eq!(r, 42..50);
@@ -583,6 +585,7 @@ fn frames_to_our_own_address_hairpin_with_our_mac() {
             src,
             dst_port,
             payload,
+            ..
         } => {
             assert_eq!(src, SocketAddrV4::new(OUR_IP, 30000));
             assert_eq!(dst_port, 30002);
@@ -591,4 +594,36 @@ fn frames_to_our_own_address_hairpin_with_our_mac() {
         other => panic!("unexpected {other:?}"),
     }
     assert_eq!(s.poll_arp_request(now, &mut [0u8; 64]), None);
+}
+
+#[test]
+fn encap_reuses_the_verified_tail_sum() {
+    let (mut s, now) = stack();
+    teach(&mut s, now, PEER_IP, PEER_MAC);
+    // Payload lengths around SUM_SKIP, odd and even.
+    for len in [0usize, 1, 11, 12, 13, 160, 171, 172] {
+        let payload: Vec<u8> = (0..len).map(|i| (i * 37 + 5) as u8).collect();
+        let mut f = udp_frame(40000, 30000, &payload);
+        let (r, tail) = match s.handle_frame(now, &mut f) {
+            Ingress::Udp {
+                payload, tail_sum, ..
+            } => (payload, tail_sum.expect("verified in software")),
+            other => panic!("unexpected {other:?}"),
+        };
+        // Re-encapsulate the received payload in place, with the RTP marker bit flipped
+        // (what the relay may change) when the payload is long enough to have it.
+        let mut buf = f[r.start - HEADROOM..r.end].to_vec();
+        if len >= 2 {
+            buf[HEADROOM + 1] ^= 0x80;
+        }
+        let expect = buf[HEADROOM..].to_vec();
+        let dst = SocketAddrV4::new(PEER_IP, 5004);
+        let out = s.encap_with(now, dst, 30000, &mut buf, TxOffload::default(), Some(tail));
+        assert!(matches!(out, Encap::Ready { .. }), "len {len}");
+        parse_back(&buf, dst, 30000, &expect, PEER_MAC);
+        // Same bytes as a full computation.
+        let mut full = buf.clone();
+        UdpPacket::new_unchecked(&mut full[34..]).fill_checksum(OUR_IP, PEER_IP);
+        assert_eq!(buf, full, "len {len}");
+    }
 }
