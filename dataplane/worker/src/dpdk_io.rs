@@ -36,9 +36,7 @@ use wire::ethernet::Address;
 use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
-use crate::netstack::{
-    self, Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM,
-};
+use crate::netstack::{Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM};
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
