@@ -96,6 +96,7 @@ const PAGE: &str = r#"<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Call me back – {{NAME}}</title>
+<link rel="icon" href="data:,">
 <style>
   :root { color-scheme: light dark; --accent: #0b6bcb; --bg: #f6f7f9; --card: #fff; --text: #1b1f24; --muted: #59636e; }
   @media (prefers-color-scheme: dark) { :root { --bg: #14171a; --card: #1e2226; --text: #e8eaed; --muted: #a0a8b0; --accent: #5aa9ff; } }
@@ -145,7 +146,7 @@ const PAGE: &str = r#"<!doctype html>
     scheduled: "Your call is booked. We will call you at the time you chose.",
     calling_customer: "Calling you now… please pick up your phone.",
     announcing: "Please listen to the short message…",
-    calling_agent: "Connecting you to an agent…",
+    calling_agent: "Please listen to the short message while we connect you to an agent…",
     bridged: "Connected. You are talking to an agent.",
     completed: "The call has ended. Thank you for calling!",
     cancelled: "The call was cancelled."

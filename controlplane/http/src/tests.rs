@@ -394,7 +394,8 @@ async fn the_page_is_served_for_the_chosen_business() {
         assert!(html.contains(needle), "page lacks {needle}");
     }
     assert!(!html.contains("<script src"), "no external assets");
-    assert!(!html.contains("<link"), "no external assets");
+    assert!(!html.contains("<link rel=\"stylesheet"), "no external assets");
+    assert!(html.contains("<link rel=\"icon\" href=\"data:,\">"), "an inline (empty) icon: no /favicon.ico 404");
     assert!(!html.contains("{{"), "template fully filled");
 
     let (s, _, html) = send(&app, Method::GET, "/?business=globex", None).await;
