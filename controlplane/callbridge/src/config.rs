@@ -457,45 +457,41 @@ const EAL_ARGS_FROM_KEYS: &[(&str, &str)] = &[
 ];
 
 impl DpdkConfig {
-    /// The EAL argument vector (without a program name): `-l MAIN,WORKERS… --main-lcore
-    /// MAIN --file-prefix P`, then `--vdev DEV` / `-a PCI` per device, `--no-pci` when every
-    /// device is virtual, `--no-huge -m N` (or `--socket-mem` on `numa_node` when
-    /// `memory_mb` is set with hugepages), then `eal_args` verbatim.
+    /// The data plane's DPDK settings for these keys. Workers are std threads pinned to
+    /// `worker_cores` and registered with EAL (`rte_thread_register`), so EAL's `-l` lists
+    /// only the main core.
+    #[must_use]
+    pub(crate) fn settings(&self) -> worker::DpdkSettings {
+        let port = self.devices.get(usize::from(self.port)).cloned().unwrap_or_else(|| self.port.to_string());
+        let mut s = worker::DpdkSettings::new(self.devices.clone(), port);
+        s.lcores = self.main_core.to_string();
+        s.no_huge_mb = self.no_huge.then(|| self.memory_mb.unwrap_or(512));
+        s.socket_mem = match (self.no_huge, self.memory_mb) {
+            (false, Some(mb)) => Some(
+                (0..=self.numa_node)
+                    .map(|n| if n == self.numa_node { mb.to_string() } else { "0".into() })
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        };
+        s.file_prefix = Some(self.file_prefix.clone());
+        s.extra_args.clone_from(&self.eal_args);
+        s.mbufs = self.mbufs;
+        s.rx_desc = self.rx_desc;
+        s.tx_desc = self.tx_desc;
+        s.prefix_len = self.prefix_len;
+        s.gateway = self.gateway;
+        s
+    }
+
+    /// The EAL argument vector (without a program name) the data plane will use: `-l MAIN`,
+    /// then `--vdev DEV` / `-a PCI` per device, `--no-pci` when every device is virtual,
+    /// `--no-huge -m N` (or `--socket-mem` on `numa_node` when `memory_mb` is set with
+    /// hugepages), `--file-prefix P`, then `eal_args` verbatim.
     #[must_use]
     pub(crate) fn eal_args(&self) -> Vec<String> {
-        let lcores: Vec<String> =
-            std::iter::once(self.main_core).chain(self.worker_cores.iter().copied()).map(|c| c.to_string()).collect();
-        let mut args = vec![
-            "-l".to_owned(),
-            lcores.join(","),
-            "--main-lcore".to_owned(),
-            self.main_core.to_string(),
-            "--file-prefix".to_owned(),
-            self.file_prefix.clone(),
-        ];
-        let mut all_virtual = true;
-        for dev in &self.devices {
-            if device_kind(dev) == Ok(DeviceKind::Pci) {
-                all_virtual = false;
-                args.extend(["-a".to_owned(), dev.clone()]);
-            } else {
-                args.extend(["--vdev".to_owned(), dev.clone()]);
-            }
-        }
-        if all_virtual {
-            args.push("--no-pci".to_owned());
-        }
-        match (self.no_huge, self.memory_mb) {
-            (true, mb) => args.extend(["--no-huge".to_owned(), "-m".to_owned(), mb.unwrap_or(512).to_string()]),
-            (false, Some(mb)) => {
-                let per_node: Vec<String> =
-                    (0..=self.numa_node).map(|n| if n == self.numa_node { mb.to_string() } else { "0".into() }).collect();
-                args.extend(["--socket-mem".to_owned(), per_node.join(",")]);
-            }
-            (false, None) => {}
-        }
-        args.extend(self.eal_args.iter().cloned());
-        args
+        self.settings().eal_args()
     }
 
     /// Whether `ip` is inside `address/prefix_len` (on-link).
@@ -1556,8 +1552,8 @@ eal_args = []
         assert_eq!(
             c.dpdk.unwrap().eal_args(),
             [
-                "-l", "0,1,2", "--main-lcore", "0", "--file-prefix", "callbridge", "--vdev", "net_af_packet0,iface=veth0",
-                "--no-pci", "--no-huge", "-m", "512", "--log-level", "lib.eal:debug"
+                "-l", "0", "--vdev", "net_af_packet0,iface=veth0", "--no-pci", "--no-huge", "-m", "512", "--file-prefix",
+                "callbridge", "--log-level", "lib.eal:debug"
             ]
         );
     }
@@ -1573,10 +1569,12 @@ eal_args = []
         };
         assert_eq!(
             d.eal_args(),
-            ["-l", "2,4,6", "--main-lcore", "2", "--file-prefix", "cb1", "-a", "0000:03:00.0", "--vdev", "net_ring0"]
+            ["-l", "2", "-a", "0000:03:00.0", "--vdev", "net_ring0", "--file-prefix", "cb1"]
         );
         let d = DpdkConfig { memory_mb: Some(1024), numa_node: 1, ..d };
-        assert_eq!(d.eal_args()[10..], ["--socket-mem", "0,1024"]);
+        assert_eq!(d.eal_args()[6..8], ["--socket-mem", "0,1024"]);
+        let s = d.settings();
+        assert_eq!((s.port.as_str(), s.lcores.as_str(), s.no_huge_mb), ("0000:03:00.0", "2", None));
     }
 
     #[test]

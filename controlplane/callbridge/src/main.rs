@@ -126,9 +126,18 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
     dp_cfg.workers = cfg.media.workers;
     dp_cfg.cores.clone_from(&cfg.media.cores);
+    let backend = match &cfg.dpdk {
+        Some(d) if cfg.media.backend == config::Backend::Dpdk => {
+            dp_cfg.cores = Some(d.worker_cores.clone());
+            dp_cfg.burst = d.burst;
+            dp_cfg.backend = worker::Backend::Dpdk(d.settings());
+            "dpdk"
+        }
+        _ => "socket",
+    };
     let (dataplane, handle) = worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
     tracing::info!(
-        backend = "socket",
+        backend,
         workers = dataplane.workers(),
         address = %cfg.media.address,
         ports = %cfg.media.ports,
