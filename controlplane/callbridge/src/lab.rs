@@ -88,9 +88,8 @@ async fn answer(phone: LabPhone, mut call: sip::IncomingCall, counters: Arc<LabC
             return;
         }
     };
-    let local = match rtp.local_addr() {
-        Ok(a) => a,
-        Err(_) => return call.reject(500),
+    let Ok(local) = rtp.local_addr() else {
+        return call.reject(500);
     };
     let (sdp, negotiated) = match sip::sdp::build_answer(&offer, local, u64::from(local.port())) {
         Ok(a) => a,

@@ -60,7 +60,7 @@ impl PortPlan {
         if workers == 0 || last < first + 1 {
             return Err(DpError::BadRange(format!("{}-{}", ports.start(), ports.end())));
         }
-        let pairs = usize::from((last - first + 1) / 2);
+        let pairs = usize::from((last - first).div_ceil(2));
         if pairs < workers {
             return Err(DpError::BadRange(format!(
                 "{}-{} has {pairs} port pairs for {workers} workers",
