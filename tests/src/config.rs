@@ -1,7 +1,7 @@
 //! callbridge configuration files for tests.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::ports::PortBlock;
 
@@ -49,6 +49,76 @@ impl Default for Flow {
     }
 }
 
+/// The `[dpdk]` table (see the README's Operators section); its presence makes
+/// [`Config::render`] write `media.backend = "dpdk"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dpdk {
+    /// `devices`: PCI addresses or vdevs, e.g. `net_af_packet0,iface=veth0`.
+    pub devices: Vec<String>,
+    /// `main_core`.
+    pub main_core: u32,
+    /// `worker_cores`.
+    pub worker_cores: Vec<u32>,
+    /// `prefix_len` of `media.address`.
+    pub prefix_len: u8,
+    /// `no_huge`.
+    pub no_huge: bool,
+    /// `memory_mb`, omitted when `None`.
+    pub memory_mb: Option<u32>,
+    /// `mbufs`, omitted when `None`.
+    pub mbufs: Option<u32>,
+    /// `rx_desc`, omitted when `None`.
+    pub rx_desc: Option<u32>,
+    /// `tx_desc`, omitted when `None`.
+    pub tx_desc: Option<u32>,
+    /// `file_prefix`: unique per DPDK process on the host.
+    pub file_prefix: String,
+    /// `eal_args`, verbatim.
+    pub eal_args: Vec<String>,
+}
+
+impl Dpdk {
+    /// One device, main core 0, worker core 1, `/24`, hugepages, EAL defaults otherwise.
+    #[must_use]
+    pub fn new(device: &str, file_prefix: &str) -> Self {
+        Self {
+            devices: vec![device.into()],
+            main_core: 0,
+            worker_cores: vec![1],
+            prefix_len: 24,
+            no_huge: false,
+            memory_mb: None,
+            mbufs: None,
+            rx_desc: None,
+            tx_desc: None,
+            file_prefix: file_prefix.into(),
+            eal_args: Vec::new(),
+        }
+    }
+
+    fn render(&self, s: &mut String) {
+        let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        let strings = |v: &[String]| v.iter().map(|d| quote(d)).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(s, "[dpdk]\ndevices = [{}]", strings(&self.devices));
+        let _ = writeln!(s, "main_core = {}", self.main_core);
+        let _ = writeln!(s, "worker_cores = [{}]", list(&self.worker_cores));
+        let _ = writeln!(s, "prefix_len = {}", self.prefix_len);
+        let _ = writeln!(s, "no_huge = {}", self.no_huge);
+        for (key, value) in [
+            ("memory_mb", self.memory_mb),
+            ("mbufs", self.mbufs),
+            ("rx_desc", self.rx_desc),
+            ("tx_desc", self.tx_desc),
+        ] {
+            if let Some(v) = value {
+                let _ = writeln!(s, "{key} = {v}");
+            }
+        }
+        let _ = writeln!(s, "file_prefix = {}", quote(&self.file_prefix));
+        let _ = writeln!(s, "eal_args = [{}]\n", strings(&self.eal_args));
+    }
+}
+
 /// A callbridge config; [`Config::render`] gives the TOML text.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -58,8 +128,12 @@ pub struct Config {
     pub sip: SocketAddr,
     /// `[sip] trunk`, the host:port E.164 customers are sent to.
     pub trunk: SocketAddr,
+    /// `[media] address`: 127.0.0.1 unless set (with [`Config::dpdk`], the address DPDK owns).
+    pub media_address: IpAddr,
     /// `[media] ports`, inclusive (RTP even, RTCP odd).
     pub media_ports: (u16, u16),
+    /// `[dpdk]`; `Some` renders `media.backend = "dpdk"`, `None` the socket backend.
+    pub dpdk: Option<Dpdk>,
     /// `[[business]]` entries: (id, name).
     pub businesses: Vec<(String, String)>,
     /// `[[agent]]` entries.
@@ -80,7 +154,9 @@ impl Config {
             http: block.addr(0),
             sip: block.addr(1),
             trunk,
+            media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
+            dpdk: None,
             businesses: vec![("acme".into(), "ACME Corp".into())],
             agents: Vec::new(),
             flow: None,
@@ -105,6 +181,14 @@ impl Config {
         self
     }
 
+    /// The DPDK backend: `media.address = address` and the `[dpdk]` table `dpdk`.
+    #[must_use]
+    pub fn dpdk(mut self, address: Ipv4Addr, dpdk: Dpdk) -> Self {
+        self.media_address = IpAddr::V4(address);
+        self.dpdk = Some(dpdk);
+        self
+    }
+
     /// Sets `[lab] endpoints`.
     #[must_use]
     pub fn lab_endpoints(mut self, on: bool) -> Self {
@@ -122,11 +206,15 @@ impl Config {
             "[sip]\nlisten = \"{}\"\ntrunk = \"sip:{}\"\n",
             self.sip, self.trunk
         );
+        let backend = if self.dpdk.is_some() { "dpdk" } else { "socket" };
         let _ = writeln!(
             s,
-            "[media]\nbackend = \"socket\"\naddress = \"127.0.0.1\"\nports = \"{}-{}\"\n",
-            self.media_ports.0, self.media_ports.1
+            "[media]\nbackend = \"{backend}\"\naddress = \"{}\"\nports = \"{}-{}\"\n",
+            self.media_address, self.media_ports.0, self.media_ports.1
         );
+        if let Some(d) = &self.dpdk {
+            d.render(&mut s);
+        }
         for (id, name) in &self.businesses {
             let _ = writeln!(
                 s,
@@ -189,6 +277,32 @@ mod tests {
         ));
         assert!(text.contains("agent_ring_secs = 2\nmax_agent_attempts = 1"));
         assert!(text.ends_with("[lab]\nendpoints = false\n"));
+        assert!(text.contains("[media]\nbackend = \"socket\"\naddress = \"127.0.0.1\"\n"));
+        assert!(!text.contains("[dpdk]"));
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn renders_the_dpdk_backend() {
+        let block = PortBlock::reserve(Config::BLOCK_LEN);
+        let trunk: SocketAddr = "198.18.1.2:5080".parse().unwrap();
+        let mut d = Dpdk::new("net_af_packet0,iface=cbdA1", "cbe2e1");
+        d.no_huge = true;
+        d.memory_mb = Some(512);
+        d.mbufs = Some(4095);
+        let text = Config::new(&block, trunk)
+            .dpdk(Ipv4Addr::new(198, 18, 0, 1), d)
+            .render();
+        assert!(text.contains(&format!(
+            "[media]\nbackend = \"dpdk\"\naddress = \"198.18.0.1\"\nports = \"{}-{}\"\n\n[dpdk]\n",
+            block.port(2),
+            block.last()
+        )), "{text}");
+        assert!(text.contains(
+            "devices = [\"net_af_packet0,iface=cbdA1\"]\nmain_core = 0\nworker_cores = [1]\n\
+             prefix_len = 24\nno_huge = true\nmemory_mb = 512\nmbufs = 4095\n\
+             file_prefix = \"cbe2e1\"\neal_args = []\n"
+        ), "{text}");
+        assert!(!text.contains("rx_desc"), "{text}");
     }
 }

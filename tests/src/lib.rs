@@ -15,6 +15,8 @@
 //!   for `/healthz`, and talks HTTP/JSON to it; [`Sipp`] spawns `/usr/bin/sipp` with one of the
 //!   scenarios in `tests/sipp/`.
 //! - [`record`] reads call-request records (`events`, `media` counters).
+//! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
+//!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
 //! Invariants: nothing here sleeps a fixed time to wait for something; every wait polls for an
 //! event (a bound port, a status, an exit) against a generous deadline and panics with the logs
@@ -25,7 +27,9 @@
 
 pub mod browser;
 pub mod config;
+pub mod dpdk;
 pub mod http;
+pub mod netns;
 pub mod ports;
 pub mod record;
 pub mod rtp;
@@ -33,7 +37,7 @@ pub mod server;
 pub mod sipp;
 pub mod workdir;
 
-pub use config::{Agent, Config, Flow};
+pub use config::{Agent, Config, Dpdk, Flow};
 pub use http::Response;
 pub use ports::{PortBlock, MEDIA_BLOCK};
 pub use rtp::RtpPeer;

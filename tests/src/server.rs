@@ -69,7 +69,15 @@ impl Callbridge {
     /// message).
     #[must_use]
     pub fn start(dir: &Workdir, config: &Config) -> Self {
-        let bin = bin_path();
+        Self::start_bin(dir, config, &bin_path())
+    }
+
+    /// [`Callbridge::start`] with the binary `bin` (e.g. [`crate::dpdk::bin_path`]).
+    ///
+    /// # Panics
+    /// See [`Callbridge::start`].
+    #[must_use]
+    pub fn start_bin(dir: &Workdir, config: &Config, bin: &Path) -> Self {
         let config_path = dir.write("callbridge.toml", &config.render());
         let log_path = dir.file("callbridge.log");
         let log = File::create(&log_path)
@@ -78,7 +86,7 @@ impl Callbridge {
         // callbridge reads CALLBRIDGE_LOG (tracing EnvFilter syntax); default to debug so a
         // failed test's log shows the SIP and flow decisions.
         let log_filter = std::env::var("CALLBRIDGE_LOG").unwrap_or_else(|_| "debug".into());
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .arg("serve")
             .arg("--config")
             .arg(&config_path)

@@ -7,7 +7,7 @@
 //! ran to its end) and puts all of those into the panic message otherwise.
 
 use std::fs::File;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -115,6 +115,14 @@ pub struct SippOptions {
     /// `-set rtp_port`: the RTP port the SDP advertises in the `*ExternalMedia` scenarios and
     /// the self-test UAC's offer (default: SIPp's own media port).
     pub rtp_port: Option<u16>,
+    /// `-i`: the SIP address (default 127.0.0.1).
+    pub sip_ip: Option<Ipv4Addr>,
+    /// `-mi`: the media address, in the SDP and the source of the played RTP (default: the
+    /// SIP address).
+    pub media_ip: Option<Ipv4Addr>,
+    /// Run inside this network namespace (`ip netns exec NS sipp …`; `ip` execs SIPp in place,
+    /// so the child's PID is SIPp's). The addresses must exist in that namespace.
+    pub netns: Option<String>,
 }
 
 /// A running SIPp; killed (SIGKILL) when dropped if still running.
@@ -122,6 +130,8 @@ pub struct SippOptions {
 pub struct Sipp {
     name: String,
     scenario: Scenario,
+    sip_ip: IpAddr,
+    netns: Option<String>,
     child: Option<Child>,
     pid: u32,
     status: Option<ExitStatus>,
@@ -174,7 +184,16 @@ impl Sipp {
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", out_path.display()));
         let out2 = out.try_clone().expect("clone SIPp output handle");
 
-        let mut cmd = Command::new(SIPP_BIN);
+        let sip_ip = opts.sip_ip.unwrap_or(Ipv4Addr::LOCALHOST);
+        let media_ip = opts.media_ip.unwrap_or(sip_ip);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, SIPP_BIN]);
+                c
+            }
+            None => Command::new(SIPP_BIN),
+        };
         if scenario.is_uac() {
             let remote = opts
                 .remote
@@ -186,9 +205,9 @@ impl Sipp {
         } else {
             cmd.arg("-sf").arg(scenario.path());
         }
-        cmd.args(["-i", "127.0.0.1", "-bind_local"])
+        cmd.args(["-i", &sip_ip.to_string(), "-bind_local"])
             .args(["-p", &ports.port(0).to_string()])
-            .args(["-mi", "127.0.0.1"])
+            .args(["-mi", &media_ip.to_string()])
             .args(["-mp", &ports.port(2).to_string()])
             .args(["-m", &opts.calls.max(1).to_string()])
             .args([
@@ -230,6 +249,8 @@ impl Sipp {
         let mut sipp = Self {
             name: name.to_string(),
             scenario,
+            sip_ip: IpAddr::V4(sip_ip),
+            netns: opts.netns.clone(),
             pid: child.id(),
             child: Some(child),
             status: None,
@@ -246,9 +267,18 @@ impl Sipp {
         sipp
     }
 
+    /// True once SIPp's SIP port is bound: probed on loopback, or with `ss` inside the
+    /// namespace.
+    fn sip_bound(&self) -> bool {
+        match &self.netns {
+            None => udp_in_use(self.ports.port(0)),
+            Some(ns) => crate::netns::udp_bound(ns, self.sip_addr()),
+        }
+    }
+
     fn wait_bound(&mut self) {
         let start = Instant::now();
-        while !udp_in_use(self.ports.port(0)) {
+        while !self.sip_bound() {
             if let Some(status) = self.try_wait() {
                 self.fail(&format!("exited with {status} before binding its SIP port"));
             }
@@ -265,10 +295,10 @@ impl Sipp {
     /// The SIPp SIP address (UDP).
     #[must_use]
     pub fn sip_addr(&self) -> SocketAddr {
-        self.ports.addr(0)
+        SocketAddr::new(self.sip_ip, self.ports.port(0))
     }
 
-    /// `sip:<user>@127.0.0.1:<sip port>`.
+    /// `sip:<user>@<SIP address>:<sip port>`.
     #[must_use]
     pub fn sip_uri(&self, user: &str) -> String {
         format!("sip:{user}@{}", self.sip_addr())
