@@ -65,10 +65,11 @@ pub mod port;
 pub use eal::{Eal, EalArgs};
 pub use error::DpdkError;
 pub use lcore::{SocketId, ThreadRegistration};
-pub use mbuf::{Burst, Mbuf};
+pub use mbuf::{prefetch0, Burst, Mbuf, RxCksum};
 pub use mempool::Mempool;
 pub use port::{
-    DevInfo, Link, MacAddr, Port, PortConf, PortId, PortStats, RxQueue, TxOffloads, TxQueue,
+    DevInfo, Link, MacAddr, Port, PortConf, PortId, PortStats, RxOffloads, RxQueue, TxOffloads,
+    TxQueue,
 };
 
 /// Raw bindings, re-exported for the rare case the safe API lacks something; using them needs

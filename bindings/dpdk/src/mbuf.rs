@@ -80,12 +80,39 @@ impl Mbuf {
         self.raw.as_ptr()
     }
 
+    /// The mbuf header, read-only.
+    #[inline(always)]
+    fn hdr(&self) -> &sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf exclusively (struct invariant); nothing else writes its
+        // header while we hold it, and the reference borrows self.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// The mbuf header, writable.
+    #[inline(always)]
+    fn hdr_mut(&mut self) -> &mut sys::rte_mbuf {
+        // SAFETY: as in `hdr`; the exclusive borrow of self makes this the only access.
+        unsafe { self.raw.as_mut() }
+    }
+
+    /// The address of the first data byte (`rte_pktmbuf_mtod`): `buf_addr + data_off`.
+    #[inline(always)]
+    fn data_ptr(&self) -> *mut u8 {
+        let h = self.hdr();
+        // wrapping_add: no UB even for a corrupted header (the slice constructors below rely
+        // on the struct invariant, not on this arithmetic).
+        h.buf_addr.cast::<u8>().wrapping_add(usize::from(h.data_off))
+    }
+
     /// Bytes of data in the first segment (`data_len`): the length of [`Self::data`].
+    ///
+    /// Read from the `rte_mbuf` header directly (the bindgen layout, checked by its layout
+    /// tests), like every accessor on the per-packet path: a call into the C shim per field
+    /// cost more than the field access itself.
     #[inline]
     #[must_use]
     pub fn len(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        usize::from(unsafe { sys::_rte_pktmbuf_data_len(self.raw.as_ptr()) })
+        usize::from(self.hdr().data_len)
     }
 
     /// Whether the packet holds no data.
@@ -99,58 +126,52 @@ impl Mbuf {
     #[inline]
     #[must_use]
     pub fn pkt_len(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        unsafe { sys::_rte_pktmbuf_pkt_len(self.raw.as_ptr()) as usize }
+        self.hdr().pkt_len as usize
     }
 
     /// Number of segments (1 unless a PMD chained buffers for a large frame).
     #[inline]
     #[must_use]
     pub fn segments(&self) -> u16 {
-        // SAFETY: we own a valid mbuf.
-        unsafe { sys::_rte_pktmbuf_nb_segs(self.raw.as_ptr()) }
+        self.hdr().nb_segs
     }
 
     /// Free bytes before the data (room for [`Self::prepend`]).
     #[inline]
     #[must_use]
     pub fn headroom(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        usize::from(unsafe { sys::_rte_pktmbuf_headroom(self.raw.as_ptr()) })
+        usize::from(self.hdr().data_off)
     }
 
     /// Free bytes after the data (room for [`Self::append`]).
     #[inline]
     #[must_use]
     pub fn tailroom(&self) -> usize {
-        // SAFETY: we own a valid mbuf.
-        usize::from(unsafe { sys::_rte_pktmbuf_tailroom(self.raw.as_ptr()) })
+        let h = self.hdr();
+        if h.nb_segs != 1 {
+            // The last segment's room: the shim walks the chain.
+            // SAFETY: we own a valid mbuf.
+            return usize::from(unsafe { sys::_rte_pktmbuf_tailroom(self.raw.as_ptr()) });
+        }
+        usize::from(h.buf_len).saturating_sub(usize::from(h.data_off) + usize::from(h.data_len))
     }
 
     /// The first segment's data.
     #[inline]
     #[must_use]
     pub fn data(&self) -> &[u8] {
-        let len = self.len();
-        // SAFETY: mtod points at data_off inside the mbuf's buffer and data_len bytes from
+        // SAFETY: buf_addr + data_off is inside the mbuf's buffer and data_len bytes from
         // there are initialised packet data (struct invariant); the slice borrows self, so the
         // mbuf is neither freed nor resized while it lives.
-        unsafe {
-            let p = sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts(p, len)
-        }
+        unsafe { std::slice::from_raw_parts(self.data_ptr(), self.len()) }
     }
 
     /// The first segment's data, writable: the single bridge into the safe `wire` views.
     #[inline]
     #[must_use]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        let len = self.len();
         // SAFETY: as in `data`; the exclusive borrow of self makes the slice the only access.
-        unsafe {
-            let p = sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast::<u8>();
-            std::slice::from_raw_parts_mut(p, len)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), self.len()) }
     }
 
     /// Grows the packet by `n` bytes at the tail (`rte_pktmbuf_append`) and returns them
@@ -161,12 +182,24 @@ impl Mbuf {
         if n > self.tailroom() {
             return None;
         }
-        // SAFETY: we own the mbuf; append checks tailroom again and returns NULL on failure.
-        let p = unsafe { sys::_rte_pktmbuf_append(self.raw.as_ptr(), n16) };
-        let p = NonNull::new(p.cast::<u8>())?;
-        // SAFETY: DPDK returned n bytes inside the buffer, now part of the data; borrowed from
-        // &mut self.
-        Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) })
+        if self.segments() != 1 {
+            // SAFETY: we own the mbuf; append checks tailroom again and returns NULL on
+            // failure.
+            let p = unsafe { sys::_rte_pktmbuf_append(self.raw.as_ptr(), n16) };
+            let p = NonNull::new(p.cast::<u8>())?;
+            // SAFETY: DPDK returned n bytes inside the last segment's buffer, now part of
+            // the data; borrowed from &mut self.
+            return Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) });
+        }
+        let old = self.len();
+        let h = self.hdr_mut();
+        // n <= tailroom = buf_len - data_off - data_len, so data_len + n fits u16 and stays
+        // inside the buffer (what rte_pktmbuf_append does for one segment).
+        h.data_len += n16;
+        h.pkt_len += u32::from(n16);
+        // SAFETY: the n bytes after the old data are inside the buffer (tailroom checked) and
+        // now part of the data; borrowed from &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.data_ptr().add(old), n) })
     }
 
     /// Grows the packet by `n` bytes at the head (`rte_pktmbuf_prepend`) and returns them, or
@@ -174,15 +207,18 @@ impl Mbuf {
     #[inline]
     pub fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         let n16 = u16::try_from(n).ok()?;
-        if n > self.headroom() {
+        let h = self.hdr_mut();
+        if n16 > h.data_off {
             return None;
         }
-        // SAFETY: we own the mbuf; prepend checks headroom again and returns NULL on failure.
-        let p = unsafe { sys::_rte_pktmbuf_prepend(self.raw.as_ptr(), n16) };
-        let p = NonNull::new(p.cast::<u8>())?;
-        // SAFETY: DPDK returned the n bytes now at the head of the data; borrowed from
-        // &mut self.
-        Some(unsafe { std::slice::from_raw_parts_mut(p.as_ptr(), n) })
+        // As rte_pktmbuf_prepend: data_len + n <= buf_len since the data ended inside the
+        // buffer and n <= data_off.
+        h.data_off -= n16;
+        h.data_len += n16;
+        h.pkt_len += u32::from(n16);
+        // SAFETY: the n bytes now at the head of the data are inside the buffer (they were
+        // headroom); borrowed from &mut self.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.data_ptr(), n) })
     }
 
     /// Removes `n` bytes from the head (`rte_pktmbuf_adj`), e.g. to strip headers, and returns
@@ -190,12 +226,14 @@ impl Mbuf {
     #[inline]
     pub fn adj(&mut self, n: usize) -> Option<&mut [u8]> {
         let n16 = u16::try_from(n).ok()?;
-        if n > self.len() {
+        let h = self.hdr_mut();
+        if n16 > h.data_len {
             return None;
         }
-        // SAFETY: we own the mbuf; n <= data_len (checked), adj returns NULL otherwise.
-        let p = unsafe { sys::_rte_pktmbuf_adj(self.raw.as_ptr(), n16) };
-        NonNull::new(p)?;
+        // As rte_pktmbuf_adj: the first segment shrinks at its head.
+        h.data_off += n16;
+        h.data_len -= n16;
+        h.pkt_len -= u32::from(n16);
         Some(self.data_mut())
     }
 
@@ -207,9 +245,16 @@ impl Mbuf {
         if n > self.len() {
             return None;
         }
-        // SAFETY: we own the mbuf; n <= data_len (checked), trim returns -1 otherwise.
-        let rc = unsafe { sys::_rte_pktmbuf_trim(self.raw.as_ptr(), n16) };
-        (rc == 0).then(|| self.data_mut())
+        if self.segments() != 1 {
+            // SAFETY: we own the mbuf; trim works on the last segment and returns -1 if it is
+            // shorter than n.
+            let rc = unsafe { sys::_rte_pktmbuf_trim(self.raw.as_ptr(), n16) };
+            return (rc == 0).then(|| self.data_mut());
+        }
+        let h = self.hdr_mut();
+        h.data_len -= n16;
+        h.pkt_len -= u32::from(n16);
+        Some(self.data_mut())
     }
 
     /// Empties the packet and restores the default headroom, offload flags and header lengths
@@ -250,8 +295,34 @@ impl Mbuf {
     #[inline]
     #[must_use]
     pub fn ol_flags(&self) -> u64 {
-        // SAFETY: we own a valid mbuf.
-        unsafe { sys::_rte_mbuf_ol_flags(self.raw.as_ptr()) }
+        self.hdr().ol_flags
+    }
+
+    /// What the device reported about the L4 (TCP/UDP) checksum on receive
+    /// (`RTE_MBUF_F_RX_L4_CKSUM_*`). Only meaningful on a port with RX checksum offload
+    /// enabled ([`crate::Port::rx_offloads`]); otherwise `Unknown`.
+    #[inline]
+    #[must_use]
+    pub fn rx_l4_cksum(&self) -> RxCksum {
+        RxCksum::from_bits(
+            self.ol_flags() & u64::from(sys::RTE_MBUF_F_RX_L4_CKSUM_MASK),
+            u64::from(sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD),
+            u64::from(sys::RTE_MBUF_F_RX_L4_CKSUM_BAD),
+            u64::from(sys::RTE_MBUF_F_RX_L4_CKSUM_NONE),
+        )
+    }
+
+    /// What the device reported about the IPv4 header checksum on receive
+    /// (`RTE_MBUF_F_RX_IP_CKSUM_*`); `Unknown` without RX checksum offload.
+    #[inline]
+    #[must_use]
+    pub fn rx_ip_cksum(&self) -> RxCksum {
+        RxCksum::from_bits(
+            self.ol_flags() & u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK),
+            u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD),
+            u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_BAD),
+            u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_NONE),
+        )
     }
 
     /// `(l2_len, l3_len)` as set for offloads.
@@ -271,8 +342,14 @@ impl Mbuf {
     /// `i + k` while processing packet `i`.
     #[inline]
     pub fn prefetch(&self) {
-        // SAFETY: mtod is a valid address inside our buffer; prefetch never faults anyway.
-        unsafe { sys::_rte_prefetch0(sys::_rte_pktmbuf_mtod(self.raw.as_ptr()).cast_const()) };
+        prefetch0(self.data_ptr());
+    }
+
+    /// Prefetches the mbuf header's first cache line (what `len`, `adj`, … read), e.g. for
+    /// the packets of a burst before their data.
+    #[inline]
+    pub fn prefetch_header(&self) {
+        prefetch0(self.raw.as_ptr().cast::<u8>());
     }
 
     /// The pool this mbuf came from.
@@ -291,6 +368,52 @@ impl AsRef<[u8]> for Mbuf {
 impl AsMut<[u8]> for Mbuf {
     fn as_mut(&mut self) -> &mut [u8] {
         self.data_mut()
+    }
+}
+
+/// `rte_prefetch0`: start loading the cache line at `p` into all cache levels. A hint only: it
+/// never faults, whatever `p` is.
+#[inline(always)]
+pub fn prefetch0(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch instructions do not access memory architecturally and never fault,
+    // for any address; SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above; the shim wraps rte_prefetch0.
+    unsafe {
+        sys::_rte_prefetch0(p.cast());
+    }
+}
+
+/// A receive checksum status reported by the device in the mbuf's offload flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxCksum {
+    /// No information (no offload, or the device did not check): verify in software.
+    Unknown,
+    /// The device checked the checksum and it is wrong.
+    Bad,
+    /// The device checked the checksum and it is right.
+    Good,
+    /// The checksum in the packet is not valid, but the data is (e.g. a virtual device that
+    /// never computed it): treat as good.
+    None,
+}
+
+impl RxCksum {
+    #[inline(always)]
+    fn from_bits(masked: u64, good: u64, bad: u64, none: u64) -> Self {
+        if masked == good {
+            Self::Good
+        } else if masked == bad {
+            Self::Bad
+        } else if masked == none {
+            Self::None
+        } else {
+            Self::Unknown
+        }
     }
 }
 

@@ -163,6 +163,26 @@ fn mempool_errors(pool: &Mempool) {
     ));
 }
 
+/// The Rust-side field accessors (read from the bindgen layout) agree with DPDK's own
+/// inline functions (through the C shim).
+fn agrees_with_c(m: &Mbuf) {
+    let p = m.as_ptr();
+    // SAFETY: m owns a valid mbuf; these calls only read it.
+    unsafe {
+        use callbridge_dpdk::sys;
+        assert_eq!(m.len(), usize::from(sys::_rte_pktmbuf_data_len(p)));
+        assert_eq!(m.pkt_len(), sys::_rte_pktmbuf_pkt_len(p) as usize);
+        assert_eq!(m.headroom(), usize::from(sys::_rte_pktmbuf_headroom(p)));
+        assert_eq!(m.tailroom(), usize::from(sys::_rte_pktmbuf_tailroom(p)));
+        assert_eq!(m.segments(), sys::_rte_pktmbuf_nb_segs(p));
+        assert_eq!(m.ol_flags(), sys::_rte_mbuf_ol_flags(p));
+        assert_eq!(
+            m.data().as_ptr(),
+            sys::_rte_pktmbuf_mtod(p).cast::<u8>().cast_const()
+        );
+    }
+}
+
 fn mbuf_ops(pool: &Mempool) {
     let mut m = pool.alloc().expect("alloc");
     assert!(pool.owns(&m));
@@ -171,9 +191,13 @@ fn mbuf_ops(pool: &Mempool) {
     assert_eq!(m.headroom(), 128);
     assert_eq!(m.tailroom(), 2048);
     assert_eq!(m.segments(), 1);
+    agrees_with_c(&m);
+    assert_eq!(m.rx_l4_cksum(), callbridge_dpdk::RxCksum::Unknown);
+    assert_eq!(m.rx_ip_cksum(), callbridge_dpdk::RxCksum::Unknown);
 
     let f = frame(7);
     m.append(f.len()).unwrap().copy_from_slice(&f);
+    agrees_with_c(&m);
     assert_eq!(m.len(), FRAME_LEN);
     assert_eq!(m.pkt_len(), FRAME_LEN);
     assert_eq!(m.data(), &f[..]);
@@ -195,13 +219,16 @@ fn mbuf_ops(pool: &Mempool) {
     m.prepend(4).unwrap().copy_from_slice(&[1, 2, 3, 4]);
     assert_eq!(m.len(), FRAME_LEN + 4);
     assert_eq!(&m.data()[..4], &[1, 2, 3, 4]);
+    agrees_with_c(&m);
     assert_eq!(m.adj(4).unwrap().len(), FRAME_LEN);
+    agrees_with_c(&m);
     assert_eq!(m.data()[12..14], [0x08, 0x00]);
     let ip = m.adj(14).unwrap();
     assert_eq!(ip[0], 0x45);
     let rest = m.trim(160).unwrap();
     assert_eq!(rest.len(), FRAME_LEN - 14 - 160);
     assert_eq!(m.headroom(), 128 + 14);
+    agrees_with_c(&m);
 
     // Checksum offload flags and header lengths.
     const TX_IPV4: u64 = 1 << 55;
@@ -233,7 +260,9 @@ fn mbuf_ops(pool: &Mempool) {
     m.reset();
     assert!(m.is_empty());
     assert_eq!(m.headroom(), 128);
+    agrees_with_c(&m);
     m.prefetch();
+    m.prefetch_header();
 
     // into_raw / from_raw round trip keeps ownership exactly once.
     let raw = m.into_raw();
@@ -343,6 +372,16 @@ fn ring_port_loopback(pool: &Mempool) {
     // net_ring offers no checksum offloads, so none were enabled although requested.
     assert!(!info.tx_ipv4_cksum && !info.tx_udp_cksum);
     assert_eq!(port.tx_offloads(), Default::default());
+    // RX checksum checks are enabled exactly as far as the device offers them.
+    let rx = port.rx_offloads();
+    assert_eq!(
+        rx.udp_cksum,
+        info.rx_offload_capa & u64::from(callbridge_dpdk::sys::_RTE_ETH_RX_OFFLOAD_UDP_CKSUM) != 0
+    );
+    assert_eq!(
+        rx.ipv4_cksum,
+        info.rx_offload_capa & u64::from(callbridge_dpdk::sys::_RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0
+    );
     let _ = port.socket_id().unwrap();
     let _ = port.mac_addr().unwrap();
 

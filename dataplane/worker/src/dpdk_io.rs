@@ -28,15 +28,17 @@ use std::time::{Duration, Instant};
 use dp_api::DataplaneHandle;
 use dpdk::port::TxOffloads;
 use dpdk::{
-    lcore, Burst as MBurst, Eal, Mbuf, Mempool, Port, PortConf, PortId, RxQueue, SocketId,
-    ThreadRegistration, TxQueue,
+    lcore, Burst as MBurst, Eal, Mbuf, Mempool, Port, PortConf, PortId, RxCksum, RxOffloads,
+    RxQueue, SocketId, ThreadRegistration, TxQueue,
 };
 use wire::ethernet::Address;
 
 use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
-use crate::netstack::{Encap, Ingress, NetConfig, Netstack, TxOffload, ARP_FRAME_LEN, HEADROOM};
+use crate::netstack::{
+    Encap, Ingress, NetConfig, Netstack, RxOffload, TxOffload, ARP_FRAME_LEN, HEADROOM,
+};
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -112,6 +114,8 @@ pub struct DpdkIo {
     pool: Mempool,
     net: Netstack,
     offload: TxOffload,
+    /// Receive checksum checks the port does (its mbufs' flags are trusted only then).
+    rx_offload: RxOffloads,
     clock: TscClock,
     /// The TSC time read at the start of the last `rx_burst`: the burst's `now`, also
     /// returned by [`PacketIo::now`] and used by the following `tx_burst`.
@@ -170,6 +174,7 @@ impl DpdkIo {
             pool,
             net: Netstack::new(net),
             offload,
+            rx_offload: RxOffloads::default(),
             clock,
             now: clock.now(),
             rxb: MBurst::new(),
@@ -190,6 +195,16 @@ impl DpdkIo {
     #[must_use]
     pub fn with_registration(mut self, reg: Option<ThreadRegistration>) -> Self {
         self._registration = reg;
+        self
+    }
+
+    /// Trusts the receive checksum verdicts in the mbufs' offload flags for the checks the
+    /// port enabled ([`Port::rx_offloads`]): a datagram the device marked good is not summed
+    /// again (its checksum is still reused on transmit, derived in O(1)); anything else
+    /// (unknown, bad, "none") is verified in software. Without this call everything is.
+    #[must_use]
+    pub fn with_rx_offloads(mut self, rx: RxOffloads) -> Self {
+        self.rx_offload = rx;
         self
     }
 
@@ -322,6 +337,7 @@ impl PacketIo for DpdkIo {
         for m in self.rxb.iter() {
             m.prefetch();
         }
+        let (trust_l4, trust_ip) = (self.rx_offload.udp_cksum, self.rx_offload.ipv4_cksum);
         let cap = rx.capacity();
         let slots = rx.slots_mut();
         let mut k = 0;
@@ -337,9 +353,13 @@ impl PacketIo for DpdkIo {
                 }
                 return;
             }
+            let rx_off = RxOffload {
+                udp_checksum_good: trust_l4 && m.rx_l4_cksum() == RxCksum::Good,
+                ipv4_checksum_good: trust_ip && m.rx_ip_cksum() == RxCksum::Good,
+            };
             let frame = m.data_mut();
             let frame_len = frame.len();
-            match net.handle_frame(now, frame) {
+            match net.handle_frame_with(now, frame, rx_off) {
                 Ingress::Udp {
                     src,
                     dst_port,
@@ -584,6 +604,7 @@ pub(crate) fn start(
     }
     let mac = port.mac_addr().map_err(|e| fail("port MAC", e))?;
     let enabled = port.tx_offloads();
+    let rx_offloads = port.rx_offloads();
     let offload = TxOffload {
         ipv4_checksum: enabled.ipv4_cksum,
         udp_checksum: enabled.udp_cksum,
@@ -597,7 +618,7 @@ pub(crate) fn start(
     port.start().map_err(|e| fail("port start", e))?;
     let port = Arc::new(port);
     tracing::info!(
-        port = %port_id, %mac, ?offload, socket = %socket,
+        port = %port_id, %mac, ?offload, ?rx_offloads, socket = %socket,
         "DPDK port started"
     );
     let net = NetConfig {
@@ -626,7 +647,11 @@ pub(crate) fn start(
             );
         }
         let stats = (w == 0).then(|| wport.clone());
-        Ok(DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats).with_registration(reg))
+        Ok(
+            DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats)
+                .with_rx_offloads(rx_offloads)
+                .with_registration(reg),
+        )
     })?;
     dp.dpdk = Some(Resources {
         _port: port,

@@ -224,8 +224,13 @@ pub struct TxOffload {
 /// What the device already checked on receive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RxOffload {
-    /// The NIC verified the UDP checksum as good (`RTE_MBUF_F_RX_L4_CKSUM_GOOD`).
+    /// The NIC verified the UDP checksum as good (`RTE_MBUF_F_RX_L4_CKSUM_GOOD`): it is not
+    /// summed again; [`Ingress::Udp`]'s `tail_sum` is then derived from the checksum field
+    /// in O(1) (RFC 1624), so the forwarded datagram's checksum is still computed without a
+    /// pass over the payload.
     pub udp_checksum_good: bool,
+    /// The NIC verified the IPv4 header checksum as good (`RTE_MBUF_F_RX_IP_CKSUM_GOOD`).
+    pub ipv4_checksum_good: bool,
 }
 
 /// The layer's counters (owned by the worker).
@@ -308,6 +313,10 @@ pub struct Netstack {
     stats: NetStats,
     /// The last next hop resolved on the egress path (index into `table`).
     last: Option<usize>,
+    /// The last next hop, its MAC, and until when it needs no refresh: the per-packet fast
+    /// path (one compare of the address and one of the time). Cleared whenever the table
+    /// changes.
+    fast: Option<(Ipv4Addr, Address, Instant)>,
 }
 
 /// Whether a target last asked at `asked` may be asked again at `now`.
@@ -335,6 +344,7 @@ impl Netstack {
             pending_len: 0,
             stats: NetStats::default(),
             last: None,
+            fast: None,
         }
     }
 
@@ -436,7 +446,7 @@ impl Netstack {
         if ip.dst_addr() != self.cfg.ip {
             return self.drop(L2Drop::NotForUs);
         }
-        if !ip.verify_checksum() {
+        if !rx.ipv4_checksum_good && !ip.verify_checksum() {
             return self.drop(L2Drop::BadIpChecksum);
         }
         if ip.more_frags() || ip.frag_offset() != 0 {
@@ -453,7 +463,7 @@ impl Netstack {
                 };
                 let (sport, dport, udp_len) = (u.src_port(), u.dst_port(), usize::from(u.len()));
                 let mut tail_sum = None;
-                if !rx.udp_checksum_good && u.checksum() != 0 {
+                if u.checksum() != 0 {
                     // RFC 768: the checksum covers the pseudo-header, the header and the
                     // data; summed in two parts so the tail can be reused on transmit.
                     let data = &frame[l4..l4 + udp_len];
@@ -464,12 +474,19 @@ impl Netstack {
                         protocol::UDP,
                         udp_len as u16,
                     );
-                    let tail = checksum::sum(&data[split..]);
-                    let ok = checksum::combine(&[ph, checksum::sum(&data[..split]), tail]) == 0;
-                    if !ok {
-                        return self.drop(L2Drop::BadUdpChecksum);
+                    let head = ph + checksum::sum(&data[..split]);
+                    if rx.udp_checksum_good {
+                        // The whole sum folds to 0xffff (one's-complement zero), so the tail's
+                        // sum is the one's-complement negation of the rest (RFC 1624's
+                        // identity): no pass over the payload.
+                        tail_sum = Some(u32::from(!checksum::fold(head)));
+                    } else {
+                        let tail = checksum::sum(&data[split..]);
+                        if checksum::combine(&[head, tail]) != 0 {
+                            return self.drop(L2Drop::BadUdpChecksum);
+                        }
+                        tail_sum = Some(tail);
                     }
-                    tail_sum = Some(tail);
                 }
                 self.stats.rx_udp += 1;
                 Ingress::Udp {
@@ -548,6 +565,7 @@ impl Netstack {
     }
 
     fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: Address) {
+        self.fast = None;
         let i = self.slot_for(ip);
         let asked = if self.table[i].ip == ip {
             self.table[i].asked
@@ -612,6 +630,11 @@ impl Netstack {
             // hairpinning switch) brings it back to us.
             return Some(self.cfg.mac);
         }
+        if let Some((ip, mac, fresh_until)) = self.fast {
+            if ip == next_hop && now < fresh_until {
+                return Some(mac);
+            }
+        }
         let i = match self.last {
             Some(i) if self.table[i].ip == next_hop => Some(i),
             _ => self.find(next_hop),
@@ -620,13 +643,20 @@ impl Netstack {
             if let State::Resolved { mac, expires } = self.table[i].state {
                 if now < expires {
                     self.last = Some(i);
-                    if expires.saturating_duration_since(now) <= REFRESH_BEFORE {
-                        self.want(now, i);
+                    match expires.checked_sub(REFRESH_BEFORE) {
+                        Some(fresh_until) if now < fresh_until => {
+                            self.fast = Some((next_hop, mac, fresh_until));
+                        }
+                        _ => {
+                            self.fast = None;
+                            self.want(now, i);
+                        }
                     }
                     return Some(mac);
                 }
             }
         }
+        self.fast = None;
         let i = i.unwrap_or_else(|| self.slot_for(next_hop));
         if self.table[i].ip != next_hop || matches!(self.table[i].state, State::Free) {
             self.table[i] = Entry {
@@ -786,6 +816,7 @@ impl Netstack {
         for i in 0..self.table.len() {
             if let State::Pending { wanted } = self.table[i].state {
                 if now.saturating_duration_since(wanted) >= PENDING_IDLE {
+                    self.fast = None;
                     self.table[i].state = State::Free;
                     if self.last == Some(i) {
                         self.last = None;
