@@ -50,32 +50,53 @@ pub(crate) type Rest = core::ops::RangeFrom<usize>;
 
 /// The Internet checksum (RFC 1071) arithmetic.
 pub mod checksum {
-    /// Sums `data` as big-endian 16-bit words (an odd last byte is padded with zero) without
-    /// the final fold: the result is congruent to the word sum modulo `0xffff` (and zero only
-    /// for all-zero data), which is all [`fold`] and [`combine`] need.
+    /// Sums `data` as big-endian 16-bit words (an odd last byte is padded with zero) and
+    /// folds the sum to 16 bits: the result is congruent to the word sum modulo `0xffff`
+    /// (and zero only for all-zero data), which is all [`fold`] and [`combine`] need.
     ///
-    /// Eight bytes per step: RFC 1071 §2(B)/(C), the sum is independent of grouping, and a
-    /// carry out of 16 bits is worth one in the one's-complement sum (`2^16 ≡ 1 mod 0xffff`),
-    /// so big-endian 32-bit halves are accumulated in 64 bits and folded at the end.
+    /// Sixteen bytes per step (RFC 1071 §2): the sum is independent of grouping, since a carry
+    /// out of 16 bits is worth one in the one's-complement sum (`2^16 ≡ 1 mod 0xffff`), so
+    /// 64-bit words are added with end-around carry (two independent accumulators); and it is
+    /// independent of byte order, so the words are loaded in native (little-endian) order and
+    /// only the folded 16-bit result is byte-swapped.
+    #[inline]
     #[must_use]
     pub fn sum(data: &[u8]) -> u32 {
-        let mut acc: u64 = 0;
-        let mut chunks = data.chunks_exact(8);
+        #[inline(always)]
+        fn add(a: u64, b: u64) -> u64 {
+            let (s, carry) = a.overflowing_add(b);
+            // With a carry, s <= 2^64 - 2, so adding it back cannot overflow.
+            s + u64::from(carry)
+        }
+        #[inline(always)]
+        fn word(c: &[u8]) -> u64 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }
+        let (mut a, mut b) = (0u64, 0u64);
+        let mut chunks = data.chunks_exact(16);
         for c in &mut chunks {
-            let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            acc += (w >> 32) + (w & 0xffff_ffff);
+            a = add(a, word(&c[..8]));
+            b = add(b, word(&c[8..]));
         }
-        let mut words = chunks.remainder().chunks_exact(2);
+        let mut acc = add(a, b);
+        let rest = chunks.remainder();
+        let mut tail = 0u64;
+        let mut words = rest.chunks_exact(2);
         for c in &mut words {
-            acc += u64::from(u16::from_be_bytes([c[0], c[1]]));
+            tail += u64::from(u16::from_le_bytes([c[0], c[1]]));
         }
-        if let [b] = words.remainder() {
-            acc += u64::from(*b) << 8;
+        if let [x] = words.remainder() {
+            // The low byte of a little-endian word: the high byte once swapped.
+            tail += u64::from(*x);
         }
-        while acc >> 32 != 0 {
-            acc = (acc & 0xffff_ffff) + (acc >> 32);
+        acc = add(acc, tail);
+        let mut f = (acc >> 32) + (acc & 0xffff_ffff);
+        while f >> 16 != 0 {
+            f = (f & 0xffff) + (f >> 16);
         }
-        acc as u32
+        u32::from((f as u16).swap_bytes())
     }
 
     /// Folds a 32-bit accumulator into 16 bits (end-around carry).

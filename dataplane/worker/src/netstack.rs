@@ -317,6 +317,42 @@ pub struct Netstack {
     /// path (one compare of the address and one of the time). Cleared whenever the table
     /// changes.
     fast: Option<(Ipv4Addr, Address, Instant)>,
+    /// The Ethernet and IPv4 header bytes every datagram we send shares (destination MAC,
+    /// total length, checksum and destination address left zero): copied, then patched.
+    tx_template: [u8; TEMPLATE_LEN],
+    /// The one's-complement sum of `tx_template`'s IPv4 header words.
+    tx_ip_sum: u32,
+    /// The one's-complement sum of our address's two words (pseudo-header source).
+    src_sum: u32,
+}
+
+/// Ethernet + IPv4 header bytes of [`Netstack`]'s transmit template.
+const TEMPLATE_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
+
+/// The sum of an IPv4 address's two 16-bit words.
+#[inline]
+fn addr_sum(a: Ipv4Addr) -> u32 {
+    let o = a.octets();
+    u32::from(u16::from_be_bytes([o[0], o[1]])) + u32::from(u16::from_be_bytes([o[2], o[3]]))
+}
+
+/// The constant part of every frame we send and its IPv4 header sum.
+fn tx_template(cfg: &NetConfig) -> ([u8; TEMPLATE_LEN], u32) {
+    let mut t = [0u8; TEMPLATE_LEN];
+    let mut eth = EthernetFrame::new_unchecked(&mut t[..]);
+    eth.set_src_addr(cfg.mac);
+    eth.set_ethertype(ethertype::IPV4);
+    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+    ip.set_version(4);
+    ip.set_header_len(ipv4::HEADER_LEN as u8);
+    ip.set_dscp_ecn(46, 0); // EF, RFC 4594 telephony
+    ip.set_ident(0);
+    ip.set_flags_frag(true, false, 0);
+    ip.set_hop_limit(DEFAULT_TTL);
+    ip.set_next_header(protocol::UDP);
+    ip.set_src_addr(cfg.ip);
+    let sum = checksum::sum(&t[ethernet::HEADER_LEN..]);
+    (t, sum)
 }
 
 /// Whether a target last asked at `asked` may be asked again at `now`.
@@ -336,6 +372,7 @@ impl Netstack {
     /// A layer for `cfg` with an empty neighbour cache (allocated here, once).
     #[must_use]
     pub fn new(cfg: NetConfig) -> Self {
+        let (tx_template, tx_ip_sum) = tx_template(&cfg);
         Self {
             cfg,
             table: vec![FREE; NEIGHBOUR_BUCKETS * NEIGHBOUR_WAYS].into_boxed_slice(),
@@ -345,6 +382,9 @@ impl Netstack {
             stats: NetStats::default(),
             last: None,
             fast: None,
+            tx_template,
+            tx_ip_sum,
+            src_sum: addr_sum(cfg.ip),
         }
     }
 
@@ -711,54 +751,44 @@ impl Netstack {
             return Encap::NeedArp { next_hop };
         };
         let len = buf.len();
-        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
-        eth.set_dst_addr(mac);
-        eth.set_src_addr(self.cfg.mac);
-        eth.set_ethertype(ethertype::IPV4);
-        let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-        ip.set_version(4);
-        ip.set_header_len(ipv4::HEADER_LEN as u8);
-        ip.set_dscp_ecn(46, 0); // EF, RFC 4594 telephony
-        ip.set_total_len((ipv4::HEADER_LEN + udp_len) as u16);
-        ip.set_ident(0);
-        ip.set_flags_frag(true, false, 0);
-        ip.set_hop_limit(DEFAULT_TTL);
-        ip.set_next_header(protocol::UDP);
-        ip.set_src_addr(self.cfg.ip);
-        ip.set_dst_addr(*dst.ip());
-        if offload.ipv4_checksum {
-            ip.set_checksum(0);
-        } else {
-            ip.fill_checksum();
+        // Headers from the template: copy, patch the per-datagram fields; the IPv4 checksum
+        // is the template's sum plus those fields (no pass over the header).
+        let (hdr, payload) = buf.split_at_mut(HEADROOM);
+        let total_len = (ipv4::HEADER_LEN + udp_len) as u16;
+        let dst_ip = *dst.ip();
+        let dst_sum = addr_sum(dst_ip);
+        hdr[..TEMPLATE_LEN].copy_from_slice(&self.tx_template);
+        hdr[..6].copy_from_slice(&mac.0);
+        let ip = &mut hdr[ethernet::HEADER_LEN..TEMPLATE_LEN];
+        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
+        ip[16..20].copy_from_slice(&dst_ip.octets());
+        if !offload.ipv4_checksum {
+            let c = checksum::combine(&[self.tx_ip_sum, u32::from(total_len), dst_sum]);
+            ip[10..12].copy_from_slice(&c.to_be_bytes());
         }
-        let mut u = UdpPacket::new_unchecked(ip.payload_mut());
-        u.set_src_port(src_port);
-        u.set_dst_port(dst.port());
-        u.set_len(udp_len as u16);
+        let u = &mut hdr[TEMPLATE_LEN..];
+        u[0..2].copy_from_slice(&src_port.to_be_bytes());
+        u[2..4].copy_from_slice(&dst.port().to_be_bytes());
+        u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        u[6..8].fill(0);
+        // RFC 768 pseudo-header: source, destination, protocol, UDP length.
+        let ph = self.src_sum + dst_sum + u32::from(protocol::UDP) + udp_len as u32;
         if offload.udp_checksum {
-            let ph = checksum::pseudo_header_v4(
-                self.cfg.ip.octets(),
-                dst.ip().octets(),
-                protocol::UDP,
-                udp_len as u16,
-            );
-            u.set_checksum(checksum::fold(ph));
-        } else if let Some(tail) = tail_sum {
-            u.set_checksum(0);
-            let ph = checksum::pseudo_header_v4(
-                self.cfg.ip.octets(),
-                dst.ip().octets(),
-                protocol::UDP,
-                udp_len as u16,
-            );
-            let data = u.into_inner();
-            let split = (udp::HEADER_LEN + SUM_SKIP).min(udp_len);
-            let c = checksum::combine(&[ph, checksum::sum(&data[..split]), tail]);
+            u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
+        } else {
+            // The UDP header's words (checksum still zero), then the payload: its first
+            // SUM_SKIP bytes afresh and the rest from `tail_sum`, or all of it.
+            let hdr_sum = u32::from(src_port) + u32::from(dst.port()) + udp_len as u32;
+            let c = match tail_sum {
+                Some(tail) => {
+                    let split = SUM_SKIP.min(payload.len());
+                    checksum::combine(&[ph, hdr_sum, checksum::sum(&payload[..split]), tail])
+                }
+                None => checksum::combine(&[ph, hdr_sum, checksum::sum(payload)]),
+            };
             // RFC 768: a computed zero is transmitted as all ones.
             let c = if c == 0 { 0xffff } else { c };
-            data[6..8].copy_from_slice(&c.to_be_bytes());
-        } else {
-            u.fill_checksum(self.cfg.ip, *dst.ip());
+            u[6..8].copy_from_slice(&c.to_be_bytes());
         }
         self.stats.tx_udp += 1;
         Encap::Ready { len }

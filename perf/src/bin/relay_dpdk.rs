@@ -50,7 +50,10 @@ use anyhow::{bail, ensure, Context};
 use clap::Parser;
 use dp_api::{Codec, Command, LegId, LegSpec, SrcMismatch};
 use dpdk::port::TxOffloads;
-use dpdk::{lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, TxQueue};
+use dpdk::{
+    lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, ThreadRegistration,
+    TxQueue,
+};
 use hdrhistogram::Histogram;
 use relay::{Relay, RelayConfig};
 use serde_json::json;
@@ -86,6 +89,13 @@ struct Args {
     /// ring 0 to ring 1 reading one byte of each, no netstack, no relay.
     #[arg(long)]
     floor: bool,
+    /// Run the generator and the worker interleaved on ONE core (one thread: a generator step,
+    /// then one worker pass). The worker's TSC time per packet is then measured without a
+    /// second core's interference (cache lines moving between cores, a sibling busy with
+    /// other work), and the run is repeatable under `valgrind --tool=callgrind`. The
+    /// wall-clock rate is then that of generator + worker sharing the core.
+    #[arg(long)]
+    interleaved: bool,
     /// Seconds per window.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -198,7 +208,151 @@ struct RunResult {
     /// frames: the worker core's capacity when fed faster than it drains.
     mpps_busy: Vec<f64>,
     samples: Histogram<u64>,
+    /// What `samples` holds.
+    sample_label: &'static str,
     worker: WorkerSnapshot,
+}
+
+/// The worker: the real [`Worker`] loop over [`DpdkIo`] with `legs` bridged legs (pairs),
+/// the gateway's MAC pre-loaded. Returns it with the command sender and event receiver,
+/// which must stay alive (a closed command queue stops the worker).
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn build_worker(
+    rxq: RxQueue,
+    txq: TxQueue,
+    pool: Mempool,
+    our_mac: Address,
+    offload: TxOffload,
+    legs: usize,
+    burst: usize,
+    stop: Arc<AtomicBool>,
+    reg: Option<ThreadRegistration>,
+) -> anyhow::Result<(
+    Worker<DpdkIo>,
+    crossbeam_channel::Sender<Command>,
+    crossbeam_channel::Receiver<dp_api::Event>,
+)> {
+    let last = FIRST_PORT + (2 * legs - 1) as u16;
+    let net = NetConfig {
+        mac: our_mac,
+        ip: US,
+        prefix_len: 24,
+        gateway: Some(GW),
+    };
+    let rx_offloads = PORT
+        .lock()
+        .expect("port")
+        .as_ref()
+        .map(Port::rx_offloads)
+        .unwrap_or_default();
+    let mut io = DpdkIo::new(rxq, txq, pool, net, offload, FIRST_PORT..=last, None)
+        .with_rx_offloads(rx_offloads)
+        .with_registration(reg);
+    let t0 = io.clock().now();
+    io.netstack_mut().insert_neighbour(t0, GW, GW_MAC);
+    let mut cfg = RelayConfig::new(FIRST_PORT..=last, 1 << 16);
+    cfg.seed = 7;
+    let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
+    let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
+    let mut w = Worker::new(0, io, Relay::new(cfg), cmd_rx, ev_tx, burst, stop);
+    for i in 0..legs {
+        let id = LegId::new(leg_port(i), 1);
+        w.handle_command(
+            t0,
+            Command::AddLeg(LegSpec {
+                id,
+                remote: Some(remote(i)),
+                learn_remote: false,
+                src_mismatch: SrcMismatch::Drop,
+                codec: Codec::Pcma,
+                media_timeout: Some(Duration::from_secs(30)),
+            }),
+        );
+        if i % 2 == 1 {
+            let a = LegId::new(leg_port(i - 1), 1);
+            w.handle_command(t0, Command::Bridge { a, b: id });
+        }
+        while ev_rx.try_recv().is_ok() {}
+    }
+    let legs_up = w.relay().stats().legs;
+    ensure!(legs_up == legs, "only {legs_up} of {legs} legs");
+    Ok((w, cmd_tx, ev_rx))
+}
+
+/// The traffic source: keeps ring 0 fed and recycles each frame that comes back on ring 1
+/// by rewriting its header line with the next leg's pre-built frame (round-robin over legs).
+struct Generator {
+    tx: TxQueue,
+    rx: RxQueue,
+    b: MBurst<GEN_BURST>,
+    pool: Mempool,
+    frames: Arc<Vec<[u8; FRAME_LEN]>>,
+    inflight: u32,
+    next: usize,
+    /// Frames that came back (forwarded by the worker).
+    back: u64,
+}
+
+impl Generator {
+    fn new(
+        tx: TxQueue,
+        rx: RxQueue,
+        pool: Mempool,
+        frames: Arc<Vec<[u8; FRAME_LEN]>>,
+        inflight: u32,
+    ) -> Self {
+        Self {
+            tx,
+            rx,
+            b: MBurst::new(),
+            pool,
+            frames,
+            inflight,
+            next: 0,
+            back: 0,
+        }
+    }
+
+    /// One step: take back what returned (or, when nothing did, allocate up to `inflight`
+    /// frames), rewrite them, send them. Returns how many came back.
+    fn step(&mut self) -> anyhow::Result<usize> {
+        let had = self.b.len();
+        let got = self.rx.rx_burst(&mut self.b);
+        let fresh = got == 0;
+        if got > 0 {
+            self.back += got as u64;
+        } else {
+            while !self.b.is_full() && self.pool.in_use() < self.inflight {
+                let Some(m) = self.pool.alloc() else { break };
+                if self.b.push(m).is_err() {
+                    break;
+                }
+            }
+        }
+        let n = self.frames.len();
+        for m in &mut self.b.as_mut_slice()[had..] {
+            m.reset();
+            let d = m.append(FRAME_LEN).context("mbuf room")?;
+            let f = &self.frames[self.next];
+            if fresh {
+                d.copy_from_slice(f);
+            } else {
+                d[..HEADER_COPY].copy_from_slice(&f[..HEADER_COPY]);
+            }
+            self.next += 1;
+            if self.next == n {
+                self.next = 0;
+            }
+        }
+        self.tx.tx_burst(&mut self.b);
+        Ok(got)
+    }
+
+    /// Frees what it holds and gives the queues back.
+    fn finish(mut self) -> (TxQueue, RxQueue) {
+        self.b.clear();
+        (self.tx, self.rx)
+    }
 }
 
 /// Queue handles shared between runs (each run's threads take and return them).
@@ -227,7 +381,9 @@ fn run(
         (2..=MAX_LEGS).contains(&legs) && legs & 1 == 0,
         "legs must be even, 2..={MAX_LEGS}"
     );
-    let last = FIRST_PORT + (2 * legs - 1) as u16;
+    if args.interleaved {
+        return run_interleaved(args, legs, pool, our_mac, queues);
+    }
     let frames: Arc<Vec<[u8; FRAME_LEN]>> = Arc::new(
         (0..legs)
             .map(|i| frame(i, our_mac, args.assume_offload))
@@ -287,46 +443,15 @@ fn run(
                 drop(reg);
                 return Ok(());
             }
-            let net = NetConfig {
-                mac: our_mac,
-                ip: US,
-                prefix_len: 24,
-                gateway: Some(GW),
-            };
-            let mut io = DpdkIo::new(rxq, txq, w_pool, net, offload, FIRST_PORT..=last, None)
-                .with_registration(reg);
-            let t0 = io.clock().now();
-            io.netstack_mut().insert_neighbour(t0, GW, GW_MAC);
-            let mut cfg = RelayConfig::new(FIRST_PORT..=last, 1 << 16);
-            cfg.seed = 7;
-            let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
-            let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
-            let mut w = Worker::new(0, io, Relay::new(cfg), cmd_rx, ev_tx, burst, w_stop)
-                .with_shared_stats(w_shared);
-            for i in 0..legs {
-                let id = LegId::new(leg_port(i), 1);
-                w.handle_command(
-                    t0,
-                    Command::AddLeg(LegSpec {
-                        id,
-                        remote: Some(remote(i)),
-                        learn_remote: false,
-                        src_mismatch: SrcMismatch::Drop,
-                        codec: Codec::Pcma,
-                        media_timeout: Some(Duration::from_secs(30)),
-                    }),
-                );
-                if i % 2 == 1 {
-                    let a = LegId::new(leg_port(i - 1), 1);
-                    w.handle_command(t0, Command::Bridge { a, b: id });
+            let built =
+                build_worker(rxq, txq, w_pool, our_mac, offload, legs, burst, w_stop, reg);
+            let (mut w, cmd_tx, ev_rx) = match built {
+                Ok((w, c, e)) => (w.with_shared_stats(w_shared), c, e),
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return Ok(());
                 }
-                while ev_rx.try_recv().is_ok() {}
-            }
-            let legs_up = w.relay().stats().legs;
-            if legs_up != legs {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("only {legs_up} of {legs} legs")));
-                return Ok(());
-            }
+            };
             let task = std::fs::read_link("/proc/thread-self")
                 .map(|p| format!("/proc/{}/stat", p.display()))
                 .unwrap_or_default();
@@ -357,7 +482,7 @@ fn run(
     let worker_stat = ready_rx.recv().context("worker died during set-up")??;
 
     // The generator: keeps ring 0 full, recycles what comes back on ring 1.
-    let (gtx, mut grx) = {
+    let (gtx, grx) = {
         let mut q = queues.lock().expect("queues");
         (q.tx0.take().context("tx0")?, q.rx1.take().context("rx1")?)
     };
@@ -374,41 +499,13 @@ fn run(
         .spawn(move || -> anyhow::Result<()> {
             pin(generator_core, "generator");
             let _reg = lcore::register_thread().context("register generator thread")?;
-            let mut gtx = gtx;
-            let mut b = MBurst::<GEN_BURST>::new();
-            let (mut next, mut back) = (0usize, 0u64);
-            let n = g_frames.len();
+            let mut g = Generator::new(gtx, grx, g_pool, g_frames, inflight);
             while !g_stop.load(Ordering::Relaxed) {
-                let had = b.len();
-                let got = grx.rx_burst(&mut b);
-                let fresh = usize::from(got == 0);
-                if got > 0 {
-                    back += got as u64;
-                    g_received.store(back, Ordering::Relaxed);
-                } else {
-                    while !b.is_full() && g_pool.in_use() < inflight {
-                        let Some(m) = g_pool.alloc() else { break };
-                        if b.push(m).is_err() {
-                            break;
-                        }
-                    }
+                if g.step()? > 0 {
+                    g_received.store(g.back, Ordering::Relaxed);
                 }
-                for m in &mut b.as_mut_slice()[had..] {
-                    m.reset();
-                    let d = m.append(FRAME_LEN).context("mbuf room")?;
-                    if fresh > 0 {
-                        d.copy_from_slice(&g_frames[next]);
-                    } else {
-                        d[..HEADER_COPY].copy_from_slice(&g_frames[next][..HEADER_COPY]);
-                    }
-                    next += 1;
-                    if next == n {
-                        next = 0;
-                    }
-                }
-                gtx.tx_burst(&mut b);
             }
-            b.clear();
+            let (gtx, grx) = g.finish();
             let mut q = g_queues.lock().expect("queues");
             q.tx0 = Some(gtx);
             q.rx1 = Some(grx);
@@ -480,9 +577,199 @@ fn run(
         mpps_cpu,
         mpps_busy,
         samples,
+        sample_label: "kpps/100ms",
         worker: shared.load(),
     })
 }
+
+/// What forwards in an interleaved run: the real worker, or the harness floor.
+enum Forwarder {
+    Relay {
+        w: Box<Worker<DpdkIo>>,
+        _cmd: crossbeam_channel::Sender<Command>,
+        _ev: crossbeam_channel::Receiver<dp_api::Event>,
+    },
+    Floor {
+        rx: RxQueue,
+        tx: TxQueue,
+        b: MBurst<32>,
+        _reg: Option<ThreadRegistration>,
+    },
+}
+
+impl Forwarder {
+    /// One pass; returns the frames received.
+    #[inline]
+    fn pass(&mut self) -> usize {
+        match self {
+            Self::Relay { w, .. } => w.pass_with(None, DpdkIo::now).rx,
+            Self::Floor { rx, tx, b, .. } => {
+                let n = rx.rx_burst(b);
+                let mut touched = 0u8;
+                for m in b.iter() {
+                    touched ^= m.data().first().copied().unwrap_or(0);
+                }
+                std::hint::black_box(touched);
+                tx.tx_burst(b);
+                b.clear();
+                n
+            }
+        }
+    }
+}
+
+/// [`run`] with generator and worker interleaved on one core (`--interleaved`).
+fn run_interleaved(
+    args: &Args,
+    legs: usize,
+    pool: &Mempool,
+    our_mac: Address,
+    queues: &Arc<Mutex<Queues>>,
+) -> anyhow::Result<RunResult> {
+    let frames: Arc<Vec<[u8; FRAME_LEN]>> = Arc::new(
+        (0..legs)
+            .map(|i| frame(i, our_mac, args.assume_offload))
+            .collect(),
+    );
+    let (rxq, txq, gtx, grx) = {
+        let mut q = queues.lock().expect("queues");
+        (
+            q.rx0.take().context("rx0")?,
+            q.tx1.take().context("tx1")?,
+            q.tx0.take().context("tx0")?,
+            q.rx1.take().context("rx1")?,
+        )
+    };
+    let offload = TxOffload {
+        ipv4_checksum: args.assume_offload,
+        udp_checksum: args.assume_offload,
+    };
+    let (pool, burst, core, floor) = (pool.clone(), args.burst, args.worker_core, args.floor);
+    let (runs, seconds, inflight) = (args.runs, args.seconds, args.inflight);
+    let shared = Arc::new(SharedStats::default());
+    let w_shared = shared.clone();
+    let t = std::thread::Builder::new()
+        .name("cb-perf-worker".into())
+        .spawn(move || -> anyhow::Result<RunResult> {
+            pin(core, "interleaved generator and worker");
+            let reg = lcore::register_thread().context("register worker thread")?;
+            let mut fwd = if floor {
+                Forwarder::Floor {
+                    rx: rxq,
+                    tx: txq,
+                    b: MBurst::new(),
+                    _reg: reg,
+                }
+            } else {
+                let stop = Arc::new(AtomicBool::new(false));
+                let (w, cmd, ev) =
+                    build_worker(rxq, txq, pool.clone(), our_mac, offload, legs, burst, stop, reg)?;
+                Forwarder::Relay {
+                    w: Box::new(w.with_shared_stats(w_shared)),
+                    _cmd: cmd,
+                    _ev: ev,
+                }
+            };
+            let mut g = Generator::new(gtx, grx, pool, frames, inflight);
+            let hz = lcore::tsc_hz().max(1) as f64;
+            let warm = Instant::now() + Duration::from_millis(500);
+            while Instant::now() < warm {
+                for _ in 0..64 {
+                    g.step()?;
+                    fwd.pass();
+                }
+            }
+            let mut samples =
+                Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).context("histogram")?;
+            let (mut mpps, mut mpps_busy) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let (t0, back0) = (Instant::now(), g.back);
+                let end = t0 + Duration::from_secs_f64(seconds);
+                let (mut busy, mut pkts) = (0u64, 0u64);
+                while Instant::now() < end {
+                    for _ in 0..64 {
+                        g.step()?;
+                        let t = lcore::rdtsc();
+                        let n = fwd.pass();
+                        let dt = lcore::rdtsc().wrapping_sub(t);
+                        if n > 0 {
+                            busy += dt;
+                            pkts += n as u64;
+                            if n == burst {
+                                let ns = dt as f64 * 1e9 / hz / n as f64;
+                                samples.saturating_record((ns as u64).max(1));
+                            }
+                        }
+                    }
+                }
+                let secs = t0.elapsed().as_secs_f64();
+                mpps.push((g.back - back0) as f64 / secs / 1e6);
+                if busy > 0 {
+                    mpps_busy.push(pkts as f64 / (busy as f64 / hz) / 1e6);
+                }
+            }
+            // Let the last frames come back, then give the generator's queues back (the
+            // worker's are retaken from the port).
+            for _ in 0..64 {
+                g.step()?;
+                fwd.pass();
+            }
+            if let Forwarder::Relay { w, .. } = &mut fwd {
+                w.close_all();
+            }
+            let floor_queues = match fwd {
+                Forwarder::Floor { rx, tx, .. } => Some((rx, tx)),
+                Forwarder::Relay { .. } => None,
+            };
+            let (gtx, grx) = g.finish();
+            Ok(RunResult {
+                legs,
+                mpps,
+                mpps_cpu: Vec::new(),
+                mpps_busy,
+                samples,
+                sample_label: "ns/pkt/pass",
+                worker: WorkerSnapshot::default(),
+            })
+            .map(|r| (r, gtx, grx, floor_queues))
+            .map(|(r, gtx, grx, fq)| {
+                INTERLEAVED_QUEUES
+                    .lock()
+                    .expect("queues")
+                    .replace((gtx, grx, fq));
+                r
+            })
+        })
+        .context("spawn interleaved worker")?;
+    let mut r = t
+        .join()
+        .map_err(|_| anyhow::anyhow!("interleaved worker panicked"))??;
+    r.worker = shared.load();
+    let (gtx, grx, fq) = INTERLEAVED_QUEUES
+        .lock()
+        .expect("queues")
+        .take()
+        .context("queues back")?;
+    let mut q = queues.lock().expect("queues");
+    q.tx0 = Some(gtx);
+    q.rx1 = Some(grx);
+    let (mut rx0, tx1) = match fq {
+        Some((rx, tx)) => (rx, tx),
+        None => (take_rx0()?, take_tx1()?),
+    };
+    drain(&mut rx0);
+    if let Some(rx1) = q.rx1.as_mut() {
+        drain(rx1);
+    }
+    q.rx0 = Some(rx0);
+    q.tx1 = Some(tx1);
+    Ok(r)
+}
+
+/// Queue handles an interleaved run's thread hands back (generator TX/RX, and the floor's).
+#[allow(clippy::type_complexity)]
+static INTERLEAVED_QUEUES: Mutex<Option<(TxQueue, RxQueue, Option<(RxQueue, TxQueue)>)>> =
+    Mutex::new(None);
 
 /// The worker's RX queue 0 handle, retaken from the port after the worker dropped it.
 fn take_rx0() -> anyhow::Result<RxQueue> {
@@ -736,7 +1023,7 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
         }
         println!(
             "{:<12} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
-            "kpps/100ms", "AVG", "P0", "P50", "P90", "P99", "P100"
+            r.sample_label, "AVG", "P0", "P50", "P90", "P99", "P100"
         );
         let h = &r.samples;
         println!(
