@@ -101,7 +101,9 @@ impl Mbuf {
         let h = self.hdr();
         // wrapping_add: no UB even for a corrupted header (the slice constructors below rely
         // on the struct invariant, not on this arithmetic).
-        h.buf_addr.cast::<u8>().wrapping_add(usize::from(h.data_off))
+        h.buf_addr
+            .cast::<u8>()
+            .wrapping_add(usize::from(h.data_off))
     }
 
     /// Bytes of data in the first segment (`data_len`): the length of [`Self::data`].

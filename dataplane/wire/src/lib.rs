@@ -77,25 +77,27 @@ pub mod checksum {
         let (mut a, mut b) = (0u64, 0u64);
         let mut chunks = data.chunks_exact(16);
         for c in &mut chunks {
-            a = add(a, word(&c[..8]));
-            b = add(b, word(&c[8..]));
+            let (x, y) = c.split_at(8);
+            a = add(a, word(x));
+            b = add(b, word(y));
         }
-        let mut acc = add(a, b);
-        let rest = chunks.remainder();
+        // The last 0..=15 bytes: at most one 8-, 4-, 2- and 1-byte piece, each loaded as
+        // little-endian words (zero-padded, so the odd last byte is a word's low byte, its
+        // high byte once swapped).
+        let mut rest = chunks.remainder();
         let mut tail = 0u64;
-        let mut words = rest.chunks_exact(2);
-        for c in &mut words {
-            tail += u64::from(u16::from_le_bytes([c[0], c[1]]));
+        if rest.len() >= 8 {
+            tail = word(&rest[..8]);
+            rest = &rest[8..];
         }
-        if let [x] = words.remainder() {
-            // The low byte of a little-endian word: the high byte once swapped.
-            tail += u64::from(*x);
-        }
-        acc = add(acc, tail);
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        let acc = add(add(a, b), add(tail, u64::from_le_bytes(w)));
+        // Fold 64 → 16 bits in fixed steps: < 2^33, < 0x2ffff, <= 0x10001, <= 0xffff.
         let mut f = (acc >> 32) + (acc & 0xffff_ffff);
-        while f >> 16 != 0 {
-            f = (f & 0xffff) + (f >> 16);
-        }
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
         u32::from((f as u16).swap_bytes())
     }
 

@@ -508,12 +508,9 @@ impl Netstack {
                     // data; summed in two parts so the tail can be reused on transmit.
                     let data = &frame[l4..l4 + udp_len];
                     let split = (udp::HEADER_LEN + SUM_SKIP).min(udp_len);
-                    let ph = checksum::pseudo_header_v4(
-                        src.octets(),
-                        self.cfg.ip.octets(),
-                        protocol::UDP,
-                        udp_len as u16,
-                    );
+                    // Pseudo-header: source, destination (ours), protocol, UDP length.
+                    let ph =
+                        addr_sum(src) + self.src_sum + u32::from(protocol::UDP) + udp_len as u32;
                     let head = ph + checksum::sum(&data[..split]);
                     if rx.udp_checksum_good {
                         // The whole sum folds to 0xffff (one's-complement zero), so the tail's

@@ -51,8 +51,7 @@ use clap::Parser;
 use dp_api::{Codec, Command, LegId, LegSpec, SrcMismatch};
 use dpdk::port::TxOffloads;
 use dpdk::{
-    lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, ThreadRegistration,
-    TxQueue,
+    lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, ThreadRegistration, TxQueue,
 };
 use hdrhistogram::Histogram;
 use relay::{Relay, RelayConfig};
@@ -65,7 +64,7 @@ use worker::dpdk_io::{eal_runtime_dir, init_eal, DpdkIo};
 use worker::netstack::{NetConfig, TxOffload};
 use worker::{PacketIo, SharedStats, Worker, WorkerSnapshot};
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Relay Mpps of one DPDK worker core vs dpdk-testpmd io forwarding")]
 struct Args {
     /// Bridged leg counts to measure (at most 32256).
@@ -114,6 +113,10 @@ struct Args {
     /// Seconds of testpmd forwarding.
     #[arg(long, default_value_t = 8)]
     testpmd_seconds: u64,
+    /// Skip the like-with-like reference: io forwarding (`--floor`) on the same net_ring
+    /// device, fed by the same generator, in the same mode, after the relay runs.
+    #[arg(long)]
+    no_floor_reference: bool,
     /// Skip testpmd.
     #[arg(long)]
     no_testpmd: bool,
@@ -443,8 +446,7 @@ fn run(
                 drop(reg);
                 return Ok(());
             }
-            let built =
-                build_worker(rxq, txq, w_pool, our_mac, offload, legs, burst, w_stop, reg);
+            let built = build_worker(rxq, txq, w_pool, our_mac, offload, legs, burst, w_stop, reg);
             let (mut w, cmd_tx, ev_rx) = match built {
                 Ok((w, c, e)) => (w.with_shared_stats(w_shared), c, e),
                 Err(e) => {
@@ -662,8 +664,17 @@ fn run_interleaved(
                 }
             } else {
                 let stop = Arc::new(AtomicBool::new(false));
-                let (w, cmd, ev) =
-                    build_worker(rxq, txq, pool.clone(), our_mac, offload, legs, burst, stop, reg)?;
+                let (w, cmd, ev) = build_worker(
+                    rxq,
+                    txq,
+                    pool.clone(),
+                    our_mac,
+                    offload,
+                    legs,
+                    burst,
+                    stop,
+                    reg,
+                )?;
                 Forwarder::Relay {
                     w: Box::new(w.with_shared_stats(w_shared)),
                     _cmd: cmd,
@@ -1057,12 +1068,44 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
         .context("no leg counts")?;
     let mpps = median(&head.mpps);
     let ratio = testpmd_mpps.map(|t| mpps / t);
+
+    // Like with like: io forwarding (rx_burst → tx_burst, one byte read per frame) on the
+    // same device, generator, mode and leg count: what testpmd's io mode does, measured on
+    // this harness.
+    let floor_ref = if args.floor || args.no_floor_reference {
+        None
+    } else {
+        let mut fa = args.clone();
+        fa.floor = true;
+        let f = run(&fa, head.legs, &pool, our_mac, &queues)?;
+        {
+            let mut q = queues.lock().expect("queues");
+            if q.tx1.is_none() {
+                q.tx1 = Some(take_tx1()?);
+            }
+        }
+        let (fw, fc) = (median(&f.mpps), median(&f.mpps_busy));
+        println!();
+        println!(
+            "io-forward reference (same net_ring harness, {} legs): {fw:.2} Mpps wall-clock, \
+             {fc:.2} Mpps worker capacity; relay/io-forward: {:.2} wall-clock, {:.2} capacity",
+            head.legs,
+            mpps / fw,
+            median(&head.mpps_busy) / fc
+        );
+        Some((fw, fc))
+    };
     let report = json!({
         "mpps_per_core": mpps,
         "worker_capacity_mpps": median(&head.mpps_busy),
         "ns_per_packet": 1e3 / mpps,
         "testpmd_mpps": testpmd_mpps,
         "ratio_vs_testpmd": ratio,
+        "io_forward_reference_mpps": floor_ref.map(|f| f.0),
+        "io_forward_reference_capacity_mpps": floor_ref.map(|f| f.1),
+        "ratio_vs_io_forward_reference": floor_ref.map(|f| mpps / f.0),
+        "capacity_ratio_vs_io_forward_reference": floor_ref.map(|f| median(&head.mpps_busy) / f.1),
+        "mode": if args.interleaved { "interleaved: generator and worker on one core" } else { "two cores: generator and worker on their own cores" },
         "legs": head.legs,
         "frame_len": FRAME_LEN,
         "rtp_len": RTP_LEN,
@@ -1083,6 +1126,11 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
             "worker_capacity_mpps_windows": r.mpps_busy,
             "worker_capacity_mpps_median": median(&r.mpps_busy),
             "ns_per_packet": 1e3 / median(&r.mpps),
+            "worker_ns_per_packet": 1e3 / median(&r.mpps_busy),
+            "samples": r.sample_label,
+            "samples_p50": r.samples.value_at_quantile(0.5),
+            "samples_p90": r.samples.value_at_quantile(0.9),
+            "samples_p99": r.samples.value_at_quantile(0.99),
             "relay_drops": r.worker.relay.drops.total(),
             "l2_drops": r.worker.io.net.dropped_total(),
             "tx_refused": r.worker.lp.tx_refused,

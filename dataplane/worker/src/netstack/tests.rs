@@ -667,7 +667,14 @@ fn offloaded_good_checksum_yields_the_tail_sum_in_constant_time() {
             }
             let expect = buf[HEADROOM..].to_vec();
             let dst = SocketAddrV4::new(PEER_IP, 5004);
-            let out = s.encap_with(now, dst, 30000, &mut buf, TxOffload::default(), Some(derived));
+            let out = s.encap_with(
+                now,
+                dst,
+                30000,
+                &mut buf,
+                TxOffload::default(),
+                Some(derived),
+            );
             assert!(matches!(out, Encap::Ready { .. }), "len {len}");
             parse_back(&buf, dst, 30000, &expect, PEER_MAC);
             let mut full = buf.clone();
