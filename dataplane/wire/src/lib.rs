@@ -82,17 +82,27 @@ pub mod checksum {
             b = add(b, word(y));
         }
         // The last 0..=15 bytes: at most one 8-, 4-, 2- and 1-byte piece, each loaded as
-        // little-endian words (zero-padded, so the odd last byte is a word's low byte, its
-        // high byte once swapped).
+        // little-endian words (an odd last byte is a word's low byte: its high byte once
+        // swapped); the small pieces add up to less than 2^33.
         let mut rest = chunks.remainder();
         let mut tail = 0u64;
         if rest.len() >= 8 {
             tail = word(&rest[..8]);
             rest = &rest[8..];
         }
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        let acc = add(add(a, b), add(tail, u64::from_le_bytes(w)));
+        let mut small = 0u64;
+        if rest.len() >= 4 {
+            small += u64::from(u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]));
+            rest = &rest[4..];
+        }
+        if rest.len() >= 2 {
+            small += u64::from(u16::from_le_bytes([rest[0], rest[1]]));
+            rest = &rest[2..];
+        }
+        if let [x] = rest {
+            small += u64::from(*x);
+        }
+        let acc = add(add(add(a, b), tail), small);
         // Fold 64 → 16 bits in fixed steps: < 2^33, < 0x2ffff, <= 0x10001, <= 0xffff.
         let mut f = (acc >> 32) + (acc & 0xffff_ffff);
         f = (f & 0xffff) + (f >> 16);
