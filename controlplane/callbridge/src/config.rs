@@ -462,7 +462,12 @@ impl DpdkConfig {
     /// only the main core.
     #[must_use]
     pub(crate) fn settings(&self) -> worker::DpdkSettings {
-        let port = self.devices.get(usize::from(self.port)).cloned().unwrap_or_else(|| self.port.to_string());
+        // DPDK registers a vdev under the name before its arguments
+        // (`net_af_packet0,iface=eth1` is port `net_af_packet0`).
+        let port = self.devices.get(usize::from(self.port)).map_or_else(
+            || self.port.to_string(),
+            |d| d.split(',').next().unwrap_or_default().to_owned(),
+        );
         let mut s = worker::DpdkSettings::new(self.devices.clone(), port);
         s.lcores = self.main_core.to_string();
         s.no_huge_mb = self.no_huge.then(|| self.memory_mb.unwrap_or(512));
@@ -1575,6 +1580,8 @@ eal_args = []
         assert_eq!(d.eal_args()[6..8], ["--socket-mem", "0,1024"]);
         let s = d.settings();
         assert_eq!((s.port.as_str(), s.lcores.as_str(), s.no_huge_mb), ("0000:03:00.0", "2", None));
+        let d = DpdkConfig { devices: vec!["net_af_packet0,iface=veth0".into()], port: 0, ..d };
+        assert_eq!(d.settings().port, "net_af_packet0", "a vdev's port is named without its arguments");
     }
 
     #[test]
