@@ -27,6 +27,14 @@
 //! The final line and `perf/reports/latest/relay-dpdk.json` give the largest leg count's
 //! wall-clock median against testpmd's.
 //!
+//! After the relay runs, the same harness measures plain io forwarding (`--floor`: rx_burst,
+//! read one byte, tx_burst) at the largest leg count: testpmd's io mode on exactly this device,
+//! generator and mode, reported as the like-with-like ratio (`--no-floor-reference` skips it).
+//!
+//! `--interleaved` runs generator and worker on ONE core, alternating a generator step and a
+//! worker pass: the worker's cost without cross-core cache traffic, with a histogram of the
+//! ns per packet of each full pass, and repeatable under callgrind. See `perf/RESULTS.md`.
+//!
 //! Then `dpdk-testpmd` runs io forwarding between two `net_null` devices on one forwarding
 //! core (`--no-huge -m 512`), its per-second `Rx-pps` summed over both ports, median taken.
 //!
