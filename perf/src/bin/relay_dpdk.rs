@@ -602,7 +602,7 @@ enum Forwarder {
     Floor {
         rx: RxQueue,
         tx: TxQueue,
-        b: MBurst<32>,
+        b: Box<MBurst<32>>,
         _reg: Option<ThreadRegistration>,
     },
 }
@@ -614,13 +614,13 @@ impl Forwarder {
         match self {
             Self::Relay { w, .. } => w.pass_with(None, DpdkIo::now).rx,
             Self::Floor { rx, tx, b, .. } => {
-                let n = rx.rx_burst(b);
+                let n = rx.rx_burst(&mut **b);
                 let mut touched = 0u8;
                 for m in b.iter() {
                     touched ^= m.data().first().copied().unwrap_or(0);
                 }
                 std::hint::black_box(touched);
-                tx.tx_burst(b);
+                tx.tx_burst(&mut **b);
                 b.clear();
                 n
             }
@@ -667,7 +667,7 @@ fn run_interleaved(
                 Forwarder::Floor {
                     rx: rxq,
                     tx: txq,
-                    b: MBurst::new(),
+                    b: Box::new(MBurst::new()),
                     _reg: reg,
                 }
             } else {
@@ -741,6 +741,10 @@ fn run_interleaved(
                 Forwarder::Relay { .. } => None,
             };
             let (gtx, grx) = g.finish();
+            INTERLEAVED_QUEUES
+                .lock()
+                .expect("queues")
+                .replace((gtx, grx, floor_queues));
             Ok(RunResult {
                 legs,
                 mpps,
@@ -749,14 +753,6 @@ fn run_interleaved(
                 samples,
                 sample_label: "ns/pkt/pass",
                 worker: WorkerSnapshot::default(),
-            })
-            .map(|r| (r, gtx, grx, floor_queues))
-            .map(|(r, gtx, grx, fq)| {
-                INTERLEAVED_QUEUES
-                    .lock()
-                    .expect("queues")
-                    .replace((gtx, grx, fq));
-                r
             })
         })
         .context("spawn interleaved worker")?;
