@@ -113,24 +113,29 @@ pub mod checksum {
 
     /// Folds a 32-bit accumulator into 16 bits (end-around carry).
     #[must_use]
-    pub fn fold(mut acc: u32) -> u16 {
-        while acc >> 16 != 0 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        acc as u16
+    #[inline]
+    pub fn fold(acc: u32) -> u16 {
+        // Fixed steps, no loop: <= 0x1fffe, <= 0x10000, <= 0xffff.
+        let mut f = (acc & 0xffff) + (acc >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f as u16
     }
 
     /// The one's complement of the folded sum of several accumulators.
     #[must_use]
+    #[inline]
     pub fn combine(parts: &[u32]) -> u16 {
         let mut acc: u64 = 0;
         for p in parts {
             acc += u64::from(*p);
         }
-        while acc >> 16 != 0 {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        !(acc as u16)
+        // 64 → 32 bits (< 2^33 for fewer than 2^32 parts), then the fixed 16-bit folds.
+        let mut f = (acc >> 32) + (acc & 0xffff_ffff);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        !(f as u16)
     }
 
     /// The IPv4 pseudo-header sum (RFC 768) for a UDP datagram of `udp_len` bytes.
@@ -174,6 +179,46 @@ mod contract_tests {
                 buf[3] &= 0x0f;
             }
             f(&buf[..len]);
+        }
+    }
+
+    #[test]
+    fn fold_and_combine_match_the_looping_fold() {
+        fn slow(mut acc: u64) -> u16 {
+            while acc >> 16 != 0 {
+                acc = (acc & 0xffff) + (acc >> 16);
+            }
+            acc as u16
+        }
+        let mut rng = Rng(0x5eed_0f_f01d);
+        let edge = [
+            0u32,
+            1,
+            0xfffe,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_0000,
+            u32::MAX,
+        ];
+        for i in 0..100_000 {
+            let a = if i < edge.len() {
+                edge[i]
+            } else {
+                rng.next() as u32
+            };
+            assert_eq!(checksum::fold(a), slow(u64::from(a)), "fold {a:#x}");
+            let mut buf = [0u32; 6];
+            for (k, p) in buf.iter_mut().enumerate() {
+                *p = if i % 3 == 0 {
+                    edge[(k + i) % edge.len()]
+                } else {
+                    rng.next() as u32
+                };
+            }
+            let parts = &buf[..i % 7];
+            let total: u64 = parts.iter().map(|&p| u64::from(p)).sum();
+            assert_eq!(checksum::combine(parts), !slow(total), "combine {parts:x?}");
         }
     }
 

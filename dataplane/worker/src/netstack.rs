@@ -324,6 +324,9 @@ pub struct Netstack {
     tx_ip_sum: u32,
     /// The one's-complement sum of our address's two words (pseudo-header source).
     src_sum: u32,
+    /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test.
+    mask: u32,
+    net: u32,
 }
 
 /// Ethernet + IPv4 header bytes of [`Netstack`]'s transmit template.
@@ -385,6 +388,8 @@ impl Netstack {
             tx_template,
             tx_ip_sum,
             src_sum: addr_sum(cfg.ip),
+            mask: cfg.mask(),
+            net: u32::from(cfg.ip) & cfg.mask(),
         }
     }
 
@@ -638,7 +643,7 @@ impl Netstack {
     /// The next hop for `dst`: itself when on-link, else the gateway.
     #[must_use]
     pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        if self.cfg.on_link(dst) {
+        if u32::from(dst) & self.mask == self.net {
             Some(dst)
         } else {
             self.cfg.gateway
