@@ -190,7 +190,7 @@ mod contract_tests {
             }
             acc as u16
         }
-        let mut rng = Rng(0x5eed_0f_f01d);
+        let mut rng = Rng(0x005e_ed0f_f01d);
         let edge = [
             0u32,
             1,
