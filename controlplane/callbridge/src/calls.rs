@@ -271,12 +271,23 @@ impl Calls {
 }
 
 /// The [`CallService`] the HTTP API holds: a handle on the shared [`Calls`].
-#[derive(Debug, Clone)]
-pub(crate) struct CallsApi(pub Arc<Calls>);
+#[derive(Clone)]
+pub(crate) struct CallsApi {
+    /// The calls.
+    pub(crate) calls: Arc<Calls>,
+    /// The data plane, for its per-worker counters.
+    pub(crate) dataplane: Arc<worker::Dataplane>,
+}
+
+impl std::fmt::Debug for CallsApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallsApi").field("calls", &self.calls).finish_non_exhaustive()
+    }
+}
 
 impl CallService for CallsApi {
     fn submit(&self, req: CallRequest) -> Result<CallView, ServiceError> {
-        let calls = &self.0;
+        let calls = &self.calls;
         let Some(name) = calls.business_name(&req.business).map(str::to_owned) else {
             return Err(ServiceError::UnknownBusiness(req.business));
         };
@@ -296,7 +307,7 @@ impl CallService for CallsApi {
     }
 
     fn bridge(&self, req: BridgeRequest) -> Result<CallView, ServiceError> {
-        let calls = &self.0;
+        let calls = &self.calls;
         let agent = match req.agent {
             AgentRef::Id(a) => {
                 let target = calls.agent_target(&a).ok_or_else(|| ServiceError::UnknownAgent(a.clone()))?;
@@ -308,11 +319,15 @@ impl CallService for CallsApi {
     }
 
     fn get(&self, id: &str) -> Option<CallView> {
-        lock(&self.0.views).get(id).cloned()
+        lock(&self.calls.views).get(id).cloned()
+    }
+
+    fn dataplane_stats(&self) -> Option<serde_json::Value> {
+        Some(crate::dpstats::to_json(&self.dataplane.stats()))
     }
 
     fn businesses(&self) -> Vec<BusinessInfo> {
-        self.0.settings.businesses.iter().map(|(id, name)| BusinessInfo { id: id.clone(), name: name.clone() }).collect()
+        self.calls.settings.businesses.iter().map(|(id, name)| BusinessInfo { id: id.clone(), name: name.clone() }).collect()
     }
 }
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 mod calls;
 mod config;
+mod dpstats;
 mod lab;
 mod preflight;
 
@@ -144,6 +145,7 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         "data plane started"
     );
     let handle = std::sync::Arc::new(handle);
+    let dataplane = std::sync::Arc::new(dataplane);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -151,9 +153,16 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .thread_name("callbridge-cp")
         .build()
         .context("starting tokio")?;
-    let result = rt.block_on(control_plane(cfg, handle, announcement));
+    let result = rt.block_on(control_plane(cfg, handle, dataplane.clone(), announcement));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    dataplane.shutdown();
+    match std::sync::Arc::try_unwrap(dataplane) {
+        Ok(dp) => {
+            let last = dp.shutdown();
+            tracing::info!(stats = %dpstats::to_json(&last), "data plane stopped");
+        }
+        // Dropping the last handle stops the workers too.
+        Err(_) => tracing::warn!("data plane still referenced at shutdown; it stops when released"),
+    }
     tracing::info!("callbridge stopped");
     result
 }
@@ -161,6 +170,7 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
 async fn control_plane(
     cfg: config::Config,
     dp: std::sync::Arc<dp_api::DataplaneHandle>,
+    dataplane: std::sync::Arc<worker::Dataplane>,
     announcement: std::sync::Arc<dp_api::Clip>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -197,7 +207,8 @@ async fn control_plane(
         agents: cfg.agent.iter().map(|a| (a.id.clone(), a.contact.clone(), a.businesses.clone())).collect(),
     };
     let calls = calls::Calls::start(settings, endpoint.clone(), dp, announcement, stop.child_token())?;
-    let state = http_api::AppState { calls: std::sync::Arc::new(calls::CallsApi(calls.clone())) };
+    let state =
+        http_api::AppState { calls: std::sync::Arc::new(calls::CallsApi { calls: calls.clone(), dataplane }) };
     let app = http_api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await

@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/call-requests/:id", get(get_call_request))
         .route("/v1/bridges", post(create_bridge))
         .route("/v1/bridges/:id", get(get_bridge))
+        .route("/v1/dataplane/stats", get(dataplane_stats))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -42,6 +43,13 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+async fn dataplane_stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+    st.calls
+        .dataplane_stats()
+        .map(Json)
+        .ok_or_else(|| ApiError::Unavailable("data-plane statistics are not available".into()))
 }
 
 async fn businesses(State(st): State<AppState>) -> Json<Value> {

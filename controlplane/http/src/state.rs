@@ -70,6 +70,11 @@ pub trait CallService: Send + Sync + 'static {
     fn get(&self, id: &str) -> Option<CallView>;
     /// The configured businesses, in configuration order (the first is the page's default).
     fn businesses(&self) -> Vec<BusinessInfo>;
+    /// Per-worker data-plane counters (`GET /v1/dataplane/stats`): `{"workers": [{"relay",
+    /// "loop", "io"}]}`; `None` when there is no data plane to ask (503).
+    fn dataplane_stats(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// Shared state of every route (cheap to clone).

@@ -129,6 +129,14 @@ async fn healthz_is_ok() {
 }
 
 #[tokio::test]
+async fn dataplane_stats_without_a_data_plane_is_unavailable() {
+    let (app, _) = app();
+    let (s, v, _) = send(&app, Method::GET, "/v1/dataplane/stats", None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("data-plane statistics")), "{v}");
+}
+
+#[tokio::test]
 async fn call_request_is_accepted_and_validated_into_types() {
     let (app, fake) = app();
     let req = Request::builder()

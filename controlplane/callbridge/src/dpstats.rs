@@ -1,0 +1,90 @@
+//! The data plane's per-worker counters as JSON, for `GET /v1/dataplane/stats`.
+
+use serde_json::{json, Map, Value};
+use worker::WorkerSnapshot;
+
+/// `{"workers": [{"worker": i, "relay": {...}, "loop": {...}, "io": {...}}]}`.
+pub(crate) fn to_json(snapshots: &[WorkerSnapshot]) -> Value {
+    let workers: Vec<Value> = snapshots.iter().enumerate().map(|(i, s)| worker_json(i, s)).collect();
+    json!({ "workers": workers })
+}
+
+fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
+    let r = &s.relay;
+    let relay_drops: Map<String, Value> =
+        dp_api::DropReason::ALL.iter().map(|d| (d.as_str().to_owned(), json!(r.drops.get(*d)))).collect();
+    let n = &s.io.net;
+    let l2_drops: Map<String, Value> =
+        worker::L2Drop::ALL.iter().map(|d| (d.name().to_owned(), json!(n.dropped(*d)))).collect();
+    let p = &s.io.port;
+    json!({
+        "worker": i,
+        "relay": {
+            "legs": r.legs,
+            "rx_packets": r.rx_packets,
+            "rx_bytes": r.rx_bytes,
+            "tx_packets": r.tx_packets,
+            "tx_bytes": r.tx_bytes,
+            "announcement_packets": r.announcement_packets,
+            "announcement_resyncs": r.announcement_resyncs,
+            "drops": relay_drops,
+            "events_dropped": r.events_dropped,
+            "commands_failed": r.commands_failed,
+        },
+        "loop": {
+            "passes": s.lp.passes,
+            "idle_waits": s.lp.idle_waits,
+            "commands": s.lp.commands,
+            "events_sent": s.lp.events_sent,
+            "events_dropped": s.lp.events_dropped,
+            "tx_refused": s.lp.tx_refused,
+        },
+        "io": {
+            "net": {
+                "rx_frames": n.rx_frames,
+                "rx_udp": n.rx_udp,
+                "tx_udp": n.tx_udp,
+                "arp_replies": n.arp_replies,
+                "arp_requests": n.arp_requests,
+                "arp_learned": n.arp_learned,
+                "arp_pending": n.arp_pending,
+                "echo_replies": n.echo_replies,
+                "no_route": n.no_route,
+                "too_big": n.too_big,
+                "drops": l2_drops,
+            },
+            "port": {
+                "ipackets": p.ipackets,
+                "opackets": p.opackets,
+                "ibytes": p.ibytes,
+                "obytes": p.obytes,
+                "imissed": p.imissed,
+                "ierrors": p.ierrors,
+                "oerrors": p.oerrors,
+                "rx_nombuf": p.rx_nombuf,
+            },
+            "backend_drops": s.io.backend_drops,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_group_is_present() {
+        let mut s = WorkerSnapshot::default();
+        s.relay.rx_packets = 7;
+        s.relay.drops.add(dp_api::DropReason::SrcMismatch);
+        let v = to_json(&[s, WorkerSnapshot::default()]);
+        let w = &v["workers"];
+        assert_eq!(w.as_array().map(Vec::len), Some(2));
+        assert_eq!(w[0]["relay"]["rx_packets"], 7);
+        assert_eq!(w[0]["relay"]["drops"]["src_mismatch"], 1);
+        assert_eq!(w[1]["worker"], 1);
+        assert!(w[0]["io"]["net"]["drops"].as_object().is_some_and(|m| !m.is_empty()));
+        assert!(w[0]["io"]["port"]["ipackets"].is_u64());
+        assert!(w[0]["loop"]["passes"].is_u64());
+    }
+}
