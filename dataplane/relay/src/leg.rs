@@ -151,38 +151,53 @@ impl Leg {
 
 /// RFC 3550 appendix A.8 interarrival jitter at an 8 kHz clock, kept in the RFC's integer
 /// form (`jitter * 16`, in timestamp units).
+///
+/// Fed with arrival times already in 8 kHz timestamp units (the relay converts its clock
+/// once per distinct `now`, see [`arrival_units`]), so an update is a few integer adds,
+/// shifts and compares: no division, no float, no `Instant` arithmetic.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Jitter {
-    base: Option<Instant>,
     last_transit: i32,
     last_ssrc: u32,
-    primed: bool,
     j16: u32,
     max_j16: u32,
+    primed: bool,
 }
 
 /// Timestamp units per second of the jitter clock.
-const JITTER_RATE: u64 = 8000;
+pub const JITTER_RATE: u64 = 8000;
+
+/// Nanoseconds per jitter-clock unit (`1e9 / JITTER_RATE`).
+const NS_PER_UNIT: u32 = 125_000;
+
+/// An elapsed time as a count of 8 kHz jitter-clock units, wrapping at 2³² (~6.2 days;
+/// the jitter only uses differences, which survive the wrap).
+#[inline]
+#[must_use]
+pub fn arrival_units(elapsed: Duration) -> u32 {
+    (elapsed.as_secs().wrapping_mul(JITTER_RATE) as u32)
+        .wrapping_add(elapsed.subsec_nanos() / NS_PER_UNIT)
+}
 
 impl Jitter {
-    /// Feeds one accepted RTP packet.
+    /// Feeds one accepted RTP packet that arrived at `arrival` (8 kHz units on any fixed
+    /// base, see [`arrival_units`]) carrying RTP timestamp `rtp_ts` from `ssrc`.
     #[inline]
-    pub fn update(&mut self, now: Instant, rtp_ts: u32, ssrc: u32) {
-        let base = *self.base.get_or_insert(now);
-        let us = now.saturating_duration_since(base).as_micros() as u64;
-        let arrival = (us * JITTER_RATE / 1_000_000) as u32;
+    pub fn update(&mut self, arrival: u32, rtp_ts: u32, ssrc: u32) {
         let transit = arrival.wrapping_sub(rtp_ts) as i32;
-        if self.primed && ssrc == self.last_ssrc {
+        if ssrc == self.last_ssrc && self.primed {
             let d = transit.wrapping_sub(self.last_transit).unsigned_abs();
-            // J += (|D| - J) / 16, in the ×16 fixed point of A.8.
-            let j = i64::from(self.j16) + i64::from(d) - ((i64::from(self.j16) + 8) >> 4);
-            self.j16 = j.clamp(0, i64::from(u32::MAX)) as u32;
-            self.max_j16 = self.max_j16.max(self.j16);
-        } else if ssrc != self.last_ssrc {
+            // J += (|D| - J) / 16, in the ×16 fixed point of A.8:
+            // J16 += |D| - (J16 + 8) / 16 (never negative; saturates at u32::MAX).
+            let j = u64::from(self.j16);
+            let j = (j - ((j + 8) >> 4) + u64::from(d)).min(u64::from(u32::MAX)) as u32;
+            self.j16 = j;
+            self.max_j16 = self.max_j16.max(j);
+        } else {
             // A new source restarts the estimate (the value carries on, as receivers do).
             self.last_ssrc = ssrc;
+            self.primed = true;
         }
-        self.primed = true;
         self.last_transit = transit;
     }
 
@@ -207,35 +222,120 @@ impl Jitter {
 mod tests {
     use super::*;
 
+    /// 8 kHz units of `ms` milliseconds.
+    fn at_ms(ms: u64) -> u32 {
+        arrival_units(Duration::from_millis(ms))
+    }
+
     #[test]
     fn jitter_zero_for_perfect_pacing_and_a8_step() {
-        let t0 = Instant::now();
         let mut j = Jitter::default();
         for k in 0..50u32 {
-            j.update(
-                t0 + Duration::from_millis(20 * u64::from(k)),
-                1000 + 160 * k,
-                7,
-            );
+            j.update(at_ms(20 * u64::from(k)), 1000 + 160 * k, 7);
         }
         assert_eq!(j.micros(), 0);
         // One packet 5 ms late: D = 40 units, J = 40/16 = 2.5 units = 312 µs.
-        j.update(t0 + Duration::from_millis(20 * 50 + 5), 1000 + 160 * 50, 7);
+        j.update(at_ms(20 * 50 + 5), 1000 + 160 * 50, 7);
         assert_eq!(j.micros(), 312);
         assert_eq!(j.max_micros(), 312);
     }
 
     #[test]
     fn jitter_survives_timestamp_wrap() {
-        let t0 = Instant::now();
         let mut j = Jitter::default();
         for k in 0..10u32 {
             j.update(
-                t0 + Duration::from_millis(20 * u64::from(k)),
+                at_ms(20 * u64::from(k)),
                 (u32::MAX - 800).wrapping_add(160 * k),
                 1,
             );
         }
         assert_eq!(j.micros(), 0);
+    }
+
+    #[test]
+    fn jitter_survives_arrival_clock_wrap() {
+        // The arrival counter wraps at 2^32 units (~6.2 days); differences carry on.
+        let start = Duration::from_secs((1u64 << 32) / JITTER_RATE) - Duration::from_millis(60);
+        let mut j = Jitter::default();
+        for k in 0..10u32 {
+            let t = start + Duration::from_millis(20 * u64::from(k));
+            j.update(arrival_units(t), 160 * k, 1);
+        }
+        assert_eq!(j.micros(), 0);
+    }
+
+    #[test]
+    fn arrival_units_is_the_8khz_floor() {
+        assert_eq!(arrival_units(Duration::ZERO), 0);
+        assert_eq!(arrival_units(Duration::from_nanos(124_999)), 0);
+        assert_eq!(arrival_units(Duration::from_nanos(125_000)), 1);
+        assert_eq!(arrival_units(Duration::from_millis(20)), 160);
+        assert_eq!(arrival_units(Duration::new(3, 999_999_999)), 3 * 8000 + 7999);
+        // Same as the plain floor(ns * 8000 / 1e9) below the wrap.
+        for ns in [1u64, 999, 125_001, 7_654_321_987, 86_400_000_000_123] {
+            let exact = (u128::from(ns) * 8000 / 1_000_000_000) as u32;
+            assert_eq!(arrival_units(Duration::from_nanos(ns)), exact, "{ns}");
+        }
+    }
+
+    /// Appendix A.8 literally (floating point, `J += (|D| - J) / 16`), against which the
+    /// integer form must stay within rounding.
+    #[test]
+    fn jitter_tracks_the_floating_point_a8_estimator() {
+        let mut j = Jitter::default();
+        let mut jf = 0.0f64;
+        let mut last: Option<i64> = None;
+        let mut x = 0x2545_f491_4f6c_dd1du64; // xorshift: deterministic arrival noise
+        let mut t_us = 0u64;
+        for k in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // 20 ms pacing plus 0..8 ms of noise, every 64th packet 60 ms late.
+            let late = if k % 64 == 63 { 60_000 } else { x % 8000 };
+            t_us += 20_000;
+            let arrive = t_us + late;
+            let ts = 160 * k;
+            let a = arrival_units(Duration::from_micros(arrive));
+            j.update(a, ts, 9);
+            let transit = i64::from(a) - i64::from(ts);
+            if let Some(prev) = last {
+                let d = (transit - prev).abs() as f64;
+                jf += (d - jf) / 16.0;
+            }
+            last = Some(transit);
+            let want_us = jf * 1e6 / JITTER_RATE as f64;
+            let got_us = f64::from(j.micros());
+            assert!(
+                (got_us - want_us).abs() <= 130.0,
+                "packet {k}: integer {got_us} µs vs A.8 {want_us:.1} µs"
+            );
+        }
+        assert!(j.micros() > 0 && j.max_micros() >= j.micros());
+    }
+
+    #[test]
+    fn new_ssrc_restarts_without_a_jump() {
+        let mut j = Jitter::default();
+        for k in 0..10u32 {
+            j.update(at_ms(20 * u64::from(k)), 160 * k, 1);
+        }
+        // Another source with an unrelated timestamp base: no D against the old one.
+        j.update(at_ms(200), 0x7000_0000, 2);
+        j.update(at_ms(220), 0x7000_0000 + 160, 2);
+        assert_eq!(j.micros(), 0);
+    }
+
+    #[test]
+    fn jitter_saturates_instead_of_wrapping() {
+        let mut j = Jitter::default();
+        j.update(0, 0, 1);
+        for k in 1..200u32 {
+            // Transit alternates by 2^31: |D| is the largest it can be.
+            j.update(if k % 2 == 0 { 0 } else { 1 << 31 }, 0, 1);
+        }
+        assert_eq!(j.j16, u32::MAX);
+        assert_eq!(j.max_j16, u32::MAX);
     }
 }

@@ -190,6 +190,38 @@ pub struct Relay {
     media_timers: BinaryHeap<Reverse<Timer>>,
     events: EventRing,
     stats: WorkerStats,
+    clock: Clock,
+}
+
+/// The relay's per-packet clock: `now` converted to jitter-clock units once per distinct
+/// `now` (the worker passes one `now` per burst), so the per-packet path compares two
+/// words instead of subtracting `Instant`s.
+#[derive(Debug, Default)]
+struct Clock {
+    /// The base of the jitter clock: the first `now` the relay saw.
+    epoch: Option<Instant>,
+    /// The `now` that `units` belongs to.
+    at: Option<Instant>,
+    /// `at - epoch` in 8 kHz units (wrapping).
+    units: u32,
+}
+
+impl Clock {
+    /// `now` in 8 kHz units since the epoch (0 for instants before it).
+    #[inline]
+    fn units(&mut self, now: Instant) -> u32 {
+        if self.at != Some(now) {
+            self.convert(now);
+        }
+        self.units
+    }
+
+    #[inline(never)]
+    fn convert(&mut self, now: Instant) {
+        let epoch = *self.epoch.get_or_insert(now);
+        self.units = leg::arrival_units(now.saturating_duration_since(epoch));
+        self.at = Some(now);
+    }
 }
 
 impl Relay {
@@ -209,6 +241,7 @@ impl Relay {
                 dropped: 0,
             },
             stats: WorkerStats::default(),
+            clock: Clock::default(),
         }
     }
 
@@ -397,20 +430,12 @@ impl Relay {
     ) -> Verdict {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += payload.len() as u64;
-        let Some(idx) = self
-            .table
-            .index_of_port(dst_port)
-            .filter(|&i| self.table.get(i).is_some())
-        else {
-            self.stats.drops.add(DropReason::UnknownPort);
-            return Verdict::Drop(DropReason::UnknownPort);
-        };
-        let verdict = if dst_port & 1 == 1 {
-            self.rtcp(idx, src, payload, true)
-        } else if payload.len() >= 2 && (192..=223).contains(&payload[1]) {
-            self.rtcp(idx, src, payload, false)
-        } else {
-            self.rtp(now, idx, src, payload)
+        let verdict = match self.table.index_of_port(dst_port) {
+            Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(payload) => {
+                self.rtp(now, idx, src, payload)
+            }
+            Some(idx) => self.rtcp(idx, src, payload, dst_port & 1 == 1),
+            None => self.unknown_port(),
         };
         if let Verdict::Forward { .. } = verdict {
             self.stats.tx_packets += 1;
@@ -419,11 +444,18 @@ impl Relay {
         verdict
     }
 
+    #[cold]
+    fn unknown_port(&mut self) -> Verdict {
+        self.stats.drops.add(DropReason::UnknownPort);
+        Verdict::Drop(DropReason::UnknownPort)
+    }
+
     #[inline]
     fn rtp(&mut self, now: Instant, idx: usize, src: SocketAddr, payload: &mut [u8]) -> Verdict {
         let len = payload.len() as u64;
+        let arrival = self.clock.units(now);
         let Some(l) = self.table.get_mut(idx) else {
-            return Verdict::Drop(DropReason::UnknownPort);
+            return self.unknown_port();
         };
         l.stats.rx_packets += 1;
         l.stats.rx_bytes += len;
@@ -431,33 +463,24 @@ impl Relay {
             Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
             _ => return self.drop_on(idx, DropReason::Malformed),
         };
-        match l.check_rtp_source(src) {
-            SourceCheck::Accept => {}
-            SourceCheck::Learned => {
-                let leg = l.id;
-                self.events.push(Event::RemoteLearned { leg, remote: src });
-                self.schedule_waiting_playback(now, idx);
-            }
-            SourceCheck::Drop => return self.drop_on(idx, DropReason::SrcMismatch),
-            SourceCheck::DropAndReport => {
-                let leg = l.id;
-                self.events.push(Event::SrcMismatch { leg, from: src });
-                return self.drop_on(idx, DropReason::SrcMismatch);
-            }
-        }
-        let Some(l) = self.table.get_mut(idx) else {
-            return Verdict::Drop(DropReason::UnknownPort);
+        let l = match l.check_rtp_source(src) {
+            SourceCheck::Accept => l,
+            other => match self.rtp_source_slow(now, idx, src, other) {
+                Ok(l) => l,
+                Err(v) => return v,
+            },
         };
-        l.jitter.update(now, ts, ssrc);
-        l.stats.jitter_us = l.jitter.micros();
-        l.stats.max_jitter_us = l.jitter.max_micros();
+        l.jitter.update(arrival, ts, ssrc);
+        // The media-timeout clock restarts (start_media_clock, inline for the usual case of
+        // a timer already queued or no timeout configured).
+        l.last_rx = Some(now);
+        l.timed_out = false;
         let peer = l.peer;
-        self.start_media_clock(now, idx);
+        if l.media_timeout.is_some() && !l.media_timer_queued {
+            self.start_media_clock(now, idx);
+        }
 
-        let Some(pidx) = peer else {
-            return self.drop_on(idx, DropReason::NotBridged);
-        };
-        let Some(p) = self.table.get_mut(pidx) else {
+        let Some(p) = peer.and_then(|pidx| self.table.get_mut(pidx)) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };
         if p.playback.is_some() {
@@ -472,9 +495,41 @@ impl Relay {
         }
         p.stats.tx_packets += 1;
         p.stats.tx_bytes += len;
+        let pidx = peer.unwrap_or_default();
         Verdict::Forward {
             from_port: self.table.port_of(pidx),
             to,
+        }
+    }
+
+    /// The source check's uncommon outcomes: latched just now (report, maybe start a
+    /// waiting announcement, go on) or foreign (drop).
+    #[cold]
+    #[inline(never)]
+    fn rtp_source_slow(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        src: SocketAddr,
+        check: SourceCheck,
+    ) -> Result<&mut Leg, Verdict> {
+        let leg = self.table.get(idx).map(|l| l.id);
+        match (check, leg) {
+            (_, None) => return Err(self.unknown_port()),
+            (SourceCheck::Accept, _) => {}
+            (SourceCheck::Learned, Some(leg)) => {
+                self.events.push(Event::RemoteLearned { leg, remote: src });
+                self.schedule_waiting_playback(now, idx);
+            }
+            (SourceCheck::Drop, _) => return Err(self.drop_on(idx, DropReason::SrcMismatch)),
+            (SourceCheck::DropAndReport, Some(leg)) => {
+                self.events.push(Event::SrcMismatch { leg, from: src });
+                return Err(self.drop_on(idx, DropReason::SrcMismatch));
+            }
+        }
+        match self.table.get_mut(idx) {
+            Some(l) => Ok(l),
+            None => Err(Verdict::Drop(DropReason::UnknownPort)),
         }
     }
 
@@ -482,7 +537,7 @@ impl Relay {
     #[inline]
     fn rtcp(&mut self, idx: usize, src: SocketAddr, payload: &[u8], odd_port: bool) -> Verdict {
         let Some(l) = self.table.get_mut(idx) else {
-            return Verdict::Drop(DropReason::UnknownPort);
+            return self.unknown_port();
         };
         l.stats.rx_rtcp += 1;
         if wire::rtcp::check_compound(payload).is_err() {
@@ -650,8 +705,20 @@ impl Relay {
     }
 }
 
+/// A leg's counters, with the jitter (kept in the estimator's own units per packet)
+/// converted to microseconds.
 fn snapshot(l: &Leg) -> LegStats {
-    l.stats
+    let mut s = l.stats;
+    s.jitter_us = l.jitter.micros();
+    s.max_jitter_us = l.jitter.max_micros();
+    s
+}
+
+/// Whether an RTP-port payload is RTCP multiplexed on it (RFC 5761 §4: second byte
+/// 192..=223).
+#[inline]
+fn is_muxed_rtcp(payload: &[u8]) -> bool {
+    matches!(payload.get(1), Some(192..=223))
 }
 
 /// A fresh per-relay seed from a caller-supplied entropy value (e.g. the worker index and
