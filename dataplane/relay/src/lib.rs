@@ -430,18 +430,13 @@ impl Relay {
     ) -> Verdict {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += payload.len() as u64;
-        let verdict = match self.table.index_of_port(dst_port) {
+        match self.table.index_of_port(dst_port) {
             Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(payload) => {
                 self.rtp(now, idx, src, payload)
             }
             Some(idx) => self.rtcp(idx, src, payload, dst_port & 1 == 1),
             None => self.unknown_port(),
-        };
-        if let Verdict::Forward { .. } = verdict {
-            self.stats.tx_packets += 1;
-            self.stats.tx_bytes += payload.len() as u64;
         }
-        verdict
     }
 
     #[cold]
@@ -495,6 +490,8 @@ impl Relay {
         }
         p.stats.tx_packets += 1;
         p.stats.tx_bytes += len;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len;
         let pidx = peer.unwrap_or_default();
         Verdict::Forward {
             from_port: self.table.port_of(pidx),
@@ -566,6 +563,8 @@ impl Relay {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
         p.stats.tx_rtcp += 1;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += payload.len() as u64;
         let port = self.table.port_of(pidx);
         Verdict::Forward {
             from_port: if odd_port { port + 1 } else { port },

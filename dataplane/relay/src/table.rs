@@ -13,7 +13,6 @@ use crate::leg::Leg;
 #[derive(Debug)]
 pub struct LegTable {
     first: u16,
-    last: u16,
     slots: Vec<Option<Leg>>,
     len: usize,
 }
@@ -34,7 +33,6 @@ impl LegTable {
         slots.resize_with(n, || None);
         Self {
             first,
-            last,
             slots,
             len: 0,
         }
@@ -68,11 +66,9 @@ impl LegTable {
     #[inline]
     #[must_use]
     pub fn index_of_port(&self, port: u16) -> Option<usize> {
-        let p = port & !1;
-        if p < self.first || p > self.last {
-            return None;
-        }
-        Some(usize::from((p - self.first) / 2))
+        // One compare: ports below `first` wrap to large indices.
+        let idx = (u32::from(port).wrapping_sub(u32::from(self.first)) >> 1) as usize;
+        (idx < self.slots.len()).then_some(idx)
     }
 
     /// The slot index of a leg's port, if in range.
@@ -196,6 +192,21 @@ mod tests {
         assert_eq!(t.index_of_port(20012), None);
         assert_eq!(t.index_of_port(19999), None);
         assert_eq!(t.port_of(5), 20010);
+        assert_eq!(t.index_of_port(0), None);
+        assert_eq!(t.index_of_port(u16::MAX), None);
+        // A range reaching both ends of the port space: nothing wraps into it.
+        let t = LegTable::new(&(2..=u16::MAX));
+        assert_eq!(t.capacity(), 32767);
+        assert_eq!(t.index_of_port(0), None);
+        assert_eq!(t.index_of_port(1), None);
+        assert_eq!(t.index_of_port(2), Some(0));
+        assert_eq!(t.index_of_port(u16::MAX), Some(32766));
+        let t = LegTable::new(&(0..=u16::MAX));
+        assert_eq!(t.index_of_port(0), Some(0));
+        assert_eq!(t.index_of_port(u16::MAX), Some(32767));
+        let t = LegTable::new(&(7..=7)); // no even port
+        assert_eq!(t.capacity(), 0);
+        assert_eq!(t.index_of_port(6), None);
     }
 
     #[test]
