@@ -24,11 +24,16 @@ pub fn unlink(table: &mut LegTable, idx: usize) {
     let Some(peer) = table.get_mut(idx).and_then(|l| l.peer.take()) else {
         return;
     };
-    if let Some(p) = table.get_mut(peer) {
-        if p.peer == Some(idx) {
+    if let Some(p) = table.get_mut(peer as usize) {
+        if p.peer.is_some_and(|q| q as usize == idx) {
             p.peer = None;
         }
     }
+}
+
+/// A slot index as stored in [`Leg::peer`] (tables hold at most 32 768 slots).
+fn slot(idx: usize) -> u32 {
+    u32::try_from(idx).expect("slot index fits u32")
 }
 
 /// Bridges slots `a` and `b` (which must hold legs), unlinking earlier partners first and
@@ -42,10 +47,10 @@ pub fn link(table: &mut LegTable, a: usize, b: usize) {
         }
     }
     if let Some(l) = table.get_mut(a) {
-        l.peer = Some(b);
+        l.peer = Some(slot(b));
     }
     if let Some(l) = table.get_mut(b) {
-        l.peer = Some(a);
+        l.peer = Some(slot(a));
     }
 }
 

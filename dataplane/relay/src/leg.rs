@@ -20,46 +20,77 @@ pub enum SourceCheck {
     DropAndReport,
 }
 
+/// Packet and byte counters of one direction of a leg, kept next to the leg's other hot
+/// fields (see [`Leg`]) and merged into [`LegStats`] by [`Leg::stats`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Flow {
+    /// RTP packets.
+    pub packets: u64,
+    /// Their bytes (UDP payload).
+    pub bytes: u64,
+}
+
 /// One leg. Owned by the worker's relay; `id`, `learn_remote`, `src_mismatch` and
 /// `media_timeout` are read-only after AddLeg, `remote` and `codec` change through
 /// SetRemote (or latching), the rest is per-packet state.
+///
+/// **Layout** (`repr(C)`, three cache lines, checked by a test): line 0 holds what every
+/// packet received on the leg *and* every packet relayed toward it reads (remote, jitter,
+/// flags, id); line 1 the rest of the receive side (peer, media clock, `rx`); line 2 the
+/// rest of the relay-toward side (`playback`, `tx`). The cold counters and the announcement
+/// stream are boxed (allocated by AddLeg, never on the per-packet path), so the leg table
+/// stays small (192 bytes a leg) and a relayed packet touches two lines of each of its two
+/// legs.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub struct Leg {
-    /// The leg's id (port and generation).
-    pub id: LegId,
+    // Line 0.
     /// Where the peer receives RTP (RTCP at `port + 1`).
     pub remote: Option<SocketAddr>,
+    /// Interarrival jitter estimator.
+    pub jitter: Jitter,
     /// Latch onto the first RTP source.
     pub learn_remote: bool,
     /// Whether latching has happened (it happens at most once).
     pub learned: bool,
-    /// Policy for foreign sources.
-    pub src_mismatch: SrcMismatch,
-    /// Whether the one [`dp_api::Event::SrcMismatch`] has been reported.
-    pub mismatch_reported: bool,
-    /// The codec for announcements.
-    pub codec: Codec,
-    /// The media-timeout period.
-    pub media_timeout: Option<Duration>,
-    /// The media-timeout clock: the last RTP arrival, or when the remote was set.
-    pub last_rx: Option<Instant>,
     /// Whether the current silence has been reported (re-armed by the next RTP packet).
     pub timed_out: bool,
     /// Whether a media-timeout timer for this leg sits in the timer heap.
     pub media_timer_queued: bool,
-    /// The bridged peer's slot index.
-    pub peer: Option<usize>,
     /// Set the marker bit on the next RTP packet relayed toward this leg (set when an
     /// announcement to it stops).
     pub mark_next: bool,
-    /// The announcement stream identity (SSRC, seq, timestamp), kept across plays.
-    pub stream: AnnounceStream,
+    /// Whether the one [`dp_api::Event::SrcMismatch`] has been reported.
+    pub mismatch_reported: bool,
+    /// Policy for foreign sources.
+    pub src_mismatch: SrcMismatch,
+    /// The codec for announcements.
+    pub codec: Codec,
+    /// The leg's id (port and generation).
+    pub id: LegId,
+    // Line 1.
+    /// The bridged peer's slot index (`u32`: a table has at most 32 768 slots).
+    pub peer: Option<u32>,
+    /// The media-timeout clock: the last RTP arrival, or when the remote was set.
+    pub last_rx: Option<Instant>,
+    /// The media-timeout period.
+    pub media_timeout: Option<Duration>,
+    /// RTP received (accepted or not): [`LegStats::rx_packets`] and `rx_bytes`.
+    pub rx: Flow,
+    /// The other counters (boxed: drops and RTCP only); `rx_packets`, `rx_bytes`,
+    /// `tx_packets` and `tx_bytes` live in [`Self::rx`] and [`Self::tx`], the jitter in
+    /// [`Self::jitter`] (see [`Self::stats`]).
+    pub stats: Box<LegStats>,
+    // Line 2.
     /// The announcement playing (or waiting for a remote), if any.
     pub playback: Option<Playback>,
-    /// Interarrival jitter estimator.
-    pub jitter: Jitter,
-    /// Counters.
-    pub stats: LegStats,
+    /// RTP sent toward the leg's remote (relayed and announcement):
+    /// [`LegStats::tx_packets`] and `tx_bytes`.
+    pub tx: Flow,
+    // Still line 2 (a pointer; the stream itself is cold).
+    /// The announcement stream identity (SSRC, seq, timestamp), kept across plays (boxed,
+    /// allocated by AddLeg: only announcements use it).
+    pub stream: Box<AnnounceStream>,
 }
 
 impl Leg {
@@ -81,10 +112,27 @@ impl Leg {
             media_timer_queued: false,
             peer: None,
             mark_next: false,
-            stream: AnnounceStream::new(seed),
+            stream: Box::new(AnnounceStream::new(seed)),
             playback: None,
             jitter: Jitter::default(),
-            stats: LegStats::default(),
+            rx: Flow::default(),
+            tx: Flow::default(),
+            stats: Box::default(),
+        }
+    }
+
+    /// The leg's counters: [`Self::stats`] with the hot counters and the jitter (in
+    /// microseconds) filled in.
+    #[must_use]
+    pub fn stats(&self) -> LegStats {
+        LegStats {
+            rx_packets: self.rx.packets,
+            rx_bytes: self.rx.bytes,
+            tx_packets: self.tx.packets,
+            tx_bytes: self.tx.bytes,
+            jitter_us: self.jitter.micros(),
+            max_jitter_us: self.jitter.max_micros(),
+            ..*self.stats
         }
     }
 
@@ -225,6 +273,54 @@ mod tests {
     /// 8 kHz units of `ms` milliseconds.
     fn at_ms(ms: u64) -> u32 {
         arrival_units(Duration::from_millis(ms))
+    }
+
+    #[test]
+    fn hot_fields_sit_in_their_cache_lines() {
+        use std::mem::{align_of, offset_of, size_of};
+        assert_eq!(align_of::<Leg>(), 64);
+        assert_eq!(size_of::<Leg>(), 192);
+        assert_eq!(size_of::<Option<Leg>>(), size_of::<Leg>());
+        let line = |off: usize, size: usize| {
+            assert_eq!(off / 64, (off + size - 1) / 64, "field at {off} straddles a line");
+            off / 64
+        };
+        // Read for every packet from and toward the leg.
+        assert_eq!(line(offset_of!(Leg, remote), size_of::<Option<SocketAddr>>()), 0);
+        assert_eq!(line(offset_of!(Leg, jitter), size_of::<Jitter>()), 0);
+        assert_eq!(line(offset_of!(Leg, mark_next), 1), 0);
+        assert_eq!(line(offset_of!(Leg, learn_remote), 1), 0);
+        assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
+        // Receive side.
+        assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);
+        assert_eq!(line(offset_of!(Leg, last_rx), size_of::<Option<Instant>>()), 1);
+        assert_eq!(line(offset_of!(Leg, media_timeout), size_of::<Option<Duration>>()), 1);
+        assert_eq!(line(offset_of!(Leg, rx), size_of::<Flow>()), 1);
+        // Relay-toward side.
+        assert_eq!(line(offset_of!(Leg, playback), size_of::<Option<Playback>>()), 2);
+        assert_eq!(line(offset_of!(Leg, tx), size_of::<Flow>()), 2);
+    }
+
+    #[test]
+    fn stats_merge_hot_counters_and_jitter() {
+        let spec = LegSpec {
+            id: LegId::new(20000, 1),
+            remote: None,
+            learn_remote: false,
+            src_mismatch: SrcMismatch::Drop,
+            codec: Codec::Pcmu,
+            media_timeout: None,
+        };
+        let mut l = Leg::new(&spec, 1);
+        l.rx = Flow { packets: 3, bytes: 516 };
+        l.tx = Flow { packets: 2, bytes: 344 };
+        l.stats.rx_rtcp = 1;
+        l.jitter.update(0, 0, 5);
+        l.jitter.update(40, 0, 5); // D = 40 units: J = 2.5 units = 312 µs
+        let s = l.stats();
+        assert_eq!((s.rx_packets, s.rx_bytes, s.rx_rtcp), (3, 516, 1));
+        assert_eq!((s.tx_packets, s.tx_bytes), (2, 344));
+        assert_eq!((s.jitter_us, s.max_jitter_us), (312, 312));
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //! # Invariants
 //! - Legs live in a [`LegTable`] preallocated in [`Relay::new`], found by the index
 //!   `(port - first) / 2`, never by search. RTP arrives on the leg's even port, RTCP on the
-//!   odd port above it.
+//!   odd port above it. A leg is three cache lines (hot fields first, see [`leg::Leg`]);
+//!   its cold counters and announcement stream are boxed by `AddLeg`.
 //! - The per-packet path ([`Relay::handle_packet`], [`Relay::poll_transmit`]) does not
 //!   allocate, lock, log or format: events go into a ring preallocated with
 //!   `event_capacity` (overflow is counted, see [`WorkerStats::events_dropped`]), timers into
@@ -452,8 +453,8 @@ impl Relay {
         let Some(l) = self.table.get_mut(idx) else {
             return self.unknown_port();
         };
-        l.stats.rx_packets += 1;
-        l.stats.rx_bytes += len;
+        l.rx.packets += 1;
+        l.rx.bytes += len;
         let (ts, ssrc) = match RtpPacket::new_checked(&*payload) {
             Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
             _ => return self.drop_on(idx, DropReason::Malformed),
@@ -475,7 +476,7 @@ impl Relay {
             self.start_media_clock(now, idx);
         }
 
-        let Some(p) = peer.and_then(|pidx| self.table.get_mut(pidx)) else {
+        let Some(p) = peer.and_then(|pidx| self.table.get_mut(pidx as usize)) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };
         if p.playback.is_some() {
@@ -488,11 +489,11 @@ impl Relay {
             p.mark_next = false;
             RtpPacket::new_unchecked(&mut *payload).set_marker(true);
         }
-        p.stats.tx_packets += 1;
-        p.stats.tx_bytes += len;
+        p.tx.packets += 1;
+        p.tx.bytes += len;
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len;
-        let pidx = peer.unwrap_or_default();
+        let pidx = peer.unwrap_or_default() as usize;
         Verdict::Forward {
             from_port: self.table.port_of(pidx),
             to,
@@ -549,7 +550,7 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrcMismatch);
             }
         }
-        let Some(pidx) = l.peer else {
+        let Some(pidx) = l.peer.map(|p| p as usize) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };
         let Some(p) = self.table.get_mut(pidx) else {
@@ -590,8 +591,8 @@ impl Relay {
         if from_port & 1 == 1 {
             l.stats.tx_rtcp = l.stats.tx_rtcp.saturating_sub(1);
         } else {
-            l.stats.tx_packets = l.stats.tx_packets.saturating_sub(1);
-            l.stats.tx_bytes = l.stats.tx_bytes.saturating_sub(len as u64);
+            l.tx.packets = l.tx.packets.saturating_sub(1);
+            l.tx.bytes = l.tx.bytes.saturating_sub(len as u64);
         }
     }
 
@@ -622,8 +623,8 @@ impl Relay {
             }
             let e = emit_frame(&mut l.stream, pb, l.codec, now, buf);
             let next = pb.next;
-            l.stats.tx_packets += 1;
-            l.stats.tx_bytes += e.len as u64;
+            l.tx.packets += 1;
+            l.tx.bytes += e.len as u64;
             l.stats.announcement_packets += 1;
             self.stats.announcement_packets += 1;
             self.stats.tx_packets += 1;
@@ -704,13 +705,8 @@ impl Relay {
     }
 }
 
-/// A leg's counters, with the jitter (kept in the estimator's own units per packet)
-/// converted to microseconds.
 fn snapshot(l: &Leg) -> LegStats {
-    let mut s = l.stats;
-    s.jitter_us = l.jitter.micros();
-    s.max_jitter_us = l.jitter.max_micros();
-    s
+    l.stats()
 }
 
 /// Whether an RTP-port payload is RTCP multiplexed on it (RFC 5761 §4: second byte
