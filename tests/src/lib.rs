@@ -15,6 +15,9 @@
 //!   for `/healthz`, and talks HTTP/JSON to it; [`Sipp`] spawns `/usr/bin/sipp` with one of the
 //!   scenarios in `tests/sipp/`.
 //! - [`record`] reads call-request records (`events`, `media` counters).
+//! - [`scenario`]: the shared call flows: [`TwoPartyCall`] (SIPp customer + SIPp agent +
+//!   callbridge) and the record checks every call test makes (`wait_bridged`, `wait_done`,
+//!   `expect_full_call`, `expect_failed`, …).
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
@@ -33,6 +36,7 @@ pub mod netns;
 pub mod ports;
 pub mod record;
 pub mod rtp;
+pub mod scenario;
 pub mod server;
 pub mod sipp;
 pub mod workdir;
@@ -41,6 +45,7 @@ pub use config::{Agent, Config, Dpdk, Flow};
 pub use http::Response;
 pub use ports::{PortBlock, MEDIA_BLOCK};
 pub use rtp::RtpPeer;
+pub use scenario::{Api, CustomerOnlyCall, SilentAgent, TwoPartyCall};
 pub use server::Callbridge;
 pub use sipp::{Scenario, Sipp, SippOptions};
 pub use workdir::Workdir;

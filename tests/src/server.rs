@@ -301,15 +301,10 @@ impl Callbridge {
     pub fn wait_for_status(
         &mut self,
         id: &str,
-        mut pred: impl FnMut(&str) -> bool,
+        pred: impl FnMut(&str) -> bool,
         deadline: Duration,
     ) -> Value {
-        self.wait_for(
-            &format!("/v1/call-requests/{id}"),
-            &format!("call request {id} to reach the expected status"),
-            |v| pred(v["status"].as_str().unwrap_or_default()),
-            deadline,
-        )
+        self.wait_for_status_at("/v1/call-requests", "call request", id, pred, deadline)
     }
 
     /// Waits until the bridge's `status` satisfies `pred`; returns the record.
@@ -319,12 +314,23 @@ impl Callbridge {
     pub fn wait_for_bridge_status(
         &mut self,
         id: &str,
+        pred: impl FnMut(&str) -> bool,
+        deadline: Duration,
+    ) -> Value {
+        self.wait_for_status_at("/v1/bridges", "bridge", id, pred, deadline)
+    }
+
+    fn wait_for_status_at(
+        &mut self,
+        collection: &str,
+        kind: &str,
+        id: &str,
         mut pred: impl FnMut(&str) -> bool,
         deadline: Duration,
     ) -> Value {
         self.wait_for(
-            &format!("/v1/bridges/{id}"),
-            &format!("bridge {id} to reach the expected status"),
+            &format!("{collection}/{id}"),
+            &format!("{kind} {id} to reach the expected status"),
             |v| pred(v["status"].as_str().unwrap_or_default()),
             deadline,
         )

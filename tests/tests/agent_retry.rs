@@ -3,70 +3,32 @@
 
 use serde_json::json;
 
-use callbridge_tests::record::{self, check_full_call_media, is_terminal, passes_through};
-use callbridge_tests::{
-    Agent, Callbridge, Config, Flow, PortBlock, Scenario, Sipp, SippOptions, Workdir,
-    CALL_DEADLINE, SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::scenario::{expect_request, rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::{Api, Flow, Scenario, SippOptions, TwoPartyCall};
 
 #[test]
 fn next_agent_is_tried_after_a_ring_timeout() {
-    let dir = Workdir::new("agent_retry");
-    let mut customer = Sipp::uas(&dir, "customer", Scenario::Answer);
-    let mut alice = Sipp::uas(&dir, "alice", Scenario::NoAnswer);
-    let mut bob = Sipp::spawn(
-        &dir,
-        "bob",
-        Scenario::AnswerBye,
-        &SippOptions {
-            ring_ms: 500,
-            hangup_ms: 3000,
-            ..SippOptions::default()
-        },
-    );
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let config = Config::new(&ports, customer.sip_addr())
-        .agent(Agent::new("alice", &alice.sip_uri("alice")))
-        .agent(Agent::new("bob", &bob.sip_uri("bob")))
+    // alice (the agent SIPp) never answers; bob answers after 0.5 s.
+    let mut t = TwoPartyCall::builder("agent_retry")
+        .agent(Scenario::NoAnswer, SippOptions::default())
+        .extra_agent("bob", Scenario::AnswerBye, rings_then_hangs_up(500, 3000))
         .flow(Flow {
             customer_ring_secs: 30,
             agent_ring_secs: 2,
             max_agent_attempts: 3,
-        });
-    let mut cb = Callbridge::start(&dir, &config);
+        })
+        .start();
 
     // alice first (preferred), so the retry has to go to bob.
-    let id = cb.create_call_request(&json!({
-        "business": "acme", "customer": "+15551234567", "preferred_agent": "alice"
+    let id = t.cb.create_call_request(&json!({
+        "business": "acme", "customer": CUSTOMER, "preferred_agent": "alice"
     }));
-    let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
-    if record::status(&done) != "completed" || done["agent"] != "bob" {
-        cb.fail(&format!("expected completed with agent bob, got: {done:#}"));
+    let done = t.cb.wait_done(Api::CallRequests, &id);
+    if done["agent"] != "bob" {
+        t.cb.fail(&format!("expected completed with agent bob, got: {done:#}"));
     }
-    if !passes_through(
-        &done,
-        &[
-            "calling_customer",
-            "announcing",
-            "calling_agent",
-            "bridged",
-            "completed",
-        ],
-    ) {
-        cb.fail(&format!(
-            "unexpected status path {:?}: {done:#}",
-            record::statuses(&done)
-        ));
-    }
-    if let Err(e) = check_full_call_media(&done) {
-        cb.fail(&e);
-    }
-    alice.assert_passed(SIPP_EXIT_DEADLINE);
-    assert!(
-        alice.received_request("CANCEL"),
-        "alice's leg was CANCELled"
-    );
-    bob.assert_passed(SIPP_EXIT_DEADLINE);
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
+    t.cb.expect_full_call(&done, "");
+
+    t.expect_sipps_passed();
+    expect_request(&t.agent, "CANCEL", "alice's leg CANCELled");
 }

@@ -2,69 +2,24 @@
 //! the patent): the same full call as `full_call.rs`, with the agent given directly as SIPp's
 //! SIP URI instead of being assigned from the configured agents.
 
-use callbridge_tests::record::{self, check_full_call_media, is_terminal, passes_through};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
-    SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::scenario::{expect_invite_to, rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::{Api, Scenario, TwoPartyCall};
 
 #[test]
 fn bridge_api_calls_both_and_bridges() {
-    let dir = Workdir::new("bridge_api");
-    let mut customer = Sipp::uas(&dir, "customer", Scenario::Answer);
-    let mut agent = Sipp::spawn(
-        &dir,
-        "agent",
-        Scenario::AnswerBye,
-        &SippOptions {
-            ring_ms: 2000,
-            hangup_ms: 3000,
-            ..SippOptions::default()
-        },
-    );
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    // A configured agent nobody should call (the bridge names its own agent): a port nothing
-    // listens on.
-    let unused = PortBlock::reserve(2);
-    let config = Config::new(&ports, customer.sip_addr()).agent(Agent::new(
-        "alice",
-        &format!("sip:alice@{}", unused.addr(0)),
-    ));
-    let mut cb = Callbridge::start(&dir, &config);
+    let mut t = TwoPartyCall::builder("bridge_api")
+        .agent(Scenario::AnswerBye, rings_then_hangs_up(2000, 3000))
+        // A configured agent nobody should call (the bridge names its own agent): a port
+        // nothing listens on.
+        .unreachable_configured_agent()
+        .start();
 
-    let id = cb.create_bridge("+15551234567", &agent.sip_uri("agent"));
-    let bridged =
-        cb.wait_for_bridge_status(&id, |s| s == "bridged" || is_terminal(s), CALL_DEADLINE);
-    if record::status(&bridged) != "bridged" {
-        cb.fail(&format!("bridge never bridged: {bridged:#}"));
-    }
-    let done = cb.wait_for_bridge_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
-    if record::status(&done) != "completed" {
-        cb.fail(&format!("expected completed, got: {done:#}"));
-    }
-    let path = [
-        "calling_customer",
-        "announcing",
-        "calling_agent",
-        "bridged",
-        "completed",
-    ];
-    if !passes_through(&done, &path) {
-        cb.fail(&format!(
-            "events {:?} do not pass through {path:?}: {done:#}",
-            record::statuses(&done)
-        ));
-    }
-    if let Err(e) = check_full_call_media(&done) {
-        cb.fail(&e);
-    }
+    let agent_uri = t.agent.sip_uri("agent");
+    let id = t.cb.create_bridge(CUSTOMER, &agent_uri);
+    t.cb.wait_bridged(Api::Bridges, &id);
+    let done = t.cb.wait_done(Api::Bridges, &id);
+    t.cb.expect_full_call(&done, "");
 
-    agent.assert_passed(SIPP_EXIT_DEADLINE);
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
-    let agent_ruri = format!("INVITE {} SIP/2.0", agent.sip_uri("agent"));
-    assert!(
-        agent.messages().contains(&agent_ruri),
-        "agent INVITE has Request-URI {agent_ruri}"
-    );
+    t.expect_sipps_passed();
+    expect_invite_to(&t.agent, &agent_uri);
 }

@@ -1,44 +1,28 @@
 //! The customer hangs up ~1 s after answering, while the announcement plays and the agent
 //! rings: the agent leg is CANCELled and the call request ends `failed/customer_hung_up`.
 
-use callbridge_tests::record::{self, is_terminal};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, Workdir, CALL_DEADLINE,
-    SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::scenario::{expect_request, CUSTOMER};
+use callbridge_tests::{Api, Scenario, SippOptions, TwoPartyCall};
 
 #[test]
 fn customer_hangup_cancels_the_agent_leg() {
-    let dir = Workdir::new("customer_hangup_during_announcement");
-    let mut customer = Sipp::uas(&dir, "customer", Scenario::HangupEarly);
-    let mut agent = Sipp::uas(&dir, "agent", Scenario::NoAnswer);
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
     // Default [flow]: the agent would ring for 20 s, so a CANCEL within the test comes from
     // the customer's hang-up, not from the ring timeout.
-    let config = Config::new(&ports, customer.sip_addr())
-        .agent(Agent::new("alice", &agent.sip_uri("alice")));
-    let mut cb = Callbridge::start(&dir, &config);
+    let mut t = TwoPartyCall::builder("customer_hangup_during_announcement")
+        .customer(Scenario::HangupEarly, SippOptions::default())
+        .agent(Scenario::NoAnswer, SippOptions::default())
+        .start();
 
-    let id = cb.call("+15551234567");
-    let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
-    if record::status(&done) != "failed" || record::reason(&done) != Some("customer_hung_up") {
-        cb.fail(&format!("expected failed/customer_hung_up, got: {done:#}"));
-    }
-    if record::statuses(&done).iter().any(|s| s == "bridged") {
-        cb.fail(&format!(
-            "the customer left before any agent answered, yet bridged: {done:#}"
-        ));
-    }
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
-    agent.assert_passed(SIPP_EXIT_DEADLINE);
-    assert!(
-        agent.received_request("CANCEL"),
-        "the agent leg was CANCELled"
+    let id = t.cb.call(CUSTOMER);
+    let done = t.cb.wait_done(Api::CallRequests, &id);
+    t.cb.expect_failed(&done, "customer_hung_up");
+    t.cb.expect_never(
+        &done,
+        &["bridged"],
+        "the customer left before any agent answered, yet bridged",
     );
-    if record::media(&done, "customer", "announcement_packets") == 0 {
-        cb.fail(&format!(
-            "the customer heard no announcement before hanging up: {done:#}"
-        ));
-    }
+
+    t.expect_sipps_passed();
+    expect_request(&t.agent, "CANCEL", "the agent leg CANCELled");
+    t.cb.expect_announcement(&done, 1, "before the customer hung up");
 }

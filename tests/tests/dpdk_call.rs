@@ -6,49 +6,25 @@
 //! `sip.listen` on 198.18.1.1), RTP from 198.18.0.2 to the relay's 198.18.0.1, which only
 //! DPDK answers (ARP, ICMP echo and UDP through callbridge's own netstack).
 
-use callbridge_tests::dpdk::{self, DpdkLab, MEDIA_ADDR, MEDIA_PEER, SIP_PEER};
-use callbridge_tests::record::{self, check_full_call_media, is_terminal, passes_through};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
-    SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::dpdk::{DpdkLab, MEDIA_ADDR, MEDIA_PEER, SIP_PEER};
+use callbridge_tests::scenario::{expect_request, rings_then_hangs_up};
+use callbridge_tests::{Scenario, TwoPartyCall};
 
 #[test]
 fn dpdk_full_call_relays_media_through_the_dpdk_port() {
     // Declared first, dropped last: callbridge and SIPp are gone before their links are.
     let lab = DpdkLab::create();
-    let dir = Workdir::new("dpdk_call");
-    let mut customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::Answer,
-        &lab.sipp_options(SippOptions::default()),
-    );
-    let mut agent = Sipp::spawn(
-        &dir,
-        "agent",
-        Scenario::AnswerBye,
+    let mut t = TwoPartyCall::builder("dpdk_call")
         // Ring 2 s (the customer hears the announcement meanwhile), talk 3 s, hang up.
-        &lab.sipp_options(SippOptions {
-            ring_ms: 2000,
-            hangup_ms: 3000,
-            ..SippOptions::default()
-        }),
-    );
-    assert_eq!(customer.sip_addr().ip(), SIP_PEER);
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let config = lab.callbridge_config(
-        Config::new(&ports, customer.sip_addr())
-            .agent(Agent::new("alice", &agent.sip_uri("alice"))),
-    );
-    let bin = dpdk::bin_path();
-    dpdk::require_dpdk_build(&bin, &dir, &config);
-    let mut cb = Callbridge::start_bin(&dir, &config, &bin);
+        .agent(Scenario::AnswerBye, rings_then_hangs_up(2000, 3000))
+        .dpdk(&lab)
+        .start();
+    assert_eq!(t.customer.sip_addr().ip(), SIP_PEER);
 
     // ARP and ICMP echo answered by our netstack on the DPDK port.
     let ping = lab.ping(MEDIA_ADDR);
     if !ping.status.success() {
-        cb.fail(&format!(
+        t.cb.fail(&format!(
             "ping -c 3 -W 5 {MEDIA_ADDR} from {} ({MEDIA_PEER}) failed ({}): {}{}",
             lab.ns(),
             ping.status,
@@ -60,55 +36,16 @@ fn dpdk_full_call_relays_media_through_the_dpdk_port() {
     let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
     let mac = lab.media_mac();
     if !neigh.contains(&mac) {
-        cb.fail(&format!(
+        t.cb.fail(&format!(
             "the namespace's neighbour entry for {MEDIA_ADDR} ({neigh:?}) lacks the DPDK port's MAC {mac}"
         ));
     }
 
-    let id = cb.call("+15551234567");
-    let bridged = cb.wait_for_status(&id, |s| s == "bridged" || is_terminal(s), CALL_DEADLINE);
-    if record::status(&bridged) != "bridged" {
-        cb.fail(&format!("call request never bridged: {bridged:#}"));
-    }
-    let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
-    if record::status(&done) != "completed" {
-        cb.fail(&format!("expected completed, got: {done:#}"));
-    }
-    let path = [
-        "calling_customer",
-        "announcing",
-        "calling_agent",
-        "bridged",
-        "completed",
-    ];
-    if !passes_through(&done, &path) {
-        cb.fail(&format!(
-            "events {:?} do not pass through {path:?}: {done:#}",
-            record::statuses(&done)
-        ));
-    }
-    assert_eq!(done["business"], "acme", "{done:#}");
-    // announcement_packets > 0 and RTP both ways: customer and agent rx/tx.
-    if let Err(e) = check_full_call_media(&done) {
-        cb.fail(&e);
-    }
-    let ann = record::media(&done, "customer", "announcement_packets");
-    if ann < 50 {
-        cb.fail(&format!(
-            "only {ann} announcement packets during a 2 s agent ring: {done:#}"
-        ));
-    }
-    if record::media(&done, "customer", "tx_packets") <= ann
-        || record::media(&done, "agent", "tx_packets") == 0
-    {
-        cb.fail(&format!("no RTP relayed: {}", record::media_summary(&done)));
-    }
+    t.expect_full_call_with_two_second_ring();
 
-    agent.assert_passed(SIPP_EXIT_DEADLINE);
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
+    t.expect_sipps_passed();
     // Both legs' SDP named the DPDK address as the relay's media address.
-    for (name, sipp) in [("customer", &customer), ("agent", &agent)] {
+    for (name, sipp) in [("customer", &t.customer), ("agent", &t.agent)] {
         match sipp.received_sdp_audio("INVITE") {
             Some(a) if a.ip() == MEDIA_ADDR => {}
             other => sipp.fail(&format!(
@@ -116,8 +53,9 @@ fn dpdk_full_call_relays_media_through_the_dpdk_port() {
             )),
         }
     }
-    assert!(
-        customer.received_request("BYE"),
-        "the customer was hung up on after the agent left"
+    expect_request(
+        &t.customer,
+        "BYE",
+        "the customer hung up on after the agent left",
     );
 }

@@ -13,10 +13,8 @@ use std::time::{Duration, Instant};
 
 use callbridge_tests::record::{self, is_terminal, media};
 use callbridge_tests::rtp::{check_g711_stream, RtpHeader, RtpPeer};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
-    SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::{Api, PortBlock, Scenario, SippOptions, TwoPartyCall, CALL_DEADLINE};
 
 const CUSTOMER_SSRC: u32 = 0xC0C0_0001;
 const AGENT_SSRC: u32 = 0xA6E0_0002;
@@ -32,37 +30,34 @@ fn same_packet(got: &[u8], sent: &[u8], marker_ok: bool) -> bool {
 
 #[test]
 fn relay_forwards_rtp_byte_for_byte() {
-    let dir = Workdir::new("rtp_relay");
     let socks = PortBlock::reserve(4);
     let mut cust_rtp = RtpPeer::bind(socks.addr(0));
     let mut agent_rtp = RtpPeer::bind(socks.addr(2));
-    let mut customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::AnswerExternalMedia,
-        &SippOptions {
-            rtp_port: Some(socks.port(0)),
-            ..SippOptions::default()
-        },
-    );
-    let mut agent = Sipp::spawn(
-        &dir,
-        "agent",
-        Scenario::AnswerByeExternalMedia,
+    let mut t = TwoPartyCall::builder("rtp_relay")
+        .customer(
+            Scenario::AnswerExternalMedia,
+            SippOptions {
+                rtp_port: Some(socks.port(0)),
+                ..SippOptions::default()
+            },
+        )
         // Ring 1.5 s (announcement), then 3 s bridged; we send 2 s of agent audio.
-        &SippOptions {
-            ring_ms: 1500,
-            hangup_ms: 3000,
-            rtp_port: Some(socks.port(2)),
-            ..SippOptions::default()
-        },
-    );
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let config = Config::new(&ports, customer.sip_addr())
-        .agent(Agent::new("alice", &agent.sip_uri("alice")));
-    let mut cb = Callbridge::start(&dir, &config);
+        .agent(
+            Scenario::AnswerByeExternalMedia,
+            SippOptions {
+                rtp_port: Some(socks.port(2)),
+                ..rings_then_hangs_up(1500, 3000)
+            },
+        )
+        .start();
+    let TwoPartyCall {
+        cb,
+        agent,
+        customer,
+        ..
+    } = &mut t;
 
-    let id = cb.call("+15551234567");
+    let id = cb.call(CUSTOMER);
     let announcing = cb.wait_for_status(
         &id,
         |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
@@ -79,22 +74,18 @@ fn relay_forwards_rtp_byte_for_byte() {
     // The customer talks from now on (5 s); before the bridge there is nobody to relay it to.
     cust_rtp.start_sending(relay_customer, CUSTOMER_SSRC, 250);
 
-    let bridged = cb.wait_for_status(&id, |s| s == "bridged" || is_terminal(s), CALL_DEADLINE);
-    if record::status(&bridged) != "bridged" {
-        cb.fail(&format!("never bridged: {bridged:#}"));
-    }
+    cb.wait_bridged(Api::CallRequests, &id);
     let relay_agent = agent
         .received_sdp_audio("INVITE")
         .unwrap_or_else(|| agent.fail("no SDP audio address in callbridge's INVITE"));
     agent_rtp.start_sending(relay_agent, AGENT_SSRC, 100);
 
-    let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
+    let done = cb.wait_done(Api::CallRequests, &id);
     if record::status(&done) != "completed" {
         cb.fail(&format!("expected completed, got: {done:#}"));
     }
-    agent.assert_passed(SIPP_EXIT_DEADLINE);
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
+    t.expect_sipps_passed();
+    let cb = &t.cb;
     // Let in-flight datagrams land: wait (bounded) until the sockets have seen as many packets
     // as the relay says it sent them.
     let want_customer = media(&done, "customer", "tx_packets") as usize;

@@ -7,24 +7,14 @@ use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use callbridge_tests::record::{self, is_terminal, passes_through};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, Workdir, CALL_DEADLINE,
-    SIPP_EXIT_DEADLINE,
-};
+use callbridge_tests::scenario::CUSTOMER;
+use callbridge_tests::{Api, CustomerOnlyCall, Scenario, CALL_DEADLINE, SIPP_EXIT_DEADLINE};
 
 #[test]
 fn future_contact_time_defers_the_call() {
-    let dir = Workdir::new("scheduled_call");
     // A busy customer ends the call quickly once it is placed.
-    let mut customer = Sipp::uas(&dir, "customer", Scenario::Busy);
-    let agent_ports = PortBlock::reserve(2);
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let config = Config::new(&ports, customer.sip_addr()).agent(Agent::new(
-        "alice",
-        &format!("sip:alice@{}", agent_ports.addr(0)),
-    ));
-    let mut cb = Callbridge::start(&dir, &config);
+    let mut t = CustomerOnlyCall::start("scheduled_call", Scenario::Busy, None);
+    let cb = &mut t.cb;
 
     let delay = Duration::from_secs(3);
     let contact_time = (OffsetDateTime::now_utc() + delay)
@@ -33,7 +23,7 @@ fn future_contact_time_defers_the_call() {
     let posted = Instant::now();
     let r = cb.post(
         "/v1/call-requests",
-        &json!({"business": "acme", "customer": "+15551234567", "contact_time": contact_time}),
+        &json!({"business": "acme", "customer": CUSTOMER, "contact_time": contact_time}),
     );
     if r.status != 202 || r.json()["status"] != "scheduled" {
         cb.fail(&format!(
@@ -51,18 +41,8 @@ fn future_contact_time_defers_the_call() {
             "the call left `scheduled` after {waited:?}, before its contact_time ({delay:?}): {calling:#}"
         ));
     }
-    let done = cb.wait_for_status(&id, is_terminal, CALL_DEADLINE);
-    eprintln!("final record: {done:#}");
-    if record::reason(&done) != Some("customer_busy") {
-        cb.fail(&format!(
-            "expected failed/customer_busy once placed, got: {done:#}"
-        ));
-    }
-    if !passes_through(&done, &["scheduled", "calling_customer", "failed"]) {
-        cb.fail(&format!(
-            "unexpected status path {:?}: {done:#}",
-            record::statuses(&done)
-        ));
-    }
-    customer.assert_passed(SIPP_EXIT_DEADLINE);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    cb.expect_failed(&done, "customer_busy");
+    cb.expect_path(&done, &["scheduled", "calling_customer", "failed"]);
+    t.customer.assert_passed(SIPP_EXIT_DEADLINE);
 }
