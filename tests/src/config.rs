@@ -206,7 +206,11 @@ impl Config {
             "[sip]\nlisten = \"{}\"\ntrunk = \"sip:{}\"\n",
             self.sip, self.trunk
         );
-        let backend = if self.dpdk.is_some() { "dpdk" } else { "socket" };
+        let backend = if self.dpdk.is_some() {
+            "dpdk"
+        } else {
+            "socket"
+        };
         let _ = writeln!(
             s,
             "[media]\nbackend = \"{backend}\"\naddress = \"{}\"\nports = \"{}-{}\"\n",
@@ -293,16 +297,22 @@ mod tests {
         let text = Config::new(&block, trunk)
             .dpdk(Ipv4Addr::new(198, 18, 0, 1), d)
             .render();
-        assert!(text.contains(&format!(
+        assert!(
+            text.contains(&format!(
             "[media]\nbackend = \"dpdk\"\naddress = \"198.18.0.1\"\nports = \"{}-{}\"\n\n[dpdk]\n",
             block.port(2),
             block.last()
-        )), "{text}");
-        assert!(text.contains(
-            "devices = [\"net_af_packet0,iface=cbdA1\"]\nmain_core = 0\nworker_cores = [1]\n\
+        )),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "devices = [\"net_af_packet0,iface=cbdA1\"]\nmain_core = 0\nworker_cores = [1]\n\
              prefix_len = 24\nno_huge = true\nmemory_mb = 512\nmbufs = 4095\n\
              file_prefix = \"cbe2e1\"\neal_args = []\n"
-        ), "{text}");
+            ),
+            "{text}"
+        );
         assert!(!text.contains("rx_desc"), "{text}");
     }
 }

@@ -63,7 +63,9 @@ pub fn require_root_and(tools: &[&str]) {
 #[must_use]
 pub fn udp_bound(ns: &str, addr: SocketAddr) -> bool {
     let filter = format!("src {addr}");
-    let out = run(&["ip", "netns", "exec", ns, "ss", "-H", "-u", "-a", "-n", &filter]);
+    let out = run(&[
+        "ip", "netns", "exec", ns, "ss", "-H", "-u", "-a", "-n", &filter,
+    ]);
     out.status.success() && !String::from_utf8_lossy(&out.stdout).trim().is_empty()
 }
 
@@ -124,7 +126,9 @@ impl VethLab {
         host_cidr: Option<&str>,
         peer_cidr: &str,
     ) -> &Veth {
-        must(&["ip", "link", "add", host, "type", "veth", "peer", "name", peer]);
+        must(&[
+            "ip", "link", "add", host, "type", "veth", "peer", "name", peer,
+        ]);
         self.veths.push(Veth {
             host: host.into(),
             peer: peer.into(),
@@ -133,7 +137,9 @@ impl VethLab {
         must(&["ip", "link", "set", peer, "netns", ns]);
         must(&["ip", "-n", ns, "addr", "add", peer_cidr, "dev", peer]);
         must(&["ip", "-n", ns, "link", "set", peer, "up"]);
-        must(&["ip", "netns", "exec", ns, "ethtool", "-K", peer, "tx", "off"]);
+        must(&[
+            "ip", "netns", "exec", ns, "ethtool", "-K", peer, "tx", "off",
+        ]);
         if let Some(cidr) = host_cidr {
             must(&["ip", "addr", "add", cidr, "dev", host]);
         }
@@ -176,6 +182,9 @@ mod tests {
         let e = std::panic::catch_unwind(|| must(&["sh", "-c", "echo oops >&2; exit 3"]))
             .expect_err("must panics on failure");
         let msg = e.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(msg.contains("oops") && msg.contains("exit status: 3"), "{msg}");
+        assert!(
+            msg.contains("oops") && msg.contains("exit status: 3"),
+            "{msg}"
+        );
     }
 }

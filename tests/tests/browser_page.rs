@@ -31,7 +31,10 @@ const PROGRESS: [(&str, &str); 7] = [
         "Calling you now… please pick up your phone.",
     ),
     ("announcing", "Please listen to the short message…"),
-    ("calling_agent", "Please listen to the short message while we connect you to an agent…"),
+    (
+        "calling_agent",
+        "Please listen to the short message while we connect you to an agent…",
+    ),
     ("bridged", "Connected. You are talking to an agent."),
     ("completed", "The call has ended. Thank you for calling!"),
 ];

@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 
 use dp_api::{Clip, Codec, Command, DataplaneHandle, DpError, Event, LegId};
 use flows::{
-    Acd, AgentId, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall, FlowTimers, Input, LegInput,
-    MediaPolicy, Output, Role, SipAction, Target, TimerKind,
+    Acd, AgentId, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall, FlowTimers,
+    Input, LegInput, MediaPolicy, Output, Role, SipAction, Target, TimerKind,
 };
 use http_api::{
-    AgentRef, BridgeRequest, BusinessInfo, CallKind, CallRequest, CallService, CallView, LegMedia, MediaView,
-    ServiceError, StatusEvent,
+    AgentRef, BridgeRequest, BusinessInfo, CallKind, CallRequest, CallService, CallView, LegMedia,
+    MediaView, ServiceError, StatusEvent,
 };
 use sip::{Endpoint, InviteRequest, LegController, LegEvent, OutgoingCall};
 use time::OffsetDateTime;
@@ -88,7 +88,9 @@ pub(crate) struct Calls {
 
 impl std::fmt::Debug for Calls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Calls").field("sip", &self.sip).finish_non_exhaustive()
+        f.debug_struct("Calls")
+            .field("sip", &self.sip)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,19 +122,21 @@ impl Calls {
         let legs: Arc<Mutex<HashMap<LegId, Inbox>>> = Arc::default();
         let events = dp.events().clone();
         let routes = legs.clone();
-        std::thread::Builder::new().name("dp-events".into()).spawn(move || {
-            // Ends when every worker has dropped its sender (data plane shut down).
-            while let Ok(ev) = events.recv() {
-                let Some(leg) = ev.leg() else { continue };
-                let route = lock(&routes).get(&leg).cloned();
-                match route {
-                    Some(inbox) => {
-                        let _ = inbox.send(CallInput::Media(ev));
+        std::thread::Builder::new()
+            .name("dp-events".into())
+            .spawn(move || {
+                // Ends when every worker has dropped its sender (data plane shut down).
+                while let Ok(ev) = events.recv() {
+                    let Some(leg) = ev.leg() else { continue };
+                    let route = lock(&routes).get(&leg).cloned();
+                    match route {
+                        Some(inbox) => {
+                            let _ = inbox.send(CallInput::Media(ev));
+                        }
+                        None => debug!(?ev, "data-plane event for a leg no call owns"),
                     }
-                    None => debug!(?ev, "data-plane event for a leg no call owns"),
                 }
-            }
-        })?;
+            })?;
         Ok(Arc::new(Self {
             settings,
             sip,
@@ -159,17 +163,26 @@ impl Calls {
     }
 
     fn agent_target(&self, agent: &AgentId) -> Option<Target> {
-        self.settings.agents.iter().find(|(a, _, _)| a == agent).map(|(_, t, _)| t.clone())
+        self.settings
+            .agents
+            .iter()
+            .find(|(a, _, _)| a == agent)
+            .map(|(_, t, _)| t.clone())
     }
 
     fn business_name(&self, b: &BusinessId) -> Option<&str> {
-        self.settings.businesses.iter().find(|(id, _)| id == b).map(|(_, n)| n.as_str())
+        self.settings
+            .businesses
+            .iter()
+            .find(|(id, _)| id == b)
+            .map(|(_, n)| n.as_str())
     }
 
     /// Allocates the call's two legs on one worker.
     fn allocate_legs(&self) -> Result<(LegId, LegId), ServiceError> {
         let plan = &self.dp.plan;
-        let unavailable = |e: DpError| ServiceError::Unavailable(format!("cannot take calls now: {e}"));
+        let unavailable =
+            |e: DpError| ServiceError::Unavailable(format!("cannot take calls now: {e}"));
         let a = plan.allocate().map_err(unavailable)?;
         let w = plan.worker_of_port(a.port()).unwrap_or(0);
         match plan.allocate_on(w) {
@@ -199,7 +212,10 @@ impl Calls {
         });
         let agent_label = match &agent {
             AgentSource::Given { agent: Some(a), .. } => Some(a.as_str().to_owned()),
-            AgentSource::Given { agent: None, target } => Some(target.as_str().to_owned()),
+            AgentSource::Given {
+                agent: None,
+                target,
+            } => Some(target.as_str().to_owned()),
             AgentSource::Acd { .. } => None,
         };
         let plan = CallPlan {
@@ -222,7 +238,10 @@ impl Calls {
             business: business.clone(),
             customer,
             agent: agent_label,
-            events: vec![StatusEvent { at: OffsetDateTime::now_utc(), status }],
+            events: vec![StatusEvent {
+                at: OffsetDateTime::now_utc(),
+                status,
+            }],
             media: None,
         };
         let (tx, rx) = mpsc::unbounded_channel();
@@ -281,7 +300,9 @@ pub(crate) struct CallsApi {
 
 impl std::fmt::Debug for CallsApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallsApi").field("calls", &self.calls).finish_non_exhaustive()
+        f.debug_struct("CallsApi")
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -300,7 +321,9 @@ impl CallService for CallsApi {
             CallKind::CallRequest,
             Some(req.business),
             req.customer,
-            AgentSource::Acd { preferred: req.preferred_agent },
+            AgentSource::Acd {
+                preferred: req.preferred_agent,
+            },
             req.contact_time,
             Some(name),
         )
@@ -310,10 +333,18 @@ impl CallService for CallsApi {
         let calls = &self.calls;
         let agent = match req.agent {
             AgentRef::Id(a) => {
-                let target = calls.agent_target(&a).ok_or_else(|| ServiceError::UnknownAgent(a.clone()))?;
-                AgentSource::Given { agent: Some(a), target }
+                let target = calls
+                    .agent_target(&a)
+                    .ok_or_else(|| ServiceError::UnknownAgent(a.clone()))?;
+                AgentSource::Given {
+                    agent: Some(a),
+                    target,
+                }
             }
-            AgentRef::Target(target) => AgentSource::Given { agent: None, target },
+            AgentRef::Target(target) => AgentSource::Given {
+                agent: None,
+                target,
+            },
         };
         calls.start_call(CallKind::Bridge, None, req.customer, agent, None, None)
     }
@@ -327,7 +358,15 @@ impl CallService for CallsApi {
     }
 
     fn businesses(&self) -> Vec<BusinessInfo> {
-        self.calls.settings.businesses.iter().map(|(id, name)| BusinessInfo { id: id.clone(), name: name.clone() }).collect()
+        self.calls
+            .settings
+            .businesses
+            .iter()
+            .map(|(id, name)| BusinessInfo {
+                id: id.clone(),
+                name: name.clone(),
+            })
+            .collect()
     }
 }
 
@@ -423,7 +462,9 @@ impl CallTask {
         match input {
             CallInput::Media(ev) => {
                 match &ev {
-                    Event::Stats { leg, stats } | Event::LegRemoved { leg, stats } => self.record_stats(*leg, stats),
+                    Event::Stats { leg, stats } | Event::LegRemoved { leg, stats } => {
+                        self.record_stats(*leg, stats)
+                    }
                     _ => {}
                 }
                 self.machine.handle(Instant::now(), Input::Media(ev));
@@ -437,7 +478,8 @@ impl CallTask {
         if let Some(target) = self.calls.agent_target(&agent) {
             let label = agent.as_str().to_owned();
             self.calls.update_view(&self.id, |v| v.agent = Some(label));
-            self.machine.handle(Instant::now(), Input::AgentAssigned(agent, target));
+            self.machine
+                .handle(Instant::now(), Input::AgentAssigned(agent, target));
         } else {
             self.machine.handle(Instant::now(), Input::NoAgent);
         }
@@ -445,7 +487,12 @@ impl CallTask {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        let due: Vec<TimerKind> = self.timers.iter().filter(|(_, at)| **at <= now).map(|(k, _)| *k).collect();
+        let due: Vec<TimerKind> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for kind in due {
             self.timers.remove(&kind);
             self.machine.handle(now, Input::TimerFired(kind));
@@ -509,7 +556,10 @@ impl CallTask {
                     v.status = status;
                     // The view was created with the machine's first status already in it.
                     if v.events.last().map(|e| e.status) != Some(status) {
-                        v.events.push(StatusEvent { at: OffsetDateTime::now_utc(), status });
+                        v.events.push(StatusEvent {
+                            at: OffsetDateTime::now_utc(),
+                            status,
+                        });
                     }
                 });
             }
@@ -524,7 +574,12 @@ impl CallTask {
                     self.machine.handle(now, Input::NoAgent);
                     return;
                 };
-                let a = lock(&self.calls.acd).request(&self.id, &business, preferred.as_ref(), &exclude);
+                let a = lock(&self.calls.acd).request(
+                    &self.id,
+                    &business,
+                    preferred.as_ref(),
+                    &exclude,
+                );
                 match a {
                     Assignment::Assigned(agent) => self.assigned(agent),
                     Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
@@ -600,7 +655,10 @@ impl CallTask {
         if let Err(e) = self.calls.dp.send(cmd) {
             warn!(call = %self.id, "data-plane command failed: {e}");
             let error = dp_api::CommandError::Io(e.to_string());
-            self.machine.handle(Instant::now(), Input::Media(Event::CommandFailed { leg, error }));
+            self.machine.handle(
+                Instant::now(),
+                Input::Media(Event::CommandFailed { leg, error }),
+            );
         }
     }
 
@@ -644,10 +702,14 @@ impl CallTask {
 
 /// Turns an SDP answer into the machine's input.
 fn answer_input(sdp: &str) -> LegInput {
-    let negotiated = sip::sdp::SessionDescription::parse(sdp).and_then(|s| s.negotiated_from_answer());
+    let negotiated =
+        sip::sdp::SessionDescription::parse(sdp).and_then(|s| s.negotiated_from_answer());
     match negotiated {
         Ok(n) => match Codec::from_payload_type(n.payload_type) {
-            Some(codec) => LegInput::Answered { remote: n.remote, codec },
+            Some(codec) => LegInput::Answered {
+                remote: n.remote,
+                codec,
+            },
             None => LegInput::AnswerUnusable,
         },
         Err(e) => {
@@ -667,7 +729,10 @@ mod tests {
                    m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n";
         assert_eq!(
             answer_input(sdp),
-            LegInput::Answered { remote: "127.0.0.1:40000".parse().unwrap(), codec: Codec::Pcma }
+            LegInput::Answered {
+                remote: "127.0.0.1:40000".parse().unwrap(),
+                codec: Codec::Pcma
+            }
         );
         assert_eq!(answer_input("garbage"), LegInput::AnswerUnusable);
         let g722 = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\

@@ -93,7 +93,9 @@ pub(crate) struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
     }
 }
 
@@ -151,9 +153,9 @@ impl PortRange {
     /// # Errors
     /// A sentence saying what is wrong.
     pub(crate) fn parse(s: &str) -> Result<Self, String> {
-        let (a, b) = s
-            .split_once('-')
-            .ok_or_else(|| format!("{s:?} is not a port range; write it as \"FIRST-LAST\", e.g. \"20000-29999\""))?;
+        let (a, b) = s.split_once('-').ok_or_else(|| {
+            format!("{s:?} is not a port range; write it as \"FIRST-LAST\", e.g. \"20000-29999\"")
+        })?;
         let port = |p: &str| {
             p.trim()
                 .parse::<u16>()
@@ -166,7 +168,9 @@ impl PortRange {
             return Err(format!("the range {first}-{last} is empty or reversed; the first port must be below the last"));
         }
         if first % 2 != 0 {
-            return Err(format!("the range must start on an even port (RTP), not {first}"));
+            return Err(format!(
+                "the range must start on an even port (RTP), not {first}"
+            ));
         }
         if last % 2 == 0 {
             return Err(format!(
@@ -240,7 +244,10 @@ impl Default for MediaConfig {
         Self {
             backend: Backend::Socket,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            ports: PortRange { first: 20000, last: 29999 },
+            ports: PortRange {
+                first: 20000,
+                last: 29999,
+            },
             announcement: None,
             workers: 1,
             cores: None,
@@ -278,7 +285,12 @@ pub(crate) struct FlowConfig {
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        Self { customer_ring_secs: 30, agent_ring_secs: 20, max_agent_attempts: 3, queue_timeout_secs: 120 }
+        Self {
+            customer_ring_secs: 30,
+            agent_ring_secs: 20,
+            max_agent_attempts: 3,
+            queue_timeout_secs: 120,
+        }
     }
 }
 
@@ -419,7 +431,11 @@ pub(crate) enum DeviceKind {
 pub(crate) fn device_kind(dev: &str) -> Result<DeviceKind, String> {
     let name = dev.split(',').next().unwrap_or("");
     if let Some(driver) = name.strip_prefix("net_") {
-        if driver.is_empty() || !driver.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if driver.is_empty()
+            || !driver
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return Err(format!("{dev:?}: {name:?} is not a virtual device name (net_ followed by letters, digits, _)"));
         }
         return Ok(DeviceKind::Vdev);
@@ -428,8 +444,11 @@ pub(crate) fn device_kind(dev: &str) -> Result<DeviceKind, String> {
     let pci = name.split_once(':').and_then(|(dom, rest)| {
         let (bus, rest) = rest.split_once(':')?;
         let (slot, func) = rest.split_once('.')?;
-        (hex(dom, 4) && hex(bus, 2) && hex(slot, 2) && matches!(func, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7"))
-            .then_some(())
+        (hex(dom, 4)
+            && hex(bus, 2)
+            && hex(slot, 2)
+            && matches!(func, "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7"))
+        .then_some(())
     });
     if pci.is_some() {
         return Ok(DeviceKind::Pci);
@@ -474,7 +493,13 @@ impl DpdkConfig {
         s.socket_mem = match (self.no_huge, self.memory_mb) {
             (false, Some(mb)) => Some(
                 (0..=self.numa_node)
-                    .map(|n| if n == self.numa_node { mb.to_string() } else { "0".into() })
+                    .map(|n| {
+                        if n == self.numa_node {
+                            mb.to_string()
+                        } else {
+                            "0".into()
+                        }
+                    })
                     .collect::<Vec<_>>()
                     .join(","),
             ),
@@ -502,16 +527,31 @@ impl DpdkConfig {
     /// Whether `ip` is inside `address/prefix_len` (on-link).
     #[must_use]
     pub(crate) fn on_link(&self, address: Ipv4Addr, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix_len.min(32))) };
+        let mask = if self.prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
+        };
         u32::from(address) & mask == u32::from(ip) & mask
     }
 
-    fn validate(&self, media: &MediaConfig, workers_given: bool, cpus: &CpuSet) -> Result<(), (Vec<Seg>, String)> {
+    fn validate(
+        &self,
+        media: &MediaConfig,
+        workers_given: bool,
+        cpus: &CpuSet,
+    ) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         let d = |k: &str| vec![key("dpdk"), key(k)];
         let d_i = |k: &str, i: usize| vec![key("dpdk"), key(k), Seg::Index(i)];
         if !cpus.contains(self.main_core) {
-            return at(&d("main_core"), format!("core {} is not online on this machine (online: {cpus})", self.main_core));
+            return at(
+                &d("main_core"),
+                format!(
+                    "core {} is not online on this machine (online: {cpus})",
+                    self.main_core
+                ),
+            );
         }
         if self.worker_cores.is_empty() {
             return at(&d("worker_cores"), "give at least one worker core".into());
@@ -524,10 +564,16 @@ impl DpdkConfig {
                 );
             }
             if self.worker_cores[..i].contains(&c) {
-                return at(&d_i("worker_cores", i), format!("core {c} is listed twice; one worker per core"));
+                return at(
+                    &d_i("worker_cores", i),
+                    format!("core {c} is listed twice; one worker per core"),
+                );
             }
             if !cpus.contains(c) {
-                return at(&d_i("worker_cores", i), format!("core {c} is not online on this machine (online: {cpus})"));
+                return at(
+                    &d_i("worker_cores", i),
+                    format!("core {c} is not online on this machine (online: {cpus})"),
+                );
             }
         }
         let n = self.worker_cores.len();
@@ -542,10 +588,20 @@ impl DpdkConfig {
             );
         }
         if n > media.ports.pairs() {
-            return at(&d("worker_cores"), format!("{n} workers cannot share the {} port pairs of {}", media.ports.pairs(), media.ports));
+            return at(
+                &d("worker_cores"),
+                format!(
+                    "{n} workers cannot share the {} port pairs of {}",
+                    media.ports.pairs(),
+                    media.ports
+                ),
+            );
         }
         if media.cores.is_some() {
-            return at(&[key("media"), key("cores")], "is not used with the dpdk backend; list the cores in dpdk.worker_cores".into());
+            return at(
+                &[key("media"), key("cores")],
+                "is not used with the dpdk backend; list the cores in dpdk.worker_cores".into(),
+            );
         }
         if self.devices.is_empty() {
             return at(
@@ -559,27 +615,51 @@ impl DpdkConfig {
             }
             let name = |s: &str| s.split(',').next().unwrap_or("").to_owned();
             if self.devices[..i].iter().any(|o| name(o) == name(dev)) {
-                return at(&d_i("devices", i), format!("device {:?} is listed twice", name(dev)));
+                return at(
+                    &d_i("devices", i),
+                    format!("device {:?} is listed twice", name(dev)),
+                );
             }
         }
         if usize::from(self.port) >= self.devices.len() {
             return at(
                 &d("port"),
-                format!("port {} does not exist: {} device(s) give ports 0..={}", self.port, self.devices.len(), self.devices.len() - 1),
+                format!(
+                    "port {} does not exist: {} device(s) give ports 0..={}",
+                    self.port,
+                    self.devices.len(),
+                    self.devices.len() - 1
+                ),
             );
         }
         let IpAddr::V4(addr) = media.address else {
-            return at(&[key("media"), key("address")], format!("{} is not IPv4; the dpdk backend owns an IPv4 address", media.address));
+            return at(
+                &[key("media"), key("address")],
+                format!(
+                    "{} is not IPv4; the dpdk backend owns an IPv4 address",
+                    media.address
+                ),
+            );
         };
-        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback() {
-            return at(&[key("media"), key("address")], format!("{addr} cannot be the address of a DPDK port; give a unicast IPv4 address"));
+        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
+        {
+            return at(
+                &[key("media"), key("address")],
+                format!("{addr} cannot be the address of a DPDK port; give a unicast IPv4 address"),
+            );
         }
         if !(1..=32).contains(&self.prefix_len) {
-            return at(&d("prefix_len"), format!("{} is not a prefix length (1..=32)", self.prefix_len));
+            return at(
+                &d("prefix_len"),
+                format!("{} is not a prefix length (1..=32)", self.prefix_len),
+            );
         }
         if let Some(gw) = self.gateway {
             if gw == addr {
-                return at(&d("gateway"), format!("{gw} is media.address itself; give the router's address"));
+                return at(
+                    &d("gateway"),
+                    format!("{gw} is media.address itself; give the router's address"),
+                );
             }
             if !self.on_link(addr, gw) {
                 return at(
@@ -589,30 +669,53 @@ impl DpdkConfig {
             }
         }
         if self.no_huge && self.memory_mb.is_none() {
-            return at(&d("no_huge"), "no_huge = true needs memory_mb (e.g. memory_mb = 512)".into());
+            return at(
+                &d("no_huge"),
+                "no_huge = true needs memory_mb (e.g. memory_mb = 512)".into(),
+            );
         }
         if self.memory_mb == Some(0) {
             return at(&d("memory_mb"), "must be at least 1".into());
         }
         if !(1..=64).contains(&self.burst) {
-            return at(&d("burst"), format!("{} is out of range 1..=64", self.burst));
+            return at(
+                &d("burst"),
+                format!("{} is out of range 1..=64", self.burst),
+            );
         }
         for (name, v) in [("rx_desc", self.rx_desc), ("tx_desc", self.tx_desc)] {
             if !v.is_power_of_two() || !(64..=4096).contains(&v) {
-                return at(&d(name), format!("{v} is not a power of two in 64..=4096 (e.g. 512, 1024, 2048)"));
+                return at(
+                    &d(name),
+                    format!("{v} is not a power of two in 64..=4096 (e.g. 512, 1024, 2048)"),
+                );
             }
         }
         let need = u32::from(self.rx_desc) + u32::from(self.tx_desc) + 2 * self.burst as u32;
         if self.mbufs < need {
             return at(&d("mbufs"), format!("{} mbufs cannot fill rx_desc + tx_desc + 2 * burst = {need}; give at least that (e.g. 8191)", self.mbufs));
         }
-        if self.file_prefix.is_empty() || !self.file_prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return at(&d("file_prefix"), format!("{:?} must be non-empty letters, digits, - and _", self.file_prefix));
+        if self.file_prefix.is_empty()
+            || !self
+                .file_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return at(
+                &d("file_prefix"),
+                format!(
+                    "{:?} must be non-empty letters, digits, - and _",
+                    self.file_prefix
+                ),
+            );
         }
         for (i, a) in self.eal_args.iter().enumerate() {
             let flag = a.split('=').next().unwrap_or("");
             if let Some((_, k)) = EAL_ARGS_FROM_KEYS.iter().find(|(f, _)| *f == flag) {
-                return at(&d_i("eal_args", i), format!("{flag} is set from dpdk.{k}; use that key instead"));
+                return at(
+                    &d_i("eal_args", i),
+                    format!("{flag} is set from dpdk.{k}; use that key instead"),
+                );
             }
             if a.is_empty() {
                 return at(&d_i("eal_args", i), "empty argument".into());
@@ -634,12 +737,21 @@ impl CpuSet {
     /// The item that is not a cpu or range.
     pub(crate) fn parse(list: &str) -> Result<Self, String> {
         let mut cpus = Vec::new();
-        for item in list.trim().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for item in list
+            .trim()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
             let (range, group) = match item.split_once(':') {
                 Some((r, g)) => (r, Some(g)),
                 None => (item, None),
             };
-            let num = |s: &str| s.trim().parse::<usize>().map_err(|_| format!("{item:?} is not a cpu list item"));
+            let num = |s: &str| {
+                s.trim()
+                    .parse::<usize>()
+                    .map_err(|_| format!("{item:?} is not a cpu list item"))
+            };
             let (a, b) = match range.split_once('-') {
                 Some((a, b)) => (num(a)?, num(b)?),
                 None => (num(range)?, num(range)?),
@@ -667,7 +779,9 @@ impl CpuSet {
             .ok()
             .and_then(|s| Self::parse(&s).ok())
             .filter(|s| !s.0.is_empty())
-            .unwrap_or_else(|| Self((0..std::thread::available_parallelism().map_or(1, usize::from)).collect()))
+            .unwrap_or_else(|| {
+                Self((0..std::thread::available_parallelism().map_or(1, usize::from)).collect())
+            })
     }
 
     /// Whether `cpu` is in the set.
@@ -722,7 +836,10 @@ impl Default for Config {
             sip: SipConfig::default(),
             media: MediaConfig::default(),
             flow: FlowConfig::default(),
-            business: vec![BusinessConfig { id: id("demo"), name: "Demo Business".into() }],
+            business: vec![BusinessConfig {
+                id: id("demo"),
+                name: "Demo Business".into(),
+            }],
             agent: vec![agent("alice", 15064), agent("bob", 15066)],
             lab: LabConfig { endpoints: true },
             dpdk: None,
@@ -763,7 +880,14 @@ pub(crate) struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}: {}", self.file.display(), self.line, self.key, self.reason)
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.key,
+            self.reason
+        )
     }
 }
 
@@ -842,14 +966,21 @@ impl Config {
             Err(e) => {
                 let off = e.span().map_or(0, |s| s.start);
                 let reason = e.message().trim().replace('\n', "; ");
-                return Err(err(Some(off), syntax_key(text, off), reason, ConfigErrorKind::Syntax));
+                return Err(err(
+                    Some(off),
+                    syntax_key(text, off),
+                    reason,
+                    ConfigErrorKind::Syntax,
+                ));
             }
         };
         let mut config: Self = match toml::from_str(text) {
             Ok(c) => c,
             Err(e) => {
                 let off = e.span().map(|s| s.start);
-                let mut path = off.and_then(|o| locate(doc.as_item(), o)).unwrap_or_default();
+                let mut path = off
+                    .and_then(|o| locate(doc.as_item(), o))
+                    .unwrap_or_default();
                 let msg = e.message().trim().replace('\n', "; ");
                 if let Some(missing) = backticked(&msg, "missing field ") {
                     path.push(key(missing));
@@ -861,7 +992,12 @@ impl Config {
         let workers_given = doc.get("media").and_then(|m| m.get("workers")).is_some();
         if let Err((path, reason)) = config.validate_on(&dir, workers_given, cpus) {
             let span = span_of(doc.as_item(), &path);
-            return Err(err(span.map(|s| s.start), render_path(&path), reason, ConfigErrorKind::Invalid));
+            return Err(err(
+                span.map(|s| s.start),
+                render_path(&path),
+                reason,
+                ConfigErrorKind::Invalid,
+            ));
         }
         Ok(config)
     }
@@ -891,13 +1027,21 @@ impl Config {
     /// Semantic checks; resolves the announcement path against `dir`. `workers_given`: whether
     /// the file sets `media.workers`; `cpus`: the online cores. With the dpdk backend,
     /// `media.workers` becomes the number of worker cores.
-    fn validate_on(&mut self, dir: &Path, workers_given: bool, cpus: &CpuSet) -> Result<(), (Vec<Seg>, String)> {
+    fn validate_on(
+        &mut self,
+        dir: &Path,
+        workers_given: bool,
+        cpus: &CpuSet,
+    ) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         if let Err(e) = SipUri::parse(&self.sip.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
         if self.sip.user_agent.trim().is_empty() || self.sip.user_agent.contains(['\r', '\n']) {
-            return at(&[key("sip"), key("user_agent")], "must be a non-empty single line".into());
+            return at(
+                &[key("sip"), key("user_agent")],
+                "must be a non-empty single line".into(),
+            );
         }
         let user_ok = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,".contains(c);
         if self.sip.from_user.is_empty() || !self.sip.from_user.chars().all(user_ok) {
@@ -922,7 +1066,10 @@ impl Config {
         if m.address.is_unspecified() {
             return at(
                 &[key("media"), key("address")],
-                format!("{} cannot be written into SDP; give the address peers should send media to", m.address),
+                format!(
+                    "{} cannot be written into SDP; give the address peers should send media to",
+                    m.address
+                ),
             );
         }
         if m.workers == 0 {
@@ -931,24 +1078,40 @@ impl Config {
         if m.workers > m.ports.pairs() {
             return at(
                 &[key("media"), key("workers")],
-                format!("{} workers cannot share the {} port pairs of {}", m.workers, m.ports.pairs(), m.ports),
+                format!(
+                    "{} workers cannot share the {} port pairs of {}",
+                    m.workers,
+                    m.ports.pairs(),
+                    m.ports
+                ),
             );
         }
         if let Some(cores) = &m.cores {
             if cores.len() != m.workers {
                 return at(
                     &[key("media"), key("cores")],
-                    format!("lists {} cores for {} workers; give exactly one core per worker", cores.len(), m.workers),
+                    format!(
+                        "lists {} cores for {} workers; give exactly one core per worker",
+                        cores.len(),
+                        m.workers
+                    ),
                 );
             }
             for (i, c) in cores.iter().enumerate() {
                 if cores[..i].contains(c) {
-                    return at(&[key("media"), key("cores"), Seg::Index(i)], format!("core {c} is listed twice"));
+                    return at(
+                        &[key("media"), key("cores"), Seg::Index(i)],
+                        format!("core {c} is listed twice"),
+                    );
                 }
             }
         }
         if let Some(p) = &self.media.announcement {
-            let full = if p.is_absolute() { p.clone() } else { dir.join(p) };
+            let full = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
             if !full.is_file() {
                 return at(
                     &[key("media"), key("announcement")],
@@ -969,30 +1132,52 @@ impl Config {
             }
         }
         if self.business.is_empty() {
-            return at(&[key("business")], "at least one [[business]] is required".into());
+            return at(
+                &[key("business")],
+                "at least one [[business]] is required".into(),
+            );
         }
         for (i, b) in self.business.iter().enumerate() {
             if self.business[..i].iter().any(|o| o.id == b.id) {
-                return at(&[key("business"), Seg::Index(i), key("id")], format!("duplicate business id \"{}\"", b.id));
+                return at(
+                    &[key("business"), Seg::Index(i), key("id")],
+                    format!("duplicate business id \"{}\"", b.id),
+                );
             }
             if b.name.trim().is_empty() {
-                return at(&[key("business"), Seg::Index(i), key("name")], "must not be empty".into());
+                return at(
+                    &[key("business"), Seg::Index(i), key("name")],
+                    "must not be empty".into(),
+                );
             }
         }
         for (i, a) in self.agent.iter().enumerate() {
             if self.agent[..i].iter().any(|o| o.id == a.id) {
-                return at(&[key("agent"), Seg::Index(i), key("id")], format!("duplicate agent id \"{}\"", a.id));
+                return at(
+                    &[key("agent"), Seg::Index(i), key("id")],
+                    format!("duplicate agent id \"{}\"", a.id),
+                );
             }
             for (j, b) in a.businesses.iter().enumerate() {
                 if !self.business.iter().any(|x| &x.id == b) {
                     return at(
-                        &[key("agent"), Seg::Index(i), key("businesses"), Seg::Index(j)],
+                        &[
+                            key("agent"),
+                            Seg::Index(i),
+                            key("businesses"),
+                            Seg::Index(j),
+                        ],
                         format!("unknown business \"{b}\"; declare it in a [[business]] section"),
                     );
                 }
                 if a.businesses[..j].contains(b) {
                     return at(
-                        &[key("agent"), Seg::Index(i), key("businesses"), Seg::Index(j)],
+                        &[
+                            key("agent"),
+                            Seg::Index(i),
+                            key("businesses"),
+                            Seg::Index(j),
+                        ],
                         format!("business \"{b}\" is listed twice"),
                     );
                 }
@@ -1007,7 +1192,11 @@ impl Config {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// `name` from a message like "missing field `name`".
@@ -1030,7 +1219,9 @@ fn locate(item: &toml_edit::Item, off: usize) -> Option<Vec<Seg>> {
     match item {
         Item::Table(t) => {
             for (k, _) in t.iter() {
-                let Some((kk, child)) = t.get_key_value(k) else { continue };
+                let Some((kk, child)) = t.get_key_value(k) else {
+                    continue;
+                };
                 if let Some(p) = locate(child, off) {
                     return Some(prefixed(key(k), p));
                 }
@@ -1042,7 +1233,9 @@ fn locate(item: &toml_edit::Item, off: usize) -> Option<Vec<Seg>> {
         Item::ArrayOfTables(a) => {
             for (i, t) in a.iter().enumerate() {
                 for (k, _) in t.iter() {
-                    let Some((kk, child)) = t.get_key_value(k) else { continue };
+                    let Some((kk, child)) = t.get_key_value(k) else {
+                        continue;
+                    };
                     if let Some(p) = locate(child, off) {
                         return Some(vec![Seg::Index(i), key(k)].into_iter().chain(p).collect());
                     }
@@ -1057,7 +1250,9 @@ fn locate(item: &toml_edit::Item, off: usize) -> Option<Vec<Seg>> {
         }
         Item::Value(Value::InlineTable(t)) => {
             for (k, _) in t.iter() {
-                let Some((kk, child)) = t.get_key_value(k) else { continue };
+                let Some((kk, child)) = t.get_key_value(k) else {
+                    continue;
+                };
                 if let Some(p) = locate(child, off) {
                     return Some(prefixed(key(k), p));
                 }
@@ -1081,12 +1276,16 @@ fn locate(item: &toml_edit::Item, off: usize) -> Option<Vec<Seg>> {
 /// The span of a key path: the last key's text (or the array item / table header). Falls
 /// back to the nearest ancestor present in the text.
 fn span_of(root: &toml_edit::Item, path: &[Seg]) -> Option<Range<usize>> {
-    (1..=path.len()).rev().find_map(|n| span_exact(root, &path[..n]))
+    (1..=path.len())
+        .rev()
+        .find_map(|n| span_exact(root, &path[..n]))
 }
 
 fn span_exact(item: &toml_edit::Item, path: &[Seg]) -> Option<Range<usize>> {
     use toml_edit::{Item, Value};
-    let Some((seg, rest)) = path.split_first() else { return item.span() };
+    let Some((seg, rest)) = path.split_first() else {
+        return item.span();
+    };
     match (seg, item) {
         (Seg::Key(k), Item::Table(t)) => span_key(t.get_key_value(k), rest),
         (Seg::Key(k), Item::Value(Value::InlineTable(t))) => span_key(t.get_key_value(k), rest),
@@ -1121,19 +1320,42 @@ fn syntax_key(text: &str, off: usize) -> String {
         let l = line.trim();
         if n + 1 == line_no {
             if l.starts_with('[') {
-                let name = l.trim_start_matches('[').split(']').next().unwrap_or("").trim();
-                return if name.is_empty() { "(table header)".into() } else { name.into() };
+                let name = l
+                    .trim_start_matches('[')
+                    .split(']')
+                    .next()
+                    .unwrap_or("")
+                    .trim();
+                return if name.is_empty() {
+                    "(table header)".into()
+                } else {
+                    name.into()
+                };
             }
             if let Some((k, _)) = l.split_once('=') {
                 let k = k.trim().trim_matches('"');
                 if !k.is_empty() && !k.contains(char::is_whitespace) {
-                    return if table.is_empty() { k.into() } else { format!("{table}.{k}") };
+                    return if table.is_empty() {
+                        k.into()
+                    } else {
+                        format!("{table}.{k}")
+                    };
                 }
             }
-            return if table.is_empty() { "(top level)".into() } else { table };
+            return if table.is_empty() {
+                "(top level)".into()
+            } else {
+                table
+            };
         }
         if l.starts_with('[') {
-            table = l.trim_start_matches('[').split(']').next().unwrap_or("").trim().to_owned();
+            table = l
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
         }
     }
     "(end of file)".into()
@@ -1177,7 +1399,10 @@ endpoints = false
 
     fn assert_prefix(text: &str, prefix: &str) -> String {
         let e = fail(text);
-        assert!(e.starts_with(&format!("/etc/callbridge/cb.toml:{prefix}")), "{e:?} should start with {prefix:?}");
+        assert!(
+            e.starts_with(&format!("/etc/callbridge/cb.toml:{prefix}")),
+            "{e:?} should start with {prefix:?}"
+        );
         e
     }
 
@@ -1198,7 +1423,10 @@ endpoints = false
         assert_eq!(c.media.ports.range(), 20000..=29999);
         assert_eq!(c.media.ports.pairs(), 5000);
         assert_eq!(c.business[0].id.as_str(), "acme");
-        assert_eq!(c.agent[0].contact, Target::Sip("sip:alice@127.0.0.1:15064".into()));
+        assert_eq!(
+            c.agent[0].contact,
+            Target::Sip("sip:alice@127.0.0.1:15064".into())
+        );
         assert!(!c.lab.endpoints);
         // Optional keys took their defaults.
         assert_eq!(c.media.workers, 1);
@@ -1208,7 +1436,10 @@ endpoints = false
         assert!(c.sip.user_agent.starts_with("callbridge/"));
         assert_eq!(c.flow, FlowConfig::default());
         assert_eq!(c.flow.timers(), flows::FlowTimers::default());
-        assert_eq!(c.media.policy().media_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(
+            c.media.policy().media_timeout,
+            Some(Duration::from_secs(30))
+        );
     }
 
     #[test]
@@ -1220,10 +1451,26 @@ endpoints = false
         assert_eq!(c.media.address.to_string(), "127.0.0.1");
         assert_eq!(c.media.ports.to_string(), "20000-29999");
         assert_eq!(c.business.len(), 1);
-        assert_eq!((c.business[0].id.as_str(), c.business[0].name.as_str()), ("demo", "Demo Business"));
-        let agents: Vec<(&str, &str)> = c.agent.iter().map(|a| (a.id.as_str(), a.contact.as_str())).collect();
-        assert_eq!(agents, [("alice", "sip:alice@127.0.0.1:15064"), ("bob", "sip:bob@127.0.0.1:15066")]);
-        assert!(c.agent.iter().all(|a| a.businesses == [BusinessId::new("demo").unwrap()]));
+        assert_eq!(
+            (c.business[0].id.as_str(), c.business[0].name.as_str()),
+            ("demo", "Demo Business")
+        );
+        let agents: Vec<(&str, &str)> = c
+            .agent
+            .iter()
+            .map(|a| (a.id.as_str(), a.contact.as_str()))
+            .collect();
+        assert_eq!(
+            agents,
+            [
+                ("alice", "sip:alice@127.0.0.1:15064"),
+                ("bob", "sip:bob@127.0.0.1:15066")
+            ]
+        );
+        assert!(c
+            .agent
+            .iter()
+            .all(|a| a.businesses == [BusinessId::new("demo").unwrap()]));
         assert!(c.lab.endpoints);
         // The defaults pass validation.
         let mut c2 = c.clone();
@@ -1263,7 +1510,10 @@ endpoints = false
         let e = assert_prefix(&with_line(4, "listen = 5060"), "4: sip.listen: ");
         assert!(e.contains("invalid type"), "{e}");
         assert_prefix(&with_line(18, "endpoints = \"yes\""), "18: lab.endpoints: ");
-        assert_prefix(&with_line(16, "businesses = \"acme\""), "16: agent[0].businesses: ");
+        assert_prefix(
+            &with_line(16, "businesses = \"acme\""),
+            "16: agent[0].businesses: ",
+        );
     }
 
     #[test]
@@ -1271,7 +1521,10 @@ endpoints = false
         let e = assert_prefix(&with_line(7, "bakend = \"socket\""), "7: media.bakend: ");
         assert!(e.contains("unknown field `bakend`"), "{e}");
         assert_prefix(&format!("{FULL}[extra]\nx = 1\n"), "19: extra: ");
-        assert_prefix(&with_line(15, "contakt = \"sip:alice@127.0.0.1\""), "15: agent[0].contakt: ");
+        assert_prefix(
+            &with_line(15, "contakt = \"sip:alice@127.0.0.1\""),
+            "15: agent[0].contakt: ",
+        );
     }
 
     #[test]
@@ -1282,7 +1535,10 @@ endpoints = false
 
     #[test]
     fn bad_socket_addresses() {
-        let e = assert_prefix(&with_line(2, "listen = \"localhost:8080\""), "2: http.listen: ");
+        let e = assert_prefix(
+            &with_line(2, "listen = \"localhost:8080\""),
+            "2: http.listen: ",
+        );
         assert!(e.contains("socket address"), "{e}");
         assert_prefix(&with_line(8, "address = \"127.0.0\""), "8: media.address: ");
         assert_prefix(&with_line(8, "address = \"0.0.0.0\""), "8: media.address: ");
@@ -1298,25 +1554,46 @@ endpoints = false
         assert!(e.contains("even"), "{e}");
         assert_prefix(&with_line(9, "ports = \"20000\""), "9: media.ports: ");
         assert_prefix(&with_line(9, "ports = \"20000-70000\""), "9: media.ports: ");
-        let e = assert_prefix(&with_line(9, "ports = \"20000-20003\"\nworkers = 3"), "10: media.workers: ");
+        let e = assert_prefix(
+            &with_line(9, "ports = \"20000-20003\"\nworkers = 3"),
+            "10: media.workers: ",
+        );
         assert!(e.contains("port pairs"), "{e}");
-        assert_prefix(&with_line(9, "ports = \"20000-20003\"\ncores = [1, 2]"), "10: media.cores: ");
-        assert_prefix(&with_line(9, "ports = \"20000-20003\"\nworkers = 2\ncores = [1, 1]"), "11: media.cores[1]: ");
+        assert_prefix(
+            &with_line(9, "ports = \"20000-20003\"\ncores = [1, 2]"),
+            "10: media.cores: ",
+        );
+        assert_prefix(
+            &with_line(9, "ports = \"20000-20003\"\nworkers = 2\ncores = [1, 1]"),
+            "11: media.cores[1]: ",
+        );
     }
 
     #[test]
     fn bad_contacts_and_trunk() {
-        let e = assert_prefix(&with_line(15, "contact = \"alice\""), "15: agent[0].contact: ");
+        let e = assert_prefix(
+            &with_line(15, "contact = \"alice\""),
+            "15: agent[0].contact: ",
+        );
         assert!(e.contains("E.164"), "{e}");
-        assert_prefix(&with_line(15, "contact = \"+12\""), "15: agent[0].contact: ");
-        let e = assert_prefix(&with_line(5, "trunk = \"127.0.0.1:5080\""), "5: sip.trunk: ");
+        assert_prefix(
+            &with_line(15, "contact = \"+12\""),
+            "15: agent[0].contact: ",
+        );
+        let e = assert_prefix(
+            &with_line(5, "trunk = \"127.0.0.1:5080\""),
+            "5: sip.trunk: ",
+        );
         assert!(e.contains("sip:"), "{e}");
         assert_prefix(&with_line(11, "id = \"ac me\""), "11: business[0].id: ");
     }
 
     #[test]
     fn unknown_business_reference() {
-        let e = assert_prefix(&with_line(16, "businesses = [\"acme\", \"globex\"]"), "16: agent[0].businesses[1]: ");
+        let e = assert_prefix(
+            &with_line(16, "businesses = [\"acme\", \"globex\"]"),
+            "16: agent[0].businesses[1]: ",
+        );
         assert!(e.contains("unknown business \"globex\""), "{e}");
     }
 
@@ -1325,9 +1602,17 @@ endpoints = false
         let dup_agent = format!("{FULL}[[agent]]\nid = \"bob\"\ncontact = \"+15551234567\"\n[[agent]]\nid = \"alice\"\ncontact = \"+15551234568\"\n");
         let e = assert_prefix(&dup_agent, "23: agent[2].id: ");
         assert!(e.contains("duplicate agent id \"alice\""), "{e}");
-        let dup_business = FULL.replace("[[agent]]", "[[business]]\nid = \"acme\"\nname = \"Again\"\n[[agent]]");
+        let dup_business = FULL.replace(
+            "[[agent]]",
+            "[[business]]\nid = \"acme\"\nname = \"Again\"\n[[agent]]",
+        );
         assert_prefix(&dup_business, "14: business[1].id: ");
-        assert_prefix(&FULL.replace("[[business]]\nid = \"acme\"\nname = \"ACME Corp\"\n", "").replace("businesses = [\"acme\"]", ""), "1: business: ");
+        assert_prefix(
+            &FULL
+                .replace("[[business]]\nid = \"acme\"\nname = \"ACME Corp\"\n", "")
+                .replace("businesses = [\"acme\"]", ""),
+            "1: business: ",
+        );
     }
 
     #[test]
@@ -1340,11 +1625,15 @@ endpoints = false
 
     #[test]
     fn announcement_paths_are_relative_to_the_file() {
-        let dir = std::env::temp_dir().join(format!("callbridge-config-test-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("callbridge-config-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("prompts")).unwrap();
         std::fs::write(dir.join("prompts/hold.wav"), b"RIFF").unwrap();
         let file = dir.join("cb.toml");
-        let text = with_line(9, "ports = \"20000-29999\"\nannouncement = \"prompts/hold.wav\"");
+        let text = with_line(
+            9,
+            "ports = \"20000-29999\"\nannouncement = \"prompts/hold.wav\"",
+        );
         std::fs::write(&file, &text).unwrap();
         let c = Config::load(&file).unwrap();
         assert_eq!(c.media.announcement, Some(dir.join("prompts/hold.wav")));
@@ -1353,13 +1642,21 @@ endpoints = false
         let e = Config::load(&file).unwrap_err();
         assert_eq!(e.kind, ConfigErrorKind::Invalid);
         let s = e.to_string();
-        assert!(s.starts_with(&format!("{}:10: media.announcement: file not found: ", file.display())), "{s}");
+        assert!(
+            s.starts_with(&format!(
+                "{}:10: media.announcement: file not found: ",
+                file.display()
+            )),
+            "{s}"
+        );
         assert!(s.contains("gone.wav"));
 
         let missing = dir.join("nope.toml");
         let e = Config::load(&missing).unwrap_err();
         assert_eq!(e.kind, ConfigErrorKind::Io);
-        assert!(e.to_string().starts_with(&format!("{}:0: (file): ", missing.display())));
+        assert!(e
+            .to_string()
+            .starts_with(&format!("{}:0: (file): ", missing.display())));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1367,8 +1664,14 @@ endpoints = false
     fn error_kinds() {
         assert_eq!(parse("[http").unwrap_err().kind, ConfigErrorKind::Syntax);
         assert_eq!(parse("x = 1").unwrap_err().kind, ConfigErrorKind::Schema);
-        assert_eq!(parse(&with_line(7, "backend = \"dpdk\"")).unwrap_err().kind, ConfigErrorKind::Invalid);
-        assert_eq!(parse("[[business]]\nid = \"a\"\nname = \"A\"\n").map(|c| c.agent.len()), Ok(0));
+        assert_eq!(
+            parse(&with_line(7, "backend = \"dpdk\"")).unwrap_err().kind,
+            ConfigErrorKind::Invalid
+        );
+        assert_eq!(
+            parse("[[business]]\nid = \"a\"\nname = \"A\"\n").map(|c| c.agent.len()),
+            Ok(0)
+        );
     }
 
     // ---- [dpdk] ------------------------------------------------------------------------
@@ -1409,7 +1712,11 @@ eal_args = []
 
     /// `DPDK` with line `n` (1-based) replaced by `line` (which may span lines).
     fn dpdk_with(n: usize, line: &str) -> String {
-        DPDK.lines().enumerate().map(|(i, l)| if i + 1 == n { line } else { l }).collect::<Vec<_>>().join("\n")
+        DPDK.lines()
+            .enumerate()
+            .map(|(i, l)| if i + 1 == n { line } else { l })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     fn dpdk_fail(text: &str, prefix: &str) -> String {
@@ -1419,7 +1726,10 @@ eal_args = []
         };
         assert_eq!(e.kind, ConfigErrorKind::Invalid, "{e}");
         let e = e.to_string();
-        assert!(e.starts_with(&format!("/etc/callbridge/cb.toml:{prefix}")), "{e:?} should start with {prefix:?}");
+        assert!(
+            e.starts_with(&format!("/etc/callbridge/cb.toml:{prefix}")),
+            "{e:?} should start with {prefix:?}"
+        );
         e
     }
 
@@ -1442,10 +1752,25 @@ eal_args = []
         let text = "[media]\nbackend = \"dpdk\"\naddress = \"10.0.0.1\"\n[[business]]\nid = \"a\"\nname = \"A\"\n[dpdk]\ndevices = [\"0000:03:00.0\"]\n";
         let c = parse_dpdk(text).unwrap();
         let d = c.dpdk.unwrap();
-        assert_eq!(d, DpdkConfig { devices: vec!["0000:03:00.0".into()], ..DpdkConfig::default() });
-        assert_eq!((d.main_core, d.worker_cores.as_slice(), d.port, d.prefix_len), (0, &[1][..], 0, 24));
-        assert_eq!((d.mbufs, d.rx_desc, d.tx_desc, d.burst, d.no_huge), (8191, 1024, 1024, 32, false));
-        assert_eq!((d.gateway, d.memory_mb, d.file_prefix.as_str()), (None, None, "callbridge"));
+        assert_eq!(
+            d,
+            DpdkConfig {
+                devices: vec!["0000:03:00.0".into()],
+                ..DpdkConfig::default()
+            }
+        );
+        assert_eq!(
+            (d.main_core, d.worker_cores.as_slice(), d.port, d.prefix_len),
+            (0, &[1][..], 0, 24)
+        );
+        assert_eq!(
+            (d.mbufs, d.rx_desc, d.tx_desc, d.burst, d.no_huge),
+            (8191, 1024, 1024, 32, false)
+        );
+        assert_eq!(
+            (d.gateway, d.memory_mb, d.file_prefix.as_str()),
+            (None, None, "callbridge")
+        );
         assert_eq!(c.media.workers, 1);
     }
 
@@ -1459,22 +1784,43 @@ eal_args = []
     fn dpdk_cores() {
         let e = dpdk_fail(&dpdk_with(9, "main_core = 7"), "9: dpdk.main_core: ");
         assert!(e.contains("not online") && e.contains("0-3"), "{e}");
-        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [1, 9]"), "10: dpdk.worker_cores[1]: ");
+        let e = dpdk_fail(
+            &dpdk_with(10, "worker_cores = [1, 9]"),
+            "10: dpdk.worker_cores[1]: ",
+        );
         assert!(e.contains("not online"), "{e}");
-        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [1, 0]"), "10: dpdk.worker_cores[1]: ");
+        let e = dpdk_fail(
+            &dpdk_with(10, "worker_cores = [1, 0]"),
+            "10: dpdk.worker_cores[1]: ",
+        );
         assert!(e.contains("main core"), "{e}");
-        let e = dpdk_fail(&dpdk_with(10, "worker_cores = [2,\n 2]"), "11: dpdk.worker_cores[1]: ");
+        let e = dpdk_fail(
+            &dpdk_with(10, "worker_cores = [2,\n 2]"),
+            "11: dpdk.worker_cores[1]: ",
+        );
         assert!(e.contains("twice"), "{e}");
-        dpdk_fail(&dpdk_with(10, "worker_cores = []"), "10: dpdk.worker_cores: ");
+        dpdk_fail(
+            &dpdk_with(10, "worker_cores = []"),
+            "10: dpdk.worker_cores: ",
+        );
     }
 
     #[test]
     fn dpdk_workers_must_match_worker_cores() {
-        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-29999\"\nworkers = 3"), "5: media.workers: ");
+        let e = dpdk_fail(
+            &dpdk_with(4, "ports = \"20000-29999\"\nworkers = 3"),
+            "5: media.workers: ",
+        );
         assert!(e.contains("leave media.workers out or set it to 2"), "{e}");
-        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-20001\""), "10: dpdk.worker_cores: ");
+        let e = dpdk_fail(
+            &dpdk_with(4, "ports = \"20000-20001\""),
+            "10: dpdk.worker_cores: ",
+        );
         assert!(e.contains("port pairs"), "{e}");
-        let e = dpdk_fail(&dpdk_with(4, "ports = \"20000-29999\"\ncores = [1, 2]"), "5: media.cores: ");
+        let e = dpdk_fail(
+            &dpdk_with(4, "ports = \"20000-29999\"\ncores = [1, 2]"),
+            "5: media.cores: ",
+        );
         assert!(e.contains("dpdk.worker_cores"), "{e}");
     }
 
@@ -1482,32 +1828,72 @@ eal_args = []
     fn dpdk_devices() {
         let e = dpdk_fail(&dpdk_with(11, "devices = []"), "11: dpdk.devices: ");
         assert!(e.contains("at least one device"), "{e}");
-        let e = dpdk_fail(&dpdk_with(11, "devices = [\"net_null0\", \"eth0\"]"), "11: dpdk.devices[1]: ");
-        assert!(e.contains("neither a virtual device") && e.contains("DDDD:BB:DD.F"), "{e}");
-        dpdk_fail(&dpdk_with(11, "devices = [\"0000:3:00.0\"]"), "11: dpdk.devices[0]: ");
-        dpdk_fail(&dpdk_with(11, "devices = [\"0000:03:00.8\"]"), "11: dpdk.devices[0]: ");
-        dpdk_fail(&dpdk_with(11, "devices = [\"net_\"]"), "11: dpdk.devices[0]: ");
-        let e = dpdk_fail(&dpdk_with(11, "devices = [\"net_null0\", \"net_null0,size=64\"]"), "11: dpdk.devices[1]: ");
+        let e = dpdk_fail(
+            &dpdk_with(11, "devices = [\"net_null0\", \"eth0\"]"),
+            "11: dpdk.devices[1]: ",
+        );
+        assert!(
+            e.contains("neither a virtual device") && e.contains("DDDD:BB:DD.F"),
+            "{e}"
+        );
+        dpdk_fail(
+            &dpdk_with(11, "devices = [\"0000:3:00.0\"]"),
+            "11: dpdk.devices[0]: ",
+        );
+        dpdk_fail(
+            &dpdk_with(11, "devices = [\"0000:03:00.8\"]"),
+            "11: dpdk.devices[0]: ",
+        );
+        dpdk_fail(
+            &dpdk_with(11, "devices = [\"net_\"]"),
+            "11: dpdk.devices[0]: ",
+        );
+        let e = dpdk_fail(
+            &dpdk_with(11, "devices = [\"net_null0\", \"net_null0,size=64\"]"),
+            "11: dpdk.devices[1]: ",
+        );
         assert!(e.contains("twice"), "{e}");
         let e = dpdk_fail(&dpdk_with(12, "port = 1"), "12: dpdk.port: ");
         assert!(e.contains("does not exist"), "{e}");
         // Both kinds, with device arguments.
-        let ok = dpdk_with(11, "devices = [\"0000:03:00.0\", \"0000:af:1f.7,rxq_cqe_comp_en=0\", \"net_ring0\"]");
+        let ok = dpdk_with(
+            11,
+            "devices = [\"0000:03:00.0\", \"0000:af:1f.7,rxq_cqe_comp_en=0\", \"net_ring0\"]",
+        );
         assert!(parse_dpdk(&ok.replace("port = 0", "port = 2")).is_ok());
         assert_eq!(device_kind("0000:03:00.0"), Ok(DeviceKind::Pci));
-        assert_eq!(device_kind("net_af_packet0,iface=veth0"), Ok(DeviceKind::Vdev));
+        assert_eq!(
+            device_kind("net_af_packet0,iface=veth0"),
+            Ok(DeviceKind::Vdev)
+        );
     }
 
     #[test]
     fn dpdk_addresses() {
-        let e = dpdk_fail(&dpdk_with(3, "address = \"2001:db8::1\""), "3: media.address: ");
+        let e = dpdk_fail(
+            &dpdk_with(3, "address = \"2001:db8::1\""),
+            "3: media.address: ",
+        );
         assert!(e.contains("IPv4"), "{e}");
         dpdk_fail(&dpdk_with(3, "address = \"0.0.0.0\""), "3: media.address: ");
-        let e = dpdk_fail(&dpdk_with(14, "gateway = \"198.18.1.254\""), "14: dpdk.gateway: ");
-        assert!(e.contains("not on-link") && e.contains("198.18.0.1/24"), "{e}");
-        dpdk_fail(&dpdk_with(14, "gateway = \"198.18.0.1\""), "14: dpdk.gateway: ");
+        let e = dpdk_fail(
+            &dpdk_with(14, "gateway = \"198.18.1.254\""),
+            "14: dpdk.gateway: ",
+        );
+        assert!(
+            e.contains("not on-link") && e.contains("198.18.0.1/24"),
+            "{e}"
+        );
+        dpdk_fail(
+            &dpdk_with(14, "gateway = \"198.18.0.1\""),
+            "14: dpdk.gateway: ",
+        );
         // A wider prefix puts it on-link.
-        assert!(parse_dpdk(&dpdk_with(14, "gateway = \"198.18.1.254\"").replace("prefix_len = 24", "prefix_len = 16")).is_ok());
+        assert!(parse_dpdk(
+            &dpdk_with(14, "gateway = \"198.18.1.254\"")
+                .replace("prefix_len = 24", "prefix_len = 16")
+        )
+        .is_ok());
         dpdk_fail(&dpdk_with(13, "prefix_len = 33"), "13: dpdk.prefix_len: ");
         dpdk_fail(&dpdk_with(13, "prefix_len = 0"), "13: dpdk.prefix_len: ");
     }
@@ -1518,7 +1904,9 @@ eal_args = []
         assert!(e.contains("needs memory_mb"), "{e}");
         dpdk_fail(&dpdk_with(16, "memory_mb = 0"), "16: dpdk.memory_mb: ");
         // With hugepages memory_mb is optional.
-        assert!(parse_dpdk(&dpdk_with(16, "").replace("no_huge = true", "no_huge = false")).is_ok());
+        assert!(
+            parse_dpdk(&dpdk_with(16, "").replace("no_huge = true", "no_huge = false")).is_ok()
+        );
     }
 
     #[test]
@@ -1536,29 +1924,58 @@ eal_args = []
 
     #[test]
     fn dpdk_eal_keys() {
-        dpdk_fail(&dpdk_with(21, "file_prefix = \"a/b\""), "21: dpdk.file_prefix: ");
-        dpdk_fail(&dpdk_with(21, "file_prefix = \"\""), "21: dpdk.file_prefix: ");
-        let e = dpdk_fail(&dpdk_with(22, "eal_args = [\"--log-level=8\", \"--no-huge\"]"), "22: dpdk.eal_args[1]: ");
+        dpdk_fail(
+            &dpdk_with(21, "file_prefix = \"a/b\""),
+            "21: dpdk.file_prefix: ",
+        );
+        dpdk_fail(
+            &dpdk_with(21, "file_prefix = \"\""),
+            "21: dpdk.file_prefix: ",
+        );
+        let e = dpdk_fail(
+            &dpdk_with(22, "eal_args = [\"--log-level=8\", \"--no-huge\"]"),
+            "22: dpdk.eal_args[1]: ",
+        );
         assert!(e.contains("dpdk.no_huge"), "{e}");
-        dpdk_fail(&dpdk_with(22, "eal_args = [\"-l\", \"0-3\"]"), "22: dpdk.eal_args[0]: ");
+        dpdk_fail(
+            &dpdk_with(22, "eal_args = [\"-l\", \"0-3\"]"),
+            "22: dpdk.eal_args[0]: ",
+        );
     }
 
     #[test]
     fn dpdk_schema_errors() {
         let e = assert_prefix(&DPDK.replace("port = 0", "prot = 0"), "12: dpdk.prot: ");
         assert!(e.contains("unknown field"), "{e}");
-        assert_prefix(&dpdk_with(14, "gateway = \"198.18.0\""), "14: dpdk.gateway: ");
+        assert_prefix(
+            &dpdk_with(14, "gateway = \"198.18.0\""),
+            "14: dpdk.gateway: ",
+        );
         assert_prefix(&dpdk_with(9, "main_core = -1"), "9: dpdk.main_core: ");
     }
 
     #[test]
     fn eal_args_vdevs_without_hugepages() {
-        let c = parse_dpdk(&dpdk_with(22, "eal_args = [\"--log-level\", \"lib.eal:debug\"]")).unwrap();
+        let c = parse_dpdk(&dpdk_with(
+            22,
+            "eal_args = [\"--log-level\", \"lib.eal:debug\"]",
+        ))
+        .unwrap();
         assert_eq!(
             c.dpdk.unwrap().eal_args(),
             [
-                "-l", "0", "--vdev", "net_af_packet0,iface=veth0", "--no-pci", "--no-huge", "-m", "512", "--file-prefix",
-                "callbridge", "--log-level", "lib.eal:debug"
+                "-l",
+                "0",
+                "--vdev",
+                "net_af_packet0,iface=veth0",
+                "--no-pci",
+                "--no-huge",
+                "-m",
+                "512",
+                "--file-prefix",
+                "callbridge",
+                "--log-level",
+                "lib.eal:debug"
             ]
         );
     }
@@ -1574,19 +1991,46 @@ eal_args = []
         };
         assert_eq!(
             d.eal_args(),
-            ["-l", "2", "-a", "0000:03:00.0", "--vdev", "net_ring0", "--file-prefix", "cb1"]
+            [
+                "-l",
+                "2",
+                "-a",
+                "0000:03:00.0",
+                "--vdev",
+                "net_ring0",
+                "--file-prefix",
+                "cb1"
+            ]
         );
-        let d = DpdkConfig { memory_mb: Some(1024), numa_node: 1, ..d };
+        let d = DpdkConfig {
+            memory_mb: Some(1024),
+            numa_node: 1,
+            ..d
+        };
         assert_eq!(d.eal_args()[6..8], ["--socket-mem", "0,1024"]);
         let s = d.settings();
-        assert_eq!((s.port.as_str(), s.lcores.as_str(), s.no_huge_mb), ("0000:03:00.0", "2", None));
-        let d = DpdkConfig { devices: vec!["net_af_packet0,iface=veth0".into()], port: 0, ..d };
-        assert_eq!(d.settings().port, "net_af_packet0", "a vdev's port is named without its arguments");
+        assert_eq!(
+            (s.port.as_str(), s.lcores.as_str(), s.no_huge_mb),
+            ("0000:03:00.0", "2", None)
+        );
+        let d = DpdkConfig {
+            devices: vec!["net_af_packet0,iface=veth0".into()],
+            port: 0,
+            ..d
+        };
+        assert_eq!(
+            d.settings().port,
+            "net_af_packet0",
+            "a vdev's port is named without its arguments"
+        );
     }
 
     #[test]
     fn cpu_lists() {
-        assert_eq!(CpuSet::parse("0-3,8,10-11\n").unwrap().0, [0, 1, 2, 3, 8, 10, 11]);
+        assert_eq!(
+            CpuSet::parse("0-3,8,10-11\n").unwrap().0,
+            [0, 1, 2, 3, 8, 10, 11]
+        );
         assert_eq!(CpuSet::parse("").unwrap().0, Vec::<usize>::new());
         assert_eq!(CpuSet::parse("0-7:2/4").unwrap().0, [0, 1, 4, 5]);
         assert!(CpuSet::parse("a-b").is_err());

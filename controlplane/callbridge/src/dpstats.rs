@@ -5,17 +5,25 @@ use worker::WorkerSnapshot;
 
 /// `{"workers": [{"worker": i, "relay": {...}, "loop": {...}, "io": {...}}]}`.
 pub(crate) fn to_json(snapshots: &[WorkerSnapshot]) -> Value {
-    let workers: Vec<Value> = snapshots.iter().enumerate().map(|(i, s)| worker_json(i, s)).collect();
+    let workers: Vec<Value> = snapshots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| worker_json(i, s))
+        .collect();
     json!({ "workers": workers })
 }
 
 fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
     let r = &s.relay;
-    let relay_drops: Map<String, Value> =
-        dp_api::DropReason::ALL.iter().map(|d| (d.as_str().to_owned(), json!(r.drops.get(*d)))).collect();
+    let relay_drops: Map<String, Value> = dp_api::DropReason::ALL
+        .iter()
+        .map(|d| (d.as_str().to_owned(), json!(r.drops.get(*d))))
+        .collect();
     let n = &s.io.net;
-    let l2_drops: Map<String, Value> =
-        worker::L2Drop::ALL.iter().map(|d| (d.name().to_owned(), json!(n.dropped(*d)))).collect();
+    let l2_drops: Map<String, Value> = worker::L2Drop::ALL
+        .iter()
+        .map(|d| (d.name().to_owned(), json!(n.dropped(*d))))
+        .collect();
     let p = &s.io.port;
     json!({
         "worker": i,
@@ -83,7 +91,9 @@ mod tests {
         assert_eq!(w[0]["relay"]["rx_packets"], 7);
         assert_eq!(w[0]["relay"]["drops"]["src_mismatch"], 1);
         assert_eq!(w[1]["worker"], 1);
-        assert!(w[0]["io"]["net"]["drops"].as_object().is_some_and(|m| !m.is_empty()));
+        assert!(w[0]["io"]["net"]["drops"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty()));
         assert!(w[0]["io"]["port"]["ipackets"].is_u64());
         assert!(w[0]["loop"]["passes"].is_u64());
     }

@@ -41,7 +41,10 @@ pub(crate) struct LabCounters {
 }
 
 /// Starts a lab phone; it runs until `stop` is cancelled.
-pub(crate) async fn start(phone: LabPhone, stop: CancellationToken) -> anyhow::Result<Arc<LabCounters>> {
+pub(crate) async fn start(
+    phone: LabPhone,
+    stop: CancellationToken,
+) -> anyhow::Result<Arc<LabCounters>> {
     let mut cfg = sip::EndpointConfig::new(phone.sip);
     cfg.user_agent = format!("callbridge-lab/{}", env!("CARGO_PKG_VERSION"));
     let (endpoint, mut incoming) = sip::Endpoint::bind(cfg)
@@ -66,7 +69,12 @@ pub(crate) async fn start(phone: LabPhone, stop: CancellationToken) -> anyhow::R
 }
 
 /// Rings, answers, talks (tone out, count in), hangs up.
-async fn answer(phone: LabPhone, mut call: sip::IncomingCall, counters: Arc<LabCounters>, stop: CancellationToken) {
+async fn answer(
+    phone: LabPhone,
+    mut call: sip::IncomingCall,
+    counters: Arc<LabCounters>,
+    stop: CancellationToken,
+) {
     let Some(offer) = call.sdp.clone() else {
         warn!(name = %phone.name, "INVITE without SDP offer; rejecting");
         call.reject(488);
@@ -146,7 +154,10 @@ async fn answer(phone: LabPhone, mut call: sip::IncomingCall, counters: Arc<LabC
     call.controller().hangup();
     // Let the SIP layer finish the BYE.
     while let Some(ev) = call.event().await {
-        if matches!(ev, sip::LegEvent::Ended | sip::LegEvent::Bye | sip::LegEvent::Timeout) {
+        if matches!(
+            ev,
+            sip::LegEvent::Ended | sip::LegEvent::Bye | sip::LegEvent::Timeout
+        ) {
             break;
         }
     }

@@ -105,7 +105,10 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 /// Starts the data plane, then the tokio control plane; returns after a graceful shutdown
@@ -115,7 +118,8 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
     let announcement = match &cfg.media.announcement {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading announcement {}", path.display()))?;
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading announcement {}", path.display()))?;
             dp_api::Clip::from_wav(&bytes, path.display().to_string())
                 .with_context(|| format!("announcement {}", path.display()))?
         }
@@ -136,7 +140,8 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         }
         _ => "socket",
     };
-    let (dataplane, handle) = worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
+    let (dataplane, handle) =
+        worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
     tracing::info!(
         backend,
         workers = dataplane.workers(),
@@ -187,8 +192,9 @@ async fn control_plane(
 
     let mut sip_cfg = sip::EndpointConfig::new(cfg.sip.listen);
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
-    let (endpoint, mut incoming) =
-        sip::Endpoint::bind(sip_cfg).await.with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
+    let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
+        .await
+        .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
     // Inbound calls are not part of click-to-call yet: refuse them politely.
     tokio::spawn(async move {
         while let Some(call) = incoming.recv().await {
@@ -203,18 +209,40 @@ async fn control_plane(
         media_ip: cfg.media.address,
         timers: cfg.flow.timers(),
         media: cfg.media.policy(),
-        businesses: cfg.business.iter().map(|b| (b.id.clone(), b.name.clone())).collect(),
-        agents: cfg.agent.iter().map(|a| (a.id.clone(), a.contact.clone(), a.businesses.clone())).collect(),
+        businesses: cfg
+            .business
+            .iter()
+            .map(|b| (b.id.clone(), b.name.clone()))
+            .collect(),
+        agents: cfg
+            .agent
+            .iter()
+            .map(|a| (a.id.clone(), a.contact.clone(), a.businesses.clone()))
+            .collect(),
     };
-    let calls = calls::Calls::start(settings, endpoint.clone(), dp, announcement, stop.child_token())?;
-    let state =
-        http_api::AppState { calls: std::sync::Arc::new(calls::CallsApi { calls: calls.clone(), dataplane }) };
+    let calls = calls::Calls::start(
+        settings,
+        endpoint.clone(),
+        dp,
+        announcement,
+        stop.child_token(),
+    )?;
+    let state = http_api::AppState {
+        calls: std::sync::Arc::new(calls::CallsApi {
+            calls: calls.clone(),
+            dataplane,
+        }),
+    };
     let app = http_api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
     tracing::info!(http = %cfg.http.listen, sip = %endpoint.local_addr(), "callbridge ready");
-    println!("callbridge ready: http://{} sip:{}", cfg.http.listen, endpoint.local_addr());
+    println!(
+        "callbridge ready: http://{} sip:{}",
+        cfg.http.listen,
+        endpoint.local_addr()
+    );
 
     let shutdown = stop.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -286,7 +314,11 @@ fn lab_phones(cfg: &config::Config) -> Vec<lab::LabPhone> {
 fn loopback_addr(uri: &str) -> Option<std::net::SocketAddr> {
     let parsed = flows::SipUri::parse(uri).ok()?;
     let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
-    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") { [127, 0, 0, 1].into() } else { host.parse().ok()? };
+    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        [127, 0, 0, 1].into()
+    } else {
+        host.parse().ok()?
+    };
     let addr = std::net::SocketAddr::new(ip, parsed.port.unwrap_or(5060));
     addr.ip().is_loopback().then_some(addr)
 }

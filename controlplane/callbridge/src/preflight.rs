@@ -82,7 +82,11 @@ impl Report {
     }
 
     fn push(&mut self, verdict: Verdict, topic: impl Into<String>, message: impl Into<String>) {
-        self.checks.push(Check { verdict, topic: topic.into(), message: message.into() });
+        self.checks.push(Check {
+            verdict,
+            topic: topic.into(),
+            message: message.into(),
+        });
     }
 }
 
@@ -110,14 +114,23 @@ impl fmt::Display for Report {
 /// with the `dpdk` feature) to [`run_with_root`].
 #[must_use]
 pub(crate) fn run(cfg: &Config, cfg_path: &Path) -> Report {
-    let mut report = Report { config: Some(cfg_path.to_owned()), checks: Vec::new() };
+    let mut report = Report {
+        config: Some(cfg_path.to_owned()),
+        checks: Vec::new(),
+    };
     if cfg.media.backend == Backend::Dpdk {
         match cfg.check_build() {
-            Ok(()) => report.push(Verdict::Ok, "binary", "built with DPDK support (feature `dpdk`)"),
+            Ok(()) => report.push(
+                Verdict::Ok,
+                "binary",
+                "built with DPDK support (feature `dpdk`)",
+            ),
             Err(e) => report.push(Verdict::Fail, "binary", e),
         }
     }
-    report.checks.extend(run_with_root(cfg, Path::new("/")).checks);
+    report
+        .checks
+        .extend(run_with_root(cfg, Path::new("/")).checks);
     report
 }
 
@@ -127,9 +140,17 @@ pub(crate) fn run_with_root(cfg: &Config, root: &Path) -> Report {
     let mut r = Report::default();
     let Some(d) = &cfg.dpdk else {
         if cfg.media.backend == Backend::Dpdk {
-            r.push(Verdict::Fail, "config", "media.backend = \"dpdk\" but there is no [dpdk] section");
+            r.push(
+                Verdict::Fail,
+                "config",
+                "media.backend = \"dpdk\" but there is no [dpdk] section",
+            );
         } else {
-            r.push(Verdict::Ok, "config", "media.backend = \"socket\": no DPDK host preparation is needed");
+            r.push(
+                Verdict::Ok,
+                "config",
+                "media.backend = \"socket\": no DPDK host preparation is needed",
+            );
         }
         return r;
     };
@@ -141,7 +162,11 @@ pub(crate) fn run_with_root(cfg: &Config, root: &Path) -> Report {
         );
     }
     let sys = Sys { root };
-    r.push(Verdict::Ok, "eal", format!("EAL arguments: {}", d.eal_args().join(" ")));
+    r.push(
+        Verdict::Ok,
+        "eal",
+        format!("EAL arguments: {}", d.eal_args().join(" ")),
+    );
     cores(&mut r, &sys, d);
     hugepages(&mut r, &sys, d);
     let nic_nodes = devices(&mut r, &sys, d);
@@ -161,7 +186,9 @@ impl Sys<'_> {
     }
 
     fn read(&self, abs: &str) -> Option<String> {
-        std::fs::read_to_string(self.path(abs)).ok().map(|s| s.trim().to_owned())
+        std::fs::read_to_string(self.path(abs))
+            .ok()
+            .map(|s| s.trim().to_owned())
     }
 
     fn exists(&self, abs: &str) -> bool {
@@ -175,7 +202,11 @@ impl Sys<'_> {
     /// The names in a directory, sorted; empty when missing.
     fn list(&self, abs: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path(abs))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -184,36 +215,50 @@ impl Sys<'_> {
     /// `key=value` (or bare `key`) from the kernel command line: `Some("")` for a bare flag.
     fn cmdline(&self, key: &str) -> Option<String> {
         let line = self.read("/proc/cmdline")?;
-        line.split_whitespace().rev().find_map(|tok| match tok.split_once('=') {
-            Some((k, v)) if k == key => Some(v.to_owned()),
-            None if tok == key => Some(String::new()),
-            _ => None,
-        })
+        line.split_whitespace()
+            .rev()
+            .find_map(|tok| match tok.split_once('=') {
+                Some((k, v)) if k == key => Some(v.to_owned()),
+                None if tok == key => Some(String::new()),
+                _ => None,
+            })
     }
 
     /// The cpus named by a cpulist kernel parameter, skipping flag words (`isolcpus=nohz,domain,1-3`).
     fn cmdline_cpus(&self, key: &str) -> Option<CpuSet> {
         let v = self.cmdline(key)?;
-        let items: Vec<&str> = v.split(',').filter(|s| s.starts_with(|c: char| c.is_ascii_digit())).collect();
+        let items: Vec<&str> = v
+            .split(',')
+            .filter(|s| s.starts_with(|c: char| c.is_ascii_digit()))
+            .collect();
         CpuSet::parse(&items.join(",")).ok()
     }
 }
 
 fn list(cpus: &[usize]) -> String {
-    cpus.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    cpus.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     let workers = &d.worker_cores;
     match sys.cpus("/sys/devices/system/cpu/online") {
         Some(online) => {
-            let offline: Vec<usize> =
-                std::iter::once(d.main_core).chain(workers.iter().copied()).filter(|&c| !online.contains(c)).collect();
+            let offline: Vec<usize> = std::iter::once(d.main_core)
+                .chain(workers.iter().copied())
+                .filter(|&c| !online.contains(c))
+                .collect();
             if offline.is_empty() {
                 r.push(
                     Verdict::Ok,
                     "cores",
-                    format!("main core {} and worker cores {} are online", d.main_core, list(workers)),
+                    format!(
+                        "main core {} and worker cores {} are online",
+                        d.main_core,
+                        list(workers)
+                    ),
                 );
             } else {
                 r.push(
@@ -226,18 +271,29 @@ fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
                 );
             }
         }
-        None => r.push(Verdict::Warn, "cores", "cannot read /sys/devices/system/cpu/online; core ids not checked"),
+        None => r.push(
+            Verdict::Warn,
+            "cores",
+            "cannot read /sys/devices/system/cpu/online; core ids not checked",
+        ),
     }
 
     let all = |set: Option<CpuSet>| set.unwrap_or_default();
-    let missing = |set: &CpuSet| workers.iter().copied().filter(|&c| !set.contains(c)).collect::<Vec<_>>();
+    let missing = |set: &CpuSet| {
+        workers
+            .iter()
+            .copied()
+            .filter(|&c| !set.contains(c))
+            .collect::<Vec<_>>()
+    };
     let w = list(workers);
     let fix = format!(
         "add `isolcpus={w} nohz_full={w} rcu_nocbs={w}` to the kernel command line \
          (GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot"
     );
-    let fix_one =
-        |arg: &str| format!("add `{arg}={w}` to the kernel command line (as in the isolcpus line) and reboot");
+    let fix_one = |arg: &str| {
+        format!("add `{arg}={w}` to the kernel command line (as in the isolcpus line) and reboot")
+    };
 
     let mut isolated = all(sys.cpus("/sys/devices/system/cpu/isolated"));
     isolated.0.extend(all(sys.cmdline_cpus("isolcpus")).0);
@@ -245,11 +301,18 @@ fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     isolated.0.dedup();
     let not = missing(&isolated);
     if not.is_empty() {
-        let main = if isolated.contains(d.main_core) { " (the main core is isolated too, which is fine)" } else { "" };
+        let main = if isolated.contains(d.main_core) {
+            " (the main core is isolated too, which is fine)"
+        } else {
+            ""
+        };
         r.push(
             Verdict::Ok,
             "isolcpus",
-            format!("worker cores {} are isolated from the scheduler{main}", list(workers)),
+            format!(
+                "worker cores {} are isolated from the scheduler{main}",
+                list(workers)
+            ),
         );
     } else {
         r.push(
@@ -270,7 +333,10 @@ fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
         r.push(
             Verdict::Ok,
             "nohz_full",
-            format!("worker cores {} run without the periodic scheduler tick", list(workers)),
+            format!(
+                "worker cores {} run without the periodic scheduler tick",
+                list(workers)
+            ),
         );
     } else {
         r.push(
@@ -285,18 +351,31 @@ fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     }
 
     let rcu = match sys.cmdline("rcu_nocbs") {
-        Some(v) if v.is_empty() => Some(CpuSet((0..=workers.iter().copied().max().unwrap_or(0)).collect())),
+        Some(v) if v.is_empty() => Some(CpuSet(
+            (0..=workers.iter().copied().max().unwrap_or(0)).collect(),
+        )),
         Some(_) => sys.cmdline_cpus("rcu_nocbs"),
         None => None,
     };
     let not = missing(&all(rcu));
     if not.is_empty() {
-        r.push(Verdict::Ok, "rcu_nocbs", format!("RCU callbacks are offloaded from worker cores {}", list(workers)));
+        r.push(
+            Verdict::Ok,
+            "rcu_nocbs",
+            format!(
+                "RCU callbacks are offloaded from worker cores {}",
+                list(workers)
+            ),
+        );
     } else {
         r.push(
             Verdict::Warn,
             "rcu_nocbs",
-            format!("worker core(s) {} run RCU callbacks, which steal cycles; {}", list(&not), fix_one("rcu_nocbs")),
+            format!(
+                "worker core(s) {} run RCU callbacks, which steal cycles; {}",
+                list(&not),
+                fix_one("rcu_nocbs")
+            ),
         );
     }
 }
@@ -306,8 +385,16 @@ fn hugepage_pools(sys: &Sys<'_>, dir: &str) -> Vec<(u64, u64, u64)> {
     sys.list(dir)
         .iter()
         .filter_map(|name| {
-            let kb: u64 = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
-            let n = |f: &str| sys.read(&format!("{dir}/{name}/{f}")).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            let n = |f: &str| {
+                sys.read(&format!("{dir}/{name}/{f}"))
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
             Some((kb, n("nr_hugepages"), n("free_hugepages")))
         })
         .collect()
@@ -342,7 +429,11 @@ fn hugepages(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     // Each pool needs its mbufs (about 2.5 KB each with headroom and header) plus EAL overhead.
     let estimate = (u64::from(d.mbufs) * 5 / 2 * d.worker_cores.len() as u64).div_ceil(1024) + 64;
     let need = d.memory_mb.map_or(estimate, u64::from);
-    let setup = format!("run `sudo scripts/hugepages setup --memory {}M --node {}`", need.max(1024), d.numa_node);
+    let setup = format!(
+        "run `sudo scripts/hugepages setup --memory {}M --node {}`",
+        need.max(1024),
+        d.numa_node
+    );
     if reserved_mb == 0 {
         r.push(
             Verdict::Fail,
@@ -359,12 +450,17 @@ fn hugepages(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
         r.push(
             Verdict::Ok,
             "hugepages",
-            format!("{free_mb} MB free of {reserved_mb} MB reserved ({detail}); about {need} MB needed"),
+            format!(
+                "{free_mb} MB free of {reserved_mb} MB reserved ({detail}); about {need} MB needed"
+            ),
         );
     }
     if d.memory_mb.is_some() && reserved_mb > 0 {
         let node_dir = format!("/sys/devices/system/node/node{}/hugepages", d.numa_node);
-        let node_free: u64 = hugepage_pools(sys, &node_dir).iter().map(|&(kb, _, free)| kb * free / 1024).sum();
+        let node_free: u64 = hugepage_pools(sys, &node_dir)
+            .iter()
+            .map(|&(kb, _, free)| kb * free / 1024)
+            .sum();
         if sys.exists(&node_dir) && node_free < need {
             r.push(
                 Verdict::Fail,
@@ -379,14 +475,23 @@ fn hugepages(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     let mounts = sys.read("/proc/mounts").unwrap_or_default();
     let mounted: Vec<&str> = mounts
         .lines()
-        .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(1..3).map(|f| (f[0], f[1])))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .collect::<Vec<_>>()
+                .get(1..3)
+                .map(|f| (f[0], f[1]))
+        })
         .filter(|(_, t)| *t == "hugetlbfs")
         .map(|(m, _)| m)
         .collect();
     if mounted.is_empty() {
         r.push(Verdict::Fail, "hugetlbfs", "no hugetlbfs is mounted, so DPDK cannot map hugepages; run `sudo scripts/hugepages setup` (it mounts /dev/hugepages)");
     } else {
-        r.push(Verdict::Ok, "hugetlbfs", format!("mounted on {}", mounted.join(", ")));
+        r.push(
+            Verdict::Ok,
+            "hugetlbfs",
+            format!("mounted on {}", mounted.join(", ")),
+        );
     }
 }
 
@@ -407,7 +512,10 @@ fn devices(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) -> Vec<(String, usize)
                 );
                 continue;
             }
-            if let Some(n) = sys.read(&format!("{base}/numa_node")).and_then(|s| s.parse::<i64>().ok()) {
+            if let Some(n) = sys
+                .read(&format!("{base}/numa_node"))
+                .and_then(|s| s.parse::<i64>().ok())
+            {
                 if let Ok(n) = usize::try_from(n) {
                     nodes.push((name.to_owned(), n));
                 }
@@ -454,9 +562,16 @@ fn devices(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) -> Vec<(String, usize)
                 }
             }
         } else if name.starts_with("net_af_packet") {
-            let iface = dev.split(',').skip(1).find_map(|kv| kv.strip_prefix("iface="));
+            let iface = dev
+                .split(',')
+                .skip(1)
+                .find_map(|kv| kv.strip_prefix("iface="));
             let Some(iface) = iface else {
-                r.push(Verdict::Fail, topic, format!("{dev:?} names no interface; write it as \"{name},iface=IFACE\""));
+                r.push(
+                    Verdict::Fail,
+                    topic,
+                    format!("{dev:?} names no interface; write it as \"{name},iface=IFACE\""),
+                );
                 continue;
             };
             let base = format!("/sys/class/net/{iface}");
@@ -473,21 +588,33 @@ fn devices(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) -> Vec<(String, usize)
                 .and_then(|s| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok());
             let up = match flags {
                 Some(f) => f & 1 == 1,
-                None => sys.read(&format!("{base}/operstate")).is_some_and(|s| s == "up" || s == "unknown"),
+                None => sys
+                    .read(&format!("{base}/operstate"))
+                    .is_some_and(|s| s == "up" || s == "unknown"),
             };
             if up {
-                r.push(Verdict::Ok, topic, format!("interface {iface} exists and is up"));
+                r.push(
+                    Verdict::Ok,
+                    topic,
+                    format!("interface {iface} exists and is up"),
+                );
             } else {
                 r.push(
                     Verdict::Fail,
                     topic,
-                    format!("interface {iface} is down; bring it up with `sudo ip link set {iface} up`"),
+                    format!(
+                        "interface {iface} is down; bring it up with `sudo ip link set {iface} up`"
+                    ),
                 );
             }
         } else if name.starts_with("net_null") || name.starts_with("net_ring") {
             r.push(Verdict::Ok, topic, "virtual device; nothing to prepare");
         } else {
-            r.push(Verdict::Ok, topic, "virtual device; not checked by preflight (see its DPDK driver guide)");
+            r.push(
+                Verdict::Ok,
+                topic,
+                "virtual device; not checked by preflight (see its DPDK driver guide)",
+            );
         }
     }
     if needs_vfio {
@@ -497,10 +624,15 @@ fn devices(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) -> Vec<(String, usize)
 }
 
 fn vfio(r: &mut Report, sys: &Sys<'_>) {
-    let noiommu =
-        sys.read("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode").is_some_and(|s| s == "Y" || s == "1");
+    let noiommu = sys
+        .read("/sys/module/vfio/parameters/enable_unsafe_noiommu_mode")
+        .is_some_and(|s| s == "Y" || s == "1");
     if !sys.list("/sys/kernel/iommu_groups").is_empty() {
-        r.push(Verdict::Ok, "iommu", "the IOMMU is on (/sys/kernel/iommu_groups is populated)");
+        r.push(
+            Verdict::Ok,
+            "iommu",
+            "the IOMMU is on (/sys/kernel/iommu_groups is populated)",
+        );
     } else if noiommu {
         r.push(
             Verdict::Warn,
@@ -527,13 +659,19 @@ fn vfio(r: &mut Report, sys: &Sys<'_>) {
     if sys.exists("/dev/vfio/vfio") {
         r.push(Verdict::Ok, "/dev/vfio/vfio", "present");
     } else {
-        r.push(Verdict::Fail, "/dev/vfio/vfio", "missing; load the module with `sudo modprobe vfio-pci`");
+        r.push(
+            Verdict::Fail,
+            "/dev/vfio/vfio",
+            "missing; load the module with `sudo modprobe vfio-pci`",
+        );
     }
 }
 
 /// The NUMA node of a cpu, from its `nodeN` entry.
 fn cpu_node(sys: &Sys<'_>, cpu: usize) -> Option<usize> {
-    sys.list(&format!("/sys/devices/system/cpu/cpu{cpu}")).iter().find_map(|n| n.strip_prefix("node")?.parse().ok())
+    sys.list(&format!("/sys/devices/system/cpu/cpu{cpu}"))
+        .iter()
+        .find_map(|n| n.strip_prefix("node")?.parse().ok())
 }
 
 fn numa(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig, nic_nodes: &[(String, usize)]) {
@@ -550,17 +688,32 @@ fn numa(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig, nic_nodes: &[(String, usi
         for &c in &d.worker_cores {
             if let Some(cn) = cpu_node(sys, c) {
                 if cn != node {
-                    bad.push(format!("worker core {c} is on node {cn} but {nic} is on node {node}"));
+                    bad.push(format!(
+                        "worker core {c} is on node {cn} but {nic} is on node {node}"
+                    ));
                 }
             }
         }
         if !d.no_huge && d.memory_mb.is_some() && d.numa_node != node {
-            bad.push(format!("dpdk.numa_node = {} but {nic} is on node {node} (set numa_node = {node})", d.numa_node));
+            bad.push(format!(
+                "dpdk.numa_node = {} but {nic} is on node {node} (set numa_node = {node})",
+                d.numa_node
+            ));
         }
     }
     if bad.is_empty() {
-        let nodes: Vec<String> = nic_nodes.iter().map(|(n, node)| format!("{n} on node {node}")).collect();
-        r.push(Verdict::Ok, "numa", format!("worker cores share the NICs' NUMA node ({})", nodes.join(", ")));
+        let nodes: Vec<String> = nic_nodes
+            .iter()
+            .map(|(n, node)| format!("{n} on node {node}"))
+            .collect();
+        r.push(
+            Verdict::Ok,
+            "numa",
+            format!(
+                "worker cores share the NICs' NUMA node ({})",
+                nodes.join(", ")
+            ),
+        );
     } else {
         r.push(
             Verdict::Warn,
@@ -578,7 +731,9 @@ fn governor(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     let mut slow = Vec::new();
     let mut seen = false;
     for &c in &d.worker_cores {
-        if let Some(g) = sys.read(&format!("/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor")) {
+        if let Some(g) = sys.read(&format!(
+            "/sys/devices/system/cpu/cpu{c}/cpufreq/scaling_governor"
+        )) {
             seen = true;
             if g != "performance" {
                 slow.push(format!("core {c} uses {g}"));
@@ -586,9 +741,17 @@ fn governor(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
         }
     }
     if !seen {
-        r.push(Verdict::Ok, "governor", "no cpufreq control exposed for the worker cores (fixed frequency or a VM)");
+        r.push(
+            Verdict::Ok,
+            "governor",
+            "no cpufreq control exposed for the worker cores (fixed frequency or a VM)",
+        );
     } else if slow.is_empty() {
-        r.push(Verdict::Ok, "governor", "worker cores use the performance governor");
+        r.push(
+            Verdict::Ok,
+            "governor",
+            "worker cores use the performance governor",
+        );
     } else {
         r.push(
             Verdict::Warn,
@@ -614,7 +777,10 @@ mod tests {
     impl Tree {
         /// Two cpus per test: 4 online cores, cores 0-1 on node 0 and 2-3 on node 1.
         fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!("callbridge-preflight-{}-{name}", std::process::id()));
+            let dir = std::env::temp_dir().join(format!(
+                "callbridge-preflight-{}-{name}",
+                std::process::id()
+            ));
             let _ = fs::remove_dir_all(&dir);
             let t = Self(dir);
             t.write("sys/devices/system/cpu/online", "0-3\n");
@@ -625,8 +791,14 @@ mod tests {
                 t.mkdir(&format!("sys/devices/system/cpu/cpu{c}/node{}", c / 2));
             }
             t.mkdir("sys/kernel/mm/hugepages/hugepages-2048kB");
-            t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "0\n");
-            t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "0\n");
+            t.write(
+                "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+                "0\n",
+            );
+            t.write(
+                "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+                "0\n",
+            );
             t
         }
 
@@ -664,18 +836,31 @@ mod tests {
 
     fn config(d: DpdkConfig) -> Config {
         Config {
-            media: MediaConfig { backend: Backend::Dpdk, address: [198, 18, 0, 1].into(), ..MediaConfig::default() },
+            media: MediaConfig {
+                backend: Backend::Dpdk,
+                address: [198, 18, 0, 1].into(),
+                ..MediaConfig::default()
+            },
             dpdk: Some(d),
             ..Config::default()
         }
     }
 
     fn vdev(dev: &str) -> DpdkConfig {
-        DpdkConfig { devices: vec![dev.into()], no_huge: true, memory_mb: Some(256), ..DpdkConfig::default() }
+        DpdkConfig {
+            devices: vec![dev.into()],
+            no_huge: true,
+            memory_mb: Some(256),
+            ..DpdkConfig::default()
+        }
     }
 
     fn pci(addr: &str) -> DpdkConfig {
-        DpdkConfig { worker_cores: vec![1], devices: vec![addr.into()], ..DpdkConfig::default() }
+        DpdkConfig {
+            worker_cores: vec![1],
+            devices: vec![addr.into()],
+            ..DpdkConfig::default()
+        }
     }
 
     /// The single check about `topic`.
@@ -700,7 +885,10 @@ mod tests {
             assert!(c.message.contains(&format!("{topic}=1")), "{}", c.message);
         }
         // Isolated through the kernel command line (with isolcpus flags) and sysfs.
-        t.write("proc/cmdline", "quiet isolcpus=managed_irq,domain,1-3 rcu_nocbs=1-3\n");
+        t.write(
+            "proc/cmdline",
+            "quiet isolcpus=managed_irq,domain,1-3 rcu_nocbs=1-3\n",
+        );
         t.write("sys/devices/system/cpu/nohz_full", "1-3\n");
         let r = t.run(vdev("net_null0"));
         for topic in ["isolcpus", "nohz_full", "rcu_nocbs"] {
@@ -709,10 +897,17 @@ mod tests {
         // Only some worker cores isolated: the message names the others.
         t.write("proc/cmdline", "quiet\n");
         t.write("sys/devices/system/cpu/isolated", "1\n");
-        let r = t.run(DpdkConfig { worker_cores: vec![1, 3], ..vdev("net_null0") });
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1, 3],
+            ..vdev("net_null0")
+        });
         let c = one(&r, "isolcpus");
         assert_eq!(c.verdict, Verdict::Warn);
-        assert!(c.message.starts_with("worker core(s) 3 are not isolated"), "{}", c.message);
+        assert!(
+            c.message.starts_with("worker core(s) 3 are not isolated"),
+            "{}",
+            c.message
+        );
         // Bare rcu_nocbs offloads every cpu.
         t.write("proc/cmdline", "rcu_nocbs\n");
         assert_eq!(verdict(&t.run(vdev("net_null0")), "rcu_nocbs"), Verdict::Ok);
@@ -722,10 +917,17 @@ mod tests {
     fn offline_cores_fail() {
         let t = Tree::new("offline");
         t.write("sys/devices/system/cpu/online", "0-1\n");
-        let r = t.run(DpdkConfig { worker_cores: vec![1, 3], ..vdev("net_null0") });
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1, 3],
+            ..vdev("net_null0")
+        });
         let c = one(&r, "cores");
         assert_eq!(c.verdict, Verdict::Fail);
-        assert!(c.message.contains("core(s) 3 are not online (online: 0-1)"), "{}", c.message);
+        assert!(
+            c.message.contains("core(s) 3 are not online (online: 0-1)"),
+            "{}",
+            c.message
+        );
         assert!(!r.ok());
     }
 
@@ -740,14 +942,21 @@ mod tests {
         let c = one(&r, "hugepages");
         assert_eq!(c.verdict, Verdict::Fail);
         assert!(
-            c.message.contains("no hugepages are reserved") && c.message.contains("scripts/hugepages setup"),
+            c.message.contains("no hugepages are reserved")
+                && c.message.contains("scripts/hugepages setup"),
             "{}",
             c.message
         );
         assert_eq!(verdict(&r, "hugetlbfs"), Verdict::Fail);
 
-        t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-        t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "500\n");
+        t.write(
+            "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+            "512\n",
+        );
+        t.write(
+            "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+            "500\n",
+        );
         t.write(
             "proc/mounts",
             "proc /proc proc rw 0 0\nhugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n",
@@ -756,14 +965,18 @@ mod tests {
         let c = one(&r, "hugepages");
         assert_eq!(c.verdict, Verdict::Ok, "{}", c.message);
         assert!(
-            c.message.starts_with("1000 MB free of 1024 MB reserved (2M pages: 512 reserved, 500 free)"),
+            c.message
+                .starts_with("1000 MB free of 1024 MB reserved (2M pages: 512 reserved, 500 free)"),
             "{}",
             c.message
         );
         assert_eq!(one(&r, "hugetlbfs").message, "mounted on /dev/hugepages");
 
         // Asking for more than is free.
-        let r = t.run(DpdkConfig { memory_mb: Some(2048), ..pci("0000:03:00.0") });
+        let r = t.run(DpdkConfig {
+            memory_mb: Some(2048),
+            ..pci("0000:03:00.0")
+        });
         let c = one(&r, "hugepages");
         assert_eq!(c.verdict, Verdict::Fail);
         assert!(c.message.contains("2048 MB are needed"), "{}", c.message);
@@ -777,7 +990,8 @@ mod tests {
         let c = one(&r, "device 0000:03:00.0");
         assert_eq!(c.verdict, Verdict::Fail);
         assert!(
-            c.message.contains("kernel driver ixgbe") && c.message.contains("scripts/bind-nic bind 0000:03:00.0"),
+            c.message.contains("kernel driver ixgbe")
+                && c.message.contains("scripts/bind-nic bind 0000:03:00.0"),
             "{}",
             c.message
         );
@@ -802,37 +1016,73 @@ mod tests {
         t.nic("0000:04:00.0", 0, None);
         t.nic("0000:05:00.0", 0, Some("mlx5_core"));
         let r = t.run(DpdkConfig {
-            devices: vec!["0000:03:00.0".into(), "0000:04:00.0".into(), "0000:05:00.0".into(), "0000:06:00.0".into()],
+            devices: vec![
+                "0000:03:00.0".into(),
+                "0000:04:00.0".into(),
+                "0000:05:00.0".into(),
+                "0000:06:00.0".into(),
+            ],
             ..pci("0000:03:00.0")
         });
         assert_eq!(verdict(&r, "device 0000:03:00.0"), Verdict::Warn);
-        assert!(one(&r, "device 0000:04:00.0").message.starts_with("bound to no driver"));
+        assert!(one(&r, "device 0000:04:00.0")
+            .message
+            .starts_with("bound to no driver"));
         assert_eq!(verdict(&r, "device 0000:05:00.0"), Verdict::Ok);
         let c = one(&r, "device 0000:06:00.0");
         assert_eq!(c.verdict, Verdict::Fail);
-        assert!(c.message.starts_with("no PCI device 0000:06:00.0"), "{}", c.message);
+        assert!(
+            c.message.starts_with("no PCI device 0000:06:00.0"),
+            "{}",
+            c.message
+        );
     }
 
     #[test]
     fn numa_mismatch() {
         let t = Tree::new("numa");
         t.nic("0000:03:00.0", 0, Some("vfio-pci"));
-        let r = t.run(DpdkConfig { worker_cores: vec![1, 2], ..pci("0000:03:00.0") });
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1, 2],
+            ..pci("0000:03:00.0")
+        });
         let c = one(&r, "numa");
         assert_eq!(c.verdict, Verdict::Warn);
-        assert!(c.message.starts_with("worker core 2 is on node 1 but 0000:03:00.0 is on node 0"), "{}", c.message);
+        assert!(
+            c.message
+                .starts_with("worker core 2 is on node 1 but 0000:03:00.0 is on node 0"),
+            "{}",
+            c.message
+        );
 
-        let r = t.run(DpdkConfig { worker_cores: vec![1], ..pci("0000:03:00.0") });
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1],
+            ..pci("0000:03:00.0")
+        });
         assert_eq!(verdict(&r, "numa"), Verdict::Ok);
 
         // memory_mb's node must be the NIC's too.
-        let r = t.run(DpdkConfig { worker_cores: vec![1], memory_mb: Some(512), numa_node: 1, ..pci("0000:03:00.0") });
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1],
+            memory_mb: Some(512),
+            numa_node: 1,
+            ..pci("0000:03:00.0")
+        });
         assert!(one(&r, "numa").message.contains("set numa_node = 0"));
 
         // A NIC reporting no node (-1) and virtual devices have nothing to match.
         let t = Tree::new("numa-none");
         t.nic("0000:03:00.0", -1, Some("vfio-pci"));
-        assert_eq!(verdict(&t.run(DpdkConfig { worker_cores: vec![2], ..pci("0000:03:00.0") }), "numa"), Verdict::Ok);
+        assert_eq!(
+            verdict(
+                &t.run(DpdkConfig {
+                    worker_cores: vec![2],
+                    ..pci("0000:03:00.0")
+                }),
+                "numa"
+            ),
+            Verdict::Ok
+        );
         assert_eq!(verdict(&t.run(vdev("net_null0")), "numa"), Verdict::Ok);
     }
 
@@ -842,10 +1092,18 @@ mod tests {
         let r = t.run(vdev("net_af_packet0,iface=veth0"));
         let c = one(&r, "device net_af_packet0");
         assert_eq!(c.verdict, Verdict::Fail);
-        assert!(c.message.starts_with("interface veth0 does not exist"), "{}", c.message);
+        assert!(
+            c.message.starts_with("interface veth0 does not exist"),
+            "{}",
+            c.message
+        );
 
         t.write("sys/class/net/veth0/flags", "0x1002\n");
-        let c = one(&t.run(vdev("net_af_packet0,iface=veth0")), "device net_af_packet0").clone();
+        let c = one(
+            &t.run(vdev("net_af_packet0,iface=veth0")),
+            "device net_af_packet0",
+        )
+        .clone();
         assert_eq!(c.verdict, Verdict::Fail);
         assert!(c.message.contains("ip link set veth0 up"), "{}", c.message);
 
@@ -855,15 +1113,24 @@ mod tests {
         // No vfio checks for virtual devices.
         assert!(r.find("iommu").is_empty());
 
-        assert_eq!(verdict(&t.run(vdev("net_af_packet0")), "device net_af_packet0"), Verdict::Fail);
-        assert_eq!(verdict(&t.run(vdev("net_ring0")), "device net_ring0"), Verdict::Ok);
+        assert_eq!(
+            verdict(&t.run(vdev("net_af_packet0")), "device net_af_packet0"),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(&t.run(vdev("net_ring0")), "device net_ring0"),
+            Verdict::Ok
+        );
     }
 
     #[test]
     fn cpu_governor() {
         let t = Tree::new("governor");
         assert_eq!(verdict(&t.run(vdev("net_null0")), "governor"), Verdict::Ok);
-        t.write("sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "powersave\n");
+        t.write(
+            "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor",
+            "powersave\n",
+        );
         let c = one(&t.run(vdev("net_null0")), "governor").clone();
         assert_eq!(c.verdict, Verdict::Warn);
         assert!(
@@ -871,7 +1138,10 @@ mod tests {
             "{}",
             c.message
         );
-        t.write("sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "performance\n");
+        t.write(
+            "sys/devices/system/cpu/cpu1/cpufreq/scaling_governor",
+            "performance\n",
+        );
         assert_eq!(verdict(&t.run(vdev("net_null0")), "governor"), Verdict::Ok);
     }
 
@@ -885,15 +1155,28 @@ mod tests {
         let text = r.to_string();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "preflight for /etc/callbridge.toml");
-        assert!(lines[1].starts_with("ok    eal: EAL arguments: -l 0 --vdev net_null0 --no-pci "), "{}", lines[1]);
-        assert!(lines.contains(&"ok    device net_null0: virtual device; nothing to prepare"), "{text}");
+        assert!(
+            lines[1].starts_with("ok    eal: EAL arguments: -l 0 --vdev net_null0 --no-pci "),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines.contains(&"ok    device net_null0: virtual device; nothing to prepare"),
+            "{text}"
+        );
         assert!(lines.last().unwrap().starts_with("ready: "), "{text}");
 
         let r = t.run(vdev("net_af_packet0,iface=nope"));
         assert!(!r.ok());
         let text = r.to_string();
-        assert!(text.contains("\nFAIL  device net_af_packet0: interface nope does not exist"), "{text}");
-        assert!(text.ends_with("failure(s)") && text.contains("NOT READY: "), "{text}");
+        assert!(
+            text.contains("\nFAIL  device net_af_packet0: interface nope does not exist"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("failure(s)") && text.contains("NOT READY: "),
+            "{text}"
+        );
     }
 
     #[test]

@@ -90,14 +90,26 @@ impl Acd {
     /// # Errors
     /// [`Error::DuplicateAgent`] if the id exists, [`Error::UnknownBusiness`] if a business
     /// was not declared with [`Acd::add_business`].
-    pub fn add_agent(&mut self, agent: AgentId, businesses: Vec<BusinessId>, now: Instant) -> Result<(), Error> {
+    pub fn add_agent(
+        &mut self,
+        agent: AgentId,
+        businesses: Vec<BusinessId>,
+        now: Instant,
+    ) -> Result<(), Error> {
         if self.agents.contains_key(&agent) {
             return Err(Error::DuplicateAgent(agent));
         }
         if let Some(b) = businesses.iter().find(|b| !self.queues.contains_key(*b)) {
             return Err(Error::UnknownBusiness(b.clone()));
         }
-        self.agents.insert(agent, Agent { businesses, state: AgentState::Idle, idle_since: now });
+        self.agents.insert(
+            agent,
+            Agent {
+                businesses,
+                state: AgentState::Idle,
+                idle_since: now,
+            },
+        );
         Ok(())
     }
 
@@ -116,7 +128,8 @@ impl Acd {
         if !self.queues.contains_key(business) {
             return Assignment::Unavailable;
         }
-        let eligible = |id: &AgentId, a: &Agent| a.businesses.contains(business) && !exclude.contains(id);
+        let eligible =
+            |id: &AgentId, a: &Agent| a.businesses.contains(business) && !exclude.contains(id);
         if let Some(p) = preferred {
             if let Some(a) = self.agents.get_mut(p) {
                 if a.state == AgentState::Idle && eligible(p, a) {
@@ -137,7 +150,11 @@ impl Acd {
             }
             return Assignment::Assigned(id);
         }
-        if !self.agents.iter().any(|(id, a)| a.state != AgentState::Offline && eligible(id, a)) {
+        if !self
+            .agents
+            .iter()
+            .any(|(id, a)| a.state != AgentState::Offline && eligible(id, a))
+        {
             return Assignment::Unavailable;
         }
         let seq = self.next_seq;
@@ -237,7 +254,9 @@ impl Acd {
     /// A waiting call's 0-based position in its business's queue.
     #[must_use]
     pub fn position(&self, call: &CallId) -> Option<usize> {
-        self.queues.values().find_map(|q| q.iter().position(|w| &w.call == call))
+        self.queues
+            .values()
+            .find_map(|q| q.iter().position(|w| &w.call == call))
     }
 
     /// Gives an idle agent to the oldest waiting call that may take it.
@@ -248,8 +267,14 @@ impl Acd {
         }
         let mut best: Option<(u64, &BusinessId, usize)> = None;
         for b in &a.businesses {
-            let Some(q) = self.queues.get(b) else { continue };
-            if let Some((i, w)) = q.iter().enumerate().find(|(_, w)| !w.exclude.contains(agent)) {
+            let Some(q) = self.queues.get(b) else {
+                continue;
+            };
+            if let Some((i, w)) = q
+                .iter()
+                .enumerate()
+                .find(|(_, w)| !w.exclude.contains(agent))
+            {
                 let older = match best {
                     Some((seq, _, _)) => w.seq < seq,
                     None => true,
@@ -289,8 +314,14 @@ mod tests {
         let mut acd = Acd::new();
         acd.add_business(id("acme"));
         acd.add_business(id("globex"));
-        acd.add_agent(id("alice"), vec![id("acme")], t0 + Duration::from_secs(2)).unwrap();
-        acd.add_agent(id("bob"), vec![id("acme"), id("globex")], t0 + Duration::from_secs(1)).unwrap();
+        acd.add_agent(id("alice"), vec![id("acme")], t0 + Duration::from_secs(2))
+            .unwrap();
+        acd.add_agent(
+            id("bob"),
+            vec![id("acme"), id("globex")],
+            t0 + Duration::from_secs(1),
+        )
+        .unwrap();
         acd.add_agent(id("carol"), vec![id("globex")], t0).unwrap();
         acd
     }
@@ -300,10 +331,22 @@ mod tests {
         let t0 = Instant::now();
         let mut acd = setup(t0);
         let c1: CallId = id("c1");
-        assert_eq!(acd.request(&c1, &id("acme"), None, &[]), Assignment::Assigned(id("bob")));
-        assert_eq!(acd.state(&id("bob")), Some(&AgentState::Reserved(c1.clone())));
-        assert_eq!(acd.request(&id("c2"), &id("acme"), None, &[]), Assignment::Assigned(id("alice")));
-        assert_eq!(acd.request(&id("c3"), &id("acme"), None, &[]), Assignment::Queued);
+        assert_eq!(
+            acd.request(&c1, &id("acme"), None, &[]),
+            Assignment::Assigned(id("bob"))
+        );
+        assert_eq!(
+            acd.state(&id("bob")),
+            Some(&AgentState::Reserved(c1.clone()))
+        );
+        assert_eq!(
+            acd.request(&id("c2"), &id("acme"), None, &[]),
+            Assignment::Assigned(id("alice"))
+        );
+        assert_eq!(
+            acd.request(&id("c3"), &id("acme"), None, &[]),
+            Assignment::Queued
+        );
         assert_eq!(acd.queue_len(&id("acme")), 1);
     }
 
@@ -312,12 +355,21 @@ mod tests {
         let t0 = Instant::now();
         let mut acd = setup(t0);
         let alice: AgentId = id("alice");
-        assert_eq!(acd.request(&id("c1"), &id("acme"), Some(&alice), &[]), Assignment::Assigned(alice.clone()));
+        assert_eq!(
+            acd.request(&id("c1"), &id("acme"), Some(&alice), &[]),
+            Assignment::Assigned(alice.clone())
+        );
         // alice is reserved now: the next preference falls back to the longest idle.
-        assert_eq!(acd.request(&id("c2"), &id("acme"), Some(&alice), &[]), Assignment::Assigned(id("bob")));
+        assert_eq!(
+            acd.request(&id("c2"), &id("acme"), Some(&alice), &[]),
+            Assignment::Assigned(id("bob"))
+        );
         // carol does not serve acme.
         let mut acd = setup(t0);
-        assert_eq!(acd.request(&id("c3"), &id("acme"), Some(&id("carol")), &[]), Assignment::Assigned(id("bob")));
+        assert_eq!(
+            acd.request(&id("c3"), &id("acme"), Some(&id("carol")), &[]),
+            Assignment::Assigned(id("bob"))
+        );
     }
 
     #[test]
@@ -325,13 +377,25 @@ mod tests {
         let t0 = Instant::now();
         let mut acd = setup(t0);
         let ex = [id("bob")];
-        assert_eq!(acd.request(&id("c1"), &id("acme"), None, &ex), Assignment::Assigned(id("alice")));
+        assert_eq!(
+            acd.request(&id("c1"), &id("acme"), None, &ex),
+            Assignment::Assigned(id("alice"))
+        );
         // Only bob and alice serve acme; alice is reserved, bob excluded: wait for alice.
-        assert_eq!(acd.request(&id("c2"), &id("acme"), None, &ex), Assignment::Queued);
+        assert_eq!(
+            acd.request(&id("c2"), &id("acme"), None, &ex),
+            Assignment::Queued
+        );
         // Excluding both: nobody could ever take it.
         let ex2 = [id("bob"), id("alice")];
-        assert_eq!(acd.request(&id("c3"), &id("acme"), None, &ex2), Assignment::Unavailable);
-        assert_eq!(acd.request(&id("c4"), &id("nobody"), None, &[]), Assignment::Unavailable);
+        assert_eq!(
+            acd.request(&id("c3"), &id("acme"), None, &ex2),
+            Assignment::Unavailable
+        );
+        assert_eq!(
+            acd.request(&id("c4"), &id("nobody"), None, &[]),
+            Assignment::Unavailable
+        );
         // All of globex's agents offline.
         assert!(acd.set_offline(&id("carol")));
         acd.request(&id("c5"), &id("globex"), None, &[]); // takes bob
@@ -347,9 +411,18 @@ mod tests {
         acd.request(&id("c1"), &id("acme"), None, &[]); // bob
         acd.request(&id("c2"), &id("globex"), None, &[]); // carol
         acd.request(&id("c3"), &id("acme"), None, &[]); // alice
-        assert_eq!(acd.request(&id("g1"), &id("globex"), None, &[]), Assignment::Queued);
-        assert_eq!(acd.request(&id("a1"), &id("acme"), None, &[]), Assignment::Queued);
-        assert_eq!(acd.request(&id("a2"), &id("acme"), None, &[]), Assignment::Queued);
+        assert_eq!(
+            acd.request(&id("g1"), &id("globex"), None, &[]),
+            Assignment::Queued
+        );
+        assert_eq!(
+            acd.request(&id("a1"), &id("acme"), None, &[]),
+            Assignment::Queued
+        );
+        assert_eq!(
+            acd.request(&id("a2"), &id("acme"), None, &[]),
+            Assignment::Queued
+        );
         assert_eq!(acd.position(&id("a2")), Some(1));
         assert!(acd.mark_busy(&id("bob")));
         assert_eq!(acd.state(&id("bob")), Some(&AgentState::Busy(id("c1"))));
@@ -382,7 +455,10 @@ mod tests {
         acd.request(&id("c2"), &id("acme"), None, &[]); // alice
         acd.release(&id("alice"), t0 + Duration::from_secs(5));
         acd.release(&id("bob"), t0 + Duration::from_secs(6));
-        assert_eq!(acd.request(&id("c3"), &id("acme"), None, &[]), Assignment::Assigned(id("alice")));
+        assert_eq!(
+            acd.request(&id("c3"), &id("acme"), None, &[]),
+            Assignment::Assigned(id("alice"))
+        );
     }
 
     #[test]
@@ -392,10 +468,22 @@ mod tests {
         assert!(acd.set_offline(&id("carol")));
         assert_eq!(acd.state(&id("carol")), Some(&AgentState::Offline));
         acd.request(&id("c1"), &id("globex"), None, &[]); // bob
-        assert_eq!(acd.request(&id("g1"), &id("globex"), None, &[]), Assignment::Queued);
-        assert_eq!(acd.set_online(&id("carol"), t0), vec![(id("g1"), id("carol"))]);
-        assert!(matches!(acd.add_agent(id("bob"), vec![], t0), Err(Error::DuplicateAgent(_))));
-        assert!(matches!(acd.add_agent(id("dan"), vec![id("x")], t0), Err(Error::UnknownBusiness(_))));
+        assert_eq!(
+            acd.request(&id("g1"), &id("globex"), None, &[]),
+            Assignment::Queued
+        );
+        assert_eq!(
+            acd.set_online(&id("carol"), t0),
+            vec![(id("g1"), id("carol"))]
+        );
+        assert!(matches!(
+            acd.add_agent(id("bob"), vec![], t0),
+            Err(Error::DuplicateAgent(_))
+        ));
+        assert!(matches!(
+            acd.add_agent(id("dan"), vec![id("x")], t0),
+            Err(Error::UnknownBusiness(_))
+        ));
         assert!(acd.mark_busy(&id("carol")));
         assert_eq!(acd.state(&id("carol")), Some(&AgentState::Busy(id("g1"))));
         assert!(!acd.mark_busy(&id("carol")), "busy is not reserved");

@@ -294,7 +294,11 @@ pub struct MediaPolicy {
 
 impl Default for MediaPolicy {
     fn default() -> Self {
-        Self { learn_remote: true, src_mismatch: SrcMismatch::Drop, media_timeout: Some(Duration::from_secs(30)) }
+        Self {
+            learn_remote: true,
+            src_mismatch: SrcMismatch::Drop,
+            media_timeout: Some(Duration::from_secs(30)),
+        }
     }
 }
 
@@ -445,18 +449,29 @@ pub enum Output {
 impl fmt::Display for Output {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sip(SipAction::Invite { role, target, leg }) => write!(f, "invite {} {target} {leg}", role.as_str()),
+            Self::Sip(SipAction::Invite { role, target, leg }) => {
+                write!(f, "invite {} {target} {leg}", role.as_str())
+            }
             Self::Sip(SipAction::Hangup { role }) => write!(f, "hangup {}", role.as_str()),
             Self::Media(Command::AddLeg(spec)) => write!(f, "add_leg {}", spec.id),
-            Self::Media(Command::SetRemote { leg, remote, codec }) => write!(f, "set_remote {leg} {remote} {codec:?}"),
+            Self::Media(Command::SetRemote { leg, remote, codec }) => {
+                write!(f, "set_remote {leg} {remote} {codec:?}")
+            }
             Self::Media(Command::Play { leg, clip, looping }) => {
-                write!(f, "play {leg} {}{}", clip.name, if *looping { " looping" } else { "" })
+                write!(
+                    f,
+                    "play {leg} {}{}",
+                    clip.name,
+                    if *looping { " looping" } else { "" }
+                )
             }
             Self::Media(Command::Bridge { a, b }) => write!(f, "bridge {a} {b}"),
             Self::Media(Command::RemoveLeg { leg }) => write!(f, "remove_leg {leg}"),
             Self::Media(c) => write!(f, "media {c:?}"),
             Self::Status(s) => write!(f, "status {s}"),
-            Self::SetTimer { kind, after } => write!(f, "set_timer {kind:?} {}s", after.as_secs_f64()),
+            Self::SetTimer { kind, after } => {
+                write!(f, "set_timer {kind:?} {}s", after.as_secs_f64())
+            }
             Self::CancelTimer(kind) => write!(f, "cancel_timer {kind:?}"),
             Self::RequestAgent { preferred, exclude } => {
                 write!(f, "request_agent")?;
@@ -620,7 +635,10 @@ impl ClickToCall {
             AgentSource::Given { .. } => None,
         };
         self.requesting = true;
-        self.emit(Output::RequestAgent { preferred, exclude: self.tried.clone() });
+        self.emit(Output::RequestAgent {
+            preferred,
+            exclude: self.tried.clone(),
+        });
         self.set_timer(TimerKind::QueueTimeout, self.plan.timers.queue_timeout);
     }
 
@@ -673,7 +691,11 @@ impl ClickToCall {
             return;
         };
         self.attempts += 1;
-        self.emit(Output::Sip(SipAction::Invite { role: Role::Agent, target, leg: self.plan.agent_leg }));
+        self.emit(Output::Sip(SipAction::Invite {
+            role: Role::Agent,
+            target,
+            leg: self.plan.agent_leg,
+        }));
         self.agent_leg = LegState::Ringing;
         self.set_timer(TimerKind::AgentRing, self.plan.timers.agent_ring);
         self.set_phase(Phase::CallingAgent);
@@ -687,7 +709,11 @@ impl ClickToCall {
                 self.customer = LegState::Up;
                 let leg = self.plan.customer_leg;
                 self.emit(Output::Media(Command::SetRemote { leg, remote, codec }));
-                self.emit(Output::Media(Command::Play { leg, clip: self.plan.announcement.clone(), looping: true }));
+                self.emit(Output::Media(Command::Play {
+                    leg,
+                    clip: self.plan.announcement.clone(),
+                    looping: true,
+                }));
                 self.set_phase(Phase::Announcing);
                 self.dial_agent();
             }
@@ -729,7 +755,11 @@ impl ClickToCall {
                 self.cancel_timer(TimerKind::AgentRing);
                 self.agent_leg = LegState::Up;
                 let (a, b) = (self.plan.customer_leg, self.plan.agent_leg);
-                self.emit(Output::Media(Command::SetRemote { leg: b, remote, codec }));
+                self.emit(Output::Media(Command::SetRemote {
+                    leg: b,
+                    remote,
+                    codec,
+                }));
                 self.emit(Output::Media(Command::Bridge { a, b }));
                 if self.agent_held {
                     if let Some(id) = self.agent().cloned() {
@@ -739,7 +769,10 @@ impl ClickToCall {
                 self.set_phase(Phase::Bridged);
             }
             (LegState::Ringing, LegInput::AnswerUnusable) => self.agent_failed(true),
-            (LegState::Ringing, LegInput::Rejected { .. } | LegInput::Timeout | LegInput::Bye | LegInput::Ended) => {
+            (
+                LegState::Ringing,
+                LegInput::Rejected { .. } | LegInput::Timeout | LegInput::Bye | LegInput::Ended,
+            ) => {
                 self.agent_leg = LegState::Idle;
                 self.agent_failed(false);
             }
@@ -770,7 +803,11 @@ impl ClickToCall {
     }
 
     fn no_agent(&mut self) {
-        let reason = if self.attempts > 0 { FailReason::AgentNoAnswer } else { FailReason::NoAgent };
+        let reason = if self.attempts > 0 {
+            FailReason::AgentNoAnswer
+        } else {
+            FailReason::NoAgent
+        };
         self.end(Outcome::Failed(reason));
     }
 
@@ -788,7 +825,9 @@ impl ClickToCall {
     }
 
     fn on_timer(&mut self, kind: TimerKind) {
-        let Some(i) = self.timers.iter().position(|&k| k == kind) else { return };
+        let Some(i) = self.timers.iter().position(|&k| k == kind) else {
+            return;
+        };
         self.timers.swap_remove(i);
         match kind {
             TimerKind::ContactTime => {
@@ -837,8 +876,12 @@ impl ClickToCall {
             self.emit(Output::WithdrawAgentRequest);
         }
         if self.legs_added {
-            self.emit(Output::Media(Command::RemoveLeg { leg: self.plan.customer_leg }));
-            self.emit(Output::Media(Command::RemoveLeg { leg: self.plan.agent_leg }));
+            self.emit(Output::Media(Command::RemoveLeg {
+                leg: self.plan.customer_leg,
+            }));
+            self.emit(Output::Media(Command::RemoveLeg {
+                leg: self.plan.agent_leg,
+            }));
         }
         self.release_agent();
         self.set_phase(Phase::Ended(outcome));
@@ -890,7 +933,11 @@ mod tests {
     const AGT: &str = "leg20002.1";
 
     fn clip() -> Arc<Clip> {
-        Arc::new(Clip { name: "hold".into(), pcmu: vec![0xff; 160], pcma: vec![0xd5; 160] })
+        Arc::new(Clip {
+            name: "hold".into(),
+            pcmu: vec![0xff; 160],
+            pcma: vec![0xd5; 160],
+        })
     }
 
     fn plan(agent: AgentSource, timers: FlowTimers) -> CallPlan {
@@ -920,12 +967,17 @@ mod tests {
     impl Harness {
         fn new(plan: CallPlan) -> (Self, Vec<String>) {
             let now = Instant::now();
-            let mut h = Self { m: ClickToCall::new(plan, now), now };
+            let mut h = Self {
+                m: ClickToCall::new(plan, now),
+                now,
+            };
             let out = h.drain();
             (h, out)
         }
         fn drain(&mut self) -> Vec<String> {
-            std::iter::from_fn(|| self.m.poll_output()).map(|o| o.to_string()).collect()
+            std::iter::from_fn(|| self.m.poll_output())
+                .map(|o| o.to_string())
+                .collect()
         }
         fn feed(&mut self, input: Input) -> Vec<String> {
             self.now += Duration::from_millis(100);
@@ -968,14 +1020,23 @@ mod tests {
     }
 
     fn answered(port: u16) -> LegInput {
-        LegInput::Answered { remote: SocketAddr::from(([127, 0, 0, 1], port)), codec: Codec::Pcmu }
+        LegInput::Answered {
+            remote: SocketAddr::from(([127, 0, 0, 1], port)),
+            codec: Codec::Pcmu,
+        }
     }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| (*x).to_owned()).collect()
     }
 
-    fn teardown(hangups: &[&str], timers: &[&str], legs: bool, release: Option<&str>, status: &str) -> Vec<String> {
+    fn teardown(
+        hangups: &[&str],
+        timers: &[&str],
+        legs: bool,
+        release: Option<&str>,
+        status: &str,
+    ) -> Vec<String> {
         let mut v: Vec<String> = hangups.iter().map(|r| format!("hangup {r}")).collect();
         v.extend(timers.iter().map(|t| format!("cancel_timer {t}")));
         if legs {
@@ -993,7 +1054,14 @@ mod tests {
     #[test]
     fn happy_path_exact_output_sequence() {
         let (mut h, out) = Harness::new(acd_plan());
-        assert_eq!(out, s(&["request_agent", "set_timer QueueTimeout 120s", "status queued"]));
+        assert_eq!(
+            out,
+            s(&[
+                "request_agent",
+                "set_timer QueueTimeout 120s",
+                "status queued"
+            ])
+        );
         assert_eq!(h.m.status().as_str(), "queued");
         assert_eq!(
             h.assign("alice"),
@@ -1031,7 +1099,10 @@ mod tests {
             ])
         );
         assert_eq!(h.m.agent().map(AgentId::as_str), Some("alice"));
-        assert_eq!(h.customer(LegInput::Bye), teardown(&["agent"], &[], true, Some("alice"), "completed"));
+        assert_eq!(
+            h.customer(LegInput::Bye),
+            teardown(&["agent"], &[], true, Some("alice"), "completed")
+        );
         assert_eq!(h.ended(), Some(Outcome::Completed));
         // Nothing after the end.
         assert!(h.agent(LegInput::Bye).is_empty());
@@ -1041,7 +1112,13 @@ mod tests {
     #[test]
     fn the_add_leg_spec_follows_the_media_policy() {
         let (mut h, _) = Harness::new(acd_plan());
-        h.m.handle(h.now, Input::AgentAssigned(AgentId::new("alice").unwrap(), Target::parse("+4930123456").unwrap()));
+        h.m.handle(
+            h.now,
+            Input::AgentAssigned(
+                AgentId::new("alice").unwrap(),
+                Target::parse("+4930123456").unwrap(),
+            ),
+        );
         let specs: Vec<LegSpec> = std::iter::from_fn(|| h.m.poll_output())
             .filter_map(|o| match o {
                 Output::Media(Command::AddLeg(spec)) => Some(spec),
@@ -1072,7 +1149,13 @@ mod tests {
             let out = h.customer(LegInput::Rejected { status });
             assert_eq!(
                 out,
-                teardown(&[], &["CustomerRing"], true, Some("alice"), &format!("failed/{reason}")),
+                teardown(
+                    &[],
+                    &["CustomerRing"],
+                    true,
+                    Some("alice"),
+                    &format!("failed/{reason}")
+                ),
                 "{status}"
             );
             assert_eq!(h.m.status().reason().map(FailReason::as_str), Some(reason));
@@ -1085,13 +1168,28 @@ mod tests {
         h.assign("alice");
         h.customer(LegInput::Progress);
         let out = h.timer(TimerKind::CustomerRing);
-        assert_eq!(out, teardown(&["customer"], &[], true, Some("alice"), "failed/customer_no_answer"));
+        assert_eq!(
+            out,
+            teardown(
+                &["customer"],
+                &[],
+                true,
+                Some("alice"),
+                "failed/customer_no_answer"
+            )
+        );
         // SIP transaction timeout means the same.
         let (mut h, _) = Harness::new(acd_plan());
         h.assign("alice");
         assert_eq!(
             h.customer(LegInput::Timeout),
-            teardown(&[], &["CustomerRing"], true, Some("alice"), "failed/customer_no_answer")
+            teardown(
+                &[],
+                &["CustomerRing"],
+                true,
+                Some("alice"),
+                "failed/customer_no_answer"
+            )
         );
     }
 
@@ -1101,7 +1199,13 @@ mod tests {
         h.assign("alice");
         assert_eq!(
             h.customer(LegInput::AnswerUnusable),
-            teardown(&["customer"], &["CustomerRing"], true, Some("alice"), "failed/internal")
+            teardown(
+                &["customer"],
+                &["CustomerRing"],
+                true,
+                Some("alice"),
+                "failed/internal"
+            )
         );
     }
 
@@ -1143,12 +1247,18 @@ mod tests {
         assert!(out.contains(&"agent_connected carol".to_owned()), "{out:?}");
         assert_eq!(h.m.status(), Status::Bridged);
         assert_eq!(h.m.agent_attempts(), 3);
-        assert_eq!(h.agent(LegInput::Bye), teardown(&["customer"], &[], true, Some("carol"), "completed"));
+        assert_eq!(
+            h.agent(LegInput::Bye),
+            teardown(&["customer"], &[], true, Some("carol"), "completed")
+        );
     }
 
     #[test]
     fn agent_attempts_exhausted() {
-        let timers = FlowTimers { max_agent_attempts: 2, ..FlowTimers::default() };
+        let timers = FlowTimers {
+            max_agent_attempts: 2,
+            ..FlowTimers::default()
+        };
         let (mut h, _) = Harness::new(plan(AgentSource::Acd { preferred: None }, timers));
         h.assign("alice");
         h.customer(answered(40000));
@@ -1165,13 +1275,25 @@ mod tests {
         let mut h = Harness::to_calling_agent();
         h.agent(LegInput::Rejected { status: 603 });
         let out = h.feed(Input::NoAgent);
-        assert_eq!(out, teardown(&["customer"], &["QueueTimeout"], true, None, "failed/agent_no_answer"));
+        assert_eq!(
+            out,
+            teardown(
+                &["customer"],
+                &["QueueTimeout"],
+                true,
+                None,
+                "failed/agent_no_answer"
+            )
+        );
     }
 
     #[test]
     fn no_agent_and_queue_timeout() {
         let (mut h, _) = Harness::new(acd_plan());
-        assert_eq!(h.feed(Input::NoAgent), teardown(&[], &["QueueTimeout"], false, None, "failed/no_agent"));
+        assert_eq!(
+            h.feed(Input::NoAgent),
+            teardown(&[], &["QueueTimeout"], false, None, "failed/no_agent")
+        );
         let (mut h, _) = Harness::new(acd_plan());
         let mut want = s(&["withdraw_agent_request"]);
         want.extend(teardown(&[], &[], false, None, "failed/no_agent"));
@@ -1186,14 +1308,26 @@ mod tests {
         h.assign("alice");
         assert_eq!(
             h.customer(LegInput::Bye),
-            teardown(&[], &["CustomerRing"], true, Some("alice"), "failed/customer_hung_up")
+            teardown(
+                &[],
+                &["CustomerRing"],
+                true,
+                Some("alice"),
+                "failed/customer_hung_up"
+            )
         );
 
         // Customer hangs up while the agent rings: the agent leg is cancelled.
         let mut h = Harness::to_calling_agent();
         assert_eq!(
             h.customer(LegInput::Bye),
-            teardown(&["agent"], &["AgentRing"], true, Some("alice"), "failed/customer_hung_up")
+            teardown(
+                &["agent"],
+                &["AgentRing"],
+                true,
+                Some("alice"),
+                "failed/customer_hung_up"
+            )
         );
 
         // Customer hangs up while we look for the next agent.
@@ -1205,21 +1339,36 @@ mod tests {
 
         // The customer leg is lost otherwise during the announcement: same outcome.
         let mut h = Harness::to_calling_agent();
-        assert_eq!(h.customer(LegInput::Ended).last().map(String::as_str), Some("finished"));
+        assert_eq!(
+            h.customer(LegInput::Ended).last().map(String::as_str),
+            Some("finished")
+        );
         assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::CustomerHungUp)));
 
         // The agent's leg ends before answering: next agent.
         let mut h = Harness::to_calling_agent();
         let out = h.agent(LegInput::Ended);
-        assert!(out.contains(&"request_agent exclude=alice".to_owned()), "{out:?}");
+        assert!(
+            out.contains(&"request_agent exclude=alice".to_owned()),
+            "{out:?}"
+        );
 
         // Bridged: either side ends the call normally.
         let mut h = Harness::to_bridged();
-        assert_eq!(h.customer(LegInput::Bye), teardown(&["agent"], &[], true, Some("alice"), "completed"));
+        assert_eq!(
+            h.customer(LegInput::Bye),
+            teardown(&["agent"], &[], true, Some("alice"), "completed")
+        );
         let mut h = Harness::to_bridged();
-        assert_eq!(h.agent(LegInput::Bye), teardown(&["customer"], &[], true, Some("alice"), "completed"));
+        assert_eq!(
+            h.agent(LegInput::Bye),
+            teardown(&["customer"], &[], true, Some("alice"), "completed")
+        );
         let mut h = Harness::to_bridged();
-        assert_eq!(h.agent(LegInput::Ended), teardown(&["customer"], &[], true, Some("alice"), "completed"));
+        assert_eq!(
+            h.agent(LegInput::Ended),
+            teardown(&["customer"], &[], true, Some("alice"), "completed")
+        );
 
         // Before dialling there is no leg to hang up: inputs are ignored.
         let (mut h, _) = Harness::new(acd_plan());
@@ -1232,13 +1381,29 @@ mod tests {
     fn media_timeout_while_bridged_hangs_up_both() {
         let mut h = Harness::to_calling_agent();
         // Before the bridge a silent customer is tolerated.
-        assert!(h.feed(Input::Media(Event::MediaTimeout { leg: LegId::new(20000, 1) })).is_empty());
+        assert!(h
+            .feed(Input::Media(Event::MediaTimeout {
+                leg: LegId::new(20000, 1)
+            }))
+            .is_empty());
         h.agent(answered(40002));
         // Not our leg.
-        assert!(h.feed(Input::Media(Event::MediaTimeout { leg: LegId::new(20004, 1) })).is_empty());
+        assert!(h
+            .feed(Input::Media(Event::MediaTimeout {
+                leg: LegId::new(20004, 1)
+            }))
+            .is_empty());
         assert_eq!(
-            h.feed(Input::Media(Event::MediaTimeout { leg: LegId::new(20002, 1) })),
-            teardown(&["customer", "agent"], &[], true, Some("alice"), "failed/media_timeout")
+            h.feed(Input::Media(Event::MediaTimeout {
+                leg: LegId::new(20002, 1)
+            })),
+            teardown(
+                &["customer", "agent"],
+                &[],
+                true,
+                Some("alice"),
+                "failed/media_timeout"
+            )
         );
     }
 
@@ -1250,7 +1415,16 @@ mod tests {
             leg: Some(LegId::new(20000, 1)),
             error: dp_api::CommandError::PortInUse,
         }));
-        assert_eq!(out, teardown(&["customer"], &["CustomerRing"], true, Some("alice"), "failed/internal"));
+        assert_eq!(
+            out,
+            teardown(
+                &["customer"],
+                &["CustomerRing"],
+                true,
+                Some("alice"),
+                "failed/internal"
+            )
+        );
     }
 
     #[test]
@@ -1262,16 +1436,40 @@ mod tests {
 
         let (mut h, _) = Harness::new(acd_plan());
         h.assign("alice");
-        assert_eq!(h.feed(Input::Cancel), teardown(&["customer"], &["CustomerRing"], true, Some("alice"), "cancelled"));
+        assert_eq!(
+            h.feed(Input::Cancel),
+            teardown(
+                &["customer"],
+                &["CustomerRing"],
+                true,
+                Some("alice"),
+                "cancelled"
+            )
+        );
 
         let mut h = Harness::to_calling_agent();
         assert_eq!(
             h.feed(Input::Cancel),
-            teardown(&["customer", "agent"], &["AgentRing"], true, Some("alice"), "cancelled")
+            teardown(
+                &["customer", "agent"],
+                &["AgentRing"],
+                true,
+                Some("alice"),
+                "cancelled"
+            )
         );
 
         let mut h = Harness::to_bridged();
-        assert_eq!(h.feed(Input::Cancel), teardown(&["customer", "agent"], &[], true, Some("alice"), "cancelled"));
+        assert_eq!(
+            h.feed(Input::Cancel),
+            teardown(
+                &["customer", "agent"],
+                &[],
+                true,
+                Some("alice"),
+                "cancelled"
+            )
+        );
         assert_eq!(h.ended(), Some(Outcome::Cancelled));
     }
 
@@ -1281,11 +1479,22 @@ mod tests {
         let now = Instant::now();
         p.contact_at = Some(now + Duration::from_secs(600));
         let mut m = ClickToCall::new(p, now);
-        let out: Vec<String> = std::iter::from_fn(|| m.poll_output()).map(|o| o.to_string()).collect();
+        let out: Vec<String> = std::iter::from_fn(|| m.poll_output())
+            .map(|o| o.to_string())
+            .collect();
         assert_eq!(out, s(&["set_timer ContactTime 600s", "status scheduled"]));
         m.handle(now, Input::TimerFired(TimerKind::ContactTime));
-        let out: Vec<String> = std::iter::from_fn(|| m.poll_output()).map(|o| o.to_string()).collect();
-        assert_eq!(out, s(&["request_agent", "set_timer QueueTimeout 120s", "status queued"]));
+        let out: Vec<String> = std::iter::from_fn(|| m.poll_output())
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(
+            out,
+            s(&[
+                "request_agent",
+                "set_timer QueueTimeout 120s",
+                "status queued"
+            ])
+        );
 
         // A contact time in the past means now.
         let mut p = acd_plan();
@@ -1297,7 +1506,12 @@ mod tests {
     #[test]
     fn preferred_agent_is_passed_to_the_acd() {
         let alice = AgentId::new("alice").unwrap();
-        let (_, out) = Harness::new(plan(AgentSource::Acd { preferred: Some(alice) }, FlowTimers::default()));
+        let (_, out) = Harness::new(plan(
+            AgentSource::Acd {
+                preferred: Some(alice),
+            },
+            FlowTimers::default(),
+        ));
         assert_eq!(out[0], "request_agent preferred=alice");
     }
 
@@ -1316,7 +1530,10 @@ mod tests {
 
     #[test]
     fn bridge_flavour_calls_the_given_agent() {
-        let agent = AgentSource::Given { agent: None, target: Target::parse("sip:bob@127.0.0.1:15066").unwrap() };
+        let agent = AgentSource::Given {
+            agent: None,
+            target: Target::parse("sip:bob@127.0.0.1:15066").unwrap(),
+        };
         let (mut h, out) = Harness::new(plan(agent.clone(), FlowTimers::default()));
         assert_eq!(
             out,
@@ -1339,7 +1556,10 @@ mod tests {
                 "status bridged",
             ])
         );
-        assert_eq!(h.agent(LegInput::Bye), teardown(&["customer"], &[], true, None, "completed"));
+        assert_eq!(
+            h.agent(LegInput::Bye),
+            teardown(&["customer"], &[], true, None, "completed")
+        );
 
         // One attempt only, and no ACD involvement.
         let (mut h, _) = Harness::new(plan(agent, FlowTimers::default()));
@@ -1382,7 +1602,10 @@ mod tests {
         ];
         for (st, name) in all {
             assert_eq!(st.as_str(), name);
-            assert_eq!(st.is_final(), matches!(name, "completed" | "failed" | "cancelled"));
+            assert_eq!(
+                st.is_final(),
+                matches!(name, "completed" | "failed" | "cancelled")
+            );
         }
     }
 }

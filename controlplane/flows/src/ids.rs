@@ -18,9 +18,15 @@ pub const MAX_ID_LEN: usize = 64;
 
 fn check_id(kind: &'static str, s: &str) -> Result<(), Error> {
     if s.is_empty() || s.len() > MAX_ID_LEN {
-        return Err(Error::BadId { kind, reason: format!("must be 1 to {MAX_ID_LEN} characters long") });
+        return Err(Error::BadId {
+            kind,
+            reason: format!("must be 1 to {MAX_ID_LEN} characters long"),
+        });
     }
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+    {
         return Err(Error::BadId {
             kind,
             reason: format!("contains {c:?}; only letters, digits, '_', '-' and '.' are allowed"),
@@ -135,8 +141,13 @@ impl<'a> SipUri<'a> {
     /// # Errors
     /// [`Error::BadSipUri`] naming what is wrong.
     pub fn parse(s: &'a str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::BadSipUri { uri: s.to_owned(), reason: reason.to_owned() };
-        let rest = s.strip_prefix("sip:").ok_or_else(|| bad("must start with \"sip:\""))?;
+        let bad = |reason: &str| Error::BadSipUri {
+            uri: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let rest = s
+            .strip_prefix("sip:")
+            .ok_or_else(|| bad("must start with \"sip:\""))?;
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
@@ -145,20 +156,26 @@ impl<'a> SipUri<'a> {
             if u.is_empty() {
                 return Err(bad("the user part before '@' is empty"));
             }
-            if let Some(c) = u.chars().find(|&c| {
-                !(c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,%".contains(c))
-            }) {
+            if let Some(c) = u
+                .chars()
+                .find(|&c| !(c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,%".contains(c)))
+            {
                 return Err(bad(&format!("the user part contains {c:?}")));
             }
         }
         let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (addr, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '[' in the host"))?;
+            let (addr, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in the host"))?;
             if addr.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(bad("the bracketed host is not an IPv6 address"));
             }
             let port = match after {
                 "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| bad("unexpected text after the host"))?),
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("unexpected text after the host"))?,
+                ),
             };
             (&hostport[..addr.len() + 2], port)
         } else {
@@ -211,7 +228,10 @@ impl Target {
     pub fn parse(s: &str) -> Result<Self, Error> {
         let s = s.trim();
         if let Some(digits) = s.strip_prefix('+') {
-            let bad = |reason: &str| Error::BadNumber { number: s.to_owned(), reason: reason.to_owned() };
+            let bad = |reason: &str| Error::BadNumber {
+                number: s.to_owned(),
+                reason: reason.to_owned(),
+            };
             if !digits.chars().all(|c| c.is_ascii_digit()) {
                 return Err(bad("only digits may follow the '+'"));
             }
@@ -226,7 +246,9 @@ impl Target {
             SipUri::parse(s)?;
             Ok(Self::Sip(s.to_owned()))
         } else {
-            Err(Error::BadTarget { input: s.to_owned() })
+            Err(Error::BadTarget {
+                input: s.to_owned(),
+            })
         }
     }
 
@@ -291,7 +313,10 @@ mod tests {
         assert!(AgentId::new("al ice").is_err());
         assert!(BusinessId::new("x".repeat(65)).is_err());
         assert!(BusinessId::new("acme-corp_2.eu").is_ok());
-        assert_eq!(CallId::from_random(0xab).as_str(), "c_000000000000000000000000000000ab");
+        assert_eq!(
+            CallId::from_random(0xab).as_str(),
+            "c_000000000000000000000000000000ab"
+        );
         let e = AgentId::new("a/b").unwrap_err().to_string();
         assert!(e.contains("'/'"), "{e}");
     }
@@ -305,24 +330,61 @@ mod tests {
 
     #[test]
     fn e164_numbers() {
-        assert_eq!(Target::parse("+15551234567").unwrap(), Target::Tel("+15551234567".into()));
-        assert_eq!(Target::parse(" +4930123456 ").unwrap().as_str(), "+4930123456");
-        for bad in ["+1234567", "+1234567890123456", "+1555x234567", "+05551234567", "15551234567", "+"] {
+        assert_eq!(
+            Target::parse("+15551234567").unwrap(),
+            Target::Tel("+15551234567".into())
+        );
+        assert_eq!(
+            Target::parse(" +4930123456 ").unwrap().as_str(),
+            "+4930123456"
+        );
+        for bad in [
+            "+1234567",
+            "+1234567890123456",
+            "+1555x234567",
+            "+05551234567",
+            "15551234567",
+            "+",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
-        assert!(matches!(Target::parse("15551234567"), Err(Error::BadTarget { .. })));
+        assert!(matches!(
+            Target::parse("15551234567"),
+            Err(Error::BadTarget { .. })
+        ));
     }
 
     #[test]
     fn sip_uris() {
-        for ok in ["sip:bob@127.0.0.1:15062", "sip:127.0.0.1", "sip:trunk.example.com:5080", "sip:+1555@[::1]:5060", "sip:[::1]"] {
+        for ok in [
+            "sip:bob@127.0.0.1:15062",
+            "sip:127.0.0.1",
+            "sip:trunk.example.com:5080",
+            "sip:+1555@[::1]:5060",
+            "sip:[::1]",
+        ] {
             assert!(Target::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["sip:", "sip:@host", "sip:bob@", "sip:bob@host:0", "sip:bob@host:99999", "sip:bob@host:5x", "sip:b b@host", "sips:bob@host", "sip:bob@host;transport=udp", "sip:bob@-host", "sip:[zz]"] {
+        for bad in [
+            "sip:",
+            "sip:@host",
+            "sip:bob@",
+            "sip:bob@host:0",
+            "sip:bob@host:99999",
+            "sip:bob@host:5x",
+            "sip:b b@host",
+            "sips:bob@host",
+            "sip:bob@host;transport=udp",
+            "sip:bob@-host",
+            "sip:[zz]",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
         let u = SipUri::parse("sip:bob@127.0.0.1:15062").unwrap();
-        assert_eq!((u.user, u.host, u.port), (Some("bob"), "127.0.0.1", Some(15062)));
+        assert_eq!(
+            (u.user, u.host, u.port),
+            (Some("bob"), "127.0.0.1", Some(15062))
+        );
         let u = SipUri::parse("sip:[::1]:5060").unwrap();
         assert_eq!((u.user, u.host, u.port), (None, "[::1]", Some(5060)));
     }
@@ -330,10 +392,19 @@ mod tests {
     #[test]
     fn request_uri_uses_the_trunk_for_numbers() {
         let t = Target::parse("+15551234567").unwrap();
-        assert_eq!(t.request_uri("sip:127.0.0.1:5080").unwrap(), "sip:+15551234567@127.0.0.1:5080");
-        assert_eq!(t.request_uri("sip:gw@10.0.0.1").unwrap(), "sip:+15551234567@10.0.0.1");
+        assert_eq!(
+            t.request_uri("sip:127.0.0.1:5080").unwrap(),
+            "sip:+15551234567@127.0.0.1:5080"
+        );
+        assert_eq!(
+            t.request_uri("sip:gw@10.0.0.1").unwrap(),
+            "sip:+15551234567@10.0.0.1"
+        );
         assert!(t.request_uri("http://x").is_err());
         let s = Target::parse("sip:bob@127.0.0.1:15062").unwrap();
-        assert_eq!(s.request_uri("sip:127.0.0.1:5080").unwrap(), "sip:bob@127.0.0.1:15062");
+        assert_eq!(
+            s.request_uri("sip:127.0.0.1:5080").unwrap(),
+            "sip:bob@127.0.0.1:15062"
+        );
     }
 }

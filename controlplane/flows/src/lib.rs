@@ -23,8 +23,8 @@ pub mod ids;
 
 pub use acd::{Acd, AgentState, Assignment};
 pub use click_to_call::{
-    AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, MediaPolicy, Outcome, Output,
-    Phase, Role, SipAction, Status, TimerKind,
+    AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, MediaPolicy,
+    Outcome, Output, Phase, Role, SipAction, Status, TimerKind,
 };
 pub use ids::{AgentId, BusinessId, CallId, SipUri, Target};
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use callbridge_flows as flows;
 use dp_api::{Clip, Codec, LegId};
 use flows::{
-    Acd, AgentId, AgentSource, AgentState, Assignment, BusinessId, CallId, CallPlan, ClickToCall, FlowTimers, Input,
-    LegInput, MediaPolicy, Output, Phase, Status, Target,
+    Acd, AgentId, AgentSource, AgentState, Assignment, BusinessId, CallId, CallPlan, ClickToCall,
+    FlowTimers, Input, LegInput, MediaPolicy, Output, Phase, Status, Target,
 };
 
 /// A minimal orchestrator: owns the ACD and the machines, records statuses and invites.
@@ -43,7 +43,14 @@ impl World {
         for a in agents {
             acd.add_agent(id(a), vec![business.clone()], now).unwrap();
         }
-        Self { acd, calls: BTreeMap::new(), business, statuses: vec![], invites: vec![], now }
+        Self {
+            acd,
+            calls: BTreeMap::new(),
+            business,
+            statuses: vec![],
+            invites: vec![],
+            now,
+        }
     }
 
     fn start(&mut self, call: &str, port: u16) {
@@ -54,11 +61,16 @@ impl World {
             contact_at: None,
             customer_leg: LegId::new(port, 1),
             agent_leg: LegId::new(port + 2, 1),
-            announcement: Arc::new(Clip { name: "hold".into(), pcmu: vec![0xff; 160], pcma: vec![0xd5; 160] }),
+            announcement: Arc::new(Clip {
+                name: "hold".into(),
+                pcmu: vec![0xff; 160],
+                pcma: vec![0xd5; 160],
+            }),
             timers: FlowTimers::default(),
             media: MediaPolicy::default(),
         };
-        self.calls.insert(id(call), ClickToCall::new(plan, self.now));
+        self.calls
+            .insert(id(call), ClickToCall::new(plan, self.now));
         self.pump(&id(call));
     }
 
@@ -76,14 +88,23 @@ impl World {
         let mut work = vec![call.clone()];
         while let Some(c) = work.pop() {
             let mut feed = Vec::new();
-            let Some(m) = self.calls.get_mut(&c) else { continue };
+            let Some(m) = self.calls.get_mut(&c) else {
+                continue;
+            };
             while let Some(o) = m.poll_output() {
                 match o {
                     Output::Status(s) => self.statuses.push((c.clone(), s)),
-                    Output::Sip(flows::SipAction::Invite { target, .. }) => self.invites.push((c.clone(), target.to_string())),
+                    Output::Sip(flows::SipAction::Invite { target, .. }) => {
+                        self.invites.push((c.clone(), target.to_string()))
+                    }
                     Output::RequestAgent { preferred, exclude } => {
-                        match self.acd.request(&c, &self.business, preferred.as_ref(), &exclude) {
-                            Assignment::Assigned(a) => feed.push((c.clone(), Input::AgentAssigned(a.clone(), contact(&a)))),
+                        match self
+                            .acd
+                            .request(&c, &self.business, preferred.as_ref(), &exclude)
+                        {
+                            Assignment::Assigned(a) => {
+                                feed.push((c.clone(), Input::AgentAssigned(a.clone(), contact(&a))))
+                            }
                             Assignment::Queued => {}
                             Assignment::Unavailable => feed.push((c.clone(), Input::NoAgent)),
                         }
@@ -116,11 +137,17 @@ impl World {
 }
 
 fn answered(port: u16) -> Input {
-    Input::Customer(LegInput::Answered { remote: SocketAddr::from(([127, 0, 0, 1], port)), codec: Codec::Pcmu })
+    Input::Customer(LegInput::Answered {
+        remote: SocketAddr::from(([127, 0, 0, 1], port)),
+        codec: Codec::Pcmu,
+    })
 }
 
 fn agent_answered(port: u16) -> Input {
-    Input::Agent(LegInput::Answered { remote: SocketAddr::from(([127, 0, 0, 1], port)), codec: Codec::Pcma })
+    Input::Agent(LegInput::Answered {
+        remote: SocketAddr::from(([127, 0, 0, 1], port)),
+        codec: Codec::Pcma,
+    })
 }
 
 #[test]
@@ -141,12 +168,29 @@ fn a_queued_call_gets_the_agent_when_the_first_call_ends() {
     w.input("c1", Input::Customer(LegInput::Bye));
     assert_eq!(w.phase("c1"), Phase::Ended(flows::Outcome::Completed));
     assert_eq!(w.phase("c2"), Phase::CallingCustomer);
-    assert_eq!(w.acd.state(&id("alice")), Some(&AgentState::Reserved(id("c2"))));
+    assert_eq!(
+        w.acd.state(&id("alice")),
+        Some(&AgentState::Reserved(id("c2")))
+    );
     w.input("c2", answered(40004));
     w.input("c2", agent_answered(40006));
     assert_eq!(w.phase("c2"), Phase::Bridged);
-    let c2: Vec<&str> = w.statuses.iter().filter(|(c, _)| c.as_str() == "c2").map(|(_, s)| s.as_str()).collect();
-    assert_eq!(c2, ["queued", "calling_customer", "announcing", "calling_agent", "bridged"]);
+    let c2: Vec<&str> = w
+        .statuses
+        .iter()
+        .filter(|(c, _)| c.as_str() == "c2")
+        .map(|(_, s)| s.as_str())
+        .collect();
+    assert_eq!(
+        c2,
+        [
+            "queued",
+            "calling_customer",
+            "announcing",
+            "calling_agent",
+            "bridged"
+        ]
+    );
 }
 
 #[test]
@@ -160,21 +204,35 @@ fn an_agent_that_does_not_answer_is_skipped_and_freed() {
     assert_ne!(first, second, "the next agent is another one");
     assert_eq!(w.phase("c1"), Phase::CallingAgent);
     // The one that did not answer is idle again.
-    let idle = ["alice", "bob"].iter().filter(|a| w.acd.state(&id(a)) == Some(&AgentState::Idle)).count();
+    let idle = ["alice", "bob"]
+        .iter()
+        .filter(|a| w.acd.state(&id(a)) == Some(&AgentState::Idle))
+        .count();
     assert_eq!(idle, 1);
     // Both tried and failed: nobody left who was not tried, so the call fails at once.
     w.input("c1", Input::Agent(LegInput::Timeout));
-    assert_eq!(w.phase("c1"), Phase::Ended(flows::Outcome::Failed(flows::FailReason::AgentNoAnswer)));
-    assert!(["alice", "bob"].iter().all(|a| w.acd.state(&id(a)) == Some(&AgentState::Idle)));
+    assert_eq!(
+        w.phase("c1"),
+        Phase::Ended(flows::Outcome::Failed(flows::FailReason::AgentNoAnswer))
+    );
+    assert!(["alice", "bob"]
+        .iter()
+        .all(|a| w.acd.state(&id(a)) == Some(&AgentState::Idle)));
 }
 
 #[test]
 fn a_business_without_agents_fails_with_no_agent() {
     let mut w = World::new(&[]);
     w.start("c1", 20000);
-    assert_eq!(w.phase("c1"), Phase::Ended(flows::Outcome::Failed(flows::FailReason::NoAgent)));
+    assert_eq!(
+        w.phase("c1"),
+        Phase::Ended(flows::Outcome::Failed(flows::FailReason::NoAgent))
+    );
     let last = w.statuses.last().unwrap().1;
-    assert_eq!((last.as_str(), last.reason().map(flows::FailReason::as_str)), ("failed", Some("no_agent")));
+    assert_eq!(
+        (last.as_str(), last.reason().map(flows::FailReason::as_str)),
+        ("failed", Some("no_agent"))
+    );
 }
 
 #[test]

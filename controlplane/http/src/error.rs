@@ -93,13 +93,16 @@ impl From<JsonRejection> for ApiError {
                 field: None,
                 message: format!("the request body has the wrong shape: {}", e.body_text()),
             },
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::UnsupportedMediaType("send the request body as JSON with Content-Type: application/json".into())
-            }
+            JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType(
+                "send the request body as JSON with Content-Type: application/json".into(),
+            ),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Self::PayloadTooLarge("the request body is too large".into())
             }
-            other => Self::BadRequest { field: None, message: other.body_text() },
+            other => Self::BadRequest {
+                field: None,
+                message: other.body_text(),
+            },
         }
     }
 }

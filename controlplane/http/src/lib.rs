@@ -21,8 +21,8 @@ pub mod state;
 
 pub use error::{ApiError, AppJson};
 pub use model::{
-    format_time, AgentRef, BridgeRequest, BusinessInfo, CallKind, CallRequest, CallView, LegMedia, MediaView,
-    PageInfo, StatusEvent,
+    format_time, AgentRef, BridgeRequest, BusinessInfo, CallKind, CallRequest, CallView, LegMedia,
+    MediaView, PageInfo, StatusEvent,
 };
 pub use routes::router;
 pub use state::{AppState, CallService, ServiceError};

@@ -111,7 +111,10 @@ impl From<&dp_api::LegStats> for LegMedia {
             tx_rtcp: s.tx_rtcp,
             announcement_packets: s.announcement_packets,
             jitter_us: s.jitter_us,
-            drops: dp_api::DropReason::ALL.iter().map(|r| (r.as_str(), s.drops.get(*r))).collect(),
+            drops: dp_api::DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), s.drops.get(*r)))
+                .collect(),
         }
     }
 }
@@ -220,21 +223,35 @@ pub fn format_time(t: OffsetDateTime) -> String {
 // ---- validation --------------------------------------------------------------------------
 
 fn bad(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::BadRequest { field: Some(field.to_owned()), message: message.into() }
+    ApiError::BadRequest {
+        field: Some(field.to_owned()),
+        message: message.into(),
+    }
 }
 
-fn reject_unknown(map: &Map<String, Value>, allowed: &[&str], prefix: &str) -> Result<(), ApiError> {
+fn reject_unknown(
+    map: &Map<String, Value>,
+    allowed: &[&str],
+    prefix: &str,
+) -> Result<(), ApiError> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(bad(
             &format!("{prefix}{k}"),
-            format!("unknown field \"{prefix}{k}\"; expected one of: {}", allowed.join(", ")),
+            format!(
+                "unknown field \"{prefix}{k}\"; expected one of: {}",
+                allowed.join(", ")
+            ),
         )),
         None => Ok(()),
     }
 }
 
 /// A string field; `null` counts as absent.
-fn opt_str<'a>(map: &'a Map<String, Value>, key: &str, field: &str) -> Result<Option<&'a str>, ApiError> {
+fn opt_str<'a>(
+    map: &'a Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<&'a str>, ApiError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -252,7 +269,13 @@ fn target(field: &str, s: &str) -> Result<Target, ApiError> {
 
 impl CallRequest {
     /// The accepted top-level fields.
-    pub const FIELDS: [&'static str; 5] = ["business", "customer", "contact_time", "page", "preferred_agent"];
+    pub const FIELDS: [&'static str; 5] = [
+        "business",
+        "customer",
+        "contact_time",
+        "page",
+        "preferred_agent",
+    ];
 
     /// Validates a request body.
     ///
@@ -279,22 +302,45 @@ impl CallRequest {
                 let url = opt_str(p, "url", "page.url")?.unwrap_or_default();
                 let title = opt_str(p, "title", "page.title")?.unwrap_or_default();
                 if url.chars().count() > MAX_URL_LEN {
-                    return Err(bad("page.url", format!("\"page.url\" is longer than {MAX_URL_LEN} characters")));
+                    return Err(bad(
+                        "page.url",
+                        format!("\"page.url\" is longer than {MAX_URL_LEN} characters"),
+                    ));
                 }
                 if title.chars().count() > MAX_TITLE_LEN {
-                    return Err(bad("page.title", format!("\"page.title\" is longer than {MAX_TITLE_LEN} characters")));
+                    return Err(bad(
+                        "page.title",
+                        format!("\"page.title\" is longer than {MAX_TITLE_LEN} characters"),
+                    ));
                 }
-                Some(PageInfo { url: url.to_owned(), title: title.to_owned() })
+                Some(PageInfo {
+                    url: url.to_owned(),
+                    title: title.to_owned(),
+                })
             }
-            Some(_) => return Err(bad("page", "\"page\" must be an object like {\"url\": \"…\", \"title\": \"…\"}")),
+            Some(_) => {
+                return Err(bad(
+                    "page",
+                    "\"page\" must be an object like {\"url\": \"…\", \"title\": \"…\"}",
+                ))
+            }
         };
         let preferred_agent = match opt_str(map, "preferred_agent", "preferred_agent")? {
             None | Some("") => None,
-            Some(s) => Some(
-                AgentId::new(s).map_err(|e| bad("preferred_agent", format!("\"preferred_agent\" is invalid: {e}")))?,
-            ),
+            Some(s) => Some(AgentId::new(s).map_err(|e| {
+                bad(
+                    "preferred_agent",
+                    format!("\"preferred_agent\" is invalid: {e}"),
+                )
+            })?),
         };
-        Ok(Self { business, customer, contact_time, page, preferred_agent })
+        Ok(Self {
+            business,
+            customer,
+            contact_time,
+            page,
+            preferred_agent,
+        })
     }
 }
 
@@ -315,7 +361,10 @@ impl BridgeRequest {
             AgentRef::Target(target("agent", a)?)
         } else {
             AgentRef::Id(AgentId::new(a).map_err(|e| {
-                bad("agent", format!("\"agent\" must be an agent id, a SIP URI or an E.164 number: {e}"))
+                bad(
+                    "agent",
+                    format!("\"agent\" must be an agent id, a SIP URI or an E.164 number: {e}"),
+                )
             })?)
         };
         Ok(Self { customer, agent })
@@ -334,7 +383,11 @@ mod tests {
 
     #[test]
     fn leg_media_from_stats() {
-        let mut s = dp_api::LegStats { rx_packets: 3, jitter_us: 7, ..Default::default() };
+        let mut s = dp_api::LegStats {
+            rx_packets: 3,
+            jitter_us: 7,
+            ..Default::default()
+        };
         s.drops.add(dp_api::DropReason::SrcMismatch);
         let m = LegMedia::from(&s);
         assert_eq!(m.rx_packets, 3);

@@ -30,7 +30,11 @@ pub fn render(business: &BusinessInfo, all: &[BusinessInfo]) -> String {
         let links: Vec<String> = all
             .iter()
             .map(|b| {
-                let current = if b.id == business.id { " aria-current=\"page\"" } else { "" };
+                let current = if b.id == business.id {
+                    " aria-current=\"page\""
+                } else {
+                    ""
+                };
                 format!(
                     "<a href=\"/?business={}\"{current}>{}</a>",
                     escape_html(b.id.as_str()),
@@ -42,7 +46,14 @@ pub fn render(business: &BusinessInfo, all: &[BusinessInfo]) -> String {
     } else {
         String::new()
     };
-    fill(PAGE, &[("{{NAME}}", &name), ("{{ID}}", &id), ("{{OTHERS}}", &others)])
+    fill(
+        PAGE,
+        &[
+            ("{{NAME}}", &name),
+            ("{{ID}}", &id),
+            ("{{OTHERS}}", &others),
+        ],
+    )
 }
 
 /// Replaces placeholders in one pass, so that inserted text is never scanned again.
@@ -73,8 +84,17 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_once() {
-        assert_eq!(fill("a {{X}} b {{Y}} {{Z}}", &[("{{X}}", "{{Y}}"), ("{{Y}}", "y")]), "a {{Y}} b y {{Z}}");
-        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            fill(
+                "a {{X}} b {{Y}} {{Z}}",
+                &[("{{X}}", "{{Y}}"), ("{{Y}}", "y")]
+            ),
+            "a {{Y}} b y {{Z}}"
+        );
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }
 

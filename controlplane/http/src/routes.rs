@@ -53,8 +53,12 @@ async fn dataplane_stats(State(st): State<AppState>) -> Result<Json<Value>, ApiE
 }
 
 async fn businesses(State(st): State<AppState>) -> Json<Value> {
-    let list: Vec<Value> =
-        st.calls.businesses().iter().map(|b| json!({ "id": b.id.as_str(), "name": b.name })).collect();
+    let list: Vec<Value> = st
+        .calls
+        .businesses()
+        .iter()
+        .map(|b| json!({ "id": b.id.as_str(), "name": b.name }))
+        .collect();
     Json(Value::Array(list))
 }
 
@@ -73,7 +77,10 @@ async fn create_call_request(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let req = CallRequest::from_json(&body)?;
-    let view = st.calls.submit(req).map_err(|e| e.into_api("preferred_agent"))?;
+    let view = st
+        .calls
+        .submit(req)
+        .map_err(|e| e.into_api("preferred_agent"))?;
     Ok(created("/v1/call-requests", &view))
 }
 
@@ -94,20 +101,32 @@ fn lookup(st: &AppState, id: &str, kind: CallKind) -> Result<Json<Value>, ApiErr
                 CallKind::CallRequest => "call request",
                 CallKind::Bridge => "bridge",
             };
-            Err(ApiError::NotFound { field: Some("id".into()), message: format!("there is no {what} with id {id:?}") })
+            Err(ApiError::NotFound {
+                field: Some("id".into()),
+                message: format!("there is no {what} with id {id:?}"),
+            })
         }
     }
 }
 
-async fn get_call_request(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_call_request(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     lookup(&st, &id, CallKind::CallRequest)
 }
 
-async fn get_bridge(State(st): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_bridge(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     lookup(&st, &id, CallKind::Bridge)
 }
 
-async fn web_page(State(st): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn web_page(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let all = st.calls.businesses();
     let chosen = match q.get("business") {
         Some(id) => all.iter().find(|b| b.id.as_str() == id),
@@ -119,20 +138,29 @@ async fn web_page(State(st): State<AppState>, Query(q): Query<HashMap<String, St
         (None, Some(id)) => (
             StatusCode::NOT_FOUND,
             no_store,
-            Html(page::message("Unknown business", &format!("There is no business \"{id}\" here."))),
+            Html(page::message(
+                "Unknown business",
+                &format!("There is no business \"{id}\" here."),
+            )),
         )
             .into_response(),
         (None, None) => (
             StatusCode::SERVICE_UNAVAILABLE,
             no_store,
-            Html(page::message("No business configured", "This server has no business to call for.")),
+            Html(page::message(
+                "No business configured",
+                "This server has no business to call for.",
+            )),
         )
             .into_response(),
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::NotFound { field: None, message: "there is no such route".into() }
+    ApiError::NotFound {
+        field: None,
+        message: "there is no such route".into(),
+    }
 }
 
 async fn method_not_allowed() -> ApiError {

@@ -45,7 +45,10 @@ impl ServiceError {
                 field: Some(agent_field.into()),
                 message: format!("there is no agent \"{a}\""),
             },
-            Self::Invalid { field, message } => ApiError::BadRequest { field: Some(field.into()), message },
+            Self::Invalid { field, message } => ApiError::BadRequest {
+                field: Some(field.into()),
+                message,
+            },
             Self::Unavailable(m) => ApiError::Unavailable(m),
             Self::Internal(m) => ApiError::Internal(m),
         }

@@ -47,7 +47,11 @@ impl CallService for FakeCalls {
                 return Err(ServiceError::UnknownAgent(a.clone()));
             }
         }
-        let status = if req.contact_time.is_some() { Status::Scheduled } else { Status::Queued };
+        let status = if req.contact_time.is_some() {
+            Status::Scheduled
+        } else {
+            Status::Queued
+        };
         let view = CallView {
             id: self.new_id(),
             kind: CallKind::CallRequest,
@@ -55,7 +59,10 @@ impl CallService for FakeCalls {
             business: Some(req.business.clone()),
             customer: req.customer.clone(),
             agent: None,
-            events: vec![StatusEvent { at: at("2026-11-29T04:00:00Z"), status }],
+            events: vec![StatusEvent {
+                at: at("2026-11-29T04:00:00Z"),
+                status,
+            }],
             media: None,
         };
         self.insert(view.clone());
@@ -65,7 +72,9 @@ impl CallService for FakeCalls {
 
     fn bridge(&self, req: BridgeRequest) -> Result<CallView, ServiceError> {
         let agent = match &req.agent {
-            AgentRef::Id(a) if a.as_str() != "alice" => return Err(ServiceError::UnknownAgent(a.clone())),
+            AgentRef::Id(a) if a.as_str() != "alice" => {
+                return Err(ServiceError::UnknownAgent(a.clone()))
+            }
             AgentRef::Id(a) => a.to_string(),
             AgentRef::Target(t) => t.to_string(),
         };
@@ -90,23 +99,41 @@ impl CallService for FakeCalls {
 
     fn businesses(&self) -> Vec<BusinessInfo> {
         vec![
-            BusinessInfo { id: BusinessId::new("acme").unwrap(), name: "ACME <Corp> & Sons".into() },
-            BusinessInfo { id: BusinessId::new("globex").unwrap(), name: "Globex".into() },
+            BusinessInfo {
+                id: BusinessId::new("acme").unwrap(),
+                name: "ACME <Corp> & Sons".into(),
+            },
+            BusinessInfo {
+                id: BusinessId::new("globex").unwrap(),
+                name: "Globex".into(),
+            },
         ]
     }
 }
 
 fn app() -> (axum::Router, Arc<FakeCalls>) {
     let fake = Arc::new(FakeCalls::default());
-    (router(AppState { calls: fake.clone() }), fake)
+    (
+        router(AppState {
+            calls: fake.clone(),
+        }),
+        fake,
+    )
 }
 
-async fn send(app: &axum::Router, method: Method, uri: &str, body: Option<&str>) -> (StatusCode, Value, String) {
+async fn send(
+    app: &axum::Router,
+    method: Method,
+    uri: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value, String) {
     let mut b = Request::builder().method(method).uri(uri);
     if body.is_some() {
         b = b.header(header::CONTENT_TYPE, "application/json");
     }
-    let req = b.body(body.map_or_else(Body::empty, |s| Body::from(s.to_owned()))).unwrap();
+    let req = b
+        .body(body.map_or_else(Body::empty, |s| Body::from(s.to_owned())))
+        .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -133,7 +160,12 @@ async fn dataplane_stats_without_a_data_plane_is_unavailable() {
     let (app, _) = app();
     let (s, v, _) = send(&app, Method::GET, "/v1/dataplane/stats", None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(v["error"].as_str().is_some_and(|e| e.contains("data-plane statistics")), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("data-plane statistics")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -156,14 +188,21 @@ async fn call_request_is_accepted_and_validated_into_types() {
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let body: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(body, json!({"id": id, "status": "queued"}));
     assert_eq!(loc, format!("/v1/call-requests/{id}"));
     let got = fake.last_request.lock().unwrap().clone().unwrap();
     assert_eq!(got.business.as_str(), "acme");
     assert_eq!(got.customer, Target::Tel("+15551234567".into()));
-    assert_eq!(got.page, Some(PageInfo { url: "https://acme.example/pricing".into(), title: "Pricing".into() }));
+    assert_eq!(
+        got.page,
+        Some(PageInfo {
+            url: "https://acme.example/pricing".into(),
+            title: "Pricing".into()
+        })
+    );
     assert_eq!(got.preferred_agent, Some(AgentId::new("alice").unwrap()));
     assert_eq!(got.contact_time, None);
 }
@@ -198,39 +237,111 @@ async fn every_call_request_validation_error_names_its_field() {
     let long = "x".repeat(model::MAX_URL_LEN + 1);
     let cases = [
         (json!({"customer": "+15551234567"}), "business", "required"),
-        (json!({"business": "ac me", "customer": "+15551234567"}), "business", "invalid"),
-        (json!({"business": 5, "customer": "+15551234567"}), "business", "string"),
-        (json!({"business": "nope", "customer": "+15551234567"}), "business", "no business"),
+        (
+            json!({"business": "ac me", "customer": "+15551234567"}),
+            "business",
+            "invalid",
+        ),
+        (
+            json!({"business": 5, "customer": "+15551234567"}),
+            "business",
+            "string",
+        ),
+        (
+            json!({"business": "nope", "customer": "+15551234567"}),
+            "business",
+            "no business",
+        ),
         (json!({"business": "acme"}), "customer", "required"),
-        (json!({"business": "acme", "customer": "555-1234"}), "customer", "E.164"),
-        (json!({"business": "acme", "customer": "+1555"}), "customer", "8 to 15 digits"),
-        (json!({"business": "acme", "customer": "sip:@x"}), "customer", "SIP URI"),
-        (json!({"business": "acme", "customer": 15551234567u64}), "customer", "string"),
-        (json!({"business": "acme", "customer": "+15551234567", "contact_time": "tomorrow"}), "contact_time", "RFC 3339"),
-        (json!({"business": "acme", "customer": "+15551234567", "page": "x"}), "page", "object"),
-        (json!({"business": "acme", "customer": "+15551234567", "page": {"url": long}}), "page.url", "longer"),
-        (json!({"business": "acme", "customer": "+15551234567", "page": {"title": 1}}), "page.title", "string"),
-        (json!({"business": "acme", "customer": "+15551234567", "page": {"referrer": "x"}}), "page.referrer", "unknown field"),
-        (json!({"business": "acme", "customer": "+15551234567", "preferred_agent": "a b"}), "preferred_agent", "invalid"),
-        (json!({"business": "acme", "customer": "+15551234567", "preferred_agent": "zed"}), "preferred_agent", "no agent"),
-        (json!({"business": "acme", "customer": "+15551234567", "colour": "red"}), "colour", "unknown field \"colour\""),
+        (
+            json!({"business": "acme", "customer": "555-1234"}),
+            "customer",
+            "E.164",
+        ),
+        (
+            json!({"business": "acme", "customer": "+1555"}),
+            "customer",
+            "8 to 15 digits",
+        ),
+        (
+            json!({"business": "acme", "customer": "sip:@x"}),
+            "customer",
+            "SIP URI",
+        ),
+        (
+            json!({"business": "acme", "customer": 15551234567u64}),
+            "customer",
+            "string",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "contact_time": "tomorrow"}),
+            "contact_time",
+            "RFC 3339",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "page": "x"}),
+            "page",
+            "object",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "page": {"url": long}}),
+            "page.url",
+            "longer",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "page": {"title": 1}}),
+            "page.title",
+            "string",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "page": {"referrer": "x"}}),
+            "page.referrer",
+            "unknown field",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "preferred_agent": "a b"}),
+            "preferred_agent",
+            "invalid",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "preferred_agent": "zed"}),
+            "preferred_agent",
+            "no agent",
+        ),
+        (
+            json!({"business": "acme", "customer": "+15551234567", "colour": "red"}),
+            "colour",
+            "unknown field \"colour\"",
+        ),
     ];
     for (body, field, words) in cases {
         let (s, v) = post(&app, "/v1/call-requests", body.clone()).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(v["field"], field, "{body} -> {v}");
         let msg = v["error"].as_str().unwrap();
-        assert!(msg.contains(words), "{body}: {msg:?} should mention {words:?}");
+        assert!(
+            msg.contains(words),
+            "{body}: {msg:?} should mention {words:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn malformed_json_and_wrong_content_type() {
     let (app, _) = app();
-    let (s, v, _) = send(&app, Method::POST, "/v1/call-requests", Some("{\"business\": ")).await;
+    let (s, v, _) = send(
+        &app,
+        Method::POST,
+        "/v1/call-requests",
+        Some("{\"business\": "),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], Value::Null);
-    assert!(v["error"].as_str().unwrap().contains("not valid JSON"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("not valid JSON"),
+        "{v}"
+    );
     let (s, v, _) = send(&app, Method::POST, "/v1/call-requests", Some("[1, 2]")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(v["field"], Value::Null);
@@ -242,7 +353,8 @@ async fn malformed_json_and_wrong_content_type() {
         .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let v: Value = serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert!(v["error"].as_str().unwrap().contains("application/json"));
     assert_eq!(v["field"], Value::Null);
 }
@@ -250,7 +362,12 @@ async fn malformed_json_and_wrong_content_type() {
 #[tokio::test]
 async fn get_call_request_shows_the_whole_document() {
     let (app, fake) = app();
-    let mut stats = dp_api::LegStats { rx_packets: 10, rx_bytes: 1720, announcement_packets: 4, ..Default::default() };
+    let mut stats = dp_api::LegStats {
+        rx_packets: 10,
+        rx_bytes: 1720,
+        announcement_packets: 4,
+        ..Default::default()
+    };
     stats.drops.add(dp_api::DropReason::SrcMismatch);
     fake.insert(CallView {
         id: CallId::new("c_42").unwrap(),
@@ -260,10 +377,19 @@ async fn get_call_request_shows_the_whole_document() {
         customer: Target::parse("+15551234567").unwrap(),
         agent: Some("alice".into()),
         events: vec![
-            StatusEvent { at: at("2026-11-29T04:00:00.5Z"), status: Status::Queued },
-            StatusEvent { at: at("2026-11-29T04:00:01Z"), status: Status::Failed(FailReason::CustomerBusy) },
+            StatusEvent {
+                at: at("2026-11-29T04:00:00.5Z"),
+                status: Status::Queued,
+            },
+            StatusEvent {
+                at: at("2026-11-29T04:00:01Z"),
+                status: Status::Failed(FailReason::CustomerBusy),
+            },
         ],
-        media: Some(MediaView { customer: Some(LegMedia::from(&stats)), agent: None }),
+        media: Some(MediaView {
+            customer: Some(LegMedia::from(&stats)),
+            agent: None,
+        }),
     });
     let (s, v, _) = send(&app, Method::GET, "/v1/call-requests/c_42", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -281,7 +407,16 @@ async fn get_call_request_shows_the_whole_document() {
         ])
     );
     let c = &v["media"]["customer"];
-    for key in ["rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_rtcp", "tx_rtcp", "announcement_packets", "jitter_us"] {
+    for key in [
+        "rx_packets",
+        "rx_bytes",
+        "tx_packets",
+        "tx_bytes",
+        "rx_rtcp",
+        "tx_rtcp",
+        "announcement_packets",
+        "jitter_us",
+    ] {
         assert!(c[key].is_u64(), "{key} in {c}");
     }
     assert_eq!(c["rx_bytes"], 1720);
@@ -289,8 +424,19 @@ async fn get_call_request_shows_the_whole_document() {
     assert_eq!(v["media"]["agent"], Value::Null);
 
     // A fresh call: nulls until known.
-    let (_, created) = post(&app, "/v1/call-requests", json!({"business": "acme", "customer": "+15551234567"})).await;
-    let (s, v, _) = send(&app, Method::GET, &format!("/v1/call-requests/{}", created["id"].as_str().unwrap()), None).await;
+    let (_, created) = post(
+        &app,
+        "/v1/call-requests",
+        json!({"business": "acme", "customer": "+15551234567"}),
+    )
+    .await;
+    let (s, v, _) = send(
+        &app,
+        Method::GET,
+        &format!("/v1/call-requests/{}", created["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], "queued");
     assert_eq!(v["reason"], Value::Null);
@@ -308,7 +454,12 @@ async fn unknown_ids_are_404_naming_the_id() {
         assert!(v["error"].as_str().unwrap().contains("c_nope"));
     }
     // A bridge is not a call request and vice versa.
-    let (_, b) = post(&app, "/v1/bridges", json!({"customer": "+15551234567", "agent": "alice"})).await;
+    let (_, b) = post(
+        &app,
+        "/v1/bridges",
+        json!({"customer": "+15551234567", "agent": "alice"}),
+    )
+    .await;
     let id = b["id"].as_str().unwrap();
     let (s, _, _) = send(&app, Method::GET, &format!("/v1/call-requests/{id}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -324,24 +475,47 @@ async fn bridges_take_an_agent_id_uri_or_number() {
     let (app, fake) = app();
     for (agent, want) in [
         ("alice", AgentRef::Id(AgentId::new("alice").unwrap())),
-        ("sip:carol@127.0.0.1:15068", AgentRef::Target(Target::Sip("sip:carol@127.0.0.1:15068".into()))),
-        ("+4930123456", AgentRef::Target(Target::Tel("+4930123456".into()))),
+        (
+            "sip:carol@127.0.0.1:15068",
+            AgentRef::Target(Target::Sip("sip:carol@127.0.0.1:15068".into())),
+        ),
+        (
+            "+4930123456",
+            AgentRef::Target(Target::Tel("+4930123456".into())),
+        ),
     ] {
-        let (s, v) = post(&app, "/v1/bridges", json!({"customer": "+15551234567", "agent": agent})).await;
+        let (s, v) = post(
+            &app,
+            "/v1/bridges",
+            json!({"customer": "+15551234567", "agent": agent}),
+        )
+        .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{agent}: {v}");
         assert_eq!(v["status"], "calling_customer");
         assert!(v["id"].is_string());
-        assert_eq!(fake.last_bridge.lock().unwrap().clone().unwrap().agent, want);
+        assert_eq!(
+            fake.last_bridge.lock().unwrap().clone().unwrap().agent,
+            want
+        );
     }
     let cases = [
         (json!({"agent": "alice"}), "customer"),
         (json!({"customer": "bob", "agent": "alice"}), "customer"),
         (json!({"customer": "+15551234567"}), "agent"),
-        (json!({"customer": "+15551234567", "agent": "sip:"}), "agent"),
+        (
+            json!({"customer": "+15551234567", "agent": "sip:"}),
+            "agent",
+        ),
         (json!({"customer": "+15551234567", "agent": "+12"}), "agent"),
-        (json!({"customer": "+15551234567", "agent": "not an id"}), "agent"),
+        (
+            json!({"customer": "+15551234567", "agent": "not an id"}),
+            "agent",
+        ),
         (json!({"customer": "+15551234567", "agent": "zed"}), "agent"),
-        (json!({"customer": "+15551234567", "agent": "alice", "business": "acme"}), "business"),
+        (
+            json!({"customer": "+15551234567", "agent": "alice", "business": "acme"}),
+            "business",
+        ),
     ];
     for (body, field) in cases {
         let (s, v) = post(&app, "/v1/bridges", body.clone()).await;
@@ -374,16 +548,27 @@ async fn businesses_are_listed() {
     let (app, _) = app();
     let (s, v, _) = send(&app, Method::GET, "/v1/businesses", None).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(v, json!([{"id": "acme", "name": "ACME <Corp> & Sons"}, {"id": "globex", "name": "Globex"}]));
+    assert_eq!(
+        v,
+        json!([{"id": "acme", "name": "ACME <Corp> & Sons"}, {"id": "globex", "name": "Globex"}])
+    );
 }
 
 #[tokio::test]
 async fn the_page_is_served_for_the_chosen_business() {
     let (app, _) = app();
-    let res = app.clone().oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert!(res.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
-    let html = String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(res.headers()[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html =
+        String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
     for needle in [
         "id=\"phone\"",
         "id=\"call-button\"",
@@ -402,8 +587,14 @@ async fn the_page_is_served_for_the_chosen_business() {
         assert!(html.contains(needle), "page lacks {needle}");
     }
     assert!(!html.contains("<script src"), "no external assets");
-    assert!(!html.contains("<link rel=\"stylesheet"), "no external assets");
-    assert!(html.contains("<link rel=\"icon\" href=\"data:,\">"), "an inline (empty) icon: no /favicon.ico 404");
+    assert!(
+        !html.contains("<link rel=\"stylesheet"),
+        "no external assets"
+    );
+    assert!(
+        html.contains("<link rel=\"icon\" href=\"data:,\">"),
+        "an inline (empty) icon: no /favicon.ico 404"
+    );
     assert!(!html.contains("{{"), "template fully filled");
 
     let (s, _, html) = send(&app, Method::GET, "/?business=globex", None).await;

@@ -58,7 +58,11 @@ impl PortPlan {
         let first = ports.start().saturating_add(ports.start() % 2);
         let last = *ports.end();
         if workers == 0 || last < first + 1 {
-            return Err(DpError::BadRange(format!("{}-{}", ports.start(), ports.end())));
+            return Err(DpError::BadRange(format!(
+                "{}-{}",
+                ports.start(),
+                ports.end()
+            )));
         }
         let pairs = usize::from((last - first).div_ceil(2));
         if pairs < workers {
@@ -73,7 +77,11 @@ impl PortPlan {
         let mut free = Vec::with_capacity(workers);
         for w in 0..workers {
             let lo = first + (w * per * 2) as u16;
-            let n = if w + 1 == workers { pairs - w * per } else { per };
+            let n = if w + 1 == workers {
+                pairs - w * per
+            } else {
+                per
+            };
             let hi = lo + ((n - 1) * 2) as u16;
             slices.push(lo..=hi);
             // Reversed so that pop() hands out the lowest port first.
@@ -82,7 +90,10 @@ impl PortPlan {
         Ok(Self {
             first,
             slices,
-            state: Mutex::new(PlanState { free, generation: vec![0; pairs] }),
+            state: Mutex::new(PlanState {
+                free,
+                generation: vec![0; pairs],
+            }),
         })
     }
 
@@ -111,7 +122,9 @@ impl PortPlan {
     pub fn allocate(&self) -> Result<LegId, DpError> {
         let w = {
             let st = self.lock();
-            (0..st.free.len()).max_by_key(|&w| st.free[w].len()).unwrap_or(0)
+            (0..st.free.len())
+                .max_by_key(|&w| st.free[w].len())
+                .unwrap_or(0)
         };
         self.allocate_on(w)
     }
@@ -122,7 +135,11 @@ impl PortPlan {
     /// [`DpError::NoFreePort`] when the worker's slice is in use.
     pub fn allocate_on(&self, w: usize) -> Result<LegId, DpError> {
         let mut st = self.lock();
-        let port = st.free.get_mut(w).and_then(Vec::pop).ok_or(DpError::NoFreePort)?;
+        let port = st
+            .free
+            .get_mut(w)
+            .and_then(Vec::pop)
+            .ok_or(DpError::NoFreePort)?;
         let idx = usize::from((port - self.first) / 2);
         st.generation[idx] = st.generation[idx].wrapping_add(1);
         Ok(LegId::new(port, st.generation[idx]))
@@ -132,7 +149,9 @@ impl PortPlan {
     /// no-op.
     pub fn release(&self, leg: LegId) {
         let port = leg.port();
-        let Some(w) = self.worker_of_port(port) else { return };
+        let Some(w) = self.worker_of_port(port) else {
+            return;
+        };
         let mut st = self.lock();
         let idx = usize::from((port - self.first) / 2);
         if st.generation[idx] == leg.generation() && !st.free[w].contains(&port) {
@@ -148,7 +167,9 @@ impl PortPlan {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PlanState> {
         // The state holds no invariant a panicking holder could break half-way.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -172,7 +193,11 @@ impl DataplaneHandle {
     /// Assembles a handle; `workers[i]` owns `plan.slice(i)`.
     #[must_use]
     pub fn new(plan: PortPlan, workers: Vec<WorkerLink>, events: Receiver<Event>) -> Self {
-        Self { plan, workers, events }
+        Self {
+            plan,
+            workers,
+            events,
+        }
     }
 
     /// Sends a command to the worker owning its leg, or to every worker for
@@ -184,7 +209,10 @@ impl DataplaneHandle {
     pub fn send(&self, cmd: Command) -> Result<(), DpError> {
         match cmd.leg() {
             Some(leg) => {
-                let w = self.plan.worker_of_port(leg.port()).ok_or(DpError::NoWorker(leg))?;
+                let w = self
+                    .plan
+                    .worker_of_port(leg.port())
+                    .ok_or(DpError::NoWorker(leg))?;
                 Self::try_send(w, &self.workers[w], cmd)
             }
             None => {

@@ -282,22 +282,41 @@ mod tests {
         assert_eq!(size_of::<Leg>(), 192);
         assert_eq!(size_of::<Option<Leg>>(), size_of::<Leg>());
         let line = |off: usize, size: usize| {
-            assert_eq!(off / 64, (off + size - 1) / 64, "field at {off} straddles a line");
+            assert_eq!(
+                off / 64,
+                (off + size - 1) / 64,
+                "field at {off} straddles a line"
+            );
             off / 64
         };
         // Read for every packet from and toward the leg.
-        assert_eq!(line(offset_of!(Leg, remote), size_of::<Option<SocketAddr>>()), 0);
+        assert_eq!(
+            line(offset_of!(Leg, remote), size_of::<Option<SocketAddr>>()),
+            0
+        );
         assert_eq!(line(offset_of!(Leg, jitter), size_of::<Jitter>()), 0);
         assert_eq!(line(offset_of!(Leg, mark_next), 1), 0);
         assert_eq!(line(offset_of!(Leg, learn_remote), 1), 0);
         assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
         // Receive side.
         assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);
-        assert_eq!(line(offset_of!(Leg, last_rx), size_of::<Option<Instant>>()), 1);
-        assert_eq!(line(offset_of!(Leg, media_timeout), size_of::<Option<Duration>>()), 1);
+        assert_eq!(
+            line(offset_of!(Leg, last_rx), size_of::<Option<Instant>>()),
+            1
+        );
+        assert_eq!(
+            line(
+                offset_of!(Leg, media_timeout),
+                size_of::<Option<Duration>>()
+            ),
+            1
+        );
         assert_eq!(line(offset_of!(Leg, rx), size_of::<Flow>()), 1);
         // Relay-toward side.
-        assert_eq!(line(offset_of!(Leg, playback), size_of::<Option<Playback>>()), 2);
+        assert_eq!(
+            line(offset_of!(Leg, playback), size_of::<Option<Playback>>()),
+            2
+        );
         assert_eq!(line(offset_of!(Leg, tx), size_of::<Flow>()), 2);
     }
 
@@ -312,8 +331,14 @@ mod tests {
             media_timeout: None,
         };
         let mut l = Leg::new(&spec, 1);
-        l.rx = Flow { packets: 3, bytes: 516 };
-        l.tx = Flow { packets: 2, bytes: 344 };
+        l.rx = Flow {
+            packets: 3,
+            bytes: 516,
+        };
+        l.tx = Flow {
+            packets: 2,
+            bytes: 344,
+        };
         l.stats.rx_rtcp = 1;
         l.jitter.update(0, 0, 5);
         l.jitter.update(40, 0, 5); // D = 40 units: J = 2.5 units = 312 µs
@@ -367,7 +392,10 @@ mod tests {
         assert_eq!(arrival_units(Duration::from_nanos(124_999)), 0);
         assert_eq!(arrival_units(Duration::from_nanos(125_000)), 1);
         assert_eq!(arrival_units(Duration::from_millis(20)), 160);
-        assert_eq!(arrival_units(Duration::new(3, 999_999_999)), 3 * 8000 + 7999);
+        assert_eq!(
+            arrival_units(Duration::new(3, 999_999_999)),
+            3 * 8000 + 7999
+        );
         // Same as the plain floor(ns * 8000 / 1e9) below the wrap.
         for ns in [1u64, 999, 125_001, 7_654_321_987, 86_400_000_000_123] {
             let exact = (u128::from(ns) * 8000 / 1_000_000_000) as u32;
