@@ -46,6 +46,13 @@ fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
             "events_sent": s.lp.events_sent,
             "events_dropped": s.lp.events_dropped,
             "tx_refused": s.lp.tx_refused,
+            "rx_bursts": s.lp.rx_bursts,
+            "rx_burst_packets": s.lp.rx_burst_packets,
+            "rx_full_bursts": s.lp.rx_full_bursts,
+            "rx_burst_fill_avg": average(s.lp.rx_burst_packets, s.lp.rx_bursts),
+            "tx_bursts": s.lp.tx_bursts,
+            "tx_burst_packets": s.lp.tx_burst_packets,
+            "tx_burst_fill_avg": average(s.lp.tx_burst_packets, s.lp.tx_bursts),
         },
         "io": {
             "net": {
@@ -76,6 +83,15 @@ fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
     })
 }
 
+/// `total / count` with two decimals, 0 when nothing was counted.
+fn average(total: u64, count: u64) -> f64 {
+    if count == 0 {
+        0.0
+    } else {
+        (total as f64 / count as f64 * 100.0).round() / 100.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +112,7 @@ mod tests {
             .is_some_and(|m| !m.is_empty()));
         assert!(w[0]["io"]["port"]["ipackets"].is_u64());
         assert!(w[0]["loop"]["passes"].is_u64());
+        assert_eq!(w[0]["loop"]["rx_burst_fill_avg"], 0.0);
+        assert_eq!(average(45, 2), 22.5);
     }
 }

@@ -45,6 +45,16 @@ pub struct LoopStats {
     pub events_dropped: u64,
     /// Packets the backend refused to send.
     pub tx_refused: u64,
+    /// Receive bursts that brought at least one packet.
+    pub rx_bursts: u64,
+    /// Packets those bursts brought (average fill = `rx_burst_packets / rx_bursts`).
+    pub rx_burst_packets: u64,
+    /// Receive bursts that filled the whole burst array (the worker is falling behind).
+    pub rx_full_bursts: u64,
+    /// Transmit bursts handed to the backend.
+    pub tx_bursts: u64,
+    /// Packets in those bursts (average fill = `tx_burst_packets / tx_bursts`).
+    pub tx_burst_packets: u64,
 }
 
 /// What one pass did.
@@ -199,6 +209,11 @@ impl<Io: PacketIo> Worker<Io> {
         self.stats.passes += 1;
         let n = self.io.rx_burst(&mut self.rx, wait);
         let now = clock(&self.io);
+        if n > 0 {
+            self.stats.rx_bursts += 1;
+            self.stats.rx_burst_packets += n as u64;
+            self.stats.rx_full_bursts += u64::from(n == self.rx.capacity());
+        }
         let mut out = Pass {
             rx: n,
             ..Pass::default()
@@ -281,6 +296,8 @@ impl<Io: PacketIo> Worker<Io> {
         if self.tx.is_empty() {
             return 0;
         }
+        self.stats.tx_bursts += 1;
+        self.stats.tx_burst_packets += self.tx.len() as u64;
         let relay = &mut self.relay;
         let stats = &mut self.stats;
         let sent = self.io.tx_burst(&mut self.tx, &mut |p| {

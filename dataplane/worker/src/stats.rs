@@ -18,7 +18,7 @@ use crate::netstack::{L2Drop, NetStats};
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(100);
 
 const RELAY_FIELDS: usize = 9;
-const LOOP_FIELDS: usize = 6;
+const LOOP_FIELDS: usize = 11;
 const NET_FIELDS: usize = 10;
 const PORT_FIELDS: usize = 8;
 const IO_FIELDS: usize = NET_FIELDS + L2Drop::COUNT + PORT_FIELDS + 1;
@@ -104,6 +104,11 @@ impl SharedStats {
             lp.events_sent,
             lp.events_dropped,
             lp.tx_refused,
+            lp.rx_bursts,
+            lp.rx_burst_packets,
+            lp.rx_full_bursts,
+            lp.tx_bursts,
+            lp.tx_burst_packets,
         ];
         let n = &io.net;
         let net = [
@@ -175,6 +180,11 @@ impl SharedStats {
                 events_sent: l[3],
                 events_dropped: l[4],
                 tx_refused: l[5],
+                rx_bursts: l[6],
+                rx_burst_packets: l[7],
+                rx_full_bursts: l[8],
+                tx_bursts: l[9],
+                tx_burst_packets: l[10],
             },
             io: IoStats {
                 net: NetStats {
@@ -236,6 +246,11 @@ mod tests {
             events_sent: 13,
             events_dropped: 14,
             tx_refused: 15,
+            rx_bursts: 16,
+            rx_burst_packets: 17,
+            rx_full_bursts: 18,
+            tx_bursts: 19,
+            tx_burst_packets: 20,
         };
         let mut io = IoStats::default();
         let mut k = 100;

@@ -245,7 +245,14 @@ fn mem_loop_counts_tx_refusals_and_event_overflow() {
     }
     let p = r.pass_at(1);
     assert_eq!((p.rx, p.tx), (3, 1));
-    assert_eq!(r.worker.stats().tx_refused, 2);
+    let st = r.worker.stats();
+    assert_eq!(st.tx_refused, 2);
+    // One receive burst of 3 (not full), one transmit burst of 3 (2 refused).
+    assert_eq!(
+        (st.rx_bursts, st.rx_burst_packets, st.rx_full_bursts),
+        (1, 3, 0)
+    );
+    assert_eq!((st.tx_bursts, st.tx_burst_packets), (1, 3));
     let b = r.worker.relay().leg_stats(B).unwrap();
     assert_eq!((b.tx_packets, b.drops.get(DropReason::TxFull)), (1, 2));
 }
