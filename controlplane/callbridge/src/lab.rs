@@ -190,13 +190,14 @@ impl Tone {
     }
 
     fn next_packet(&mut self) -> &[u8] {
-        let pt = self.codec.payload_type() | if self.first { 0x80 } else { 0 };
+        let mut p = wire::rtp::RtpPacket::new_unchecked(&mut self.pkt[..]);
+        p.set_first_byte(false, false, 0);
+        p.set_marker(self.first);
+        p.set_payload_type(self.codec.payload_type());
+        p.set_sequence_number(self.seq);
+        p.set_timestamp(self.ts);
+        p.set_ssrc(self.ssrc);
         self.first = false;
-        self.pkt[0] = 0x80;
-        self.pkt[1] = pt;
-        self.pkt[2..4].copy_from_slice(&self.seq.to_be_bytes());
-        self.pkt[4..8].copy_from_slice(&self.ts.to_be_bytes());
-        self.pkt[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         for b in &mut self.pkt[12..] {
             let s = (self.phase.sin() * 8000.0) as i16;
             self.phase = (self.phase + self.step) % std::f32::consts::TAU;
