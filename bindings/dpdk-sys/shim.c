@@ -179,6 +179,11 @@ unsigned int _rte_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsig
 	return rte_ring_dequeue_burst(r, obj_table, n, available);
 }
 
+unsigned int _rte_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}
+
 void _rte_prefetch0(const void *p)
 {
 	rte_prefetch0(p);

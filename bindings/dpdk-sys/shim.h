@@ -32,6 +32,12 @@ enum _rte_shim_bits {
 	_RTE_ETH_RX_OFFLOAD_IPV4_CKSUM = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM,
 	/** rte_eth_dev_info.rx_offload_capa / rxmode.offloads: UDP checksum check. */
 	_RTE_ETH_RX_OFFLOAD_UDP_CKSUM = RTE_ETH_RX_OFFLOAD_UDP_CKSUM,
+	/** rte_eth_dev_info.flow_type_rss_offloads / rss_conf.rss_hf: hash on IPv4/IPv6 addresses. */
+	_RTE_ETH_RSS_IP = RTE_ETH_RSS_IP,
+	/** rte_eth_dev_info.flow_type_rss_offloads / rss_conf.rss_hf: hash on UDP ports too. */
+	_RTE_ETH_RSS_UDP = RTE_ETH_RSS_UDP,
+	/** rte_ring_create flags: single-consumer dequeue (the producers stay multi-producer). */
+	_RTE_RING_F_SC_DEQ = RING_F_SC_DEQ,
 };
 
 /** rte_eth_rx_burst: receive up to nb_pkts mbufs from an RX queue into rx_pkts. */
@@ -129,6 +135,9 @@ unsigned int _rte_ring_enqueue_burst(struct rte_ring *r, void *const *obj_table,
 
 /** rte_ring_dequeue_burst: dequeue up to n pointers; returns how many were dequeued. */
 unsigned int _rte_ring_dequeue_burst(struct rte_ring *r, void **obj_table, unsigned int n, unsigned int *available);
+
+/** rte_ring_count: how many objects the ring holds (a racy snapshot while others enqueue). */
+unsigned int _rte_ring_count(const struct rte_ring *r);
 
 /** rte_prefetch0: prefetch the cache line at p into all cache levels. */
 void _rte_prefetch0(const void *p);

@@ -167,6 +167,18 @@ pub enum DpdkError {
         /// The queue id.
         queue: u16,
     },
+    /// `rte_flow_*` refused or failed a rule. `message` is the PMD's `rte_flow_error` text
+    /// (e.g. TAP's "item not supported"), or `rte_strerror(errno)` when the PMD gave none.
+    #[error("{call}: {message} (errno {errno})")]
+    Flow {
+        /// The DPDK function that failed (`rte_flow_validate`, `rte_flow_create`).
+        call: &'static str,
+        /// The positive errno value (`ENOTSUP` for a rule the device cannot do, `EINVAL`,
+        /// `ENOSYS` for a driver without rte_flow, …).
+        errno: i32,
+        /// What the PMD said.
+        message: String,
+    },
     /// The port cannot be stopped while RX/TX queue handles exist (workers still polling).
     #[error("port {port}: queue handles still exist; drop them before stopping the port")]
     QueuesInUse {
@@ -221,7 +233,7 @@ impl DpdkError {
             Self::TryAgain { .. } => errno::EAGAIN,
             Self::Already { .. } => errno::EALREADY,
             Self::NotFound { .. } => errno::ENOENT,
-            Self::Other { errno, .. } => *errno,
+            Self::Other { errno, .. } | Self::Flow { errno, .. } => *errno,
             _ => return None,
         })
     }
@@ -242,7 +254,7 @@ pub fn rte_errno() -> i32 {
 }
 
 /// `rte_strerror(errno)` as an owned string.
-fn strerror(errno: i32) -> String {
+pub(crate) fn strerror(errno: i32) -> String {
     // SAFETY: rte_strerror accepts any value and returns a NUL-terminated string, either static
     // or in a thread-local buffer that stays valid until the next call on this thread; we copy
     // it out immediately.

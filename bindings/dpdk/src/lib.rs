@@ -57,13 +57,16 @@
 
 pub mod eal;
 pub mod error;
+pub mod flow;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;
 pub mod port;
+pub mod ring;
 
 pub use eal::{Eal, EalArgs};
 pub use error::DpdkError;
+pub use flow::{FlowRule, UdpSteer};
 pub use lcore::{SocketId, ThreadRegistration};
 pub use mbuf::{prefetch0, Burst, Mbuf, RxCksum};
 pub use mempool::Mempool;
@@ -71,6 +74,7 @@ pub use port::{
     DevInfo, Link, MacAddr, Port, PortConf, PortId, PortStats, RxOffloads, RxQueue, TxOffloads,
     TxQueue,
 };
+pub use ring::{mbuf_ring, RingConsumer, RingProducer};
 
 /// Raw bindings, re-exported for the rare case the safe API lacks something; using them needs
 /// `unsafe`, which every other callbridge crate forbids.

@@ -59,6 +59,7 @@ impl PortId {
             max_rx_pktlen: info.max_rx_pktlen,
             rx_offload_capa: info.rx_offload_capa,
             tx_offload_capa: tx,
+            flow_type_rss_offloads: info.flow_type_rss_offloads,
             tx_ipv4_cksum: tx & u64::from(sys::_RTE_ETH_TX_OFFLOAD_IPV4_CKSUM) != 0,
             tx_udp_cksum: tx & u64::from(sys::_RTE_ETH_TX_OFFLOAD_UDP_CKSUM) != 0,
         })
@@ -126,6 +127,8 @@ pub struct DevInfo {
     pub rx_offload_capa: u64,
     /// `RTE_ETH_TX_OFFLOAD_*` capability bits.
     pub tx_offload_capa: u64,
+    /// `RTE_ETH_RSS_*` bits: the packet types the device can spread by RSS hash (0: no RSS).
+    pub flow_type_rss_offloads: u64,
     /// The device can fill IPv4 header checksums on transmit.
     pub tx_ipv4_cksum: bool,
     /// The device can fill UDP checksums on transmit.
@@ -166,10 +169,16 @@ pub struct PortConf {
     pub tx_desc: u16,
     /// Checksum offloads wanted; masked by the device's capabilities.
     pub offloads: TxOffloads,
+    /// Spread received packets over the RX queues by RSS (hash of IP addresses and UDP
+    /// ports) when `rx_queues > 1`, as far as the device can hash them; see
+    /// [`Port::rss_enabled`] for what was enabled. Flow rules ([`Port::flow_create`]) take
+    /// precedence over RSS on the packets they match.
+    pub rss: bool,
 }
 
 impl Default for PortConf {
-    /// One RX and one TX queue, 1024 descriptors each, both checksum offloads requested.
+    /// One RX and one TX queue, 1024 descriptors each, both checksum offloads requested, no
+    /// RSS.
     fn default() -> Self {
         Self {
             rx_queues: 1,
@@ -180,6 +189,7 @@ impl Default for PortConf {
                 ipv4_cksum: true,
                 udp_cksum: true,
             },
+            rss: false,
         }
     }
 }
@@ -233,18 +243,25 @@ impl fmt::Display for MacAddr {
     }
 }
 
-struct PortInner {
+/// The state a [`Port`], its queue handles and its flow rules share.
+pub(crate) struct PortInner {
     id: u16,
     rx_taken: Box<[AtomicBool]>,
     tx_taken: Box<[AtomicBool]>,
     started: AtomicBool,
     tx_offloads: TxOffloads,
     rx_offloads: RxOffloads,
+    rss_hf: u64,
     _pool: Mempool,
     _eal: Arc<EalGuard>,
 }
 
 impl PortInner {
+    /// The port id.
+    pub(crate) fn id(&self) -> u16 {
+        self.id
+    }
+
     fn queues_in_use(&self) -> bool {
         self.rx_taken
             .iter()
@@ -286,6 +303,7 @@ impl fmt::Debug for Port {
             .field("tx_queues", &self.inner.tx_taken.len())
             .field("started", &self.is_started())
             .field("tx_offloads", &self.inner.tx_offloads)
+            .field("rss_enabled", &self.rss_enabled())
             .finish()
     }
 }
@@ -353,6 +371,7 @@ impl Port {
             ipv4_cksum: rx_capa & u64::from(sys::_RTE_ETH_RX_OFFLOAD_IPV4_CKSUM) != 0,
             udp_cksum: rx_capa & u64::from(sys::_RTE_ETH_RX_OFFLOAD_UDP_CKSUM) != 0,
         };
+        let rss_hf = rss_hash_functions(conf, info.flow_type_rss_offloads);
         let inner = Arc::new(PortInner {
             id: port.0,
             rx_taken: (0..conf.rx_queues)
@@ -364,6 +383,7 @@ impl Port {
             started: AtomicBool::new(false),
             tx_offloads,
             rx_offloads,
+            rss_hf,
             _pool: pool.clone(),
             _eal: eal,
         });
@@ -380,6 +400,11 @@ impl Port {
         }
         if rx_offloads.udp_cksum {
             eth_conf.rxmode.offloads |= u64::from(sys::_RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+        }
+        if rss_hf != 0 {
+            eth_conf.rxmode.mq_mode = sys::RTE_ETH_MQ_RX_RSS;
+            // rss_key stays NULL: the device's default key.
+            eth_conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
         }
         // SAFETY: we hold the port's claim, so no other Port uses it and no queue handle
         // exists; eth_conf is a valid, zero-initialised configuration.
@@ -468,6 +493,19 @@ impl Port {
     #[must_use]
     pub fn rx_offloads(&self) -> RxOffloads {
         self.inner.rx_offloads
+    }
+
+    /// Whether RSS spreads received packets over the RX queues: [`PortConf::rss`] was set,
+    /// there is more than one RX queue and the device can hash IP or UDP packets (af_packet
+    /// cannot: the kernel's fanout spreads there instead).
+    #[must_use]
+    pub fn rss_enabled(&self) -> bool {
+        self.inner.rss_hf != 0
+    }
+
+    /// The state shared with queue handles and flow rules.
+    pub(crate) fn inner(&self) -> &Arc<PortInner> {
+        &self.inner
     }
 
     /// The handle for RX queue `queue`; one per queue at a time.
@@ -594,6 +632,16 @@ impl Port {
     }
 }
 
+/// The RSS hash functions to enable (`rss_conf.rss_hf`): IP and UDP as far as the device
+/// offers them (`offered`, its `flow_type_rss_offloads`) when `conf` asks for RSS over more
+/// than one RX queue; 0 (RSS off, `mq_mode` NONE) otherwise.
+fn rss_hash_functions(conf: PortConf, offered: u64) -> u64 {
+    if !conf.rss || conf.rx_queues < 2 {
+        return 0;
+    }
+    (u64::from(sys::_RTE_ETH_RSS_IP) | u64::from(sys::_RTE_ETH_RSS_UDP)) & offered
+}
+
 fn take(flags: &[AtomicBool], port: u16, queue: u16) -> Result<(), DpdkError> {
     let flag = flags.get(usize::from(queue)).ok_or_else(|| {
         DpdkError::invalid(
@@ -716,5 +764,40 @@ impl TxQueue {
 impl Drop for TxQueue {
     fn drop(&mut self) {
         self.port.tx_taken[usize::from(self.queue)].store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_hashes_ip_and_udp_as_far_as_offered() {
+        let ip = u64::from(sys::_RTE_ETH_RSS_IP);
+        let udp = u64::from(sys::_RTE_ETH_RSS_UDP);
+        assert_ne!(ip, 0);
+        assert_ne!(udp, 0);
+        assert_eq!(ip & udp, 0, "disjoint bit sets");
+        let conf = PortConf {
+            rx_queues: 4,
+            rss: true,
+            ..PortConf::default()
+        };
+        assert_eq!(rss_hash_functions(conf, u64::MAX), ip | udp);
+        // Only what the device offers (TCP bits and the like are never asked for).
+        let ipv4_only = 1 << 2; // RTE_ETH_RSS_IPV4
+        assert_eq!(rss_hash_functions(conf, ipv4_only | 1 << 4), ipv4_only);
+        // A device without RSS (af_packet): off.
+        assert_eq!(rss_hash_functions(conf, 0), 0);
+        // Not asked for, or one queue: off.
+        assert_eq!(
+            rss_hash_functions(PortConf { rss: false, ..conf }, u64::MAX),
+            0
+        );
+        assert_eq!(
+            rss_hash_functions(PortConf { rx_queues: 1, ..conf }, u64::MAX),
+            0
+        );
+        assert!(!PortConf::default().rss);
     }
 }
