@@ -137,6 +137,30 @@ pub(crate) enum Backend {
     Dpdk,
 }
 
+/// `dpdk.steering`: how several workers on one port get each datagram to the worker that
+/// owns its UDP port (see `worker::steer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SteeringKey {
+    /// Flow rules where the device accepts them, software handoff for the rest (default).
+    #[default]
+    Auto,
+    /// Flow rules required; the start fails if the device refuses them.
+    Flow,
+    /// No flow rules: RSS or the device's own spreading plus software handoff.
+    Handoff,
+}
+
+impl SteeringKey {
+    fn to_worker(self) -> worker::Steering {
+        match self {
+            Self::Auto => worker::Steering::Auto,
+            Self::Flow => worker::Steering::Flow,
+            Self::Handoff => worker::Steering::Handoff,
+        }
+    }
+}
+
 /// An inclusive UDP port range written `"FIRST-LAST"`: RTP on the even ports, RTCP on the
 /// odd port above, so FIRST is even and LAST odd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -391,6 +415,12 @@ pub(crate) struct DpdkConfig {
     /// `eal_args`: extra EAL arguments appended verbatim (e.g. `["--log-level",
     /// "pmd.net.*:debug"]`); arguments the keys above already set are refused. Default none.
     pub(crate) eal_args: Vec<String>,
+    /// `steering`: with several `worker_cores`, how datagrams reach the worker owning their
+    /// port: `"auto"` (flow rules where the device accepts them, else software handoff;
+    /// default), `"flow"` (flow rules required: the start fails if the device refuses them),
+    /// `"handoff"` (no flow rules; RSS or the device's spreading plus software handoff).
+    /// Ignored with one worker.
+    pub(crate) steering: SteeringKey,
 }
 
 impl Default for DpdkConfig {
@@ -411,6 +441,7 @@ impl Default for DpdkConfig {
             burst: 32,
             file_prefix: "callbridge".into(),
             eal_args: Vec::new(),
+            steering: SteeringKey::Auto,
         }
     }
 }
@@ -512,6 +543,7 @@ impl DpdkConfig {
         s.tx_desc = self.tx_desc;
         s.prefix_len = self.prefix_len;
         s.gateway = self.gateway;
+        s.steering = self.steering.to_worker();
         s
     }
 
@@ -691,9 +723,23 @@ impl DpdkConfig {
                 );
             }
         }
-        let need = u32::from(self.rx_desc) + u32::from(self.tx_desc) + 2 * self.burst as u32;
+        let per = u32::from(self.rx_desc) + u32::from(self.tx_desc) + 2 * self.burst as u32;
+        let workers = self.worker_cores.len().max(1) as u32;
+        let need = per * workers;
         if self.mbufs < need {
-            return at(&d("mbufs"), format!("{} mbufs cannot fill rx_desc + tx_desc + 2 * burst = {need}; give at least that (e.g. 8191)", self.mbufs));
+            let what = if workers == 1 {
+                "rx_desc + tx_desc + 2 * burst".to_owned()
+            } else {
+                format!("{workers} worker cores x (rx_desc + tx_desc + 2 * burst)")
+            };
+            return at(
+                &d("mbufs"),
+                format!(
+                    "{} mbufs cannot fill {what} = {need}; give at least that (e.g. {})",
+                    self.mbufs,
+                    (need + 1).next_power_of_two().max(8192) - 1
+                ),
+            );
         }
         if self.file_prefix.is_empty()
             || !self
@@ -1699,6 +1745,7 @@ tx_desc = 1024
 burst = 32
 file_prefix = "callbridge"
 eal_args = []
+steering = "auto"
 "#;
 
     /// Four online cores, whatever this machine has.
@@ -1918,8 +1965,36 @@ eal_args = []
         assert!(e.contains("power of two"), "{e}");
         dpdk_fail(&dpdk_with(19, "tx_desc = 32"), "19: dpdk.tx_desc: ");
         dpdk_fail(&dpdk_with(19, "tx_desc = 8192"), "19: dpdk.tx_desc: ");
+        // Two worker cores: two queue pairs to fill.
         let e = dpdk_fail(&dpdk_with(17, "mbufs = 1000"), "17: dpdk.mbufs: ");
-        assert!(e.contains("2112"), "{e}");
+        assert!(e.contains("2 worker cores") && e.contains("4224"), "{e}");
+        let e = dpdk_fail(
+            &dpdk_with(17, "mbufs = 1000").replace("[1, 2]", "[1]"),
+            "17: dpdk.mbufs: ",
+        );
+        assert!(e.contains("rx_desc + tx_desc + 2 * burst = 2112"), "{e}");
+    }
+
+    #[test]
+    fn dpdk_steering() {
+        let c = parse_dpdk(DPDK).unwrap();
+        assert_eq!(c.dpdk.unwrap().settings().steering, worker::Steering::Auto);
+        for (v, want) in [
+            ("auto", worker::Steering::Auto),
+            ("flow", worker::Steering::Flow),
+            ("handoff", worker::Steering::Handoff),
+        ] {
+            let c = parse_dpdk(&dpdk_with(23, &format!("steering = \"{v}\""))).unwrap();
+            assert_eq!(c.dpdk.unwrap().settings().steering, want);
+        }
+        let e = parse_dpdk(&dpdk_with(23, "steering = \"rss\"")).unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Schema, "{e}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("/etc/callbridge/cb.toml:23: dpdk.steering: ")
+                && e.contains("`auto`, `flow`, `handoff`"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -79,6 +79,11 @@ fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
                 "rx_nombuf": p.rx_nombuf,
             },
             "backend_drops": s.io.backend_drops,
+            "handoff": {
+                "out": s.io.handoff_out,
+                "in": s.io.handoff_in,
+                "drops": s.io.handoff_drops,
+            },
         },
     })
 }

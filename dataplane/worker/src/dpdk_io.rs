@@ -2,9 +2,12 @@
 //! worker's [`Netstack`] for L2/L3, mbufs as packet buffers.
 //!
 //! ```text
-//!  rx_burst: RxQueue ─► frames ─► netstack.handle_frame ─┬─ Udp   → adj(headers), trim(padding) → rx slot
-//!                                                         ├─ Reply → TX now (ARP reply, echo reply)
-//!                                                         └─ Drop/Consumed → free (counted)
+//!  rx_burst: RxQueue ─┬► frames ─► owner(dst port)? ─ other worker ─► its handoff ring (Share)
+//!  handoff ring ──────┘                 │ this worker / not UDP
+//!                                       ▼
+//!                          netstack.handle_frame ─┬─ Udp   → adj(headers), trim(padding) → rx slot
+//!                                                 ├─ Reply → TX now (ARP reply, echo reply)
+//!                                                 └─ Drop/Consumed → free (counted)
 //!  tx_burst: slot mbuf ─► trim(len) ─► prepend(HEADROOM) ─► netstack.encap ─┬─ Ready → TxQueue
 //!                                                                          └─ NeedArp/NoRoute → free (counted),
 //!                                                                             who-has out (rate-limited)
@@ -17,27 +20,40 @@
 //!
 //! Ports are bookkeeping only ([`PacketIo::open_port`]): the NIC delivers every UDP datagram
 //! for our address to this queue, and the relay counts datagrams to unknown ports.
+//!
+//! **Several workers on one port** (`workers > 1`): the port gets one queue
+//! pair per worker and RSS where the device has it; flow rules steer each worker's UDP ports
+//! to its queue where the device accepts them (`install_flow_rules`, [`crate::steer`]). Every
+//! worker also checks the destination port of each frame it receives and hands frames for
+//! another worker's ports to that worker's ring ([`Share`]), so a frame the device put on the
+//! wrong queue still reaches the only worker that has its leg. ARP and ICMP are answered by
+//! whichever worker receives them; a neighbour learned from ARP is passed to the other workers
+//! (an ARP reply reaches one queue only).
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use dp_api::DataplaneHandle;
+use crossbeam_channel::{Receiver, Sender};
+use dp_api::{DataplaneHandle, PortPlan};
 use dpdk::port::TxOffloads;
 use dpdk::{
-    lcore, Burst as MBurst, Eal, Mbuf, Mempool, Port, PortConf, PortId, RxCksum, RxOffloads,
-    RxQueue, SocketId, ThreadRegistration, TxQueue,
+    lcore, mbuf_ring, Burst as MBurst, Eal, FlowRule, Mbuf, Mempool, Port, PortConf, PortId,
+    RingConsumer, RingProducer, RxCksum, RxOffloads, RxQueue, SocketId, ThreadRegistration,
+    TxQueue, UdpSteer,
 };
 use wire::ethernet::Address;
 
+use crate::steer::{port_blocks, PortOwners, Steering, MAX_EXACT_RULES};
 use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
 use crate::netstack::{
-    Encap, Ingress, NetConfig, Netstack, RxOffload, TxOffload, ARP_FRAME_LEN, HEADROOM,
+    udp_dst_port, Encap, Ingress, NetConfig, Netstack, RxOffload, TxOffload, ARP_FRAME_LEN,
+    HEADROOM,
 };
 use crate::stats::{IoStats, PortCounters};
 
@@ -136,7 +152,110 @@ pub struct DpdkIo {
     next_housekeeping: Instant,
     first_port: u16,
     open: Vec<bool>,
+    /// Set when several workers share the port.
+    share: Option<Share>,
     _registration: Option<ThreadRegistration>,
+}
+
+/// A neighbour one worker learned from ARP, passed to the others on the same port.
+pub type NeighbourNews = (Ipv4Addr, [u8; 6]);
+
+/// What one worker needs to share a port with others: who owns which UDP port, its handoff
+/// inbox, the other workers' inboxes, and the neighbour news channels (see [`crate::steer`]).
+///
+/// Build one per worker with [`Share::for_workers`].
+pub struct Share {
+    me: usize,
+    owners: PortOwners,
+    inbox: RingConsumer,
+    /// Index = worker; this worker's own entry is never used.
+    outboxes: Vec<RingProducer>,
+    /// Frames staged for each worker during one receive burst (allocated once).
+    staged: Vec<MBurst<MAX_BURST>>,
+    news_in: Receiver<NeighbourNews>,
+    /// The other workers' news channels.
+    news_out: Vec<Sender<NeighbourNews>>,
+    handoff_out: u64,
+    handoff_in: u64,
+    handoff_drops: u64,
+}
+
+impl std::fmt::Debug for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Share")
+            .field("me", &self.me)
+            .field("owners", &self.owners)
+            .field("handoff_out", &self.handoff_out)
+            .field("handoff_in", &self.handoff_in)
+            .field("handoff_drops", &self.handoff_drops)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Neighbour news waiting per worker before older news is dropped (ARP is rare).
+const NEWS_QUEUE: usize = 256;
+
+impl Share {
+    /// One [`Share`] per worker for `owners.workers()` workers, with handoff rings of `ring_size`
+    /// frames (a power of two) on `socket`. `name` prefixes the rings' DPDK names (unique per
+    /// start).
+    ///
+    /// # Errors
+    /// The ring creation error.
+    pub fn for_workers(
+        owners: PortOwners,
+        name: &str,
+        ring_size: u32,
+        socket: SocketId,
+    ) -> Result<Vec<Self>, dpdk::DpdkError> {
+        let n = owners.workers();
+        let mut producers = Vec::with_capacity(n);
+        let mut consumers = Vec::with_capacity(n);
+        for w in 0..n {
+            let (p, c) = mbuf_ring(&format!("{name}h{w}"), ring_size, socket)?;
+            producers.push(p);
+            consumers.push(c);
+        }
+        let (news_tx, news_rx): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| crossbeam_channel::bounded::<NeighbourNews>(NEWS_QUEUE))
+            .unzip();
+        Ok(consumers
+            .into_iter()
+            .zip(news_rx)
+            .enumerate()
+            .map(|(me, (inbox, news_in))| Self {
+                me,
+                owners,
+                inbox,
+                outboxes: producers.clone(),
+                staged: (0..n).map(|_| MBurst::new()).collect(),
+                news_in,
+                news_out: news_tx
+                    .iter()
+                    .enumerate()
+                    .filter(|&(w, _)| w != me)
+                    .map(|(_, t)| t.clone())
+                    .collect(),
+                handoff_out: 0,
+                handoff_in: 0,
+                handoff_drops: 0,
+            })
+            .collect())
+    }
+
+    /// Sends every staged frame to its owner's inbox; frames that do not fit are dropped and
+    /// counted.
+    fn flush(&mut self) {
+        for (w, staged) in self.staged.iter_mut().enumerate() {
+            if staged.is_empty() {
+                continue;
+            }
+            let moved = self.outboxes[w].enqueue_burst(staged);
+            self.handoff_out += moved as u64;
+            self.handoff_drops += staged.len() as u64;
+            staged.clear();
+        }
+    }
 }
 
 impl std::fmt::Debug for DpdkIo {
@@ -187,7 +306,34 @@ impl DpdkIo {
             next_housekeeping: clock.now(),
             first_port,
             open: vec![false; n],
+            share: None,
             _registration: None,
+        }
+    }
+
+    /// Shares the port with other workers: frames for ports another worker owns are handed to
+    /// it, frames handed to this worker are taken from its inbox, and neighbours learned from
+    /// ARP are passed on (see [`Share`]).
+    #[must_use]
+    pub fn with_share(mut self, share: Share) -> Self {
+        self.net.set_share_learned(true);
+        self.share = Some(share);
+        self
+    }
+
+    /// Takes the neighbours other workers learned and passes on those this one learned.
+    fn exchange_news(&mut self, now: Instant) {
+        let Some(sh) = self.share.as_mut() else {
+            return;
+        };
+        while let Ok((ip, mac)) = sh.news_in.try_recv() {
+            self.net.insert_neighbour(now, ip, Address(mac));
+        }
+        while let Some((ip, mac)) = self.net.take_learned() {
+            for tx in &sh.news_out {
+                // Full: that worker is far behind; it will ask ARP itself.
+                let _ = tx.try_send((ip, mac.0));
+            }
         }
     }
 
@@ -325,8 +471,14 @@ impl PacketIo for DpdkIo {
         self.housekeeping(now);
         if self.carry.is_empty() {
             self.rxq.rx_burst(&mut self.rxb);
+            if let Some(sh) = self.share.as_mut() {
+                sh.handoff_in += sh.inbox.dequeue_burst(&mut self.rxb) as u64;
+            }
         } else {
             std::mem::swap(&mut self.rxb, &mut self.carry);
+        }
+        if self.share.is_some() {
+            self.exchange_news(now);
         }
         if self.rxb.is_empty() {
             rx.set_len(0);
@@ -345,7 +497,19 @@ impl PacketIo for DpdkIo {
         let carry = &mut self.carry;
         let ctl = &mut self.ctl;
         let drops = &mut self.backend_drops;
+        let mut share = self.share.as_mut();
+        let our_ip = net.config().ip;
         self.rxb.drain_into(|mut m| {
+            if let Some(sh) = share.as_deref_mut() {
+                let owner = udp_dst_port(m.data(), our_ip).and_then(|p| sh.owners.owner(p));
+                if let Some(w) = owner.filter(|&w| w != sh.me) {
+                    if let Err(m) = sh.staged[w].push(m) {
+                        drop(m);
+                        sh.handoff_drops += 1;
+                    }
+                    return;
+                }
+            }
             if k == cap {
                 if let Err(m) = carry.push(m) {
                     drop(m);
@@ -394,6 +558,9 @@ impl PacketIo for DpdkIo {
             }
         });
         rx.set_len(k);
+        if let Some(sh) = self.share.as_mut() {
+            sh.flush();
+        }
         self.flush_ctl();
         k
     }
@@ -415,10 +582,16 @@ impl PacketIo for DpdkIo {
     }
 
     fn io_stats(&self) -> IoStats {
+        let (handoff_out, handoff_in, handoff_drops) = self.share.as_ref().map_or((0, 0, 0), |s| {
+            (s.handoff_out, s.handoff_in, s.handoff_drops)
+        });
         IoStats {
             net: self.net.stats(),
             port: self.port_counters(),
             backend_drops: self.backend_drops,
+            handoff_out,
+            handoff_in,
+            handoff_drops,
         }
     }
 
@@ -485,12 +658,93 @@ impl PacketIo for DpdkIo {
     }
 }
 
-/// The DPDK objects a running data plane keeps: the port (stopped when it and its queue
-/// handles are gone, i.e. after the workers) and the mbuf pool.
+/// The DPDK objects a running data plane keeps: the flow rules (destroyed first), the port
+/// (stopped when it and its queue handles are gone, i.e. after the workers) and the mbuf pool.
 #[derive(Debug)]
 pub(crate) struct Resources {
+    _rules: Vec<FlowRule>,
     _port: Arc<Port>,
     _pool: Mempool,
+}
+
+/// Frames each worker's handoff inbox holds (a power of two).
+pub const HANDOFF_RING: u32 = 2048;
+
+/// Installs flow rules sending each worker's ports to its RX queue (see [`crate::steer`]):
+/// one rule per aligned block, or, if the device refuses port masks, one per port when there
+/// are at most [`MAX_EXACT_RULES`]. `Ok(None)` when the device steers nothing this way (the
+/// reason is in the `Err` of the first refusal, returned as `Ok(None)` only for
+/// [`Steering::Auto`]).
+fn install_flow_rules(
+    port: &Port,
+    ip: Ipv4Addr,
+    owners: &PortOwners,
+    steering: Steering,
+) -> Result<Option<Vec<FlowRule>>, WorkerError> {
+    let mut masked = Vec::new();
+    let mut exact = 0usize;
+    for w in 0..owners.workers() {
+        let Some(r) = owners.range(w) else { continue };
+        let queue = w as u16;
+        for (value, mask) in port_blocks(*r.start(), *r.end()) {
+            masked.push(UdpSteer {
+                dst_ip: ip,
+                port: value,
+                mask,
+                queue,
+            });
+        }
+        exact += r.len();
+    }
+    let refused = masked.iter().try_for_each(|r| port.flow_validate(r)).err();
+    let rules: Vec<UdpSteer> = match refused {
+        None => masked,
+        Some(e) if exact <= MAX_EXACT_RULES => {
+            let mut v = Vec::with_capacity(exact);
+            for w in 0..owners.workers() {
+                let Some(r) = owners.range(w) else { continue };
+                for p in r {
+                    v.push(UdpSteer {
+                        dst_ip: ip,
+                        port: p,
+                        mask: 0xffff,
+                        queue: w as u16,
+                    });
+                }
+            }
+            if let Err(e2) = v.iter().try_for_each(|r| port.flow_validate(r)) {
+                return refuse(steering, format!("port masks: {e}; exact ports: {e2}"));
+            }
+            tracing::info!(reason = %e, rules = v.len(), "device refuses UDP port masks; one flow rule per port");
+            v
+        }
+        Some(e) => {
+            return refuse(
+                steering,
+                format!("{e} (and {exact} ports are more than {MAX_EXACT_RULES} exact-port rules)"),
+            )
+        }
+    };
+    let mut installed = Vec::with_capacity(rules.len());
+    for r in &rules {
+        match port.flow_create(r) {
+            Ok(f) => installed.push(f),
+            Err(e) => return refuse(steering, format!("flow create {r:?}: {e}")),
+        }
+    }
+    Ok(Some(installed))
+}
+
+fn refuse(steering: Steering, why: String) -> Result<Option<Vec<FlowRule>>, WorkerError> {
+    if steering == Steering::Flow {
+        Err(fail(
+            "flow steering (dpdk.steering = \"flow\")",
+            format!("the device refuses the rules: {why}"),
+        ))
+    } else {
+        tracing::info!(reason = %why, "no flow steering on this device; workers hand off datagrams for ports they do not own");
+        Ok(None)
+    }
 }
 
 /// The process's EAL, initialised once by [`init_eal`] and never cleaned up (DPDK cannot
@@ -558,13 +812,8 @@ pub(crate) fn start(
             "the DPDK backend needs an IPv4 media address".into(),
         ));
     };
-    if cfg.workers != 1 {
-        return Err(WorkerError::Dpdk(format!(
-            "{} workers requested, but one worker per port is the supported configuration: \
-             steering each worker's port range to its own queue needs rte_flow rules, which \
-             the bindings do not offer yet",
-            cfg.workers
-        )));
+    if cfg.workers == 0 {
+        return Err(WorkerError::Config("no workers".into()));
     }
     if s.prefix_len > 32 {
         return Err(WorkerError::Config(format!(
@@ -596,6 +845,8 @@ pub(crate) fn start(
             ipv4_cksum: s.checksum_offload,
             udp_cksum: s.checksum_offload,
         },
+        // Spread what flow rules do not steer; handoff gets each datagram to its owner.
+        rss: workers > 1,
     };
     let mut port = Port::configure(port_id, conf, &pool).map_err(|e| fail("port configure", e))?;
     if s.promiscuous {
@@ -616,9 +867,27 @@ pub(crate) fn start(
         queues.push(Some((rxq, txq)));
     }
     port.start().map_err(|e| fail("port start", e))?;
+    let plan = PortPlan::new(cfg.ports.clone(), cfg.workers)?;
+    let slices: Vec<_> = (0..cfg.workers).map(|w| plan.slice(w)).collect();
+    let owners = PortOwners::new(&slices);
+    let mut rules = Vec::new();
+    let mut shares: Vec<Option<Share>> = Vec::new();
+    if cfg.workers > 1 {
+        if s.steering != Steering::Handoff {
+            if let Some(r) = install_flow_rules(&port, ip, &owners, s.steering)? {
+                rules = r;
+            }
+        }
+        shares = Share::for_workers(owners, &name, HANDOFF_RING, socket)
+            .map_err(|e| fail("handoff rings", e))?
+            .into_iter()
+            .map(Some)
+            .collect();
+    }
     let port = Arc::new(port);
     tracing::info!(
         port = %port_id, %mac, ?offload, ?rx_offloads, socket = %socket,
+        workers = cfg.workers, rss = port.rss_enabled(), flow_rules = rules.len(),
         "DPDK port started"
     );
     let net = NetConfig {
@@ -628,6 +897,7 @@ pub(crate) fn start(
         gateway: s.gateway,
     };
     let queues = Mutex::new(queues);
+    let shares = Mutex::new(shares);
     let (wpool, wport) = (pool.clone(), port.clone());
     let (mut dp, handle) = Dataplane::start_with(cfg, move |w, ports| {
         let (rxq, txq) = queues
@@ -647,13 +917,21 @@ pub(crate) fn start(
             );
         }
         let stats = (w == 0).then(|| wport.clone());
-        Ok(
-            DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats)
-                .with_rx_offloads(rx_offloads)
-                .with_registration(reg),
-        )
+        let share = shares
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(w)
+            .and_then(Option::take);
+        let io = DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats)
+            .with_rx_offloads(rx_offloads)
+            .with_registration(reg);
+        Ok(match share {
+            Some(sh) => io.with_share(sh),
+            None => io,
+        })
     })?;
     dp.dpdk = Some(Resources {
+        _rules: rules,
         _port: port,
         _pool: pool,
     });

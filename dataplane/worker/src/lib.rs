@@ -42,6 +42,7 @@ pub mod mem_io;
 pub mod netstack;
 pub mod socket_io;
 pub mod stats;
+pub mod steer;
 
 pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST, MIN_TX_ROOM};
 pub use lcore::{LoopStats, Pass, Worker};
@@ -49,6 +50,7 @@ pub use mem_io::{MemIo, MemPacket, MemPeer};
 pub use netstack::{L2Drop, NetConfig, NetStats, Netstack};
 pub use socket_io::SocketIo;
 pub use stats::{IoStats, PortCounters, SharedStats, WorkerSnapshot};
+pub use steer::Steering;
 
 /// How to run the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,9 +91,8 @@ pub enum Backend {
 /// EAL is initialised once per process, by the first [`Dataplane::start`] with this backend;
 /// later starts reuse it and ignore the EAL fields (their devices must already exist).
 ///
-/// One worker per port is the supported configuration: steering each worker's port range to
-/// its own queue needs `rte_flow` rules, which the bindings do not offer yet, so a start with
-/// more workers fails with a clear error.
+/// With several workers, each gets its own RX/TX queue pair of the port; datagrams reach the
+/// worker owning their port by flow rules and/or software handoff ([`Steering`], [`steer`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpdkSettings {
     /// `-l`: the lcores EAL may use; its first is the main lcore (the starting thread's
@@ -129,6 +130,8 @@ pub struct DpdkSettings {
     pub checksum_offload: bool,
     /// Put the port in promiscuous mode (not needed: frames are filtered by our MAC).
     pub promiscuous: bool,
+    /// How datagrams reach their worker when several workers share the port.
+    pub steering: Steering,
 }
 
 impl DpdkSettings {
@@ -153,6 +156,7 @@ impl DpdkSettings {
             gateway: None,
             checksum_offload: true,
             promiscuous: false,
+            steering: Steering::Auto,
         }
     }
 

@@ -60,6 +60,31 @@ pub const PENDING_TARGETS: usize = 32;
 pub const SUM_SKIP: usize = 12;
 /// The TTL of the packets we originate.
 pub const DEFAULT_TTL: u8 = 64;
+/// Neighbours learned from ARP kept for [`Netstack::take_learned`] (when sharing is on).
+pub const LEARNED_LOG: usize = 16;
+
+/// The UDP destination port of an unfragmented IPv4/UDP frame to `ip`, read straight from the
+/// frame without checking anything else (no checksum, no length): enough to pick the worker
+/// that owns the port. `None` for anything else (ARP, ICMP, fragments, other addresses), which
+/// the receiving worker handles itself.
+#[inline]
+#[must_use]
+pub fn udp_dst_port(frame: &[u8], ip: Ipv4Addr) -> Option<u16> {
+    const L3: usize = ethernet::HEADER_LEN;
+    let h = frame.get(..L3 + ipv4::HEADER_LEN)?;
+    if h[12..14] != [0x08, 0x00] || h[L3] >> 4 != 4 || h[L3 + 9] != protocol::UDP {
+        return None;
+    }
+    // More-fragments flag or a fragment offset: only the first fragment has ports.
+    if u16::from_be_bytes([h[L3 + 6], h[L3 + 7]]) & 0x3fff != 0
+        || h[L3 + 16..L3 + 20] != ip.octets()
+    {
+        return None;
+    }
+    let l4 = L3 + usize::from(h[L3] & 0x0f) * 4;
+    let p = frame.get(l4 + 2..l4 + 4)?;
+    Some(u16::from_be_bytes([p[0], p[1]]))
+}
 
 /// What the L2/L3 layer knows about its port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +352,11 @@ pub struct Netstack {
     /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test.
     mask: u32,
     net: u32,
+    /// Whether neighbours learned from ARP are logged for other workers.
+    share_learned: bool,
+    /// Learned neighbours not yet taken ([`Self::take_learned`]).
+    learned: [(Ipv4Addr, Address); LEARNED_LOG],
+    learned_len: usize,
 }
 
 /// Ethernet + IPv4 header bytes of [`Netstack`]'s transmit template.
@@ -390,7 +420,31 @@ impl Netstack {
             src_sum: addr_sum(cfg.ip),
             mask: cfg.mask(),
             net: u32::from(cfg.ip) & cfg.mask(),
+            share_learned: false,
+            learned: [(Ipv4Addr::UNSPECIFIED, Address([0; 6])); LEARNED_LOG],
+            learned_len: 0,
         }
+    }
+
+    /// Logs every neighbour learned from ARP for [`Self::take_learned`], so that a worker can
+    /// pass it to the other workers on the same port (an ARP reply reaches only one of them).
+    /// Entries put in with [`Self::insert_neighbour`] are not logged.
+    pub fn set_share_learned(&mut self, on: bool) {
+        self.share_learned = on;
+        self.learned_len = 0;
+    }
+
+    /// The oldest neighbour learned from ARP and not taken yet (see
+    /// [`Self::set_share_learned`]). At most [`LEARNED_LOG`] are kept; more between two takes
+    /// are not logged (the other workers then ask themselves).
+    pub fn take_learned(&mut self) -> Option<(Ipv4Addr, Address)> {
+        if self.learned_len == 0 {
+            return None;
+        }
+        let e = self.learned[0];
+        self.learned.copy_within(1..self.learned_len, 0);
+        self.learned_len -= 1;
+        Some(e)
     }
 
     /// The configuration.
@@ -457,6 +511,10 @@ impl Netstack {
             && sender_mac != Address([0; 6]);
         if learnable && (for_us || self.find(sender).is_some()) {
             self.learn(now, sender, sender_mac);
+            if self.share_learned && self.learned_len < LEARNED_LOG {
+                self.learned[self.learned_len] = (sender, sender_mac);
+                self.learned_len += 1;
+            }
         }
         match (repr.operation, for_us) {
             (Operation::Request, true) => {

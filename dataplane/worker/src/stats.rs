@@ -21,7 +21,8 @@ const RELAY_FIELDS: usize = 9;
 const LOOP_FIELDS: usize = 11;
 const NET_FIELDS: usize = 10;
 const PORT_FIELDS: usize = 8;
-const IO_FIELDS: usize = NET_FIELDS + L2Drop::COUNT + PORT_FIELDS + 1;
+const IO_FIELDS: usize = NET_FIELDS + L2Drop::COUNT + PORT_FIELDS + 1 + HANDOFF_FIELDS;
+const HANDOFF_FIELDS: usize = 3;
 const FIELDS: usize = RELAY_FIELDS + DropReason::COUNT + LOOP_FIELDS + IO_FIELDS;
 
 /// A port's hardware counters (`rte_eth_stats`), as the DPDK backend last read them.
@@ -56,6 +57,13 @@ pub struct IoStats {
     pub port: PortCounters,
     /// Packets dropped by the backend itself (e.g. no mbuf for a reply, non-IPv4 peer).
     pub backend_drops: u64,
+    /// Several workers on one DPDK port: frames this worker received for a port another
+    /// worker owns and passed to it (see [`crate::steer`]).
+    pub handoff_out: u64,
+    /// Frames other workers passed to this one.
+    pub handoff_in: u64,
+    /// Frames dropped because the owner's handoff ring was full.
+    pub handoff_drops: u64,
 }
 
 /// One worker's counters as the control plane sees them.
@@ -134,6 +142,12 @@ impl SharedStats {
             p.oerrors,
             p.rx_nombuf,
         ];
+        let backend = [
+            io.backend_drops,
+            io.handoff_out,
+            io.handoff_in,
+            io.handoff_drops,
+        ];
         let all = r
             .iter()
             .chain(relay.drops.0.iter())
@@ -141,7 +155,7 @@ impl SharedStats {
             .chain(net.iter())
             .chain(n.drops.iter())
             .chain(port.iter())
-            .chain(std::iter::once(&io.backend_drops));
+            .chain(backend.iter());
         for (f, v) in self.fields.iter().zip(all) {
             f.store(*v, Ordering::Relaxed);
         }
@@ -211,6 +225,9 @@ impl SharedStats {
                     rx_nombuf: p[7],
                 },
                 backend_drops: p[8],
+                handoff_out: p[9],
+                handoff_in: p[10],
+                handoff_drops: p[11],
             },
         }
     }
@@ -282,6 +299,9 @@ mod tests {
             rx_nombuf: next(),
         };
         io.backend_drops = next();
+        io.handoff_out = next();
+        io.handoff_in = next();
+        io.handoff_drops = next();
         let s = SharedStats::default();
         assert_eq!(s.load(), WorkerSnapshot::default());
         s.publish(&relay, &lp, &io);

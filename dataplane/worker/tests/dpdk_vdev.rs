@@ -8,6 +8,11 @@
 //!   our own address (hairpin), an announcement played on leg A reaches leg B, which is
 //!   bridged to C, which forwards to leg D: the whole path (prepare_tx → encap → ring →
 //!   handle_frame → relay → forward → encap) runs over mbufs.
+//! - `net_ring0` with two workers (one ring per queue pair, each worker's TX comes back on its
+//!   own RX): worker 0 plays an announcement to a port worker 1 owns, so every frame arrives
+//!   at the wrong worker and must be handed off; worker 1 relays it on. `net_ring` has no
+//!   flow rules: `steering = "flow"` is refused with a clear error, `"auto"` falls back to
+//!   handoff.
 #![cfg(feature = "dpdk")]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -15,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_worker::{
-    Backend, Dataplane, DataplaneConfig, DpdkSettings, L2Drop, WorkerSnapshot,
+    Backend, Dataplane, DataplaneConfig, DpdkSettings, L2Drop, Steering, WorkerSnapshot,
 };
 use dp_api::{Clip, Codec, Command, DropReason, Event, LegId, LegSpec, SrcMismatch};
 
@@ -51,15 +56,88 @@ fn us(port: u16) -> SocketAddr {
 }
 
 fn wait_for(dp: &Dataplane, what: &str, ok: impl Fn(&WorkerSnapshot) -> bool) {
+    wait_for_all(dp, what, |s| ok(&s[0]));
+}
+
+fn wait_for_all(dp: &Dataplane, what: &str, ok: impl Fn(&[WorkerSnapshot]) -> bool) {
     let end = Instant::now() + DEADLINE;
     loop {
-        let s = dp.stats()[0];
+        let s = dp.stats();
         if ok(&s) {
             return;
         }
         assert!(Instant::now() < end, "timed out waiting for {what}: {s:#?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn two_workers(steering: Steering) -> DataplaneConfig {
+    let mut c = cfg("net_ring0");
+    c.workers = 2;
+    if let Backend::Dpdk(s) = &mut c.backend {
+        s.steering = steering;
+    }
+    c
+}
+
+fn ring_two_workers_hand_off() {
+    // net_ring has no flow rules: required flow steering is refused, naming the setting.
+    let err = Dataplane::start(two_workers(Steering::Flow)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("flow steering") && msg.contains("refuses"),
+        "{msg}"
+    );
+    let (dp, handle) = Dataplane::start(two_workers(Steering::Auto)).expect("two workers");
+    assert_eq!(dp.workers(), 2);
+    let a = handle.plan.allocate_on(0).unwrap();
+    let [b, c, d] = std::array::from_fn(|_| handle.plan.allocate_on(1).unwrap());
+    // A (worker 0) plays to B (worker 1); B is bridged to C, which sends to D (not bridged).
+    for (leg, remote) in [(a, b), (b, a), (c, d), (d, c)] {
+        handle
+            .send(Command::AddLeg(spec(leg, Some(us(remote.port())))))
+            .unwrap();
+    }
+    handle.send(Command::Bridge { a: b, b: c }).unwrap();
+    handle
+        .send(Command::Play {
+            leg: a,
+            clip: Arc::new(Clip::builtin_prompt()),
+            looping: true,
+        })
+        .unwrap();
+    wait_for_all(
+        &dp,
+        "announcement handed off to worker 1 and relayed",
+        |s| {
+            s[0].io.handoff_out >= 10
+                && s[1].io.handoff_in >= 10
+                && s[1].relay.drops.get(DropReason::NotBridged) >= 5
+        },
+    );
+    let fin = dp.shutdown();
+    let (w0, w1) = (&fin[0], &fin[1]);
+    assert!(w0.relay.announcement_packets >= 10, "{w0:#?}");
+    assert_eq!(
+        w0.relay.rx_packets, 0,
+        "worker 0 owns no port the frames go to: {w0:#?}"
+    );
+    assert!(
+        w0.io.handoff_out <= w0.relay.announcement_packets,
+        "{w0:#?}"
+    );
+    assert!(w1.io.handoff_in <= w0.io.handoff_out, "{w1:#?}");
+    assert_eq!(w0.io.handoff_drops, 0, "{w0:#?}");
+    assert_eq!(
+        w1.io.handoff_out, 0,
+        "worker 1 receives only its own ports: {w1:#?}"
+    );
+    // Everything B received was forwarded by C to D, came back on worker 1's own queue.
+    assert!(w1.relay.rx_packets >= 2 * 10, "{w1:#?}");
+    assert!(w1.relay.tx_packets >= 10, "{w1:#?}");
+    assert_eq!(w0.io.net.dropped_total() + w1.io.net.dropped_total(), 0);
+    assert_eq!(w1.relay.legs, 3);
+    assert_eq!(w0.relay.legs, 1);
 }
 
 fn null_device_smoke() {
@@ -136,11 +214,5 @@ fn dpdk_on_virtual_devices() {
     let _cleanup = RuntimeDir;
     null_device_smoke();
     ring_loopback_relays_over_mbufs();
-    // A second EAL-backed start with several workers is refused with a clear error.
-    let err = Dataplane::start(DataplaneConfig {
-        workers: 2,
-        ..cfg("net_ring0")
-    })
-    .unwrap_err();
-    assert!(err.to_string().contains("one worker per port"), "{err}");
+    ring_two_workers_hand_off();
 }

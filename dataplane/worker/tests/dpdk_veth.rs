@@ -10,8 +10,11 @@
 //! exactly those on the way out, on failure too. No other address or link is touched.
 #![cfg(feature = "dpdk")]
 
+mod common;
+
+use common::Net;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Command as Proc, Output};
 use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
@@ -21,70 +24,6 @@ const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DEADLINE: Duration = Duration::from_secs(20);
 const PACKETS: u32 = 50;
-
-fn run(args: &[&str]) -> Output {
-    Proc::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("could not run {args:?}: {e}"))
-}
-
-fn must(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The veth pair and namespace of this run; dropping it deletes exactly them.
-struct Net {
-    ours: String,
-    theirs: String,
-    ns: String,
-}
-
-impl Net {
-    fn create() -> Self {
-        let pid = std::process::id();
-        let net = Self {
-            ours: format!("cbv0p{pid}"),
-            theirs: format!("cbv1p{pid}"),
-            ns: format!("cbns{pid}"),
-        };
-        let (a, b, ns) = (net.ours.as_str(), net.theirs.as_str(), net.ns.as_str());
-        must(&["ip", "netns", "add", ns]);
-        must(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
-        must(&["ip", "link", "set", b, "netns", ns]);
-        must(&["ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", b]);
-        must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        must(&["ip", "-n", ns, "link", "set", b, "up"]);
-        // The kernel would leave UDP checksums to "hardware" on a veth; we receive them
-        // through AF_PACKET, so have them computed.
-        must(&["ip", "netns", "exec", ns, "ethtool", "-K", b, "tx", "off"]);
-        must(&["ip", "link", "set", a, "up"]);
-        net
-    }
-
-    fn exec(&self, args: &[&str]) -> Output {
-        let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
-        v.extend_from_slice(args);
-        run(&v)
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "link", "del", self.ours.as_str()]);
-        let _ = run(&["ip", "netns", "del", self.ns.as_str()]);
-        if let Some(dir) = callbridge_worker::dpdk_io::eal_runtime_dir() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
 
 fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
     LegSpec {
@@ -130,21 +69,7 @@ print("a_to_b=%d b_to_a=%d bad=%d" % (got[s2], got[s1], bad))
 
 #[test]
 fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
-    let uid = must(&["id", "-u"]);
-    assert_eq!(
-        uid.trim(),
-        "0",
-        "this test needs root (network namespaces, veth, AF_PACKET)"
-    );
-    for tool in ["ip", "ethtool", "ping"] {
-        let found = run(&["sh", "-c", &format!("command -v {tool}")])
-            .status
-            .success();
-        assert!(
-            found,
-            "{tool} is missing (packages iproute2, ethtool, iputils-ping)"
-        );
-    }
+    common::require_root_and_tools();
     let net = Net::create();
     let mut s = DpdkSettings::new(
         vec![format!("net_af_packet0,iface={}", net.ours)],

@@ -970,6 +970,8 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
             ipv4_cksum: false,
             udp_cksum: false,
         },
+        // Queue 0 is the worker's, queue 1 the generator's: no spreading.
+        rss: false,
     };
     let mut port = Port::configure(port_id, conf, &pool).context("configure net_ring0")?;
     let our_mac = Address(port.mac_addr().context("MAC")?.0);

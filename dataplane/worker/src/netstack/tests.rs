@@ -702,3 +702,68 @@ fn offloaded_good_ip_checksum_is_trusted() {
         Ingress::Udp { .. }
     ));
 }
+
+#[test]
+fn udp_dst_port_peeks_only_unfragmented_udp_to_us() {
+    let f = udp_frame(40000, 30002, b"rtp");
+    assert_eq!(udp_dst_port(&f, OUR_IP), Some(30002));
+    assert_eq!(udp_dst_port(&f, PEER_IP), None, "not our address");
+    assert_eq!(
+        udp_dst_port(&f[..30], OUR_IP),
+        None,
+        "truncated IPv4 header"
+    );
+    assert_eq!(udp_dst_port(&f[..36], OUR_IP), None, "truncated UDP header");
+    assert_eq!(udp_dst_port(&echo_request(b"x"), OUR_IP), None, "ICMP");
+    assert_eq!(udp_dst_port(&who_has_us(), OUR_IP), None, "ARP");
+    // More fragments, then a non-zero offset.
+    let mut frag = f.clone();
+    frag[ethernet::HEADER_LEN + 6] = 0x20;
+    assert_eq!(udp_dst_port(&frag, OUR_IP), None);
+    frag[ethernet::HEADER_LEN + 6] = 0x00;
+    frag[ethernet::HEADER_LEN + 7] = 0x10;
+    assert_eq!(udp_dst_port(&frag, OUR_IP), None);
+    // Don't-fragment is fine.
+    let mut df = f.clone();
+    df[ethernet::HEADER_LEN + 6] = 0x40;
+    assert_eq!(udp_dst_port(&df, OUR_IP), Some(30002));
+    // IPv4 options move the UDP header.
+    let mut opt = f[..ethernet::HEADER_LEN + ipv4::HEADER_LEN].to_vec();
+    opt.extend_from_slice(&[1, 1, 1, 0]); // NOP NOP NOP EOL
+    opt.extend_from_slice(&f[ethernet::HEADER_LEN + ipv4::HEADER_LEN..]);
+    opt[ethernet::HEADER_LEN] = 0x46;
+    assert_eq!(udp_dst_port(&opt, OUR_IP), Some(30002));
+}
+
+#[test]
+fn learned_neighbours_are_logged_for_other_workers_only_when_sharing() {
+    let (mut s, now) = stack();
+    teach(&mut s, now, PEER_IP, PEER_MAC);
+    assert_eq!(s.take_learned(), None, "sharing is off by default");
+    s.set_share_learned(true);
+    teach(&mut s, now, PEER_IP, PEER_MAC);
+    teach(&mut s, now, GW_IP, GW_MAC);
+    // A who-has for us from the peer teaches (and logs) it too.
+    let mut f = who_has_us();
+    assert!(matches!(s.handle_frame(now, &mut f), Ingress::Reply { .. }));
+    // Entries put in by hand (e.g. from another worker) are not logged: no ping-pong.
+    s.insert_neighbour(now, FAR_IP, GW_MAC);
+    assert_eq!(s.take_learned(), Some((PEER_IP, PEER_MAC)));
+    assert_eq!(s.take_learned(), Some((GW_IP, GW_MAC)));
+    assert_eq!(s.take_learned(), Some((PEER_IP, PEER_MAC)));
+    assert_eq!(s.take_learned(), None);
+    // The log is bounded; the overflow is not logged.
+    for i in 0..LEARNED_LOG + 5 {
+        teach(
+            &mut s,
+            now,
+            Ipv4Addr::new(198, 18, 0, 10 + i as u8),
+            PEER_MAC,
+        );
+    }
+    let mut n = 0;
+    while s.take_learned().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, LEARNED_LOG);
+}

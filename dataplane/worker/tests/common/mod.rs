@@ -1,0 +1,88 @@
+//! What the veth tests share: running commands, and a veth pair with its far end in a network
+//! namespace of the test's own (198.18.0.2/24), deleted on drop.
+#![allow(dead_code)]
+
+use std::process::{Command as Proc, Output};
+
+pub(crate) fn run(args: &[&str]) -> Output {
+    Proc::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {args:?}: {e}"))
+}
+
+pub(crate) fn must(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The veth pair and namespace of this run; dropping it deletes exactly them.
+pub(crate) struct Net {
+    pub(crate) ours: String,
+    pub(crate) theirs: String,
+    pub(crate) ns: String,
+}
+
+impl Net {
+    pub(crate) fn create() -> Self {
+        let pid = std::process::id();
+        let net = Self {
+            ours: format!("cbv0p{pid}"),
+            theirs: format!("cbv1p{pid}"),
+            ns: format!("cbns{pid}"),
+        };
+        let (a, b, ns) = (net.ours.as_str(), net.theirs.as_str(), net.ns.as_str());
+        must(&["ip", "netns", "add", ns]);
+        must(&["ip", "link", "add", a, "type", "veth", "peer", "name", b]);
+        must(&["ip", "link", "set", b, "netns", ns]);
+        must(&["ip", "-n", ns, "addr", "add", "198.18.0.2/24", "dev", b]);
+        must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        must(&["ip", "-n", ns, "link", "set", b, "up"]);
+        // The kernel would leave UDP checksums to "hardware" on a veth; we receive them
+        // through AF_PACKET, so have them computed.
+        must(&["ip", "netns", "exec", ns, "ethtool", "-K", b, "tx", "off"]);
+        must(&["ip", "link", "set", a, "up"]);
+        net
+    }
+
+    pub(crate) fn exec(&self, args: &[&str]) -> Output {
+        let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "link", "del", self.ours.as_str()]);
+        let _ = run(&["ip", "netns", "del", self.ns.as_str()]);
+        if let Some(dir) = callbridge_worker::dpdk_io::eal_runtime_dir() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Fails loudly (never skips) unless the test runs as root with the tools it needs.
+pub(crate) fn require_root_and_tools() {
+    let uid = must(&["id", "-u"]);
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "this test needs root (network namespaces, veth, AF_PACKET)"
+    );
+    for tool in ["ip", "ethtool", "ping"] {
+        let found = run(&["sh", "-c", &format!("command -v {tool}")])
+            .status
+            .success();
+        assert!(
+            found,
+            "{tool} is missing (packages iproute2, ethtool, iputils-ping)"
+        );
+    }
+}

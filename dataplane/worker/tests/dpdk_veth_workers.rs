@@ -1,0 +1,177 @@
+//! Two DPDK workers on one port against the Linux stack (feature `dpdk`; root, no hugepages).
+//!
+//! A veth pair as in `dpdk_veth.rs`, but DPDK drives our end through
+//! `net_af_packet0,iface=<ours>,qpairs=2`: two RX/TX queue pairs, one per worker. The kernel
+//! spreads received frames over the two AF_PACKET sockets by flow hash (PACKET_FANOUT_HASH),
+//! which knows nothing of which worker owns which port, and af_packet has no flow rules: every
+//! datagram that lands on the wrong worker must be handed to its owner. From the namespace,
+//! `ping` must work (either worker answers ARP and echo, and the neighbour one worker learns
+//! reaches the other); then sixteen legs, eight bridged pairs split between the workers, each
+//! with its own peer socket (sixteen flows, so both queues carry traffic for both workers),
+//! must relay RTP both ways, every packet counted by the worker that owns its leg.
+#![cfg(feature = "dpdk")]
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings, Steering};
+use common::Net;
+use dp_api::{Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+
+const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const DEADLINE: Duration = Duration::from_secs(20);
+const PAIRS: u16 = 8;
+const PACKETS: u32 = 30;
+
+fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
+    LegSpec {
+        id,
+        remote: Some(remote),
+        learn_remote: false,
+        src_mismatch: SrcMismatch::Drop,
+        codec: Codec::Pcmu,
+        media_timeout: None,
+    }
+}
+
+/// Peer sockets on 198.18.0.2, two per bridged pair (ports 41000 + 4i and 41002 + 4i), each
+/// sending `n` RTP packets to its leg and counting what comes back from the other leg's
+/// port. Arguments: our address, n, then the pairs' leg ports `a0 b0 a1 b1 ...`.
+const PEERS_PY: &str = r#"
+import socket, sys, time, select
+us, n = sys.argv[1], int(sys.argv[2])
+legs = [int(p) for p in sys.argv[3:]]
+socks, want, got = [], {}, {}
+for i in range(0, len(legs), 2):
+    a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("198.18.0.2", 41000 + 2 * i))
+    b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("198.18.0.2", 41002 + 2 * i))
+    # a talks to leg legs[i]; what b sends to legs[i+1] comes back to a from legs[i].
+    want[a] = (us, legs[i]); want[b] = (us, legs[i + 1])
+    socks += [a, b]
+for s in socks: got[s] = 0
+bad = 0
+def rtp(seq, ssrc):
+    return bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + ssrc.to_bytes(4, "big") + b"\xd5" * 160
+def drain(timeout):
+    global bad
+    r, _, _ = select.select(socks, [], [], timeout)
+    for s in r:
+        data, src = s.recvfrom(2048)
+        if src == want[s] and len(data) == 172 and data[0] == 0x80:
+            got[s] += 1
+        else:
+            bad += 1
+for k in range(n):
+    for j, s in enumerate(socks):
+        s.sendto(rtp(k, 0x1000 + j), want[s])
+    drain(0.002)
+end = time.time() + 15
+while min(got.values()) < n and time.time() < end:
+    drain(0.1)
+print("received=%d min=%d bad=%d" % (sum(got.values()), min(got.values()), bad))
+"#;
+
+#[test]
+fn two_workers_share_an_af_packet_port_by_handoff() {
+    common::require_root_and_tools();
+    let net = Net::create();
+    let mut s = DpdkSettings::new(
+        vec![format!("net_af_packet0,iface={},qpairs=2", net.ours)],
+        "net_af_packet0",
+    );
+    s.no_huge_mb = Some(256);
+    s.mbufs = 8191;
+    s.rx_desc = 256;
+    s.tx_desc = 256;
+    s.prefix_len = 24;
+    s.steering = Steering::Auto;
+    s.extra_args = vec!["--log-level".into(), "lib.eal:warning".into()];
+    let cfg = DataplaneConfig {
+        backend: Backend::Dpdk(s),
+        workers: 2,
+        ..DataplaneConfig::new(IpAddr::V4(US), 30000..=30999)
+    };
+    let (dp, handle) = Dataplane::start(cfg).expect("two workers on af_packet qpairs=2");
+    assert_eq!(dp.workers(), 2);
+
+    let out = net.exec(&["ping", "-c", "3", "-W", "5", "198.18.0.1"]);
+    assert!(
+        out.status.success(),
+        "ping failed: {}{}\n{:#?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        dp.stats()
+    );
+
+    // Eight bridged pairs, alternating between the workers.
+    let mut ports = Vec::new();
+    for i in 0..PAIRS {
+        let w = usize::from(i % 2);
+        let a = handle.plan.allocate_on(w).unwrap();
+        let b = handle.plan.allocate_on(w).unwrap();
+        let peer_a = SocketAddr::new(IpAddr::V4(PEER), 41000 + 4 * i);
+        let peer_b = SocketAddr::new(IpAddr::V4(PEER), 41002 + 4 * i);
+        handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
+        handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
+        handle.send(Command::Bridge { a, b }).unwrap();
+        ports.extend([a.port().to_string(), b.port().to_string()]);
+    }
+    let end = Instant::now() + DEADLINE;
+    let mut added = 0;
+    while added < 2 * PAIRS {
+        match handle
+            .events()
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .expect("LegAdded events")
+        {
+            Event::LegAdded { .. } => added += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let n = PACKETS.to_string();
+    let mut args = vec!["/usr/bin/python3", "-c", PEERS_PY, "198.18.0.1", n.as_str()];
+    args.extend(ports.iter().map(String::as_str));
+    let out = net.exec(&args);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "RTP peers failed: {report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let legs = u32::from(2 * PAIRS);
+    assert_eq!(
+        report.trim(),
+        format!("received={} min={PACKETS} bad=0", legs * PACKETS),
+        "{:#?}",
+        dp.stats()
+    );
+    let fin = dp.shutdown();
+    let per_worker = u64::from(PAIRS) * u64::from(PACKETS); // 4 pairs x 2 legs x n
+    for (w, s) in fin.iter().enumerate() {
+        // Each worker relayed exactly its own legs' packets, whichever queue they came in on.
+        assert_eq!(s.relay.rx_packets, per_worker, "worker {w}: {s:#?}");
+        assert_eq!(s.relay.tx_packets, per_worker, "worker {w}: {s:#?}");
+        assert_eq!(s.relay.legs, usize::from(PAIRS), "worker {w}");
+        assert_eq!(s.io.handoff_drops, 0, "worker {w}: {:?}", s.io);
+        assert_eq!(
+            s.io.net.arp_pending, 0,
+            "worker {w} resolved the peer: {:?}",
+            s.io.net
+        );
+    }
+    // Sixteen flows hashed over two queues: some land on the other worker (the chance that
+    // none does is 2^-16) and are handed over; every handed-off frame arrives.
+    let out: u64 = fin.iter().map(|s| s.io.handoff_out).sum();
+    let inn: u64 = fin.iter().map(|s| s.io.handoff_in).sum();
+    assert!(out > 0, "no frame was handed off: {fin:#?}");
+    assert_eq!(out, inn, "{fin:#?}");
+    // Both queues received (the kernel spread the flows).
+    assert!(
+        fin.iter().all(|s| s.io.net.rx_udp + s.io.handoff_out > 0),
+        "{fin:#?}"
+    );
+    drop(net);
+}
