@@ -795,7 +795,13 @@ mod tests {
             0
         );
         assert_eq!(
-            rss_hash_functions(PortConf { rx_queues: 1, ..conf }, u64::MAX),
+            rss_hash_functions(
+                PortConf {
+                    rx_queues: 1,
+                    ..conf
+                },
+                u64::MAX
+            ),
             0
         );
         assert!(!PortConf::default().rss);

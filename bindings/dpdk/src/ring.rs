@@ -123,7 +123,7 @@ pub fn mbuf_ring(
             format!("{name:?} must be 1..={MAX_NAME_LEN} bytes"),
         ));
     }
-    if size < 2 || size > MAX_SIZE || !size.is_power_of_two() {
+    if !(2..=MAX_SIZE).contains(&size) || !size.is_power_of_two() {
         return Err(DpdkError::invalid(
             "ring size",
             format!("{size} is not a power of two in 2..={MAX_SIZE}"),
@@ -133,12 +133,7 @@ pub fn mbuf_ring(
     // SAFETY: EAL is initialised (we hold its guard); c_name is a valid C string DPDK copies;
     // size was checked; returns NULL with rte_errno on failure.
     let raw = unsafe {
-        sys::rte_ring_create(
-            c_name.as_ptr(),
-            size,
-            socket.raw(),
-            sys::_RTE_RING_F_SC_DEQ as u32,
-        )
+        sys::rte_ring_create(c_name.as_ptr(), size, socket.raw(), sys::_RTE_RING_F_SC_DEQ)
     }
     .to_result("rte_ring_create")?;
     let inner = Arc::new(RingInner {

@@ -213,7 +213,11 @@ fn concurrent_producers(pool: &Mempool) {
         assert_eq!(t.join().unwrap(), PER_PRODUCER, "producer finished in time");
     }
     let (got, next, consumer) = consumer_thread.join().unwrap();
-    assert_eq!(got, PER_PRODUCER * PRODUCERS, "consumer got everything in time");
+    assert_eq!(
+        got,
+        PER_PRODUCER * PRODUCERS,
+        "consumer got everything in time"
+    );
     assert_eq!(next, [PER_PRODUCER; PRODUCERS as usize]);
     assert!(consumer.is_empty());
     drop(consumer);
