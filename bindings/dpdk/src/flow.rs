@@ -15,14 +15,21 @@
 //! All header fields are in network byte order, as in the packet.
 //!
 //! What drivers accept differs. Found on TAP (`net_tap`, DPDK 22.11):
-//! - a UDP port mask must be 0 or 0xffff ("TC does not support UDP port masking"), so a range
-//!   needs one rule per port there; `flow_validate` refuses other masks without touching the
-//!   kernel;
-//! - rules can be validated and created before and after [`Port::start`]; most hardware PMDs
-//!   want the port started before `flow_create`, so create rules after `start`;
-//! - `flow_create` on TAP installs a tc flower filter with a skbedit action on the kernel
-//!   interface and needs the kernel's `sch_multiq`, `cls_flower` and `act_skbedit`; without
-//!   them the PMD disables rte_flow at probe time and `flow_create` fails.
+//! - `flow_validate` only parses: it accepts the rule before and after [`Port::start`], and
+//!   refuses a queue the port does not have (ERANGE, "queue index out of range"), but it does
+//!   **not** check TAP's port-mask limit. A UDP port mask other than 0 or 0xffff is refused
+//!   only by `flow_create` (ENOTSUP, "item not supported"; the PMD's comment: "TC does not
+//!   support UDP port masking"). So on TAP a validated masked rule can still fail to be
+//!   created: treat a `flow_create` refusal like a validation refusal.
+//! - `flow_create` installs a tc flower filter with a skbedit action under a multiq qdisc on
+//!   the kernel interface and needs the kernel's `sch_multiq`, `cls_flower` and `act_skbedit`.
+//!   Without them the PMD disables rte_flow at probe time ("failed to create multiq qdisc")
+//!   and every `flow_create` fails (EEXIST, "overlapping rules or Kernel too old for flower
+//!   support"); validation still succeeds. TAP's create does not look at whether the port
+//!   is started (from its source: not observable on a kernel without those modules); most
+//!   hardware PMDs want the port started first, so create rules after `start`.
+//! - Several rules on the same fields with different values coexist; the same match twice is
+//!   refused ("overlapping rules").
 //!
 //! Lifetimes: a [`FlowRule`] keeps its port's state (and so EAL) alive, so the rule is always
 //! destroyed before the port is stopped by the last drop and before EAL cleans up. Drop every
@@ -186,11 +193,13 @@ fn flow_error(call: &'static str, errno: i32, error: &sys::rte_flow_error) -> Dp
 
 impl Port {
     /// `rte_flow_validate`: Ok if the device would accept the rule. Checks only; installs
-    /// nothing. Callable before and after [`Port::start`].
+    /// nothing. Callable before and after [`Port::start`]. How thorough the check is depends
+    /// on the PMD: TAP's does not check its port-mask limit (see the module docs), so
+    /// `flow_create` can still refuse a validated rule.
     ///
     /// # Errors
-    /// [`DpdkError::Flow`] with the PMD's reason (e.g. `ENOTSUP` for a port mask TAP cannot
-    /// do, `ENOSYS` for a driver without rte_flow).
+    /// [`DpdkError::Flow`] with the PMD's reason (e.g. ERANGE for a queue the port lacks on
+    /// TAP, `ENOSYS` for a driver without rte_flow).
     pub fn flow_validate(&self, rule: &UdpSteer) -> Result<(), DpdkError> {
         let spec = FlowSpec::new(rule);
         let (pattern, actions) = (spec.pattern(), spec.actions());
@@ -218,7 +227,9 @@ impl Port {
     /// rules after [`Port::start`] (hardware PMDs need it; TAP accepts either).
     ///
     /// # Errors
-    /// [`DpdkError::Flow`] with the PMD's reason.
+    /// [`DpdkError::Flow`] with the PMD's reason (on TAP: ENOTSUP "item not supported" for a
+    /// port mask other than 0xffff, EEXIST for an overlapping rule or a kernel without tc
+    /// flower support).
     pub fn flow_create(&self, rule: &UdpSteer) -> Result<FlowRule, DpdkError> {
         let spec = FlowSpec::new(rule);
         let (pattern, actions) = (spec.pattern(), spec.actions());

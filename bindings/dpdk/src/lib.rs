@@ -1,5 +1,6 @@
 //! The one safe layer over DPDK (`dpdk-sys`): EAL, mempools, mbufs, ports with per-lcore
-//! queues, lcores and the TSC. This is the only crate of callbridge with hand-written `unsafe`.
+//! queues, lcores and the TSC, flow steering ([`flow`]) and mbuf handoff rings ([`ring`]).
+//! This is the only crate of callbridge with hand-written `unsafe`.
 //!
 //! # For operators: the EAL arguments that matter
 //!
@@ -39,6 +40,14 @@
 //! thread unknown to EAL has lcore id `LCORE_ID_ANY`, and DPDK then bypasses the per-lcore
 //! mempool cache: correct, but every alloc/free hits the shared ring.
 //!
+//! # Several workers on one port
+//!
+//! One RX/TX queue pair per worker. Datagrams reach the worker that owns their UDP port by,
+//! in order of preference: NIC flow rules ([`Port::flow_create`] with a [`UdpSteer`]); RSS
+//! ([`PortConf::rss`], [`Port::rss_enabled`]) spreading what no rule matches; and, for
+//! whatever lands on the wrong worker, a handoff ring per worker ([`mbuf_ring`]: any worker
+//! enqueues with a cloned [`RingProducer`], the owner dequeues with its [`RingConsumer`]).
+//!
 //! # Ownership and lifetimes (the invariants that make this safe)
 //!
 //! - [`Eal`] is initialised at most once per process; a second [`Eal::init`] is an error.
@@ -50,6 +59,10 @@
 //! - A [`Port`] owns the port between `configure` and drop (a second `configure` of the same
 //!   port fails). Each RX/TX queue has at most one handle ([`RxQueue`], [`TxQueue`]): DPDK's
 //!   burst functions are not thread-safe per queue. `stop` refuses while queue handles exist.
+//! - A [`FlowRule`] keeps its port's state alive and destroys the rule on drop, before the
+//!   port can be stopped by the last handle's drop.
+//! - An mbuf ring keeps EAL alive until its last handle is gone, then frees the mbufs still in
+//!   it and the ring.
 //! - Every FFI return code goes through one trait (`ToResult`) into a [`DpdkError`].
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
