@@ -35,7 +35,11 @@ pub enum DpError {
 #[derive(Debug)]
 pub struct PortPlan {
     first: u16,
-    /// Per worker: the inclusive range of even RTP ports it owns.
+    /// Port pairs per address.
+    pairs: usize,
+    /// How many media addresses carry the same port range.
+    addresses: usize,
+    /// Per worker: the inclusive range of even RTP ports it owns (on every address).
     slices: Vec<RangeInclusive<u16>>,
     /// Owned by the control plane; touched only on leg set-up and tear-down.
     state: Mutex<PlanState>,
@@ -43,10 +47,12 @@ pub struct PortPlan {
 
 #[derive(Debug)]
 struct PlanState {
-    /// Per worker, the free even ports (LIFO free list).
-    free: Vec<Vec<u16>>,
-    /// Generation per pair, indexed by `(port - first) / 2`.
+    /// Per worker, the free (address index, even port)s (LIFO free list).
+    free: Vec<Vec<(u8, u16)>>,
+    /// Generation per address and pair, indexed by `addr * pairs + (port - first) / 2`.
     generation: Vec<u16>,
+    /// Whether each address and pair (same index) is on a free list.
+    is_free: Vec<bool>,
 }
 
 impl PortPlan {
@@ -55,6 +61,28 @@ impl PortPlan {
     /// # Errors
     /// [`DpError::BadRange`] if the range holds fewer than one RTP/RTCP pair per worker.
     pub fn new(ports: RangeInclusive<u16>, workers: usize) -> Result<Self, DpError> {
+        Self::with_addresses(ports, workers, 1)
+    }
+
+    /// Splits `ports` (inclusive) between `workers` workers on each of `addresses` media
+    /// addresses: worker `w` owns the same slice of ports on every address, so a port still
+    /// names its worker, and the legs a plan can hold grow with the addresses (one address
+    /// holds at most ~32 000 RTP/RTCP pairs).
+    ///
+    /// # Errors
+    /// [`DpError::BadRange`] if the range holds fewer than one RTP/RTCP pair per worker, or
+    /// `addresses` is not in `1..=MAX_ADDRESSES`.
+    pub fn with_addresses(
+        ports: RangeInclusive<u16>,
+        workers: usize,
+        addresses: usize,
+    ) -> Result<Self, DpError> {
+        if !(1..=crate::MAX_ADDRESSES).contains(&addresses) {
+            return Err(DpError::BadRange(format!(
+                "{addresses} media addresses (1..={})",
+                crate::MAX_ADDRESSES
+            )));
+        }
         let first = ports.start().saturating_add(ports.start() % 2);
         let last = *ports.end();
         if workers == 0 || last < first + 1 {
@@ -84,17 +112,35 @@ impl PortPlan {
             };
             let hi = lo + ((n - 1) * 2) as u16;
             slices.push(lo..=hi);
-            // Reversed so that pop() hands out the lowest port first.
-            free.push((0..n).rev().map(|i| lo + (i * 2) as u16).collect());
+            // Reversed so that pop() hands out the first address's lowest port first.
+            free.push(
+                (0..addresses)
+                    .rev()
+                    .flat_map(|a| (0..n).rev().map(move |i| (a as u8, lo + (i * 2) as u16)))
+                    .collect(),
+            );
         }
         Ok(Self {
             first,
+            pairs,
+            addresses,
             slices,
             state: Mutex::new(PlanState {
                 free,
-                generation: vec![0; pairs],
+                generation: vec![0; pairs * addresses],
+                is_free: vec![true; pairs * addresses],
             }),
         })
+    }
+
+    /// How many media addresses the plan spreads legs over.
+    #[must_use]
+    pub fn addresses(&self) -> usize {
+        self.addresses
+    }
+
+    fn gen_index(&self, addr: u8, port: u16) -> usize {
+        usize::from(addr) * self.pairs + usize::from((port - self.first) / 2)
     }
 
     /// How many workers share the range.
@@ -135,27 +181,33 @@ impl PortPlan {
     /// [`DpError::NoFreePort`] when the worker's slice is in use.
     pub fn allocate_on(&self, w: usize) -> Result<LegId, DpError> {
         let mut st = self.lock();
-        let port = st
+        let (addr, port) = st
             .free
             .get_mut(w)
             .and_then(Vec::pop)
             .ok_or(DpError::NoFreePort)?;
-        let idx = usize::from((port - self.first) / 2);
-        st.generation[idx] = st.generation[idx].wrapping_add(1);
-        Ok(LegId::new(port, st.generation[idx]))
+        let idx = self.gen_index(addr, port);
+        st.generation[idx] = (st.generation[idx] + 1) % crate::GENERATIONS;
+        st.is_free[idx] = false;
+        Ok(LegId::at(addr, port, st.generation[idx]))
     }
 
     /// Returns a leg's port to the free list. Releasing a stale id (older generation) is a
     /// no-op.
     pub fn release(&self, leg: LegId) {
-        let port = leg.port();
+        let (addr, port) = (leg.addr(), leg.port());
         let Some(w) = self.worker_of_port(port) else {
             return;
         };
+        if usize::from(addr) >= self.addresses {
+            return;
+        }
+        let idx = self.gen_index(addr, port);
         let mut st = self.lock();
-        let idx = usize::from((port - self.first) / 2);
-        if st.generation[idx] == leg.generation() && !st.free[w].contains(&port) {
-            st.free[w].push(port);
+        // A stale id (older generation) or a second release is a no-op.
+        if st.generation[idx] == leg.generation() && !st.is_free[idx] {
+            st.is_free[idx] = true;
+            st.free[w].push((addr, port));
         }
     }
 
@@ -272,6 +324,58 @@ mod tests {
         assert_ne!(c, a);
         plan.release(a); // stale id: no effect
         assert_eq!(plan.free_pairs(), 0);
+    }
+
+    #[test]
+    fn several_addresses_multiply_the_legs_and_keep_ports_to_workers() {
+        let plan = PortPlan::with_addresses(20000..=20007, 2, 3).unwrap();
+        assert_eq!(plan.addresses(), 3);
+        assert_eq!(plan.slice(0), 20000..=20002);
+        assert_eq!(plan.free_pairs(), 12);
+        let mut seen = std::collections::HashSet::new();
+        for w in [0, 1] {
+            for _ in 0..6 {
+                let leg = plan.allocate_on(w).unwrap();
+                assert_eq!(plan.worker_of_port(leg.port()), Some(w));
+                assert!(usize::from(leg.addr()) < 3);
+                assert!(seen.insert((leg.addr(), leg.port())), "{leg} twice");
+            }
+            assert_eq!(plan.allocate_on(w), Err(DpError::NoFreePort));
+        }
+        // First address first, lowest port first.
+        let plan = PortPlan::with_addresses(20000..=20003, 1, 2).unwrap();
+        let ids: Vec<_> = (0..4).map(|_| plan.allocate().unwrap()).collect();
+        let got: Vec<_> = ids.iter().map(|l| (l.addr(), l.port())).collect();
+        assert_eq!(got, [(0, 20000), (0, 20002), (1, 20000), (1, 20002)]);
+        assert_eq!(ids[2].to_string(), "leg1/20000.1");
+        assert_eq!(ids[0].to_string(), "leg20000.1");
+        plan.release(ids[2]);
+        plan.release(ids[2]);
+        assert_eq!(plan.free_pairs(), 1);
+        let again = plan.allocate().unwrap();
+        assert_eq!((again.addr(), again.port(), again.generation()), (1, 20000, 2));
+        plan.release(ids[2]); // stale
+        assert_eq!(plan.free_pairs(), 0);
+        assert!(PortPlan::with_addresses(20000..=20003, 1, 0).is_err());
+        assert!(PortPlan::with_addresses(20000..=20003, 1, crate::MAX_ADDRESSES + 1).is_err());
+    }
+
+    #[test]
+    fn leg_id_fields_round_trip() {
+        let l = LegId::at(15, 65534, 4095);
+        assert_eq!((l.addr(), l.port(), l.generation()), (15, 65534, 4095));
+        assert_eq!(LegId::new(30000, 7), LegId::at(0, 30000, 7));
+        // Out-of-range parts wrap instead of spilling into the neighbour field.
+        let w = LegId::at(16, 30000, 4096);
+        assert_eq!((w.addr(), w.port(), w.generation()), (0, 30000, 0));
+        // The generation counter wraps at GENERATIONS.
+        let plan = PortPlan::new(20000..=20001, 1).unwrap();
+        let mut last = plan.allocate().unwrap();
+        for _ in 0..crate::GENERATIONS {
+            plan.release(last);
+            last = plan.allocate().unwrap();
+        }
+        assert_eq!(last.generation(), 1);
     }
 
     #[test]

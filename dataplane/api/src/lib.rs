@@ -36,32 +36,62 @@ pub use clip::{
 };
 pub use handle::{DataplaneHandle, DpError, PortPlan, WorkerLink};
 
-/// Identifies one media leg. The low 16 bits are the leg's local RTP port (even), the high 16
-/// bits a generation counter so that a reused port never aliases an old leg.
+/// Identifies one media leg: its local media address (an index into the data plane's
+/// addresses, 0 = the first), its local RTP port (even; RTCP is the port above) and a
+/// generation counter, so that a reused address and port never alias an old leg (the counter
+/// wraps after 4096 reuses of one address and port).
+///
+/// Bits 0–15: port; 16–27: generation; 28–31: address index. Four bytes, so that a leg's
+/// hot state still fits its cache line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u32);
 
+/// How many media addresses one data plane can have ([`LegId::addr`] has four bits).
+pub const MAX_ADDRESSES: usize = 16;
+
+/// Generations wrap at this value (twelve bits).
+pub const GENERATIONS: u16 = 1 << 12;
+
 impl LegId {
-    /// Builds a leg id from its RTP port and generation.
+    /// A leg on the first media address, from its RTP port and generation (taken modulo
+    /// [`GENERATIONS`]).
     #[must_use]
     pub const fn new(port: u16, generation: u16) -> Self {
-        Self(((generation as u32) << 16) | port as u32)
+        Self::at(0, port, generation)
+    }
+    /// A leg on media address `addr` (an index, taken modulo [`MAX_ADDRESSES`]), from its RTP
+    /// port and generation (modulo [`GENERATIONS`]).
+    #[must_use]
+    pub const fn at(addr: u8, port: u16, generation: u16) -> Self {
+        Self(
+            (((addr as u32) & 0xf) << 28)
+                | (((generation as u32) & 0xfff) << 16)
+                | port as u32,
+        )
     }
     /// The leg's local RTP port (RTCP is `port + 1`).
     #[must_use]
     pub const fn port(self) -> u16 {
         (self.0 & 0xffff) as u16
     }
-    /// The generation of the port this leg holds.
+    /// The generation of the address and port this leg holds (`0..GENERATIONS`).
     #[must_use]
     pub const fn generation(self) -> u16 {
-        (self.0 >> 16) as u16
+        ((self.0 >> 16) & 0xfff) as u16
+    }
+    /// The index of the leg's local media address (0 = the first).
+    #[must_use]
+    pub const fn addr(self) -> u8 {
+        (self.0 >> 28) as u8
     }
 }
 
 impl fmt::Display for LegId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "leg{}.{}", self.port(), self.generation())
+        match self.addr() {
+            0 => write!(f, "leg{}.{}", self.port(), self.generation()),
+            a => write!(f, "leg{a}/{}.{}", self.port(), self.generation()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!   handle_command(now, Command) ─┐
-//!   handle_packet(now, src, dst_port, &mut payload) ──► Verdict::{Forward{from_port,to}, Drop(reason)}
+//!   handle_packet_at(now, src, dst_addr, dst_port, &mut payload) ──► Verdict::{Forward{from_addr,from_port,to}, Drop(reason)}
 //!   handle_timeout(now)           │
 //!                                 ├─► poll_transmit(now, buf) → Transmit   (announcement RTP)
 //!                                 ├─► poll_event()            → dp_api::Event
@@ -91,16 +91,20 @@ pub struct RelayConfig {
     pub event_capacity: usize,
     /// Seeds the announcement SSRC/sequence/timestamp generator (mixed with each leg id).
     pub seed: u64,
+    /// How many media addresses carry `ports` ([`LegId::addr`] indexes them); at least 1.
+    pub addresses: usize,
 }
 
 impl RelayConfig {
-    /// A config with a fixed seed (deterministic; workers pass a time-derived seed).
+    /// A config for one media address with a fixed seed (deterministic; workers pass a
+    /// time-derived seed).
     #[must_use]
     pub fn new(ports: RangeInclusive<u16>, event_capacity: usize) -> Self {
         Self {
             ports,
             event_capacity,
             seed: 0x0ca1_1b41_d9e5_eed5,
+            addresses: 1,
         }
     }
 }
@@ -108,8 +112,11 @@ impl RelayConfig {
 /// What to do with one received packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Send the (possibly edited) payload from our local port `from_port` to `to`.
+    /// Send the (possibly edited) payload from our local address `from_addr`, port
+    /// `from_port`, to `to`.
     Forward {
+        /// Our local media address to send from (an index; the peer leg's address).
+        from_addr: u8,
         /// Our local port to send from (the peer leg's RTP port, or RTCP port for RTCP).
         from_port: u16,
         /// The destination.
@@ -123,6 +130,8 @@ pub enum Verdict {
 /// [`Relay::poll_transmit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transmit {
+    /// Our local media address to send from (an index).
+    pub from_addr: u8,
     /// Our local port to send from.
     pub from_port: u16,
     /// The destination.
@@ -229,7 +238,7 @@ impl Relay {
     /// Creates a relay and preallocates its leg table, timer heaps and event ring.
     #[must_use]
     pub fn new(cfg: RelayConfig) -> Self {
-        let table = LegTable::new(&cfg.ports);
+        let table = LegTable::with_addresses(&cfg.ports, cfg.addresses);
         let n = table.capacity();
         Self {
             table,
@@ -420,8 +429,9 @@ impl Relay {
         Verdict::Drop(reason)
     }
 
-    /// Handles one received UDP payload addressed to our `dst_port`, editing it in place
-    /// when it is forwarded (marker bit after the switch). See the crate docs for the rules.
+    /// Handles one received UDP payload addressed to our `dst_port` on the first media
+    /// address: [`Self::handle_packet_at`] with address 0.
+    #[inline]
     pub fn handle_packet(
         &mut self,
         now: Instant,
@@ -429,9 +439,23 @@ impl Relay {
         dst_port: u16,
         payload: &mut [u8],
     ) -> Verdict {
+        self.handle_packet_at(now, src, 0, dst_port, payload)
+    }
+
+    /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),
+    /// port `dst_port`, editing it in place when it is forwarded (marker bit after the
+    /// switch). See the crate docs for the rules.
+    pub fn handle_packet_at(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst_addr: u8,
+        dst_port: u16,
+        payload: &mut [u8],
+    ) -> Verdict {
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += payload.len() as u64;
-        match self.table.index_of_port(dst_port) {
+        match self.table.index_of_local(dst_addr, dst_port) {
             Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(payload) => {
                 self.rtp(now, idx, src, payload)
             }
@@ -491,11 +515,12 @@ impl Relay {
         }
         p.tx.packets += 1;
         p.tx.bytes += len;
+        let from = p.id;
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len;
-        let pidx = peer.unwrap_or_default() as usize;
         Verdict::Forward {
-            from_port: self.table.port_of(pidx),
+            from_addr: from.addr(),
+            from_port: from.port(),
             to,
         }
     }
@@ -564,25 +589,31 @@ impl Relay {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
         p.stats.tx_rtcp += 1;
+        let from = p.id;
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += payload.len() as u64;
-        let port = self.table.port_of(pidx);
         Verdict::Forward {
-            from_port: if odd_port { port + 1 } else { port },
+            from_addr: from.addr(),
+            from_port: from.port() + u16::from(odd_port),
             to,
         }
     }
 
-    /// The worker could not send a forwarded or generated packet (its TX queue refused it):
-    /// count [`DropReason::TxFull`] on the leg owning `from_port` and take the packet back
-    /// out of its tx counters.
+    /// [`Self::handle_tx_refused_at`] on the first media address.
     pub fn handle_tx_refused(&mut self, from_port: u16, len: usize) {
+        self.handle_tx_refused_at(0, from_port, len);
+    }
+
+    /// The worker could not send a forwarded or generated packet (its TX queue refused it):
+    /// count [`DropReason::TxFull`] on the leg owning `from_addr`/`from_port` and take the
+    /// packet back out of its tx counters.
+    pub fn handle_tx_refused_at(&mut self, from_addr: u8, from_port: u16, len: usize) {
         self.stats.drops.add(DropReason::TxFull);
         self.stats.tx_packets = self.stats.tx_packets.saturating_sub(1);
         self.stats.tx_bytes = self.stats.tx_bytes.saturating_sub(len as u64);
         let Some(l) = self
             .table
-            .index_of_port(from_port)
+            .index_of_local(from_addr, from_port)
             .and_then(|i| self.table.get_mut(i))
         else {
             return;
@@ -645,7 +676,8 @@ impl Relay {
                 }));
             }
             return Some(Transmit {
-                from_port: self.table.port_of(t.idx),
+                from_addr: t.leg.addr(),
+                from_port: t.leg.port(),
                 to,
                 len: e.len,
             });

@@ -13,6 +13,10 @@ use crate::leg::Leg;
 #[derive(Debug)]
 pub struct LegTable {
     first: u16,
+    /// Port pairs per address.
+    pairs: usize,
+    /// Media addresses; the slots of address `a` are `a * pairs .. (a + 1) * pairs`.
+    addresses: usize,
     slots: Vec<Option<Leg>>,
     len: usize,
 }
@@ -22,6 +26,14 @@ impl LegTable {
     /// rounds down).
     #[must_use]
     pub fn new(ports: &RangeInclusive<u16>) -> Self {
+        Self::with_addresses(ports, 1)
+    }
+
+    /// Preallocates one slot per even port in `ports` on each of `addresses` media
+    /// addresses (at least one).
+    #[must_use]
+    pub fn with_addresses(ports: &RangeInclusive<u16>, addresses: usize) -> Self {
+        let addresses = addresses.max(1);
         let first = ports.start().saturating_add(ports.start() & 1);
         let last = *ports.end() & !1;
         let n = if last >= first {
@@ -29,13 +41,21 @@ impl LegTable {
         } else {
             0
         };
-        let mut slots = Vec::with_capacity(n);
-        slots.resize_with(n, || None);
+        let mut slots = Vec::with_capacity(n * addresses);
+        slots.resize_with(n * addresses, || None);
         Self {
             first,
+            pairs: n,
+            addresses,
             slots,
             len: 0,
         }
+    }
+
+    /// How many media addresses the table covers.
+    #[must_use]
+    pub fn addresses(&self) -> usize {
+        self.addresses
     }
 
     /// The first even port.
@@ -44,7 +64,7 @@ impl LegTable {
         self.first
     }
 
-    /// The number of slots (port pairs).
+    /// The number of slots (port pairs, on every address).
     #[must_use]
     pub fn capacity(&self) -> usize {
         self.slots.len()
@@ -62,23 +82,31 @@ impl LegTable {
         self.len == 0
     }
 
-    /// The slot index of an RTP or RTCP port, if the worker owns it.
+    /// The slot index of an RTP or RTCP port on the first address, if the worker owns it.
     #[inline]
     #[must_use]
     pub fn index_of_port(&self, port: u16) -> Option<usize> {
-        // One compare: ports below `first` wrap to large indices.
-        let idx = (u32::from(port).wrapping_sub(u32::from(self.first)) >> 1) as usize;
-        (idx < self.slots.len()).then_some(idx)
+        self.index_of_local(0, port)
     }
 
-    /// The slot index of a leg's port, if in range.
+    /// The slot index of an RTP or RTCP port on media address `addr`, if the worker owns it.
+    #[inline]
+    #[must_use]
+    pub fn index_of_local(&self, addr: u8, port: u16) -> Option<usize> {
+        // One compare per part: ports below `first` wrap to large indices.
+        let pair = (u32::from(port).wrapping_sub(u32::from(self.first)) >> 1) as usize;
+        let addr = usize::from(addr);
+        (pair < self.pairs && addr < self.addresses).then_some(addr * self.pairs + pair)
+    }
+
+    /// The slot index of a leg's address and port, if in range.
     #[inline]
     #[must_use]
     pub fn index_of(&self, id: LegId) -> Option<usize> {
         if id.port() & 1 != 0 {
             return None;
         }
-        self.index_of_port(id.port())
+        self.index_of_local(id.addr(), id.port())
     }
 
     /// Checks that a leg could be inserted.
@@ -155,7 +183,14 @@ impl LegTable {
     #[inline]
     #[must_use]
     pub fn port_of(&self, idx: usize) -> u16 {
-        self.first + (idx as u16) * 2
+        self.first + ((idx % self.pairs.max(1)) as u16) * 2
+    }
+
+    /// The media address index of a slot.
+    #[inline]
+    #[must_use]
+    pub fn addr_of(&self, idx: usize) -> u8 {
+        (idx / self.pairs.max(1)) as u8
     }
 
     /// Iterates live legs.
@@ -179,6 +214,24 @@ mod tests {
             codec: Codec::Pcmu,
             media_timeout: None,
         }
+    }
+
+    #[test]
+    fn several_addresses() {
+        let t = LegTable::with_addresses(&(20000..=20011), 3);
+        assert_eq!(t.capacity(), 18);
+        assert_eq!(t.addresses(), 3);
+        assert_eq!(t.index_of_local(0, 20000), Some(0));
+        assert_eq!(t.index_of_local(1, 20000), Some(6));
+        assert_eq!(t.index_of_local(2, 20011), Some(17));
+        assert_eq!(t.index_of_local(3, 20000), None);
+        assert_eq!(t.index_of_local(1, 20012), None);
+        assert_eq!(t.index_of_local(2, 19999), None);
+        assert_eq!((t.addr_of(17), t.port_of(17)), (2, 20010));
+        assert_eq!((t.addr_of(6), t.port_of(6)), (1, 20000));
+        assert_eq!(t.index_of(LegId::at(1, 20002, 9)), Some(7));
+        assert_eq!(t.index_of(LegId::at(1, 20003, 9)), None);
+        assert_eq!(t.index_of(LegId::at(5, 20002, 9)), None);
     }
 
     #[test]

@@ -150,6 +150,7 @@ fn bridge_relays_both_ways_untouched() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20002,
             to: agent()
         }
@@ -160,6 +161,7 @@ fn bridge_relays_both_ways_untouched() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20000,
             to: customer()
         }
@@ -193,6 +195,7 @@ fn latching_learns_first_source_once() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20002,
             to: agent()
         }
@@ -209,6 +212,7 @@ fn latching_learns_first_source_once() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20000,
             to: natted
         }
@@ -304,6 +308,7 @@ fn foreign_source_policies() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20002,
             to: agent()
         }
@@ -319,6 +324,7 @@ fn rtcp_relays_to_peer_rtcp_port() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20003,
             to: addr(2, 50001)
         }
@@ -328,6 +334,7 @@ fn rtcp_relays_to_peer_rtcp_port() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20001,
             to: addr(1, 40001)
         }
@@ -343,6 +350,7 @@ fn rtcp_relays_to_peer_rtcp_port() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20002,
             to: agent()
         }
@@ -398,6 +406,7 @@ fn not_bridged_and_peer_without_remote() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20002,
             to: agent()
         }
@@ -647,6 +656,7 @@ fn switch_to_bridge_sets_marker_once() {
     assert_eq!(
         v,
         Verdict::Forward {
+            from_addr: 0,
             from_port: 20000,
             to: customer()
         }
@@ -952,4 +962,100 @@ fn random_packets_never_panic_and_are_all_accounted_for() {
         "every packet forwarded or counted"
     );
     assert!(forwarded > 0 && st.drops.get(DropReason::Malformed) > 0);
+}
+
+/// Legs on different media addresses of one worker: the same port on two addresses is two
+/// legs, a bridge may join legs on different addresses, and everything sent says which
+/// address it leaves from.
+#[test]
+fn legs_on_several_addresses() {
+    let t0 = Instant::now();
+    let mut cfg = RelayConfig::new(20000..=20003, 16);
+    cfg.addresses = 3;
+    let mut r = Relay::new(cfg);
+    let a = LegId::at(0, 20000, 1);
+    let b = LegId::at(2, 20000, 1); // same port, another address
+    let c = LegId::at(1, 20002, 1);
+    for (leg, remote) in [(a, customer()), (b, agent()), (c, stranger())] {
+        r.handle_command(t0, Command::AddLeg(spec(leg, Some(remote))));
+    }
+    let added: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert_eq!(added.len(), 3, "{added:?}");
+    assert!(added.iter().all(|e| matches!(e, Event::LegAdded { .. })), "{added:?}");
+    // An address the worker does not have.
+    let d = LegId::at(3, 20000, 1);
+    r.handle_command(t0, Command::AddLeg(spec(d, None)));
+    assert_eq!(
+        r.poll_event(),
+        Some(Event::CommandFailed {
+            leg: Some(d),
+            error: CommandError::PortOutOfRange
+        })
+    );
+    r.handle_command(t0, Command::Bridge { a, b });
+    assert_eq!(r.poll_event(), None, "bridged");
+    let mut pkt = rtp(1, 160, 0x1111, false);
+    assert_eq!(
+        r.handle_packet_at(t0, customer(), 0, 20000, &mut pkt),
+        Verdict::Forward {
+            from_addr: 2,
+            from_port: 20000,
+            to: agent()
+        }
+    );
+    let mut pkt = rtp(1, 160, 0x2222, false);
+    assert_eq!(
+        r.handle_packet_at(t0, agent(), 2, 20000, &mut pkt),
+        Verdict::Forward {
+            from_addr: 0,
+            from_port: 20000,
+            to: customer()
+        }
+    );
+    // RTCP on the odd port leaves from the peer's odd port on the peer's address.
+    let mut rr = rtcp_rr(0x2222);
+    assert_eq!(
+        r.handle_packet_at(t0, addr(2, 50001), 2, 20001, &mut rr),
+        Verdict::Forward {
+            from_addr: 0,
+            from_port: 20001,
+            to: addr(1, 40001)
+        }
+    );
+    // The agent's stream sent to the customer's address-0 port is a foreign source there.
+    let mut pkt = rtp(2, 320, 0x2222, false);
+    assert_eq!(
+        r.handle_packet_at(t0, agent(), 0, 20000, &mut pkt),
+        Verdict::Drop(DropReason::SrcMismatch)
+    );
+    // Address 1's leg is not bridged; address 1, port 20000 has no leg.
+    let mut pkt = rtp(1, 160, 0x3333, false);
+    assert_eq!(
+        r.handle_packet_at(t0, stranger(), 1, 20002, &mut pkt),
+        Verdict::Drop(DropReason::NotBridged)
+    );
+    assert_eq!(
+        r.handle_packet_at(t0, stranger(), 1, 20000, &mut pkt),
+        Verdict::Drop(DropReason::UnknownPort)
+    );
+    assert_eq!(
+        r.handle_packet_at(t0, stranger(), 7, 20000, &mut pkt),
+        Verdict::Drop(DropReason::UnknownPort)
+    );
+    // Announcements leave from the playing leg's address.
+    r.handle_command(
+        t0,
+        Command::Play {
+            leg: c,
+            clip: clip(2),
+            looping: false,
+        },
+    );
+    let mut buf = [0u8; 256];
+    let t = r.poll_transmit(t0, &mut buf).expect("first announcement packet");
+    assert_eq!((t.from_addr, t.from_port, t.to), (1, 20002, stranger()));
+    // A refused transmit is charged to the leg on the right address.
+    r.handle_tx_refused_at(1, 20002, t.len);
+    assert_eq!(r.leg_stats(c).unwrap().drops.get(DropReason::TxFull), 1);
+    assert_eq!(r.leg_stats(a).unwrap().drops.get(DropReason::TxFull), 0);
 }
