@@ -9,6 +9,7 @@
 //! [media]
 //! backend = "socket"
 //! address = "127.0.0.1"
+//! extra_addresses = []                 # optional: more media addresses, same ports on each
 //! ports = "20000-29999"                # RTP even, RTCP odd
 //! announcement = "prompts/hold.wav"    # optional; else built-in
 //! [[business]]
@@ -241,6 +242,14 @@ pub(crate) struct MediaConfig {
     /// `127.0.0.1`. With `backend = "dpdk"` it must be IPv4: the address the DPDK port owns
     /// (it answers ARP and ICMP echo for it).
     pub(crate) address: IpAddr,
+    /// `extra_addresses`: further media addresses after `address`, e.g. `["127.0.0.2"]`.
+    /// Each carries the same `ports` again, so the legs a node holds grow with the addresses
+    /// (one address holds one leg per RTP/RTCP pair). Leg address index `i` is `address` for
+    /// 0 and `extra_addresses[i-1]` otherwise; legs fill the first address before the next.
+    /// Each must be distinct, not unspecified, not `address`, of `address`'s family; at most
+    /// `dp_api::MAX_ADDRESSES - 1` of them. With a `[dpdk]` section each must be IPv4 inside
+    /// `address/dpdk.prefix_len` (the port answers ARP and ping for all of them). Default none.
+    pub(crate) extra_addresses: Vec<IpAddr>,
     /// `ports`: `"FIRST-LAST"`, even first, odd last. Default `"20000-29999"`.
     pub(crate) ports: PortRange,
     /// `announcement`: a WAV file (8 kHz mono) played while the agent is called; relative to
@@ -268,6 +277,7 @@ impl Default for MediaConfig {
         Self {
             backend: Backend::Socket,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            extra_addresses: Vec::new(),
             ports: PortRange {
                 first: 20000,
                 last: 29999,
@@ -282,6 +292,62 @@ impl Default for MediaConfig {
 }
 
 impl MediaConfig {
+    /// Every media address in leg address-index order: `address`, then `extra_addresses`.
+    #[must_use]
+    pub(crate) fn addresses(&self) -> Vec<IpAddr> {
+        std::iter::once(self.address)
+            .chain(self.extra_addresses.iter().copied())
+            .collect()
+    }
+
+    /// Checks `extra_addresses` against `address` (which is already known to be specified).
+    fn validate_extra_addresses(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |segs: Vec<Seg>, reason: String| Err((segs, reason));
+        let item = |i: usize| vec![key("media"), key("extra_addresses"), Seg::Index(i)];
+        let max = dp_api::MAX_ADDRESSES - 1;
+        if self.extra_addresses.len() > max {
+            return at(
+                vec![key("media"), key("extra_addresses")],
+                format!(
+                    "lists {} addresses; at most {max} (with media.address that makes the {} media addresses a \
+                     node supports)",
+                    self.extra_addresses.len(),
+                    dp_api::MAX_ADDRESSES
+                ),
+            );
+        }
+        let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        for (i, &a) in self.extra_addresses.iter().enumerate() {
+            if a.is_unspecified() {
+                return at(
+                    item(i),
+                    format!("{a} cannot be written into SDP; give an address peers can send media to"),
+                );
+            }
+            if a == self.address {
+                return at(
+                    item(i),
+                    format!("{a} is media.address itself; list only the addresses after it"),
+                );
+            }
+            if self.extra_addresses[..i].contains(&a) {
+                return at(item(i), format!("{a} is listed twice"));
+            }
+            if a.is_ipv4() != self.address.is_ipv4() {
+                return at(
+                    item(i),
+                    format!(
+                        "{a} is {} but media.address {} is {}; all media addresses must be of one family",
+                        family(a),
+                        self.address,
+                        family(self.address)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// How the flows create legs.
     #[must_use]
     pub(crate) fn policy(&self) -> flows::MediaPolicy {
@@ -685,6 +751,37 @@ impl DpdkConfig {
                 &d("prefix_len"),
                 format!("{} is not a prefix length (1..=32)", self.prefix_len),
             );
+        }
+        for (i, &extra) in media.extra_addresses.iter().enumerate() {
+            let item = || vec![key("media"), key("extra_addresses"), Seg::Index(i)];
+            let IpAddr::V4(x) = extra else {
+                return at(
+                    &item(),
+                    format!("{extra} is not IPv4; the dpdk backend owns IPv4 addresses only"),
+                );
+            };
+            if x.is_unspecified() || x.is_broadcast() || x.is_multicast() || x.is_loopback() {
+                return at(
+                    &item(),
+                    format!("{x} cannot be an address of a DPDK port; give a unicast IPv4 address"),
+                );
+            }
+            if !self.on_link(addr, x) {
+                return at(
+                    &item(),
+                    format!(
+                        "{x} is outside {addr}/{}; the DPDK port owns every media address on one link, so each must \
+                         be inside media.address/dpdk.prefix_len",
+                        self.prefix_len
+                    ),
+                );
+            }
+            if self.gateway == Some(x) {
+                return at(
+                    &item(),
+                    format!("{x} is dpdk.gateway; a media address cannot be the router's"),
+                );
+            }
         }
         if let Some(gw) = self.gateway {
             if gw == addr {
@@ -1118,6 +1215,7 @@ impl Config {
                 ),
             );
         }
+        m.validate_extra_addresses()?;
         if m.workers == 0 {
             return at(&[key("media"), key("workers")], "must be at least 1".into());
         }
@@ -1590,6 +1688,115 @@ endpoints = false
         assert_prefix(&with_line(8, "address = \"0.0.0.0\""), "8: media.address: ");
     }
 
+    // ---- media.extra_addresses ---------------------------------------------------------
+
+    /// `FULL` with `extra_addresses = {list}` on line 9, after `media.address`.
+    fn with_extra(list: &str) -> String {
+        with_line(8, &format!("address = \"127.0.0.1\"\nextra_addresses = {list}"))
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn extra_addresses_default_to_none() {
+        let c = parse(FULL).unwrap();
+        assert!(c.media.extra_addresses.is_empty());
+        assert_eq!(c.media.addresses(), [ip("127.0.0.1")]);
+        assert_eq!(Config::default().media.addresses(), [ip("127.0.0.1")]);
+    }
+
+    #[test]
+    fn extra_addresses_load_in_order_after_the_address() {
+        let c = parse(&with_extra("[\"127.0.0.2\", \"127.0.0.3\"]")).unwrap();
+        assert_eq!(
+            c.media.extra_addresses,
+            [ip("127.0.0.2"), ip("127.0.0.3")]
+        );
+        assert_eq!(
+            c.media.addresses(),
+            [ip("127.0.0.1"), ip("127.0.0.2"), ip("127.0.0.3")]
+        );
+        // IPv6 with IPv6.
+        let v6 = with_line(8, "address = \"2001:db8::1\"\nextra_addresses = [\"2001:db8::2\"]");
+        assert_eq!(
+            parse(&v6).unwrap().media.addresses(),
+            [ip("2001:db8::1"), ip("2001:db8::2")]
+        );
+        // The most there may be: MAX_ADDRESSES - 1.
+        let most: Vec<String> = (2..=dp_api::MAX_ADDRESSES)
+            .map(|i| format!("\"127.0.0.{i}\""))
+            .collect();
+        let c = parse(&with_extra(&format!("[{}]", most.join(", ")))).unwrap();
+        assert_eq!(c.media.addresses().len(), dp_api::MAX_ADDRESSES);
+    }
+
+    #[test]
+    fn extra_address_that_is_not_an_ip() {
+        let e = parse(&with_extra("[\"127.0.0.2\", \"127.0.0\"]")).unwrap_err();
+        assert_eq!(e.kind, ConfigErrorKind::Schema, "{e}");
+        let s = e.to_string();
+        assert!(
+            s.starts_with("/etc/callbridge/cb.toml:9: media.extra_addresses[1]: "),
+            "{s}"
+        );
+        assert!(s.contains("IP address"), "{s}");
+        assert_prefix(&with_extra("\"127.0.0.2\""), "9: media.extra_addresses: ");
+    }
+
+    #[test]
+    fn extra_address_unspecified() {
+        let e = assert_prefix(
+            &with_extra("[\"127.0.0.2\", \"0.0.0.0\"]"),
+            "9: media.extra_addresses[1]: ",
+        );
+        assert!(e.contains("cannot be written into SDP"), "{e}");
+    }
+
+    #[test]
+    fn extra_address_equal_to_the_address() {
+        let e = assert_prefix(
+            &with_extra("[\"127.0.0.1\"]"),
+            "9: media.extra_addresses[0]: ",
+        );
+        assert!(e.contains("is media.address itself"), "{e}");
+    }
+
+    #[test]
+    fn extra_address_listed_twice() {
+        // The error names the line of the second entry.
+        let e = assert_prefix(
+            &with_extra("[\"127.0.0.2\",\n  \"127.0.0.3\",\n  \"127.0.0.2\"]"),
+            "11: media.extra_addresses[2]: ",
+        );
+        assert!(e.contains("127.0.0.2 is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn extra_address_of_the_other_family() {
+        let e = assert_prefix(&with_extra("[\"::2\"]"), "9: media.extra_addresses[0]: ");
+        assert!(
+            e.contains("::2 is IPv6 but media.address 127.0.0.1 is IPv4"),
+            "{e}"
+        );
+        let v6 = with_line(8, "address = \"::1\"\nextra_addresses = [\"127.0.0.2\"]");
+        let e = assert_prefix(&v6, "9: media.extra_addresses[0]: ");
+        assert!(e.contains("is IPv4 but media.address ::1 is IPv6"), "{e}");
+    }
+
+    #[test]
+    fn too_many_extra_addresses() {
+        let all: Vec<String> = (2..=dp_api::MAX_ADDRESSES + 1)
+            .map(|i| format!("\"127.0.0.{i}\""))
+            .collect();
+        let e = assert_prefix(
+            &with_extra(&format!("[{}]", all.join(", "))),
+            "9: media.extra_addresses: ",
+        );
+        assert!(e.contains("lists 16 addresses; at most 15"), "{e}");
+    }
+
     #[test]
     fn bad_port_ranges() {
         let e = assert_prefix(&with_line(9, "ports = \"30000-20000\""), "9: media.ports: ");
@@ -1943,6 +2150,62 @@ steering = "auto"
         .is_ok());
         dpdk_fail(&dpdk_with(13, "prefix_len = 33"), "13: dpdk.prefix_len: ");
         dpdk_fail(&dpdk_with(13, "prefix_len = 0"), "13: dpdk.prefix_len: ");
+    }
+
+    /// `DPDK` with `extra_addresses = {list}` on line 4, after `media.address`.
+    fn dpdk_extra(list: &str) -> String {
+        dpdk_with(3, &format!("address = \"198.18.0.1\"\nextra_addresses = {list}"))
+    }
+
+    #[test]
+    fn dpdk_extra_addresses() {
+        let c = parse_dpdk(&dpdk_extra("[\"198.18.0.2\", \"198.18.0.3\"]")).unwrap();
+        assert_eq!(
+            c.media.addresses(),
+            [ip("198.18.0.1"), ip("198.18.0.2"), ip("198.18.0.3")]
+        );
+        let e = dpdk_fail(
+            &dpdk_extra("[\"198.18.0.2\", \"2001:db8::2\"]"),
+            "4: media.extra_addresses[1]: ",
+        );
+        assert!(e.contains("not IPv4"), "{e}");
+        let e = dpdk_fail(
+            &dpdk_extra("[\"198.18.1.2\"]"),
+            "4: media.extra_addresses[0]: ",
+        );
+        assert!(
+            e.contains("outside 198.18.0.1/24") && e.contains("media.address/dpdk.prefix_len"),
+            "{e}"
+        );
+        // A wider prefix puts it on the link.
+        assert!(parse_dpdk(
+            &dpdk_extra("[\"198.18.1.2\"]").replace("prefix_len = 24", "prefix_len = 16")
+        )
+        .is_ok());
+        let e = dpdk_fail(
+            &dpdk_extra("[\"127.0.0.2\"]"),
+            "4: media.extra_addresses[0]: ",
+        );
+        assert!(e.contains("unicast IPv4"), "{e}");
+        dpdk_fail(
+            &dpdk_extra("[\"198.18.0.255\", \"255.255.255.255\"]"),
+            "4: media.extra_addresses[1]: ",
+        );
+        let e = dpdk_fail(
+            &dpdk_extra("[\"198.18.0.254\"]"),
+            "4: media.extra_addresses[0]: ",
+        );
+        assert!(e.contains("dpdk.gateway"), "{e}");
+        // The backend-independent checks apply too.
+        let e = dpdk_fail(
+            &dpdk_extra("[\"198.18.0.2\", \"198.18.0.2\"]"),
+            "4: media.extra_addresses[1]: ",
+        );
+        assert!(e.contains("twice"), "{e}");
+        dpdk_fail(
+            &dpdk_extra("[\"198.18.0.1\"]"),
+            "4: media.extra_addresses[0]: ",
+        );
     }
 
     #[test]
