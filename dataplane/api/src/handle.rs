@@ -353,7 +353,10 @@ mod tests {
         plan.release(ids[2]);
         assert_eq!(plan.free_pairs(), 1);
         let again = plan.allocate().unwrap();
-        assert_eq!((again.addr(), again.port(), again.generation()), (1, 20000, 2));
+        assert_eq!(
+            (again.addr(), again.port(), again.generation()),
+            (1, 20000, 2)
+        );
         plan.release(ids[2]); // stale
         assert_eq!(plan.free_pairs(), 0);
         assert!(PortPlan::with_addresses(20000..=20003, 1, 0).is_err());

@@ -63,11 +63,7 @@ impl LegId {
     /// port and generation (modulo [`GENERATIONS`]).
     #[must_use]
     pub const fn at(addr: u8, port: u16, generation: u16) -> Self {
-        Self(
-            (((addr as u32) & 0xf) << 28)
-                | (((generation as u32) & 0xfff) << 16)
-                | port as u32,
-        )
+        Self((((addr as u32) & 0xf) << 28) | (((generation as u32) & 0xfff) << 16) | port as u32)
     }
     /// The leg's local RTP port (RTCP is `port + 1`).
     #[must_use]

@@ -981,7 +981,10 @@ fn legs_on_several_addresses() {
     }
     let added: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
     assert_eq!(added.len(), 3, "{added:?}");
-    assert!(added.iter().all(|e| matches!(e, Event::LegAdded { .. })), "{added:?}");
+    assert!(
+        added.iter().all(|e| matches!(e, Event::LegAdded { .. })),
+        "{added:?}"
+    );
     // An address the worker does not have.
     let d = LegId::at(3, 20000, 1);
     r.handle_command(t0, Command::AddLeg(spec(d, None)));
@@ -1052,7 +1055,9 @@ fn legs_on_several_addresses() {
         },
     );
     let mut buf = [0u8; 256];
-    let t = r.poll_transmit(t0, &mut buf).expect("first announcement packet");
+    let t = r
+        .poll_transmit(t0, &mut buf)
+        .expect("first announcement packet");
     assert_eq!((t.from_addr, t.from_port, t.to), (1, 20002, stranger()));
     // A refused transmit is charged to the leg on the right address.
     r.handle_tx_refused_at(1, 20002, t.len);

@@ -151,7 +151,12 @@ pub struct DpdkIo {
     backend_drops: u64,
     next_housekeeping: Instant,
     first_port: u16,
+    /// Ports per media address (RTP and RTCP).
+    ports_per_addr: usize,
+    /// Indexed by `addr * ports_per_addr + port - first_port`.
     open: Vec<bool>,
+    /// Our addresses (a copy of the netstack's, for the steering peek).
+    ips: Vec<Ipv4Addr>,
     /// Set when several workers share the port.
     share: Option<Share>,
     _registration: Option<ThreadRegistration>,
@@ -305,10 +310,22 @@ impl DpdkIo {
             backend_drops: 0,
             next_housekeeping: clock.now(),
             first_port,
+            ports_per_addr: n,
             open: vec![false; n],
+            ips: vec![net.ip],
             share: None,
             _registration: None,
         }
+    }
+
+    /// Owns the further media addresses `extra` (media address 1, 2, …) on this port too
+    /// (see [`Netstack::with_extra_addresses`]). Call once, at construction.
+    #[must_use]
+    pub fn with_extra_addresses(mut self, extra: &[Ipv4Addr]) -> Self {
+        self.net.add_addresses(extra);
+        self.ips = self.net.addresses().to_vec();
+        self.open = vec![false; self.ports_per_addr * self.ips.len()];
+        self
     }
 
     /// Shares the port with other workers: frames for ports another worker owns are handed to
@@ -426,9 +443,10 @@ impl DpdkIo {
         self.ctl.clear();
     }
 
-    fn slot(&self, port: u16) -> Option<usize> {
+    fn slot(&self, addr: u8, port: u16) -> Option<usize> {
         let i = usize::from(port.checked_sub(self.first_port)?);
-        (i < self.open.len()).then_some(i)
+        let a = usize::from(addr);
+        (i < self.ports_per_addr && a < self.ips.len()).then_some(a * self.ports_per_addr + i)
     }
 }
 
@@ -443,11 +461,11 @@ impl PacketIo for DpdkIo {
         self.now
     }
 
-    fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
-        let Some(i) = self.slot(rtp_port) else {
+    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()> {
+        let Some(i) = self.slot(addr, rtp_port) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("port {rtp_port} is outside this worker's range"),
+                format!("port {rtp_port} of media address #{addr} is outside this worker's range"),
             ));
         };
         if std::mem::replace(&mut self.open[i], true) {
@@ -459,8 +477,8 @@ impl PacketIo for DpdkIo {
         Ok(())
     }
 
-    fn close_port(&mut self, rtp_port: u16) {
-        if let Some(i) = self.slot(rtp_port) {
+    fn close_port(&mut self, addr: u8, rtp_port: u16) {
+        if let Some(i) = self.slot(addr, rtp_port) {
             self.open[i] = false;
         }
     }
@@ -498,10 +516,10 @@ impl PacketIo for DpdkIo {
         let ctl = &mut self.ctl;
         let drops = &mut self.backend_drops;
         let mut share = self.share.as_mut();
-        let our_ip = net.config().ip;
+        let ips = &self.ips[..];
         self.rxb.drain_into(|mut m| {
             if let Some(sh) = share.as_deref_mut() {
-                let owner = udp_dst_port(m.data(), our_ip).and_then(|p| sh.owners.owner(p));
+                let owner = udp_dst_port(m.data(), ips).and_then(|p| sh.owners.owner(p));
                 if let Some(w) = owner.filter(|&w| w != sh.me) {
                     if let Err(m) = sh.staged[w].push(m) {
                         drop(m);
@@ -527,6 +545,7 @@ impl PacketIo for DpdkIo {
                 Ingress::Udp {
                     src,
                     dst_port,
+                    dst_addr,
                     payload,
                     tail_sum,
                 } => {
@@ -542,6 +561,7 @@ impl PacketIo for DpdkIo {
                     s.len = len;
                     s.peer = SocketAddr::V4(src);
                     s.local_port = dst_port;
+                    s.local_addr = dst_addr;
                     k += 1;
                 }
                 Ingress::Reply { len } => {
@@ -621,10 +641,15 @@ impl PacketIo for DpdkIo {
                 self.backend_drops += 1;
                 continue;
             }
-            match self
-                .net
-                .encap_with(now, dst, p.local_port, m.data_mut(), self.offload, tail_sum)
-            {
+            match self.net.encap_from(
+                now,
+                p.local_addr,
+                dst,
+                p.local_port,
+                m.data_mut(),
+                self.offload,
+                tail_sum,
+            ) {
                 Encap::Ready { .. } => {
                     if cksum {
                         m.set_tx_offload(
@@ -815,6 +840,15 @@ pub(crate) fn start(
     if cfg.workers == 0 {
         return Err(WorkerError::Config("no workers".into()));
     }
+    let mut extra = Vec::with_capacity(cfg.extra_addresses.len());
+    for a in &cfg.extra_addresses {
+        let IpAddr::V4(v4) = a else {
+            return Err(WorkerError::Config(format!(
+                "the DPDK backend needs IPv4 media addresses; {a} is not"
+            )));
+        };
+        extra.push(*v4);
+    }
     if s.prefix_len > 32 {
         return Err(WorkerError::Config(format!(
             "prefix length {} > 32",
@@ -923,6 +957,7 @@ pub(crate) fn start(
             .get_mut(w)
             .and_then(Option::take);
         let io = DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats)
+            .with_extra_addresses(&extra)
             .with_rx_offloads(rx_offloads)
             .with_registration(reg);
         Ok(match share {

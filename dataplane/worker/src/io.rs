@@ -20,8 +20,9 @@ pub const BUF_LEN: usize = 2048;
 /// 172 bytes).
 pub const MIN_TX_ROOM: usize = 512;
 
-/// One packet in a burst. On receive, `peer` is the source and `local_port` our destination
-/// port; on transmit, `peer` is the destination and `local_port` our source port.
+/// One packet in a burst. On receive, `peer` is the source and `local_addr`/`local_port` our
+/// destination (media address index, port); on transmit, `peer` is the destination and
+/// `local_addr`/`local_port` our source.
 #[derive(Debug)]
 pub struct Packet<B> {
     /// The buffer; the UDP payload is `buf[..len]`.
@@ -32,6 +33,8 @@ pub struct Packet<B> {
     pub peer: SocketAddr,
     /// Our port.
     pub local_port: u16,
+    /// Our media address: an index into the data plane's addresses (0 = the first).
+    pub local_addr: u8,
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Packet<B> {
@@ -70,6 +73,7 @@ impl<B> Burst<B> {
                 len: 0,
                 peer: UNSPECIFIED,
                 local_port: 0,
+                local_addr: 0,
             })
             .collect();
         Self { pkts, len: 0 }
@@ -147,14 +151,15 @@ pub trait PacketIo {
     /// A fresh buffer for building bursts (called only at start-up).
     fn new_buf(&self) -> Self::Buf;
 
-    /// Starts receiving on `rtp_port` and `rtp_port + 1`.
+    /// Starts receiving on `rtp_port` and `rtp_port + 1` of media address `addr` (an index).
     ///
     /// # Errors
-    /// When the backend cannot open the ports (e.g. already bound).
-    fn open_port(&mut self, rtp_port: u16) -> io::Result<()>;
+    /// When the backend cannot open the ports (e.g. already bound, unknown address).
+    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()>;
 
-    /// Stops receiving on `rtp_port` and `rtp_port + 1`. Unknown ports are ignored.
-    fn close_port(&mut self, rtp_port: u16);
+    /// Stops receiving on `rtp_port` and `rtp_port + 1` of media address `addr`. Unknown
+    /// ports are ignored.
+    fn close_port(&mut self, addr: u8, rtp_port: u16);
 
     /// Receives up to `rx.capacity()` packets into `rx` (replacing its contents) and returns
     /// how many. When nothing is ready and `wait` is `Some`, may block up to `wait` for the

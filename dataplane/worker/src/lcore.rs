@@ -4,7 +4,7 @@
 //! loop {
 //!     n = io.rx_burst(rx, wait)                  // fixed burst array
 //!     now = clock()                              // once per burst
-//!     for pkt in rx[..n] { relay.handle_packet } // Forward → swap buffer into tx
+//!     for pkt in rx[..n] { relay.handle_packet_at } // Forward → swap buffer into tx
 //!     up to K commands (try_recv)                // AddLeg opens ports first
 //!     relay.handle_timeout(now)
 //!     relay.poll_transmit → tx                   // announcements
@@ -188,9 +188,14 @@ impl<Io: PacketIo> Worker<Io> {
 
     /// Closes every port the relay still holds (on shutdown).
     pub fn close_all(&mut self) {
-        let ports: Vec<u16> = self.relay.table().iter().map(|l| l.id.port()).collect();
-        for p in ports {
-            self.io.close_port(p);
+        let ports: Vec<(u8, u16)> = self
+            .relay
+            .table()
+            .iter()
+            .map(|l| (l.id.addr(), l.id.port()))
+            .collect();
+        for (a, p) in ports {
+            self.io.close_port(a, p);
         }
     }
 
@@ -223,13 +228,19 @@ impl<Io: PacketIo> Worker<Io> {
         for i in 0..n {
             let pkt = self.rx.slot_mut(i);
             let len = pkt.len;
-            let v = self.relay.handle_packet(
+            let v = self.relay.handle_packet_at(
                 now,
                 pkt.peer,
+                pkt.local_addr,
                 pkt.local_port,
                 &mut pkt.buf.as_mut()[..len],
             );
-            if let Verdict::Forward { from_port, to } = v {
+            if let Verdict::Forward {
+                from_addr,
+                from_port,
+                to,
+            } = v
+            {
                 if self.tx.is_full() {
                     out.tx += self.flush();
                 }
@@ -239,6 +250,7 @@ impl<Io: PacketIo> Worker<Io> {
                     slot.len = len;
                     slot.peer = to;
                     slot.local_port = from_port;
+                    slot.local_addr = from_addr;
                     self.tx.commit();
                 }
             }
@@ -279,6 +291,7 @@ impl<Io: PacketIo> Worker<Io> {
                         slot.len = t.len;
                         slot.peer = t.to;
                         slot.local_port = t.from_port;
+                        slot.local_addr = t.from_addr;
                         self.tx.commit();
                     }
                     None => break,
@@ -302,7 +315,7 @@ impl<Io: PacketIo> Worker<Io> {
         let stats = &mut self.stats;
         let sent = self.io.tx_burst(&mut self.tx, &mut |p| {
             stats.tx_refused += 1;
-            relay.handle_tx_refused(p.local_port, p.len);
+            relay.handle_tx_refused_at(p.local_addr, p.local_port, p.len);
         });
         self.tx.clear();
         sent
@@ -328,14 +341,14 @@ impl<Io: PacketIo> Worker<Io> {
                     self.relay.report_failure(Some(spec.id), e);
                     return;
                 }
-                if let Err(e) = self.io.open_port(spec.id.port()) {
+                if let Err(e) = self.io.open_port(spec.id.addr(), spec.id.port()) {
                     self.relay
                         .report_failure(Some(spec.id), CommandError::Io(e.to_string()));
                     return;
                 }
             }
             Command::RemoveLeg { leg } if self.relay.table().find(*leg).is_some() => {
-                self.io.close_port(leg.port());
+                self.io.close_port(leg.addr(), leg.port());
             }
             Command::Shutdown => {
                 self.stopping = true;

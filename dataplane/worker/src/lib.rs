@@ -55,8 +55,12 @@ pub use steer::Steering;
 /// How to run the data plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataplaneConfig {
-    /// The IP to bind media sockets on.
+    /// The IP to bind media sockets on (media address index 0).
     pub address: IpAddr,
+    /// Further media addresses carrying the same port range (index 1, 2, …): each multiplies
+    /// the legs the data plane can hold (one address holds one leg per RTP/RTCP port pair).
+    /// With the DPDK backend they must be IPv4 and on the port's link.
+    pub extra_addresses: Vec<IpAddr>,
     /// The whole media port range (RTP even, RTCP odd), split between workers.
     pub ports: RangeInclusive<u16>,
     /// How many workers (threads).
@@ -195,11 +199,20 @@ impl DpdkSettings {
 }
 
 impl DataplaneConfig {
+    /// Every media address: `address`, then `extra_addresses` (index = [`dp_api::LegId::addr`]).
+    #[must_use]
+    pub fn addresses(&self) -> Vec<IpAddr> {
+        std::iter::once(self.address)
+            .chain(self.extra_addresses.iter().copied())
+            .collect()
+    }
+
     /// A config for one unpinned worker on `address` with sensible queue sizes.
     #[must_use]
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> Self {
         Self {
             address,
+            extra_addresses: Vec::new(),
             ports,
             workers: 1,
             cores: None,
@@ -265,8 +278,10 @@ impl Dataplane {
     pub fn start(cfg: DataplaneConfig) -> Result<(Self, DataplaneHandle), WorkerError> {
         match cfg.backend.clone() {
             Backend::Socket => {
-                let address = cfg.address;
-                Self::start_with(cfg, move |_, ports| SocketIo::new(address, ports))
+                let addresses = cfg.addresses();
+                Self::start_with(cfg, move |_, ports| {
+                    SocketIo::with_addresses(addresses.clone(), ports)
+                })
             }
             #[cfg(feature = "dpdk")]
             Backend::Dpdk(settings) => dpdk_io::start(cfg, &settings),
@@ -310,7 +325,14 @@ impl Dataplane {
                 )));
             }
         }
-        let plan = PortPlan::new(cfg.ports.clone(), cfg.workers)?;
+        let addresses = cfg.addresses().len();
+        if addresses > dp_api::MAX_ADDRESSES {
+            return Err(WorkerError::Config(format!(
+                "{addresses} media addresses; at most {}",
+                dp_api::MAX_ADDRESSES
+            )));
+        }
+        let plan = PortPlan::with_addresses(cfg.ports.clone(), cfg.workers, addresses)?;
         let (ev_tx, ev_rx) = bounded(cfg.event_queue);
         let shutdown = Arc::new(AtomicBool::new(false));
         let make_io = Arc::new(make_io);
@@ -335,6 +357,7 @@ impl Dataplane {
                 ports: slice.clone(),
                 event_capacity: cfg.event_queue,
                 seed: relay::seed_from(entropy ^ (w as u64).rotate_left(32)),
+                addresses,
             };
             let (ev_tx, flag, make_io, burst) =
                 (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);

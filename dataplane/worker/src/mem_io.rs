@@ -15,12 +15,14 @@ use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
 
 use crate::io::{Burst, Packet, PacketIo, BUF_LEN};
 
-/// A packet crossing the in-memory backend. `local_port` is our port (destination on
-/// receive, source on transmit); `peer` is the far end.
+/// A packet crossing the in-memory backend. `local_addr`/`local_port` is our media address
+/// index and port (destination on receive, source on transmit); `peer` is the far end.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemPacket {
     /// Our port.
     pub local_port: u16,
+    /// Our media address (an index; 0 = the first).
+    pub local_addr: u8,
     /// The far end.
     pub peer: SocketAddr,
     /// The UDP payload.
@@ -54,7 +56,8 @@ impl MemPeer {
     pub fn limit_tx(&self, n: Option<usize>) {
         let _ = self.ctl.send(Ctl::TxLimit(n));
     }
-    /// Port open (`true`) / close (`false`) notifications, in order.
+    /// Port open (`true`) / close (`false`) notifications, in order (RTP ports, of any media
+    /// address).
     pub fn port_changes(&self) -> Vec<(u16, bool)> {
         self.opened.try_iter().collect()
     }
@@ -67,7 +70,7 @@ pub struct MemIo {
     tx: Sender<MemPacket>,
     ctl: Receiver<Ctl>,
     opened_tx: Sender<(u16, bool)>,
-    open: BTreeSet<u16>,
+    open: BTreeSet<(u8, u16)>,
     fail_open: BTreeSet<u16>,
     tx_limit: Option<usize>,
 }
@@ -99,10 +102,10 @@ impl MemIo {
         )
     }
 
-    /// The RTP ports currently open.
+    /// The RTP ports currently open (of any media address).
     #[must_use]
     pub fn open_ports(&self) -> Vec<u16> {
-        self.open.iter().copied().collect()
+        self.open.iter().map(|&(_, p)| p).collect()
     }
 
     fn apply_ctl(&mut self) {
@@ -124,9 +127,9 @@ impl PacketIo for MemIo {
         vec![0; BUF_LEN].into_boxed_slice()
     }
 
-    fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
+    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()> {
         self.apply_ctl();
-        if self.fail_open.contains(&rtp_port) || !self.open.insert(rtp_port) {
+        if self.fail_open.contains(&rtp_port) || !self.open.insert((addr, rtp_port)) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("port {rtp_port} in use"),
@@ -136,8 +139,8 @@ impl PacketIo for MemIo {
         Ok(())
     }
 
-    fn close_port(&mut self, rtp_port: u16) {
-        if self.open.remove(&rtp_port) {
+    fn close_port(&mut self, addr: u8, rtp_port: u16) {
+        if self.open.remove(&(addr, rtp_port)) {
             let _ = self.opened_tx.send((rtp_port, false));
         }
     }
@@ -162,6 +165,7 @@ impl PacketIo for MemIo {
             s.len = len;
             s.peer = p.peer;
             s.local_port = p.local_port;
+            s.local_addr = p.local_addr;
             n += 1;
         }
         rx.set_len(n);
@@ -180,6 +184,7 @@ impl PacketIo for MemIo {
             if sent < limit {
                 let _ = self.tx.send(MemPacket {
                     local_port: p.local_port,
+                    local_addr: p.local_addr,
                     peer: p.peer,
                     data: p.payload().to_vec(),
                 });

@@ -63,13 +63,13 @@ pub const DEFAULT_TTL: u8 = 64;
 /// Neighbours learned from ARP kept for [`Netstack::take_learned`] (when sharing is on).
 pub const LEARNED_LOG: usize = 16;
 
-/// The UDP destination port of an unfragmented IPv4/UDP frame to `ip`, read straight from the
-/// frame without checking anything else (no checksum, no length): enough to pick the worker
-/// that owns the port. `None` for anything else (ARP, ICMP, fragments, other addresses), which
-/// the receiving worker handles itself.
+/// The UDP destination port of an unfragmented IPv4/UDP frame to one of `ips`, read straight
+/// from the frame without checking anything else (no checksum, no length): enough to pick the
+/// worker that owns the port. `None` for anything else (ARP, ICMP, fragments, other
+/// addresses), which the receiving worker handles itself.
 #[inline]
 #[must_use]
-pub fn udp_dst_port(frame: &[u8], ip: Ipv4Addr) -> Option<u16> {
+pub fn udp_dst_port(frame: &[u8], ips: &[Ipv4Addr]) -> Option<u16> {
     const L3: usize = ethernet::HEADER_LEN;
     let h = frame.get(..L3 + ipv4::HEADER_LEN)?;
     if h[12..14] != [0x08, 0x00] || h[L3] >> 4 != 4 || h[L3 + 9] != protocol::UDP {
@@ -77,7 +77,7 @@ pub fn udp_dst_port(frame: &[u8], ip: Ipv4Addr) -> Option<u16> {
     }
     // More-fragments flag or a fragment offset: only the first fragment has ports.
     if u16::from_be_bytes([h[L3 + 6], h[L3 + 7]]) & 0x3fff != 0
-        || h[L3 + 16..L3 + 20] != ip.octets()
+        || !ips.iter().any(|ip| h[L3 + 16..L3 + 20] == ip.octets())
     {
         return None;
     }
@@ -197,6 +197,8 @@ pub enum Ingress {
         src: SocketAddrV4,
         /// Our port it was sent to.
         dst_port: u16,
+        /// Our address it was sent to (an index into [`Netstack::addresses`]).
+        dst_addr: u8,
         /// The payload's byte range in the frame.
         payload: Range<usize>,
         /// When the UDP checksum was verified in software: the partial one's-complement sum
@@ -342,13 +344,10 @@ pub struct Netstack {
     /// path (one compare of the address and one of the time). Cleared whenever the table
     /// changes.
     fast: Option<(Ipv4Addr, Address, Instant)>,
-    /// The Ethernet and IPv4 header bytes every datagram we send shares (destination MAC,
-    /// total length, checksum and destination address left zero): copied, then patched.
-    tx_template: [u8; TEMPLATE_LEN],
-    /// The one's-complement sum of `tx_template`'s IPv4 header words.
-    tx_ip_sum: u32,
-    /// The one's-complement sum of our address's two words (pseudo-header source).
-    src_sum: u32,
+    /// Our addresses: `cfg.ip`, then the extra media addresses (index = media address).
+    ips: Vec<Ipv4Addr>,
+    /// Per address: what every datagram sent from it shares.
+    tx_src: Vec<TxSrc>,
     /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test.
     mask: u32,
     net: u32,
@@ -362,6 +361,29 @@ pub struct Netstack {
 /// Ethernet + IPv4 header bytes of [`Netstack`]'s transmit template.
 const TEMPLATE_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
 
+/// What every datagram sent from one of our addresses shares.
+#[derive(Debug, Clone)]
+struct TxSrc {
+    /// The Ethernet and IPv4 header bytes (destination MAC, total length, checksum and
+    /// destination address left zero): copied, then patched.
+    template: [u8; TEMPLATE_LEN],
+    /// The one's-complement sum of `template`'s IPv4 header words.
+    ip_sum: u32,
+    /// The one's-complement sum of the address's two words (pseudo-header source).
+    addr_sum: u32,
+}
+
+impl TxSrc {
+    fn new(mac: Address, ip: Ipv4Addr) -> Self {
+        let (template, ip_sum) = tx_template(mac, ip);
+        Self {
+            template,
+            ip_sum,
+            addr_sum: addr_sum(ip),
+        }
+    }
+}
+
 /// The sum of an IPv4 address's two 16-bit words.
 #[inline]
 fn addr_sum(a: Ipv4Addr) -> u32 {
@@ -370,10 +392,10 @@ fn addr_sum(a: Ipv4Addr) -> u32 {
 }
 
 /// The constant part of every frame we send and its IPv4 header sum.
-fn tx_template(cfg: &NetConfig) -> ([u8; TEMPLATE_LEN], u32) {
+fn tx_template(mac: Address, src: Ipv4Addr) -> ([u8; TEMPLATE_LEN], u32) {
     let mut t = [0u8; TEMPLATE_LEN];
     let mut eth = EthernetFrame::new_unchecked(&mut t[..]);
-    eth.set_src_addr(cfg.mac);
+    eth.set_src_addr(mac);
     eth.set_ethertype(ethertype::IPV4);
     let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
     ip.set_version(4);
@@ -383,7 +405,7 @@ fn tx_template(cfg: &NetConfig) -> ([u8; TEMPLATE_LEN], u32) {
     ip.set_flags_frag(true, false, 0);
     ip.set_hop_limit(DEFAULT_TTL);
     ip.set_next_header(protocol::UDP);
-    ip.set_src_addr(cfg.ip);
+    ip.set_src_addr(src);
     let sum = checksum::sum(&t[ethernet::HEADER_LEN..]);
     (t, sum)
 }
@@ -405,7 +427,6 @@ impl Netstack {
     /// A layer for `cfg` with an empty neighbour cache (allocated here, once).
     #[must_use]
     pub fn new(cfg: NetConfig) -> Self {
-        let (tx_template, tx_ip_sum) = tx_template(&cfg);
         Self {
             cfg,
             table: vec![FREE; NEIGHBOUR_BUCKETS * NEIGHBOUR_WAYS].into_boxed_slice(),
@@ -415,9 +436,8 @@ impl Netstack {
             stats: NetStats::default(),
             last: None,
             fast: None,
-            tx_template,
-            tx_ip_sum,
-            src_sum: addr_sum(cfg.ip),
+            ips: vec![cfg.ip],
+            tx_src: vec![TxSrc::new(cfg.mac, cfg.ip)],
             mask: cfg.mask(),
             net: u32::from(cfg.ip) & cfg.mask(),
             share_learned: false,
@@ -445,6 +465,42 @@ impl Netstack {
         self.learned.copy_within(1..self.learned_len, 0);
         self.learned_len -= 1;
         Some(e)
+    }
+
+    /// Owns `extra` too (media addresses 1, 2, …, after `cfg.ip`): answers ARP and ping for
+    /// them, accepts UDP to them ([`Ingress::Udp::dst_addr`]) and sends from them
+    /// ([`Self::encap_from`]). They share the port, its MAC and its link (`prefix_len`,
+    /// `gateway`).
+    #[must_use]
+    pub fn with_extra_addresses(mut self, extra: &[Ipv4Addr]) -> Self {
+        self.add_addresses(extra);
+        self
+    }
+
+    /// [`Self::with_extra_addresses`] in place (appended after the addresses it has).
+    pub fn add_addresses(&mut self, extra: &[Ipv4Addr]) {
+        for &ip in extra {
+            self.ips.push(ip);
+            self.tx_src.push(TxSrc::new(self.cfg.mac, ip));
+        }
+    }
+
+    /// Our addresses (index = media address; 0 is `cfg.ip`).
+    #[must_use]
+    pub fn addresses(&self) -> &[Ipv4Addr] {
+        &self.ips
+    }
+
+    /// The index of `ip` among our addresses.
+    #[inline]
+    fn addr_index(&self, ip: Ipv4Addr) -> Option<u8> {
+        if ip == self.cfg.ip {
+            return Some(0);
+        }
+        self.ips[1..]
+            .iter()
+            .position(|&a| a == ip)
+            .map(|i| (i + 1) as u8)
     }
 
     /// The configuration.
@@ -501,12 +557,12 @@ impl Netstack {
         let Ok(repr) = ArpRepr::parse(&p) else {
             return self.drop(L2Drop::ArpOther);
         };
-        let for_us = repr.target_protocol_addr == self.cfg.ip;
+        let for_us = self.addr_index(repr.target_protocol_addr).is_some();
         // RFC 826: update the sender's entry if we have one; add it if the packet is for us.
         let sender = repr.source_protocol_addr;
         let sender_mac = repr.source_hardware_addr;
         let learnable = !sender.is_unspecified()
-            && sender != self.cfg.ip
+            && self.addr_index(sender).is_none()
             && sender_mac.0[0] & 1 == 0
             && sender_mac != Address([0; 6]);
         if learnable && (for_us || self.find(sender).is_some()) {
@@ -521,7 +577,7 @@ impl Netstack {
                 let reply = ArpRepr {
                     operation: Operation::Reply,
                     source_hardware_addr: self.cfg.mac,
-                    source_protocol_addr: self.cfg.ip,
+                    source_protocol_addr: repr.target_protocol_addr,
                     target_hardware_addr: sender_mac,
                     target_protocol_addr: sender,
                 };
@@ -546,9 +602,10 @@ impl Netstack {
         if ip.version() != 4 {
             return self.drop(L2Drop::NotIpv4OrArp);
         }
-        if ip.dst_addr() != self.cfg.ip {
+        let dst = ip.dst_addr();
+        let Some(dst_addr) = self.addr_index(dst) else {
             return self.drop(L2Drop::NotForUs);
-        }
+        };
         if !rx.ipv4_checksum_good && !ip.verify_checksum() {
             return self.drop(L2Drop::BadIpChecksum);
         }
@@ -572,8 +629,10 @@ impl Netstack {
                     let data = &frame[l4..l4 + udp_len];
                     let split = (udp::HEADER_LEN + SUM_SKIP).min(udp_len);
                     // Pseudo-header: source, destination (ours), protocol, UDP length.
-                    let ph =
-                        addr_sum(src) + self.src_sum + u32::from(protocol::UDP) + udp_len as u32;
+                    let ph = addr_sum(src)
+                        + self.tx_src[usize::from(dst_addr)].addr_sum
+                        + u32::from(protocol::UDP)
+                        + udp_len as u32;
                     let head = ph + checksum::sum(&data[..split]);
                     if rx.udp_checksum_good {
                         // The whole sum folds to 0xffff (one's-complement zero), so the tail's
@@ -592,6 +651,7 @@ impl Netstack {
                 Ingress::Udp {
                     src: SocketAddrV4::new(src, sport),
                     dst_port: dport,
+                    dst_addr,
                     payload: l4 + udp::HEADER_LEN..l4 + udp_len,
                     tail_sum,
                 }
@@ -600,13 +660,13 @@ impl Netstack {
                 if hl != ipv4::HEADER_LEN {
                     return self.drop(L2Drop::IpOptionsUnsupported);
                 }
-                self.handle_icmp(frame, tl)
+                self.handle_icmp(frame, tl, dst)
             }
             _ => self.drop(L2Drop::OtherProtocol),
         }
     }
 
-    fn handle_icmp(&mut self, frame: &mut [u8], total_len: usize) -> Ingress {
+    fn handle_icmp(&mut self, frame: &mut [u8], total_len: usize, us: Ipv4Addr) -> Ingress {
         let l3 = ethernet::HEADER_LEN;
         let l4 = l3 + ipv4::HEADER_LEN;
         let Ok(icmp) = Icmpv4Packet::new_checked(&frame[l4..l3 + total_len]) else {
@@ -627,7 +687,7 @@ impl Netstack {
         eth.set_src_addr(self.cfg.mac);
         let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
         let peer = ip.src_addr();
-        ip.set_src_addr(self.cfg.ip);
+        ip.set_src_addr(us);
         ip.set_dst_addr(peer);
         ip.set_hop_limit(DEFAULT_TTL);
         ip.set_flags_frag(false, false, 0);
@@ -725,15 +785,15 @@ impl Netstack {
     /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
     /// target is queued for a who-has.
     fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
-        if next_hop == self.cfg.ip {
-            // Hairpin: a frame to our own address carries our MAC; a loopback device (or a
-            // hairpinning switch) brings it back to us.
-            return Some(self.cfg.mac);
-        }
         if let Some((ip, mac, fresh_until)) = self.fast {
             if ip == next_hop && now < fresh_until {
                 return Some(mac);
             }
+        }
+        if self.addr_index(next_hop).is_some() {
+            // Hairpin: a frame to our own address carries our MAC; a loopback device (or a
+            // hairpinning switch) brings it back to us.
+            return Some(self.cfg.mac);
         }
         let i = match self.last {
             Some(i) if self.table[i].ip == next_hop => Some(i),
@@ -797,6 +857,27 @@ impl Netstack {
         offload: TxOffload,
         tail_sum: Option<u32>,
     ) -> Encap {
+        self.encap_from(now, 0, dst, src_port, buf, offload, tail_sum)
+    }
+
+    /// [`Self::encap_with`] from our address number `src_addr` ([`Self::addresses`]); an
+    /// unknown index is [`Encap::BadBuffer`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn encap_from(
+        &mut self,
+        now: Instant,
+        src_addr: u8,
+        dst: SocketAddrV4,
+        src_port: u16,
+        buf: &mut [u8],
+        offload: TxOffload,
+        tail_sum: Option<u32>,
+    ) -> Encap {
+        let Some(src) = self.tx_src.get(usize::from(src_addr)) else {
+            self.stats.too_big += 1;
+            return Encap::BadBuffer;
+        };
+        let (template, ip_sum, src_sum) = (src.template, src.ip_sum, src.addr_sum);
         let udp_len = buf.len().wrapping_sub(HEADROOM - udp::HEADER_LEN);
         if buf.len() < HEADROOM || udp_len + ipv4::HEADER_LEN > usize::from(u16::MAX) {
             self.stats.too_big += 1;
@@ -817,13 +898,13 @@ impl Netstack {
         let total_len = (ipv4::HEADER_LEN + udp_len) as u16;
         let dst_ip = *dst.ip();
         let dst_sum = addr_sum(dst_ip);
-        hdr[..TEMPLATE_LEN].copy_from_slice(&self.tx_template);
+        hdr[..TEMPLATE_LEN].copy_from_slice(&template);
         hdr[..6].copy_from_slice(&mac.0);
         let ip = &mut hdr[ethernet::HEADER_LEN..TEMPLATE_LEN];
         ip[2..4].copy_from_slice(&total_len.to_be_bytes());
         ip[16..20].copy_from_slice(&dst_ip.octets());
         if !offload.ipv4_checksum {
-            let c = checksum::combine(&[self.tx_ip_sum, u32::from(total_len), dst_sum]);
+            let c = checksum::combine(&[ip_sum, u32::from(total_len), dst_sum]);
             ip[10..12].copy_from_slice(&c.to_be_bytes());
         }
         let u = &mut hdr[TEMPLATE_LEN..];
@@ -832,7 +913,7 @@ impl Netstack {
         u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         u[6..8].fill(0);
         // RFC 768 pseudo-header: source, destination, protocol, UDP length.
-        let ph = self.src_sum + dst_sum + u32::from(protocol::UDP) + udp_len as u32;
+        let ph = src_sum + dst_sum + u32::from(protocol::UDP) + udp_len as u32;
         if offload.udp_checksum {
             u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
         } else {

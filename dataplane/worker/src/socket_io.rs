@@ -28,16 +28,20 @@ type Pkt = Packet<Box<[u8]>>;
 /// The socket backend of one worker. Not `Send` (nix's preallocated message headers hold raw
 /// pointers): build it on the worker's thread.
 pub struct SocketIo {
-    address: IpAddr,
+    /// The media addresses (index = [`Packet::local_addr`]).
+    addresses: Vec<IpAddr>,
     first: u16,
-    /// Indexed by `port - first` (RTP and RTCP alike).
+    /// Ports (RTP and RTCP) per address.
+    n: usize,
+    /// Indexed by `addr * n + port - first` (RTP and RTCP alike).
     sockets: Vec<Option<UdpSocket>>,
     epoll: Epoll,
     events: Vec<EpollEvent>,
-    /// Ports epoll reported readable that still have to be drained.
-    ready: Vec<u16>,
-    /// Ports that filled a whole receive call and may hold more (scratch, reused).
-    again: Vec<u16>,
+    /// Sockets (keys: `addr << 16 | port`) epoll reported readable that still have to be
+    /// drained.
+    ready: Vec<u32>,
+    /// Sockets that filled a whole receive call and may hold more (scratch, reused).
+    again: Vec<u32>,
     /// Per socket slot: whether its port is in `ready` (so the queue never holds a port
     /// twice and never grows beyond one entry per socket).
     queued: Vec<bool>,
@@ -49,7 +53,7 @@ pub struct SocketIo {
 impl std::fmt::Debug for SocketIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SocketIo")
-            .field("address", &self.address)
+            .field("addresses", &self.addresses)
             .field("first", &self.first)
             .field("open_legs", &self.open_legs)
             .finish_non_exhaustive()
@@ -63,6 +67,15 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
+/// The key of one socket: media address index and port.
+fn key(addr: u8, port: u16) -> u32 {
+    (u32::from(addr) << 16) | u32::from(port)
+}
+
+fn unkey(k: u32) -> (u8, u16) {
+    ((k >> 16) as u8, k as u16)
+}
+
 impl SocketIo {
     /// A backend binding on `address` for the even RTP `ports` of one worker (each RTCP port
     /// is the odd port above).
@@ -70,47 +83,72 @@ impl SocketIo {
     /// # Errors
     /// If epoll cannot be created.
     pub fn new(address: IpAddr, ports: RangeInclusive<u16>) -> io::Result<Self> {
+        Self::with_addresses(vec![address], ports)
+    }
+
+    /// A backend binding the same `ports` on each of `addresses` (media address index `i`
+    /// is `addresses[i]`).
+    ///
+    /// # Errors
+    /// If epoll cannot be created, or `addresses` is empty.
+    pub fn with_addresses(addresses: Vec<IpAddr>, ports: RangeInclusive<u16>) -> io::Result<Self> {
+        if addresses.is_empty() || addresses.len() > usize::from(u8::MAX) + 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} media addresses", addresses.len()),
+            ));
+        }
         let first = ports.start() & !1;
         let last = ports.end() | 1;
         let n = usize::from(last.saturating_sub(first)) + 1;
-        let mut sockets = Vec::with_capacity(n);
-        sockets.resize_with(n, || None);
+        let total = n * addresses.len();
+        let mut sockets = Vec::with_capacity(total);
+        sockets.resize_with(total, || None);
         Ok(Self {
-            address,
+            addresses,
             first,
+            n,
             sockets,
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?,
             events: vec![EpollEvent::empty(); MAX_BURST],
-            ready: Vec::with_capacity(n + MAX_BURST),
-            again: Vec::with_capacity(n + MAX_BURST),
-            queued: vec![false; n],
+            ready: Vec::with_capacity(total + MAX_BURST),
+            again: Vec::with_capacity(total + MAX_BURST),
+            queued: vec![false; total],
             rx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             tx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             open_legs: 0,
         })
     }
 
-    fn slot(&self, port: u16) -> Option<usize> {
+    fn slot(&self, addr: u8, port: u16) -> Option<usize> {
         let i = usize::from(port.checked_sub(self.first)?);
-        (i < self.sockets.len()).then_some(i)
+        let a = usize::from(addr);
+        (i < self.n && a < self.addresses.len()).then_some(a * self.n + i)
     }
 
-    fn enqueue(&mut self, port: u16) {
-        if let Some(s) = self.slot(port) {
+    fn enqueue(&mut self, k: u32) {
+        let (addr, port) = unkey(k);
+        if let Some(s) = self.slot(addr, port) {
             if !self.queued[s] {
                 self.queued[s] = true;
-                self.ready.push(port);
+                self.ready.push(k);
             }
         }
     }
 
-    fn bind(&self, port: u16) -> io::Result<UdpSocket> {
-        let s = UdpSocket::bind(SocketAddr::new(self.address, port))?;
+    fn bind(&self, addr: u8, port: u16) -> io::Result<UdpSocket> {
+        let ip = self.addresses.get(usize::from(addr)).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no media address #{addr}"),
+            )
+        })?;
+        let s = UdpSocket::bind(SocketAddr::new(*ip, port))?;
         s.set_nonblocking(true)?;
         self.epoll
             .add(
                 s.as_fd(),
-                EpollEvent::new(EpollFlags::EPOLLIN, u64::from(port)),
+                EpollEvent::new(EpollFlags::EPOLLIN, u64::from(key(addr, port))),
             )
             .map_err(io::Error::from)?;
         Ok(s)
@@ -118,8 +156,9 @@ impl SocketIo {
 
     /// Receives into `slots` from one socket; returns how many packets, and whether the
     /// socket may hold more.
-    fn recv_from_port(&mut self, port: u16, slots: &mut [Pkt]) -> (usize, bool) {
-        let Some(i) = self.slot(port) else {
+    fn recv_from(&mut self, k: u32, slots: &mut [Pkt]) -> (usize, bool) {
+        let (addr, port) = unkey(k);
+        let Some(i) = self.slot(addr, port) else {
             return (0, false);
         };
         let Some(sock) = self.sockets[i].as_ref() else {
@@ -171,6 +210,7 @@ impl SocketIo {
             s.len = len;
             s.peer = src;
             s.local_port = port;
+            s.local_addr = addr;
             n += 1;
         }
         (n, got == want)
@@ -179,8 +219,8 @@ impl SocketIo {
     /// Sends a run of packets that share a source port. Returns how many were sent;
     /// refused ones go to `refused`.
     fn send_run(&mut self, run: &[Pkt], refused: &mut dyn FnMut(&Pkt)) -> usize {
-        let port = run[0].local_port;
-        let Some(sock) = self.slot(port).and_then(|i| self.sockets[i].as_ref()) else {
+        let (addr, port) = (run[0].local_addr, run[0].local_port);
+        let Some(sock) = self.slot(addr, port).and_then(|i| self.sockets[i].as_ref()) else {
             run.iter().for_each(&mut *refused);
             return 0;
         };
@@ -248,11 +288,14 @@ impl PacketIo for SocketIo {
         vec![0; BUF_LEN].into_boxed_slice()
     }
 
-    fn open_port(&mut self, rtp_port: u16) -> io::Result<()> {
-        let (Some(i), Some(j)) = (self.slot(rtp_port), self.slot(rtp_port.wrapping_add(1))) else {
+    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()> {
+        let (Some(i), Some(j)) = (
+            self.slot(addr, rtp_port),
+            self.slot(addr, rtp_port.wrapping_add(1)),
+        ) else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("port {rtp_port} outside the worker's range"),
+                format!("port {rtp_port} of media address #{addr} outside the worker's range"),
             ));
         };
         if self.sockets[i].is_some() || self.sockets[j].is_some() {
@@ -261,8 +304,8 @@ impl PacketIo for SocketIo {
                 format!("port {rtp_port} already open"),
             ));
         }
-        let rtp = self.bind(rtp_port)?;
-        let rtcp = match self.bind(rtp_port + 1) {
+        let rtp = self.bind(addr, rtp_port)?;
+        let rtcp = match self.bind(addr, rtp_port + 1) {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.epoll.delete(rtp.as_fd());
@@ -275,10 +318,10 @@ impl PacketIo for SocketIo {
         Ok(())
     }
 
-    fn close_port(&mut self, rtp_port: u16) {
+    fn close_port(&mut self, addr: u8, rtp_port: u16) {
         let mut closed = false;
         for port in [rtp_port, rtp_port.wrapping_add(1)] {
-            if let Some(s) = self.slot(port).and_then(|i| self.sockets[i].take()) {
+            if let Some(s) = self.slot(addr, port).and_then(|i| self.sockets[i].take()) {
                 let _ = self.epoll.delete(s.as_fd());
                 closed = true;
             }
@@ -304,28 +347,29 @@ impl PacketIo for SocketIo {
             .wait(&mut self.events, timeout)
             .unwrap_or_default();
         for k in 0..ev {
-            let port = self.events[k].data() as u16;
-            self.enqueue(port);
+            let key = self.events[k].data() as u32;
+            self.enqueue(key);
         }
         // Serve the queue in FIFO order; a socket that filled its share goes to the back.
         let mut n = 0;
         let mut i = 0;
         while i < self.ready.len() && n < cap {
-            let port = self.ready[i];
+            let k = self.ready[i];
             i += 1;
-            if let Some(s) = self.slot(port) {
+            let (addr, port) = unkey(k);
+            if let Some(s) = self.slot(addr, port) {
                 self.queued[s] = false;
             }
-            let (got, more) = self.recv_from_port(port, &mut rx.slots_mut()[n..]);
+            let (got, more) = self.recv_from(k, &mut rx.slots_mut()[n..]);
             n += got;
             if more {
-                self.again.push(port);
+                self.again.push(k);
             }
         }
         self.ready.drain(..i);
-        for k in 0..self.again.len() {
-            let port = self.again[k];
-            self.enqueue(port);
+        for j in 0..self.again.len() {
+            let k = self.again[j];
+            self.enqueue(k);
         }
         self.again.clear();
         rx.set_len(n);
@@ -341,10 +385,10 @@ impl PacketIo for SocketIo {
         let mut sent = 0;
         let mut start = 0;
         while start < pkts.len() {
-            let port = pkts[start].local_port;
+            let (addr, port) = (pkts[start].local_addr, pkts[start].local_port);
             let end = pkts[start..]
                 .iter()
-                .position(|p| p.local_port != port)
+                .position(|p| p.local_port != port || p.local_addr != addr)
                 .map_or(pkts.len(), |o| start + o);
             sent += self.send_run(&pkts[start..end], refused);
             start = end;
@@ -367,7 +411,7 @@ mod tests {
         for k in 0..200u16 {
             let base = 40000 + (std::process::id() % 100) as u16 * 100 + k * 4;
             let mut io = SocketIo::new(LO, base..=base + 2).unwrap();
-            if io.open_port(base).is_ok() && io.open_port(base + 2).is_ok() {
+            if io.open_port(0, base).is_ok() && io.open_port(0, base + 2).is_ok() {
                 return (io, base, base + 2);
             }
         }
@@ -459,7 +503,7 @@ mod tests {
                 (vec![6], p1)
             ]
         );
-        io.close_port(p1);
+        io.close_port(0, p1);
         let mut refused = 0;
         tx.clear();
         let slot = tx.next_free().unwrap();
@@ -471,5 +515,77 @@ mod tests {
         assert_eq!(refused, 1);
         // The closed port can be bound by someone else now.
         UdpSocket::bind((LO, p1)).expect("closed");
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const LO1: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+    const LO2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+    /// The same port on two media addresses is two sockets: received packets say which
+    /// address they came in on, and packets leave from the address they name.
+    #[test]
+    fn same_port_on_two_addresses() {
+        let (mut io, port) = (0..200u16)
+            .find_map(|k| {
+                let base = 45000 + (std::process::id() % 50) as u16 * 100 + k * 2;
+                let mut io = SocketIo::with_addresses(vec![LO1, LO2], base..=base).ok()?;
+                (io.open_port(0, base).is_ok() && io.open_port(1, base).is_ok())
+                    .then_some((io, base))
+            })
+            .expect("a free port on 127.0.0.1 and 127.0.0.2");
+        assert!(io.open_port(2, port).is_err(), "no third address");
+        let peer = UdpSocket::bind((LO1, 0)).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        peer.send_to(b"one", (LO1, port)).unwrap();
+        peer.send_to(b"two", (LO2, port)).unwrap();
+        let mut rx = Burst::new(8, || io.new_buf());
+        let mut got = Vec::new();
+        let end = Instant::now() + Duration::from_secs(10);
+        while got.len() < 2 && Instant::now() < end {
+            io.rx_burst(&mut rx, Some(Duration::from_millis(5)));
+            for p in rx.packets() {
+                got.push((p.payload().to_vec(), p.local_addr, p.local_port));
+            }
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            vec![(b"one".to_vec(), 0, port), (b"two".to_vec(), 1, port)]
+        );
+        let mut tx = Burst::new(8, || io.new_buf());
+        for (addr, byte) in [(1u8, 2u8), (0, 1), (1, 3)] {
+            let slot = tx.next_free().unwrap();
+            slot.buf[0] = byte;
+            slot.len = 1;
+            slot.peer = peer.local_addr().unwrap();
+            slot.local_port = port;
+            slot.local_addr = addr;
+            tx.commit();
+        }
+        assert_eq!(io.tx_burst(&mut tx, &mut |_| panic!("refused")), 3);
+        let mut from = Vec::new();
+        let mut buf = [0u8; 8];
+        for _ in 0..3 {
+            let (n, src) = peer.recv_from(&mut buf).unwrap();
+            from.push((buf[..n].to_vec(), src));
+        }
+        from.sort();
+        let at = |ip| SocketAddr::new(ip, port);
+        assert_eq!(
+            from,
+            vec![(vec![1], at(LO1)), (vec![2], at(LO2)), (vec![3], at(LO2))]
+        );
+        io.close_port(1, port);
+        // Address 1's port is free again; address 0's is still ours.
+        UdpSocket::bind((LO2, port)).expect("closed on 127.0.0.2");
+        assert!(UdpSocket::bind((LO1, port)).is_err());
     }
 }

@@ -93,6 +93,7 @@ impl Rig {
             .inject
             .send(MemPacket {
                 local_port: port,
+                local_addr: 0,
                 peer: from,
                 data,
             })
@@ -331,6 +332,7 @@ fn dataplane_start_with_memio_routes_commands_and_joins() {
     w1.inject
         .send(MemPacket {
             local_port: a.port(),
+            local_addr: 0,
             peer: customer(),
             data: rtp(1, 1),
         })

@@ -9,6 +9,11 @@
 //! reaches the other); then sixteen legs, eight bridged pairs split between the workers, each
 //! with its own peer socket (sixteen flows, so both queues carry traffic for both workers),
 //! must relay RTP both ways, every packet counted by the worker that owns its leg.
+//!
+//! The data plane also owns a second media address, 198.18.0.3, and the port range is small
+//! (eight RTP/RTCP pairs, four per worker), so half the legs sit on 198.18.0.1 and half on
+//! 198.18.0.3 (the relay's own tests cover a bridge joining legs on different addresses): ARP
+//! and ping must work for both, and each leg's packets must come from its own address and port.
 #![cfg(feature = "dpdk")]
 
 mod common;
@@ -21,6 +26,7 @@ use common::Net;
 use dp_api::{Codec, Command, Event, LegId, LegSpec, SrcMismatch};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const US2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DEADLINE: Duration = Duration::from_secs(20);
 const PAIRS: u16 = 8;
@@ -38,18 +44,18 @@ fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
 }
 
 /// Peer sockets on 198.18.0.2, two per bridged pair (ports 41000 + 4i and 41002 + 4i), each
-/// sending `n` RTP packets to its leg and counting what comes back from the other leg's
-/// port. Arguments: our address, n, then the pairs' leg ports `a0 b0 a1 b1 ...`.
+/// sending `n` RTP packets to its leg and counting what comes back from that leg's address
+/// and port. Arguments: n, then the pairs' legs `ip:port` (`a0 b0 a1 b1 ...`).
 const PEERS_PY: &str = r#"
 import socket, sys, time, select
-us, n = sys.argv[1], int(sys.argv[2])
-legs = [int(p) for p in sys.argv[3:]]
+n = int(sys.argv[1])
+legs = [(p.split(":")[0], int(p.split(":")[1])) for p in sys.argv[2:]]
 socks, want, got = [], {}, {}
 for i in range(0, len(legs), 2):
     a = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); a.bind(("198.18.0.2", 41000 + 2 * i))
     b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); b.bind(("198.18.0.2", 41002 + 2 * i))
     # a talks to leg legs[i]; what b sends to legs[i+1] comes back to a from legs[i].
-    want[a] = (us, legs[i]); want[b] = (us, legs[i + 1])
+    want[a] = legs[i]; want[b] = legs[i + 1]
     socks += [a, b]
 for s in socks: got[s] = 0
 bad = 0
@@ -92,22 +98,28 @@ fn two_workers_share_an_af_packet_port_by_handoff() {
     let cfg = DataplaneConfig {
         backend: Backend::Dpdk(s),
         workers: 2,
-        ..DataplaneConfig::new(IpAddr::V4(US), 30000..=30999)
+        extra_addresses: vec![IpAddr::V4(US2)],
+        ..DataplaneConfig::new(IpAddr::V4(US), 30000..=30015)
     };
     let (dp, handle) = Dataplane::start(cfg).expect("two workers on af_packet qpairs=2");
     assert_eq!(dp.workers(), 2);
 
-    let out = net.exec(&["ping", "-c", "3", "-W", "5", "198.18.0.1"]);
-    assert!(
-        out.status.success(),
-        "ping failed: {}{}\n{:#?}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        dp.stats()
-    );
+    for ip in ["198.18.0.1", "198.18.0.3"] {
+        let out = net.exec(&["ping", "-c", "3", "-W", "5", ip]);
+        assert!(
+            out.status.success(),
+            "ping {ip} failed: {}{}\n{:#?}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            dp.stats()
+        );
+    }
 
-    // Eight bridged pairs, alternating between the workers.
+    // Eight bridged pairs, alternating between the workers; each worker's first two pairs
+    // fill its ports on 198.18.0.1, the next two take 198.18.0.3.
+    let ip_of = |leg: LegId| if leg.addr() == 0 { US } else { US2 };
     let mut ports = Vec::new();
+    let mut on_second = 0;
     for i in 0..PAIRS {
         let w = usize::from(i % 2);
         let a = handle.plan.allocate_on(w).unwrap();
@@ -117,8 +129,18 @@ fn two_workers_share_an_af_packet_port_by_handoff() {
         handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
         handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
         handle.send(Command::Bridge { a, b }).unwrap();
-        ports.extend([a.port().to_string(), b.port().to_string()]);
+        on_second += usize::from(a.addr() == 1) + usize::from(b.addr() == 1);
+        ports.extend([
+            format!("{}:{}", ip_of(a), a.port()),
+            format!("{}:{}", ip_of(b), b.port()),
+        ]);
     }
+    assert_eq!(
+        on_second,
+        usize::from(PAIRS),
+        "half the legs on the second address"
+    );
+    assert_eq!(handle.plan.free_pairs(), 0);
     let end = Instant::now() + DEADLINE;
     let mut added = 0;
     while added < 2 * PAIRS {
@@ -132,7 +154,7 @@ fn two_workers_share_an_af_packet_port_by_handoff() {
         }
     }
     let n = PACKETS.to_string();
-    let mut args = vec!["/usr/bin/python3", "-c", PEERS_PY, "198.18.0.1", n.as_str()];
+    let mut args = vec!["/usr/bin/python3", "-c", PEERS_PY, n.as_str()];
     args.extend(ports.iter().map(String::as_str));
     let out = net.exec(&args);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();

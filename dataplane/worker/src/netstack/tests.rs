@@ -175,9 +175,11 @@ fn udp_to_us_yields_payload_range_and_source() {
         Ingress::Udp {
             src,
             dst_port,
+            dst_addr,
             payload: r,
             tail_sum,
         } => {
+            assert_eq!(dst_addr, 0);
             assert!(tail_sum.is_some(), "checksum verified in software");
             assert_eq!(src, SocketAddrV4::new(PEER_IP, 40000));
             assert_eq!(dst_port, 30000);
@@ -706,33 +708,37 @@ fn offloaded_good_ip_checksum_is_trusted() {
 #[test]
 fn udp_dst_port_peeks_only_unfragmented_udp_to_us() {
     let f = udp_frame(40000, 30002, b"rtp");
-    assert_eq!(udp_dst_port(&f, OUR_IP), Some(30002));
-    assert_eq!(udp_dst_port(&f, PEER_IP), None, "not our address");
+    assert_eq!(udp_dst_port(&f, &[OUR_IP]), Some(30002));
+    assert_eq!(udp_dst_port(&f, &[PEER_IP]), None, "not our address");
     assert_eq!(
-        udp_dst_port(&f[..30], OUR_IP),
+        udp_dst_port(&f[..30], &[OUR_IP]),
         None,
         "truncated IPv4 header"
     );
-    assert_eq!(udp_dst_port(&f[..36], OUR_IP), None, "truncated UDP header");
-    assert_eq!(udp_dst_port(&echo_request(b"x"), OUR_IP), None, "ICMP");
-    assert_eq!(udp_dst_port(&who_has_us(), OUR_IP), None, "ARP");
+    assert_eq!(
+        udp_dst_port(&f[..36], &[OUR_IP]),
+        None,
+        "truncated UDP header"
+    );
+    assert_eq!(udp_dst_port(&echo_request(b"x"), &[OUR_IP]), None, "ICMP");
+    assert_eq!(udp_dst_port(&who_has_us(), &[OUR_IP]), None, "ARP");
     // More fragments, then a non-zero offset.
     let mut frag = f.clone();
     frag[ethernet::HEADER_LEN + 6] = 0x20;
-    assert_eq!(udp_dst_port(&frag, OUR_IP), None);
+    assert_eq!(udp_dst_port(&frag, &[OUR_IP]), None);
     frag[ethernet::HEADER_LEN + 6] = 0x00;
     frag[ethernet::HEADER_LEN + 7] = 0x10;
-    assert_eq!(udp_dst_port(&frag, OUR_IP), None);
+    assert_eq!(udp_dst_port(&frag, &[OUR_IP]), None);
     // Don't-fragment is fine.
     let mut df = f.clone();
     df[ethernet::HEADER_LEN + 6] = 0x40;
-    assert_eq!(udp_dst_port(&df, OUR_IP), Some(30002));
+    assert_eq!(udp_dst_port(&df, &[OUR_IP]), Some(30002));
     // IPv4 options move the UDP header.
     let mut opt = f[..ethernet::HEADER_LEN + ipv4::HEADER_LEN].to_vec();
     opt.extend_from_slice(&[1, 1, 1, 0]); // NOP NOP NOP EOL
     opt.extend_from_slice(&f[ethernet::HEADER_LEN + ipv4::HEADER_LEN..]);
     opt[ethernet::HEADER_LEN] = 0x46;
-    assert_eq!(udp_dst_port(&opt, OUR_IP), Some(30002));
+    assert_eq!(udp_dst_port(&opt, &[OUR_IP]), Some(30002));
 }
 
 #[test]
@@ -766,4 +772,97 @@ fn learned_neighbours_are_logged_for_other_workers_only_when_sharing() {
         n += 1;
     }
     assert_eq!(n, LEARNED_LOG);
+}
+
+#[test]
+fn extra_addresses_answer_arp_and_ping_take_udp_and_send_from_the_right_source() {
+    const EXTRA: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
+    let now = Instant::now();
+    let mut s = Netstack::new(cfg()).with_extra_addresses(&[EXTRA]);
+    assert_eq!(s.addresses(), &[OUR_IP, EXTRA]);
+    // who-has 198.18.0.3: answered from 198.18.0.3 with our MAC.
+    let mut f = arp_frame(
+        Operation::Request,
+        PEER_MAC,
+        PEER_IP,
+        Address([0; 6]),
+        EXTRA,
+    );
+    let Ingress::Reply { len } = s.handle_frame(now, &mut f) else {
+        panic!("no ARP reply for the extra address");
+    };
+    let reply =
+        ArpRepr::parse(&ArpPacket::new_checked(&f[ethernet::HEADER_LEN..len]).unwrap()).unwrap();
+    assert_eq!(reply.source_protocol_addr, EXTRA);
+    assert_eq!(reply.source_hardware_addr, OUR_MAC);
+    assert_eq!(s.neighbour(now, PEER_IP), Some(PEER_MAC), "asker learned");
+    // Ping to the extra address: the reply comes from it.
+    let mut f = echo_request(b"ping");
+    f[ethernet::HEADER_LEN + 16..ethernet::HEADER_LEN + 20].copy_from_slice(&EXTRA.octets());
+    let ip = &mut f[ethernet::HEADER_LEN..];
+    Ipv4Packet::new_unchecked(&mut *ip).fill_checksum();
+    assert!(matches!(s.handle_frame(now, &mut f), Ingress::Reply { .. }));
+    let ip = Ipv4Packet::new_checked(&f[ethernet::HEADER_LEN..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (EXTRA, PEER_IP));
+    assert!(ip.verify_checksum());
+    // UDP to the extra address: delivered with its index (checksum over its pseudo-header).
+    let mut l4 = vec![0u8; udp::HEADER_LEN + 4];
+    UdpRepr {
+        src_port: 40000,
+        dst_port: 30002,
+        payload_len: 4,
+    }
+    .emit(
+        &mut UdpPacket::new_unchecked(&mut l4[..]),
+        PEER_IP,
+        EXTRA,
+        b"rtp!",
+    );
+    let mut f = ip_frame(protocol::UDP, &l4);
+    f[ethernet::HEADER_LEN + 16..ethernet::HEADER_LEN + 20].copy_from_slice(&EXTRA.octets());
+    Ipv4Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]).fill_checksum();
+    assert_eq!(udp_dst_port(&f, s.addresses()), Some(30002));
+    assert_eq!(udp_dst_port(&f, &[OUR_IP]), None);
+    match s.handle_frame(now, &mut f) {
+        Ingress::Udp {
+            dst_addr, dst_port, ..
+        } => assert_eq!((dst_addr, dst_port), (1, 30002)),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Sent from address 1: source 198.18.0.3, checksums valid.
+    let dst = SocketAddrV4::new(PEER_IP, 40000);
+    let mut buf = vec![0u8; HEADROOM + 4];
+    buf[HEADROOM..].copy_from_slice(b"back");
+    let r = s.encap_from(now, 1, dst, 30002, &mut buf, TxOffload::default(), None);
+    assert!(matches!(r, Encap::Ready { .. }), "{r:?}");
+    let ip = Ipv4Packet::new_checked(&buf[ethernet::HEADER_LEN..]).unwrap();
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (EXTRA, PEER_IP));
+    assert!(ip.verify_checksum());
+    let u = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert!(u.verify_checksum(EXTRA, PEER_IP));
+    assert_eq!(u.src_port(), 30002);
+    // An address we do not have.
+    assert!(matches!(
+        s.encap_from(now, 2, dst, 30002, &mut buf, TxOffload::default(), None),
+        Encap::BadBuffer
+    ));
+    // Datagrams to a third address are not for us.
+    let mut f = udp_frame(40000, 30002, b"x");
+    f[ethernet::HEADER_LEN + 16..ethernet::HEADER_LEN + 20]
+        .copy_from_slice(&Ipv4Addr::new(198, 18, 0, 4).octets());
+    Ipv4Packet::new_unchecked(&mut f[ethernet::HEADER_LEN..]).fill_checksum();
+    assert_eq!(s.handle_frame(now, &mut f), Ingress::Drop(L2Drop::NotForUs));
+    // Hairpin to our own extra address needs no ARP.
+    let mut buf = vec![0u8; HEADROOM + 4];
+    let r = s.encap_from(
+        now,
+        0,
+        SocketAddrV4::new(EXTRA, 30000),
+        30002,
+        &mut buf,
+        TxOffload::default(),
+        None,
+    );
+    assert!(matches!(r, Encap::Ready { .. }), "{r:?}");
+    assert_eq!(&buf[..6], &OUR_MAC.0);
 }
