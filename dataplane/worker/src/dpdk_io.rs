@@ -695,69 +695,77 @@ pub(crate) struct Resources {
 /// Frames each worker's handoff inbox holds (a power of two).
 pub const HANDOFF_RING: u32 = 2048;
 
-/// Installs flow rules sending each worker's ports to its RX queue (see [`crate::steer`]):
-/// one rule per aligned block, or, if the device refuses port masks, one per port when there
-/// are at most [`MAX_EXACT_RULES`]. `Ok(None)` when the device steers nothing this way (the
-/// reason is in the `Err` of the first refusal, returned as `Ok(None)` only for
-/// [`Steering::Auto`]).
+/// Installs flow rules sending each worker's ports, on each of our addresses `ips`, to its
+/// RX queue (see [`crate::steer`]): one rule per aligned block of ports, or — if the device
+/// refuses port masks (at validation or at creation: TAP, for one, validates masks it then
+/// cannot create) — one rule per port when there are at most [`MAX_EXACT_RULES`]. `Ok(None)`
+/// when the device steers nothing this way and `steering` is [`Steering::Auto`].
 fn install_flow_rules(
     port: &Port,
-    ip: Ipv4Addr,
+    ips: &[Ipv4Addr],
     owners: &PortOwners,
     steering: Steering,
 ) -> Result<Option<Vec<FlowRule>>, WorkerError> {
-    let mut masked = Vec::new();
-    let mut exact = 0usize;
-    for w in 0..owners.workers() {
-        let Some(r) = owners.range(w) else { continue };
-        let queue = w as u16;
-        for (value, mask) in port_blocks(*r.start(), *r.end()) {
-            masked.push(UdpSteer {
-                dst_ip: ip,
-                port: value,
-                mask,
-                queue,
-            });
-        }
-        exact += r.len();
-    }
-    let refused = masked.iter().try_for_each(|r| port.flow_validate(r)).err();
-    let rules: Vec<UdpSteer> = match refused {
-        None => masked,
-        Some(e) if exact <= MAX_EXACT_RULES => {
-            let mut v = Vec::with_capacity(exact);
-            for w in 0..owners.workers() {
-                let Some(r) = owners.range(w) else { continue };
-                for p in r {
-                    v.push(UdpSteer {
-                        dst_ip: ip,
-                        port: p,
-                        mask: 0xffff,
-                        queue: w as u16,
-                    });
-                }
-            }
-            if let Err(e2) = v.iter().try_for_each(|r| port.flow_validate(r)) {
-                return refuse(steering, format!("port masks: {e}; exact ports: {e2}"));
-            }
-            tracing::info!(reason = %e, rules = v.len(), "device refuses UDP port masks; one flow rule per port");
-            v
-        }
-        Some(e) => {
-            return refuse(
-                steering,
-                format!("{e} (and {exact} ports are more than {MAX_EXACT_RULES} exact-port rules)"),
-            )
-        }
+    let masked = steer_rules(ips, owners, false);
+    let e = match try_install(port, &masked) {
+        Ok(rules) => return Ok(Some(rules)),
+        Err(e) => e,
     };
-    let mut installed = Vec::with_capacity(rules.len());
-    for r in &rules {
-        match port.flow_create(r) {
-            Ok(f) => installed.push(f),
-            Err(e) => return refuse(steering, format!("flow create {r:?}: {e}")),
+    let exact: usize = (0..owners.workers())
+        .filter_map(|w| owners.range(w))
+        .map(|r| r.len() * ips.len())
+        .sum();
+    if exact > MAX_EXACT_RULES {
+        return refuse(
+            steering,
+            format!("{e} (and {exact} ports are more than {MAX_EXACT_RULES} exact-port rules)"),
+        );
+    }
+    match try_install(port, &steer_rules(ips, owners, true)) {
+        Ok(rules) => {
+            tracing::info!(reason = %e, rules = rules.len(), "device refuses UDP port masks; one flow rule per port");
+            Ok(Some(rules))
+        }
+        Err(e2) => refuse(steering, format!("port masks: {e}; exact ports: {e2}")),
+    }
+}
+
+/// The rules steering every worker's ports on every address: prefix blocks, or one per port.
+fn steer_rules(ips: &[Ipv4Addr], owners: &PortOwners, exact: bool) -> Vec<UdpSteer> {
+    let mut v = Vec::new();
+    for &dst_ip in ips {
+        for w in 0..owners.workers() {
+            let Some(r) = owners.range(w) else { continue };
+            let queue = w as u16;
+            if exact {
+                v.extend(r.map(|port| UdpSteer {
+                    dst_ip,
+                    port,
+                    mask: 0xffff,
+                    queue,
+                }));
+            } else {
+                v.extend(
+                    port_blocks(*r.start(), *r.end())
+                        .into_iter()
+                        .map(|(port, mask)| UdpSteer {
+                            dst_ip,
+                            port,
+                            mask,
+                            queue,
+                        }),
+                );
+            }
         }
     }
-    Ok(Some(installed))
+    v
+}
+
+/// Validates every rule, then creates them all; on any failure the ones created so far are
+/// destroyed (dropped) and the error returned.
+fn try_install(port: &Port, rules: &[UdpSteer]) -> Result<Vec<FlowRule>, dpdk::DpdkError> {
+    rules.iter().try_for_each(|r| port.flow_validate(r))?;
+    rules.iter().map(|r| port.flow_create(r)).collect()
 }
 
 fn refuse(steering: Steering, why: String) -> Result<Option<Vec<FlowRule>>, WorkerError> {
@@ -908,7 +916,8 @@ pub(crate) fn start(
     let mut shares: Vec<Option<Share>> = Vec::new();
     if cfg.workers > 1 {
         if s.steering != Steering::Handoff {
-            if let Some(r) = install_flow_rules(&port, ip, &owners, s.steering)? {
+            let ips: Vec<Ipv4Addr> = std::iter::once(ip).chain(extra.iter().copied()).collect();
+            if let Some(r) = install_flow_rules(&port, &ips, &owners, s.steering)? {
                 rules = r;
             }
         }
