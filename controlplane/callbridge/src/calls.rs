@@ -46,8 +46,9 @@ pub(crate) struct Settings {
     pub(crate) trunk: String,
     /// The user part of our From.
     pub(crate) from_user: String,
-    /// The relay's address, written into SDP.
-    pub(crate) media_ip: IpAddr,
+    /// The relay's media addresses, indexed by [`LegId::addr`]: each leg's own address is
+    /// written into its SDP.
+    pub(crate) media_ips: Vec<IpAddr>,
     /// Ring times and limits.
     pub(crate) timers: FlowTimers,
     /// Leg creation policy.
@@ -614,7 +615,17 @@ impl CallTask {
                 return;
             }
         };
-        let rtp = SocketAddr::new(self.calls.settings.media_ip, leg.port());
+        let Some(&ip) = self.calls.settings.media_ips.get(usize::from(leg.addr())) else {
+            warn!(
+                call = %self.id,
+                %leg,
+                addresses = self.calls.settings.media_ips.len(),
+                "cannot call: the leg's media address index is not configured"
+            );
+            fail(&mut self.machine);
+            return;
+        };
+        let rtp = SocketAddr::new(ip, leg.port());
         let sdp = sip::sdp::build_offer(rtp, u64::from(leg.0));
         // The customer sees the business; the agent sees the customer (screen pop comes with
         // the agent desktop).

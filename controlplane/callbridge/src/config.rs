@@ -321,7 +321,9 @@ impl MediaConfig {
             if a.is_unspecified() {
                 return at(
                     item(i),
-                    format!("{a} cannot be written into SDP; give an address peers can send media to"),
+                    format!(
+                        "{a} cannot be written into SDP; give an address peers can send media to"
+                    ),
                 );
             }
             if a == self.address {
@@ -1692,7 +1694,10 @@ endpoints = false
 
     /// `FULL` with `extra_addresses = {list}` on line 9, after `media.address`.
     fn with_extra(list: &str) -> String {
-        with_line(8, &format!("address = \"127.0.0.1\"\nextra_addresses = {list}"))
+        with_line(
+            8,
+            &format!("address = \"127.0.0.1\"\nextra_addresses = {list}"),
+        )
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -1710,16 +1715,16 @@ endpoints = false
     #[test]
     fn extra_addresses_load_in_order_after_the_address() {
         let c = parse(&with_extra("[\"127.0.0.2\", \"127.0.0.3\"]")).unwrap();
-        assert_eq!(
-            c.media.extra_addresses,
-            [ip("127.0.0.2"), ip("127.0.0.3")]
-        );
+        assert_eq!(c.media.extra_addresses, [ip("127.0.0.2"), ip("127.0.0.3")]);
         assert_eq!(
             c.media.addresses(),
             [ip("127.0.0.1"), ip("127.0.0.2"), ip("127.0.0.3")]
         );
         // IPv6 with IPv6.
-        let v6 = with_line(8, "address = \"2001:db8::1\"\nextra_addresses = [\"2001:db8::2\"]");
+        let v6 = with_line(
+            8,
+            "address = \"2001:db8::1\"\nextra_addresses = [\"2001:db8::2\"]",
+        );
         assert_eq!(
             parse(&v6).unwrap().media.addresses(),
             [ip("2001:db8::1"), ip("2001:db8::2")]
@@ -2154,7 +2159,10 @@ steering = "auto"
 
     /// `DPDK` with `extra_addresses = {list}` on line 4, after `media.address`.
     fn dpdk_extra(list: &str) -> String {
-        dpdk_with(3, &format!("address = \"198.18.0.1\"\nextra_addresses = {list}"))
+        dpdk_with(
+            3,
+            &format!("address = \"198.18.0.1\"\nextra_addresses = {list}"),
+        )
     }
 
     #[test]

@@ -129,6 +129,9 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
     // The data plane first: its workers own their cores before tokio starts its threads.
     let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
+    dp_cfg
+        .extra_addresses
+        .clone_from(&cfg.media.extra_addresses);
     dp_cfg.workers = cfg.media.workers;
     dp_cfg.cores.clone_from(&cfg.media.cores);
     let backend = match &cfg.dpdk {
@@ -146,6 +149,7 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         backend,
         workers = dataplane.workers(),
         address = %cfg.media.address,
+        extra_addresses = ?cfg.media.extra_addresses,
         ports = %cfg.media.ports,
         "data plane started"
     );
@@ -206,7 +210,7 @@ async fn control_plane(
     let settings = calls::Settings {
         trunk: cfg.sip.trunk.clone(),
         from_user: cfg.sip.from_user.clone(),
-        media_ip: cfg.media.address,
+        media_ips: cfg.media.addresses(),
         timers: cfg.flow.timers(),
         media: cfg.media.policy(),
         businesses: cfg
