@@ -130,6 +130,9 @@ pub struct Config {
     pub trunk: SocketAddr,
     /// `[media] address`: 127.0.0.1 unless set (with [`Config::dpdk`], the address DPDK owns).
     pub media_address: IpAddr,
+    /// `[media] extra_addresses` (further media addresses, same ports on each), omitted when
+    /// empty.
+    pub extra_addresses: Vec<IpAddr>,
     /// `[media] ports`, inclusive (RTP even, RTCP odd).
     pub media_ports: (u16, u16),
     /// `[dpdk]`; `Some` renders `media.backend = "dpdk"`, `None` the socket backend.
@@ -155,6 +158,7 @@ impl Config {
             sip: block.addr(1),
             trunk,
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            extra_addresses: Vec::new(),
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
             dpdk: None,
             businesses: vec![("acme".into(), "ACME Corp".into())],
@@ -189,6 +193,13 @@ impl Config {
         self
     }
 
+    /// Sets `[media] extra_addresses`.
+    #[must_use]
+    pub fn extra_addresses(mut self, addresses: &[IpAddr]) -> Self {
+        self.extra_addresses = addresses.to_vec();
+        self
+    }
+
     /// Sets `[lab] endpoints`.
     #[must_use]
     pub fn lab_endpoints(mut self, on: bool) -> Self {
@@ -213,9 +224,18 @@ impl Config {
         };
         let _ = writeln!(
             s,
-            "[media]\nbackend = \"{backend}\"\naddress = \"{}\"\nports = \"{}-{}\"\n",
+            "[media]\nbackend = \"{backend}\"\naddress = \"{}\"\nports = \"{}-{}\"",
             self.media_address, self.media_ports.0, self.media_ports.1
         );
+        if !self.extra_addresses.is_empty() {
+            let list: Vec<String> = self
+                .extra_addresses
+                .iter()
+                .map(|a| quote(&a.to_string()))
+                .collect();
+            let _ = writeln!(s, "extra_addresses = [{}]", list.join(", "));
+        }
+        s.push('\n');
         if let Some(d) = &self.dpdk {
             d.render(&mut s);
         }
@@ -283,7 +303,29 @@ mod tests {
         assert!(text.ends_with("[lab]\nendpoints = false\n"));
         assert!(text.contains("[media]\nbackend = \"socket\"\naddress = \"127.0.0.1\"\n"));
         assert!(!text.contains("[dpdk]"));
+        assert!(!text.contains("extra_addresses"));
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn renders_extra_addresses() {
+        let block = PortBlock::reserve(Config::BLOCK_LEN);
+        let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        let text = Config::new(&block, trunk)
+            .extra_addresses(&[
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+                IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+            ])
+            .render();
+        assert!(
+            text.contains(&format!(
+                "[media]\nbackend = \"socket\"\naddress = \"127.0.0.1\"\nports = \"{}-{}\"\n\
+                 extra_addresses = [\"127.0.0.2\", \"127.0.0.3\"]\n\n[[business]]",
+                block.port(2),
+                block.last()
+            )),
+            "{text}"
+        );
     }
 
     #[test]

@@ -384,6 +384,13 @@ impl Sipp {
     /// INVITE from callbridge: the relay's address for this leg).
     #[must_use]
     pub fn received_sdp_audio(&self, method: &str) -> Option<SocketAddr> {
+        self.received_sdp_audio_with(method, "")
+    }
+
+    /// The audio address of the SDP in the first request `method` SIPp received whose text
+    /// contains `needle` (e.g. `X-Callbridge-Call: <id>`, to pick one call's INVITE).
+    #[must_use]
+    pub fn received_sdp_audio_with(&self, method: &str, needle: &str) -> Option<SocketAddr> {
         let log = self.messages();
         let mut blocks = log.split("message received").skip(1);
         blocks.find_map(|b| {
@@ -394,8 +401,9 @@ impl Sipp {
                 .take_while(|l| !l.starts_with("-----"))
                 .collect();
             let first = msg.iter().find(|l| !l.trim().is_empty())?;
-            if first.starts_with(&format!("{method} ")) {
-                sdp_audio_addr(&msg.join("\n"))
+            let text = msg.join("\n");
+            if first.starts_with(&format!("{method} ")) && text.contains(needle) {
+                sdp_audio_addr(&text)
             } else {
                 None
             }
