@@ -6,6 +6,10 @@
 //! packets/s on one core, ns/packet, and a per-packet latency histogram (each call timed
 //! individually; the timer's own overhead is printed alongside).
 //!
+//! Legs that do not fit the ports above `--first-port` on one media address spread over
+//! further addresses (leg `i` on address `i / per_address`), as a media node with
+//! `media.extra_addresses` does: `--legs 100000` uses four addresses from port 1024.
+//!
 //! ```text
 //! cargo run --release -p callbridge-perf --bin relay_core -- --legs 1000 --legs 10000
 //! ```
@@ -25,7 +29,7 @@ use wire::rtp::RtpRepr;
 #[derive(Parser, Debug)]
 #[command(about = "Relay core packets/s and per-packet latency (no I/O)")]
 struct Args {
-    /// Bridged leg counts to measure (each run uses a fresh relay).
+    /// Bridged leg counts to measure (even; each run uses a fresh relay).
     #[arg(long = "legs", default_values_t = [1000usize, 10000])]
     legs: Vec<usize>,
     /// Packets per run.
@@ -41,8 +45,8 @@ struct Args {
 
 struct Setup {
     relay: Relay,
-    /// Per leg: (source address, destination port, packet).
-    packets: Vec<(SocketAddr, u16, [u8; 172])>,
+    /// Per leg: (source address, destination address index, destination port, packet).
+    packets: Vec<(SocketAddr, u8, u16, [u8; 172])>,
 }
 
 fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
@@ -50,18 +54,24 @@ fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
         legs >= 2 && legs & 1 == 0,
         "legs must be even and at least 2"
     );
-    let last = u32::from(first_port) + 2 * legs as u32 - 1;
+    let first_port = first_port + first_port % 2;
+    let per_addr = (65536 - usize::from(first_port)) / 2;
+    let addresses = legs.div_ceil(per_addr);
     ensure!(
-        last <= u32::from(u16::MAX),
-        "{legs} legs do not fit above port {first_port}"
+        per_addr > 0 && addresses <= dp_api::MAX_ADDRESSES,
+        "{legs} legs do not fit {} media addresses above port {first_port}",
+        dp_api::MAX_ADDRESSES
     );
-    let mut relay = Relay::new(RelayConfig::new(first_port..=last as u16, 1024));
+    let last = u32::from(first_port) + 2 * legs.min(per_addr) as u32 - 1;
+    let mut cfg = RelayConfig::new(first_port..=last as u16, 1024);
+    cfg.addresses = addresses;
+    let mut relay = Relay::new(cfg);
     let t0 = Instant::now();
     let mut packets = Vec::with_capacity(legs);
     let payload = [0xd5u8; 160];
     for i in 0..legs {
-        let port = first_port + 2 * i as u16;
-        let id = LegId::new(port, 1);
+        let (addr, port) = ((i / per_addr) as u8, first_port + 2 * (i % per_addr) as u16);
+        let id = LegId::at(addr, port, 1);
         let remote = SocketAddr::new(
             IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)),
             40000,
@@ -81,7 +91,11 @@ fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
             relay.handle_command(
                 t0,
                 Command::Bridge {
-                    a: LegId::new(port - 2, 1),
+                    a: LegId::at(
+                        ((i - 1) / per_addr) as u8,
+                        first_port + 2 * ((i - 1) % per_addr) as u16,
+                        1,
+                    ),
                     b: id,
                 },
             );
@@ -95,7 +109,7 @@ fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
             &payload,
         )
         .emit(&mut pkt);
-        packets.push((remote, port, pkt));
+        packets.push((remote, addr, port, pkt));
     }
     while let Some(ev) = relay.poll_event() {
         ensure!(
@@ -116,8 +130,9 @@ fn throughput(s: &mut Setup, packets: u64, burst: usize) -> anyhow::Result<(f64,
     while done < packets {
         let now = Instant::now();
         for _ in 0..burst {
-            let (src, port, pkt) = &mut s.packets[i];
-            if let Verdict::Forward { .. } = s.relay.handle_packet(now, *src, *port, pkt) {
+            let (src, addr, port, pkt) = &mut s.packets[i];
+            if let Verdict::Forward { .. } = s.relay.handle_packet_at(now, *src, *addr, *port, pkt)
+            {
                 forwarded += 1;
             }
             i += 1;
@@ -142,9 +157,9 @@ fn latency(s: &mut Setup, packets: u64, burst: usize) -> anyhow::Result<Histogra
     while done < packets {
         let now = Instant::now();
         for _ in 0..burst {
-            let (src, port, pkt) = &mut s.packets[i];
+            let (src, addr, port, pkt) = &mut s.packets[i];
             let t = Instant::now();
-            let v = s.relay.handle_packet(now, *src, *port, pkt);
+            let v = s.relay.handle_packet_at(now, *src, *addr, *port, pkt);
             let ns = t.elapsed().as_nanos() as u64;
             black_box(v);
             h.saturating_record(ns.max(1));

@@ -38,9 +38,12 @@
 //! Then `dpdk-testpmd` runs io forwarding between two `net_null` devices on one forwarding
 //! core (`--no-huge -m 512`), its per-second `Rx-pps` summed over both ports, median taken.
 //!
-//! At most 32 256 legs fit one address (each leg holds an even RTP port and the odd RTCP port
-//! above it, ports 1024..=65535), so "100k legs" cannot be represented; the default leg
-//! counts are 1k, 10k and 32k.
+//! At most 32 256 legs fit one media address (each leg holds an even RTP port and the odd
+//! RTCP port above it, ports 1024..=65535), so leg counts above that spread over several
+//! media addresses the data plane owns (198.18.0.1, then 198.18.0.101, .102, …: as many as
+//! needed, like a media node configured with `media.extra_addresses`); leg `i` is address
+//! `i / 32256`, port `1024 + 2 (i mod 32256)`. The default leg counts are 1k, 10k and 100k
+//! (four addresses).
 //!
 //! ```text
 //! scripts/perf relay-dpdk                      # builds --release --features dpdk, runs this
@@ -75,8 +78,9 @@ use worker::{PacketIo, SharedStats, Worker, WorkerSnapshot};
 #[derive(Parser, Debug, Clone)]
 #[command(about = "Relay Mpps of one DPDK worker core vs dpdk-testpmd io forwarding")]
 struct Args {
-    /// Bridged leg counts to measure (at most 32256).
-    #[arg(long = "legs", default_values_t = [1000usize, 10000, 32000])]
+    /// Bridged leg counts to measure (even; more than 32256 spread over several media
+    /// addresses, at most 16 x 32256).
+    #[arg(long = "legs", default_values_t = [1000usize, 10000, 100000])]
     legs: Vec<usize>,
     /// Measurement windows per leg count (the median is reported).
     #[arg(long, default_value_t = 3)]
@@ -134,7 +138,9 @@ struct Args {
 }
 
 const FIRST_PORT: u16 = 1024;
-const MAX_LEGS: usize = (65536 - FIRST_PORT as usize) / 2;
+/// Legs per media address.
+const PER_ADDR: usize = (65536 - FIRST_PORT as usize) / 2;
+const MAX_LEGS: usize = PER_ADDR * dp_api::MAX_ADDRESSES;
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const GW: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
 const GW_MAC: Address = Address([0x02, 0xcb, 0, 0, 0, 0xfe]);
@@ -154,7 +160,30 @@ fn remote(i: usize) -> SocketAddr {
 }
 
 fn leg_port(i: usize) -> u16 {
-    FIRST_PORT + 2 * i as u16
+    FIRST_PORT + 2 * (i % PER_ADDR) as u16
+}
+
+/// Leg `i`'s media address index.
+fn leg_addr(i: usize) -> u8 {
+    (i / PER_ADDR) as u8
+}
+
+/// Media address `a`: ours (`US`) for 0, then 198.18.0.101, .102, …
+fn addr_ip(a: u8) -> Ipv4Addr {
+    if a == 0 {
+        US
+    } else {
+        Ipv4Addr::new(198, 18, 0, 100 + a)
+    }
+}
+
+/// The media addresses `legs` legs need.
+fn addresses_for(legs: usize) -> usize {
+    legs.div_ceil(PER_ADDR).max(1)
+}
+
+fn leg_id(i: usize) -> LegId {
+    LegId::at(leg_addr(i), leg_port(i), 1)
 }
 
 /// The frame leg `i`'s peer sends: gateway MAC → our MAC, remote → us.
@@ -167,10 +196,11 @@ fn frame(i: usize, our_mac: Address, no_udp_checksum: bool) -> [u8; FRAME_LEN] {
     let IpAddr::V4(src) = remote(i).ip() else {
         unreachable!("remotes are IPv4")
     };
+    let us = addr_ip(leg_addr(i));
     let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
     Ipv4Repr {
         src_addr: src,
-        dst_addr: US,
+        dst_addr: us,
         next_header: protocol::UDP,
         payload_len: 8 + RTP_LEN,
         hop_limit: 64,
@@ -193,7 +223,7 @@ fn frame(i: usize, our_mac: Address, no_udp_checksum: bool) -> [u8; FRAME_LEN] {
     .emit(
         &mut UdpPacket::new_unchecked(ip.payload_mut()),
         src,
-        US,
+        us,
         &rtp,
     );
     if no_udp_checksum {
@@ -243,7 +273,9 @@ fn build_worker(
     crossbeam_channel::Sender<Command>,
     crossbeam_channel::Receiver<dp_api::Event>,
 )> {
-    let last = FIRST_PORT + (2 * legs - 1) as u16;
+    let last = FIRST_PORT + (2 * legs.min(PER_ADDR) - 1) as u16;
+    let addresses = addresses_for(legs);
+    let extra: Vec<Ipv4Addr> = (1..addresses).map(|a| addr_ip(a as u8)).collect();
     let net = NetConfig {
         mac: our_mac,
         ip: US,
@@ -257,17 +289,19 @@ fn build_worker(
         .map(Port::rx_offloads)
         .unwrap_or_default();
     let mut io = DpdkIo::new(rxq, txq, pool, net, offload, FIRST_PORT..=last, None)
+        .with_extra_addresses(&extra)
         .with_rx_offloads(rx_offloads)
         .with_registration(reg);
     let t0 = io.clock().now();
     io.netstack_mut().insert_neighbour(t0, GW, GW_MAC);
     let mut cfg = RelayConfig::new(FIRST_PORT..=last, 1 << 16);
     cfg.seed = 7;
+    cfg.addresses = addresses;
     let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
     let mut w = Worker::new(0, io, Relay::new(cfg), cmd_rx, ev_tx, burst, stop);
     for i in 0..legs {
-        let id = LegId::new(leg_port(i), 1);
+        let id = leg_id(i);
         w.handle_command(
             t0,
             Command::AddLeg(LegSpec {
@@ -280,7 +314,7 @@ fn build_worker(
             }),
         );
         if i % 2 == 1 {
-            let a = LegId::new(leg_port(i - 1), 1);
+            let a = leg_id(i - 1);
             w.handle_command(t0, Command::Bridge { a, b: id });
         }
         while ev_rx.try_recv().is_ok() {}
