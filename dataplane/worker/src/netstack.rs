@@ -873,11 +873,11 @@ impl Netstack {
         offload: TxOffload,
         tail_sum: Option<u32>,
     ) -> Encap {
-        let Some(src) = self.tx_src.get(usize::from(src_addr)) else {
+        let si = usize::from(src_addr);
+        if si >= self.tx_src.len() {
             self.stats.too_big += 1;
             return Encap::BadBuffer;
-        };
-        let (template, ip_sum, src_sum) = (src.template, src.ip_sum, src.addr_sum);
+        }
         let udp_len = buf.len().wrapping_sub(HEADROOM - udp::HEADER_LEN);
         if buf.len() < HEADROOM || udp_len + ipv4::HEADER_LEN > usize::from(u16::MAX) {
             self.stats.too_big += 1;
@@ -898,7 +898,9 @@ impl Netstack {
         let total_len = (ipv4::HEADER_LEN + udp_len) as u16;
         let dst_ip = *dst.ip();
         let dst_sum = addr_sum(dst_ip);
-        hdr[..TEMPLATE_LEN].copy_from_slice(&template);
+        let src = &self.tx_src[si];
+        let (ip_sum, src_sum) = (src.ip_sum, src.addr_sum);
+        hdr[..TEMPLATE_LEN].copy_from_slice(&src.template);
         hdr[..6].copy_from_slice(&mac.0);
         let ip = &mut hdr[ethernet::HEADER_LEN..TEMPLATE_LEN];
         ip[2..4].copy_from_slice(&total_len.to_be_bytes());
