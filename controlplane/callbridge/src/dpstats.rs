@@ -106,6 +106,9 @@ mod tests {
         let mut s = WorkerSnapshot::default();
         s.relay.rx_packets = 7;
         s.relay.drops.add(dp_api::DropReason::SrcMismatch);
+        s.io.handoff_out = 3;
+        s.io.handoff_in = 4;
+        s.io.handoff_drops = 5;
         let v = to_json(&[s, WorkerSnapshot::default()]);
         let w = &v["workers"];
         assert_eq!(w.as_array().map(Vec::len), Some(2));
@@ -116,6 +119,8 @@ mod tests {
             .as_object()
             .is_some_and(|m| !m.is_empty()));
         assert!(w[0]["io"]["port"]["ipackets"].is_u64());
+        let h = &w[0]["io"]["handoff"];
+        assert_eq!((&h["out"], &h["in"], &h["drops"]), (&json!(3), &json!(4), &json!(5)));
         assert!(w[0]["loop"]["passes"].is_u64());
         assert_eq!(w[0]["loop"]["rx_burst_fill_avg"], 0.0);
         assert_eq!(average(45, 2), 22.5);
