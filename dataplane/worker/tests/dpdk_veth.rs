@@ -12,29 +12,18 @@
 
 mod common;
 
-use common::Net;
+use common::{spec, Net};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
-use dp_api::{Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{Command, Event};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DEADLINE: Duration = Duration::from_secs(20);
 const PACKETS: u32 = 50;
-
-fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
-    LegSpec {
-        id,
-        remote: Some(remote),
-        learn_remote: false,
-        src_mismatch: SrcMismatch::Drop,
-        codec: Codec::Pcmu,
-        media_timeout: None,
-    }
-}
 
 /// Two RTP peers on 198.18.0.2:40000 and :40002 sending `n` packets each to our legs and
 /// counting what comes back, from which address. Prints one line of JSON-ish numbers.

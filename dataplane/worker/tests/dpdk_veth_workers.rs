@@ -22,8 +22,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings, Steering};
-use common::Net;
-use dp_api::{Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+use common::{spec, Net};
+use dp_api::{Command, Event, LegId};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const US2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
@@ -31,17 +31,6 @@ const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const DEADLINE: Duration = Duration::from_secs(20);
 const PAIRS: u16 = 8;
 const PACKETS: u32 = 30;
-
-fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
-    LegSpec {
-        id,
-        remote: Some(remote),
-        learn_remote: false,
-        src_mismatch: SrcMismatch::Drop,
-        codec: Codec::Pcmu,
-        media_timeout: None,
-    }
-}
 
 /// Peer sockets on 198.18.0.2, two per bridged pair (ports 41000 + 4i and 41002 + 4i), each
 /// sending `n` RTP packets to its leg and counting what comes back from that leg's address

@@ -2,7 +2,22 @@
 //! namespace of the test's own (198.18.0.2/24), deleted on drop.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::process::{Command as Proc, Output};
+
+use dp_api::{Codec, LegId, LegSpec, SrcMismatch};
+
+/// A leg that accepts media only from `remote` (no learning), PCMU, no media timeout.
+pub(crate) fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
+    LegSpec {
+        id,
+        remote: Some(remote),
+        learn_remote: false,
+        src_mismatch: SrcMismatch::Drop,
+        codec: Codec::Pcmu,
+        media_timeout: None,
+    }
+}
 
 pub(crate) fn run(args: &[&str]) -> Output {
     Proc::new(args[0])
