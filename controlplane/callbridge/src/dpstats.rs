@@ -120,7 +120,10 @@ mod tests {
             .is_some_and(|m| !m.is_empty()));
         assert!(w[0]["io"]["port"]["ipackets"].is_u64());
         let h = &w[0]["io"]["handoff"];
-        assert_eq!((&h["out"], &h["in"], &h["drops"]), (&json!(3), &json!(4), &json!(5)));
+        assert_eq!(
+            (&h["out"], &h["in"], &h["drops"]),
+            (&json!(3), &json!(4), &json!(5))
+        );
         assert!(w[0]["loop"]["passes"].is_u64());
         assert_eq!(w[0]["loop"]["rx_burst_fill_avg"], 0.0);
         assert_eq!(average(45, 2), 22.5);
