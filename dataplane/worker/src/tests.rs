@@ -395,13 +395,18 @@ fn dataplane_start_rejects_bad_config() {
 
 /// Binds two consecutive loopback ports (RTP, RTCP) for a fake phone.
 fn phone() -> (UdpSocket, UdpSocket) {
+    phone_at(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// An RTP socket on an even port of `ip` and the RTCP socket above it.
+fn phone_at(ip: IpAddr) -> (UdpSocket, UdpSocket) {
     for _ in 0..100 {
-        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rtp = UdpSocket::bind((ip, 0)).unwrap();
         let port = rtp.local_addr().unwrap().port();
         if port % 2 == 1 || port == u16::MAX {
             continue;
         }
-        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+        if let Ok(rtcp) = UdpSocket::bind((ip, port + 1)) {
             for s in [&rtp, &rtcp] {
                 s.set_read_timeout(Some(Duration::from_millis(200)))
                     .unwrap();
@@ -585,4 +590,67 @@ fn idle_socket_worker_does_not_spin() {
     wait_event(&handle, |e| matches!(e, Event::Stats { .. }));
     assert!(t.elapsed() < Duration::from_secs(2));
     dp.shutdown();
+}
+
+/// IPv6 media on the socket backend: legs on `::1`, peers on `::1`, RTP and RTCP relayed both
+/// ways from the right relay ports, a foreign IPv6 source dropped, and latching onto an IPv6
+/// source.
+#[test]
+fn socket_io_relays_over_ipv6_loopback() {
+    let lo6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let base = 36000 + (std::process::id() % 500) as u16 * 40;
+    let cfg = DataplaneConfig::new(lo6, base..=base + 39);
+    let (dp, handle) = Dataplane::start(cfg).unwrap();
+    let (cust_rtp, cust_rtcp) = phone_at(lo6);
+    let (agent_rtp, agent_rtcp) = phone_at(lo6);
+    let a = handle.plan.allocate().unwrap();
+    let b = handle.plan.allocate_on(0).unwrap();
+    let relay_addr = |port: u16| SocketAddr::new(lo6, port);
+    // The customer's address is signalled; the agent's is learned from its first packet.
+    handle
+        .send(Command::AddLeg(spec(
+            a,
+            Some(cust_rtp.local_addr().unwrap()),
+        )))
+        .unwrap();
+    handle
+        .send(Command::AddLeg(LegSpec {
+            learn_remote: true,
+            ..spec(b, None)
+        }))
+        .unwrap();
+    handle.send(Command::Bridge { a, b }).unwrap();
+    wait_event(&handle, |e| *e == Event::LegAdded { leg: a });
+    wait_event(&handle, |e| *e == Event::LegAdded { leg: b });
+
+    agent_rtp
+        .send_to(&rtp(7, 0xa9e7), relay_addr(b.port()))
+        .unwrap();
+    let (d, from) = recv(&cust_rtp, DEADLINE).expect("agent → customer over IPv6");
+    assert_eq!((d, from), (rtp(7, 0xa9e7), relay_addr(a.port())));
+    wait_event(&handle, |e| {
+        *e == Event::RemoteLearned {
+            leg: b,
+            remote: agent_rtp.local_addr().unwrap(),
+        }
+    });
+    cust_rtp
+        .send_to(&rtp(1, 0xc0c0), relay_addr(a.port()))
+        .unwrap();
+    let (d, from) = recv(&agent_rtp, DEADLINE).expect("customer → agent over IPv6");
+    assert_eq!((d, from), (rtp(1, 0xc0c0), relay_addr(b.port())));
+    let rr = [0x80, 201, 0, 1, 0, 0, 0xc0, 0xc0];
+    cust_rtcp.send_to(&rr, relay_addr(a.port() + 1)).unwrap();
+    let (d, from) = recv(&agent_rtcp, DEADLINE).expect("RTCP over IPv6");
+    assert_eq!((d.as_slice(), from), (&rr[..], relay_addr(b.port() + 1)));
+    // A stranger on ::1 sending to the customer's leg is dropped, not relayed.
+    let stranger = UdpSocket::bind((lo6, 0)).unwrap();
+    stranger
+        .send_to(&rtp(9, 0x5555), relay_addr(a.port()))
+        .unwrap();
+    assert!(recv(&agent_rtp, Duration::from_millis(300)).is_none());
+    let fin = dp.shutdown();
+    let s = &fin[0];
+    assert_eq!(s.relay.rx_packets, 4, "{s:#?}");
+    assert_eq!(s.relay.drops.get(DropReason::SrcMismatch), 1, "{s:#?}");
 }
