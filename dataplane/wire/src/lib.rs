@@ -1,5 +1,5 @@
 //! Zero-copy views of the packets callbridge's data plane touches: Ethernet, ARP, IPv4,
-//! ICMPv4, UDP, RTP and RTCP.
+//! ICMPv4, IPv6, ICMPv6 (echo and neighbour discovery), UDP, RTP and RTCP.
 //!
 //! The design follows smoltcp's `wire` module. Every protocol has:
 //! - a view `XxxPacket<T: AsRef<[u8]>>` over a borrowed (or owned) buffer, with
@@ -22,7 +22,9 @@ use core::fmt;
 pub mod arp;
 pub mod ethernet;
 pub mod icmpv4;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
 pub mod rtcp;
 pub mod rtp;
 pub mod udp;
@@ -142,6 +144,24 @@ pub mod checksum {
     #[must_use]
     pub fn pseudo_header_v4(src: [u8; 4], dst: [u8; 4], protocol: u8, udp_len: u16) -> u32 {
         sum(&src) + sum(&dst) + u32::from(protocol) + u32::from(udp_len)
+    }
+
+    /// The IPv6 pseudo-header sum (RFC 8200 §8.1): source, destination, the 32-bit
+    /// upper-layer length and the next header, in the same form as [`sum`] (add it to the
+    /// message's [`sum`] with [`combine`] or [`fold`]).
+    #[must_use]
+    pub fn pseudo_header_v6(
+        src: &core::net::Ipv6Addr,
+        dst: &core::net::Ipv6Addr,
+        next_header: u8,
+        upper_len: u32,
+    ) -> u32 {
+        // Each `sum` is at most 0xffff, so the total stays far below 2^32.
+        sum(&src.octets())
+            + sum(&dst.octets())
+            + (upper_len >> 16)
+            + (upper_len & 0xffff)
+            + u32::from(next_header)
     }
 }
 
@@ -326,6 +346,46 @@ mod contract_tests {
                     p.verify_checksum(),
                 );
                 let _ = icmpv4::Icmpv4Repr::parse(&p);
+            }
+            if let Ok(p) = ipv6::Ipv6Packet::new_checked(b) {
+                let _ = (
+                    p.version(),
+                    p.traffic_class(),
+                    p.flow_label(),
+                    p.next_header(),
+                );
+                let _ = (p.hop_limit(), p.src_addr(), p.dst_addr(), p.payload().len());
+                let _ = ipv6::Ipv6Repr::parse(&p);
+                let a = p.src_addr();
+                let _ = (ipv6::solicited_node(a), ipv6::multicast_mac(a));
+            }
+            if let Ok(p) = udp::UdpPacket::new_checked(b) {
+                let a = core::net::Ipv6Addr::LOCALHOST;
+                let _ = p.verify_checksum_v6(a, a);
+            }
+            if let Ok(p) = icmpv6::Icmpv6Packet::new_checked(b) {
+                let a = core::net::Ipv6Addr::LOCALHOST;
+                let _ = (
+                    p.msg_type(),
+                    p.msg_code(),
+                    p.checksum(),
+                    p.verify_checksum(a, a),
+                );
+                let _ = (p.echo_ident(), p.echo_seq_no(), p.echo_data().len());
+                let _ = (p.ndp_target(), p.na_flags(), p.ndp_lladdr_option(1));
+                let _ = p.ndp_lladdr_option(2);
+            }
+            // The same bytes behind a well-formed NS header, so the option walk sees them.
+            if b.len() >= 4 {
+                let mut ns = [0u8; 24 + 96];
+                ns[0] = icmpv6::message::NEIGHBOR_SOLICIT;
+                ns[24..24 + b.len()].copy_from_slice(b);
+                let p = icmpv6::Icmpv6Packet::new_checked(&ns[..24 + b.len()]).unwrap();
+                let _ = (
+                    p.ndp_lladdr_option(1),
+                    p.ndp_lladdr_option(2),
+                    p.ndp_target(),
+                );
             }
             if let Ok(f) = ethernet::EthernetFrame::new_checked(b) {
                 let _ = (f.src_addr(), f.dst_addr(), f.ethertype(), f.payload().len());

@@ -1,12 +1,12 @@
-//! UDP datagrams (RFC 768) with the IPv4 pseudo-header checksum.
+//! UDP datagrams (RFC 768) with the IPv4 and IPv6 (RFC 8200 §8.1) pseudo-header checksums.
 //!
 //! Contract: after [`UdpPacket::check_len`] succeeds, no accessor panics: the buffer holds
 //! the 8-byte header and the `length` field covers the header and fits in the buffer.
 
 use core::fmt;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::{checksum, ipv4::protocol, Error, Field, Result};
+use crate::{checksum, ipv4::protocol, ipv6::next_header, Error, Field, Result};
 
 mod field {
     use crate::Field;
@@ -101,6 +101,24 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         checksum::combine(&[ph, checksum::sum(data)]) == 0
     }
 
+    /// Verifies the checksum against the IPv6 pseudo-header (RFC 8200 §8.1).
+    ///
+    /// Over IPv6 the checksum is mandatory: a zero checksum field is invalid (RFC 8200 §8.1:
+    /// "IPv6 receivers must discard UDP packets containing a zero checksum"). Always true
+    /// under `cfg(fuzzing)`.
+    pub fn verify_checksum_v6(&self, src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        if cfg!(fuzzing) {
+            return true;
+        }
+        if self.checksum() == 0 {
+            return false;
+        }
+        let len = self.len();
+        let data = &self.buffer.as_ref()[..usize::from(len)];
+        let ph = checksum::pseudo_header_v6(&src, &dst, next_header::UDP, u32::from(len));
+        checksum::combine(&[ph, checksum::sum(data)]) == 0
+    }
+
     /// The payload (`HEADER_LEN..length`).
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..usize::from(self.len())]
@@ -136,6 +154,16 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
         self.set_checksum(0);
         let len = self.len();
         let ph = checksum::pseudo_header_v4(src.octets(), dst.octets(), protocol::UDP, len);
+        let c = checksum::combine(&[ph, checksum::sum(&self.buffer.as_ref()[..usize::from(len)])]);
+        self.set_checksum(if c == 0 { 0xffff } else { c });
+    }
+
+    /// Computes and stores the checksum over the IPv6 pseudo-header, header and payload; a
+    /// computed zero is sent as `0xffff` (RFC 8200 §8.1).
+    pub fn fill_checksum_v6(&mut self, src: Ipv6Addr, dst: Ipv6Addr) {
+        self.set_checksum(0);
+        let len = self.len();
+        let ph = checksum::pseudo_header_v6(&src, &dst, next_header::UDP, u32::from(len));
         let c = checksum::combine(&[ph, checksum::sum(&self.buffer.as_ref()[..usize::from(len)])]);
         self.set_checksum(if c == 0 { 0xffff } else { c });
     }
