@@ -336,6 +336,7 @@ mod tests {
         zeroed[6..8].fill(0);
         assert_eq!(naive_checksum(SRC, DST, next_header::UDP, &zeroed), 0x8143);
         assert!(u.verify_checksum_v6(SRC, DST));
+        #[cfg(not(fuzzing))]
         assert!(!u.verify_checksum_v6(DST, DST));
     }
 

@@ -276,6 +276,41 @@ mod contract_tests {
     }
 
     #[test]
+    fn pseudo_header_v6_matches_the_naive_layout() {
+        // RFC 8200 §8.1 drawn as bytes (src, dst, 32-bit length, 3 zero bytes, next header),
+        // summed as 16-bit words; lengths above 16 bits exercise the upper length word.
+        let src = core::net::Ipv6Addr::new(0xfe80, 0, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff);
+        let dst = core::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 1);
+        for (len, nh) in [
+            (0u32, 58u8),
+            (8, 17),
+            (0xffff, 17),
+            (0x1_0000, 58),
+            (u32::MAX, 0xff),
+        ] {
+            let mut bytes = [0u8; 40];
+            bytes[..16].copy_from_slice(&src.octets());
+            bytes[16..32].copy_from_slice(&dst.octets());
+            bytes[32..36].copy_from_slice(&len.to_be_bytes());
+            bytes[39] = nh;
+            let mut acc: u64 = 0;
+            for w in bytes.chunks(2) {
+                acc += u64::from(w[0]) << 8 | u64::from(w[1]);
+            }
+            let ph = checksum::pseudo_header_v6(&src, &dst, nh, len);
+            assert_eq!(
+                checksum::combine(&[ph]),
+                checksum::combine(&[acc as u32]),
+                "{len}"
+            );
+            assert_eq!(
+                checksum::combine(&[ph]),
+                checksum::combine(&[checksum::sum(&bytes)])
+            );
+        }
+    }
+
+    #[test]
     fn rtp_accessors_never_panic_after_check_len() {
         buffers(|b| {
             if let Ok(p) = rtp::RtpPacket::new_checked(b) {
