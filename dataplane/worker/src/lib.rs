@@ -39,6 +39,7 @@ pub mod dpdk_io;
 pub mod io;
 pub mod lcore;
 pub mod mem_io;
+mod neighbour;
 pub mod netstack;
 pub mod socket_io;
 pub mod stats;

@@ -35,6 +35,8 @@ use wire::icmpv4::{message, Icmpv4Packet};
 use wire::ipv4::{self, protocol, Ipv4Packet};
 use wire::udp::{self, UdpPacket};
 
+use crate::neighbour::Neighbours;
+
 /// The bytes [`Netstack::encap`] writes in front of a UDP payload: Ethernet (14), IPv4
 /// without options (20), UDP (8).
 pub const HEADROOM: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
@@ -300,50 +302,13 @@ impl NetStats {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Free,
-    /// Known until `expires`.
-    Resolved {
-        mac: Address,
-        expires: Instant,
-    },
-    /// Wanted since `wanted` (last demand); no answer yet.
-    Pending {
-        wanted: Instant,
-    },
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    ip: Ipv4Addr,
-    state: State,
-    /// The last who-has for this entry.
-    asked: Option<Instant>,
-}
-
-const FREE: Entry = Entry {
-    ip: Ipv4Addr::UNSPECIFIED,
-    state: State::Free,
-    asked: None,
-};
-
 /// The L2/L3 state of one worker's port. See the module docs.
 #[derive(Debug)]
 pub struct Netstack {
     cfg: NetConfig,
-    table: Box<[Entry]>,
-    /// Ring of targets to ask about.
-    pending: [Ipv4Addr; PENDING_TARGETS],
-    pending_head: usize,
-    pending_len: usize,
+    /// The ARP cache.
+    neigh: Neighbours<Ipv4Addr>,
     stats: NetStats,
-    /// The last next hop resolved on the egress path (index into `table`).
-    last: Option<usize>,
-    /// The last next hop, its MAC, and until when it needs no refresh: the per-packet fast
-    /// path (one compare of the address and one of the time). Cleared whenever the table
-    /// changes.
-    fast: Option<(Ipv4Addr, Address, Instant)>,
     /// Our addresses: `cfg.ip`, then the extra media addresses (index = media address).
     ips: Vec<Ipv4Addr>,
     /// Per address: what every datagram sent from it shares.
@@ -410,32 +375,14 @@ fn tx_template(mac: Address, src: Ipv4Addr) -> ([u8; TEMPLATE_LEN], u32) {
     (t, sum)
 }
 
-/// Whether a target last asked at `asked` may be asked again at `now`.
-fn retry_due(asked: Option<Instant>, now: Instant) -> bool {
-    match asked {
-        None => true,
-        Some(t) => now.saturating_duration_since(t) >= ARP_RETRY,
-    }
-}
-
-fn bucket(ip: Ipv4Addr) -> usize {
-    let h = u32::from(ip).wrapping_mul(0x9e37_79b1);
-    (h >> 24) as usize & (NEIGHBOUR_BUCKETS - 1)
-}
-
 impl Netstack {
     /// A layer for `cfg` with an empty neighbour cache (allocated here, once).
     #[must_use]
     pub fn new(cfg: NetConfig) -> Self {
         Self {
             cfg,
-            table: vec![FREE; NEIGHBOUR_BUCKETS * NEIGHBOUR_WAYS].into_boxed_slice(),
-            pending: [Ipv4Addr::UNSPECIFIED; PENDING_TARGETS],
-            pending_head: 0,
-            pending_len: 0,
+            neigh: Neighbours::new(),
             stats: NetStats::default(),
-            last: None,
-            fast: None,
             ips: vec![cfg.ip],
             tx_src: vec![TxSrc::new(cfg.mac, cfg.ip)],
             mask: cfg.mask(),
@@ -565,7 +512,7 @@ impl Netstack {
             && self.addr_index(sender).is_none()
             && sender_mac.0[0] & 1 == 0
             && sender_mac != Address([0; 6]);
-        if learnable && (for_us || self.find(sender).is_some()) {
+        if learnable && (for_us || self.neigh.knows(sender)) {
             self.learn(now, sender, sender_mac);
             if self.share_learned && self.learned_len < LEARNED_LOG {
                 self.learned[self.learned_len] = (sender, sender_mac);
@@ -703,43 +650,8 @@ impl Netstack {
         }
     }
 
-    fn find(&self, ip: Ipv4Addr) -> Option<usize> {
-        let b = bucket(ip) * NEIGHBOUR_WAYS;
-        (b..b + NEIGHBOUR_WAYS)
-            .find(|&i| self.table[i].ip == ip && self.table[i].state != State::Free)
-    }
-
-    /// The slot for `ip`: its own, else a free one, else the pending or resolved one that
-    /// expires first.
-    fn slot_for(&self, ip: Ipv4Addr) -> usize {
-        if let Some(i) = self.find(ip) {
-            return i;
-        }
-        let b = bucket(ip) * NEIGHBOUR_WAYS;
-        let key = |i: usize| match self.table[i].state {
-            State::Free => None,
-            State::Pending { wanted } => Some(wanted),
-            State::Resolved { expires, .. } => Some(expires),
-        };
-        (b..b + NEIGHBOUR_WAYS).min_by_key(|&i| key(i)).unwrap_or(b)
-    }
-
     fn learn(&mut self, now: Instant, ip: Ipv4Addr, mac: Address) {
-        self.fast = None;
-        let i = self.slot_for(ip);
-        let asked = if self.table[i].ip == ip {
-            self.table[i].asked
-        } else {
-            None
-        };
-        self.table[i] = Entry {
-            ip,
-            state: State::Resolved {
-                mac,
-                expires: now + NEIGHBOUR_TTL,
-            },
-            asked,
-        };
+        self.neigh.learn(now, ip, mac);
         self.stats.arp_learned += 1;
     }
 
@@ -752,10 +664,7 @@ impl Netstack {
     /// The MAC cached for `ip`, if resolved and not expired (no side effects).
     #[must_use]
     pub fn neighbour(&self, now: Instant, ip: Ipv4Addr) -> Option<Address> {
-        match self.table[self.find(ip)?].state {
-            State::Resolved { mac, expires } if now < expires => Some(mac),
-            _ => None,
-        }
+        self.neigh.get(now, ip)
     }
 
     /// The next hop for `dst`: itself when on-link, else the gateway.
@@ -768,67 +677,18 @@ impl Netstack {
         }
     }
 
-    fn want(&mut self, now: Instant, i: usize) {
-        let due = retry_due(self.table[i].asked, now);
-        if !due || self.pending_len == PENDING_TARGETS {
-            return;
-        }
-        let ip = self.table[i].ip;
-        let queued = (0..self.pending_len)
-            .any(|k| self.pending[(self.pending_head + k) % PENDING_TARGETS] == ip);
-        if !queued {
-            self.pending[(self.pending_head + self.pending_len) % PENDING_TARGETS] = ip;
-            self.pending_len += 1;
-        }
-    }
-
     /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
-    /// target is queued for a who-has.
+    /// target is queued for a who-has. Our own addresses resolve to our MAC (hairpin: a
+    /// loopback device or a hairpinning switch brings the frame back to us).
+    #[inline]
     fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
-        if let Some((ip, mac, fresh_until)) = self.fast {
-            if ip == next_hop && now < fresh_until {
-                return Some(mac);
-            }
+        if let Some(mac) = self.neigh.resolve_fast(now, next_hop) {
+            return Some(mac);
         }
         if self.addr_index(next_hop).is_some() {
-            // Hairpin: a frame to our own address carries our MAC; a loopback device (or a
-            // hairpinning switch) brings it back to us.
             return Some(self.cfg.mac);
         }
-        let i = match self.last {
-            Some(i) if self.table[i].ip == next_hop => Some(i),
-            _ => self.find(next_hop),
-        };
-        if let Some(i) = i {
-            if let State::Resolved { mac, expires } = self.table[i].state {
-                if now < expires {
-                    self.last = Some(i);
-                    match expires.checked_sub(REFRESH_BEFORE) {
-                        Some(fresh_until) if now < fresh_until => {
-                            self.fast = Some((next_hop, mac, fresh_until));
-                        }
-                        _ => {
-                            self.fast = None;
-                            self.want(now, i);
-                        }
-                    }
-                    return Some(mac);
-                }
-            }
-        }
-        self.fast = None;
-        let i = i.unwrap_or_else(|| self.slot_for(next_hop));
-        if self.table[i].ip != next_hop || matches!(self.table[i].state, State::Free) {
-            self.table[i] = Entry {
-                ip: next_hop,
-                state: State::Pending { wanted: now },
-                asked: None,
-            };
-        } else {
-            self.table[i].state = State::Pending { wanted: now };
-        }
-        self.want(now, i);
-        None
+        self.neigh.resolve(now, next_hop)
     }
 
     /// Writes Ethernet/IPv4/UDP headers into `buf[..HEADROOM]` for the payload
@@ -946,24 +806,8 @@ impl Netstack {
         if buf.len() < ARP_FRAME_LEN {
             return None;
         }
-        while self.pending_len > 0 {
-            let ip = self.pending[self.pending_head];
-            self.pending_head = (self.pending_head + 1) % PENDING_TARGETS;
-            self.pending_len -= 1;
-            let Some(i) = self.find(ip) else { continue };
-            let e = &mut self.table[i];
-            let live = match e.state {
-                State::Pending { wanted } => now.saturating_duration_since(wanted) < PENDING_IDLE,
-                State::Resolved { expires, .. } => {
-                    expires.saturating_duration_since(now) <= REFRESH_BEFORE
-                }
-                State::Free => false,
-            };
-            let due = retry_due(e.asked, now);
-            if !live || !due {
-                continue;
-            }
-            e.asked = Some(now);
+        let ip = self.neigh.poll_due(now)?;
+        {
             let mut eth = EthernetFrame::new_unchecked(&mut buf[..ARP_FRAME_LEN]);
             eth.set_dst_addr(Address::BROADCAST);
             eth.set_src_addr(self.cfg.mac);
@@ -977,28 +821,15 @@ impl Netstack {
             }
             .emit(&mut ArpPacket::new_unchecked(eth.payload_mut()));
             self.stats.arp_requests += 1;
-            return Some(ARP_FRAME_LEN);
         }
-        None
+        Some(ARP_FRAME_LEN)
     }
 
     /// Re-queues who-has requests for targets still wanted whose retry period has passed
     /// (call on a housekeeping period: a target whose answer never came is asked again
     /// even if no new packet misses). Cheap: scans the cache once.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for i in 0..self.table.len() {
-            if let State::Pending { wanted } = self.table[i].state {
-                if now.saturating_duration_since(wanted) >= PENDING_IDLE {
-                    self.fast = None;
-                    self.table[i].state = State::Free;
-                    if self.last == Some(i) {
-                        self.last = None;
-                    }
-                } else {
-                    self.want(now, i);
-                }
-            }
-        }
+        self.neigh.handle_timeout(now);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Byte-vector tests of the L2/L3 layer on fake time.
 
 use super::*;
+use crate::neighbour::NeighbourAddr;
 use wire::icmpv4::Icmpv4Repr;
 use wire::ipv4::Ipv4Repr;
 use wire::udp::UdpRepr;
@@ -557,10 +558,10 @@ fn unsolicited_arp_only_updates_known_entries() {
 fn a_full_bucket_evicts_the_entry_expiring_first() {
     let (mut s, t0) = stack();
     // Find NEIGHBOUR_WAYS + 1 on-link addresses sharing a bucket.
-    let b = bucket(PEER_IP);
+    let b = PEER_IP.bucket();
     let same: Vec<Ipv4Addr> = (1..=u32::from(u16::MAX))
         .map(|i| Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + i))
-        .filter(|ip| bucket(*ip) == b && *ip != OUR_IP)
+        .filter(|ip| ip.bucket() == b && *ip != OUR_IP)
         .take(NEIGHBOUR_WAYS + 1)
         .collect();
     for (k, ip) in same.iter().enumerate() {
