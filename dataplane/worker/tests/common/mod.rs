@@ -66,6 +66,28 @@ impl Net {
         net
     }
 
+    /// IPv6 on the link: the far end gets `far` (e.g. `2001:2::2/64`) with `nodad`, so it is
+    /// usable at once, after IPv6 is enabled on it. On our end the kernel's IPv6 is disabled:
+    /// like for IPv4 it owns no address there (not even a link-local one), so it neither sends
+    /// its own NDP/MLD/router solicitations through the link nor reacts (e.g. by forwarding)
+    /// to what is meant for the DPDK side. Both settings go away with the link.
+    pub(crate) fn add_ipv6(&self, far: &str) {
+        let (ours, theirs) = (self.ours.as_str(), self.theirs.as_str());
+        must(&[
+            "sysctl",
+            "-q",
+            "-w",
+            &format!("net.ipv6.conf.{ours}.disable_ipv6=1"),
+        ]);
+        let enable = format!("net.ipv6.conf.{theirs}.disable_ipv6=0");
+        must(&[
+            "ip", "netns", "exec", &self.ns, "sysctl", "-q", "-w", &enable,
+        ]);
+        must(&[
+            "ip", "-n", &self.ns, "addr", "add", far, "dev", theirs, "nodad",
+        ]);
+    }
+
     pub(crate) fn exec(&self, args: &[&str]) -> Output {
         let mut v = vec!["ip", "netns", "exec", self.ns.as_str()];
         v.extend_from_slice(args);
@@ -81,6 +103,18 @@ impl Drop for Net {
             let _ = std::fs::remove_dir_all(dir);
         }
     }
+}
+
+/// Fails loudly (never skips) unless the kernel has IPv6 (on top of
+/// [`require_root_and_tools`]).
+pub(crate) fn require_ipv6() {
+    require_root_and_tools();
+    assert!(
+        std::path::Path::new("/proc/sys/net/ipv6").exists(),
+        "this test needs a kernel with IPv6 (no /proc/sys/net/ipv6)"
+    );
+    let found = run(&["sh", "-c", "command -v sysctl"]).status.success();
+    assert!(found, "sysctl is missing (package procps)");
 }
 
 /// Fails loudly (never skips) unless the test runs as root with the tools it needs.
