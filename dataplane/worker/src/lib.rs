@@ -41,6 +41,7 @@ pub mod lcore;
 pub mod mem_io;
 mod neighbour;
 pub mod netstack;
+pub mod netstack6;
 pub mod socket_io;
 pub mod stats;
 pub mod steer;

@@ -190,13 +190,14 @@ impl L2Drop {
     }
 }
 
-/// What to do with a received frame.
+/// What to do with a received frame (`S`: the sender's address type, `SocketAddrV4` here,
+/// `SocketAddrV6` for [`crate::netstack6`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ingress {
+pub enum Ingress<S = SocketAddrV4> {
     /// A UDP datagram for us: `frame[payload]` is the UDP payload.
     Udp {
         /// The sender.
-        src: SocketAddrV4,
+        src: S,
         /// Our port it was sent to.
         dst_port: u16,
         /// Our address it was sent to (an index into [`Netstack::addresses`]).
@@ -220,18 +221,44 @@ pub enum Ingress {
     Drop(L2Drop),
 }
 
-/// The outcome of [`Netstack::encap`].
+impl<S> Ingress<S> {
+    /// The same verdict with the sender's address converted.
+    #[inline]
+    pub fn map_src<T>(self, f: impl FnOnce(S) -> T) -> Ingress<T> {
+        match self {
+            Self::Udp {
+                src,
+                dst_port,
+                dst_addr,
+                payload,
+                tail_sum,
+            } => Ingress::Udp {
+                src: f(src),
+                dst_port,
+                dst_addr,
+                payload,
+                tail_sum,
+            },
+            Self::Reply { len } => Ingress::Reply { len },
+            Self::Consumed => Ingress::Consumed,
+            Self::Drop(r) => Ingress::Drop(r),
+        }
+    }
+}
+
+/// The outcome of [`Netstack::encap`] (`A`: the next hop's address type).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encap {
+pub enum Encap<A = Ipv4Addr> {
     /// Headers written: send `buf[..len]` (`len` = the whole buffer).
     Ready {
         /// The frame length.
         len: usize,
     },
-    /// The next hop's MAC is unknown; a who-has is queued. Counted as `arp_pending`.
+    /// The next hop's MAC is unknown; a who-has (neighbour solicitation) is queued. Counted
+    /// as `arp_pending`.
     NeedArp {
         /// The next hop being resolved.
-        next_hop: Ipv4Addr,
+        next_hop: A,
     },
     /// Off-link destination and no gateway configured. Counted as `no_route`.
     NoRoute,
