@@ -610,7 +610,7 @@ impl DpdkConfig {
         s.rx_desc = self.rx_desc;
         s.tx_desc = self.tx_desc;
         s.prefix_len = self.prefix_len;
-        s.gateway = self.gateway;
+        s.gateway = self.gateway.map(IpAddr::V4);
         s.steering = self.steering.to_worker();
         s
     }

@@ -31,7 +31,7 @@
 //! (an ARP reply reaches one queue only).
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,10 +51,9 @@ use crate::steer::{port_blocks, PortOwners, Steering, MAX_EXACT_RULES};
 use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
-use crate::netstack::{
-    udp_dst_port, Encap, Ingress, NetConfig, Netstack, RxOffload, TxOffload, ARP_FRAME_LEN,
-    HEADROOM,
-};
+use crate::l3::{Sent, L3};
+use crate::netstack::{Ingress, NetConfig, RxOffload, TxOffload};
+use crate::netstack6::NetConfig6;
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -128,7 +127,7 @@ pub struct DpdkIo {
     rxq: RxQueue,
     txq: TxQueue,
     pool: Mempool,
-    net: Netstack,
+    net: L3,
     offload: TxOffload,
     /// Receive checksum checks the port does (its mbufs' flags are trusted only then).
     rx_offload: RxOffloads,
@@ -155,15 +154,15 @@ pub struct DpdkIo {
     ports_per_addr: usize,
     /// Indexed by `addr * ports_per_addr + port - first_port`.
     open: Vec<bool>,
-    /// Our addresses (a copy of the netstack's, for the steering peek).
-    ips: Vec<Ipv4Addr>,
+    /// How many media addresses the port owns.
+    addresses: usize,
     /// Set when several workers share the port.
     share: Option<Share>,
     _registration: Option<ThreadRegistration>,
 }
 
-/// A neighbour one worker learned from ARP, passed to the others on the same port.
-pub type NeighbourNews = (Ipv4Addr, [u8; 6]);
+/// A neighbour one worker learned from ARP or NDP, passed to the others on the same port.
+pub type NeighbourNews = (IpAddr, [u8; 6]);
 
 /// What one worker needs to share a port with others: who owns which UDP port, its handoff
 /// inbox, the other workers' inboxes, and the neighbour news channels (see [`crate::steer`]).
@@ -268,7 +267,7 @@ impl std::fmt::Debug for DpdkIo {
         f.debug_struct("DpdkIo")
             .field("rxq", &self.rxq)
             .field("txq", &self.txq)
-            .field("net", self.net.config())
+            .field("net", &self.net.addresses())
             .field("offload", &self.offload)
             .finish_non_exhaustive()
     }
@@ -276,7 +275,8 @@ impl std::fmt::Debug for DpdkIo {
 
 impl DpdkIo {
     /// A backend on queues `rxq`/`txq`, allocating announcement and control frames from
-    /// `pool`, for the RTP ports `ports` (bookkeeping). `offload` must only claim what the
+    /// `pool`, running `net` (a [`NetConfig`] for IPv4 or a [`NetConfig6`] for IPv6), for the
+    /// RTP ports `ports` (bookkeeping). `offload` must only claim what the
     /// port enabled ([`Port::tx_offloads`]). Pass `stats_port` to one worker per port so its
     /// counters appear in that worker's [`IoStats`].
     #[must_use]
@@ -284,7 +284,7 @@ impl DpdkIo {
         rxq: RxQueue,
         txq: TxQueue,
         pool: Mempool,
-        net: NetConfig,
+        net: impl Into<L3>,
         offload: TxOffload,
         ports: RangeInclusive<u16>,
         stats_port: Option<Arc<Port>>,
@@ -296,7 +296,7 @@ impl DpdkIo {
             rxq,
             txq,
             pool,
-            net: Netstack::new(net),
+            net: net.into(),
             offload,
             rx_offload: RxOffloads::default(),
             clock,
@@ -312,7 +312,7 @@ impl DpdkIo {
             first_port,
             ports_per_addr: n,
             open: vec![false; n],
-            ips: vec![net.ip],
+            addresses: 1,
             share: None,
             _registration: None,
         }
@@ -321,10 +321,10 @@ impl DpdkIo {
     /// Owns the further media addresses `extra` (media address 1, 2, …) on this port too
     /// (see [`Netstack::with_extra_addresses`]). Call once, at construction.
     #[must_use]
-    pub fn with_extra_addresses(mut self, extra: &[Ipv4Addr]) -> Self {
+    pub fn with_extra_addresses(mut self, extra: &[IpAddr]) -> Self {
         self.net.add_addresses(extra);
-        self.ips = self.net.addresses().to_vec();
-        self.open = vec![false; self.ports_per_addr * self.ips.len()];
+        self.addresses = self.net.addresses().len();
+        self.open = vec![false; self.ports_per_addr * self.addresses];
         self
     }
 
@@ -373,13 +373,13 @@ impl DpdkIo {
 
     /// The L2/L3 layer.
     #[must_use]
-    pub fn netstack(&self) -> &Netstack {
+    pub fn l3(&self) -> &L3 {
         &self.net
     }
 
-    /// The L2/L3 layer, mutable (e.g. to pre-load a neighbour).
-    pub fn netstack_mut(&mut self) -> &mut Netstack {
-        &mut self.net
+    /// Pre-loads a neighbour (benchmarks, static next hops).
+    pub fn insert_neighbour(&mut self, now: Instant, ip: IpAddr, mac: Address) {
+        self.net.insert_neighbour(now, ip, mac);
     }
 
     /// The backend's clock.
@@ -421,10 +421,10 @@ impl DpdkIo {
                 self.backend_drops += 1;
                 break;
             };
-            let Some(buf) = m.append(ARP_FRAME_LEN) else {
+            let Some(buf) = m.append(self.net.request_len()) else {
                 break;
             };
-            if self.net.poll_arp_request(now, buf).is_none() {
+            if self.net.poll_request(now, buf).is_none() {
                 break;
             }
             if self.ctl.push(m).is_err() {
@@ -446,7 +446,7 @@ impl DpdkIo {
     fn slot(&self, addr: u8, port: u16) -> Option<usize> {
         let i = usize::from(port.checked_sub(self.first_port)?);
         let a = usize::from(addr);
-        (i < self.ports_per_addr && a < self.ips.len()).then_some(a * self.ports_per_addr + i)
+        (i < self.ports_per_addr && a < self.addresses).then_some(a * self.ports_per_addr + i)
     }
 }
 
@@ -516,10 +516,9 @@ impl PacketIo for DpdkIo {
         let ctl = &mut self.ctl;
         let drops = &mut self.backend_drops;
         let mut share = self.share.as_mut();
-        let ips = &self.ips[..];
         self.rxb.drain_into(|mut m| {
             if let Some(sh) = share.as_deref_mut() {
-                let owner = udp_dst_port(m.data(), ips).and_then(|p| sh.owners.owner(p));
+                let owner = net.peek_port(m.data()).and_then(|p| sh.owners.owner(p));
                 if let Some(w) = owner.filter(|&w| w != sh.me) {
                     if let Err(m) = sh.staged[w].push(m) {
                         drop(m);
@@ -541,7 +540,7 @@ impl PacketIo for DpdkIo {
             };
             let frame = m.data_mut();
             let frame_len = frame.len();
-            match net.handle_frame_with(now, frame, rx_off) {
+            match net.handle_frame(now, frame, rx_off) {
                 Ingress::Udp {
                     src,
                     dst_port,
@@ -559,7 +558,7 @@ impl PacketIo for DpdkIo {
                     s.buf.mbuf = Some(m);
                     s.buf.tail_sum = tail_sum.map(|t| (len, t));
                     s.len = len;
-                    s.peer = SocketAddr::V4(src);
+                    s.peer = src;
                     s.local_port = dst_port;
                     s.local_addr = dst_addr;
                     k += 1;
@@ -622,26 +621,24 @@ impl PacketIo for DpdkIo {
     ) -> usize {
         let now = self.now;
         let mut need_arp = false;
-        let cksum = self.offload.ipv4_checksum || self.offload.udp_checksum;
+        let cksum = self.net.is_v4() && (self.offload.ipv4_checksum || self.offload.udp_checksum);
+        let headroom = self.net.headroom();
         for (i, p) in tx.packets_mut().iter_mut().enumerate() {
             let tail_sum = p.buf.tail_sum.take().filter(|t| t.0 == p.len).map(|t| t.1);
             let Some(mut m) = p.buf.mbuf.take() else {
                 continue;
             };
-            let SocketAddr::V4(dst) = p.peer else {
-                self.backend_drops += 1;
-                continue;
-            };
+            let dst = p.peer;
             let cur = m.len();
             if cur < p.len || (cur > p.len && m.trim(cur - p.len).is_none()) {
                 self.backend_drops += 1;
                 continue;
             }
-            if m.prepend(HEADROOM).is_none() {
+            if m.prepend(headroom).is_none() {
                 self.backend_drops += 1;
                 continue;
             }
-            match self.net.encap_from(
+            match self.net.encap(
                 now,
                 p.local_addr,
                 dst,
@@ -650,7 +647,7 @@ impl PacketIo for DpdkIo {
                 self.offload,
                 tail_sum,
             ) {
-                Encap::Ready { .. } => {
+                Sent::Ready => {
                     if cksum {
                         m.set_tx_offload(
                             self.offload.ipv4_checksum,
@@ -664,8 +661,8 @@ impl PacketIo for DpdkIo {
                         self.backend_drops += 1;
                     }
                 }
-                Encap::NeedArp { .. } => need_arp = true,
-                Encap::NoRoute | Encap::BadBuffer => {}
+                Sent::NeedNeighbour => need_arp = true,
+                Sent::Dropped => {}
             }
         }
         let sent = self.txq.tx_burst(&mut self.txb);
@@ -835,32 +832,40 @@ pub fn port_by_name(port: &str) -> Result<PortId, WorkerError> {
     }
 }
 
+/// The L3 configuration every worker starts from.
+#[derive(Debug, Clone, Copy)]
+enum NetCfg {
+    V4(NetConfig),
+    V6(NetConfig6),
+}
+
 /// Starts the data plane on the DPDK backend (see [`Backend::Dpdk`]).
 pub(crate) fn start(
     cfg: DataplaneConfig,
     s: &DpdkSettings,
 ) -> Result<(Dataplane, DataplaneHandle), WorkerError> {
-    let IpAddr::V4(ip) = cfg.address else {
-        return Err(WorkerError::Config(
-            "the DPDK backend needs an IPv4 media address".into(),
-        ));
-    };
     if cfg.workers == 0 {
         return Err(WorkerError::Config("no workers".into()));
     }
-    let mut extra = Vec::with_capacity(cfg.extra_addresses.len());
-    for a in &cfg.extra_addresses {
-        let IpAddr::V4(v4) = a else {
-            return Err(WorkerError::Config(format!(
-                "the DPDK backend needs IPv4 media addresses; {a} is not"
-            )));
-        };
-        extra.push(*v4);
-    }
-    if s.prefix_len > 32 {
+    let v6 = cfg.address.is_ipv6();
+    let extra = cfg.extra_addresses.clone();
+    if let Some(a) = extra.iter().find(|a| a.is_ipv6() != v6) {
         return Err(WorkerError::Config(format!(
-            "prefix length {} > 32",
+            "media address {a} is not of the same family as {}: one DPDK port runs one family",
+            cfg.address
+        )));
+    }
+    let max_prefix = if v6 { 128 } else { 32 };
+    if s.prefix_len > max_prefix {
+        return Err(WorkerError::Config(format!(
+            "prefix length {} > {max_prefix}",
             s.prefix_len
+        )));
+    }
+    if let Some(gw) = s.gateway.filter(|g| g.is_ipv6() != v6) {
+        return Err(WorkerError::Config(format!(
+            "gateway {gw} is not of the media address's family ({})",
+            cfg.address
         )));
     }
     init_eal(&s.eal_args())?;
@@ -915,8 +920,20 @@ pub(crate) fn start(
     let mut rules = Vec::new();
     let mut shares: Vec<Option<Share>> = Vec::new();
     if cfg.workers > 1 {
-        if s.steering != Steering::Handoff {
-            let ips: Vec<Ipv4Addr> = std::iter::once(ip).chain(extra.iter().copied()).collect();
+        let ips: Vec<Ipv4Addr> = std::iter::once(cfg.address)
+            .chain(extra.iter().copied())
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(a),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        if v6 && s.steering == Steering::Flow {
+            return Err(fail(
+                "flow steering (dpdk.steering = \"flow\")",
+                "steering rules are built for IPv4 media addresses only; use \"auto\" or \"handoff\" with IPv6",
+            ));
+        }
+        if s.steering != Steering::Handoff && !v6 {
             if let Some(r) = install_flow_rules(&port, &ips, &owners, s.steering)? {
                 rules = r;
             }
@@ -933,11 +950,25 @@ pub(crate) fn start(
         workers = cfg.workers, rss = port.rss_enabled(), flow_rules = rules.len(),
         "DPDK port started"
     );
-    let net = NetConfig {
-        mac: Address(mac.0),
-        ip,
-        prefix_len: s.prefix_len,
-        gateway: s.gateway,
+    let net = match (cfg.address, s.gateway) {
+        (IpAddr::V4(ip), gw) => NetCfg::V4(NetConfig {
+            mac: Address(mac.0),
+            ip,
+            prefix_len: s.prefix_len,
+            gateway: gw.and_then(|g| match g {
+                IpAddr::V4(g) => Some(g),
+                IpAddr::V6(_) => None,
+            }),
+        }),
+        (IpAddr::V6(ip), gw) => NetCfg::V6(NetConfig6 {
+            mac: Address(mac.0),
+            ip,
+            prefix_len: s.prefix_len,
+            gateway: gw.and_then(|g| match g {
+                IpAddr::V6(g) => Some(g),
+                IpAddr::V4(_) => None,
+            }),
+        }),
     };
     let queues = Mutex::new(queues);
     let shares = Mutex::new(shares);
@@ -965,7 +996,11 @@ pub(crate) fn start(
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(w)
             .and_then(Option::take);
-        let io = DpdkIo::new(rxq, txq, wpool.clone(), net, offload, ports, stats)
+        let l3: L3 = match net {
+            NetCfg::V4(c) => c.into(),
+            NetCfg::V6(c) => c.into(),
+        };
+        let io = DpdkIo::new(rxq, txq, wpool.clone(), l3, offload, ports, stats)
             .with_extra_addresses(&extra)
             .with_rx_offloads(rx_offloads)
             .with_registration(reg);

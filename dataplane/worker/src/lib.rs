@@ -23,7 +23,7 @@
 #![deny(missing_docs)]
 
 use std::io as stdio;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ use relay::{Relay, RelayConfig};
 #[cfg(feature = "dpdk")]
 pub mod dpdk_io;
 pub mod io;
+pub mod l3;
 pub mod lcore;
 pub mod mem_io;
 mod neighbour;
@@ -130,8 +131,9 @@ pub struct DpdkSettings {
     pub tx_desc: u16,
     /// The on-link prefix length of our address.
     pub prefix_len: u8,
-    /// The gateway for off-link peers (`None`: on-link peers only).
-    pub gateway: Option<Ipv4Addr>,
+    /// The gateway for off-link peers (`None`: on-link peers only), of the media address's
+    /// family.
+    pub gateway: Option<IpAddr>,
     /// Ask the device for IPv4/UDP checksum offload on transmit (used where offered).
     pub checksum_offload: bool,
     /// Put the port in promiscuous mode (not needed: frames are filtered by our MAC).

@@ -275,7 +275,9 @@ fn build_worker(
 )> {
     let last = FIRST_PORT + (2 * legs.min(PER_ADDR) - 1) as u16;
     let addresses = addresses_for(legs);
-    let extra: Vec<Ipv4Addr> = (1..addresses).map(|a| addr_ip(a as u8)).collect();
+    let extra: Vec<IpAddr> = (1..addresses)
+        .map(|a| IpAddr::V4(addr_ip(a as u8)))
+        .collect();
     let net = NetConfig {
         mac: our_mac,
         ip: US,
@@ -293,7 +295,7 @@ fn build_worker(
         .with_rx_offloads(rx_offloads)
         .with_registration(reg);
     let t0 = io.clock().now();
-    io.netstack_mut().insert_neighbour(t0, GW, GW_MAC);
+    io.insert_neighbour(t0, IpAddr::V4(GW), GW_MAC);
     let mut cfg = RelayConfig::new(FIRST_PORT..=last, 1 << 16);
     cfg.seed = 7;
     cfg.addresses = addresses;
