@@ -28,7 +28,7 @@
 //! ```toml
 //! [media]
 //! backend = "dpdk"
-//! address = "198.18.0.1"               # IPv4 owned by the DPDK port
+//! address = "198.18.0.1"               # owned by the DPDK port (IPv4 or IPv6)
 //! [dpdk]
 //! main_core = 0
 //! worker_cores = [1]
@@ -239,7 +239,7 @@ pub(crate) struct MediaConfig {
     /// `backend`: `"socket"` (default) or `"dpdk"` (needs a `[dpdk]` section).
     pub(crate) backend: Backend,
     /// `address`: the relay's IP, bound and written into SDP (not `0.0.0.0`). Default
-    /// `127.0.0.1`. With `backend = "dpdk"` it must be IPv4: the address the DPDK port owns
+    /// `127.0.0.1`. With `backend = "dpdk"` it is the unicast address the DPDK port owns
     /// (it answers ARP and ICMP echo for it).
     pub(crate) address: IpAddr,
     /// `extra_addresses`: further media addresses after `address`, e.g. `["127.0.0.2"]`.
@@ -247,8 +247,9 @@ pub(crate) struct MediaConfig {
     /// (one address holds one leg per RTP/RTCP pair). Leg address index `i` is `address` for
     /// 0 and `extra_addresses[i-1]` otherwise; legs fill the first address before the next.
     /// Each must be distinct, not unspecified, not `address`, of `address`'s family; at most
-    /// `dp_api::MAX_ADDRESSES - 1` of them. With a `[dpdk]` section each must be IPv4 inside
-    /// `address/dpdk.prefix_len` (the port answers ARP and ping for all of them). Default none.
+    /// `dp_api::MAX_ADDRESSES - 1` of them. With a `[dpdk]` section each must be unicast and
+    /// inside `address/dpdk.prefix_len` (the port answers ARP/NDP and ping for all of them).
+    /// Default none.
     pub(crate) extra_addresses: Vec<IpAddr>,
     /// `ports`: `"FIRST-LAST"`, even first, odd last. Default `"20000-29999"`.
     pub(crate) ports: PortRange,
@@ -453,11 +454,13 @@ pub(crate) struct DpdkConfig {
     /// `port`: the DPDK port index that carries media (ports are numbered in `devices`
     /// order). Default 0.
     pub(crate) port: u16,
-    /// `prefix_len`: the on-link prefix length of `media.address` (1..=32). Default 24.
+    /// `prefix_len`: the on-link prefix length of `media.address` (1..=32 for IPv4, 1..=128 for
+    /// IPv6). Default 24.
     pub(crate) prefix_len: u8,
-    /// `gateway`: next hop for peers outside `media.address/prefix_len`; must be on-link.
+    /// `gateway`: next hop for peers outside `media.address/prefix_len`; must be on-link and of
+    /// `media.address`'s family.
     /// Default: none (only on-link peers are reachable).
-    pub(crate) gateway: Option<Ipv4Addr>,
+    pub(crate) gateway: Option<IpAddr>,
     /// `no_huge`: run without hugepages (`--no-huge`; tests, virtual devices). Needs
     /// `memory_mb`. Default false.
     pub(crate) no_huge: bool,
@@ -511,6 +514,16 @@ impl Default for DpdkConfig {
             eal_args: Vec::new(),
             steering: SteeringKey::Auto,
         }
+    }
+}
+
+/// Whether `ip` can be owned by a DPDK port: unicast, not loopback, not unspecified.
+fn port_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+        }
+        IpAddr::V6(a) => !(a.is_unspecified() || a.is_multicast() || a.is_loopback()),
     }
 }
 
@@ -610,7 +623,7 @@ impl DpdkConfig {
         s.rx_desc = self.rx_desc;
         s.tx_desc = self.tx_desc;
         s.prefix_len = self.prefix_len;
-        s.gateway = self.gateway.map(IpAddr::V4);
+        s.gateway = self.gateway;
         s.steering = self.steering.to_worker();
         s
     }
@@ -624,15 +637,29 @@ impl DpdkConfig {
         self.settings().eal_args()
     }
 
-    /// Whether `ip` is inside `address/prefix_len` (on-link).
+    /// Whether `ip` is inside `address/prefix_len` (on-link); never across families.
     #[must_use]
-    pub(crate) fn on_link(&self, address: Ipv4Addr, ip: Ipv4Addr) -> bool {
-        let mask = if self.prefix_len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - u32::from(self.prefix_len.min(32)))
-        };
-        u32::from(address) & mask == u32::from(ip) & mask
+    pub(crate) fn on_link(&self, address: IpAddr, ip: IpAddr) -> bool {
+        let p = u32::from(self.prefix_len);
+        match (address, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let mask = if p == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - p.min(32))
+                };
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                let mask = if p == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - p.min(128))
+                };
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
     }
 
     fn validate(
@@ -732,40 +759,41 @@ impl DpdkConfig {
                 ),
             );
         }
-        let IpAddr::V4(addr) = media.address else {
+        let addr = media.address;
+        if !port_unicast(addr) {
             return at(
                 &[key("media"), key("address")],
-                format!(
-                    "{} is not IPv4; the dpdk backend owns an IPv4 address",
-                    media.address
-                ),
-            );
-        };
-        if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() || addr.is_loopback()
-        {
-            return at(
-                &[key("media"), key("address")],
-                format!("{addr} cannot be the address of a DPDK port; give a unicast IPv4 address"),
+                format!("{addr} cannot be the address of a DPDK port; give a unicast address"),
             );
         }
-        if !(1..=32).contains(&self.prefix_len) {
+        let max_prefix = if addr.is_ipv4() { 32 } else { 128 };
+        if !(1..=max_prefix).contains(&self.prefix_len) {
             return at(
                 &d("prefix_len"),
-                format!("{} is not a prefix length (1..=32)", self.prefix_len),
+                format!(
+                    "{} is not a prefix length for {} (1..={max_prefix})",
+                    self.prefix_len,
+                    if addr.is_ipv4() { "IPv4" } else { "IPv6" }
+                ),
             );
         }
-        for (i, &extra) in media.extra_addresses.iter().enumerate() {
+        for (i, &x) in media.extra_addresses.iter().enumerate() {
             let item = || vec![key("media"), key("extra_addresses"), Seg::Index(i)];
-            let IpAddr::V4(x) = extra else {
+            if !port_unicast(x) {
                 return at(
                     &item(),
-                    format!("{extra} is not IPv4; the dpdk backend owns IPv4 addresses only"),
+                    format!("{x} cannot be an address of a DPDK port; give a unicast address"),
                 );
-            };
-            if x.is_unspecified() || x.is_broadcast() || x.is_multicast() || x.is_loopback() {
+            }
+            if x.is_ipv4() != addr.is_ipv4() {
+                let fam = |a: IpAddr| if a.is_ipv4() { "IPv4" } else { "IPv6" };
                 return at(
                     &item(),
-                    format!("{x} cannot be an address of a DPDK port; give a unicast IPv4 address"),
+                    format!(
+                        "{x} is {} but media.address {addr} is {}; one DPDK port runs one family",
+                        fam(x),
+                        fam(addr)
+                    ),
                 );
             }
             if !self.on_link(addr, x) {
@@ -786,6 +814,12 @@ impl DpdkConfig {
             }
         }
         if let Some(gw) = self.gateway {
+            if gw.is_ipv4() != addr.is_ipv4() {
+                return at(
+                    &d("gateway"),
+                    format!("{gw} is not of media.address's family ({addr})"),
+                );
+            }
             if gw == addr {
                 return at(
                     &d("gateway"),
@@ -1998,7 +2032,7 @@ steering = "auto"
         assert_eq!(c.media.backend, Backend::Dpdk);
         let d = c.dpdk.as_ref().unwrap();
         assert_eq!(d.worker_cores, [1, 2]);
-        assert_eq!(d.gateway, Some(Ipv4Addr::new(198, 18, 0, 254)));
+        assert_eq!(d.gateway, Some(ip("198.18.0.254")));
         // media.workers absent: one worker per worker core.
         assert_eq!(c.media.workers, 2);
         // Or given and equal.
@@ -2129,11 +2163,29 @@ steering = "auto"
 
     #[test]
     fn dpdk_addresses() {
+        // IPv6: a /64 on the port, gateway of the same family.
+        let v6 = dpdk_with(3, "address = \"2001:2::1\"")
+            .replace("prefix_len = 24", "prefix_len = 64")
+            .replace("gateway = \"198.18.0.254\"", "gateway = \"2001:2::fe\"");
+        let c = parse_dpdk(&v6).unwrap();
+        let s = c.dpdk.unwrap().settings();
+        assert_eq!((s.prefix_len, s.gateway), (64, Some(ip("2001:2::fe"))));
         let e = dpdk_fail(
-            &dpdk_with(3, "address = \"2001:db8::1\""),
-            "3: media.address: ",
+            &v6.replace("prefix_len = 64", "prefix_len = 129"),
+            "13: dpdk.prefix_len: ",
         );
-        assert!(e.contains("IPv4"), "{e}");
+        assert!(e.contains("1..=128"), "{e}");
+        let e = dpdk_fail(
+            &v6.replace("gateway = \"2001:2::fe\"", "gateway = \"198.18.0.254\""),
+            "14: dpdk.gateway: ",
+        );
+        assert!(e.contains("family"), "{e}");
+        let e = dpdk_fail(
+            &v6.replace("gateway = \"2001:2::fe\"", "gateway = \"2001:3::fe\""),
+            "14: dpdk.gateway: ",
+        );
+        assert!(e.contains("not on-link"), "{e}");
+        dpdk_fail(&dpdk_with(3, "address = \"::1\""), "3: media.address: ");
         dpdk_fail(&dpdk_with(3, "address = \"0.0.0.0\""), "3: media.address: ");
         let e = dpdk_fail(
             &dpdk_with(14, "gateway = \"198.18.1.254\""),
@@ -2176,7 +2228,7 @@ steering = "auto"
             &dpdk_extra("[\"198.18.0.2\", \"2001:db8::2\"]"),
             "4: media.extra_addresses[1]: ",
         );
-        assert!(e.contains("not IPv4"), "{e}");
+        assert!(e.contains("IPv6") && e.contains("IPv4"), "{e}");
         let e = dpdk_fail(
             &dpdk_extra("[\"198.18.1.2\"]"),
             "4: media.extra_addresses[0]: ",
@@ -2194,7 +2246,7 @@ steering = "auto"
             &dpdk_extra("[\"127.0.0.2\"]"),
             "4: media.extra_addresses[0]: ",
         );
-        assert!(e.contains("unicast IPv4"), "{e}");
+        assert!(e.contains("unicast address"), "{e}");
         dpdk_fail(
             &dpdk_extra("[\"198.18.0.255\", \"255.255.255.255\"]"),
             "4: media.extra_addresses[1]: ",

@@ -78,26 +78,6 @@ fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_filled_once() {
-        assert_eq!(
-            fill(
-                "a {{X}} b {{Y}} {{Z}}",
-                &[("{{X}}", "{{Y}}"), ("{{Y}}", "y")]
-            ),
-            "a {{Y}} b y {{Z}}"
-        );
-        assert_eq!(
-            escape_html("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
-    }
-}
-
 /// A small HTML page for errors (unknown business, nothing configured).
 #[must_use]
 pub fn message(title: &str, text: &str) -> String {
@@ -242,3 +222,23 @@ const PAGE: &str = r#"<!doctype html>
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_once() {
+        assert_eq!(
+            fill(
+                "a {{X}} b {{Y}} {{Z}}",
+                &[("{{X}}", "{{Y}}"), ("{{Y}}", "y")]
+            ),
+            "a {{Y}} b y {{Z}}"
+        );
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
