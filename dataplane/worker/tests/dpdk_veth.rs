@@ -15,14 +15,12 @@ mod common;
 use common::{spec, Net};
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
-use dp_api::{Command, Event};
+use dp_api::Command;
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const DEADLINE: Duration = Duration::from_secs(20);
 const PACKETS: u32 = 50;
 
 /// Two RTP peers on 198.18.0.2:40000 and :40002 sending `n` packets each to our legs and
@@ -77,22 +75,7 @@ fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
     let (dp, handle) = Dataplane::start(cfg).expect("start on af_packet");
 
     // Ping: ARP resolution and ICMP echo through our netstack.
-    let out = net.exec(&["ping", "-c", "3", "-W", "5", "198.18.0.1"]);
-    assert!(
-        out.status.success(),
-        "ping failed: {}{}\n{:#?}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        dp.stats()
-    );
-    let neigh = net.exec(&["ip", "neigh", "show", "198.18.0.1"]);
-    let neigh = String::from_utf8_lossy(&neigh.stdout);
-    let our_mac =
-        std::fs::read_to_string(format!("/sys/class/net/{}/address", net.ours)).expect("our MAC");
-    assert!(
-        neigh.contains(our_mac.trim()),
-        "neighbour entry {neigh:?} lacks our MAC {our_mac}"
-    );
+    common::ping_and_check_neighbour(&net, &[], "198.18.0.1", &dp.stats());
 
     // Two bridged legs, each with a peer socket in the namespace.
     let a = handle.plan.allocate().unwrap();
@@ -102,18 +85,7 @@ fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
     handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
     handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
     handle.send(Command::Bridge { a, b }).unwrap();
-    let mut added = 0;
-    let end = Instant::now() + DEADLINE;
-    while added < 2 {
-        let ev = handle
-            .events()
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-            .expect("LegAdded events");
-        match ev {
-            Event::LegAdded { .. } => added += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    common::wait_legs_added(&handle, 2);
     let out = net.exec(&[
         "/usr/bin/python3",
         "-c",

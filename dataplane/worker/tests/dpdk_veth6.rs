@@ -18,15 +18,13 @@ mod common;
 use common::{spec, Net};
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
-use dp_api::{Command, Event};
+use dp_api::Command;
 
 const US: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 1);
 const PEER: Ipv6Addr = Ipv6Addr::new(0x2001, 2, 0, 0, 0, 0, 0, 2);
 const PEER_CIDR: &str = "2001:2::2/64";
-const DEADLINE: Duration = Duration::from_secs(20);
 const PACKETS: u32 = 50;
 
 /// Two RTP peers on [2001:2::2]:40000 and :40002 sending `n` packets each to our legs and
@@ -85,22 +83,7 @@ fn dpdk_af_packet_answers_ndp_and_ping6_and_relays_rtp_over_ipv6() {
 
     // Ping: neighbour discovery and ICMPv6 echo through our netstack.
     let us = US.to_string();
-    let out = net.exec(&["ping", "-6", "-c", "3", "-W", "5", &us]);
-    assert!(
-        out.status.success(),
-        "ping -6 failed: {}{}\n{:#?}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-        dp.stats()
-    );
-    let neigh = net.exec(&["ip", "-6", "neigh", "show", &us]);
-    let neigh = String::from_utf8_lossy(&neigh.stdout);
-    let our_mac =
-        std::fs::read_to_string(format!("/sys/class/net/{}/address", net.ours)).expect("our MAC");
-    assert!(
-        neigh.contains(our_mac.trim()),
-        "neighbour entry {neigh:?} lacks our MAC {our_mac}"
-    );
+    common::ping_and_check_neighbour(&net, &["-6"], &us, &dp.stats());
 
     // Two bridged legs, each with a peer socket in the namespace.
     let a = handle.plan.allocate().unwrap();
@@ -110,18 +93,7 @@ fn dpdk_af_packet_answers_ndp_and_ping6_and_relays_rtp_over_ipv6() {
     handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
     handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
     handle.send(Command::Bridge { a, b }).unwrap();
-    let mut added = 0;
-    let end = Instant::now() + DEADLINE;
-    while added < 2 {
-        let ev = handle
-            .events()
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-            .expect("LegAdded events");
-        match ev {
-            Event::LegAdded { .. } => added += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    common::wait_legs_added(&handle, 2);
     let out = net.exec(&[
         "/usr/bin/python3",
         "-c",

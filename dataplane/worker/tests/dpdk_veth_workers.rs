@@ -19,16 +19,14 @@
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
 
 use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings, Steering};
 use common::{spec, Net};
-use dp_api::{Command, Event, LegId};
+use dp_api::{Command, LegId};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const US2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 3);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-const DEADLINE: Duration = Duration::from_secs(20);
 const PAIRS: u16 = 8;
 const PACKETS: u32 = 30;
 
@@ -94,14 +92,7 @@ fn two_workers_share_an_af_packet_port_by_handoff() {
     assert_eq!(dp.workers(), 2);
 
     for ip in ["198.18.0.1", "198.18.0.3"] {
-        let out = net.exec(&["ping", "-c", "3", "-W", "5", ip]);
-        assert!(
-            out.status.success(),
-            "ping {ip} failed: {}{}\n{:#?}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            dp.stats()
-        );
+        common::ping_and_check_neighbour(&net, &[], ip, &dp.stats());
     }
 
     // Eight bridged pairs, alternating between the workers; each worker's first two pairs
@@ -130,18 +121,7 @@ fn two_workers_share_an_af_packet_port_by_handoff() {
         "half the legs on the second address"
     );
     assert_eq!(handle.plan.free_pairs(), 0);
-    let end = Instant::now() + DEADLINE;
-    let mut added = 0;
-    while added < 2 * PAIRS {
-        match handle
-            .events()
-            .recv_timeout(end.saturating_duration_since(Instant::now()))
-            .expect("LegAdded events")
-        {
-            Event::LegAdded { .. } => added += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    common::wait_legs_added(&handle, usize::from(2 * PAIRS));
     let n = PACKETS.to_string();
     let mut args = vec!["/usr/bin/python3", "-c", PEERS_PY, n.as_str()];
     args.extend(ports.iter().map(String::as_str));

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::process::{Command as Proc, Output};
 
-use dp_api::{Codec, LegId, LegSpec, SrcMismatch};
+use std::time::{Duration, Instant};
+
+use dp_api::{Codec, DataplaneHandle, Event, LegId, LegSpec, SrcMismatch};
 
 /// A leg that accepts media only from `remote` (no learning), PCMU, no media timeout.
 pub(crate) fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
@@ -134,4 +136,52 @@ pub(crate) fn require_root_and_tools() {
             "{tool} is missing (packages iproute2, ethtool, iputils-ping)"
         );
     }
+}
+
+/// Waits (up to 20 s) for `n` `LegAdded` events; any other event fails the test.
+pub(crate) fn wait_legs_added(handle: &DataplaneHandle, n: usize) {
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut added = 0;
+    while added < n {
+        let ev = handle
+            .events()
+            .recv_timeout(end.saturating_duration_since(Instant::now()))
+            .expect("LegAdded events");
+        match ev {
+            Event::LegAdded { .. } => added += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// From the namespace: `ping` (with `flags`, e.g. `-6`) our address `us` three times, then
+/// check the kernel's neighbour entry for it holds our port's MAC. `stats` is printed on
+/// failure.
+pub(crate) fn ping_and_check_neighbour(
+    net: &Net,
+    flags: &[&str],
+    us: &str,
+    stats: &dyn std::fmt::Debug,
+) {
+    let mut ping = vec!["ping"];
+    ping.extend_from_slice(flags);
+    ping.extend_from_slice(&["-c", "3", "-W", "5", us]);
+    let out = net.exec(&ping);
+    assert!(
+        out.status.success(),
+        "{ping:?} failed: {}{}\n{stats:#?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let mut show = vec!["ip"];
+    show.extend_from_slice(flags);
+    show.extend_from_slice(&["neigh", "show", us]);
+    let neigh = net.exec(&show);
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    let our_mac =
+        std::fs::read_to_string(format!("/sys/class/net/{}/address", net.ours)).expect("our MAC");
+    assert!(
+        neigh.contains(our_mac.trim()),
+        "neighbour entry {neigh:?} lacks our MAC {our_mac}"
+    );
 }
