@@ -12,62 +12,21 @@
 
 mod common;
 
-use common::{spec, Net};
+use common::Net;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
-use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings};
-use dp_api::Command;
+use callbridge_worker::{Backend, Dataplane, DataplaneConfig};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PACKETS: u32 = 50;
 
-/// Two RTP peers on 198.18.0.2:40000 and :40002 sending `n` packets each to our legs and
-/// counting what comes back, from which address. Prints one line of JSON-ish numbers.
-const PEERS_PY: &str = r#"
-import socket, sys, time, select
-us, pa, pb, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-s1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s1.bind(("198.18.0.2", 40000))
-s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s2.bind(("198.18.0.2", 40002))
-def rtp(seq, ssrc):
-    return bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + ssrc.to_bytes(4, "big") + b"\xd5" * 160
-got = {s1: 0, s2: 0}
-bad = 0
-want_from = {s1: (us, pa), s2: (us, pb)}
-def drain(timeout):
-    global bad
-    r, _, _ = select.select([s1, s2], [], [], timeout)
-    for s in r:
-        data, src = s.recvfrom(2048)
-        if src == want_from[s] and len(data) == 172 and data[0] == 0x80:
-            got[s] += 1
-        else:
-            bad += 1
-for i in range(n):
-    s1.sendto(rtp(i, 0x1111), (us, pa))
-    s2.sendto(rtp(i, 0x2222), (us, pb))
-    drain(0.005)
-end = time.time() + 10
-while (got[s1] < n or got[s2] < n) and time.time() < end:
-    drain(0.1)
-print("a_to_b=%d b_to_a=%d bad=%d" % (got[s2], got[s1], bad))
-"#;
-
 #[test]
 fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
     common::require_root_and_tools();
     let net = Net::create();
-    let mut s = DpdkSettings::new(
-        vec![format!("net_af_packet0,iface={}", net.ours)],
-        "net_af_packet0",
-    );
-    s.no_huge_mb = Some(256);
-    s.mbufs = 4095;
-    s.rx_desc = 256;
-    s.tx_desc = 256;
-    s.prefix_len = 24;
-    s.extra_args = vec!["--log-level".into(), "lib.eal:warning".into()];
+    let s = common::af_packet_settings(&net, 1, 4095, 24);
     let cfg = DataplaneConfig {
         backend: Backend::Dpdk(s),
         ..DataplaneConfig::new(IpAddr::V4(US), 30000..=30999)
@@ -78,34 +37,13 @@ fn dpdk_af_packet_answers_arp_and_ping_and_relays_rtp() {
     common::ping_and_check_neighbour(&net, &[], "198.18.0.1", &dp.stats());
 
     // Two bridged legs, each with a peer socket in the namespace.
-    let a = handle.plan.allocate().unwrap();
-    let b = handle.plan.allocate().unwrap();
-    let peer_a = SocketAddr::new(IpAddr::V4(PEER), 40000);
-    let peer_b = SocketAddr::new(IpAddr::V4(PEER), 40002);
-    handle.send(Command::AddLeg(spec(a, peer_a))).unwrap();
-    handle.send(Command::AddLeg(spec(b, peer_b))).unwrap();
-    handle.send(Command::Bridge { a, b }).unwrap();
-    common::wait_legs_added(&handle, 2);
-    let out = net.exec(&[
-        "/usr/bin/python3",
-        "-c",
-        PEERS_PY,
-        "198.18.0.1",
-        &a.port().to_string(),
-        &b.port().to_string(),
-        &PACKETS.to_string(),
-    ]);
-    let report = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "RTP peers failed: {report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        report.trim(),
-        format!("a_to_b={PACKETS} b_to_a={PACKETS} bad=0"),
-        "{:#?}",
-        dp.stats()
+    common::relay_between_two_peers(
+        &net,
+        &dp,
+        &handle,
+        IpAddr::V4(US),
+        IpAddr::V4(PEER),
+        PACKETS,
     );
     let fin = dp.shutdown();
     let w = &fin[0];

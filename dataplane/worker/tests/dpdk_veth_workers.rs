@@ -20,7 +20,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use callbridge_worker::{Backend, Dataplane, DataplaneConfig, DpdkSettings, Steering};
+use callbridge_worker::{Backend, Dataplane, DataplaneConfig, Steering};
 use common::{spec, Net};
 use dp_api::{Command, LegId};
 
@@ -71,17 +71,8 @@ print("received=%d min=%d bad=%d" % (sum(got.values()), min(got.values()), bad))
 fn two_workers_share_an_af_packet_port_by_handoff() {
     common::require_root_and_tools();
     let net = Net::create();
-    let mut s = DpdkSettings::new(
-        vec![format!("net_af_packet0,iface={},qpairs=2", net.ours)],
-        "net_af_packet0",
-    );
-    s.no_huge_mb = Some(256);
-    s.mbufs = 8191;
-    s.rx_desc = 256;
-    s.tx_desc = 256;
-    s.prefix_len = 24;
+    let mut s = common::af_packet_settings(&net, 2, 8191, 24);
     s.steering = Steering::Auto;
-    s.extra_args = vec!["--log-level".into(), "lib.eal:warning".into()];
     let cfg = DataplaneConfig {
         backend: Backend::Dpdk(s),
         workers: 2,

@@ -2,12 +2,13 @@
 //! namespace of the test's own (198.18.0.2/24), deleted on drop.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::{Command as Proc, Output};
 
 use std::time::{Duration, Instant};
 
-use dp_api::{Codec, DataplaneHandle, Event, LegId, LegSpec, SrcMismatch};
+use callbridge_worker::{Dataplane, DpdkSettings};
+use dp_api::{Codec, Command, DataplaneHandle, Event, LegId, LegSpec, SrcMismatch};
 
 /// A leg that accepts media only from `remote` (no learning), PCMU, no media timeout.
 pub(crate) fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
@@ -183,5 +184,104 @@ pub(crate) fn ping_and_check_neighbour(
     assert!(
         neigh.contains(our_mac.trim()),
         "neighbour entry {neigh:?} lacks our MAC {our_mac}"
+    );
+}
+
+/// DPDK on our end of the veth through `net_af_packet0` (`qpairs` queue pairs), no
+/// hugepages, small rings: what the veth tests run on.
+pub(crate) fn af_packet_settings(
+    net: &Net,
+    qpairs: u16,
+    mbufs: u32,
+    prefix_len: u8,
+) -> DpdkSettings {
+    let dev = if qpairs > 1 {
+        format!("net_af_packet0,iface={},qpairs={qpairs}", net.ours)
+    } else {
+        format!("net_af_packet0,iface={}", net.ours)
+    };
+    let mut s = DpdkSettings::new(vec![dev], "net_af_packet0");
+    s.no_huge_mb = Some(256);
+    s.mbufs = mbufs;
+    s.rx_desc = 256;
+    s.tx_desc = 256;
+    s.prefix_len = prefix_len;
+    s.extra_args = vec!["--log-level".into(), "lib.eal:warning".into()];
+    s
+}
+
+/// Two RTP peers in the namespace on `peer`:40000 and :40002 (IPv4 or IPv6) sending `n`
+/// packets each to our legs on `us` and counting what comes back, from which address (an
+/// IPv6 `recvfrom` gives a 4-tuple; host and port are compared). Prints one line.
+const PEERS_PY: &str = r#"
+import socket, sys, time, select
+peer, us, pa, pb, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+fam = socket.AF_INET6 if ":" in peer else socket.AF_INET
+s1 = socket.socket(fam, socket.SOCK_DGRAM); s1.bind((peer, 40000))
+s2 = socket.socket(fam, socket.SOCK_DGRAM); s2.bind((peer, 40002))
+def rtp(seq, ssrc):
+    return bytes([0x80, 0]) + seq.to_bytes(2, "big") + (seq * 160).to_bytes(4, "big") + ssrc.to_bytes(4, "big") + b"\xd5" * 160
+got = {s1: 0, s2: 0}
+bad = 0
+want_from = {s1: (us, pa), s2: (us, pb)}
+def drain(timeout):
+    global bad
+    r, _, _ = select.select([s1, s2], [], [], timeout)
+    for s in r:
+        data, src = s.recvfrom(2048)
+        if src[:2] == want_from[s] and len(data) == 172 and data[0] >> 6 == 2:
+            got[s] += 1
+        else:
+            bad += 1
+            print("bad datagram from %r: %d bytes" % (src, len(data)), file=sys.stderr)
+for i in range(n):
+    s1.sendto(rtp(i, 0x1111), (us, pa))
+    s2.sendto(rtp(i, 0x2222), (us, pb))
+    drain(0.005)
+end = time.time() + 10
+while (got[s1] < n or got[s2] < n) and time.time() < end:
+    drain(0.1)
+print("a_to_b=%d b_to_a=%d bad=%d" % (got[s2], got[s1], bad))
+"#;
+
+/// Two legs bridged to peers on `peer`:40000 and :40002 in the namespace; every one of `n`
+/// RTP packets each peer sends to its leg on `us` must come back to the other peer from the
+/// other leg's address and port.
+pub(crate) fn relay_between_two_peers(
+    net: &Net,
+    dp: &Dataplane,
+    handle: &DataplaneHandle,
+    us: IpAddr,
+    peer: IpAddr,
+    n: u32,
+) {
+    let a = handle.plan.allocate().unwrap();
+    let b = handle.plan.allocate().unwrap();
+    handle
+        .send(Command::AddLeg(spec(a, SocketAddr::new(peer, 40000))))
+        .unwrap();
+    handle
+        .send(Command::AddLeg(spec(b, SocketAddr::new(peer, 40002))))
+        .unwrap();
+    handle.send(Command::Bridge { a, b }).unwrap();
+    wait_legs_added(handle, 2);
+    let out = net.exec(&[
+        "/usr/bin/python3",
+        "-c",
+        PEERS_PY,
+        &peer.to_string(),
+        &us.to_string(),
+        &a.port().to_string(),
+        &b.port().to_string(),
+        &n.to_string(),
+    ]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "RTP peers failed: {report}{errors}");
+    assert_eq!(
+        report.trim(),
+        format!("a_to_b={n} b_to_a={n} bad=0"),
+        "{errors}\n{:#?}",
+        dp.stats()
     );
 }
