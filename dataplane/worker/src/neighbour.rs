@@ -13,8 +13,8 @@ use std::time::Instant;
 use wire::ethernet::Address;
 
 use crate::netstack::{
-    ARP_RETRY, NEIGHBOUR_BUCKETS, NEIGHBOUR_TTL, NEIGHBOUR_WAYS, PENDING_IDLE, PENDING_TARGETS,
-    REFRESH_BEFORE,
+    ARP_RETRY, LEARNED_LOG, NEIGHBOUR_BUCKETS, NEIGHBOUR_TTL, NEIGHBOUR_WAYS, PENDING_IDLE,
+    PENDING_TARGETS, REFRESH_BEFORE,
 };
 
 /// An address the cache can hold.
@@ -267,5 +267,50 @@ impl<A: NeighbourAddr> Neighbours<A> {
                 }
             }
         }
+    }
+}
+
+/// Neighbours learned from ARP/NDP, kept (when on) for a worker to pass to the other workers
+/// on the same port: a reply reaches only one of them. Bounded: at most [`LEARNED_LOG`]
+/// between two takes; more are not logged (the other workers then ask themselves).
+#[derive(Debug)]
+pub(crate) struct LearnedLog<A> {
+    on: bool,
+    log: [(A, Address); LEARNED_LOG],
+    len: usize,
+}
+
+impl<A: NeighbourAddr> LearnedLog<A> {
+    pub(crate) fn new() -> Self {
+        Self {
+            on: false,
+            log: [(A::UNSPECIFIED, Address([0; 6])); LEARNED_LOG],
+            len: 0,
+        }
+    }
+
+    /// Turns logging on or off (and forgets what was logged).
+    pub(crate) fn set_on(&mut self, on: bool) {
+        self.on = on;
+        self.len = 0;
+    }
+
+    /// Logs a learned neighbour, if on and there is room.
+    pub(crate) fn push(&mut self, ip: A, mac: Address) {
+        if self.on && self.len < LEARNED_LOG {
+            self.log[self.len] = (ip, mac);
+            self.len += 1;
+        }
+    }
+
+    /// The oldest logged neighbour not taken yet.
+    pub(crate) fn take(&mut self) -> Option<(A, Address)> {
+        if self.len == 0 {
+            return None;
+        }
+        let e = self.log[0];
+        self.log.copy_within(1..self.len, 0);
+        self.len -= 1;
+        Some(e)
     }
 }

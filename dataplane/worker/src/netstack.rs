@@ -35,7 +35,7 @@ use wire::icmpv4::{message, Icmpv4Packet};
 use wire::ipv4::{self, protocol, Ipv4Packet};
 use wire::udp::{self, UdpPacket};
 
-use crate::neighbour::Neighbours;
+use crate::neighbour::{LearnedLog, Neighbours};
 
 /// The bytes [`Netstack::encap`] writes in front of a UDP payload: Ethernet (14), IPv4
 /// without options (20), UDP (8).
@@ -86,6 +86,35 @@ pub fn udp_dst_port(frame: &[u8], ips: &[Ipv4Addr]) -> Option<u16> {
     let l4 = L3 + usize::from(h[L3] & 0x0f) * 4;
     let p = frame.get(l4 + 2..l4 + 4)?;
     Some(u16::from_be_bytes([p[0], p[1]]))
+}
+
+/// The UDP checksum of a datagram we send (both IP families): `ph` the pseudo-header sum,
+/// then the UDP header's words (checksum zero) and the payload — its first [`SUM_SKIP`] bytes
+/// afresh and the rest from `tail_sum` (an [`Ingress::Udp`]'s, when the payload after them is
+/// unchanged), or all of it. A computed zero is sent as all ones (RFC 768).
+#[inline]
+#[must_use]
+pub(crate) fn udp_checksum(
+    ph: u32,
+    src_port: u16,
+    dst_port: u16,
+    udp_len: usize,
+    payload: &[u8],
+    tail_sum: Option<u32>,
+) -> u16 {
+    let hdr_sum = u32::from(src_port) + u32::from(dst_port) + udp_len as u32;
+    let c = match tail_sum {
+        Some(tail) => {
+            let split = SUM_SKIP.min(payload.len());
+            checksum::combine(&[ph, hdr_sum, checksum::sum(&payload[..split]), tail])
+        }
+        None => checksum::combine(&[ph, hdr_sum, checksum::sum(payload)]),
+    };
+    if c == 0 {
+        0xffff
+    } else {
+        c
+    }
 }
 
 /// What the L2/L3 layer knows about its port.
@@ -343,11 +372,8 @@ pub struct Netstack {
     /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test.
     mask: u32,
     net: u32,
-    /// Whether neighbours learned from ARP are logged for other workers.
-    share_learned: bool,
-    /// Learned neighbours not yet taken ([`Self::take_learned`]).
-    learned: [(Ipv4Addr, Address); LEARNED_LOG],
-    learned_len: usize,
+    /// Neighbours learned from ARP, for other workers ([`Self::take_learned`]).
+    learned: LearnedLog<Ipv4Addr>,
 }
 
 /// Ethernet + IPv4 header bytes of [`Netstack`]'s transmit template.
@@ -414,9 +440,7 @@ impl Netstack {
             tx_src: vec![TxSrc::new(cfg.mac, cfg.ip)],
             mask: cfg.mask(),
             net: u32::from(cfg.ip) & cfg.mask(),
-            share_learned: false,
-            learned: [(Ipv4Addr::UNSPECIFIED, Address([0; 6])); LEARNED_LOG],
-            learned_len: 0,
+            learned: LearnedLog::new(),
         }
     }
 
@@ -424,21 +448,14 @@ impl Netstack {
     /// pass it to the other workers on the same port (an ARP reply reaches only one of them).
     /// Entries put in with [`Self::insert_neighbour`] are not logged.
     pub fn set_share_learned(&mut self, on: bool) {
-        self.share_learned = on;
-        self.learned_len = 0;
+        self.learned.set_on(on);
     }
 
     /// The oldest neighbour learned from ARP and not taken yet (see
     /// [`Self::set_share_learned`]). At most [`LEARNED_LOG`] are kept; more between two takes
     /// are not logged (the other workers then ask themselves).
     pub fn take_learned(&mut self) -> Option<(Ipv4Addr, Address)> {
-        if self.learned_len == 0 {
-            return None;
-        }
-        let e = self.learned[0];
-        self.learned.copy_within(1..self.learned_len, 0);
-        self.learned_len -= 1;
-        Some(e)
+        self.learned.take()
     }
 
     /// Owns `extra` too (media addresses 1, 2, …, after `cfg.ip`): answers ARP and ping for
@@ -541,10 +558,7 @@ impl Netstack {
             && sender_mac != Address([0; 6]);
         if learnable && (for_us || self.neigh.knows(sender)) {
             self.learn(now, sender, sender_mac);
-            if self.share_learned && self.learned_len < LEARNED_LOG {
-                self.learned[self.learned_len] = (sender, sender_mac);
-                self.learned_len += 1;
-            }
+            self.learned.push(sender, sender_mac);
         }
         match (repr.operation, for_us) {
             (Operation::Request, true) => {
@@ -806,18 +820,7 @@ impl Netstack {
         if offload.udp_checksum {
             u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
         } else {
-            // The UDP header's words (checksum still zero), then the payload: its first
-            // SUM_SKIP bytes afresh and the rest from `tail_sum`, or all of it.
-            let hdr_sum = u32::from(src_port) + u32::from(dst.port()) + udp_len as u32;
-            let c = match tail_sum {
-                Some(tail) => {
-                    let split = SUM_SKIP.min(payload.len());
-                    checksum::combine(&[ph, hdr_sum, checksum::sum(&payload[..split]), tail])
-                }
-                None => checksum::combine(&[ph, hdr_sum, checksum::sum(payload)]),
-            };
-            // RFC 768: a computed zero is transmitted as all ones.
-            let c = if c == 0 { 0xffff } else { c };
+            let c = udp_checksum(ph, src_port, dst.port(), udp_len, payload, tail_sum);
             u[6..8].copy_from_slice(&c.to_be_bytes());
         }
         self.stats.tx_udp += 1;

@@ -27,9 +27,9 @@ use wire::icmpv6::{message, ndp_option, Icmpv6Packet, NeighborAdvert, NeighborSo
 use wire::ipv6::{self, next_header, Ipv6Packet, Ipv6Repr};
 use wire::udp::{self, UdpPacket};
 
-use crate::neighbour::Neighbours;
+use crate::neighbour::{LearnedLog, Neighbours};
 use crate::netstack::{
-    Encap, Ingress, L2Drop, NetStats, RxOffload, DEFAULT_TTL, LEARNED_LOG, SUM_SKIP,
+    udp_checksum, Encap, Ingress, L2Drop, NetStats, RxOffload, DEFAULT_TTL, SUM_SKIP,
 };
 
 /// Bytes in front of a UDP payload: Ethernet + IPv6 + UDP headers.
@@ -77,9 +77,7 @@ pub struct Netstack6 {
     stats: NetStats,
     mask: u128,
     net: u128,
-    share_learned: bool,
-    learned: [(Ipv6Addr, Address); LEARNED_LOG],
-    learned_len: usize,
+    learned: LearnedLog<Ipv6Addr>,
 }
 
 /// Whether `ip` is link-local (fe80::/10): always on-link.
@@ -100,9 +98,7 @@ impl Netstack6 {
             stats: NetStats::default(),
             mask,
             net: u128::from(cfg.ip) & mask,
-            share_learned: false,
-            learned: [(Ipv6Addr::UNSPECIFIED, Address([0; 6])); LEARNED_LOG],
-            learned_len: 0,
+            learned: LearnedLog::new(),
         }
     }
 
@@ -134,19 +130,12 @@ impl Netstack6 {
 
     /// As [`crate::Netstack::set_share_learned`].
     pub fn set_share_learned(&mut self, on: bool) {
-        self.share_learned = on;
-        self.learned_len = 0;
+        self.learned.set_on(on);
     }
 
     /// As [`crate::Netstack::take_learned`].
     pub fn take_learned(&mut self) -> Option<(Ipv6Addr, Address)> {
-        if self.learned_len == 0 {
-            return None;
-        }
-        let e = self.learned[0];
-        self.learned.copy_within(1..self.learned_len, 0);
-        self.learned_len -= 1;
-        Some(e)
+        self.learned.take()
     }
 
     #[inline]
@@ -168,9 +157,8 @@ impl Netstack6 {
     fn learn(&mut self, now: Instant, ip: Ipv6Addr, mac: Address, log: bool) {
         self.neigh.learn(now, ip, mac);
         self.stats.arp_learned += 1;
-        if log && self.share_learned && self.learned_len < LEARNED_LOG {
-            self.learned[self.learned_len] = (ip, mac);
-            self.learned_len += 1;
+        if log {
+            self.learned.push(ip, mac);
         }
     }
 
@@ -481,15 +469,7 @@ impl Netstack6 {
         u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
         u[6..8].fill(0);
         let ph = checksum::pseudo_header_v6(&src, dst.ip(), next_header::UDP, udp_len as u32);
-        let hdr_sum = u32::from(src_port) + u32::from(dst.port()) + udp_len as u32;
-        let c = match tail_sum {
-            Some(tail) => {
-                let split = SUM_SKIP.min(payload.len());
-                checksum::combine(&[ph, hdr_sum, checksum::sum(&payload[..split]), tail])
-            }
-            None => checksum::combine(&[ph, hdr_sum, checksum::sum(payload)]),
-        };
-        let c = if c == 0 { 0xffff } else { c };
+        let c = udp_checksum(ph, src_port, dst.port(), udp_len, payload, tail_sum);
         u[6..8].copy_from_slice(&c.to_be_bytes());
         self.stats.tx_udp += 1;
         Encap::Ready { len }
