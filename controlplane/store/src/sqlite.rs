@@ -1,0 +1,664 @@
+//! [`SqliteStore`]: the [`Store`] in one SQLite file (WAL, `synchronous = FULL`).
+//!
+//! One connection writes (behind a mutex: SQLite has one writer anyway) and one reads, so
+//! `GET`s are not queued behind a commit's fsync; WAL lets the reader see the last commit.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use flows::{AgentId, BusinessId, CallId};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
+
+use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
+use crate::{
+    Accepted, CallRecord, EventRow, IdempotencyKey, Kind, MediaSummary, NewRequest, OutboxItem,
+    Page, RecordFilter, Sale, StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS,
+    LIVE_STATUSES,
+};
+
+/// How long a statement waits for a lock held by another process before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite store. See the module docs.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic inside a transaction rolls it back when the Transaction drops: the connection
+    // stays usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let c = Connection::open(path)
+        .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+    c.busy_timeout(BUSY_TIMEOUT)?;
+    c.pragma_update(None, "journal_mode", "WAL")?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(c)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path` and migrates it to
+    /// [`SCHEMA_VERSION`].
+    ///
+    /// # Errors
+    /// [`StoreError::Db`] when the file cannot be opened or migrated;
+    /// [`StoreError::SchemaTooNew`] when it comes from a newer callbridge.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_owned();
+        let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
+        let reader = connect(&path)?;
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        version(&lock(&self.reader))
+    }
+}
+
+fn version(c: &Connection) -> Result<i64, StoreError> {
+    Ok(c.query_row("SELECT version FROM schema_version", [], |r| r.get(0))?)
+}
+
+/// Runs the migrations the file lacks, each in its own transaction.
+fn migrate(c: &mut Connection) -> Result<(), StoreError> {
+    c.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let tx = c.transaction()?;
+    let have: Option<i64> = tx
+        .query_row("SELECT version FROM schema_version", [], |r| r.get(0))
+        .optional()?;
+    if have.is_none() {
+        tx.execute("INSERT INTO schema_version (version) VALUES (0)", [])?;
+    }
+    tx.commit()?;
+    loop {
+        let tx = c.transaction()?;
+        let v = version(&tx)?;
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if v == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let step =
+            usize::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))?;
+        tx.execute_batch(MIGRATIONS[step])
+            .map_err(|e| StoreError::Db(format!("migration to version {}: {e}", v + 1)))?;
+        tx.execute("UPDATE schema_version SET version = ?1", params![v + 1])?;
+        tx.commit()?;
+    }
+}
+
+const REQUEST_COLUMNS: &str = "id, kind, business, customer, preferred_agent, agent_spec, \
+     contact_at_ms, page_url, page_title, referrer, client_ip, created_ms, updated_ms, status, \
+     reason, agent, attempts, due_ms, claimed_by";
+
+fn corrupt(what: &str, value: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("stored {what} {value:?} is invalid").into(),
+    )
+}
+
+fn id_col<T>(
+    r: &Row<'_>,
+    i: usize,
+    what: &str,
+    make: fn(String) -> Result<T, flows::Error>,
+) -> rusqlite::Result<T> {
+    let s: String = r.get(i)?;
+    make(s.clone()).map_err(|_| corrupt(what, &s))
+}
+
+fn opt_id_col<T>(
+    r: &Row<'_>,
+    i: usize,
+    what: &str,
+    make: fn(String) -> Result<T, flows::Error>,
+) -> rusqlite::Result<Option<T>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(s) => make(s.clone()).map(Some).map_err(|_| corrupt(what, &s)),
+    }
+}
+
+/// A `requests` row (columns in [`REQUEST_COLUMNS`] order) without events, media, sale.
+fn request_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
+    let kind: String = r.get(1)?;
+    let kind = Kind::parse(&kind).ok_or_else(|| corrupt("kind", &kind))?;
+    let page_url: Option<String> = r.get(7)?;
+    let page = page_url.map(|url| -> rusqlite::Result<Page> {
+        Ok(Page {
+            url,
+            title: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
+            referrer: r.get::<_, Option<String>>(9)?.unwrap_or_default(),
+        })
+    });
+    let status: String = r.get(13)?;
+    let claimed_by: Option<String> = r.get(18)?;
+    Ok(CallRecord {
+        request: NewRequest {
+            id: id_col(r, 0, "id", CallId::new)?,
+            kind,
+            business: opt_id_col(r, 2, "business", BusinessId::new)?,
+            customer: r.get(3)?,
+            preferred_agent: opt_id_col(r, 4, "preferred agent", AgentId::new)?,
+            agent_spec: r.get(5)?,
+            contact_at_ms: r.get(6)?,
+            page: page.transpose()?,
+            client_ip: r.get(10)?,
+            created_ms: r.get(11)?,
+            status: status.clone(),
+            due_ms: None,
+            claimed_by,
+        },
+        updated_ms: r.get(12)?,
+        status,
+        reason: r.get(14)?,
+        agent: r.get(15)?,
+        attempts: r.get(16)?,
+        due_ms: r.get(17)?,
+        events: Vec::new(),
+        media: Vec::new(),
+        sale: None,
+    })
+}
+
+/// Fills in events, media and sale.
+fn complete(c: &Connection, mut rec: CallRecord) -> Result<CallRecord, StoreError> {
+    let id = rec.request.id.as_str().to_owned();
+    let mut st = c.prepare_cached(
+        "SELECT at_ms, status, reason, agent FROM events WHERE request_id = ?1 ORDER BY seq",
+    )?;
+    rec.events = st
+        .query_map(params![id], |r| {
+            Ok(EventRow {
+                at_ms: r.get(0)?,
+                status: r.get(1)?,
+                reason: r.get(2)?,
+                agent: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    // The status it was accepted with is the first event.
+    if let Some(first) = rec.events.first() {
+        rec.request.status.clone_from(&first.status);
+    }
+    let mut st =
+        c.prepare_cached("SELECT role, summary FROM media WHERE request_id = ?1 ORDER BY role")?;
+    rec.media = st
+        .query_map(params![id], |r| {
+            Ok((r.get::<_, String>(0)?, MediaSummary { json: r.get(1)? }))
+        })?
+        .collect::<Result<_, _>>()?;
+    rec.sale = c
+        .prepare_cached(
+            "SELECT at_ms, outcome, amount_minor, currency, product, notes, agent \
+             FROM sales WHERE request_id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(Sale {
+                at_ms: r.get(0)?,
+                outcome: r.get(1)?,
+                amount_minor: r.get(2)?,
+                currency: r.get(3)?,
+                product: r.get(4)?,
+                notes: r.get(5)?,
+                agent: r.get(6)?,
+            })
+        })
+        .optional()?;
+    Ok(rec)
+}
+
+fn get_in(c: &Connection, id: &str) -> Result<Option<CallRecord>, StoreError> {
+    let row = c
+        .prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"
+        ))?
+        .query_row(params![id], request_row)
+        .optional()?;
+    row.map(|r| complete(c, r)).transpose()
+}
+
+fn append_event(
+    tx: &Transaction<'_>,
+    id: &str,
+    at_ms: i64,
+    status: &str,
+    reason: Option<&str>,
+    agent: Option<&str>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO events (request_id, seq, at_ms, status, reason, agent) \
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE request_id = ?1), ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, at_ms, status, reason, agent])?;
+    Ok(())
+}
+
+fn query_records(
+    c: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<CallRecord>, StoreError> {
+    let rows: Vec<CallRecord> = c
+        .prepare_cached(sql)?
+        .query_map(args, request_row)?
+        .collect::<Result<_, _>>()?;
+    rows.into_iter().map(|r| complete(c, r)).collect()
+}
+
+fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
+    Ok(OutboxItem {
+        id: r.get(0)?,
+        request_id: id_col(r, 1, "request id", CallId::new)?,
+        business: id_col(r, 2, "business", BusinessId::new)?,
+        url: r.get(3)?,
+        body: r.get(4)?,
+        created_ms: r.get(5)?,
+        due_ms: r.get(6)?,
+        attempts: r.get(7)?,
+        delivered_ms: r.get(8)?,
+        last_status: r.get(9)?,
+        last_error: r.get(10)?,
+        abandoned_ms: r.get(11)?,
+    })
+}
+
+const OUTBOX_COLUMNS: &str = "id, request_id, business, url, body, created_ms, due_ms, attempts, \
+     delivered_ms, last_status, last_error, abandoned_ms";
+
+/// A placeholder list `?1, ?2, …` for the live statuses, starting at `?first`.
+fn live_placeholders(first: usize) -> String {
+    (0..LIVE_STATUSES.len())
+        .map(|i| format!("?{}", first + i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store for SqliteStore {
+    fn accept(
+        &self,
+        req: &NewRequest,
+        idem: Option<&IdempotencyKey>,
+        response: &StoredResponse,
+    ) -> Result<Accepted, StoreError> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        if let Some(k) = idem {
+            let seen: Option<(String, u16, String, String, i64)> = tx
+                .prepare_cached(
+                    "SELECT body_hash, status, body, request_id, created_ms FROM idempotency \
+                     WHERE scope = ?1 AND key = ?2",
+                )?
+                .query_row(params![k.scope, k.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .optional()?;
+            if let Some((hash, status, body, id, created)) = seen {
+                if k.at_ms - created < IDEMPOTENCY_TTL_MS {
+                    if hash != k.body_hash {
+                        return Err(StoreError::IdempotencyConflict(k.key.clone()));
+                    }
+                    let id = CallId::new(id.clone()).map_err(|_| StoreError::Corrupt(id))?;
+                    return Ok(Accepted::Replay {
+                        response: StoredResponse { status, body },
+                        id,
+                    });
+                }
+                tx.execute(
+                    "DELETE FROM idempotency WHERE scope = ?1 AND key = ?2",
+                    params![k.scope, k.key],
+                )?;
+            }
+        }
+        let id = req.id.as_str();
+        let exists: Option<i64> = tx
+            .query_row("SELECT 1 FROM requests WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::Duplicate(id.to_owned()));
+        }
+        let page = req.page.as_ref();
+        tx.prepare_cached(&format!(
+            "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, NULL, NULL, 0, ?14, ?15)"
+        ))?
+        .execute(params![
+            id,
+            req.kind.as_str(),
+            req.business.as_ref().map(BusinessId::as_str),
+            req.customer,
+            req.preferred_agent.as_ref().map(AgentId::as_str),
+            req.agent_spec,
+            req.contact_at_ms,
+            page.map(|p| p.url.as_str()),
+            page.map(|p| p.title.as_str()),
+            page.map(|p| p.referrer.as_str()),
+            req.client_ip,
+            req.created_ms,
+            req.status,
+            req.due_ms,
+            req.claimed_by,
+        ])?;
+        append_event(&tx, id, req.created_ms, &req.status, None, None)?;
+        if let Some(k) = idem {
+            tx.prepare_cached(
+                "INSERT INTO idempotency (scope, key, body_hash, status, body, request_id, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                k.scope,
+                k.key,
+                k.body_hash,
+                response.status,
+                response.body,
+                id,
+                k.at_ms
+            ])?;
+        }
+        tx.commit()?;
+        Ok(Accepted::New)
+    }
+
+    fn get(&self, id: &CallId) -> Result<Option<CallRecord>, StoreError> {
+        get_in(&lock(&self.reader), id.as_str())
+    }
+
+    fn set_status(&self, id: &CallId, ch: &StatusChange) -> Result<(), StoreError> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE requests SET status = ?2, reason = ?3, agent = COALESCE(?4, agent), \
+                 due_ms = COALESCE(?5, due_ms), attempts = attempts + ?6, updated_ms = ?7, \
+                 claimed_by = CASE WHEN ?8 THEN NULL ELSE claimed_by END WHERE id = ?1",
+            )?
+            .execute(params![
+                id.as_str(),
+                ch.status,
+                ch.reason,
+                ch.agent,
+                ch.due_ms,
+                i64::from(ch.attempt),
+                ch.at_ms,
+                ch.unclaim,
+            ])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.as_str().to_owned()));
+        }
+        append_event(
+            &tx,
+            id.as_str(),
+            ch.at_ms,
+            &ch.status,
+            ch.reason.as_deref(),
+            ch.agent.as_deref(),
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn claim_due(
+        &self,
+        run: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<String> = tx
+            .prepare_cached(
+                "SELECT id FROM requests WHERE status IN ('queued', 'scheduled') \
+                 AND due_ms IS NOT NULL AND due_ms <= ?1 \
+                 AND (claimed_by IS NULL OR claimed_by <> ?2) ORDER BY due_ms, created_ms LIMIT ?3",
+            )?
+            .query_map(params![now_ms, run, limit], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in &ids {
+            tx.prepare_cached("UPDATE requests SET claimed_by = ?2 WHERE id = ?1")?
+                .execute(params![id, run])?;
+            if let Some(r) = get_in(&tx, id)? {
+                out.push(r);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn unclaim(&self, id: &CallId, due_ms: i64) -> Result<(), StoreError> {
+        lock(&self.writer)
+            .prepare_cached("UPDATE requests SET claimed_by = NULL, due_ms = ?2 WHERE id = ?1")?
+            .execute(params![id.as_str(), due_ms])?;
+        Ok(())
+    }
+
+    fn recover(&self, run: &str, now_ms: i64) -> Result<Vec<CallRecord>, StoreError> {
+        let mut c = lock(&self.writer);
+        let tx = c.transaction()?;
+        let sql = format!(
+            "SELECT id FROM requests WHERE status IN ({}) AND (claimed_by IS NULL OR claimed_by <> ?1)",
+            live_placeholders(2)
+        );
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&run];
+        for s in &LIVE_STATUSES {
+            args.push(s);
+        }
+        let ids: Vec<String> = tx
+            .prepare(&sql)?
+            .query_map(args.as_slice(), |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            append_event(&tx, id, now_ms, "interrupted", None, None)?;
+            tx.execute(
+                "UPDATE requests SET status = 'interrupted', claimed_by = NULL, updated_ms = ?2 \
+                 WHERE id = ?1",
+                params![id, now_ms],
+            )?;
+        }
+        // Also those an earlier recovery marked but whose fate was never decided.
+        let out = query_records(
+            &tx,
+            &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE status = 'interrupted' ORDER BY created_ms"),
+            &[],
+        )?;
+        tx.execute(
+            "UPDATE requests SET claimed_by = NULL WHERE status IN ('queued', 'scheduled') \
+             AND claimed_by IS NOT NULL AND claimed_by <> ?1",
+            params![run],
+        )?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(lock(&self.reader).query_row(
+            "SELECT MIN(due_ms) FROM requests WHERE status IN ('queued', 'scheduled') \
+             AND claimed_by IS NULL",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn set_media(&self, id: &CallId, role: &str, media: &MediaSummary) -> Result<(), StoreError> {
+        lock(&self.writer)
+            .prepare_cached(
+                "INSERT INTO media (request_id, role, summary) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (request_id, role) DO UPDATE SET summary = excluded.summary",
+            )?
+            .execute(params![id.as_str(), role, media.json])?;
+        Ok(())
+    }
+
+    fn put_sale(&self, id: &CallId, s: &Sale) -> Result<(), StoreError> {
+        let c = lock(&self.writer);
+        let exists: Option<i64> = c
+            .query_row(
+                "SELECT 1 FROM requests WHERE id = ?1",
+                params![id.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound(id.as_str().to_owned()));
+        }
+        c.prepare_cached(
+            "INSERT INTO sales (request_id, at_ms, outcome, amount_minor, currency, product, notes, agent) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (request_id) DO UPDATE SET \
+             at_ms = excluded.at_ms, outcome = excluded.outcome, amount_minor = excluded.amount_minor, \
+             currency = excluded.currency, product = excluded.product, notes = excluded.notes, \
+             agent = excluded.agent",
+        )?
+        .execute(params![
+            id.as_str(),
+            s.at_ms,
+            s.outcome,
+            s.amount_minor,
+            s.currency,
+            s.product,
+            s.notes,
+            s.agent
+        ])?;
+        Ok(())
+    }
+
+    fn records(&self, f: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
+        let c = lock(&self.reader);
+        let limit = i64::try_from(f.limit).unwrap_or(i64::MAX);
+        let business = f.business.as_ref().map(BusinessId::as_str);
+        query_records(
+            &c,
+            &format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE created_ms >= ?1 AND created_ms < ?2 \
+                 AND (?3 IS NULL OR business = ?3) ORDER BY created_ms, id LIMIT ?4"
+            ),
+            &[&f.from_ms, &f.to_ms, &business, &limit],
+        )
+    }
+
+    fn history(
+        &self,
+        customer: &str,
+        exclude: &CallId,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let c = lock(&self.reader);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        query_records(
+            &c,
+            &format!(
+                "SELECT {REQUEST_COLUMNS} FROM requests WHERE customer = ?1 AND id <> ?2 \
+                 ORDER BY created_ms DESC LIMIT ?3"
+            ),
+            &[&customer, &exclude.as_str(), &limit],
+        )
+    }
+
+    fn outbox_push(&self, item: &OutboxItem) -> Result<i64, StoreError> {
+        let c = lock(&self.writer);
+        c.prepare_cached(
+            "INSERT INTO outbox (request_id, business, url, body, created_ms, due_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            item.request_id.as_str(),
+            item.business.as_str(),
+            item.url,
+            item.body,
+            item.created_ms,
+            item.due_ms
+        ])?;
+        Ok(c.last_insert_rowid())
+    }
+
+    fn outbox_due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let c = lock(&self.reader);
+        let items = c
+            .prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE delivered_ms IS NULL \
+                 AND abandoned_ms IS NULL AND due_ms <= ?1 ORDER BY due_ms, id LIMIT ?2"
+            ))?
+            .query_map(params![now_ms, limit], outbox_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(items)
+    }
+
+    fn outbox_attempt(
+        &self,
+        id: i64,
+        at_ms: i64,
+        result: Result<u16, String>,
+        next_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let c = lock(&self.writer);
+        match result {
+            Ok(status) => c
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, delivered_ms = ?2, last_status = ?3, \
+                     last_error = NULL WHERE id = ?1",
+                )?
+                .execute(params![id, at_ms, status])?,
+            Err(error) => c
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, \
+                     due_ms = COALESCE(?3, due_ms), abandoned_ms = CASE WHEN ?3 IS NULL THEN ?4 ELSE NULL END \
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, error, next_ms, at_ms])?,
+        };
+        Ok(())
+    }
+
+    fn outbox_of(&self, id: &CallId) -> Result<Vec<OutboxItem>, StoreError> {
+        let c = lock(&self.reader);
+        let items = c
+            .prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE request_id = ?1 ORDER BY id"
+            ))?
+            .query_map(params![id.as_str()], outbox_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(items)
+    }
+
+    fn purge_idempotency(&self, now_ms: i64) -> Result<usize, StoreError> {
+        Ok(lock(&self.writer).execute(
+            "DELETE FROM idempotency WHERE created_ms <= ?1",
+            params![now_ms - IDEMPOTENCY_TTL_MS],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests;
