@@ -14,12 +14,15 @@
 //! - [`click_to_call`]: [`ClickToCall`], one per call, for both the queued click-to-call
 //!   flavour and the "bridge this customer and this agent now" flavour ([`AgentSource`]).
 //! - [`acd`]: [`Acd`], agents, businesses and FIFO queues.
+//! - [`limits`]: [`limits::RateLimiter`], per-number / per-IP / per-business sliding-window
+//!   limits and the per-business cap on calls in progress.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod acd;
 pub mod click_to_call;
 pub mod ids;
+pub mod limits;
 
 pub use acd::{Acd, AgentState, Assignment};
 pub use click_to_call::{
