@@ -15,11 +15,17 @@
 //!   CANCEL while the INVITE is unanswered and BYE once it was answered; the machine treats
 //!   the leg as gone at once, so the orchestrator must not forward later inputs from that
 //!   dialog (e.g. the 487 that answers a CANCEL), or they would be taken for the next attempt.
+//! - [`Output::AllocateLegs`]: the customer is about to be dialled and the call has no media
+//!   legs yet ([`CallPlan::legs`] is `None`): the orchestrator allocates a pair on one worker
+//!   and answers [`Input::LegsAllocated`] (at once, or later when ports free up), or
+//!   [`Input::NoLegs`] to give up (`failed/internal`). Ports are thus held only from dialling
+//!   to the end: a queued or scheduled call holds none.
 //! - [`Output::Media`]: a [`dp_api::Command`] for the data plane. Both legs are added (with
 //!   [`dp_api::Command::AddLeg`]) just before the customer is called, and removed when the call
 //!   ends; a call that ends before dialling (queued, scheduled) never touches the data plane.
-//!   The leg ids in the [`CallPlan`] are allocated by the orchestrator, which releases them
-//!   (e.g. `PortPlan::release`) after [`Output::Finished`].
+//!   The leg ids are allocated by the orchestrator (up front in [`CallPlan::legs`], or on
+//!   [`Output::AllocateLegs`]), which releases them (e.g. `PortPlan::release`) after
+//!   [`Output::Finished`]; [`ClickToCall::legs`] tells which.
 //! - [`Output::Status`]: a status change to record, with its reason when failed.
 //! - [`Output::SetTimer`] / [`Output::CancelTimer`]: one timer per [`TimerKind`]; setting a
 //!   kind again replaces it. The orchestrator answers with [`Input::TimerFired`]; a stale
@@ -331,16 +337,24 @@ pub struct CallPlan {
     pub agent: AgentSource,
     /// Call the customer no earlier than this (`None`: now).
     pub contact_at: Option<Instant>,
-    /// The customer's media leg (allocated by the orchestrator).
-    pub customer_leg: LegId,
-    /// The agent's media leg (same worker as `customer_leg`, so they can be bridged).
-    pub agent_leg: LegId,
+    /// The media legs when allocated up front (`None`: asked for with
+    /// [`Output::AllocateLegs`] when the customer is dialled).
+    pub legs: Option<Legs>,
     /// Played, looping, to the customer while the agent is called.
     pub announcement: Arc<Clip>,
     /// Ring times and limits.
     pub timers: FlowTimers,
     /// How legs are created.
     pub media: MediaPolicy,
+}
+
+/// A call's two media legs, on one worker so that they can be bridged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Legs {
+    /// The customer's media leg.
+    pub customer: LegId,
+    /// The agent's media leg.
+    pub agent: LegId,
 }
 
 /// What the orchestrator learned about one SIP leg.
@@ -387,6 +401,10 @@ pub enum Input {
     Media(Event),
     /// A timer set with [`Output::SetTimer`] expired.
     TimerFired(TimerKind),
+    /// The media legs asked for with [`Output::AllocateLegs`].
+    LegsAllocated(Legs),
+    /// No media legs can be had: the call fails (`failed/internal`).
+    NoLegs,
     /// Cancel the call (API).
     Cancel,
 }
@@ -442,6 +460,9 @@ pub enum Output {
     AgentConnected(AgentId),
     /// The agent is free again (`Acd::release`, no wrap-up time).
     ReleaseAgent(AgentId),
+    /// Allocate the call's media legs and answer [`Input::LegsAllocated`] or
+    /// [`Input::NoLegs`].
+    AllocateLegs,
     /// The machine is done; legs removed, agent released.
     Finished,
 }
@@ -487,6 +508,7 @@ impl fmt::Display for Output {
             Self::WithdrawAgentRequest => write!(f, "withdraw_agent_request"),
             Self::AgentConnected(a) => write!(f, "agent_connected {a}"),
             Self::ReleaseAgent(a) => write!(f, "release_agent {a}"),
+            Self::AllocateLegs => write!(f, "allocate_legs"),
             Self::Finished => write!(f, "finished"),
         }
     }
@@ -520,6 +542,10 @@ pub struct ClickToCall {
     customer: LegState,
     agent_leg: LegState,
     legs_added: bool,
+    /// The media legs, once known.
+    legs: Option<Legs>,
+    /// An `AllocateLegs` awaits its answer.
+    allocating: bool,
     /// A `RequestAgent` awaits its answer.
     requesting: bool,
     /// Timers currently running.
@@ -532,6 +558,7 @@ impl ClickToCall {
     /// outputs are ready to poll.
     #[must_use]
     pub fn new(plan: CallPlan, now: Instant) -> Self {
+        let legs = plan.legs;
         let mut m = Self {
             plan,
             phase: Phase::Queued,
@@ -543,9 +570,12 @@ impl ClickToCall {
             customer: LegState::Idle,
             agent_leg: LegState::Idle,
             legs_added: false,
+            legs: None,
+            allocating: false,
             requesting: false,
             timers: Vec::new(),
         };
+        m.legs = legs;
         match m.plan.contact_at {
             Some(at) if at > now => {
                 m.set_timer(TimerKind::ContactTime, at.saturating_duration_since(now));
@@ -574,6 +604,19 @@ impl ClickToCall {
             Input::Agent(ev) => self.on_agent(ev),
             Input::Media(ev) => self.on_media(&ev),
             Input::TimerFired(kind) => self.on_timer(kind),
+            Input::LegsAllocated(legs) => {
+                if self.allocating {
+                    self.allocating = false;
+                    self.legs = Some(legs);
+                    self.dial_customer();
+                }
+            }
+            Input::NoLegs => {
+                if self.allocating {
+                    self.allocating = false;
+                    self.end(Outcome::Failed(FailReason::Internal));
+                }
+            }
             Input::Cancel => self.end(Outcome::Cancelled),
         }
     }
@@ -606,6 +649,19 @@ impl ClickToCall {
     #[must_use]
     pub fn agent(&self) -> Option<&AgentId> {
         self.agent.as_ref().and_then(|(id, _)| id.as_ref())
+    }
+
+    /// The call's media legs, once allocated (the orchestrator releases them after
+    /// [`Output::Finished`]).
+    #[must_use]
+    pub fn legs(&self) -> Option<Legs> {
+        self.legs
+    }
+
+    /// True while an [`Output::AllocateLegs`] awaits its answer.
+    #[must_use]
+    pub fn awaiting_legs(&self) -> bool {
+        self.allocating
     }
 
     /// How many agent INVITEs were sent.
@@ -661,9 +717,16 @@ impl ClickToCall {
     }
 
     fn dial_customer(&mut self) {
+        let Some(legs) = self.legs else {
+            if !self.allocating {
+                self.allocating = true;
+                self.emit(Output::AllocateLegs);
+            }
+            return;
+        };
         if !self.legs_added {
             self.legs_added = true;
-            for leg in [self.plan.customer_leg, self.plan.agent_leg] {
+            for leg in [legs.customer, legs.agent] {
                 let m = self.plan.media;
                 self.emit(Output::Media(Command::AddLeg(LegSpec {
                     id: leg,
@@ -678,7 +741,7 @@ impl ClickToCall {
         self.emit(Output::Sip(SipAction::Invite {
             role: Role::Customer,
             target: self.plan.customer.clone(),
-            leg: self.plan.customer_leg,
+            leg: legs.customer,
         }));
         self.customer = LegState::Ringing;
         self.set_timer(TimerKind::CustomerRing, self.plan.timers.customer_ring);
@@ -686,7 +749,7 @@ impl ClickToCall {
     }
 
     fn dial_agent(&mut self) {
-        let Some((_, target)) = self.agent.clone() else {
+        let (Some((_, target)), Some(legs)) = (self.agent.clone(), self.legs) else {
             self.end(Outcome::Failed(FailReason::Internal));
             return;
         };
@@ -694,7 +757,7 @@ impl ClickToCall {
         self.emit(Output::Sip(SipAction::Invite {
             role: Role::Agent,
             target,
-            leg: self.plan.agent_leg,
+            leg: legs.agent,
         }));
         self.agent_leg = LegState::Ringing;
         self.set_timer(TimerKind::AgentRing, self.plan.timers.agent_ring);
@@ -707,7 +770,10 @@ impl ClickToCall {
             (LegState::Ringing, LegInput::Answered { remote, codec }) => {
                 self.cancel_timer(TimerKind::CustomerRing);
                 self.customer = LegState::Up;
-                let leg = self.plan.customer_leg;
+                let Some(Legs { customer: leg, .. }) = self.legs else {
+                    self.end(Outcome::Failed(FailReason::Internal));
+                    return;
+                };
                 self.emit(Output::Media(Command::SetRemote { leg, remote, codec }));
                 self.emit(Output::Media(Command::Play {
                     leg,
@@ -754,7 +820,14 @@ impl ClickToCall {
             (LegState::Ringing, LegInput::Answered { remote, codec }) => {
                 self.cancel_timer(TimerKind::AgentRing);
                 self.agent_leg = LegState::Up;
-                let (a, b) = (self.plan.customer_leg, self.plan.agent_leg);
+                let Some(Legs {
+                    customer: a,
+                    agent: b,
+                }) = self.legs
+                else {
+                    self.end(Outcome::Failed(FailReason::Internal));
+                    return;
+                };
                 self.emit(Output::Media(Command::SetRemote {
                     leg: b,
                     remote,
@@ -812,7 +885,8 @@ impl ClickToCall {
     }
 
     fn on_media(&mut self, ev: &Event) {
-        let ours = |l: LegId| l == self.plan.customer_leg || l == self.plan.agent_leg;
+        let legs = self.legs;
+        let ours = |l: LegId| legs.is_some_and(|p| l == p.customer || l == p.agent);
         match ev {
             Event::MediaTimeout { leg } if ours(*leg) && self.phase == Phase::Bridged => {
                 self.end(Outcome::Failed(FailReason::MediaTimeout));
@@ -875,13 +949,10 @@ impl ClickToCall {
             self.requesting = false;
             self.emit(Output::WithdrawAgentRequest);
         }
-        if self.legs_added {
-            self.emit(Output::Media(Command::RemoveLeg {
-                leg: self.plan.customer_leg,
-            }));
-            self.emit(Output::Media(Command::RemoveLeg {
-                leg: self.plan.agent_leg,
-            }));
+        self.allocating = false;
+        if let (true, Some(legs)) = (self.legs_added, self.legs) {
+            self.emit(Output::Media(Command::RemoveLeg { leg: legs.customer }));
+            self.emit(Output::Media(Command::RemoveLeg { leg: legs.agent }));
         }
         self.release_agent();
         self.set_phase(Phase::Ended(outcome));
@@ -946,8 +1017,10 @@ mod tests {
             customer: Target::parse("+15551234567").unwrap(),
             agent,
             contact_at: None,
-            customer_leg: LegId::new(20000, 1),
-            agent_leg: LegId::new(20002, 1),
+            legs: Some(Legs {
+                customer: LegId::new(20000, 1),
+                agent: LegId::new(20002, 1),
+            }),
             announcement: clip(),
             timers,
             media: MediaPolicy::default(),
@@ -1107,6 +1180,82 @@ mod tests {
         // Nothing after the end.
         assert!(h.agent(LegInput::Bye).is_empty());
         assert!(h.feed(Input::Cancel).is_empty());
+    }
+
+    #[test]
+    fn legs_are_allocated_only_when_the_customer_is_dialled() {
+        let mut p = acd_plan();
+        p.legs = None;
+        p.contact_at = Some(Instant::now() + Duration::from_secs(3600));
+        let (mut h, out) = Harness::new(p);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert!(out[0].starts_with("set_timer ContactTime 3599."), "{out:?}");
+        assert_eq!(out[1], "status scheduled");
+        assert_eq!(h.m.legs(), None, "a scheduled call holds no ports");
+        assert_eq!(
+            h.timer(TimerKind::ContactTime),
+            s(&[
+                "request_agent",
+                "set_timer QueueTimeout 120s",
+                "status queued"
+            ])
+        );
+        assert_eq!(
+            h.assign("alice"),
+            s(&["cancel_timer QueueTimeout", "allocate_legs"]),
+            "a queued call holds no ports until it dials"
+        );
+        assert!(h.m.awaiting_legs());
+        let legs = Legs {
+            customer: LegId::new(30000, 7),
+            agent: LegId::new(30002, 7),
+        };
+        assert_eq!(
+            h.feed(Input::LegsAllocated(legs)),
+            s(&[
+                "add_leg leg30000.7",
+                "add_leg leg30002.7",
+                "invite customer +15551234567 leg30000.7",
+                "set_timer CustomerRing 30s",
+                "status calling_customer",
+            ])
+        );
+        assert_eq!(h.m.legs(), Some(legs));
+        // A second answer is ignored.
+        assert!(h.feed(Input::LegsAllocated(legs)).is_empty());
+        let end = h.feed(Input::Cancel);
+        assert!(end.contains(&"remove_leg leg30000.7".to_owned()), "{end:?}");
+        assert!(end.contains(&"remove_leg leg30002.7".to_owned()), "{end:?}");
+    }
+
+    #[test]
+    fn no_legs_fails_the_call_and_cancel_while_allocating_adds_none() {
+        let mut p = acd_plan();
+        p.legs = None;
+        let (mut h, _) = Harness::new(p.clone());
+        assert_eq!(
+            h.assign("alice"),
+            s(&["cancel_timer QueueTimeout", "allocate_legs"])
+        );
+        let end = h.feed(Input::NoLegs);
+        assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::Internal)));
+        assert!(!end.iter().any(|o| o.starts_with("remove_leg")), "{end:?}");
+        assert!(end.contains(&"release_agent alice".to_owned()), "{end:?}");
+
+        let (mut h, _) = Harness::new(p);
+        h.assign("alice");
+        let end = h.feed(Input::Cancel);
+        assert_eq!(h.ended(), Some(Outcome::Cancelled));
+        assert!(!end.iter().any(|o| o.starts_with("remove_leg")), "{end:?}");
+        assert!(!h.m.awaiting_legs());
+        // Legs arriving after the end are not taken (the orchestrator keeps and frees them).
+        assert!(h
+            .feed(Input::LegsAllocated(Legs {
+                customer: LegId::new(30000, 1),
+                agent: LegId::new(30002, 1),
+            }))
+            .is_empty());
+        assert_eq!(h.m.legs(), None);
     }
 
     #[test]

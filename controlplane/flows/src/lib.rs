@@ -26,7 +26,7 @@ pub mod limits;
 
 pub use acd::{Acd, AgentState, Assignment};
 pub use click_to_call::{
-    AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, MediaPolicy,
+    AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, Legs, MediaPolicy,
     Outcome, Output, Phase, Role, SipAction, Status, TimerKind,
 };
 pub use ids::{AgentId, BusinessId, CallId, SipUri, Target};

@@ -59,8 +59,10 @@ impl World {
             customer: Target::parse("+15551234567").unwrap(),
             agent: AgentSource::Acd { preferred: None },
             contact_at: None,
-            customer_leg: LegId::new(port, 1),
-            agent_leg: LegId::new(port + 2, 1),
+            legs: Some(flows::Legs {
+                customer: LegId::new(port, 1),
+                agent: LegId::new(port + 2, 1),
+            }),
             announcement: Arc::new(Clip {
                 name: "hold".into(),
                 pcmu: vec![0xff; 160],
