@@ -16,6 +16,8 @@
 //! - [`acd`]: [`Acd`], agents, businesses and FIFO queues.
 //! - [`limits`]: [`limits::RateLimiter`], per-number / per-IP / per-business sliding-window
 //!   limits and the per-business cap on calls in progress.
+//! - [`numbers`]: [`numbers::NumberPolicy`], which customer numbers a business may have
+//!   called (libphonenumber metadata: no premium-rate and similar), normalized to E.164.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -23,6 +25,7 @@ pub mod acd;
 pub mod click_to_call;
 pub mod ids;
 pub mod limits;
+pub mod numbers;
 
 pub use acd::{Acd, AgentState, Assignment};
 pub use click_to_call::{
