@@ -18,11 +18,14 @@
 //!   limits and the per-business cap on calls in progress.
 //! - [`numbers`]: [`numbers::NumberPolicy`], which customer numbers a business may have
 //!   called (libphonenumber metadata: no premium-rate and similar), normalized to E.164.
+//! - [`hours`]: [`hours::OpeningHours`], a business's weekly hours and holidays in its time
+//!   zone (jiff, bundled tz database): open now?, next opening/closing, scheduling.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod acd;
 pub mod click_to_call;
+pub mod hours;
 pub mod ids;
 pub mod limits;
 pub mod numbers;
@@ -71,6 +74,14 @@ pub enum Error {
     /// An agent id was added twice.
     #[error("agent {0} already exists")]
     DuplicateAgent(AgentId),
+    /// An opening-hours setting (weekly entry, holiday or time zone) is not understood.
+    #[error("opening hours: {entry:?}: {reason}")]
+    BadHours {
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An agent serves a business that was not declared.
     #[error("unknown business {0}")]
     UnknownBusiness(BusinessId),
