@@ -20,6 +20,8 @@
 //!   called (libphonenumber metadata: no premium-rate and similar), normalized to E.164.
 //! - [`hours`]: [`hours::OpeningHours`], a business's weekly hours and holidays in its time
 //!   zone (jiff, bundled tz database): open now?, next opening/closing, scheduling.
+//! - [`retry`]: [`retry::RetryPolicy`], when a busy / unanswered (or interrupted) customer is
+//!   called again, inside opening hours.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -29,6 +31,7 @@ pub mod hours;
 pub mod ids;
 pub mod limits;
 pub mod numbers;
+pub mod retry;
 
 pub use acd::{Acd, AgentState, Assignment};
 pub use click_to_call::{
