@@ -1,8 +1,8 @@
 //! Newtype ids and call targets, with validation.
 //!
-//! Ids ([`CallId`], [`AgentId`], [`BusinessId`]) are short ASCII strings: 1–64 characters from
-//! `A-Z a-z 0-9 _ - .`. They serialize as plain JSON strings and refuse to deserialize from an
-//! invalid one.
+//! Ids ([`CallId`], [`AgentId`], [`BusinessId`], and the agent [`Skill`]) are short ASCII
+//! strings: 1–64 characters from `A-Z a-z 0-9 _ - .`. They serialize as plain JSON strings and
+//! refuse to deserialize from an invalid one.
 //!
 //! A [`Target`] is where a leg is called: an E.164 number (`+` and 8–15 digits), sent to the
 //! carrier trunk, or a SIP URI `sip:user@host[:port]` / `sip:host[:port]` called directly.
@@ -102,6 +102,11 @@ string_id!(
     /// One business whose customers are called back, e.g. `acme`.
     BusinessId,
     "business id"
+);
+string_id!(
+    /// Something an agent can do that a call may require, e.g. `german` or `billing`.
+    Skill,
+    "skill"
 );
 
 impl CallId {

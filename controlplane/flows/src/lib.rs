@@ -10,10 +10,12 @@
 //! Contract: nothing here does I/O, spawns, awaits or reads a clock. Time comes in as `now`
 //! and timers go out as [`Output::SetTimer`]; tests drive the machines on fake time.
 //!
-//! - [`ids`]: [`CallId`], [`AgentId`], [`BusinessId`], [`Target`] (E.164 number or SIP URI).
+//! - [`ids`]: [`CallId`], [`AgentId`], [`BusinessId`], [`Skill`], [`Target`] (E.164 number or
+//!   SIP URI).
 //! - [`click_to_call`]: [`ClickToCall`], one per call, for both the queued click-to-call
 //!   flavour and the "bridge this customer and this agent now" flavour ([`AgentSource`]).
-//! - [`acd`]: [`Acd`], agents, businesses and FIFO queues.
+//! - [`acd`]: [`Acd`], agents (skills, presence, wrap-up), businesses and FIFO queues with
+//!   preferred-agent waits and estimated waiting times.
 //! - [`limits`]: [`limits::RateLimiter`], per-number / per-IP / per-business sliding-window
 //!   limits and the per-business cap on calls in progress.
 //! - [`numbers`]: [`numbers::NumberPolicy`], which customer numbers a business may have
@@ -33,14 +35,16 @@ pub mod limits;
 pub mod numbers;
 pub mod retry;
 
-pub use acd::{Acd, AgentState, Assignment};
+pub use acd::{Acd, AcdSettings, AgentProfile, AgentRequest, AgentState, Assignment, Presence};
 pub use click_to_call::{
     AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, Legs, MediaPolicy,
     Outcome, Output, Phase, Role, SipAction, Status, TimerKind,
 };
-pub use ids::{AgentId, BusinessId, CallId, SipUri, Target};
+pub use ids::{AgentId, BusinessId, CallId, SipUri, Skill, Target};
 
-/// Everything that can go wrong in this crate: bad input text and ACD set-up mistakes.
+/// Everything that can go wrong in this crate: bad input text (ids, targets, opening hours,
+/// presence names) and ACD mistakes. (Rate-limit and number-policy refusals are answers, not
+/// errors: [`limits::Limited`], [`numbers::NumberRefusal`].)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -85,6 +89,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Not a presence name (`available`, `on_call`, `wrap_up`, `away`, `offline`).
+    #[error("{0:?} is not a presence (available, on_call, wrap_up, away or offline)")]
+    BadPresence(String),
+    /// `on_call` and `wrap_up` follow calls; the API cannot set them.
+    #[error("presence {0} is set by calls, not by request (use available, away or offline)")]
+    PresenceNotSettable(acd::Presence),
+    /// No agent has this id.
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
     /// An agent serves a business that was not declared.
     #[error("unknown business {0}")]
     UnknownBusiness(BusinessId),
