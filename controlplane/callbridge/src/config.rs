@@ -21,6 +21,8 @@
 //! businesses = ["acme"]
 //! [lab]
 //! endpoints = false
+//! [store]
+//! path = "callbridge.db"               # SQLite; relative to this file
 //! ```
 //!
 //! With `media.backend = "dpdk"` a `[dpdk]` section is required (see [`DpdkConfig`]):
@@ -78,6 +80,9 @@ pub(crate) struct Config {
     /// `[lab]`: test helpers.
     #[serde(default)]
     pub(crate) lab: LabConfig,
+    /// `[store]`: where requests, calls and records are kept.
+    #[serde(default)]
+    pub(crate) store: StoreConfig,
     /// `[dpdk]`: the DPDK backend (cores, devices, EAL). Required when `media.backend =
     /// "dpdk"`; checked whenever present. Default: absent.
     #[serde(default)]
@@ -374,6 +379,9 @@ pub(crate) struct FlowConfig {
     pub(crate) max_agent_attempts: u32,
     /// `queue_timeout_secs`: how long a request waits for a free agent. Default 120.
     pub(crate) queue_timeout_secs: u64,
+    /// `max_customer_attempts`: how many times one request may dial the customer, counting
+    /// a call cut short by a restart (then retried). Default 3.
+    pub(crate) max_customer_attempts: u32,
 }
 
 impl Default for FlowConfig {
@@ -383,6 +391,7 @@ impl Default for FlowConfig {
             agent_ring_secs: 20,
             max_agent_attempts: 3,
             queue_timeout_secs: 120,
+            max_customer_attempts: 3,
         }
     }
 }
@@ -422,6 +431,24 @@ pub(crate) struct AgentConfig {
     /// none: the agent is reachable only through `POST /v1/bridges`.
     #[serde(default)]
     pub(crate) businesses: Vec<BusinessId>,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreConfig {
+    /// `path`: the SQLite database file (created on first run; WAL files beside it). Relative
+    /// paths are relative to the configuration file's directory, or to the working directory
+    /// with the built-in configuration. Default `callbridge.db`.
+    pub(crate) path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("callbridge.db"),
+        }
+    }
 }
 
 /// `[lab]`
@@ -1021,6 +1048,7 @@ impl Default for Config {
             }],
             agent: vec![agent("alice", 15064), agent("bob", 15066)],
             lab: LabConfig { endpoints: true },
+            store: StoreConfig::default(),
             dpdk: None,
         }
     }
@@ -1286,6 +1314,21 @@ impl Config {
                 }
             }
         }
+        if self.store.path.as_os_str().is_empty() {
+            return at(&[key("store"), key("path")], "must name a file".into());
+        }
+        if self.store.path.is_relative() {
+            self.store.path = dir.join(&self.store.path);
+        }
+        if self.store.path.is_dir() {
+            return at(
+                &[key("store"), key("path")],
+                format!(
+                    "{} is a directory; name the database file",
+                    self.store.path.display()
+                ),
+            );
+        }
         if let Some(p) = &self.media.announcement {
             let full = if p.is_absolute() {
                 p.clone()
@@ -1306,6 +1349,7 @@ impl Config {
             ("agent_ring_secs", f.agent_ring_secs),
             ("max_agent_attempts", u64::from(f.max_agent_attempts)),
             ("queue_timeout_secs", f.queue_timeout_secs),
+            ("max_customer_attempts", u64::from(f.max_customer_attempts)),
         ] {
             if v == 0 {
                 return at(&[key("flow"), key(name)], "must be at least 1".into());

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod calls;
 mod config;
 mod dpstats;
 mod lab;
@@ -207,33 +206,61 @@ async fn control_plane(
         }
     });
 
-    let settings = calls::Settings {
-        trunk: cfg.sip.trunk.clone(),
-        from_user: cfg.sip.from_user.clone(),
-        media_ips: cfg.media.addresses(),
-        timers: cfg.flow.timers(),
-        media: cfg.media.policy(),
+    let media: std::sync::Arc<dyn b2bua::Media> = std::sync::Arc::new(
+        b2bua::InProcessMedia::start(dp, cfg.media.addresses())
+            .context("starting the data-plane event thread")?,
+    );
+    let b2b = b2bua::B2bua::new(
+        endpoint.clone(),
+        media,
+        b2bua::Settings {
+            trunk: cfg.sip.trunk.clone(),
+            from_user: cfg.sip.from_user.clone(),
+        },
+    );
+    let store_path = cfg.store.path.clone();
+    let db = tokio::task::spawn_blocking(move || store::SqliteStore::open(&store_path))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
+    tracing::info!(path = %cfg.store.path.display(), "store open");
+    let directory = service::Directory {
         businesses: cfg
             .business
             .iter()
-            .map(|b| (b.id.clone(), b.name.clone()))
+            .map(|b| service::BusinessEntry {
+                id: b.id.clone(),
+                name: b.name.clone(),
+            })
             .collect(),
         agents: cfg
             .agent
             .iter()
-            .map(|a| (a.id.clone(), a.contact.clone(), a.businesses.clone()))
+            .map(|a| service::AgentEntry {
+                id: a.id.clone(),
+                contact: a.contact.clone(),
+                businesses: a.businesses.clone(),
+            })
             .collect(),
     };
-    let calls = calls::Calls::start(
-        settings,
-        endpoint.clone(),
-        dp,
+    let settings = service::Settings {
+        timers: cfg.flow.timers(),
+        media: cfg.media.policy(),
         announcement,
+        max_attempts: cfg.flow.max_customer_attempts,
+    };
+    let svc = service::Service::start(
+        std::sync::Arc::new(db),
+        b2b,
+        directory,
+        settings,
         stop.child_token(),
-    )?;
+    )
+    .await
+    .context("starting the call service")?;
     let state = http_api::AppState {
-        calls: std::sync::Arc::new(calls::CallsApi {
-            calls: calls.clone(),
+        calls: std::sync::Arc::new(Api {
+            svc: svc.clone(),
             dataplane,
         }),
     };
@@ -249,15 +276,64 @@ async fn control_plane(
     );
 
     let shutdown = stop.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         shutdown.cancel();
     });
     server.await.context("HTTP server")?;
     tracing::info!("shutting down: ending calls");
-    calls.shutdown(Duration::from_secs(3)).await;
+    svc.shutdown(Duration::from_secs(3)).await;
     endpoint.shutdown();
     Ok(())
+}
+
+/// The HTTP API's view of the service, plus the data plane's counters.
+struct Api {
+    svc: service::Service,
+    dataplane: std::sync::Arc<worker::Dataplane>,
+}
+
+impl http_api::CallService for Api {
+    fn submit(
+        &self,
+        req: service::Submit,
+        origin: &service::Origin,
+    ) -> Result<service::Outcome, service::ServiceError> {
+        self.svc.accept(req, origin)
+    }
+    fn bridge(
+        &self,
+        req: service::Bridge,
+        origin: &service::Origin,
+    ) -> Result<service::Outcome, service::ServiceError> {
+        self.svc.bridge(req, origin)
+    }
+    fn get(
+        &self,
+        id: &flows::CallId,
+    ) -> Result<Option<service::RequestView>, service::ServiceError> {
+        self.svc.get(id)
+    }
+    fn sale(
+        &self,
+        id: &flows::CallId,
+        sale: &store::Sale,
+    ) -> Result<service::RequestView, service::ServiceError> {
+        self.svc.sale(id, sale)
+    }
+    fn records(
+        &self,
+        filter: &store::RecordFilter,
+    ) -> Result<Vec<store::CallRecord>, service::ServiceError> {
+        self.svc.records(filter)
+    }
+    fn businesses(&self) -> Vec<http_api::BusinessInfo> {
+        http_api::CallService::businesses(&self.svc)
+    }
+    fn dataplane_stats(&self) -> Option<serde_json::Value> {
+        Some(dpstats::to_json(&self.dataplane.stats()))
+    }
 }
 
 async fn shutdown_signal() {

@@ -30,6 +30,14 @@ pub enum ApiError {
         /// A human sentence.
         message: String,
     },
+    /// 422: well-formed but refused, e.g. a reused `Idempotency-Key` with another body.
+    #[error("{message}")]
+    Unprocessable {
+        /// The offending field (or header).
+        field: Option<String>,
+        /// A human sentence.
+        message: String,
+    },
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -54,6 +62,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,7 +75,9 @@ impl ApiError {
     #[must_use]
     pub fn field(&self) -> Option<&str> {
         match self {
-            Self::BadRequest { field, .. } | Self::NotFound { field, .. } => field.as_deref(),
+            Self::BadRequest { field, .. }
+            | Self::NotFound { field, .. }
+            | Self::Unprocessable { field, .. } => field.as_deref(),
             _ => None,
         }
     }

@@ -1,15 +1,15 @@
 //! callbridge's HTTP API and web page (axum 0.7).
 //!
 //! ```text
-//!  browser / CRM ──HTTP──► router(state) ──validated CallRequest / BridgeRequest──► dyn CallService (orchestrator)
-//!                                  ◄──────────────── CallView ───────────────────────┘
+//!  browser / CRM ──HTTP──► router(state) ──validated Submit / Bridge / Sale──► dyn CallService (service::Service)
+//!                                  ◄──────── RequestView / CallRecord (from the store) ──┘
 //! ```
 //!
 //! Contract: the JSON field names, status names and failure reasons are public contracts
-//! (see [`routes::router`] for the routes, [`CallView::to_json`] for the call document). Every
+//! (see [`routes::router`] for the routes, [`view_json`] for the call document). Every
 //! error, including JSON rejections, is `{"error": "human sentence", "field": "name" | null}`
-//! ([`ApiError`], [`AppJson`]). Handlers do no I/O besides calling [`CallService`], whose
-//! methods never block.
+//! ([`ApiError`], [`AppJson`]). Handlers do no I/O besides calling [`CallService`], on tokio's
+//! blocking pool (its methods commit to the store).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -21,11 +21,12 @@ pub mod state;
 
 pub use error::{ApiError, AppJson};
 pub use model::{
-    format_time, AgentRef, BridgeRequest, BusinessInfo, CallKind, CallRequest, CallView, LegMedia,
-    MediaView, PageInfo, StatusEvent,
+    format_time, record_json, records_csv, view_json, AgentRef, BridgeRequest, BusinessInfo,
+    CallKind, CallRequest, PageInfo, SaleRequest, CSV_COLUMNS,
 };
 pub use routes::router;
-pub use state::{AppState, CallService, ServiceError};
+pub use service::ServiceError;
+pub use state::{AppState, CallService};
 
 #[cfg(test)]
 mod tests;

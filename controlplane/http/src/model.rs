@@ -3,9 +3,7 @@
 //! Requests are validated field by field from a JSON object so that every error names its
 //! field (`page.url` for nested ones); unknown fields are rejected by name.
 
-use std::collections::BTreeMap;
-
-use flows::{AgentId, BusinessId, CallId, Status, Target};
+use flows::{AgentId, BusinessId, Target};
 use serde_json::{json, Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -24,6 +22,8 @@ pub struct PageInfo {
     pub url: String,
     /// `document.title`, at most [`MAX_TITLE_LEN`] characters.
     pub title: String,
+    /// `document.referrer`, at most [`MAX_URL_LEN`] characters (empty: none).
+    pub referrer: String,
 }
 
 /// A validated `POST /v1/call-requests`.
@@ -68,131 +68,216 @@ pub enum CallKind {
     Bridge,
 }
 
-/// One status change of a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusEvent {
-    /// When (rendered as RFC 3339 UTC with milliseconds).
-    pub at: OffsetDateTime,
-    /// The new status.
-    pub status: Status,
-}
-
-/// Media counters of one leg as shown by the API (from [`dp_api::LegStats`]).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LegMedia {
-    /// RTP packets received from the peer.
-    pub rx_packets: u64,
-    /// RTP bytes received.
-    pub rx_bytes: u64,
-    /// RTP packets sent to the peer.
-    pub tx_packets: u64,
-    /// RTP bytes sent.
-    pub tx_bytes: u64,
-    /// RTCP packets received.
-    pub rx_rtcp: u64,
-    /// RTCP packets sent.
-    pub tx_rtcp: u64,
-    /// Announcement packets sent (part of `tx_packets`).
-    pub announcement_packets: u64,
-    /// Last interarrival jitter, microseconds.
-    pub jitter_us: u32,
-    /// Drops by reason name (every reason, zero included).
-    pub drops: BTreeMap<&'static str, u64>,
-}
-
-impl From<&dp_api::LegStats> for LegMedia {
-    fn from(s: &dp_api::LegStats) -> Self {
-        Self {
-            rx_packets: s.rx_packets,
-            rx_bytes: s.rx_bytes,
-            tx_packets: s.tx_packets,
-            tx_bytes: s.tx_bytes,
-            rx_rtcp: s.rx_rtcp,
-            tx_rtcp: s.tx_rtcp,
-            announcement_packets: s.announcement_packets,
-            jitter_us: s.jitter_us,
-            drops: dp_api::DropReason::ALL
-                .iter()
-                .map(|r| (r.as_str(), s.drops.get(*r)))
-                .collect(),
-        }
-    }
-}
-
-impl LegMedia {
-    fn to_json(&self) -> Value {
-        json!({
-            "rx_packets": self.rx_packets,
-            "rx_bytes": self.rx_bytes,
-            "tx_packets": self.tx_packets,
-            "tx_bytes": self.tx_bytes,
-            "rx_rtcp": self.rx_rtcp,
-            "tx_rtcp": self.tx_rtcp,
-            "announcement_packets": self.announcement_packets,
-            "jitter_us": self.jitter_us,
-            "drops": self.drops,
-        })
-    }
-}
-
-/// Media counters of both legs; each is `None` until known.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct MediaView {
-    /// The customer's leg.
-    pub customer: Option<LegMedia>,
-    /// The agent's leg.
-    pub agent: Option<LegMedia>,
-}
-
-/// What the API shows of a call ([`CallView::to_json`] is the contract).
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallView {
-    /// The call's id.
-    pub id: CallId,
-    /// Which resource it belongs to.
-    pub kind: CallKind,
-    /// The current status (with its failure reason).
-    pub status: Status,
-    /// The business (click-to-call requests).
-    pub business: Option<BusinessId>,
-    /// The customer.
-    pub customer: Target,
-    /// The agent: its id, or for bridges to a bare target that target; `None` until known.
-    pub agent: Option<String>,
-    /// Every status change, oldest first.
-    pub events: Vec<StatusEvent>,
-    /// Media counters, `None` until known.
-    pub media: Option<MediaView>,
-}
-
-impl CallView {
-    /// The JSON document of `GET /v1/call-requests/{id}` and `GET /v1/bridges/{id}`:
-    /// `{"id", "status", "reason", "business", "customer", "agent", "events": [{"at",
-    /// "status"}], "media": {"customer", "agent"}}`, unknown values as `null`.
+impl CallKind {
+    /// The store's kind.
     #[must_use]
-    pub fn to_json(&self) -> Value {
-        let events: Vec<Value> = self
-            .events
-            .iter()
-            .map(|e| json!({ "at": format_time(e.at), "status": e.status.as_str() }))
-            .collect();
-        let media = self.media.as_ref().map(|m| {
-            json!({
-                "customer": m.customer.as_ref().map(LegMedia::to_json),
-                "agent": m.agent.as_ref().map(LegMedia::to_json),
-            })
-        });
-        json!({
-            "id": self.id.as_str(),
-            "status": self.status.as_str(),
-            "reason": self.status.reason().map(flows::FailReason::as_str),
-            "business": self.business.as_ref().map(BusinessId::as_str),
-            "customer": self.customer.as_str(),
-            "agent": self.agent,
-            "events": events,
-            "media": media,
-        })
+    pub fn matches(self, k: store::Kind) -> bool {
+        matches!(
+            (self, k),
+            (Self::CallRequest, store::Kind::CallRequest) | (Self::Bridge, store::Kind::Bridge)
+        )
     }
+}
+
+fn time_ms(ms: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_or(Value::Null, |t| Value::String(format_time(t)))
+}
+
+fn page_json(p: Option<&store::Page>) -> Value {
+    p.map_or(
+        Value::Null,
+        |p| json!({ "url": p.url, "title": p.title, "referrer": p.referrer }),
+    )
+}
+
+fn sale_json(s: Option<&store::Sale>) -> Value {
+    s.map_or(Value::Null, |s| {
+        json!({
+            "at": time_ms(s.at_ms),
+            "outcome": s.outcome,
+            "amount": s.amount_minor.map(|m| format!("{}.{:02}", m / 100, (m % 100).abs())),
+            "currency": s.currency,
+            "product": s.product,
+            "notes": s.notes,
+            "agent": s.agent,
+        })
+    })
+}
+
+/// The JSON document of `GET /v1/call-requests/{id}` and `GET /v1/bridges/{id}`:
+/// `{"id", "status", "reason", "business", "customer", "agent", "events": [{"at", "status"}],
+/// "media": {"customer", "agent"}, "page": {"url", "title", "referrer"}, "contact_time",
+/// "queue_position", "estimated_wait_s", "attempts", "sale"}`, unknown values as `null`.
+/// Events carry `reason` when failed; an `interrupted` event marks a restart mid-call.
+#[must_use]
+pub fn view_json(v: &service::RequestView) -> Value {
+    let r = &v.record;
+    let events: Vec<Value> = r
+        .events
+        .iter()
+        .map(|e| {
+            let mut ev = json!({ "at": time_ms(e.at_ms), "status": e.status });
+            if let Some(reason) = &e.reason {
+                ev["reason"] = json!(reason);
+            }
+            ev
+        })
+        .collect();
+    let media = match &v.media {
+        (None, None) => Value::Null,
+        (c, a) => json!({ "customer": c, "agent": a }),
+    };
+    json!({
+        "id": r.request.id.as_str(),
+        "status": r.status,
+        "reason": r.reason,
+        "business": r.request.business.as_ref().map(BusinessId::as_str),
+        "customer": r.request.customer,
+        "agent": r.agent.clone().or_else(|| r.request.agent_spec.clone()),
+        "events": events,
+        "media": media,
+        "page": page_json(r.request.page.as_ref()),
+        "contact_time": r.request.contact_at_ms.map(time_ms),
+        "queue_position": v.queue_position,
+        "estimated_wait_s": v.estimated_wait_s,
+        "attempts": r.attempts,
+        "sale": sale_json(r.sale.as_ref()),
+    })
+}
+
+/// The figures of one phase of a record: the first time each status was reached.
+fn first_at(r: &store::CallRecord, status: &str) -> Option<i64> {
+    r.events
+        .iter()
+        .find(|e| e.status == status)
+        .map(|e| e.at_ms)
+}
+
+/// A record for `GET /v1/records`: the view plus every phase's time and the durations
+/// (`ring_s` customer dialled → answered, `wait_s` answered → agent bridged, `talk_s`
+/// bridged → end).
+#[must_use]
+pub fn record_json(r: &store::CallRecord) -> Value {
+    let parse = |role: &str| {
+        r.media_of(role)
+            .and_then(|m| serde_json::from_str::<Value>(&m.json).ok())
+    };
+    let view = service::RequestView {
+        record: r.clone(),
+        queue_position: None,
+        estimated_wait_s: None,
+        media: (parse("customer"), parse("agent")),
+    };
+    let mut v = view_json(&view);
+    let dialled = first_at(r, "calling_customer");
+    let answered = first_at(r, "announcing");
+    let bridged = first_at(r, "bridged");
+    let ended = r
+        .events
+        .iter()
+        .rev()
+        .find(|e| matches!(e.status.as_str(), "completed" | "failed" | "cancelled"))
+        .map(|e| e.at_ms);
+    let secs = |a: Option<i64>, b: Option<i64>| match (a, b) {
+        (Some(a), Some(b)) if b >= a => json!((b - a) as f64 / 1000.0),
+        _ => Value::Null,
+    };
+    v["created"] = time_ms(r.request.created_ms);
+    v["dialled"] = dialled.map_or(Value::Null, time_ms);
+    v["answered"] = answered.map_or(Value::Null, time_ms);
+    v["bridged"] = bridged.map_or(Value::Null, time_ms);
+    v["ended"] = ended.map_or(Value::Null, time_ms);
+    v["ring_s"] = secs(dialled, answered);
+    v["wait_s"] = secs(answered, bridged);
+    v["talk_s"] = secs(bridged, ended);
+    v["kind"] = json!(r.request.kind.as_str());
+    v
+}
+
+/// The columns of `GET /v1/records?format=csv`, in order.
+pub const CSV_COLUMNS: [&str; 26] = [
+    "id",
+    "kind",
+    "business",
+    "customer",
+    "agent",
+    "status",
+    "reason",
+    "attempts",
+    "created",
+    "dialled",
+    "answered",
+    "bridged",
+    "ended",
+    "ring_s",
+    "wait_s",
+    "talk_s",
+    "page_url",
+    "customer_rx_packets",
+    "customer_tx_packets",
+    "agent_rx_packets",
+    "agent_tx_packets",
+    "sale_outcome",
+    "sale_amount",
+    "sale_currency",
+    "sale_product",
+    "sale_notes",
+];
+
+fn csv_field(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Records as CSV (RFC 4180: CRLF line ends, header row [`CSV_COLUMNS`]).
+#[must_use]
+pub fn records_csv(records: &[store::CallRecord]) -> String {
+    let mut out = CSV_COLUMNS.join(",");
+    out.push_str("\r\n");
+    for r in records {
+        let v = record_json(r);
+        let cols = [
+            v["id"].clone(),
+            v["kind"].clone(),
+            v["business"].clone(),
+            v["customer"].clone(),
+            v["agent"].clone(),
+            v["status"].clone(),
+            v["reason"].clone(),
+            v["attempts"].clone(),
+            v["created"].clone(),
+            v["dialled"].clone(),
+            v["answered"].clone(),
+            v["bridged"].clone(),
+            v["ended"].clone(),
+            v["ring_s"].clone(),
+            v["wait_s"].clone(),
+            v["talk_s"].clone(),
+            v["page"]["url"].clone(),
+            v["media"]["customer"]["rx_packets"].clone(),
+            v["media"]["customer"]["tx_packets"].clone(),
+            v["media"]["agent"]["rx_packets"].clone(),
+            v["media"]["agent"]["tx_packets"].clone(),
+            v["sale"]["outcome"].clone(),
+            v["sale"]["amount"].clone(),
+            v["sale"]["currency"].clone(),
+            v["sale"]["product"].clone(),
+            v["sale"]["notes"].clone(),
+        ];
+        let line: Vec<String> = cols.iter().map(csv_field).collect();
+        out.push_str(&line.join(","));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// A business, for the page's business selector.
@@ -298,9 +383,16 @@ impl CallRequest {
         let page = match map.get("page") {
             None | Some(Value::Null) => None,
             Some(Value::Object(p)) => {
-                reject_unknown(p, &["url", "title"], "page.")?;
+                reject_unknown(p, &["url", "title", "referrer"], "page.")?;
                 let url = opt_str(p, "url", "page.url")?.unwrap_or_default();
                 let title = opt_str(p, "title", "page.title")?.unwrap_or_default();
+                let referrer = opt_str(p, "referrer", "page.referrer")?.unwrap_or_default();
+                if referrer.chars().count() > MAX_URL_LEN {
+                    return Err(bad(
+                        "page.referrer",
+                        format!("\"page.referrer\" is longer than {MAX_URL_LEN} characters"),
+                    ));
+                }
                 if url.chars().count() > MAX_URL_LEN {
                     return Err(bad(
                         "page.url",
@@ -316,12 +408,13 @@ impl CallRequest {
                 Some(PageInfo {
                     url: url.to_owned(),
                     title: title.to_owned(),
+                    referrer: referrer.to_owned(),
                 })
             }
             Some(_) => {
                 return Err(bad(
                     "page",
-                    "\"page\" must be an object like {\"url\": \"…\", \"title\": \"…\"}",
+                    "\"page\" must be an object like {\"url\": \"…\", \"title\": \"…\", \"referrer\": \"…\"}",
                 ))
             }
         };
@@ -371,6 +464,92 @@ impl BridgeRequest {
     }
 }
 
+/// The sale outcomes accepted in `POST /v1/call-requests/{id}/sale`.
+pub const SALE_OUTCOMES: [&str; 4] = ["sale", "no_sale", "follow_up", "not_interested"];
+
+/// A validated `POST /v1/call-requests/{id}/sale` (claim 13): `{"outcome", "amount",
+/// "currency", "product", "notes", "agent"}`; `amount` is a decimal number or string with at
+/// most two decimals, and needs `currency` (ISO 4217, three capital letters).
+pub struct SaleRequest;
+
+impl SaleRequest {
+    /// The accepted fields.
+    pub const FIELDS: [&'static str; 6] =
+        ["outcome", "amount", "currency", "product", "notes", "agent"];
+
+    /// Validates a sale body recorded at `at_ms`.
+    ///
+    /// # Errors
+    /// [`ApiError::BadRequest`] naming the first offending field.
+    pub fn from_json(map: &Map<String, Value>, at_ms: i64) -> Result<store::Sale, ApiError> {
+        reject_unknown(map, &Self::FIELDS, "")?;
+        let outcome = req_str(map, "outcome")?;
+        if !SALE_OUTCOMES.contains(&outcome) {
+            return Err(bad(
+                "outcome",
+                format!(
+                    "\"outcome\" must be one of {}, not {outcome:?}",
+                    SALE_OUTCOMES.join(", ")
+                ),
+            ));
+        }
+        let amount_minor = match map.get("amount") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => Some(parse_amount(&n.to_string())?),
+            Some(Value::String(s)) => Some(parse_amount(s)?),
+            Some(_) => return Err(bad("amount", "\"amount\" must be a number such as 49.90")),
+        };
+        let currency = opt_str(map, "currency", "currency")?.map(str::to_owned);
+        if let Some(c) = &currency {
+            if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(bad(
+                    "currency",
+                    format!("\"currency\" must be an ISO 4217 code such as EUR, not {c:?}"),
+                ));
+            }
+        }
+        if amount_minor.is_some() && currency.is_none() {
+            return Err(bad("currency", "\"currency\" is required with \"amount\""));
+        }
+        let text = |key: &str, max: usize| -> Result<Option<String>, ApiError> {
+            match opt_str(map, key, key)? {
+                Some(s) if s.chars().count() > max => Err(bad(
+                    key,
+                    format!("\"{key}\" is longer than {max} characters"),
+                )),
+                Some(s) if !s.is_empty() => Ok(Some(s.to_owned())),
+                _ => Ok(None),
+            }
+        };
+        Ok(store::Sale {
+            at_ms,
+            outcome: outcome.to_owned(),
+            amount_minor,
+            currency,
+            product: text("product", 200)?,
+            notes: text("notes", 4000)?,
+            agent: text("agent", 64)?,
+        })
+    }
+}
+
+/// `"49.9"` → 4990 minor units; at most two decimals, not negative, below 10^13.
+fn parse_amount(s: &str) -> Result<i64, ApiError> {
+    let err = || {
+        bad("amount", format!("\"amount\" must be a non-negative amount with at most two decimals, such as 49.90, not {s:?}"))
+    };
+    let (whole, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
+    if whole.is_empty() || whole.len() > 11 || frac.len() > 2 {
+        return Err(err());
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err());
+    }
+    let w: i64 = whole.parse().map_err(|_| err())?;
+    let f: i64 = format!("{frac:0<2}").parse().map_err(|_| err())?;
+    Ok(w * 100 + f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,17 +561,12 @@ mod tests {
     }
 
     #[test]
-    fn leg_media_from_stats() {
-        let mut s = dp_api::LegStats {
-            rx_packets: 3,
-            jitter_us: 7,
-            ..Default::default()
-        };
-        s.drops.add(dp_api::DropReason::SrcMismatch);
-        let m = LegMedia::from(&s);
-        assert_eq!(m.rx_packets, 3);
-        assert_eq!(m.drops["src_mismatch"], 1);
-        assert_eq!(m.drops.len(), dp_api::DropReason::COUNT);
-        assert_eq!(m.to_json()["drops"]["tx_full"], 0);
+    fn amounts_parse_to_minor_units() {
+        assert_eq!(parse_amount("49.9").unwrap(), 4990);
+        assert_eq!(parse_amount("49.90").unwrap(), 4990);
+        assert_eq!(parse_amount("7").unwrap(), 700);
+        for bad in ["-1", "1.234", "", ".5", "1e3", "12345678901234"] {
+            assert!(parse_amount(bad).is_err(), "{bad}");
+        }
     }
 }

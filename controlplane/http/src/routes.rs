@@ -10,7 +10,22 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
-use crate::model::{BridgeRequest, CallKind, CallRequest, CallView};
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::http::HeaderMap;
+use flows::{BusinessId, CallId};
+use service::{Bridge, BridgeAgent, Origin, Outcome, RequestView, ServiceError, Submit};
+use sha2::{Digest, Sha256};
+use store::{Page, RecordFilter};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::model::{
+    record_json, records_csv, view_json, AgentRef, BridgeRequest, CallKind, CallRequest,
+    SaleRequest,
+};
+use crate::state::service_error;
 use crate::{page, ApiError, AppJson, AppState};
 
 /// Builds the API. Tests call it with `tower::ServiceExt::oneshot`, no server needed.
@@ -21,11 +36,17 @@ use crate::{page, ApiError, AppJson, AppState};
 /// | `GET /healthz` | `{"status":"ok"}` |
 /// | `GET /v1/businesses` | `[{"id","name"}]` |
 /// | `POST /v1/call-requests` | `202 {"id","status"}` |
-/// | `GET /v1/call-requests/{id}` | the call ([`CallView::to_json`]) |
+/// | `GET /v1/call-requests/{id}` | the call ([`view_json`]) |
+/// | `POST /v1/call-requests/{id}/sale` | records the sale; the call ([`view_json`]) |
+/// | `GET /v1/records?business=&from=&to=&format=csv&limit=` | records ([`record_json`]; CSV: [`records_csv`]) |
 /// | `POST /v1/bridges` | `202 {"id","status"}` |
-/// | `GET /v1/bridges/{id}` | the bridge ([`CallView::to_json`]) |
+/// | `GET /v1/bridges/{id}` | the bridge ([`view_json`]) |
 ///
-/// Errors are `{"error": "…", "field": …}` with 400 / 404 / 405 / 415 / 413 / 500 / 503.
+/// POSTs take an `Idempotency-Key` header: the same key and body within 24 h get the
+/// original response again (header `Idempotent-Replayed: true`); the same key with another
+/// body is 422.
+///
+/// Errors are `{"error": "…", "field": …}` with 400 / 404 / 405 / 413 / 415 / 422 / 500 / 503.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(web_page))
@@ -33,10 +54,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/businesses", get(businesses))
         .route("/v1/call-requests", post(create_call_request))
         .route("/v1/call-requests/:id", get(get_call_request))
+        .route("/v1/call-requests/:id/sale", post(post_sale))
+        .route("/v1/records", get(records))
         .route("/v1/bridges", post(create_bridge))
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
-        .fallback(not_found)
+        .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
@@ -62,50 +85,176 @@ async fn businesses(State(st): State<AppState>) -> Json<Value> {
     Json(Value::Array(list))
 }
 
-fn created(path: &str, view: &CallView) -> Response {
-    let location = format!("{path}/{}", view.id);
-    (
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        Json(json!({ "id": view.id.as_str(), "status": view.status.as_str() })),
-    )
-        .into_response()
+/// Runs a blocking service call on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("service task failed: {e}")))?
+        .map_err(service_error)
+}
+
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// JSON with object keys sorted at every level, so that the same body hashes the same
+/// whatever the key order it was sent in.
+pub(crate) fn canonical(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let inner: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", Value::String((*k).clone()), canonical(&m[*k])))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Where the request came from: the client address and its `Idempotency-Key` with the
+/// body's hash.
+fn origin(
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    body: &Map<String, Value>,
+) -> Result<Origin, ApiError> {
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let key = v
+                .to_str()
+                .ok()
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.len() <= MAX_IDEMPOTENCY_KEY
+                        && k.bytes().all(|b| b.is_ascii_graphic())
+                })
+                .ok_or_else(|| ApiError::BadRequest {
+                    field: Some("Idempotency-Key".into()),
+                    message: format!(
+                        "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ),
+                })?;
+            let digest = Sha256::digest(canonical(&Value::Object(body.clone())).as_bytes());
+            let hash: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            Some((key.to_owned(), hash))
+        }
+    };
+    Ok(Origin {
+        client_ip: peer.map(|p| p.ip().to_string()),
+        idempotency,
+    })
+}
+
+fn respond(path: &str, out: Outcome) -> Response {
+    match out {
+        Outcome::Created(rec) => {
+            let location = format!("{path}/{}", rec.request.id);
+            (
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                Json(json!({ "id": rec.request.id.as_str(), "status": rec.status })),
+            )
+                .into_response()
+        }
+        Outcome::Replay(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::ACCEPTED);
+            let body: Value = serde_json::from_str(&r.body).unwrap_or(Value::Null);
+            let location = body["id"]
+                .as_str()
+                .map(|id| format!("{path}/{id}"))
+                .unwrap_or_default();
+            (
+                status,
+                [
+                    (header::LOCATION, location),
+                    (
+                        header::HeaderName::from_static("idempotent-replayed"),
+                        "true".into(),
+                    ),
+                ],
+                Json(body),
+            )
+                .into_response()
+        }
+    }
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 async fn create_call_request(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let req = CallRequest::from_json(&body)?;
-    let view = st
-        .calls
-        .submit(req)
-        .map_err(|e| e.into_api("preferred_agent"))?;
-    Ok(created("/v1/call-requests", &view))
+    let origin = origin(&headers, peer.map(|c| c.0), &body)?;
+    let submit = Submit {
+        business: req.business,
+        customer: req.customer,
+        contact_at_ms: req.contact_time.map(unix_ms),
+        page: req.page.map(|p| Page {
+            url: p.url,
+            title: p.title,
+            referrer: p.referrer,
+        }),
+        preferred_agent: req.preferred_agent,
+    };
+    let svc = st.calls.clone();
+    let out = blocking(move || svc.submit(submit, &origin)).await?;
+    Ok(respond("/v1/call-requests", out))
 }
 
 async fn create_bridge(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let req = BridgeRequest::from_json(&body)?;
-    let view = st.calls.bridge(req).map_err(|e| e.into_api("agent"))?;
-    Ok(created("/v1/bridges", &view))
+    let origin = origin(&headers, peer.map(|c| c.0), &body)?;
+    let bridge = Bridge {
+        customer: req.customer,
+        agent: match req.agent {
+            AgentRef::Id(a) => BridgeAgent::Id(a),
+            AgentRef::Target(t) => BridgeAgent::Target(t),
+        },
+    };
+    let svc = st.calls.clone();
+    let out = blocking(move || svc.bridge(bridge, &origin)).await?;
+    Ok(respond("/v1/bridges", out))
 }
 
-fn lookup(st: &AppState, id: &str, kind: CallKind) -> Result<Json<Value>, ApiError> {
-    match st.calls.get(id) {
-        Some(view) if view.kind == kind => Ok(Json(view.to_json())),
-        _ => {
-            let what = match kind {
-                CallKind::CallRequest => "call request",
-                CallKind::Bridge => "bridge",
-            };
-            Err(ApiError::NotFound {
-                field: Some("id".into()),
-                message: format!("there is no {what} with id {id:?}"),
-            })
-        }
+fn not_found(kind: CallKind, id: &str) -> ApiError {
+    let what = match kind {
+        CallKind::CallRequest => "call request",
+        CallKind::Bridge => "bridge",
+    };
+    ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no {what} with id {id:?}"),
+    }
+}
+
+async fn lookup(st: &AppState, id: &str, kind: CallKind) -> Result<RequestView, ApiError> {
+    let Ok(call) = CallId::new(id) else {
+        return Err(not_found(kind, id));
+    };
+    let svc = st.calls.clone();
+    match blocking(move || svc.get(&call)).await? {
+        Some(v) if kind.matches(v.record.request.kind) => Ok(v),
+        _ => Err(not_found(kind, id)),
     }
 }
 
@@ -113,14 +262,107 @@ async fn get_call_request(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    lookup(&st, &id, CallKind::CallRequest)
+    Ok(Json(view_json(
+        &lookup(&st, &id, CallKind::CallRequest).await?,
+    )))
 }
 
 async fn get_bridge(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    lookup(&st, &id, CallKind::Bridge)
+    Ok(Json(view_json(&lookup(&st, &id, CallKind::Bridge).await?)))
+}
+
+async fn post_sale(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let view = lookup(&st, &id, CallKind::CallRequest).await?;
+    let sale = SaleRequest::from_json(&body, unix_ms(OffsetDateTime::now_utc()))?;
+    let svc = st.calls.clone();
+    let call = view.record.request.id.clone();
+    let v = blocking(move || svc.sale(&call, &sale)).await?;
+    Ok(Json(view_json(&v)))
+}
+
+/// The most records one `GET /v1/records` returns.
+const MAX_RECORDS: usize = 10_000;
+
+async fn records(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let known = ["business", "from", "to", "format", "limit"];
+    if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(ApiError::BadRequest {
+            field: Some(k.clone()),
+            message: format!(
+                "unknown query parameter {k:?}; expected one of: {}",
+                known.join(", ")
+            ),
+        });
+    }
+    let time = |name: &str, default: OffsetDateTime| -> Result<i64, ApiError> {
+        match q.get(name).map(String::as_str) {
+            None | Some("") => Ok(unix_ms(default)),
+            Some(s) => OffsetDateTime::parse(s, &Rfc3339).map(unix_ms).map_err(|_| {
+                ApiError::BadRequest {
+                    field: Some(name.into()),
+                    message: format!("\"{name}\" must be an RFC 3339 date-time such as 2026-12-01T00:00:00Z, not {s:?}"),
+                }
+            }),
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let from_ms = time("from", now - time::Duration::days(1))?;
+    let to_ms = time("to", now + time::Duration::minutes(1))?;
+    let business = match q.get("business").map(String::as_str) {
+        None | Some("") => None,
+        Some(b) => Some(BusinessId::new(b).map_err(|e| ApiError::BadRequest {
+            field: Some("business".into()),
+            message: format!("\"business\" is invalid: {e}"),
+        })?),
+    };
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_RECORDS).contains(n))
+            .ok_or_else(|| ApiError::BadRequest {
+                field: Some("limit".into()),
+                message: format!("\"limit\" must be a number from 1 to {MAX_RECORDS}"),
+            })?,
+    };
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json" | "") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest {
+                field: Some("format".into()),
+                message: format!("\"format\" must be json or csv, not {other:?}"),
+            })
+        }
+    };
+    let filter = RecordFilter {
+        business,
+        from_ms,
+        to_ms,
+        limit,
+    };
+    let svc = st.calls.clone();
+    let recs = blocking(move || svc.records(&filter)).await?;
+    if csv {
+        Ok((
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            records_csv(&recs),
+        )
+            .into_response())
+    } else {
+        Ok(Json(Value::Array(recs.iter().map(record_json).collect())).into_response())
+    }
 }
 
 async fn web_page(
@@ -156,7 +398,7 @@ async fn web_page(
     }
 }
 
-async fn not_found() -> ApiError {
+async fn no_route() -> ApiError {
     ApiError::NotFound {
         field: None,
         message: "there is no such route".into(),

@@ -2,81 +2,102 @@
 
 use std::sync::Arc;
 
-use flows::{AgentId, BusinessId};
+use flows::CallId;
+use service::{Bridge, Origin, Outcome, RequestView, ServiceError, Submit};
+use store::{CallRecord, RecordFilter, Sale};
 
-use crate::model::{BridgeRequest, BusinessInfo, CallRequest, CallView};
+use crate::model::BusinessInfo;
 use crate::ApiError;
 
-/// Why the service refused a (syntactically valid) request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServiceError {
-    /// The business is not configured (400, field `business`).
-    #[error("unknown business {0}")]
-    UnknownBusiness(BusinessId),
-    /// The agent is not configured (400, field `preferred_agent` or `agent`).
-    #[error("unknown agent {0}")]
-    UnknownAgent(AgentId),
-    /// Another problem with one field (400).
-    #[error("{message}")]
-    Invalid {
-        /// The JSON field.
-        field: &'static str,
-        /// A human sentence.
-        message: String,
-    },
-    /// Cannot take calls now, e.g. out of media ports (503).
-    #[error("{0}")]
-    Unavailable(String),
-    /// Failed on our side (500).
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl ServiceError {
-    /// The API error, naming `agent_field` for an unknown agent.
-    pub(crate) fn into_api(self, agent_field: &str) -> ApiError {
-        match self {
-            Self::UnknownBusiness(b) => ApiError::BadRequest {
-                field: Some("business".into()),
-                message: format!("there is no business \"{b}\""),
-            },
-            Self::UnknownAgent(a) => ApiError::BadRequest {
-                field: Some(agent_field.into()),
-                message: format!("there is no agent \"{a}\""),
-            },
-            Self::Invalid { field, message } => ApiError::BadRequest {
-                field: Some(field.into()),
-                message,
-            },
-            Self::Unavailable(m) => ApiError::Unavailable(m),
-            Self::Internal(m) => ApiError::Internal(m),
-        }
+/// The API error for a service refusal; `agent_field` is not needed: the service names it.
+pub(crate) fn service_error(e: ServiceError) -> ApiError {
+    match e {
+        ServiceError::UnknownBusiness(b) => ApiError::BadRequest {
+            field: Some("business".into()),
+            message: format!("there is no business \"{b}\""),
+        },
+        ServiceError::UnknownAgent { field, agent } => ApiError::BadRequest {
+            field: Some(field.into()),
+            message: format!("there is no agent \"{agent}\""),
+        },
+        ServiceError::NotFound(id) => ApiError::NotFound {
+            field: Some("id".into()),
+            message: format!("there is no request with id {:?}", id.as_str()),
+        },
+        ServiceError::IdempotencyConflict(key) => ApiError::Unprocessable {
+            field: Some("Idempotency-Key".into()),
+            message: format!(
+                "the Idempotency-Key {key:?} was already used with a different request body; use a new key for a new request"
+            ),
+        },
+        ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+        other => ApiError::Internal(other.to_string()),
     }
 }
 
-/// What the HTTP layer needs from the rest of callbridge. Implemented by the orchestrator;
-/// every method is quick and never blocks on the network.
+/// What the HTTP layer needs from the rest of callbridge: the service
+/// ([`service::Service`] implements it) or a test double. The methods do blocking store
+/// I/O: handlers call them on tokio's blocking pool.
 pub trait CallService: Send + Sync + 'static {
-    /// Starts a click-to-call request (already validated field by field). Returns the new
-    /// call's view (status `queued` or `scheduled`).
+    /// Accepts a click-to-call request; returns after it is committed.
     ///
     /// # Errors
     /// [`ServiceError`] when the request cannot be taken.
-    fn submit(&self, req: CallRequest) -> Result<CallView, ServiceError>;
-    /// Starts a bridge: call the customer, then the agent, no queue.
+    fn submit(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError>;
+    /// Accepts a bridge (dialled at once).
     ///
     /// # Errors
     /// [`ServiceError`] when the request cannot be taken.
-    fn bridge(&self, req: BridgeRequest) -> Result<CallView, ServiceError>;
-    /// A call by id (either kind).
-    fn get(&self, id: &str) -> Option<CallView>;
+    fn bridge(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError>;
+    /// A request by id (either kind).
+    ///
+    /// # Errors
+    /// [`ServiceError::Internal`] when the store fails.
+    fn get(&self, id: &CallId) -> Result<Option<RequestView>, ServiceError>;
+    /// Records a request's sale.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; store failures.
+    fn sale(&self, id: &CallId, sale: &Sale) -> Result<RequestView, ServiceError>;
+    /// Records created in a range.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError>;
     /// The configured businesses, in configuration order (the first is the page's default).
     fn businesses(&self) -> Vec<BusinessInfo>;
     /// Per-worker data-plane counters (`GET /v1/dataplane/stats`): `{"workers": [{"relay",
     /// "loop", "io"}]}`; `None` when there is no data plane to ask (503).
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         None
+    }
+}
+
+impl CallService for service::Service {
+    fn submit(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
+        self.accept(req, origin)
+    }
+    fn bridge(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError> {
+        Self::bridge(self, req, origin)
+    }
+    fn get(&self, id: &CallId) -> Result<Option<RequestView>, ServiceError> {
+        Self::get(self, id)
+    }
+    fn sale(&self, id: &CallId, sale: &Sale) -> Result<RequestView, ServiceError> {
+        Self::sale(self, id, sale)
+    }
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
+        Self::records(self, filter)
+    }
+    fn businesses(&self) -> Vec<BusinessInfo> {
+        self.directory()
+            .businesses
+            .iter()
+            .map(|b| BusinessInfo {
+                id: b.id.clone(),
+                name: b.name.clone(),
+            })
+            .collect()
     }
 }
 

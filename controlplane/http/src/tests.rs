@@ -5,21 +5,59 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use flows::{AgentId, BusinessId, CallId, FailReason, Status, Target};
+use flows::{AgentId, BusinessId, CallId, Target};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
+use service::{Bridge, BridgeAgent, Origin, Outcome, RequestView, Submit};
+use store::{CallRecord, EventRow, Kind, NewRequest, RecordFilter, Sale};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
 use crate::*;
 
-/// Test double: keeps views in a map, remembers the last requests.
+/// Test double: keeps requests in a map, remembers the last requests.
 #[derive(Default)]
 struct FakeCalls {
-    views: Mutex<HashMap<String, CallView>>,
-    last_request: Mutex<Option<CallRequest>>,
-    last_bridge: Mutex<Option<BridgeRequest>>,
+    views: Mutex<HashMap<String, RequestView>>,
+    last_request: Mutex<Option<Submit>>,
+    last_bridge: Mutex<Option<Bridge>>,
     next: Mutex<u128>,
+}
+
+const T0: i64 = 1_764_388_800_000; // 2025-11-29T04:00:00Z
+
+fn record(id: CallId, kind: Kind, status: &str) -> CallRecord {
+    CallRecord {
+        request: NewRequest {
+            id,
+            kind,
+            business: None,
+            customer: String::new(),
+            preferred_agent: None,
+            agent_spec: None,
+            contact_at_ms: None,
+            page: None,
+            client_ip: None,
+            created_ms: T0,
+            status: status.into(),
+            due_ms: None,
+            claimed_by: None,
+        },
+        status: status.into(),
+        reason: None,
+        agent: None,
+        attempts: 0,
+        due_ms: None,
+        updated_ms: T0,
+        events: vec![EventRow {
+            at_ms: T0,
+            status: status.into(),
+            reason: None,
+            agent: None,
+        }],
+        media: vec![],
+        sale: None,
+    }
 }
 
 impl FakeCalls {
@@ -28,8 +66,20 @@ impl FakeCalls {
         *n += 1;
         CallId::from_random(*n)
     }
-    fn insert(&self, view: CallView) {
-        self.views.lock().unwrap().insert(view.id.to_string(), view);
+    fn insert(&self, record: CallRecord) {
+        let view = RequestView {
+            record,
+            queue_position: None,
+            estimated_wait_s: None,
+            media: (None, None),
+        };
+        self.insert_view(view);
+    }
+    fn insert_view(&self, view: RequestView) {
+        self.views
+            .lock()
+            .unwrap()
+            .insert(view.record.request.id.to_string(), view);
     }
 }
 
@@ -38,63 +88,78 @@ fn at(s: &str) -> OffsetDateTime {
 }
 
 impl CallService for FakeCalls {
-    fn submit(&self, req: CallRequest) -> Result<CallView, ServiceError> {
+    fn submit(&self, req: Submit, _origin: &Origin) -> Result<Outcome, ServiceError> {
         if !["acme", "globex"].contains(&req.business.as_str()) {
             return Err(ServiceError::UnknownBusiness(req.business));
         }
         if let Some(a) = &req.preferred_agent {
             if a.as_str() != "alice" {
-                return Err(ServiceError::UnknownAgent(a.clone()));
+                return Err(ServiceError::UnknownAgent {
+                    field: "preferred_agent",
+                    agent: a.clone(),
+                });
             }
         }
-        let status = if req.contact_time.is_some() {
-            Status::Scheduled
+        let status = if req.contact_at_ms.is_some() {
+            "scheduled"
         } else {
-            Status::Queued
+            "queued"
         };
-        let view = CallView {
-            id: self.new_id(),
-            kind: CallKind::CallRequest,
-            status,
-            business: Some(req.business.clone()),
-            customer: req.customer.clone(),
-            agent: None,
-            events: vec![StatusEvent {
-                at: at("2026-11-29T04:00:00Z"),
-                status,
-            }],
-            media: None,
-        };
-        self.insert(view.clone());
+        let mut rec = record(self.new_id(), Kind::CallRequest, status);
+        rec.request.business = Some(req.business.clone());
+        rec.request.customer = req.customer.as_str().to_owned();
+        self.insert(rec.clone());
         *self.last_request.lock().unwrap() = Some(req);
-        Ok(view)
+        Ok(Outcome::Created(Box::new(rec)))
     }
 
-    fn bridge(&self, req: BridgeRequest) -> Result<CallView, ServiceError> {
+    fn bridge(&self, req: Bridge, _origin: &Origin) -> Result<Outcome, ServiceError> {
         let agent = match &req.agent {
-            AgentRef::Id(a) if a.as_str() != "alice" => {
-                return Err(ServiceError::UnknownAgent(a.clone()))
+            BridgeAgent::Id(a) if a.as_str() != "alice" => {
+                return Err(ServiceError::UnknownAgent {
+                    field: "agent",
+                    agent: a.clone(),
+                })
             }
-            AgentRef::Id(a) => a.to_string(),
-            AgentRef::Target(t) => t.to_string(),
+            BridgeAgent::Id(a) => a.to_string(),
+            BridgeAgent::Target(t) => t.to_string(),
         };
-        let view = CallView {
-            id: self.new_id(),
-            kind: CallKind::Bridge,
-            status: Status::CallingCustomer,
-            business: None,
-            customer: req.customer.clone(),
-            agent: Some(agent),
-            events: vec![],
-            media: None,
-        };
-        self.insert(view.clone());
+        let mut rec = record(self.new_id(), Kind::Bridge, "calling_customer");
+        rec.request.customer = req.customer.as_str().to_owned();
+        rec.request.agent_spec = Some(agent);
+        self.insert(rec.clone());
         *self.last_bridge.lock().unwrap() = Some(req);
-        Ok(view)
+        Ok(Outcome::Created(Box::new(rec)))
     }
 
-    fn get(&self, id: &str) -> Option<CallView> {
-        self.views.lock().unwrap().get(id).cloned()
+    fn get(&self, id: &CallId) -> Result<Option<RequestView>, ServiceError> {
+        Ok(self.views.lock().unwrap().get(id.as_str()).cloned())
+    }
+
+    fn sale(&self, id: &CallId, sale: &Sale) -> Result<RequestView, ServiceError> {
+        let mut views = self.views.lock().unwrap();
+        let v = views
+            .get_mut(id.as_str())
+            .ok_or_else(|| ServiceError::NotFound(id.clone()))?;
+        v.record.sale = Some(sale.clone());
+        Ok(v.clone())
+    }
+
+    fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
+        let mut out: Vec<CallRecord> = self
+            .views
+            .lock()
+            .unwrap()
+            .values()
+            .map(|v| v.record.clone())
+            .filter(|r| {
+                r.request.created_ms >= filter.from_ms
+                    && r.request.created_ms < filter.to_ms
+                    && (filter.business.is_none() || r.request.business == filter.business)
+            })
+            .collect();
+        out.sort_by(|a, b| a.request.id.cmp(&b.request.id));
+        Ok(out)
     }
 
     fn businesses(&self) -> Vec<BusinessInfo> {
@@ -198,13 +263,14 @@ async fn call_request_is_accepted_and_validated_into_types() {
     assert_eq!(got.customer, Target::Tel("+15551234567".into()));
     assert_eq!(
         got.page,
-        Some(PageInfo {
+        Some(store::Page {
             url: "https://acme.example/pricing".into(),
-            title: "Pricing".into()
+            title: "Pricing".into(),
+            referrer: String::new(),
         })
     );
     assert_eq!(got.preferred_agent, Some(AgentId::new("alice").unwrap()));
-    assert_eq!(got.contact_time, None);
+    assert_eq!(got.contact_at_ms, None);
 }
 
 #[tokio::test]
@@ -219,7 +285,10 @@ async fn contact_time_makes_it_scheduled_and_sip_customers_work() {
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["status"], "scheduled");
     let got = fake.last_request.lock().unwrap().clone().unwrap();
-    assert_eq!(got.contact_time, Some(at("2026-11-29T14:30:00Z")));
+    assert_eq!(
+        got.contact_at_ms,
+        Some(i64::try_from(at("2026-11-29T14:30:00Z").unix_timestamp_nanos() / 1_000_000).unwrap())
+    );
     assert_eq!(got.customer, Target::Sip("sip:bob@127.0.0.1:15062".into()));
     // null optional fields are the same as absent ones
     let (s, _) = post(
@@ -294,8 +363,8 @@ async fn every_call_request_validation_error_names_its_field() {
             "string",
         ),
         (
-            json!({"business": "acme", "customer": "+15551234567", "page": {"referrer": "x"}}),
-            "page.referrer",
+            json!({"business": "acme", "customer": "+15551234567", "page": {"referer": "x"}}),
+            "page.referer",
             "unknown field",
         ),
         (
@@ -369,27 +438,45 @@ async fn get_call_request_shows_the_whole_document() {
         ..Default::default()
     };
     stats.drops.add(dp_api::DropReason::SrcMismatch);
-    fake.insert(CallView {
-        id: CallId::new("c_42").unwrap(),
-        kind: CallKind::CallRequest,
-        status: Status::Failed(FailReason::CustomerBusy),
-        business: Some(BusinessId::new("acme").unwrap()),
-        customer: Target::parse("+15551234567").unwrap(),
-        agent: Some("alice".into()),
-        events: vec![
-            StatusEvent {
-                at: at("2026-11-29T04:00:00.5Z"),
-                status: Status::Queued,
-            },
-            StatusEvent {
-                at: at("2026-11-29T04:00:01Z"),
-                status: Status::Failed(FailReason::CustomerBusy),
-            },
-        ],
-        media: Some(MediaView {
-            customer: Some(LegMedia::from(&stats)),
+    let mut rec = record(CallId::new("c_42").unwrap(), Kind::CallRequest, "queued");
+    rec.request.business = Some(BusinessId::new("acme").unwrap());
+    rec.request.customer = "+15551234567".into();
+    rec.request.page = Some(store::Page {
+        url: "https://acme.example/pricing".into(),
+        title: "Pricing".into(),
+        referrer: "https://search.example/".into(),
+    });
+    rec.status = "failed".into();
+    rec.reason = Some("customer_busy".into());
+    rec.agent = Some("alice".into());
+    rec.events = vec![
+        EventRow {
+            at_ms: T0 + 500,
+            status: "queued".into(),
+            reason: None,
             agent: None,
-        }),
+        },
+        EventRow {
+            at_ms: T0 + 1000,
+            status: "failed".into(),
+            reason: Some("customer_busy".into()),
+            agent: None,
+        },
+    ];
+    rec.sale = Some(Sale {
+        at_ms: T0 + 2000,
+        outcome: "sale".into(),
+        amount_minor: Some(4990),
+        currency: Some("EUR".into()),
+        product: Some("Gold".into()),
+        notes: None,
+        agent: Some("alice".into()),
+    });
+    fake.insert_view(RequestView {
+        record: rec,
+        queue_position: None,
+        estimated_wait_s: None,
+        media: (Some(service::media_json(&stats)), None),
     });
     let (s, v, _) = send(&app, Method::GET, "/v1/call-requests/c_42", None).await;
     assert_eq!(s, StatusCode::OK);
@@ -402,8 +489,8 @@ async fn get_call_request_shows_the_whole_document() {
     assert_eq!(
         v["events"],
         json!([
-            {"at": "2026-11-29T04:00:00.500Z", "status": "queued"},
-            {"at": "2026-11-29T04:00:01.000Z", "status": "failed"}
+            {"at": "2025-11-29T04:00:00.500Z", "status": "queued"},
+            {"at": "2025-11-29T04:00:01.000Z", "status": "failed", "reason": "customer_busy"}
         ])
     );
     let c = &v["media"]["customer"];
@@ -422,6 +509,9 @@ async fn get_call_request_shows_the_whole_document() {
     assert_eq!(c["rx_bytes"], 1720);
     assert_eq!(c["drops"]["src_mismatch"], 1);
     assert_eq!(v["media"]["agent"], Value::Null);
+    assert_eq!(v["page"]["referrer"], "https://search.example/");
+    assert_eq!(v["sale"]["amount"], "49.90");
+    assert_eq!(v["sale"]["currency"], "EUR");
 
     // A fresh call: nulls until known.
     let (_, created) = post(
@@ -474,14 +564,14 @@ async fn unknown_ids_are_404_naming_the_id() {
 async fn bridges_take_an_agent_id_uri_or_number() {
     let (app, fake) = app();
     for (agent, want) in [
-        ("alice", AgentRef::Id(AgentId::new("alice").unwrap())),
+        ("alice", BridgeAgent::Id(AgentId::new("alice").unwrap())),
         (
             "sip:carol@127.0.0.1:15068",
-            AgentRef::Target(Target::Sip("sip:carol@127.0.0.1:15068".into())),
+            BridgeAgent::Target(Target::Sip("sip:carol@127.0.0.1:15068".into())),
         ),
         (
             "+4930123456",
-            AgentRef::Target(Target::Tel("+4930123456".into())),
+            BridgeAgent::Target(Target::Tel("+4930123456".into())),
         ),
     ] {
         let (s, v) = post(
@@ -604,4 +694,170 @@ async fn the_page_is_served_for_the_chosen_business() {
     let (s, _, html) = send(&app, Method::GET, "/?business=nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("nope"));
+}
+
+#[tokio::test]
+async fn sale_is_validated_and_recorded() {
+    let (app, _) = app();
+    let (_, created) = post(
+        &app,
+        "/v1/call-requests",
+        json!({"business": "acme", "customer": "+15551234567"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let uri = format!("/v1/call-requests/{id}/sale");
+    for (body, field) in [
+        (json!({}), "outcome"),
+        (json!({"outcome": "maybe"}), "outcome"),
+        (json!({"outcome": "sale", "amount": 10}), "currency"),
+        (
+            json!({"outcome": "sale", "amount": -1, "currency": "EUR"}),
+            "amount",
+        ),
+        (
+            json!({"outcome": "sale", "amount": "1.234", "currency": "EUR"}),
+            "amount",
+        ),
+        (
+            json!({"outcome": "sale", "amount": 1, "currency": "euro"}),
+            "currency",
+        ),
+        (json!({"outcome": "sale", "colour": "red"}), "colour"),
+    ] {
+        let (s, v) = post(&app, &uri, body.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body} -> {v}");
+        assert_eq!(v["field"], field, "{body} -> {v}");
+    }
+    let (s, v) = post(
+        &app,
+        &uri,
+        json!({"outcome": "sale", "amount": 49.9, "currency": "EUR", "product": "Gold plan", "agent": "alice"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["sale"]["outcome"], "sale");
+    assert_eq!(v["sale"]["amount"], "49.90");
+    assert_eq!(v["sale"]["product"], "Gold plan");
+    let (s, v) = post(
+        &app,
+        "/v1/call-requests/c_nope/sale",
+        json!({"outcome": "sale"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["field"], "id");
+}
+
+#[tokio::test]
+async fn records_as_json_and_csv_with_checked_parameters() {
+    let (app, fake) = app();
+    let mut rec = record(CallId::new("c_7").unwrap(), Kind::CallRequest, "queued");
+    rec.request.business = Some(BusinessId::new("acme").unwrap());
+    rec.request.customer = "+15551234567".into();
+    rec.request.page = Some(store::Page {
+        url: "https://acme.example/a,b".into(),
+        title: "T".into(),
+        referrer: String::new(),
+    });
+    rec.events.push(EventRow {
+        at_ms: T0 + 1_000,
+        status: "calling_customer".into(),
+        reason: None,
+        agent: None,
+    });
+    rec.events.push(EventRow {
+        at_ms: T0 + 3_000,
+        status: "announcing".into(),
+        reason: None,
+        agent: None,
+    });
+    rec.events.push(EventRow {
+        at_ms: T0 + 4_500,
+        status: "bridged".into(),
+        reason: None,
+        agent: None,
+    });
+    rec.events.push(EventRow {
+        at_ms: T0 + 64_500,
+        status: "completed".into(),
+        reason: None,
+        agent: None,
+    });
+    rec.status = "completed".into();
+    fake.insert(rec);
+    let (s, v, _) = send(
+        &app,
+        Method::GET,
+        "/v1/records?business=acme&from=2025-11-29T00:00:00Z&to=2025-11-30T00:00:00Z",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = &v[0];
+    assert_eq!(r["id"], "c_7");
+    assert_eq!(r["ring_s"], 2.0);
+    assert_eq!(r["wait_s"], 1.5);
+    assert_eq!(r["talk_s"], 60.0);
+    assert_eq!(r["bridged"], "2025-11-29T04:00:04.500Z");
+    let (s, _, text) = send(
+        &app,
+        Method::GET,
+        "/v1/records?from=2025-11-29T00:00:00Z&format=csv",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut lines = text.split("\r\n");
+    assert_eq!(lines.next().unwrap(), CSV_COLUMNS.join(","));
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("c_7,call_request,acme,+15551234567,"),
+        "{row}"
+    );
+    assert!(
+        row.contains("\"https://acme.example/a,b\""),
+        "quoted: {row}"
+    );
+    for (q, field) in [
+        ("from=yesterday", "from"),
+        ("format=xml", "format"),
+        ("limit=0", "limit"),
+        ("colour=red", "colour"),
+        ("business=a%20b", "business"),
+    ] {
+        let (s, v, _) = send(&app, Method::GET, &format!("/v1/records?{q}"), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
+        assert_eq!(v["field"], field, "{q}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn idempotency_key_must_be_sane() {
+    let (app, _) = app();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/call-requests")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", "has space")
+        .body(Body::from(
+            json!({"business": "acme", "customer": "+15551234567"}).to_string(),
+        ))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let v: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["field"], "Idempotency-Key");
+}
+
+#[test]
+fn canonical_json_ignores_key_order() {
+    let a = json!({"b": 1, "a": {"y": [1, {"q": 2, "p": 3}], "x": null}});
+    let b = json!({"a": {"x": null, "y": [1, {"p": 3, "q": 2}]}, "b": 1});
+    assert_eq!(crate::routes::canonical(&a), crate::routes::canonical(&b));
+    assert_ne!(
+        crate::routes::canonical(&a),
+        crate::routes::canonical(&json!({"b": 2}))
+    );
 }

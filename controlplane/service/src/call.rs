@@ -1,0 +1,442 @@
+//! One live call: a task that feeds [`ClickToCall`] and executes its outputs against the
+//! B2BUA ([`CallLegs`]), the ACD and the store.
+//!
+//! The task is the only writer of its request's row while it runs; it owns the call's SIP
+//! legs, media legs and timers, and releases all of them however the call ends.
+
+use std::collections::HashMap;
+use std::future::pending;
+use std::time::{Duration, Instant};
+
+use b2bua::{B2bEvent, CallLegs};
+use dp_api::{Command, Event, LegId, LegStats};
+use flows::{
+    AgentId, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall, Input, LegInput,
+    Legs, Output, Role, SipAction, Status, Target, TimerKind,
+};
+use serde_json::{json, Value};
+use store::{CallRecord, Kind, MediaSummary, StatusChange};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::{lock, now_ms, CallInput, Preallocated, Service};
+
+/// How often a live call refreshes its media counters.
+const STATS_PERIOD: Duration = Duration::from_secs(1);
+/// How long a finished call waits for the workers to confirm its legs' removal.
+const REMOVAL_WAIT: Duration = Duration::from_secs(5);
+/// How often a call waiting for free media ports tries again.
+const PORT_RETRY: Duration = Duration::from_millis(200);
+
+/// Runs a claimed request (or a just-accepted bridge with its legs) to its end.
+pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
+    let id = rec.request.id.clone();
+    let plan = match plan(&svc, &rec, legs) {
+        Ok(p) => p,
+        Err(why) => {
+            warn!(call = %id, "cannot run the request: {why}");
+            lock(&svc.inner().reserved).remove(&id);
+            if let Some(l) = legs {
+                svc.inner().b2b.media().release(l);
+            }
+            let mut ch = StatusChange::new(now_ms(), "failed");
+            ch.reason = Some("internal".into());
+            write_status(&svc, &id, ch).await;
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    lock(&svc.inner().live).insert(id.clone(), tx);
+    let display = rec
+        .request
+        .business
+        .as_ref()
+        .and_then(|b| svc.inner().dir.business(b))
+        .map(|b| b.name.clone());
+    let machine = ClickToCall::new(plan, Instant::now());
+    let task = CallTask {
+        legs: svc.inner().b2b.call(id.as_str()),
+        svc,
+        id,
+        business: rec.request.business.clone(),
+        display,
+        machine,
+        inbox: rx,
+        timers: HashMap::new(),
+        finished: false,
+        last_status: rec.status.clone(),
+        agent_label: rec.agent.clone(),
+        waiting_ports: false,
+        stats: HashMap::new(),
+    };
+    task.run().await;
+}
+
+fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan, String> {
+    let i = svc.inner();
+    let customer = Target::parse(&rec.request.customer).map_err(|e| e.to_string())?;
+    let agent = match rec.request.kind {
+        Kind::CallRequest => AgentSource::Acd {
+            preferred: rec.request.preferred_agent.clone(),
+        },
+        Kind::Bridge => {
+            let spec = rec.request.agent_spec.as_deref().unwrap_or_default();
+            match AgentId::new(spec)
+                .ok()
+                .and_then(|a| i.dir.agent(&a).cloned())
+            {
+                Some(a) => AgentSource::Given {
+                    agent: Some(a.id),
+                    target: a.contact,
+                },
+                None => AgentSource::Given {
+                    agent: None,
+                    target: Target::parse(spec).map_err(|e| e.to_string())?,
+                },
+            }
+        }
+    };
+    Ok(CallPlan {
+        id: rec.request.id.clone(),
+        customer,
+        agent,
+        contact_at: None,
+        legs,
+        announcement: i.settings.announcement.clone(),
+        timers: i.settings.timers,
+        media: i.settings.media,
+    })
+}
+
+async fn write_status(svc: &Service, id: &CallId, ch: StatusChange) {
+    let store = svc.inner().store.clone();
+    let id2 = id.clone();
+    match tokio::task::spawn_blocking(move || store.set_status(&id2, &ch)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(call = %id, "cannot record status: {e}"),
+        Err(e) => warn!(call = %id, "cannot record status: {e}"),
+    }
+}
+
+/// Media counters of one leg as stored and shown (`media.customer` / `media.agent`).
+pub fn media_json(s: &LegStats) -> Value {
+    let drops: serde_json::Map<String, Value> = dp_api::DropReason::ALL
+        .iter()
+        .map(|r| (r.as_str().to_owned(), json!(s.drops.get(*r))))
+        .collect();
+    json!({
+        "rx_packets": s.rx_packets,
+        "rx_bytes": s.rx_bytes,
+        "tx_packets": s.tx_packets,
+        "tx_bytes": s.tx_bytes,
+        "rx_rtcp": s.rx_rtcp,
+        "tx_rtcp": s.tx_rtcp,
+        "announcement_packets": s.announcement_packets,
+        "jitter_us": s.jitter_us,
+        "drops": drops,
+    })
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => pending().await,
+    }
+}
+
+struct CallTask {
+    svc: Service,
+    id: CallId,
+    business: Option<BusinessId>,
+    /// Shown to the customer as the caller's name.
+    display: Option<String>,
+    machine: ClickToCall,
+    legs: CallLegs,
+    inbox: mpsc::UnboundedReceiver<CallInput>,
+    timers: HashMap<TimerKind, Instant>,
+    finished: bool,
+    /// The last status written (`failed/<reason>` for failures), to skip repeats.
+    last_status: String,
+    agent_label: Option<String>,
+    /// An `AllocateLegs` found no free ports; retried every [`PORT_RETRY`].
+    waiting_ports: bool,
+    /// The latest counters per media leg.
+    stats: HashMap<LegId, LegStats>,
+}
+
+impl CallTask {
+    async fn run(mut self) {
+        let mut stats = tokio::time::interval(STATS_PERIOD);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = self.svc.inner().stop.clone();
+        self.drain().await;
+        while !self.finished {
+            let next_timer = self.timers.values().min().copied();
+            tokio::select! {
+                ev = self.legs.next() => self.on_b2b(ev),
+                input = self.inbox.recv() => match input {
+                    Some(CallInput::Assigned(agent)) => self.assigned(agent),
+                    Some(CallInput::Cancel) | None => self.machine.handle(Instant::now(), Input::Cancel),
+                },
+                () = sleep_until(next_timer) => self.on_timers(),
+                () = tokio::time::sleep(PORT_RETRY), if self.waiting_ports => self.allocate(),
+                _ = stats.tick(), if !self.legs.routed().is_empty() => self.query_stats(),
+                () = stop.cancelled(), if !stop.is_cancelled() => {
+                    self.machine.handle(Instant::now(), Input::Cancel);
+                }
+            }
+            self.drain().await;
+        }
+        self.finish().await;
+    }
+
+    fn on_b2b(&mut self, ev: B2bEvent) {
+        let input = match ev {
+            B2bEvent::Leg(Role::Customer, l) => Input::Customer(l),
+            B2bEvent::Leg(Role::Agent, l) => Input::Agent(l),
+            B2bEvent::Media(ev) => {
+                if let Event::Stats { leg, stats } | Event::LegRemoved { leg, stats } = &ev {
+                    self.stats.insert(*leg, *stats);
+                    self.publish_media();
+                }
+                Input::Media(ev)
+            }
+        };
+        self.machine.handle(Instant::now(), input);
+    }
+
+    fn assigned(&mut self, agent: AgentId) {
+        match self.svc.inner().dir.agent(&agent) {
+            Some(a) => {
+                let target = a.contact.clone();
+                self.agent_label = Some(agent.as_str().to_owned());
+                self.machine
+                    .handle(Instant::now(), Input::AgentAssigned(agent, target));
+            }
+            None => self.machine.handle(Instant::now(), Input::NoAgent),
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<TimerKind> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for kind in due {
+            self.timers.remove(&kind);
+            self.machine.handle(now, Input::TimerFired(kind));
+        }
+    }
+
+    fn query_stats(&mut self) {
+        for leg in self.legs.routed().to_vec() {
+            let _ = self.legs.media(Command::QueryStats { leg });
+        }
+    }
+
+    /// The machine asked for media legs (or is still waiting for free ports).
+    fn allocate(&mut self) {
+        if !self.machine.awaiting_legs() {
+            self.waiting_ports = false;
+            return;
+        }
+        match self.svc.inner().b2b.media().allocate_pair() {
+            Ok(legs) => {
+                self.waiting_ports = false;
+                lock(&self.svc.inner().reserved).remove(&self.id);
+                self.machine
+                    .handle(Instant::now(), Input::LegsAllocated(legs));
+            }
+            Err(b2bua::MediaError::NoFreePort) => {
+                if !self.waiting_ports {
+                    info!(call = %self.id, "waiting for free media ports");
+                }
+                self.waiting_ports = true;
+            }
+            Err(e) => {
+                warn!(call = %self.id, "cannot allocate media legs: {e}");
+                self.waiting_ports = false;
+                self.machine.handle(Instant::now(), Input::NoLegs);
+            }
+        }
+    }
+
+    /// Executes every pending output of the machine.
+    async fn drain(&mut self) {
+        while let Some(out) = self.machine.poll_output() {
+            debug!(call = %self.id, output = %out, "flow output");
+            self.execute(out).await;
+        }
+    }
+
+    async fn execute(&mut self, out: Output) {
+        let now = Instant::now();
+        match out {
+            Output::Sip(SipAction::Invite { role, target, leg }) => {
+                // The customer sees the business; the agent sees the customer.
+                let display = match role {
+                    Role::Customer => self.display.clone(),
+                    Role::Agent => Some(self.machine.plan().customer.as_str().to_owned()),
+                };
+                if let Err(e) = self.legs.invite(role, &target, leg, display) {
+                    warn!(call = %self.id, role = role.as_str(), "{e}");
+                    let input = match role {
+                        Role::Customer => Input::Customer(LegInput::Ended),
+                        Role::Agent => Input::Agent(LegInput::Ended),
+                    };
+                    self.machine.handle(now, input);
+                } else {
+                    info!(call = %self.id, role = role.as_str(), %target, "INVITE sent");
+                }
+            }
+            Output::Sip(SipAction::Hangup { role }) => self.legs.hangup(role),
+            Output::Media(cmd) => {
+                let leg = cmd.leg();
+                if let Err(e) = self.legs.media(cmd) {
+                    warn!(call = %self.id, "data-plane command failed: {e}");
+                    let error = dp_api::CommandError::Io(e.to_string());
+                    self.machine
+                        .handle(now, Input::Media(Event::CommandFailed { leg, error }));
+                }
+            }
+            Output::Status(status) => self.status(status).await,
+            Output::SetTimer { kind, after } => {
+                self.timers.insert(kind, now + after);
+            }
+            Output::CancelTimer(kind) => {
+                self.timers.remove(&kind);
+            }
+            Output::RequestAgent { preferred, exclude } => {
+                let Some(business) = self.business.clone() else {
+                    self.machine.handle(now, Input::NoAgent);
+                    return;
+                };
+                let a = lock(&self.svc.inner().acd).request(
+                    &self.id,
+                    &business,
+                    preferred.as_ref(),
+                    &exclude,
+                );
+                match a {
+                    Assignment::Assigned(agent) => self.assigned(agent),
+                    Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
+                    _ => self.machine.handle(now, Input::NoAgent),
+                }
+            }
+            Output::WithdrawAgentRequest => {
+                lock(&self.svc.inner().acd).cancel(&self.id);
+            }
+            Output::AgentConnected(agent) => {
+                lock(&self.svc.inner().acd).mark_busy(&agent);
+            }
+            Output::ReleaseAgent(agent) => self.svc.release_agent(&agent),
+            Output::AllocateLegs => self.allocate(),
+            Output::Finished => self.finished = true,
+        }
+    }
+
+    /// Records a status change (skipping a repeat) and publishes it.
+    async fn status(&mut self, status: Status) {
+        let name = status.to_string();
+        if name == self.last_status {
+            return;
+        }
+        self.last_status = name;
+        info!(call = %self.id, status = %status, "call status");
+        let at = now_ms();
+        let mut ch = StatusChange::new(at, status.as_str());
+        ch.reason = status.reason().map(|r| r.as_str().to_owned());
+        ch.agent.clone_from(&self.agent_label);
+        ch.attempt = status == Status::CallingCustomer;
+        write_status(&self.svc, &self.id, ch).await;
+        self.svc.publish(
+            &self.id,
+            self.business.clone(),
+            self.agent_label.clone(),
+            status.as_str(),
+            status.reason().map(|r| r.as_str().to_owned()),
+            at,
+        );
+    }
+
+    fn publish_media(&self) {
+        let Some(legs) = self.machine.legs() else {
+            return;
+        };
+        let mut live = lock(&self.svc.inner().live_media);
+        let entry = live.entry(self.id.clone()).or_default();
+        if let Some(s) = self.stats.get(&legs.customer) {
+            entry.0 = Some(media_json(s));
+        }
+        if let Some(s) = self.stats.get(&legs.agent) {
+            entry.1 = Some(media_json(s));
+        }
+    }
+
+    /// After [`Output::Finished`]: wait for the workers to remove the legs (their final
+    /// counters come with it), store the media summary, free the ports, forget the call.
+    async fn finish(mut self) {
+        let legs: Option<Legs> = self.machine.legs();
+        let mut pending: Vec<LegId> = self.legs.routed().to_vec();
+        let until = tokio::time::Instant::now() + REMOVAL_WAIT;
+        while !pending.is_empty() {
+            match tokio::time::timeout_at(until, self.legs.next_media()).await {
+                Ok(Some(Event::LegRemoved { leg, stats })) => {
+                    self.stats.insert(leg, stats);
+                    pending.retain(|l| *l != leg);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        self.legs.close();
+        let svc = self.svc.clone();
+        if let Some(l) = legs {
+            let summaries: Vec<(&str, Value)> = [("customer", l.customer), ("agent", l.agent)]
+                .into_iter()
+                .filter_map(|(role, leg)| self.stats.get(&leg).map(|s| (role, media_json(s))))
+                .collect();
+            let store = svc.inner().store.clone();
+            let id = self.id.clone();
+            let rows: Vec<(String, MediaSummary)> = summaries
+                .into_iter()
+                .map(|(r, v)| {
+                    (
+                        r.to_owned(),
+                        MediaSummary {
+                            json: v.to_string(),
+                        },
+                    )
+                })
+                .collect();
+            let _ = tokio::task::spawn_blocking(move || {
+                for (role, m) in &rows {
+                    if let Err(e) = store.set_media(&id, role, m) {
+                        warn!(call = %id, "cannot record media summary: {e}");
+                    }
+                }
+            })
+            .await;
+            if pending.is_empty() {
+                svc.inner().b2b.media().release(l);
+            } else {
+                // Never hand out a port whose previous leg may still be in a worker: a
+                // stuck removal costs a port pair, never another call's media.
+                warn!(call = %self.id, ?pending, "legs not confirmed removed; their ports stay out of use");
+            }
+        }
+        lock(&svc.inner().live_media).remove(&self.id);
+        lock(&svc.inner().reserved).remove(&self.id);
+        lock(&svc.inner().live).remove(&self.id);
+        // An agent handed to us after we finished goes back to the pool.
+        while let Ok(input) = self.inbox.try_recv() {
+            if let CallInput::Assigned(agent) = input {
+                svc.release_agent(&agent);
+            }
+        }
+        info!(call = %self.id, "call finished");
+    }
+}

@@ -1,0 +1,41 @@
+//! [`ServiceError`]: why the service refused or failed.
+
+use flows::{AgentId, BusinessId, CallId};
+
+/// Why the service refused a (syntactically valid) request, or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The business is not configured (field `business`).
+    #[error("there is no business \"{0}\"")]
+    UnknownBusiness(BusinessId),
+    /// The agent is not configured.
+    #[error("there is no agent \"{agent}\"")]
+    UnknownAgent {
+        /// The request field naming it.
+        field: &'static str,
+        /// The agent.
+        agent: AgentId,
+    },
+    /// No such request.
+    #[error("there is no request with id {0:?}")]
+    NotFound(CallId),
+    /// The `Idempotency-Key` was used with another body (422).
+    #[error("the Idempotency-Key {0:?} was already used with a different request body")]
+    IdempotencyConflict(String),
+    /// Cannot take calls now, e.g. out of media ports (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Failed on our side (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<store::StoreError> for ServiceError {
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::IdempotencyConflict(k) => Self::IdempotencyConflict(k),
+            other => Self::Internal(format!("store: {other}")),
+        }
+    }
+}

@@ -1,0 +1,632 @@
+//! callbridge's service layer: the one owner of a call request's life.
+//!
+//! ```text
+//!  http_api ──accept / bridge / get / sale / records──► Service ──commit──► dyn Store
+//!                                                         │ scheduler task: claim_due ─► spawn one call task
+//!  call task: ClickToCall (flows) ─outputs─► CallLegs (b2bua: SIP + media) · Acd · Store · events
+//! ```
+//!
+//! Rules (see `shared/design/control-plane.md`):
+//! - **Commit, then promise**: [`Service::accept`] returns only after the request is in the
+//!   store; the HTTP `202` follows.
+//! - **Resources follow the call**: a waiting request (queued or scheduled) is a row, not a
+//!   task; the scheduler claims it when due, and its media ports are allocated only when the
+//!   customer is dialled ([`flows::Output::AllocateLegs`]) and released by the one task that
+//!   owns the call, however it ends. Only live calls are in memory.
+//! - **One writer per state**: a request's row is written by whoever holds its claim (the call
+//!   task while it runs); the HTTP views read the store.
+//! - **Restart**: [`Service::start`] recovers what an earlier run left live: each is recorded
+//!   `interrupted`, then retried (queued again) while its attempts allow, else failed with
+//!   reason `interrupted`. Queued and scheduled requests simply become due again.
+//!
+//! Blocking: the methods called by the HTTP layer ([`Service::accept`], [`Service::get`], …)
+//! do synchronous store I/O; call them from a blocking thread (`spawn_blocking`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod call;
+mod directory;
+mod error;
+
+pub use call::media_json;
+pub use directory::{AgentEntry, BusinessEntry, Directory};
+pub use error::ServiceError;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use b2bua::B2bua;
+use dp_api::Clip;
+use flows::{Acd, AgentId, BusinessId, CallId, FlowTimers, Legs, MediaPolicy, Target};
+use store::{
+    Accepted, CallRecord, IdempotencyKey, Kind, NewRequest, Page, RecordFilter, Sale, StatusChange,
+    Store, StoredResponse,
+};
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Requests the scheduler claims per pass.
+const CLAIM_BATCH: usize = 64;
+/// The scheduler looks at the store at least this often (other nodes, clock changes).
+const SCHEDULER_IDLE: Duration = Duration::from_secs(1);
+/// Live calls this process runs at most; more wait in the store.
+pub const MAX_LIVE_CALLS: usize = 20_000;
+
+/// Current Unix time in milliseconds.
+#[must_use]
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What the service needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Ring times and limits of the state machine.
+    pub timers: FlowTimers,
+    /// How media legs are created.
+    pub media: MediaPolicy,
+    /// Played to the customer while an agent is called.
+    pub announcement: Arc<Clip>,
+    /// Customer attempts per request, counting attempts cut short by a restart (default 3).
+    pub max_attempts: u32,
+}
+
+/// A validated click-to-call request (`POST /v1/call-requests`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submit {
+    /// The business.
+    pub business: BusinessId,
+    /// Where to call the visitor.
+    pub customer: Target,
+    /// Call no earlier than this (Unix ms).
+    pub contact_at_ms: Option<i64>,
+    /// The page the visitor was on.
+    pub page: Option<Page>,
+    /// The agent the visitor asked for.
+    pub preferred_agent: Option<AgentId>,
+}
+
+/// The agent of a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgeAgent {
+    /// A configured agent.
+    Id(AgentId),
+    /// A bare SIP URI or E.164 number.
+    Target(Target),
+}
+
+/// A validated `POST /v1/bridges`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// Called first.
+    pub customer: Target,
+    /// Called second.
+    pub agent: BridgeAgent,
+}
+
+/// Where a request came from, for idempotency and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The client's IP address.
+    pub client_ip: Option<String>,
+    /// `Idempotency-Key` and the hash of the body it came with.
+    pub idempotency: Option<(String, String)>,
+}
+
+/// What [`Service::accept`] / [`Service::bridge`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Committed: the request as stored.
+    Created(Box<CallRecord>),
+    /// A repeated idempotency key with the same body: the first response.
+    Replay(StoredResponse),
+}
+
+/// A request with what only the live process knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    /// The stored request.
+    pub record: CallRecord,
+    /// 1-based position in its business's queue while waiting for an agent.
+    pub queue_position: Option<usize>,
+    /// Estimated wait for an agent, seconds, while queued.
+    pub estimated_wait_s: Option<u64>,
+    /// Media counters (customer, agent): the stored summary once the call ended, the live
+    /// counters while it runs.
+    pub media: LiveMedia,
+}
+
+/// Media counters of a call's two legs as JSON objects, each `None` until known.
+pub type LiveMedia = (Option<serde_json::Value>, Option<serde_json::Value>);
+
+/// A status change, published to subscribers (widget SSE, agent desktop, webhooks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// The request.
+    pub id: CallId,
+    /// Its business.
+    pub business: Option<BusinessId>,
+    /// The agent, once known.
+    pub agent: Option<String>,
+    /// The status name.
+    pub status: String,
+    /// The failure reason.
+    pub reason: Option<String>,
+    /// When (Unix ms).
+    pub at_ms: i64,
+}
+
+/// Messages to a live call's task.
+#[derive(Debug)]
+pub(crate) enum CallInput {
+    /// The ACD handed it an agent.
+    Assigned(AgentId),
+    /// Cancel (API or shutdown).
+    Cancel,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) b2b: B2bua,
+    pub(crate) dir: Directory,
+    pub(crate) settings: Settings,
+    pub(crate) acd: Mutex<Acd>,
+    /// This process's run id: the claims it holds.
+    pub(crate) run: String,
+    /// Live calls only (bounded by [`MAX_LIVE_CALLS`]).
+    pub(crate) live: Mutex<HashMap<CallId, mpsc::UnboundedSender<CallInput>>>,
+    /// Requests accepted to be dialled now that have no media legs yet: admission counts
+    /// them against the free ports, so a `202` is never followed by a failure for lack of
+    /// ports. Removed when the call gets its legs or ends.
+    pub(crate) reserved: Mutex<std::collections::HashSet<CallId>>,
+    /// The latest media counters of live calls (customer, agent); stored when they end.
+    pub(crate) live_media: Mutex<HashMap<CallId, LiveMedia>>,
+    pub(crate) wake: Notify,
+    pub(crate) events: broadcast::Sender<CallEvent>,
+    pub(crate) stop: CancellationToken,
+    pub(crate) rt: tokio::runtime::Handle,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent, so a poisoned lock is usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The service (cheap to clone).
+#[derive(Clone)]
+pub struct Service {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("run", &self.inner.run)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// Recovers what an earlier run left, then starts the scheduler. Call inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// When the directory is inconsistent or the store fails.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        b2b: B2bua,
+        dir: Directory,
+        settings: Settings,
+        stop: CancellationToken,
+    ) -> Result<Self, ServiceError> {
+        let mut acd = Acd::new();
+        let now = Instant::now();
+        for b in &dir.businesses {
+            acd.add_business(b.id.clone());
+        }
+        for a in &dir.agents {
+            acd.add_agent(a.id.clone(), a.businesses.clone(), now)
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        let run = format!("run-{:016x}", rand::random::<u64>());
+        let (events, _) = broadcast::channel(1024);
+        let inner = Arc::new(Inner {
+            store,
+            b2b,
+            dir,
+            settings,
+            acd: Mutex::new(acd),
+            run,
+            live: Mutex::default(),
+            live_media: Mutex::default(),
+            reserved: Mutex::default(),
+            wake: Notify::new(),
+            events,
+            stop,
+            rt: tokio::runtime::Handle::current(),
+        });
+        let svc = Self { inner };
+        let s = svc.clone();
+        tokio::task::spawn_blocking(move || s.recover())
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        let s = svc.clone();
+        tokio::spawn(async move { s.scheduler().await });
+        Ok(svc)
+    }
+
+    /// Decides the fate of every request an earlier run left live.
+    fn recover(&self) -> Result<(), ServiceError> {
+        let i = &self.inner;
+        let now = now_ms();
+        let interrupted = i.store.recover(&i.run, now)?;
+        for rec in interrupted {
+            let retry = rec.request.kind == Kind::CallRequest
+                && rec.attempts < i.settings.max_attempts.max(1);
+            let ch = if retry {
+                let mut ch = StatusChange::new(now, "queued");
+                ch.due_ms = Some(now);
+                ch.unclaim = true;
+                ch
+            } else {
+                let mut ch = StatusChange::new(now, "failed");
+                ch.reason = Some("interrupted".into());
+                ch
+            };
+            info!(call = %rec.request.id, attempts = rec.attempts, retry, "call interrupted by a restart");
+            i.store.set_status(&rec.request.id, &ch)?;
+        }
+        Ok(())
+    }
+
+    /// The run id of this process (claims in the store carry it).
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.inner.run
+    }
+
+    /// The configured businesses and agents.
+    #[must_use]
+    pub fn directory(&self) -> &Directory {
+        &self.inner.dir
+    }
+
+    /// Subscribes to status changes.
+    #[must_use]
+    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Live calls now (dialled or waiting for an agent in this process).
+    #[must_use]
+    pub fn live_calls(&self) -> usize {
+        lock(&self.inner.live).len()
+    }
+
+    /// Accepts a click-to-call request: validated against the directory, committed, then
+    /// due for the scheduler. Blocking (store I/O).
+    ///
+    /// # Errors
+    /// [`ServiceError`] naming the field, or the store's failure.
+    pub fn accept(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
+        let i = &self.inner;
+        if i.dir.business(&req.business).is_none() {
+            return Err(ServiceError::UnknownBusiness(req.business));
+        }
+        if let Some(a) = &req.preferred_agent {
+            if i.dir.agent(a).is_none() {
+                return Err(ServiceError::UnknownAgent {
+                    field: "preferred_agent",
+                    agent: a.clone(),
+                });
+            }
+        }
+        let now = now_ms();
+        let scheduled = req.contact_at_ms.is_some_and(|t| t > now);
+        let id = CallId::from_random(rand::random::<u128>());
+        if !scheduled {
+            // Admission: a call to be dialled now needs a port pair that no other accepted,
+            // not yet dialled call is counting on.
+            let mut reserved = lock(&i.reserved);
+            if i.b2b.media().free_pairs() <= reserved.len() {
+                return Err(ServiceError::Unavailable(
+                    "cannot take calls now: no free media port; try again shortly".into(),
+                ));
+            }
+            reserved.insert(id.clone());
+        }
+        let (status, due) = if scheduled {
+            ("scheduled", req.contact_at_ms.unwrap_or(now))
+        } else {
+            ("queued", now)
+        };
+        let new = NewRequest {
+            id,
+            kind: Kind::CallRequest,
+            business: Some(req.business.clone()),
+            customer: req.customer.as_str().to_owned(),
+            preferred_agent: req.preferred_agent,
+            agent_spec: None,
+            contact_at_ms: req.contact_at_ms,
+            page: req.page,
+            client_ip: origin.client_ip.clone(),
+            created_ms: now,
+            status: status.into(),
+            due_ms: Some(due),
+            claimed_by: None,
+        };
+        let out = self.commit(&new, origin, req.business.as_str());
+        if !matches!(out, Ok(Outcome::Created(_))) {
+            lock(&i.reserved).remove(&new.id);
+        }
+        let out = out?;
+        if matches!(out, Outcome::Created(_)) {
+            self.publish(&new.id, new.business.clone(), None, status, None, now);
+            i.wake.notify_one();
+        }
+        Ok(out)
+    }
+
+    /// Accepts a bridge: media legs allocated now (it is dialled at once), committed, then
+    /// started. Blocking (store I/O).
+    ///
+    /// # Errors
+    /// [`ServiceError::Unavailable`] without free media ports; others as
+    /// [`Service::accept`].
+    pub fn bridge(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError> {
+        let i = &self.inner;
+        let agent_spec = match &req.agent {
+            BridgeAgent::Id(a) => {
+                if i.dir.agent(a).is_none() {
+                    return Err(ServiceError::UnknownAgent {
+                        field: "agent",
+                        agent: a.clone(),
+                    });
+                }
+                a.as_str().to_owned()
+            }
+            BridgeAgent::Target(t) => t.as_str().to_owned(),
+        };
+        let legs = i
+            .b2b
+            .media()
+            .allocate_pair()
+            .map_err(|e| ServiceError::Unavailable(format!("cannot take calls now: {e}")))?;
+        let now = now_ms();
+        let new = NewRequest {
+            id: CallId::from_random(rand::random::<u128>()),
+            kind: Kind::Bridge,
+            business: None,
+            customer: req.customer.as_str().to_owned(),
+            preferred_agent: None,
+            agent_spec: Some(agent_spec),
+            contact_at_ms: None,
+            page: None,
+            client_ip: origin.client_ip.clone(),
+            created_ms: now,
+            status: "calling_customer".into(),
+            due_ms: None,
+            claimed_by: Some(i.run.clone()),
+        };
+        let out = match self.commit(&new, origin, "bridges") {
+            Ok(o) => o,
+            Err(e) => {
+                i.b2b.media().release(legs);
+                return Err(e);
+            }
+        };
+        match &out {
+            Outcome::Created(rec) => {
+                self.publish(&new.id, None, None, "calling_customer", None, now);
+                let rec = (**rec).clone();
+                let s = self.clone();
+                i.rt.spawn(async move { call::run(s, rec, Some(legs)).await });
+            }
+            Outcome::Replay(_) => i.b2b.media().release(legs),
+        }
+        Ok(out)
+    }
+
+    fn commit(
+        &self,
+        new: &NewRequest,
+        origin: &Origin,
+        scope: &str,
+    ) -> Result<Outcome, ServiceError> {
+        let body = format!("{{\"id\":\"{}\",\"status\":\"{}\"}}", new.id, new.status);
+        let response = StoredResponse { status: 202, body };
+        let idem = origin
+            .idempotency
+            .as_ref()
+            .map(|(key, hash)| IdempotencyKey {
+                scope: scope.to_owned(),
+                key: key.clone(),
+                body_hash: hash.clone(),
+                at_ms: new.created_ms,
+            });
+        match self.inner.store.accept(new, idem.as_ref(), &response)? {
+            Accepted::New => {
+                let rec = self.inner.store.get(&new.id)?.ok_or_else(|| {
+                    ServiceError::Internal("the committed request vanished".into())
+                })?;
+                info!(call = %new.id, kind = new.kind.as_str(), status = %new.status, "request accepted");
+                Ok(Outcome::Created(Box::new(rec)))
+            }
+            Accepted::Replay { response, .. } => Ok(Outcome::Replay(response)),
+        }
+    }
+
+    /// A request with its live figures. Blocking (store I/O).
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub fn get(&self, id: &CallId) -> Result<Option<RequestView>, ServiceError> {
+        let Some(record) = self.inner.store.get(id)? else {
+            return Ok(None);
+        };
+        let position = (record.status == "queued")
+            .then(|| lock(&self.inner.acd).position(id))
+            .flatten();
+        let queue_position = position.map(|p| p + 1);
+        // Without a history of handle times yet: a position's worth of ring-and-talk time.
+        let estimated_wait_s = queue_position.map(|p| {
+            let per = self.inner.settings.timers.agent_ring.as_secs().max(1) * 3;
+            let agents = record
+                .request
+                .business
+                .as_ref()
+                .map_or(1, |b| self.inner.dir.agents_of(b).max(1));
+            (p as u64 * per).div_ceil(agents as u64)
+        });
+        let parse = |role: &str| {
+            record
+                .media_of(role)
+                .and_then(|m| serde_json::from_str::<serde_json::Value>(&m.json).ok())
+        };
+        let stored = (parse("customer"), parse("agent"));
+        let media = if stored.0.is_some() || stored.1.is_some() {
+            stored
+        } else {
+            lock(&self.inner.live_media)
+                .get(id)
+                .cloned()
+                .unwrap_or_default()
+        };
+        Ok(Some(RequestView {
+            record,
+            queue_position,
+            estimated_wait_s,
+            media,
+        }))
+    }
+
+    /// Records the sale of a request (after its call). Blocking.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; the store's failure.
+    pub fn sale(&self, id: &CallId, sale: &Sale) -> Result<RequestView, ServiceError> {
+        match self.inner.store.put_sale(id, sale) {
+            Err(store::StoreError::NotFound(_)) => return Err(ServiceError::NotFound(id.clone())),
+            r => r?,
+        }
+        self.get(id)?
+            .ok_or_else(|| ServiceError::NotFound(id.clone()))
+    }
+
+    /// Records created in a time range. Blocking.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
+        Ok(self.inner.store.records(filter)?)
+    }
+
+    /// Cancels every live call and waits (bounded) until they have finished.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let inboxes: Vec<_> = lock(&self.inner.live).values().cloned().collect();
+        for i in &inboxes {
+            let _ = i.send(CallInput::Cancel);
+        }
+        let until = tokio::time::Instant::now() + deadline;
+        while !lock(&self.inner.live).is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub(crate) fn publish(
+        &self,
+        id: &CallId,
+        business: Option<BusinessId>,
+        agent: Option<String>,
+        status: &str,
+        reason: Option<String>,
+        at_ms: i64,
+    ) {
+        let _ = self.inner.events.send(CallEvent {
+            id: id.clone(),
+            business,
+            agent,
+            status: status.to_owned(),
+            reason,
+            at_ms,
+        });
+    }
+
+    /// Claims due requests and starts their calls, for ever (until stop).
+    async fn scheduler(self) {
+        let i = self.inner.clone();
+        loop {
+            if i.stop.is_cancelled() {
+                return;
+            }
+            let room = MAX_LIVE_CALLS
+                .saturating_sub(lock(&i.live).len())
+                .min(CLAIM_BATCH);
+            let mut claimed = 0;
+            if room > 0 {
+                let store = i.store.clone();
+                let run = i.run.clone();
+                let got =
+                    tokio::task::spawn_blocking(move || store.claim_due(&run, now_ms(), room))
+                        .await;
+                match got {
+                    Ok(Ok(recs)) => {
+                        claimed = recs.len();
+                        for rec in recs {
+                            let s = self.clone();
+                            tokio::spawn(async move { call::run(s, rec, None).await });
+                        }
+                    }
+                    Ok(Err(e)) => warn!("scheduler: cannot claim due requests: {e}"),
+                    Err(e) => warn!("scheduler: {e}"),
+                }
+            }
+            if claimed == room && room > 0 {
+                // More may be due: go round again at once.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let store = i.store.clone();
+            let next = tokio::task::spawn_blocking(move || store.next_due())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            let wait = next.map_or(SCHEDULER_IDLE, |due| {
+                Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
+                    .min(SCHEDULER_IDLE)
+            });
+            tokio::select! {
+                () = i.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = i.stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Hands freed agents to waiting calls; an agent whose call is gone is released again.
+    pub(crate) fn release_agent(&self, agent: &AgentId) {
+        let mut todo = vec![agent.clone()];
+        while let Some(a) = todo.pop() {
+            let handoffs = lock(&self.inner.acd).release(&a, Instant::now());
+            for (call, agent) in handoffs {
+                let inbox = lock(&self.inner.live).get(&call).cloned();
+                match inbox.map(|i| i.send(CallInput::Assigned(agent.clone()))) {
+                    Some(Ok(())) => {}
+                    _ => todo.push(agent),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// Media legs a bridge took at accept time, or `None`.
+pub(crate) type Preallocated = Option<Legs>;
