@@ -16,6 +16,10 @@
 //!   worker, so a [`LegId`] alone is enough to route a command (see [`LegId::port`]).
 //! - Workers send events with `try_send`; when the queue is full the event is dropped and
 //!   counted by the worker, never blocked on.
+//! - A port pair is handed out again only once the worker owning it has removed the pair's
+//!   previous leg (the worker marks it in [`RetiredLegs`]), and commands for a leg the
+//!   [`PortPlan`] no longer holds are refused ([`DpError::StaleLeg`]): nothing sent or
+//!   reported for an old generation of a port can touch its new leg. See [`PortPlan`].
 //!
 //! This contract copies rtpengine's user-space → fast-path split (`enum rtpengine_command`,
 //! `struct rtpengine_target_info`, `MSM_IGNORE/DROP/PROPAGATE`).
@@ -30,11 +34,13 @@ use std::time::Duration;
 
 mod clip;
 mod handle;
+mod plan;
 pub use clip::{
     alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear, ClipError, ALAW_SILENCE,
     ULAW_SILENCE,
 };
-pub use handle::{DataplaneHandle, DpError, PortPlan, WorkerLink};
+pub use handle::{DataplaneHandle, DpError, WorkerLink};
+pub use plan::{PortPlan, RetiredLegs};
 
 /// Identifies one media leg: its local media address (an index into the data plane's
 /// addresses, 0 = the first), its local RTP port (even; RTCP is the port above) and a

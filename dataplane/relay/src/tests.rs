@@ -9,6 +9,8 @@ use wire::rtp::{RtpPacket, RtpRepr};
 
 use crate::{Relay, RelayConfig, Transmit, Verdict};
 
+mod generations;
+
 const MS: Duration = Duration::from_millis(1);
 
 fn addr(last: u8, port: u16) -> SocketAddr {

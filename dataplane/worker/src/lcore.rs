@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use dp_api::{Command, CommandError, Event};
+use dp_api::{Command, CommandError, Event, LegId, RetiredLegs};
 use relay::{Relay, Verdict};
 
 use crate::io::{Burst, PacketIo};
@@ -83,6 +83,9 @@ pub struct Worker<Io: PacketIo> {
     stats: LoopStats,
     shared: Option<Arc<SharedStats>>,
     last_publish: Option<Instant>,
+    /// Where the worker marks the legs it lets go of, so the port plan may hand their ports
+    /// out again.
+    retired: Option<Arc<RetiredLegs>>,
 }
 
 impl<Io: PacketIo> std::fmt::Debug for Worker<Io> {
@@ -123,7 +126,16 @@ impl<Io: PacketIo> Worker<Io> {
             stats: LoopStats::default(),
             shared: None,
             last_publish: None,
+            retired: None,
         }
+    }
+
+    /// Marks every leg the worker removes, or fails to add, as retired in `retired` (the
+    /// port plan's, [`dp_api::PortPlan::retired`]): only then is its port handed out again.
+    #[must_use]
+    pub fn with_retired(mut self, retired: Arc<RetiredLegs>) -> Self {
+        self.retired = Some(retired);
+        self
     }
 
     /// Publishes the counters into `shared` every [`PUBLISH_PERIOD`] (and at shutdown).
@@ -332,23 +344,34 @@ impl<Io: PacketIo> Worker<Io> {
         }
     }
 
-    /// Carries out a command: the worker opens/closes ports around the relay's own handling.
+    /// Carries out a command: the worker opens/closes ports around the relay's own handling,
+    /// and retires a leg once it is out of the table with its port closed, or was never let
+    /// in.
     pub fn handle_command(&mut self, now: Instant, cmd: Command) {
         self.stats.commands += 1;
+        let mut removed = None;
         match &cmd {
             Command::AddLeg(spec) => {
-                if let Err(e) = self.relay.check_add(spec) {
+                let refused = match self.relay.check_add(spec) {
+                    Err(e) => Some(e),
+                    Ok(()) => self
+                        .io
+                        .open_port(spec.id.addr(), spec.id.port())
+                        .err()
+                        .map(|e| CommandError::Io(e.to_string())),
+                };
+                if let Some(e) = refused {
                     self.relay.report_failure(Some(spec.id), e);
-                    return;
-                }
-                if let Err(e) = self.io.open_port(spec.id.addr(), spec.id.port()) {
-                    self.relay
-                        .report_failure(Some(spec.id), CommandError::Io(e.to_string()));
+                    // Unless this was a second AddLeg of a live leg, the leg is not here.
+                    if self.relay.table().find(spec.id).is_none() {
+                        self.retire(spec.id);
+                    }
                     return;
                 }
             }
             Command::RemoveLeg { leg } if self.relay.table().find(*leg).is_some() => {
                 self.io.close_port(leg.addr(), leg.port());
+                removed = Some(*leg);
             }
             Command::Shutdown => {
                 self.stopping = true;
@@ -356,5 +379,14 @@ impl<Io: PacketIo> Worker<Io> {
             _ => {}
         }
         self.relay.handle_command(now, cmd);
+        if let Some(leg) = removed {
+            self.retire(leg);
+        }
+    }
+
+    fn retire(&self, leg: LegId) {
+        if let Some(r) = &self.retired {
+            r.retire(leg);
+        }
     }
 }

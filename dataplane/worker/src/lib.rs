@@ -18,7 +18,9 @@
 //!   (ARP, ICMP echo, IPv4/UDP checks and encapsulation). Without the feature nothing of
 //!   DPDK is built or linked.
 //! - Each worker owns its state; nothing is shared between workers except the shutdown flag
-//!   and the channels.
+//!   and the channels, plus, with the control plane's [`PortPlan`], the
+//!   [`dp_api::RetiredLegs`] each worker marks when a leg is gone (on commands, never per
+//!   packet): a port is handed out again only after that.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -365,6 +367,7 @@ impl Dataplane {
             };
             let (ev_tx, flag, make_io, burst) =
                 (ev_tx.clone(), shutdown.clone(), make_io.clone(), cfg.burst);
+            let retired = plan.retired();
             let shared = Arc::new(SharedStats::default());
             dp.stats.push(shared.clone());
             let spawned = std::thread::Builder::new()
@@ -388,7 +391,8 @@ impl Dataplane {
                     };
                     let mut worker =
                         Worker::new(w, io, Relay::new(relay_cfg), cmd_rx, ev_tx, burst, flag)
-                            .with_shared_stats(shared);
+                            .with_shared_stats(shared)
+                            .with_retired(retired);
                     let _ = ready_tx.send(Ok(()));
                     tracing::debug!(worker = w, "worker running");
                     worker.run();

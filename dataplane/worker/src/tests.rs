@@ -13,6 +13,8 @@ use wire::rtp::{RtpPacket, RtpRepr};
 
 use crate::{Dataplane, DataplaneConfig, MemIo, MemPacket, MemPeer, Worker};
 
+mod reuse;
+
 const A: LegId = LegId::new(20000, 1);
 const B: LegId = LegId::new(20002, 1);
 const DEADLINE: Duration = Duration::from_secs(10);
