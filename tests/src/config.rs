@@ -145,6 +145,9 @@ pub struct Config {
     pub flow: Option<Flow>,
     /// `[lab] endpoints`.
     pub lab_endpoints: bool,
+    /// Raw TOML appended after everything else: tables the harness does not model (e.g. a
+    /// `[flow]` with other keys when [`Config::flow`] is `None`).
+    pub extra: String,
 }
 
 impl Config {
@@ -165,6 +168,7 @@ impl Config {
             agents: Vec::new(),
             flow: None,
             lab_endpoints: false,
+            extra: String::new(),
         }
     }
 
@@ -265,7 +269,18 @@ impl Config {
             );
         }
         let _ = writeln!(s, "[lab]\nendpoints = {}", self.lab_endpoints);
+        if !self.extra.is_empty() {
+            let _ = writeln!(s, "\n{}", self.extra);
+        }
         s
+    }
+
+    /// Appends raw TOML (see [`Config::extra`]).
+    #[must_use]
+    pub fn with_toml(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
     }
 }
 

@@ -56,6 +56,20 @@ pub fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<Response, String> {
+    request_with_headers(addr, method, path, &[], body)
+}
+
+/// [`request`] with extra request headers (e.g. `Idempotency-Key`).
+///
+/// # Errors
+/// Connection, I/O and parse errors, as text.
+pub fn request_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Response, String> {
     let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream
@@ -67,6 +81,9 @@ pub fn request(
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
     );
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(b) = body {
         req.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",

@@ -343,6 +343,15 @@ impl Callbridge {
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind: a crash) and reaps it.
+    /// Idempotent.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(self.pid, "KILL");
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server: SIGTERM, then SIGKILL after a grace period. Returns the exit status,
     /// or `None` if it had to be killed. Idempotent.
     pub fn stop(&mut self) -> Option<ExitStatus> {
