@@ -83,6 +83,9 @@ pub(crate) struct Config {
     /// `[store]`: where requests, calls and records are kept.
     #[serde(default)]
     pub(crate) store: StoreConfig,
+    /// `[limits]`: abuse limits on call requests.
+    #[serde(default)]
+    pub(crate) limits: LimitsConfig,
     /// `[dpdk]`: the DPDK backend (cores, devices, EAL). Required when `media.backend =
     /// "dpdk"`; checked whenever present. Default: absent.
     #[serde(default)]
@@ -431,6 +434,42 @@ pub(crate) struct AgentConfig {
     /// none: the agent is reachable only through `POST /v1/bridges`.
     #[serde(default)]
     pub(crate) businesses: Vec<BusinessId>,
+}
+
+/// `[limits]`: abuse limits on `POST /v1/call-requests` (0 turns one off). A refusal is
+/// `429` with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    /// `per_number_per_hour`: requests to call one customer number per hour. Default 3.
+    pub(crate) per_number_per_hour: u32,
+    /// `per_ip_per_minute`: requests from one client address per minute (loopback is not
+    /// counted). Default 10.
+    pub(crate) per_ip_per_minute: u32,
+    /// `per_business_per_minute`: requests for one business per minute. Default 600.
+    pub(crate) per_business_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_number_per_hour: 3,
+            per_ip_per_minute: 10,
+            per_business_per_minute: 600,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The rate limiter's settings.
+    pub(crate) fn limits(&self) -> flows::limits::Limits {
+        flows::limits::Limits {
+            per_number_per_hour: self.per_number_per_hour,
+            per_ip_per_minute: self.per_ip_per_minute,
+            per_business_per_minute: self.per_business_per_minute,
+            ..flows::limits::Limits::default()
+        }
+    }
 }
 
 /// `[store]`
@@ -1049,6 +1088,7 @@ impl Default for Config {
             agent: vec![agent("alice", 15064), agent("bob", 15066)],
             lab: LabConfig { endpoints: true },
             store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
             dpdk: None,
         }
     }

@@ -248,6 +248,7 @@ async fn control_plane(
         media: cfg.media.policy(),
         announcement,
         max_attempts: cfg.flow.max_customer_attempts,
+        limits: cfg.limits.limits(),
     };
     let svc = service::Service::start(
         std::sync::Arc::new(db),

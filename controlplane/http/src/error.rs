@@ -38,6 +38,16 @@ pub enum ApiError {
         /// A human sentence.
         message: String,
     },
+    /// 429: a rate limit; the response carries `Retry-After`.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Seconds until a retry may succeed.
+        retry_after_s: u64,
+        /// Which limit.
+        limit: String,
+        /// A human sentence.
+        message: String,
+    },
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -63,6 +73,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -88,7 +99,23 @@ impl IntoResponse for ApiError {
         if let Self::Internal(msg) = &self {
             tracing::error!(error = %msg, "internal error answering an API request");
         }
-        let body = json!({ "error": self.to_string(), "field": self.field() });
+        let mut body = json!({ "error": self.to_string(), "field": self.field() });
+        if let Self::TooManyRequests {
+            retry_after_s,
+            limit,
+            ..
+        } = &self
+        {
+            body["limit"] = json!(limit);
+            body["retry_after_s"] = json!(retry_after_s);
+            let retry = retry_after_s.to_string();
+            return (
+                self.status(),
+                [(axum::http::header::RETRY_AFTER, retry)],
+                Json(body),
+            )
+                .into_response();
+        }
         (self.status(), Json(body)).into_response()
     }
 }

@@ -30,6 +30,19 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
                 "the Idempotency-Key {key:?} was already used with a different request body; use a new key for a new request"
             ),
         },
+        ServiceError::Limited {
+            retry_after_s,
+            which,
+            message,
+        } => ApiError::TooManyRequests {
+            retry_after_s,
+            limit: which.to_owned(),
+            message,
+        },
+        ServiceError::Refused { field, message } => ApiError::Unprocessable {
+            field: Some(field.into()),
+            message,
+        },
         ServiceError::Unavailable(m) => ApiError::Unavailable(m),
         other => ApiError::Internal(other.to_string()),
     }

@@ -23,7 +23,7 @@ use crate::{lock, now_ms, CallInput, Preallocated, Service};
 
 /// How often a live call refreshes its media counters.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
-/// How long a finished call waits for the workers to confirm its legs' removal.
+/// How long a finished call waits for its legs' final counters (`LegRemoved`).
 const REMOVAL_WAIT: Duration = Duration::from_secs(5);
 /// How often a call waiting for free media ports tries again.
 const PORT_RETRY: Duration = Duration::from_millis(200);
@@ -420,13 +420,13 @@ impl CallTask {
                 }
             })
             .await;
-            if pending.is_empty() {
-                svc.inner().b2b.media().release(l);
-            } else {
-                // Never hand out a port whose previous leg may still be in a worker: a
-                // stuck removal costs a port pair, never another call's media.
-                warn!(call = %self.id, ?pending, "legs not confirmed removed; their ports stay out of use");
+            if !pending.is_empty() {
+                warn!(call = %self.id, ?pending, "final counters not received in time");
             }
+            // Safe whatever the wait's outcome: the port plan hands a port out again only
+            // once its worker has confirmed the previous leg's removal (and re-sends a lost
+            // RemoveLeg itself).
+            svc.inner().b2b.media().release(l);
         }
         lock(&svc.inner().live_media).remove(&self.id);
         lock(&svc.inner().reserved).remove(&self.id);

@@ -23,6 +23,24 @@ pub enum ServiceError {
     /// The `Idempotency-Key` was used with another body (422).
     #[error("the Idempotency-Key {0:?} was already used with a different request body")]
     IdempotencyConflict(String),
+    /// A rate limit refused the request (429 with `Retry-After`).
+    #[error("{message}")]
+    Limited {
+        /// Seconds until the same request would be let through.
+        retry_after_s: u64,
+        /// Which limit (`per_number`, `per_ip`, `per_business`).
+        which: &'static str,
+        /// A human sentence.
+        message: String,
+    },
+    /// Well-formed but refused by policy, e.g. a premium-rate number (422).
+    #[error("{message}")]
+    Refused {
+        /// The request field.
+        field: &'static str,
+        /// A human sentence.
+        message: String,
+    },
     /// Cannot take calls now, e.g. out of media ports (503).
     #[error("{0}")]
     Unavailable(String),

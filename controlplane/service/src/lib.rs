@@ -73,6 +73,8 @@ pub struct Settings {
     pub announcement: Arc<Clip>,
     /// Customer attempts per request, counting attempts cut short by a restart (default 3).
     pub max_attempts: u32,
+    /// Rate limits on call requests.
+    pub limits: flows::limits::Limits,
 }
 
 /// A validated click-to-call request (`POST /v1/call-requests`).
@@ -175,6 +177,10 @@ pub(crate) struct Inner {
     pub(crate) dir: Directory,
     pub(crate) settings: Settings,
     pub(crate) acd: Mutex<Acd>,
+    /// Rate limits on call requests (per number, client address, business).
+    pub(crate) limiter: Mutex<flows::limits::RateLimiter>,
+    /// Which numbers may be called back.
+    pub(crate) numbers: flows::numbers::NumberPolicy,
     /// This process's run id: the claims it holds.
     pub(crate) run: String,
     /// Live calls only (bounded by [`MAX_LIVE_CALLS`]).
@@ -233,12 +239,15 @@ impl Service {
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
         let run = format!("run-{:016x}", rand::random::<u64>());
+        let limits = settings.limits.clone();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             store,
             b2b,
             dir,
             settings,
+            limiter: Mutex::new(flows::limits::RateLimiter::new(limits)),
+            numbers: flows::numbers::NumberPolicy::default(),
             acd: Mutex::new(acd),
             run,
             live: Mutex::default(),
@@ -325,6 +334,8 @@ impl Service {
                 });
             }
         }
+        self.check_number(&req.customer)?;
+        self.check_limits(&req, origin)?;
         let now = now_ms();
         let scheduled = req.contact_at_ms.is_some_and(|t| t > now);
         let id = CallId::from_random(rand::random::<u128>());
@@ -429,6 +440,65 @@ impl Service {
             Outcome::Replay(_) => i.b2b.media().release(legs),
         }
         Ok(out)
+    }
+
+    /// The number policy: premium-rate and special-service numbers are refused. Numbers the
+    /// numbering plan does not know (test and lab ranges such as +1 555) pass: the carrier's
+    /// trunk is the authority on them.
+    fn check_number(&self, customer: &Target) -> Result<(), ServiceError> {
+        let Target::Tel(tel) = customer else {
+            return Ok(());
+        };
+        match self.inner.numbers.check(tel, None) {
+            Ok(_) | Err(flows::numbers::NumberRefusal::Invalid) => Ok(()),
+            Err(why) => Err(ServiceError::Refused {
+                field: "customer",
+                message: format!("\"customer\" {tel} is refused: {why}"),
+            }),
+        }
+    }
+
+    /// Rate limits per customer number, per client address (not loopback: the lab, or a
+    /// proxy in front) and per business; a refused request counts against none.
+    fn check_limits(&self, req: &Submit, origin: &Origin) -> Result<(), ServiceError> {
+        use flows::limits::LimitKey;
+        let mut keys = vec![
+            LimitKey::Number(req.customer.as_str().to_owned()),
+            LimitKey::Business(req.business.clone()),
+        ];
+        if let Some(ip) = origin
+            .client_ip
+            .as_deref()
+            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+            .filter(|ip| !ip.is_loopback())
+        {
+            keys.push(LimitKey::Ip(ip));
+        }
+        let mut limiter = lock(&self.inner.limiter);
+        let now = Instant::now();
+        limiter.purge(now);
+        limiter.try_acquire(&keys, now).map_err(|l| {
+            let retry_after_s =
+                l.retry_after.as_secs() + u64::from(l.retry_after.subsec_nanos() > 0);
+            let message = match l.which {
+                flows::limits::LimitKind::PerNumber => format!(
+                    "{} was asked to be called too often; try again in {retry_after_s} s",
+                    req.customer
+                ),
+                flows::limits::LimitKind::PerIp => {
+                    format!("too many requests from this address; try again in {retry_after_s} s")
+                }
+                _ => format!(
+                    "too many requests for business {}; try again in {retry_after_s} s",
+                    req.business
+                ),
+            };
+            ServiceError::Limited {
+                retry_after_s,
+                which: l.which.as_str(),
+                message,
+            }
+        })
     }
 
     fn commit(
