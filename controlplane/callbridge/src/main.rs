@@ -228,18 +228,13 @@ async fn control_plane(
         businesses: cfg
             .business
             .iter()
-            .map(|b| service::BusinessEntry {
-                id: b.id.clone(),
-                name: b.name.clone(),
-            })
+            .map(|b| service::BusinessEntry::new(b.id.clone(), b.name.clone()))
             .collect(),
         agents: cfg
             .agent
             .iter()
-            .map(|a| service::AgentEntry {
-                id: a.id.clone(),
-                contact: a.contact.clone(),
-                businesses: a.businesses.clone(),
+            .map(|a| {
+                service::AgentEntry::new(a.id.clone(), a.contact.clone(), a.businesses.clone())
             })
             .collect(),
     };
@@ -248,6 +243,7 @@ async fn control_plane(
         media: cfg.media.policy(),
         announcement,
         max_attempts: cfg.flow.max_customer_attempts,
+        preferred_wait: Duration::from_secs(30),
         limits: cfg.limits.limits(),
     };
     let svc = service::Service::start(
@@ -264,6 +260,7 @@ async fn control_plane(
             svc: svc.clone(),
             dataplane,
         }),
+        operator_key: None,
     };
     let app = http_api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
@@ -331,6 +328,22 @@ impl http_api::CallService for Api {
     }
     fn businesses(&self) -> Vec<http_api::BusinessInfo> {
         http_api::CallService::businesses(&self.svc)
+    }
+    fn directory(&self) -> &service::Directory {
+        self.svc.directory()
+    }
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<service::Notice>> {
+        Some(self.svc.subscribe())
+    }
+    fn presence(&self, agent: &flows::AgentId) -> Option<service::Presence> {
+        self.svc.presence(agent)
+    }
+    fn set_presence(
+        &self,
+        agent: &flows::AgentId,
+        p: service::Presence,
+    ) -> Result<service::Presence, service::ServiceError> {
+        self.svc.set_presence(agent, p)
     }
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         Some(dpstats::to_json(&self.dataplane.stats()))

@@ -48,6 +48,17 @@ pub enum ApiError {
         /// A human sentence.
         message: String,
     },
+    /// 401: no credential, or an unknown one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: a valid credential for something else.
+    #[error("{message}")]
+    Forbidden {
+        /// What it is about (`business`, `Origin`, `id`), if one thing.
+        field: Option<String>,
+        /// A human sentence.
+        message: String,
+    },
     /// 405: the path exists but not with this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -73,6 +84,8 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -88,7 +101,8 @@ impl ApiError {
         match self {
             Self::BadRequest { field, .. }
             | Self::NotFound { field, .. }
-            | Self::Unprocessable { field, .. } => field.as_deref(),
+            | Self::Unprocessable { field, .. }
+            | Self::Forbidden { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -100,6 +114,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %msg, "internal error answering an API request");
         }
         let mut body = json!({ "error": self.to_string(), "field": self.field() });
+        if let Self::Unauthorized(_) = &self {
+            return (
+                self.status(),
+                [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                Json(body),
+            )
+                .into_response();
+        }
         if let Self::TooManyRequests {
             retry_after_s,
             limit,

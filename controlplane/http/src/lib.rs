@@ -13,7 +13,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
+mod desktop;
 pub mod error;
+mod live;
 pub mod model;
 pub mod page;
 pub mod routes;

@@ -36,7 +36,7 @@ pub fn render(business: &BusinessInfo, all: &[BusinessInfo]) -> String {
                     ""
                 };
                 format!(
-                    "<a href=\"/?business={}\"{current}>{}</a>",
+                    "<a href=\"/page?business={}\"{current}>{}</a>",
                     escape_html(b.id.as_str()),
                     escape_html(&b.name)
                 )

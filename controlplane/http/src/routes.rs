@@ -21,12 +21,14 @@ use store::{Page, RecordFilter};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::auth::Caller;
+use crate::desktop::who;
 use crate::model::{
     record_json, records_csv, view_json, AgentRef, BridgeRequest, CallKind, CallRequest,
     SaleRequest,
 };
 use crate::state::service_error;
-use crate::{page, ApiError, AppJson, AppState};
+use crate::{desktop, live, page, ApiError, AppJson, AppState};
 
 /// Builds the API. Tests call it with `tower::ServiceExt::oneshot`, no server needed.
 ///
@@ -49,13 +51,33 @@ use crate::{page, ApiError, AppJson, AppState};
 /// Errors are `{"error": "…", "field": …}` with 400 / 404 / 405 / 413 / 415 / 422 / 500 / 503.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(web_page))
+        .route("/", get(demo_page))
+        .route("/page", get(web_page))
+        .route("/widget.js", get(live::widget_js))
+        .route("/agent", get(live::agent_page))
         .route("/healthz", get(healthz))
         .route("/v1/businesses", get(businesses))
-        .route("/v1/call-requests", post(create_call_request))
+        .route(
+            "/v1/businesses/:id/widget",
+            get(live::widget_info).options(live::preflight),
+        )
+        .route(
+            "/v1/call-requests",
+            post(create_call_request).options(live::preflight),
+        )
         .route("/v1/call-requests/:id", get(get_call_request))
+        .route(
+            "/v1/call-requests/:id/events",
+            get(live::events).options(live::preflight),
+        )
         .route("/v1/call-requests/:id/sale", post(post_sale))
         .route("/v1/records", get(records))
+        .route("/v1/agent/me", get(desktop::me))
+        .route(
+            "/v1/agents/:id/presence",
+            get(desktop::get_presence).put(desktop::put_presence),
+        )
+        .route("/v1/agents/:id/ws", get(desktop::ws))
         .route("/v1/bridges", post(create_bridge))
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
@@ -68,7 +90,12 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn dataplane_stats(State(st): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn dataplane_stats(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(st.calls.directory())?;
     st.calls
         .dataplane_stats()
         .map(Json)
@@ -198,8 +225,31 @@ async fn create_call_request(
     headers: HeaderMap,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
-    let req = CallRequest::from_json(&body)?;
-    let origin = origin(&headers, peer.map(|c| c.0), &body)?;
+    let peer = peer.map(|c| c.0);
+    let cors = live::cors(&st, &headers, None);
+    let result = async {
+        let who = who(&st, &headers, peer, None)?;
+        let req = CallRequest::from_json(&body)?;
+        who.for_business(st.calls.directory(), &req.business)?;
+        submit_request(&st, req, &headers, peer, &body).await
+    }
+    .await;
+    let mut res = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    res.headers_mut().extend(cors);
+    Ok(res)
+}
+
+async fn submit_request(
+    st: &AppState,
+    req: CallRequest,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    body: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let origin = origin(headers, peer, body)?;
     let submit = Submit {
         business: req.business,
         customer: req.customer,
@@ -222,8 +272,10 @@ async fn create_bridge(
     headers: HeaderMap,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
+    let peer = peer.map(|c| c.0);
+    who(&st, &headers, peer, None)?.server_side(st.calls.directory())?;
     let req = BridgeRequest::from_json(&body)?;
-    let origin = origin(&headers, peer.map(|c| c.0), &body)?;
+    let origin = origin(&headers, peer, &body)?;
     let bridge = Bridge {
         customer: req.customer,
         agent: match req.agent {
@@ -247,40 +299,62 @@ fn not_found(kind: CallKind, id: &str) -> ApiError {
     }
 }
 
-async fn lookup(st: &AppState, id: &str, kind: CallKind) -> Result<RequestView, ApiError> {
+async fn lookup(
+    st: &AppState,
+    who: &Caller,
+    id: &str,
+    kind: CallKind,
+) -> Result<RequestView, ApiError> {
     let Ok(call) = CallId::new(id) else {
         return Err(not_found(kind, id));
     };
     let svc = st.calls.clone();
-    match blocking(move || svc.get(&call)).await? {
-        Some(v) if kind.matches(v.record.request.kind) => Ok(v),
-        _ => Err(not_found(kind, id)),
+    let v = match blocking(move || svc.get(&call)).await? {
+        Some(v) if kind.matches(v.record.request.kind) => v,
+        _ => return Err(not_found(kind, id)),
+    };
+    match &v.record.request.business {
+        Some(b) => who.for_business(st.calls.directory(), b)?,
+        None => who.server_side(st.calls.directory())?,
     }
+    Ok(v)
 }
 
 async fn get_call_request(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view_json(
-        &lookup(&st, &id, CallKind::CallRequest).await?,
-    )))
+    let who = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let v = lookup(&st, &who, &id, CallKind::CallRequest).await?;
+    Ok(Json(view_json(&v)))
 }
 
 async fn get_bridge(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(view_json(&lookup(&st, &id, CallKind::Bridge).await?)))
+    let who = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let v = lookup(&st, &who, &id, CallKind::Bridge).await?;
+    Ok(Json(view_json(&v)))
 }
 
 async fn post_sale(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     Path(id): Path<String>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let view = lookup(&st, &id, CallKind::CallRequest).await?;
-    let sale = SaleRequest::from_json(&body, unix_ms(OffsetDateTime::now_utc()))?;
+    let who = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let view = lookup(&st, &who, &id, CallKind::CallRequest).await?;
+    let mut sale = SaleRequest::from_json(&body, unix_ms(OffsetDateTime::now_utc()))?;
+    if let (Caller::Agent(a), None) = (&who, &sale.agent) {
+        sale.agent = Some(a.as_str().to_owned());
+    }
     let svc = st.calls.clone();
     let call = view.record.request.id.clone();
     let v = blocking(move || svc.sale(&call, &sale)).await?;
@@ -292,8 +366,11 @@ const MAX_RECORDS: usize = 10_000;
 
 async fn records(
     State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let who = who(&st, &headers, peer.map(|c| c.0), None)?;
     let known = ["business", "from", "to", "format", "limit"];
     if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(ApiError::BadRequest {
@@ -346,6 +423,18 @@ async fn records(
             })
         }
     };
+    // A business key sees its own records only; all of them need the operator (or the lab).
+    let business = match (&who, business) {
+        (Caller::Business(own), None) => Some(own.clone()),
+        (_, Some(b)) => {
+            who.for_business(st.calls.directory(), &b)?;
+            Some(b)
+        }
+        (_, None) => {
+            who.server_side(st.calls.directory())?;
+            None
+        }
+    };
     let filter = RecordFilter {
         business,
         from_ms,
@@ -363,6 +452,29 @@ async fn records(
     } else {
         Ok(Json(Value::Array(recs.iter().map(record_json).collect())).into_response())
     }
+}
+
+/// `GET /`: the demo shop page embedding the widget for the first business, as a customer's
+/// site would.
+async fn demo_page(State(st): State<AppState>) -> Response {
+    let dir = st.calls.directory();
+    let Some(b) = dir.businesses.first() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(page::message(
+                "No business configured",
+                "This server has no business to call for.",
+            )),
+        )
+            .into_response();
+    };
+    let html = live::DEMO_HTML
+        .replace("{{BUSINESS}}", &page::escape_html(b.id.as_str()))
+        .replace(
+            "{{WIDGET_KEY}}",
+            &page::escape_html(b.widget_key.as_deref().unwrap_or_default()),
+        );
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
 async fn web_page(

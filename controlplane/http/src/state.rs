@@ -2,9 +2,12 @@
 
 use std::sync::Arc;
 
-use flows::CallId;
-use service::{Bridge, Origin, Outcome, RequestView, ServiceError, Submit};
+use flows::{AgentId, CallId};
+use service::{
+    Bridge, Directory, Notice, Origin, Outcome, Presence, RequestView, ServiceError, Submit,
+};
 use store::{CallRecord, RecordFilter, Sale};
+use tokio::sync::broadcast;
 
 use crate::model::BusinessInfo;
 use crate::ApiError;
@@ -84,6 +87,25 @@ pub trait CallService: Send + Sync + 'static {
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Businesses and agents with their keys and tokens (for authentication).
+    fn directory(&self) -> &Directory;
+    /// Status changes and screen pops as they happen (`None`: no live events).
+    fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
+        None
+    }
+    /// An agent's presence.
+    fn presence(&self, _agent: &AgentId) -> Option<Presence> {
+        None
+    }
+    /// Sets an agent's presence (`available`, `away`, `offline`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Refused`] for `on_call`/`wrap_up`.
+    fn set_presence(&self, _agent: &AgentId, _p: Presence) -> Result<Presence, ServiceError> {
+        Err(ServiceError::Unavailable(
+            "presence is not available".into(),
+        ))
+    }
 }
 
 impl CallService for service::Service {
@@ -102,8 +124,20 @@ impl CallService for service::Service {
     fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
         Self::records(self, filter)
     }
+    fn directory(&self) -> &Directory {
+        Self::directory(self)
+    }
+    fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
+        Some(Self::subscribe(self))
+    }
+    fn presence(&self, agent: &AgentId) -> Option<Presence> {
+        Self::presence(self, agent)
+    }
+    fn set_presence(&self, agent: &AgentId, p: Presence) -> Result<Presence, ServiceError> {
+        Self::set_presence(self, agent, p)
+    }
     fn businesses(&self) -> Vec<BusinessInfo> {
-        self.directory()
+        Self::directory(self)
             .businesses
             .iter()
             .map(|b| BusinessInfo {
@@ -119,6 +153,8 @@ impl CallService for service::Service {
 pub struct AppState {
     /// The calls.
     pub calls: Arc<dyn CallService>,
+    /// `http.operator_key`: the key that may do everything (`None`: no operator key).
+    pub operator_key: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -16,12 +16,33 @@ use tower::ServiceExt;
 use crate::*;
 
 /// Test double: keeps requests in a map, remembers the last requests.
-#[derive(Default)]
 struct FakeCalls {
+    dir: service::Directory,
     views: Mutex<HashMap<String, RequestView>>,
     last_request: Mutex<Option<Submit>>,
     last_bridge: Mutex<Option<Bridge>>,
     next: Mutex<u128>,
+}
+
+impl Default for FakeCalls {
+    fn default() -> Self {
+        let b =
+            |id: &str, name: &str| service::BusinessEntry::new(BusinessId::new(id).unwrap(), name);
+        Self {
+            dir: service::Directory {
+                businesses: vec![b("acme", "ACME <Corp> & Sons"), b("globex", "Globex")],
+                agents: vec![service::AgentEntry::new(
+                    AgentId::new("alice").unwrap(),
+                    Target::parse("sip:alice@127.0.0.1:15064").unwrap(),
+                    vec![BusinessId::new("acme").unwrap()],
+                )],
+            },
+            views: Mutex::default(),
+            last_request: Mutex::default(),
+            last_bridge: Mutex::default(),
+            next: Mutex::default(),
+        }
+    }
 }
 
 const T0: i64 = 1_764_388_800_000; // 2025-11-29T04:00:00Z
@@ -89,7 +110,7 @@ fn at(s: &str) -> OffsetDateTime {
 
 impl CallService for FakeCalls {
     fn submit(&self, req: Submit, _origin: &Origin) -> Result<Outcome, ServiceError> {
-        if !["acme", "globex"].contains(&req.business.as_str()) {
+        if !["acme", "globex", "keyed"].contains(&req.business.as_str()) {
             return Err(ServiceError::UnknownBusiness(req.business));
         }
         if let Some(a) = &req.preferred_agent {
@@ -162,6 +183,10 @@ impl CallService for FakeCalls {
         Ok(out)
     }
 
+    fn directory(&self) -> &service::Directory {
+        &self.dir
+    }
+
     fn businesses(&self) -> Vec<BusinessInfo> {
         vec![
             BusinessInfo {
@@ -176,14 +201,44 @@ impl CallService for FakeCalls {
     }
 }
 
+/// A business with API keys and a widget key (then loopback alone no longer suffices for
+/// server-side routes).
+fn app_keyed() -> (axum::Router, Arc<FakeCalls>) {
+    let mut fake = FakeCalls::default();
+    let mut k = service::BusinessEntry::new(BusinessId::new("keyed").unwrap(), "Keyed Inc");
+    k.api_keys = vec!["keyed-secret-0123456789".into()];
+    k.widget_key = Some("wk-keyed".into());
+    k.allowed_origins = vec!["https://shop.example".into()];
+    fake.dir.businesses.push(k);
+    let fake = Arc::new(fake);
+    (
+        router(AppState {
+            calls: fake.clone(),
+            operator_key: None,
+        }),
+        fake,
+    )
+}
+
 fn app() -> (axum::Router, Arc<FakeCalls>) {
     let fake = Arc::new(FakeCalls::default());
     (
         router(AppState {
             calls: fake.clone(),
+            operator_key: None,
         }),
         fake,
     )
+}
+
+/// Requests come from a loopback client (as the lab's and the tests' do).
+fn loopback(mut req: Request<Body>) -> Request<Body> {
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40_000,
+        ))));
+    req
 }
 
 async fn send(
@@ -199,7 +254,7 @@ async fn send(
     let req = b
         .body(body.map_or_else(Body::empty, |s| Body::from(s.to_owned())))
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = app.clone().oneshot(loopback(req)).await.unwrap();
     let status = res.status();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
@@ -250,7 +305,7 @@ async fn call_request_is_accepted_and_validated_into_types() {
             .to_string(),
         ))
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = app.clone().oneshot(loopback(req)).await.unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let loc = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
     let body: Value =
@@ -420,7 +475,7 @@ async fn malformed_json_and_wrong_content_type() {
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from("{}"))
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = app.clone().oneshot(loopback(req)).await.unwrap();
     assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let v: Value =
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
@@ -649,7 +704,7 @@ async fn the_page_is_served_for_the_chosen_business() {
     let (app, _) = app();
     let res = app
         .clone()
-        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .oneshot(loopback(Request::get("/page").body(Body::empty()).unwrap()))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -687,11 +742,11 @@ async fn the_page_is_served_for_the_chosen_business() {
     );
     assert!(!html.contains("{{"), "template fully filled");
 
-    let (s, _, html) = send(&app, Method::GET, "/?business=globex", None).await;
+    let (s, _, html) = send(&app, Method::GET, "/page?business=globex", None).await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("data-business=\"globex\"") && html.contains("<h1>Globex</h1>"));
 
-    let (s, _, html) = send(&app, Method::GET, "/?business=nope", None).await;
+    let (s, _, html) = send(&app, Method::GET, "/page?business=nope", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(html.contains("nope"));
 }
@@ -844,7 +899,7 @@ async fn idempotency_key_must_be_sane() {
             json!({"business": "acme", "customer": "+15551234567"}).to_string(),
         ))
         .unwrap();
-    let res = app.clone().oneshot(req).await.unwrap();
+    let res = app.clone().oneshot(loopback(req)).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     let v: Value =
         serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
@@ -859,5 +914,215 @@ fn canonical_json_ignores_key_order() {
     assert_ne!(
         crate::routes::canonical(&a),
         crate::routes::canonical(&json!({"b": 2}))
+    );
+}
+
+async fn post_with(
+    app: &axum::Router,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (StatusCode, Value, axum::http::HeaderMap) {
+    let mut b = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let res = app
+        .clone()
+        .oneshot(loopback(b.body(Body::from(body.to_string())).unwrap()))
+        .await
+        .unwrap();
+    let status = res.status();
+    let h = res.headers().clone();
+    let bytes = res.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        h,
+    )
+}
+
+#[tokio::test]
+async fn keys_scope_requests_and_the_widget_needs_its_origin() {
+    let (app, _) = app_keyed();
+    let body = json!({"business": "keyed", "customer": "+15551234567"});
+    // A business with api_keys: loopback without a key is not enough.
+    let (s, v, h) = post_with(&app, "/v1/call-requests", &[], body.clone()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert_eq!(h[header::WWW_AUTHENTICATE], "Bearer");
+    let (s, _, _) = post_with(
+        &app,
+        "/v1/call-requests",
+        &[("authorization", "Bearer keyed-secret-0123456789")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, v, _) = post_with(
+        &app,
+        "/v1/call-requests",
+        &[("authorization", "Bearer nope")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // Its key is no good for another business.
+    let (s, v, _) = post_with(
+        &app,
+        "/v1/call-requests",
+        &[("authorization", "Bearer keyed-secret-0123456789")],
+        json!({"business": "acme", "customer": "+15551234567"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["field"], "business");
+    // The widget key from the allowed origin, with CORS; from another origin, 403.
+    let (s, _, h) = post_with(
+        &app,
+        "/v1/call-requests",
+        &[
+            ("x-widget-key", "wk-keyed"),
+            ("origin", "https://shop.example"),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(
+        h[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://shop.example"
+    );
+    let (s, v, h) = post_with(
+        &app,
+        "/v1/call-requests",
+        &[
+            ("x-widget-key", "wk-keyed"),
+            ("origin", "https://evil.example"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["field"], "Origin");
+    assert!(h.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+}
+
+#[tokio::test]
+async fn preflight_and_widget_info() {
+    let (app, _) = app_keyed();
+    let pre = |origin: &'static str| {
+        loopback(
+            Request::builder()
+                .method(Method::OPTIONS)
+                .uri("/v1/call-requests")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let res = app
+        .clone()
+        .oneshot(pre("https://shop.example"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        res.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "https://shop.example"
+    );
+    assert!(res.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap()
+        .contains("X-Widget-Key"));
+    let res = app
+        .clone()
+        .oneshot(pre("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    let (s, v, _) = send(&app, Method::GET, "/v1/businesses/keyed/widget", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["name"], "Keyed Inc");
+    assert_eq!(v["open_now"], true, "no hours: always open");
+    assert_eq!(v["time_zone"], "UTC");
+    let (s, _, _) = send(&app, Method::GET, "/v1/businesses/nope/widget", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, js) = send(&app, Method::GET, "/widget.js", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        js.len() < 15 * 1024 + 2048,
+        "widget.js is {} bytes",
+        js.len()
+    );
+}
+
+#[tokio::test]
+async fn events_stream_starts_with_the_current_state() {
+    let (app, _) = app();
+    let (_, created) = post(
+        &app,
+        "/v1/call-requests",
+        json!({"business": "acme", "customer": "+15551234567"}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap();
+    let req = loopback(
+        Request::get(format!("/v1/call-requests/{id}/events"))
+            .body(Body::empty())
+            .unwrap(),
+    );
+    let res = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = res.into_body();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), body.frame())
+        .await
+        .expect("a first event")
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(frame.into_data().unwrap().to_vec()).unwrap();
+    assert!(text.starts_with("event: status\n"), "{text}");
+    assert!(text.contains("\"status\":\"queued\""), "{text}");
+    let (s, _, _) = send(&app, Method::GET, "/v1/call-requests/c_nope/events", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn with_keyed_businesses_loopback_needs_a_key_for_server_side_routes() {
+    let (app, _) = app_keyed();
+    let (s, _, _) = send(&app, Method::GET, "/v1/records", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = post(
+        &app,
+        "/v1/bridges",
+        json!({"customer": "+15551234567", "agent": "alice"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // A business key sees its own records only.
+    let req = loopback(
+        Request::get("/v1/records?business=acme")
+            .header("authorization", "Bearer keyed-secret-0123456789")
+            .body(Body::empty())
+            .unwrap(),
+    );
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let req = loopback(
+        Request::get("/v1/records")
+            .header("authorization", "Bearer keyed-secret-0123456789")
+            .body(Body::empty())
+            .unwrap(),
+    );
+    assert_eq!(
+        app.clone().oneshot(req).await.unwrap().status(),
+        StatusCode::OK
     );
 }

@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use b2bua::{B2bEvent, CallLegs};
 use dp_api::{Command, Event, LegId, LegStats};
 use flows::{
-    AgentId, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall, Input, LegInput,
-    Legs, Output, Role, SipAction, Status, Target, TimerKind,
+    AgentId, AgentRequest, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall,
+    Input, LegInput, Legs, Output, Phase, Role, SipAction, Status, Target, TimerKind,
 };
 use serde_json::{json, Value};
 use store::{CallRecord, Kind, MediaSummary, StatusChange};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
-use crate::{lock, now_ms, CallInput, Preallocated, Service};
+use crate::{lock, now_ms, CallInput, Notice, Preallocated, ScreenPop, Service, HISTORY_LEN};
 
 /// How often a live call refreshes its media counters.
 const STATS_PERIOD: Duration = Duration::from_secs(1);
@@ -55,6 +55,8 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
         .map(|b| b.name.clone());
     let machine = ClickToCall::new(plan, Instant::now());
     let task = CallTask {
+        record: rec.clone(),
+        bridged_at: None,
         legs: svc.inner().b2b.call(id.as_str()),
         svc,
         id,
@@ -145,6 +147,10 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 struct CallTask {
+    /// The request as claimed (for the screen pop).
+    record: CallRecord,
+    /// When the call was bridged (its handle time feeds the estimated wait).
+    bridged_at: Option<Instant>,
     svc: Service,
     id: CallId,
     business: Option<BusinessId>,
@@ -175,7 +181,7 @@ impl CallTask {
             tokio::select! {
                 ev = self.legs.next() => self.on_b2b(ev),
                 input = self.inbox.recv() => match input {
-                    Some(CallInput::Assigned(agent)) => self.assigned(agent),
+                    Some(CallInput::Assigned(agent)) => self.assigned(agent).await,
                     Some(CallInput::Cancel) | None => self.machine.handle(Instant::now(), Input::Cancel),
                 },
                 () = sleep_until(next_timer) => self.on_timers(),
@@ -205,16 +211,56 @@ impl CallTask {
         self.machine.handle(Instant::now(), input);
     }
 
-    fn assigned(&mut self, agent: AgentId) {
-        match self.svc.inner().dir.agent(&agent) {
-            Some(a) => {
-                let target = a.contact.clone();
-                self.agent_label = Some(agent.as_str().to_owned());
-                self.machine
-                    .handle(Instant::now(), Input::AgentAssigned(agent, target));
+    /// The ACD gave the call an agent: its desktop gets the screen pop first, then the
+    /// machine goes on (the agent's phone is called only after that).
+    async fn assigned(&mut self, agent: AgentId) {
+        let Some(a) = self.svc.inner().dir.agent(&agent).cloned() else {
+            self.machine.handle(Instant::now(), Input::NoAgent);
+            return;
+        };
+        self.agent_label = Some(agent.as_str().to_owned());
+        self.screen_pop(&agent).await;
+        self.machine
+            .handle(Instant::now(), Input::AgentAssigned(agent, a.contact));
+    }
+
+    async fn screen_pop(&self, agent: &AgentId) {
+        let store = self.svc.inner().store.clone();
+        let id = self.id.clone();
+        let customer = self.record.request.customer.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let call = store.get(&id)?;
+            let history = store.history(&customer, &id, HISTORY_LEN)?;
+            Ok::<_, store::StoreError>((call, history))
+        })
+        .await;
+        let (call, history) = match found {
+            Ok(Ok((call, history))) => (call.unwrap_or_else(|| self.record.clone()), history),
+            Ok(Err(e)) => {
+                warn!(call = %self.id, "screen pop without history: {e}");
+                (self.record.clone(), Vec::new())
             }
-            None => self.machine.handle(Instant::now(), Input::NoAgent),
-        }
+            Err(e) => {
+                warn!(call = %self.id, "screen pop without history: {e}");
+                (self.record.clone(), Vec::new())
+            }
+        };
+        let business_name = self
+            .business
+            .as_ref()
+            .and_then(|b| self.svc.inner().dir.business(b))
+            .map(|b| b.name.clone());
+        info!(call = %self.id, agent = %agent, "screen pop");
+        let _ = self
+            .svc
+            .inner()
+            .events
+            .send(Notice::ScreenPop(Box::new(ScreenPop {
+                agent: agent.clone(),
+                call,
+                business_name,
+                history,
+            })));
     }
 
     fn on_timers(&mut self) {
@@ -227,6 +273,14 @@ impl CallTask {
             .collect();
         for kind in due {
             self.timers.remove(&kind);
+            if kind == TimerKind::AgentRing && *self.machine.phase() == Phase::CallingAgent {
+                // The agent let it ring out: away until it says it is available again.
+                if let Some(agent) = self.machine.agent().cloned() {
+                    info!(call = %self.id, agent = %agent, "agent did not answer: set away");
+                    let handoffs = lock(&self.svc.inner().acd).no_answer(&agent, &self.id, now);
+                    self.svc.hand_over(handoffs);
+                }
+            }
             self.machine.handle(now, Input::TimerFired(kind));
         }
     }
@@ -314,14 +368,16 @@ impl CallTask {
                     self.machine.handle(now, Input::NoAgent);
                     return;
                 };
-                let a = lock(&self.svc.inner().acd).request(
-                    &self.id,
-                    &business,
-                    preferred.as_ref(),
-                    &exclude,
-                );
+                let req = AgentRequest {
+                    call: self.id.clone(),
+                    business,
+                    skill: None,
+                    preferred,
+                    exclude,
+                };
+                let a = lock(&self.svc.inner().acd).request_agent(req, now);
                 match a {
-                    Assignment::Assigned(agent) => self.assigned(agent),
+                    Assignment::Assigned(agent) => self.assigned(agent).await,
                     Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
                     _ => self.machine.handle(now, Input::NoAgent),
                 }
@@ -346,6 +402,20 @@ impl CallTask {
         }
         self.last_status = name;
         info!(call = %self.id, status = %status, "call status");
+        if status == Status::Bridged {
+            self.bridged_at = Some(Instant::now());
+        }
+        if status.is_final() {
+            if let (Some(at), Some(b)) = (self.bridged_at, self.business.as_ref()) {
+                let wrap = self
+                    .agent_label
+                    .as_ref()
+                    .and_then(|a| AgentId::new(a.clone()).ok())
+                    .and_then(|a| self.svc.inner().dir.agent(&a).map(|e| e.wrap_up))
+                    .unwrap_or_default();
+                lock(&self.svc.inner().acd).record_handle_time(b, at.elapsed() + wrap);
+            }
+        }
         let at = now_ms();
         let mut ch = StatusChange::new(at, status.as_str());
         ch.reason = status.reason().map(|r| r.as_str().to_owned());

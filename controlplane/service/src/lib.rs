@@ -29,8 +29,9 @@ mod directory;
 mod error;
 
 pub use call::media_json;
-pub use directory::{AgentEntry, BusinessEntry, Directory};
+pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
 pub use error::ServiceError;
+pub use flows::Presence;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -38,7 +39,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use b2bua::B2bua;
 use dp_api::Clip;
-use flows::{Acd, AgentId, BusinessId, CallId, FlowTimers, Legs, MediaPolicy, Target};
+use flows::{
+    Acd, AcdSettings, AgentId, AgentProfile, BusinessId, CallId, FlowTimers, Legs, MediaPolicy,
+    Target,
+};
 use store::{
     Accepted, CallRecord, IdempotencyKey, Kind, NewRequest, Page, RecordFilter, Sale, StatusChange,
     Store, StoredResponse,
@@ -73,6 +77,8 @@ pub struct Settings {
     pub announcement: Arc<Clip>,
     /// Customer attempts per request, counting attempts cut short by a restart (default 3).
     pub max_attempts: u32,
+    /// How long a call waits for its busy preferred agent (default 30 s).
+    pub preferred_wait: Duration,
     /// Rate limits on call requests.
     pub limits: flows::limits::Limits,
 }
@@ -145,6 +151,32 @@ pub struct RequestView {
 /// Media counters of a call's two legs as JSON objects, each `None` until known.
 pub type LiveMedia = (Option<serde_json::Value>, Option<serde_json::Value>);
 
+/// What subscribers (widget SSE, agent desktop WebSocket, webhooks) are told.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A request's status changed.
+    Status(CallEvent),
+    /// A call was assigned to an agent: shown on its desktop before its phone is called
+    /// (claims 10-12).
+    ScreenPop(Box<ScreenPop>),
+}
+
+/// What the agent's desktop shows when a call is assigned to it.
+#[derive(Debug, Clone)]
+pub struct ScreenPop {
+    /// The agent.
+    pub agent: AgentId,
+    /// The request as stored.
+    pub call: CallRecord,
+    /// The business's display name.
+    pub business_name: Option<String>,
+    /// The customer's earlier requests, newest first (at most [`HISTORY_LEN`]).
+    pub history: Vec<CallRecord>,
+}
+
+/// Earlier requests shown in a screen pop.
+pub const HISTORY_LEN: usize = 10;
+
 /// A status change, published to subscribers (widget SSE, agent desktop, webhooks).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEvent {
@@ -192,7 +224,7 @@ pub(crate) struct Inner {
     /// The latest media counters of live calls (customer, agent); stored when they end.
     pub(crate) live_media: Mutex<HashMap<CallId, LiveMedia>>,
     pub(crate) wake: Notify,
-    pub(crate) events: broadcast::Sender<CallEvent>,
+    pub(crate) events: broadcast::Sender<Notice>,
     pub(crate) stop: CancellationToken,
     pub(crate) rt: tokio::runtime::Handle,
 }
@@ -229,13 +261,21 @@ impl Service {
         settings: Settings,
         stop: CancellationToken,
     ) -> Result<Self, ServiceError> {
-        let mut acd = Acd::new();
+        let mut acd = Acd::with_settings(AcdSettings {
+            preferred_wait: settings.preferred_wait,
+            ..AcdSettings::default()
+        });
         let now = Instant::now();
         for b in &dir.businesses {
             acd.add_business(b.id.clone());
         }
         for a in &dir.agents {
-            acd.add_agent(a.id.clone(), a.businesses.clone(), now)
+            let profile = AgentProfile {
+                businesses: a.businesses.clone(),
+                skills: a.skills.clone(),
+                wrap_up: a.wrap_up,
+            };
+            acd.add_agent_with(a.id.clone(), profile, now)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
         }
         let run = format!("run-{:016x}", rand::random::<u64>());
@@ -265,6 +305,8 @@ impl Service {
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
         let s = svc.clone();
         tokio::spawn(async move { s.scheduler().await });
+        let s = svc.clone();
+        tokio::spawn(async move { s.acd_clock().await });
         Ok(svc)
     }
 
@@ -304,10 +346,76 @@ impl Service {
         &self.inner.dir
     }
 
-    /// Subscribes to status changes.
+    /// Subscribes to status changes and screen pops.
     #[must_use]
-    pub fn subscribe(&self) -> broadcast::Receiver<CallEvent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.inner.events.subscribe()
+    }
+
+    /// An agent's presence.
+    #[must_use]
+    pub fn presence(&self, agent: &AgentId) -> Option<Presence> {
+        lock(&self.inner.acd).presence(agent)
+    }
+
+    /// Sets an agent's presence from the API (`available`, `away`, `offline`); waiting
+    /// calls are handed to it at once when it becomes available.
+    ///
+    /// # Errors
+    /// [`ServiceError::Refused`] for `on_call` / `wrap_up`; [`ServiceError::UnknownAgent`].
+    pub fn set_presence(
+        &self,
+        agent: &AgentId,
+        presence: Presence,
+    ) -> Result<Presence, ServiceError> {
+        let handoffs = lock(&self.inner.acd)
+            .set_presence(agent, presence, Instant::now())
+            .map_err(|e| match e {
+                flows::Error::PresenceNotSettable(p) => ServiceError::Refused {
+                    field: "presence",
+                    message: format!(
+                        "\"{p}\" is set by calls, not by the agent; use available, away or offline"
+                    ),
+                },
+                _ => ServiceError::UnknownAgent {
+                    field: "id",
+                    agent: agent.clone(),
+                },
+            })?;
+        info!(agent = %agent, %presence, "presence set");
+        self.hand_over(handoffs);
+        Ok(self.presence(agent).unwrap_or(presence))
+    }
+
+    /// Ends wrap-ups and preferred-agent waits as time passes (the ACD reads no clock).
+    async fn acd_clock(self) {
+        loop {
+            let next = lock(&self.inner.acd).poll_timeout();
+            let wait = next.map_or(Duration::from_secs(1), |at| {
+                at.saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(1))
+            });
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.inner.stop.cancelled() => return,
+            }
+            let handoffs = lock(&self.inner.acd).tick(Instant::now());
+            self.hand_over(handoffs);
+        }
+    }
+
+    /// Delivers the ACD's hand-offs to the waiting calls; an agent whose call is gone is
+    /// released again.
+    pub(crate) fn hand_over(&self, handoffs: Vec<(CallId, AgentId)>) {
+        for (call, agent) in handoffs {
+            let inbox = lock(&self.inner.live).get(&call).cloned();
+            if !matches!(
+                inbox.map(|i| i.send(CallInput::Assigned(agent.clone()))),
+                Some(Ok(()))
+            ) {
+                self.release_agent(&agent);
+            }
+        }
     }
 
     /// Live calls now (dialled or waiting for an agent in this process).
@@ -337,6 +445,34 @@ impl Service {
         self.check_number(&req.customer)?;
         self.check_limits(&req, origin)?;
         let now = now_ms();
+        // Inside opening hours only: a time (or "now") outside them moves to the next
+        // opening, and the visitor sees `scheduled` with that time.
+        let business = i.dir.business(&req.business);
+        let wanted = req.contact_at_ms.unwrap_or(now).max(now);
+        let contact_at_ms = match business.and_then(|b| b.hours.as_ref()) {
+            None => req.contact_at_ms,
+            Some(h) => {
+                let at = jiff::Timestamp::from_millisecond(wanted)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                match h.schedule(at) {
+                    Some(s) if s.moved => Some(s.at.as_millisecond()),
+                    Some(_) => req.contact_at_ms,
+                    None => {
+                        return Err(ServiceError::Refused {
+                            field: "contact_time",
+                            message: format!(
+                                "{} takes no calls: it has no opening hours",
+                                req.business
+                            ),
+                        })
+                    }
+                }
+            }
+        };
+        let req = Submit {
+            contact_at_ms,
+            ..req
+        };
         let scheduled = req.contact_at_ms.is_some_and(|t| t > now);
         let id = CallId::from_random(rand::random::<u128>());
         if !scheduled {
@@ -542,16 +678,12 @@ impl Service {
             .then(|| lock(&self.inner.acd).position(id))
             .flatten();
         let queue_position = position.map(|p| p + 1);
-        // Without a history of handle times yet: a position's worth of ring-and-talk time.
-        let estimated_wait_s = queue_position.map(|p| {
-            let per = self.inner.settings.timers.agent_ring.as_secs().max(1) * 3;
-            let agents = record
-                .request
-                .business
-                .as_ref()
-                .map_or(1, |b| self.inner.dir.agents_of(b).max(1));
-            (p as u64 * per).div_ceil(agents as u64)
-        });
+        let estimated_wait_s = match (queue_position, record.request.business.as_ref()) {
+            (Some(p), Some(b)) => lock(&self.inner.acd)
+                .estimated_wait(b, p)
+                .map(|d| d.as_secs()),
+            _ => None,
+        };
         let parse = |role: &str| {
             record
                 .media_of(role)
@@ -616,14 +748,14 @@ impl Service {
         reason: Option<String>,
         at_ms: i64,
     ) {
-        let _ = self.inner.events.send(CallEvent {
+        let _ = self.inner.events.send(Notice::Status(CallEvent {
             id: id.clone(),
             business,
             agent,
             status: status.to_owned(),
             reason,
             at_ms,
-        });
+        }));
     }
 
     /// Claims due requests and starts their calls, for ever (until stop).
@@ -678,19 +810,10 @@ impl Service {
         }
     }
 
-    /// Hands freed agents to waiting calls; an agent whose call is gone is released again.
+    /// Frees an agent from its call and hands freed agents to waiting calls.
     pub(crate) fn release_agent(&self, agent: &AgentId) {
-        let mut todo = vec![agent.clone()];
-        while let Some(a) = todo.pop() {
-            let handoffs = lock(&self.inner.acd).release(&a, Instant::now());
-            for (call, agent) in handoffs {
-                let inbox = lock(&self.inner.live).get(&call).cloned();
-                match inbox.map(|i| i.send(CallInput::Assigned(agent.clone()))) {
-                    Some(Ok(())) => {}
-                    _ => todo.push(agent),
-                }
-            }
-        }
+        let handoffs = lock(&self.inner.acd).release(agent, Instant::now());
+        self.hand_over(handoffs);
     }
 
     pub(crate) fn inner(&self) -> &Inner {

@@ -1,0 +1,254 @@
+//! The agent's side (claims 10-14): who am I, presence, and the desktop's WebSocket with the
+//! screen pop and live call status.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::Json;
+use flows::{AgentId, CallId};
+use serde_json::{json, Map, Value};
+use service::{Notice, Presence, ScreenPop};
+use tokio::sync::broadcast;
+
+use crate::auth::{caller, Caller};
+use crate::model::{record_json, view_json};
+use crate::state::service_error;
+use crate::{ApiError, AppJson, AppState};
+
+/// How often the desktop's presence is re-read (calls change it: on_call, wrap_up).
+const PRESENCE_POLL: Duration = Duration::from_secs(1);
+
+pub(crate) fn who(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    caller(
+        st.calls.directory(),
+        st.operator_key.as_deref(),
+        headers,
+        peer,
+        token,
+    )
+}
+
+fn agent_id(id: &str) -> Result<AgentId, ApiError> {
+    AgentId::new(id).map_err(|_| ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no agent {id:?}"),
+    })
+}
+
+/// `GET /v1/agent/me`: the agent a desktop token belongs to.
+pub(crate) async fn me(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let Caller::Agent(id) = who(&st, &headers, peer.map(|c| c.0), None)? else {
+        return Err(ApiError::Unauthorized(
+            "send the agent's desktop token: Authorization: Bearer <token>".into(),
+        ));
+    };
+    let dir = st.calls.directory();
+    let a = dir
+        .agent(&id)
+        .ok_or_else(|| ApiError::Unauthorized("unknown agent".into()))?;
+    Ok(Json(json!({
+        "id": a.id.as_str(),
+        "name": a.name,
+        "presence": st.calls.presence(&id).map(Presence::as_str),
+        "businesses": a.businesses.iter().map(flows::BusinessId::as_str).collect::<Vec<_>>(),
+        "skills": a.skills.iter().map(flows::Skill::as_str).collect::<Vec<_>>(),
+    })))
+}
+
+fn presence_json(agent: &AgentId, p: Option<Presence>) -> Json<Value> {
+    Json(json!({ "agent": agent.as_str(), "presence": p.map(Presence::as_str) }))
+}
+
+/// `GET /v1/agents/{id}/presence`.
+pub(crate) async fn get_presence(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = agent_id(&id)?;
+    if st.calls.directory().agent(&agent).is_none() {
+        return Err(ApiError::NotFound {
+            field: Some("id".into()),
+            message: format!("there is no agent {id:?}"),
+        });
+    }
+    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(st.calls.directory(), &agent)?;
+    Ok(presence_json(&agent, st.calls.presence(&agent)))
+}
+
+/// `PUT /v1/agents/{id}/presence` `{"presence": "available" | "away" | "offline"}`.
+pub(crate) async fn put_presence(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = agent_id(&id)?;
+    if st.calls.directory().agent(&agent).is_none() {
+        return Err(ApiError::NotFound {
+            field: Some("id".into()),
+            message: format!("there is no agent {id:?}"),
+        });
+    }
+    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(st.calls.directory(), &agent)?;
+    if let Some(k) = body.keys().find(|k| k.as_str() != "presence") {
+        return Err(ApiError::BadRequest {
+            field: Some(k.clone()),
+            message: format!("unknown field {k:?}; expected presence"),
+        });
+    }
+    let wanted = body
+        .get("presence")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::BadRequest {
+            field: Some("presence".into()),
+            message: "\"presence\" is required: available, away or offline".into(),
+        })?;
+    let p: Presence = wanted.parse().map_err(|_| ApiError::BadRequest {
+        field: Some("presence".into()),
+        message: format!("\"presence\" must be available, away or offline, not {wanted:?}"),
+    })?;
+    let now = st.calls.set_presence(&agent, p).map_err(service_error)?;
+    Ok(presence_json(&agent, Some(now)))
+}
+
+/// The screen pop message (`{"type": "screen_pop", "call": {…}}`).
+#[must_use]
+pub(crate) fn screen_pop_json(pop: &ScreenPop) -> Value {
+    let r = &pop.call;
+    let view = service::RequestView {
+        record: r.clone(),
+        queue_position: None,
+        estimated_wait_s: None,
+        media: (None, None),
+    };
+    let mut call = view_json(&view);
+    call["business_name"] = json!(pop.business_name);
+    call["created"] = record_json(r)["created"].clone();
+    call["history"] = Value::Array(
+        pop.history
+            .iter()
+            .map(|h| {
+                let v = record_json(h);
+                json!({
+                    "id": v["id"], "created": v["created"], "status": v["status"],
+                    "reason": v["reason"], "agent": v["agent"], "sale": v["sale"],
+                    "page": v["page"],
+                })
+            })
+            .collect(),
+    );
+    json!({ "type": "screen_pop", "call": call })
+}
+
+/// `GET /v1/agents/{id}/ws?token=…`: the desktop's WebSocket. Sends `presence` on connect
+/// and on every change, `screen_pop` when a call is assigned to the agent (before its phone
+/// is called), then `status` for that call's changes.
+pub(crate) async fn ws(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let agent = agent_id(&id)?;
+    if st.calls.directory().agent(&agent).is_none() {
+        return Err(ApiError::NotFound {
+            field: Some("id".into()),
+            message: format!("there is no agent {id:?}"),
+        });
+    }
+    let c = who(
+        &st,
+        &headers,
+        peer.map(|c| c.0),
+        q.get("token").map(String::as_str),
+    )?;
+    c.as_agent(st.calls.directory(), &agent)?;
+    let rx = st
+        .calls
+        .subscribe()
+        .ok_or_else(|| ApiError::Unavailable("live events are not available".into()))?;
+    Ok(upgrade.on_upgrade(move |socket| desktop(socket, st, agent, rx)))
+}
+
+async fn send(socket: &mut WebSocket, v: &Value) -> bool {
+    socket.send(Message::Text(v.to_string())).await.is_ok()
+}
+
+async fn desktop(
+    mut socket: WebSocket,
+    st: AppState,
+    agent: AgentId,
+    mut rx: broadcast::Receiver<Notice>,
+) {
+    let mut presence = st.calls.presence(&agent);
+    if !send(
+        &mut socket,
+        &json!({"type": "presence", "presence": presence.map(Presence::as_str)}),
+    )
+    .await
+    {
+        return;
+    }
+    let mut mine: HashSet<CallId> = HashSet::new();
+    let mut poll = tokio::time::interval(PRESENCE_POLL);
+    loop {
+        tokio::select! {
+            n = rx.recv() => {
+                let msg = match n {
+                    Ok(Notice::ScreenPop(pop)) if pop.agent == agent => {
+                        mine.insert(pop.call.request.id.clone());
+                        Some(screen_pop_json(&pop))
+                    }
+                    Ok(Notice::Status(e)) if mine.contains(&e.id) => {
+                        if matches!(e.status.as_str(), "completed" | "failed" | "cancelled") {
+                            mine.remove(&e.id);
+                        }
+                        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
+                            .map(crate::format_time)
+                            .ok();
+                        Some(json!({"type": "status", "id": e.id.as_str(), "status": e.status, "reason": e.reason, "at": at}))
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if let Some(m) = msg {
+                    if !send(&mut socket, &m).await {
+                        return;
+                    }
+                }
+            }
+            _ = poll.tick() => {
+                let now = st.calls.presence(&agent);
+                if now != presence {
+                    presence = now;
+                    if !send(&mut socket, &json!({"type": "presence", "presence": now.map(Presence::as_str)})).await {
+                        return;
+                    }
+                }
+            }
+            m = socket.recv() => match m {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
