@@ -1,5 +1,5 @@
 //! The web page in a real browser: headless Chromium (driven over WebDriver by chromedriver)
-//! opens `GET /`, types a number into `#phone`, clicks `#call-button`, and `#status` shows the
+//! opens the classic page `GET /page`, types a number into `#phone`, clicks `#call-button`, and `#status` shows the
 //! call's progress in words until "connected" and then "ended". callbridge runs with
 //! `[lab] endpoints = true`, so its built-in SIP phones answer as the customer (via the trunk)
 //! and as the agent; the call must reach `bridged` and then `completed` in the API too.
@@ -156,7 +156,8 @@ fn page_shows_a_call_through_to_connected_in_a_real_browser() {
     );
     browser.set_window_size(1024, 800);
 
-    let url = format!("http://{}/", cb.http_addr());
+    // The classic page (the demo page at / embeds the widget instead).
+    let url = format!("http://{}/page", cb.http_addr());
     browser.navigate(&url);
     let title = browser.title();
     assert!(
