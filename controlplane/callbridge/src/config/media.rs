@@ -1,0 +1,291 @@
+//! `[media]`: the data plane's backend, addresses and ports.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use super::locate::{key, Seg};
+
+/// `media.backend`: how the data plane does packet I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// Ordinary UDP sockets (portable; the default).
+    Socket,
+    /// DPDK kernel bypass on dedicated cores; needs a `[dpdk]` section and a binary built with
+    /// the `dpdk` cargo feature (see [`Config::check_build`](super::Config::check_build)).
+    Dpdk,
+}
+
+/// An inclusive UDP port range written `"FIRST-LAST"`: RTP on the even ports, RTCP on the
+/// odd port above, so FIRST is even and LAST odd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PortRange {
+    /// First port (even).
+    pub(crate) first: u16,
+    /// Last port (odd).
+    pub(crate) last: u16,
+}
+
+impl PortRange {
+    /// Parses and checks `"FIRST-LAST"`.
+    ///
+    /// # Errors
+    /// A sentence saying what is wrong.
+    pub(crate) fn parse(s: &str) -> Result<Self, String> {
+        let (a, b) = s.split_once('-').ok_or_else(|| {
+            format!("{s:?} is not a port range; write it as \"FIRST-LAST\", e.g. \"20000-29999\"")
+        })?;
+        let port = |p: &str| {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("{:?} is not a port number (1-65535)", p.trim()))
+        };
+        let (first, last) = (port(a)?, port(b)?);
+        if first >= last {
+            return Err(format!("the range {first}-{last} is empty or reversed; the first port must be below the last"));
+        }
+        if first % 2 != 0 {
+            return Err(format!(
+                "the range must start on an even port (RTP), not {first}"
+            ));
+        }
+        if last % 2 == 0 {
+            return Err(format!(
+                "the range must end on an odd port (the RTCP port of the last pair), not {last}; \
+                 it holds an odd number of ports"
+            ));
+        }
+        Ok(Self { first, last })
+    }
+
+    /// The ports as a range.
+    #[must_use]
+    pub(crate) fn range(self) -> RangeInclusive<u16> {
+        self.first..=self.last
+    }
+
+    /// How many RTP/RTCP pairs it holds.
+    #[must_use]
+    pub(crate) fn pairs(self) -> usize {
+        usize::from(self.last - self.first) / 2 + 1
+    }
+}
+
+impl<'de> Deserialize<'de> for PortRange {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first, self.last)
+    }
+}
+
+/// `[media]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MediaConfig {
+    /// `backend`: `"socket"` (default) or `"dpdk"` (needs a `[dpdk]` section).
+    pub(crate) backend: Backend,
+    /// `address`: the relay's IP, bound and written into SDP (not `0.0.0.0`). Default
+    /// `127.0.0.1`. With `backend = "dpdk"` it is the unicast address the DPDK port owns
+    /// (it answers ARP and ICMP echo for it).
+    pub(crate) address: IpAddr,
+    /// `extra_addresses`: further media addresses after `address`, e.g. `["127.0.0.2"]`.
+    /// Each carries the same `ports` again, so the legs a node holds grow with the addresses
+    /// (one address holds one leg per RTP/RTCP pair). Leg address index `i` is `address` for
+    /// 0 and `extra_addresses[i-1]` otherwise; legs fill the first address before the next.
+    /// Each must be distinct, not unspecified, not `address`, of `address`'s family; at most
+    /// `dp_api::MAX_ADDRESSES - 1` of them. With a `[dpdk]` section each must be unicast and
+    /// inside `address/dpdk.prefix_len` (the port answers ARP/NDP and ping for all of them).
+    /// Default none.
+    pub(crate) extra_addresses: Vec<IpAddr>,
+    /// `ports`: `"FIRST-LAST"`, even first, odd last. Default `"20000-29999"`.
+    pub(crate) ports: PortRange,
+    /// `announcement`: a WAV file (8 kHz mono) played while the agent is called; relative to
+    /// the configuration file. Default: the built-in prompt. After [`Config::load`](super::Config::load) the path
+    /// is absolute (or as written when already absolute) and the file exists.
+    pub(crate) announcement: Option<PathBuf>,
+    /// `workers`: data-plane workers (threads / cores); the port range is split between them.
+    /// Default 1. With `backend = "dpdk"` the number of workers is the number of
+    /// `dpdk.worker_cores`: leave `workers` out or give that same number; after
+    /// [`Config::load`](super::Config::load) it holds that number.
+    pub(crate) workers: usize,
+    /// `cores`: CPU cores to pin the workers to, one per worker. Default: not pinned. Not used
+    /// with `backend = "dpdk"` (use `dpdk.worker_cores`).
+    pub(crate) cores: Option<Vec<usize>>,
+    /// `learn_remote`: latch onto the first RTP source of each leg (symmetric RTP behind NAT).
+    /// Default true.
+    pub(crate) learn_remote: bool,
+    /// `timeout_secs`: end a bridged call when a leg sends no RTP for this long; 0 disables.
+    /// Default 30.
+    pub(crate) timeout_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Socket,
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            extra_addresses: Vec::new(),
+            ports: PortRange {
+                first: 20000,
+                last: 29999,
+            },
+            announcement: None,
+            workers: 1,
+            cores: None,
+            learn_remote: true,
+            timeout_secs: 30,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// Every media address in leg address-index order: `address`, then `extra_addresses`.
+    #[must_use]
+    pub(crate) fn addresses(&self) -> Vec<IpAddr> {
+        std::iter::once(self.address)
+            .chain(self.extra_addresses.iter().copied())
+            .collect()
+    }
+
+    /// Checks `address`, `extra_addresses`, `workers` and `cores`.
+    pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
+        if self.address.is_unspecified() {
+            return at(
+                &[key("media"), key("address")],
+                format!(
+                    "{} cannot be written into SDP; give the address peers should send media to",
+                    self.address
+                ),
+            );
+        }
+        self.validate_extra_addresses()?;
+        if self.workers == 0 {
+            return at(&[key("media"), key("workers")], "must be at least 1".into());
+        }
+        if self.workers > self.ports.pairs() {
+            return at(
+                &[key("media"), key("workers")],
+                format!(
+                    "{} workers cannot share the {} port pairs of {}",
+                    self.workers,
+                    self.ports.pairs(),
+                    self.ports
+                ),
+            );
+        }
+        if let Some(cores) = &self.cores {
+            if cores.len() != self.workers {
+                return at(
+                    &[key("media"), key("cores")],
+                    format!(
+                        "lists {} cores for {} workers; give exactly one core per worker",
+                        cores.len(),
+                        self.workers
+                    ),
+                );
+            }
+            for (i, c) in cores.iter().enumerate() {
+                if cores[..i].contains(c) {
+                    return at(
+                        &[key("media"), key("cores"), Seg::Index(i)],
+                        format!("core {c} is listed twice"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `announcement` absolute (relative to `dir`) and checks that the file exists.
+    pub(super) fn resolve_announcement(&mut self, dir: &Path) -> Result<(), (Vec<Seg>, String)> {
+        if let Some(p) = &self.announcement {
+            let full = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
+            if !full.is_file() {
+                return Err((
+                    vec![key("media"), key("announcement")],
+                    format!("file not found: {} (relative paths are relative to the configuration file)", full.display()),
+                ));
+            }
+            self.announcement = Some(full);
+        }
+        Ok(())
+    }
+
+    /// Checks `extra_addresses` against `address` (which is already known to be specified).
+    fn validate_extra_addresses(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |segs: Vec<Seg>, reason: String| Err((segs, reason));
+        let item = |i: usize| vec![key("media"), key("extra_addresses"), Seg::Index(i)];
+        let max = dp_api::MAX_ADDRESSES - 1;
+        if self.extra_addresses.len() > max {
+            return at(
+                vec![key("media"), key("extra_addresses")],
+                format!(
+                    "lists {} addresses; at most {max} (with media.address that makes the {} media addresses a \
+                     node supports)",
+                    self.extra_addresses.len(),
+                    dp_api::MAX_ADDRESSES
+                ),
+            );
+        }
+        let family = |ip: IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        for (i, &a) in self.extra_addresses.iter().enumerate() {
+            if a.is_unspecified() {
+                return at(
+                    item(i),
+                    format!(
+                        "{a} cannot be written into SDP; give an address peers can send media to"
+                    ),
+                );
+            }
+            if a == self.address {
+                return at(
+                    item(i),
+                    format!("{a} is media.address itself; list only the addresses after it"),
+                );
+            }
+            if self.extra_addresses[..i].contains(&a) {
+                return at(item(i), format!("{a} is listed twice"));
+            }
+            if a.is_ipv4() != self.address.is_ipv4() {
+                return at(
+                    item(i),
+                    format!(
+                        "{a} is {} but media.address {} is {}; all media addresses must be of one family",
+                        family(a),
+                        self.address,
+                        family(self.address)
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// How the flows create legs.
+    #[must_use]
+    pub(crate) fn policy(&self) -> flows::MediaPolicy {
+        flows::MediaPolicy {
+            learn_remote: self.learn_remote,
+            src_mismatch: dp_api::SrcMismatch::Drop,
+            media_timeout: (self.timeout_secs > 0).then(|| Duration::from_secs(self.timeout_secs)),
+        }
+    }
+}

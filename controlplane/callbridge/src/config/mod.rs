@@ -1,0 +1,310 @@
+//! The configuration file (TOML).
+//!
+//! ```toml
+//! [http]
+//! listen = "127.0.0.1:8080"
+//! [sip]
+//! listen = "127.0.0.1:5060"            # UDP
+//! trunk = "sip:127.0.0.1:5080"         # E.164 numbers go to sip:+NUMBER@<trunk host:port>
+//! [media]
+//! backend = "socket"
+//! address = "127.0.0.1"
+//! extra_addresses = []                 # optional: more media addresses, same ports on each
+//! ports = "20000-29999"                # RTP even, RTCP odd
+//! announcement = "prompts/hold.wav"    # optional; else built-in
+//! [[business]]
+//! id = "acme"
+//! name = "ACME Corp"
+//! [[agent]]
+//! id = "alice"
+//! contact = "sip:alice@127.0.0.1:15064"
+//! businesses = ["acme"]
+//! [lab]
+//! endpoints = false
+//! [store]
+//! path = "callbridge.db"               # SQLite; relative to this file
+//! ```
+//!
+//! With `media.backend = "dpdk"` a `[dpdk]` section is required (see [`DpdkConfig`]):
+//!
+//! ```toml
+//! [media]
+//! backend = "dpdk"
+//! address = "198.18.0.1"               # owned by the DPDK port (IPv4 or IPv6)
+//! [dpdk]
+//! main_core = 0
+//! worker_cores = [1]
+//! devices = ["net_af_packet0,iface=veth0"]
+//! ```
+//!
+//! Every section and every key not marked "required" may be left out; the defaults are those
+//! documented on each field. Unknown keys are errors. Relative paths are relative to the
+//! directory of the configuration file.
+//!
+//! Every error of [`Config::load`] displays as `FILE:LINE: KEY: reason`, e.g.
+//! `callbridge.toml:12: agent[1].contact: "bob" is neither an E.164 number …`. `KEY` is a
+//! dotted path; `[[business]]` and `[[agent]]` entries and array items are numbered from 0.
+//! An unreadable file is reported at line 0 with the key `(file)`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use flows::{AgentId, BusinessId, Target};
+use serde::Deserialize;
+
+mod directory;
+mod dpdk;
+mod locate;
+mod media;
+mod service;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use directory::{AgentConfig, BusinessConfig};
+pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
+pub(crate) use media::{Backend, MediaConfig};
+pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
+
+use locate::{backticked, key, line_of, locate, render_path, span_of, syntax_key, Seg};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// `[http]`: the API and web page.
+    #[serde(default)]
+    pub(crate) http: HttpConfig,
+    /// `[sip]`: signalling.
+    #[serde(default)]
+    pub(crate) sip: SipConfig,
+    /// `[media]`: the data plane.
+    #[serde(default)]
+    pub(crate) media: MediaConfig,
+    /// `[flow]`: ring times and retries.
+    #[serde(default)]
+    pub(crate) flow: FlowConfig,
+    /// `[[business]]`: at least one is required; the first is the web page's default.
+    #[serde(default)]
+    pub(crate) business: Vec<BusinessConfig>,
+    /// `[[agent]]`: the agents (CSRs).
+    #[serde(default)]
+    pub(crate) agent: Vec<AgentConfig>,
+    /// `[lab]`: test helpers.
+    #[serde(default)]
+    pub(crate) lab: LabConfig,
+    /// `[store]`: where requests, calls and records are kept.
+    #[serde(default)]
+    pub(crate) store: StoreConfig,
+    /// `[limits]`: abuse limits on call requests.
+    #[serde(default)]
+    pub(crate) limits: LimitsConfig,
+    /// `[dpdk]`: the DPDK backend (cores, devices, EAL). Required when `media.backend =
+    /// "dpdk"`; checked whenever present. Default: absent.
+    #[serde(default)]
+    pub(crate) dpdk: Option<DpdkConfig>,
+}
+
+impl Default for Config {
+    /// The built-in configuration: everything on loopback, business `demo`, agents `alice`
+    /// and `bob`, lab endpoints on.
+    fn default() -> Self {
+        let id = |s: &str| BusinessId::new(s).unwrap_or_else(|_| unreachable!("valid literal"));
+        let agent = |name: &str, port: u16| AgentConfig {
+            id: AgentId::new(name).unwrap_or_else(|_| unreachable!("valid literal")),
+            contact: Target::Sip(format!("sip:{name}@127.0.0.1:{port}")),
+            businesses: vec![id("demo")],
+        };
+        Self {
+            http: HttpConfig::default(),
+            sip: SipConfig::default(),
+            media: MediaConfig::default(),
+            flow: FlowConfig::default(),
+            business: vec![BusinessConfig {
+                id: id("demo"),
+                name: "Demo Business".into(),
+            }],
+            agent: vec![agent("alice", 15064), agent("bob", 15066)],
+            lab: LabConfig { endpoints: true },
+            store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
+            dpdk: None,
+        }
+    }
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+/// What kind of problem a [`ConfigError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigErrorKind {
+    /// The file could not be read.
+    Io,
+    /// Not valid TOML.
+    Syntax,
+    /// Valid TOML that does not fit the schema: unknown key, missing key, wrong type or an
+    /// unparsable value.
+    Schema,
+    /// Fits the schema but makes no sense (duplicates, unknown references, missing files, …).
+    Invalid,
+}
+
+/// A configuration error, displayed as `FILE:LINE: KEY: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConfigError {
+    /// The file.
+    pub(crate) file: PathBuf,
+    /// 1-based line (0 when the file could not be read).
+    pub(crate) line: usize,
+    /// Dotted key path, e.g. `media.ports` or `agent[1].contact`.
+    pub(crate) key: String,
+    /// What is wrong.
+    pub(crate) reason: String,
+    /// The class of problem.
+    pub(crate) kind: ConfigErrorKind,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.key,
+            self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- loading -----------------------------------------------------------------------------
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] (`FILE:LINE: KEY: reason`) for the first problem found.
+    pub(crate) fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            line: 0,
+            key: "(file)".into(),
+            reason: format!("cannot read the configuration file: {e}"),
+            kind: ConfigErrorKind::Io,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text as if read from `file` (used for error
+    /// messages and to resolve relative paths).
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub(crate) fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        Self::parse_on(text, file, &CpuSet::online())
+    }
+
+    /// [`Config::parse`] checking `dpdk` cores against `cpus` instead of this machine's.
+    fn parse_on(text: &str, file: &Path, cpus: &CpuSet) -> Result<Self, ConfigError> {
+        let err = |offset: Option<usize>, key: String, reason: String, kind| ConfigError {
+            file: file.to_owned(),
+            line: offset.map_or(1, |o| line_of(text, o)),
+            key,
+            reason,
+            kind,
+        };
+        let doc = match toml_edit::ImDocument::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                let off = e.span().map_or(0, |s| s.start);
+                let reason = e.message().trim().replace('\n', "; ");
+                return Err(err(
+                    Some(off),
+                    syntax_key(text, off),
+                    reason,
+                    ConfigErrorKind::Syntax,
+                ));
+            }
+        };
+        let mut config: Self = match toml::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let off = e.span().map(|s| s.start);
+                let mut path = off
+                    .and_then(|o| locate(doc.as_item(), o))
+                    .unwrap_or_default();
+                let msg = e.message().trim().replace('\n', "; ");
+                if let Some(missing) = backticked(&msg, "missing field ") {
+                    path.push(key(missing));
+                }
+                return Err(err(off, render_path(&path), msg, ConfigErrorKind::Schema));
+            }
+        };
+        let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let workers_given = doc.get("media").and_then(|m| m.get("workers")).is_some();
+        if let Err((path, reason)) = config.validate_on(&dir, workers_given, cpus) {
+            let span = span_of(doc.as_item(), &path);
+            return Err(err(
+                span.map(|s| s.start),
+                render_path(&path),
+                reason,
+                ConfigErrorKind::Invalid,
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Whether this binary can run the configured backend: `Err` with a sentence when
+    /// `media.backend = "dpdk"` but the binary was built without the `dpdk` cargo feature.
+    /// `serve` calls this before starting the data plane.
+    ///
+    /// # Errors
+    /// The sentence to print.
+    pub(crate) fn check_build(&self) -> Result<(), String> {
+        if self.media.backend == Backend::Dpdk && !cfg!(feature = "dpdk") {
+            return Err("media.backend = \"dpdk\" but this callbridge was built without DPDK support; \
+                        rebuild with `cargo build --release -p callbridge --features dpdk` (needs libdpdk-dev) \
+                        or use backend = \"socket\""
+                .into());
+        }
+        Ok(())
+    }
+
+    /// Semantic checks against this machine; resolves the announcement path against `dir`.
+    #[cfg(test)]
+    fn validate(&mut self, dir: &Path) -> Result<(), (Vec<Seg>, String)> {
+        self.validate_on(dir, true, &CpuSet::online())
+    }
+
+    /// Semantic checks; resolves the announcement path against `dir`. `workers_given`: whether
+    /// the file sets `media.workers`; `cpus`: the online cores. With the dpdk backend,
+    /// `media.workers` becomes the number of worker cores.
+    fn validate_on(
+        &mut self,
+        dir: &Path,
+        workers_given: bool,
+        cpus: &CpuSet,
+    ) -> Result<(), (Vec<Seg>, String)> {
+        self.sip.validate()?;
+        if let Some(d) = &self.dpdk {
+            d.validate(&self.media, workers_given, cpus)?;
+            if self.media.backend == Backend::Dpdk {
+                self.media.workers = d.worker_cores.len();
+            }
+        } else if self.media.backend == Backend::Dpdk {
+            return Err((
+                vec![key("media"), key("backend")],
+                "backend = \"dpdk\" needs a [dpdk] section (at least `devices`; see the Operators section of the README)"
+                    .into(),
+            ));
+        }
+        self.media.validate()?;
+        self.store.resolve(dir)?;
+        self.media.resolve_announcement(dir)?;
+        self.flow.validate()?;
+        directory::validate(&self.business, &self.agent)?;
+        Ok(())
+    }
+}

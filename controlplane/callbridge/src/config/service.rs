@@ -1,0 +1,221 @@
+//! The service sections: `[http]`, `[sip]`, `[flow]`, `[limits]`, `[store]` and `[lab]`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flows::SipUri;
+use serde::Deserialize;
+
+use super::locate::{key, Seg};
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpConfig {
+    /// `listen`: TCP address of the HTTP API and web page. Default `127.0.0.1:8080`.
+    pub(crate) listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SipConfig {
+    /// `listen`: UDP address for SIP. Default `127.0.0.1:5060`.
+    pub(crate) listen: SocketAddr,
+    /// `trunk`: SIP URI of the carrier trunk / softswitch; E.164 numbers are called as
+    /// `sip:+NUMBER@<trunk host:port>`. Default `sip:127.0.0.1:5080`.
+    pub(crate) trunk: String,
+    /// `user_agent`: the `User-Agent` / `Server` header value. Default `callbridge/<version>`.
+    pub(crate) user_agent: String,
+    /// `from_user`: the caller id (user part of `From`) shown to both parties. Default
+    /// `callbridge`.
+    pub(crate) from_user: String,
+}
+
+impl SipConfig {
+    /// Checks `trunk`, `user_agent` and `from_user`.
+    pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
+        if let Err(e) = SipUri::parse(&self.trunk) {
+            return at(&[key("sip"), key("trunk")], e.to_string());
+        }
+        if self.user_agent.trim().is_empty() || self.user_agent.contains(['\r', '\n']) {
+            return at(
+                &[key("sip"), key("user_agent")],
+                "must be a non-empty single line".into(),
+            );
+        }
+        let user_ok = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,".contains(c);
+        if self.from_user.is_empty() || !self.from_user.chars().all(user_ok) {
+            return at(
+                &[key("sip"), key("from_user")],
+                format!("{:?} is not a valid SIP user part (letters, digits, + and -_.!~*'()&=$, allowed)", self.from_user),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            trunk: "sip:127.0.0.1:5080".into(),
+            user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
+            from_user: "callbridge".into(),
+        }
+    }
+}
+
+/// `[flow]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct FlowConfig {
+    /// `customer_ring_secs`: how long the customer rings before we give up. Default 30.
+    pub(crate) customer_ring_secs: u64,
+    /// `agent_ring_secs`: how long an agent rings before the next one is tried. Default 20.
+    pub(crate) agent_ring_secs: u64,
+    /// `max_agent_attempts`: agents called per request before giving up. Default 3.
+    pub(crate) max_agent_attempts: u32,
+    /// `queue_timeout_secs`: how long a request waits for a free agent. Default 120.
+    pub(crate) queue_timeout_secs: u64,
+    /// `max_customer_attempts`: how many times one request may dial the customer, counting
+    /// a call cut short by a restart (then retried). Default 3.
+    pub(crate) max_customer_attempts: u32,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        Self {
+            customer_ring_secs: 30,
+            agent_ring_secs: 20,
+            max_agent_attempts: 3,
+            queue_timeout_secs: 120,
+            max_customer_attempts: 3,
+        }
+    }
+}
+
+impl FlowConfig {
+    /// The state machine's timers.
+    #[must_use]
+    pub(crate) fn timers(&self) -> flows::FlowTimers {
+        flows::FlowTimers {
+            customer_ring: Duration::from_secs(self.customer_ring_secs),
+            agent_ring: Duration::from_secs(self.agent_ring_secs),
+            max_agent_attempts: self.max_agent_attempts,
+            queue_timeout: Duration::from_secs(self.queue_timeout_secs),
+        }
+    }
+
+    /// Checks that every count and duration is at least 1.
+    pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        for (name, v) in [
+            ("customer_ring_secs", self.customer_ring_secs),
+            ("agent_ring_secs", self.agent_ring_secs),
+            ("max_agent_attempts", u64::from(self.max_agent_attempts)),
+            ("queue_timeout_secs", self.queue_timeout_secs),
+            (
+                "max_customer_attempts",
+                u64::from(self.max_customer_attempts),
+            ),
+        ] {
+            if v == 0 {
+                return Err((vec![key("flow"), key(name)], "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[limits]`: abuse limits on `POST /v1/call-requests` (0 turns one off). A refusal is
+/// `429` with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LimitsConfig {
+    /// `per_number_per_hour`: requests to call one customer number per hour. Default 3.
+    pub(crate) per_number_per_hour: u32,
+    /// `per_ip_per_minute`: requests from one client address per minute (loopback is not
+    /// counted). Default 10.
+    pub(crate) per_ip_per_minute: u32,
+    /// `per_business_per_minute`: requests for one business per minute. Default 600.
+    pub(crate) per_business_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_number_per_hour: 3,
+            per_ip_per_minute: 10,
+            per_business_per_minute: 600,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The rate limiter's settings.
+    pub(crate) fn limits(&self) -> flows::limits::Limits {
+        flows::limits::Limits {
+            per_number_per_hour: self.per_number_per_hour,
+            per_ip_per_minute: self.per_ip_per_minute,
+            per_business_per_minute: self.per_business_per_minute,
+            ..flows::limits::Limits::default()
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StoreConfig {
+    /// `path`: the SQLite database file (created on first run; WAL files beside it). Relative
+    /// paths are relative to the configuration file's directory, or to the working directory
+    /// with the built-in configuration. Default `callbridge.db`.
+    pub(crate) path: PathBuf,
+}
+
+impl StoreConfig {
+    /// Makes `path` absolute (relative to `dir`) and checks that it can name a file.
+    pub(super) fn resolve(&mut self, dir: &Path) -> Result<(), (Vec<Seg>, String)> {
+        let at = |reason: String| Err((vec![key("store"), key("path")], reason));
+        if self.path.as_os_str().is_empty() {
+            return at("must name a file".into());
+        }
+        if self.path.is_relative() {
+            self.path = dir.join(&self.path);
+        }
+        if self.path.is_dir() {
+            return at(format!(
+                "{} is a directory; name the database file",
+                self.path.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("callbridge.db"),
+        }
+    }
+}
+
+/// `[lab]`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LabConfig {
+    /// `endpoints`: start the built-in lab SIP endpoints (test agents). Default false in a
+    /// file; true only in the built-in configuration ([`Config::default`](super::Config::default)).
+    pub(crate) endpoints: bool,
+}
