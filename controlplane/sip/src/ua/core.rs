@@ -1,0 +1,589 @@
+//! The core task: the [`Endpoint`] handle and the one tokio task that owns every
+//! transaction, dialog and leg. It sleeps until the earliest sans-IO deadline, the next
+//! datagram or the next command, then dispatches: responses to client transactions (`uac`),
+//! new requests to server transactions and the UAS side (`uas`), commands to either.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::{EndpointConfig, IncomingCall, LegEvent, ALLOW};
+use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
+use crate::error::SipError;
+use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
+use crate::transaction::{ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
+use crate::transport::{self, TransportStats};
+
+/// Leg id inside one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct LegId(pub(super) u64);
+
+#[derive(Debug)]
+pub(super) enum Cmd {
+    Invite {
+        leg: LegId,
+        request: Request,
+        dest: SocketAddr,
+        events: mpsc::UnboundedSender<LegEvent>,
+    },
+    Hangup(LegId),
+    Ring(LegId),
+    Answer(LegId, String),
+    Reject(LegId, u16),
+}
+
+pub(super) struct Inner {
+    pub(super) local: SocketAddr,
+    pub(super) user_agent: String,
+    pub(super) cmd: mpsc::UnboundedSender<Cmd>,
+    pub(super) cancel: CancellationToken,
+    pub(super) stats: Arc<TransportStats>,
+    pub(super) next_leg: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// A SIP endpoint on one UDP socket. Cheap to clone. Dropping the last clone shuts it down
+/// (like [`Endpoint::shutdown`]), so keep one alive while calls are up.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub(super) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("local", &self.inner.local)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// Binds UDP and spawns the transport and core tasks on the current tokio runtime.
+    /// Incoming calls arrive on the returned receiver (capacity 64; when it is full or dropped,
+    /// new INVITEs get 486/480).
+    ///
+    /// # Errors
+    /// [`SipError::Io`] if the socket cannot be bound.
+    pub async fn bind(
+        cfg: EndpointConfig,
+    ) -> Result<(Self, mpsc::Receiver<IncomingCall>), SipError> {
+        let socket = UdpSocket::bind(cfg.listen)
+            .await
+            .map_err(|source| SipError::Io {
+                addr: cfg.listen,
+                source,
+            })?;
+        let mut local = socket.local_addr().map_err(|source| SipError::Io {
+            addr: cfg.listen,
+            source,
+        })?;
+        if local.ip().is_unspecified() {
+            local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        }
+        let cancel = CancellationToken::new();
+        let stats = Arc::new(TransportStats::default());
+        let (inbound, out) = transport::spawn(
+            Arc::new(socket),
+            cancel.child_token(),
+            cfg.user_agent.clone(),
+            stats.clone(),
+        );
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming_rx) = mpsc::channel(64);
+        let inner = Arc::new(Inner {
+            local,
+            user_agent: cfg.user_agent.clone(),
+            cmd: cmd_tx.clone(),
+            cancel: cancel.clone(),
+            stats,
+            next_leg: std::sync::atomic::AtomicU64::new(1),
+        });
+        let core = Core {
+            local,
+            ua: cfg.user_agent,
+            timers: cfg.timers,
+            out,
+            incoming: incoming_tx,
+            cmd: cmd_tx,
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            legs: HashMap::new(),
+            by_dialog: HashMap::new(),
+            timers_heap: BinaryHeap::new(),
+            inner: Arc::downgrade(&inner),
+        };
+        tokio::spawn(core.run(inbound, cmd_rx, cancel));
+        info!(%local, "SIP endpoint bound");
+        Ok((Self { inner }, incoming_rx))
+    }
+
+    /// The bound address (as advertised in Via/Contact).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// Malformed datagrams seen so far: `(answered with 400, dropped)`.
+    pub fn malformed_counts(&self) -> (u64, u64) {
+        let s = &self.inner.stats;
+        (
+            s.bad_requests.load(Ordering::Relaxed),
+            s.dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Stops the transport and core tasks. Legs are dropped without signalling; their
+    /// `event()` returns `None`.
+    pub fn shutdown(&self) {
+        self.inner.cancel.cancel();
+    }
+}
+
+/// What a timer-heap entry refers to. Entries are checked lazily: a popped entry whose owner's
+/// `poll_timeout` is no longer due is ignored (each drive pushes the current deadline).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TimerRef {
+    Client(TxKeyOrd),
+    Server(TxKeyOrd),
+    Leg(u64),
+}
+
+/// [`TransactionKey`] with an arbitrary but total order, for the heap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TxKeyOrd(TransactionKey);
+
+impl PartialOrd for TxKeyOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TxKeyOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&self.0.branch, self.0.method.as_str(), &self.0.sent_by).cmp(&(
+            &other.0.branch,
+            other.0.method.as_str(),
+            &other.0.sent_by,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    Invite,
+    Cancel,
+    Bye,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LegState {
+    /// UAC: INVITE sent. UAS: INVITE received, not answered.
+    Initial,
+    /// UAC: a provisional arrived.
+    Early,
+    /// Dialog confirmed (UAS: 2xx sent; ACK may still be outstanding, see `retrans`).
+    Confirmed,
+    /// Our BYE is in flight.
+    Terminating,
+}
+
+pub(super) struct Leg {
+    pub(super) uac: bool,
+    pub(super) events: mpsc::UnboundedSender<LegEvent>,
+    pub(super) call_id: String,
+    pub(super) local_tag: String,
+    pub(super) state: LegState,
+    pub(super) invite: Request,
+    pub(super) invite_key: TransactionKey,
+    /// UAC: where the INVITE went. UAS: where responses go.
+    pub(super) dest: SocketAddr,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) hangup: bool,
+    pub(super) cancel_sent: bool,
+    pub(super) ack: Option<Transmit>,
+    pub(super) retrans: Option<Uas2xxRetransmitter>,
+    pub(super) bye_pending: bool,
+    /// The SDP we last sent (our offer, or our answer); re-used to answer session refreshes.
+    pub(super) local_sdp: Vec<u8>,
+}
+
+impl Leg {
+    pub(super) fn emit(&self, ev: LegEvent) {
+        debug!(call_id = %self.call_id, ?ev, "leg event");
+        let _ = self.events.send(ev);
+    }
+}
+
+pub(super) struct Core {
+    pub(super) local: SocketAddr,
+    pub(super) ua: String,
+    pub(super) timers: Timers,
+    pub(super) out: mpsc::UnboundedSender<Transmit>,
+    pub(super) incoming: mpsc::Sender<IncomingCall>,
+    pub(super) cmd: mpsc::UnboundedSender<Cmd>,
+    pub(super) clients: HashMap<TransactionKey, (ClientTransaction, Option<LegId>, Role)>,
+    pub(super) servers: HashMap<TransactionKey, (ServerTransaction, Option<LegId>)>,
+    pub(super) legs: HashMap<LegId, Leg>,
+    pub(super) by_dialog: HashMap<(String, String), LegId>,
+    pub(super) timers_heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    pub(super) inner: std::sync::Weak<Inner>,
+}
+
+impl Core {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<(SocketAddr, Message)>,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let deadline = self.next_deadline();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                m = inbound.recv() => match m {
+                    Some((src, m)) => self.handle_message(Instant::now(), src, m),
+                    None => break,
+                },
+                Some(c) = cmds.recv() => self.handle_cmd(Instant::now(), c),
+                _ = sleep => self.handle_timers(Instant::now()),
+            }
+        }
+        debug!(local = %self.local, "SIP core stopped");
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers_heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    pub(super) fn schedule(&mut self, at: Option<Instant>, r: TimerRef) {
+        if let Some(at) = at {
+            self.timers_heap.push(Reverse((at, r)));
+        }
+    }
+
+    pub(super) fn send(&self, t: Transmit) {
+        let _ = self.out.send(t);
+    }
+
+    pub(super) fn remove_leg(&mut self, id: LegId) {
+        if let Some(leg) = self.legs.remove(&id) {
+            self.by_dialog.remove(&(leg.call_id, leg.local_tag));
+        }
+    }
+
+    pub(super) fn via(&self) -> String {
+        msg::via_value(self.local, &msg::new_branch())
+    }
+
+    pub(super) fn contact(&self, user: &str) -> String {
+        format!("<sip:{user}@{}>", self.local)
+    }
+
+    // ---- timers -------------------------------------------------------------------------
+
+    fn handle_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, _))) = self.timers_heap.peek() {
+            if *at > now {
+                break;
+            }
+            let Some(Reverse((_, r))) = self.timers_heap.pop() else {
+                break;
+            };
+            let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+            match r {
+                TimerRef::Client(TxKeyOrd(k)) => {
+                    let Some((t, _, _)) = self.clients.get_mut(&k) else {
+                        continue;
+                    };
+                    if due(t.poll_timeout()) {
+                        t.handle_timeout(now);
+                        self.drive_client(now, &k);
+                    }
+                }
+                TimerRef::Server(TxKeyOrd(k)) => {
+                    let Some((t, _)) = self.servers.get_mut(&k) else {
+                        continue;
+                    };
+                    if due(t.poll_timeout()) {
+                        t.handle_timeout(now);
+                        self.drive_server(&k);
+                    }
+                }
+                TimerRef::Leg(id) => self.leg_timer(now, LegId(id)),
+            }
+        }
+    }
+
+    fn leg_timer(&mut self, now: Instant, id: LegId) {
+        let mut transmits = Vec::new();
+        let mut no_ack = false;
+        let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else {
+            return;
+        };
+        if matches!(r.poll_timeout(), Some(t) if t > now) || r.poll_timeout().is_none() {
+            return;
+        }
+        r.handle_timeout(now);
+        while let Some(t) = r.poll_transmit() {
+            transmits.push(t);
+        }
+        while let Some(Uas2xxEvent::NoAck) = r.poll_event() {
+            no_ack = true;
+        }
+        let next = r.poll_timeout();
+        self.schedule(next, TimerRef::Leg(id.0));
+        for t in transmits {
+            self.send(t);
+        }
+        if no_ack {
+            warn!("no ACK for our 2xx within 64*T1; sending BYE");
+            if let Some(leg) = self.legs.get(&id) {
+                leg.emit(LegEvent::Timeout);
+            }
+            self.send_bye(now, id, false);
+            self.remove_leg(id);
+        }
+    }
+
+    // ---- transaction plumbing -------------------------------------------------------------
+
+    pub(super) fn drive_client(&mut self, now: Instant, key: &TransactionKey) {
+        let Some((t, leg, role)) = self.clients.get_mut(key) else {
+            return;
+        };
+        let (leg, role) = (*leg, *role);
+        let mut transmits = Vec::new();
+        while let Some(x) = t.poll_transmit() {
+            transmits.push(x);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = t.poll_event() {
+            events.push(e);
+        }
+        if t.is_terminated() {
+            self.clients.remove(key);
+        } else {
+            let next = t.poll_timeout();
+            self.schedule(next, TimerRef::Client(TxKeyOrd(key.clone())));
+        }
+        for x in transmits {
+            self.send(x);
+        }
+        if let Some(leg) = leg {
+            for e in events {
+                self.client_event(now, leg, role, e);
+            }
+        }
+    }
+
+    pub(super) fn drive_server(&mut self, key: &TransactionKey) {
+        let Some((t, _)) = self.servers.get_mut(key) else {
+            return;
+        };
+        let mut transmits = Vec::new();
+        while let Some(x) = t.poll_transmit() {
+            transmits.push(x);
+        }
+        while t.poll_event().is_some() {} // AckReceived / Timeout: nothing for the TU to do
+        if t.is_terminated() {
+            self.servers.remove(key);
+        } else {
+            let next = t.poll_timeout();
+            self.schedule(next, TimerRef::Server(TxKeyOrd(key.clone())));
+        }
+        for x in transmits {
+            self.send(x);
+        }
+    }
+
+    pub(super) fn start_client(
+        &mut self,
+        now: Instant,
+        req: Request,
+        dest: SocketAddr,
+        leg: Option<LegId>,
+        role: Role,
+    ) {
+        let t = ClientTransaction::new(now, req, dest, self.timers);
+        let key = t.key().clone();
+        self.clients.insert(key.clone(), (t, leg, role));
+        self.drive_client(now, &key);
+    }
+
+    /// Sends a response through the server transaction `key`.
+    pub(super) fn respond(
+        &mut self,
+        now: Instant,
+        key: &TransactionKey,
+        mut resp: Response,
+    ) -> bool {
+        resp.headers.push("Server", self.ua.clone());
+        let Some((t, _)) = self.servers.get_mut(key) else {
+            return false;
+        };
+        let ok = t.send_response(now, &resp);
+        self.drive_server(key);
+        ok
+    }
+
+    /// Sends BYE in the leg's dialog. `owned`: the BYE's outcome ends the leg with `Ended`.
+    pub(super) fn send_bye(&mut self, now: Instant, id: LegId, owned: bool) {
+        let via = self.via();
+        let ua = self.ua.clone();
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(dialog) = leg.dialog.as_mut() else {
+            return;
+        };
+        let mut bye = dialog.new_request(Method::Bye, via);
+        bye.headers.push("User-Agent", ua);
+        let dest = dialog.destination().unwrap_or(leg.dest);
+        leg.state = LegState::Terminating;
+        self.start_client(now, bye, dest, owned.then_some(id), Role::Bye);
+    }
+
+    // ---- commands ------------------------------------------------------------------------------
+
+    fn handle_cmd(&mut self, now: Instant, cmd: Cmd) {
+        match cmd {
+            Cmd::Invite {
+                leg,
+                request,
+                dest,
+                events,
+            } => self.start_outgoing(now, leg, request, dest, events),
+            Cmd::Hangup(id) => self.hangup(now, id),
+            Cmd::Ring(id) => self.ring(now, id),
+            Cmd::Answer(id, sdp) => self.answer(now, id, sdp),
+            Cmd::Reject(id, status) => self.reject(now, id, status),
+        }
+    }
+
+    fn hangup(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if leg.hangup || leg.state == LegState::Terminating {
+            return;
+        }
+        leg.hangup = true;
+        match (leg.uac, leg.state) {
+            (true, LegState::Initial) => {} // CANCEL once a provisional arrives (9.1)
+            (true, LegState::Early) => self.send_cancel(now, id),
+            (true, _) => self.send_bye(now, id, true),
+            (false, LegState::Initial) => {
+                let r = Response::to_request(&leg.invite, 603, Some(&leg.local_tag));
+                let key = leg.invite_key.clone();
+                leg.emit(LegEvent::Ended);
+                self.respond(now, &key, r);
+                self.remove_leg(id);
+            }
+            (false, _) => {
+                if leg
+                    .retrans
+                    .as_ref()
+                    .is_some_and(Uas2xxRetransmitter::is_active)
+                {
+                    leg.bye_pending = true; // 15.1.1: no BYE before the ACK
+                } else {
+                    self.send_bye(now, id, true);
+                }
+            }
+        }
+    }
+
+    // ---- incoming messages -------------------------------------------------------------------
+
+    fn handle_message(&mut self, now: Instant, src: SocketAddr, m: Message) {
+        match m {
+            Message::Response(resp) => self.handle_response(now, resp),
+            Message::Request(req) => self.handle_request(now, src, req),
+        }
+    }
+
+    fn handle_request(&mut self, now: Instant, src: SocketAddr, req: Request) {
+        let Some(key) = TransactionKey::for_request(&req) else {
+            return;
+        };
+        if req.method == Method::Ack {
+            if let Some((t, _)) = self.servers.get_mut(&key) {
+                if t.final_status().is_some_and(|s| s >= 300) {
+                    t.handle_request(now, &req);
+                    self.drive_server(&key);
+                    return;
+                }
+            }
+            self.ack_2xx(now, &req);
+            return;
+        }
+        if let Some((t, _)) = self.servers.get_mut(&key) {
+            t.handle_request(now, &req);
+            self.drive_server(&key);
+            return;
+        }
+        let dest = req.response_destination(src);
+        let t = ServerTransaction::new(now, req.clone(), dest, self.timers, &self.ua);
+        self.servers.insert(key.clone(), (t, None));
+        self.drive_server(&key);
+        let dialog_key = (req.call_id().to_string(), req.to_tag().unwrap_or_default());
+        match req.method {
+            Method::Invite if req.to_tag().is_none() => self.new_incoming(now, src, key, req),
+            Method::Invite => match self.by_dialog.get(&dialog_key).copied() {
+                Some(id) => self.reinvite(now, id, key, req),
+                None => {
+                    self.respond(now, &key, Response::to_request(&req, 481, None));
+                }
+            },
+            Method::Bye => {
+                let Some(id) = self.by_dialog.get(&dialog_key).copied() else {
+                    self.respond(now, &key, Response::to_request(&req, 481, None));
+                    return;
+                };
+                let in_order = match self.legs.get_mut(&id).and_then(|l| l.dialog.as_mut()) {
+                    Some(d) => d.handle_remote_cseq(&req),
+                    None => true,
+                };
+                if !in_order {
+                    self.respond(now, &key, Response::to_request(&req, 500, None));
+                    return;
+                }
+                self.respond(now, &key, Response::to_request(&req, 200, None));
+                if let Some(leg) = self.legs.get(&id) {
+                    leg.emit(LegEvent::Bye);
+                }
+                self.remove_leg(id);
+            }
+            Method::Cancel => self.incoming_cancel(now, key, req),
+            Method::Options => {
+                let mut r = Response::to_request(&req, 200, Some(&msg::new_tag()));
+                r.headers.push("Allow", ALLOW);
+                r.headers.push("Accept", "application/sdp");
+                self.respond(now, &key, r);
+            }
+            _ => {
+                let mut r = Response::to_request(&req, 405, Some(&msg::new_tag()));
+                r.headers.push("Allow", ALLOW);
+                self.respond(now, &key, r);
+            }
+        }
+    }
+}

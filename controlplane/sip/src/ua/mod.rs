@@ -1,0 +1,135 @@
+//! The user-agent API the rest of callbridge uses: [`Endpoint`], [`OutgoingCall`],
+//! [`IncomingCall`], [`LegController`], [`LegEvent`].
+//!
+//! One tokio task (the *core*) owns every transaction, dialog and leg; handles talk to it over
+//! an unbounded command channel, and each leg reports over its own event channel. The core
+//! sleeps until the earliest sans-IO deadline (`poll_timeout`) or the next datagram/command.
+//!
+//! Leg lifecycle and events:
+//! * outgoing: `Progress*` → `Answered` → (`Bye` | `Ended` after our hangup); or `Rejected`,
+//!   `Timeout`. A hangup before the answer yields `Ended` once the CANCEL completed (the 487 was
+//!   ACKed), or once the late 2xx was ACKed and BYEd. After the last event, `event()` is `None`.
+//! * incoming: `Cancelled` | `Bye` | `Ended` (our hangup finished) | `Timeout` (no ACK for our
+//!   2xx; we sent BYE). After `reject()` no event follows; `event()` returns `None`.
+//!
+//! Modules, by side: `core` owns the task (the [`Endpoint`] handle, the command channel, the
+//! timer heap, transaction plumbing, hangup and BYE, request dispatch); `uac` is the client side
+//! of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK for 2xx, CANCEL); `uas` the
+//! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
+//! incoming CANCEL). `core` calls into both sides; they use its plumbing, never each other.
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+
+use crate::error::SipError;
+use crate::msg::NameAddr;
+use crate::transaction::Timers;
+
+mod core;
+mod uac;
+mod uas;
+
+pub use self::core::Endpoint;
+pub use self::uac::OutgoingCall;
+pub use self::uas::IncomingCall;
+
+use self::core::{Cmd, LegId};
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+
+/// Endpoint configuration.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Local UDP address to bind (port 0 picks one). An unspecified IP (0.0.0.0) is advertised
+    /// in Via/Contact as 127.0.0.1.
+    pub listen: SocketAddr,
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+    /// T1, T2, T4.
+    pub timers: Timers,
+}
+
+impl EndpointConfig {
+    /// Config with RFC timers and the default user agent.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")),
+            timers: Timers::default(),
+        }
+    }
+}
+
+/// What to call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteRequest {
+    /// Request-URI, e.g. `sip:+15551234567@127.0.0.1:5080` (host must be an IP literal or localhost).
+    pub target: String,
+    /// User part of our From/Contact.
+    pub from_user: String,
+    /// Display name of our From.
+    pub from_display: Option<String>,
+    /// SDP offer (empty for no body).
+    pub sdp: String,
+    /// Extra headers, e.g. `("X-Callbridge-Call", id)`.
+    pub headers: Vec<(String, String)>,
+}
+
+/// Something that happened on a leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LegEvent {
+    /// A 1xx other than 100 (180, 183), with its SDP if any.
+    Progress {
+        /// Status code.
+        status: u16,
+        /// Early-media SDP.
+        sdp: Option<String>,
+    },
+    /// A 2xx arrived and was ACKed.
+    Answered {
+        /// The answer SDP (empty if the 2xx had no body).
+        sdp: String,
+    },
+    /// A non-2xx final response (already ACKed by the transaction).
+    Rejected {
+        /// Status code.
+        status: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// No final response (Timer B) on an outgoing leg, or no ACK for our 2xx on an incoming leg.
+    Timeout,
+    /// The caller CANCELled our unanswered incoming call.
+    Cancelled,
+    /// The remote sent BYE (we answered 200).
+    Bye,
+    /// Our hangup finished.
+    Ended,
+}
+
+/// Hangs up a leg from anywhere. Clone + Send.
+#[derive(Debug, Clone)]
+pub struct LegController {
+    leg: LegId,
+    cmd: mpsc::UnboundedSender<Cmd>,
+}
+
+impl LegController {
+    /// Ends the leg, idempotently. Outgoing: before any provisional, remembered and a CANCEL
+    /// sent once a 1xx arrives (RFC 3261 9.1), or ACK+BYE if a 2xx arrives; early: CANCEL;
+    /// confirmed: BYE. Incoming: unanswered → 603 Decline; answered → BYE (after the ACK).
+    /// Ends with [`LegEvent::Ended`].
+    pub fn hangup(&self) {
+        let _ = self.cmd.send(Cmd::Hangup(self.leg));
+    }
+}
+
+/// Reads the display-less URI of a From/To value (helper for applications).
+///
+/// # Errors
+/// [`SipError::InvalidHeader`].
+pub fn header_uri(value: &str) -> Result<String, SipError> {
+    NameAddr::parse("From", value).map(|n| n.uri)
+}

@@ -1,0 +1,306 @@
+//! The client side of INVITE: [`Endpoint::invite`], [`OutgoingCall`], and the core's handling
+//! of the INVITE's responses (provisional, 2xx with its ACK, failures), CANCEL and
+//! retransmitted 2xx.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::core::{Cmd, Core, Leg, LegId, LegState, Role};
+use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
+use crate::dialog::Dialog;
+use crate::error::SipError;
+use crate::msg::{self, HasHeaders, Method, Request, Response};
+use crate::transaction::{ClientEvent, TransactionKey, Transmit};
+
+impl Endpoint {
+    /// Sends an INVITE now.
+    ///
+    /// # Errors
+    /// [`SipError::InvalidUri`] if the target is not a `sip:` URI with an IP-literal host;
+    /// [`SipError::Shutdown`] after [`Self::shutdown`].
+    pub fn invite(&self, req: InviteRequest) -> Result<OutgoingCall, SipError> {
+        let dest = msg::uri_addr(&req.target)?;
+        if self.inner.cancel.is_cancelled() {
+            return Err(SipError::Shutdown);
+        }
+        let local = self.inner.local;
+        let call_id = msg::new_call_id(local.ip());
+        let tag = msg::new_tag();
+        let target = req
+            .target
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .to_string();
+        let me = format!("sip:{}@{}", req.from_user, local);
+        let mut r = Request::new(Method::Invite, target.clone());
+        r.headers
+            .push("Via", msg::via_value(local, &msg::new_branch()));
+        r.headers.push("Max-Forwards", "70");
+        let from = match &req.from_display {
+            Some(d) => format!(
+                "\"{}\" <{me}>;tag={tag}",
+                d.replace('\\', "\\\\").replace('"', "\\\"")
+            ),
+            None => format!("<{me}>;tag={tag}"),
+        };
+        r.headers.push("From", from);
+        r.headers.push("To", format!("<{target}>"));
+        r.headers.push("Call-ID", call_id.clone());
+        r.headers.push("CSeq", "1 INVITE");
+        r.headers.push("Contact", format!("<{me}>"));
+        r.headers.push("User-Agent", self.inner.user_agent.clone());
+        r.headers.push("Allow", ALLOW);
+        for (n, v) in req.headers {
+            r.headers.push(n, v);
+        }
+        if !req.sdp.is_empty() {
+            r.headers.push("Content-Type", "application/sdp");
+            r.body = req.sdp.into_bytes();
+        }
+        let leg = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner
+            .cmd
+            .send(Cmd::Invite {
+                leg,
+                request: r,
+                dest,
+                events: tx,
+            })
+            .map_err(|_| SipError::Shutdown)?;
+        Ok(OutgoingCall {
+            call_id,
+            events: rx,
+            ctl: LegController {
+                leg,
+                cmd: self.inner.cmd.clone(),
+            },
+        })
+    }
+}
+
+/// An outgoing leg.
+#[derive(Debug)]
+pub struct OutgoingCall {
+    call_id: String,
+    events: mpsc::UnboundedReceiver<LegEvent>,
+    ctl: LegController,
+}
+
+impl OutgoingCall {
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The next event; `None` once the leg is fully over.
+    pub async fn event(&mut self) -> Option<LegEvent> {
+        self.events.recv().await
+    }
+
+    /// A handle for hanging up from elsewhere.
+    pub fn controller(&self) -> LegController {
+        self.ctl.clone()
+    }
+}
+
+impl Core {
+    /// `Cmd::Invite`: a new outgoing leg; its INVITE client transaction starts now.
+    pub(super) fn start_outgoing(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        request: Request,
+        dest: SocketAddr,
+        events: mpsc::UnboundedSender<LegEvent>,
+    ) {
+        let l = Leg {
+            uac: true,
+            events,
+            call_id: request.call_id().to_string(),
+            local_tag: request.from_tag().unwrap_or_default(),
+            state: LegState::Initial,
+            invite_key: TransactionKey::client(
+                &request.branch().unwrap_or_default(),
+                Method::Invite,
+            ),
+            invite: request.clone(),
+            dest,
+            dialog: None,
+            hangup: false,
+            cancel_sent: false,
+            ack: None,
+            retrans: None,
+            bye_pending: false,
+            local_sdp: request.body.clone(),
+        };
+        self.by_dialog
+            .insert((l.call_id.clone(), l.local_tag.clone()), leg);
+        self.legs.insert(leg, l);
+        self.start_client(now, request, dest, Some(leg), Role::Invite);
+    }
+
+    /// A response: to its client transaction, or (a 2xx retransmitted after the INVITE
+    /// transaction ended) re-ACKed from the dialog.
+    pub(super) fn handle_response(&mut self, now: Instant, resp: Response) {
+        let Some(key) = TransactionKey::for_response(&resp) else {
+            return;
+        };
+        if let Some((t, _, _)) = self.clients.get_mut(&key) {
+            t.handle_response(now, resp);
+            self.drive_client(now, &key);
+            return;
+        }
+        // A 2xx retransmitted after the INVITE transaction ended: re-ACK from the dialog.
+        if resp.cseq().1 == Method::Invite && (200..300).contains(&resp.status) {
+            let k = (
+                resp.call_id().to_string(),
+                resp.from_tag().unwrap_or_default(),
+            );
+            if let Some(ack) = self
+                .by_dialog
+                .get(&k)
+                .and_then(|id| self.legs.get(id))
+                .and_then(|l| l.ack.clone())
+            {
+                self.send(ack);
+            }
+        }
+    }
+
+    pub(super) fn client_event(&mut self, now: Instant, id: LegId, role: Role, ev: ClientEvent) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            // Leg gone: a late 2xx to our INVITE still deserves nothing more than the ACK we
+            // already sent (the leg keeps it while it lives).
+            return;
+        };
+        match (role, ev) {
+            (Role::Invite, ClientEvent::Provisional(resp)) => {
+                if leg.hangup && !leg.cancel_sent {
+                    leg.state = LegState::Early;
+                    self.send_cancel(now, id);
+                } else if resp.status > 100 && !leg.hangup {
+                    leg.state = LegState::Early;
+                    leg.emit(LegEvent::Progress {
+                        status: resp.status,
+                        sdp: resp.body_text(),
+                    });
+                } else {
+                    leg.state = LegState::Early;
+                }
+            }
+            (Role::Invite, ClientEvent::Final(resp)) if resp.status < 300 => {
+                if let Some(ack) = &leg.ack {
+                    // A retransmitted 2xx (same dialog): re-send our ACK (13.2.2.4).
+                    let same =
+                        leg.dialog.as_ref().map(|d| d.id().remote_tag.clone()) == resp.to_tag();
+                    if same {
+                        let ack = ack.clone();
+                        self.send(ack);
+                    } else {
+                        debug!("2xx from another fork ignored");
+                    }
+                    return;
+                }
+                let dialog = match Dialog::uac_from_2xx(&leg.invite, &resp) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        warn!(error = %e, "unusable 2xx");
+                        leg.emit(LegEvent::Rejected {
+                            status: 502,
+                            reason: format!("unusable 2xx: {e}"),
+                        });
+                        self.remove_leg(id);
+                        return;
+                    }
+                };
+                let mut ack = dialog.ack_for_2xx(
+                    leg.invite.cseq().0,
+                    msg::via_value(self.local, &msg::new_branch()),
+                );
+                ack.headers.push("User-Agent", self.ua.clone());
+                let dest = dialog.destination().unwrap_or(leg.dest);
+                let t = Transmit {
+                    dest,
+                    payload: ack.encode(),
+                };
+                leg.ack = Some(t.clone());
+                leg.dialog = Some(dialog);
+                self.send(t);
+                let Some(leg) = self.legs.get_mut(&id) else {
+                    return;
+                };
+                if leg.hangup {
+                    self.send_bye(now, id, true);
+                } else {
+                    leg.state = LegState::Confirmed;
+                    leg.emit(LegEvent::Answered {
+                        sdp: resp.body_text().unwrap_or_default(),
+                    });
+                }
+            }
+            (Role::Invite, ClientEvent::Final(resp)) => {
+                if leg.hangup {
+                    leg.emit(LegEvent::Ended);
+                } else {
+                    leg.emit(LegEvent::Rejected {
+                        status: resp.status,
+                        reason: resp.reason.clone(),
+                    });
+                }
+                self.remove_leg(id);
+            }
+            (Role::Invite, ClientEvent::Timeout) => {
+                leg.emit(if leg.hangup {
+                    LegEvent::Ended
+                } else {
+                    LegEvent::Timeout
+                });
+                self.remove_leg(id);
+            }
+            (Role::Cancel, ClientEvent::Timeout) => {
+                // 9.1: no final response to the INVITE within 64*T1 of the CANCEL: give up.
+                if leg.dialog.is_none() {
+                    leg.emit(LegEvent::Ended);
+                    self.remove_leg(id);
+                }
+            }
+            (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
+            (Role::Bye, ClientEvent::Provisional(_)) => {}
+            (Role::Bye, ClientEvent::Final(_) | ClientEvent::Timeout) => {
+                leg.emit(LegEvent::Ended);
+                self.remove_leg(id);
+            }
+        }
+    }
+
+    pub(super) fn send_cancel(&mut self, now: Instant, id: LegId) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        leg.cancel_sent = true;
+        let inv = &leg.invite;
+        let mut c = Request::new(Method::Cancel, inv.uri.clone());
+        if let Some(v) = inv.headers.get_list("Via").next() {
+            c.headers.push("Via", v);
+        }
+        c.headers.push("Max-Forwards", "70");
+        for h in ["From", "To", "Call-ID"] {
+            if let Some(v) = inv.headers.get(h) {
+                c.headers.push(h, v);
+            }
+        }
+        c.headers.push("CSeq", format!("{} CANCEL", inv.cseq().0));
+        for r in inv.headers.get_all("Route") {
+            c.headers.push("Route", r);
+        }
+        c.headers.push("User-Agent", self.ua.clone());
+        let dest = leg.dest;
+        self.start_client(now, c, dest, Some(id), Role::Cancel);
+    }
+}
