@@ -332,6 +332,12 @@ impl http_api::CallService for Api {
     fn directory(&self) -> &service::Directory {
         self.svc.directory()
     }
+    fn deliveries(
+        &self,
+        id: &flows::CallId,
+    ) -> Result<Vec<store::OutboxItem>, service::ServiceError> {
+        self.svc.deliveries(id)
+    }
     fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<service::Notice>> {
         Some(self.svc.subscribe())
     }

@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             get(live::events).options(live::preflight),
         )
         .route("/v1/call-requests/:id/sale", post(post_sale))
+        .route("/v1/call-requests/:id/webhooks", get(deliveries))
         .route("/v1/records", get(records))
         .route("/v1/agent/me", get(desktop::me))
         .route(
@@ -359,6 +360,44 @@ async fn post_sale(
     let call = view.record.request.id.clone();
     let v = blocking(move || svc.sale(&call, &sale)).await?;
     Ok(Json(view_json(&v)))
+}
+
+/// `GET /v1/call-requests/{id}/webhooks`: the request's webhook deliveries, oldest first.
+async fn deliveries(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let who = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let view = lookup(&st, &who, &id, CallKind::CallRequest).await?;
+    let svc = st.calls.clone();
+    let call = view.record.request.id.clone();
+    let items = blocking(move || svc.deliveries(&call)).await?;
+    let ms = |m: i64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1_000_000)
+            .map(crate::format_time)
+            .ok()
+    };
+    Ok(Json(Value::Array(
+        items
+            .iter()
+            .map(|i| {
+                json!({
+                    "delivery": i.id,
+                    "url": i.url,
+                    "body": serde_json::from_str::<Value>(&i.body).unwrap_or(Value::Null),
+                    "created": ms(i.created_ms),
+                    "attempts": i.attempts,
+                    "next_attempt": (i.delivered_ms.is_none() && i.abandoned_ms.is_none()).then(|| ms(i.due_ms)).flatten(),
+                    "delivered": i.delivered_ms.and_then(ms),
+                    "abandoned": i.abandoned_ms.and_then(ms),
+                    "last_status": i.last_status,
+                    "last_error": i.last_error,
+                })
+            })
+            .collect(),
+    )))
 }
 
 /// The most records one `GET /v1/records` returns.

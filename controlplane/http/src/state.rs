@@ -87,6 +87,13 @@ pub trait CallService: Send + Sync + 'static {
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         None
     }
+    /// A request's webhook deliveries (the delivery log).
+    ///
+    /// # Errors
+    /// Store failures.
+    fn deliveries(&self, _id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
+        Ok(Vec::new())
+    }
     /// Businesses and agents with their keys and tokens (for authentication).
     fn directory(&self) -> &Directory;
     /// Status changes and screen pops as they happen (`None`: no live events).
@@ -126,6 +133,9 @@ impl CallService for service::Service {
     }
     fn directory(&self) -> &Directory {
         Self::directory(self)
+    }
+    fn deliveries(&self, id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
+        Self::deliveries(self, id)
     }
     fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
         Some(Self::subscribe(self))

@@ -63,6 +63,7 @@ fn record(id: CallId, kind: Kind, status: &str) -> CallRecord {
             status: status.into(),
             due_ms: None,
             claimed_by: None,
+            webhook: None,
         },
         status: status.into(),
         reason: None,

@@ -421,7 +421,18 @@ impl CallTask {
         ch.reason = status.reason().map(|r| r.as_str().to_owned());
         ch.agent.clone_from(&self.agent_label);
         ch.attempt = status == Status::CallingCustomer;
+        ch.webhook = self.svc.webhook_for(
+            &self.record,
+            status.as_str(),
+            ch.reason.as_deref(),
+            self.agent_label.as_deref(),
+            at,
+        );
+        let queued = ch.webhook.is_some();
         write_status(&self.svc, &self.id, ch).await;
+        if queued {
+            self.svc.inner().outbox_wake.notify_one();
+        }
         self.svc.publish(
             &self.id,
             self.business.clone(),

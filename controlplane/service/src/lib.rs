@@ -27,6 +27,7 @@
 mod call;
 mod directory;
 mod error;
+pub mod webhooks;
 
 pub use call::media_json;
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
@@ -224,6 +225,8 @@ pub(crate) struct Inner {
     /// The latest media counters of live calls (customer, agent); stored when they end.
     pub(crate) live_media: Mutex<HashMap<CallId, LiveMedia>>,
     pub(crate) wake: Notify,
+    /// Wakes the webhook delivery task (something was queued).
+    pub(crate) outbox_wake: Notify,
     pub(crate) events: broadcast::Sender<Notice>,
     pub(crate) stop: CancellationToken,
     pub(crate) rt: tokio::runtime::Handle,
@@ -294,6 +297,7 @@ impl Service {
             live_media: Mutex::default(),
             reserved: Mutex::default(),
             wake: Notify::new(),
+            outbox_wake: Notify::new(),
             events,
             stop,
             rt: tokio::runtime::Handle::current(),
@@ -307,6 +311,8 @@ impl Service {
         tokio::spawn(async move { s.scheduler().await });
         let s = svc.clone();
         tokio::spawn(async move { s.acd_clock().await });
+        let s = svc.clone();
+        tokio::spawn(async move { s.deliver_webhooks().await });
         Ok(svc)
     }
 
@@ -329,6 +335,8 @@ impl Service {
                 ch
             };
             info!(call = %rec.request.id, attempts = rec.attempts, retry, "call interrupted by a restart");
+            let mut ch = ch;
+            ch.webhook = self.webhook_for(&rec, &ch.status, ch.reason.as_deref(), None, now);
             i.store.set_status(&rec.request.id, &ch)?;
         }
         Ok(())
@@ -505,7 +513,9 @@ impl Service {
             status: status.into(),
             due_ms: Some(due),
             claimed_by: None,
+            webhook: None,
         };
+        let new = self.with_first_webhook(new);
         let out = self.commit(&new, origin, req.business.as_str());
         if !matches!(out, Ok(Outcome::Created(_))) {
             lock(&i.reserved).remove(&new.id);
@@ -558,6 +568,7 @@ impl Service {
             status: "calling_customer".into(),
             due_ms: None,
             claimed_by: Some(i.run.clone()),
+            webhook: None,
         };
         let out = match self.commit(&new, origin, "bridges") {
             Ok(o) => o,
@@ -637,6 +648,24 @@ impl Service {
         })
     }
 
+    /// Attaches the webhook of the request's first status, when its business has one.
+    fn with_first_webhook(&self, mut new: NewRequest) -> NewRequest {
+        let rec = CallRecord {
+            request: new.clone(),
+            status: new.status.clone(),
+            reason: None,
+            agent: None,
+            attempts: 0,
+            due_ms: new.due_ms,
+            updated_ms: new.created_ms,
+            events: Vec::new(),
+            media: Vec::new(),
+            sale: None,
+        };
+        new.webhook = self.webhook_for(&rec, &new.status, None, None, new.created_ms);
+        new
+    }
+
     fn commit(
         &self,
         new: &NewRequest,
@@ -656,6 +685,9 @@ impl Service {
             });
         match self.inner.store.accept(new, idem.as_ref(), &response)? {
             Accepted::New => {
+                if new.webhook.is_some() {
+                    self.inner.outbox_wake.notify_one();
+                }
                 let rec = self.inner.store.get(&new.id)?.ok_or_else(|| {
                     ServiceError::Internal("the committed request vanished".into())
                 })?;
@@ -717,6 +749,14 @@ impl Service {
         }
         self.get(id)?
             .ok_or_else(|| ServiceError::NotFound(id.clone()))
+    }
+
+    /// The webhook deliveries of a request, oldest first (the delivery log). Blocking.
+    ///
+    /// # Errors
+    /// The store's failure.
+    pub fn deliveries(&self, id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
+        Ok(self.inner.store.outbox_of(id)?)
     }
 
     /// Records created in a time range. Blocking.

@@ -37,7 +37,7 @@ mod sqlite;
 pub use error::StoreError;
 pub use model::{
     Accepted, CallRecord, EventRow, IdempotencyKey, Kind, MediaSummary, NewRequest, OutboxItem,
-    Page, RecordFilter, Sale, StatusChange, StoredResponse, LIVE_STATUSES,
+    Page, RecordFilter, Sale, StatusChange, StoredResponse, Webhook, LIVE_STATUSES,
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;

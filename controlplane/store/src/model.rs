@@ -74,6 +74,17 @@ pub struct NewRequest {
     pub due_ms: Option<i64>,
     /// The run that executes it at once (bridges), or `None` for the scheduler.
     pub claimed_by: Option<String>,
+    /// A webhook delivery of the first status, queued in the same transaction.
+    pub webhook: Option<Webhook>,
+}
+
+/// A webhook to queue in the outbox together with a status change (same transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// Where to POST.
+    pub url: String,
+    /// The JSON body.
+    pub body: String,
 }
 
 /// An `Idempotency-Key` with the hash of the body it came with.
@@ -130,6 +141,8 @@ pub struct StatusChange {
     pub attempt: bool,
     /// Release the claim (the request waits for the scheduler again).
     pub unclaim: bool,
+    /// A webhook delivery of this change, queued in the same transaction.
+    pub webhook: Option<Webhook>,
 }
 
 impl StatusChange {
@@ -144,6 +157,7 @@ impl StatusChange {
             due_ms: None,
             attempt: false,
             unclaim: false,
+            webhook: None,
         }
     }
 }

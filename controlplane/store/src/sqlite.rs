@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::{
     Accepted, CallRecord, EventRow, IdempotencyKey, Kind, MediaSummary, NewRequest, OutboxItem,
-    Page, RecordFilter, Sale, StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS,
-    LIVE_STATUSES,
+    Page, RecordFilter, Sale, StatusChange, Store, StoreError, StoredResponse, Webhook,
+    IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
 };
 
 /// How long a statement waits for a lock held by another process before failing.
@@ -177,6 +177,7 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
             status: status.clone(),
             due_ms: None,
             claimed_by,
+            webhook: None,
         },
         updated_ms: r.get(12)?,
         status,
@@ -260,6 +261,28 @@ fn append_event(
          VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM events WHERE request_id = ?1), ?2, ?3, ?4, ?5)",
     )?
     .execute(params![id, at_ms, status, reason, agent])?;
+    Ok(())
+}
+
+/// Queues a webhook for `id` of `business` in the transaction.
+fn push_webhook(
+    tx: &Transaction<'_>,
+    id: &str,
+    business: Option<&str>,
+    at_ms: i64,
+    w: &Webhook,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO outbox (request_id, business, url, body, created_ms, due_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![
+        id,
+        business.unwrap_or_default(),
+        w.url,
+        w.body,
+        at_ms
+    ])?;
     Ok(())
 }
 
@@ -371,6 +394,10 @@ impl Store for SqliteStore {
             req.claimed_by,
         ])?;
         append_event(&tx, id, req.created_ms, &req.status, None, None)?;
+        if let Some(w) = &req.webhook {
+            let business = req.business.as_ref().map(BusinessId::as_str);
+            push_webhook(&tx, id, business, req.created_ms, w)?;
+        }
         if let Some(k) = idem {
             tx.prepare_cached(
                 "INSERT INTO idempotency (scope, key, body_hash, status, body, request_id, created_ms) \
@@ -424,6 +451,17 @@ impl Store for SqliteStore {
             ch.reason.as_deref(),
             ch.agent.as_deref(),
         )?;
+        if let Some(w) = &ch.webhook {
+            let business: Option<String> = tx
+                .query_row(
+                    "SELECT business FROM requests WHERE id = ?1",
+                    params![id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            push_webhook(&tx, id.as_str(), business.as_deref(), ch.at_ms, w)?;
+        }
         tx.commit()?;
         Ok(())
     }

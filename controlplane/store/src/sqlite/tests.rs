@@ -29,6 +29,7 @@ fn req(n: u128, status: &str, due: Option<i64>) -> NewRequest {
         status: status.into(),
         due_ms: due,
         claimed_by: None,
+        webhook: None,
     }
 }
 
@@ -361,4 +362,28 @@ fn outbox_delivers_retries_and_gives_up() {
     assert_eq!(log[1].abandoned_ms, Some(51));
     assert_eq!(log[1].attempts, 2);
     assert_eq!(log[1].last_error.as_deref(), Some("500"));
+}
+
+#[test]
+fn webhooks_are_queued_with_their_status_change() {
+    let (_d, s) = store();
+    let mut r = req(1, "queued", Some(0));
+    r.webhook = Some(Webhook {
+        url: "http://127.0.0.1:9/h".into(),
+        body: "{\"status\":\"queued\"}".into(),
+    });
+    s.accept(&r, None, &resp(1)).unwrap();
+    let mut ch = StatusChange::new(50, "calling_customer");
+    ch.webhook = Some(Webhook {
+        url: "http://127.0.0.1:9/h".into(),
+        body: "{\"status\":\"calling_customer\"}".into(),
+    });
+    s.set_status(&id(1), &ch).unwrap();
+    let log = s.outbox_of(&id(1)).unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].business.as_str(), "acme");
+    assert_eq!(log[0].due_ms, 1_001);
+    assert_eq!(log[1].body, "{\"status\":\"calling_customer\"}");
+    assert_eq!(log[1].due_ms, 50);
+    assert_eq!(s.outbox_due(60, 10).unwrap().len(), 1);
 }
