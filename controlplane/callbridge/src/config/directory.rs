@@ -1,19 +1,15 @@
-//! `[[business]]` and `[[agent]]`: who is called back, and by whom.
+//! `[[agent]]`, and the checks across all `[[business]]` and `[[agent]]` entries: unique ids,
+//! keys and tokens, known businesses.
 
-use flows::{AgentId, BusinessId, Target};
-use serde::Deserialize;
+use std::fmt;
+use std::time::Duration;
 
+use flows::{AgentId, BusinessId, Skill, Target};
+use serde::{Deserialize, Deserializer};
+
+use super::business::BusinessConfig;
 use super::locate::{key, Seg};
-
-/// `[[business]]`
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BusinessConfig {
-    /// `id` (required): `[A-Za-z0-9_.-]`, unique; used in `?business=` and API requests.
-    pub(crate) id: BusinessId,
-    /// `name` (required): shown on the web page.
-    pub(crate) name: String,
-}
+use super::secret::{check_key, Secret};
 
 /// `[[agent]]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -27,12 +23,87 @@ pub(crate) struct AgentConfig {
     /// none: the agent is reachable only through `POST /v1/bridges`.
     #[serde(default)]
     pub(crate) businesses: Vec<BusinessId>,
+    /// `token`: the agent desktop login token (`Authorization: Bearer`), at least 16 visible
+    /// ASCII characters, unique across agents and business API keys. Default none: the agent
+    /// cannot log in to the desktop.
+    #[serde(default)]
+    pub(crate) token: Option<Secret>,
+    /// `name`: the display name, e.g. `"Alice Example"`. Default: the id (see
+    /// [`AgentConfig::display_name`]).
+    #[serde(default)]
+    pub(crate) name: Option<String>,
+    /// `skills`: what the agent can do, e.g. `["billing", "de"]` (skill ids, `[A-Za-z0-9_.-]`,
+    /// each once). Default none.
+    #[serde(default, deserialize_with = "skills")]
+    pub(crate) skills: Vec<Skill>,
+    /// `wrap_up_secs`: time after a call before the agent is offered the next, 0..=3600.
+    /// Default 10.
+    #[serde(default = "wrap_up_secs")]
+    pub(crate) wrap_up_secs: u64,
 }
 
-/// Checks the businesses (at least one, unique ids, names) and the agents (unique ids, known
-/// businesses, each listed once).
+const fn wrap_up_secs() -> u64 {
+    10
+}
+
+/// `skills`, each checked while it is read so that an error names its item (`skills[1]`);
+/// `Skill`'s own `try_from` deserialization would name the whole list.
+fn skills<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Skill>, D::Error> {
+    struct Item(Skill);
+    impl<'de> Deserialize<'de> for Item {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Item;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a skill id")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Item, E> {
+                    Skill::new(s).map(Item).map_err(E::custom)
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    Vec::<Item>::deserialize(d).map(|v| v.into_iter().map(|i| i.0).collect())
+}
+
+impl AgentConfig {
+    /// An agent with every optional key but `businesses` at its default.
+    pub(crate) fn new(id: AgentId, contact: Target, businesses: Vec<BusinessId>) -> Self {
+        Self {
+            id,
+            contact,
+            businesses,
+            token: None,
+            name: None,
+            skills: Vec::new(),
+            wrap_up_secs: wrap_up_secs(),
+        }
+    }
+
+    /// `name`, or the id when it is not given.
+    // Read by the composition root once it hands these keys to the service (issue 7).
+    #[allow(dead_code)]
+    #[must_use]
+    pub(crate) fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.id.as_str())
+    }
+
+    /// `wrap_up_secs` as a duration.
+    // Read by the composition root once it hands these keys to the service (issue 7).
+    #[allow(dead_code)]
+    #[must_use]
+    pub(crate) fn wrap_up(&self) -> Duration {
+        Duration::from_secs(self.wrap_up_secs)
+    }
+}
+
+/// Checks the businesses (at least one, unique ids, names, each one's keys, keys unique
+/// across businesses) and the agents (unique ids, known businesses listed once, tokens unique
+/// across agents and API keys, names, skills, wrap-up). Parses each business's opening hours.
 pub(super) fn validate(
-    business: &[BusinessConfig],
+    business: &mut [BusinessConfig],
     agent: &[AgentConfig],
 ) -> Result<(), (Vec<Seg>, String)> {
     let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
@@ -42,8 +113,10 @@ pub(super) fn validate(
             "at least one [[business]] is required".into(),
         );
     }
-    for (i, b) in business.iter().enumerate() {
-        if business[..i].iter().any(|o| o.id == b.id) {
+    for i in 0..business.len() {
+        let (earlier, rest) = business.split_at_mut(i);
+        let b = &mut rest[0];
+        if earlier.iter().any(|o| o.id == b.id) {
             return at(
                 &[key("business"), Seg::Index(i), key("id")],
                 format!("duplicate business id \"{}\"", b.id),
@@ -55,13 +128,39 @@ pub(super) fn validate(
                 "must not be empty".into(),
             );
         }
+        b.validate(i)?;
+        for (j, k) in b.api_keys.iter().enumerate() {
+            if let Some(o) = earlier.iter().find(|o| o.api_keys.contains(k)) {
+                return at(
+                    &[
+                        key("business"),
+                        Seg::Index(i),
+                        key("api_keys"),
+                        Seg::Index(j),
+                    ],
+                    format!(
+                        "is also an API key of business \"{}\"; API keys must be unique",
+                        o.id
+                    ),
+                );
+            }
+        }
+        if let Some(w) = &b.widget_key {
+            if let Some(o) = earlier.iter().find(|o| o.widget_key.as_ref() == Some(w)) {
+                return at(
+                    &[key("business"), Seg::Index(i), key("widget_key")],
+                    format!(
+                        "{w:?} is also the widget key of business \"{}\"; widget keys must be unique",
+                        o.id
+                    ),
+                );
+            }
+        }
     }
     for (i, a) in agent.iter().enumerate() {
+        let here = |k: &str| vec![key("agent"), Seg::Index(i), key(k)];
         if agent[..i].iter().any(|o| o.id == a.id) {
-            return at(
-                &[key("agent"), Seg::Index(i), key("id")],
-                format!("duplicate agent id \"{}\"", a.id),
-            );
+            return at(&here("id"), format!("duplicate agent id \"{}\"", a.id));
         }
         for (j, b) in a.businesses.iter().enumerate() {
             let item = [
@@ -79,6 +178,46 @@ pub(super) fn validate(
             if a.businesses[..j].contains(b) {
                 return at(&item, format!("business \"{b}\" is listed twice"));
             }
+        }
+        if let Some(t) = &a.token {
+            check_key(t.expose(), "an agent token", 16).map_err(|r| (here("token"), r))?;
+            if let Some(o) = agent[..i].iter().find(|o| o.token.as_ref() == Some(t)) {
+                return at(
+                    &here("token"),
+                    format!(
+                        "is also the token of agent \"{}\"; tokens must be unique",
+                        o.id
+                    ),
+                );
+            }
+            if let Some(o) = business.iter().find(|o| o.api_keys.contains(t)) {
+                return at(
+                    &here("token"),
+                    format!(
+                        "is also an API key of business \"{}\"; a token must differ from every API key",
+                        o.id
+                    ),
+                );
+            }
+        }
+        if let Some(n) = &a.name {
+            if n.trim().is_empty() || n.contains(['\r', '\n']) {
+                return at(&here("name"), "must be a non-empty single line".into());
+            }
+        }
+        for (j, s) in a.skills.iter().enumerate() {
+            if a.skills[..j].contains(s) {
+                return at(
+                    &[key("agent"), Seg::Index(i), key("skills"), Seg::Index(j)],
+                    format!("skill \"{s}\" is listed twice"),
+                );
+            }
+        }
+        if a.wrap_up_secs > 3600 {
+            return at(
+                &here("wrap_up_secs"),
+                format!("{} is out of range 0..=3600", a.wrap_up_secs),
+            );
         }
     }
     Ok(())

@@ -15,10 +15,33 @@
 //! [[business]]
 //! id = "acme"
 //! name = "ACME Corp"
+//! api_keys = ["k-acme-0123456789abcdef"]   # optional: secret server-side keys (>= 16 chars)
+//! widget_key = "w-acme-42"                 # optional: the widget's public key (>= 8 chars)
+//! allowed_origins = ["https://shop.example"]  # pages that may use the widget
+//! time_zone = "Europe/Berlin"              # IANA; default "UTC"
+//! hours = ["mon-fri 09:00-17:30", "sat 10:00-14:00"]  # default: always open
+//! holidays = ["2026-12-25"]
+//! webhook_url = "https://crm.example/hook" # optional; needs webhook_secret
+//! webhook_secret = "s-acme-0123456789abcdef"
+//! caller_id = "+15550100"                  # default: sip.from_user
+//! default_country = "US"                   # reads national numbers typed into the widget
+//! preferred_wait_secs = 30
+//! [business.retry]
+//! attempts = 3                             # 1..=10, the first call included
+//! spacing_secs = 300
+//! [business.limits]
+//! max_concurrent_calls = 50                # optional overrides of [limits] too:
+//! per_number_per_hour = 3                  # per_number_per_hour, per_business_per_minute
+//! [business.number_policy]
+//! allowed_country_codes = [1, 44]          # default: any
 //! [[agent]]
 //! id = "alice"
 //! contact = "sip:alice@127.0.0.1:15064"
 //! businesses = ["acme"]
+//! token = "t-alice-0123456789abcdef"       # optional: agent desktop login (>= 16 chars)
+//! name = "Alice Example"                   # default: the id
+//! skills = ["billing", "de"]
+//! wrap_up_secs = 10                        # 0..=3600
 //! [lab]
 //! endpoints = false
 //! [store]
@@ -37,6 +60,9 @@
 //! devices = ["net_af_packet0,iface=veth0"]
 //! ```
 //!
+//! Keys, tokens and secrets are kept in memory as written; [`Secret`] keeps them out of `Debug`
+//! output and no error message quotes them.
+//!
 //! Every section and every key not marked "required" may be left out; the defaults are those
 //! documented on each field. Unknown keys are errors. Relative paths are relative to the
 //! directory of the configuration file.
@@ -48,21 +74,26 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use flows::{AgentId, BusinessId, Target};
 use serde::Deserialize;
 
+mod business;
 mod directory;
 mod dpdk;
 mod locate;
 mod media;
+mod secret;
 mod service;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use directory::{AgentConfig, BusinessConfig};
+pub(crate) use business::BusinessConfig;
+pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use media::{Backend, MediaConfig};
+pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
 
 use locate::{backticked, key, line_of, locate, render_path, span_of, syntax_key, Seg};
@@ -105,31 +136,48 @@ pub(crate) struct Config {
 }
 
 impl Default for Config {
-    /// The built-in configuration: everything on loopback, business `demo`, agents `alice`
-    /// and `bob`, lab endpoints on.
+    /// The built-in configuration: everything on loopback; business `demo` (UTC, always
+    /// open, no API keys, so loopback clients need none); agents `alice` ("Alice") and `bob`
+    /// ("Bob") with random desktop tokens ([`demo_tokens`]); lab endpoints on.
     fn default() -> Self {
         let id = |s: &str| BusinessId::new(s).unwrap_or_else(|_| unreachable!("valid literal"));
-        let agent = |name: &str, port: u16| AgentConfig {
-            id: AgentId::new(name).unwrap_or_else(|_| unreachable!("valid literal")),
-            contact: Target::Sip(format!("sip:{name}@127.0.0.1:{port}")),
-            businesses: vec![id("demo")],
+        let [alice_token, bob_token] = demo_tokens();
+        let agent = |name: &str, display: &str, token: &str, port: u16| AgentConfig {
+            token: Some(Secret::new(token)),
+            name: Some(display.into()),
+            ..AgentConfig::new(
+                AgentId::new(name).unwrap_or_else(|_| unreachable!("valid literal")),
+                Target::Sip(format!("sip:{name}@127.0.0.1:{port}")),
+                vec![id("demo")],
+            )
         };
         Self {
             http: HttpConfig::default(),
             sip: SipConfig::default(),
             media: MediaConfig::default(),
             flow: FlowConfig::default(),
-            business: vec![BusinessConfig {
-                id: id("demo"),
-                name: "Demo Business".into(),
-            }],
-            agent: vec![agent("alice", 15064), agent("bob", 15066)],
+            business: vec![BusinessConfig::new(id("demo"), "Demo Business")],
+            agent: vec![
+                agent("alice", "Alice", alice_token, 15064),
+                agent("bob", "Bob", bob_token, 15066),
+            ],
             lab: LabConfig { endpoints: true },
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             dpdk: None,
         }
     }
+}
+
+/// The desktop tokens of the built-in agents `alice` and `bob`: 24 random alphanumeric
+/// characters each, made once per process (every [`Config::default`] in a process has the
+/// same ones).
+pub(crate) fn demo_tokens() -> &'static [String; 2] {
+    use rand::distributions::{Alphanumeric, DistString};
+    static TOKENS: OnceLock<[String; 2]> = OnceLock::new();
+    TOKENS.get_or_init(|| {
+        std::array::from_fn(|_| Alphanumeric.sample_string(&mut rand::thread_rng(), 24))
+    })
 }
 
 // ---- errors ------------------------------------------------------------------------------
@@ -304,7 +352,7 @@ impl Config {
         self.store.resolve(dir)?;
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
-        directory::validate(&self.business, &self.agent)?;
+        directory::validate(&mut self.business, &self.agent)?;
         Ok(())
     }
 }

@@ -1,11 +1,15 @@
 //! Tests of the whole configuration: the example, defaults, errors and their positions,
-//! `[media]`, `[[business]]` and `[[agent]]`. `[dpdk]` is tested in `tests/dpdk.rs`.
+//! `[media]`, `[[business]]` and `[[agent]]` ids and references. The other keys of
+//! `[[business]]` and `[[agent]]` are tested in `tests/business.rs` and `tests/agent.rs`,
+//! `[dpdk]` in `tests/dpdk.rs`.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use super::*;
 
+mod agent;
+mod business;
 mod dpdk;
 
 const FULL: &str = r#"[http]
