@@ -14,6 +14,8 @@ pub struct Agent {
     pub contact: String,
     /// `businesses`.
     pub businesses: Vec<String>,
+    /// Raw TOML lines added to this agent's table (e.g. `token = "…"`).
+    pub extra: String,
 }
 
 impl Agent {
@@ -24,7 +26,16 @@ impl Agent {
             id: id.into(),
             contact: contact.into(),
             businesses: vec!["acme".into()],
+            extra: String::new(),
         }
+    }
+
+    /// Adds raw TOML lines to the agent's table.
+    #[must_use]
+    pub fn with_toml(mut self, toml: &str) -> Self {
+        self.extra.push_str(toml);
+        self.extra.push('\n');
+        self
     }
 }
 
@@ -139,6 +150,10 @@ pub struct Config {
     pub dpdk: Option<Dpdk>,
     /// `[[business]]` entries: (id, name).
     pub businesses: Vec<(String, String)>,
+    /// Raw TOML lines added to a business's table, by business id (e.g. `webhook_url = "…"`).
+    /// Every business gets `[business.retry] attempts = 1` unless its lines set a `retry`
+    /// table: the tests expect one attempt per request unless they test retries.
+    pub business_extra: Vec<(String, String)>,
     /// `[[agent]]` entries.
     pub agents: Vec<Agent>,
     /// `[flow]`, omitted when `None`.
@@ -165,6 +180,7 @@ impl Config {
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
             dpdk: None,
             businesses: vec![("acme".into(), "ACME Corp".into())],
+            business_extra: Vec::new(),
             agents: Vec::new(),
             flow: None,
             lab_endpoints: false,
@@ -244,21 +260,35 @@ impl Config {
             d.render(&mut s);
         }
         for (id, name) in &self.businesses {
+            let extra: String = self
+                .business_extra
+                .iter()
+                .filter(|(b, _)| b == id)
+                .map(|(_, t)| format!("{t}\n"))
+                .collect();
+            let (keys, tables) = split_tables(&extra);
             let _ = writeln!(
                 s,
-                "[[business]]\nid = {}\nname = {}\n",
+                "[[business]]\nid = {}\nname = {}\n{keys}",
                 quote(id),
                 quote(name)
             );
+            if !tables.contains("[business.retry]") {
+                let _ = writeln!(s, "[business.retry]\nattempts = 1\n");
+            }
+            if !tables.is_empty() {
+                let _ = writeln!(s, "{tables}");
+            }
         }
         for a in &self.agents {
             let bs: Vec<String> = a.businesses.iter().map(|b| quote(b)).collect();
             let _ = writeln!(
                 s,
-                "[[agent]]\nid = {}\ncontact = {}\nbusinesses = [{}]\n",
+                "[[agent]]\nid = {}\ncontact = {}\nbusinesses = [{}]\n{}",
                 quote(&a.id),
                 quote(&a.contact),
-                bs.join(", ")
+                bs.join(", "),
+                a.extra
             );
         }
         if let Some(f) = self.flow {
@@ -275,12 +305,28 @@ impl Config {
         s
     }
 
+    /// Adds raw TOML lines to business `id`'s table (keys first, then `[business.x]` tables).
+    #[must_use]
+    pub fn business_toml(mut self, id: &str, toml: &str) -> Self {
+        self.business_extra.push((id.into(), toml.into()));
+        self
+    }
+
     /// Appends raw TOML (see [`Config::extra`]).
     #[must_use]
     pub fn with_toml(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         self.extra.push('\n');
         self
+    }
+}
+
+/// Splits raw TOML lines into the plain keys and the sub-tables (from the first `[` header
+/// on), so keys land in the table itself.
+fn split_tables(extra: &str) -> (String, String) {
+    match extra.find("\n[").map(|i| i + 1).or_else(|| extra.starts_with('[').then_some(0)) {
+        Some(i) => (extra[..i].to_owned(), extra[i..].to_owned()),
+        None => (extra.to_owned(), String::new()),
     }
 }
 

@@ -172,7 +172,8 @@ async fn next_sip(leg: &mut Option<Leg>) -> Option<LegEvent> {
 
 impl CallLegs {
     /// Sends an INVITE for `role` to `target`, offering `leg`'s local media address.
-    /// `from_display` is the caller name the callee sees.
+    /// `from_display` is the caller name the callee sees; `from_user` the caller id (user
+    /// part of From; `None`: [`Settings::from_user`]).
     ///
     /// # Errors
     /// [`B2buaError`] when the INVITE cannot be sent (the leg stays idle).
@@ -182,6 +183,7 @@ impl CallLegs {
         target: &Target,
         leg: LegId,
         from_display: Option<String>,
+        from_user: Option<&str>,
     ) -> Result<(), B2buaError> {
         let uri = target
             .request_uri(&self.b2b.settings.trunk)
@@ -197,7 +199,7 @@ impl CallLegs {
         let sdp = sip::sdp::build_offer(SocketAddr::new(ip, leg.port()), u64::from(leg.0));
         let req = InviteRequest {
             target: uri.clone(),
-            from_user: self.b2b.settings.from_user.clone(),
+            from_user: from_user.map_or_else(|| self.b2b.settings.from_user.clone(), str::to_owned),
             from_display,
             sdp,
             headers: vec![("X-Callbridge-Call".into(), self.call.clone())],

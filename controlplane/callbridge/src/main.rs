@@ -75,6 +75,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
+            let builtin = config.is_none();
             let cfg = match config {
                 Some(path) => match config::Config::load(&path) {
                     Ok(c) => c,
@@ -90,7 +91,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             init_tracing();
-            match serve(cfg) {
+            match serve(cfg, builtin) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("callbridge: {e:#}");
@@ -112,7 +113,7 @@ fn init_tracing() {
 
 /// Starts the data plane, then the tokio control plane; returns after a graceful shutdown
 /// (SIGINT or SIGTERM).
-fn serve(cfg: config::Config) -> anyhow::Result<()> {
+fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
     let announcement = match &cfg.media.announcement {
@@ -161,7 +162,13 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .thread_name("callbridge-cp")
         .build()
         .context("starting tokio")?;
-    let result = rt.block_on(control_plane(cfg, handle, dataplane.clone(), announcement));
+    let result = rt.block_on(control_plane(
+        cfg,
+        builtin,
+        handle,
+        dataplane.clone(),
+        announcement,
+    ));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match std::sync::Arc::try_unwrap(dataplane) {
         Ok(dp) => {
@@ -177,6 +184,7 @@ fn serve(cfg: config::Config) -> anyhow::Result<()> {
 
 async fn control_plane(
     cfg: config::Config,
+    builtin: bool,
     dp: std::sync::Arc<dp_api::DataplaneHandle>,
     dataplane: std::sync::Arc<worker::Dataplane>,
     announcement: std::sync::Arc<dp_api::Clip>,
@@ -224,26 +232,20 @@ async fn control_plane(
         .context("opening the store")?
         .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
     tracing::info!(path = %cfg.store.path.display(), "store open");
-    let directory = service::Directory {
-        businesses: cfg
-            .business
-            .iter()
-            .map(|b| service::BusinessEntry::new(b.id.clone(), b.name.clone()))
-            .collect(),
-        agents: cfg
-            .agent
-            .iter()
-            .map(|a| {
-                service::AgentEntry::new(a.id.clone(), a.contact.clone(), a.businesses.clone())
-            })
-            .collect(),
-    };
+    let directory = directory(&cfg);
     let settings = service::Settings {
         timers: cfg.flow.timers(),
         media: cfg.media.policy(),
         announcement,
-        max_attempts: cfg.flow.max_customer_attempts,
-        preferred_wait: Duration::from_secs(30),
+        // Requests without a business (bridges) are not retried.
+        max_attempts: 1,
+        // The ACD waits for a preferred agent as long as the most patient business asks.
+        preferred_wait: cfg
+            .business
+            .iter()
+            .map(config::BusinessConfig::preferred_wait)
+            .max()
+            .unwrap_or(Duration::from_secs(30)),
         limits: cfg.limits.limits(),
     };
     let svc = service::Service::start(
@@ -260,7 +262,11 @@ async fn control_plane(
             svc: svc.clone(),
             dataplane,
         }),
-        operator_key: None,
+        operator_key: cfg
+            .http
+            .operator_key
+            .as_ref()
+            .map(|k| std::sync::Arc::from(k.expose())),
     };
     let app = http_api::router(state);
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
@@ -272,6 +278,15 @@ async fn control_plane(
         cfg.http.listen,
         endpoint.local_addr()
     );
+    if builtin {
+        // The built-in demo: the agents' desktop tokens are made at start; show them.
+        println!(
+            "agent desktop: http://{}/agent — sign in as alice with token {} or as bob with token {}",
+            cfg.http.listen,
+            config::demo_tokens()[0],
+            config::demo_tokens()[1]
+        );
+    }
 
     let shutdown = stop.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -284,6 +299,46 @@ async fn control_plane(
     svc.shutdown(Duration::from_secs(3)).await;
     endpoint.shutdown();
     Ok(())
+}
+
+/// The service's directory from the configuration: businesses with their keys, hours,
+/// webhooks and policies; agents with their tokens, skills and wrap-up.
+fn directory(cfg: &config::Config) -> service::Directory {
+    let businesses = cfg
+        .business
+        .iter()
+        .map(|b| {
+            let mut e = service::BusinessEntry::new(b.id.clone(), b.name.clone());
+            e.api_keys = b.api_keys.iter().map(|k| k.expose().to_owned()).collect();
+            e.widget_key.clone_from(&b.widget_key);
+            e.allowed_origins.clone_from(&b.allowed_origins);
+            e.time_zone.clone_from(&b.time_zone);
+            e.hours.clone_from(&b.opening_hours);
+            e.default_country.clone_from(&b.default_country);
+            e.webhook = b
+                .webhook()
+                .map(|(url, secret)| (url.to_owned(), secret.expose().to_owned()));
+            e.retry = b.retry.policy();
+            e.numbers = b.number_policy.policy();
+            e.limits = Some(b.rate_limits(&cfg.limits));
+            e.caller_id.clone_from(&b.caller_id);
+            e
+        })
+        .collect();
+    let agents = cfg
+        .agent
+        .iter()
+        .map(|a| {
+            let mut e =
+                service::AgentEntry::new(a.id.clone(), a.contact.clone(), a.businesses.clone());
+            a.display_name().clone_into(&mut e.name);
+            e.skills.clone_from(&a.skills);
+            e.wrap_up = a.wrap_up();
+            e.token = a.token.as_ref().map(|t| t.expose().to_owned());
+            e
+        })
+        .collect();
+    service::Directory { businesses, agents }
 }
 
 /// The HTTP API's view of the service, plus the data plane's counters.

@@ -32,7 +32,7 @@ var REASON = {
 };
 var CSS =
   ".cb{all:initial;display:block;font:16px/1.4 system-ui,sans-serif;color:#1b1f24;text-align:left;max-width:360px}" +
-  ".cb *{box-sizing:border-box;font:inherit;color:inherit;margin:0}" +
+  ":where(.cb *){box-sizing:border-box;font:inherit;color:inherit;margin:0}.title{font-weight:700}" +
   "button{cursor:pointer;border:0;border-radius:8px;padding:10px 16px;font-weight:700;background:#0b6bcb;color:#fff;min-height:44px}" +
   "button:disabled{opacity:.6;cursor:progress}" +
   ".panel{margin-top:8px;padding:14px;background:#fff;border:1px solid #c9d1d9;border-radius:12px;box-shadow:0 4px 16px rgba(0,0,0,.12)}" +
@@ -217,7 +217,8 @@ function describe(v) {
       if (v.estimated_wait_s != null) { t += ", about " + Math.max(1, Math.ceil(v.estimated_wait_s / 60)) + " min"; }
       return t + ".";
     case "scheduled":
-      return current && current.when ? "We will call you at " + fmtTime(current.when, true) + "." : "We will call you at the time you chose.";
+      var at = v.contact_time || (current && current.when);
+  return at ? "We will call you at " + fmtTime(at, true) + "." : "We will call you at the time you chose.";
     case "calling_customer": return "Calling you now\u2026";
     case "announcing": return "Please hold \u2014 we're connecting you to an agent.";
     case "calling_agent": return "Connecting you to an agent\u2026";

@@ -36,6 +36,9 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
         Err(why) => {
             warn!(call = %id, "cannot run the request: {why}");
             lock(&svc.inner().reserved).remove(&id);
+            if let Some(b) = &rec.request.business {
+                svc.stop_counting(b, &id);
+            }
             if let Some(l) = legs {
                 svc.inner().b2b.media().release(l);
             }
@@ -45,6 +48,18 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
             return;
         }
     };
+    // Calls in progress per business: a request claimed later (scheduled, retried,
+    // recovered) takes its place now, or waits.
+    if let Some(b) = &rec.request.business {
+        if let Err(e) = svc.start_counting(b, &id) {
+            info!(call = %id, "{e}; waiting");
+            let store = svc.inner().store.clone();
+            let id2 = id.clone();
+            let due = now_ms() + 5_000;
+            let _ = tokio::task::spawn_blocking(move || store.unclaim(&id2, due)).await;
+            return;
+        }
+    }
     let (tx, rx) = mpsc::unbounded_channel();
     lock(&svc.inner().live).insert(id.clone(), tx);
     let display = rec
@@ -57,6 +72,7 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
     let task = CallTask {
         record: rec.clone(),
         bridged_at: None,
+        attempts: rec.attempts,
         legs: svc.inner().b2b.call(id.as_str()),
         svc,
         id,
@@ -161,6 +177,8 @@ struct CallTask {
     inbox: mpsc::UnboundedReceiver<CallInput>,
     timers: HashMap<TimerKind, Instant>,
     finished: bool,
+    /// Customer attempts so far, this one included once it dialled.
+    attempts: u32,
     /// The last status written (`failed/<reason>` for failures), to skip repeats.
     last_status: String,
     agent_label: Option<String>,
@@ -335,7 +353,19 @@ impl CallTask {
                     Role::Customer => self.display.clone(),
                     Role::Agent => Some(self.machine.plan().customer.as_str().to_owned()),
                 };
-                if let Err(e) = self.legs.invite(role, &target, leg, display) {
+                // The customer sees the business's caller id.
+                let caller_id = match role {
+                    Role::Customer => self
+                        .business
+                        .as_ref()
+                        .and_then(|b| self.svc.inner().dir.business(b))
+                        .and_then(|b| b.caller_id.clone()),
+                    Role::Agent => None,
+                };
+                if let Err(e) = self
+                    .legs
+                    .invite(role, &target, leg, display, caller_id.as_deref())
+                {
                     warn!(call = %self.id, role = role.as_str(), "{e}");
                     let input = match role {
                         Role::Customer => Input::Customer(LegInput::Ended),
@@ -417,6 +447,35 @@ impl CallTask {
             }
         }
         let at = now_ms();
+        if status == Status::CallingCustomer {
+            self.attempts += 1;
+        }
+        if let Some((due, reason)) = self.retry_due(status) {
+            // Not the end: the customer is called again at `due` (inside opening hours).
+            info!(call = %self.id, attempts = self.attempts, reason, due, "customer will be called again");
+            let mut ch = StatusChange::new(at, "scheduled");
+            ch.reason = Some(reason.to_owned());
+            ch.due_ms = Some(due);
+            ch.unclaim = true;
+            ch.webhook = self
+                .svc
+                .webhook_for(&self.record, "scheduled", Some(reason), None, at);
+            let queued = ch.webhook.is_some();
+            write_status(&self.svc, &self.id, ch).await;
+            if queued {
+                self.svc.inner().outbox_wake.notify_one();
+            }
+            self.svc.publish(
+                &self.id,
+                self.business.clone(),
+                None,
+                "scheduled",
+                Some(reason.to_owned()),
+                at,
+            );
+            self.svc.inner().wake.notify_one();
+            return;
+        }
         let mut ch = StatusChange::new(at, status.as_str());
         ch.reason = status.reason().map(|r| r.as_str().to_owned());
         ch.agent.clone_from(&self.agent_label);
@@ -441,6 +500,30 @@ impl CallTask {
             status.reason().map(|r| r.as_str().to_owned()),
             at,
         );
+    }
+
+    /// When a failed call request is to be tried again, per its business's retry policy
+    /// and opening hours: `(due, reason)`.
+    fn retry_due(&self, status: Status) -> Option<(i64, &'static str)> {
+        let Status::Failed(reason) = status else {
+            return None;
+        };
+        if self.record.request.kind != Kind::CallRequest {
+            return None;
+        }
+        let b = self.svc.inner().dir.business(self.business.as_ref()?)?;
+        let always;
+        let hours = match &b.hours {
+            Some(h) => h,
+            None => {
+                always = flows::hours::OpeningHours::always_open(jiff::tz::TimeZone::UTC);
+                &always
+            }
+        };
+        let next = b
+            .retry
+            .next_attempt(self.attempts, reason, jiff::Timestamp::now(), hours)?;
+        Some((next.as_millisecond(), reason.as_str()))
     }
 
     fn publish_media(&self) {
@@ -511,6 +594,9 @@ impl CallTask {
         }
         lock(&svc.inner().live_media).remove(&self.id);
         lock(&svc.inner().reserved).remove(&self.id);
+        if let Some(b) = &self.business {
+            svc.stop_counting(b, &self.id);
+        }
         lock(&svc.inner().live).remove(&self.id);
         // An agent handed to us after we finished goes back to the pool.
         while let Ok(input) = self.inbox.try_recv() {

@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use flows::hours::OpeningHours;
+use flows::limits::Limits;
+use flows::numbers::NumberPolicy;
+use flows::retry::RetryPolicy;
 use flows::{AgentId, BusinessId, Skill, Target};
 
 /// A business whose visitors are called back.
@@ -27,6 +30,14 @@ pub struct BusinessEntry {
     pub default_country: Option<String>,
     /// Where status changes are POSTed, and the HMAC secret they are signed with.
     pub webhook: Option<(String, String)>,
+    /// When a customer who was busy or did not answer is called again.
+    pub retry: RetryPolicy,
+    /// Which numbers may be called back.
+    pub numbers: NumberPolicy,
+    /// This business's rate limits (`None`: the service's defaults).
+    pub limits: Option<Limits>,
+    /// The caller id presented to the customer (user part of From; `None`: `sip.from_user`).
+    pub caller_id: Option<String>,
 }
 
 impl BusinessEntry {
@@ -43,6 +54,10 @@ impl BusinessEntry {
             hours: None,
             default_country: None,
             webhook: None,
+            retry: RetryPolicy::default(),
+            numbers: NumberPolicy::default(),
+            limits: None,
+            caller_id: None,
         }
     }
 }

@@ -210,10 +210,11 @@ pub(crate) struct Inner {
     pub(crate) dir: Directory,
     pub(crate) settings: Settings,
     pub(crate) acd: Mutex<Acd>,
-    /// Rate limits on call requests (per number, client address, business).
-    pub(crate) limiter: Mutex<flows::limits::RateLimiter>,
-    /// Which numbers may be called back.
-    pub(crate) numbers: flows::numbers::NumberPolicy,
+    /// Rate limits and calls in progress, one limiter per business (its own limits).
+    pub(crate) limiters: HashMap<BusinessId, Mutex<flows::limits::RateLimiter>>,
+    /// Requests counted in their business's calls in progress (accepted to be dialled now,
+    /// or running); the count ends when the call does.
+    pub(crate) in_progress: Mutex<std::collections::HashSet<CallId>>,
     /// This process's run id: the claims it holds.
     pub(crate) run: String,
     /// Live calls only (bounded by [`MAX_LIVE_CALLS`]).
@@ -283,14 +284,22 @@ impl Service {
         }
         let run = format!("run-{:016x}", rand::random::<u64>());
         let limits = settings.limits.clone();
+        let limiters = dir
+            .businesses
+            .iter()
+            .map(|b| {
+                let l = b.limits.clone().unwrap_or_else(|| limits.clone());
+                (b.id.clone(), Mutex::new(flows::limits::RateLimiter::new(l)))
+            })
+            .collect();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             store,
             b2b,
             dir,
             settings,
-            limiter: Mutex::new(flows::limits::RateLimiter::new(limits)),
-            numbers: flows::numbers::NumberPolicy::default(),
+            limiters,
+            in_progress: Mutex::default(),
             acd: Mutex::new(acd),
             run,
             live: Mutex::default(),
@@ -322,8 +331,14 @@ impl Service {
         let now = now_ms();
         let interrupted = i.store.recover(&i.run, now)?;
         for rec in interrupted {
-            let retry = rec.request.kind == Kind::CallRequest
-                && rec.attempts < i.settings.max_attempts.max(1);
+            // The business's retry policy decides (the interrupted attempt counts).
+            let max = rec
+                .request
+                .business
+                .as_ref()
+                .and_then(|b| i.dir.business(b))
+                .map_or(i.settings.max_attempts, |b| b.retry.attempts);
+            let retry = rec.request.kind == Kind::CallRequest && rec.attempts < max.max(1);
             let ch = if retry {
                 let mut ch = StatusChange::new(now, "queued");
                 ch.due_ms = Some(now);
@@ -450,7 +465,7 @@ impl Service {
                 });
             }
         }
-        self.check_number(&req.customer)?;
+        self.check_number(&req.business, &req.customer)?;
         self.check_limits(&req, origin)?;
         let now = now_ms();
         // Inside opening hours only: a time (or "now") outside them moves to the next
@@ -493,6 +508,12 @@ impl Service {
                 ));
             }
             reserved.insert(id.clone());
+            drop(reserved);
+            // Calls in progress per business: counted from now until the call ends.
+            if let Err(e) = self.start_counting(&req.business, &id) {
+                lock(&i.reserved).remove(&id);
+                return Err(e);
+            }
         }
         let (status, due) = if scheduled {
             ("scheduled", req.contact_at_ms.unwrap_or(now))
@@ -519,6 +540,7 @@ impl Service {
         let out = self.commit(&new, origin, req.business.as_str());
         if !matches!(out, Ok(Outcome::Created(_))) {
             lock(&i.reserved).remove(&new.id);
+            self.stop_counting(&req.business, &new.id);
         }
         let out = out?;
         if matches!(out, Outcome::Created(_)) {
@@ -592,11 +614,14 @@ impl Service {
     /// The number policy: premium-rate and special-service numbers are refused. Numbers the
     /// numbering plan does not know (test and lab ranges such as +1 555) pass: the carrier's
     /// trunk is the authority on them.
-    fn check_number(&self, customer: &Target) -> Result<(), ServiceError> {
+    fn check_number(&self, business: &BusinessId, customer: &Target) -> Result<(), ServiceError> {
         let Target::Tel(tel) = customer else {
             return Ok(());
         };
-        match self.inner.numbers.check(tel, None) {
+        let Some(b) = self.inner.dir.business(business) else {
+            return Ok(());
+        };
+        match b.numbers.check(tel, b.default_country.as_deref()) {
             Ok(_) | Err(flows::numbers::NumberRefusal::Invalid) => Ok(()),
             Err(why) => Err(ServiceError::Refused {
                 field: "customer",
@@ -621,7 +646,10 @@ impl Service {
         {
             keys.push(LimitKey::Ip(ip));
         }
-        let mut limiter = lock(&self.inner.limiter);
+        let Some(limiter) = self.inner.limiters.get(&req.business) else {
+            return Ok(());
+        };
+        let mut limiter = lock(limiter);
         let now = Instant::now();
         limiter.purge(now);
         limiter.try_acquire(&keys, now).map_err(|l| {
@@ -635,6 +663,10 @@ impl Service {
                 flows::limits::LimitKind::PerIp => {
                     format!("too many requests from this address; try again in {retry_after_s} s")
                 }
+                flows::limits::LimitKind::ConcurrentCalls => format!(
+                    "{} has as many calls in progress as it may; try again in {retry_after_s} s",
+                    req.business
+                ),
                 _ => format!(
                     "too many requests for business {}; try again in {retry_after_s} s",
                     req.business
@@ -646,6 +678,44 @@ impl Service {
                 message,
             }
         })
+    }
+
+    /// Counts `call` in `business`'s calls in progress (once).
+    ///
+    /// # Errors
+    /// [`ServiceError::Limited`] when the business is at its maximum.
+    pub(crate) fn start_counting(
+        &self,
+        business: &BusinessId,
+        call: &CallId,
+    ) -> Result<(), ServiceError> {
+        let Some(limiter) = self.inner.limiters.get(business) else {
+            return Ok(());
+        };
+        if lock(&self.inner.in_progress).contains(call) {
+            return Ok(());
+        }
+        lock(limiter)
+            .start_call(business)
+            .map_err(|l| ServiceError::Limited {
+                retry_after_s: l.retry_after.as_secs().max(1),
+                which: l.which.as_str(),
+                message: format!(
+                    "{business} has as many calls in progress as it may; try again in {} s",
+                    l.retry_after.as_secs().max(1)
+                ),
+            })?;
+        lock(&self.inner.in_progress).insert(call.clone());
+        Ok(())
+    }
+
+    /// Ends what [`Service::start_counting`] counted (no-op if it did not).
+    pub(crate) fn stop_counting(&self, business: &BusinessId, call: &CallId) {
+        if lock(&self.inner.in_progress).remove(call) {
+            if let Some(l) = self.inner.limiters.get(business) {
+                lock(l).end_call(business);
+            }
+        }
     }
 
     /// Attaches the webhook of the request's first status, when its business has one.

@@ -115,8 +115,6 @@ impl Default for RetryConfig {
 
 impl RetryConfig {
     /// The retry policy (busy and no answer are retried).
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn policy(&self) -> RetryPolicy {
         RetryPolicy {
@@ -162,8 +160,6 @@ pub(crate) struct NumberPolicyConfig {
 
 impl NumberPolicyConfig {
     /// The number policy: these country codes, the default refused number types.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn policy(&self) -> NumberPolicy {
         NumberPolicy {
@@ -198,8 +194,6 @@ impl BusinessConfig {
     }
 
     /// `preferred_wait_secs` as a duration.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn preferred_wait(&self) -> Duration {
         Duration::from_secs(self.preferred_wait_secs)
@@ -207,8 +201,6 @@ impl BusinessConfig {
 
     /// The rate limits for this business: `[limits]` with this business's overrides and
     /// `max_concurrent_calls`.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn rate_limits(&self, global: &LimitsConfig) -> flows::limits::Limits {
         let mut l = global.limits();
@@ -223,8 +215,6 @@ impl BusinessConfig {
     }
 
     /// The webhook: its URL and signing secret, when configured.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn webhook(&self) -> Option<(&str, &Secret)> {
         self.webhook_url

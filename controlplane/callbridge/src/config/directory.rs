@@ -83,16 +83,12 @@ impl AgentConfig {
     }
 
     /// `name`, or the id when it is not given.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(self.id.as_str())
     }
 
     /// `wrap_up_secs` as a duration.
-    // Read by the composition root once it hands these keys to the service (issue 7).
-    #[allow(dead_code)]
     #[must_use]
     pub(crate) fn wrap_up(&self) -> Duration {
         Duration::from_secs(self.wrap_up_secs)

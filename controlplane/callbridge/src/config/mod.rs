@@ -335,6 +335,7 @@ impl Config {
         workers_given: bool,
         cpus: &CpuSet,
     ) -> Result<(), (Vec<Seg>, String)> {
+        self.http.validate()?;
         self.sip.validate()?;
         if let Some(d) = &self.dpdk {
             d.validate(&self.media, workers_given, cpus)?;

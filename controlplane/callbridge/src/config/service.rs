@@ -8,6 +8,7 @@ use flows::SipUri;
 use serde::Deserialize;
 
 use super::locate::{key, Seg};
+use super::secret::{check_key, Secret};
 
 /// `[http]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -15,12 +16,27 @@ use super::locate::{key, Seg};
 pub(crate) struct HttpConfig {
     /// `listen`: TCP address of the HTTP API and web page. Default `127.0.0.1:8080`.
     pub(crate) listen: SocketAddr,
+    /// `operator_key`: the carrier's key for every business and route
+    /// (`Authorization: Bearer <key>`; at least 16 visible ASCII characters). Default none.
+    pub(crate) operator_key: Option<Secret>,
+}
+
+impl HttpConfig {
+    /// Checks `operator_key`'s shape.
+    pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        if let Some(k) = &self.operator_key {
+            check_key(k.expose(), "the operator key", 16)
+                .map_err(|r| (vec![key("http"), key("operator_key")], r))?;
+        }
+        Ok(())
+    }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            operator_key: None,
         }
     }
 }
@@ -88,9 +104,6 @@ pub(crate) struct FlowConfig {
     pub(crate) max_agent_attempts: u32,
     /// `queue_timeout_secs`: how long a request waits for a free agent. Default 120.
     pub(crate) queue_timeout_secs: u64,
-    /// `max_customer_attempts`: how many times one request may dial the customer, counting
-    /// a call cut short by a restart (then retried). Default 3.
-    pub(crate) max_customer_attempts: u32,
 }
 
 impl Default for FlowConfig {
@@ -100,7 +113,6 @@ impl Default for FlowConfig {
             agent_ring_secs: 20,
             max_agent_attempts: 3,
             queue_timeout_secs: 120,
-            max_customer_attempts: 3,
         }
     }
 }
@@ -124,10 +136,6 @@ impl FlowConfig {
             ("agent_ring_secs", self.agent_ring_secs),
             ("max_agent_attempts", u64::from(self.max_agent_attempts)),
             ("queue_timeout_secs", self.queue_timeout_secs),
-            (
-                "max_customer_attempts",
-                u64::from(self.max_customer_attempts),
-            ),
         ] {
             if v == 0 {
                 return Err((vec![key("flow"), key(name)], "must be at least 1".into()));
