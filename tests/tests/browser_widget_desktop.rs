@@ -39,7 +39,9 @@
 
 use std::time::Duration;
 
-use callbridge_tests::browser::{ChromeDriver, Element, Session, SitePage, StaticSite, KEY_ENTER};
+use callbridge_tests::browser::{
+    ChromeDriver, Element, Session, SitePage, StaticSite, KEY_ENTER, KEY_ESCAPE,
+};
 use callbridge_tests::http::request_with_headers;
 use callbridge_tests::record::{self, is_terminal, passes_through};
 use callbridge_tests::scenario::{rings, rings_then_hangs_up, FULL_CALL_PATH};
@@ -509,6 +511,21 @@ fn widget_call_pops_the_desktop_before_the_agent_rings_and_the_sale_is_recorded(
             "the widget followed {widget_ids:?}, the desktop popped {call_id}"
         ));
     }
+
+    // Escape closes the form and gives the focus back to the Call me button.
+    shop.send_keys(&phone, KEY_ESCAPE);
+    assert!(
+        !shop.displayed(&phone),
+        "Escape did not close the widget's form"
+    );
+    assert_eq!(
+        shop.execute(
+            "return document.querySelector('#callbridge-widget').shadowRoot.activeElement.id;",
+            &[]
+        ),
+        "cb-open",
+        "closing the form moves the focus back to Call me"
+    );
 
     // ---- the screen pop came before the agent's INVITE ---------------------------------------
     let Some(invite) = received_at(&agent, "INVITE") else {
