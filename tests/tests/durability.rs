@@ -41,7 +41,9 @@ fn kill_after(seed: u64) -> usize {
 fn config(ports: &PortBlock, lab: &PortBlock, media: &PortBlock) -> Config {
     let mut c = Config::new(ports, lab.addr(0));
     c.media_ports = (media.first(), media.last());
-    c.agent(Agent::new("alice", &format!("sip:alice@{}", lab.addr(2))))
+    // The burst is the point: no cap on calls in progress (the default is 50).
+    c.business_toml("acme", "[business.limits]\nmax_concurrent_calls = 0")
+        .agent(Agent::new("alice", &format!("sip:alice@{}", lab.addr(2))))
         .agent(Agent::new("bob", &format!("sip:bob@{}", lab.addr(4))))
         .lab_endpoints(true)
         // Short waits so that the queue drains quickly after the restart.
@@ -100,8 +102,8 @@ fn run_seed(seed: u64) {
                         reached.store(true, Ordering::SeqCst);
                     }
                 }
-                // 503 (admission) is a clear refusal, not a loss.
-                Ok(r) if r.status == 503 => {
+                // 503 (admission) and 429 (limits) are clear refusals, not losses.
+                Ok(r) if r.status == 503 || r.status == 429 => {
                     refused.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok(r) => panic!("POST {n}: unexpected {} {}", r.status, r.body),
@@ -134,7 +136,7 @@ fn run_seed(seed: u64) {
         "seed {seed}: an id was handed out twice"
     );
     eprintln!(
-        "seed {seed}: killed after {} accepted (target {kill_at}), {} refused 503",
+        "seed {seed}: killed after {} accepted (target {kill_at}), {} refused (503/429)",
         accepted.len(),
         refused.load(Ordering::SeqCst)
     );

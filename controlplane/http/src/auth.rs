@@ -5,7 +5,7 @@
 //! | operator key | `Authorization: Bearer <http.operator_key>` | everything, every business |
 //! | business API key | `Authorization: Bearer <business.api_keys[i]>` | its business's requests, records, sales; bridges |
 //! | agent token | `Authorization: Bearer <agent.token>` (WebSocket: `?token=`) | its presence, desktop, sales of its businesses' calls |
-//! | widget key | `X-Widget-Key: <business.widget_key>` from an allowed `Origin` | create call requests for that business |
+//! | widget key | `X-Widget-Key: <business.widget_key>` from an allowed `Origin` (or this server's own pages) | create call requests for that business |
 //! | nothing, from loopback | — | a business that has no `api_keys` (the lab and tests) |
 //!
 //! Anything else is `401` (no or unknown credential) or `403` (a valid credential for
@@ -93,7 +93,15 @@ pub fn caller(
         else {
             return Err(unauthorized("the widget key is not valid"));
         };
-        let allowed = origin(headers).is_some_and(|o| b.allowed_origins.iter().any(|a| a == o));
+        // Its allowed origins, and this server's own pages (the demo page at `/`).
+        let own = |o: &str| {
+            headers
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|h| o == format!("http://{h}") || o == format!("https://{h}"))
+        };
+        let allowed = origin(headers)
+            .is_some_and(|o| b.allowed_origins.iter().any(|a| a == o) || own(o));
         if !allowed {
             return Err(forbidden(
                 Some("Origin"),
@@ -275,6 +283,13 @@ mod tests {
         assert_eq!(c(&evil, FAR).unwrap_err().status().as_u16(), 403);
         let none = headers(&[("x-widget-key", "wk-acme-1")]);
         assert_eq!(c(&none, FAR).unwrap_err().status().as_u16(), 403);
+        // This server's own pages (the demo page) may use it too.
+        let own = headers(&[
+            ("x-widget-key", "wk-acme-1"),
+            ("origin", "http://cb.example:8080"),
+            ("host", "cb.example:8080"),
+        ]);
+        assert_eq!(c(&own, FAR).unwrap(), Caller::Widget(acme.clone()));
 
         // Agent tokens act as that agent only, also through ?token=.
         let alice = AgentId::new("alice").unwrap();
