@@ -100,8 +100,8 @@ pub fn caller(
                 .and_then(|h| h.to_str().ok())
                 .is_some_and(|h| o == format!("http://{h}") || o == format!("https://{h}"))
         };
-        let allowed = origin(headers)
-            .is_some_and(|o| b.allowed_origins.iter().any(|a| a == o) || own(o));
+        let allowed =
+            origin(headers).is_some_and(|o| b.allowed_origins.iter().any(|a| a == o) || own(o));
         if !allowed {
             return Err(forbidden(
                 Some("Origin"),

@@ -196,7 +196,7 @@ pub fn record_json(r: &store::CallRecord) -> Value {
 }
 
 /// The columns of `GET /v1/records?format=csv`, in order.
-pub const CSV_COLUMNS: [&str; 26] = [
+pub const CSV_COLUMNS: [&str; 32] = [
     "id",
     "kind",
     "business",
@@ -216,13 +216,19 @@ pub const CSV_COLUMNS: [&str; 26] = [
     "page_url",
     "customer_rx_packets",
     "customer_tx_packets",
+    "customer_jitter_us",
+    "customer_loss_pct",
+    "customer_mos",
     "agent_rx_packets",
     "agent_tx_packets",
+    "agent_loss_pct",
+    "agent_mos",
     "sale_outcome",
     "sale_amount",
     "sale_currency",
     "sale_product",
     "sale_notes",
+    "sale_agent",
 ];
 
 fn csv_field(v: &Value) -> String {
@@ -265,13 +271,19 @@ pub fn records_csv(records: &[store::CallRecord]) -> String {
             v["page"]["url"].clone(),
             v["media"]["customer"]["rx_packets"].clone(),
             v["media"]["customer"]["tx_packets"].clone(),
+            v["media"]["customer"]["jitter_us"].clone(),
+            v["media"]["customer"]["loss_pct"].clone(),
+            v["media"]["customer"]["mos"].clone(),
             v["media"]["agent"]["rx_packets"].clone(),
             v["media"]["agent"]["tx_packets"].clone(),
+            v["media"]["agent"]["loss_pct"].clone(),
+            v["media"]["agent"]["mos"].clone(),
             v["sale"]["outcome"].clone(),
             v["sale"]["amount"].clone(),
             v["sale"]["currency"].clone(),
             v["sale"]["product"].clone(),
             v["sale"]["notes"].clone(),
+            v["sale"]["agent"].clone(),
         ];
         let line: Vec<String> = cols.iter().map(csv_field).collect();
         out.push_str(&line.join(","));

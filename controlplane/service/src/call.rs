@@ -136,8 +136,42 @@ async fn write_status(svc: &Service, id: &CallId, ch: StatusChange) {
     }
 }
 
-/// Media counters of one leg as stored and shown (`media.customer` / `media.agent`).
+/// Voice quality of one leg by the ITU-T G.107 E-model, simplified for G.711 with packet-loss
+/// concealment (Ie = 0, Bpl = 25.1): `(loss_pct, r_factor, mos)`. Loss is what the peer
+/// reported in RTCP (`None` without reports: then it counts as 0); the one-way delay is
+/// estimated as 40 ms (packetization and a 20 ms jitter buffer) plus twice the largest
+/// jitter seen, since the relay cannot see the network delay. `None` for a leg that received
+/// no RTP.
+#[must_use]
+pub fn quality(s: &LegStats) -> Option<(Option<f64>, f64, f64)> {
+    if s.rx_packets == 0 {
+        return None;
+    }
+    let loss = (s.peer_reports > 0).then(|| f64::from(s.peer_fraction_lost) * 100.0 / 256.0);
+    let ppl = loss.unwrap_or(0.0);
+    let delay_ms = 40.0 + 2.0 * f64::from(s.max_jitter_us) / 1000.0;
+    let id = 0.024 * delay_ms
+        + if delay_ms > 177.3 {
+            0.11 * (delay_ms - 177.3)
+        } else {
+            0.0
+        };
+    let ie_eff = 95.0 * ppl / (ppl + 25.1);
+    let r = (93.2 - id - ie_eff).clamp(0.0, 100.0);
+    let mos = if r <= 0.0 {
+        1.0
+    } else {
+        (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6).clamp(1.0, 4.5)
+    };
+    let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+    Some((loss.map(|l| round(l, 2)), round(r, 1), round(mos, 2)))
+}
+
+/// Media counters of one leg as stored and shown (`media.customer` / `media.agent`), with
+/// the quality estimate ([`quality`]): `loss_pct` (null without RTCP reports), `r_factor`,
+/// `mos`.
 pub fn media_json(s: &LegStats) -> Value {
+    let q = quality(s);
     let drops: serde_json::Map<String, Value> = dp_api::DropReason::ALL
         .iter()
         .map(|r| (r.as_str().to_owned(), json!(s.drops.get(*r))))
@@ -151,6 +185,12 @@ pub fn media_json(s: &LegStats) -> Value {
         "tx_rtcp": s.tx_rtcp,
         "announcement_packets": s.announcement_packets,
         "jitter_us": s.jitter_us,
+        "max_jitter_us": s.max_jitter_us,
+        "rtcp_reports": s.peer_reports,
+        "cumulative_lost": (s.peer_reports > 0).then_some(s.peer_cumulative_lost),
+        "loss_pct": q.and_then(|q| q.0),
+        "r_factor": q.map(|q| q.1),
+        "mos": q.map(|q| q.2),
         "drops": drops,
     })
 }
@@ -605,5 +645,36 @@ impl CallTask {
             }
         }
         info!(call = %self.id, "call finished");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn e_model_estimates() {
+        let mut s = LegStats {
+            rx_packets: 100,
+            ..LegStats::default()
+        };
+        // Clean line: no loss reported yet, no jitter: R ≈ 92.2, MOS ≈ 4.4.
+        let (loss, r, mos) = quality(&s).unwrap();
+        assert_eq!(loss, None);
+        assert!((r - 92.2).abs() < 0.1, "{r}");
+        assert!((4.3..=4.5).contains(&mos), "{mos}");
+        // 10% loss reported by the peer: Ie,eff = 95 × 10.16 / (10.16 + 25.1) ≈ 27.4, so
+        // R ≈ 93.2 − 0.96 − 27.4 ≈ 64.9 and MOS ≈ 3.35.
+        s.peer_reports = 3;
+        s.peer_fraction_lost = 26;
+        let (loss, r, mos) = quality(&s).unwrap();
+        assert_eq!(loss, Some(10.16));
+        assert!((r - 64.9).abs() < 0.1, "{r}");
+        assert!((mos - 3.35).abs() < 0.02, "{mos}");
+        // Nothing received: no estimate.
+        assert!(quality(&LegStats::default()).is_none());
+        let v = media_json(&s);
+        assert_eq!(v["loss_pct"], 10.16);
+        assert_eq!(v["rtcp_reports"], 3);
     }
 }

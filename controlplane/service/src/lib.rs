@@ -29,7 +29,7 @@ mod directory;
 mod error;
 pub mod webhooks;
 
-pub use call::media_json;
+pub use call::{media_json, quality};
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
 pub use error::ServiceError;
 pub use flows::Presence;

@@ -360,6 +360,13 @@ pub struct LegStats {
     pub jitter_us: u32,
     /// The largest jitter seen, in microseconds.
     pub max_jitter_us: u32,
+    /// RTCP reception reports the peer sent about the stream it receives from us (SR/RR
+    /// report blocks; counted on the RTCP path only, never per RTP packet).
+    pub peer_reports: u32,
+    /// The peer's last reported fraction lost, in 1/256 (RFC 3550 §6.4.1).
+    pub peer_fraction_lost: u8,
+    /// The peer's last reported cumulative number of packets lost.
+    pub peer_cumulative_lost: i32,
     /// Drops by reason.
     pub drops: DropCounters,
 }

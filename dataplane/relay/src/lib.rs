@@ -575,6 +575,18 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrcMismatch);
             }
         }
+        // The peer's reception report about what we send it (RTCP path only: a few packets
+        // a minute per leg).
+        let report = wire::rtcp::iter_compound(payload).flatten().find_map(|p| {
+            p.report_blocks()
+                .next()
+                .map(|b| (b.fraction_lost(), b.cumulative_lost()))
+        });
+        if let Some((fraction, cumulative)) = report {
+            l.stats.peer_reports = l.stats.peer_reports.saturating_add(1);
+            l.stats.peer_fraction_lost = fraction;
+            l.stats.peer_cumulative_lost = cumulative;
+        }
         let Some(pidx) = l.peer.map(|p| p as usize) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };

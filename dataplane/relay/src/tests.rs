@@ -806,6 +806,32 @@ fn jitter_shows_in_stats() {
 }
 
 #[test]
+fn peer_reception_reports_show_in_stats() {
+    let mut p = Pair::bridged();
+    assert_eq!(p.relay.leg_stats(A).unwrap().peer_reports, 0);
+    // The customer's RR about our stream: 10% (26/256) lost, 7 cumulative.
+    let mut rr = vec![0x81, 201, 0, 7];
+    rr.extend_from_slice(&0xc0c0_u32.to_be_bytes());
+    rr.extend_from_slice(&0x1234_5678_u32.to_be_bytes());
+    rr.extend_from_slice(&[26, 0, 0, 7]);
+    rr.extend_from_slice(&[0; 16]);
+    let (v, _) = p.recv(addr(1, 12345), 20001, rr);
+    assert!(matches!(v, Verdict::Forward { .. }), "{v:?}");
+    let st = p.relay.leg_stats(A).unwrap();
+    assert_eq!(
+        (
+            st.peer_reports,
+            st.peer_fraction_lost,
+            st.peer_cumulative_lost
+        ),
+        (1, 26, 7)
+    );
+    // An RR without blocks changes nothing but the RTCP count.
+    p.recv(addr(1, 12345), 20001, rtcp_rr(0xc0c0));
+    assert_eq!(p.relay.leg_stats(A).unwrap().peer_reports, 1);
+}
+
+#[test]
 fn command_errors() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, None)));

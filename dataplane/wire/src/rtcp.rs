@@ -132,6 +132,68 @@ impl<T: AsRef<[u8]>> RtcpPacket<T> {
     pub fn body(&self) -> &[u8] {
         &self.buffer.as_ref()[HEADER_LEN..self.packet_len()]
     }
+
+    /// The reception report blocks of an SR or RR (RFC 3550 §6.4.1/§6.4.2): the RC blocks
+    /// after the sender SSRC (and, in an SR, the 20-byte sender info). Other packet types
+    /// have none; blocks that do not fit in the packet are not returned.
+    pub fn report_blocks(&self) -> impl Iterator<Item = ReportBlock<'_>> {
+        let start = match self.packet_type() {
+            packet_type::SR => field::SSRC.end + SENDER_INFO_LEN,
+            packet_type::RR => field::SSRC.end,
+            _ => usize::MAX,
+        };
+        let end = self.packet_len();
+        let buf = self.buffer.as_ref();
+        let rc = usize::from(self.count());
+        (0..rc).map_while(move |i| {
+            let at = start.checked_add(i * REPORT_BLOCK_LEN)?;
+            let block = buf.get(at..at.checked_add(REPORT_BLOCK_LEN)?)?;
+            (at + REPORT_BLOCK_LEN <= end).then_some(ReportBlock(block))
+        })
+    }
+}
+
+/// The sender info of an SR (NTP and RTP timestamps, packet and octet counts).
+pub const SENDER_INFO_LEN: usize = 20;
+/// One reception report block.
+pub const REPORT_BLOCK_LEN: usize = 24;
+
+/// One reception report block (RFC 3550 §6.4.1): what a receiver says about one source it
+/// hears. Always [`REPORT_BLOCK_LEN`] bytes, so no accessor panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportBlock<'a>(&'a [u8]);
+
+impl ReportBlock<'_> {
+    fn word(&self, at: usize) -> u32 {
+        u32::from_be_bytes([self.0[at], self.0[at + 1], self.0[at + 2], self.0[at + 3]])
+    }
+    /// The source the block is about.
+    #[must_use]
+    pub fn ssrc(&self) -> u32 {
+        self.word(0)
+    }
+    /// Fraction of packets lost since the previous report, in 1/256.
+    #[must_use]
+    pub fn fraction_lost(&self) -> u8 {
+        self.0[4]
+    }
+    /// Cumulative packets lost (24-bit signed: duplicates can make it negative).
+    #[must_use]
+    pub fn cumulative_lost(&self) -> i32 {
+        let raw = self.word(4) & 0x00ff_ffff;
+        // Sign-extend 24 bits.
+        ((raw << 8) as i32) >> 8
+    }
+    /// Extended highest sequence number received.
+    #[must_use]
+    pub fn highest_seq(&self) -> u32 {
+        self.word(8)
+    }
+    /// Interarrival jitter, in timestamp units.
+    #[must_use]
+    pub fn jitter(&self) -> u32 {
+        self.word(12)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> RtcpPacket<T> {
@@ -288,6 +350,52 @@ impl<T: AsRef<[u8]>> fmt::Display for RtcpPacket<T> {
 
 #[cfg(test)]
 mod tests {
+    use std::vec;
+    use std::vec::Vec;
+
+    #[test]
+    fn report_blocks_of_sr_and_rr() {
+        // RR from 0x01020304 with two blocks; the second is about 0x0a0b0c0d: 25% lost,
+        // cumulative -2 (duplicates), highest seq 0x00010005, jitter 40.
+        let mut rr = vec![0x82, 201, 0x00, 0x0d, 1, 2, 3, 4];
+        rr.extend_from_slice(&[0xaa; 4]);
+        rr.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        rr.extend_from_slice(&[0x0a, 0x0b, 0x0c, 0x0d, 64, 0xff, 0xff, 0xfe]);
+        rr.extend_from_slice(&[0, 1, 0, 5, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let p = RtcpPacket::new_checked(&rr[..]).unwrap();
+        let blocks: Vec<_> = p.report_blocks().collect();
+        assert_eq!(blocks.len(), 2);
+        assert_eq!(blocks[1].ssrc(), 0x0a0b_0c0d);
+        assert_eq!(blocks[1].fraction_lost(), 64);
+        assert_eq!(blocks[1].cumulative_lost(), -2);
+        assert_eq!(blocks[1].highest_seq(), 0x0001_0005);
+        assert_eq!(blocks[1].jitter(), 40);
+        // SR with one block after the sender info.
+        let mut sr = vec![0x81, 200, 0x00, 0x0c, 1, 2, 3, 4];
+        sr.extend_from_slice(&[0; 20]);
+        sr.extend_from_slice(&[9, 9, 9, 9, 3, 0, 0, 7]);
+        sr.extend_from_slice(&[0; 16]);
+        let p = RtcpPacket::new_checked(&sr[..]).unwrap();
+        let b: Vec<_> = p.report_blocks().collect();
+        assert_eq!(
+            (b.len(), b[0].fraction_lost(), b[0].cumulative_lost()),
+            (1, 3, 7)
+        );
+        // A count larger than the packet holds yields only what fits; SDES has none.
+        let mut short = rr[..32].to_vec();
+        short[3] = 7; // length 7 words = 32 bytes: one block
+        let p = RtcpPacket::new_checked(&short[..]).unwrap();
+        assert_eq!(p.report_blocks().count(), 1);
+        let sdes = [0x81, 202, 0x00, 0x01, 1, 2, 3, 4];
+        assert_eq!(
+            RtcpPacket::new_checked(&sdes[..])
+                .unwrap()
+                .report_blocks()
+                .count(),
+            0
+        );
+    }
+
     use super::*;
 
     // RR with no report blocks (ssrc 0x01020304), then SDES with one CNAME "ab" chunk, then
