@@ -1,6 +1,7 @@
 //! The callback form cannot make the carrier ring anyone: a customer number asked for more
 //! than `limits.per_number_per_hour` times in an hour gets `429` with `Retry-After` (and the
-//! refused requests do not count); a premium-rate number gets `422` naming `customer`.
+//! refused requests do not count); a premium-rate number gets `422` naming `customer`; a
+//! skill no agent has gets `422` naming `skill`; every refusal shows in `GET /v1/stats`.
 
 use callbridge_tests::{Callbridge, Config, PortBlock, Workdir};
 use serde_json::json;
@@ -52,6 +53,13 @@ fn per_number_limit_and_premium_numbers() {
     }
     // Another number is not affected.
     assert_eq!(ask("+15550002222").status, 202);
+    // A skill no agent has is refused naming the field.
+    let r = cb.post(
+        "/v1/call-requests",
+        &json!({"business": "acme", "customer": "+15550003333", "skill": "klingon"}),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["field"], "skill");
     for premium in ["+19002345678", "+449012345678"] {
         let r = ask(premium);
         if r.status != 422 || r.json()["field"] != "customer" {
@@ -61,4 +69,9 @@ fn per_number_limit_and_premium_numbers() {
             ));
         }
     }
+    // Every refusal is counted and visible on the operator's stats.
+    let stats = cb.get_json("/v1/stats");
+    assert_eq!(stats["refused"]["per_number"], 2, "{stats:#}");
+    assert_eq!(stats["refused"]["number_policy"], 2, "{stats:#}");
+    assert_eq!(stats["refused"]["policy"], 1, "{stats:#}");
 }

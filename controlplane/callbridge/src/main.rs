@@ -387,6 +387,9 @@ impl http_api::CallService for Api {
     fn directory(&self) -> &service::Directory {
         self.svc.directory()
     }
+    fn stats(&self) -> serde_json::Value {
+        self.svc.stats()
+    }
     fn deliveries(
         &self,
         id: &flows::CallId,

@@ -39,6 +39,8 @@ pub struct CallRequest {
     pub page: Option<PageInfo>,
     /// The agent the visitor asked for (existence is checked by the service).
     pub preferred_agent: Option<AgentId>,
+    /// A skill the agent must have (that some agent has it is checked by the service).
+    pub skill: Option<flows::Skill>,
 }
 
 /// The agent of a `POST /v1/bridges`.
@@ -142,6 +144,7 @@ pub fn view_json(v: &service::RequestView) -> Value {
         "queue_position": v.queue_position,
         "estimated_wait_s": v.estimated_wait_s,
         "attempts": r.attempts,
+        "skill": r.request.skill.as_ref().map(flows::Skill::as_str),
         "sale": sale_json(r.sale.as_ref()),
     })
 }
@@ -366,12 +369,13 @@ fn target(field: &str, s: &str) -> Result<Target, ApiError> {
 
 impl CallRequest {
     /// The accepted top-level fields.
-    pub const FIELDS: [&'static str; 5] = [
+    pub const FIELDS: [&'static str; 6] = [
         "business",
         "customer",
         "contact_time",
         "page",
         "preferred_agent",
+        "skill",
     ];
 
     /// Validates a request body.
@@ -439,12 +443,20 @@ impl CallRequest {
                 )
             })?),
         };
+        let skill = match opt_str(map, "skill", "skill")? {
+            None | Some("") => None,
+            Some(s) => Some(
+                flows::Skill::new(s)
+                    .map_err(|e| bad("skill", format!("\"skill\" is invalid: {e}")))?,
+            ),
+        };
         Ok(Self {
             business,
             customer,
             contact_time,
             page,
             preferred_agent,
+            skill,
         })
     }
 }

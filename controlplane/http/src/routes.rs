@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bridges", post(create_bridge))
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
+        .route("/v1/stats", get(service_stats))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -89,6 +90,17 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /v1/stats`: refused call requests by kind, live calls, queue lengths and calls in
+/// progress per business, agents' presence (operator; or the lab without keys).
+async fn service_stats(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(st.calls.directory())?;
+    Ok(Json(st.calls.stats()))
 }
 
 async fn dataplane_stats(
@@ -261,6 +273,7 @@ async fn submit_request(
             referrer: p.referrer,
         }),
         preferred_agent: req.preferred_agent,
+        skill: req.skill,
     };
     let svc = st.calls.clone();
     let out = blocking(move || svc.submit(submit, &origin)).await?;

@@ -87,6 +87,11 @@ pub trait CallService: Send + Sync + 'static {
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         None
     }
+    /// Service figures for the operator (`GET /v1/stats`): refusals by kind, live calls,
+    /// queues, presence.
+    fn stats(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
     /// A request's webhook deliveries (the delivery log).
     ///
     /// # Errors
@@ -136,6 +141,9 @@ impl CallService for service::Service {
     }
     fn deliveries(&self, id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
         Self::deliveries(self, id)
+    }
+    fn stats(&self) -> serde_json::Value {
+        Self::stats(self)
     }
     fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
         Some(Self::subscribe(self))

@@ -64,6 +64,7 @@ fn record(id: CallId, kind: Kind, status: &str) -> CallRecord {
             due_ms: None,
             claimed_by: None,
             webhook: None,
+            skill: None,
         },
         status: status.into(),
         reason: None,

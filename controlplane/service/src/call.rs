@@ -441,7 +441,7 @@ impl CallTask {
                 let req = AgentRequest {
                     call: self.id.clone(),
                     business,
-                    skill: None,
+                    skill: self.record.request.skill.clone(),
                     preferred,
                     exclude,
                 };

@@ -97,6 +97,8 @@ pub struct Submit {
     pub page: Option<Page>,
     /// The agent the visitor asked for.
     pub preferred_agent: Option<AgentId>,
+    /// A skill the agent must have (e.g. a language).
+    pub skill: Option<flows::Skill>,
 }
 
 /// The agent of a bridge.
@@ -204,7 +206,28 @@ pub(crate) enum CallInput {
     Cancel,
 }
 
+/// Refusals of call requests, counted by kind (`GET /v1/stats`).
+#[derive(Debug, Default)]
+pub struct Refusals {
+    counts: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl Refusals {
+    /// Counts one refusal of `kind`.
+    pub fn add(&self, kind: &'static str) {
+        *lock(&self.counts).entry(kind).or_default() += 1;
+    }
+
+    /// Every kind with its count.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        lock(&self.counts).iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
 pub(crate) struct Inner {
+    /// Refused call requests by kind.
+    pub(crate) refusals: Refusals,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) b2b: B2bua,
     pub(crate) dir: Directory,
@@ -294,6 +317,7 @@ impl Service {
             .collect();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
+            refusals: Refusals::default(),
             store,
             b2b,
             dir,
@@ -453,9 +477,98 @@ impl Service {
     /// # Errors
     /// [`ServiceError`] naming the field, or the store's failure.
     pub fn accept(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
+        let out = self.accept_inner(req, origin);
+        if let Err(e) = &out {
+            self.count_refusal(e);
+        }
+        out
+    }
+
+    /// Counts a refusal by kind (`per_number`, `premium` …); failures on our side are not
+    /// refusals.
+    pub fn count_refusal(&self, e: &ServiceError) {
+        let kind = match e {
+            ServiceError::Limited { which, .. } => which,
+            ServiceError::Refused {
+                field: "customer", ..
+            } => "number_policy",
+            ServiceError::Refused { .. } => "policy",
+            ServiceError::Unavailable(_) => "no_capacity",
+            ServiceError::UnknownBusiness(_) | ServiceError::UnknownAgent { .. } => "unknown",
+            ServiceError::IdempotencyConflict(_) => "idempotency_conflict",
+            _ => return,
+        };
+        self.inner.refusals.add(kind);
+    }
+
+    /// Refused call requests by kind, live calls and queue lengths per business.
+    #[must_use]
+    pub fn stats(&self) -> serde_json::Value {
+        let acd = lock(&self.inner.acd);
+        let businesses: serde_json::Map<String, serde_json::Value> = self
+            .inner
+            .dir
+            .businesses
+            .iter()
+            .map(|b| {
+                let in_progress = self
+                    .inner
+                    .limiters
+                    .get(&b.id)
+                    .map_or(0, |l| lock(l).active_calls(&b.id));
+                (
+                    b.id.as_str().to_owned(),
+                    serde_json::json!({
+                        "queued": acd.queue_len(&b.id),
+                        "in_progress": in_progress,
+                    }),
+                )
+            })
+            .collect();
+        let agents: serde_json::Map<String, serde_json::Value> = self
+            .inner
+            .dir
+            .agents
+            .iter()
+            .map(|a| {
+                (
+                    a.id.as_str().to_owned(),
+                    serde_json::json!(acd.presence(&a.id).map(Presence::as_str)),
+                )
+            })
+            .collect();
+        let refused: serde_json::Map<String, serde_json::Value> = self
+            .inner
+            .refusals
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
+            .collect();
+        serde_json::json!({
+            "live_calls": lock(&self.inner.live).len(),
+            "refused": refused,
+            "businesses": businesses,
+            "agents": agents,
+        })
+    }
+
+    fn accept_inner(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
         let i = &self.inner;
         if i.dir.business(&req.business).is_none() {
             return Err(ServiceError::UnknownBusiness(req.business));
+        }
+        if let Some(skill) = &req.skill {
+            let served = i
+                .dir
+                .agents
+                .iter()
+                .any(|a| a.businesses.contains(&req.business) && a.skills.contains(skill));
+            if !served {
+                return Err(ServiceError::Refused {
+                    field: "skill",
+                    message: format!("no agent of {} has the skill \"{skill}\"", req.business),
+                });
+            }
         }
         if let Some(a) = &req.preferred_agent {
             if i.dir.agent(a).is_none() {
@@ -529,6 +642,7 @@ impl Service {
             agent_spec: None,
             contact_at_ms: req.contact_at_ms,
             page: req.page,
+            skill: req.skill,
             client_ip: origin.client_ip.clone(),
             created_ms: now,
             status: status.into(),
@@ -583,6 +697,7 @@ impl Service {
             customer: req.customer.as_str().to_owned(),
             preferred_agent: None,
             agent_spec: Some(agent_spec),
+            skill: None,
             contact_at_ms: None,
             page: None,
             client_ip: origin.client_ip.clone(),

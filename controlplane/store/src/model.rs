@@ -1,6 +1,6 @@
 //! The values that go in and out of the [`Store`](crate::Store).
 
-use flows::{AgentId, BusinessId, CallId};
+use flows::{AgentId, BusinessId, CallId, Skill};
 
 /// Statuses of a request that a run is executing (dialled or talking): on restart these
 /// become `interrupted`.
@@ -76,6 +76,8 @@ pub struct NewRequest {
     pub claimed_by: Option<String>,
     /// A webhook delivery of the first status, queued in the same transaction.
     pub webhook: Option<Webhook>,
+    /// The skill the agent must have.
+    pub skill: Option<Skill>,
 }
 
 /// A webhook to queue in the outbox together with a status change (same transaction).

@@ -28,7 +28,8 @@ pub(crate) const MIGRATIONS: [&str; 1] = [
         agent           TEXT,
         attempts        INTEGER NOT NULL DEFAULT 0,
         due_ms          BIGINT,
-        claimed_by      TEXT
+        claimed_by      TEXT,
+        skill           TEXT
     );
     CREATE INDEX requests_due ON requests (status, due_ms);
     CREATE INDEX requests_created ON requests (created_ms);

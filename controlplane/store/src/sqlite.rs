@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use flows::{AgentId, BusinessId, CallId};
+use flows::{AgentId, BusinessId, CallId, Skill};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
@@ -116,7 +116,7 @@ fn migrate(c: &mut Connection) -> Result<(), StoreError> {
 
 const REQUEST_COLUMNS: &str = "id, kind, business, customer, preferred_agent, agent_spec, \
      contact_at_ms, page_url, page_title, referrer, client_ip, created_ms, updated_ms, status, \
-     reason, agent, attempts, due_ms, claimed_by";
+     reason, agent, attempts, due_ms, claimed_by, skill";
 
 fn corrupt(what: &str, value: &str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(
@@ -178,6 +178,7 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<CallRecord> {
             due_ms: None,
             claimed_by,
             webhook: None,
+            skill: opt_id_col(r, 19, "skill", Skill::new)?,
         },
         updated_ms: r.get(12)?,
         status,
@@ -374,7 +375,7 @@ impl Store for SqliteStore {
         let page = req.page.as_ref();
         tx.prepare_cached(&format!(
             "INSERT INTO requests ({REQUEST_COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, NULL, NULL, 0, ?14, ?15)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, NULL, NULL, 0, ?14, ?15, ?16)"
         ))?
         .execute(params![
             id,
@@ -392,6 +393,7 @@ impl Store for SqliteStore {
             req.status,
             req.due_ms,
             req.claimed_by,
+            req.skill.as_ref().map(Skill::as_str),
         ])?;
         append_event(&tx, id, req.created_ms, &req.status, None, None)?;
         if let Some(w) = &req.webhook {

@@ -30,6 +30,7 @@ fn req(n: u128, status: &str, due: Option<i64>) -> NewRequest {
         due_ms: due,
         claimed_by: None,
         webhook: None,
+        skill: Some(flows::Skill::new("billing").unwrap()),
     }
 }
 
@@ -49,6 +50,7 @@ fn accept_then_get_round_trips_everything() {
     let got = s.get(&id(1)).unwrap().unwrap();
     assert_eq!(got.request.page, r.page);
     assert_eq!(got.request.client_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(got.request.skill.as_ref().map(flows::Skill::as_str), Some("billing"));
     assert_eq!(got.status, "queued");
     assert_eq!(got.due_ms, Some(1_001));
     assert_eq!(got.events.len(), 1);
