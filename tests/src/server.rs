@@ -78,7 +78,21 @@ impl Callbridge {
     /// See [`Callbridge::start`].
     #[must_use]
     pub fn start_bin(dir: &Workdir, config: &Config, bin: &Path) -> Self {
-        let config_path = dir.write("callbridge.toml", &config.render());
+        Self::start_with(dir, config, &config.render(), bin)
+    }
+
+    /// [`Callbridge::start`] with the configuration file's text given (e.g. `config.render()`
+    /// with keys the harness does not model); `config` still names the addresses.
+    ///
+    /// # Panics
+    /// See [`Callbridge::start`].
+    #[must_use]
+    pub fn start_text(dir: &Workdir, config: &Config, text: &str) -> Self {
+        Self::start_with(dir, config, text, &bin_path())
+    }
+
+    fn start_with(dir: &Workdir, config: &Config, text: &str, bin: &Path) -> Self {
+        let config_path = dir.write("callbridge.toml", text);
         let log_path = dir.file("callbridge.log");
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));

@@ -322,6 +322,9 @@ fn directory(cfg: &config::Config) -> service::Directory {
             e.numbers = b.number_policy.policy();
             e.limits = Some(b.rate_limits(&cfg.limits));
             e.caller_id.clone_from(&b.caller_id);
+            e.hours_spec.clone_from(&b.hours);
+            e.holidays_spec.clone_from(&b.holidays);
+            e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());
             e
         })
         .collect();
@@ -384,8 +387,22 @@ impl http_api::CallService for Api {
     fn businesses(&self) -> Vec<http_api::BusinessInfo> {
         http_api::CallService::businesses(&self.svc)
     }
-    fn directory(&self) -> &service::Directory {
+    fn directory(&self) -> std::sync::Arc<service::Directory> {
         self.svc.directory()
+    }
+    fn put_agent(
+        &self,
+        id: &flows::AgentId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::AgentEntry, service::ServiceError> {
+        self.svc.put_agent(id, doc)
+    }
+    fn put_business(
+        &self,
+        id: &flows::BusinessId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::BusinessEntry, service::ServiceError> {
+        self.svc.put_business(id, doc)
     }
     fn stats(&self) -> serde_json::Value {
         self.svc.stats()

@@ -30,7 +30,7 @@ pub(crate) fn who(
     token: Option<&str>,
 ) -> Result<Caller, ApiError> {
     caller(
-        st.calls.directory(),
+        &st.calls.directory(),
         st.operator_key.as_deref(),
         headers,
         peer,
@@ -87,7 +87,7 @@ pub(crate) async fn get_presence(
             message: format!("there is no agent {id:?}"),
         });
     }
-    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(st.calls.directory(), &agent)?;
+    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(&st.calls.directory(), &agent)?;
     Ok(presence_json(&agent, st.calls.presence(&agent)))
 }
 
@@ -106,7 +106,7 @@ pub(crate) async fn put_presence(
             message: format!("there is no agent {id:?}"),
         });
     }
-    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(st.calls.directory(), &agent)?;
+    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(&st.calls.directory(), &agent)?;
     if let Some(k) = body.keys().find(|k| k.as_str() != "presence") {
         return Err(ApiError::BadRequest {
             field: Some(k.clone()),
@@ -181,7 +181,7 @@ pub(crate) async fn ws(
         peer.map(|c| c.0),
         q.get("token").map(String::as_str),
     )?;
-    c.as_agent(st.calls.directory(), &agent)?;
+    c.as_agent(&st.calls.directory(), &agent)?;
     let rx = st
         .calls
         .subscribe()
@@ -250,5 +250,161 @@ async fn desktop(
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+// ---- businesses and agents (the directory) -------------------------------------------------
+
+fn agent_view(st: &AppState, a: &service::AgentEntry) -> Value {
+    let mut v = service::admin::agent_json(a);
+    v["presence"] = json!(st.calls.presence(&a.id).map(Presence::as_str));
+    v
+}
+
+/// `GET /v1/agents`: every agent (operator, lab), or a business key's own agents.
+pub(crate) async fn list_agents(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let c = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let dir = st.calls.directory();
+    let own = match &c {
+        Caller::Business(b) => Some(b.clone()),
+        _ => {
+            c.server_side(&dir)?;
+            None
+        }
+    };
+    let list: Vec<Value> = dir
+        .agents
+        .iter()
+        .filter(|a| own.as_ref().is_none_or(|b| a.businesses.contains(b)))
+        .map(|a| agent_view(&st, a))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+/// `GET /v1/agents/{id}`: the agent itself, its businesses' keys, the operator.
+pub(crate) async fn get_agent(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = agent_id(&id)?;
+    let c = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let dir = st.calls.directory();
+    let a = dir.agent(&agent).ok_or_else(|| ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no agent {id:?}"),
+    })?;
+    let allowed = match &c {
+        Caller::Business(b) => a.businesses.contains(b),
+        _ => c.as_agent(&dir, &agent).is_ok() || c.server_side(&dir).is_ok(),
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden {
+            field: Some("id".into()),
+            message: format!("this credential cannot see agent {id}"),
+        });
+    }
+    Ok(Json(agent_view(&st, a)))
+}
+
+/// `PUT /v1/agents/{id}` `{"name", "contact", "businesses", "skills", "wrap_up_secs"}` (any
+/// subset; a new agent needs `contact`): the operator (or the lab without keys). Stored, and
+/// in force at once.
+pub(crate) async fn put_agent(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let agent = AgentId::new(id.as_str()).map_err(|e| ApiError::BadRequest {
+        field: Some("id".into()),
+        message: format!("the agent id is invalid: {e}"),
+    })?;
+    let c = who(&st, &headers, peer.map(|c| c.0), None)?;
+    if !matches!(c, Caller::Operator) {
+        c.server_side(&st.calls.directory())?;
+        if matches!(c, Caller::Business(_)) {
+            return Err(ApiError::Forbidden {
+                field: None,
+                message: "only the operator key changes agents".into(),
+            });
+        }
+    }
+    let svc = st.calls.clone();
+    let a = tokio::task::spawn_blocking(move || svc.put_agent(&agent, &body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(admin_error)?;
+    Ok(Json(agent_view(&st, &a)))
+}
+
+/// `GET /v1/businesses/{id}`: its settings (no secrets), for its key or the operator.
+pub(crate) async fn get_business(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let business = flows::BusinessId::new(id.as_str()).map_err(|_| ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no business {id:?}"),
+    })?;
+    let c = who(&st, &headers, peer.map(|c| c.0), None)?;
+    let dir = st.calls.directory();
+    let b = dir.business(&business).ok_or_else(|| ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no business {id:?}"),
+    })?;
+    c.for_business(&dir, &business)?;
+    Ok(Json(service::admin::business_json(b)))
+}
+
+/// `PUT /v1/businesses/{id}` `{"name", "time_zone", "hours", "holidays", "allowed_origins",
+/// "default_country", "caller_id", "webhook_url"}` (any subset): its key or the operator.
+pub(crate) async fn put_business(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<Map<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
+    let business = flows::BusinessId::new(id.as_str()).map_err(|_| ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no business {id:?}"),
+    })?;
+    let c = who(&st, &headers, peer.map(|c| c.0), None)?;
+    if matches!(c, Caller::Agent(_) | Caller::Widget(_)) {
+        return Err(ApiError::Forbidden {
+            field: None,
+            message: "this credential cannot change a business".into(),
+        });
+    }
+    c.for_business(&st.calls.directory(), &business)?;
+    let svc = st.calls.clone();
+    let b = tokio::task::spawn_blocking(move || svc.put_business(&business, &body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(admin_error)?;
+    Ok(Json(service::admin::business_json(&b)))
+}
+
+/// Directory changes refused by the service are 400 naming the field (bad input), not 422.
+fn admin_error(e: service::ServiceError) -> ApiError {
+    match e {
+        service::ServiceError::Refused { field, message } => ApiError::BadRequest {
+            field: Some(field.into()),
+            message,
+        },
+        service::ServiceError::UnknownBusiness(b) => ApiError::NotFound {
+            field: Some("id".into()),
+            message: format!("there is no business {:?}", b.as_str()),
+        },
+        other => service_error(other),
     }
 }

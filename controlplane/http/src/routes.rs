@@ -74,6 +74,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/call-requests/:id/webhooks", get(deliveries))
         .route("/v1/records", get(records))
         .route("/v1/agent/me", get(desktop::me))
+        .route("/v1/agents", get(desktop::list_agents))
+        .route(
+            "/v1/agents/:id",
+            get(desktop::get_agent).put(desktop::put_agent),
+        )
+        .route(
+            "/v1/businesses/:id",
+            get(desktop::get_business).put(desktop::put_business),
+        )
         .route(
             "/v1/agents/:id/presence",
             get(desktop::get_presence).put(desktop::put_presence),
@@ -99,7 +108,7 @@ async fn service_stats(
     peer: Option<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(st.calls.directory())?;
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(&st.calls.directory())?;
     Ok(Json(st.calls.stats()))
 }
 
@@ -108,7 +117,7 @@ async fn dataplane_stats(
     peer: Option<ConnectInfo<SocketAddr>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(st.calls.directory())?;
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(&st.calls.directory())?;
     st.calls
         .dataplane_stats()
         .map(Json)
@@ -243,7 +252,7 @@ async fn create_call_request(
     let result = async {
         let who = who(&st, &headers, peer, None)?;
         let req = CallRequest::from_json(&body)?;
-        who.for_business(st.calls.directory(), &req.business)?;
+        who.for_business(&st.calls.directory(), &req.business)?;
         submit_request(&st, req, &headers, peer, &body).await
     }
     .await;
@@ -287,7 +296,7 @@ async fn create_bridge(
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Response, ApiError> {
     let peer = peer.map(|c| c.0);
-    who(&st, &headers, peer, None)?.server_side(st.calls.directory())?;
+    who(&st, &headers, peer, None)?.server_side(&st.calls.directory())?;
     let req = BridgeRequest::from_json(&body)?;
     let origin = origin(&headers, peer, &body)?;
     let bridge = Bridge {
@@ -328,8 +337,8 @@ async fn lookup(
         _ => return Err(not_found(kind, id)),
     };
     match &v.record.request.business {
-        Some(b) => who.for_business(st.calls.directory(), b)?,
-        None => who.server_side(st.calls.directory())?,
+        Some(b) => who.for_business(&st.calls.directory(), b)?,
+        None => who.server_side(&st.calls.directory())?,
     }
     Ok(v)
 }
@@ -479,11 +488,11 @@ async fn records(
     let business = match (&who, business) {
         (Caller::Business(own), None) => Some(own.clone()),
         (_, Some(b)) => {
-            who.for_business(st.calls.directory(), &b)?;
+            who.for_business(&st.calls.directory(), &b)?;
             Some(b)
         }
         (_, None) => {
-            who.server_side(st.calls.directory())?;
+            who.server_side(&st.calls.directory())?;
             None
         }
     };

@@ -99,8 +99,34 @@ pub trait CallService: Send + Sync + 'static {
     fn deliveries(&self, _id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
         Ok(Vec::new())
     }
-    /// Businesses and agents with their keys and tokens (for authentication).
-    fn directory(&self) -> &Directory;
+    /// Businesses and agents with their keys and tokens (for authentication): a snapshot.
+    fn directory(&self) -> Arc<Directory>;
+    /// Creates or changes an agent (`PUT /v1/agents/{id}`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Refused`] naming the field.
+    fn put_agent(
+        &self,
+        _id: &AgentId,
+        _doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::AgentEntry, ServiceError> {
+        Err(ServiceError::Unavailable(
+            "changing agents is not available".into(),
+        ))
+    }
+    /// Changes a business (`PUT /v1/businesses/{id}`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Refused`] naming the field.
+    fn put_business(
+        &self,
+        _id: &flows::BusinessId,
+        _doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::BusinessEntry, ServiceError> {
+        Err(ServiceError::Unavailable(
+            "changing businesses is not available".into(),
+        ))
+    }
     /// Status changes and screen pops as they happen (`None`: no live events).
     fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
         None
@@ -136,8 +162,22 @@ impl CallService for service::Service {
     fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
         Self::records(self, filter)
     }
-    fn directory(&self) -> &Directory {
+    fn directory(&self) -> Arc<Directory> {
         Self::directory(self)
+    }
+    fn put_agent(
+        &self,
+        id: &AgentId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::AgentEntry, ServiceError> {
+        Self::put_agent(self, id, doc)
+    }
+    fn put_business(
+        &self,
+        id: &flows::BusinessId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::BusinessEntry, ServiceError> {
+        Self::put_business(self, id, doc)
     }
     fn deliveries(&self, id: &CallId) -> Result<Vec<store::OutboxItem>, ServiceError> {
         Self::deliveries(self, id)

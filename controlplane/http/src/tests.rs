@@ -185,8 +185,8 @@ impl CallService for FakeCalls {
         Ok(out)
     }
 
-    fn directory(&self) -> &service::Directory {
-        &self.dir
+    fn directory(&self) -> Arc<service::Directory> {
+        Arc::new(self.dir.clone())
     }
 
     fn businesses(&self) -> Vec<BusinessInfo> {

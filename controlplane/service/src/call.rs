@@ -62,11 +62,12 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
     }
     let (tx, rx) = mpsc::unbounded_channel();
     lock(&svc.inner().live).insert(id.clone(), tx);
+    let dir = svc.inner().dir();
     let display = rec
         .request
         .business
         .as_ref()
-        .and_then(|b| svc.inner().dir.business(b))
+        .and_then(|b| dir.business(b))
         .map(|b| b.name.clone());
     let machine = ClickToCall::new(plan, Instant::now());
     let task = CallTask {
@@ -101,7 +102,7 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
             let spec = rec.request.agent_spec.as_deref().unwrap_or_default();
             match AgentId::new(spec)
                 .ok()
-                .and_then(|a| i.dir.agent(&a).cloned())
+                .and_then(|a| i.dir().agent(&a).cloned())
             {
                 Some(a) => AgentSource::Given {
                     agent: Some(a.id),
@@ -272,7 +273,7 @@ impl CallTask {
     /// The ACD gave the call an agent: its desktop gets the screen pop first, then the
     /// machine goes on (the agent's phone is called only after that).
     async fn assigned(&mut self, agent: AgentId) {
-        let Some(a) = self.svc.inner().dir.agent(&agent).cloned() else {
+        let Some(a) = self.svc.inner().dir().agent(&agent).cloned() else {
             self.machine.handle(Instant::now(), Input::NoAgent);
             return;
         };
@@ -303,10 +304,11 @@ impl CallTask {
                 (self.record.clone(), Vec::new())
             }
         };
+        let dir = self.svc.inner().dir();
         let business_name = self
             .business
             .as_ref()
-            .and_then(|b| self.svc.inner().dir.business(b))
+            .and_then(|b| dir.business(b))
             .map(|b| b.name.clone());
         info!(call = %self.id, agent = %agent, "screen pop");
         let _ = self
@@ -394,11 +396,12 @@ impl CallTask {
                     Role::Agent => Some(self.machine.plan().customer.as_str().to_owned()),
                 };
                 // The customer sees the business's caller id.
+                let dir = self.svc.inner().dir();
                 let caller_id = match role {
                     Role::Customer => self
                         .business
                         .as_ref()
-                        .and_then(|b| self.svc.inner().dir.business(b))
+                        .and_then(|b| dir.business(b))
                         .and_then(|b| b.caller_id.clone()),
                     Role::Agent => None,
                 };
@@ -481,7 +484,7 @@ impl CallTask {
                     .agent_label
                     .as_ref()
                     .and_then(|a| AgentId::new(a.clone()).ok())
-                    .and_then(|a| self.svc.inner().dir.agent(&a).map(|e| e.wrap_up))
+                    .and_then(|a| self.svc.inner().dir().agent(&a).map(|e| e.wrap_up))
                     .unwrap_or_default();
                 lock(&self.svc.inner().acd).record_handle_time(b, at.elapsed() + wrap);
             }
@@ -551,7 +554,8 @@ impl CallTask {
         if self.record.request.kind != Kind::CallRequest {
             return None;
         }
-        let b = self.svc.inner().dir.business(self.business.as_ref()?)?;
+        let dir = self.svc.inner().dir();
+        let b = dir.business(self.business.as_ref()?)?;
         let always;
         let hours = match &b.hours {
             Some(h) => h,

@@ -38,6 +38,12 @@ pub struct BusinessEntry {
     pub limits: Option<Limits>,
     /// The caller id presented to the customer (user part of From; `None`: `sip.from_user`).
     pub caller_id: Option<String>,
+    /// The weekly hours as configured (shown by the API; `hours` is their parsed form).
+    pub hours_spec: Vec<String>,
+    /// The holidays as configured.
+    pub holidays_spec: Vec<String>,
+    /// The webhook secret even while no URL is set (so the API can set the URL).
+    pub webhook_secret: Option<String>,
 }
 
 impl BusinessEntry {
@@ -58,6 +64,9 @@ impl BusinessEntry {
             numbers: NumberPolicy::default(),
             limits: None,
             caller_id: None,
+            hours_spec: Vec::new(),
+            holidays_spec: Vec::new(),
+            webhook_secret: None,
         }
     }
 }

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod admin;
 mod call;
 mod directory;
 mod error;
@@ -230,7 +231,11 @@ pub(crate) struct Inner {
     pub(crate) refusals: Refusals,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) b2b: B2bua,
-    pub(crate) dir: Directory,
+    /// Businesses and agents: the configuration with the API's changes over it. Replaced
+    /// whole on a change (readers keep the snapshot they took).
+    pub(crate) dir: std::sync::RwLock<Arc<Directory>>,
+    /// Serializes directory changes (read, change, store, swap).
+    pub(crate) dir_writer: Mutex<()>,
     pub(crate) settings: Settings,
     pub(crate) acd: Mutex<Acd>,
     /// Rate limits and calls in progress, one limiter per business (its own limits).
@@ -254,6 +259,16 @@ pub(crate) struct Inner {
     pub(crate) events: broadcast::Sender<Notice>,
     pub(crate) stop: CancellationToken,
     pub(crate) rt: tokio::runtime::Handle,
+}
+
+impl Inner {
+    /// The current directory (a snapshot: cheap, never blocks for long).
+    pub(crate) fn dir(&self) -> Arc<Directory> {
+        self.dir
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -284,10 +299,16 @@ impl Service {
     pub async fn start(
         store: Arc<dyn Store>,
         b2b: B2bua,
-        dir: Directory,
+        mut dir: Directory,
         settings: Settings,
         stop: CancellationToken,
     ) -> Result<Self, ServiceError> {
+        // Changes made through the API earlier, over the configuration.
+        let st = store.clone();
+        let docs = tokio::task::spawn_blocking(move || st.directory_docs())
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        Self::apply_stored_directory(&mut dir, docs);
         let mut acd = Acd::with_settings(AcdSettings {
             preferred_wait: settings.preferred_wait,
             ..AcdSettings::default()
@@ -320,7 +341,8 @@ impl Service {
             refusals: Refusals::default(),
             store,
             b2b,
-            dir,
+            dir: std::sync::RwLock::new(Arc::new(dir)),
+            dir_writer: Mutex::new(()),
             settings,
             limiters,
             in_progress: Mutex::default(),
@@ -356,11 +378,12 @@ impl Service {
         let interrupted = i.store.recover(&i.run, now)?;
         for rec in interrupted {
             // The business's retry policy decides (the interrupted attempt counts).
+            let dir = i.dir();
             let max = rec
                 .request
                 .business
                 .as_ref()
-                .and_then(|b| i.dir.business(b))
+                .and_then(|b| dir.business(b))
                 .map_or(i.settings.max_attempts, |b| b.retry.attempts);
             let retry = rec.request.kind == Kind::CallRequest && rec.attempts < max.max(1);
             let ch = if retry {
@@ -389,8 +412,8 @@ impl Service {
 
     /// The configured businesses and agents.
     #[must_use]
-    pub fn directory(&self) -> &Directory {
-        &self.inner.dir
+    pub fn directory(&self) -> Arc<Directory> {
+        self.inner.dir()
     }
 
     /// Subscribes to status changes and screen pops.
@@ -507,7 +530,7 @@ impl Service {
         let acd = lock(&self.inner.acd);
         let businesses: serde_json::Map<String, serde_json::Value> = self
             .inner
-            .dir
+            .dir()
             .businesses
             .iter()
             .map(|b| {
@@ -527,7 +550,7 @@ impl Service {
             .collect();
         let agents: serde_json::Map<String, serde_json::Value> = self
             .inner
-            .dir
+            .dir()
             .agents
             .iter()
             .map(|a| {
@@ -554,12 +577,12 @@ impl Service {
 
     fn accept_inner(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
         let i = &self.inner;
-        if i.dir.business(&req.business).is_none() {
+        if i.dir().business(&req.business).is_none() {
             return Err(ServiceError::UnknownBusiness(req.business));
         }
         if let Some(skill) = &req.skill {
             let served = i
-                .dir
+                .dir()
                 .agents
                 .iter()
                 .any(|a| a.businesses.contains(&req.business) && a.skills.contains(skill));
@@ -571,7 +594,7 @@ impl Service {
             }
         }
         if let Some(a) = &req.preferred_agent {
-            if i.dir.agent(a).is_none() {
+            if i.dir().agent(a).is_none() {
                 return Err(ServiceError::UnknownAgent {
                     field: "preferred_agent",
                     agent: a.clone(),
@@ -583,7 +606,8 @@ impl Service {
         let now = now_ms();
         // Inside opening hours only: a time (or "now") outside them moves to the next
         // opening, and the visitor sees `scheduled` with that time.
-        let business = i.dir.business(&req.business);
+        let dir = i.dir();
+        let business = dir.business(&req.business);
         let wanted = req.contact_at_ms.unwrap_or(now).max(now);
         let contact_at_ms = match business.and_then(|b| b.hours.as_ref()) {
             None => req.contact_at_ms,
@@ -674,7 +698,7 @@ impl Service {
         let i = &self.inner;
         let agent_spec = match &req.agent {
             BridgeAgent::Id(a) => {
-                if i.dir.agent(a).is_none() {
+                if i.dir().agent(a).is_none() {
                     return Err(ServiceError::UnknownAgent {
                         field: "agent",
                         agent: a.clone(),
@@ -733,7 +757,8 @@ impl Service {
         let Target::Tel(tel) = customer else {
             return Ok(());
         };
-        let Some(b) = self.inner.dir.business(business) else {
+        let dir = self.inner.dir();
+        let Some(b) = dir.business(business) else {
             return Ok(());
         };
         match b.numbers.check(tel, b.default_country.as_deref()) {

@@ -88,7 +88,8 @@ impl Service {
         at_ms: i64,
     ) -> Option<Webhook> {
         let b = rec.request.business.as_ref()?;
-        let (url, _) = self.inner().dir.business(b)?.webhook.as_ref()?;
+        let dir = self.inner().dir();
+        let (url, _) = dir.business(b)?.webhook.as_ref()?;
         Some(Webhook {
             url: url.clone(),
             body: body(rec, status, reason, agent, at_ms),
@@ -139,7 +140,7 @@ impl Service {
     async fn deliver(&self, client: &reqwest::Client, item: OutboxItem) {
         let secret = self
             .inner()
-            .dir
+            .dir()
             .business(&item.business)
             .and_then(|b| b.webhook.as_ref())
             .map(|(_, s)| s.clone())

@@ -177,6 +177,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Db`].
     fn outbox_of(&self, id: &CallId) -> Result<Vec<OutboxItem>, StoreError>;
 
+    /// Stores (or replaces) a directory document: a business or agent as changed through the
+    /// API (`kind` is `business` or `agent`).
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    fn put_directory(&self, kind: &str, id: &str, doc: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Every directory document: `(kind, id, doc)`, by kind and id.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    fn directory_docs(&self) -> Result<Vec<(String, String, String)>, StoreError>;
+
     /// Deletes idempotency keys older than [`IDEMPOTENCY_TTL_MS`] before `now_ms`.
     ///
     /// # Errors

@@ -3,10 +3,10 @@
 //! migration: add the next one.
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
-pub(crate) const MIGRATIONS: [&str; 1] = [
+pub(crate) const MIGRATIONS: [&str; 2] = [
     // v1: requests, their events, media, sales, idempotency keys, the webhook outbox.
     "
     CREATE TABLE requests (
@@ -85,5 +85,16 @@ pub(crate) const MIGRATIONS: [&str; 1] = [
     );
     CREATE INDEX outbox_due ON outbox (delivered_ms, abandoned_ms, due_ms);
     CREATE INDEX outbox_request ON outbox (request_id);
+    ",
+    // v2: changes to businesses and agents made through the API (JSON documents applied over
+    // the configuration at start).
+    "
+    CREATE TABLE directory (
+        kind       TEXT NOT NULL,
+        id         TEXT NOT NULL,
+        doc        TEXT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
     ",
 ];

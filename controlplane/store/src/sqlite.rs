@@ -692,6 +692,25 @@ impl Store for SqliteStore {
         Ok(items)
     }
 
+    fn put_directory(&self, kind: &str, id: &str, doc: &str, at_ms: i64) -> Result<(), StoreError> {
+        lock(&self.writer)
+            .prepare_cached(
+                "INSERT INTO directory (kind, id, doc, updated_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (kind, id) DO UPDATE SET doc = excluded.doc, updated_ms = excluded.updated_ms",
+            )?
+            .execute(params![kind, id, doc, at_ms])?;
+        Ok(())
+    }
+
+    fn directory_docs(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+        let c = lock(&self.reader);
+        let rows = c
+            .prepare_cached("SELECT kind, id, doc FROM directory ORDER BY kind, id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn purge_idempotency(&self, now_ms: i64) -> Result<usize, StoreError> {
         Ok(lock(&self.writer).execute(
             "DELETE FROM idempotency WHERE created_ms <= ?1",

@@ -306,6 +306,35 @@ impl Acd {
         Ok(())
     }
 
+    /// Changes an agent's businesses, skills and wrap-up time (from the API); its state and
+    /// its current call are kept. Waiting calls it now qualifies for may be handed to it:
+    /// returns those hand-offs.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`]; [`Error::UnknownBusiness`] for a business not declared.
+    pub fn update_agent(
+        &mut self,
+        agent: &AgentId,
+        profile: AgentProfile,
+        now: Instant,
+    ) -> Result<Vec<(CallId, AgentId)>, Error> {
+        if let Some(b) = profile
+            .businesses
+            .iter()
+            .find(|b| !self.queues.contains_key(*b))
+        {
+            return Err(Error::UnknownBusiness(b.clone()));
+        }
+        let a = self
+            .agents
+            .get_mut(agent)
+            .ok_or_else(|| Error::UnknownAgent(agent.clone()))?;
+        a.businesses = profile.businesses;
+        a.skills = profile.skills;
+        a.wrap_up = profile.wrap_up;
+        Ok(self.hand_off(Some(now)))
+    }
+
     /// Asks for an agent for `call` of `business`: `preferred` if it is idle and serves the
     /// business, else the longest-idle agent serving the business that is not in `exclude`.
     /// Otherwise the call joins the end of the business's queue (a call already queued is

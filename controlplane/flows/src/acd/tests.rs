@@ -569,3 +569,41 @@ fn estimated_wait_from_recent_handle_times() {
     assert_eq!(acd.estimated_wait(&id("nobody"), 0), None);
     acd.record_handle_time(&id("nobody"), SEC); // ignored
 }
+
+#[test]
+fn an_updated_agent_takes_calls_of_its_new_business() {
+    let t0 = Instant::now();
+    let mut acd = Acd::new();
+    let (a, b) = (BusinessId::new("a").unwrap(), BusinessId::new("b").unwrap());
+    acd.add_business(a.clone());
+    acd.add_business(b.clone());
+    let alice = AgentId::new("alice").unwrap();
+    acd.add_agent(alice.clone(), vec![a.clone()], t0).unwrap();
+    let call = CallId::new("c_1").unwrap();
+    assert_eq!(acd.request(&call, &b, None, &[]), Assignment::Unavailable);
+    // Queue it for b by hand: nobody serves b yet, so it would be Unavailable; give bob
+    // (offline, serving b) so that the call waits.
+    let bob = AgentId::new("bob").unwrap();
+    acd.add_agent(bob.clone(), vec![b.clone()], t0).unwrap();
+    acd.set_presence(&bob, Presence::Away, t0).unwrap();
+    assert_eq!(acd.request(&call, &b, None, &[]), Assignment::Queued);
+    let handoffs = acd
+        .update_agent(
+            &alice,
+            AgentProfile {
+                businesses: vec![a, b.clone()],
+                ..AgentProfile::default()
+            },
+            t0,
+        )
+        .unwrap();
+    assert_eq!(handoffs, vec![(call, alice.clone())]);
+    let unknown = AgentProfile {
+        businesses: vec![BusinessId::new("zzz").unwrap()],
+        ..AgentProfile::default()
+    };
+    assert!(acd.update_agent(&alice, unknown, t0).is_err());
+    assert!(acd
+        .update_agent(&AgentId::new("nobody").unwrap(), AgentProfile::default(), t0)
+        .is_err());
+}

@@ -50,7 +50,10 @@ fn accept_then_get_round_trips_everything() {
     let got = s.get(&id(1)).unwrap().unwrap();
     assert_eq!(got.request.page, r.page);
     assert_eq!(got.request.client_ip.as_deref(), Some("127.0.0.1"));
-    assert_eq!(got.request.skill.as_ref().map(flows::Skill::as_str), Some("billing"));
+    assert_eq!(
+        got.request.skill.as_ref().map(flows::Skill::as_str),
+        Some("billing")
+    );
     assert_eq!(got.status, "queued");
     assert_eq!(got.due_ms, Some(1_001));
     assert_eq!(got.events.len(), 1);
@@ -388,4 +391,47 @@ fn webhooks_are_queued_with_their_status_change() {
     assert_eq!(log[1].body, "{\"status\":\"calling_customer\"}");
     assert_eq!(log[1].due_ms, 50);
     assert_eq!(s.outbox_due(60, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn directory_documents_replace_and_list() {
+    let (_d, s) = store();
+    s.put_directory("agent", "alice", "{\"name\":\"A\"}", 1)
+        .unwrap();
+    s.put_directory("agent", "alice", "{\"name\":\"Alice\"}", 2)
+        .unwrap();
+    s.put_directory("business", "acme", "{}", 3).unwrap();
+    assert_eq!(
+        s.directory_docs().unwrap(),
+        vec![
+            (
+                "agent".into(),
+                "alice".into(),
+                "{\"name\":\"Alice\"}".into()
+            ),
+            ("business".into(), "acme".into(), "{}".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cb.db");
+    {
+        // A file as the first schema left it, with a request in it.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);")
+            .unwrap();
+        c.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        c.execute(
+            "INSERT INTO requests (id, kind, customer, created_ms, updated_ms, status) VALUES ('c_1', 'call_request', '+1555', 1, 1, 'queued')",
+            [],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    assert!(s.get(&CallId::new("c_1").unwrap()).unwrap().is_some());
+    s.put_directory("agent", "bob", "{}", 1).unwrap();
 }
