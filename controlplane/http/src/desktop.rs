@@ -38,11 +38,32 @@ pub(crate) fn who(
     )
 }
 
-fn agent_id(id: &str) -> Result<AgentId, ApiError> {
-    AgentId::new(id).map_err(|_| ApiError::NotFound {
+fn no_agent(id: &str) -> ApiError {
+    ApiError::NotFound {
         field: Some("id".into()),
         message: format!("there is no agent {id:?}"),
-    })
+    }
+}
+
+fn agent_id(id: &str) -> Result<AgentId, ApiError> {
+    AgentId::new(id).map_err(|_| no_agent(id))
+}
+
+/// A configured agent's id, and the caller if it may act as that agent.
+fn acting_agent(
+    st: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    token: Option<&str>,
+    id: &str,
+) -> Result<AgentId, ApiError> {
+    let agent = agent_id(id)?;
+    let dir = st.calls.directory();
+    if dir.agent(&agent).is_none() {
+        return Err(no_agent(id));
+    }
+    who(st, headers, peer, token)?.as_agent(&dir, &agent)?;
+    Ok(agent)
 }
 
 /// `GET /v1/agent/me`: the agent a desktop token belongs to.
@@ -80,14 +101,7 @@ pub(crate) async fn get_presence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let agent = agent_id(&id)?;
-    if st.calls.directory().agent(&agent).is_none() {
-        return Err(ApiError::NotFound {
-            field: Some("id".into()),
-            message: format!("there is no agent {id:?}"),
-        });
-    }
-    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(&st.calls.directory(), &agent)?;
+    let agent = acting_agent(&st, &headers, peer.map(|c| c.0), None, &id)?;
     Ok(presence_json(&agent, st.calls.presence(&agent)))
 }
 
@@ -99,14 +113,7 @@ pub(crate) async fn put_presence(
     Path(id): Path<String>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let agent = agent_id(&id)?;
-    if st.calls.directory().agent(&agent).is_none() {
-        return Err(ApiError::NotFound {
-            field: Some("id".into()),
-            message: format!("there is no agent {id:?}"),
-        });
-    }
-    who(&st, &headers, peer.map(|c| c.0), None)?.as_agent(&st.calls.directory(), &agent)?;
+    let agent = acting_agent(&st, &headers, peer.map(|c| c.0), None, &id)?;
     if let Some(k) = body.keys().find(|k| k.as_str() != "presence") {
         return Err(ApiError::BadRequest {
             field: Some(k.clone()),
@@ -168,20 +175,8 @@ pub(crate) async fn ws(
     Query(q): Query<HashMap<String, String>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let agent = agent_id(&id)?;
-    if st.calls.directory().agent(&agent).is_none() {
-        return Err(ApiError::NotFound {
-            field: Some("id".into()),
-            message: format!("there is no agent {id:?}"),
-        });
-    }
-    let c = who(
-        &st,
-        &headers,
-        peer.map(|c| c.0),
-        q.get("token").map(String::as_str),
-    )?;
-    c.as_agent(&st.calls.directory(), &agent)?;
+    let token = q.get("token").map(String::as_str);
+    let agent = acting_agent(&st, &headers, peer.map(|c| c.0), token, &id)?;
     let rx = st
         .calls
         .subscribe()
@@ -295,10 +290,7 @@ pub(crate) async fn get_agent(
     let agent = agent_id(&id)?;
     let c = who(&st, &headers, peer.map(|c| c.0), None)?;
     let dir = st.calls.directory();
-    let a = dir.agent(&agent).ok_or_else(|| ApiError::NotFound {
-        field: Some("id".into()),
-        message: format!("there is no agent {id:?}"),
-    })?;
+    let a = dir.agent(&agent).ok_or_else(|| no_agent(&id))?;
     let allowed = match &c {
         Caller::Business(b) => a.businesses.contains(b),
         _ => c.as_agent(&dir, &agent).is_ok() || c.server_side(&dir).is_ok(),
@@ -351,16 +343,10 @@ pub(crate) async fn get_business(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let business = flows::BusinessId::new(id.as_str()).map_err(|_| ApiError::NotFound {
-        field: Some("id".into()),
-        message: format!("there is no business {id:?}"),
-    })?;
+    let business = business_id(&id)?;
     let c = who(&st, &headers, peer.map(|c| c.0), None)?;
     let dir = st.calls.directory();
-    let b = dir.business(&business).ok_or_else(|| ApiError::NotFound {
-        field: Some("id".into()),
-        message: format!("there is no business {id:?}"),
-    })?;
+    let b = dir.business(&business).ok_or_else(|| no_business(&id))?;
     c.for_business(&dir, &business)?;
     Ok(Json(service::admin::business_json(b)))
 }
@@ -374,10 +360,7 @@ pub(crate) async fn put_business(
     Path(id): Path<String>,
     AppJson(body): AppJson<Map<String, Value>>,
 ) -> Result<Json<Value>, ApiError> {
-    let business = flows::BusinessId::new(id.as_str()).map_err(|_| ApiError::NotFound {
-        field: Some("id".into()),
-        message: format!("there is no business {id:?}"),
-    })?;
+    let business = business_id(&id)?;
     let c = who(&st, &headers, peer.map(|c| c.0), None)?;
     if matches!(c, Caller::Agent(_) | Caller::Widget(_)) {
         return Err(ApiError::Forbidden {
@@ -394,6 +377,17 @@ pub(crate) async fn put_business(
     Ok(Json(service::admin::business_json(&b)))
 }
 
+fn no_business(id: &str) -> ApiError {
+    ApiError::NotFound {
+        field: Some("id".into()),
+        message: format!("there is no business {id:?}"),
+    }
+}
+
+fn business_id(id: &str) -> Result<flows::BusinessId, ApiError> {
+    flows::BusinessId::new(id).map_err(|_| no_business(id))
+}
+
 /// Directory changes refused by the service are 400 naming the field (bad input), not 422.
 fn admin_error(e: service::ServiceError) -> ApiError {
     match e {
@@ -401,10 +395,7 @@ fn admin_error(e: service::ServiceError) -> ApiError {
             field: Some(field.into()),
             message,
         },
-        service::ServiceError::UnknownBusiness(b) => ApiError::NotFound {
-            field: Some("id".into()),
-            message: format!("there is no business {:?}", b.as_str()),
-        },
+        service::ServiceError::UnknownBusiness(b) => no_business(b.as_str()),
         other => service_error(other),
     }
 }

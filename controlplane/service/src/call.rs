@@ -500,22 +500,7 @@ impl CallTask {
             ch.reason = Some(reason.to_owned());
             ch.due_ms = Some(due);
             ch.unclaim = true;
-            ch.webhook = self
-                .svc
-                .webhook_for(&self.record, "scheduled", Some(reason), None, at);
-            let queued = ch.webhook.is_some();
-            write_status(&self.svc, &self.id, ch).await;
-            if queued {
-                self.svc.inner().outbox_wake.notify_one();
-            }
-            self.svc.publish(
-                &self.id,
-                self.business.clone(),
-                None,
-                "scheduled",
-                Some(reason.to_owned()),
-                at,
-            );
+            self.record_change(ch, None).await;
             self.svc.inner().wake.notify_one();
             return;
         }
@@ -523,26 +508,28 @@ impl CallTask {
         ch.reason = status.reason().map(|r| r.as_str().to_owned());
         ch.agent.clone_from(&self.agent_label);
         ch.attempt = status == Status::CallingCustomer;
+        let agent = self.agent_label.clone();
+        self.record_change(ch, agent).await;
+    }
+
+    /// Writes a status change with its webhook (one transaction), wakes the outbox, and
+    /// publishes it to the live subscribers.
+    async fn record_change(&self, mut ch: StatusChange, agent: Option<String>) {
         ch.webhook = self.svc.webhook_for(
             &self.record,
-            status.as_str(),
+            &ch.status,
             ch.reason.as_deref(),
-            self.agent_label.as_deref(),
-            at,
+            agent.as_deref(),
+            ch.at_ms,
         );
         let queued = ch.webhook.is_some();
+        let (status, reason, at) = (ch.status.clone(), ch.reason.clone(), ch.at_ms);
         write_status(&self.svc, &self.id, ch).await;
         if queued {
             self.svc.inner().outbox_wake.notify_one();
         }
-        self.svc.publish(
-            &self.id,
-            self.business.clone(),
-            self.agent_label.clone(),
-            status.as_str(),
-            status.reason().map(|r| r.as_str().to_owned()),
-            at,
-        );
+        self.svc
+            .publish(&self.id, self.business.clone(), agent, &status, reason, at);
     }
 
     /// When a failed call request is to be tried again, per its business's retry policy
