@@ -232,7 +232,7 @@ async fn control_plane(
         .context("opening the store")?
         .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
     tracing::info!(path = %cfg.store.path.display(), "store open");
-    let directory = directory(&cfg);
+    let directory = directory(&cfg)?;
     let settings = service::Settings {
         timers: cfg.flow.timers(),
         media: cfg.media.policy(),
@@ -303,11 +303,12 @@ async fn control_plane(
 
 /// The service's directory from the configuration: businesses with their keys, hours,
 /// webhooks and policies; agents with their tokens, skills and wrap-up.
-fn directory(cfg: &config::Config) -> service::Directory {
+fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
+    use anyhow::Context as _;
     let businesses = cfg
         .business
         .iter()
-        .map(|b| {
+        .map(|b| -> anyhow::Result<service::BusinessEntry> {
             let mut e = service::BusinessEntry::new(b.id.clone(), b.name.clone());
             e.api_keys = b.api_keys.iter().map(|k| k.expose().to_owned()).collect();
             e.widget_key.clone_from(&b.widget_key);
@@ -325,9 +326,23 @@ fn directory(cfg: &config::Config) -> service::Directory {
             e.hours_spec.clone_from(&b.hours);
             e.holidays_spec.clone_from(&b.holidays);
             e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());
-            e
+            if let Some(path) = &b.announcement {
+                let bytes = std::fs::read(path).with_context(|| {
+                    format!(
+                        "reading business {}'s announcement {}",
+                        b.id,
+                        path.display()
+                    )
+                })?;
+                let clip = dp_api::Clip::from_wav(&bytes, path.display().to_string())
+                    .with_context(|| {
+                        format!("business {}'s announcement {}", b.id, path.display())
+                    })?;
+                e.announcement = Some(std::sync::Arc::new(clip));
+            }
+            Ok(e)
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     let agents = cfg
         .agent
         .iter()
@@ -341,7 +356,7 @@ fn directory(cfg: &config::Config) -> service::Directory {
             e
         })
         .collect();
-    service::Directory { businesses, agents }
+    Ok(service::Directory { businesses, agents })
 }
 
 /// The HTTP API's view of the service, plus the data plane's counters.

@@ -121,7 +121,12 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
         agent,
         contact_at: None,
         legs,
-        announcement: i.settings.announcement.clone(),
+        announcement: rec
+            .request
+            .business
+            .as_ref()
+            .and_then(|b| i.dir().business(b).and_then(|b| b.announcement.clone()))
+            .unwrap_or_else(|| i.settings.announcement.clone()),
         timers: i.settings.timers,
         media: i.settings.media,
     })

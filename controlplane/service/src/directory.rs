@@ -44,6 +44,8 @@ pub struct BusinessEntry {
     pub holidays_spec: Vec<String>,
     /// The webhook secret even while no URL is set (so the API can set the URL).
     pub webhook_secret: Option<String>,
+    /// The announcement its customers hear (`None`: the service's default).
+    pub announcement: Option<std::sync::Arc<dp_api::Clip>>,
 }
 
 impl BusinessEntry {
@@ -67,6 +69,7 @@ impl BusinessEntry {
             hours_spec: Vec::new(),
             holidays_spec: Vec::new(),
             webhook_secret: None,
+            announcement: None,
         }
     }
 }

@@ -64,6 +64,11 @@ pub(crate) struct BusinessConfig {
     /// user part. Default none: `sip.from_user`.
     #[serde(default)]
     pub(crate) caller_id: Option<String>,
+    /// `announcement`: the message this business's customers hear while an agent is called,
+    /// an 8 kHz mono WAV (PCM16, µ-law or A-law), relative to the configuration file. Default
+    /// none: `media.announcement` (or the built-in prompt).
+    #[serde(default)]
+    pub(crate) announcement: Option<std::path::PathBuf>,
     /// `default_country`: the ISO 3166 alpha-2 region (`"US"`, `"DE"`) that reads national
     /// numbers typed into the widget (no `+`). Default none: numbers need their country code.
     #[serde(default)]
@@ -185,6 +190,7 @@ impl BusinessConfig {
             webhook_url: None,
             webhook_secret: None,
             caller_id: None,
+            announcement: None,
             default_country: None,
             preferred_wait_secs: preferred_wait_secs(),
             retry: RetryConfig::default(),
@@ -224,6 +230,37 @@ impl BusinessConfig {
 
     /// Checks the optional keys of `business[i]` and parses its opening hours into
     /// `opening_hours`.
+    /// Resolves `announcement` against `dir` and checks that it is a usable WAV file (so
+    /// that `check-config` finds what `serve` would refuse).
+    pub(super) fn resolve_announcement(
+        &mut self,
+        dir: &std::path::Path,
+        i: usize,
+    ) -> Result<(), (Vec<Seg>, String)> {
+        let Some(p) = &self.announcement else {
+            return Ok(());
+        };
+        let at = vec![key("business"), Seg::Index(i), key("announcement")];
+        let full = if p.is_absolute() {
+            p.clone()
+        } else {
+            dir.join(p)
+        };
+        let bytes = std::fs::read(&full).map_err(|e| {
+            (
+                at.clone(),
+                format!(
+                    "cannot read {}: {e} (relative paths are relative to the configuration file)",
+                    full.display()
+                ),
+            )
+        })?;
+        dp_api::Clip::from_wav(&bytes, full.display().to_string())
+            .map_err(|e| (at, format!("{}: {e}", full.display())))?;
+        self.announcement = Some(full);
+        Ok(())
+    }
+
     pub(super) fn validate(&mut self, i: usize) -> Result<(), (Vec<Seg>, String)> {
         let here = |k: &str| vec![key("business"), Seg::Index(i), key(k)];
         let item = |k: &str, j: usize| vec![key("business"), Seg::Index(i), key(k), Seg::Index(j)];

@@ -354,6 +354,9 @@ impl Config {
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
         directory::validate(&mut self.business, &self.agent)?;
+        for (i, b) in self.business.iter_mut().enumerate() {
+            b.resolve_announcement(dir, i)?;
+        }
         Ok(())
     }
 }

@@ -530,3 +530,47 @@ fn number_policy() {
         "14: business[0].number_policy.allowed_regions: ",
     );
 }
+
+#[test]
+fn a_business_announcement_must_be_a_usable_wav_next_to_the_file() {
+    let dir = std::env::temp_dir().join(format!("callbridge-biz-ann-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("prompts")).unwrap();
+    // A real 8 kHz mono PCM16 WAV: 160 samples of silence.
+    let mut wav = Vec::new();
+    let data = 320u32;
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    wav.extend_from_slice(&[0; 320]);
+    std::fs::write(dir.join("prompts/acme.wav"), &wav).unwrap();
+    std::fs::write(dir.join("prompts/bad.wav"), b"RIFF, but not a WAV").unwrap();
+    let file = dir.join("cb.toml");
+    std::fs::write(&file, biz("announcement = \"prompts/acme.wav\"")).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(
+        c.business[0].announcement,
+        Some(dir.join("prompts/acme.wav"))
+    );
+    for (name, what) in [("gone.wav", "cannot read"), ("bad.wav", "bad.wav: ")] {
+        std::fs::write(&file, biz(&format!("announcement = \"prompts/{name}\""))).unwrap();
+        let e = Config::load(&file).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}:13: business[0].announcement: ",
+                file.display()
+            )),
+            "{e}"
+        );
+        assert!(e.contains(what), "{e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
