@@ -1,6 +1,7 @@
 //! Businesses and agents through the API: the configuration is the initial source, changes
 //! made with `PUT` are checked field by field, in force at once, and survive a restart (they
-//! are kept in the store). Secrets never show; keys scope who may see and change what.
+//! are kept in the store), as is presence set through the API. Secrets never show; keys
+//! scope who may see and change what.
 
 use callbridge_tests::http::request_with_headers;
 use callbridge_tests::{Agent, Callbridge, Config, PortBlock, Response, Workdir};
@@ -131,6 +132,16 @@ fn changes_are_checked_applied_and_kept_across_a_restart() {
     assert_eq!(widget["name"], "ACME Europe");
     assert_eq!(widget["time_zone"], "Europe/Berlin");
 
+    // Presence set through the API is kept too.
+    let r = call(
+        &cb,
+        "PUT",
+        "/v1/agents/carol/presence",
+        Some(OPERATOR),
+        Some(json!({"presence": "away"})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+
     // A restart on the same store keeps them.
     drop(cb);
     let cb = Callbridge::start_text(&dir, &config, &text);
@@ -143,4 +154,7 @@ fn changes_are_checked_applied_and_kept_across_a_restart() {
     let carol = call(&cb, "GET", "/v1/agents/carol", Some(OPERATOR), None).json();
     assert_eq!(carol["skills"], json!(["de"]), "{carol:#}");
     assert_eq!(carol["wrap_up_secs"], 5);
+    assert_eq!(carol["presence"], "away", "{carol:#}");
+    let alice = call(&cb, "GET", "/v1/agents/alice", Some(OPERATOR), None).json();
+    assert_eq!(alice["presence"], "available", "{alice:#}");
 }

@@ -131,7 +131,12 @@ pub(crate) async fn put_presence(
         field: Some("presence".into()),
         message: format!("\"presence\" must be available, away or offline, not {wanted:?}"),
     })?;
-    let now = st.calls.set_presence(&agent, p).map_err(service_error)?;
+    let svc = st.calls.clone();
+    let a = agent.clone();
+    let now = tokio::task::spawn_blocking(move || svc.set_presence(&a, p))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(service_error)?;
     Ok(presence_json(&agent, Some(now)))
 }
 

@@ -308,6 +308,18 @@ impl Service {
         let docs = tokio::task::spawn_blocking(move || st.directory_docs())
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        // Presence set through the API last time (an agent who went away stays away).
+        let presences: Vec<(AgentId, Presence)> = docs
+            .iter()
+            .filter(|(kind, _, _)| kind == "presence")
+            .filter_map(|(_, id, doc)| {
+                let p = serde_json::from_str::<serde_json::Value>(doc).ok()?;
+                Some((
+                    AgentId::new(id.as_str()).ok()?,
+                    p["presence"].as_str()?.parse().ok()?,
+                ))
+            })
+            .collect();
         Self::apply_stored_directory(&mut dir, docs);
         let mut acd = Acd::with_settings(AcdSettings {
             preferred_wait: settings.preferred_wait,
@@ -325,6 +337,10 @@ impl Service {
             };
             acd.add_agent_with(a.id.clone(), profile, now)
                 .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        }
+        for (agent, p) in presences {
+            // No call is waiting yet: no hand-offs to deliver.
+            let _ = acd.set_presence(&agent, p, now);
         }
         let run = format!("run-{:016x}", rand::random::<u64>());
         let limits = settings.limits.clone();
@@ -429,7 +445,8 @@ impl Service {
     }
 
     /// Sets an agent's presence from the API (`available`, `away`, `offline`); waiting
-    /// calls are handed to it at once when it becomes available.
+    /// calls are handed to it at once when it becomes available. Kept in the store, so a
+    /// restart keeps it. Blocking (store I/O).
     ///
     /// # Errors
     /// [`ServiceError::Refused`] for `on_call` / `wrap_up`; [`ServiceError::UnknownAgent`].
@@ -453,6 +470,15 @@ impl Service {
                 },
             })?;
         info!(agent = %agent, %presence, "presence set");
+        // Kept across restarts (best effort: the presence is in force either way).
+        let doc = serde_json::json!({ "presence": presence.as_str() }).to_string();
+        if let Err(e) = self
+            .inner
+            .store
+            .put_directory("presence", agent.as_str(), &doc, now_ms())
+        {
+            warn!(agent = %agent, "cannot store the presence: {e}");
+        }
         self.hand_over(handoffs);
         Ok(self.presence(agent).unwrap_or(presence))
     }
