@@ -33,6 +33,11 @@ struct Args {
     /// Directory for the database files (default: a new temp directory).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Rounds: each runs every thread count with background checkpoints (the default) and
+    /// with SQLite's automatic checkpoints inside commits, alternately, for a side-by-side
+    /// comparison on the same disk in the same minutes.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
 
 fn request(n: u128, now_ms: i64) -> NewRequest {
@@ -88,10 +93,21 @@ fn main() -> anyhow::Result<()> {
         "µs/accept", "AVG", "P0", "P50", "P90", "P99", "P100"
     );
     let mut next: u128 = 1;
-    for &threads in &args.threads {
-        let path = base.join(format!("bench-{threads}.db"));
-        let _ = std::fs::remove_file(&path);
-        let store = Arc::new(SqliteStore::open(&path)?);
+    let runs: Vec<(usize, bool)> = (0..args.rounds.max(1))
+        .flat_map(|_| {
+            args.threads
+                .iter()
+                .flat_map(|&t| [(t, true), (t, false)])
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for (threads, background) in runs {
+        let label = if background { "bg-ckpt" } else { "auto-ckpt" };
+        let path = base.join(format!("bench-{threads}-{label}.db"));
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+        }
+        let store = Arc::new(SqliteStore::open_with(&path, background)?);
         let per = args.requests / threads.max(1);
         let start = Instant::now();
         let handles: Vec<_> = (0..threads.max(1))
@@ -123,9 +139,9 @@ fn main() -> anyhow::Result<()> {
         }
         let secs = start.elapsed().as_secs_f64();
         next += (per * threads.max(1)) as u128;
-        print_metric(&format!("{threads} thread(s)"), &all);
+        print_metric(&format!("{threads}t {label}"), &all);
         println!(
-            "  {threads} thread(s): {:.0} accepts/s ({} in {:.2} s)",
+            "  {threads} thread(s), {label}: {:.0} accepts/s ({} in {:.2} s)",
             all.len() as f64 / secs,
             all.len(),
             secs

@@ -435,3 +435,98 @@ fn a_version_1_file_is_migrated_to_version_2() {
     assert!(s.get(&CallId::new("c_1").unwrap()).unwrap().is_some());
     s.put_directory("agent", "bob", "{}", 1).unwrap();
 }
+
+#[test]
+fn concurrent_accepts_are_group_committed_and_each_answered() {
+    let (_d, s) = store();
+    let s = std::sync::Arc::new(s);
+    // Eight threads, each 100 requests, plus one idempotency key all threads use at once with
+    // the same body: exactly one of those is new, the others replay it.
+    let handles: Vec<_> = (0..8u128)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let key = IdempotencyKey {
+                    scope: "acme".into(),
+                    key: "same".into(),
+                    body_hash: "h".into(),
+                    at_ms: 1,
+                };
+                let shared = s
+                    .accept(
+                        &req(10_000 + t, "queued", Some(0)),
+                        Some(&key),
+                        &resp(10_000 + t),
+                    )
+                    .unwrap();
+                for i in 0..100u128 {
+                    let n = 1 + t * 1000 + i;
+                    assert_eq!(
+                        s.accept(&req(n, "queued", Some(0)), None, &resp(n))
+                            .unwrap(),
+                        Accepted::New
+                    );
+                }
+                // A duplicate id fails alone, without failing its batch.
+                let dup = s.accept(&req(1 + t * 1000, "queued", Some(0)), None, &resp(1));
+                assert!(matches!(dup, Err(StoreError::Duplicate(_))), "{dup:?}");
+                shared
+            })
+        })
+        .collect();
+    let shared: Vec<Accepted> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        shared.iter().filter(|a| **a == Accepted::New).count(),
+        1,
+        "{shared:?}"
+    );
+    let first = shared
+        .iter()
+        .find_map(|a| match a {
+            Accepted::Replay { id, .. } => Some(id.clone()),
+            Accepted::New => None,
+        })
+        .unwrap();
+    assert!(shared.iter().all(|a| match a {
+        Accepted::Replay { id, .. } => *id == first,
+        Accepted::New => true,
+    }));
+    let all = s
+        .records(&RecordFilter {
+            business: None,
+            from_ms: 0,
+            to_ms: i64::MAX,
+            limit: 10_000,
+        })
+        .unwrap();
+    assert_eq!(
+        all.len(),
+        8 * 100 + 1,
+        "every accept committed once, the shared key once"
+    );
+}
+
+#[test]
+fn the_checkpoint_thread_moves_commits_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cb.db");
+    let s = SqliteStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    for n in 1..=300 {
+        s.accept(&req(n, "queued", Some(0)), None, &resp(n))
+            .unwrap();
+    }
+    // Commits land in the WAL; the checkpoint thread (not a request) copies them over.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(s);
+    // Dropping the store truncates the WAL once nobody reads: all data is in the main file.
+    let s = SqliteStore::open(&path).unwrap();
+    assert!(s.get(&id(300)).unwrap().is_some());
+}
