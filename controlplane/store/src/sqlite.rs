@@ -57,12 +57,15 @@ impl SqliteStore {
     /// [`StoreError::Db`] when the file cannot be opened or migrated;
     /// [`StoreError::SchemaTooNew`] when it comes from a newer callbridge.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path, true)
+        Self::open_with(path, false)
     }
 
-    /// [`SqliteStore::open`], choosing where WAL checkpoints run: `background_checkpoint`
-    /// (the default) runs them on a thread of their own every 500 ms; `false` leaves them to
-    /// SQLite, inside whichever commit crosses 1 000 WAL pages (the benchmark compares both).
+    /// [`SqliteStore::open`], choosing where WAL checkpoints run: `false` (the default)
+    /// leaves them to SQLite, inside whichever commit crosses 1 000 WAL pages; `true` runs
+    /// them on a thread of their own every 500 ms. Measured side by side
+    /// (`scripts/perf store-accept --rounds 3`, perf/RESULTS.md) the background checkpoint
+    /// made every commit slower (the WAL keeps growing, so each fsync also writes the file's
+    /// new size), so it is not the default.
     ///
     /// # Errors
     /// As [`SqliteStore::open`].

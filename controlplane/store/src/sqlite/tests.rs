@@ -510,7 +510,7 @@ fn concurrent_accepts_are_group_committed_and_each_answered() {
 fn the_checkpoint_thread_moves_commits_into_the_database_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cb.db");
-    let s = SqliteStore::open(&path).unwrap();
+    let s = SqliteStore::open_with(&path, true).unwrap();
     let before = std::fs::metadata(&path).unwrap().len();
     for n in 1..=300 {
         s.accept(&req(n, "queued", Some(0)), None, &resp(n))
