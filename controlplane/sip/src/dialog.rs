@@ -100,10 +100,11 @@ impl Dialog {
     }
 
     /// The UAS side, from an INVITE we answer with `local_tag` and our Contact (12.1.1):
-    /// route set from Record-Route in order, remote target from Contact.
+    /// route set from Record-Route in order, remote target from Contact (from the From URI for
+    /// an RFC 2543 INVITE without one; a missing From tag is the null tag).
     ///
     /// # Errors
-    /// [`SipError::MissingHeader`] when the INVITE has no Contact or From tag.
+    /// [`SipError::InvalidHeader`] when To or From cannot be read.
     pub fn uas_from_invite(
         invite: &Request,
         local_tag: &str,
@@ -113,15 +114,19 @@ impl Dialog {
             id: DialogId {
                 call_id: invite.call_id().to_string(),
                 local_tag: local_tag.to_string(),
-                remote_tag: invite
-                    .from_tag()
-                    .ok_or(SipError::MissingHeader("From tag"))?,
+                // RFC 3261 12.1.1: an RFC 2543 From without tag has a null tag.
+                remote_tag: invite.from_tag().unwrap_or_default(),
             },
             local_party: without_tag("To", invite.headers.get("To").unwrap_or(""))?,
             remote_party: without_tag("From", invite.headers.get("From").unwrap_or(""))?,
-            remote_target: invite
-                .contact_uri()
-                .ok_or(SipError::MissingHeader("Contact"))?,
+            // RFC 2543 made Contact optional; the From URI is then the only target we know.
+            remote_target: match invite.contact_uri() {
+                Some(uri) => uri,
+                None => {
+                    crate::msg::NameAddr::parse("From", invite.headers.get("From").unwrap_or(""))?
+                        .uri
+                }
+            },
             route_set: route_uris(invite.headers.get_list("Record-Route").collect())?,
             local_cseq: rand::random::<u16>() as u32 + 1,
             remote_cseq: Some(invite.cseq().0),

@@ -17,6 +17,12 @@ pub enum SipError {
         /// How many bytes follow the blank line.
         available: usize,
     },
+    /// The start line names a SIP version other than 2.0 (answered 505).
+    #[error("unsupported SIP version {0:?}")]
+    UnsupportedVersion(String),
+    /// A header that may appear once appears more than once (RFC 4475 3.3.8, 3.3.9).
+    #[error("multiple {0} header values")]
+    DuplicateHeader(&'static str),
     /// A mandatory header is absent.
     #[error("missing mandatory header {0}")]
     MissingHeader(&'static str),
@@ -45,4 +51,22 @@ pub enum SipError {
     /// The endpoint was shut down; no more calls can be placed.
     #[error("SIP endpoint is shut down")]
     Shutdown,
+}
+
+impl SipError {
+    /// A short description of what is wrong with a received message, without echoing its
+    /// contents: the text after `400 Bad Request - ` (RFC 3261 21.4.1 lets the reason phrase
+    /// name the syntax fault).
+    pub fn fault(&self) -> String {
+        match self {
+            Self::Malformed(what) => what.clone(),
+            Self::Truncated { .. } => "Content-Length larger than the body".into(),
+            Self::UnsupportedVersion(_) => "SIP version not supported".into(),
+            Self::DuplicateHeader(name) => format!("multiple {name} values"),
+            Self::MissingHeader(name) => format!("missing {name}"),
+            Self::InvalidHeader { name, .. } => format!("malformed {name}"),
+            Self::InvalidUri(_) => "malformed URI".into(),
+            other => other.to_string(),
+        }
+    }
 }

@@ -17,6 +17,12 @@
 //! (answered 405), no forking (a 2xx from a second fork is ignored). A re-INVITE in a confirmed
 //! dialog is answered with our unchanged SDP (session refresh).
 //!
+//! Robustness (RFC 4475, `tests/torture.rs`): a received request is judged in RFC 3261 8.2
+//! order before any dialog, leg or application decision — syntax (`400 Bad Request - <fault>`)
+//! and version (505) in [`msg::parse`] / [`msg::reject_malformed`], then method (405), URI
+//! scheme (416), `Require` (420), INVITE body (415) and `Accept` (406) in the UA. Malformed and
+//! stray responses are dropped and counted ([`Endpoint::dropped_responses`]).
+//!
 //! ```no_run
 //! use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent};
 //! # async fn demo() -> Result<(), sip::SipError> {

@@ -11,6 +11,13 @@
 //! Contract: [`parse`] never panics; every accessor on a parsed message returns a value or an
 //! error, never panics. A parsed message always has Via, From, To, Call-ID and a valid CSeq
 //! (whose method matches a request's method), so [`HasHeaders::call_id`] etc. cannot fail on it.
+//! It is also strict where RFC 4475 calls a message invalid: a Request-Line of exactly three
+//! single-SP-separated parts, SIP/2.0 only ([`SipError::UnsupportedVersion`] otherwise), a SIP
+//! Request-URI without headers, at most one Call-ID/From/To/CSeq/Max-Forwards/Content-Length/
+//! Content-Type, Max-Forwards 0..=255, every Via element and parameter well-formed (and a branch
+//! that is more than the magic cookie), From/To/Contact with balanced quotes, token display
+//! names, no LWS inside `<>` and no `?` or `,` in a bare addr-spec. What a message *means*
+//! (unknown schemes, Require, bodies) is the UA's to judge, not the parser's.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,6 +25,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rsipstack::rsip;
 
 use crate::error::SipError;
+
+mod parse;
+
+pub use self::parse::{parse, reject_malformed};
 
 /// A SIP method. Extension methods are kept as [`Method::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -199,11 +210,30 @@ impl Via {
         let transport = rest.next().ok_or_else(bad)?.to_ascii_uppercase();
         let sent_by: String = rest.collect();
         let (host, port) = split_host_port(&sent_by).ok_or_else(bad)?;
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:".contains(&b))
+        {
+            return Err(bad());
+        }
+        let params = if value.contains(';') {
+            parse_params_strict(params).ok_or_else(bad)?
+        } else {
+            Vec::new()
+        };
+        // RFC 4475 3.2.1: a bare magic cookie claims RFC 3261 but carries no identifier.
+        if params.iter().any(|(n, v)| {
+            n.eq_ignore_ascii_case("branch")
+                && v.as_deref()
+                    .is_none_or(|b| b.eq_ignore_ascii_case("z9hG4bK"))
+        }) {
+            return Err(bad());
+        }
         Ok(Self {
             transport,
             host,
             port,
-            params: parse_params(params),
+            params,
         })
     }
 
@@ -269,53 +299,63 @@ impl NameAddr {
             value: value.to_string(),
         };
         let v = value.trim();
-        // Find a '<' outside quotes.
-        let mut in_quotes = false;
-        let mut escaped = false;
-        let mut lt = None;
-        for (i, c) in v.char_indices() {
-            if escaped {
-                escaped = false;
-                continue;
-            }
-            match c {
-                '\\' if in_quotes => escaped = true,
-                '"' => in_quotes = !in_quotes,
-                '<' if !in_quotes => {
-                    lt = Some(i);
-                    break;
+        let (display, uri, rest) = if let Some(quoted) = v.strip_prefix('"') {
+            // quoted-string display name (RFC 4475 3.1.2.6: it must be terminated)
+            let mut escaped = false;
+            let mut close = None;
+            for (i, c) in quoted.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => {
+                        close = Some(i);
+                        break;
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
-        }
-        let (display, uri, params) = if let Some(lt) = lt {
-            let gt = v[lt..].find('>').map(|g| g + lt).ok_or_else(bad)?;
+            let close = close.ok_or_else(bad)?;
+            let after = quoted[close + 1..].trim_start();
+            let inner = after.strip_prefix('<').ok_or_else(bad)?;
+            let gt = inner.find('>').ok_or_else(bad)?;
+            let display = quoted[..close].replace("\\\"", "\"").replace("\\\\", "\\");
+            (Some(display), &inner[..gt], &inner[gt + 1..])
+        } else if let Some(lt) = v.find('<') {
+            // unquoted display name: tokens separated by LWS (RFC 4475 3.1.2.15)
             let display = v[..lt].trim();
-            let display = display
-                .strip_prefix('"')
-                .and_then(|d| d.strip_suffix('"'))
-                .unwrap_or(display);
-            let display =
-                (!display.is_empty()).then(|| display.replace("\\\"", "\"").replace("\\\\", "\\"));
-            let rest = v[gt + 1..].trim_start();
-            let params = rest.strip_prefix(';').unwrap_or("");
-            (
-                display,
-                v[lt + 1..gt].trim().to_string(),
-                parse_params(params),
-            )
-        } else {
-            match v.find(';') {
-                Some(i) => (None, v[..i].trim().to_string(), parse_params(&v[i + 1..])),
-                None => (None, v.to_string(), Vec::new()),
+            if !display
+                .bytes()
+                .all(|b| is_token_byte(b) || b == b' ' || b == b'\t')
+            {
+                return Err(bad());
             }
+            let gt = v[lt..].find('>').map(|g| g + lt).ok_or_else(bad)?;
+            let display = (!display.is_empty()).then(|| display.to_string());
+            (display, &v[lt + 1..gt], &v[gt + 1..])
+        } else {
+            // addr-spec: a URI with a comma, question mark or semicolon must be in <> (RFC 3261
+            // 20, RFC 4475 3.1.2.13); a semicolon starts the header parameters.
+            let end = v.find(';').unwrap_or(v.len());
+            let uri = v[..end].trim_end();
+            if uri.contains(['?', ',', '"', '>']) {
+                return Err(bad());
+            }
+            (None, uri, &v[end..])
         };
-        if uri.is_empty() || !uri.contains(':') {
+        // No LWS inside an addr-spec (RFC 4475 3.1.2.14).
+        if uri.is_empty() || uri.contains(char::is_whitespace) || !has_scheme(uri) {
             return Err(bad());
         }
+        let rest = rest.trim_start();
+        let params = if rest.is_empty() {
+            Vec::new()
+        } else {
+            let p = rest.strip_prefix(';').ok_or_else(bad)?;
+            parse_params_strict(p).ok_or_else(bad)?
+        };
         Ok(Self {
             display,
-            uri,
+            uri: uri.to_string(),
             params,
         })
     }
@@ -460,19 +500,19 @@ impl Request {
         self.headers.list[idx].1 = new;
     }
 
-    /// Where responses go (RFC 3261 18.2.2 for unreliable unicast, RFC 3581): the `received`
-    /// address (or the sent-by IP, or `src` when sent-by is a name) and the `rport` value
-    /// (or the sent-by port, or 5060).
+    /// Where responses go (RFC 3261 18.2.2 for unreliable unicast, RFC 3581): when the top
+    /// Via's sent-by is the source IP, that IP and the `rport` value (or the sent-by port, or
+    /// 5060). When the sent-by names another host or a name (we do no DNS), its port belongs to
+    /// that host, so the response goes back to `src` as RFC 3581 would (RFC 4475's messages all
+    /// carry such Vias).
     pub fn response_destination(&self, src: SocketAddr) -> SocketAddr {
         let Some(via) = self.top_via() else {
             return src;
         };
-        let ip = via
-            .param("received")
-            .flatten()
-            .and_then(|r| r.parse::<IpAddr>().ok())
-            .or_else(|| via.host.parse::<IpAddr>().ok())
-            .unwrap_or(src.ip());
+        if via.host.parse::<IpAddr>().ok() != Some(src.ip()) {
+            return src;
+        }
+        let ip = src.ip();
         let port = via
             .param("rport")
             .flatten()
@@ -553,15 +593,23 @@ pub fn reason_phrase(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",
+        483 => "Too Many Hops",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
         500 => "Server Internal Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
         600 => "Busy Everywhere",
         603 => "Decline",
         _ => match status / 100 {
@@ -630,172 +678,18 @@ pub fn uri_has_lr(uri: &str) -> bool {
     })
 }
 
-/// Parses a datagram into a request or response.
-///
-/// Enforces Content-Length framing (RFC 3261 18.3: a shorter body is an error, extra bytes are
-/// discarded; without Content-Length the rest of the datagram is the body), expands compact
-/// header names, unfolds continuation lines, and checks the mandatory headers.
-///
-/// # Errors
-/// [`SipError::Malformed`], [`SipError::Truncated`], [`SipError::MissingHeader`],
-/// [`SipError::InvalidHeader`].
-pub fn parse(data: &[u8]) -> Result<Message, SipError> {
-    let malformed = |s: &str| SipError::Malformed(s.to_string());
-    // Leading CRLFs (keep-alives, RFC 3261 7.5) are skipped.
-    let start = data
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .ok_or_else(|| malformed("empty datagram"))?;
-    let data = &data[start..];
-    let sep =
-        find(data, b"\r\n\r\n").ok_or_else(|| malformed("no blank line after the headers"))?;
-    let head = std::str::from_utf8(&data[..sep]).map_err(|_| malformed("headers are not UTF-8"))?;
-    let available = &data[sep + 4..];
-
-    let mut lines = head.split("\r\n");
-    let start_line = lines.next().unwrap_or("");
-    let mut headers = Headers::default();
-    for line in lines {
-        if line.starts_with([' ', '\t']) {
-            let Some(last) = headers.list.last_mut() else {
-                return Err(malformed("continuation line before any header"));
-            };
-            last.1.push(' ');
-            last.1.push_str(line.trim());
-            continue;
+/// `scheme ":" …` with an RFC 3986 scheme.
+fn has_scheme(uri: &str) -> bool {
+    match uri.split_once(':') {
+        Some((scheme, rest)) => {
+            !rest.is_empty()
+                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
         }
-        let colon = line
-            .find(':')
-            .ok_or_else(|| SipError::Malformed(format!("header line without colon: {line:?}")))?;
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(SipError::Malformed(format!("bad header name {name:?}")));
-        }
-        headers.push(expand_compact(name), line[colon + 1..].trim());
+        None => false,
     }
-    for (_, v) in headers.list.iter_mut() {
-        let t = v.trim();
-        if t.len() != v.len() {
-            *v = t.to_string();
-        }
-    }
-
-    let body = match headers.get("Content-Length") {
-        Some(cl) => {
-            let declared: usize = cl.trim().parse().map_err(|_| SipError::InvalidHeader {
-                name: "Content-Length",
-                value: cl.to_string(),
-            })?;
-            if declared > available.len() {
-                return Err(SipError::Truncated {
-                    declared,
-                    available: available.len(),
-                });
-            }
-            available[..declared].to_vec()
-        }
-        None => available.to_vec(),
-    };
-    headers.remove("Content-Length");
-
-    let msg = if start_line.starts_with("SIP/") {
-        let mut parts = start_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("");
-        let code = parts.next().unwrap_or("");
-        let reason = parts.next().unwrap_or("").trim();
-        if !version.eq_ignore_ascii_case("SIP/2.0") {
-            return Err(malformed("unsupported SIP version"));
-        }
-        let status: u16 = code
-            .parse()
-            .map_err(|_| SipError::Malformed(format!("bad status code {code:?}")))?;
-        if !(100..700).contains(&status) || code.len() != 3 {
-            return Err(SipError::Malformed(format!(
-                "status code out of range: {code}"
-            )));
-        }
-        Message::Response(Response {
-            status,
-            reason: reason.to_string(),
-            headers,
-            body,
-        })
-    } else {
-        let (method, uri) = parse_request_line(start_line)?;
-        Message::Request(Request {
-            method,
-            uri,
-            headers,
-            body,
-        })
-    };
-    check_mandatory(&msg)?;
-    Ok(msg)
-}
-
-fn parse_request_line(line: &str) -> Result<(Method, String), SipError> {
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let (Some(m), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SipError::Malformed(format!("bad request line {line:?}")));
-    };
-    if !m.bytes().all(is_token_byte) {
-        return Err(SipError::Malformed(format!("bad method {m:?}")));
-    }
-    if !version.eq_ignore_ascii_case("SIP/2.0") {
-        return Err(SipError::Malformed(format!(
-            "unsupported version {version:?}"
-        )));
-    }
-    let scheme = uri.split(':').next().unwrap_or("");
-    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        let parsed = rsip::parse_uri(uri)
-            .map_err(|e| SipError::Malformed(format!("bad Request-URI {uri:?}: {e}")))?;
-        if parsed.host_with_port.host.to_string().is_empty() {
-            return Err(SipError::Malformed(format!(
-                "Request-URI without host: {uri:?}"
-            )));
-        }
-    } else if scheme.is_empty()
-        || scheme.len() == uri.len()
-        || !scheme
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-    {
-        return Err(SipError::Malformed(format!("bad Request-URI {uri:?}")));
-    }
-    Ok((Method::parse(m), uri.to_string()))
-}
-
-fn check_mandatory(msg: &Message) -> Result<(), SipError> {
-    let (h, req_method) = match msg {
-        Message::Request(r) => (&r.headers, Some(&r.method)),
-        Message::Response(r) => (&r.headers, None),
-    };
-    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        if matches!(h.get(name), None | Some("")) {
-            return Err(SipError::MissingHeader(name));
-        }
-    }
-    let cseq = h.get("CSeq").unwrap_or("");
-    let (_, method) = parse_cseq(cseq).ok_or_else(|| SipError::InvalidHeader {
-        name: "CSeq",
-        value: cseq.to_string(),
-    })?;
-    if let Some(m) = req_method {
-        if &method != m {
-            return Err(SipError::InvalidHeader {
-                name: "CSeq",
-                value: cseq.to_string(),
-            });
-        }
-    }
-    let via = h.get_list("Via").next().unwrap_or("");
-    Via::parse(via)?;
-    NameAddr::parse("From", h.get("From").unwrap_or(""))?;
-    NameAddr::parse("To", h.get("To").unwrap_or(""))?;
-    Ok(())
 }
 
 fn parse_cseq(v: &str) -> Option<(u32, Method)> {
@@ -830,12 +724,15 @@ fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Splits a header value at commas that are outside quotes and `<>`.
 pub fn split_list(v: &str) -> Vec<&str> {
+    let mut out = split_list_raw(v);
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// [`split_list`] keeping empty elements.
+fn split_list_raw(v: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut in_q, mut in_angle, mut esc, mut start) = (false, false, false, 0);
     for (i, c) in v.char_indices() {
@@ -856,22 +753,54 @@ pub fn split_list(v: &str) -> Vec<&str> {
         }
     }
     out.push(v[start..].trim());
-    out.retain(|s| !s.is_empty());
     out
 }
 
-fn parse_params(s: &str) -> Vec<(String, Option<String>)> {
-    s.split(';')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((n, v)) => (
-                n.trim().to_string(),
-                Some(v.trim().trim_matches('"').to_string()),
-            ),
-            None => (p.to_string(), None),
-        })
-        .collect()
+/// Strict `*(SEMI generic-param)` after the first `;`: every parameter has a token name and,
+/// after `=`, a token, host or quoted-string value (RFC 3261 25.1). `None` when any is malformed.
+fn parse_params_strict(s: &str) -> Option<Vec<(String, Option<String>)>> {
+    let mut out = Vec::new();
+    let (mut in_q, mut esc, mut start) = (false, false, 0);
+    let mut pieces = Vec::new();
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if esc => esc = false,
+            '\\' if in_q => esc = true,
+            '"' => in_q = !in_q,
+            ';' if !in_q => {
+                pieces.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if in_q {
+        return None;
+    }
+    pieces.push(&s[start..]);
+    for p in pieces {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim())),
+            None => (p.trim(), None),
+        };
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return None;
+        }
+        let value = match value {
+            None => None,
+            Some(v) if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') => {
+                Some(v[1..v.len() - 1].to_string())
+            }
+            Some(v)
+                if !v.is_empty() && v.bytes().all(|b| is_token_byte(b) || b":[]".contains(&b)) =>
+            {
+                Some(v.to_string())
+            }
+            Some(_) => return None,
+        };
+        out.push((name.to_string(), value));
+    }
+    Some(out)
 }
 
 fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
@@ -894,299 +823,5 @@ fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     }
 }
 
-/// For a datagram that failed [`parse`] but has a parseable request line (and is not an ACK),
-/// builds a `400 Bad Request` copying whatever Via/From/To/Call-ID/CSeq lines it has
-/// (RFC 3261 8.2.2 / 21.4.1). The response goes back to the datagram's source.
-pub fn bad_request_for(data: &[u8], why: &str, user_agent: &str) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(data);
-    let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
-    let (method, _) = parse_request_line(lines.next()?).ok()?;
-    if method == Method::Ack {
-        return None;
-    }
-    let mut headers = Headers::default();
-    for line in lines {
-        if line.is_empty() {
-            break;
-        }
-        let Some((name, value)) = line.split_once(':') else {
-            continue;
-        };
-        let name = expand_compact(name.trim());
-        if ["Via", "From", "To", "Call-ID", "CSeq"]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&name))
-        {
-            headers.push(name, value.trim());
-        }
-    }
-    let mut reason = String::from("Bad Request");
-    let clean: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
-    let _ = write!(reason, " ({clean})");
-    headers.push("Server", user_agent);
-    Some(
-        Response {
-            status: 400,
-            reason,
-            headers,
-            body: Vec::new(),
-        }
-        .encode(),
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(data: &str) -> Request {
-        match parse(data.as_bytes()).unwrap() {
-            Message::Request(r) => r,
-            Message::Response(_) => panic!("expected a request"),
-        }
-    }
-
-    const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK776asdhds;rport\r\n\
-Max-Forwards: 70\r\n\
-To: <sip:+15551234567@127.0.0.1:5080>\r\n\
-From: \"Alice\" <sip:alice@127.0.0.1:5070>;tag=1928301774\r\n\
-Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n\
-CSeq: 314159 INVITE\r\n\
-Contact: <sip:alice@127.0.0.1:5070>\r\n\
-Content-Type: application/sdp\r\n\
-Content-Length: 4\r\n\
-\r\n\
-v=0\n";
-
-    #[test]
-    fn parses_a_plain_invite() {
-        let r = req(INVITE);
-        assert_eq!(r.method, Method::Invite);
-        assert_eq!(r.uri, "sip:+15551234567@127.0.0.1:5080");
-        assert_eq!(r.call_id(), "a84b4c76e66710@pc33.atlanta.com");
-        assert_eq!(r.cseq(), (314159, Method::Invite));
-        assert_eq!(r.branch().as_deref(), Some("z9hG4bK776asdhds"));
-        assert_eq!(r.from_tag().as_deref(), Some("1928301774"));
-        assert_eq!(r.to_tag(), None);
-        assert_eq!(r.contact_uri().as_deref(), Some("sip:alice@127.0.0.1:5070"));
-        assert_eq!(r.body, b"v=0\n");
-    }
-
-    #[test]
-    fn encode_then_parse_round_trips() {
-        let r = req(INVITE);
-        let again = req(std::str::from_utf8(&r.encode()).unwrap());
-        assert_eq!(r, again);
-    }
-
-    #[test]
-    fn compact_headers_are_expanded() {
-        let r = req("OPTIONS sip:x@127.0.0.1 SIP/2.0\r\n\
-v: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKc\r\n\
-f: <sip:a@b>;tag=x\r\nt: sip:x@127.0.0.1\r\ni: cid\r\nCSeq: 1 OPTIONS\r\nm: <sip:a@10.0.0.1>\r\n\
-c: application/sdp\r\nl: 0\r\n\r\n");
-        assert_eq!(r.call_id(), "cid");
-        assert_eq!(r.branch().as_deref(), Some("z9hG4bKc"));
-        assert_eq!(r.from_tag().as_deref(), Some("x"));
-        assert_eq!(r.headers.get("Content-Type"), Some("application/sdp"));
-        assert_eq!(r.contact_uri().as_deref(), Some("sip:a@10.0.0.1"));
-    }
-
-    /// Adapted from RFC 4475 3.1.1.1 "wsinv": folded lines, odd spacing, escaped quotes.
-    #[test]
-    fn rfc4475_wsinv_whitespace_and_folding() {
-        let body = "v=0\r\no=mhandley 29739 7272939 IN IP4 192.0.2.3\r\ns=-\r\nc=IN IP4 192.0.2.3\r\nt=0 0\r\nm=audio 49217 RTP/AVP 0 12\r\n";
-        let msg = format!(
-            "INVITE sip:vivekg@chair-dnrc.example.com;unknownparam SIP/2.0\r\n\
-TO :\r\n sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n\r\n\
-from   : \"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8\r\n\
-MaX-fOrWaRdS: 0068\r\n\
-Call-ID: wsinv.ndaksdj@192.0.2.1\r\n\
-Content-Length   : {}\r\n\
-cseq: 0009\r\n  INVITE\r\n\
-Via  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw\r\n\
-s :\r\n\
-NewFangledHeader:   newfangled value\r\n continued newfangled value\r\n\
-UnknownHeaderWithUnusualValue: ;;,,;;,;\r\n\
-Content-Type: application/sdp\r\n\
-Route:\r\n <sip:services.example.com;lr;unknownwith=value;unknown-no-value>\r\n\
-v:  SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ,\r\n SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239\r\n\
-m:\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =\r\n      newvalue ;\r\n  secondparam ; q = 0.33\r\n\
-\r\n{body}",
-            body.len()
-        );
-        let r = req(&msg);
-        assert_eq!(r.to_tag().as_deref(), Some("1918181833n"));
-        assert_eq!(r.from_tag().as_deref(), Some("98asjd8"));
-        assert_eq!(r.cseq(), (9, Method::Invite));
-        assert_eq!(r.branch().as_deref(), Some("390skdjuw"));
-        let vias: Vec<_> = r.headers.get_list("Via").collect();
-        assert_eq!(vias.len(), 3);
-        assert_eq!(Via::parse(vias[2]).unwrap().branch(), Some("z9hG4bK30239"));
-        assert_eq!(r.contact_uri().as_deref(), Some("sip:jdrosen@example.com"));
-        assert_eq!(r.body, body.as_bytes());
-        assert_eq!(
-            r.headers.get("NewFangledHeader"),
-            Some("newfangled value continued newfangled value")
-        );
-    }
-
-    /// RFC 4475 3.1.1.3 "esc01": an escaped Request-URI and an unknown method (3.1.1.8-like).
-    #[test]
-    fn escaped_uri_and_extension_method() {
-        let r = req(
-            "NEWMETHOD sip:sips%3Auser%40example.com@example.net SIP/2.0\r\n\
-Via: SIP/2.0/UDP host5.example.net;branch=z9hG4bK1\r\nTo: sip:j_user@example.com\r\n\
-From: <sip:caller@example.org>;tag=323\r\nCall-ID: esc01.239409asdfakjkn23onasd0-3234\r\n\
-CSeq: 8 NEWMETHOD\r\nContent-Length: 0\r\n\r\n",
-        );
-        assert_eq!(r.method, Method::Other("NEWMETHOD".into()));
-        assert_eq!(r.uri, "sip:sips%3Auser%40example.com@example.net");
-    }
-
-    #[test]
-    fn content_length_framing_is_enforced() {
-        let short = INVITE.replace("Content-Length: 4", "Content-Length: 40");
-        assert!(matches!(
-            parse(short.as_bytes()),
-            Err(SipError::Truncated {
-                declared: 40,
-                available: 4
-            })
-        ));
-        let extra = INVITE.replace("Content-Length: 4", "Content-Length: 2");
-        assert_eq!(req(&extra).body, b"v=");
-        let bad = INVITE.replace("Content-Length: 4", "Content-Length: four");
-        assert!(matches!(
-            parse(bad.as_bytes()),
-            Err(SipError::InvalidHeader {
-                name: "Content-Length",
-                ..
-            })
-        ));
-    }
-
-    #[test]
-    fn missing_mandatory_headers_and_cseq_mismatch_are_errors() {
-        let no_callid = INVITE.replace("Call-ID: a84b4c76e66710@pc33.atlanta.com\r\n", "");
-        assert!(matches!(
-            parse(no_callid.as_bytes()),
-            Err(SipError::MissingHeader("Call-ID"))
-        ));
-        let mismatch = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
-        assert!(matches!(
-            parse(mismatch.as_bytes()),
-            Err(SipError::InvalidHeader { name: "CSeq", .. })
-        ));
-        let bad_via = INVITE.replace("SIP/2.0/UDP 127.0.0.1:5070", "garbage");
-        assert!(parse(bad_via.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn garbage_is_an_error_not_a_panic() {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        for len in 0..600 {
-            let mut buf = Vec::with_capacity(len);
-            for _ in 0..len {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                buf.push((seed & 0xff) as u8);
-            }
-            assert!(parse(&buf).is_err());
-            let _ = bad_request_for(&buf, "x", "ua");
-        }
-        // Every truncation of a valid message parses or errors, never panics.
-        for i in 0..INVITE.len() {
-            let _ = parse(&INVITE.as_bytes()[..i]);
-            let _ = bad_request_for(&INVITE.as_bytes()[..i], "x", "ua");
-        }
-        assert!(parse(b"\xff\xfe\r\n\r\n").is_err());
-        assert!(parse(b"INVITE sip: SIP/2.0\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn bad_request_is_built_when_the_request_line_parses() {
-        let broken = INVITE.replace("CSeq: 314159 INVITE", "CSeq: nonsense");
-        let err = parse(broken.as_bytes()).unwrap_err();
-        let resp = bad_request_for(broken.as_bytes(), &err.to_string(), "cb").unwrap();
-        let Message::Response(r) = parse_response_lenient(&resp) else {
-            panic!()
-        };
-        assert_eq!(r.status, 400);
-        assert_eq!(r.call_id(), "a84b4c76e66710@pc33.atlanta.com");
-        assert!(bad_request_for(b"\x00\x01 not sip", "x", "cb").is_none());
-        assert!(bad_request_for(b"ACK sip:a@b SIP/2.0\r\n\r\n", "x", "cb").is_none());
-    }
-
-    fn parse_response_lenient(b: &[u8]) -> Message {
-        // the 400 copies CSeq "nonsense", so only check the status line and Call-ID by hand
-        let text = std::str::from_utf8(b).unwrap();
-        assert!(text.starts_with("SIP/2.0 400 Bad Request"));
-        let mut headers = Headers::default();
-        for l in text.split("\r\n").skip(1).take_while(|l| !l.is_empty()) {
-            let (n, v) = l.split_once(':').unwrap();
-            headers.push(n, v.trim());
-        }
-        Message::Response(Response {
-            status: 400,
-            reason: String::new(),
-            headers,
-            body: vec![],
-        })
-    }
-
-    #[test]
-    fn response_copies_headers_and_adds_to_tag() {
-        let r = req(INVITE);
-        let resp = Response::to_request(&r, 180, Some("abc"));
-        assert_eq!(resp.to_tag().as_deref(), Some("abc"));
-        assert_eq!(resp.from_tag().as_deref(), Some("1928301774"));
-        assert_eq!(resp.cseq(), (314159, Method::Invite));
-        let parsed = parse(&resp.encode()).unwrap();
-        assert!(
-            matches!(parsed, Message::Response(ref x) if x.status == 180 && x.reason == "Ringing")
-        );
-        let trying = Response::to_request(&r, 100, Some("abc"));
-        assert_eq!(trying.to_tag(), None);
-    }
-
-    #[test]
-    fn received_and_rport_are_stamped_and_used() {
-        let mut r = req(INVITE);
-        let src: SocketAddr = "127.0.0.2:40000".parse().unwrap();
-        r.stamp_received(src);
-        let via = r.top_via().unwrap();
-        assert_eq!(via.param("received"), Some(Some("127.0.0.2")));
-        assert_eq!(via.param("rport"), Some(Some("40000")));
-        assert_eq!(r.response_destination(src), src);
-        // Without rport, the sent-by port is used.
-        let mut r = req(&INVITE.replace(";rport", ""));
-        r.stamp_received(src);
-        assert_eq!(
-            r.response_destination(src),
-            "127.0.0.2:5070".parse().unwrap()
-        );
-    }
-
-    #[test]
-    fn uri_resolution() {
-        assert_eq!(
-            uri_addr("sip:+15551234567@127.0.0.1:5080").unwrap(),
-            "127.0.0.1:5080".parse().unwrap()
-        );
-        assert_eq!(
-            uri_addr("<sip:bob@127.0.0.1;transport=udp>").unwrap(),
-            "127.0.0.1:5060".parse().unwrap()
-        );
-        assert_eq!(
-            uri_addr("sip:bob@[::1]:5070").unwrap(),
-            "[::1]:5070".parse().unwrap()
-        );
-        assert!(uri_addr("sip:bob@example.com").is_err());
-        assert!(uri_addr("garbage").is_err());
-        assert!(uri_has_lr("sip:p1.example.com;lr"));
-        assert!(!uri_has_lr("sip:p1.example.com"));
-    }
-}
+mod tests;

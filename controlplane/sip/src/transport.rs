@@ -1,6 +1,7 @@
 //! UDP transport: a receive task (recv → [`msg::parse`] → the core) and a send task (a queue of
-//! [`Transmit`]s). Malformed datagrams with a parseable request line get `400 Bad Request`;
-//! everything else malformed is dropped and counted. Nothing here panics on input.
+//! [`Transmit`]s). Malformed requests get `400 Bad Request - <fault>` or `505` (see
+//! [`msg::reject_malformed`]); malformed responses and other garbage are dropped and counted.
+//! Nothing here panics on input.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,10 +20,14 @@ use crate::transaction::Transmit;
 pub struct TransportStats {
     /// Datagrams that parsed as SIP.
     pub received: AtomicU64,
-    /// Malformed datagrams answered with 400.
+    /// Malformed requests answered with 400 or 505.
     pub bad_requests: AtomicU64,
-    /// Malformed datagrams dropped silently.
+    /// Malformed datagrams that are not responses, dropped silently.
     pub dropped: AtomicU64,
+    /// Malformed responses (bad status code, scalar overflow, …), dropped.
+    pub invalid_responses: AtomicU64,
+    /// Well-formed responses matching no transaction or dialog, dropped by the core.
+    pub stray_responses: AtomicU64,
     /// Datagrams the OS refused to send.
     pub send_errors: AtomicU64,
 }
@@ -95,11 +100,16 @@ pub(crate) fn spawn(
                         break;
                     }
                 }
-                Err(e) => match msg::bad_request_for(data, &e.to_string(), &user_agent) {
+                Err(e) => match msg::reject_malformed(data, &e, &user_agent) {
                     Some(payload) => {
                         stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                        debug!(%src, error = %e, "malformed request, answering 400");
+                        debug!(%src, error = %e, "malformed request, answering 400/505");
                         let _ = reply_tx.send(Transmit { dest: src, payload });
+                    }
+                    // RFC 3261 / RFC 4475 3.1.2.5, 3.1.2.19: a malformed response is dropped.
+                    None if data.trim_ascii_start().starts_with(b"SIP/") => {
+                        stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed response dropped");
                     }
                     None => {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);

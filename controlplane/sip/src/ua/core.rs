@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{EndpointConfig, IncomingCall, LegEvent, ALLOW};
+use super::{inspect, EndpointConfig, IncomingCall, LegEvent, ALLOW};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
@@ -123,6 +123,7 @@ impl Endpoint {
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
             timers_heap: BinaryHeap::new(),
+            stats: inner.stats.clone(),
             inner: Arc::downgrade(&inner),
         };
         tokio::spawn(core.run(inbound, cmd_rx, cancel));
@@ -135,12 +136,24 @@ impl Endpoint {
         self.inner.local
     }
 
-    /// Malformed datagrams seen so far: `(answered with 400, dropped)`.
+    /// Malformed datagrams seen so far: `(requests answered with 400 or 505, other datagrams
+    /// dropped)`; malformed responses are counted in [`Endpoint::dropped_responses`].
     pub fn malformed_counts(&self) -> (u64, u64) {
         let s = &self.inner.stats;
         (
             s.bad_requests.load(Ordering::Relaxed),
             s.dropped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Responses dropped so far: `(malformed, stray)`. Malformed ones failed to parse (a
+    /// status code outside 100..=699, a CSeq out of range, …); stray ones parsed but match no
+    /// transaction or dialog (RFC 4475's `bcast`, `unreason`, `noreason`).
+    pub fn dropped_responses(&self) -> (u64, u64) {
+        let s = &self.inner.stats;
+        (
+            s.invalid_responses.load(Ordering::Relaxed),
+            s.stray_responses.load(Ordering::Relaxed),
         )
     }
 
@@ -238,6 +251,7 @@ pub(super) struct Core {
     pub(super) legs: HashMap<LegId, Leg>,
     pub(super) by_dialog: HashMap<(String, String), LegId>,
     pub(super) timers_heap: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    pub(super) stats: Arc<TransportStats>,
     pub(super) inner: std::sync::Weak<Inner>,
 }
 
@@ -544,6 +558,11 @@ impl Core {
         let t = ServerTransaction::new(now, req.clone(), dest, self.timers, &self.ua);
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
+        // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
+        if let Some(r) = inspect::inspect(&req) {
+            self.respond(now, &key, r);
+            return;
+        }
         let dialog_key = (req.call_id().to_string(), req.to_tag().unwrap_or_default());
         match req.method {
             Method::Invite if req.to_tag().is_none() => self.new_incoming(now, src, key, req),

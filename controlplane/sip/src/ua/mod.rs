@@ -13,7 +13,8 @@
 //!   2xx; we sent BYE). After `reject()` no event follows; `event()` returns `None`.
 //!
 //! Modules, by side: `core` owns the task (the [`Endpoint`] handle, the command channel, the
-//! timer heap, transaction plumbing, hangup and BYE, request dispatch); `uac` is the client side
+//! timer heap, transaction plumbing, hangup and BYE, request dispatch); `inspect` holds the RFC 3261 8.2 checks a new request passes before
+//! any decision (405, 416, 420, 415, 406); `uac` is the client side
 //! of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK for 2xx, CANCEL); `uas` the
 //! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
 //! incoming CANCEL). `core` calls into both sides; they use its plumbing, never each other.
@@ -27,6 +28,7 @@ use crate::msg::NameAddr;
 use crate::transaction::Timers;
 
 mod core;
+mod inspect;
 mod uac;
 mod uas;
 

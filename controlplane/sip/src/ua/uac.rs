@@ -169,8 +169,11 @@ impl Core {
                 .and_then(|l| l.ack.clone())
             {
                 self.send(ack);
+                return;
             }
         }
+        self.stats.stray_responses.fetch_add(1, Ordering::Relaxed);
+        debug!(status = resp.status, call_id = %resp.call_id(), "stray response dropped");
     }
 
     pub(super) fn client_event(&mut self, now: Instant, id: LegId, role: Role, ev: ClientEvent) {

@@ -222,12 +222,6 @@ impl Core {
         req: Request,
     ) {
         let now = _now;
-        if req.contact_uri().is_none() || req.from_tag().is_none() {
-            let mut r = Response::to_request(&req, 400, Some(&msg::new_tag()));
-            r.reason = "Bad Request (missing Contact or From tag)".into();
-            self.respond(now, &key, r);
-            return;
-        }
         let Some(inner) = self.inner.upgrade() else {
             return;
         };
