@@ -14,6 +14,8 @@
 //! - [`Config`] renders a callbridge TOML config; [`Callbridge`] spawns `callbridge serve`, waits
 //!   for `/healthz`, and talks HTTP/JSON to it; [`Sipp`] spawns `/usr/bin/sipp` with one of the
 //!   scenarios in `tests/sipp/`.
+//! - [`inject`]: a [`inject::Sprayer`] that sprays marked RTP/RTCP at a media port range from
+//!   another loopback address (the "RTP Bleed" attacker) and records what comes back.
 //! - [`record`] reads call-request records (`events`, `media` counters).
 //! - [`scenario`]: the shared call flows: [`TwoPartyCall`] (SIPp customer + SIPp agent +
 //!   callbridge) and the record checks every call test makes (`wait_bridged`, `wait_done`,
@@ -32,6 +34,7 @@ pub mod browser;
 pub mod config;
 pub mod dpdk;
 pub mod http;
+pub mod inject;
 pub mod netns;
 pub mod ports;
 pub mod record;

@@ -65,7 +65,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dp_api::{Clip, Codec, Command, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{Clip, Codec, Command, Event, Latch, LegId, LegSpec, SrcMismatch};
 
 use crate::{AgentId, CallId, Target};
 
@@ -290,8 +290,9 @@ impl Default for FlowTimers {
 /// How the call's media legs are created (copied into each [`LegSpec`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaPolicy {
-    /// Latch onto the first RTP source (NAT); default true.
-    pub learn_remote: bool,
+    /// How legs learn where their peer really sends from; default [`Latch::Signalled`] (any
+    /// port of the IP in the peer's SDP, never another address: see [`Latch`]).
+    pub latch: Latch,
     /// What to do with packets from other sources; default [`SrcMismatch::Drop`].
     pub src_mismatch: SrcMismatch,
     /// Report a media timeout after this long without RTP; default 30 s.
@@ -301,7 +302,7 @@ pub struct MediaPolicy {
 impl Default for MediaPolicy {
     fn default() -> Self {
         Self {
-            learn_remote: true,
+            latch: Latch::Signalled,
             src_mismatch: SrcMismatch::Drop,
             media_timeout: Some(Duration::from_secs(30)),
         }
@@ -731,7 +732,7 @@ impl ClickToCall {
                 self.emit(Output::Media(Command::AddLeg(LegSpec {
                     id: leg,
                     remote: None,
-                    learn_remote: m.learn_remote,
+                    latch: m.latch,
                     src_mismatch: m.src_mismatch,
                     codec: Codec::Pcmu,
                     media_timeout: m.media_timeout,
@@ -1276,7 +1277,7 @@ mod tests {
             .collect();
         assert_eq!(specs.len(), 2);
         assert_eq!(specs[0].id, LegId::new(20000, 1));
-        assert!(specs[0].learn_remote);
+        assert_eq!(specs[0].latch, dp_api::Latch::Signalled);
         assert_eq!(specs[0].remote, None);
         assert_eq!(specs[0].media_timeout, Some(Duration::from_secs(30)));
     }

@@ -138,6 +138,42 @@ pub enum SrcMismatch {
     Report,
 }
 
+/// How a leg learns ("latches onto") the address its peer really sends RTP from, which may
+/// differ from the address in its SDP (symmetric RTP behind NAT).
+///
+/// The rules every mode shares, which keep a third party spraying the relay's ports from
+/// taking a stream (the "RTP Bleed" class of flaw):
+/// - before the leg has a signalled remote ([`LegSpec::remote`] or [`Command::SetRemote`])
+///   nothing latches: every source is foreign;
+/// - the first RTP packet accepted since the remote was set *establishes* the latch; an
+///   established latch never moves except by signalling (another [`Command::SetRemote`]);
+/// - every packet refused is counted ([`DropReason::SrcMismatch`]) and handled by the leg's
+///   [`SrcMismatch`] policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Latch {
+    /// Never learn: RTP is accepted only from the signalled remote (IP and port).
+    Off,
+    /// Learn only from the signalled remote's IP, any port (a port-rewriting NAT or a phone
+    /// that sends from another port than it receives on): the first RTP packet from that IP
+    /// becomes the remote, reported as [`Event::RemoteLearned`] when the port differs. The
+    /// safe default.
+    Signalled,
+    /// The peer is behind a NAT that rewrites its address: as [`Self::Signalled`], and in
+    /// addition a source at *any* address may become the remote, but only within `window`
+    /// after the remote was set, and only once [`LATCH_PROBATION`] RTP packets from it in a
+    /// row carried one SSRC with consecutive sequence numbers (the packets on probation are
+    /// refused). Reported as [`Event::RemoteLearned`].
+    Nat {
+        /// How long after the remote is set a foreign address may be learned.
+        window: Duration,
+    },
+}
+
+/// How many consecutive RTP packets (one SSRC, sequence numbers +1) a source at a foreign
+/// address must send before a [`Latch::Nat`] leg latches onto it (RFC 3550 A.1's
+/// `MIN_SEQUENTIAL`).
+pub const LATCH_PROBATION: u8 = 2;
+
 /// Everything the data plane needs to create a leg. Read-only after [`Command::AddLeg`]
 /// except through [`Command::SetRemote`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +183,8 @@ pub struct LegSpec {
     /// Where the peer said (in SDP) it receives RTP; RTCP goes to `port + 1`.
     /// `None` until the answer is known.
     pub remote: Option<SocketAddr>,
-    /// Latch onto the source of the first RTP packet received (symmetric RTP behind NAT),
-    /// replacing `remote`. Reported once as [`Event::RemoteLearned`].
-    pub learn_remote: bool,
+    /// How the leg learns where its peer really sends from (see [`Latch`]).
+    pub latch: Latch,
     /// What to do with packets from other sources.
     pub src_mismatch: SrcMismatch,
     /// The codec negotiated on this leg, used for announcements sent to it.
@@ -198,7 +233,8 @@ impl Clip {
 pub enum Command {
     /// Create a leg and start receiving on its port pair.
     AddLeg(LegSpec),
-    /// Set (or change) where the leg's peer receives RTP; RTCP goes to `port + 1`.
+    /// Set (or change) where the leg's peer receives RTP; RTCP goes to `port + 1`. Re-arms
+    /// latching (see [`Latch`]): the only way to move an established latch.
     SetRemote {
         /// The leg.
         leg: LegId,
@@ -273,7 +309,9 @@ impl Command {
 pub enum DropReason {
     /// No leg owns the destination port.
     UnknownPort,
-    /// From an address other than the leg's remote (see [`SrcMismatch`]).
+    /// From an address other than the leg's remote and not accepted as one: before the
+    /// remote is signalled, after the latch is established, outside what the leg's [`Latch`]
+    /// may learn, or on probation (see [`SrcMismatch`]).
     SrcMismatch,
     /// Too short or not RTP/RTCP version 2.
     Malformed,
@@ -407,7 +445,7 @@ pub enum Event {
         /// Why.
         error: CommandError,
     },
-    /// The leg latched onto the source of its first packet.
+    /// The leg latched onto a source other than its signalled remote (see [`Latch`]).
     RemoteLearned {
         /// The leg.
         leg: LegId,

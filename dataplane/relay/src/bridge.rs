@@ -57,19 +57,20 @@ pub fn link(table: &mut LegTable, a: usize, b: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dp_api::{Codec, LegId, LegSpec, SrcMismatch};
+    use dp_api::{Codec, Latch, LegId, LegSpec, SrcMismatch};
 
     fn leg(port: u16) -> Leg {
         Leg::new(
             &LegSpec {
                 id: LegId::new(port, 1),
                 remote: None,
-                learn_remote: false,
+                latch: Latch::Off,
                 src_mismatch: SrcMismatch::Drop,
                 codec: Codec::Pcmu,
                 media_timeout: None,
             },
             port.into(),
+            std::time::Instant::now(),
         )
     }
 

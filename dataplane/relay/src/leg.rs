@@ -1,9 +1,22 @@
 //! One media leg: its remote, latching state, counters and announcement stream.
+//!
+//! # Latching
+//! The rules of [`dp_api::Latch`], applied by [`Leg::check_rtp_source`]:
+//! - no remote signalled yet: every source is foreign;
+//! - the first RTP packet accepted since the remote was set establishes the latch
+//!   ([`Leg::latched`]); from then on only the remote's exact address is accepted until the
+//!   next `SetRemote` ([`Leg::set_remote`]);
+//! - before that, [`LatchMode::Signalled`] and [`LatchMode::Nat`] latch onto any port of the
+//!   signalled IP at once, and [`LatchMode::Nat`] onto any address within the window, after
+//!   [`dp_api::LATCH_PROBATION`] consecutive packets of one SSRC ([`LatchState`]).
+//!
+//! The per-packet test for the established remote ([`Leg::is_latched_to`]) reads two fields
+//! of line 0; everything else runs only for packets from another source.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dp_api::{Codec, LegId, LegSpec, LegStats, SrcMismatch};
+use dp_api::{Codec, Latch, LegId, LegSpec, LegStats, SrcMismatch, LATCH_PROBATION};
 
 use crate::announce::{AnnounceStream, Playback};
 
@@ -30,7 +43,79 @@ pub struct Flow {
     pub bytes: u64,
 }
 
-/// One leg. Owned by the worker's relay; `id`, `learn_remote`, `src_mismatch` and
+/// The hot part of a leg's [`dp_api::Latch`] (one byte in line 0; the NAT window lives in
+/// the cold [`LatchState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatchMode {
+    /// [`Latch::Off`].
+    Off,
+    /// [`Latch::Signalled`].
+    Signalled,
+    /// [`Latch::Nat`].
+    Nat,
+}
+
+/// A source at a foreign address on probation for a [`LatchMode::Nat`] leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate {
+    /// Its address.
+    pub src: SocketAddr,
+    /// The SSRC of its packets so far.
+    pub ssrc: u32,
+    /// The sequence number of its last packet.
+    pub seq: u16,
+    /// How many packets in a row it sent (one SSRC, sequence numbers +1).
+    pub seen: u8,
+}
+
+/// The cold latching state of a leg (boxed in [`Cold`]; read and written only for packets
+/// from a source other than the established remote, and by AddLeg/SetRemote).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LatchState {
+    /// [`Latch::Nat`]'s window (zero for the other modes). Read-only after AddLeg.
+    pub window: Duration,
+    /// Until when a foreign address may be learned: the remote's signalling time plus
+    /// `window` ([`LatchMode::Nat`] only; `None` before the remote is set).
+    pub open_until: Option<Instant>,
+    /// The foreign source on probation, if any (one at a time: another source replaces it).
+    pub candidate: Option<Candidate>,
+}
+
+impl LatchState {
+    /// Counts one packet of `src` toward probation; `true` once it has sent
+    /// [`LATCH_PROBATION`] packets in a row of one SSRC with consecutive sequence numbers.
+    fn probation(&mut self, src: SocketAddr, ssrc: u32, seq: u16) -> bool {
+        match &mut self.candidate {
+            Some(c) if c.src == src && c.ssrc == ssrc && seq == c.seq.wrapping_add(1) => {
+                c.seq = seq;
+                c.seen = c.seen.saturating_add(1);
+                c.seen >= LATCH_PROBATION
+            }
+            other => {
+                *other = Some(Candidate {
+                    src,
+                    ssrc,
+                    seq,
+                    seen: 1,
+                });
+                LATCH_PROBATION <= 1
+            }
+        }
+    }
+}
+
+/// What a leg keeps off its three cache lines (allocated by AddLeg, never on the
+/// per-packet path of the established remote).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Cold {
+    /// The counters other than `rx_packets`, `rx_bytes`, `tx_packets`, `tx_bytes` and the
+    /// jitter (see [`Leg::stats`]).
+    pub stats: LegStats,
+    /// Latching state for foreign sources.
+    pub latch: LatchState,
+}
+
+/// One leg. Owned by the worker's relay; `id`, `latch`, `src_mismatch` and
 /// `media_timeout` are read-only after AddLeg, `remote` and `codec` change through
 /// SetRemote (or latching), the rest is per-packet state.
 ///
@@ -49,10 +134,11 @@ pub struct Leg {
     pub remote: Option<SocketAddr>,
     /// Interarrival jitter estimator.
     pub jitter: Jitter,
-    /// Latch onto the first RTP source.
-    pub learn_remote: bool,
-    /// Whether latching has happened (it happens at most once).
-    pub learned: bool,
+    /// How the leg learns its peer's real address (see the module docs).
+    pub latch: LatchMode,
+    /// Whether the latch is established: an RTP packet was accepted from `remote` since it
+    /// was set. Then only `remote` is accepted, until SetRemote clears this.
+    pub latched: bool,
     /// Whether the current silence has been reported (re-armed by the next RTP packet).
     pub timed_out: bool,
     /// Whether a media-timeout timer for this leg sits in the timer heap.
@@ -77,10 +163,10 @@ pub struct Leg {
     pub media_timeout: Option<Duration>,
     /// RTP received (accepted or not): [`LegStats::rx_packets`] and `rx_bytes`.
     pub rx: Flow,
-    /// The other counters (boxed: drops and RTCP only); `rx_packets`, `rx_bytes`,
-    /// `tx_packets` and `tx_bytes` live in [`Self::rx`] and [`Self::tx`], the jitter in
-    /// [`Self::jitter`] (see [`Self::stats`]).
-    pub stats: Box<LegStats>,
+    /// The other counters (drops and RTCP only) and the latching state for foreign sources;
+    /// `rx_packets`, `rx_bytes`, `tx_packets` and `tx_bytes` live in [`Self::rx`] and
+    /// [`Self::tx`], the jitter in [`Self::jitter`] (see [`Self::stats`]).
+    pub cold: Box<Cold>,
     // Line 2.
     /// The announcement playing (or waiting for a remote), if any.
     pub playback: Option<Playback>,
@@ -95,14 +181,19 @@ pub struct Leg {
 
 impl Leg {
     /// A new leg from its spec; `seed` seeds the announcement stream's random SSRC, sequence
-    /// number and timestamp.
+    /// number and timestamp. A remote in the spec counts as signalled at `now`.
     #[must_use]
-    pub fn new(spec: &LegSpec, seed: u64) -> Self {
-        Self {
+    pub fn new(spec: &LegSpec, seed: u64, now: Instant) -> Self {
+        let (latch, window) = match spec.latch {
+            Latch::Off => (LatchMode::Off, Duration::ZERO),
+            Latch::Signalled => (LatchMode::Signalled, Duration::ZERO),
+            Latch::Nat { window } => (LatchMode::Nat, window),
+        };
+        let mut leg = Self {
             id: spec.id,
-            remote: spec.remote,
-            learn_remote: spec.learn_remote,
-            learned: false,
+            remote: None,
+            latch,
+            latched: false,
             src_mismatch: spec.src_mismatch,
             mismatch_reported: false,
             codec: spec.codec,
@@ -117,11 +208,31 @@ impl Leg {
             jitter: Jitter::default(),
             rx: Flow::default(),
             tx: Flow::default(),
-            stats: Box::default(),
+            cold: Box::new(Cold {
+                stats: LegStats::default(),
+                latch: LatchState {
+                    window,
+                    ..LatchState::default()
+                },
+            }),
+        };
+        if let Some(remote) = spec.remote {
+            leg.set_remote(now, remote);
         }
+        leg
     }
 
-    /// The leg's counters: [`Self::stats`] with the hot counters and the jitter (in
+    /// The remote is signalled (AddLeg or SetRemote) at `now`: it replaces any latch, and
+    /// latching starts again (a [`LatchMode::Nat`] window opens).
+    pub fn set_remote(&mut self, now: Instant, remote: SocketAddr) {
+        self.remote = Some(remote);
+        self.latched = false;
+        let l = &mut self.cold.latch;
+        l.candidate = None;
+        l.open_until = (self.latch == LatchMode::Nat).then(|| now + l.window);
+    }
+
+    /// The leg's counters: [`Cold::stats`] with the hot counters and the jitter (in
     /// microseconds) filled in.
     #[must_use]
     pub fn stats(&self) -> LegStats {
@@ -132,26 +243,58 @@ impl Leg {
             tx_bytes: self.tx.bytes,
             jitter_us: self.jitter.micros(),
             max_jitter_us: self.jitter.max_micros(),
-            ..*self.stats
+            ..self.cold.stats
         }
     }
 
-    /// Decides whether an RTP packet from `src` is acceptable, latching if the leg learns.
-    ///
-    /// Latching: with `learn_remote`, the first RTP packet's source becomes the remote (once).
-    /// Otherwise a packet is the remote's when IP and port match. With no remote and no
-    /// learning, every source is foreign.
+    /// Whether RTP from `src` comes from the established remote: the per-packet test. When
+    /// it does not, ask [`Self::check_rtp_source`].
     #[inline]
-    pub fn check_rtp_source(&mut self, src: SocketAddr) -> SourceCheck {
-        if self.learn_remote && !self.learned {
-            self.learned = true;
-            self.remote = Some(src);
-            return SourceCheck::Learned;
-        }
-        if self.remote == Some(src) {
+    #[must_use]
+    pub fn is_latched_to(&self, src: SocketAddr) -> bool {
+        self.latched && self.remote == Some(src)
+    }
+
+    /// Decides whether an RTP packet from `src` (SSRC `ssrc`, sequence number `seq`), which
+    /// [`Self::is_latched_to`] did not accept, is acceptable, latching if the rules allow
+    /// (see the module docs). Refusals follow [`SrcMismatch`].
+    pub fn check_rtp_source(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        ssrc: u32,
+        seq: u16,
+    ) -> SourceCheck {
+        let Some(remote) = self.remote else {
+            return self.foreign();
+        };
+        if src == remote {
+            // The signalled address itself: establishes the latch, moves nothing.
+            self.establish(src);
             return SourceCheck::Accept;
         }
+        if self.latched || self.latch == LatchMode::Off {
+            return self.foreign();
+        }
+        if src.ip() == remote.ip() {
+            self.establish(src);
+            return SourceCheck::Learned;
+        }
+        let l = &mut self.cold.latch;
+        if self.latch == LatchMode::Nat
+            && l.open_until.is_some_and(|t| now < t)
+            && l.probation(src, ssrc, seq)
+        {
+            self.establish(src);
+            return SourceCheck::Learned;
+        }
         self.foreign()
+    }
+
+    fn establish(&mut self, src: SocketAddr) {
+        self.remote = Some(src);
+        self.latched = true;
+        self.cold.latch.candidate = None;
     }
 
     /// Decides whether an RTCP packet from `src` is acceptable.
@@ -296,7 +439,8 @@ mod tests {
         );
         assert_eq!(line(offset_of!(Leg, jitter), size_of::<Jitter>()), 0);
         assert_eq!(line(offset_of!(Leg, mark_next), 1), 0);
-        assert_eq!(line(offset_of!(Leg, learn_remote), 1), 0);
+        assert_eq!(line(offset_of!(Leg, latch), 1), 0);
+        assert_eq!(line(offset_of!(Leg, latched), 1), 0);
         assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
         // Receive side.
         assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);
@@ -325,12 +469,12 @@ mod tests {
         let spec = LegSpec {
             id: LegId::new(20000, 1),
             remote: None,
-            learn_remote: false,
+            latch: Latch::Off,
             src_mismatch: SrcMismatch::Drop,
             codec: Codec::Pcmu,
             media_timeout: None,
         };
-        let mut l = Leg::new(&spec, 1);
+        let mut l = Leg::new(&spec, 1, Instant::now());
         l.rx = Flow {
             packets: 3,
             bytes: 516,
@@ -339,7 +483,7 @@ mod tests {
             packets: 2,
             bytes: 344,
         };
-        l.stats.rx_rtcp = 1;
+        l.cold.stats.rx_rtcp = 1;
         l.jitter.update(0, 0, 5);
         l.jitter.update(40, 0, 5); // D = 40 units: J = 2.5 units = 312 µs
         let s = l.stats();

@@ -39,12 +39,15 @@
 //! or timestamp.
 //!
 //! # Latching
-//! A leg accepts RTP from its remote (IP and port). With `learn_remote`, the first RTP
-//! packet's source becomes the remote ([`dp_api::Event::RemoteLearned`], once; a later
-//! `SetRemote` re-arms learning). RTCP is accepted from **any port on the remote's IP**
-//! (NATs rarely keep RTP port + 1) and never latches. Foreign sources follow the leg's
-//! [`dp_api::SrcMismatch`]. RTCP multiplexed on the RTP port (RFC 5761, second byte
-//! 192..=223) is recognised, checked like RTCP and relayed to the peer's RTP port.
+//! A leg accepts RTP from its remote (IP and port). Before a remote is signalled nothing is
+//! accepted; the first packet accepted after it establishes the latch, which only a later
+//! `SetRemote` moves. Until then the leg's [`dp_api::Latch`] may learn another port of the
+//! signalled IP, or (NAT legs, within a window, after consecutive packets of one SSRC) another
+//! address ([`dp_api::Event::RemoteLearned`]); see [`leg`]. RTCP is accepted from **any port
+//! on the remote's IP** (NATs rarely keep RTP port + 1) and never latches. Foreign sources
+//! are counted ([`DropReason::SrcMismatch`]) and follow the leg's [`dp_api::SrcMismatch`].
+//! RTCP multiplexed on the RTP port (RFC 5761, second byte 192..=223) is recognised, checked
+//! like RTCP and relayed to the peer's RTP port.
 //!
 //! # Announcements
 //! See [`announce`]: 172-byte RTP packets every 20 ms by deadline, resync when more than
@@ -311,7 +314,7 @@ impl Relay {
         match cmd {
             Command::AddLeg(spec) => {
                 let seed = self.seed ^ u64::from(spec.id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let idx = self.table.insert(Leg::new(&spec, seed))?;
+                let idx = self.table.insert(Leg::new(&spec, seed, now))?;
                 if spec.remote.is_some() {
                     self.start_media_clock(now, idx);
                 }
@@ -320,9 +323,8 @@ impl Relay {
             Command::SetRemote { leg, remote, codec } => {
                 let idx = self.find(leg)?;
                 if let Some(l) = self.table.get_mut(idx) {
-                    l.remote = Some(remote);
+                    l.set_remote(now, remote);
                     l.codec = codec;
-                    l.learned = false;
                 }
                 self.start_media_clock(now, idx);
                 self.schedule_waiting_playback(now, idx);
@@ -423,7 +425,7 @@ impl Relay {
     #[inline]
     fn drop_on(&mut self, idx: usize, reason: DropReason) -> Verdict {
         if let Some(l) = self.table.get_mut(idx) {
-            l.stats.drops.add(reason);
+            l.cold.stats.drops.add(reason);
         }
         self.stats.drops.add(reason);
         Verdict::Drop(reason)
@@ -483,12 +485,13 @@ impl Relay {
             Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
             _ => return self.drop_on(idx, DropReason::Malformed),
         };
-        let l = match l.check_rtp_source(src) {
-            SourceCheck::Accept => l,
-            other => match self.rtp_source_slow(now, idx, src, other) {
+        let l = if l.is_latched_to(src) {
+            l
+        } else {
+            match self.rtp_source_slow(now, idx, src, payload) {
                 Ok(l) => l,
                 Err(v) => return v,
-            },
+            }
         };
         l.jitter.update(arrival, ts, ssrc);
         // The media-timeout clock restarts (start_media_clock, inline for the usual case of
@@ -525,8 +528,10 @@ impl Relay {
         }
     }
 
-    /// The source check's uncommon outcomes: latched just now (report, maybe start a
-    /// waiting announcement, go on) or foreign (drop).
+    /// RTP from a source other than the leg's established remote (a checked RTP packet):
+    /// the latching rules ([`Leg::check_rtp_source`]), then accept (the first packet from
+    /// the signalled address), latch (report, maybe start a waiting announcement, go on) or
+    /// refuse (count, maybe report).
     #[cold]
     #[inline(never)]
     fn rtp_source_slow(
@@ -534,9 +539,18 @@ impl Relay {
         now: Instant,
         idx: usize,
         src: SocketAddr,
-        check: SourceCheck,
+        payload: &[u8],
     ) -> Result<&mut Leg, Verdict> {
-        let leg = self.table.get(idx).map(|l| l.id);
+        let p = RtpPacket::new_unchecked(payload);
+        let (ssrc, seq) = (p.ssrc(), p.sequence_number());
+        let check = self
+            .table
+            .get_mut(idx)
+            .map(|l| (l.check_rtp_source(now, src, ssrc, seq), l.id));
+        let (check, leg) = match check {
+            Some((c, id)) => (c, Some(id)),
+            None => (SourceCheck::Drop, None),
+        };
         match (check, leg) {
             (_, None) => return Err(self.unknown_port()),
             (SourceCheck::Accept, _) => {}
@@ -562,7 +576,7 @@ impl Relay {
         let Some(l) = self.table.get_mut(idx) else {
             return self.unknown_port();
         };
-        l.stats.rx_rtcp += 1;
+        l.cold.stats.rx_rtcp += 1;
         if wire::rtcp::check_compound(payload).is_err() {
             return self.drop_on(idx, DropReason::Malformed);
         }
@@ -583,9 +597,9 @@ impl Relay {
                 .map(|b| (b.fraction_lost(), b.cumulative_lost()))
         });
         if let Some((fraction, cumulative)) = report {
-            l.stats.peer_reports = l.stats.peer_reports.saturating_add(1);
-            l.stats.peer_fraction_lost = fraction;
-            l.stats.peer_cumulative_lost = cumulative;
+            l.cold.stats.peer_reports = l.cold.stats.peer_reports.saturating_add(1);
+            l.cold.stats.peer_fraction_lost = fraction;
+            l.cold.stats.peer_cumulative_lost = cumulative;
         }
         let Some(pidx) = l.peer.map(|p| p as usize) else {
             return self.drop_on(idx, DropReason::NotBridged);
@@ -600,7 +614,7 @@ impl Relay {
         let Some(to) = to else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
-        p.stats.tx_rtcp += 1;
+        p.cold.stats.tx_rtcp += 1;
         let from = p.id;
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += payload.len() as u64;
@@ -630,9 +644,9 @@ impl Relay {
         else {
             return;
         };
-        l.stats.drops.add(DropReason::TxFull);
+        l.cold.stats.drops.add(DropReason::TxFull);
         if from_port & 1 == 1 {
-            l.stats.tx_rtcp = l.stats.tx_rtcp.saturating_sub(1);
+            l.cold.stats.tx_rtcp = l.cold.stats.tx_rtcp.saturating_sub(1);
         } else {
             l.tx.packets = l.tx.packets.saturating_sub(1);
             l.tx.bytes = l.tx.bytes.saturating_sub(len as u64);
@@ -668,7 +682,7 @@ impl Relay {
             let next = pb.next;
             l.tx.packets += 1;
             l.tx.bytes += e.len as u64;
-            l.stats.announcement_packets += 1;
+            l.cold.stats.announcement_packets += 1;
             self.stats.announcement_packets += 1;
             self.stats.tx_packets += 1;
             self.stats.tx_bytes += e.len as u64;

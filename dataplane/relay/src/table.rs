@@ -203,13 +203,13 @@ impl LegTable {
 mod tests {
     use super::*;
     use crate::leg::Leg;
-    use dp_api::{Codec, LegSpec, SrcMismatch};
+    use dp_api::{Codec, Latch, LegSpec, SrcMismatch};
 
     fn spec(port: u16, generation: u16) -> LegSpec {
         LegSpec {
             id: LegId::new(port, generation),
             remote: None,
-            learn_remote: false,
+            latch: Latch::Off,
             src_mismatch: SrcMismatch::Drop,
             codec: Codec::Pcmu,
             media_timeout: None,
@@ -265,11 +265,11 @@ mod tests {
     #[test]
     fn insert_find_remove_by_generation() {
         let mut t = LegTable::new(&(20000..=20003));
-        let a = Leg::new(&spec(20002, 1), 1);
+        let a = Leg::new(&spec(20002, 1), 1, std::time::Instant::now());
         assert_eq!(t.insert(a), Ok(1));
         assert_eq!(t.len(), 1);
         assert_eq!(
-            t.insert(Leg::new(&spec(20002, 2), 1)),
+            t.insert(Leg::new(&spec(20002, 2), 1, std::time::Instant::now())),
             Err(CommandError::PortInUse)
         );
         assert_eq!(

@@ -4,12 +4,15 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dp_api::{Clip, Codec, Command, CommandError, DropReason, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{
+    Clip, Codec, Command, CommandError, DropReason, Event, Latch, LegId, LegSpec, SrcMismatch,
+};
 use wire::rtp::{RtpPacket, RtpRepr};
 
 use crate::{Relay, RelayConfig, Transmit, Verdict};
 
 mod generations;
+mod latching;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -35,11 +38,20 @@ fn spec(id: LegId, remote: Option<SocketAddr>) -> LegSpec {
     LegSpec {
         id,
         remote,
-        learn_remote: false,
+        latch: Latch::Off,
         src_mismatch: SrcMismatch::Drop,
         codec: Codec::Pcmu,
         media_timeout: None,
     }
+}
+
+/// Signals `remote` for `leg` (PCMU).
+fn set_remote(p: &mut Pair, leg: LegId, remote: SocketAddr) {
+    p.cmd(Command::SetRemote {
+        leg,
+        remote,
+        codec: Codec::Pcmu,
+    });
 }
 
 fn rtp(seq: u16, ts: u32, ssrc: u32, marker: bool) -> Vec<u8> {
@@ -182,7 +194,7 @@ fn bridge_relays_both_ways_untouched() {
 fn latching_learns_first_source_once() {
     let mut p = Pair::new();
     let mut s = spec(A, Some(customer()));
-    s.learn_remote = true;
+    s.latch = Latch::Signalled;
     s.src_mismatch = SrcMismatch::Report;
     p.cmd(Command::AddLeg(s));
     p.cmd(Command::AddLeg(spec(B, Some(agent()))));
@@ -191,7 +203,8 @@ fn latching_learns_first_source_once() {
         p.events(),
         vec![Event::LegAdded { leg: A }, Event::LegAdded { leg: B }]
     );
-    // The customer is behind a NAT: media comes from another port than SDP said.
+    // The customer's NAT keeps its IP but not its port: media comes from another port of
+    // the signalled IP.
     let natted = addr(1, 61000);
     let (v, _) = p.recv(natted, 20000, rtp(1, 0, 1, false));
     assert_eq!(
@@ -234,25 +247,20 @@ fn latching_learns_first_source_once() {
 }
 
 #[test]
-fn learned_remote_without_sdp_then_foreign_sources() {
+fn accepted_from_the_signalled_remote_then_foreign_sources() {
     let mut p = Pair::new();
     let mut s = spec(A, None);
-    s.learn_remote = true;
+    s.latch = Latch::Signalled;
     p.cmd(Command::AddLeg(s));
     p.events();
+    set_remote(&mut p, A, customer());
     let (v, _) = p.recv(customer(), 20000, rtp(1, 0, 1, false));
     assert_eq!(
         v,
         Verdict::Drop(DropReason::NotBridged),
         "accepted but not bridged"
     );
-    assert_eq!(
-        p.events(),
-        vec![Event::RemoteLearned {
-            leg: A,
-            remote: customer()
-        }]
-    );
+    assert!(p.events().is_empty(), "the signalled address is not news");
     let (v, _) = p.recv(stranger(), 20000, rtp(2, 160, 1, false));
     assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
     assert!(p.events().is_empty(), "SrcMismatch::Drop does not report");
@@ -733,28 +741,31 @@ fn media_timeout_once_per_silence() {
 }
 
 #[test]
-fn media_clock_starts_at_first_packet_without_remote() {
+fn media_clock_waits_for_the_remote() {
     let mut p = Pair::new();
     let mut s = spec(A, None);
-    s.learn_remote = true;
+    s.latch = Latch::Nat {
+        window: Duration::from_secs(2),
+    };
     s.media_timeout = Some(Duration::from_secs(1));
     p.cmd(Command::AddLeg(s));
     p.run_until(Duration::from_secs(5));
     assert_eq!(
         p.events(),
         vec![Event::LegAdded { leg: A }],
-        "no clock before media"
+        "no clock before the remote"
     );
-    p.recv(customer(), 20000, rtp(1, 0, 1, false));
-    p.run_until(Duration::from_millis(5999));
-    assert_eq!(
-        p.events(),
-        vec![Event::RemoteLearned {
-            leg: A,
-            remote: customer()
-        }]
-    );
-    p.run_until(Duration::from_secs(6));
+    // Packets before the remote is signalled are refused: they start no clock.
+    for k in 0..3u16 {
+        let (v, _) = p.recv(customer(), 20000, rtp(k, 0, 1, false));
+        assert_eq!(v, Verdict::Drop(DropReason::SrcMismatch));
+    }
+    p.run_until(Duration::from_secs(7));
+    assert!(p.events().is_empty());
+    set_remote(&mut p, A, customer());
+    p.run_until(Duration::from_millis(7999));
+    assert!(p.events().is_empty());
+    p.run_until(Duration::from_secs(8));
     assert_eq!(p.events(), vec![Event::MediaTimeout { leg: A }]);
 }
 
@@ -921,10 +932,12 @@ fn many_legs_announce_independently() {
 }
 
 #[test]
-fn announcement_starts_when_the_remote_is_learned() {
+fn announcement_follows_the_learned_remote() {
     let mut p = Pair::new();
     let mut s = spec(A, None);
-    s.learn_remote = true;
+    s.latch = Latch::Nat {
+        window: Duration::from_secs(2),
+    };
     p.cmd(Command::AddLeg(s));
     p.cmd(Command::Play {
         leg: A,
@@ -932,20 +945,31 @@ fn announcement_starts_when_the_remote_is_learned() {
         looping: true,
     });
     p.run_until(Duration::from_millis(100));
-    assert!(p.sent.is_empty(), "no remote yet");
-    let natted = addr(1, 61000);
+    // Nothing latches before the remote is signalled, so nothing is sent yet.
+    let natted = addr(7, 61000);
     p.recv(natted, 20000, rtp(1, 0, 1, false));
+    p.recv(natted, 20000, rtp(2, 160, 1, false));
+    p.run_until(Duration::from_millis(120));
+    assert!(p.sent.is_empty(), "no remote yet");
+    set_remote(&mut p, A, customer());
     p.run_until(Duration::from_millis(140));
-    assert_eq!(p.sent.len(), 3);
-    assert!(p.sent.iter().all(|(_, t, _)| t.to == natted));
-    assert_eq!(p.sent[0].0, p.t0 + 100 * MS);
+    assert_eq!(p.sent.len(), 2, "{:?}", p.sent);
+    assert_eq!(p.sent[0].0, p.t0 + 120 * MS);
+    // The NAT's address passes probation: the announcement follows it.
+    p.recv(natted, 20000, rtp(3, 320, 1, false));
+    p.recv(natted, 20000, rtp(4, 480, 1, false));
+    p.run_until(Duration::from_millis(180));
+    let to: Vec<SocketAddr> = p.sent.iter().map(|(_, t, _)| t.to).collect();
+    assert_eq!(to, [customer(), customer(), natted, natted]);
 }
 
 #[test]
 fn random_packets_never_panic_and_are_all_accounted_for() {
     let mut p = Pair::bridged();
     let mut s = spec(LegId::new(20004, 1), None);
-    s.learn_remote = true;
+    s.latch = Latch::Nat {
+        window: Duration::from_secs(10),
+    };
     s.src_mismatch = SrcMismatch::Report;
     s.media_timeout = Some(Duration::from_millis(50));
     p.cmd(Command::AddLeg(s));

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
-use dp_api::{Clip, Codec, Command, CommandError, DropReason, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{
+    Clip, Codec, Command, CommandError, DropReason, Event, Latch, LegId, LegSpec, SrcMismatch,
+};
 use relay::{Relay, RelayConfig};
 use wire::rtp::{RtpPacket, RtpRepr};
 
@@ -30,7 +32,7 @@ fn spec(id: LegId, remote: Option<SocketAddr>) -> LegSpec {
     LegSpec {
         id,
         remote,
-        learn_remote: false,
+        latch: Latch::Off,
         src_mismatch: SrcMismatch::Drop,
         codec: Codec::Pcmu,
         media_timeout: None,
@@ -608,7 +610,8 @@ fn socket_io_relays_over_ipv6_loopback() {
     let a = handle.plan.allocate().unwrap();
     let b = handle.plan.allocate_on(0).unwrap();
     let relay_addr = |port: u16| SocketAddr::new(lo6, port);
-    // The customer's address is signalled; the agent's is learned from its first packet.
+    // The customer's address is signalled; the agent's SDP names another port of its IP,
+    // and the leg learns the port it really sends from with its first packet.
     handle
         .send(Command::AddLeg(spec(
             a,
@@ -617,8 +620,8 @@ fn socket_io_relays_over_ipv6_loopback() {
         .unwrap();
     handle
         .send(Command::AddLeg(LegSpec {
-            learn_remote: true,
-            ..spec(b, None)
+            latch: Latch::Signalled,
+            ..spec(b, Some(SocketAddr::new(lo6, 9)))
         }))
         .unwrap();
     handle.send(Command::Bridge { a, b }).unwrap();

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use callbridge_worker::{
     Backend, Dataplane, DataplaneConfig, DpdkSettings, L2Drop, Steering, WorkerSnapshot,
 };
-use dp_api::{Clip, Codec, Command, DropReason, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{Clip, Codec, Command, DropReason, Event, Latch, LegId, LegSpec, SrcMismatch};
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -44,7 +44,7 @@ fn spec(id: LegId, remote: Option<SocketAddr>) -> LegSpec {
     LegSpec {
         id,
         remote,
-        learn_remote: false,
+        latch: Latch::Off,
         src_mismatch: SrcMismatch::Drop,
         codec: Codec::Pcmu,
         media_timeout: None,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use clap::Parser;
-use dp_api::{Codec, Command, LegId, LegSpec, SrcMismatch};
+use dp_api::{Codec, Command, Latch, LegId, LegSpec, SrcMismatch};
 use hdrhistogram::Histogram;
 use relay::{Relay, RelayConfig, Verdict};
 use wire::rtp::RtpRepr;
@@ -86,7 +86,7 @@ fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
             Command::AddLeg(LegSpec {
                 id,
                 remote: Some(remote),
-                learn_remote: false,
+                latch: Latch::Off,
                 src_mismatch: SrcMismatch::Drop,
                 codec: Codec::Pcma,
                 media_timeout: Some(Duration::from_secs(30)),

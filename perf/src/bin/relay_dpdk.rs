@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use clap::Parser;
-use dp_api::{Codec, Command, LegId, LegSpec, SrcMismatch};
+use dp_api::{Codec, Command, Latch, LegId, LegSpec, SrcMismatch};
 use dpdk::port::TxOffloads;
 use dpdk::{
     lcore, Burst as MBurst, Mempool, Port, PortConf, RxQueue, SocketId, ThreadRegistration, TxQueue,
@@ -309,7 +309,7 @@ fn build_worker(
             Command::AddLeg(LegSpec {
                 id,
                 remote: Some(remote(i)),
-                learn_remote: false,
+                latch: Latch::Off,
                 src_mismatch: SrcMismatch::Drop,
                 codec: Codec::Pcma,
                 media_timeout: Some(Duration::from_secs(30)),

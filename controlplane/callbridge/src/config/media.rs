@@ -91,6 +91,9 @@ impl fmt::Display for PortRange {
     }
 }
 
+/// The longest `media.nat_window_ms` accepted.
+const MAX_NAT_WINDOW_MS: u64 = 10_000;
+
 /// `[media]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,9 +127,16 @@ pub(crate) struct MediaConfig {
     /// `cores`: CPU cores to pin the workers to, one per worker. Default: not pinned. Not used
     /// with `backend = "dpdk"` (use `dpdk.worker_cores`).
     pub(crate) cores: Option<Vec<usize>>,
-    /// `learn_remote`: latch onto the first RTP source of each leg (symmetric RTP behind NAT).
-    /// Default true.
+    /// `learn_remote`: let each leg learn where its peer really sends RTP from, but only from
+    /// the IP its SDP names (any port; `dp_api::Latch::Signalled`), never from another
+    /// address, and never once the first packet was accepted (only a new SDP moves it). False:
+    /// only the exact SDP address and port (`Latch::Off`). Default true.
     pub(crate) learn_remote: bool,
+    /// `nat_window_ms`: peers are behind address-rewriting NATs: for this long after a leg's
+    /// SDP address is known, it may also learn a source at another IP once that source sent
+    /// `dp_api::LATCH_PROBATION` consecutive packets of one SSRC (`Latch::Nat`). Needs
+    /// `learn_remote`; at most 10000. Default 0 (no learning from other IPs).
+    pub(crate) nat_window_ms: u64,
     /// `timeout_secs`: end a bridged call when a leg sends no RTP for this long; 0 disables.
     /// Default 30.
     pub(crate) timeout_secs: u64,
@@ -146,6 +156,7 @@ impl Default for MediaConfig {
             workers: 1,
             cores: None,
             learn_remote: true,
+            nat_window_ms: 0,
             timeout_secs: 30,
         }
     }
@@ -173,6 +184,23 @@ impl MediaConfig {
             );
         }
         self.validate_extra_addresses()?;
+        if self.nat_window_ms > 0 && !self.learn_remote {
+            return at(
+                &[key("media"), key("nat_window_ms")],
+                "needs learn_remote = true (with learn_remote = false no leg learns any source)"
+                    .into(),
+            );
+        }
+        if self.nat_window_ms > MAX_NAT_WINDOW_MS {
+            return at(
+                &[key("media"), key("nat_window_ms")],
+                format!(
+                    "{} ms is too long: while the window is open anyone reaching the port can take \
+                     the stream; at most {MAX_NAT_WINDOW_MS}",
+                    self.nat_window_ms
+                ),
+            );
+        }
         if self.workers == 0 {
             return at(&[key("media"), key("workers")], "must be at least 1".into());
         }
@@ -283,9 +311,63 @@ impl MediaConfig {
     #[must_use]
     pub(crate) fn policy(&self) -> flows::MediaPolicy {
         flows::MediaPolicy {
-            learn_remote: self.learn_remote,
+            latch: match (self.learn_remote, self.nat_window_ms) {
+                (false, _) => dp_api::Latch::Off,
+                (true, 0) => dp_api::Latch::Signalled,
+                (true, ms) => dp_api::Latch::Nat {
+                    window: Duration::from_millis(ms),
+                },
+            },
             src_mismatch: dp_api::SrcMismatch::Drop,
             media_timeout: (self.timeout_secs > 0).then(|| Duration::from_secs(self.timeout_secs)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learn_remote_and_nat_window_choose_the_latch() {
+        let latch = |learn_remote, nat_window_ms| {
+            MediaConfig {
+                learn_remote,
+                nat_window_ms,
+                ..MediaConfig::default()
+            }
+            .policy()
+            .latch
+        };
+        assert_eq!(
+            MediaConfig::default().policy().latch,
+            dp_api::Latch::Signalled
+        );
+        assert_eq!(latch(false, 0), dp_api::Latch::Off);
+        assert_eq!(
+            latch(true, 1500),
+            dp_api::Latch::Nat {
+                window: Duration::from_millis(1500)
+            }
+        );
+    }
+
+    #[test]
+    fn nat_window_needs_learn_remote_and_stays_short() {
+        let check = |learn_remote, nat_window_ms| {
+            MediaConfig {
+                learn_remote,
+                nat_window_ms,
+                ..MediaConfig::default()
+            }
+            .validate()
+            .map_err(|(_, reason)| reason)
+        };
+        assert!(check(true, 10_000).is_ok());
+        assert!(check(false, 0).is_ok());
+        assert!(check(false, 500)
+            .unwrap_err()
+            .contains("needs learn_remote"));
+        assert!(check(true, 10_001).unwrap_err().contains("too long"));
     }
 }

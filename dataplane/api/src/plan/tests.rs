@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use crossbeam_channel::{bounded, Receiver};
 
 use super::*;
-use crate::{Codec, DataplaneHandle, LegSpec, SrcMismatch, WorkerLink};
+use crate::{Codec, DataplaneHandle, Latch, LegSpec, SrcMismatch, WorkerLink};
 
 #[test]
 fn plan_splits_even_ports_between_workers() {
@@ -115,7 +115,7 @@ fn add(leg: LegId) -> Command {
     Command::AddLeg(LegSpec {
         id: leg,
         remote: None,
-        learn_remote: false,
+        latch: Latch::Off,
         src_mismatch: SrcMismatch::Drop,
         codec: Codec::Pcmu,
         media_timeout: None,

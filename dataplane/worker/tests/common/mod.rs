@@ -8,14 +8,14 @@ use std::process::{Command as Proc, Output};
 use std::time::{Duration, Instant};
 
 use callbridge_worker::{Dataplane, DpdkSettings};
-use dp_api::{Codec, Command, DataplaneHandle, Event, LegId, LegSpec, SrcMismatch};
+use dp_api::{Codec, Command, DataplaneHandle, Event, Latch, LegId, LegSpec, SrcMismatch};
 
 /// A leg that accepts media only from `remote` (no learning), PCMU, no media timeout.
 pub(crate) fn spec(id: LegId, remote: SocketAddr) -> LegSpec {
     LegSpec {
         id,
         remote: Some(remote),
-        learn_remote: false,
+        latch: Latch::Off,
         src_mismatch: SrcMismatch::Drop,
         codec: Codec::Pcmu,
         media_timeout: None,
