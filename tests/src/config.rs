@@ -146,6 +146,9 @@ pub struct Config {
     pub extra_addresses: Vec<IpAddr>,
     /// `[media] ports`, inclusive (RTP even, RTCP odd).
     pub media_ports: (u16, u16),
+    /// Raw TOML lines added to the `[media]` table (e.g. `nat_window_ms = 3000`), omitted
+    /// when empty.
+    pub media_extra: String,
     /// `[dpdk]`; `Some` renders `media.backend = "dpdk"`, `None` the socket backend.
     pub dpdk: Option<Dpdk>,
     /// `[[business]]` entries: (id, name).
@@ -178,6 +181,7 @@ impl Config {
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_addresses: Vec::new(),
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
+            media_extra: String::new(),
             dpdk: None,
             businesses: vec![("acme".into(), "ACME Corp".into())],
             business_extra: Vec::new(),
@@ -255,6 +259,9 @@ impl Config {
                 .collect();
             let _ = writeln!(s, "extra_addresses = [{}]", list.join(", "));
         }
+        if !self.media_extra.is_empty() {
+            let _ = writeln!(s, "{}", self.media_extra.trim_end());
+        }
         s.push('\n');
         if let Some(d) = &self.dpdk {
             d.render(&mut s);
@@ -312,6 +319,14 @@ impl Config {
         self
     }
 
+    /// Adds raw TOML lines to the `[media]` table (see [`Config::media_extra`]).
+    #[must_use]
+    pub fn media_toml(mut self, toml: &str) -> Self {
+        self.media_extra.push_str(toml);
+        self.media_extra.push('\n');
+        self
+    }
+
     /// Appends raw TOML (see [`Config::extra`]).
     #[must_use]
     pub fn with_toml(mut self, toml: &str) -> Self {
@@ -324,7 +339,11 @@ impl Config {
 /// Splits raw TOML lines into the plain keys and the sub-tables (from the first `[` header
 /// on), so keys land in the table itself.
 fn split_tables(extra: &str) -> (String, String) {
-    match extra.find("\n[").map(|i| i + 1).or_else(|| extra.starts_with('[').then_some(0)) {
+    match extra
+        .find("\n[")
+        .map(|i| i + 1)
+        .or_else(|| extra.starts_with('[').then_some(0))
+    {
         Some(i) => (extra[..i].to_owned(), extra[i..].to_owned()),
         None => (extra.to_owned(), String::new()),
     }
@@ -363,6 +382,12 @@ mod tests {
         assert!(text.contains("agent_ring_secs = 2\nmax_agent_attempts = 1"));
         assert!(text.ends_with("[lab]\nendpoints = false\n"));
         assert!(text.contains("[media]\nbackend = \"socket\"\naddress = \"127.0.0.1\"\n"));
+        let nat = cfg.clone().media_toml("nat_window_ms = 3000").render();
+        assert!(nat.contains(&format!(
+            "ports = \"{}-{}\"\nnat_window_ms = 3000\n\n",
+            block.port(2),
+            block.last()
+        )));
         assert!(!text.contains("[dpdk]"));
         assert!(!text.contains("extra_addresses"));
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");

@@ -232,6 +232,7 @@ pub struct TwoPartyBuilder<'a> {
     agent_ids: Vec<String>,
     extra_agents: Vec<(String, Scenario, SippOptions)>,
     flow: Option<Flow>,
+    media_toml: String,
     unreachable_trunk: bool,
     unreachable_agent_config: bool,
     dpdk: Option<&'a DpdkLab>,
@@ -249,6 +250,7 @@ impl TwoPartyCall {
             agent_ids: vec!["alice".into()],
             extra_agents: Vec::new(),
             flow: None,
+            media_toml: String::new(),
             unreachable_trunk: false,
             unreachable_agent_config: false,
             dpdk: None,
@@ -336,6 +338,14 @@ impl<'a> TwoPartyBuilder<'a> {
         self
     }
 
+    /// Raw TOML lines for the `[media]` table (see [`Config::media_toml`]).
+    #[must_use]
+    pub fn media_toml(mut self, toml: &str) -> Self {
+        self.media_toml.push_str(toml);
+        self.media_toml.push('\n');
+        self
+    }
+
     /// The trunk is a reserved port nothing listens on (the customer must be reached another
     /// way, e.g. by its SIP URI).
     #[must_use]
@@ -363,6 +373,7 @@ impl<'a> TwoPartyBuilder<'a> {
             agent_ids: self.agent_ids,
             extra_agents: self.extra_agents,
             flow: self.flow,
+            media_toml: self.media_toml,
             unreachable_trunk: self.unreachable_trunk,
             unreachable_agent_config: self.unreachable_agent_config,
             dpdk: Some(lab),
@@ -414,6 +425,9 @@ impl<'a> TwoPartyBuilder<'a> {
         }
         if let Some(flow) = self.flow {
             config = config.flow(flow);
+        }
+        if !self.media_toml.is_empty() {
+            config = config.media_toml(&self.media_toml);
         }
         let cb = match self.dpdk {
             Some(lab) => {

@@ -10,6 +10,10 @@
 //!   peer exactly what the peer's socket saw (nothing diverted elsewhere);
 //! - the refused packets are counted (`drops.src_mismatch`) on the call's legs and in
 //!   `GET /v1/dataplane/stats`, and the call still completes.
+//!
+//! And NAT still works where it is declared: with `media.nat_window_ms`, a customer whose
+//! SDP names 127.0.0.1 but who really sends from 127.0.0.2 (an address-rewriting NAT) is
+//! learned within the window, and hears the announcement and the agent there.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
@@ -19,7 +23,8 @@ use callbridge_tests::record::{self, is_terminal, media};
 use callbridge_tests::rtp::{check_g711_stream, RtpHeader, RtpPeer};
 use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
 use callbridge_tests::{
-    Api, Config, PortBlock, Scenario, SippOptions, TwoPartyCall, CALL_DEADLINE,
+    Api, Callbridge, Config, PortBlock, Scenario, SippOptions, TwoPartyCall, CALL_DEADLINE,
+    POLL_INTERVAL,
 };
 use serde_json::Value;
 
@@ -31,6 +36,8 @@ const SPRAY_RATE: u32 = 2000;
 const SPRAY_MAX: Duration = Duration::from_secs(10);
 /// How long the data plane's published counters may take to catch up.
 const STATS_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a finished call's final media counters may take to be stored.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// True when `got` is `sent`, except perhaps for the marker bit (allowed when `marker_ok`).
 fn same_packet(got: &[u8], sent: &[u8], marker_ok: bool) -> bool {
@@ -50,6 +57,27 @@ fn dataplane_src_mismatch(stats: &Value) -> u64 {
     stats["workers"].as_array().map_or(0, |ws| {
         ws.iter().map(|w| src_mismatch(&w["relay"]["drops"])).sum()
     })
+}
+
+/// The call's record once its media counters account for what the `peers`' sockets saw
+/// (each `tx_packets` at least what the socket got and at most two more: see the check
+/// below), or after a generous deadline. The final counters are stored shortly after the
+/// status turns terminal; until then the record shows the last periodic snapshot, and
+/// datagrams may still be in flight.
+fn settled(cb: &mut Callbridge, id: &str, peers: &[(&str, &RtpPeer)]) -> Value {
+    let deadline = Instant::now() + SETTLE_DEADLINE;
+    loop {
+        let rec = cb.call_request(id);
+        let ok = peers.iter().all(|(who, peer)| {
+            let counter = media(&rec, who, "tx_packets");
+            let seen = peer.received().len() as u64;
+            counter >= seen && counter <= seen + 2
+        });
+        if ok || Instant::now() > deadline {
+            return rec;
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    }
 }
 
 #[test]
@@ -122,16 +150,7 @@ fn a_sprayer_on_another_address_gets_nothing_and_diverts_nothing() {
     }
     t.expect_sipps_passed();
     let cb = &mut t.cb;
-    // Let in-flight datagrams land: wait (bounded) until the sockets have seen as many
-    // packets as the relay says it sent them.
-    let want_customer = media(&done, "customer", "tx_packets") as usize;
-    let want_agent = media(&done, "agent", "tx_packets") as usize;
-    let drain_deadline = Instant::now() + Duration::from_secs(5);
-    while (cust_rtp.received().len() < want_customer || agent_rtp.received().len() < want_agent)
-        && Instant::now() < drain_deadline
-    {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let done = settled(cb, &id, &[("customer", &cust_rtp), ("agent", &agent_rtp)]);
     cust_rtp.stop();
     agent_rtp.stop();
 
@@ -296,6 +315,111 @@ fn a_sprayer_on_another_address_gets_nothing_and_diverts_nothing() {
         cb.fail(&format!(
             "GET /v1/dataplane/stats counts fewer src_mismatch drops than the call's legs \
              ({total}): {stats:#}"
+        ));
+    }
+}
+
+#[test]
+fn a_nat_leg_learns_its_nat_address_within_the_window() {
+    let socks = PortBlock::reserve(4);
+    // The SDP says 127.0.0.1 (SIPp's address); the customer's media really comes from the
+    // NAT's public side, 127.0.0.2.
+    let natted = std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), socks.port(0));
+    let mut cust_rtp = RtpPeer::bind(natted);
+    let mut agent_rtp = RtpPeer::bind(socks.addr(2));
+    let mut t = TwoPartyCall::builder("rtp_bleed_nat")
+        .media_toml("nat_window_ms = 5000")
+        .customer(
+            Scenario::AnswerExternalMedia,
+            SippOptions {
+                rtp_port: Some(socks.port(0)),
+                ..SippOptions::default()
+            },
+        )
+        .agent(
+            Scenario::AnswerByeExternalMedia,
+            SippOptions {
+                rtp_port: Some(socks.port(2)),
+                ..rings_then_hangs_up(1500, 3000)
+            },
+        )
+        .start();
+    let TwoPartyCall {
+        cb,
+        agent,
+        customer,
+        ..
+    } = &mut t;
+    let id = cb.call(CUSTOMER);
+    let announcing = cb.wait_for_status(
+        &id,
+        |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
+        CALL_DEADLINE,
+    );
+    if is_terminal(record::status(&announcing)) {
+        cb.fail(&format!(
+            "call ended before the announcement: {announcing:#}"
+        ));
+    }
+    let relay_customer = customer
+        .received_sdp_audio("INVITE")
+        .unwrap_or_else(|| customer.fail("no SDP audio address in callbridge's INVITE"));
+    cust_rtp.start_sending(relay_customer, CUSTOMER_SSRC, 250);
+    cb.wait_bridged(Api::CallRequests, &id);
+    let relay_agent = agent
+        .received_sdp_audio("INVITE")
+        .unwrap_or_else(|| agent.fail("no SDP audio address in callbridge's INVITE"));
+    agent_rtp.start_sending(relay_agent, AGENT_SSRC, 100);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    if record::status(&done) != "completed" {
+        cb.fail(&format!("expected completed, got: {done:#}"));
+    }
+    t.expect_sipps_passed();
+    let cb = &mut t.cb;
+    // (The customer leg's counters also count the announcement packets sent to the SDP
+    // address before the NAT's was learned.)
+    let done = settled(cb, &id, &[("agent", &agent_rtp)]);
+    cust_rtp.stop();
+    agent_rtp.stop();
+    let at_customer = cust_rtp.received();
+    let at_agent = agent_rtp.received();
+    let agent_sent = agent_rtp.sent();
+    let summary = format!(
+        "the customer's NAT socket got {} packets, the agent's {}; agent sent {}; counters {}",
+        at_customer.len(),
+        at_agent.len(),
+        agent_sent.len(),
+        record::media_summary(&done)
+    );
+    eprintln!("{summary}");
+    let ssrc = |d: &[u8]| RtpHeader::parse(d).map(|h| h.ssrc);
+    let announcement = at_customer
+        .iter()
+        .take_while(|r| ssrc(&r.data) != Some(AGENT_SSRC))
+        .count();
+    let from_agent = at_customer
+        .iter()
+        .filter(|r| ssrc(&r.data) == Some(AGENT_SSRC))
+        .count();
+    if announcement < 25 || from_agent * 10 < agent_sent.len() * 9 {
+        cb.fail(&format!(
+            "the NAT address was not learned in time: {announcement} announcement packets and \
+             {from_agent} agent packets reached it; {summary}"
+        ));
+    }
+    if at_agent.len() < 50
+        || at_agent
+            .iter()
+            .any(|r| ssrc(&r.data) != Some(CUSTOMER_SSRC))
+    {
+        cb.fail(&format!(
+            "the agent did not hear (only) the customer; {summary}"
+        ));
+    }
+    // The packet on probation was refused and counted.
+    if src_mismatch(&done["media"]["customer"]["drops"]) == 0 {
+        cb.fail(&format!(
+            "no refused packet counted on the customer leg (probation): {done:#}"
         ));
     }
 }
