@@ -74,6 +74,7 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
         record: rec.clone(),
         bridged_at: None,
         attempts: rec.attempts,
+        final_change: None,
         legs: svc.inner().b2b.call(id.as_str()),
         svc,
         id,
@@ -225,6 +226,8 @@ struct CallTask {
     finished: bool,
     /// Customer attempts so far, this one included once it dialled.
     attempts: u32,
+    /// The final status, held until the media summary is stored ([`CallTask::finish`]).
+    final_change: Option<StatusChange>,
     /// The last status written (`failed/<reason>` for failures), to skip repeats.
     last_status: String,
     agent_label: Option<String>,
@@ -513,6 +516,12 @@ impl CallTask {
         ch.reason = status.reason().map(|r| r.as_str().to_owned());
         ch.agent.clone_from(&self.agent_label);
         ch.attempt = status == Status::CallingCustomer;
+        if status.is_final() {
+            // Recorded by `finish` once the legs' final counters are stored, so that whoever
+            // sees the final status (API, stream, webhook) sees the final media with it.
+            self.final_change = Some(ch);
+            return;
+        }
         let agent = self.agent_label.clone();
         self.record_change(ch, agent).await;
     }
@@ -627,6 +636,10 @@ impl CallTask {
             // once its worker has confirmed the previous leg's removal (and re-sends a lost
             // RemoveLeg itself).
             svc.inner().b2b.media().release(l);
+        }
+        if let Some(ch) = self.final_change.take() {
+            let agent = self.agent_label.clone();
+            self.record_change(ch, agent).await;
         }
         lock(&svc.inner().live_media).remove(&self.id);
         lock(&svc.inner().reserved).remove(&self.id);
