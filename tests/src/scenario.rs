@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::dpdk::{self, DpdkLab};
 use crate::record::{self, check_full_call_media, is_terminal, passes_through};
 use crate::{
-    Agent, Callbridge, Config, Flow, PortBlock, Scenario, Sipp, SippOptions, Workdir,
+    Agent, Callbridge, Config, Flow, PortBlock, RtpPeer, Scenario, Sipp, SippOptions, Workdir,
     CALL_DEADLINE, SIPP_EXIT_DEADLINE,
 };
 
@@ -289,6 +289,58 @@ impl TwoPartyCall {
 
     /// Every SIPp finished its scenario successfully (extra agents, agent, then customer).
     ///
+    /// The talk of a call whose RTP goes to test-owned sockets (SIPp does SIP only, e.g.
+    /// [`Scenario::AnswerExternalMedia`]): places a call request, waits for the
+    /// announcement, starts the customer's stream (`customer.1` SSRC, 250 packets), waits
+    /// for the bridge, calls `at_bridge`, starts the agent's stream (`agent.1` SSRC, 100
+    /// packets), waits until the call is `completed` and both SIPps passed, and returns the
+    /// final record.
+    ///
+    /// # Panics
+    /// If the call ends before the announcement, never bridges, ends otherwise than
+    /// `completed`, or a SIPp fails.
+    pub fn talk_through(
+        &mut self,
+        customer: (&mut RtpPeer, u32),
+        agent: (&mut RtpPeer, u32),
+        at_bridge: impl FnOnce(),
+    ) -> Value {
+        let cb = &mut self.cb;
+        let id = cb.call(CUSTOMER);
+        let announcing = cb.wait_for_status(
+            &id,
+            |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
+            CALL_DEADLINE,
+        );
+        if is_terminal(record::status(&announcing)) {
+            cb.fail(&format!(
+                "call ended before the announcement: {announcing:#}"
+            ));
+        }
+        let relay_customer = self
+            .customer
+            .received_sdp_audio("INVITE")
+            .unwrap_or_else(|| {
+                self.customer
+                    .fail("no SDP audio address in callbridge's INVITE")
+            });
+        // The customer talks from now on; before the bridge there is nobody to relay it to.
+        customer.0.start_sending(relay_customer, customer.1, 250);
+        cb.wait_bridged(Api::CallRequests, &id);
+        at_bridge();
+        let relay_agent = self.agent.received_sdp_audio("INVITE").unwrap_or_else(|| {
+            self.agent
+                .fail("no SDP audio address in callbridge's INVITE")
+        });
+        agent.0.start_sending(relay_agent, agent.1, 100);
+        let done = cb.wait_done(Api::CallRequests, &id);
+        if record::status(&done) != "completed" {
+            cb.fail(&format!("expected completed, got: {done:#}"));
+        }
+        self.expect_sipps_passed();
+        done
+    }
+
     /// # Panics
     /// If either failed or did not exit within [`SIPP_EXIT_DEADLINE`].
     pub fn expect_sipps_passed(&mut self) {

@@ -19,12 +19,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use callbridge_tests::inject::{is_injected, SprayPlan, Sprayer};
-use callbridge_tests::record::{self, is_terminal, media};
+use callbridge_tests::record::{self, media};
 use callbridge_tests::rtp::{check_g711_stream, RtpHeader, RtpPeer};
-use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::scenario::rings_then_hangs_up;
 use callbridge_tests::{
-    Api, Callbridge, Config, PortBlock, Scenario, SippOptions, TwoPartyCall, CALL_DEADLINE,
-    POLL_INTERVAL,
+    Callbridge, Config, PortBlock, Scenario, SippOptions, TwoPartyCall, POLL_INTERVAL,
 };
 use serde_json::Value;
 
@@ -111,44 +110,24 @@ fn a_sprayer_on_another_address_gets_nothing_and_diverts_nothing() {
         rate: SPRAY_RATE,
         max_duration: SPRAY_MAX,
     });
-    let TwoPartyCall {
-        cb,
-        agent,
-        customer,
-        ..
-    } = &mut t;
-
     // Set-up under spray: the legs exist before either party's SDP is known.
-    let id = cb.call(CUSTOMER);
-    let announcing = cb.wait_for_status(
-        &id,
-        |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
-        CALL_DEADLINE,
+    let mut sprayed_at_bridge = 0;
+    let done = t.talk_through(
+        (&mut cust_rtp, CUSTOMER_SSRC),
+        (&mut agent_rtp, AGENT_SSRC),
+        || sprayed_at_bridge = sprayer.sent(),
     );
-    if is_terminal(record::status(&announcing)) {
-        cb.fail(&format!(
-            "call ended before the announcement: {announcing:#}"
-        ));
-    }
-    let relay_customer = customer
-        .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| customer.fail("no SDP audio address in callbridge's INVITE"));
-    cust_rtp.start_sending(relay_customer, CUSTOMER_SSRC, 250);
-
-    cb.wait_bridged(Api::CallRequests, &id);
-    let sprayed_at_bridge = sprayer.sent();
-    let relay_agent = agent
-        .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| agent.fail("no SDP audio address in callbridge's INVITE"));
-    agent_rtp.start_sending(relay_agent, AGENT_SSRC, 100);
-
-    let done = cb.wait_done(Api::CallRequests, &id);
     sprayer.stop();
     let sprayed = sprayer.sent();
-    if record::status(&done) != "completed" {
-        cb.fail(&format!("expected completed, got: {done:#}"));
-    }
-    t.expect_sipps_passed();
+    let id = done["id"].as_str().expect("the record's id").to_owned();
+    let relay_customer = t
+        .customer
+        .received_sdp_audio("INVITE")
+        .expect("SDP audio address");
+    let relay_agent = t
+        .agent
+        .received_sdp_audio("INVITE")
+        .expect("SDP audio address");
     let cb = &mut t.cb;
     let done = settled(cb, &id, &[("customer", &cust_rtp), ("agent", &agent_rtp)]);
     cust_rtp.stop();
@@ -344,37 +323,12 @@ fn a_nat_leg_learns_its_nat_address_within_the_window() {
             },
         )
         .start();
-    let TwoPartyCall {
-        cb,
-        agent,
-        customer,
-        ..
-    } = &mut t;
-    let id = cb.call(CUSTOMER);
-    let announcing = cb.wait_for_status(
-        &id,
-        |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
-        CALL_DEADLINE,
+    let done = t.talk_through(
+        (&mut cust_rtp, CUSTOMER_SSRC),
+        (&mut agent_rtp, AGENT_SSRC),
+        || {},
     );
-    if is_terminal(record::status(&announcing)) {
-        cb.fail(&format!(
-            "call ended before the announcement: {announcing:#}"
-        ));
-    }
-    let relay_customer = customer
-        .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| customer.fail("no SDP audio address in callbridge's INVITE"));
-    cust_rtp.start_sending(relay_customer, CUSTOMER_SSRC, 250);
-    cb.wait_bridged(Api::CallRequests, &id);
-    let relay_agent = agent
-        .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| agent.fail("no SDP audio address in callbridge's INVITE"));
-    agent_rtp.start_sending(relay_agent, AGENT_SSRC, 100);
-    let done = cb.wait_done(Api::CallRequests, &id);
-    if record::status(&done) != "completed" {
-        cb.fail(&format!("expected completed, got: {done:#}"));
-    }
-    t.expect_sipps_passed();
+    let id = done["id"].as_str().expect("the record's id").to_owned();
     let cb = &mut t.cb;
     // (The customer leg's counters also count the announcement packets sent to the SDP
     // address before the NAT's was learned.)

@@ -11,10 +11,10 @@
 
 use std::time::{Duration, Instant};
 
-use callbridge_tests::record::{self, is_terminal, media};
+use callbridge_tests::record::{self, media};
 use callbridge_tests::rtp::{check_g711_stream, RtpHeader, RtpPeer};
-use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
-use callbridge_tests::{Api, PortBlock, Scenario, SippOptions, TwoPartyCall, CALL_DEADLINE};
+use callbridge_tests::scenario::rings_then_hangs_up;
+use callbridge_tests::{PortBlock, Scenario, SippOptions, TwoPartyCall};
 
 const CUSTOMER_SSRC: u32 = 0xC0C0_0001;
 const AGENT_SSRC: u32 = 0xA6E0_0002;
@@ -50,41 +50,19 @@ fn relay_forwards_rtp_byte_for_byte() {
             },
         )
         .start();
-    let TwoPartyCall {
-        cb,
-        agent,
-        customer,
-        ..
-    } = &mut t;
-
-    let id = cb.call(CUSTOMER);
-    let announcing = cb.wait_for_status(
-        &id,
-        |s| s == "announcing" || s == "calling_agent" || s == "bridged" || is_terminal(s),
-        CALL_DEADLINE,
+    let done = t.talk_through(
+        (&mut cust_rtp, CUSTOMER_SSRC),
+        (&mut agent_rtp, AGENT_SSRC),
+        || {},
     );
-    if is_terminal(record::status(&announcing)) {
-        cb.fail(&format!(
-            "call ended before the announcement: {announcing:#}"
-        ));
-    }
-    let relay_customer = customer
+    let relay_customer = t
+        .customer
         .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| customer.fail("no SDP audio address in callbridge's INVITE"));
-    // The customer talks from now on (5 s); before the bridge there is nobody to relay it to.
-    cust_rtp.start_sending(relay_customer, CUSTOMER_SSRC, 250);
-
-    cb.wait_bridged(Api::CallRequests, &id);
-    let relay_agent = agent
+        .expect("SDP audio address");
+    let relay_agent = t
+        .agent
         .received_sdp_audio("INVITE")
-        .unwrap_or_else(|| agent.fail("no SDP audio address in callbridge's INVITE"));
-    agent_rtp.start_sending(relay_agent, AGENT_SSRC, 100);
-
-    let done = cb.wait_done(Api::CallRequests, &id);
-    if record::status(&done) != "completed" {
-        cb.fail(&format!("expected completed, got: {done:#}"));
-    }
-    t.expect_sipps_passed();
+        .expect("SDP audio address");
     let cb = &t.cb;
     // Let in-flight datagrams land: wait (bounded) until the sockets have seen as many packets
     // as the relay says it sent them.
