@@ -34,6 +34,26 @@ pub enum SipError {
         /// The offending value.
         value: String,
     },
+    /// The datagram or its header section is larger than [`crate::msg::Limits`] allows
+    /// (answered `513 Message Too Large`, RFC 3261 21.5.7).
+    #[error("SIP {part} of {size} bytes exceeds the limit of {limit}")]
+    MessageTooLarge {
+        /// `"message"` or `"header section"`.
+        part: &'static str,
+        /// Its size in bytes (for a datagram: at least this many).
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The body is larger than [`crate::msg::Limits::max_body_bytes`] (answered
+    /// `413 Request Entity Too Large`, RFC 3261 21.4.11).
+    #[error("SIP body of {size} bytes exceeds the limit of {limit}")]
+    BodyTooLarge {
+        /// The body's size in bytes.
+        size: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A SIP URI cannot be parsed or does not name an address we can reach (we do no DNS).
     #[error("invalid or unreachable SIP URI {0:?}")]
     InvalidUri(String),

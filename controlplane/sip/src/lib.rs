@@ -17,7 +17,8 @@
 //! (answered 405), no forking (a 2xx from a second fork is ignored). A re-INVITE in a confirmed
 //! dialog is answered with our unchanged SDP (session refresh).
 //!
-//! Robustness (RFC 4475, `tests/torture.rs`): a received request is judged in RFC 3261 8.2
+//! Robustness (RFC 4475, `tests/torture.rs`): a datagram over the size limits ([`msg::Limits`])
+//! gets 513 or 413 before it is parsed (`tests/limits.rs`); then a received request is judged in RFC 3261 8.2
 //! order before any dialog, leg or application decision — syntax (`400 Bad Request - <fault>`)
 //! and version (505) in [`msg::parse`] / [`msg::reject_malformed`], then method (405), URI
 //! scheme (416), `Require` (420), INVITE body (415) and `Accept` (406) in the UA. Malformed and

@@ -28,7 +28,7 @@ use crate::error::SipError;
 
 mod parse;
 
-pub use self::parse::{parse, reject_malformed};
+pub use self::parse::{check_size, parse, reject_malformed, Limits};
 
 /// A SIP method. Extension methods are kept as [`Method::Other`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1,7 +1,9 @@
 //! UDP transport: a receive task (recv → [`msg::parse`] → the core) and a send task (a queue of
-//! [`Transmit`]s). Malformed requests get `400 Bad Request - <fault>` or `505` (see
-//! [`msg::reject_malformed`]); malformed responses and other garbage are dropped and counted.
-//! Nothing here panics on input.
+//! [`Transmit`]s). Each datagram is first held against the size limits ([`msg::check_size`]:
+//! a request too large gets `513` or `413`, answered to its source before it is parsed), then
+//! parsed; malformed requests get `400 Bad Request - <fault>` or `505` (see
+//! [`msg::reject_malformed`]); malformed or oversized responses and other garbage are dropped
+//! and counted. Nothing here panics on input.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +24,8 @@ pub struct TransportStats {
     pub received: AtomicU64,
     /// Malformed requests answered with 400 or 505.
     pub bad_requests: AtomicU64,
+    /// Datagrams over a size limit (requests answered with 513 or 413, the rest dropped).
+    pub too_large: AtomicU64,
     /// Malformed datagrams that are not responses, dropped silently.
     pub dropped: AtomicU64,
     /// Malformed responses (bad status code, scalar overflow, …), dropped.
@@ -48,6 +52,7 @@ pub(crate) fn spawn(
     socket: Arc<UdpSocket>,
     cancel: CancellationToken,
     user_agent: String,
+    limits: msg::Limits,
     stats: Arc<TransportStats>,
 ) -> (
     mpsc::Receiver<(SocketAddr, Message)>,
@@ -75,7 +80,8 @@ pub(crate) fn spawn(
 
     let reply_tx = out_tx.clone();
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 65_535];
+        // One byte more than the limit, so that a larger datagram shows (cut) as too large.
+        let mut buf = vec![0u8; limits.max_message_bytes.saturating_add(1).min(65_536)];
         loop {
             let (n, src) = tokio::select! {
                 _ = cancel.cancelled() => break,
@@ -89,6 +95,14 @@ pub(crate) fn spawn(
                 },
             };
             let data = &buf[..n];
+            if let Err(e) = msg::check_size(data, &limits) {
+                stats.too_large.fetch_add(1, Ordering::Relaxed);
+                debug!(%src, error = %e, "oversized datagram");
+                if let Some(payload) = msg::reject_malformed(data, &e, &user_agent) {
+                    let _ = reply_tx.send(Transmit { dest: src, payload });
+                }
+                continue;
+            }
             match msg::parse(data) {
                 Ok(mut m) => {
                     stats.received.fetch_add(1, Ordering::Relaxed);

@@ -55,10 +55,28 @@ pub(crate) struct SipConfig {
     /// `from_user`: the caller id (user part of `From`) shown to both parties. Default
     /// `callbridge`.
     pub(crate) from_user: String,
+    /// `max_message_bytes`: the largest datagram read; a larger request gets `513 Message Too
+    /// Large` (RFC 3261 21.5.7). 1 024 to 65 535. Default 16 384.
+    pub(crate) max_message_bytes: usize,
+    /// `max_header_bytes`: the largest header section (start line and headers); a larger
+    /// request gets 513. 256 to `max_message_bytes`. Default 8 192.
+    pub(crate) max_header_bytes: usize,
+    /// `max_body_bytes`: the largest body; a larger request gets `413 Request Entity Too
+    /// Large` (RFC 3261 21.4.11). At most `max_message_bytes`. Default 8 192.
+    pub(crate) max_body_bytes: usize,
 }
 
 impl SipConfig {
-    /// Checks `trunk`, `user_agent` and `from_user`.
+    /// The endpoint's size limits.
+    pub(crate) fn limits(&self) -> sip::msg::Limits {
+        sip::msg::Limits {
+            max_message_bytes: self.max_message_bytes,
+            max_header_bytes: self.max_header_bytes,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+
+    /// Checks `trunk`, `user_agent`, `from_user` and the size limits.
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         if let Err(e) = SipUri::parse(&self.trunk) {
@@ -77,6 +95,31 @@ impl SipConfig {
                 format!("{:?} is not a valid SIP user part (letters, digits, + and -_.!~*'()&=$, allowed)", self.from_user),
             );
         }
+        let message = self.max_message_bytes;
+        if !(1024..=65_535).contains(&message) {
+            return at(
+                &[key("sip"), key("max_message_bytes")],
+                format!("{message} is outside 1024..=65535 (a UDP datagram's payload)"),
+            );
+        }
+        if !(256..=message).contains(&self.max_header_bytes) {
+            return at(
+                &[key("sip"), key("max_header_bytes")],
+                format!(
+                    "{} is outside 256..=max_message_bytes ({message})",
+                    self.max_header_bytes
+                ),
+            );
+        }
+        if self.max_body_bytes > message {
+            return at(
+                &[key("sip"), key("max_body_bytes")],
+                format!(
+                    "{} is larger than max_message_bytes ({message})",
+                    self.max_body_bytes
+                ),
+            );
+        }
         Ok(())
     }
 }
@@ -88,6 +131,9 @@ impl Default for SipConfig {
             trunk: "sip:127.0.0.1:5080".into(),
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
             from_user: "callbridge".into(),
+            max_message_bytes: sip::msg::Limits::default().max_message_bytes,
+            max_header_bytes: sip::msg::Limits::default().max_header_bytes,
+            max_body_bytes: sip::msg::Limits::default().max_body_bytes,
         }
     }
 }
@@ -226,4 +272,53 @@ pub(crate) struct LabConfig {
     /// `endpoints`: start the built-in lab SIP endpoints (test agents). Default false in a
     /// file; true only in the built-in configuration ([`Config::default`](super::Config::default)).
     pub(crate) endpoints: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const BASE: &str = "[sip]\nlisten = \"127.0.0.1:5060\"\n";
+    const BUSINESS: &str = "[[business]]\nid = \"acme\"\nname = \"ACME\"\n";
+
+    fn parse(extra: &str) -> Result<Config, String> {
+        Config::parse(
+            &format!("{BASE}{extra}{BUSINESS}"),
+            Path::new("/etc/cb.toml"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn size_limits_default_to_the_sip_crates() {
+        let c = parse("").unwrap();
+        assert_eq!(c.sip.limits(), sip::msg::Limits::default());
+        let c = parse("max_message_bytes = 4096\nmax_header_bytes = 2048\nmax_body_bytes = 0\n")
+            .unwrap();
+        assert_eq!(
+            c.sip.limits(),
+            sip::msg::Limits {
+                max_message_bytes: 4096,
+                max_header_bytes: 2048,
+                max_body_bytes: 0
+            }
+        );
+    }
+
+    #[test]
+    fn bad_size_limits_name_file_line_and_key() {
+        for (extra, want) in [
+            ("max_message_bytes = 100\n", "/etc/cb.toml:3: sip.max_message_bytes: 100 is outside 1024..=65535"),
+            ("max_message_bytes = 70000\n", "/etc/cb.toml:3: sip.max_message_bytes: 70000 is outside"),
+            ("max_header_bytes = 20000\n", "/etc/cb.toml:3: sip.max_header_bytes: 20000 is outside 256..=max_message_bytes (16384)"),
+            ("max_message_bytes = 2048\nmax_header_bytes = 1024\nmax_body_bytes = 4096\n", "/etc/cb.toml:5: sip.max_body_bytes: 4096 is larger than max_message_bytes (2048)"),
+        ] {
+            let e = parse(extra).unwrap_err();
+            assert!(e.starts_with(want), "{extra}: {e}");
+        }
+        let e = parse("max_body_bytes = -1\n").unwrap_err();
+        assert!(e.starts_with("/etc/cb.toml:3: "), "{e}");
+    }
 }

@@ -9,6 +9,80 @@ use super::{
 };
 use crate::error::SipError;
 
+/// Size limits on received messages, checked before anything else reads them.
+///
+/// RFC 3261 names two answers: `413 Request Entity Too Large` (21.4.11) when the *body* is
+/// larger than the server is willing to process, and `513 Message Too Large` (21.5.7) when
+/// the *message* is. So a datagram or header section over its limit gets 513, a body over its
+/// limit 413 (responses over a limit are dropped and counted). RFC 3261 18.1.1 expects a UDP
+/// message to fit the path MTU unless it is known to be larger; 16 KiB leaves room for large
+/// SDP offers without letting one sender make us parse 64 KiB per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest datagram we read (start line, headers and body). Default 16 384.
+    pub max_message_bytes: usize,
+    /// The largest header section (start line and header lines, up to the blank line).
+    /// Default 8 192.
+    pub max_header_bytes: usize,
+    /// The largest body (the bytes after the blank line). Default 8 192.
+    pub max_body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 16_384,
+            max_header_bytes: 8_192,
+            max_body_bytes: 8_192,
+        }
+    }
+}
+
+/// Checks a received datagram against `limits` before it is parsed: first its length
+/// ([`SipError::MessageTooLarge`] `"message"`), then the header section, measured up to the
+/// blank line or, if there is none within the limit, at least the limit
+/// ([`SipError::MessageTooLarge`] `"header section"`), then the bytes after the blank line
+/// ([`SipError::BodyTooLarge`]). A datagram longer than the receive buffer arrives cut to
+/// `max_message_bytes + 1` bytes, which is enough to see that it is too large.
+///
+/// # Errors
+/// [`SipError::MessageTooLarge`], [`SipError::BodyTooLarge`].
+pub fn check_size(data: &[u8], limits: &Limits) -> Result<(), SipError> {
+    if data.len() > limits.max_message_bytes {
+        return Err(SipError::MessageTooLarge {
+            part: "message",
+            size: data.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
+    let start = data
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(data.len());
+    let data = &data[start..];
+    let window = &data[..data.len().min(limits.max_header_bytes.saturating_add(4))];
+    match find(window, b"\r\n\r\n") {
+        Some(sep) if sep <= limits.max_header_bytes => {
+            let body = data.len() - sep - 4;
+            if body > limits.max_body_bytes {
+                return Err(SipError::BodyTooLarge {
+                    size: body,
+                    limit: limits.max_body_bytes,
+                });
+            }
+            Ok(())
+        }
+        // No blank line within the limit: either the header section is too long, or the
+        // datagram is shorter than the limit and has no blank line (parse says so).
+        _ if data.len() > limits.max_header_bytes => Err(SipError::MessageTooLarge {
+            part: "header section",
+            size: data.len().min(limits.max_header_bytes + 1),
+            limit: limits.max_header_bytes,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Parses a datagram into a request or response.
 ///
 /// Enforces Content-Length framing (RFC 3261 18.3: a shorter body is an error, extra bytes are
@@ -274,9 +348,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// For a datagram that failed [`parse`] and starts like a request (a method token first, a
-/// `SIP/` version last; not ACK), builds the answer RFC 3261 8.2 / 21.4.1 names: `505 Version
-/// Not Supported` for another SIP version, else `400 Bad Request - <fault>`. It copies whatever
+/// For a datagram that failed [`check_size`] or [`parse`] and starts like a request (a method
+/// token first, a `SIP/` version last; not ACK), builds the answer RFC 3261 names: `513
+/// Message Too Large` (21.5.7) for [`SipError::MessageTooLarge`], `413 Request Entity Too
+/// Large` (21.4.11) for [`SipError::BodyTooLarge`], `505 Version Not Supported` for another
+/// SIP version, else `400 Bad Request - <fault>` (8.2, 21.4.1). It copies whatever
 /// Via/From/To/Call-ID/CSeq lines the datagram has and goes back to the datagram's source.
 /// `None` (drop) for anything else, including every malformed response.
 pub fn reject_malformed(data: &[u8], err: &SipError, user_agent: &str) -> Option<Vec<u8>> {
@@ -313,6 +389,8 @@ pub fn reject_malformed(data: &[u8], err: &SipError, user_agent: &str) -> Option
     }
     let (status, reason) = match err {
         SipError::UnsupportedVersion(_) => (505, "Version Not Supported".to_string()),
+        SipError::MessageTooLarge { .. } => (513, "Message Too Large".to_string()),
+        SipError::BodyTooLarge { .. } => (413, "Request Entity Too Large".to_string()),
         other => {
             let fault: String = other
                 .fault()

@@ -439,3 +439,80 @@ fn uri_resolution() {
     assert!(uri_has_lr("sip:p1.example.com;lr"));
     assert!(!uri_has_lr("sip:p1.example.com"));
 }
+
+fn small_limits() -> Limits {
+    Limits {
+        max_message_bytes: 1024,
+        max_header_bytes: 512,
+        max_body_bytes: 64,
+    }
+}
+
+#[test]
+fn check_size_passes_messages_within_the_limits() {
+    assert!(check_size(INVITE.as_bytes(), &Limits::default()).is_ok());
+    assert!(check_size(INVITE.as_bytes(), &small_limits()).is_ok());
+    // no blank line at all, short: left to parse (400)
+    assert!(check_size(b"INVITE sip:x SIP/2.0\r\n", &small_limits()).is_ok());
+}
+
+#[test]
+fn check_size_names_the_part_over_its_limit() {
+    let l = small_limits();
+    let big = format!("{INVITE}{}", "x".repeat(2000));
+    assert!(matches!(
+        check_size(big.as_bytes(), &l),
+        Err(SipError::MessageTooLarge {
+            part: "message",
+            limit: 1024,
+            ..
+        })
+    ));
+    let long_header = INVITE.replace("Max-Forwards: 70", &format!("X-Long: {}", "y".repeat(600)));
+    assert!(matches!(
+        check_size(long_header.as_bytes(), &l),
+        Err(SipError::MessageTooLarge {
+            part: "header section",
+            limit: 512,
+            ..
+        })
+    ));
+    let body = "v=0\r\n".repeat(20);
+    let big_body = INVITE.replace("v=0\n", &body);
+    assert!(matches!(
+        check_size(big_body.as_bytes(), &l),
+        Err(SipError::BodyTooLarge {
+            size: 100,
+            limit: 64
+        })
+    ));
+    // exactly at the limits passes
+    let at = Limits {
+        max_message_bytes: INVITE.len(),
+        max_header_bytes: INVITE.len() - 8,
+        max_body_bytes: 4,
+    };
+    assert!(check_size(INVITE.as_bytes(), &at).is_ok());
+}
+
+#[test]
+fn oversized_requests_get_513_or_413_with_the_transaction_headers() {
+    let l = small_limits();
+    let long_header = INVITE.replace("Max-Forwards: 70", &format!("X-Long: {}", "y".repeat(600)));
+    let e = check_size(long_header.as_bytes(), &l).unwrap_err();
+    let r = String::from_utf8(reject_malformed(long_header.as_bytes(), &e, "ua").unwrap()).unwrap();
+    assert!(r.starts_with("SIP/2.0 513 Message Too Large\r\n"), "{r}");
+    assert!(r.contains("\r\nCall-ID: a84b4c76e66710@pc33.atlanta.com\r\n"));
+    assert!(r.contains("\r\nCSeq: 314159 INVITE\r\n"));
+    let big_body = INVITE.replace("v=0\n", &"v=0\r\n".repeat(20));
+    let e = check_size(big_body.as_bytes(), &l).unwrap_err();
+    let r = String::from_utf8(reject_malformed(big_body.as_bytes(), &e, "ua").unwrap()).unwrap();
+    assert!(
+        r.starts_with("SIP/2.0 413 Request Entity Too Large\r\n"),
+        "{r}"
+    );
+    // an oversized response is dropped
+    let resp = format!("SIP/2.0 200 OK\r\n\r\n{}", "x".repeat(2000));
+    let e = check_size(resp.as_bytes(), &l).unwrap_err();
+    assert!(reject_malformed(resp.as_bytes(), &e, "ua").is_none());
+}

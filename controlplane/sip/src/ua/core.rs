@@ -99,6 +99,7 @@ impl Endpoint {
             Arc::new(socket),
             cancel.child_token(),
             cfg.user_agent.clone(),
+            cfg.limits,
             stats.clone(),
         );
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -144,6 +145,11 @@ impl Endpoint {
             s.bad_requests.load(Ordering::Relaxed),
             s.dropped.load(Ordering::Relaxed),
         )
+    }
+
+    /// Datagrams over a size limit so far (requests among them were answered 513 or 413).
+    pub fn oversized_count(&self) -> u64 {
+        self.inner.stats.too_large.load(Ordering::Relaxed)
     }
 
     /// Responses dropped so far: `(malformed, stray)`. Malformed ones failed to parse (a

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use crate::error::SipError;
-use crate::msg::NameAddr;
+use crate::msg::{Limits, NameAddr};
 use crate::transaction::Timers;
 
 mod core;
@@ -50,6 +50,8 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// T1, T2, T4.
     pub timers: Timers,
+    /// Size limits on received datagrams (513 / 413 when exceeded).
+    pub limits: Limits,
 }
 
 impl EndpointConfig {
@@ -59,6 +61,7 @@ impl EndpointConfig {
             listen,
             user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")),
             timers: Timers::default(),
+            limits: Limits::default(),
         }
     }
 }
