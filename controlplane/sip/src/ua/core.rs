@@ -147,6 +147,13 @@ impl Endpoint {
         )
     }
 
+    /// Datagrams that parsed as SIP so far. With [`Endpoint::malformed_counts`],
+    /// [`Endpoint::dropped_responses`]`.0` and [`Endpoint::oversized_count`] this accounts for
+    /// every datagram read: each is counted exactly once among them.
+    pub fn received_count(&self) -> u64 {
+        self.inner.stats.received.load(Ordering::Relaxed)
+    }
+
     /// Datagrams over a size limit so far (requests among them were answered 513 or 413).
     pub fn oversized_count(&self) -> u64 {
         self.inner.stats.too_large.load(Ordering::Relaxed)
