@@ -204,6 +204,7 @@ async fn control_plane(
     let mut sip_cfg = sip::EndpointConfig::new(cfg.sip.listen);
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     sip_cfg.limits = cfg.sip.limits();
+    sip_cfg.bad_sources = cfg.sip.bad_sources();
     let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
         .await
         .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;

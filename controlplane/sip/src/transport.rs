@@ -1,19 +1,22 @@
 //! UDP transport: a receive task (recv → [`msg::parse`] → the core) and a send task (a queue of
 //! [`Transmit`]s). Each datagram is first held against the size limits ([`msg::check_size`]:
 //! a request too large gets `513` or `413`, answered to its source before it is parsed), then
-//! parsed; malformed requests get `400 Bad Request - <fault>` or `505` (see
+//! parsed; a source that keeps sending bad datagrams is ignored for a while
+//! ([`crate::guard`]); malformed requests get `400 Bad Request - <fault>` or `505` (see
 //! [`msg::reject_malformed`]); malformed or oversized responses and other garbage are dropped
 //! and counted. Nothing here panics on input.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::guard::{BadSourceLimiter, BadSourceLimits};
 use crate::msg::{self, Message};
 use crate::transaction::Transmit;
 
@@ -26,6 +29,8 @@ pub struct TransportStats {
     pub bad_requests: AtomicU64,
     /// Datagrams over a size limit (requests answered with 513 or 413, the rest dropped).
     pub too_large: AtomicU64,
+    /// Datagrams dropped unread because their source is cooling down ([`BadSourceLimiter`]).
+    pub rate_limited: AtomicU64,
     /// Malformed datagrams that are not responses, dropped silently.
     pub dropped: AtomicU64,
     /// Malformed responses (bad status code, scalar overflow, …), dropped.
@@ -45,6 +50,13 @@ fn first_line(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
+/// Records a bad datagram from `src`, logging when it starts the source's cooldown.
+fn bad_source(limiter: &mut BadSourceLimiter, now: Instant, src: SocketAddr) {
+    if limiter.handle_bad(now, src.ip()) {
+        warn!(source = %src.ip(), "too many bad SIP datagrams; ignoring the source for a while");
+    }
+}
+
 /// Spawns the receive and send tasks on the current runtime. Parsed messages (requests already
 /// stamped with `received`/`rport`) go to the returned receiver; transmits are queued on the
 /// returned sender. Both tasks stop when `cancel` fires.
@@ -53,6 +65,7 @@ pub(crate) fn spawn(
     cancel: CancellationToken,
     user_agent: String,
     limits: msg::Limits,
+    bad_sources: BadSourceLimits,
     stats: Arc<TransportStats>,
 ) -> (
     mpsc::Receiver<(SocketAddr, Message)>,
@@ -80,6 +93,7 @@ pub(crate) fn spawn(
 
     let reply_tx = out_tx.clone();
     tokio::spawn(async move {
+        let mut limiter = BadSourceLimiter::new(bad_sources);
         // One byte more than the limit, so that a larger datagram shows (cut) as too large.
         let mut buf = vec![0u8; limits.max_message_bytes.saturating_add(1).min(65_536)];
         loop {
@@ -95,8 +109,14 @@ pub(crate) fn spawn(
                 },
             };
             let data = &buf[..n];
+            let now = Instant::now();
+            if !limiter.accepts(now, src.ip()) {
+                stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if let Err(e) = msg::check_size(data, &limits) {
                 stats.too_large.fetch_add(1, Ordering::Relaxed);
+                bad_source(&mut limiter, now, src);
                 debug!(%src, error = %e, "oversized datagram");
                 if let Some(payload) = msg::reject_malformed(data, &e, &user_agent) {
                     let _ = reply_tx.send(Transmit { dest: src, payload });
@@ -114,22 +134,25 @@ pub(crate) fn spawn(
                         break;
                     }
                 }
-                Err(e) => match msg::reject_malformed(data, &e, &user_agent) {
-                    Some(payload) => {
-                        stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                        debug!(%src, error = %e, "malformed request, answering 400/505");
-                        let _ = reply_tx.send(Transmit { dest: src, payload });
+                Err(e) => {
+                    bad_source(&mut limiter, now, src);
+                    match msg::reject_malformed(data, &e, &user_agent) {
+                        Some(payload) => {
+                            stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                            debug!(%src, error = %e, "malformed request, answering 400/505");
+                            let _ = reply_tx.send(Transmit { dest: src, payload });
+                        }
+                        // RFC 3261 / RFC 4475 3.1.2.5, 3.1.2.19: a malformed response is dropped.
+                        None if data.trim_ascii_start().starts_with(b"SIP/") => {
+                            stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
+                            debug!(%src, error = %e, "malformed response dropped");
+                        }
+                        None => {
+                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            debug!(%src, error = %e, "malformed datagram dropped");
+                        }
                     }
-                    // RFC 3261 / RFC 4475 3.1.2.5, 3.1.2.19: a malformed response is dropped.
-                    None if data.trim_ascii_start().starts_with(b"SIP/") => {
-                        stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
-                        debug!(%src, error = %e, "malformed response dropped");
-                    }
-                    None => {
-                        stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        debug!(%src, error = %e, "malformed datagram dropped");
-                    }
-                },
+                }
             }
         }
     });

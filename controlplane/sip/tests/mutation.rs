@@ -158,7 +158,12 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
 /// Every datagram the endpoint has read, whatever became of it.
 fn accounted(ep: &Endpoint) -> u64 {
     let (bad, dropped) = ep.malformed_counts();
-    ep.received_count() + bad + dropped + ep.dropped_responses().0 + ep.oversized_count()
+    ep.received_count()
+        + bad
+        + dropped
+        + ep.dropped_responses().0
+        + ep.oversized_count()
+        + ep.rate_limited_count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

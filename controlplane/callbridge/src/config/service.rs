@@ -64,6 +64,14 @@ pub(crate) struct SipConfig {
     /// `max_body_bytes`: the largest body; a larger request gets `413 Request Entity Too
     /// Large` (RFC 3261 21.4.11). At most `max_message_bytes`. Default 8 192.
     pub(crate) max_body_bytes: usize,
+    /// `bad_message_limit`: bad datagrams (malformed or oversized) from one IP address within
+    /// `bad_message_window_secs` after which its datagrams are dropped unanswered for
+    /// `bad_message_cooldown_secs`; loopback is exempt; 0 turns this off. Default 20.
+    pub(crate) bad_message_limit: u32,
+    /// `bad_message_window_secs`: see `bad_message_limit`. At least 1. Default 10.
+    pub(crate) bad_message_window_secs: u64,
+    /// `bad_message_cooldown_secs`: see `bad_message_limit`. At least 1. Default 60.
+    pub(crate) bad_message_cooldown_secs: u64,
 }
 
 impl SipConfig {
@@ -76,7 +84,17 @@ impl SipConfig {
         }
     }
 
-    /// Checks `trunk`, `user_agent`, `from_user` and the size limits.
+    /// The endpoint's limiter of sources of bad datagrams.
+    pub(crate) fn bad_sources(&self) -> sip::guard::BadSourceLimits {
+        sip::guard::BadSourceLimits {
+            max_bad: self.bad_message_limit,
+            window: Duration::from_secs(self.bad_message_window_secs),
+            cooldown: Duration::from_secs(self.bad_message_cooldown_secs),
+            ..sip::guard::BadSourceLimits::default()
+        }
+    }
+
+    /// Checks `trunk`, `user_agent`, `from_user`, the size limits and the bad-source limiter.
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         if let Err(e) = SipUri::parse(&self.trunk) {
@@ -120,6 +138,14 @@ impl SipConfig {
                 ),
             );
         }
+        for (name, v) in [
+            ("bad_message_window_secs", self.bad_message_window_secs),
+            ("bad_message_cooldown_secs", self.bad_message_cooldown_secs),
+        ] {
+            if v == 0 {
+                return at(&[key("sip"), key(name)], "must be at least 1".into());
+            }
+        }
         Ok(())
     }
 }
@@ -134,6 +160,9 @@ impl Default for SipConfig {
             max_message_bytes: sip::msg::Limits::default().max_message_bytes,
             max_header_bytes: sip::msg::Limits::default().max_header_bytes,
             max_body_bytes: sip::msg::Limits::default().max_body_bytes,
+            bad_message_limit: sip::guard::BadSourceLimits::default().max_bad,
+            bad_message_window_secs: sip::guard::BadSourceLimits::default().window.as_secs(),
+            bad_message_cooldown_secs: sip::guard::BadSourceLimits::default().cooldown.as_secs(),
         }
     }
 }
@@ -304,6 +333,26 @@ mod tests {
                 max_header_bytes: 2048,
                 max_body_bytes: 0
             }
+        );
+    }
+
+    #[test]
+    fn the_bad_source_limiter_defaults_to_the_sip_crates_and_takes_its_keys() {
+        let c = parse("").unwrap();
+        assert_eq!(c.sip.bad_sources(), sip::guard::BadSourceLimits::default());
+        let c = parse(
+            "bad_message_limit = 0\nbad_message_window_secs = 5\nbad_message_cooldown_secs = 7\n",
+        )
+        .unwrap();
+        let b = c.sip.bad_sources();
+        assert_eq!(
+            (b.max_bad, b.window.as_secs(), b.cooldown.as_secs()),
+            (0, 5, 7)
+        );
+        let e = parse("bad_message_cooldown_secs = 0\n").unwrap_err();
+        assert!(
+            e.starts_with("/etc/cb.toml:3: sip.bad_message_cooldown_secs: must be at least 1"),
+            "{e}"
         );
     }
 

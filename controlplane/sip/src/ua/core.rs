@@ -100,6 +100,7 @@ impl Endpoint {
             cancel.child_token(),
             cfg.user_agent.clone(),
             cfg.limits,
+            cfg.bad_sources,
             stats.clone(),
         );
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
@@ -148,10 +149,17 @@ impl Endpoint {
     }
 
     /// Datagrams that parsed as SIP so far. With [`Endpoint::malformed_counts`],
-    /// [`Endpoint::dropped_responses`]`.0` and [`Endpoint::oversized_count`] this accounts for
+    /// [`Endpoint::dropped_responses`]`.0`, [`Endpoint::oversized_count`] and
+    /// [`Endpoint::rate_limited_count`] this accounts for
     /// every datagram read: each is counted exactly once among them.
     pub fn received_count(&self) -> u64 {
         self.inner.stats.received.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams dropped unread so far because their source sent too many bad ones
+    /// ([`crate::guard`]).
+    pub fn rate_limited_count(&self) -> u64 {
+        self.inner.stats.rate_limited.load(Ordering::Relaxed)
     }
 
     /// Datagrams over a size limit so far (requests among them were answered 513 or 413).

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use crate::error::SipError;
+use crate::guard::BadSourceLimits;
 use crate::msg::{Limits, NameAddr};
 use crate::transaction::Timers;
 
@@ -52,6 +53,8 @@ pub struct EndpointConfig {
     pub timers: Timers,
     /// Size limits on received datagrams (513 / 413 when exceeded).
     pub limits: Limits,
+    /// When a source's bad datagrams get it ignored for a while.
+    pub bad_sources: BadSourceLimits,
 }
 
 impl EndpointConfig {
@@ -62,6 +65,7 @@ impl EndpointConfig {
             user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")),
             timers: Timers::default(),
             limits: Limits::default(),
+            bad_sources: BadSourceLimits::default(),
         }
     }
 }

@@ -1,0 +1,236 @@
+//! Sans-IO protection of the listener against sources that keep sending bad datagrams:
+//! [`BadSourceLimiter`]. After [`BadSourceLimits::max_bad`] bad datagrams (malformed, or over
+//! a size limit) from one IP address within [`BadSourceLimits::window`], every datagram from
+//! that address is dropped unread and unanswered for [`BadSourceLimits::cooldown`]; the
+//! transport counts them ([`crate::Endpoint::rate_limited_count`]). Keyed by IP, not IP and
+//! port: a sender can pick any port. Loopback is exempt unless told otherwise (the lab
+//! endpoints and the SIPp and torture tests live there, as the HTTP limits exempt it).
+//!
+//! No clock and no I/O: the caller passes `now`. State is bounded by
+//! [`BadSourceLimits::max_sources`]; when full, entries whose window and cooldown are over
+//! are evicted, and if none is, a new source is not tracked (it is let through, never
+//! wrongly blocked).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// The limiter's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadSourceLimits {
+    /// Bad datagrams from one address within `window` that start its cooldown; the last of
+    /// them is still answered. 0 turns the limiter off. Default 20.
+    pub max_bad: u32,
+    /// The counting window, starting with a source's first bad datagram. Default 10 s.
+    pub window: Duration,
+    /// How long a source's datagrams are dropped. Default 60 s.
+    pub cooldown: Duration,
+    /// Whether loopback sources are exempt. Default true.
+    pub exempt_loopback: bool,
+    /// Sources tracked at most. Default 10 000.
+    pub max_sources: usize,
+}
+
+impl Default for BadSourceLimits {
+    fn default() -> Self {
+        Self {
+            max_bad: 20,
+            window: Duration::from_secs(10),
+            cooldown: Duration::from_secs(60),
+            exempt_loopback: true,
+            max_sources: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    window_start: Instant,
+    bad: u32,
+    blocked_until: Option<Instant>,
+}
+
+impl Source {
+    /// Whether this entry says nothing any more at `now`.
+    fn expired(&self, now: Instant, limits: &BadSourceLimits) -> bool {
+        match self.blocked_until {
+            Some(until) => until <= now,
+            None => now.duration_since(self.window_start) >= limits.window,
+        }
+    }
+}
+
+/// Per-source counts of bad datagrams and the cooldowns they started. Owned by the
+/// transport's receive task.
+#[derive(Debug)]
+pub struct BadSourceLimiter {
+    limits: BadSourceLimits,
+    sources: HashMap<IpAddr, Source>,
+}
+
+impl BadSourceLimiter {
+    /// A limiter with no history.
+    #[must_use]
+    pub fn new(limits: BadSourceLimits) -> Self {
+        Self {
+            limits,
+            sources: HashMap::new(),
+        }
+    }
+
+    fn exempt(&self, ip: IpAddr) -> bool {
+        self.limits.max_bad == 0 || (self.limits.exempt_loopback && ip.is_loopback())
+    }
+
+    /// Whether a datagram from `ip` is read at `now` (false: drop it unanswered).
+    pub fn accepts(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let Some(s) = self.sources.get(&ip) else {
+            return true;
+        };
+        match s.blocked_until {
+            Some(until) if until > now => false,
+            Some(_) => {
+                self.sources.remove(&ip);
+                true
+            }
+            None => true,
+        }
+    }
+
+    /// Records a bad datagram from `ip` at `now`; returns true if this one started the
+    /// source's cooldown.
+    pub fn handle_bad(&mut self, now: Instant, ip: IpAddr) -> bool {
+        if self.exempt(ip) {
+            return false;
+        }
+        let limits = self.limits;
+        if !self.sources.contains_key(&ip) && self.sources.len() >= limits.max_sources {
+            self.sources.retain(|_, s| !s.expired(now, &limits));
+            if self.sources.len() >= limits.max_sources {
+                return false;
+            }
+        }
+        let s = self.sources.entry(ip).or_insert(Source {
+            window_start: now,
+            bad: 0,
+            blocked_until: None,
+        });
+        if s.blocked_until.is_some() {
+            return false;
+        }
+        if now.duration_since(s.window_start) >= limits.window {
+            s.window_start = now;
+            s.bad = 0;
+        }
+        s.bad += 1;
+        if s.bad >= limits.max_bad {
+            s.blocked_until = Some(now + limits.cooldown);
+            return true;
+        }
+        false
+    }
+
+    /// Sources currently tracked (counting or cooling down).
+    #[must_use]
+    pub fn tracked(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
+    const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    fn limits() -> BadSourceLimits {
+        BadSourceLimits {
+            max_bad: 3,
+            window: Duration::from_secs(10),
+            cooldown: Duration::from_secs(60),
+            exempt_loopback: true,
+            max_sources: 4,
+        }
+    }
+
+    #[test]
+    fn the_kth_bad_datagram_starts_a_cooldown_for_that_source_only() {
+        let t0 = Instant::now();
+        let mut l = BadSourceLimiter::new(limits());
+        assert!(!l.handle_bad(t0, A));
+        assert!(!l.handle_bad(t0 + Duration::from_secs(1), A));
+        assert!(l.accepts(t0 + Duration::from_secs(2), A));
+        assert!(l.handle_bad(t0 + Duration::from_secs(2), A));
+        assert!(!l.accepts(t0 + Duration::from_secs(2), A));
+        assert!(l.accepts(t0 + Duration::from_secs(2), B));
+        // cooldown: 60 s from the third bad datagram
+        assert!(!l.accepts(t0 + Duration::from_secs(61), A));
+        assert!(l.accepts(t0 + Duration::from_secs(62), A));
+        assert_eq!(l.tracked(), 0);
+        // and the count starts over
+        assert!(!l.handle_bad(t0 + Duration::from_secs(63), A));
+        assert!(l.accepts(t0 + Duration::from_secs(63), A));
+    }
+
+    #[test]
+    fn bad_datagrams_spread_over_more_than_the_window_are_forgiven() {
+        let t0 = Instant::now();
+        let mut l = BadSourceLimiter::new(limits());
+        for i in 0..10 {
+            assert!(!l.handle_bad(t0 + Duration::from_secs(6 * i), A), "{i}");
+            assert!(l.accepts(t0 + Duration::from_secs(6 * i), A));
+        }
+    }
+
+    #[test]
+    fn loopback_is_exempt_unless_told_and_zero_turns_it_off() {
+        let t0 = Instant::now();
+        let mut l = BadSourceLimiter::new(limits());
+        for _ in 0..10 {
+            assert!(!l.handle_bad(t0, LO));
+        }
+        assert!(l.accepts(t0, LO));
+        let mut l = BadSourceLimiter::new(BadSourceLimits {
+            exempt_loopback: false,
+            ..limits()
+        });
+        for _ in 0..3 {
+            l.handle_bad(t0, LO);
+        }
+        assert!(!l.accepts(t0, LO));
+        let mut l = BadSourceLimiter::new(BadSourceLimits {
+            max_bad: 0,
+            ..limits()
+        });
+        for _ in 0..10 {
+            assert!(!l.handle_bad(t0, A));
+        }
+        assert!(l.accepts(t0, A));
+    }
+
+    #[test]
+    fn state_is_bounded_and_expired_entries_make_room() {
+        let t0 = Instant::now();
+        let mut l = BadSourceLimiter::new(limits());
+        let ip = |i: u8| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i));
+        for i in 0..4 {
+            l.handle_bad(t0, ip(i));
+        }
+        assert_eq!(l.tracked(), 4);
+        // full: a fifth source is not tracked, so never blocked
+        for _ in 0..5 {
+            l.handle_bad(t0, ip(9));
+        }
+        assert!(l.accepts(t0, ip(9)));
+        assert_eq!(l.tracked(), 4);
+        // after the window the old entries are evicted to make room
+        let later = t0 + Duration::from_secs(11);
+        for _ in 0..3 {
+            l.handle_bad(later, ip(9));
+        }
+        assert!(!l.accepts(later, ip(9)));
+        assert_eq!(l.tracked(), 1);
+    }
+}
