@@ -205,6 +205,7 @@ async fn control_plane(
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
+    sip_cfg.allow_invite_from = Some(cfg.sip.invite_acl());
     let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
         .await
         .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;

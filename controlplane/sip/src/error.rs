@@ -54,6 +54,9 @@ pub enum SipError {
         /// The configured limit.
         limit: usize,
     },
+    /// A network in an ACL is not `address/prefix` (see [`crate::guard::Network::parse`]).
+    #[error("invalid network {0}")]
+    InvalidNetwork(String),
     /// A SIP URI cannot be parsed or does not name an address we can reach (we do no DNS).
     #[error("invalid or unreachable SIP URI {0:?}")]
     InvalidUri(String),

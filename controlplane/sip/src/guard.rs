@@ -1,5 +1,6 @@
-//! Sans-IO protection of the listener against sources that keep sending bad datagrams:
-//! [`BadSourceLimiter`]. After [`BadSourceLimits::max_bad`] bad datagrams (malformed, or over
+//! Sans-IO protection of the listener: [`Network`] (the ACL of sources allowed to send a new
+//! INVITE, [`crate::EndpointConfig::allow_invite_from`]) and, against sources that keep
+//! sending bad datagrams, [`BadSourceLimiter`]. After [`BadSourceLimits::max_bad`] bad datagrams (malformed, or over
 //! a size limit) from one IP address within [`BadSourceLimits::window`], every datagram from
 //! that address is dropped unread and unanswered for [`BadSourceLimits::cooldown`]; the
 //! transport counts them ([`crate::Endpoint::rate_limited_count`]). Keyed by IP, not IP and
@@ -14,6 +15,85 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use crate::error::SipError;
+
+/// An IP network, `address/prefix` (a bare address is one host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (`/32`, `/128`). Host bits
+    /// below the prefix must be zero, so a typo such as `10.0.0.1/8` is caught.
+    ///
+    /// # Errors
+    /// [`SipError::InvalidNetwork`] naming what is wrong.
+    pub fn parse(s: &str) -> Result<Self, SipError> {
+        let bad = |why: &str| SipError::InvalidNetwork(format!("{s:?}: {why}"));
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().map_err(|_| bad("not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= max)
+                .ok_or_else(|| bad(&format!("the prefix length must be 0..={max}")))?,
+        };
+        let net = Self { addr, prefix };
+        if bits(addr) & !mask(prefix, u32::from(max)) != 0 {
+            return Err(bad("host bits are set below the prefix"));
+        }
+        Ok(net)
+    }
+
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let max = match (self.addr, ip) {
+            (IpAddr::V4(_), IpAddr::V4(_)) => 32,
+            (IpAddr::V6(_), IpAddr::V6(_)) => 128,
+            _ => return false,
+        };
+        let m = mask(self.prefix, max);
+        bits(ip) & m == bits(self.addr) & m
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The top `prefix` of `width` bits set.
+fn mask(prefix: u8, width: u32) -> u128 {
+    let all = if width == 32 {
+        u128::from(u32::MAX)
+    } else {
+        u128::MAX
+    };
+    match u32::from(prefix) {
+        0 => 0,
+        p => all & !all.checked_shr(p).unwrap_or(0),
+    }
+}
 
 /// The limiter's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +232,36 @@ mod tests {
             cooldown: Duration::from_secs(60),
             exempt_loopback: true,
             max_sources: 4,
+        }
+    }
+
+    #[test]
+    fn networks_parse_and_contain() {
+        let n = Network::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.255.1.2".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        let host = Network::parse("192.0.2.7").unwrap();
+        assert_eq!(host.to_string(), "192.0.2.7/32");
+        assert!(host.contains("192.0.2.7".parse().unwrap()));
+        assert!(!host.contains("192.0.2.8".parse().unwrap()));
+        let v6 = Network::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        assert!(Network::parse("0.0.0.0/0").unwrap().contains(A));
+        assert!(Network::parse("::/0")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0/33",
+            "10.0.0.0/x",
+            "example.com",
+            "",
+            "::1/129",
+        ] {
+            assert!(Network::parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -23,7 +23,8 @@
 //! received request is judged in RFC 3261 8.2 order before any dialog, leg or application
 //! decision — syntax (`400 Bad Request - <fault>`) and version (505) in [`msg::parse`] /
 //! [`msg::reject_malformed`], then method (405), URI scheme (416), `Require` (420), INVITE body
-//! (415) and `Accept` (406) in the UA. Malformed and stray responses are dropped and counted
+//! (415) and `Accept` (406) in the UA, then, for a new INVITE, the source's network
+//! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). Malformed and stray responses are dropped and counted
 //! ([`Endpoint::dropped_responses`]). `tests/mutation.rs` sends 100 000 seeded mutations of
 //! valid messages through the listener and checks it still answers.
 //!

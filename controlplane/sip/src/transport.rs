@@ -31,6 +31,8 @@ pub struct TransportStats {
     pub too_large: AtomicU64,
     /// Datagrams dropped unread because their source is cooling down ([`BadSourceLimiter`]).
     pub rate_limited: AtomicU64,
+    /// New INVITEs from outside `allow_invite_from`, answered 403 by the core.
+    pub forbidden_invites: AtomicU64,
     /// Malformed datagrams that are not responses, dropped silently.
     pub dropped: AtomicU64,
     /// Malformed responses (bad status code, scalar overflow, …), dropped.

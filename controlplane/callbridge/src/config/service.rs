@@ -72,6 +72,11 @@ pub(crate) struct SipConfig {
     pub(crate) bad_message_window_secs: u64,
     /// `bad_message_cooldown_secs`: see `bad_message_limit`. At least 1. Default 60.
     pub(crate) bad_message_cooldown_secs: u64,
+    /// `allow_invite_from`: networks (`"10.0.0.0/8"`, `"192.0.2.7"`, `"::1/128"`) allowed to
+    /// start a call; a new INVITE from elsewhere gets `403 Forbidden` before any policy.
+    /// Default: loopback (`127.0.0.0/8`, `::1`) and the trunk's address, if it is an IP
+    /// literal.
+    pub(crate) allow_invite_from: Option<Vec<String>>,
 }
 
 impl SipConfig {
@@ -94,7 +99,27 @@ impl SipConfig {
         }
     }
 
-    /// Checks `trunk`, `user_agent`, `from_user`, the size limits and the bad-source limiter.
+    /// The networks allowed to send a new INVITE: `allow_invite_from`, or the default
+    /// (loopback and the trunk's IP). Call after [`SipConfig::validate`].
+    pub(crate) fn invite_acl(&self) -> Vec<sip::guard::Network> {
+        let parse = |s: &str| sip::guard::Network::parse(s).ok();
+        match &self.allow_invite_from {
+            Some(list) => list.iter().filter_map(|s| parse(s)).collect(),
+            None => {
+                let trunk = SipUri::parse(&self.trunk)
+                    .ok()
+                    .and_then(|u| parse(u.host.trim_start_matches('[').trim_end_matches(']')));
+                ["127.0.0.0/8", "::1/128"]
+                    .iter()
+                    .filter_map(|s| parse(s))
+                    .chain(trunk)
+                    .collect()
+            }
+        }
+    }
+
+    /// Checks `trunk`, `user_agent`, `from_user`, the size limits, the bad-source limiter and
+    /// `allow_invite_from`.
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
         if let Err(e) = SipUri::parse(&self.trunk) {
@@ -146,6 +171,14 @@ impl SipConfig {
                 return at(&[key("sip"), key(name)], "must be at least 1".into());
             }
         }
+        for (i, net) in self.allow_invite_from.iter().flatten().enumerate() {
+            if let Err(e) = sip::guard::Network::parse(net) {
+                return at(
+                    &[key("sip"), key("allow_invite_from"), Seg::Index(i)],
+                    e.to_string(),
+                );
+            }
+        }
         Ok(())
     }
 }
@@ -163,6 +196,7 @@ impl Default for SipConfig {
             bad_message_limit: sip::guard::BadSourceLimits::default().max_bad,
             bad_message_window_secs: sip::guard::BadSourceLimits::default().window.as_secs(),
             bad_message_cooldown_secs: sip::guard::BadSourceLimits::default().cooldown.as_secs(),
+            allow_invite_from: None,
         }
     }
 }
@@ -352,6 +386,31 @@ mod tests {
         let e = parse("bad_message_cooldown_secs = 0\n").unwrap_err();
         assert!(
             e.starts_with("/etc/cb.toml:3: sip.bad_message_cooldown_secs: must be at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn invites_are_allowed_from_loopback_and_the_trunk_unless_listed() {
+        let show = |c: &Config| {
+            c.sip
+                .invite_acl()
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        let c = parse("trunk = \"sip:192.0.2.10:5060\"\n").unwrap();
+        assert_eq!(show(&c), ["127.0.0.0/8", "::1/128", "192.0.2.10/32"]);
+        let c = parse("trunk = \"sip:[2001:db8::1]:5060\"\n").unwrap();
+        assert_eq!(show(&c), ["127.0.0.0/8", "::1/128", "2001:db8::1/128"]);
+        let c = parse("allow_invite_from = [\"10.0.0.0/8\", \"192.0.2.7\"]\n").unwrap();
+        assert_eq!(show(&c), ["10.0.0.0/8", "192.0.2.7/32"]);
+        let c = parse("allow_invite_from = []\n").unwrap();
+        assert!(show(&c).is_empty());
+        let e =
+            parse("allow_invite_from = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n]\n").unwrap_err();
+        assert!(
+            e.starts_with("/etc/cb.toml:5: sip.allow_invite_from[1]: invalid network \"10.0.0.1/8\": host bits"),
             "{e}"
         );
     }

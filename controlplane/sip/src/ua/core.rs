@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 use super::{inspect, EndpointConfig, IncomingCall, LegEvent, ALLOW};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::error::SipError;
+use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
 use crate::transaction::{ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
 use crate::transport::{self, TransportStats};
@@ -117,6 +118,7 @@ impl Endpoint {
             local,
             ua: cfg.user_agent,
             timers: cfg.timers,
+            allow_invite_from: cfg.allow_invite_from,
             out,
             incoming: incoming_tx,
             cmd: cmd_tx,
@@ -160,6 +162,12 @@ impl Endpoint {
     /// ([`crate::guard`]).
     pub fn rate_limited_count(&self) -> u64 {
         self.inner.stats.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// New INVITEs answered 403 so far because their source is outside
+    /// [`EndpointConfig::allow_invite_from`].
+    pub fn forbidden_invite_count(&self) -> u64 {
+        self.inner.stats.forbidden_invites.load(Ordering::Relaxed)
     }
 
     /// Datagrams over a size limit so far (requests among them were answered 513 or 413).
@@ -264,6 +272,7 @@ pub(super) struct Core {
     pub(super) local: SocketAddr,
     pub(super) ua: String,
     pub(super) timers: Timers,
+    pub(super) allow_invite_from: Option<Vec<Network>>,
     pub(super) out: mpsc::UnboundedSender<Transmit>,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
@@ -582,6 +591,23 @@ impl Core {
         // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
         if let Some(r) = inspect::inspect(&req) {
             self.respond(now, &key, r);
+            return;
+        }
+        // The ACL: only listed networks may start a call (in-dialog requests are not judged).
+        if req.method == Method::Invite
+            && req.to_tag().is_none()
+            && self
+                .allow_invite_from
+                .as_ref()
+                .is_some_and(|nets| !nets.iter().any(|n| n.contains(src.ip())))
+        {
+            self.stats.forbidden_invites.fetch_add(1, Ordering::Relaxed);
+            debug!(%src, "INVITE from outside allow_invite_from: 403");
+            self.respond(
+                now,
+                &key,
+                Response::to_request(&req, 403, Some(&msg::new_tag())),
+            );
             return;
         }
         let dialog_key = (req.call_id().to_string(), req.to_tag().unwrap_or_default());

@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use tokio::sync::mpsc;
 
 use crate::error::SipError;
-use crate::guard::BadSourceLimits;
+use crate::guard::{BadSourceLimits, Network};
 use crate::msg::{Limits, NameAddr};
 use crate::transaction::Timers;
 
@@ -55,6 +55,11 @@ pub struct EndpointConfig {
     pub limits: Limits,
     /// When a source's bad datagrams get it ignored for a while.
     pub bad_sources: BadSourceLimits,
+    /// Networks allowed to send a new INVITE (checked on the datagram's source address). A new
+    /// INVITE from anywhere else gets `403 Forbidden` after the RFC 3261 8.2 checks and before
+    /// the application sees it; in-dialog requests and other methods are not affected. `None`
+    /// (the default): every source may.
+    pub allow_invite_from: Option<Vec<Network>>,
 }
 
 impl EndpointConfig {
@@ -66,6 +71,7 @@ impl EndpointConfig {
             timers: Timers::default(),
             limits: Limits::default(),
             bad_sources: BadSourceLimits::default(),
+            allow_invite_from: None,
         }
     }
 }
