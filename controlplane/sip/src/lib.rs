@@ -26,7 +26,8 @@
 //! (415) and `Accept` (406) in the UA, then, for a new INVITE, the source's network
 //! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). Malformed and stray responses are dropped and counted
 //! ([`Endpoint::dropped_responses`]). `tests/mutation.rs` sends 100 000 seeded mutations of
-//! valid messages through the listener and checks it still answers.
+//! valid messages through the listener and checks it still answers; `tests/roundtrip.rs`
+//! checks `parse ∘ encode` round trips on generated and mutated messages.
 //!
 //! ```no_run
 //! use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent};
