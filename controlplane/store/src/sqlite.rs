@@ -449,10 +449,10 @@ fn accept_one(
         req.claimed_by,
         req.skill.as_ref().map(Skill::as_str),
     ])?;
-    append_event(&tx, id, req.created_ms, &req.status, None, None)?;
+    append_event(tx, id, req.created_ms, &req.status, None, None)?;
     if let Some(w) = &req.webhook {
         let business = req.business.as_ref().map(BusinessId::as_str);
-        push_webhook(&tx, id, business, req.created_ms, w)?;
+        push_webhook(tx, id, business, req.created_ms, w)?;
     }
     if let Some(k) = idem {
         tx.prepare_cached(

@@ -604,6 +604,10 @@ fn an_updated_agent_takes_calls_of_its_new_business() {
     };
     assert!(acd.update_agent(&alice, unknown, t0).is_err());
     assert!(acd
-        .update_agent(&AgentId::new("nobody").unwrap(), AgentProfile::default(), t0)
+        .update_agent(
+            &AgentId::new("nobody").unwrap(),
+            AgentProfile::default(),
+            t0
+        )
         .is_err());
 }
