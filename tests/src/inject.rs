@@ -227,10 +227,17 @@ mod tests {
 
     #[test]
     fn sprays_every_port_at_the_rate_and_stops_in_time() {
-        let block = crate::PortBlock::reserve(4);
-        let sinks: Vec<UdpSocket> = (0..4)
-            .map(|i| UdpSocket::bind(block.addr(i)).expect("bind sink"))
-            .collect();
+        // A block whose four ports we can really bind: a port free when the block was handed
+        // out may be taken by another process before we bind it, so try a few blocks.
+        let (block, sinks) = (0..20)
+            .find_map(|_| {
+                let block = crate::PortBlock::reserve(4);
+                let sinks: Option<Vec<UdpSocket>> = (0..4)
+                    .map(|i| UdpSocket::bind(block.addr(i)).ok())
+                    .collect();
+                sinks.map(|s| (block, s))
+            })
+            .expect("no block of 4 free loopback ports in 20 tries");
         let mut s = Sprayer::start(SprayPlan {
             from: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
             target: IpAddr::V4(Ipv4Addr::LOCALHOST),
