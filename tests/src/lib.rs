@@ -42,6 +42,7 @@ pub mod rtp;
 pub mod scenario;
 pub mod server;
 pub mod sipp;
+pub mod site;
 pub mod workdir;
 
 pub use config::{Agent, Config, Dpdk, Flow};

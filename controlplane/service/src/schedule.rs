@@ -1,0 +1,90 @@
+//! The scheduler (claims due requests and starts their calls) and the recovery at start-up.
+
+use crate::*;
+
+impl Service {
+    /// Decides the fate of every request an earlier run left live.
+    pub(crate) fn recover(&self) -> Result<(), ServiceError> {
+        let i = &self.inner;
+        let now = now_ms();
+        let interrupted = i.store.recover(&i.run, now)?;
+        for rec in interrupted {
+            // The business's retry policy decides (the interrupted attempt counts).
+            let dir = i.dir();
+            let max = rec
+                .request
+                .business
+                .as_ref()
+                .and_then(|b| dir.business(b))
+                .map_or(i.settings.max_attempts, |b| b.retry.attempts);
+            let retry = rec.request.kind == Kind::CallRequest && rec.attempts < max.max(1);
+            let ch = if retry {
+                let mut ch = StatusChange::new(now, "queued");
+                ch.due_ms = Some(now);
+                ch.unclaim = true;
+                ch
+            } else {
+                let mut ch = StatusChange::new(now, "failed");
+                ch.reason = Some("interrupted".into());
+                ch
+            };
+            info!(call = %rec.request.id, attempts = rec.attempts, retry, "call interrupted by a restart");
+            let mut ch = ch;
+            ch.webhook = self.webhook_for(&rec, &ch.status, ch.reason.as_deref(), None, now);
+            i.store.set_status(&rec.request.id, &ch)?;
+        }
+        Ok(())
+    }
+
+    /// Claims due requests and starts their calls, for ever (until stop).
+    pub(crate) async fn scheduler(self) {
+        let i = self.inner.clone();
+        loop {
+            if i.stop.is_cancelled() {
+                return;
+            }
+            let room = MAX_LIVE_CALLS
+                .saturating_sub(lock(&i.live).len())
+                .min(CLAIM_BATCH);
+            let mut claimed = 0;
+            if room > 0 {
+                let store = i.store.clone();
+                let run = i.run.clone();
+                let got =
+                    tokio::task::spawn_blocking(move || store.claim_due(&run, now_ms(), room))
+                        .await;
+                match got {
+                    Ok(Ok(recs)) => {
+                        claimed = recs.len();
+                        for rec in recs {
+                            let s = self.clone();
+                            tokio::spawn(async move { call::run(s, rec, None).await });
+                        }
+                    }
+                    Ok(Err(e)) => warn!("scheduler: cannot claim due requests: {e}"),
+                    Err(e) => warn!("scheduler: {e}"),
+                }
+            }
+            if claimed == room && room > 0 {
+                // More may be due: go round again at once.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let store = i.store.clone();
+            let next = tokio::task::spawn_blocking(move || store.next_due())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten();
+            let wait = next.map_or(SCHEDULER_IDLE, |due| {
+                Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
+                    .min(SCHEDULER_IDLE)
+            });
+            tokio::select! {
+                () = i.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = i.stop.cancelled() => return,
+            }
+        }
+    }
+}
