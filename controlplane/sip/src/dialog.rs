@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Method, NameAddr, Request, Response};
+use crate::peer::{Peer, Transport};
 use crate::transaction::{Timers, Transmit};
 
 /// Dialog identifier (12): Call-ID plus local and remote tags.
@@ -166,6 +167,15 @@ impl Dialog {
         }
     }
 
+    /// The transport the first route or the remote target names (`;transport=`, or TLS for a
+    /// `sips:` URI), if any.
+    pub fn transport(&self) -> Option<Transport> {
+        match self.first_route_uri() {
+            Some(uri) => msg::uri_transport(&uri),
+            None => msg::uri_transport(&self.remote_target),
+        }
+    }
+
     fn build(&self, method: Method, cseq: u32, via: String) -> Request {
         // 12.2.1.1: loose routing unless the first route lacks `lr`.
         let strict = self.first_route_uri().is_some_and(|u| !msg::uri_has_lr(&u));
@@ -241,7 +251,7 @@ pub enum Uas2xxEvent {
 #[derive(Debug)]
 pub struct Uas2xxRetransmitter {
     payload: Vec<u8>,
-    dest: SocketAddr,
+    dest: Peer,
     interval: Duration,
     t2: Duration,
     next_at: Option<Instant>,
@@ -252,7 +262,7 @@ pub struct Uas2xxRetransmitter {
 
 impl Uas2xxRetransmitter {
     /// Starts retransmitting `payload` (the encoded 2xx) to `dest`.
-    pub fn new(now: Instant, payload: Vec<u8>, dest: SocketAddr, timers: Timers) -> Self {
+    pub fn new(now: Instant, payload: Vec<u8>, dest: Peer, timers: Timers) -> Self {
         Self {
             payload,
             dest,
@@ -453,7 +463,7 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
         let mut r = Uas2xxRetransmitter::new(
             t0,
             b"200".to_vec(),
-            "127.0.0.1:1".parse().unwrap(),
+            Peer::udp("127.0.0.1:1".parse().unwrap()),
             Timers::default(),
         );
         let mut sent = vec![];
@@ -479,7 +489,7 @@ Record-Route: <sip:127.0.0.8:5060;lr>, <sip:127.0.0.9:5060;lr>\r\nContent-Length
         let mut r = Uas2xxRetransmitter::new(
             t0,
             b"200".to_vec(),
-            "127.0.0.1:1".parse().unwrap(),
+            Peer::udp("127.0.0.1:1".parse().unwrap()),
             Timers::default(),
         );
         let mut count = 0;

@@ -63,8 +63,12 @@ pub enum SipError {
     /// An SDP body is unusable; the text says what is missing.
     #[error("SDP: {0}")]
     Sdp(String),
-    /// Binding or using the UDP socket failed.
-    #[error("UDP socket {addr}: {source}")]
+    /// TLS material or configuration is unusable (certificate, key, CA file); the text says
+    /// which file and why.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Binding or using a socket failed.
+    #[error("socket {addr}: {source}")]
     Io {
         /// The local address involved.
         addr: SocketAddr,

@@ -55,14 +55,19 @@ pub mod dialog;
 pub mod error;
 pub mod guard;
 pub mod msg;
+pub mod peer;
 pub mod sdp;
+pub mod tls;
 pub mod transaction;
 
 pub use error::SipError;
 pub mod transport;
 pub mod ua;
 
+pub use peer::{ListenAddr, Peer, Transport};
+pub use tls::TlsConfig;
 pub use transaction::Timers;
+pub use transport::StreamLimits;
 pub use ua::{
     Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall,
 };

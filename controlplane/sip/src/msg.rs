@@ -25,6 +25,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use rsipstack::rsip;
 
 use crate::error::SipError;
+use crate::peer::Transport;
 
 mod parse;
 
@@ -123,6 +124,26 @@ impl Headers {
             Some(slot) => slot.1 = value.into(),
             None => self.push(name, value),
         }
+    }
+
+    /// Replaces the first comma-separated element of the first `name` header line with
+    /// `value`, keeping the line's other elements (for a top Via). False when there is none.
+    pub fn replace_first_list_value(&mut self, name: &str, value: &str) -> bool {
+        let Some(slot) = self
+            .list
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        else {
+            return false;
+        };
+        let elems = split_list(&slot.1);
+        let mut new = value.to_string();
+        for rest in elems.iter().skip(1) {
+            new.push_str(", ");
+            new.push_str(rest);
+        }
+        slot.1 = new;
+        true
     }
 
     /// Removes every `name` header.
@@ -640,11 +661,38 @@ pub fn new_call_id(host: IpAddr) -> String {
 
 /// Our Via value for `local` with `branch` and an empty `rport` (RFC 3581).
 pub fn via_value(local: SocketAddr, branch: &str) -> String {
-    format!("SIP/2.0/UDP {local};branch={branch};rport")
+    via_value_for(Transport::Udp, local, branch)
 }
 
-/// Resolves a SIP URI (`sip:user@host:port;params`, with or without `<>`) to a socket address.
-/// Only IP literals and `localhost` are accepted: this crate does no DNS.
+/// A Via header value for a request we send over `transport` from `local`.
+pub fn via_value_for(transport: Transport, local: SocketAddr, branch: &str) -> String {
+    format!("SIP/2.0/{transport} {local};branch={branch};rport")
+}
+
+/// The transport a URI names: its `transport=` parameter (udp, tcp, tls), or TLS for `sips:`.
+/// `None` when it names none (or one we do not speak).
+pub fn uri_transport(uri: &str) -> Option<Transport> {
+    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let no_headers = uri.split('?').next().unwrap_or("");
+    let param = no_headers.split(';').skip(1).find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim()
+            .eq_ignore_ascii_case("transport")
+            .then(|| Transport::parse(v.trim()).ok())
+            .flatten()
+    });
+    if param.is_some() {
+        return param;
+    }
+    no_headers
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        .then_some(Transport::Tls)
+}
+
+/// Resolves a SIP URI (`sip:user@host:port;params`, with or without `<>`) to a socket address
+/// (default port 5060, or 5061 for `sips:` or `;transport=tls`). Only IP literals and
+/// `localhost` are accepted here; host names go through [`crate::locate`].
 ///
 /// # Errors
 /// [`SipError::InvalidUri`].
@@ -652,9 +700,10 @@ pub fn uri_addr(uri: &str) -> Result<SocketAddr, SipError> {
     let bad = || SipError::InvalidUri(uri.to_string());
     let parsed = rsip::parse_uri(uri).map_err(|_| bad())?;
     match parsed.scheme {
-        Some(rsip::Scheme::Sip) | None => {}
+        Some(rsip::Scheme::Sip | rsip::Scheme::Sips) | None => {}
         _ => return Err(bad()),
     }
+    let default_port = uri_transport(uri).unwrap_or(Transport::Udp).default_port();
     let ip = match &parsed.host_with_port.host {
         rsip::Host::IpAddr(ip) => *ip,
         rsip::Host::Domain(d) if d.0.eq_ignore_ascii_case("localhost") => {
@@ -666,7 +715,7 @@ pub fn uri_addr(uri: &str) -> Result<SocketAddr, SipError> {
         .host_with_port
         .port
         .map(|p| p.value())
-        .unwrap_or(5060);
+        .unwrap_or(default_port);
     Ok(SocketAddr::new(ip, port))
 }
 

@@ -17,10 +17,10 @@
 //! to INVITE), plus sent-by for server transactions.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::msg::{HasHeaders, Method, Request, Response};
+use crate::peer::Peer;
 
 /// RFC 3261 timer base values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +55,11 @@ impl Timers {
     }
 }
 
-/// A datagram to send.
+/// A message to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Destination.
-    pub dest: SocketAddr,
+    /// Destination: transport and address (for TCP/TLS, the connection to use or open).
+    pub dest: Peer,
     /// Encoded SIP message.
     pub payload: Vec<u8>,
 }
@@ -132,6 +132,9 @@ pub enum ClientEvent {
     Final(Response),
     /// Timer B / F fired without a final response.
     Timeout,
+    /// The transport could not deliver the request (connection refused, reset, TLS handshake
+    /// failed; 17.1.4): the TU treats it as a 503.
+    TransportError,
 }
 
 /// Client transaction state.
@@ -157,7 +160,7 @@ pub struct ClientTransaction {
     state: ClientState,
     request: Request,
     encoded: Vec<u8>,
-    dest: SocketAddr,
+    dest: Peer,
     timers: Timers,
     retransmit_at: Option<Instant>,
     interval: Duration,
@@ -171,7 +174,7 @@ pub struct ClientTransaction {
 impl ClientTransaction {
     /// Starts a transaction: the request is queued for transmission at once.
     /// The request must carry a top Via with a branch (the key is built from it).
-    pub fn new(now: Instant, request: Request, dest: SocketAddr, timers: Timers) -> Self {
+    pub fn new(now: Instant, request: Request, dest: Peer, timers: Timers) -> Self {
         let invite = request.method == Method::Invite;
         let key = TransactionKey::client(
             &request.branch().unwrap_or_default(),
@@ -191,7 +194,8 @@ impl ClientTransaction {
             encoded,
             dest,
             timers,
-            retransmit_at: Some(now + timers.t1),
+            // Timers A and E only on an unreliable transport (17.1.1.2, 17.1.2.2).
+            retransmit_at: (!dest.transport.is_reliable()).then(|| now + timers.t1),
             interval: timers.t1,
             timeout_at: Some(now + timers.t64()),
             terminate_at: None,
@@ -212,7 +216,7 @@ impl ClientTransaction {
     }
 
     /// Where the request goes.
-    pub fn dest(&self) -> SocketAddr {
+    pub fn dest(&self) -> Peer {
         self.dest
     }
 
@@ -256,7 +260,7 @@ impl ClientTransaction {
                 self.ack = Some(ack);
                 self.state = ClientState::Completed;
                 self.stop_retransmit();
-                self.terminate_at = Some(now + self.timers.d()); // Timer D
+                self.terminate_at = Some(now + self.wait(self.timers.d())); // Timer D
                 self.events.push_back(ClientEvent::Final(resp));
             }
             (true, ClientState::Accepted) if (200..300).contains(&status) => {
@@ -273,10 +277,32 @@ impl ClientTransaction {
             (false, ClientState::Calling | ClientState::Proceeding) => {
                 self.state = ClientState::Completed;
                 self.stop_retransmit();
-                self.terminate_at = Some(now + self.timers.t4); // Timer K
+                self.terminate_at = Some(now + self.wait(self.timers.t4)); // Timer K
                 self.events.push_back(ClientEvent::Final(resp));
             }
             _ => {} // absorbed
+        }
+    }
+
+    /// A wait for retransmissions still in the network (Timers D, K): 0 on a reliable
+    /// transport (17.1.1.2, 17.1.2.2).
+    fn wait(&self, d: Duration) -> Duration {
+        if self.dest.transport.is_reliable() {
+            Duration::ZERO
+        } else {
+            d
+        }
+    }
+
+    /// A transport error sending the request (17.1.4): the transaction ends and the TU is told
+    /// ([`ClientEvent::TransportError`]), which it treats as a 503.
+    pub fn handle_transport_error(&mut self) {
+        if matches!(self.state, ClientState::Calling | ClientState::Proceeding) {
+            self.state = ClientState::Terminated;
+            self.retransmit_at = None;
+            self.timeout_at = None;
+            self.terminate_at = None;
+            self.events.push_back(ClientEvent::TransportError);
         }
     }
 
@@ -399,7 +425,7 @@ pub struct ServerTransaction {
     invite: bool,
     state: ServerState,
     request: Request,
-    dest: SocketAddr,
+    dest: Peer,
     timers: Timers,
     last_response: Option<Vec<u8>>,
     final_status: Option<u16>,
@@ -415,13 +441,7 @@ impl ServerTransaction {
     /// Creates the transaction for a new request. `dest` is where responses go
     /// ([`Request::response_destination`]). An INVITE transaction sends `100 Trying` at once
     /// (17.2.1), with `server` as the Server header.
-    pub fn new(
-        _now: Instant,
-        request: Request,
-        dest: SocketAddr,
-        timers: Timers,
-        server: &str,
-    ) -> Self {
+    pub fn new(_now: Instant, request: Request, dest: Peer, timers: Timers, server: &str) -> Self {
         let invite = request.method == Method::Invite;
         let key = TransactionKey::for_request(&request)
             .unwrap_or_else(|| TransactionKey::client("", request.method.clone()));
@@ -466,7 +486,7 @@ impl ServerTransaction {
     }
 
     /// Where responses go.
-    pub fn dest(&self) -> SocketAddr {
+    pub fn dest(&self) -> Peer {
         self.dest
     }
 
@@ -492,7 +512,14 @@ impl ServerTransaction {
                 self.state = ServerState::Confirmed;
                 self.retransmit_at = None;
                 self.timeout_at = None;
-                self.terminate_at = Some(now + self.timers.t4); // Timer I
+                // Timer I: 0 on a reliable transport (17.2.1).
+                self.terminate_at = Some(
+                    now + if self.dest.transport.is_reliable() {
+                        Duration::ZERO
+                    } else {
+                        self.timers.t4
+                    },
+                );
                 self.events.push_back(ServerEvent::AckReceived);
             }
             return;
@@ -535,12 +562,20 @@ impl ServerTransaction {
             self.state = ServerState::Completed;
             self.last_response = Some(bytes);
             self.interval = self.timers.t1;
-            self.retransmit_at = Some(now + self.interval); // Timer G
+            // Timer G only on an unreliable transport (17.2.1).
+            self.retransmit_at = (!self.dest.transport.is_reliable()).then(|| now + self.interval);
             self.timeout_at = Some(now + self.timers.t64()); // Timer H
         } else {
             self.state = ServerState::Completed;
             self.last_response = Some(bytes);
-            self.terminate_at = Some(now + self.timers.t64()); // Timer J
+            // Timer J: 0 on a reliable transport (17.2.2).
+            self.terminate_at = Some(
+                now + if self.dest.transport.is_reliable() {
+                    Duration::ZERO
+                } else {
+                    self.timers.t64()
+                },
+            );
         }
         true
     }
@@ -623,8 +658,15 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
         Response::to_request(req, status, Some("bb"))
     }
 
-    fn dest() -> SocketAddr {
-        "127.0.0.1:5080".parse().unwrap()
+    fn dest() -> Peer {
+        Peer::udp("127.0.0.1:5080".parse().unwrap())
+    }
+
+    fn tcp() -> Peer {
+        Peer::new(
+            crate::peer::Transport::Tcp,
+            "127.0.0.1:5080".parse().unwrap(),
+        )
     }
 
     /// Runs timers until `end`, returning the instants (ms from start) at which something was sent.
@@ -862,5 +904,63 @@ CSeq: 1 INVITE\r\nRoute: <sip:127.0.0.9;lr>\r\nContent-Length: 0\r\n\r\n",
             TransactionKey::for_request(&cancel),
             TransactionKey::for_request(&req)
         );
+    }
+
+    #[test]
+    fn reliable_transports_retransmit_nothing_and_wait_for_nothing() {
+        // 17.1.1.2: no Timer A over TCP; Timer B still bounds the wait; Timer D is 0.
+        let t0 = Instant::now();
+        let mut tx = ClientTransaction::new(t0, invite(), tcp(), Timers::default());
+        let sent = run_client(&mut tx, t0, Duration::from_secs(40));
+        assert_eq!(sent, vec![0], "one INVITE, no retransmission");
+        assert!(matches!(tx.poll_event(), Some(ClientEvent::Timeout)));
+
+        let mut tx = ClientTransaction::new(t0, invite(), tcp(), Timers::default());
+        while tx.poll_transmit().is_some() {}
+        tx.handle_response(t0, resp(&invite(), 486));
+        assert_eq!(tx.poll_timeout(), Some(t0), "Timer D is 0 over TCP");
+        tx.handle_timeout(t0);
+        assert!(tx.is_terminated());
+
+        // Non-INVITE: no Timer E; Timer K is 0.
+        let mut tx = ClientTransaction::new(t0, options(), tcp(), Timers::default());
+        while tx.poll_transmit().is_some() {}
+        assert_eq!(tx.poll_timeout(), Some(t0 + Timers::default().t64()));
+        tx.handle_response(t0, resp(&options(), 200));
+        tx.handle_timeout(t0);
+        assert!(tx.is_terminated());
+
+        // Server INVITE: no Timer G; Timer I is 0 after the ACK.
+        let req = invite();
+        let mut st = ServerTransaction::new(t0, req.clone(), tcp(), Timers::default(), "cb");
+        while st.poll_transmit().is_some() {}
+        assert!(st.send_response(t0, &resp(&req, 486)));
+        while st.poll_transmit().is_some() {}
+        assert_eq!(
+            st.poll_timeout(),
+            Some(t0 + Timers::default().t64()),
+            "only Timer H"
+        );
+        let mut ack = req.clone();
+        ack.method = Method::Ack;
+        ack.headers.set("CSeq", "1 ACK");
+        st.handle_request(t0, &ack);
+        st.handle_timeout(t0);
+        assert!(st.is_terminated());
+    }
+
+    #[test]
+    fn a_transport_error_ends_the_transaction_and_tells_the_tu() {
+        let t0 = Instant::now();
+        let mut tx = ClientTransaction::new(t0, invite(), tcp(), Timers::default());
+        tx.handle_transport_error();
+        assert!(tx.is_terminated());
+        assert_eq!(tx.poll_event(), Some(ClientEvent::TransportError));
+        // Once answered, a later connection error changes nothing.
+        let mut tx = ClientTransaction::new(t0, options(), tcp(), Timers::default());
+        tx.handle_response(t0, resp(&options(), 200));
+        while tx.poll_event().is_some() {}
+        tx.handle_transport_error();
+        assert_eq!(tx.poll_event(), None);
     }
 }

@@ -1,33 +1,60 @@
-//! UDP transport: a receive task (recv → [`msg::parse`] → the core) and a send task (a queue of
-//! [`Transmit`]s). Each datagram is first held against the size limits ([`msg::check_size`]:
-//! a request too large gets `513` or `413`, answered to its source before it is parsed), then
-//! parsed; a source that keeps sending bad datagrams is ignored for a while
-//! ([`crate::guard`]); malformed requests get `400 Bad Request - <fault>` or `505` (see
-//! [`msg::reject_malformed`]); malformed or oversized responses and other garbage are dropped
-//! and counted. Nothing here panics on input.
+//! Transports: UDP sockets, TCP and TLS listeners, and the connections we open or accept.
+//!
+//! ```text
+//!  core ──Dispatch::Send(Transmit)──▶ dispatcher ──▶ UDP socket (by the destination's family)
+//!                                        │          ──▶ connection writer (by (transport, peer))
+//!                                        │               └ none open: connect (TLS: handshake) first
+//!  core ◀──Inbound::Message(peer, msg)── UDP receive tasks, connection readers
+//!  core ◀──Inbound::SendFailed(peer)──── a connection that could not be opened or written
+//! ```
+//!
+//! Every received message passes the same gate ([`Gate::admit`]): the source's bad-message
+//! limiter ([`crate::guard`]), the size limits (513/413), the parser (400/505); malformed
+//! responses and garbage are dropped and counted. Nothing here panics on input.
+//!
+//! Streams (RFC 3261 18.3) are framed by `Content-Length`, which must be present; a stream
+//! that breaks framing (no or bad Content-Length, a header section or body over the limits)
+//! is answered once if it was a request and then closed, since the next message's start can
+//! no longer be found. Keep-alives follow RFC 5626 3.5.1: a `CRLF CRLF` ping is answered with
+//! a `CRLF` pong; connections we opened send a ping after `keepalive` of silence and are closed
+//! when nothing comes back within `keepalive_timeout`; connections accepted from clients are
+//! closed after `idle_timeout` without a byte. A header section that does not complete within
+//! `message_timeout` closes the connection (slow senders cannot hold it open).
+//!
+//! Connections are found by `(transport, remote address)`: a response goes back on the
+//! connection its request came in on (18.2.2), and a request to a client that registered over
+//! TCP or TLS reuses that client's connection (NAT). The dispatcher is the only owner of the
+//! connection table; connection tasks tell it when they open and close, on the same channel the
+//! core sends on, so a response can never overtake its connection's registration.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
+use crate::error::SipError;
 use crate::guard::{BadSourceLimiter, BadSourceLimits};
 use crate::msg::{self, Message};
+use crate::peer::{ListenAddr, Peer, Transport};
+use crate::tls::TlsConfig;
 use crate::transaction::Transmit;
 
 /// Transport counters, shared with [`crate::ua::Endpoint`].
 #[derive(Debug, Default)]
 pub struct TransportStats {
-    /// Datagrams that parsed as SIP.
+    /// Messages that parsed as SIP.
     pub received: AtomicU64,
     /// Malformed requests answered with 400 or 505.
     pub bad_requests: AtomicU64,
-    /// Datagrams over a size limit (requests answered with 513 or 413, the rest dropped).
+    /// Messages over a size limit (requests answered with 513 or 413, the rest dropped).
     pub too_large: AtomicU64,
     /// Datagrams dropped unread because their source is cooling down ([`BadSourceLimiter`]).
     pub rate_limited: AtomicU64,
@@ -39,8 +66,105 @@ pub struct TransportStats {
     pub invalid_responses: AtomicU64,
     /// Well-formed responses matching no transaction or dialog, dropped by the core.
     pub stray_responses: AtomicU64,
-    /// Datagrams the OS refused to send.
+    /// Messages the OS refused to send, or that had no connection to go on.
     pub send_errors: AtomicU64,
+    /// TCP and TLS connections opened by us.
+    pub connections_opened: AtomicU64,
+    /// TCP and TLS connections accepted from peers.
+    pub connections_accepted: AtomicU64,
+    /// Connections closed (by either side, on error, idle or broken framing).
+    pub connections_closed: AtomicU64,
+    /// Connections refused because `max_connections` were open.
+    pub connections_refused: AtomicU64,
+    /// TLS handshakes that failed (either direction).
+    pub tls_failures: AtomicU64,
+    /// RFC 5626 keep-alive pings answered.
+    pub keepalive_pongs: AtomicU64,
+}
+
+/// Settings for stream connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Most TCP/TLS connections open at once (both directions); beyond it, new ones are
+    /// refused (accepted and closed at once; ours fail as a transport error).
+    pub max_connections: usize,
+    /// Silence after which a connection we opened sends a `CRLF CRLF` ping.
+    pub keepalive: Duration,
+    /// How long a ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+    /// Silence after which a connection a client opened is closed.
+    pub idle_timeout: Duration,
+    /// Longest time to connect, or to finish a TLS handshake.
+    pub connect_timeout: Duration,
+    /// Longest time a started message may take to arrive completely.
+    pub message_timeout: Duration,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            keepalive: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(900),
+            connect_timeout: Duration::from_secs(10),
+            message_timeout: Duration::from_secs(32),
+        }
+    }
+}
+
+/// What the transport hands the core.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A parsed message and where it came from (requests already stamped with
+    /// `received`/`rport`).
+    Message(Peer, Message),
+    /// Messages to this peer could not be delivered: the connection could not be opened, was
+    /// refused, or broke while writing.
+    SendFailed(Peer),
+}
+
+/// What the dispatcher hears: the core's transmits and the connections' lifecycle.
+#[derive(Debug)]
+pub(crate) enum Dispatch {
+    /// Send a message.
+    Send(Transmit),
+    /// The name to verify a TLS server's certificate against, for connections opened to
+    /// `addr` from now on (the URI's host name; an IP address by default).
+    TlsName(SocketAddr, String),
+    /// A connection is open (accepted, or ours after connect and handshake).
+    Opened {
+        peer: Peer,
+        id: u64,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// A connection closed.
+    Closed { peer: Peer, id: u64 },
+}
+
+/// The core's handle for sending.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender(mpsc::UnboundedSender<Dispatch>);
+
+impl Sender {
+    pub(crate) fn send(&self, t: Transmit) {
+        let _ = self.0.send(Dispatch::Send(t));
+    }
+
+    pub(crate) fn tls_name(&self, addr: SocketAddr, name: String) {
+        let _ = self.0.send(Dispatch::TlsName(addr, name));
+    }
+}
+
+/// Everything [`start`] needs.
+#[derive(Debug, Clone)]
+pub(crate) struct TransportConfig {
+    pub(crate) listen: Vec<ListenAddr>,
+    pub(crate) user_agent: String,
+    pub(crate) limits: msg::Limits,
+    pub(crate) bad_sources: BadSourceLimits,
+    pub(crate) streams: StreamLimits,
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 fn first_line(b: &[u8]) -> String {
@@ -52,111 +176,767 @@ fn first_line(b: &[u8]) -> String {
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-/// Records a bad datagram from `src`, logging when it starts the source's cooldown.
-fn bad_source(limiter: &mut BadSourceLimiter, now: Instant, src: SocketAddr) {
-    if limiter.handle_bad(now, src.ip()) {
-        warn!(source = %src.ip(), "too many bad SIP datagrams; ignoring the source for a while");
+/// The checks every received message passes, shared by all receive tasks.
+struct Gate {
+    limiter: Mutex<BadSourceLimiter>,
+    limits: msg::Limits,
+    user_agent: String,
+    stats: Arc<TransportStats>,
+}
+
+/// What to do with a received message.
+enum Admit {
+    Deliver(Message),
+    /// Answer this (400/505/513/413) to the source; for streams, then close.
+    Reply(Vec<u8>),
+    Drop,
+}
+
+impl Gate {
+    fn limiter(&self) -> std::sync::MutexGuard<'_, BadSourceLimiter> {
+        // A panic while holding the lock cannot leave the limiter inconsistent (plain counters).
+        self.limiter
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn accepts(&self, now: Instant, ip: IpAddr) -> bool {
+        if self.limiter().accepts(now, ip) {
+            true
+        } else {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    fn bad(&self, now: Instant, src: SocketAddr) {
+        if self.limiter().handle_bad(now, src.ip()) {
+            warn!(source = %src.ip(), "too many bad SIP messages; ignoring the source for a while");
+        }
+    }
+
+    /// Size limits, then the parser. `data` is one datagram or one framed stream message.
+    fn admit(&self, now: Instant, src: Peer, data: &[u8]) -> Admit {
+        let stats = &self.stats;
+        if let Err(e) = msg::check_size(data, &self.limits) {
+            stats.too_large.fetch_add(1, Ordering::Relaxed);
+            self.bad(now, src.addr);
+            debug!(%src, error = %e, "oversized message");
+            return match msg::reject_malformed(data, &e, &self.user_agent) {
+                Some(p) => Admit::Reply(p),
+                None => Admit::Drop,
+            };
+        }
+        match msg::parse(data) {
+            Ok(mut m) => {
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                debug!(%src, line = %first_line(data), "sip rx");
+                if let Message::Request(r) = &mut m {
+                    r.stamp_received(src.addr);
+                }
+                Admit::Deliver(m)
+            }
+            Err(e) => {
+                self.bad(now, src.addr);
+                match msg::reject_malformed(data, &e, &self.user_agent) {
+                    Some(payload) => {
+                        stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed request, answering 400/505");
+                        Admit::Reply(payload)
+                    }
+                    // RFC 3261 / RFC 4475 3.1.2.5, 3.1.2.19: a malformed response is dropped.
+                    None if data.trim_ascii_start().starts_with(b"SIP/") => {
+                        stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed response dropped");
+                        Admit::Drop
+                    }
+                    None => {
+                        stats.dropped.fetch_add(1, Ordering::Relaxed);
+                        debug!(%src, error = %e, "malformed message dropped");
+                        Admit::Drop
+                    }
+                }
+            }
+        }
     }
 }
 
-/// Spawns the receive and send tasks on the current runtime. Parsed messages (requests already
-/// stamped with `received`/`rport`) go to the returned receiver; transmits are queued on the
-/// returned sender. Both tasks stop when `cancel` fires.
-pub(crate) fn spawn(
-    socket: Arc<UdpSocket>,
+/// Binds every listener (so that errors surface now, naming the address) and spawns the
+/// receive, accept and dispatch tasks on the current runtime. Returns the bound addresses (port
+/// 0 resolved), the core's inbound receiver and its sender. The tasks stop when `cancel` fires.
+pub(crate) async fn start(
+    cfg: TransportConfig,
     cancel: CancellationToken,
-    user_agent: String,
-    limits: msg::Limits,
-    bad_sources: BadSourceLimits,
     stats: Arc<TransportStats>,
-) -> (
-    mpsc::Receiver<(SocketAddr, Message)>,
-    mpsc::UnboundedSender<Transmit>,
-) {
-    let (in_tx, in_rx) = mpsc::channel(1024);
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Transmit>();
-
-    let send_sock = socket.clone();
-    let send_cancel = cancel.clone();
-    let send_stats = stats.clone();
-    tokio::spawn(async move {
-        loop {
-            let t = tokio::select! {
-                _ = send_cancel.cancelled() => break,
-                t = out_rx.recv() => match t { Some(t) => t, None => break },
-            };
-            debug!(dest = %t.dest, line = %first_line(&t.payload), "sip tx");
-            if let Err(e) = send_sock.send_to(&t.payload, t.dest).await {
-                send_stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                warn!(dest = %t.dest, error = %e, "sip send failed");
+) -> Result<(Vec<ListenAddr>, mpsc::Receiver<Inbound>, Sender), SipError> {
+    let io = |addr: SocketAddr| move |source| SipError::Io { addr, source };
+    let mut udp = Vec::new();
+    let mut streams = Vec::new();
+    let mut bound = Vec::new();
+    for l in &cfg.listen {
+        match l.transport {
+            Transport::Udp => {
+                let s = UdpSocket::bind(l.addr).await.map_err(io(l.addr))?;
+                let addr = s.local_addr().map_err(io(l.addr))?;
+                bound.push(ListenAddr::udp(addr));
+                udp.push(Arc::new(s));
+            }
+            Transport::Tcp | Transport::Tls => {
+                if l.transport == Transport::Tls
+                    && cfg.tls.as_ref().and_then(|t| t.server.as_ref()).is_none()
+                {
+                    return Err(SipError::Tls(format!(
+                        "listener {l} needs a certificate and key ([sip.tls] cert, key)"
+                    )));
+                }
+                let s = TcpListener::bind(l.addr).await.map_err(io(l.addr))?;
+                let addr = s.local_addr().map_err(io(l.addr))?;
+                bound.push(ListenAddr {
+                    transport: l.transport,
+                    addr,
+                });
+                streams.push((l.transport, s));
             }
         }
+    }
+    let gate = Arc::new(Gate {
+        limiter: Mutex::new(BadSourceLimiter::new(cfg.bad_sources)),
+        limits: cfg.limits,
+        user_agent: cfg.user_agent.clone(),
+        stats: stats.clone(),
     });
+    let (in_tx, in_rx) = mpsc::channel(1024);
+    let (d_tx, d_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(ConnCtx {
+        gate: gate.clone(),
+        inbound: in_tx.clone(),
+        dispatch: d_tx.clone(),
+        limits: cfg.streams,
+        stats: stats.clone(),
+        cancel: cancel.clone(),
+        next_id: AtomicU64::new(1),
+        open: AtomicU64::new(0),
+        max_header: cfg.limits.max_header_bytes,
+        max_body: cfg.limits.max_body_bytes,
+    });
+    for s in &udp {
+        tokio::spawn(udp_receive(
+            s.clone(),
+            gate.clone(),
+            in_tx.clone(),
+            d_tx.clone(),
+            cfg.limits.max_message_bytes,
+            cancel.clone(),
+        ));
+    }
+    for (transport, listener) in streams {
+        let acceptor = match transport {
+            Transport::Tls => cfg
+                .tls
+                .as_ref()
+                .and_then(|t| t.server.clone())
+                .map(tokio_rustls::TlsAcceptor::from),
+            _ => None,
+        };
+        tokio::spawn(accept_loop(transport, listener, acceptor, ctx.clone()));
+    }
+    let dispatcher = Dispatcher {
+        udp,
+        conns: HashMap::new(),
+        tls_names: HashMap::new(),
+        tls_client: cfg
+            .tls
+            .as_ref()
+            .map(|t| tokio_rustls::TlsConnector::from(t.client.clone())),
+        ctx,
+    };
+    tokio::spawn(dispatcher.run(d_rx));
+    for b in &bound {
+        info!(listener = %b, "SIP listening");
+    }
+    Ok((bound, in_rx, Sender(d_tx)))
+}
 
-    let reply_tx = out_tx.clone();
-    tokio::spawn(async move {
-        let mut limiter = BadSourceLimiter::new(bad_sources);
-        // One byte more than the limit, so that a larger datagram shows (cut) as too large.
-        let mut buf = vec![0u8; limits.max_message_bytes.saturating_add(1).min(65_536)];
-        loop {
-            let (n, src) = tokio::select! {
-                _ = cancel.cancelled() => break,
-                r = socket.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // e.g. ECONNREFUSED from an earlier ICMP port unreachable: keep going.
-                        debug!(error = %e, "sip recv error");
-                        continue;
-                    }
-                },
-            };
-            let data = &buf[..n];
-            let now = Instant::now();
-            if !limiter.accepts(now, src.ip()) {
-                stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if let Err(e) = msg::check_size(data, &limits) {
-                stats.too_large.fetch_add(1, Ordering::Relaxed);
-                bad_source(&mut limiter, now, src);
-                debug!(%src, error = %e, "oversized datagram");
-                if let Some(payload) = msg::reject_malformed(data, &e, &user_agent) {
-                    let _ = reply_tx.send(Transmit { dest: src, payload });
+async fn udp_receive(
+    socket: Arc<UdpSocket>,
+    gate: Arc<Gate>,
+    inbound: mpsc::Sender<Inbound>,
+    dispatch: mpsc::UnboundedSender<Dispatch>,
+    max_message_bytes: usize,
+    cancel: CancellationToken,
+) {
+    // One byte more than the limit, so that a larger datagram shows (cut) as too large.
+    let mut buf = vec![0u8; max_message_bytes.saturating_add(1).min(65_536)];
+    loop {
+        let (n, src) = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // e.g. ECONNREFUSED from an earlier ICMP port unreachable: keep going.
+                    debug!(error = %e, "sip recv error");
+                    continue;
                 }
-                continue;
+            },
+        };
+        let now = Instant::now();
+        if !gate.accepts(now, src.ip()) {
+            continue;
+        }
+        let peer = Peer::udp(src);
+        match gate.admit(now, peer, &buf[..n]) {
+            Admit::Deliver(m) => {
+                if inbound.send(Inbound::Message(peer, m)).await.is_err() {
+                    break;
+                }
             }
-            match msg::parse(data) {
-                Ok(mut m) => {
-                    stats.received.fetch_add(1, Ordering::Relaxed);
-                    debug!(%src, line = %first_line(data), "sip rx");
-                    if let Message::Request(r) = &mut m {
-                        r.stamp_received(src);
+            Admit::Reply(payload) => {
+                let _ = dispatch.send(Dispatch::Send(Transmit {
+                    dest: peer,
+                    payload,
+                }));
+            }
+            Admit::Drop => {}
+        }
+    }
+}
+
+/// What connection tasks share.
+struct ConnCtx {
+    gate: Arc<Gate>,
+    inbound: mpsc::Sender<Inbound>,
+    dispatch: mpsc::UnboundedSender<Dispatch>,
+    limits: StreamLimits,
+    stats: Arc<TransportStats>,
+    cancel: CancellationToken,
+    next_id: AtomicU64,
+    open: AtomicU64,
+    max_header: usize,
+    max_body: usize,
+}
+
+impl ConnCtx {
+    /// Takes a connection slot, or says the limit is reached.
+    fn reserve(&self) -> bool {
+        let max = self.limits.max_connections as u64;
+        let taken = self
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
+            self.stats
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    fn release(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.stats
+            .connections_closed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+async fn accept_loop(
+    transport: Transport,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ctx: Arc<ConnCtx>,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and the like: back off a little instead of spinning.
+                    warn!(error = %e, "SIP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        if !ctx.gate.accepts(Instant::now(), remote.ip()) || !ctx.reserve() {
+            drop(stream);
+            continue;
+        }
+        ctx.stats
+            .connections_accepted
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let peer = Peer::new(transport, remote);
+        let ctx = ctx.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                None => run_connection(stream, peer, false, ctx.clone(), None).await,
+                Some(acceptor) => {
+                    let hs =
+                        tokio::time::timeout(ctx.limits.connect_timeout, acceptor.accept(stream))
+                            .await;
+                    match hs {
+                        Ok(Ok(s)) => run_connection(s, peer, false, ctx.clone(), None).await,
+                        Ok(Err(e)) => {
+                            ctx.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                            debug!(%peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            ctx.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                            debug!(%peer, "TLS handshake timed out");
+                        }
                     }
-                    if in_tx.send((src, m)).await.is_err() {
+                }
+            }
+            ctx.release();
+        });
+    }
+}
+
+/// Opens a connection to `peer` and runs it; `rx` holds what was queued meanwhile. Reports
+/// [`Inbound::SendFailed`] when it cannot be opened.
+async fn connect(
+    peer: Peer,
+    id: u64,
+    rx: mpsc::Receiver<Vec<u8>>,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    ctx: Arc<ConnCtx>,
+) {
+    let fail = |why: String| {
+        let ctx = ctx.clone();
+        async move {
+            ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            warn!(%peer, error = %why, "SIP connection failed");
+            let _ = ctx.dispatch.send(Dispatch::Closed { peer, id });
+            let _ = ctx.inbound.send(Inbound::SendFailed(peer)).await;
+        }
+    };
+    if !ctx.reserve() {
+        fail("too many connections open (sip.max_connections)".into()).await;
+        return;
+    }
+    let timeout = ctx.limits.connect_timeout;
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(peer.addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            ctx.release();
+            fail(format!("connect: {e}")).await;
+            return;
+        }
+        Err(_) => {
+            ctx.release();
+            fail(format!("connect: no answer within {timeout:?}")).await;
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    ctx.stats.connections_opened.fetch_add(1, Ordering::Relaxed);
+    match tls {
+        None => run_connection(stream, peer, true, ctx.clone(), Some((id, rx))).await,
+        Some((connector, name)) => {
+            match tokio::time::timeout(timeout, connector.connect(name.clone(), stream)).await {
+                Ok(Ok(s)) => run_connection(s, peer, true, ctx.clone(), Some((id, rx))).await,
+                Ok(Err(e)) => {
+                    ctx.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    ctx.release();
+                    fail(format!("TLS handshake with {name:?}: {e}")).await;
+                    return;
+                }
+                Err(_) => {
+                    ctx.stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                    ctx.release();
+                    fail(format!("TLS handshake: no answer within {timeout:?}")).await;
+                    return;
+                }
+            }
+        }
+    }
+    ctx.release();
+}
+
+/// Where a stream's framing stands after the bytes read so far.
+#[derive(Debug, PartialEq, Eq)]
+enum Frame {
+    /// Need more bytes.
+    More,
+    /// `CRLF CRLF`: a keep-alive ping (RFC 5626 3.5.1); consume 4 bytes and answer `CRLF`.
+    Ping,
+    /// A lone `CRLF` (a pong, or stray line ends between messages); consume 2 bytes.
+    Crlf,
+    /// A whole message of this many bytes is at the front.
+    Message(usize),
+    /// Framing is broken; the text says why (the stream must be closed).
+    Broken(String),
+}
+
+/// Finds the next frame at the front of `buf` (RFC 3261 18.3). Pure, for tests.
+fn frame(buf: &[u8], max_header: usize, max_body: usize) -> Frame {
+    if buf.starts_with(b"\r\n\r\n") {
+        return Frame::Ping;
+    }
+    if let Some(rest) = buf.strip_prefix(b"\r\n") {
+        // A pong or a stray line end, unless it may still grow into a ping.
+        return if rest.is_empty() || rest == b"\r" {
+            Frame::More
+        } else {
+            Frame::Crlf
+        };
+    }
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return if buf.len() > max_header {
+            Frame::Broken(format!("header section over {max_header} bytes"))
+        } else {
+            Frame::More
+        };
+    };
+    if end + 4 > max_header.saturating_add(4) {
+        return Frame::Broken(format!("header section over {max_header} bytes"));
+    }
+    let head = &buf[..end];
+    let mut length = None;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length") || name.eq_ignore_ascii_case(b"l") {
+            let v = std::str::from_utf8(line[colon + 1..].trim_ascii()).unwrap_or("");
+            match v.parse::<usize>() {
+                Ok(n) if length.is_none_or(|l| l == n) => length = Some(n),
+                Ok(_) => return Frame::Broken("conflicting Content-Length values".into()),
+                Err(_) => return Frame::Broken(format!("malformed Content-Length {v:?}")),
+            }
+        }
+    }
+    let Some(len) = length else {
+        return Frame::Broken("missing Content-Length (required on a stream)".into());
+    };
+    if len > max_body {
+        return Frame::Broken(format!("body of {len} bytes over {max_body}"));
+    }
+    let total = end + 4 + len;
+    if buf.len() < total {
+        Frame::More
+    } else {
+        Frame::Message(total)
+    }
+}
+
+/// Runs one open connection until it closes: registers it with the dispatcher (accepted
+/// connections; ours bring their queue `mine`), reads and frames, writes what is queued, keeps
+/// it alive or closes it when idle.
+async fn run_connection<S>(
+    stream: S,
+    peer: Peer,
+    ours: bool,
+    ctx: Arc<ConnCtx>,
+    mine: Option<(u64, mpsc::Receiver<Vec<u8>>)>,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (id, mut rx) = match mine {
+        Some(x) => x,
+        None => {
+            let id = ctx.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = mpsc::channel(256);
+            let _ = ctx.dispatch.send(Dispatch::Opened { peer, id, tx });
+            (id, rx)
+        }
+    };
+    debug!(%peer, ours, "SIP connection open");
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let limits = ctx.limits;
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut last_rx = tokio::time::Instant::now();
+    let mut ping_sent: Option<tokio::time::Instant> = None;
+    let mut message_started: Option<tokio::time::Instant> = None;
+    let mut failed_send = false;
+    'conn: loop {
+        // The next deadline: keep-alive ping, its timeout, idle close, or a slow message.
+        let idle_deadline = if ours {
+            match ping_sent {
+                Some(at) => at + limits.keepalive_timeout,
+                None => last_rx + limits.keepalive,
+            }
+        } else {
+            last_rx + limits.idle_timeout
+        };
+        let deadline = match message_started {
+            Some(at) => idle_deadline.min(at + limits.message_timeout),
+            None => idle_deadline,
+        };
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            out = rx.recv() => match out {
+                Some(bytes) => {
+                    if let Err(e) = wr.write_all(&bytes).await {
+                        debug!(%peer, error = %e, "SIP connection write failed");
+                        failed_send = true;
                         break;
                     }
+                    debug!(%peer, line = %first_line(&bytes), "sip tx");
                 }
-                Err(e) => {
-                    bad_source(&mut limiter, now, src);
-                    match msg::reject_malformed(data, &e, &user_agent) {
-                        Some(payload) => {
-                            stats.bad_requests.fetch_add(1, Ordering::Relaxed);
-                            debug!(%src, error = %e, "malformed request, answering 400/505");
-                            let _ = reply_tx.send(Transmit { dest: src, payload });
+                None => break,
+            },
+            r = rd.read(&mut chunk) => {
+                let n = match r {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        debug!(%peer, error = %e, "SIP connection read failed");
+                        break;
+                    }
+                };
+                last_rx = tokio::time::Instant::now();
+                ping_sent = None;
+                buf.extend_from_slice(&chunk[..n]);
+                loop {
+                    match frame(&buf, ctx.max_header, ctx.max_body) {
+                        Frame::More => {
+                            message_started = (!buf.is_empty()).then(|| message_started.unwrap_or(last_rx));
+                            break;
                         }
-                        // RFC 3261 / RFC 4475 3.1.2.5, 3.1.2.19: a malformed response is dropped.
-                        None if data.trim_ascii_start().starts_with(b"SIP/") => {
-                            stats.invalid_responses.fetch_add(1, Ordering::Relaxed);
-                            debug!(%src, error = %e, "malformed response dropped");
+                        Frame::Ping => {
+                            buf.drain(..4);
+                            ctx.stats.keepalive_pongs.fetch_add(1, Ordering::Relaxed);
+                            if wr.write_all(b"\r\n").await.is_err() {
+                                break 'conn;
+                            }
                         }
-                        None => {
-                            stats.dropped.fetch_add(1, Ordering::Relaxed);
-                            debug!(%src, error = %e, "malformed datagram dropped");
+                        Frame::Crlf => {
+                            buf.drain(..2);
                         }
+                        Frame::Message(n) => {
+                            message_started = None;
+                            let now = Instant::now();
+                            match ctx.gate.admit(now, peer, &buf[..n]) {
+                                Admit::Deliver(m) => {
+                                    if ctx.inbound.send(Inbound::Message(peer, m)).await.is_err() {
+                                        break 'conn;
+                                    }
+                                }
+                                Admit::Reply(p) => {
+                                    let _ = wr.write_all(&p).await;
+                                }
+                                Admit::Drop => {}
+                            }
+                            buf.drain(..n);
+                        }
+                        Frame::Broken(why) => {
+                            debug!(%peer, %why, "SIP stream framing broken; closing");
+                            ctx.gate.bad(Instant::now(), peer.addr);
+                            let err = SipError::Malformed(why);
+                            if let Some(p) = msg::reject_malformed(&buf, &err, &ctx.gate.user_agent) {
+                                ctx.stats.bad_requests.fetch_add(1, Ordering::Relaxed);
+                                let _ = wr.write_all(&p).await;
+                            } else {
+                                ctx.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                            break 'conn;
+                        }
+                    }
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                let now = tokio::time::Instant::now();
+                if message_started.is_some_and(|at| now >= at + limits.message_timeout) {
+                    debug!(%peer, "SIP message not completed in time; closing");
+                    break;
+                }
+                if !ours {
+                    debug!(%peer, "SIP connection idle; closing");
+                    break;
+                }
+                if ping_sent.is_some() {
+                    debug!(%peer, "SIP keep-alive unanswered; closing");
+                    break;
+                }
+                if wr.write_all(b"\r\n\r\n").await.is_err() {
+                    break;
+                }
+                ping_sent = Some(now);
+            },
+        }
+    }
+    let _ = wr.shutdown().await;
+    let _ = ctx.dispatch.send(Dispatch::Closed { peer, id });
+    // Whatever was still queued for this connection is lost: tell the core.
+    rx.close();
+    if failed_send || rx.recv().await.is_some() {
+        let _ = ctx.inbound.send(Inbound::SendFailed(peer)).await;
+    }
+    debug!(%peer, "SIP connection closed");
+}
+
+struct Conn {
+    id: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+struct Dispatcher {
+    udp: Vec<Arc<UdpSocket>>,
+    conns: HashMap<Peer, Conn>,
+    tls_names: HashMap<SocketAddr, String>,
+    tls_client: Option<tokio_rustls::TlsConnector>,
+    ctx: Arc<ConnCtx>,
+}
+
+impl Dispatcher {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Dispatch>) {
+        loop {
+            let d = tokio::select! {
+                _ = self.ctx.cancel.cancelled() => break,
+                d = rx.recv() => match d { Some(d) => d, None => break },
+            };
+            match d {
+                Dispatch::Send(t) => self.send(t).await,
+                Dispatch::TlsName(addr, name) => {
+                    self.tls_names.insert(addr, name);
+                }
+                Dispatch::Opened { peer, id, tx } => {
+                    // A newer connection from the same address replaces an older one.
+                    self.conns.insert(peer, Conn { id, tx });
+                }
+                Dispatch::Closed { peer, id } => {
+                    if self.conns.get(&peer).is_some_and(|c| c.id == id) {
+                        self.conns.remove(&peer);
                     }
                 }
             }
         }
-    });
-    (in_rx, out_tx)
+    }
+
+    /// The UDP socket to send to `dest` from: the first of its family whose address is
+    /// loopback exactly when `dest` is, else the first of its family.
+    fn udp_for(&self, dest: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        let family =
+            |s: &&Arc<UdpSocket>| s.local_addr().is_ok_and(|a| a.is_ipv4() == dest.is_ipv4());
+        let same_scope = |s: &&Arc<UdpSocket>| {
+            s.local_addr().is_ok_and(|a| {
+                a.ip().is_unspecified() || a.ip().is_loopback() == dest.ip().is_loopback()
+            })
+        };
+        self.udp
+            .iter()
+            .filter(family)
+            .find(same_scope)
+            .or_else(|| self.udp.iter().find(family))
+    }
+
+    async fn send(&mut self, t: Transmit) {
+        let stats = &self.ctx.stats;
+        match t.dest.transport {
+            Transport::Udp => {
+                let Some(sock) = self.udp_for(t.dest.addr) else {
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(dest = %t.dest, "no UDP listener of the destination's address family");
+                    let _ = self.ctx.inbound.try_send(Inbound::SendFailed(t.dest));
+                    return;
+                };
+                debug!(dest = %t.dest, line = %first_line(&t.payload), "sip tx");
+                if let Err(e) = sock.send_to(&t.payload, t.dest.addr).await {
+                    stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(dest = %t.dest, error = %e, "sip send failed");
+                }
+            }
+            Transport::Tcp | Transport::Tls => {
+                if let Some(c) = self.conns.get(&t.dest) {
+                    match c.tx.try_send(t.payload) {
+                        Ok(()) => return,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                            warn!(dest = %t.dest, "SIP connection's send queue is full");
+                            let _ = self.ctx.inbound.try_send(Inbound::SendFailed(t.dest));
+                            return;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(p)) => {
+                            // Closing: open a new one below (ours) with this message.
+                            self.conns.remove(&t.dest);
+                            self.open(t.dest, p);
+                            return;
+                        }
+                    }
+                }
+                self.open(t.dest, t.payload);
+            }
+        }
+    }
+
+    /// Starts a connection to `dest` with `first` queued on it.
+    fn open(&mut self, dest: Peer, first: Vec<u8>) {
+        let tls = if dest.transport == Transport::Tls {
+            let Some(connector) = self.tls_client.clone() else {
+                self.ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                let _ = self.ctx.inbound.try_send(Inbound::SendFailed(dest));
+                return;
+            };
+            let name = self
+                .tls_names
+                .get(&dest.addr)
+                .and_then(|n| ServerName::try_from(n.clone()).ok())
+                .unwrap_or_else(|| ServerName::IpAddress(dest.addr.ip().into()));
+            Some((connector, name))
+        } else {
+            None
+        };
+        let id = self.ctx.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(256);
+        let _ = tx.try_send(first);
+        self.conns.insert(dest, Conn { id, tx });
+        tokio::spawn(connect(dest, id, rx, tls, self.ctx.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 3\r\n\r\nabc";
+
+    #[test]
+    fn frames_are_cut_by_content_length() {
+        assert_eq!(frame(MSG, 8192, 8192), Frame::Message(MSG.len()));
+        assert_eq!(frame(&MSG[..MSG.len() - 1], 8192, 8192), Frame::More);
+        assert_eq!(frame(&MSG[..10], 8192, 8192), Frame::More);
+        let mut two = MSG.to_vec();
+        two.extend_from_slice(MSG);
+        assert_eq!(frame(&two, 8192, 8192), Frame::Message(MSG.len()));
+        let compact = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n";
+        assert_eq!(frame(compact, 8192, 8192), Frame::Message(compact.len()));
+    }
+
+    #[test]
+    fn keepalives_are_recognised() {
+        assert_eq!(frame(b"\r\n\r\n", 8192, 8192), Frame::Ping);
+        assert_eq!(
+            frame(b"\r\n", 8192, 8192),
+            Frame::More,
+            "may be half a ping"
+        );
+        assert_eq!(frame(b"\r\nOPTI", 8192, 8192), Frame::Crlf);
+        assert_eq!(frame(b"\r\n\r", 8192, 8192), Frame::More);
+        assert_eq!(frame(b"", 8192, 8192), Frame::More);
+    }
+
+    #[test]
+    fn broken_framing_is_named() {
+        let no_len = b"OPTIONS sip:a@b SIP/2.0\r\nVia: x\r\n\r\n";
+        assert!(
+            matches!(frame(no_len, 8192, 8192), Frame::Broken(w) if w.contains("missing Content-Length"))
+        );
+        let bad = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x1\r\n\r\n";
+        assert!(matches!(frame(bad, 8192, 8192), Frame::Broken(w) if w.contains("malformed")));
+        let two = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab";
+        assert!(matches!(frame(two, 8192, 8192), Frame::Broken(w) if w.contains("conflicting")));
+        assert!(matches!(frame(MSG, 8192, 2), Frame::Broken(w) if w.contains("body of 3")));
+        let long = vec![b'a'; 300];
+        assert!(
+            matches!(frame(&long, 256, 8192), Frame::Broken(w) if w.contains("header section"))
+        );
+    }
 }

@@ -5,12 +5,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -20,8 +19,9 @@ use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::error::SipError;
 use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
+use crate::peer::{ListenAddr, Peer, Transport};
 use crate::transaction::{ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
-use crate::transport::{self, TransportStats};
+use crate::transport::{self, Inbound, TransportStats};
 
 /// Leg id inside one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +32,7 @@ pub(super) enum Cmd {
     Invite {
         leg: LegId,
         request: Request,
-        dest: SocketAddr,
+        dest: Peer,
         events: mpsc::UnboundedSender<LegEvent>,
     },
     Hangup(LegId),
@@ -43,6 +43,8 @@ pub(super) enum Cmd {
 
 pub(super) struct Inner {
     pub(super) local: SocketAddr,
+    pub(super) locals: Vec<ListenAddr>,
+    pub(super) out: transport::Sender,
     pub(super) user_agent: String,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
     pub(super) cancel: CancellationToken,
@@ -81,33 +83,44 @@ impl Endpoint {
     pub async fn bind(
         cfg: EndpointConfig,
     ) -> Result<(Self, mpsc::Receiver<IncomingCall>), SipError> {
-        let socket = UdpSocket::bind(cfg.listen)
-            .await
-            .map_err(|source| SipError::Io {
-                addr: cfg.listen,
-                source,
-            })?;
-        let mut local = socket.local_addr().map_err(|source| SipError::Io {
-            addr: cfg.listen,
-            source,
-        })?;
-        if local.ip().is_unspecified() {
-            local.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        if cfg.listen.is_empty() {
+            return Err(SipError::InvalidUri("no SIP listen address".into()));
         }
         let cancel = CancellationToken::new();
         let stats = Arc::new(TransportStats::default());
-        let (inbound, out) = transport::spawn(
-            Arc::new(socket),
+        let (bound, inbound, out) = transport::start(
+            transport::TransportConfig {
+                listen: cfg.listen.clone(),
+                user_agent: cfg.user_agent.clone(),
+                limits: cfg.limits,
+                bad_sources: cfg.bad_sources,
+                streams: cfg.streams,
+                tls: cfg.tls.clone(),
+            },
             cancel.child_token(),
-            cfg.user_agent.clone(),
-            cfg.limits,
-            cfg.bad_sources,
             stats.clone(),
-        );
+        )
+        .await?;
+        let locals: Vec<ListenAddr> = bound
+            .into_iter()
+            .map(|mut l| {
+                if l.addr.ip().is_unspecified() {
+                    l.addr.set_ip(if l.addr.is_ipv4() {
+                        IpAddr::V4(Ipv4Addr::LOCALHOST)
+                    } else {
+                        IpAddr::V6(Ipv6Addr::LOCALHOST)
+                    });
+                }
+                l
+            })
+            .collect();
+        let local = locals[0].addr;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::channel(64);
         let inner = Arc::new(Inner {
             local,
+            locals: locals.clone(),
+            out: out.clone(),
             user_agent: cfg.user_agent.clone(),
             cmd: cmd_tx.clone(),
             cancel: cancel.clone(),
@@ -116,6 +129,7 @@ impl Endpoint {
         });
         let core = Core {
             local,
+            locals,
             ua: cfg.user_agent,
             timers: cfg.timers,
             allow_invite_from: cfg.allow_invite_from,
@@ -123,6 +137,7 @@ impl Endpoint {
             incoming: incoming_tx,
             cmd: cmd_tx,
             clients: HashMap::new(),
+            switched: HashMap::new(),
             servers: HashMap::new(),
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
@@ -135,7 +150,12 @@ impl Endpoint {
         Ok((Self { inner }, incoming_rx))
     }
 
-    /// The bound address (as advertised in Via/Contact).
+    /// Every listening address, port 0 resolved (as advertised in Via/Contact).
+    pub fn listeners(&self) -> &[ListenAddr] {
+        &self.inner.locals
+    }
+
+    /// The first listener's address (as advertised in Via/Contact).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.local
     }
@@ -186,10 +206,42 @@ impl Endpoint {
         )
     }
 
+    /// Every transport counter (messages, connections, TLS failures, keep-alives).
+    pub fn stats(&self) -> &TransportStats {
+        &self.inner.stats
+    }
+
     /// Stops the transport and core tasks. Legs are dropped without signalling; their
     /// `event()` returns `None`.
     pub fn shutdown(&self) {
         self.inner.cancel.cancel();
+    }
+}
+
+/// Our address for messages over `transport` to `dest`: the first listener of that transport
+/// and `dest`'s address family, else the first of that family (a TCP or TLS connection may be
+/// opened without a listener of its own), else the first listener.
+pub(super) fn local_for(
+    locals: &[ListenAddr],
+    transport: Transport,
+    dest: SocketAddr,
+) -> SocketAddr {
+    let family = |l: &&ListenAddr| l.addr.is_ipv4() == dest.is_ipv4();
+    locals
+        .iter()
+        .filter(family)
+        .find(|l| l.transport == transport)
+        .or_else(|| locals.iter().find(family))
+        .or(locals.first())
+        .map_or(SocketAddr::from(([127, 0, 0, 1], 5060)), |l| l.addr)
+}
+
+/// A Contact value for `user` in a dialog with `peer` (`;transport=` for TCP and TLS).
+pub(super) fn contact_value(locals: &[ListenAddr], user: &str, peer: Peer) -> String {
+    let a = local_for(locals, peer.transport, peer.addr);
+    match peer.transport {
+        Transport::Udp => format!("<sip:{user}@{a}>"),
+        t => format!("<sip:{user}@{a};transport={}>", t.param()),
     }
 }
 
@@ -249,8 +301,9 @@ pub(super) struct Leg {
     pub(super) state: LegState,
     pub(super) invite: Request,
     pub(super) invite_key: TransactionKey,
-    /// UAC: where the INVITE went. UAS: where responses go.
-    pub(super) dest: SocketAddr,
+    /// UAC: where the INVITE went. UAS: where responses go (for TCP/TLS, the connection the
+    /// INVITE came on, also used for our in-dialog requests: the peer may be behind NAT).
+    pub(super) dest: Peer,
     pub(super) dialog: Option<Dialog>,
     pub(super) hangup: bool,
     pub(super) cancel_sent: bool,
@@ -270,13 +323,17 @@ impl Leg {
 
 pub(super) struct Core {
     pub(super) local: SocketAddr,
+    pub(super) locals: Vec<ListenAddr>,
     pub(super) ua: String,
     pub(super) timers: Timers,
     pub(super) allow_invite_from: Option<Vec<Network>>,
-    pub(super) out: mpsc::UnboundedSender<Transmit>,
+    pub(super) out: transport::Sender,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
     pub(super) clients: HashMap<TransactionKey, (ClientTransaction, Option<LegId>, Role)>,
+    /// Client transactions moved from UDP to TCP because of their size (RFC 3261 18.1.1), with
+    /// the UDP peer to fall back to when the TCP connection cannot be opened.
+    pub(super) switched: HashMap<TransactionKey, Peer>,
     pub(super) servers: HashMap<TransactionKey, (ServerTransaction, Option<LegId>)>,
     pub(super) legs: HashMap<LegId, Leg>,
     pub(super) by_dialog: HashMap<(String, String), LegId>,
@@ -288,7 +345,7 @@ pub(super) struct Core {
 impl Core {
     async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<(SocketAddr, Message)>,
+        mut inbound: mpsc::Receiver<Inbound>,
         mut cmds: mpsc::UnboundedReceiver<Cmd>,
         cancel: CancellationToken,
     ) {
@@ -303,7 +360,8 @@ impl Core {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 m = inbound.recv() => match m {
-                    Some((src, m)) => self.handle_message(Instant::now(), src, m),
+                    Some(Inbound::Message(src, m)) => self.handle_message(Instant::now(), src, m),
+                    Some(Inbound::SendFailed(peer)) => self.send_failed(Instant::now(), peer),
                     None => break,
                 },
                 Some(c) = cmds.recv() => self.handle_cmd(Instant::now(), c),
@@ -324,7 +382,7 @@ impl Core {
     }
 
     pub(super) fn send(&self, t: Transmit) {
-        let _ = self.out.send(t);
+        self.out.send(t);
     }
 
     pub(super) fn remove_leg(&mut self, id: LegId) {
@@ -333,12 +391,15 @@ impl Core {
         }
     }
 
-    pub(super) fn via(&self) -> String {
-        msg::via_value(self.local, &msg::new_branch())
+    /// A Via for a new request to `dest` (its transport, our address for it, a new branch).
+    pub(super) fn via(&self, dest: Peer) -> String {
+        let local = local_for(&self.locals, dest.transport, dest.addr);
+        msg::via_value_for(dest.transport, local, &msg::new_branch())
     }
 
-    pub(super) fn contact(&self, user: &str) -> String {
-        format!("<sip:{user}@{}>", self.local)
+    /// Our Contact for a dialog with `peer`.
+    pub(super) fn contact(&self, user: &str, peer: Peer) -> String {
+        contact_value(&self.locals, user, peer)
     }
 
     // ---- timers -------------------------------------------------------------------------
@@ -424,6 +485,7 @@ impl Core {
         }
         if t.is_terminated() {
             self.clients.remove(key);
+            self.switched.remove(key);
         } else {
             let next = t.poll_timeout();
             self.schedule(next, TimerRef::Client(TxKeyOrd(key.clone())));
@@ -461,15 +523,59 @@ impl Core {
     pub(super) fn start_client(
         &mut self,
         now: Instant,
-        req: Request,
-        dest: SocketAddr,
+        mut req: Request,
+        mut dest: Peer,
         leg: Option<LegId>,
         role: Role,
     ) {
+        // RFC 3261 18.1.1: a request over 1300 bytes (the path MTU is unknown) that would go
+        // over UDP goes over TCP instead, its top Via saying so; if the connection cannot be
+        // opened, it is sent over UDP after all (see `send_failed`).
+        let udp = dest;
+        let switch = dest.transport == Transport::Udp
+            && req.method != Method::Ack
+            && req.encode().len() > UDP_MTU_LIMIT
+            && set_top_via_transport(&mut req, Transport::Tcp);
+        if switch {
+            dest.transport = Transport::Tcp;
+            debug!(%dest, "request over 1300 bytes: sent over TCP (RFC 3261 18.1.1)");
+        }
         let t = ClientTransaction::new(now, req, dest, self.timers);
         let key = t.key().clone();
+        if switch {
+            self.switched.insert(key.clone(), udp);
+        }
         self.clients.insert(key.clone(), (t, leg, role));
         self.drive_client(now, &key);
+    }
+
+    /// A peer could not be reached over TCP/TLS (or a UDP send had no socket): requests moved
+    /// to TCP for their size go over UDP after all; other client transactions to the peer end
+    /// with a transport error (17.1.4), which their TU treats as a 503.
+    fn send_failed(&mut self, now: Instant, peer: Peer) {
+        let keys: Vec<TransactionKey> = self
+            .clients
+            .iter()
+            .filter(|(_, (t, _, _))| t.dest() == peer && !t.is_terminated())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(udp) = self.switched.remove(&key) {
+                if let Some((t, leg, role)) = self.clients.remove(&key) {
+                    let mut req = t.request().clone();
+                    set_top_via_transport(&mut req, Transport::Udp);
+                    debug!(dest = %udp, "TCP failed for a large request: sending it over UDP");
+                    let t = ClientTransaction::new(now, req, udp, self.timers);
+                    self.clients.insert(key.clone(), (t, leg, role));
+                    self.drive_client(now, &key);
+                }
+                continue;
+            }
+            if let Some((t, _, _)) = self.clients.get_mut(&key) {
+                t.handle_transport_error();
+            }
+            self.drive_client(now, &key);
+        }
     }
 
     /// Sends a response through the server transaction `key`.
@@ -490,8 +596,11 @@ impl Core {
 
     /// Sends BYE in the leg's dialog. `owned`: the BYE's outcome ends the leg with `Ended`.
     pub(super) fn send_bye(&mut self, now: Instant, id: LegId, owned: bool) {
-        let via = self.via();
         let ua = self.ua.clone();
+        let Some(dest) = self.in_dialog_destination(id) else {
+            return;
+        };
+        let via = self.via(dest);
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
@@ -500,9 +609,25 @@ impl Core {
         };
         let mut bye = dialog.new_request(Method::Bye, via);
         bye.headers.push("User-Agent", ua);
-        let dest = dialog.destination().unwrap_or(leg.dest);
         leg.state = LegState::Terminating;
         self.start_client(now, bye, dest, owned.then_some(id), Role::Bye);
+    }
+
+    /// Where the leg's in-dialog requests go. Over UDP: the first route or the remote target
+    /// (RFC 3261 12.2.1.1), with the transport it names. Over TCP/TLS, a UAS leg reuses the
+    /// connection its INVITE came on (the caller may be behind NAT, RFC 5626 style); a UAC leg
+    /// goes to the remote target over the transport it names, else the leg's.
+    pub(super) fn in_dialog_destination(&self, id: LegId) -> Option<Peer> {
+        let leg = self.legs.get(&id)?;
+        let dialog = leg.dialog.as_ref()?;
+        if !leg.uac && leg.dest.transport.is_reliable() {
+            return Some(leg.dest);
+        }
+        let Ok(addr) = dialog.destination() else {
+            return Some(leg.dest);
+        };
+        let transport = dialog.transport().unwrap_or(leg.dest.transport);
+        Some(Peer::new(transport, addr))
     }
 
     // ---- commands ------------------------------------------------------------------------------
@@ -557,14 +682,14 @@ impl Core {
 
     // ---- incoming messages -------------------------------------------------------------------
 
-    fn handle_message(&mut self, now: Instant, src: SocketAddr, m: Message) {
+    fn handle_message(&mut self, now: Instant, src: Peer, m: Message) {
         match m {
             Message::Response(resp) => self.handle_response(now, resp),
             Message::Request(req) => self.handle_request(now, src, req),
         }
     }
 
-    fn handle_request(&mut self, now: Instant, src: SocketAddr, req: Request) {
+    fn handle_request(&mut self, now: Instant, src: Peer, req: Request) {
         let Some(key) = TransactionKey::for_request(&req) else {
             return;
         };
@@ -584,7 +709,12 @@ impl Core {
             self.drive_server(&key);
             return;
         }
-        let dest = req.response_destination(src);
+        // 18.2.2: over TCP/TLS the response goes back on the request's connection.
+        let dest = if src.transport.is_reliable() {
+            src
+        } else {
+            Peer::udp(req.response_destination(src.addr))
+        };
         let t = ServerTransaction::new(now, req.clone(), dest, self.timers, &self.ua);
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
@@ -599,7 +729,7 @@ impl Core {
             && self
                 .allow_invite_from
                 .as_ref()
-                .is_some_and(|nets| !nets.iter().any(|n| n.contains(src.ip())))
+                .is_some_and(|nets| !nets.iter().any(|n| n.contains(src.addr.ip())))
         {
             self.stats.forbidden_invites.fetch_add(1, Ordering::Relaxed);
             debug!(%src, "INVITE from outside allow_invite_from: 403");
@@ -652,4 +782,23 @@ impl Core {
             }
         }
     }
+}
+
+/// RFC 3261 18.1.1: requests larger than this (the path MTU being unknown) go over TCP.
+const UDP_MTU_LIMIT: usize = 1300;
+
+/// Rewrites the transport of a request's top Via (`SIP/2.0/UDP` → `SIP/2.0/TCP`). Returns
+/// false (and changes nothing) when there is no top Via to rewrite.
+fn set_top_via_transport(req: &mut Request, transport: Transport) -> bool {
+    let Some(top) = req.headers.get_list("Via").next() else {
+        return false;
+    };
+    let Some(rest) = top.trim_start().strip_prefix("SIP/2.0/") else {
+        return false;
+    };
+    let Some(space) = rest.find(|c: char| c.is_ascii_whitespace()) else {
+        return false;
+    };
+    let new = format!("SIP/2.0/{transport}{}", &rest[space..]);
+    req.headers.replace_first_list_value("Via", &new)
 }

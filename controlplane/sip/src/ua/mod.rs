@@ -26,7 +26,10 @@ use tokio::sync::mpsc;
 use crate::error::SipError;
 use crate::guard::{BadSourceLimits, Network};
 use crate::msg::{Limits, NameAddr};
+use crate::peer::ListenAddr;
+use crate::tls::TlsConfig;
 use crate::transaction::Timers;
+use crate::transport::StreamLimits;
 
 mod core;
 mod inspect;
@@ -44,9 +47,15 @@ const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 /// Endpoint configuration.
 #[derive(Debug, Clone)]
 pub struct EndpointConfig {
-    /// Local UDP address to bind (port 0 picks one). An unspecified IP (0.0.0.0) is advertised
-    /// in Via/Contact as 127.0.0.1.
-    pub listen: SocketAddr,
+    /// Addresses to listen on, each with its transport (port 0 picks one); at least one. An
+    /// unspecified IP (0.0.0.0) is advertised in Via/Contact as 127.0.0.1. Requests we send go
+    /// out from the first listener of their transport and address family (TCP and TLS
+    /// connections may be opened without a listener of that transport).
+    pub listen: Vec<ListenAddr>,
+    /// TLS configuration: required for `tls:` listeners, and for sending to `tls` targets.
+    pub tls: Option<TlsConfig>,
+    /// Connection limits and keep-alive for TCP and TLS.
+    pub streams: StreamLimits,
     /// User-Agent / Server header value.
     pub user_agent: String,
     /// T1, T2, T4.
@@ -63,10 +72,12 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
-    /// Config with RFC timers and the default user agent.
+    /// Config with RFC timers, the default user agent and one UDP listener on `listen`.
     pub fn new(listen: SocketAddr) -> Self {
         Self {
-            listen,
+            listen: vec![ListenAddr::udp(listen)],
+            tls: None,
+            streams: StreamLimits::default(),
             user_agent: format!("callbridge/{}", env!("CARGO_PKG_VERSION")),
             timers: Timers::default(),
             limits: Limits::default(),

@@ -2,18 +2,18 @@
 //! of the INVITE's responses (provisional, 2xx with its ACK, failures), CANCEL and
 //! retransmitted 2xx.
 
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::core::{Cmd, Core, Leg, LegId, LegState, Role};
+use super::core::{contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role};
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
+use crate::peer::{Peer, Transport};
 use crate::transaction::{ClientEvent, TransactionKey, Transmit};
 
 impl Endpoint {
@@ -23,11 +23,30 @@ impl Endpoint {
     /// [`SipError::InvalidUri`] if the target is not a `sip:` URI with an IP-literal host;
     /// [`SipError::Shutdown`] after [`Self::shutdown`].
     pub fn invite(&self, req: InviteRequest) -> Result<OutgoingCall, SipError> {
-        let dest = msg::uri_addr(&req.target)?;
+        let addr = msg::uri_addr(&req.target)?;
+        let transport = msg::uri_transport(&req.target).unwrap_or(Transport::Udp);
+        self.invite_to(req, Peer::new(transport, addr), None)
+    }
+
+    /// Sends an INVITE for `req.target` to `dest`, which need not be the target's own address
+    /// (an outbound proxy, or a server found through DNS, [`crate::locate`]). `tls_name` is the
+    /// host name a TLS server's certificate must carry (default: `dest`'s IP address).
+    ///
+    /// # Errors
+    /// [`SipError::Shutdown`] after [`Self::shutdown`].
+    pub fn invite_to(
+        &self,
+        req: InviteRequest,
+        dest: Peer,
+        tls_name: Option<String>,
+    ) -> Result<OutgoingCall, SipError> {
         if self.inner.cancel.is_cancelled() {
             return Err(SipError::Shutdown);
         }
-        let local = self.inner.local;
+        if let Some(name) = tls_name {
+            self.inner.out.tls_name(dest.addr, name);
+        }
+        let local = local_for(&self.inner.locals, dest.transport, dest.addr);
         let call_id = msg::new_call_id(local.ip());
         let tag = msg::new_tag();
         let target = req
@@ -38,8 +57,10 @@ impl Endpoint {
             .to_string();
         let me = format!("sip:{}@{}", req.from_user, local);
         let mut r = Request::new(Method::Invite, target.clone());
-        r.headers
-            .push("Via", msg::via_value(local, &msg::new_branch()));
+        r.headers.push(
+            "Via",
+            msg::via_value_for(dest.transport, local, &msg::new_branch()),
+        );
         r.headers.push("Max-Forwards", "70");
         let from = match &req.from_display {
             Some(d) => format!(
@@ -52,7 +73,10 @@ impl Endpoint {
         r.headers.push("To", format!("<{target}>"));
         r.headers.push("Call-ID", call_id.clone());
         r.headers.push("CSeq", "1 INVITE");
-        r.headers.push("Contact", format!("<{me}>"));
+        r.headers.push(
+            "Contact",
+            contact_value(&self.inner.locals, &req.from_user, dest),
+        );
         r.headers.push("User-Agent", self.inner.user_agent.clone());
         r.headers.push("Allow", ALLOW);
         for (n, v) in req.headers {
@@ -116,7 +140,7 @@ impl Core {
         now: Instant,
         leg: LegId,
         request: Request,
-        dest: SocketAddr,
+        dest: Peer,
         events: mpsc::UnboundedSender<LegEvent>,
     ) {
         let l = Leg {
@@ -222,12 +246,14 @@ impl Core {
                         return;
                     }
                 };
-                let mut ack = dialog.ack_for_2xx(
-                    leg.invite.cseq().0,
-                    msg::via_value(self.local, &msg::new_branch()),
+                let dest = Peer::new(
+                    dialog.transport().unwrap_or(leg.dest.transport),
+                    dialog.destination().unwrap_or(leg.dest.addr),
                 );
+                let local = local_for(&self.locals, dest.transport, dest.addr);
+                let via = msg::via_value_for(dest.transport, local, &msg::new_branch());
+                let mut ack = dialog.ack_for_2xx(leg.invite.cseq().0, via);
                 ack.headers.push("User-Agent", self.ua.clone());
-                let dest = dialog.destination().unwrap_or(leg.dest);
                 let t = Transmit {
                     dest,
                     payload: ack.encode(),
@@ -266,7 +292,18 @@ impl Core {
                 });
                 self.remove_leg(id);
             }
-            (Role::Cancel, ClientEvent::Timeout) => {
+            (Role::Invite, ClientEvent::TransportError) => {
+                if leg.hangup {
+                    leg.emit(LegEvent::Ended);
+                } else {
+                    leg.emit(LegEvent::Rejected {
+                        status: 503,
+                        reason: "Service Unavailable (transport error)".into(),
+                    });
+                }
+                self.remove_leg(id);
+            }
+            (Role::Cancel, ClientEvent::Timeout | ClientEvent::TransportError) => {
                 // 9.1: no final response to the INVITE within 64*T1 of the CANCEL: give up.
                 if leg.dialog.is_none() {
                     leg.emit(LegEvent::Ended);
@@ -275,7 +312,10 @@ impl Core {
             }
             (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
             (Role::Bye, ClientEvent::Provisional(_)) => {}
-            (Role::Bye, ClientEvent::Final(_) | ClientEvent::Timeout) => {
+            (
+                Role::Bye,
+                ClientEvent::Final(_) | ClientEvent::Timeout | ClientEvent::TransportError,
+            ) => {
                 leg.emit(LegEvent::Ended);
                 self.remove_leg(id);
             }

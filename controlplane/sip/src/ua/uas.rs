@@ -12,6 +12,7 @@ use super::core::{Cmd, Core, Leg, LegId, LegState, TimerRef};
 use super::{LegController, LegEvent, ALLOW};
 use crate::dialog::{Dialog, Uas2xxRetransmitter};
 use crate::msg::{self, HasHeaders, Method, Request, Response};
+use crate::peer::{Peer, Transport};
 use crate::transaction::TransactionKey;
 
 /// An incoming INVITE, delivered by [`Endpoint::bind`](super::Endpoint::bind)'s receiver.
@@ -28,6 +29,8 @@ pub struct IncomingCall {
     pub request_uri: String,
     /// Where the INVITE came from.
     pub source: SocketAddr,
+    /// The transport it came over.
+    pub transport: Transport,
     /// The SDP offer, if any.
     pub sdp: Option<String>,
     /// All headers of the INVITE, in order (e.g. to read `X-` headers).
@@ -82,7 +85,8 @@ impl Core {
             return;
         };
         let mut r = Response::to_request(&leg.invite, 180, Some(&leg.local_tag));
-        r.headers.push("Contact", self.contact("callbridge"));
+        r.headers
+            .push("Contact", self.contact("callbridge", leg.dest));
         let key = leg.invite_key.clone();
         self.respond(now, &key, r);
     }
@@ -109,7 +113,10 @@ impl Core {
     }
 
     pub(super) fn answer(&mut self, now: Instant, id: LegId, sdp: String) {
-        let contact = self.contact("callbridge");
+        let Some(peer) = self.legs.get(&id).map(|l| l.dest) else {
+            return;
+        };
+        let contact = self.contact("callbridge", peer);
         let Some(leg) = self
             .legs
             .get_mut(&id)
@@ -152,7 +159,10 @@ impl Core {
     /// retransmitted until its ACK like the first one. Media changes in the peer's offer are not
     /// propagated (there is no event for them yet); they are logged.
     pub(super) fn reinvite(&mut self, now: Instant, id: LegId, key: TransactionKey, req: Request) {
-        let contact = self.contact("callbridge");
+        let Some(peer) = self.legs.get(&id).map(|l| l.dest) else {
+            return;
+        };
+        let contact = self.contact("callbridge", peer);
         let ua = self.ua.clone();
         let timers = self.timers;
         let Some(leg) = self.legs.get_mut(&id) else {
@@ -217,7 +227,7 @@ impl Core {
     pub(super) fn new_incoming(
         &mut self,
         _now: Instant,
-        src: SocketAddr,
+        src: Peer,
         key: TransactionKey,
         req: Request,
     ) {
@@ -234,7 +244,8 @@ impl Core {
             from: req.headers.get("From").unwrap_or("").to_string(),
             to: req.headers.get("To").unwrap_or("").to_string(),
             request_uri: req.uri.clone(),
-            source: src,
+            source: src.addr,
+            transport: src.transport,
             sdp: req.body_text(),
             headers: req
                 .headers
