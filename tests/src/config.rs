@@ -139,6 +139,11 @@ pub struct Config {
     pub sip: SocketAddr,
     /// `[sip] trunk`, the host:port E.164 customers are sent to.
     pub trunk: SocketAddr,
+    /// The trunk URI's `;transport=` (`"tcp"`), omitted when `None`.
+    pub trunk_transport: Option<&'static str>,
+    /// Further `sip.listen` entries (`"tcp:127.0.0.1:5060"`); when there are any, `listen` is
+    /// rendered as a list starting with `"udp:" + sip`.
+    pub sip_extra_listen: Vec<String>,
     /// `[media] address`: 127.0.0.1 unless set (with [`Config::dpdk`], the address DPDK owns).
     pub media_address: IpAddr,
     /// `[media] extra_addresses` (further media addresses, same ports on each), omitted when
@@ -178,6 +183,8 @@ impl Config {
             http: block.addr(0),
             sip: block.addr(1),
             trunk,
+            trunk_transport: None,
+            sip_extra_listen: Vec::new(),
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_addresses: Vec::new(),
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
@@ -236,10 +243,21 @@ impl Config {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "[http]\nlisten = \"{}\"\n", self.http);
+        let listen = if self.sip_extra_listen.is_empty() {
+            quote(&self.sip.to_string())
+        } else {
+            let mut all = vec![quote(&format!("udp:{}", self.sip))];
+            all.extend(self.sip_extra_listen.iter().map(|l| quote(l)));
+            format!("[{}]", all.join(", "))
+        };
+        let trunk_params = self
+            .trunk_transport
+            .map(|t| format!(";transport={t}"))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "[sip]\nlisten = \"{}\"\ntrunk = \"sip:{}\"\n",
-            self.sip, self.trunk
+            "[sip]\nlisten = {listen}\ntrunk = \"sip:{}{trunk_params}\"\n",
+            self.trunk
         );
         let backend = if self.dpdk.is_some() {
             "dpdk"

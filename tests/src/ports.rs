@@ -130,6 +130,16 @@ pub fn udp_in_use(port: u16) -> bool {
     UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_err()
 }
 
+/// True when something listens on TCP `127.0.0.1:port` (a connection is accepted).
+#[must_use]
+pub fn tcp_listening(port: u16) -> bool {
+    std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        std::time::Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
 fn random_u16() -> u16 {
     let mut h = RandomState::new().build_hasher();
     h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));

@@ -465,6 +465,13 @@ impl<'a> TwoPartyBuilder<'a> {
             _ => customer.sip_addr(),
         };
         let mut config = Config::new(&ports, trunk);
+        if customer.is_tcp() && !self.unreachable_trunk {
+            // The trunk speaks TCP; callbridge listens on TCP too (same port as its UDP).
+            config.trunk_transport = Some("tcp");
+        }
+        if customer.is_tcp() || agent.is_tcp() {
+            config.sip_extra_listen.push(format!("tcp:{}", config.sip));
+        }
         for id in &self.agent_ids {
             let contact = match nobody {
                 Some(addr) if self.unreachable_agent_config => format!("sip:{id}@{addr}"),

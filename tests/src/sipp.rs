@@ -120,6 +120,9 @@ pub struct SippOptions {
     /// `-mi`: the media address, in the SDP and the source of the played RTP (default: the
     /// SIP address).
     pub media_ip: Option<Ipv4Addr>,
+    /// `-t t1`: SIP over TCP, one connection (SIPp listens on TCP instead of UDP; its Contact
+    /// says `transport=TCP`).
+    pub tcp: bool,
     /// Run inside this network namespace (`ip netns exec NS sipp …`; `ip` execs SIPp in place,
     /// so the child's PID is SIPp's). The addresses must exist in that namespace.
     pub netns: Option<String>,
@@ -131,6 +134,7 @@ pub struct Sipp {
     name: String,
     scenario: Scenario,
     sip_ip: IpAddr,
+    tcp: bool,
     netns: Option<String>,
     child: Option<Child>,
     pid: u32,
@@ -243,6 +247,9 @@ impl Sipp {
         if opts.rtp_echo {
             cmd.arg("-rtp_echo");
         }
+        if opts.tcp {
+            cmd.args(["-t", "t1"]);
+        }
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {SIPP_BIN}: {e}"));
@@ -250,6 +257,7 @@ impl Sipp {
             name: name.to_string(),
             scenario,
             sip_ip: IpAddr::V4(sip_ip),
+            tcp: opts.tcp,
             netns: opts.netns.clone(),
             pid: child.id(),
             child: Some(child),
@@ -271,6 +279,7 @@ impl Sipp {
     /// namespace.
     fn sip_bound(&self) -> bool {
         match &self.netns {
+            None if self.tcp => crate::ports::tcp_listening(self.ports.port(0)),
             None => udp_in_use(self.ports.port(0)),
             Some(ns) => crate::netns::udp_bound(ns, self.sip_addr()),
         }
@@ -284,7 +293,8 @@ impl Sipp {
             }
             if start.elapsed() > STARTUP_DEADLINE {
                 self.fail(&format!(
-                    "did not bind UDP {} within {STARTUP_DEADLINE:?}",
+                    "did not bind {} {} within {STARTUP_DEADLINE:?}",
+                    if self.tcp { "TCP" } else { "UDP" },
                     self.sip_addr()
                 ));
             }
@@ -301,7 +311,14 @@ impl Sipp {
     /// `sip:<user>@<SIP address>:<sip port>`.
     #[must_use]
     pub fn sip_uri(&self, user: &str) -> String {
-        format!("sip:{user}@{}", self.sip_addr())
+        let params = if self.tcp { ";transport=tcp" } else { "" };
+        format!("sip:{user}@{}{params}", self.sip_addr())
+    }
+
+    /// Whether SIPp speaks SIP over TCP ([`SippOptions::tcp`]).
+    #[must_use]
+    pub const fn is_tcp(&self) -> bool {
+        self.tcp
     }
 
     /// SIPp's RTP port.

@@ -201,7 +201,9 @@ async fn control_plane(
         }
     }
 
-    let mut sip_cfg = sip::EndpointConfig::new(cfg.sip.listen);
+    let mut sip_cfg = sip::EndpointConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    sip_cfg.listen = cfg.sip.listen.addrs();
+    sip_cfg.tls = Some(cfg.sip.tls.load().context("loading [sip.tls]")?);
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();

@@ -131,17 +131,22 @@ pub enum Target {
 /// The parts of a validated `sip:` URI, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipUri<'a> {
+    /// `sips:` (TLS all the way) rather than `sip:`.
+    pub secure: bool,
     /// The user part, if any (`bob` in `sip:bob@host`).
     pub user: Option<&'a str>,
     /// The host: a name, an IPv4 address, or an IPv6 address in brackets.
     pub host: &'a str,
     /// The port, if given.
     pub port: Option<u16>,
+    /// The `transport=` parameter (`udp`, `tcp` or `tls`, lower-cased), if given.
+    pub transport: Option<&'static str>,
 }
 
 impl<'a> SipUri<'a> {
-    /// Parses `sip:user@host[:port]` or `sip:host[:port]`. URI parameters and headers
-    /// (`;…`, `?…`) are not accepted.
+    /// Parses `sip:user@host[:port]` or `sip:host[:port]` (or `sips:`), optionally followed
+    /// by `;transport=udp|tcp|tls`. Other URI parameters and headers (`;…`, `?…`) are not
+    /// accepted.
     ///
     /// # Errors
     /// [`Error::BadSipUri`] naming what is wrong.
@@ -150,9 +155,35 @@ impl<'a> SipUri<'a> {
             uri: s.to_owned(),
             reason: reason.to_owned(),
         };
-        let rest = s
-            .strip_prefix("sip:")
-            .ok_or_else(|| bad("must start with \"sip:\""))?;
+        let (secure, rest) = match (s.strip_prefix("sips:"), s.strip_prefix("sip:")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => return Err(bad("must start with \"sip:\" or \"sips:\"")),
+        };
+        let (rest, transport) = match rest.split_once(';') {
+            None => (rest, None),
+            Some((rest, params)) => {
+                let t = params
+                    .strip_prefix("transport=")
+                    .map(str::to_ascii_lowercase)
+                    .ok_or_else(|| {
+                        bad("the only URI parameter accepted is transport=udp|tcp|tls")
+                    })?;
+                let t = match t.as_str() {
+                    "udp" => "udp",
+                    "tcp" => "tcp",
+                    "tls" => "tls",
+                    _ => return Err(bad("transport must be udp, tcp or tls")),
+                };
+                if secure && t == "udp" {
+                    return Err(bad("a sips: URI cannot use transport=udp"));
+                }
+                (rest, Some(t))
+            }
+        };
+        if rest.contains('?') {
+            return Err(bad("URI headers ('?…') are not accepted"));
+        }
         let (user, hostport) = match rest.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
@@ -211,7 +242,21 @@ impl<'a> SipUri<'a> {
                 _ => return Err(bad("the port must be a number from 1 to 65535")),
             },
         };
-        Ok(Self { user, host, port })
+        Ok(Self {
+            secure,
+            user,
+            host,
+            port,
+            transport,
+        })
+    }
+
+    /// `;transport=…` as it appears in the URI, or nothing.
+    #[must_use]
+    pub fn params(&self) -> String {
+        self.transport
+            .map(|t| format!(";transport={t}"))
+            .unwrap_or_default()
     }
 
     /// `host[:port]`, as it appears in the URI.
@@ -247,7 +292,7 @@ impl Target {
                 return Err(bad("an E.164 number never starts with 0 after the '+'"));
             }
             Ok(Self::Tel(s.to_owned()))
-        } else if s.starts_with("sip:") {
+        } else if s.starts_with("sip:") || s.starts_with("sips:") {
             SipUri::parse(s)?;
             Ok(Self::Sip(s.to_owned()))
         } else {
@@ -274,7 +319,11 @@ impl Target {
     pub fn request_uri(&self, trunk: &str) -> Result<String, Error> {
         match self {
             Self::Sip(uri) => Ok(uri.clone()),
-            Self::Tel(num) => Ok(format!("sip:{num}@{}", SipUri::parse(trunk)?.host_port())),
+            Self::Tel(num) => {
+                let t = SipUri::parse(trunk)?;
+                let scheme = if t.secure { "sips" } else { "sip" };
+                Ok(format!("{scheme}:{num}@{}{}", t.host_port(), t.params()))
+            }
         }
     }
 }
@@ -378,8 +427,11 @@ mod tests {
             "sip:bob@host:99999",
             "sip:bob@host:5x",
             "sip:b b@host",
-            "sips:bob@host",
-            "sip:bob@host;transport=udp",
+            "sipx:bob@host",
+            "sip:bob@host;lr",
+            "sip:bob@host;transport=sctp",
+            "sips:bob@host;transport=udp",
+            "sip:bob@host?subject=x",
             "sip:bob@-host",
             "sip:[zz]",
         ] {
@@ -392,6 +444,16 @@ mod tests {
         );
         let u = SipUri::parse("sip:[::1]:5060").unwrap();
         assert_eq!((u.user, u.host, u.port), (None, "[::1]", Some(5060)));
+        let u = SipUri::parse("sip:gw@10.0.0.1:5070;transport=TCP").unwrap();
+        assert_eq!(
+            (u.secure, u.transport, u.port),
+            (false, Some("tcp"), Some(5070))
+        );
+        let u = SipUri::parse("sips:trunk.example.com").unwrap();
+        assert_eq!(
+            (u.secure, u.transport, u.host),
+            (true, None, "trunk.example.com")
+        );
     }
 
     #[test]
@@ -406,6 +468,14 @@ mod tests {
             "sip:+15551234567@10.0.0.1"
         );
         assert!(t.request_uri("http://x").is_err());
+        assert_eq!(
+            t.request_uri("sip:10.0.0.1:5061;transport=tls").unwrap(),
+            "sip:+15551234567@10.0.0.1:5061;transport=tls"
+        );
+        assert_eq!(
+            t.request_uri("sips:trunk.example.com").unwrap(),
+            "sips:+15551234567@trunk.example.com"
+        );
         let s = Target::parse("sip:bob@127.0.0.1:15062").unwrap();
         assert_eq!(
             s.request_uri("sip:127.0.0.1:5080").unwrap(),

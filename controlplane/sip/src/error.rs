@@ -60,6 +60,9 @@ pub enum SipError {
     /// A SIP URI cannot be parsed or does not name an address we can reach (we do no DNS).
     #[error("invalid or unreachable SIP URI {0:?}")]
     InvalidUri(String),
+    /// A listening address or transport name is unusable; the text says why.
+    #[error("{0}")]
+    InvalidAddress(String),
     /// An SDP body is unusable; the text says what is missing.
     #[error("SDP: {0}")]
     Sdp(String),

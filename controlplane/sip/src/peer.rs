@@ -55,13 +55,13 @@ impl Transport {
     /// Parses `udp`/`tcp`/`tls` in any case.
     ///
     /// # Errors
-    /// [`SipError::InvalidUri`] naming what was given.
+    /// [`SipError::InvalidAddress`] naming what was given.
     pub fn parse(s: &str) -> Result<Self, SipError> {
         match s.to_ascii_lowercase().as_str() {
             "udp" => Ok(Self::Udp),
             "tcp" => Ok(Self::Tcp),
             "tls" => Ok(Self::Tls),
-            other => Err(SipError::InvalidUri(format!(
+            other => Err(SipError::InvalidAddress(format!(
                 "transport {other:?} is not udp, tcp or tls"
             ))),
         }
@@ -137,7 +137,7 @@ impl FromStr for ListenAddr {
             _ => (Transport::Udp, s),
         };
         let addr = rest.parse::<SocketAddr>().map_err(|_| {
-            SipError::InvalidUri(format!(
+            SipError::InvalidAddress(format!(
                 "{s:?} is not [udp:|tcp:|tls:]IP:PORT (an IP address, not a host name; IPv6 in brackets)"
             ))
         })?;

@@ -336,6 +336,7 @@ impl Config {
         cpus: &CpuSet,
     ) -> Result<(), (Vec<Seg>, String)> {
         self.http.validate()?;
+        self.sip.tls.resolve(dir);
         self.sip.validate()?;
         if let Some(d) = &self.dpdk {
             d.validate(&self.media, workers_given, cpus)?;

@@ -41,14 +41,121 @@ impl Default for HttpConfig {
     }
 }
 
+/// `sip.listen`: one address (`"127.0.0.1:5060"`, UDP) or a list of `"udp:IP:PORT"`,
+/// `"tcp:IP:PORT"`, `"tls:IP:PORT"`. Kept as written; [`SipConfig::validate`] parses it, so an
+/// error names the entry (`sip.listen[1]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listen {
+    entries: Vec<String>,
+    list: bool,
+}
+
+impl Listen {
+    fn one(addr: &str) -> Self {
+        Self {
+            entries: vec![addr.to_owned()],
+            list: false,
+        }
+    }
+
+    /// The parsed addresses (after validation every entry parses).
+    pub(crate) fn addrs(&self) -> Vec<sip::ListenAddr> {
+        self.entries.iter().filter_map(|e| e.parse().ok()).collect()
+    }
+
+    fn seg(&self, i: usize) -> Vec<Seg> {
+        let mut p = vec![key("sip"), key("listen")];
+        if self.list {
+            p.push(Seg::Index(i));
+        }
+        p
+    }
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.entries.join(", "))
+    }
+}
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Listen;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an address \"[udp:|tcp:|tls:]IP:PORT\" or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Listen, E> {
+                Ok(Listen::one(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listen, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(e) = seq.next_element::<String>()? {
+                    entries.push(e);
+                }
+                Ok(Listen {
+                    entries,
+                    list: true,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `[sip.tls]`: the certificate and key `tls:` listeners present (PEM; both or neither), and
+/// CA certificates trusted beyond the Mozilla roots when we connect to a TLS trunk (PEM).
+/// Relative paths are taken from the config file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct SipTls {
+    /// `cert`: our certificate chain, leaf first.
+    pub(crate) cert: Option<PathBuf>,
+    /// `key`: its private key (PKCS#8, RSA or EC).
+    pub(crate) key: Option<PathBuf>,
+    /// `ca`: CA certificates to trust for servers we connect to.
+    pub(crate) ca: Option<PathBuf>,
+}
+
+impl SipTls {
+    /// Makes relative paths relative to the config file's directory.
+    pub(super) fn resolve(&mut self, dir: &Path) {
+        for p in [&mut self.cert, &mut self.key, &mut self.ca]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        }
+    }
+
+    /// Loads the files into rustls configurations.
+    pub(crate) fn load(&self) -> Result<sip::TlsConfig, sip::SipError> {
+        let pair = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+            _ => None,
+        };
+        sip::TlsConfig::from_pem_files(pair, self.ca.as_deref())
+    }
+}
+
 /// `[sip]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct SipConfig {
-    /// `listen`: UDP address for SIP. Default `127.0.0.1:5060`.
-    pub(crate) listen: SocketAddr,
+    /// `listen`: where SIP is received: one address (UDP) or a list of `"udp:IP:PORT"`,
+    /// `"tcp:IP:PORT"`, `"tls:IP:PORT"`. Default `127.0.0.1:5060` (UDP).
+    pub(crate) listen: Listen,
+    /// `tls`: see [`SipTls`].
+    pub(crate) tls: SipTls,
     /// `trunk`: SIP URI of the carrier trunk / softswitch; E.164 numbers are called as
-    /// `sip:+NUMBER@<trunk host:port>`. Default `sip:127.0.0.1:5080`.
+    /// `sip:+NUMBER@<trunk host:port>` (with the trunk's `;transport=`, or `sips:`). Default
+    /// `sip:127.0.0.1:5080`.
     pub(crate) trunk: String,
     /// `user_agent`: the `User-Agent` / `Server` header value. Default `callbridge/<version>`.
     pub(crate) user_agent: String,
@@ -122,6 +229,62 @@ impl SipConfig {
     /// `allow_invite_from`.
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
         let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
+        if self.listen.entries.is_empty() {
+            return at(
+                &[key("sip"), key("listen")],
+                "at least one address is needed".into(),
+            );
+        }
+        let mut seen = Vec::new();
+        for (i, e) in self.listen.entries.iter().enumerate() {
+            let l: sip::ListenAddr = match e.parse() {
+                Ok(l) => l,
+                Err(err) => return at(&self.listen.seg(i), err.to_string()),
+            };
+            if seen.contains(&l) {
+                return at(&self.listen.seg(i), format!("{l} is listed twice"));
+            }
+            if l.transport == sip::Transport::Tls
+                && (self.tls.cert.is_none() || self.tls.key.is_none())
+            {
+                return at(
+                    &self.listen.seg(i),
+                    "a tls: listener needs [sip.tls] cert and key".into(),
+                );
+            }
+            seen.push(l);
+        }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => {
+                return at(
+                    &[key("sip"), key("tls"), key("key")],
+                    "cert is set but key is not".into(),
+                )
+            }
+            (None, Some(_)) => {
+                return at(
+                    &[key("sip"), key("tls"), key("cert")],
+                    "key is set but cert is not".into(),
+                )
+            }
+            _ => {}
+        }
+        if let Err(e) = self.tls.load() {
+            let which = match (&self.tls.ca, e.to_string()) {
+                (Some(ca), m) if m.contains(&ca.display().to_string()) => "ca",
+                (_, m)
+                    if self
+                        .tls
+                        .key
+                        .as_ref()
+                        .is_some_and(|k| m.contains(&k.display().to_string())) =>
+                {
+                    "key"
+                }
+                _ => "cert",
+            };
+            return at(&[key("sip"), key("tls"), key(which)], e.to_string());
+        }
         if let Err(e) = SipUri::parse(&self.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
@@ -186,7 +349,8 @@ impl SipConfig {
 impl Default for SipConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 5060)),
+            listen: Listen::one("127.0.0.1:5060"),
+            tls: SipTls::default(),
             trunk: "sip:127.0.0.1:5080".into(),
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
             from_user: "callbridge".into(),
@@ -413,6 +577,51 @@ mod tests {
             e.starts_with("/etc/cb.toml:5: sip.allow_invite_from[1]: invalid network \"10.0.0.1/8\": host bits"),
             "{e}"
         );
+    }
+
+    fn parse_sip(extra: &str) -> Result<Config, String> {
+        Config::parse(
+            &format!("[sip]\n{extra}{BUSINESS}"),
+            Path::new("/etc/cb.toml"),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn listen_takes_one_address_or_a_list_of_transports() {
+        let c = parse("").unwrap();
+        assert_eq!(
+            c.sip.listen.addrs(),
+            [sip::ListenAddr::udp("127.0.0.1:5060".parse().unwrap())]
+        );
+        let c = parse_sip(
+            "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\", \"tcp:[::1]:5070\"]\n",
+        )
+        .unwrap();
+        let shown: Vec<String> = c
+            .sip
+            .listen
+            .addrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            shown,
+            ["udp:127.0.0.1:5060", "tcp:127.0.0.1:5060", "tcp:[::1]:5070"]
+        );
+        for (extra, want) in [
+            ("listen = \"localhost:5060\"\n", "/etc/cb.toml:2: sip.listen: \"localhost:5060\" is not [udp:|tcp:|tls:]IP:PORT (an IP address, not a host name"),
+            ("listen = [\n  \"udp:127.0.0.1:5060\",\n  \"sctp:127.0.0.1:5060\",\n]\n", "/etc/cb.toml:4: sip.listen[1]: \"sctp:127.0.0.1:5060\" is not"),
+            ("listen = [\"tcp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n", "/etc/cb.toml:2: sip.listen[1]: tcp:127.0.0.1:5060 is listed twice"),
+            ("listen = []\n", "/etc/cb.toml:2: sip.listen: at least one address"),
+            ("listen = [\"tls:127.0.0.1:5061\"]\n", "/etc/cb.toml:2: sip.listen[0]: a tls: listener needs [sip.tls] cert and key"),
+            ("[sip.tls]\ncert = \"/nonexistent/cert.pem\"\n", "/etc/cb.toml:2: sip.tls.key: cert is set but key is not"),
+            ("[sip.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n", "/etc/cb.toml:3: sip.tls.cert: TLS: /nonexistent/c.pem: "),
+            ("[sip.tls]\nca = \"ca.pem\"\n", "/etc/cb.toml:3: sip.tls.ca: TLS: /etc/ca.pem: "),
+        ] {
+            let e = parse_sip(extra).unwrap_err();
+            assert!(e.starts_with(want), "{extra:?}:\n{e}\nshould start with\n{want}");
+        }
     }
 
     #[test]
