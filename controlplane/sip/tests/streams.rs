@@ -298,3 +298,58 @@ From: <sip:probe@{me}>;tag=p\r\nTo: <sip:{addr}>\r\nCall-ID: o1@x\r\nCSeq: 1 OPT
         .unwrap();
     assert_eq!(n, 0, "closed after broken framing");
 }
+
+#[tokio::test]
+async fn options_keepalive_outcomes() {
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.timers = sip::Timers {
+        t1: Duration::from_millis(10),
+        t2: Duration::from_millis(40),
+        t4: Duration::from_millis(50),
+    };
+    let (a, _a_in) = Endpoint::bind(cfg).await.unwrap();
+    let (b, _b_in) = endpoint(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"], None).await;
+    for (t, addr) in [
+        (Transport::Udp, b.local_addr()),
+        (Transport::Tcp, listener(&b, Transport::Tcp)),
+    ] {
+        let out = timeout(
+            DEADLINE,
+            a.options(&format!("sip:{addr}"), sip::Peer::new(t, addr), None),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(out, sip::ua::Outcome::Status(200), "{t}");
+    }
+    // Nobody on UDP: Timer F (64·T1 = 640 ms here).
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let out = timeout(
+        DEADLINE,
+        a.options(&format!("sip:{addr}"), sip::Peer::udp(addr), None),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(out, sip::ua::Outcome::Timeout);
+    // Nobody on TCP: a transport error at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let out = timeout(
+        DEADLINE,
+        a.options(
+            &format!("sip:{addr}"),
+            sip::Peer::new(Transport::Tcp, addr),
+            None,
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(out, sip::ua::Outcome::TransportError);
+}

@@ -39,6 +39,12 @@ pub(super) enum Cmd {
     Ring(LegId),
     Answer(LegId, String),
     Reject(LegId, u16),
+    /// An out-of-dialog non-INVITE request (OPTIONS keep-alive, …) and where its outcome goes.
+    Request {
+        request: Request,
+        dest: Peer,
+        outcome: tokio::sync::oneshot::Sender<super::request::Outcome>,
+    },
 }
 
 pub(super) struct Inner {
@@ -138,6 +144,7 @@ impl Endpoint {
             cmd: cmd_tx,
             clients: HashMap::new(),
             switched: HashMap::new(),
+            requests: HashMap::new(),
             servers: HashMap::new(),
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
@@ -279,6 +286,8 @@ pub(super) enum Role {
     Invite,
     Cancel,
     Bye,
+    /// An out-of-dialog request of the application ([`Endpoint::request`]).
+    Request,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +343,9 @@ pub(super) struct Core {
     /// Client transactions moved from UDP to TCP because of their size (RFC 3261 18.1.1), with
     /// the UDP peer to fall back to when the TCP connection cannot be opened.
     pub(super) switched: HashMap<TransactionKey, Peer>,
+    /// Where the outcome of each [`Role::Request`] transaction goes.
+    pub(super) requests:
+        HashMap<TransactionKey, tokio::sync::oneshot::Sender<super::request::Outcome>>,
     pub(super) servers: HashMap<TransactionKey, (ServerTransaction, Option<LegId>)>,
     pub(super) legs: HashMap<LegId, Leg>,
     pub(super) by_dialog: HashMap<(String, String), LegId>,
@@ -493,7 +505,11 @@ impl Core {
         for x in transmits {
             self.send(x);
         }
-        if let Some(leg) = leg {
+        if role == Role::Request {
+            for e in events {
+                self.request_event(key, e);
+            }
+        } else if let Some(leg) = leg {
             for e in events {
                 self.client_event(now, leg, role, e);
             }
@@ -644,6 +660,11 @@ impl Core {
             Cmd::Ring(id) => self.ring(now, id),
             Cmd::Answer(id, sdp) => self.answer(now, id, sdp),
             Cmd::Reject(id, status) => self.reject(now, id, status),
+            Cmd::Request {
+                request,
+                dest,
+                outcome,
+            } => self.start_request(now, request, dest, outcome),
         }
     }
 

@@ -33,10 +33,12 @@ use crate::transport::StreamLimits;
 
 mod core;
 mod inspect;
+mod request;
 mod uac;
 mod uas;
 
 pub use self::core::Endpoint;
+pub use self::request::Outcome;
 pub use self::uac::OutgoingCall;
 pub use self::uas::IncomingCall;
 

@@ -310,7 +310,8 @@ impl Core {
                     self.remove_leg(id);
                 }
             }
-            (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
+            (Role::Cancel, _) => {}  // the INVITE's 487 drives the leg
+            (Role::Request, _) => {} // reported by `request_event`, never here
             (Role::Bye, ClientEvent::Provisional(_)) => {}
             (
                 Role::Bye,
