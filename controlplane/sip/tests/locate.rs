@@ -326,3 +326,18 @@ async fn answers_are_cached_for_their_ttl() {
         first.elapsed()
     );
 }
+
+/// The UA builds its `Locator` at start-up, before or outside its runtime, and spawns lookups.
+#[test]
+fn built_outside_a_runtime_and_lookups_are_send() {
+    let loc = locator("127.0.0.1:53".parse().unwrap());
+    fn assert_send<T: Send>(_: &T) {}
+    let fut = loc.locate("sip:127.0.0.1");
+    assert_send(&fut);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let set = rt.block_on(fut).unwrap();
+    assert_eq!(set.current(), Some(t(Transport::Udp, "127.0.0.1", 5060)));
+}

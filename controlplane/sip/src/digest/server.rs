@@ -35,15 +35,18 @@ pub enum AuthFailure {
     UnsupportedAlgorithm,
     /// The `response` is wrong: wrong password (or, on the UAC, the same nonce challenged again).
     WrongResponse,
-    /// `nc` is not greater than one already accepted with this nonce: a replay.
+    /// `nc` is not greater than one already accepted with this nonce: a replay (or reordering);
+    /// re-challenge with `stale=true`.
     ReplayedNonceCount,
 }
 
 impl AuthFailure {
-    /// Whether the reply should be a new challenge with `stale=true` (the client's password
-    /// was right or not checked; only the nonce must be renewed).
+    /// Whether the reply should be a new challenge with `stale=true`: the nonce must be renewed
+    /// and the password was right or not checked. A replayed `nc` counts: its response was
+    /// correct, so the sender knows the password (a legitimate client whose requests were
+    /// reordered then retries with a fresh nonce instead of taking it for a wrong password).
     pub fn is_stale(self) -> bool {
-        matches!(self, Self::StaleNonce)
+        matches!(self, Self::StaleNonce | Self::ReplayedNonceCount)
     }
 }
 

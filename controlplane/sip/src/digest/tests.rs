@@ -430,6 +430,9 @@ fn nc_replay_is_rejected() {
         rejected(srv.verify(at(1), IP, "REGISTER", &a3, &agent())),
         AuthFailure::ReplayedNonceCount
     );
+    // the sender knew the password: re-challenge with stale=true
+    assert!(AuthFailure::ReplayedNonceCount.is_stale());
+    assert!(!AuthFailure::WrongResponse.is_stale() && !AuthFailure::BadNonce.is_stale());
 }
 
 #[test]
