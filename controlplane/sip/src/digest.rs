@@ -22,6 +22,33 @@
 //! and the scheme are case-insensitive, values keep their case except `algorithm`, `qop` and
 //! `stale`, which are compared case-insensitively. `-sess` algorithms and `SHA-512-256` are
 //! parsed and refused ([`SipError::DigestUnsupported`]); `qop=auth-int` is never chosen.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use sip::digest::{Authorization, ChallengeKind, Challenger, ClientAuth, Credentials, StoredCredential};
+//!
+//! // registrar side, at load: hash the agent's password, keep only the HA1 values
+//! let stored = StoredCredential::from_password("agent7", "callbridge", "hunter2");
+//! let mut registrar = Challenger::new("callbridge", *b"16+ random bytes", Duration::from_secs(300));
+//! let (now, ip) = (SystemTime::now(), "127.0.0.1".parse().unwrap());
+//!
+//! // REGISTER without credentials → 401 with these WWW-Authenticate values
+//! let challenges = registrar.challenge(now, ip, false);
+//!
+//! // softphone side
+//! let mut uac = ClientAuth::new(Credentials { username: "agent7".into(), password: "hunter2".into() });
+//! let values: Vec<&str> = challenges.iter().map(String::as_str).collect();
+//! uac.handle_challenge(ChallengeKind::Www, &values)?;
+//! let headers = uac.authorize("REGISTER", "sip:callbridge.example");
+//! assert_eq!(headers[0].0, "Authorization");
+//!
+//! // registrar: parse, look the user up, verify
+//! let auth = Authorization::parse(&headers[0].1)?;
+//! assert_eq!(auth.username, stored.username);
+//! let ok = registrar.verify(now, ip, "REGISTER", &auth, &stored)?;
+//! assert_eq!((ok.username.as_str(), ok.nc), ("agent7", 1));
+//! # Ok::<(), sip::SipError>(())
+//! ```
 
 use std::fmt::Write as _;
 

@@ -27,6 +27,23 @@
 //!   order DNS gave them (A before AAAA in [`Locator`]); duplicates are dropped.
 //!
 //! An `maddr` URI parameter replaces the host (RFC 3263 4).
+//!
+//! Failover (RFC 3263 4.3, [`TargetSet`]): after a transport error, a transaction timeout or a
+//! 503 the UA sends the request again, as a new client transaction, to the next target. The
+//! list runs through every transport DNS offered, most preferred first.
+//!
+//! ```no_run
+//! use sip::locate::{Failure, Locator, LocatorConfig};
+//! # async fn demo() -> Result<(), sip::SipError> {
+//! let locator = Locator::new(LocatorConfig::default())?; // /etc/resolv.conf; keep one per process
+//! let mut targets = locator.locate("sip:trunk.example.test").await?;
+//! while let Some(target) = targets.current() {
+//!     // send via target.transport to target.addr; on a transport error, Timer B or a 503:
+//!     # let failed = true;
+//!     if failed { targets.handle_failure(Failure::Timeout); } else { break; }
+//! }
+//! # Ok(()) }
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 
