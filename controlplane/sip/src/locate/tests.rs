@@ -398,3 +398,55 @@ fn target_set_fails_over_in_order() {
     assert!(set.remaining().is_empty());
     assert_eq!(set.targets().len(), 3);
 }
+
+/// Seeded mutations of URIs and random DNS answers: errors, never panics.
+#[test]
+fn mutated_uris_and_random_answers_never_panic() {
+    use rand::Rng;
+    let seeds = [
+        "sip:trunk.example.test",
+        "sips:u@[::1]:5061;transport=tcp;maddr=127.0.0.1?h=v",
+        "<sip:1.2.3.4:5070;transport=udp>",
+    ];
+    let alphabet: &[u8] = b"[]:;@=<>?.-_0123456789abcdefsipt\xc3\xa9 ";
+    let mut rng = StdRng::seed_from_u64(99);
+    for case in 0..600 {
+        let mut b = seeds[case % seeds.len()].as_bytes().to_vec();
+        for _ in 0..rng.gen_range(1..5) {
+            let pos = rng.gen_range(0..=b.len());
+            match rng.gen_range(0..3) {
+                0 if pos < b.len() => {
+                    b.remove(pos);
+                }
+                1 => b.insert(pos, alphabet[rng.gen_range(0..alphabet.len())]),
+                _ => b.truncate(pos),
+            }
+        }
+        let Ok(target) = SipTarget::parse(&String::from_utf8_lossy(&b)) else {
+            continue;
+        };
+        let mut r = Resolution::new(target, &ALL);
+        let mut steps = 0;
+        while r.poll_query().is_some() && steps < 20 {
+            steps += 1;
+            let answer = match rng.gen_range(0..5) {
+                0 => Answer::Naptr(vec![naptr(
+                    rng.gen(),
+                    rng.gen(),
+                    "s",
+                    "SIP+D2U",
+                    "_sip._udp.x.",
+                )]),
+                1 => Answer::Srv(vec![
+                    srv(rng.gen(), rng.gen(), rng.gen(), "."),
+                    srv(1, 0, 1, "h."),
+                ]),
+                2 => Answer::Addr(vec![v4(rng.gen())]),
+                3 => Answer::Failed("x".into()),
+                _ => Answer::NotFound,
+            };
+            r.handle_answer(answer, &mut rng);
+        }
+        let _ = r.finish();
+    }
+}
