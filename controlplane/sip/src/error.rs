@@ -78,6 +78,33 @@ pub enum SipError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A digest `WWW-Authenticate`/`Proxy-Authenticate`/`Authorization` value cannot be parsed
+    /// ([`crate::digest`]); `reason` names the fault without echoing the value.
+    #[error("malformed digest {header} value: {reason}")]
+    DigestMalformed {
+        /// Which kind of value: `"challenge"` or `"authorization"`.
+        header: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A challenge or response asks for an algorithm or qop we do not implement (e.g.
+    /// `MD5-sess`, `SHA-512-256`, `qop=auth-int` only); the text names it.
+    #[error("unsupported digest {0}")]
+    DigestUnsupported(String),
+    /// Digest credentials were refused; [`crate::digest::AuthFailure::is_stale`] says whether
+    /// only the nonce expired (the UAS then re-challenges with `stale=true`, the UAC retries).
+    #[error("digest authentication failed: {0}")]
+    AuthRejected(crate::digest::AuthFailure),
+    /// DNS has no usable record for a SIP server name (NXDOMAIN, or no NAPTR/SRV/A/AAAA
+    /// leading to an address; RFC 3263).
+    #[error("DNS: no SIP server found for {name}")]
+    DnsNotFound {
+        /// The name that was looked up (the host part of the URI).
+        name: String,
+    },
+    /// The DNS lookup itself failed (timeout, SERVFAIL, no reachable name server, bad config).
+    #[error("DNS: {0}")]
+    Dns(String),
     /// The endpoint was shut down; no more calls can be placed.
     #[error("SIP endpoint is shut down")]
     Shutdown,

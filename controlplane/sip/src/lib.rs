@@ -8,6 +8,8 @@
 //!        │ bytes
 //!   transport (UDP recv loop → guard → msg::parse → core; sends)  tokio task
 //!   msg (the only module that touches rsip) · sdp (offer/answer) · guard (bad sources; sans-IO)
+//!   digest (RFC 8760 digest auth: ClientAuth for trunks, Challenger for REGISTER; sans-IO)
+//!   locate (RFC 3263: URI → NAPTR/SRV/A/AAAA → ordered targets, failover; Locator does DNS)
 //! ```
 //!
 //! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
@@ -52,8 +54,10 @@
 #![deny(missing_docs)]
 
 pub mod dialog;
+pub mod digest;
 pub mod error;
 pub mod guard;
+pub mod locate;
 pub mod msg;
 pub mod peer;
 pub mod sdp;

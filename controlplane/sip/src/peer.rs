@@ -52,6 +52,31 @@ impl Transport {
         }
     }
 
+    /// The NAPTR service field (RFC 3263 4.1).
+    pub fn naptr_service(self) -> &'static str {
+        match self {
+            Self::Udp => "SIP+D2U",
+            Self::Tcp => "SIP+D2T",
+            Self::Tls => "SIPS+D2T",
+        }
+    }
+
+    /// The SRV owner name prefix (RFC 3263 4.1).
+    pub fn srv_prefix(self) -> &'static str {
+        match self {
+            Self::Udp => "_sip._udp",
+            Self::Tcp => "_sip._tcp",
+            Self::Tls => "_sips._tcp",
+        }
+    }
+
+    /// The transport a NAPTR service field names, if we speak it.
+    pub fn from_naptr_service(s: &str) -> Option<Self> {
+        [Self::Udp, Self::Tcp, Self::Tls]
+            .into_iter()
+            .find(|t| s.eq_ignore_ascii_case(t.naptr_service()))
+    }
+
     /// Parses `udp`/`tcp`/`tls` in any case.
     ///
     /// # Errors
