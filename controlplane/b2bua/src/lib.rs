@@ -203,6 +203,7 @@ impl CallLegs {
             from_display,
             sdp,
             headers: vec![("X-Callbridge-Call".into(), self.call.clone())],
+            credentials: None,
         };
         let call = self.b2b.sip.invite(req).map_err(|e| B2buaError::Invite {
             uri: uri.clone(),

@@ -15,9 +15,12 @@
 //! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
 //! their next deadline (`handle_*` / `poll_*`). Only `transport` and `ua` do I/O.
 //!
-//! Scope: UDP only, IP-literal hosts only (no DNS), no authentication, no PRACK/UPDATE
-//! (answered 405), no forking (a 2xx from a second fork is ignored). A re-INVITE in a confirmed
-//! dialog is answered with our unchanged SDP (session refresh).
+//! Scope: UDP, TCP and TLS ([`transport`], [`tls`]; `tests/streams.rs`); digest
+//! authentication of our INVITEs and BYEs ([`digest`]; `tests/sipp.rs`); RFC 3263 server
+//! location ([`locate`], used by the application for trunk host names); OPTIONS keep-alives
+//! ([`Endpoint::options`]). No PRACK/UPDATE (answered 405), no forking (a 2xx from a second
+//! fork is ignored). A re-INVITE in a confirmed dialog is answered with our unchanged SDP
+//! (session refresh).
 //!
 //! Robustness (issue 8; RFC 4475, `tests/torture.rs`): a datagram from a source that sent too
 //! many bad ones lately is dropped unread ([`guard`], `tests/bad_sources.rs`); one over the size
@@ -41,6 +44,7 @@
 //!     from_display: None,
 //!     sdp: sip::sdp::build_offer("127.0.0.1:40000".parse().unwrap(), 1),
 //!     headers: vec![("X-Callbridge-Call".into(), "42".into())],
+//!     credentials: None,
 //! })?;
 //! let hangup = leg.controller();
 //! while let Some(ev) = leg.event().await {

@@ -24,6 +24,7 @@ fn invite_to(addr: SocketAddr) -> InviteRequest {
         from_display: Some("Call \"Bridge\"".into()),
         sdp: build_offer("127.0.0.1:40000".parse().unwrap(), 1),
         headers: vec![("X-Callbridge-Call".into(), "c-42".into())],
+        credentials: None,
     }
 }
 

@@ -114,6 +114,7 @@ async fn we_call_sipp_uas_and_hang_up() {
             from_display: None,
             sdp: build_offer("127.0.0.1:40010".parse().unwrap(), 9),
             headers: vec![("X-Callbridge-Call".into(), "sipp-1".into())],
+            credentials: None,
         })
         .unwrap();
     assert_eq!(
@@ -204,4 +205,83 @@ async fn sipp_uac_calls_us_and_hangs_up() {
         std::fs::read_to_string(log_path("uac")).unwrap_or_default()
     );
     ep.shutdown();
+}
+
+/// A trunk that challenges: SIPp answers our INVITE with 401 (MD5, qop=auth), checks the
+/// credentials of our second INVITE (same Call-ID, CSeq 2) with its `verifyauth`, then
+/// answers; our BYE ends the call. With the wrong password SIPp's check fails and its 403
+/// ends the leg (one answer per challenge: no loop).
+#[tokio::test]
+async fn a_challenging_trunk_gets_our_digest_credentials() {
+    let _serial = SERIAL.lock().await;
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_auth.xml");
+    for (password, calls_ok) in [("s3cret-trunk", true), ("wrong", false)] {
+        let sipp_port = free_udp_port();
+        let media_port = free_media_port();
+        let name = format!("uas_auth_{calls_ok}");
+        let mut child = spawn_sipp(
+            &name,
+            &[
+                "-sf".into(),
+                scenario.display().to_string(),
+                "-i".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                sipp_port.to_string(),
+                "-mi".into(),
+                "127.0.0.1".into(),
+                "-mp".into(),
+                media_port.to_string(),
+                "-m".into(),
+                "1".into(),
+                "-timeout".into(),
+                "30s".into(),
+                "-nostdin".into(),
+            ],
+        );
+        let (ep, _incoming) = Endpoint::bind(EndpointConfig::new("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+        let mut call = ep
+            .invite(InviteRequest {
+                target: format!("sip:+15551234567@127.0.0.1:{sipp_port}"),
+                from_user: "callbridge".into(),
+                from_display: None,
+                sdp: build_offer("127.0.0.1:40010".parse().unwrap(), 9),
+                headers: vec![],
+                credentials: Some(sip::digest::Credentials {
+                    username: "cbtrunk".into(),
+                    password: password.into(),
+                }),
+            })
+            .unwrap();
+        if calls_ok {
+            assert_eq!(
+                next(call.event()).await,
+                Some(LegEvent::Progress {
+                    status: 180,
+                    sdp: None
+                })
+            );
+            assert!(matches!(
+                next(call.event()).await,
+                Some(LegEvent::Answered { .. })
+            ));
+            call.controller().hangup();
+            assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+            let status = wait_exit(&name, &mut child).await;
+            assert!(
+                status.success(),
+                "sipp exited with {status}; log: {}",
+                std::fs::read_to_string(log_path(&name)).unwrap_or_default()
+            );
+        } else {
+            match next(call.event()).await {
+                Some(LegEvent::Rejected { status: 403, .. }) => {}
+                other => panic!("wrong credentials: expected 403, got {other:?}"),
+            }
+            let _ = child.start_kill();
+        }
+        ep.shutdown();
+    }
 }

@@ -69,6 +69,7 @@ fn invite(target: String, sdp_pad: usize) -> InviteRequest {
         from_display: None,
         sdp,
         headers: vec![],
+        credentials: None,
     }
 }
 

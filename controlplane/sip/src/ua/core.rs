@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{inspect, EndpointConfig, IncomingCall, LegEvent, ALLOW};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
+use crate::digest::{ClientAuth, Credentials};
 use crate::error::SipError;
 use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
@@ -34,6 +35,7 @@ pub(super) enum Cmd {
         request: Request,
         dest: Peer,
         events: mpsc::UnboundedSender<LegEvent>,
+        credentials: Option<Credentials>,
     },
     Hangup(LegId),
     Ring(LegId),
@@ -145,6 +147,7 @@ impl Endpoint {
             clients: HashMap::new(),
             switched: HashMap::new(),
             requests: HashMap::new(),
+            auth: HashMap::new(),
             servers: HashMap::new(),
             legs: HashMap::new(),
             by_dialog: HashMap::new(),
@@ -321,7 +324,14 @@ pub(super) struct Leg {
     pub(super) bye_pending: bool,
     /// The SDP we last sent (our offer, or our answer); re-used to answer session refreshes.
     pub(super) local_sdp: Vec<u8>,
+    /// UAC: the credentials to answer a 401/407 with, and how many challenges were answered
+    /// (at most [`MAX_AUTH_ROUNDS`] per leg, so wrong credentials cannot loop).
+    pub(super) credentials: Option<Credentials>,
+    pub(super) auth_rounds: u8,
 }
+
+/// Most 401/407 challenges answered per leg (one, plus one `stale=true` renewal).
+pub(super) const MAX_AUTH_ROUNDS: u8 = 2;
 
 impl Leg {
     pub(super) fn emit(&self, ev: LegEvent) {
@@ -343,6 +353,9 @@ pub(super) struct Core {
     /// Client transactions moved from UDP to TCP because of their size (RFC 3261 18.1.1), with
     /// the UDP peer to fall back to when the TCP connection cannot be opened.
     pub(super) switched: HashMap<TransactionKey, Peer>,
+    /// Digest sessions with servers that challenged us, by (user name, destination): the
+    /// nonce is reused for later requests to the same place ([`crate::digest::ClientAuth`]).
+    pub(super) auth: HashMap<(String, Peer), ClientAuth>,
     /// Where the outcome of each [`Role::Request`] transaction goes.
     pub(super) requests:
         HashMap<TransactionKey, tokio::sync::oneshot::Sender<super::request::Outcome>>,
@@ -625,6 +638,14 @@ impl Core {
         };
         let mut bye = dialog.new_request(Method::Bye, via);
         bye.headers.push("User-Agent", ua);
+        if let Some(c) = &leg.credentials {
+            // A server that challenged the INVITE expects credentials on the BYE too.
+            if let Some(auth) = self.auth.get_mut(&(c.username.clone(), leg.dest)) {
+                for (n, v) in auth.authorize("BYE", &bye.uri) {
+                    bye.headers.push(n, v);
+                }
+            }
+        }
         leg.state = LegState::Terminating;
         self.start_client(now, bye, dest, owned.then_some(id), Role::Bye);
     }
@@ -655,7 +676,8 @@ impl Core {
                 request,
                 dest,
                 events,
-            } => self.start_outgoing(now, leg, request, dest, events),
+                credentials,
+            } => self.start_outgoing(now, leg, request, dest, events, credentials),
             Cmd::Hangup(id) => self.hangup(now, id),
             Cmd::Ring(id) => self.ring(now, id),
             Cmd::Answer(id, sdp) => self.answer(now, id, sdp),

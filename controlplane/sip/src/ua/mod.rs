@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 
 use tokio::sync::mpsc;
 
+use crate::digest::Credentials;
 use crate::error::SipError;
 use crate::guard::{BadSourceLimits, Network};
 use crate::msg::{Limits, NameAddr};
@@ -102,6 +103,10 @@ pub struct InviteRequest {
     pub sdp: String,
     /// Extra headers, e.g. `("X-Callbridge-Call", id)`.
     pub headers: Vec<(String, String)>,
+    /// Digest credentials for whoever challenges this INVITE (and the dialog's later requests)
+    /// with 401/407: a trunk's. The endpoint keeps one digest session per credentials and
+    /// destination, so later calls reuse the nonce with a growing `nc` (no extra round trip).
+    pub credentials: Option<Credentials>,
 }
 
 /// Something that happened on a leg.

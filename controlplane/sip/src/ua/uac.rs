@@ -8,9 +8,12 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::core::{contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role};
+use super::core::{
+    contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role, MAX_AUTH_ROUNDS,
+};
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
+use crate::digest::{ChallengeKind, ClientAuth, Credentials};
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
 use crate::peer::{Peer, Transport};
@@ -79,12 +82,12 @@ impl Endpoint {
         );
         r.headers.push("User-Agent", self.inner.user_agent.clone());
         r.headers.push("Allow", ALLOW);
-        for (n, v) in req.headers {
-            r.headers.push(n, v);
+        for (n, v) in &req.headers {
+            r.headers.push(n.clone(), v.clone());
         }
         if !req.sdp.is_empty() {
             r.headers.push("Content-Type", "application/sdp");
-            r.body = req.sdp.into_bytes();
+            r.body = req.sdp.clone().into_bytes();
         }
         let leg = LegId(self.inner.next_leg.fetch_add(1, Ordering::Relaxed));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -95,6 +98,7 @@ impl Endpoint {
                 request: r,
                 dest,
                 events: tx,
+                credentials: req.credentials,
             })
             .map_err(|_| SipError::Shutdown)?;
         Ok(OutgoingCall {
@@ -139,10 +143,19 @@ impl Core {
         &mut self,
         now: Instant,
         leg: LegId,
-        request: Request,
+        mut request: Request,
         dest: Peer,
         events: mpsc::UnboundedSender<LegEvent>,
+        credentials: Option<Credentials>,
     ) {
+        if let Some(c) = &credentials {
+            // A session from an earlier challenge: answer it before being asked (nonce reuse).
+            if let Some(auth) = self.auth.get_mut(&(c.username.clone(), dest)) {
+                for (n, v) in auth.authorize("INVITE", &request.uri) {
+                    request.headers.push(n, v);
+                }
+            }
+        }
         let l = Leg {
             uac: true,
             events,
@@ -162,6 +175,8 @@ impl Core {
             retrans: None,
             bye_pending: false,
             local_sdp: request.body.clone(),
+            credentials,
+            auth_rounds: 0,
         };
         self.by_dialog
             .insert((l.call_id.clone(), l.local_tag.clone()), leg);
@@ -273,6 +288,14 @@ impl Core {
                     });
                 }
             }
+            (Role::Invite, ClientEvent::Final(resp))
+                if matches!(resp.status, 401 | 407)
+                    && !leg.hangup
+                    && leg.credentials.is_some()
+                    && leg.auth_rounds < MAX_AUTH_ROUNDS =>
+            {
+                self.answer_challenge(now, id, &resp);
+            }
             (Role::Invite, ClientEvent::Final(resp)) => {
                 if leg.hangup {
                     leg.emit(LegEvent::Ended);
@@ -321,6 +344,60 @@ impl Core {
                 self.remove_leg(id);
             }
         }
+    }
+
+    /// A 401/407 to our INVITE (already ACKed by its transaction): takes the challenge into
+    /// the digest session for (user, destination) and sends the INVITE again with credentials
+    /// — same Call-ID and From tag, CSeq + 1, a new branch (RFC 3261 22.2). A challenge that
+    /// cannot be answered (wrong credentials: the same nonce again, no usable algorithm) ends
+    /// the leg with the 401/407.
+    fn answer_challenge(&mut self, now: Instant, id: LegId, resp: &Response) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(creds) = leg.credentials.clone() else {
+            return;
+        };
+        let (kind, header) = if resp.status == 407 {
+            (ChallengeKind::Proxy, "Proxy-Authenticate")
+        } else {
+            (ChallengeKind::Www, "WWW-Authenticate")
+        };
+        let values: Vec<&str> = resp.headers.get_all(header).collect();
+        let auth = self
+            .auth
+            .entry((creds.username.clone(), leg.dest))
+            .or_insert_with(|| ClientAuth::new(creds));
+        if let Err(e) = auth.handle_challenge(kind, &values) {
+            warn!(status = resp.status, error = %e, "cannot answer the digest challenge");
+            leg.emit(LegEvent::Rejected {
+                status: resp.status,
+                reason: format!("{} ({e})", resp.reason),
+            });
+            self.remove_leg(id);
+            return;
+        }
+        leg.auth_rounds += 1;
+        let mut req = leg.invite.clone();
+        req.headers.remove("Authorization");
+        req.headers.remove("Proxy-Authorization");
+        let cseq = req.cseq().0.saturating_add(1);
+        req.headers.set("CSeq", format!("{cseq} INVITE"));
+        let local = local_for(&self.locals, leg.dest.transport, leg.dest.addr);
+        let branch = msg::new_branch();
+        req.headers.replace_first_list_value(
+            "Via",
+            &msg::via_value_for(leg.dest.transport, local, &branch),
+        );
+        for (n, v) in auth.authorize("INVITE", &req.uri) {
+            req.headers.push(n, v);
+        }
+        debug!(status = resp.status, "answering the digest challenge");
+        leg.invite_key = TransactionKey::client(&branch, Method::Invite);
+        leg.invite = req.clone();
+        leg.state = LegState::Initial;
+        let dest = leg.dest;
+        self.start_client(now, req, dest, Some(id), Role::Invite);
     }
 
     pub(super) fn send_cancel(&mut self, now: Instant, id: LegId) {

@@ -290,6 +290,8 @@ impl Core {
             retrans: None,
             bye_pending: false,
             local_sdp: Vec::new(),
+            credentials: None,
+            auth_rounds: 0,
         };
         self.by_dialog.insert((leg.call_id.clone(), local_tag), id);
         self.legs.insert(id, leg);
