@@ -21,8 +21,10 @@
 #![deny(missing_docs)]
 
 mod media;
+mod trunks;
 
 pub use media::{InProcessMedia, Media, MediaError};
+pub use trunks::{Hop, TrunkError, TrunkSpec, TrunkStatus, Trunks, DOWN_AFTER};
 
 use std::future::pending;
 use std::net::SocketAddr;
@@ -37,9 +39,12 @@ use tracing::{debug, warn};
 /// What the B2BUA needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Where E.164 numbers are sent (`sip:host:port`).
-    pub trunk: String,
-    /// The user part of our From.
+    /// Where E.164 numbers are sent ([`Trunks::hops`]).
+    pub trunks: Arc<Trunks>,
+    /// Resolves host names in customers' and agents' SIP URIs (RFC 3263); `None`: IP
+    /// literals only.
+    pub locator: Option<Arc<sip::locate::Locator>>,
+    /// The user part of our From when neither the business nor the trunk sets a caller id.
     pub from_user: String,
 }
 
@@ -139,6 +144,14 @@ impl B2bua {
 struct Leg {
     call: OutgoingCall,
     ctl: LegController,
+    /// The INVITE as sent to the current hop (the Request-URI is per hop).
+    req: InviteRequest,
+    /// The hop in use.
+    hop: Option<Hop>,
+    /// Hops not tried yet, in order.
+    rest: Vec<Hop>,
+    /// The number dialled through a trunk (for the next hop's Request-URI).
+    number: Option<String>,
 }
 
 /// One call's SIP legs and media routes (see the crate docs).
@@ -173,50 +186,111 @@ async fn next_sip(leg: &mut Option<Leg>) -> Option<LegEvent> {
 impl CallLegs {
     /// Sends an INVITE for `role` to `target`, offering `leg`'s local media address.
     /// `from_display` is the caller name the callee sees; `from_user` the caller id (user
-    /// part of From; `None`: [`Settings::from_user`]).
+    /// part of From and, through a trunk, P-Asserted-Identity; `None`: the trunk's, else
+    /// [`Settings::from_user`]). A number goes to the first of the trunks' hops
+    /// ([`Trunks::hops`] for `business`); a SIP URI to its RFC 3263 targets. The leg moves to
+    /// the next hop on 503, 408, a timeout or a transport error ([`CallLegs::next`]).
     ///
     /// # Errors
     /// [`B2buaError`] when the INVITE cannot be sent (the leg stays idle).
-    pub fn invite(
+    pub async fn invite(
         &mut self,
         role: Role,
         target: &Target,
         leg: LegId,
         from_display: Option<String>,
         from_user: Option<&str>,
+        business: Option<&str>,
     ) -> Result<(), B2buaError> {
-        let uri = target
-            .request_uri(&self.b2b.settings.trunk)
-            .map_err(|e| B2buaError::Target {
-                target: target.to_string(),
-                reason: e.to_string(),
-            })?;
+        let settings = self.b2b.settings.clone();
+        let bad = |reason: String| B2buaError::Target {
+            target: target.to_string(),
+            reason,
+        };
+        let (mut hops, number) = match target {
+            Target::Tel(num) => {
+                let hops = settings.trunks.hops(business).await;
+                if hops.is_empty() {
+                    return Err(bad("no trunk serves this business or none resolves".into()));
+                }
+                (hops, Some(num.clone()))
+            }
+            Target::Sip(uri) => (self.uri_hops(uri).await.map_err(bad)?, None),
+        };
         let ip = self
             .b2b
             .media
             .address_of(leg)
             .ok_or(B2buaError::NoMediaAddress(leg))?;
         let sdp = sip::sdp::build_offer(SocketAddr::new(ip, leg.port()), u64::from(leg.0));
+        let first = hops.remove(0);
         let req = InviteRequest {
-            target: uri.clone(),
-            from_user: from_user.map_or_else(|| self.b2b.settings.from_user.clone(), str::to_owned),
+            target: String::new(),
+            from_user: from_user
+                .map(str::to_owned)
+                .or_else(|| first.caller_id.clone())
+                .unwrap_or_else(|| settings.from_user.clone()),
             from_display,
             sdp,
             headers: vec![("X-Callbridge-Call".into(), self.call.clone())],
             credentials: None,
         };
-        let call = self.b2b.sip.invite(req).map_err(|e| B2buaError::Invite {
-            uri: uri.clone(),
-            reason: e.to_string(),
-        })?;
-        debug!(call = %self.call, role = role.as_str(), %uri, "INVITE sent");
-        let ctl = call.controller();
+        let sent = send_to_hop(&self.b2b, &req, number.as_deref(), target, &first, false)?;
+        debug!(call = %self.call, role = role.as_str(), hop = %first.dest, "INVITE sent");
+        let ctl = sent.0.controller();
         let slot = match role {
             Role::Customer => &mut self.customer,
             Role::Agent => &mut self.agent,
         };
-        *slot = Some(Leg { call, ctl });
+        *slot = Some(Leg {
+            call: sent.0,
+            ctl,
+            req: sent.1,
+            hop: Some(first),
+            rest: hops,
+            number,
+        });
         Ok(())
+    }
+
+    /// The hops of a SIP URI target: its RFC 3263 targets (an IP literal: itself).
+    async fn uri_hops(&self, uri: &str) -> Result<Vec<Hop>, String> {
+        let parsed = sip::locate::SipTarget::parse(uri).map_err(|e| e.to_string())?;
+        let tls_name = match &parsed.host {
+            sip::locate::Host::Name(n) => Some(n.clone()),
+            sip::locate::Host::Ip(_) => None,
+        };
+        let peers: Vec<sip::Peer> = match (&parsed.host, &self.b2b.settings.locator) {
+            (sip::locate::Host::Ip(_), _) | (_, None) => {
+                let addr = sip::msg::uri_addr(uri).map_err(|e| e.to_string())?;
+                let t = sip::msg::uri_transport(uri).unwrap_or(sip::Transport::Udp);
+                vec![sip::Peer::new(t, addr)]
+            }
+            (sip::locate::Host::Name(_), Some(l)) => l
+                .locate(uri)
+                .await
+                .map_err(|e| e.to_string())?
+                .targets()
+                .iter()
+                .map(|&t| sip::Peer::from(t))
+                .collect(),
+        };
+        if peers.is_empty() {
+            return Err("no address found".into());
+        }
+        Ok(peers
+            .into_iter()
+            .map(|dest| Hop {
+                trunk: usize::MAX,
+                trunk_name: String::new(),
+                authority: String::new(),
+                scheme: "sip",
+                dest,
+                tls_name: tls_name.clone(),
+                credentials: None,
+                caller_id: None,
+            })
+            .collect())
     }
 
     /// Ends a leg (CANCEL while unanswered, BYE once answered). Later events of that
@@ -288,6 +362,50 @@ impl CallLegs {
         self.media_rx.recv().await
     }
 
+    /// Moves an unanswered leg to its next hop after `ev` (503, 408, a timeout, a transport
+    /// error). True when a new INVITE went out and `ev` must not reach the caller.
+    fn fail_over(&mut self, role: Role, ev: &LegEvent) -> bool {
+        let unreachable = match ev {
+            LegEvent::Timeout => true,
+            LegEvent::Rejected { status: 503, reason } => reason.contains("transport error"),
+            LegEvent::Rejected { status: 408, .. } => false,
+            _ => return false,
+        };
+        let b2b = self.b2b.clone();
+        let call = self.call.clone();
+        let slot = match role {
+            Role::Customer => &mut self.customer,
+            Role::Agent => &mut self.agent,
+        };
+        let Some(leg) = slot.as_mut() else {
+            return false;
+        };
+        if let Some(hop) = &leg.hop {
+            if unreachable && hop.trunk != usize::MAX {
+                b2b.settings.trunks.mark_unreachable(hop.trunk);
+            }
+        }
+        while !leg.rest.is_empty() {
+            let hop = leg.rest.remove(0);
+            let target = match &leg.number {
+                Some(n) => Target::Tel(n.clone()),
+                None => Target::Sip(leg.req.target.clone()),
+            };
+            match send_to_hop(&b2b, &leg.req, leg.number.as_deref(), &target, &hop, true) {
+                Ok((c, req)) => {
+                    warn!(call = %call, role = role.as_str(), ?ev, next = %hop.dest, trunk = %hop.trunk_name, "failing over to the next hop");
+                    leg.ctl = c.controller();
+                    leg.call = c;
+                    leg.req = req;
+                    leg.hop = Some(hop);
+                    return true;
+                }
+                Err(e) => warn!(call = %call, "{e}"),
+            }
+        }
+        false
+    }
+
     fn leg_event(&mut self, role: Role, ev: Option<LegEvent>) -> Option<B2bEvent> {
         let Some(ev) = ev else {
             // The dialog is over without a final event we did not already pass on.
@@ -298,6 +416,9 @@ impl CallLegs {
             return None;
         };
         debug!(call = %self.call, role = role.as_str(), ?ev, "sip leg event");
+        if self.fail_over(role, &ev) {
+            return None;
+        }
         let input = match ev {
             LegEvent::Progress { .. } => LegInput::Progress,
             LegEvent::Answered { sdp } => answer_input(&sdp),
@@ -324,6 +445,44 @@ impl Drop for CallLegs {
             self.hangup(role);
         }
     }
+}
+
+/// Sends `template` to `hop`: the Request-URI is `sip:NUMBER@<trunk authority>` for a
+/// number, else the SIP URI itself; credentials and, through a trunk, P-Asserted-Identity are
+/// the hop's. Returns the leg and the request as sent.
+fn send_to_hop(
+    b2b: &B2bua,
+    template: &InviteRequest,
+    number: Option<&str>,
+    target: &Target,
+    hop: &Hop,
+    failover: bool,
+) -> Result<(OutgoingCall, InviteRequest), B2buaError> {
+    let mut req = template.clone();
+    req.headers.retain(|(n, _)| n != "P-Asserted-Identity");
+    match number {
+        Some(num) => {
+            req.target = format!("{}:{num}@{}", hop.scheme, hop.authority);
+            let host = hop.authority.split(';').next().unwrap_or(&hop.authority);
+            req.headers.push((
+                "P-Asserted-Identity".into(),
+                format!("<{}:{}@{host}>", hop.scheme, req.from_user),
+            ));
+        }
+        None => req.target = target.as_str().to_owned(),
+    }
+    req.credentials.clone_from(&hop.credentials);
+    let call = b2b
+        .sip
+        .invite_to(req.clone(), hop.dest, hop.tls_name.clone())
+        .map_err(|e| B2buaError::Invite {
+            uri: req.target.clone(),
+            reason: e.to_string(),
+        })?;
+    if hop.trunk != usize::MAX {
+        b2b.settings.trunks.count_call(hop.trunk, failover);
+    }
+    Ok((call, req))
 }
 
 /// Turns an SDP answer into the machine's input.

@@ -207,7 +207,8 @@ async fn control_plane(
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
-    sip_cfg.allow_invite_from = Some(cfg.sip.invite_acl());
+    let trunk_uris: Vec<String> = cfg.trunk.iter().map(|t| t.uri.clone()).collect();
+    sip_cfg.allow_invite_from = Some(cfg.sip.invite_acl(&trunk_uris));
     let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
         .await
         .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
@@ -223,11 +224,32 @@ async fn control_plane(
         b2bua::InProcessMedia::start(dp, cfg.media.addresses())
             .context("starting the data-plane event thread")?,
     );
+    // RFC 3263 for trunk and URI host names. Without a usable resolver, IP literals still work.
+    let locator = match sip::locate::Locator::new(sip::locate::LocatorConfig {
+        name_servers: cfg.sip.dns_servers.clone(),
+        ..sip::locate::LocatorConfig::default()
+    }) {
+        Ok(l) => Some(std::sync::Arc::new(l)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS resolver: SIP host names cannot be reached");
+            None
+        }
+    };
+    let trunks = std::sync::Arc::new(
+        b2bua::Trunks::new(config::trunk_specs(&cfg.trunk, &cfg.sip), locator.clone())
+            .context("setting up the trunks")?,
+    );
+    trunks.spawn_keepalive(
+        endpoint.clone(),
+        std::time::Duration::from_secs(cfg.sip.trunk_keepalive_secs),
+        stop.child_token(),
+    );
     let b2b = b2bua::B2bua::new(
         endpoint.clone(),
         media,
         b2bua::Settings {
-            trunk: cfg.sip.trunk.clone(),
+            trunks,
+            locator,
             from_user: cfg.sip.from_user.clone(),
         },
     );

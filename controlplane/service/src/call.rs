@@ -413,9 +413,18 @@ impl CallTask {
                         .and_then(|b| b.caller_id.clone()),
                     Role::Agent => None,
                 };
+                let business = self.business.clone();
                 if let Err(e) = self
                     .legs
-                    .invite(role, &target, leg, display, caller_id.as_deref())
+                    .invite(
+                        role,
+                        &target,
+                        leg,
+                        display,
+                        caller_id.as_deref(),
+                        business.as_ref().map(|b| b.as_str()),
+                    )
+                    .await
                 {
                     warn!(call = %self.id, role = role.as_str(), "{e}");
                     let input = match role {

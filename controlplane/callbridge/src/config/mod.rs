@@ -86,6 +86,7 @@ mod locate;
 mod media;
 mod secret;
 mod service;
+mod trunk;
 #[cfg(test)]
 mod tests;
 
@@ -94,6 +95,7 @@ pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
+pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
 
 use locate::{backticked, key, line_of, locate, render_path, span_of, syntax_key, Seg};
@@ -120,6 +122,9 @@ pub(crate) struct Config {
     /// `[[agent]]`: the agents (CSRs).
     #[serde(default)]
     pub(crate) agent: Vec<AgentConfig>,
+    /// `[[trunk]]`: carrier trunks (see [`trunk::TrunkConfig`]); none: `sip.trunk` alone.
+    #[serde(default)]
+    pub(crate) trunk: Vec<TrunkConfig>,
     /// `[lab]`: test helpers.
     #[serde(default)]
     pub(crate) lab: LabConfig,
@@ -161,6 +166,7 @@ impl Default for Config {
                 agent("alice", "Alice", alice_token, 15064),
                 agent("bob", "Bob", bob_token, 15066),
             ],
+            trunk: Vec::new(),
             lab: LabConfig { endpoints: true },
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
@@ -338,6 +344,7 @@ impl Config {
         self.http.validate()?;
         self.sip.tls.resolve(dir);
         self.sip.validate()?;
+        trunk::validate(&self.trunk, &self.sip, &self.business)?;
         if let Some(d) = &self.dpdk {
             d.validate(&self.media, workers_given, cpus)?;
             if self.media.backend == Backend::Dpdk {

@@ -157,6 +157,12 @@ pub(crate) struct SipConfig {
     /// `sip:+NUMBER@<trunk host:port>` (with the trunk's `;transport=`, or `sips:`). Default
     /// `sip:127.0.0.1:5080`.
     pub(crate) trunk: String,
+    /// `dns_servers`: name servers (`"IP:PORT"`) for trunk and URI host names (RFC 3263).
+    /// Default: the system's (`/etc/resolv.conf`).
+    pub(crate) dns_servers: Vec<SocketAddr>,
+    /// `trunk_keepalive_secs`: OPTIONS to each trunk this often; two unanswered in a row take
+    /// it out of service until one is answered. 5 to 3600. Default 30.
+    pub(crate) trunk_keepalive_secs: u64,
     /// `user_agent`: the `User-Agent` / `Server` header value. Default `callbridge/<version>`.
     pub(crate) user_agent: String,
     /// `from_user`: the caller id (user part of `From`) shown to both parties. Default
@@ -207,19 +213,27 @@ impl SipConfig {
     }
 
     /// The networks allowed to send a new INVITE: `allow_invite_from`, or the default
-    /// (loopback and the trunk's IP). Call after [`SipConfig::validate`].
-    pub(crate) fn invite_acl(&self) -> Vec<sip::guard::Network> {
+    /// (loopback and the IP of `sip.trunk` or of every `[[trunk]]` given by `trunks`' URIs).
+    /// Call after [`SipConfig::validate`].
+    pub(crate) fn invite_acl(&self, trunks: &[String]) -> Vec<sip::guard::Network> {
         let parse = |s: &str| sip::guard::Network::parse(s).ok();
         match &self.allow_invite_from {
             Some(list) => list.iter().filter_map(|s| parse(s)).collect(),
             None => {
-                let trunk = SipUri::parse(&self.trunk)
-                    .ok()
-                    .and_then(|u| parse(u.host.trim_start_matches('[').trim_end_matches(']')));
+                let uris: Vec<&str> = if trunks.is_empty() {
+                    vec![self.trunk.as_str()]
+                } else {
+                    trunks.iter().map(String::as_str).collect()
+                };
+                let literal = |uri: &&str| {
+                    SipUri::parse(uri)
+                        .ok()
+                        .and_then(|u| parse(u.host.trim_start_matches('[').trim_end_matches(']')))
+                };
                 ["127.0.0.0/8", "::1/128"]
                     .iter()
                     .filter_map(|s| parse(s))
-                    .chain(trunk)
+                    .chain(uris.iter().filter_map(literal))
                     .collect()
             }
         }
@@ -288,6 +302,12 @@ impl SipConfig {
         if let Err(e) = SipUri::parse(&self.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
+        if !(5..=3600).contains(&self.trunk_keepalive_secs) {
+            return at(
+                &[key("sip"), key("trunk_keepalive_secs")],
+                format!("{} is outside 5..=3600", self.trunk_keepalive_secs),
+            );
+        }
         if self.user_agent.trim().is_empty() || self.user_agent.contains(['\r', '\n']) {
             return at(
                 &[key("sip"), key("user_agent")],
@@ -352,6 +372,8 @@ impl Default for SipConfig {
             listen: Listen::one("127.0.0.1:5060"),
             tls: SipTls::default(),
             trunk: "sip:127.0.0.1:5080".into(),
+            dns_servers: Vec::new(),
+            trunk_keepalive_secs: 30,
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
             from_user: "callbridge".into(),
             max_message_bytes: sip::msg::Limits::default().max_message_bytes,
@@ -558,7 +580,7 @@ mod tests {
     fn invites_are_allowed_from_loopback_and_the_trunk_unless_listed() {
         let show = |c: &Config| {
             c.sip
-                .invite_acl()
+                .invite_acl(&[])
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
