@@ -127,16 +127,6 @@ fn hundred_calls_complete_through_twenty_percent_sip_loss() {
     let records = run_calls(&mut cb);
     let calls_over = wall.elapsed();
 
-    let proxies = [
-        ("customer", customer_proxy.counters()),
-        ("agent", agent_proxy.counters()),
-    ];
-    eprintln!("proxy counters (repeated: the sender's own retransmissions):");
-    for (name, c) in &proxies {
-        eprintln!("proxy {name}: callbridge → SIPp: {}", c.to_upstream);
-        eprintln!("proxy {name}: SIPp → callbridge: {}", c.to_downstream);
-    }
-    eprintln!("callbridge /v1/stats: {}", cb.get_json("/v1/stats"));
     let not_completed: Vec<String> = records
         .iter()
         .filter(|r| record::status(r) != "completed")
@@ -174,6 +164,17 @@ fn hundred_calls_complete_through_twenty_percent_sip_loss() {
         "SIPp customer: {}; SIPp agent: {}",
         sipp_exits[0], sipp_exits[1]
     );
+    // After the SIPps are done: the last 200s to callbridge's BYEs may follow `completed`.
+    let proxies = [
+        ("customer", customer_proxy.counters()),
+        ("agent", agent_proxy.counters()),
+    ];
+    eprintln!("proxy counters (repeated: the sender's own retransmissions):");
+    for (name, c) in &proxies {
+        eprintln!("proxy {name}: callbridge → SIPp: {}", c.to_upstream);
+        eprintln!("proxy {name}: SIPp → callbridge: {}", c.to_downstream);
+    }
+    eprintln!("callbridge /v1/stats: {}", cb.get_json("/v1/stats"));
     eprintln!(
         "sip_loss: {completed}/{CALLS} completed at {:.0} % loss each way, seed {seed}; \
          calls over after {calls_over:.1?}, SIPps done after {:.1?}",
