@@ -14,7 +14,9 @@
 //! The SIPps' Contacts name their proxy, so callbridge's in-dialog requests (ACK, BYE) cross
 //! it too; the test checks that each direction of each proxy saw at least three distinct
 //! messages per completed call. Calls run [`IN_FLIGHT`] at a time, each with its own agent.
-//! The loss pattern is seeded: the seed is printed, `SIP_LOSS_SEED=<n>` replays it.
+//! The loss pattern is seeded: the seed is printed, `SIP_LOSS_SEED=<n>` replays it, i.e. the
+//! n-th datagram of each direction meets the same fate again (which SIP message is n-th still
+//! depends on how the calls interleave, so a replay is close, not identical).
 
 use std::net::UdpSocket;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,7 +64,7 @@ const SIPP_EXIT_DEADLINE: Duration = Duration::from_secs(40);
 #[test]
 fn hundred_calls_complete_through_twenty_percent_sip_loss() {
     let seed = seed();
-    eprintln!("sip_loss: seed {seed} (SIP_LOSS_SEED={seed} replays this loss pattern)");
+    eprintln!("sip_loss: seed {seed} (SIP_LOSS_SEED={seed} replays the loss pattern)");
     let wall = Instant::now();
     let dir = Workdir::new("sip_loss");
 
