@@ -141,6 +141,8 @@ pub struct Config {
     pub trunk: SocketAddr,
     /// The trunk URI's `;transport=` (`"tcp"`), omitted when `None`.
     pub trunk_transport: Option<&'static str>,
+    /// `[sip] trunk_keepalive_secs` (default 0 here: off; see [`Config::render`]).
+    pub sip_keepalive_secs: u64,
     /// Further `sip.listen` entries (`"tcp:127.0.0.1:5060"`); when there are any, `listen` is
     /// rendered as a list starting with `"udp:" + sip`.
     pub sip_extra_listen: Vec<String>,
@@ -184,6 +186,7 @@ impl Config {
             sip: block.addr(1),
             trunk,
             trunk_transport: None,
+            sip_keepalive_secs: 0,
             sip_extra_listen: Vec::new(),
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_addresses: Vec::new(),
@@ -254,10 +257,12 @@ impl Config {
             .trunk_transport
             .map(|t| format!(";transport={t}"))
             .unwrap_or_default();
+        // No OPTIONS keep-alive to the trunk unless a test asks (`sip_keepalive_secs`): SIPp
+        // counts an unexpected OPTIONS as one of its `-m` calls.
         let _ = writeln!(
             s,
-            "[sip]\nlisten = {listen}\ntrunk = \"sip:{}{trunk_params}\"\n",
-            self.trunk
+            "[sip]\nlisten = {listen}\ntrunk = \"sip:{}{trunk_params}\"\ntrunk_keepalive_secs = {}\n",
+            self.trunk, self.sip_keepalive_secs
         );
         let backend = if self.dpdk.is_some() {
             "dpdk"

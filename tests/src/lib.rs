@@ -16,6 +16,9 @@
 //!   scenarios in `tests/sipp/`.
 //! - [`inject`]: a [`inject::Sprayer`] that sprays marked RTP/RTCP at a media port range from
 //!   another loopback address (the "RTP Bleed" attacker) and records what comes back.
+//! - [`impair`]: an in-process UDP impairment proxy ([`impair::Proxy`]: seeded loss, delay,
+//!   jitter, reordering, duplication, counters per direction) to put between SIPp and
+//!   callbridge (the kernels here have no netem).
 //! - [`record`] reads call-request records (`events`, `media` counters).
 //! - [`scenario`]: the shared call flows: [`TwoPartyCall`] (SIPp customer + SIPp agent +
 //!   callbridge) and the record checks every call test makes (`wait_bridged`, `wait_done`,
@@ -34,6 +37,7 @@ pub mod browser;
 pub mod config;
 pub mod dpdk;
 pub mod http;
+pub mod impair;
 pub mod inject;
 pub mod netns;
 pub mod ports;

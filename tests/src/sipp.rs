@@ -36,6 +36,14 @@ pub enum Scenario {
     /// `uas_answer_bye_external_media.xml`: like [`Scenario::AnswerBye`], media as in
     /// [`Scenario::AnswerExternalMedia`].
     AnswerByeExternalMedia,
+    /// `uas_answer_via_proxy.xml`: like [`Scenario::AnswerExternalMedia`] without the 180,
+    /// behind an impairment proxy (`proxy_addr` in every Contact), the ACK optional, 8 s of
+    /// time-wait.
+    AnswerViaProxy,
+    /// `uas_answer_bye_via_proxy.xml`: like [`Scenario::AnswerByeExternalMedia`] without the
+    /// 180, behind an impairment proxy (`proxy_addr` in Contact and in the BYE's Via), the BYE
+    /// retransmitted.
+    AnswerByeViaProxy,
     /// `uas_busy.xml`: 486 Busy Here.
     Busy,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
@@ -59,6 +67,8 @@ impl Scenario {
             Self::AnswerBye => "uas_answer_bye.xml",
             Self::AnswerExternalMedia => "uas_answer_external_media.xml",
             Self::AnswerByeExternalMedia => "uas_answer_bye_external_media.xml",
+            Self::AnswerViaProxy => "uas_answer_via_proxy.xml",
+            Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
@@ -76,6 +86,8 @@ impl Scenario {
             Self::AnswerBye => &["ring_ms", "hangup_ms"],
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
+            Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
+            Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],
             Self::SelftestUacWaitBye => &["rtp_port"],
             _ => &[],
         }
@@ -123,6 +135,14 @@ pub struct SippOptions {
     /// `-t t1`: SIP over TCP, one connection (SIPp listens on TCP instead of UDP; its Contact
     /// says `transport=TCP`).
     pub tcp: bool,
+    /// `-set proxy_addr`: the impairment proxy the `*ViaProxy` scenarios name in Contact (and
+    /// Via), so in-dialog requests cross it too.
+    pub proxy: Option<SocketAddr>,
+    /// `-max_retrans`: UDP retransmissions before a call fails (SIPp's default: 5 for INVITE
+    /// transactions, 7 for others).
+    pub max_retrans: Option<u32>,
+    /// `-timeout`: SIPp's global timeout (default [`SIPP_TIMEOUT_SECS`]); for runs of many calls.
+    pub timeout_secs: Option<u32>,
     /// Run inside this network namespace (`ip netns exec NS sipp …`; `ip` execs SIPp in place,
     /// so the child's PID is SIPp's). The addresses must exist in that namespace.
     pub netns: Option<String>,
@@ -216,7 +236,7 @@ impl Sipp {
             .args(["-m", &opts.calls.max(1).to_string()])
             .args([
                 "-timeout",
-                &format!("{SIPP_TIMEOUT_SECS}s"),
+                &format!("{}s", opts.timeout_secs.unwrap_or(SIPP_TIMEOUT_SECS)),
                 "-timeout_error",
             ])
             .args(["-d", &opts.pause_ms.to_string()])
@@ -237,12 +257,19 @@ impl Sipp {
             .stderr(Stdio::from(out2));
         for var in scenario.globals() {
             let value = match *var {
-                "ring_ms" => opts.ring_ms,
-                "hangup_ms" => opts.hangup_ms,
-                "rtp_port" => u32::from(opts.rtp_port.unwrap_or_else(|| ports.port(2))),
+                "ring_ms" => opts.ring_ms.to_string(),
+                "hangup_ms" => opts.hangup_ms.to_string(),
+                "rtp_port" => opts.rtp_port.unwrap_or_else(|| ports.port(2)).to_string(),
+                "proxy_addr" => opts
+                    .proxy
+                    .unwrap_or_else(|| panic!("{name}: {} needs a proxy", scenario.file()))
+                    .to_string(),
                 other => unreachable!("scenario global {other} has no option"),
             };
-            cmd.args(["-set", var, &value.to_string()]);
+            cmd.args(["-set", var, &value]);
+        }
+        if let Some(n) = opts.max_retrans {
+            cmd.args(["-max_retrans", &n.to_string()]);
         }
         if opts.rtp_echo {
             cmd.arg("-rtp_echo");

@@ -367,7 +367,10 @@ impl CallLegs {
     fn fail_over(&mut self, role: Role, ev: &LegEvent) -> bool {
         let unreachable = match ev {
             LegEvent::Timeout => true,
-            LegEvent::Rejected { status: 503, reason } => reason.contains("transport error"),
+            LegEvent::Rejected {
+                status: 503,
+                reason,
+            } => reason.contains("transport error"),
             LegEvent::Rejected { status: 408, .. } => false,
             _ => return false,
         };

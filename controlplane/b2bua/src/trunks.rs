@@ -99,6 +99,9 @@ pub struct TrunkStatus {
 pub struct Trunks {
     trunks: Vec<Trunk>,
     locator: Option<Arc<Locator>>,
+    /// Whether a keep-alive task watches the trunks (only then may a call take one out: the
+    /// keep-alive is what brings it back).
+    monitored: AtomicBool,
 }
 
 impl std::fmt::Debug for Trunks {
@@ -143,7 +146,11 @@ impl Trunks {
                 })
             })
             .collect::<Result<Vec<_>, TrunkError>>()?;
-        Ok(Self { trunks, locator })
+        Ok(Self {
+            trunks,
+            locator,
+            monitored: AtomicBool::new(false),
+        })
     }
 
     /// Every trunk's state.
@@ -165,7 +172,9 @@ impl Trunks {
     /// Whether trunk `i` is in service.
     #[must_use]
     pub fn is_up(&self, i: usize) -> bool {
-        self.trunks.get(i).is_some_and(|t| t.up.load(Ordering::Relaxed))
+        self.trunks
+            .get(i)
+            .is_some_and(|t| t.up.load(Ordering::Relaxed))
     }
 
     /// The trunks' addresses that are IP literals (for the default INVITE ACL).
@@ -196,7 +205,9 @@ impl Trunks {
     /// A call's INVITE to trunk `i` timed out or could not be sent: out of service until a
     /// keep-alive is answered.
     pub fn mark_unreachable(&self, i: usize) {
-        self.set_up(i, false, "a call's INVITE got no answer");
+        if self.monitored.load(Ordering::Relaxed) {
+            self.set_up(i, false, "a call's INVITE got no answer");
+        }
     }
 
     /// Counts an INVITE sent to trunk `i`, and whether it came after another hop failed.
@@ -281,7 +292,13 @@ impl Trunks {
 
     /// Sends OPTIONS to every trunk every `every` until `stop`, taking trunks out and back in
     /// (see the module docs). One task; trunks are probed one after the other.
-    pub fn spawn_keepalive(self: &Arc<Self>, sip: Endpoint, every: Duration, stop: CancellationToken) {
+    pub fn spawn_keepalive(
+        self: &Arc<Self>,
+        sip: Endpoint,
+        every: Duration,
+        stop: CancellationToken,
+    ) {
+        self.monitored.store(true, Ordering::Relaxed);
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -357,14 +374,30 @@ mod tests {
         let names = |h: &[Hop]| h.iter().map(|h| h.trunk_name.clone()).collect::<Vec<_>>();
         let h = t.hops(Some("acme")).await;
         assert_eq!(names(&h), ["b", "a"]);
-        assert_eq!(h[0].dest, Peer::new(sip::Transport::Tcp, "127.0.0.2:5082".parse().unwrap()));
+        assert_eq!(
+            h[0].dest,
+            Peer::new(sip::Transport::Tcp, "127.0.0.2:5082".parse().unwrap())
+        );
         assert_eq!(h[0].authority, "127.0.0.2:5082;transport=tcp");
         assert_eq!(names(&t.hops(Some("beta")).await), ["b", "c", "a"]);
         let c = &t.hops(Some("beta")).await[1];
-        assert_eq!((c.scheme, c.dest.transport, c.dest.addr.port()), ("sips", sip::Transport::Tls, 5061));
+        assert_eq!(
+            (c.scheme, c.dest.transport, c.dest.addr.port()),
+            ("sips", sip::Transport::Tls, 5061)
+        );
+        t.mark_unreachable(1);
+        assert!(
+            t.is_up(1),
+            "without a keep-alive nothing would bring it back"
+        );
+        t.monitored.store(true, Ordering::Relaxed);
         t.mark_unreachable(1);
         assert!(!t.is_up(1));
-        assert_eq!(names(&t.hops(Some("acme")).await), ["a", "b"], "a down trunk goes last");
+        assert_eq!(
+            names(&t.hops(Some("acme")).await),
+            ["a", "b"],
+            "a down trunk goes last"
+        );
         assert_eq!(t.literal_addresses().len(), 3);
         // A host name without a resolver yields no hop.
         let t = Trunks::new(vec![spec("d", "sip:gw.example.test", 0, None)], None).unwrap();

@@ -239,11 +239,13 @@ async fn control_plane(
         b2bua::Trunks::new(config::trunk_specs(&cfg.trunk, &cfg.sip), locator.clone())
             .context("setting up the trunks")?,
     );
-    trunks.spawn_keepalive(
-        endpoint.clone(),
-        std::time::Duration::from_secs(cfg.sip.trunk_keepalive_secs),
-        stop.child_token(),
-    );
+    if cfg.sip.trunk_keepalive_secs > 0 {
+        trunks.spawn_keepalive(
+            endpoint.clone(),
+            std::time::Duration::from_secs(cfg.sip.trunk_keepalive_secs),
+            stop.child_token(),
+        );
+    }
     let b2b = b2bua::B2bua::new(
         endpoint.clone(),
         media,

@@ -86,17 +86,17 @@ mod locate;
 mod media;
 mod secret;
 mod service;
-mod trunk;
 #[cfg(test)]
 mod tests;
+mod trunk;
 
 pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
-pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
+pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};
 
 use locate::{backticked, key, line_of, locate, render_path, span_of, syntax_key, Seg};
 

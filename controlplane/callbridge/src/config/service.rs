@@ -160,8 +160,9 @@ pub(crate) struct SipConfig {
     /// `dns_servers`: name servers (`"IP:PORT"`) for trunk and URI host names (RFC 3263).
     /// Default: the system's (`/etc/resolv.conf`).
     pub(crate) dns_servers: Vec<SocketAddr>,
-    /// `trunk_keepalive_secs`: OPTIONS to each trunk this often; two unanswered in a row take
-    /// it out of service until one is answered. 5 to 3600. Default 30.
+    /// `trunk_keepalive_secs`: OPTIONS to each trunk this often (the first at start); two
+    /// unanswered in a row take it out of service until one is answered. 5 to 3600, or 0 for
+    /// none (then no trunk is ever taken out). Default 30.
     pub(crate) trunk_keepalive_secs: u64,
     /// `user_agent`: the `User-Agent` / `Server` header value. Default `callbridge/<version>`.
     pub(crate) user_agent: String,
@@ -302,10 +303,13 @@ impl SipConfig {
         if let Err(e) = SipUri::parse(&self.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
-        if !(5..=3600).contains(&self.trunk_keepalive_secs) {
+        if self.trunk_keepalive_secs != 0 && !(5..=3600).contains(&self.trunk_keepalive_secs) {
             return at(
                 &[key("sip"), key("trunk_keepalive_secs")],
-                format!("{} is outside 5..=3600", self.trunk_keepalive_secs),
+                format!(
+                    "{} is outside 5..=3600 (or 0: no keep-alive)",
+                    self.trunk_keepalive_secs
+                ),
             );
         }
         if self.user_agent.trim().is_empty() || self.user_agent.contains(['\r', '\n']) {

@@ -6,10 +6,10 @@ use serde::Deserialize;
 
 use flows::SipUri;
 
+use super::business::BusinessConfig;
 use super::locate::{key, Seg};
 use super::secret::Secret;
 use super::service::SipConfig;
-use super::business::BusinessConfig;
 
 /// One `[[trunk]]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -61,22 +61,37 @@ pub(super) fn validate(
         }
         match (&t.username, &t.password) {
             (Some(u), Some(_)) if u.is_empty() || u.contains(['"', '\r', '\n']) => {
-                return at(seg(i, "username"), "must be non-empty, without quotes or line breaks");
+                return at(
+                    seg(i, "username"),
+                    "must be non-empty, without quotes or line breaks",
+                );
             }
-            (Some(_), None) => return at(seg(i, "password"), "username is set but password is not"),
-            (None, Some(_)) => return at(seg(i, "username"), "password is set but username is not"),
+            (Some(_), None) => {
+                return at(seg(i, "password"), "username is set but password is not")
+            }
+            (None, Some(_)) => {
+                return at(seg(i, "username"), "password is set but username is not")
+            }
             _ => {}
         }
         if let Some(c) = &t.caller_id {
             let ok = |ch: char| ch.is_ascii_alphanumeric() || "+-_.".contains(ch);
             if c.is_empty() || !c.chars().all(ok) {
-                return at(seg(i, "caller_id"), format!("{c:?} is not a SIP user part (digits, letters, + - _ .)"));
+                return at(
+                    seg(i, "caller_id"),
+                    format!("{c:?} is not a SIP user part (digits, letters, + - _ .)"),
+                );
             }
         }
         for (j, b) in t.businesses.iter().flatten().enumerate() {
             if !businesses.iter().any(|x| x.id.as_str() == b) {
                 return at(
-                    vec![key("trunk"), Seg::Index(i), key("businesses"), Seg::Index(j)],
+                    vec![
+                        key("trunk"),
+                        Seg::Index(i),
+                        key("businesses"),
+                        Seg::Index(j),
+                    ],
                     format!("no business {b:?} is configured"),
                 );
             }
