@@ -141,6 +141,9 @@ pub struct Config {
     pub trunk: SocketAddr,
     /// The trunk URI's `;transport=` (`"tcp"`), omitted when `None`.
     pub trunk_transport: Option<&'static str>,
+    /// `[[trunk]]` tables, as raw TOML bodies (`uri = "…"\npriority = 1`); when any are given,
+    /// `sip.trunk` is not rendered.
+    pub trunk_tables: Vec<String>,
     /// `[sip] trunk_keepalive_secs` (default 0 here: off; see [`Config::render`]).
     pub sip_keepalive_secs: u64,
     /// Further `sip.listen` entries (`"tcp:127.0.0.1:5060"`); when there are any, `listen` is
@@ -187,6 +190,7 @@ impl Config {
             trunk,
             trunk_transport: None,
             sip_keepalive_secs: 0,
+            trunk_tables: Vec::new(),
             sip_extra_listen: Vec::new(),
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_addresses: Vec::new(),
@@ -259,11 +263,19 @@ impl Config {
             .unwrap_or_default();
         // No OPTIONS keep-alive to the trunk unless a test asks (`sip_keepalive_secs`): SIPp
         // counts an unexpected OPTIONS as one of its `-m` calls.
+        let trunk = if self.trunk_tables.is_empty() {
+            format!("trunk = \"sip:{}{trunk_params}\"\n", self.trunk)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "[sip]\nlisten = {listen}\ntrunk = \"sip:{}{trunk_params}\"\ntrunk_keepalive_secs = {}\n",
-            self.trunk, self.sip_keepalive_secs
+            "[sip]\nlisten = {listen}\n{trunk}trunk_keepalive_secs = {}\n",
+            self.sip_keepalive_secs
         );
+        for t in &self.trunk_tables {
+            let _ = writeln!(s, "[[trunk]]\n{}\n", t.trim_end());
+        }
         let backend = if self.dpdk.is_some() {
             "dpdk"
         } else {

@@ -46,6 +46,12 @@ pub enum Scenario {
     AnswerByeViaProxy,
     /// `uas_busy.xml`: 486 Busy Here.
     Busy,
+    /// `uas_unavailable.xml`: 503 Service Unavailable (a trunk out of service).
+    Unavailable,
+    /// `uas_answer_auth.xml`: a trunk that challenges the INVITE (401, digest MD5 qop=auth,
+    /// user `cbtrunk`, password `s3cret-trunk`, checked by SIPp), then like
+    /// [`Scenario::Answer`].
+    AnswerAuth,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
     NoAnswer,
     /// `uas_hangup_early.xml`: answers at once, sends BYE ~1 s after the ACK.
@@ -70,6 +76,8 @@ impl Scenario {
             Self::AnswerViaProxy => "uas_answer_via_proxy.xml",
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
+            Self::Unavailable => "uas_unavailable.xml",
+            Self::AnswerAuth => "uas_answer_auth.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
             Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
@@ -82,7 +90,7 @@ impl Scenario {
     #[must_use]
     pub const fn globals(self) -> &'static [&'static str] {
         match self {
-            Self::Answer => &["ring_ms"],
+            Self::Answer | Self::AnswerAuth => &["ring_ms"],
             Self::AnswerBye => &["ring_ms", "hangup_ms"],
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],

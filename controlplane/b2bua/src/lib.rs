@@ -124,6 +124,12 @@ impl B2bua {
         &self.sip
     }
 
+    /// The trunks and their health.
+    #[must_use]
+    pub fn trunks(&self) -> &Arc<Trunks> {
+        &self.settings.trunks
+    }
+
     /// A new, empty set of legs for one call (`call` goes into `X-Callbridge-Call`).
     #[must_use]
     pub fn call(&self, call: &str) -> CallLegs {

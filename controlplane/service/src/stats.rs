@@ -3,7 +3,8 @@
 use crate::*;
 
 impl Service {
-    /// Refused call requests by kind, live calls and queue lengths per business.
+    /// Refused call requests by kind, live calls, queue lengths per business, agents'
+    /// presence, trunks (up, calls, failovers) and SIP transport counters.
     #[must_use]
     pub fn stats(&self) -> serde_json::Value {
         let acd = lock(&self.inner.acd);
@@ -46,11 +47,27 @@ impl Service {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), serde_json::json!(v)))
             .collect();
+        let sip = self.inner.b2b.sip().stats();
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         serde_json::json!({
             "live_calls": lock(&self.inner.live).len(),
             "refused": refused,
             "businesses": businesses,
             "agents": agents,
+            "trunks": self.inner.b2b.trunks().status(),
+            "sip": {
+                "received": n(&sip.received),
+                "bad_requests": n(&sip.bad_requests),
+                "too_large": n(&sip.too_large),
+                "rate_limited": n(&sip.rate_limited),
+                "forbidden_invites": n(&sip.forbidden_invites),
+                "send_errors": n(&sip.send_errors),
+                "connections_opened": n(&sip.connections_opened),
+                "connections_accepted": n(&sip.connections_accepted),
+                "connections_closed": n(&sip.connections_closed),
+                "connections_refused": n(&sip.connections_refused),
+                "tls_failures": n(&sip.tls_failures),
+            },
         })
     }
 }

@@ -131,3 +131,99 @@ pub(crate) fn specs(trunks: &[TrunkConfig], sip: &SipConfig) -> Vec<b2bua::Trunk
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const BUSINESS: &str = "[[business]]\nid = \"acme\"\nname = \"ACME\"\n";
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(&format!("{BUSINESS}{text}"), Path::new("/etc/cb.toml"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn trunk_tables_become_specs_in_order_with_credentials() {
+        let c = parse(
+            "[[trunk]]\nuri = \"sip:192.0.2.1;transport=tcp\"\npriority = 2\n\
+             [[trunk]]\nuri = \"sips:gw.example.net\"\nusername = \"u\"\npassword = \"p\"\ncaller_id = \"+15550001\"\nbusinesses = [\"acme\"]\n",
+        )
+        .unwrap();
+        let specs = super::specs(&c.trunk, &c.sip);
+        assert_eq!(specs.len(), 2);
+        assert_eq!((specs[0].name.as_str(), specs[0].priority), ("trunk[0]", 2));
+        assert_eq!(
+            specs[1].credentials.as_ref().map(|c| c.username.as_str()),
+            Some("u")
+        );
+        assert_eq!(
+            specs[1].businesses.as_deref(),
+            Some(&["acme".to_string()][..])
+        );
+        // Without tables, sip.trunk is the one trunk.
+        let c = parse("").unwrap();
+        let specs = super::specs(&c.trunk, &c.sip);
+        assert_eq!(
+            (specs.len(), specs[0].uri.as_str()),
+            (1, "sip:127.0.0.1:5080")
+        );
+        // Every literal trunk address may send INVITEs by default.
+        let c =
+            parse("[[trunk]]\nuri = \"sip:192.0.2.1\"\n[[trunk]]\nuri = \"sip:192.0.2.2:5070\"\n")
+                .unwrap();
+        let uris: Vec<String> = c.trunk.iter().map(|t| t.uri.clone()).collect();
+        let acl: Vec<String> = c
+            .sip
+            .invite_acl(&uris)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(
+            acl.contains(&"192.0.2.1/32".to_string()) && acl.contains(&"192.0.2.2/32".to_string()),
+            "{acl:?}"
+        );
+    }
+
+    #[test]
+    fn bad_trunks_name_the_table_and_key() {
+        for (text, want) in [
+            (
+                "[[trunk]]\nuri = \"http://x\"\n",
+                "/etc/cb.toml:5: trunk[0].uri: ",
+            ),
+            (
+                "[[trunk]]\nuri = \"sip:192.0.2.1\"\nusername = \"u\"\n",
+                "/etc/cb.toml:4: trunk[0].password: username is set but password is not",
+            ),
+            (
+                "[[trunk]]\nuri = \"sip:192.0.2.1\"\nbusinesses = [\"nope\"]\n",
+                "/etc/cb.toml:6: trunk[0].businesses[0]: no business \"nope\"",
+            ),
+            (
+                "[[trunk]]\nuri = \"sip:192.0.2.1\"\n[[trunk]]\nuri = \"sip:192.0.2.1\"\n",
+                "/etc/cb.toml:7: trunk[1].uri: sip:192.0.2.1 is listed twice",
+            ),
+            (
+                "[sip]\ntrunk = \"sip:192.0.2.9\"\n[[trunk]]\nuri = \"sip:192.0.2.1\"\n",
+                "/etc/cb.toml:5: sip.trunk: set either",
+            ),
+            (
+                "[[trunk]]\nuri = \"sip:192.0.2.1\"\ncaller_id = \"a b\"\n",
+                "/etc/cb.toml:6: trunk[0].caller_id: ",
+            ),
+            (
+                "[sip]\ntrunk_keepalive_secs = 2\n",
+                "/etc/cb.toml:5: sip.trunk_keepalive_secs: 2 is outside 5..=3600",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(
+                e.starts_with(want),
+                "{text:?}:\n{e}\nshould start with\n{want}"
+            );
+        }
+    }
+}
