@@ -371,8 +371,8 @@ pub enum DropReason {
     /// The transmit queue refused it.
     TxFull,
     /// Received on an SRTP leg and not authentic: the SRTP/SRTCP authentication tag did not
-    /// verify (tampered, wrong key, or plain RTP sent to an SRTP leg), or the packet was too
-    /// short to carry one.
+    /// verify (tampered, wrong key, plain RTP sent to an SRTP leg, or too short to carry a
+    /// tag). A packet whose header libsrtp cannot even parse counts as [`Self::Malformed`].
     SrtpAuth,
     /// Received on an SRTP leg and a replay: its packet index was seen already or is older
     /// than the replay window (RFC 3711 §3.3.2). Also counted when a packet toward an SRTP leg

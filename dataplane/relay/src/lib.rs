@@ -595,12 +595,11 @@ impl Relay {
         };
         l.rx.packets += 1;
         l.rx.bytes += rx_len;
-        let (ts, ssrc) = match RtpPacket::new_checked(&d.buf[..d.len]) {
-            Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
-            _ => return self.drop_on(idx, DropReason::Malformed),
-        };
         // An SRTP leg authenticates (and decrypts) before anything else trusts the packet:
         // a packet that fails never latches, never restarts the media clock, never leaves.
+        // (libsrtp checks the header's CSRC and extension lengths itself; the RTP checks
+        // below then see the plain packet, whose padding count is no longer hidden behind
+        // the authentication tag.)
         let l = if l.srtp {
             match self.srtp_unprotect::<RESIZE>(idx, false, d) {
                 Ok(l) => l,
@@ -608,6 +607,10 @@ impl Relay {
             }
         } else {
             l
+        };
+        let (ts, ssrc) = match RtpPacket::new_checked(&d.buf[..d.len]) {
+            Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
+            _ => return self.drop_on(idx, DropReason::Malformed),
         };
         let l = if l.is_latched_to(src) {
             l

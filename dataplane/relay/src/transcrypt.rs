@@ -108,6 +108,8 @@ impl SrtpTable {
         };
         r.map_err(|e| match e {
             Error::ReplayFail | Error::ReplayOld => DropReason::SrtpReplay,
+            // Shorter than a header, or CSRC/extension lengths past the end.
+            Error::BadParam => DropReason::Malformed,
             _ => DropReason::SrtpAuth,
         })
     }

@@ -201,9 +201,13 @@ fn srtcp_is_transcrypted_both_ways() {
     bad[9] ^= 1;
     let (v, _) = p.datagram(customer(), 20001, &bad);
     assert_eq!(v, Verdict::Drop(DropReason::SrtpAuth));
-    // Plain RTCP on an SRTP leg is not authentic.
-    let (v, _) = p.datagram(customer(), 20001, &rtcp_rr(0xc0c0));
+    // Plain RTCP on an SRTP leg is not authentic (and too short to be SRTCP if tiny).
+    let mut rr_block = vec![0x81, 201, 0, 7, 0, 0, 0xc0, 0xc0];
+    rr_block.extend_from_slice(&[0x11; 24]);
+    let (v, _) = p.datagram(customer(), 20001, &rr_block);
     assert_eq!(v, Verdict::Drop(DropReason::SrtpAuth));
+    let (v, _) = p.datagram(customer(), 20001, &rtcp_rr(0xc0c0));
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
     assert_eq!(p.drops(A, DropReason::SrtpAuth), 2);
     assert_eq!(p.drops(A, DropReason::SrtpReplay), 1);
 }
@@ -302,6 +306,29 @@ fn replays_are_dropped_and_counted() {
 }
 
 #[test]
+fn padded_srtp_packets_are_checked_after_decryption() {
+    let mut p = srtp_bridged();
+    let mut phone = Phone::customer();
+    // RTP with the padding bit and 4 padding bytes (count in the last byte). Encrypted, the
+    // last byte on the wire is the tag's; the relay must not read it as the count.
+    for seq in 1..40u16 {
+        let mut plain = rtp(seq, u32::from(seq) * 160, 0xc0c0, false);
+        plain[0] |= 0x20;
+        plain.extend_from_slice(&[0, 0, 0, 4]);
+        let secret = phone.protect(&plain, false);
+        let (v, out) = p.datagram(customer(), 20000, &secret);
+        assert_eq!((v, out), (TO_AGENT, plain));
+    }
+    // A bad padding count inside an authentic packet is malformed.
+    let mut plain = rtp(50, 8000, 0xc0c0, false);
+    plain[0] |= 0x20;
+    let n = plain.len();
+    plain[n - 1] = 255;
+    let (v, _) = p.datagram(customer(), 20000, &phone.protect(&plain, false));
+    assert_eq!(v, Verdict::Drop(DropReason::Malformed));
+}
+
+#[test]
 fn announcements_to_an_srtp_leg_are_encrypted() {
     let mut p = Pair::new();
     p.cmd(Command::AddLeg(spec(A, Some(customer()))));
@@ -384,7 +411,7 @@ fn no_room_and_the_fixed_length_entry_point_are_counted_drops() {
     assert_eq!(v, Verdict::Drop(DropReason::SrtpNoRoom));
     // The packet was not consumed: through handle_datagram it still goes through.
     assert_eq!(p.datagram(customer(), 20000, &secret).0, TO_AGENT);
-    // Too short to be RTP at all: malformed before SRTP is asked.
+    // Too short to be RTP at all: malformed.
     assert_eq!(
         p.datagram(customer(), 20000, &[0x80, 0, 0]).0,
         Verdict::Drop(DropReason::Malformed)
@@ -456,5 +483,29 @@ fn plain_legs_keep_todays_path_and_srtp_can_be_turned_off() {
             leg: Some(A),
             error: CommandError::UnknownLeg
         }]
+    );
+}
+
+#[test]
+fn transcrypted_is_reported_only_when_libsrtp_touched_the_packet() {
+    let mut p = srtp_bridged();
+    let mut phone = Phone::customer();
+    let run = |p: &mut Pair, src: SocketAddr, port: u16, bytes: &[u8]| {
+        let mut buf = bytes.to_vec();
+        buf.resize(bytes.len() + TRAILER_ROOM, 0);
+        let mut d = Datagram::new(&mut buf, bytes.len());
+        let v = p.relay.handle_datagram(p.now, src, 0, port, &mut d);
+        (v, d.transcrypted)
+    };
+    let secret = phone.protect(&rtp(1, 160, 0xc0c0, false), false);
+    assert_eq!(run(&mut p, customer(), 20000, &secret), (TO_AGENT, true));
+    assert_eq!(
+        run(&mut p, agent(), 20002, &rtp(1, 160, 0xa9e7, false)),
+        (TO_CUSTOMER, true)
+    );
+    p.cmd(Command::SetSrtp { leg: A, keys: None });
+    assert_eq!(
+        run(&mut p, customer(), 20000, &rtp(2, 320, 0xc0c0, false)),
+        (TO_AGENT, false)
     );
 }
