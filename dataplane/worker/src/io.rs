@@ -20,6 +20,9 @@ pub const BUF_LEN: usize = 2048;
 /// 172 bytes).
 pub const MIN_TX_ROOM: usize = 512;
 
+// An announcement to an SRTP leg is encrypted in its TX buffer.
+const _: () = assert!(MIN_TX_ROOM >= relay::announce::PACKET_LEN + relay::TRAILER_ROOM);
+
 /// One packet in a burst. On receive, `peer` is the source and `local_addr`/`local_port` our
 /// destination (media address index, port); on transmit, `peer` is the destination and
 /// `local_addr`/`local_port` our source.
