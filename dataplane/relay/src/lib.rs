@@ -514,7 +514,6 @@ impl Relay {
     /// The payload fills the slice, so its length cannot change here: this suits plain legs.
     /// A packet received on an SRTP leg, or relayed toward one, is dropped as
     /// [`DropReason::SrtpNoRoom`]; backends use [`Self::handle_datagram`].
-    #[inline]
     pub fn handle_packet_at(
         &mut self,
         now: Instant,
@@ -524,13 +523,12 @@ impl Relay {
         payload: &mut [u8],
     ) -> Verdict {
         let len = payload.len();
-        self.packet::<false>(
-            now,
-            src,
-            dst_addr,
-            dst_port,
-            &mut Datagram::new(payload, len),
-        )
+        let mut d = Datagram {
+            buf: payload,
+            len,
+            transcrypted: false,
+        };
+        self.packet::<false>(now, src, dst_addr, dst_port, &mut d)
     }
 
     /// [`Self::handle_packet_at`] for a payload in a buffer with room after it: SRTP legs
@@ -540,7 +538,6 @@ impl Relay {
     /// otherwise). On [`Verdict::Forward`], send `d.buf[..d.len]`. Between two plain legs
     /// `d.len` never changes, `d.transcrypted` stays `false`, and this is exactly
     /// [`Self::handle_packet_at`].
-    #[inline]
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -549,10 +546,12 @@ impl Relay {
         dst_port: u16,
         d: &mut Datagram<'_>,
     ) -> Verdict {
+        d.len = d.len.min(d.buf.len());
         self.packet::<true>(now, src, dst_addr, dst_port, d)
     }
 
-    /// The packet path; `RESIZE` says whether the caller can take a changed length.
+    /// The packet path (`d.len <= d.buf.len()`); `RESIZE` says whether the caller can take
+    /// a changed length.
     #[inline(always)]
     fn packet<const RESIZE: bool>(
         &mut self,
@@ -562,7 +561,6 @@ impl Relay {
         dst_port: u16,
         d: &mut Datagram<'_>,
     ) -> Verdict {
-        d.len = d.len.min(d.buf.len());
         self.stats.rx_packets += 1;
         self.stats.rx_bytes += d.len as u64;
         match self.table.index_of_local(dst_addr, dst_port) {
@@ -601,7 +599,11 @@ impl Relay {
         // below then see the plain packet, whose padding count is no longer hidden behind
         // the authentication tag.)
         let l = if l.srtp {
-            match self.srtp_unprotect::<RESIZE>(idx, false, d) {
+            // Without RESIZE the caller cannot take the new length (nor `d` escape).
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            match self.srtp_unprotect(idx, false, d) {
                 Ok(l) => l,
                 Err(v) => return v,
             }
@@ -642,15 +644,50 @@ impl Relay {
         let Some(to) = p.remote else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
+        if p.srtp {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            return self.rtp_forward_srtp(idx, pidx, to, d);
+        }
+        if p.mark_next {
+            p.mark_next = false;
+            RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
+        }
+        let sent = d.len as u64;
+        p.tx.packets += 1;
+        p.tx.bytes += sent;
+        let from = p.id;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += sent;
+        Verdict::Forward {
+            from_addr: from.addr(),
+            from_port: from.port(),
+            to,
+        }
+    }
+
+    /// The end of [`Self::rtp`] toward an SRTP peer (slot `pidx`, remote `to`): the marker
+    /// edit, then encryption last (the header is authenticated), then the counters. A
+    /// packet that cannot be encrypted is counted on the receiving leg `idx`, and a pending
+    /// marker waits for the next packet. Out of line, so that the plain path stays as it was.
+    #[inline(never)]
+    fn rtp_forward_srtp(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
         if p.mark_next {
             RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
         }
-        if p.srtp {
-            // Encrypt last, after every header edit (the header is authenticated).
-            match self.srtp.protect(pidx, false, d.buf, d.len) {
-                Ok(n) => (d.len, d.transcrypted) = (n, true),
-                Err(r) => return self.drop_on(idx, r),
-            }
+        match self.srtp.protect(pidx, false, d.buf, d.len) {
+            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Err(r) => return self.drop_on(idx, r),
         }
         p.mark_next = false;
         let sent = d.len as u64;
@@ -668,18 +705,13 @@ impl Relay {
 
     /// Unprotects an SRTP (`rtcp = false`) or SRTCP packet received on the SRTP leg in slot
     /// `idx` in place, setting `d.len` to the plain length; a failure is counted on the leg.
-    /// Without `RESIZE` the caller cannot take the new length: counted as
-    /// [`DropReason::SrtpNoRoom`].
     #[inline(never)]
-    fn srtp_unprotect<const RESIZE: bool>(
+    fn srtp_unprotect(
         &mut self,
         idx: usize,
         rtcp: bool,
         d: &mut Datagram<'_>,
     ) -> Result<&mut Leg, Verdict> {
-        if !RESIZE {
-            return Err(self.drop_on(idx, DropReason::SrtpNoRoom));
-        }
         match self.srtp.unprotect(idx, rtcp, d.buf, d.len) {
             Ok(n) => (d.len, d.transcrypted) = (n, true),
             Err(r) => return Err(self.drop_on(idx, r)),
@@ -747,7 +779,10 @@ impl Relay {
         l.cold.stats.rx_rtcp += 1;
         // SRTCP is authenticated before it is parsed, checked against its source or relayed.
         let l = if l.srtp {
-            match self.srtp_unprotect::<RESIZE>(idx, true, d) {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            match self.srtp_unprotect(idx, true, d) {
                 Ok(l) => l,
                 Err(v) => return v,
             }
@@ -793,6 +828,9 @@ impl Relay {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
         if p.srtp {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
             match self.srtp.protect(pidx, true, d.buf, d.len) {
                 Ok(n) => (d.len, d.transcrypted) = (n, true),
                 Err(r) => return self.drop_on(idx, r),
