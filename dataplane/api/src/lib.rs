@@ -283,7 +283,8 @@ pub enum Command {
     /// plane sends to an SRTP leg (relayed RTP and RTCP, announcements) is encrypted just
     /// before it leaves. So a bridge between an SRTP leg and a plain leg transcrypts, and
     /// two plain legs relay exactly as before. New keys take effect with the next packet and
-    /// start fresh replay and rollover state. Usually sent right after [`Self::AddLeg`] or
+    /// start fresh replay and rollover state; the same keys again change nothing (so a
+    /// re-INVITE repeating its `a=crypto` never restarts a stream's rollover counter). Usually sent right after [`Self::AddLeg`] or
     /// with [`Self::SetRemote`], when the SDP answer is known.
     SetSrtp {
         /// The leg.

@@ -1,7 +1,7 @@
 //! SRTP legs: the side table of their libsrtp sessions, and the per-packet transforms.
 //!
 //! A leg with [`dp_api::Command::SetSrtp`] keys owns two [`srtp::Session`]s: `recv`
-//! (inbound, the peer's key) and `send` (outbound, our key). They live in an [`SrtpTable`]
+//! (inbound, the peer's key) and `send` (outbound, our key). They live in an `SrtpTable`
 //! beside the [`crate::LegTable`], indexed by the same slot and boxed, so the leg table's
 //! three cache lines stay as they are; the leg's hot line carries only the flag
 //! [`crate::leg::Leg::srtp`], which mirrors whether the slot here is occupied. A plain leg
