@@ -379,10 +379,13 @@ pub enum DropReason {
     /// than the replay window (RFC 3711 §3.3.2). Also counted when a packet toward an SRTP leg
     /// repeats an index already encrypted (libsrtp never encrypts one index twice).
     SrtpReplay,
-    /// Toward an SRTP leg, but the buffer had no room after the packet for the SRTP trailer.
+    /// Toward an SRTP leg, but the buffer had no room after the packet for the SRTP trailer
+    /// (counted on the leg that received it; an announcement packet on the leg it was for).
+    /// Also a packet on an SRTP leg handed to the fixed-length `handle_packet_at`.
     SrtpNoRoom,
     /// Toward an SRTP leg, and libsrtp refused to encrypt it for another reason (e.g. the
-    /// key's packet limit was reached, or a packet libsrtp finds malformed).
+    /// key's packet limit was reached, or a packet libsrtp finds malformed); counted as
+    /// [`Self::SrtpNoRoom`] is.
     SrtpFailed,
 }
 

@@ -509,3 +509,33 @@ fn transcrypted_is_reported_only_when_libsrtp_touched_the_packet() {
         (TO_AGENT, false)
     );
 }
+
+#[test]
+fn the_switch_marker_survives_a_packet_that_could_not_be_encrypted() {
+    let mut p = srtp_bridged();
+    let mut phone = Phone::customer();
+    p.cmd(Command::Play {
+        leg: A,
+        clip: clip(50),
+        looping: true,
+    });
+    p.cmd(Command::StopPlay { leg: A });
+    // No room: dropped, and the marker waits for the next packet toward the customer.
+    let mut exact = rtp(1, 160, 0xa9e7, false);
+    let len = exact.len();
+    let v = p.relay.handle_datagram(
+        p.now,
+        agent(),
+        0,
+        20002,
+        &mut Datagram::new(&mut exact, len),
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::SrtpNoRoom));
+    let (v, out) = p.datagram(agent(), 20002, &rtp(2, 320, 0xa9e7, false));
+    assert_eq!(v, TO_CUSTOMER);
+    let plain = phone.unprotect(&out, false).unwrap();
+    assert!(RtpPacket::new_checked(&plain[..]).unwrap().marker());
+    let (_, out) = p.datagram(agent(), 20002, &rtp(3, 480, 0xa9e7, false));
+    let plain = phone.unprotect(&out, false).unwrap();
+    assert!(!RtpPacket::new_checked(&plain[..]).unwrap().marker());
+}
