@@ -65,6 +65,16 @@ impl CryptoAttr {
         })
     }
 
+    /// Our answer to an offered attribute (RFC 4568 §5.1.2): the same tag and suite, a fresh
+    /// random key of ours, no lifetime and no MKI. The offer's key is what the offerer sends
+    /// with; the answer's is what we send with.
+    ///
+    /// # Errors
+    /// [`Error::Random`] when the OS RNG fails.
+    pub fn answer(offer: &Self) -> Result<Self, Error> {
+        Self::generate(offer.tag, offer.suite)
+    }
+
     /// Parses the value of an `a=crypto` attribute (without `a=crypto:`; a leading
     /// `a=crypto:` is tolerated, as is trailing whitespace).
     ///
@@ -268,6 +278,15 @@ mod tests {
                 })
             )
         );
+    }
+
+    #[test]
+    fn an_answer_keeps_tag_and_suite_with_a_key_of_its_own() {
+        let offer = CryptoAttr::parse(RFC_32).unwrap();
+        let answer = CryptoAttr::answer(&offer).unwrap();
+        assert_eq!((answer.tag, answer.suite), (1, Suite::AesCm128HmacSha1_32));
+        assert_eq!((answer.lifetime, answer.mki), (None, None));
+        assert_ne!(answer.key, offer.key);
     }
 
     #[test]
