@@ -192,6 +192,10 @@ fn srtcp_is_transcrypted_both_ways() {
     let (v, out) = p.datagram(customer(), 20000, &secret);
     assert_eq!(v, TO_AGENT);
     assert_eq!(out, rtcp_rr(0xc0c0));
+    // And plain RTCP multiplexed toward the SRTP leg leaves as SRTCP on its RTP port.
+    let (v, out) = p.datagram(agent(), 20002, &rtcp_rr(0xa9e7));
+    assert_eq!(v, TO_CUSTOMER);
+    assert_eq!(phone.unprotect(&out, true).unwrap(), rtcp_rr(0xa9e7));
     // A tampered SRTCP packet and a replayed one are dropped and counted.
     let mut bad = phone.protect(&rtcp_rr(0xc0c0), true);
     let (v, _) = p.datagram(customer(), 20001, &bad);
