@@ -194,6 +194,37 @@ pub struct LegSpec {
     pub media_timeout: Option<Duration>,
 }
 
+/// One direction's SRTP keying for a leg (RFC 4568 SDES): a crypto-suite and a master key
+/// with its salt. In SDES each side's `a=crypto` carries the key *it sends with*, so a leg's
+/// [`SrtpKeys::recv`] comes from the peer's attribute and [`SrtpKeys::send`] from ours.
+/// `Debug` does not print the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKey {
+    /// The crypto-suite.
+    pub suite: srtp::Suite,
+    /// The master key and salt.
+    pub key: srtp::MasterKey,
+}
+
+impl From<&srtp::CryptoAttr> for SrtpKey {
+    fn from(a: &srtp::CryptoAttr) -> Self {
+        Self {
+            suite: a.suite,
+            key: a.key.clone(),
+        }
+    }
+}
+
+/// The SRTP keys of one leg (see [`Command::SetSrtp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpKeys {
+    /// Decrypts and authenticates what the leg's peer sends (the peer's `a=crypto` key).
+    pub recv: SrtpKey,
+    /// Encrypts and authenticates what the data plane sends to the peer, relayed or
+    /// announcement (our `a=crypto` key).
+    pub send: SrtpKey,
+}
+
 /// A prompt, pre-encoded in both G.711 laws, 8 kHz mono. Lengths are whole 20 ms frames
 /// (multiples of 160 bytes); the loader pads with silence.
 #[derive(Clone, PartialEq, Eq)]
@@ -243,6 +274,24 @@ pub enum Command {
         /// The codec negotiated with the peer.
         codec: Codec,
     },
+    /// Make the leg an SRTP leg (`Some`), re-key it, or make it plain again (`None`).
+    ///
+    /// An SRTP leg decrypts and authenticates every RTP and RTCP packet its peer sends
+    /// (SRTP/SRTCP, RFC 3711, with replay protection) *before* any latching or relaying:
+    /// a packet that fails is dropped and counted ([`DropReason::SrtpAuth`],
+    /// [`DropReason::SrtpReplay`]), never latches and is never forwarded. Everything the data
+    /// plane sends to an SRTP leg (relayed RTP and RTCP, announcements) is encrypted just
+    /// before it leaves. So a bridge between an SRTP leg and a plain leg transcrypts, and
+    /// two plain legs relay exactly as before. New keys take effect with the next packet and
+    /// start fresh replay and rollover state; the same keys again change nothing (so a
+    /// re-INVITE repeating its `a=crypto` never restarts a stream's rollover counter). Usually sent right after [`Self::AddLeg`] or
+    /// with [`Self::SetRemote`], when the SDP answer is known.
+    SetSrtp {
+        /// The leg.
+        leg: LegId,
+        /// Its keys, or `None` for plain RTP.
+        keys: Option<SrtpKeys>,
+    },
     /// Relay RTP and RTCP both ways between two legs of the same worker. Stops any
     /// announcement playing on either.
     Bridge {
@@ -291,6 +340,7 @@ impl Command {
         match self {
             Self::AddLeg(spec) => Some(spec.id),
             Self::SetRemote { leg, .. }
+            | Self::SetSrtp { leg, .. }
             | Self::Unbridge { leg }
             | Self::Play { leg, .. }
             | Self::StopPlay { leg }
@@ -321,11 +371,27 @@ pub enum DropReason {
     PeerNoRemote,
     /// The transmit queue refused it.
     TxFull,
+    /// Received on an SRTP leg and not authentic: the SRTP/SRTCP authentication tag did not
+    /// verify (tampered, wrong key, plain RTP sent to an SRTP leg, or too short to carry a
+    /// tag). A packet whose header libsrtp cannot even parse counts as [`Self::Malformed`].
+    SrtpAuth,
+    /// Received on an SRTP leg and a replay: its packet index was seen already or is older
+    /// than the replay window (RFC 3711 §3.3.2). Also counted when a packet toward an SRTP leg
+    /// repeats an index already encrypted (libsrtp never encrypts one index twice).
+    SrtpReplay,
+    /// Toward an SRTP leg, but the buffer had no room after the packet for the SRTP trailer
+    /// (counted on the leg that received it; an announcement packet on the leg it was for).
+    /// Also a packet on an SRTP leg handed to the fixed-length `handle_packet_at`.
+    SrtpNoRoom,
+    /// Toward an SRTP leg, and libsrtp refused to encrypt it for another reason (e.g. the
+    /// key's packet limit was reached, or a packet libsrtp finds malformed); counted as
+    /// [`Self::SrtpNoRoom`] is.
+    SrtpFailed,
 }
 
 impl DropReason {
     /// How many reasons there are (the length of [`DropCounters`]).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 10;
     /// All reasons, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::UnknownPort,
@@ -334,6 +400,10 @@ impl DropReason {
         Self::NotBridged,
         Self::PeerNoRemote,
         Self::TxFull,
+        Self::SrtpAuth,
+        Self::SrtpReplay,
+        Self::SrtpNoRoom,
+        Self::SrtpFailed,
     ];
     /// The index of this reason in [`DropCounters`].
     #[must_use]
@@ -350,6 +420,10 @@ impl DropReason {
             Self::NotBridged => "not_bridged",
             Self::PeerNoRemote => "peer_no_remote",
             Self::TxFull => "tx_full",
+            Self::SrtpAuth => "srtp_auth",
+            Self::SrtpReplay => "srtp_replay",
+            Self::SrtpNoRoom => "srtp_no_room",
+            Self::SrtpFailed => "srtp_failed",
         }
     }
 }
@@ -428,6 +502,10 @@ pub enum CommandError {
     /// The two legs of a bridge belong to different workers.
     #[error("legs are on different workers")]
     CrossWorker,
+    /// libsrtp could not create the leg's SRTP sessions ([`Command::SetSrtp`]); the leg keeps
+    /// its previous keys (or stays plain).
+    #[error("could not set up SRTP: {0}")]
+    Srtp(srtp::Error),
 }
 
 /// A report from the data plane.

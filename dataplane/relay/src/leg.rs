@@ -79,6 +79,9 @@ pub struct LatchState {
     pub open_until: Option<Instant>,
     /// The foreign source on probation, if any (one at a time: another source replaces it).
     pub candidate: Option<Candidate>,
+    /// Whether the one [`dp_api::Event::SrcMismatch`] has been reported (read only for
+    /// foreign sources, so it lives here rather than in the leg's full line 0).
+    pub mismatch_reported: bool,
 }
 
 impl LatchState {
@@ -146,8 +149,10 @@ pub struct Leg {
     /// Set the marker bit on the next RTP packet relayed toward this leg (set when an
     /// announcement to it stops).
     pub mark_next: bool,
-    /// Whether the one [`dp_api::Event::SrcMismatch`] has been reported.
-    pub mismatch_reported: bool,
+    /// Whether the leg is an SRTP leg: its sessions sit in the relay's SRTP side table at
+    /// the leg's slot (see [`crate::transcrypt`]). Changed only by SetSrtp; always equal to
+    /// "that slot holds sessions for this leg".
+    pub srtp: bool,
     /// Policy for foreign sources.
     pub src_mismatch: SrcMismatch,
     /// The codec for announcements.
@@ -195,7 +200,7 @@ impl Leg {
             latch,
             latched: false,
             src_mismatch: spec.src_mismatch,
-            mismatch_reported: false,
+            srtp: false,
             codec: spec.codec,
             media_timeout: spec.media_timeout,
             last_rx: None,
@@ -313,8 +318,8 @@ impl Leg {
         match self.src_mismatch {
             SrcMismatch::Ignore => SourceCheck::Accept,
             SrcMismatch::Drop => SourceCheck::Drop,
-            SrcMismatch::Report if !self.mismatch_reported => {
-                self.mismatch_reported = true;
+            SrcMismatch::Report if !self.cold.latch.mismatch_reported => {
+                self.cold.latch.mismatch_reported = true;
                 SourceCheck::DropAndReport
             }
             SrcMismatch::Report => SourceCheck::Drop,
@@ -441,6 +446,7 @@ mod tests {
         assert_eq!(line(offset_of!(Leg, mark_next), 1), 0);
         assert_eq!(line(offset_of!(Leg, latch), 1), 0);
         assert_eq!(line(offset_of!(Leg, latched), 1), 0);
+        assert_eq!(line(offset_of!(Leg, srtp), 1), 0);
         assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
         // Receive side.
         assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);

@@ -7,6 +7,7 @@
 //! ```text
 //!   handle_command(now, Command) ─┐
 //!   handle_packet_at(now, src, dst_addr, dst_port, &mut payload) ──► Verdict::{Forward{from_addr,from_port,to}, Drop(reason)}
+//!   handle_datagram(now, src, dst_addr, dst_port, &mut Datagram)  ──► the same, for buffers with room (SRTP legs)
 //!   handle_timeout(now)           │
 //!                                 ├─► poll_transmit(now, buf) → Transmit   (announcement RTP)
 //!                                 ├─► poll_event()            → dp_api::Event
@@ -54,6 +55,23 @@
 //! 60 ms late, waiting while the leg has no remote. While a leg plays an announcement,
 //! media relayed toward it is dropped as [`DropReason::NotBridged`].
 //!
+//! # SRTP
+//! A leg given keys by [`dp_api::Command::SetSrtp`] is an SRTP leg (see [`transcrypt`]):
+//! - everything received on it (RTP on the even port, RTCP on the odd port or multiplexed)
+//!   is authenticated and decrypted in place by libsrtp *first*, before the source check,
+//!   latching, the media clock, counters other than `rx_*`, or relaying. A packet that fails
+//!   is dropped and counted ([`DropReason::SrtpAuth`], [`DropReason::SrtpReplay`]);
+//! - everything sent to it (relayed RTP and RTCP, announcement RTP) is encrypted in place
+//!   last, after the marker-bit edit, growing by at most [`TRAILER_ROOM`] bytes
+//!   ([`DropReason::SrtpNoRoom`] when the buffer has no such room).
+//!
+//! So an SRTP leg bridged to a plain leg transcrypts per packet, two SRTP legs re-encrypt
+//! from one key to the other, and two plain legs take exactly the path above, one flag test
+//! per leg more. Only [`Relay::handle_datagram`] can change a packet's length; through
+//! [`Relay::handle_packet_at`] SRTP traffic is dropped as [`DropReason::SrtpNoRoom`]. The
+//! relay generates no RTCP of its own. `rx_bytes` counts what arrived (SRTP), `tx_bytes`
+//! what left (SRTP toward an SRTP leg).
+//!
 //! # Media timeout
 //! [`dp_api::Event::MediaTimeout`] fires once per silence: when no RTP has arrived for
 //! `media_timeout` since the last packet (or since the remote was set). The next RTP packet
@@ -77,6 +95,7 @@ pub mod announce;
 pub mod bridge;
 pub mod leg;
 pub mod table;
+pub mod transcrypt;
 
 #[cfg(test)]
 mod tests;
@@ -84,6 +103,8 @@ mod tests;
 use announce::{emit_frame, Playback, Rng};
 use leg::{Leg, SourceCheck};
 pub use table::LegTable;
+use transcrypt::SrtpTable;
+pub use transcrypt::TRAILER_ROOM;
 
 /// How a worker's relay is set up.
 #[derive(Debug, Clone)]
@@ -143,6 +164,35 @@ pub struct Transmit {
     pub len: usize,
 }
 
+/// A received UDP payload in a buffer with room after it, for [`Relay::handle_datagram`]:
+/// the payload is `buf[..len]`. The relay updates `len` and `transcrypted` in place.
+#[derive(Debug)]
+pub struct Datagram<'a> {
+    /// The buffer: the payload, then room (at least [`TRAILER_ROOM`] bytes for packets
+    /// relayed toward SRTP legs).
+    pub buf: &'a mut [u8],
+    /// The payload's length; after a [`Verdict::Forward`], the length to send.
+    pub len: usize,
+    /// Set when the relay decrypted or encrypted the packet (an SRTP leg on either side):
+    /// then bytes past the RTP fixed header changed, and a checksum kept over them from
+    /// receive time (the DPDK backend's `tail_sum`) is stale. Otherwise the relay edited at
+    /// most the 12-byte RTP fixed header.
+    pub transcrypted: bool,
+}
+
+impl<'a> Datagram<'a> {
+    /// A payload of `len` bytes at the start of `buf` (clamped to `buf.len()`).
+    #[must_use]
+    pub fn new(buf: &'a mut [u8], len: usize) -> Self {
+        let len = len.min(buf.len());
+        Self {
+            buf,
+            len,
+            transcrypted: false,
+        }
+    }
+}
+
 /// Per-worker counters. Owned by the relay; copied out by [`Relay::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -198,6 +248,8 @@ impl EventRing {
 #[derive(Debug)]
 pub struct Relay {
     table: LegTable,
+    /// The SRTP legs' sessions, by leg slot (see [`transcrypt`]).
+    srtp: SrtpTable,
     seed: u64,
     ann_timers: BinaryHeap<Reverse<Timer>>,
     media_timers: BinaryHeap<Reverse<Timer>>,
@@ -245,6 +297,7 @@ impl Relay {
         let n = table.capacity();
         Self {
             table,
+            srtp: SrtpTable::new(n),
             seed: cfg.seed,
             ann_timers: BinaryHeap::with_capacity(2 * n + 16),
             media_timers: BinaryHeap::with_capacity(2 * n + 16),
@@ -315,6 +368,7 @@ impl Relay {
             Command::AddLeg(spec) => {
                 let seed = self.seed ^ u64::from(spec.id.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let idx = self.table.insert(Leg::new(&spec, seed, now))?;
+                self.srtp.clear(idx);
                 if spec.remote.is_some() {
                     self.start_media_clock(now, idx);
                 }
@@ -328,6 +382,14 @@ impl Relay {
                 }
                 self.start_media_clock(now, idx);
                 self.schedule_waiting_playback(now, idx);
+            }
+            Command::SetSrtp { leg, keys } => {
+                let idx = self.find(leg)?;
+                let on = keys.is_some();
+                self.srtp.set(idx, leg, keys)?;
+                if let Some(l) = self.table.get_mut(idx) {
+                    l.srtp = on;
+                }
             }
             Command::Bridge { a, b } => {
                 let ia = self.find(a)?;
@@ -361,6 +423,7 @@ impl Relay {
             Command::RemoveLeg { leg } => {
                 let idx = self.find(leg)?;
                 bridge::unlink(&mut self.table, idx);
+                self.srtp.clear(idx);
                 if let Some(l) = self.table.remove(leg) {
                     self.events.push(Event::LegRemoved {
                         leg,
@@ -447,6 +510,10 @@ impl Relay {
     /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),
     /// port `dst_port`, editing it in place when it is forwarded (marker bit after the
     /// switch). See the crate docs for the rules.
+    ///
+    /// The payload fills the slice, so its length cannot change here: this suits plain legs.
+    /// A packet received on an SRTP leg, or relayed toward one, is dropped as
+    /// [`DropReason::SrtpNoRoom`]; backends use [`Self::handle_datagram`].
     pub fn handle_packet_at(
         &mut self,
         now: Instant,
@@ -455,13 +522,52 @@ impl Relay {
         dst_port: u16,
         payload: &mut [u8],
     ) -> Verdict {
+        let len = payload.len();
+        let mut d = Datagram {
+            buf: payload,
+            len,
+            transcrypted: false,
+        };
+        self.packet::<false>(now, src, dst_addr, dst_port, &mut d)
+    }
+
+    /// [`Self::handle_packet_at`] for a payload in a buffer with room after it: SRTP legs
+    /// transcrypt in place ([`dp_api::Command::SetSrtp`]). A packet received on an SRTP leg
+    /// shrinks by its trailer; one relayed toward an SRTP leg grows by at most
+    /// [`TRAILER_ROOM`] bytes, which must fit in `d.buf` ([`DropReason::SrtpNoRoom`]
+    /// otherwise). On [`Verdict::Forward`], send `d.buf[..d.len]`. Between two plain legs
+    /// `d.len` never changes, `d.transcrypted` stays `false`, and this is exactly
+    /// [`Self::handle_packet_at`].
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst_addr: u8,
+        dst_port: u16,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        d.len = d.len.min(d.buf.len());
+        self.packet::<true>(now, src, dst_addr, dst_port, d)
+    }
+
+    /// The packet path (`d.len <= d.buf.len()`); `RESIZE` says whether the caller can take
+    /// a changed length.
+    #[inline(always)]
+    fn packet<const RESIZE: bool>(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst_addr: u8,
+        dst_port: u16,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
         self.stats.rx_packets += 1;
-        self.stats.rx_bytes += payload.len() as u64;
+        self.stats.rx_bytes += d.len as u64;
         match self.table.index_of_local(dst_addr, dst_port) {
-            Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(payload) => {
-                self.rtp(now, idx, src, payload)
+            Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(&d.buf[..d.len]) => {
+                self.rtp::<RESIZE>(now, idx, src, d)
             }
-            Some(idx) => self.rtcp(idx, src, payload, dst_port & 1 == 1),
+            Some(idx) => self.rtcp::<RESIZE>(idx, src, d, dst_port & 1 == 1),
             None => self.unknown_port(),
         }
     }
@@ -473,22 +579,45 @@ impl Relay {
     }
 
     #[inline]
-    fn rtp(&mut self, now: Instant, idx: usize, src: SocketAddr, payload: &mut [u8]) -> Verdict {
-        let len = payload.len() as u64;
+    fn rtp<const RESIZE: bool>(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        src: SocketAddr,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        let rx_len = d.len as u64;
         let arrival = self.clock.units(now);
         let Some(l) = self.table.get_mut(idx) else {
             return self.unknown_port();
         };
         l.rx.packets += 1;
-        l.rx.bytes += len;
-        let (ts, ssrc) = match RtpPacket::new_checked(&*payload) {
+        l.rx.bytes += rx_len;
+        // An SRTP leg authenticates (and decrypts) before anything else trusts the packet:
+        // a packet that fails never latches, never restarts the media clock, never leaves.
+        // (libsrtp checks the header's CSRC and extension lengths itself; the RTP checks
+        // below then see the plain packet, whose padding count is no longer hidden behind
+        // the authentication tag.)
+        let l = if l.srtp {
+            // Without RESIZE the caller cannot take the new length (nor `d` escape).
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            match self.srtp_unprotect(idx, false, d) {
+                Ok(l) => l,
+                Err(v) => return v,
+            }
+        } else {
+            l
+        };
+        let (ts, ssrc) = match RtpPacket::new_checked(&d.buf[..d.len]) {
             Ok(p) if p.version() == wire::rtp::VERSION => (p.timestamp(), p.ssrc()),
             _ => return self.drop_on(idx, DropReason::Malformed),
         };
         let l = if l.is_latched_to(src) {
             l
         } else {
-            match self.rtp_source_slow(now, idx, src, payload) {
+            match self.rtp_source_slow(now, idx, src, &d.buf[..d.len]) {
                 Ok(l) => l,
                 Err(v) => return v,
             }
@@ -503,7 +632,10 @@ impl Relay {
             self.start_media_clock(now, idx);
         }
 
-        let Some(p) = peer.and_then(|pidx| self.table.get_mut(pidx as usize)) else {
+        let Some(pidx) = peer.map(|p| p as usize) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        let Some(p) = self.table.get_mut(pidx) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };
         if p.playback.is_some() {
@@ -512,19 +644,81 @@ impl Relay {
         let Some(to) = p.remote else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
+        if p.srtp {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            return self.rtp_forward_srtp(idx, pidx, to, d);
+        }
         if p.mark_next {
             p.mark_next = false;
-            RtpPacket::new_unchecked(&mut *payload).set_marker(true);
+            RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
         }
+        let sent = d.len as u64;
         p.tx.packets += 1;
-        p.tx.bytes += len;
+        p.tx.bytes += sent;
         let from = p.id;
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += len;
+        self.stats.tx_bytes += sent;
         Verdict::Forward {
             from_addr: from.addr(),
             from_port: from.port(),
             to,
+        }
+    }
+
+    /// The end of [`Self::rtp`] toward an SRTP peer (slot `pidx`, remote `to`): the marker
+    /// edit, then encryption last (the header is authenticated), then the counters. A
+    /// packet that cannot be encrypted is counted on the receiving leg `idx`, and a pending
+    /// marker waits for the next packet. Out of line, so that the plain path stays as it was.
+    #[inline(never)]
+    fn rtp_forward_srtp(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        if p.mark_next {
+            RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
+        }
+        match self.srtp.protect(pidx, false, d.buf, d.len) {
+            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Err(r) => return self.drop_on(idx, r),
+        }
+        p.mark_next = false;
+        let sent = d.len as u64;
+        p.tx.packets += 1;
+        p.tx.bytes += sent;
+        let from = p.id;
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += sent;
+        Verdict::Forward {
+            from_addr: from.addr(),
+            from_port: from.port(),
+            to,
+        }
+    }
+
+    /// Unprotects an SRTP (`rtcp = false`) or SRTCP packet received on the SRTP leg in slot
+    /// `idx` in place, setting `d.len` to the plain length; a failure is counted on the leg.
+    #[inline(never)]
+    fn srtp_unprotect(
+        &mut self,
+        idx: usize,
+        rtcp: bool,
+        d: &mut Datagram<'_>,
+    ) -> Result<&mut Leg, Verdict> {
+        match self.srtp.unprotect(idx, rtcp, d.buf, d.len) {
+            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Err(r) => return Err(self.drop_on(idx, r)),
+        }
+        match self.table.get_mut(idx) {
+            Some(l) => Ok(l),
+            None => Err(Verdict::Drop(DropReason::UnknownPort)),
         }
     }
 
@@ -572,11 +766,30 @@ impl Relay {
 
     /// RTCP on the odd port (`odd_port`), or multiplexed on the RTP port.
     #[inline]
-    fn rtcp(&mut self, idx: usize, src: SocketAddr, payload: &[u8], odd_port: bool) -> Verdict {
+    fn rtcp<const RESIZE: bool>(
+        &mut self,
+        idx: usize,
+        src: SocketAddr,
+        d: &mut Datagram<'_>,
+        odd_port: bool,
+    ) -> Verdict {
         let Some(l) = self.table.get_mut(idx) else {
             return self.unknown_port();
         };
         l.cold.stats.rx_rtcp += 1;
+        // SRTCP is authenticated before it is parsed, checked against its source or relayed.
+        let l = if l.srtp {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            match self.srtp_unprotect(idx, true, d) {
+                Ok(l) => l,
+                Err(v) => return v,
+            }
+        } else {
+            l
+        };
+        let payload = &d.buf[..d.len];
         if wire::rtcp::check_compound(payload).is_err() {
             return self.drop_on(idx, DropReason::Malformed);
         }
@@ -614,10 +827,19 @@ impl Relay {
         let Some(to) = to else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
+        if p.srtp {
+            if !RESIZE {
+                return self.drop_on(idx, DropReason::SrtpNoRoom);
+            }
+            match self.srtp.protect(pidx, true, d.buf, d.len) {
+                Ok(n) => (d.len, d.transcrypted) = (n, true),
+                Err(r) => return self.drop_on(idx, r),
+            }
+        }
         p.cold.stats.tx_rtcp += 1;
         let from = p.id;
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += payload.len() as u64;
+        self.stats.tx_bytes += d.len as u64;
         Verdict::Forward {
             from_addr: from.addr(),
             from_port: from.port() + u16::from(odd_port),
@@ -654,7 +876,9 @@ impl Relay {
     }
 
     /// Writes the next due announcement packet into `buf` (at least
-    /// [`announce::PACKET_LEN`] bytes). Call until it returns `None`.
+    /// [`announce::PACKET_LEN`] bytes; [`TRAILER_ROOM`] more for SRTP legs, whose packets are
+    /// encrypted, else the packet is dropped as [`DropReason::SrtpNoRoom`]). Call until it
+    /// returns `None`.
     ///
     /// # Panics
     /// If `buf` is shorter than [`announce::PACKET_LEN`] and a packet is due.
@@ -680,12 +904,26 @@ impl Relay {
             }
             let e = emit_frame(&mut l.stream, pb, l.codec, now, buf);
             let next = pb.next;
-            l.tx.packets += 1;
-            l.tx.bytes += e.len as u64;
-            l.cold.stats.announcement_packets += 1;
-            self.stats.announcement_packets += 1;
-            self.stats.tx_packets += 1;
-            self.stats.tx_bytes += e.len as u64;
+            // An SRTP leg hears the announcement encrypted with its send key.
+            let sent = if l.srtp {
+                self.srtp.protect(t.idx, false, buf, e.len)
+            } else {
+                Ok(e.len)
+            };
+            match sent {
+                Ok(len) => {
+                    l.tx.packets += 1;
+                    l.tx.bytes += len as u64;
+                    l.cold.stats.announcement_packets += 1;
+                    self.stats.announcement_packets += 1;
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += len as u64;
+                }
+                Err(r) => {
+                    l.cold.stats.drops.add(r);
+                    self.stats.drops.add(r);
+                }
+            }
             if e.resynced {
                 self.stats.announcement_resyncs += 1;
             }
@@ -701,11 +939,15 @@ impl Relay {
                     leg: t.leg,
                 }));
             }
+            let Ok(len) = sent else {
+                // Not sent (counted); the playback goes on with the next frame.
+                continue;
+            };
             return Some(Transmit {
                 from_addr: t.leg.addr(),
                 from_port: t.leg.port(),
                 to,
-                len: e.len,
+                len,
             });
         }
         None

@@ -14,6 +14,7 @@ use crate::{Relay, RelayConfig, Transmit, Verdict};
 mod generations;
 mod latching;
 mod rtcp;
+mod transcrypt;
 
 const MS: Duration = Duration::from_millis(1);
 

@@ -5,7 +5,7 @@
 //!  rx_burst: RxQueue ─┬► frames ─► owner(dst port)? ─ other worker ─► its handoff ring (Share)
 //!  handoff ring ──────┘                 │ this worker / not UDP
 //!                                       ▼
-//!                          netstack.handle_frame ─┬─ Udp   → adj(headers), trim(padding) → rx slot
+//!                          netstack.handle_frame ─┬─ Udp   → adj(headers), trim(padding), append(SRTP room) → rx slot
 //!                                                 ├─ Reply → TX now (ARP reply, echo reply)
 //!                                                 └─ Drop/Consumed → free (counted)
 //!  tx_burst: slot mbuf ─► trim(len) ─► prepend(HEADROOM) ─► netstack.encap ─┬─ Ready → TxQueue
@@ -554,6 +554,10 @@ impl PacketIo for DpdkIo {
                         *drops += 1;
                         return;
                     }
+                    // Room for an SRTP trailer after the payload, inside the mbuf: the
+                    // relay may encrypt in place for an SRTP leg. The slot keeps the
+                    // payload length; `tx_burst` trims the data to the length sent.
+                    let _ = m.append(relay::TRAILER_ROOM.min(m.tailroom()));
                     let s = &mut slots[k];
                     s.buf.mbuf = Some(m);
                     s.buf.tail_sum = tail_sum.map(|t| (len, t));
@@ -582,6 +586,10 @@ impl PacketIo for DpdkIo {
         }
         self.flush_ctl();
         k
+    }
+
+    fn payload_rewritten(&self, buf: &mut DpdkBuf) {
+        buf.tail_sum = None;
     }
 
     fn prepare_tx(&mut self, buf: &mut DpdkBuf) -> bool {

@@ -20,6 +20,9 @@ pub const BUF_LEN: usize = 2048;
 /// 172 bytes).
 pub const MIN_TX_ROOM: usize = 512;
 
+// An announcement to an SRTP leg is encrypted in its TX buffer.
+const _: () = assert!(MIN_TX_ROOM >= relay::announce::PACKET_LEN + relay::TRAILER_ROOM);
+
 /// One packet in a burst. On receive, `peer` is the source and `local_addr`/`local_port` our
 /// destination (media address index, port); on transmit, `peer` is the destination and
 /// `local_addr`/`local_port` our source.
@@ -162,9 +165,20 @@ pub trait PacketIo {
     fn close_port(&mut self, addr: u8, rtp_port: u16);
 
     /// Receives up to `rx.capacity()` packets into `rx` (replacing its contents) and returns
-    /// how many. When nothing is ready and `wait` is `Some`, may block up to `wait` for the
+    /// how many. Each slot's `buf.as_mut()` holds the payload and, where the buffer allows,
+    /// at least `relay::TRAILER_ROOM` bytes after it, into which the relay encrypts packets
+    /// relayed toward SRTP legs (a packet without that room is dropped and counted as
+    /// `SrtpNoRoom`, never written past). When nothing is ready and `wait` is `Some`, may block up to `wait` for the
     /// first packet (the DPDK backend busy-polls instead and ignores `wait`).
     fn rx_burst(&mut self, rx: &mut Burst<Self::Buf>, wait: Option<Duration>) -> usize;
+
+    /// The relay rewrote the payload in `buf` beyond the RTP fixed header (it decrypted or
+    /// encrypted it for an SRTP leg, see `relay::Datagram::transcrypted`): anything the
+    /// backend kept about the received bytes (the DPDK backend's partial UDP checksum) no
+    /// longer holds. The default does nothing.
+    fn payload_rewritten(&self, buf: &mut Self::Buf) {
+        let _ = buf;
+    }
 
     /// Makes a free TX slot's buffer writable for an announcement packet: afterwards
     /// `buf.as_mut()` must hold at least [`MIN_TX_ROOM`] bytes. Returns `false` when no buffer

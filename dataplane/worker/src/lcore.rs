@@ -4,7 +4,7 @@
 //! loop {
 //!     n = io.rx_burst(rx, wait)                  // fixed burst array
 //!     now = clock()                              // once per burst
-//!     for pkt in rx[..n] { relay.handle_packet_at } // Forward → swap buffer into tx
+//!     for pkt in rx[..n] { relay.handle_datagram } // Forward → swap buffer into tx
 //!     up to K commands (try_recv)                // AddLeg opens ports first
 //!     relay.handle_timeout(now)
 //!     relay.poll_transmit → tx                   // announcements
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use dp_api::{Command, CommandError, Event, LegId, RetiredLegs};
-use relay::{Relay, Verdict};
+use relay::{Datagram, Relay, Verdict};
 
 use crate::io::{Burst, PacketIo};
 use crate::stats::{SharedStats, PUBLISH_PERIOD};
@@ -236,17 +236,19 @@ impl<Io: PacketIo> Worker<Io> {
             ..Pass::default()
         };
 
-        // Packets: verdicts in place, forwards swap their buffer into the TX burst.
+        // Packets: verdicts in place, forwards swap their buffer into the TX burst. The
+        // whole buffer goes down, so SRTP legs can transcrypt in place (the length changes
+        // by the SRTP trailer; every backend leaves `relay::TRAILER_ROOM` after a payload).
         for i in 0..n {
             let pkt = self.rx.slot_mut(i);
-            let len = pkt.len;
-            let v = self.relay.handle_packet_at(
-                now,
-                pkt.peer,
-                pkt.local_addr,
-                pkt.local_port,
-                &mut pkt.buf.as_mut()[..len],
-            );
+            let mut d = Datagram::new(pkt.buf.as_mut(), pkt.len);
+            let v =
+                self.relay
+                    .handle_datagram(now, pkt.peer, pkt.local_addr, pkt.local_port, &mut d);
+            let (len, transcrypted) = (d.len, d.transcrypted);
+            if transcrypted {
+                self.io.payload_rewritten(&mut pkt.buf);
+            }
             if let Verdict::Forward {
                 from_addr,
                 from_port,

@@ -16,6 +16,7 @@ use wire::rtp::{RtpPacket, RtpRepr};
 use crate::{Dataplane, DataplaneConfig, MemIo, MemPacket, MemPeer, Worker};
 
 mod reuse;
+mod transcrypt;
 
 const A: LegId = LegId::new(20000, 1);
 const B: LegId = LegId::new(20002, 1);

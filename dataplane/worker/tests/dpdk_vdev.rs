@@ -8,6 +8,8 @@
 //!   our own address (hairpin), an announcement played on leg A reaches leg B, which is
 //!   bridged to C, which forwards to leg D: the whole path (prepare_tx → encap → ring →
 //!   handle_frame → relay → forward → encap) runs over mbufs.
+//! - `net_ring0` again with all four legs SRTP: the same path encrypted and decrypted per
+//!   hop in the mbufs (trailer room, checksums after transcrypting).
 //! - `net_ring0` with two workers (one ring per queue pair, each worker's TX comes back on its
 //!   own RX): worker 0 plays an announcement to a port worker 1 owns, so every frame arrives
 //!   at the wrong worker and must be handed off; worker 1 relays it on. `net_ring` has no
@@ -198,6 +200,65 @@ fn ring_loopback_relays_over_mbufs() {
     assert_eq!(s.lp.tx_refused, 0);
 }
 
+/// As [`ring_loopback_relays_over_mbufs`] with every hop encrypted: A plays to B with A's
+/// send key, B decrypts (B's receive key) and is bridged to C, C encrypts toward D with its
+/// own key, and D decrypts and drops the packet as not bridged. B→C keeps the packet's
+/// length (−10 +10 bytes) while changing every payload byte, so a partial UDP checksum kept
+/// from receive time would be wrong and D's netstack would drop the frames.
+fn ring_loopback_transcrypts_over_mbufs() {
+    use dp_api::{SrtpKey, SrtpKeys};
+    use srtp::{MasterKey, Suite};
+    let key = |b: u8| SrtpKey {
+        suite: Suite::AesCm128HmacSha1_80,
+        key: MasterKey::new([b; MasterKey::LEN]),
+    };
+    let (dp, handle) = Dataplane::start(cfg("net_ring0")).expect("start on net_ring0");
+    let [a, b, c, d] = std::array::from_fn(|_| handle.plan.allocate().unwrap());
+    for (leg, remote, recv, send) in [(a, b, 0, 1), (b, a, 1, 0), (c, d, 0, 3), (d, c, 3, 0)] {
+        handle
+            .send(Command::AddLeg(spec(leg, Some(us(remote.port())))))
+            .unwrap();
+        handle
+            .send(Command::SetSrtp {
+                leg,
+                keys: Some(SrtpKeys {
+                    recv: key(recv),
+                    send: key(send),
+                }),
+            })
+            .unwrap();
+    }
+    handle.send(Command::Bridge { a: b, b: c }).unwrap();
+    handle
+        .send(Command::Play {
+            leg: a,
+            clip: Arc::new(Clip::builtin_prompt()),
+            looping: true,
+        })
+        .unwrap();
+    wait_for(&dp, "announcement transcrypted B→C→D", |s| {
+        s.relay.announcement_packets >= 10 && s.relay.drops.get(DropReason::NotBridged) >= 5
+    });
+    let fin = dp.shutdown();
+    let s = &fin[0];
+    for r in [
+        DropReason::SrtpAuth,
+        DropReason::SrtpReplay,
+        DropReason::SrtpNoRoom,
+        DropReason::SrtpFailed,
+    ] {
+        assert_eq!(s.relay.drops.get(r), 0, "{r:?}: {s:#?}");
+    }
+    assert_eq!(
+        s.io.net.dropped_total(),
+        0,
+        "checksums hold: {:?}",
+        s.io.net
+    );
+    assert!(s.relay.tx_packets > s.relay.announcement_packets, "{s:#?}");
+    assert_eq!(s.io.backend_drops, 0, "{s:#?}");
+}
+
 /// Removes EAL's runtime directory at the end, on failure too.
 struct RuntimeDir;
 
@@ -214,5 +275,6 @@ fn dpdk_on_virtual_devices() {
     let _cleanup = RuntimeDir;
     null_device_smoke();
     ring_loopback_relays_over_mbufs();
+    ring_loopback_transcrypts_over_mbufs();
     ring_two_workers_hand_off();
 }
