@@ -51,6 +51,8 @@ mod model;
 mod negotiate;
 
 #[cfg(test)]
+mod rfc4317_tests;
+#[cfg(test)]
 mod tests;
 
 use std::net::SocketAddr;

@@ -114,7 +114,8 @@ pub struct SrtpKeys {
 /// The outcome of negotiation for the audio stream: what the data plane needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
-    /// Where to send RTP.
+    /// Where to send RTP. Unspecified (`0.0.0.0`/`::`) on an old-style hold: send nothing
+    /// there (the direction then does not send either).
     pub remote: SocketAddr,
     /// Where to send RTCP (`a=rtcp`, else RTP port + 1; `None` only for RTP port 65535).
     pub remote_rtcp: Option<SocketAddr>,
