@@ -34,6 +34,38 @@
 //! offer's tag and suite and our key-params ([`AnswerParams::crypto_key`]). Keys are strings
 //! here; decoding them and running SRTP is the media layer's job.
 //!
+//! # Use, on one leg of the B2BUA
+//! ```
+//! use sip::sdp::{compare, AnswerParams, Direction, Hold, LocalSession, SessionDescription, Srtp};
+//! # fn main() -> Result<(), sip::SipError> {
+//! let rtp: std::net::SocketAddr = "198.51.100.7:30000".parse().unwrap(); // relay leg
+//! let mut leg = LocalSession::new(42, rtp.ip()); // one per leg, kept for the dialog
+//! let mut params = AnswerParams::new(rtp);
+//! params.srtp = Srtp::Optional; // media.srtp
+//! params.crypto_key = Some("inline:d0RmdmcmVCspeEc3QGZiNWpVLFJhQX1cfHAwJSoj".into());
+//!
+//! // INVITE with an offer → 200 OK with our answer (or 488 on SipError::SdpNotAcceptable).
+//! let offer = SessionDescription::parse(
+//!     "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+//!      m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
+//! )?;
+//! let answer = leg.answer(&offer, &params)?;
+//! let n = answer.agreement.negotiated; // → dp_api::Command::SetRemote, codec, DTMF PT
+//! assert_eq!((n.payload_type, n.telephone_event), (8, Some(101)));
+//!
+//! // re-INVITE putting us on hold: tell the other leg and the relay, answer recvonly.
+//! let reoffer = SessionDescription::parse(
+//!     "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+//!      m=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n",
+//! )?;
+//! let change = compare(&offer, &reoffer)?;
+//! assert_eq!(change.hold, Some(Hold::Started));
+//! let answer = leg.answer(&reoffer, &params)?;
+//! assert_eq!(answer.agreement.negotiated.direction, Direction::RecvOnly);
+//! assert!(answer.sdp.contains("o=callbridge 42 43 "));
+//! # Ok(()) }
+//! ```
+//!
 //! # Errors
 //! [`SessionDescription::parse`] fails with [`SipError::Sdp`] (answer `400`);
 //! [`LocalSession::answer`] with [`SipError::SdpNotAcceptable`] when no stream is acceptable

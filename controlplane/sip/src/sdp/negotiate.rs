@@ -363,14 +363,18 @@ impl LocalSession {
             }
             match accept(offer, m, p) {
                 Ok(a) => chosen = Some((i, a)),
-                Err(why) => reasons.push(format!("m={} #{i}: {why}", m.kind)),
+                Err(why) => reasons.push((i, why)),
             }
         }
         let Some((index, acc)) = chosen else {
             if reasons.is_empty() {
-                reasons.push("no enabled m=audio line".into());
+                return Err(SipError::SdpNotAcceptable("no enabled m=audio line".into()));
             }
-            return Err(SipError::SdpNotAcceptable(reasons.join("; ")));
+            let text: Vec<String> = reasons
+                .iter()
+                .map(|(i, why)| format!("m=audio #{i}: {why}"))
+                .collect();
+            return Err(SipError::SdpNotAcceptable(text.join("; ")));
         };
         let mut notes = Vec::new();
         let mut media = Vec::with_capacity(offer.media.len());
@@ -380,10 +384,10 @@ impl LocalSession {
                 continue;
             }
             if m.port != 0 {
-                let reason = if m.kind == "audio" {
-                    "we use one audio stream".to_string()
-                } else {
-                    format!("we do not do {}", m.kind)
+                let reason = match reasons.iter().find(|(j, _)| *j == i) {
+                    Some((_, why)) => why.clone(),
+                    None if m.kind == "audio" => "we use one audio stream".to_string(),
+                    None => format!("we do not do {}", m.kind),
                 };
                 notes.push(Note::StreamRejected { index: i, reason });
             }

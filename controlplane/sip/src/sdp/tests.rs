@@ -185,6 +185,14 @@ m=audio 6002 RTP/AVPF 0\r\n";
         text.contains("#1: transport RTP/AVPF not supported"),
         "{text}"
     );
+    // An unusable audio stream before a usable one: refused, with its reason noted.
+    let later = format!("{g729}m=audio 6004 RTP/AVP 8\r\n");
+    let a = answer(&later, &AnswerParams::new(us())).unwrap();
+    assert_eq!(a.agreement.media_index, 2);
+    assert!(a.agreement.notes.iter().any(|n| matches!(
+        n,
+        Note::StreamRejected { index: 0, reason } if reason.starts_with("no common codec")
+    )));
     let none = "v=0\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n";
     let err = answer(none, &AnswerParams::new(us())).unwrap_err();
     assert!(err.to_string().contains("no enabled m=audio"), "{err}");
