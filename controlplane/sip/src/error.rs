@@ -66,6 +66,11 @@ pub enum SipError {
     /// An SDP body is unusable; the text says what is missing.
     #[error("SDP: {0}")]
     Sdp(String),
+    /// An SDP offer is well-formed but offers nothing we can accept (codec, transport or SRTP
+    /// policy); the SIP layer answers `488 Not Acceptable Here`. The text lists, per `m=` line,
+    /// why it was refused.
+    #[error("SDP not acceptable: {0}")]
+    SdpNotAcceptable(String),
     /// TLS material or configuration is unusable (certificate, key, CA file); the text says
     /// which file and why.
     #[error("TLS: {0}")]

@@ -93,6 +93,7 @@ use wire::rtp::RtpPacket;
 
 pub mod announce;
 pub mod bridge;
+pub mod g711;
 pub mod leg;
 pub mod table;
 pub mod transcrypt;
