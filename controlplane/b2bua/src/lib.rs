@@ -32,7 +32,9 @@ use std::sync::Arc;
 
 use dp_api::{Codec, Command, Event, LegId};
 use flows::{LegInput, Role, Target};
+use sip::sdp::{LocalSession, OfferParams, SessionDescription, Srtp};
 use sip::{Endpoint, InviteRequest, LegController, LegEvent, OutgoingCall};
+use srtp::CryptoAttr;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -158,6 +160,12 @@ struct Leg {
     rest: Vec<Hop>,
     /// The number dialled through a trunk (for the next hop's Request-URI).
     number: Option<String>,
+    /// The media leg and our RTP address (each hop's SRTP policy is in its [`Hop`]).
+    media: LegId,
+    rtp: SocketAddr,
+    /// What we offered to the current hop, and our SDES key in it.
+    offer: Option<SessionDescription>,
+    crypto: Option<CryptoAttr>,
 }
 
 /// One call's SIP legs and media routes (see the crate docs).
@@ -207,6 +215,7 @@ impl CallLegs {
         from_display: Option<String>,
         from_user: Option<&str>,
         business: Option<&str>,
+        srtp: Srtp,
     ) -> Result<(), B2buaError> {
         let settings = self.b2b.settings.clone();
         let bad = |reason: String| B2buaError::Target {
@@ -221,14 +230,20 @@ impl CallLegs {
                 }
                 (hops, Some(num.clone()))
             }
-            Target::Sip(uri) => (self.uri_hops(uri).await.map_err(bad)?, None),
+            Target::Sip(uri) => {
+                let mut hops = self.uri_hops(uri).await.map_err(bad)?;
+                for h in &mut hops {
+                    h.srtp = srtp;
+                }
+                (hops, None)
+            }
         };
         let ip = self
             .b2b
             .media
             .address_of(leg)
             .ok_or(B2buaError::NoMediaAddress(leg))?;
-        let sdp = sip::sdp::build_offer(SocketAddr::new(ip, leg.port()), u64::from(leg.0));
+        let rtp = SocketAddr::new(ip, leg.port());
         let first = hops.remove(0);
         let req = InviteRequest {
             target: String::new(),
@@ -237,10 +252,17 @@ impl CallLegs {
                 .or_else(|| first.caller_id.clone())
                 .unwrap_or_else(|| settings.from_user.clone()),
             from_display,
-            sdp,
+            sdp: String::new(),
             headers: vec![("X-Callbridge-Call".into(), self.call.clone())],
             credentials: None,
         };
+        let (sdp, offer, crypto) =
+            offer_for(rtp, leg, &first).map_err(|reason| B2buaError::Invite {
+                uri: target.to_string(),
+                reason,
+            })?;
+        let mut req = req;
+        req.sdp = sdp;
         let sent = send_to_hop(&self.b2b, &req, number.as_deref(), target, &first, false)?;
         debug!(call = %self.call, role = role.as_str(), hop = %first.dest, "INVITE sent");
         let ctl = sent.0.controller();
@@ -255,6 +277,10 @@ impl CallLegs {
             hop: Some(first),
             rest: hops,
             number,
+            media: leg,
+            rtp,
+            offer: Some(offer),
+            crypto,
         });
         Ok(())
     }
@@ -295,6 +321,7 @@ impl CallLegs {
                 tls_name: tls_name.clone(),
                 credentials: None,
                 caller_id: None,
+                srtp: Srtp::Off,
             })
             .collect())
     }
@@ -400,8 +427,19 @@ impl CallLegs {
                 Some(n) => Target::Tel(n.clone()),
                 None => Target::Sip(leg.req.target.clone()),
             };
-            match send_to_hop(&b2b, &leg.req, leg.number.as_deref(), &target, &hop, true) {
+            let (sdp, offer, crypto) = match offer_for(leg.rtp, leg.media, &hop) {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(call = %call, "{e}");
+                    continue;
+                }
+            };
+            let mut template = leg.req.clone();
+            template.sdp = sdp;
+            match send_to_hop(&b2b, &template, leg.number.as_deref(), &target, &hop, true) {
                 Ok((c, req)) => {
+                    leg.offer = Some(offer);
+                    leg.crypto = crypto;
                     warn!(call = %call, role = role.as_str(), ?ev, next = %hop.dest, trunk = %hop.trunk_name, "failing over to the next hop");
                     leg.ctl = c.controller();
                     leg.call = c;
@@ -430,13 +468,81 @@ impl CallLegs {
         }
         let input = match ev {
             LegEvent::Progress { .. } => LegInput::Progress,
-            LegEvent::Answered { sdp } => answer_input(&sdp),
+            LegEvent::Answered { sdp } => self.answered(role, &sdp),
             LegEvent::Rejected { status, .. } => LegInput::Rejected { status },
             LegEvent::Timeout => LegInput::Timeout,
             LegEvent::Bye => LegInput::Bye,
             _ => LegInput::Ended,
         };
         Some(B2bEvent::Leg(role, input))
+    }
+
+    /// A leg's 2xx: reads its SDP answer against our offer; when the stream is SRTP, gives
+    /// the media leg its keys (the peer's to decrypt, ours to encrypt) before anything flows.
+    /// An answer without SRTP where the leg requires it, or one that does not fit the offer,
+    /// is unusable.
+    fn answered(&mut self, role: Role, sdp: &str) -> LegInput {
+        let slot = match role {
+            Role::Customer => &self.customer,
+            Role::Agent => &self.agent,
+        };
+        let Some(leg) = slot.as_ref() else {
+            return answer_input(sdp);
+        };
+        let Some(offer) = &leg.offer else {
+            return answer_input(sdp);
+        };
+        let policy = leg.hop.as_ref().map_or(Srtp::Off, |h| h.srtp);
+        let agreement =
+            match SessionDescription::parse(sdp).and_then(|a| sip::sdp::read_answer(offer, &a)) {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!(call = %self.call, role = role.as_str(), "unusable SDP answer: {e}");
+                    return LegInput::AnswerUnusable;
+                }
+            };
+        let media = leg.media;
+        let ours = leg.crypto.clone();
+        match (&agreement.srtp, ours) {
+            (Some(keys), Some(ours)) => {
+                let line = format!("{} {} {}", keys.tag, keys.suite.name(), keys.remote);
+                let theirs = match CryptoAttr::parse(&line) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        warn!(call = %self.call, role = role.as_str(), "unusable a=crypto in the answer: {e}");
+                        return LegInput::AnswerUnusable;
+                    }
+                };
+                let cmd = Command::SetSrtp {
+                    leg: media,
+                    keys: Some(dp_api::SrtpKeys {
+                        recv: (&theirs).into(),
+                        send: (&ours).into(),
+                    }),
+                };
+                if let Err(e) = self.media(cmd) {
+                    warn!(call = %self.call, "cannot set SRTP keys: {e}");
+                    return LegInput::AnswerUnusable;
+                }
+                debug!(call = %self.call, role = role.as_str(), "SRTP negotiated");
+            }
+            (None, _) if policy == Srtp::Required => {
+                warn!(call = %self.call, role = role.as_str(), "SRTP required but the answer is plain RTP");
+                return LegInput::AnswerUnusable;
+            }
+            _ => {}
+        }
+        let n = agreement.negotiated;
+        match Codec::from_payload_type(match n.encoding {
+            sip::sdp::Encoding::Pcmu => 0,
+            sip::sdp::Encoding::Pcma => 8,
+        }) {
+            Some(codec) => LegInput::Answered {
+                remote: n.remote,
+                codec,
+            },
+            None => LegInput::AnswerUnusable,
+        }
     }
 
     /// Unroutes the media legs (their late events are dropped).
@@ -454,6 +560,41 @@ impl Drop for CallLegs {
             self.hangup(role);
         }
     }
+}
+
+/// Our SDP offer to `hop` for the media leg `leg` at `rtp`: PCMU, PCMA, telephone-event;
+/// with SDES-SRTP (a fresh AES_CM_128_HMAC_SHA1_80 key) when the hop's policy asks for it and
+/// the hop is TLS — keys only cross TLS, so `optional` over UDP/TCP offers plain RTP and
+/// `required` there is refused.
+fn offer_for(
+    rtp: SocketAddr,
+    leg: LegId,
+    hop: &Hop,
+) -> Result<(String, SessionDescription, Option<CryptoAttr>), String> {
+    let tls = hop.dest.transport == sip::Transport::Tls;
+    let mut p = OfferParams::new(rtp);
+    let crypto = match (hop.srtp, tls) {
+        (Srtp::Off, _) | (Srtp::Optional, false) => None,
+        (Srtp::Required, false) => {
+            return Err(format!(
+                "SRTP is required but {} is not reached over TLS (SDES keys only cross TLS)",
+                hop.dest
+            ))
+        }
+        (policy, true) => {
+            let c = CryptoAttr::generate(1, srtp::Suite::AesCm128HmacSha1_80)
+                .map_err(|e| format!("cannot make an SRTP key: {e}"))?;
+            p.srtp = policy;
+            // `inline:…` of our attribute: everything after "TAG SUITE ".
+            let line = c.to_string();
+            p.crypto_key = line.splitn(3, ' ').nth(2).map(str::to_owned);
+            Some(c)
+        }
+    };
+    let mut session = LocalSession::new(u64::from(leg.0), rtp.ip());
+    let sdp = session.offer(&p).map_err(|e| e.to_string())?;
+    let offer = SessionDescription::parse(&sdp).map_err(|e| e.to_string())?;
+    Ok((sdp, offer, crypto))
 }
 
 /// Sends `template` to `hop`: the Request-URI is `sip:NUMBER@<trunk authority>` for a

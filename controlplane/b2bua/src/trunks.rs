@@ -44,6 +44,8 @@ pub struct TrunkSpec {
     pub caller_id: Option<String>,
     /// The businesses it carries; `None`: all.
     pub businesses: Option<Vec<String>>,
+    /// SDES-SRTP on its calls (offered only over TLS: keys never cross the network in clear).
+    pub srtp: sip::sdp::Srtp,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,8 @@ pub struct Hop {
     pub credentials: Option<Credentials>,
     /// The trunk's caller id.
     pub caller_id: Option<String>,
+    /// SRTP policy for the leg (the trunk's, or the callee's for a SIP URI).
+    pub srtp: sip::sdp::Srtp,
 }
 
 /// A trunk's state, for stats.
@@ -284,6 +288,7 @@ impl Trunks {
                     tls_name: tls_name.clone(),
                     credentials: t.spec.credentials.clone(),
                     caller_id: t.spec.caller_id.clone(),
+                    srtp: t.spec.srtp,
                 });
             }
         }
@@ -357,6 +362,7 @@ mod tests {
             credentials: None,
             caller_id: None,
             businesses: businesses.map(|b| b.iter().map(|s| (*s).to_string()).collect()),
+            srtp: sip::sdp::Srtp::Off,
         }
     }
 

@@ -17,6 +17,7 @@ fn spec(name: &str, uri: String, priority: u32) -> TrunkSpec {
         credentials: None,
         caller_id: None,
         businesses: None,
+        srtp: sip::sdp::Srtp::Off,
     }
 }
 

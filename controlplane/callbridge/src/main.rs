@@ -276,6 +276,7 @@ async fn control_plane(
             .max()
             .unwrap_or(Duration::from_secs(30)),
         limits: cfg.limits.limits(),
+        customer_srtp: cfg.media.srtp.policy(),
     };
     let svc = service::Service::start(
         std::sync::Arc::new(db),

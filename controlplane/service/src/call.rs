@@ -414,6 +414,14 @@ impl CallTask {
                     Role::Agent => None,
                 };
                 let business = self.business.clone();
+                let srtp = match role {
+                    Role::Customer => self.svc.inner().settings.customer_srtp,
+                    Role::Agent => self
+                        .machine
+                        .agent()
+                        .and_then(|a| dir.agent(a).map(|e| e.srtp))
+                        .unwrap_or_default(),
+                };
                 if let Err(e) = self
                     .legs
                     .invite(
@@ -423,6 +431,7 @@ impl CallTask {
                         display,
                         caller_id.as_deref(),
                         business.as_ref().map(|b| b.as_str()),
+                        srtp,
                     )
                     .await
                 {

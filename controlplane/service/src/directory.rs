@@ -91,6 +91,8 @@ pub struct AgentEntry {
     pub wrap_up: Duration,
     /// The agent desktop login token (`None`: cannot log in).
     pub token: Option<String>,
+    /// SDES-SRTP on calls to it (offered only over TLS).
+    pub srtp: sip::sdp::Srtp,
 }
 
 impl AgentEntry {
@@ -105,6 +107,7 @@ impl AgentEntry {
             skills: Vec::new(),
             wrap_up: Duration::ZERO,
             token: None,
+            srtp: sip::sdp::Srtp::Off,
         }
     }
 }

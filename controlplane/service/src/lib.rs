@@ -87,6 +87,9 @@ pub struct Settings {
     pub preferred_wait: Duration,
     /// Rate limits on call requests.
     pub limits: flows::limits::Limits,
+    /// SDES-SRTP for customers called by SIP URI (`media.srtp`); agents have their own and
+    /// trunks theirs. Keys are only offered over TLS.
+    pub customer_srtp: sip::sdp::Srtp,
 }
 
 /// A validated click-to-call request (`POST /v1/call-requests`).

@@ -140,6 +140,11 @@ pub(crate) struct MediaConfig {
     /// `timeout_secs`: end a bridged call when a leg sends no RTP for this long; 0 disables.
     /// Default 30.
     pub(crate) timeout_secs: u64,
+    /// `srtp`: SDES-SRTP (RFC 4568) for customers called by SIP URI: `"off"` (default),
+    /// `"optional"` (offered, plain RTP accepted) or `"required"` (SRTP or no call). Keys are
+    /// only offered over TLS (`sips:` or `;transport=tls`). Agents and trunks have their own
+    /// `srtp` key.
+    pub(crate) srtp: SrtpPolicy,
 }
 
 impl Default for MediaConfig {
@@ -158,6 +163,31 @@ impl Default for MediaConfig {
             learn_remote: true,
             nat_window_ms: 0,
             timeout_secs: 30,
+            srtp: SrtpPolicy::Off,
+        }
+    }
+}
+
+/// A leg's SDES-SRTP policy in the configuration (`"off"`, `"optional"`, `"required"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SrtpPolicy {
+    /// Plain RTP.
+    #[default]
+    Off,
+    /// SRTP when the peer takes it (over TLS).
+    Optional,
+    /// SRTP or no call (and the peer must be reached over TLS).
+    Required,
+}
+
+impl SrtpPolicy {
+    /// The SDP layer's policy.
+    pub(crate) fn policy(self) -> sip::sdp::Srtp {
+        match self {
+            Self::Off => sip::sdp::Srtp::Off,
+            Self::Optional => sip::sdp::Srtp::Optional,
+            Self::Required => sip::sdp::Srtp::Required,
         }
     }
 }

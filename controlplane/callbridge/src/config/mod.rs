@@ -93,7 +93,7 @@ mod trunk;
 pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
-pub(crate) use media::{Backend, MediaConfig};
+pub(crate) use media::{Backend, MediaConfig, SrtpPolicy};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
 pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};

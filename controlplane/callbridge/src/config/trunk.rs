@@ -8,6 +8,7 @@ use flows::SipUri;
 
 use super::business::BusinessConfig;
 use super::locate::{key, Seg};
+use super::media::SrtpPolicy;
 use super::secret::Secret;
 use super::service::SipConfig;
 
@@ -33,6 +34,10 @@ pub(crate) struct TrunkConfig {
     /// `businesses`: the businesses it carries. Default: all.
     #[serde(default)]
     pub(crate) businesses: Option<Vec<String>>,
+    /// `srtp`: SDES-SRTP on its calls, `"off"` (default), `"optional"` or `"required"`; keys
+    /// only cross TLS, so anything but `"off"` needs `sips:` or `;transport=tls`.
+    #[serde(default)]
+    pub(crate) srtp: SrtpPolicy,
 }
 
 fn at<T>(segs: Vec<Seg>, reason: impl Into<String>) -> Result<T, (Vec<Seg>, String)> {
@@ -83,6 +88,12 @@ pub(super) fn validate(
                 );
             }
         }
+        if t.srtp != SrtpPolicy::Off && !uri_is_tls(&t.uri) {
+            return at(
+                seg(i, "srtp"),
+                "SRTP keys (SDES) only cross TLS: the uri needs sips: or ;transport=tls",
+            );
+        }
         for (j, b) in t.businesses.iter().flatten().enumerate() {
             if !businesses.iter().any(|x| x.id.as_str() == b) {
                 return at(
@@ -100,6 +111,11 @@ pub(super) fn validate(
     Ok(())
 }
 
+/// Whether a SIP URI is reached over TLS (`sips:` or `;transport=tls`).
+pub(crate) fn uri_is_tls(uri: &str) -> bool {
+    SipUri::parse(uri).is_ok_and(|u| u.secure || u.transport == Some("tls"))
+}
+
 /// The trunks to dial through: the `[[trunk]]` tables, or `sip.trunk` alone.
 pub(crate) fn specs(trunks: &[TrunkConfig], sip: &SipConfig) -> Vec<b2bua::TrunkSpec> {
     if trunks.is_empty() {
@@ -110,6 +126,7 @@ pub(crate) fn specs(trunks: &[TrunkConfig], sip: &SipConfig) -> Vec<b2bua::Trunk
             credentials: None,
             caller_id: None,
             businesses: None,
+            srtp: sip::sdp::Srtp::Off,
         }];
     }
     trunks
@@ -128,6 +145,7 @@ pub(crate) fn specs(trunks: &[TrunkConfig], sip: &SipConfig) -> Vec<b2bua::Trunk
             },
             caller_id: t.caller_id.clone(),
             businesses: t.businesses.clone(),
+            srtp: t.srtp.policy(),
         })
         .collect()
 }
