@@ -10,6 +10,8 @@
 //!   msg (the only module that touches rsip) · sdp (offer/answer) · guard (bad sources; sans-IO)
 //!   digest (RFC 8760 digest auth: ClientAuth for trunks, Challenger for REGISTER; sans-IO)
 //!   locate (RFC 3263: URI → NAPTR/SRV/A/AAAA → ordered targets, failover; Locator does DNS)
+//!   registrar (RFC 3261 10.3 location service for agents' softphones: bindings with their
+//!             flow, digest via Challenger; sans-IO, answered by the ua core)
 //! ```
 //!
 //! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
@@ -60,6 +62,7 @@ pub mod guard;
 pub mod locate;
 pub mod msg;
 pub mod peer;
+pub mod registrar;
 pub mod sdp;
 pub mod tls;
 pub mod transaction;
