@@ -28,7 +28,10 @@
 //! decision — syntax (`400 Bad Request - <fault>`) and version (505) in [`msg::parse`] /
 //! [`msg::reject_malformed`], then method (405), URI scheme (416), `Require` (420), INVITE body
 //! (415) and `Accept` (406) in the UA, then, for a new INVITE, the source's network
-//! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). Malformed and stray responses are dropped and counted
+//! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). A REGISTER is answered
+//! by the [`registrar`] when [`EndpointConfig::registrar`] is set (else 405), after the same
+//! checks and the source's network ([`EndpointConfig::allow_register_from`], 403;
+//! `tests/register.rs`). Malformed and stray responses are dropped and counted
 //! ([`Endpoint::dropped_responses`]). `tests/mutation.rs` sends 100 000 seeded mutations of
 //! valid messages through the listener and checks it still answers; `tests/roundtrip.rs`
 //! checks `parse ∘ encode` round trips on generated and mutated messages.

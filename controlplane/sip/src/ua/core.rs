@@ -14,12 +14,13 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{inspect, EndpointConfig, IncomingCall, LegEvent, ALLOW};
+use super::{allow, inspect, EndpointConfig, IncomingCall, LegEvent};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::error::SipError;
 use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
 use crate::peer::{ListenAddr, Peer, Transport};
+use crate::registrar::Registrar;
 use crate::transaction::{ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
 use crate::transport::{self, Inbound, TransportStats};
 
@@ -56,7 +57,14 @@ pub(super) struct Inner {
     pub(super) cancel: CancellationToken,
     pub(super) stats: Arc<TransportStats>,
     pub(super) next_leg: std::sync::atomic::AtomicU64,
+    /// The registrar, shared with the core (which answers REGISTER) for the application's
+    /// [`Endpoint::bindings`] queries; `None` without [`EndpointConfig::registrar`].
+    pub(super) registrar: Option<SharedRegistrar>,
 }
+
+/// The registrar behind a mutex: the core locks it to answer a REGISTER, the application to
+/// read bindings; neither holds it across an await.
+pub(super) type SharedRegistrar = Arc<std::sync::Mutex<Registrar>>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -92,6 +100,10 @@ impl Endpoint {
         if cfg.listen.is_empty() {
             return Err(SipError::InvalidUri("no SIP listen address".into()));
         }
+        let registrar: Option<SharedRegistrar> = match cfg.registrar.clone() {
+            Some(r) => Some(Arc::new(std::sync::Mutex::new(Registrar::new(r)?))),
+            None => None,
+        };
         let cancel = CancellationToken::new();
         let stats = Arc::new(TransportStats::default());
         let (bound, inbound, out) = transport::start(
@@ -132,6 +144,7 @@ impl Endpoint {
             cancel: cancel.clone(),
             stats,
             next_leg: std::sync::atomic::AtomicU64::new(1),
+            registrar: registrar.clone(),
         });
         let core = Core {
             local,
@@ -139,6 +152,8 @@ impl Endpoint {
             ua: cfg.user_agent,
             timers: cfg.timers,
             allow_invite_from: cfg.allow_invite_from,
+            allow_register_from: cfg.allow_register_from,
+            registrar,
             out,
             incoming: incoming_tx,
             cmd: cmd_tx,
@@ -336,6 +351,8 @@ pub(super) struct Core {
     pub(super) ua: String,
     pub(super) timers: Timers,
     pub(super) allow_invite_from: Option<Vec<Network>>,
+    pub(super) allow_register_from: Option<Vec<Network>>,
+    pub(super) registrar: Option<SharedRegistrar>,
     pub(super) out: transport::Sender,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
@@ -740,7 +757,7 @@ impl Core {
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
         // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
-        if let Some(r) = inspect::inspect(&req) {
+        if let Some(r) = inspect::inspect(&req, self.registrar.is_some()) {
             self.respond(now, &key, r);
             return;
         }
@@ -790,15 +807,16 @@ impl Core {
                 self.remove_leg(id);
             }
             Method::Cancel => self.incoming_cancel(now, key, req),
+            Method::Register => self.incoming_register(now, src, key, &req),
             Method::Options => {
                 let mut r = Response::to_request(&req, 200, Some(&msg::new_tag()));
-                r.headers.push("Allow", ALLOW);
+                r.headers.push("Allow", allow(self.registrar.is_some()));
                 r.headers.push("Accept", "application/sdp");
                 self.respond(now, &key, r);
             }
             _ => {
                 let mut r = Response::to_request(&req, 405, Some(&msg::new_tag()));
-                r.headers.push("Allow", ALLOW);
+                r.headers.push("Allow", allow(self.registrar.is_some()));
                 self.respond(now, &key, r);
             }
         }
