@@ -83,7 +83,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::digest::{Authorization, Challenger, StoredCredential};
+use crate::digest::{Algorithm, Authorization, Challenger, StoredCredential};
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, NameAddr, Request, Response};
 use crate::peer::Peer;
@@ -114,6 +114,10 @@ pub struct RegistrarConfig {
     pub max_bindings: usize,
     /// How long a nonce is valid (default 300 s).
     pub nonce_lifetime: Duration,
+    /// The digest algorithms challenged with, in this order (default SHA-256 then MD5, RFC
+    /// 8760 2.4). Clients that answer the first challenge whatever its algorithm and know only
+    /// MD5 (SIPp 3.6.1, some older softphones) need `[Md5]` or MD5 first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 impl std::fmt::Debug for RegistrarConfig {
@@ -127,6 +131,7 @@ impl std::fmt::Debug for RegistrarConfig {
             .field("max_bindings_per_user", &self.max_bindings_per_user)
             .field("max_bindings", &self.max_bindings)
             .field("nonce_lifetime", &self.nonce_lifetime)
+            .field("algorithms", &self.algorithms)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +153,7 @@ impl RegistrarConfig {
             max_bindings_per_user: 5,
             max_bindings: 10_000,
             nonce_lifetime: Duration::from_secs(300),
+            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
         }
     }
 }
@@ -247,6 +253,12 @@ impl Registrar {
             return bad(format!(
                 "min_expires ({}) must be 1..=max_expires ({})",
                 cfg.min_expires, cfg.max_expires
+            ));
+        }
+        if cfg.algorithms.is_empty() || !cfg.algorithms.iter().all(Algorithm::is_supported) {
+            return bad(format!(
+                "algorithms {:?} must be MD5 and/or SHA-256",
+                cfg.algorithms
             ));
         }
         if cfg.max_bindings_per_user == 0 || cfg.max_bindings == 0 {
@@ -439,7 +451,10 @@ impl Registrar {
         }
         let challenge = |this: &Self, stale: bool| {
             let mut r = reply(req, 401, None);
-            for c in this.challenger.challenge(wall_now, ip, stale) {
+            for c in this
+                .challenger
+                .challenge_with(wall_now, ip, stale, &this.cfg.algorithms)
+            {
                 r.headers.push("WWW-Authenticate", c);
             }
             r

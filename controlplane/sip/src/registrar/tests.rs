@@ -158,6 +158,25 @@ fn register_without_credentials_is_challenged_then_bound() {
 }
 
 #[test]
+fn the_configured_algorithms_are_challenged_in_order() {
+    let clock = Clock::new();
+    let mut cfg = config();
+    cfg.algorithms = vec![Algorithm::Md5];
+    let mut reg = Registrar::new(cfg).unwrap();
+    let mut p = Phone::new("agent7", "hunter2", "192.0.2.7:5060");
+    let t = clock.at(0);
+    let r = reg.handle_register(t.0, t.1, p.source, &p.request(""));
+    let ch: Vec<&str> = r.headers.get_all("WWW-Authenticate").collect();
+    assert_eq!(ch.len(), 1);
+    assert!(ch[0].contains("algorithm=MD5"));
+    assert_eq!(
+        p.register(&mut reg, t, "Contact: <sip:a@10.0.0.7>\r\n")
+            .status,
+        200
+    );
+}
+
+#[test]
 fn wrong_password_unknown_user_and_foreign_aor_are_refused() {
     let clock = Clock::new();
     let mut reg = Registrar::new(config()).unwrap();
@@ -531,6 +550,12 @@ fn bad_configurations_are_refused() {
     let mut c = config();
     c.min_expires = 7200;
     assert!(Registrar::new(c).is_err());
+    let mut c = config();
+    c.algorithms = vec![Algorithm::Md5Sess];
+    assert!(Registrar::new(c)
+        .unwrap_err()
+        .to_string()
+        .contains("algorithms"));
     assert!(!format!("{:?}", config()).contains("0123456789abcdef"));
 }
 
