@@ -37,7 +37,9 @@
 //!
 //! NAT (RFC 3581, RFC 5626 in spirit): every binding keeps the [`Peer`] its REGISTER came from
 //! ([`Binding::flow`]); requests to the binding go there (for TCP/TLS, on that connection),
-//! with the Contact URI as their Request-URI.
+//! with the Contact URI as their Request-URI. A TCP/TLS flow that fails (the UA could not send
+//! on it) takes its bindings with it ([`Registrar::remove_flow`], RFC 5626 4.4.1); the softphone
+//! re-registers on a new connection.
 //!
 //! Bounds: state exists only for configured users (an unknown user never creates any, and the
 //! challenger remembers only verified nonces). Each user has at most
@@ -348,6 +350,27 @@ impl Registrar {
             self.total -= removed;
             self.generation += 1;
         }
+    }
+
+    /// Removes every binding whose flow is `flow`, a TCP or TLS connection that failed (it
+    /// closed, and could not be reopened towards the client's ephemeral port), as RFC 5626 4.4.1
+    /// asks; returns how many. UDP flows are never removed here (a UDP send failure is ours,
+    /// not the flow's).
+    pub fn remove_flow(&mut self, flow: Peer) -> usize {
+        if !flow.transport.is_reliable() {
+            return 0;
+        }
+        let mut removed = 0;
+        for u in self.users.values_mut() {
+            let before = u.entries.len();
+            u.entries.retain(|e| e.binding.flow != flow);
+            removed += before - u.entries.len();
+        }
+        if removed > 0 {
+            self.total -= removed;
+            self.generation += 1;
+        }
+        removed
     }
 
     /// Answers a REGISTER received from `source` (see the module docs for the steps).

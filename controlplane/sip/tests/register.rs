@@ -3,16 +3,17 @@
 //! reached at): REGISTER → 401 → REGISTER with `Authorization` (computed by `ClientAuth`) →
 //! 200 listing the binding; `Endpoint::bindings` shows the source it registered from, and an
 //! INVITE sent to the binding arrives there — over UDP on the socket, over TCP on the very
-//! connection it registered on. A re-REGISTER from a new socket moves the binding, `Expires: 0`
+//! connection it registered on, and once that connection is gone, so is its binding. A re-REGISTER from a new socket moves the binding, `Expires: 0`
 //! removes it, and a REGISTER from outside `allow_register_from` gets 403.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sip::digest::{ChallengeKind, ClientAuth, Credentials, StoredCredential};
 use sip::guard::Network;
 use sip::registrar::RegistrarConfig;
-use sip::{Endpoint, EndpointConfig, InviteRequest, ListenAddr, Peer, Transport};
+use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent, ListenAddr, Peer, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
@@ -308,10 +309,24 @@ async fn a_softphone_registered_over_tcp_is_called_on_its_connection() {
         format!("INVITE {CONTACT};transport=tcp SIP/2.0")
     );
     call.controller().hangup();
-    assert_eq!(
-        ep.stats()
-            .connections_opened
-            .load(std::sync::atomic::Ordering::Relaxed),
-        0
-    );
+    assert_eq!(ep.stats().connections_opened.load(Ordering::Relaxed), 0);
+
+    // The phone goes away: the next call cannot reach it, and the flow's binding goes too.
+    drop(conn);
+    let closed = tokio::time::Instant::now() + WAIT;
+    while ep.stats().connections_closed.load(Ordering::Relaxed) == 0 {
+        assert!(tokio::time::Instant::now() < closed, "the close went unnoticed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut call = ep
+        .invite_to(invite_for(&b[0].contact), b[0].flow, None)
+        .unwrap();
+    loop {
+        match timeout(WAIT, call.event()).await.expect("an outcome") {
+            Some(LegEvent::Rejected { status: 503, .. }) => break,
+            Some(LegEvent::Ended) | None => panic!("no 503"),
+            Some(_) => {}
+        }
+    }
+    assert!(ep.bindings("agent7").is_empty());
 }

@@ -586,3 +586,21 @@ fn helpers_format_dates_and_compare_uris() {
     assert_eq!(percent_decode("agent%37").as_deref(), Some("agent7"));
     assert_eq!(percent_decode("bad%zz"), None);
 }
+
+#[test]
+fn a_failed_connection_takes_its_bindings_but_udp_flows_stay() {
+    let clock = Clock::new();
+    let mut reg = Registrar::new(config()).unwrap();
+    let mut tcp = Phone::new("agent7", "hunter2", "192.0.2.7:5060");
+    tcp.source = Peer::new(Transport::Tcp, "192.0.2.7:50001".parse().unwrap());
+    let mut udp = Phone::new("agent8", "swordfish", "192.0.2.8:5060");
+    let t = clock.at(0);
+    tcp.register(&mut reg, t, "Contact: <sip:a@10.0.0.7;transport=tcp>\r\n");
+    udp.register(&mut reg, t, "Contact: <sip:b@10.0.0.8>\r\n");
+    let g = reg.generation();
+    assert_eq!(reg.remove_flow(udp.source), 0);
+    assert_eq!(reg.remove_flow(tcp.source), 1);
+    assert!(reg.bindings("agent7", clock.t(0)).is_empty());
+    assert_eq!(reg.bindings("agent8", clock.t(0)).len(), 1);
+    assert_eq!((reg.binding_count(), reg.generation()), (1, g + 1));
+}

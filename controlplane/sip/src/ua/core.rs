@@ -586,6 +586,7 @@ impl Core {
     /// to TCP for their size go over UDP after all; other client transactions to the peer end
     /// with a transport error (17.1.4), which their TU treats as a 503.
     fn send_failed(&mut self, now: Instant, peer: Peer) {
+        self.registrar_flow_failed(peer);
         let keys: Vec<TransactionKey> = self
             .clients
             .iter()

@@ -58,6 +58,16 @@ impl Core {
         debug!(%src, status = resp.status, "REGISTER answered");
         self.respond(now, &key, resp);
     }
+
+    /// A TCP/TLS peer could not be reached: bindings on that flow are gone (RFC 5626 4.4.1).
+    pub(super) fn registrar_flow_failed(&mut self, peer: Peer) {
+        if let Some(r) = &self.registrar {
+            let n = lock(r).remove_flow(peer);
+            if n > 0 {
+                debug!(%peer, bindings = n, "flow failed: its bindings are removed");
+            }
+        }
+    }
 }
 
 impl Endpoint {
