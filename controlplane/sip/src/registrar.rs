@@ -17,7 +17,8 @@
 //! 4. and 5. The To AOR `sip:USER@…`: no user part → `404`; a user other than the
 //!    authenticated one → `403` if it is configured, `404` if not (only authenticated agents
 //!    learn which users exist).
-//! 6. Contacts: `*` only alone and with `Expires: 0` (else `400`); a malformed Contact → `400`.
+//! 6. Contacts: `*` only alone and with `Expires: 0` (else `400`); a malformed Contact, or one
+//!    that is not a `sip:`/`sips:` URI without headers (it becomes a Request-URI) → `400`.
 //!    Per contact, the expiry is its `expires` parameter, else the `Expires` header, else
 //!    [`RegistrarConfig::default_expires`] (a malformed value counts as absent); a non-zero
 //!    value below [`RegistrarConfig::min_expires`] fails the whole request with
@@ -230,6 +231,14 @@ pub struct Registrar {
 /// How often [`Registrar::handle_register`] prunes every user's expired bindings.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
+/// What the Contacts of a request ask for (step 6).
+enum Contacts {
+    /// `Contact: *` with `Expires: 0`: remove every binding of the user.
+    RemoveAll,
+    /// Each Contact in order (none: a query).
+    List(Vec<Wanted>),
+}
+
 /// What one Contact of a request asks for.
 struct Wanted {
     key: String,
@@ -422,12 +431,12 @@ impl Registrar {
             return reply(req, status, None);
         }
         // 6. the Contacts
-        let wanted = match self.wanted(req) {
-            Ok(w) => w,
+        let contacts = match self.wanted(req) {
+            Ok(c) => c,
             Err(resp) => return *resp,
         };
         // 7. the bindings, all or nothing
-        match self.apply(now, source, req, &user, wanted) {
+        match self.apply(now, source, req, &user, contacts) {
             Ok(()) => {}
             Err(resp) => return *resp,
         }
@@ -463,11 +472,12 @@ impl Registrar {
                     break;
                 }
                 Ok(_) => {} // another realm's credentials: not for us
-                Err(e) => {
+                // a fixed reason: nothing of the request is echoed
+                Err(_) => {
                     return Err(reply(
                         req,
                         400,
-                        Some(format!("Bad Request - {}", e.fault())),
+                        Some("Bad Request - malformed Authorization".into()),
                     ))
                 }
             }
@@ -506,7 +516,7 @@ impl Registrar {
     }
 
     /// Step 6: what each Contact asks for.
-    fn wanted(&self, req: &Request) -> Result<Vec<Wanted>, Box<Response>> {
+    fn wanted(&self, req: &Request) -> Result<Contacts, Box<Response>> {
         let contacts: Vec<&str> = req.headers.get_list("Contact").collect();
         let header = req
             .headers
@@ -520,17 +530,20 @@ impl Registrar {
                     Some("Bad Request - Contact * needs Expires: 0 and no other Contact".into()),
                 )));
             }
-            // every binding of the user, with expiry 0: filled in by `apply`
-            return Ok(Vec::new());
+            return Ok(Contacts::RemoveAll);
         }
         let mut out = Vec::with_capacity(contacts.len());
         for c in contacts {
-            let Ok(na) = NameAddr::parse("Contact", c) else {
-                return Err(Box::new(reply(
-                    req,
-                    400,
-                    Some("Bad Request - malformed Contact".into()),
-                )));
+            // The Contact becomes the Request-URI of calls: a SIP URI without headers.
+            let na = match NameAddr::parse("Contact", c) {
+                Ok(na) if is_sip_uri(&na.uri) && !na.uri.contains('?') => na,
+                _ => {
+                    return Err(Box::new(reply(
+                        req,
+                        400,
+                        Some("Bad Request - malformed Contact".into()),
+                    )))
+                }
             };
             let param = |name: &str| {
                 na.params
@@ -589,7 +602,7 @@ impl Registrar {
                 expires,
             });
         }
-        Ok(out)
+        Ok(Contacts::List(out))
     }
 
     /// Step 7: applies every Contact of the request to `user`'s bindings, or none.
@@ -599,9 +612,8 @@ impl Registrar {
         source: Peer,
         req: &Request,
         user: &str,
-        mut wanted: Vec<Wanted>,
+        contacts: Contacts,
     ) -> Result<(), Box<Response>> {
-        let star = wanted.is_empty() && req.headers.get("Contact").is_some();
         let call_id = req.call_id().to_string();
         let (cseq, _) = req.cseq();
         let user_agent = req.headers.get("User-Agent").map(str::to_string);
@@ -615,8 +627,9 @@ impl Registrar {
             .cloned()
             .collect();
         let expired = u.entries.len() - entries.len();
-        if star {
-            wanted = entries
+        let wanted = match contacts {
+            Contacts::List(w) => w,
+            Contacts::RemoveAll => entries
                 .iter()
                 .map(|e| Wanted {
                     key: e.key.clone(),
@@ -625,8 +638,8 @@ impl Registrar {
                     instance: None,
                     expires: 0,
                 })
-                .collect();
-        }
+                .collect(),
+        };
         if wanted.len() > self.cfg.max_bindings_per_user {
             return Err(Box::new(reply(
                 req,
@@ -749,13 +762,20 @@ fn reply(req: &Request, status: u16, reason: Option<String>) -> Response {
     r
 }
 
+/// Whether `uri` is a `sip:` or `sips:` URI.
+fn is_sip_uri(uri: &str) -> bool {
+    uri.split_once(':').is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")
+    })
+}
+
 /// The user part of the To URI (`sip:` or `sips:`), percent-decoded; `None` without one.
 fn aor_user(req: &Request) -> Option<String> {
     let to = NameAddr::parse("To", req.headers.get("To")?).ok()?;
-    let (scheme, rest) = to.uri.split_once(':')?;
-    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+    if !is_sip_uri(&to.uri) {
         return None;
     }
+    let (_, rest) = to.uri.split_once(':')?;
     let (userinfo, _) = rest.split_once('@')?;
     let user = userinfo.split(':').next().unwrap_or("");
     let user = percent_decode(user)?;

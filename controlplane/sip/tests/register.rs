@@ -315,7 +315,10 @@ async fn a_softphone_registered_over_tcp_is_called_on_its_connection() {
     drop(conn);
     let closed = tokio::time::Instant::now() + WAIT;
     while ep.stats().connections_closed.load(Ordering::Relaxed) == 0 {
-        assert!(tokio::time::Instant::now() < closed, "the close went unnoticed");
+        assert!(
+            tokio::time::Instant::now() < closed,
+            "the close went unnoticed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut call = ep

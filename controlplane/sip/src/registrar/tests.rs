@@ -302,6 +302,15 @@ fn star_removes_every_binding_but_only_alone_and_with_expires_0() {
     assert_eq!(reg.handle_register(t.0, t.1, p.source, &r).status, 400);
     r = p.request("Contact: *\r\nExpires: junk\r\n");
     assert_eq!(reg.handle_register(t.0, t.1, p.source, &r).status, 400);
+    for bad in ["<tel:+15551234567>", "<sip:a@10.0.0.7?Subject=x>"] {
+        let r = p.register(&mut reg, t, &format!("Contact: {bad}\r\n"));
+        assert_eq!(
+            (r.status, r.reason.as_str()),
+            (400, "Bad Request - malformed Contact"),
+            "{bad}"
+        );
+    }
+    assert_eq!(reg.binding_count(), 2, "nothing changed");
     let g = reg.generation();
     let r = p.register(&mut reg, t, "Contact: *\r\nExpires: 0\r\n");
     assert_eq!(r.status, 200);
@@ -460,7 +469,11 @@ fn a_digest_uri_other_than_the_request_uri_and_malformed_credentials_get_400() {
     assert_eq!(reg.handle_register(t.0, t.1, p.source, &r).status, 400);
     let mut r = p.request("");
     r.headers.set("Authorization", "Digest username=\"agent7\"");
-    assert_eq!(reg.handle_register(t.0, t.1, p.source, &r).status, 400);
+    let resp = reg.handle_register(t.0, t.1, p.source, &r);
+    assert_eq!(
+        (resp.status, resp.reason.as_str()),
+        (400, "Bad Request - malformed Authorization")
+    );
     // credentials for another realm are not ours: challenged
     let mut r = p.request("");
     r.headers.remove("Authorization");
