@@ -617,3 +617,57 @@ fn a_failed_connection_takes_its_bindings_but_udp_flows_stay() {
     assert_eq!(reg.bindings("agent8", clock.t(0)).len(), 1);
     assert_eq!((reg.binding_count(), reg.generation()), (1, g + 1));
 }
+
+#[test]
+fn mutated_registers_never_panic_and_never_bind_without_credentials() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let clock = Clock::new();
+    let mut reg = Registrar::new(config()).unwrap();
+    let mut p = Phone::new("agent7", "hunter2", "192.0.2.7:5060");
+    let t = clock.at(0);
+    p.register(&mut reg, t, "");
+    let mut anon = Phone::new("agent7", "hunter2", "192.0.2.7:5060");
+    let seeds: Vec<String> = [
+        "Contact: <sip:a@10.0.0.7;transport=tcp>;expires=120;+sip.instance=\"<urn:x>\"\r\n\
+Contact: \"A\" <sip:b@10.0.0.7>;q=0.5\r\nExpires: 300\r\n",
+        "Contact: *\r\nExpires: 0\r\n",
+    ]
+    .iter()
+    .map(|extra| String::from_utf8(anon.request(extra).encode()).unwrap())
+    .collect();
+    let alphabet = b"*,;=<>\"@:%0 \r\n\tsipSIPexpires+instance";
+    let mut rng = StdRng::seed_from_u64(0x2e9);
+    let (mut parsed, mut ok) = (0, 0);
+    for case in 0..3000 {
+        let mut bytes = seeds[case % seeds.len()].clone().into_bytes();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..bytes.len());
+            match rng.gen_range(0..3) {
+                0 => bytes[i] = alphabet[rng.gen_range(0..alphabet.len())],
+                1 => {
+                    bytes.remove(i);
+                }
+                _ => bytes.insert(i, alphabet[rng.gen_range(0..alphabet.len())]),
+            }
+        }
+        let Ok(Message::Request(mut r)) = parse(&bytes) else {
+            continue;
+        };
+        parsed += 1;
+        // without credentials nothing may bind
+        let before = reg.binding_count();
+        let resp = reg.handle_register(t.0, t.1, p.source, &r);
+        assert_eq!(resp.status, 401, "{}", String::from_utf8_lossy(&bytes));
+        assert_eq!(reg.binding_count(), before);
+        // with fresh credentials (over the mutated Request-URI) any answer but a panic
+        for (n, v) in p.auth.authorize("REGISTER", &r.uri.clone()) {
+            r.headers.push(n, v);
+        }
+        let resp = reg.handle_register(t.0, t.1, p.source, &r);
+        assert!((200..700).contains(&resp.status));
+        ok += usize::from(resp.status == 200);
+        assert!(reg.binding_count() <= reg.config().max_bindings_per_user);
+    }
+    assert!(parsed > 500 && ok > 100, "{parsed} parsed, {ok} accepted");
+}
