@@ -79,5 +79,6 @@ pub use tls::TlsConfig;
 pub use transaction::Timers;
 pub use transport::StreamLimits;
 pub use ua::{
-    Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+    Endpoint, EndpointConfig, ForkController, ForkedCall, IncomingCall, InviteRequest,
+    LegController, LegEvent, OutgoingCall,
 };

@@ -216,9 +216,9 @@ async fn a_softphone_registers_over_udp_moves_and_unregisters() {
     assert_eq!(b[0].flow, Peer::udp(second.local_addr().unwrap()));
     assert!(ep.bindings_generation() > generation);
 
-    // A call to the binding goes to its flow, with the Contact as Request-URI.
+    // A call to the agent goes to its binding's flow, with the Contact as Request-URI.
     let call = ep
-        .invite_to(invite_for(&b[0].contact), b[0].flow, None)
+        .invite_registered("agent7", invite_for("sip:unused@127.0.0.1"))
         .unwrap();
     let mut buf = vec![0u8; 65_535];
     let (n, _) = timeout(WAIT, second.recv_from(&mut buf))

@@ -19,7 +19,8 @@
 //! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
 //! incoming CANCEL); `register` answers REGISTER through the [`crate::registrar`] (shared with
 //! the application behind a mutex for [`Endpoint::bindings`]). `core` calls into each side;
-//! they use its plumbing, never each other.
+//! they use its plumbing, never each other. `fork` calls a user's registered devices in
+//! parallel on top of `uac` ([`Endpoint::invite_registered`], [`ForkedCall`]).
 
 use std::net::SocketAddr;
 
@@ -35,6 +36,7 @@ use crate::transaction::Timers;
 use crate::transport::StreamLimits;
 
 mod core;
+mod fork;
 mod inspect;
 mod register;
 mod request;
@@ -42,6 +44,7 @@ mod uac;
 mod uas;
 
 pub use self::core::Endpoint;
+pub use self::fork::{ForkController, ForkedCall};
 pub use self::request::Outcome;
 pub use self::uac::OutgoingCall;
 pub use self::uas::IncomingCall;
