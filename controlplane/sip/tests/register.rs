@@ -2,7 +2,7 @@
 //! loopback that play a softphone behind NAT (its Contact names a private address it cannot be
 //! reached at): REGISTER → 401 → REGISTER with `Authorization` (computed by `ClientAuth`) →
 //! 200 listing the binding; `Endpoint::bindings` shows the source it registered from, and an
-//! INVITE sent to the binding arrives there — over UDP on the socket, over TCP on the very
+//! INVITE sent to the binding arrives there — over UDP on the socket, over TCP and TLS on the very
 //! connection it registered on, and once that connection is gone, so is its binding. A re-REGISTER from a new socket moves the binding, `Expires: 0`
 //! removes it, and a REGISTER from outside `allow_register_from` gets 403.
 
@@ -10,11 +10,15 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use sip::digest::{ChallengeKind, ClientAuth, Credentials, StoredCredential};
 use sip::guard::Network;
 use sip::registrar::RegistrarConfig;
-use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent, ListenAddr, Peer, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sip::{
+    Endpoint, EndpointConfig, InviteRequest, LegEvent, ListenAddr, Peer, TlsConfig, Transport,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::time::timeout;
 
@@ -135,7 +139,7 @@ async fn udp_register(sock: &UdpSocket, to: SocketAddr, msg: String) -> String {
 }
 
 /// Reads one whole message (headers and Content-Length body) from a stream.
-async fn tcp_read(s: &mut TcpStream, pending: &mut Vec<u8>) -> String {
+async fn tcp_read<S: AsyncRead + Unpin>(s: &mut S, pending: &mut Vec<u8>) -> String {
     loop {
         if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&pending[..end]).into_owned();
@@ -157,7 +161,7 @@ async fn tcp_read(s: &mut TcpStream, pending: &mut Vec<u8>) -> String {
     }
 }
 
-async fn tcp_final(s: &mut TcpStream, pending: &mut Vec<u8>) -> String {
+async fn tcp_final<S: AsyncRead + Unpin>(s: &mut S, pending: &mut Vec<u8>) -> String {
     loop {
         let m = tcp_read(s, pending).await;
         if !m.starts_with("SIP/2.0 1") {
@@ -332,4 +336,68 @@ async fn a_softphone_registered_over_tcp_is_called_on_its_connection() {
         }
     }
     assert!(ep.bindings("agent7").is_empty());
+}
+
+#[tokio::test]
+async fn a_softphone_registered_over_tls_is_called_on_its_connection() {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let server = TlsConfig::new(
+        Some((
+            vec![leaf.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )),
+        vec![],
+    )
+    .unwrap();
+    let client = TlsConfig::new(None, vec![ca.der().clone()]).unwrap();
+
+    let mut cfg = config(vec![ListenAddr {
+        transport: Transport::Tls,
+        addr: "127.0.0.1:0".parse().unwrap(),
+    }]);
+    cfg.tls = Some(server);
+    let (ep, _calls) = Endpoint::bind(cfg).await.unwrap();
+    let reg = ep.local_addr();
+    let tcp = TcpStream::connect(reg).await.unwrap();
+    let me = tcp.local_addr().unwrap();
+    let mut conn = tokio_rustls::TlsConnector::from(client.client.clone())
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let mut phone = Phone::new(Transport::Tls);
+    let contact = format!("Contact: <{CONTACT};transport=tls>\r\n");
+    conn.write_all(phone.register(reg, &contact).as_bytes())
+        .await
+        .unwrap();
+    let r = tcp_final(&mut conn, &mut pending).await;
+    assert_eq!(status(&r), "SIP/2.0 401 Unauthorized");
+    phone.challenged(&r);
+    conn.write_all(phone.register(reg, &contact).as_bytes())
+        .await
+        .unwrap();
+    let r = tcp_final(&mut conn, &mut pending).await;
+    assert_eq!(status(&r), "SIP/2.0 200 OK", "{r}");
+    let b = ep.bindings("agent7");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].flow, Peer::new(Transport::Tls, me));
+
+    let call = ep
+        .invite_registered("agent7", invite_for("sip:unused@127.0.0.1"))
+        .unwrap();
+    let invite = tcp_read(&mut conn, &mut pending).await;
+    assert_eq!(
+        status(&invite),
+        format!("INVITE {CONTACT};transport=tls SIP/2.0")
+    );
+    call.controller().hangup();
+    assert_eq!(ep.stats().connections_opened.load(Ordering::Relaxed), 0);
 }
