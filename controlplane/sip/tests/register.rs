@@ -1,10 +1,11 @@
 //! The registrar on a real endpoint (`EndpointConfig::registrar`), driven from raw sockets on
 //! loopback that play a softphone behind NAT (its Contact names a private address it cannot be
 //! reached at): REGISTER → 401 → REGISTER with `Authorization` (computed by `ClientAuth`) →
-//! 200 listing the binding; `Endpoint::bindings` shows the source it registered from, and an
-//! INVITE sent to the binding arrives there — over UDP on the socket, over TCP and TLS on the very
-//! connection it registered on, and once that connection is gone, so is its binding. A re-REGISTER from a new socket moves the binding, `Expires: 0`
-//! removes it, and a REGISTER from outside `allow_register_from` gets 403.
+//! 200 listing the binding; `Endpoint::bindings` shows the source it registered from, and a
+//! call to the agent arrives there — over UDP on the socket, over TCP and TLS on the very
+//! connection it registered on (once that connection is gone, so is its binding). A
+//! re-REGISTER from a new socket moves the binding, `Expires: 0` removes it, and a REGISTER from
+//! outside `allow_register_from` gets 403.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
