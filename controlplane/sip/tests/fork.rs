@@ -1,7 +1,7 @@
 //! Parallel forking (`Endpoint::invite_forked`, `invite_registered`) between real endpoints on
 //! 127.0.0.1: two devices ring at once; the first to answer wins and the other is CANCELled;
 //! when both decline, the best response is the outcome; our hangup before the answer CANCELs
-//! both; a user without bindings is a 480 at once.
+//! both, and so does dropping the call; a user without bindings is a 480 at once.
 
 use std::time::Duration;
 
@@ -159,4 +159,20 @@ async fn a_user_without_bindings_is_unavailable() {
         })
     );
     assert_eq!(next(call.event()).await, None);
+}
+
+#[tokio::test]
+async fn dropping_the_call_cancels_every_device() {
+    let (ep, _) = endpoint().await;
+    let (mut a, mut b) = (device("a").await, device("b").await);
+    let call = ep
+        .invite_forked(invite(), &[a.target.clone(), b.target.clone()])
+        .unwrap();
+    let mut at_a = incoming(&mut a).await;
+    let mut at_b = incoming(&mut b).await;
+    at_a.ring();
+    at_b.ring();
+    drop(call);
+    assert_eq!(next(at_a.event()).await, Some(LegEvent::Cancelled));
+    assert_eq!(next(at_b.event()).await, Some(LegEvent::Cancelled));
 }

@@ -197,7 +197,8 @@ impl ForkController {
 }
 
 /// A call to several devices at once, seen as one outgoing leg: the same events as
-/// [`OutgoingCall`] (see the module docs for how they are chosen).
+/// [`OutgoingCall`] (see the module docs for how they are chosen). Dropping it hangs up every
+/// leg (unlike an [`OutgoingCall`], whose leg goes on).
 #[derive(Debug)]
 pub struct ForkedCall {
     call_ids: Vec<String>,
@@ -322,6 +323,8 @@ async fn drive(
         }
         tokio::select! {
             () = cancel.cancelled(), if !merge.hung_up => actions = merge.hangup(),
+            // nobody listens any more: a device answering would stay up for ever
+            () = out.closed(), if !merge.hung_up => actions = merge.hangup(),
             ev = leg_rx.recv() => match ev {
                 Some((i, ev)) => actions = merge.handle(i, ev),
                 None => break,
