@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::headers::{http_date, percent_decode, uri_key};
 use super::*;
 use crate::digest::{ChallengeKind, ClientAuth, Credentials};
 use crate::msg::{parse, Message};
