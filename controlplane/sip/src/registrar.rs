@@ -22,7 +22,9 @@
 //!    Per contact, the expiry is its `expires` parameter, else the `Expires` header, else
 //!    [`RegistrarConfig::default_expires`] (a malformed value counts as absent); a non-zero
 //!    value below [`RegistrarConfig::min_expires`] fails the whole request with
-//!    `423 Interval Too Brief` and `Min-Expires`; values above `max_expires` are clamped.
+//!    `423 Interval Too Brief` and `Min-Expires`; values above `max_expires` (over TCP/TLS:
+//!    `max_stream_expires`, so the client refreshes before its idle connection is closed) are
+//!    clamped.
 //! 7. Per binding: a binding with the request's Call-ID and a CSeq not lower than the
 //!    request's aborts the whole request with `500` (10.3 step 7 "the request fails"; a
 //!    retransmission never gets here, the server transaction absorbs it). Updates are atomic:
@@ -113,6 +115,11 @@ pub struct RegistrarConfig {
     pub max_expires: u32,
     /// Expiry when the request names none, seconds (default 3600, clamped to the bounds).
     pub default_expires: u32,
+    /// Longest expiry granted to a binding over TCP or TLS, seconds: its connection must stay
+    /// open until the client refreshes, and an idle connection a client opened is closed after
+    /// [`crate::StreamLimits::idle_timeout`]. `None` (the default): the endpoint sets it to that
+    /// timeout ([`crate::Endpoint::bind`]); a standalone registrar uses `max_expires`.
+    pub max_stream_expires: Option<u32>,
     /// Most bindings per user (default 5; a new one beyond evicts the least recently
     /// registered).
     pub max_bindings_per_user: usize,
@@ -134,6 +141,7 @@ impl std::fmt::Debug for RegistrarConfig {
             .field("min_expires", &self.min_expires)
             .field("max_expires", &self.max_expires)
             .field("default_expires", &self.default_expires)
+            .field("max_stream_expires", &self.max_stream_expires)
             .field("max_bindings_per_user", &self.max_bindings_per_user)
             .field("max_bindings", &self.max_bindings)
             .field("nonce_lifetime", &self.nonce_lifetime)
@@ -156,6 +164,7 @@ impl RegistrarConfig {
             min_expires: 60,
             max_expires: 3600,
             default_expires: 3600,
+            max_stream_expires: None,
             max_bindings_per_user: 5,
             max_bindings: 10_000,
             nonce_lifetime: Duration::from_secs(300),
@@ -263,10 +272,13 @@ impl Registrar {
         if cfg.secret.len() < 16 {
             return bad("the nonce secret must be at least 16 bytes".into());
         }
-        if cfg.min_expires == 0 || cfg.min_expires > cfg.max_expires {
+        let max = cfg
+            .max_stream_expires
+            .map_or(cfg.max_expires, |m| m.min(cfg.max_expires));
+        if cfg.min_expires == 0 || cfg.min_expires > max {
             return bad(format!(
-                "min_expires ({}) must be 1..=max_expires ({})",
-                cfg.min_expires, cfg.max_expires
+                "min_expires ({}) must be 1..=max_expires ({}) and max_stream_expires ({:?})",
+                cfg.min_expires, cfg.max_expires, cfg.max_stream_expires
             ));
         }
         if cfg.algorithms.is_empty() || !cfg.algorithms.iter().all(Algorithm::is_supported) {
@@ -434,7 +446,7 @@ impl Registrar {
             return reply(req, status, None);
         }
         // 6. the Contacts
-        let contacts = match self.wanted(req) {
+        let contacts = match self.wanted(req, source) {
             Ok(c) => c,
             Err(resp) => return *resp,
         };
@@ -519,7 +531,11 @@ impl Registrar {
     }
 
     /// Step 6: what each Contact asks for.
-    fn wanted(&self, req: &Request) -> Result<Contacts, Box<Response>> {
+    fn wanted(&self, req: &Request, source: Peer) -> Result<Contacts, Box<Response>> {
+        let max = match self.cfg.max_stream_expires {
+            Some(m) if source.transport.is_reliable() => m.min(self.cfg.max_expires),
+            _ => self.cfg.max_expires,
+        };
         let contacts: Vec<&str> = req.headers.get_list("Contact").collect();
         let header = req
             .headers
@@ -566,11 +582,8 @@ impl Registrar {
                         .push("Min-Expires", self.cfg.min_expires.to_string());
                     return Err(Box::new(r));
                 }
-                Some(e) => e.min(u64::from(self.cfg.max_expires)) as u32,
-                None => self
-                    .cfg
-                    .default_expires
-                    .clamp(self.cfg.min_expires, self.cfg.max_expires),
+                Some(e) => e.min(u64::from(max)) as u32,
+                None => self.cfg.default_expires.clamp(self.cfg.min_expires, max),
             };
             let instance = param("+sip.instance").flatten().map(str::to_string);
             let mut params = String::new();

@@ -297,6 +297,19 @@ async fn a_softphone_registered_over_tcp_is_called_on_its_connection() {
         headers(&r, "Contact"),
         [format!("<{CONTACT};transport=tcp>;expires=600").as_str()]
     );
+    // no more than the idle timeout of a client's connection (StreamLimits::idle_timeout, 900 s)
+    conn.write_all(
+        phone
+            .register(reg, &contact.replace("expires=600", "expires=3600"))
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let r = tcp_final(&mut conn, &mut pending).await;
+    assert_eq!(
+        headers(&r, "Contact"),
+        [format!("<{CONTACT};transport=tcp>;expires=900").as_str()]
+    );
     let b = ep.bindings("agent7");
     assert_eq!(b.len(), 1);
     assert_eq!(

@@ -262,6 +262,32 @@ fn expiry_comes_from_the_param_then_the_header_then_the_default_and_is_clamped()
 }
 
 #[test]
+fn bindings_over_tcp_or_tls_expire_before_their_idle_connection_closes() {
+    let clock = Clock::new();
+    let mut cfg = config();
+    cfg.max_stream_expires = Some(900);
+    let mut reg = Registrar::new(cfg).unwrap();
+    let mut p = Phone::new("agent7", "hunter2", "192.0.2.7:5060");
+    p.source = Peer::new(Transport::Tls, "192.0.2.7:50001".parse().unwrap());
+    let r = p.register(
+        &mut reg,
+        clock.at(0),
+        "Contact: <sip:a@10.0.0.7;transport=tls>\r\n",
+    );
+    assert_eq!(
+        contacts(&r),
+        ["<sip:a@10.0.0.7;transport=tls>;expires=900".to_string()]
+    );
+    p.source = peer("192.0.2.7:5060");
+    let r = p.register(
+        &mut reg,
+        clock.at(1),
+        "Contact: <sip:a@10.0.0.7>;expires=3000\r\n",
+    );
+    assert!(contacts(&r).contains(&"<sip:a@10.0.0.7>;expires=3000".to_string()));
+}
+
+#[test]
 fn too_brief_an_interval_gets_423_with_min_expires_and_changes_nothing() {
     let clock = Clock::new();
     let mut reg = Registrar::new(config()).unwrap();

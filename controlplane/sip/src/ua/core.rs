@@ -101,7 +101,12 @@ impl Endpoint {
             return Err(SipError::InvalidUri("no SIP listen address".into()));
         }
         let registrar: Option<SharedRegistrar> = match cfg.registrar.clone() {
-            Some(r) => Some(Arc::new(std::sync::Mutex::new(Registrar::new(r)?))),
+            Some(mut r) => {
+                // a TCP/TLS client refreshes before its idle connection is closed
+                let idle = u32::try_from(cfg.streams.idle_timeout.as_secs()).unwrap_or(u32::MAX);
+                r.max_stream_expires.get_or_insert(idle);
+                Some(Arc::new(std::sync::Mutex::new(Registrar::new(r)?)))
+            }
             None => None,
         };
         let cancel = CancellationToken::new();
