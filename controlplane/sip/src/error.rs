@@ -63,6 +63,10 @@ pub enum SipError {
     /// A listening address or transport name is unusable; the text says why.
     #[error("{0}")]
     InvalidAddress(String),
+
+    /// A configuration value is unusable (e.g. the registrar's); the text says which and why.
+    #[error("{0}")]
+    InvalidConfig(String),
     /// An SDP body is unusable; the text says what is missing.
     #[error("SDP: {0}")]
     Sdp(String),

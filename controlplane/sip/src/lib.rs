@@ -10,6 +10,8 @@
 //!   msg (the only module that touches rsip) · sdp (offer/answer) · guard (bad sources; sans-IO)
 //!   digest (RFC 8760 digest auth: ClientAuth for trunks, Challenger for REGISTER; sans-IO)
 //!   locate (RFC 3263: URI → NAPTR/SRV/A/AAAA → ordered targets, failover; Locator does DNS)
+//!   registrar (RFC 3261 10.3 location service for agents' softphones: bindings with their
+//!             flow, digest via Challenger; sans-IO, answered by the ua core)
 //! ```
 //!
 //! Sans-IO layers take `now: Instant` and messages in and hand out transmits, events and
@@ -29,7 +31,10 @@
 //! decision — syntax (`400 Bad Request - <fault>`) and version (505) in [`msg::parse`] /
 //! [`msg::reject_malformed`], then method (405), URI scheme (416), `Require` (420), INVITE body
 //! (415) and `Accept` (406) in the UA, then, for a new INVITE, the source's network
-//! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). Malformed and stray responses are dropped and counted
+//! ([`EndpointConfig::allow_invite_from`], 403; `tests/invite_acl.rs`). A REGISTER is answered
+//! by the [`registrar`] when [`EndpointConfig::registrar`] is set (else 405), after the same
+//! checks and the source's network ([`EndpointConfig::allow_register_from`], 403;
+//! `tests/register.rs`). Malformed and stray responses are dropped and counted
 //! ([`Endpoint::dropped_responses`]). `tests/mutation.rs` sends 100 000 seeded mutations of
 //! valid messages through the listener and checks it still answers; `tests/roundtrip.rs`
 //! checks `parse ∘ encode` round trips on generated and mutated messages.
@@ -64,6 +69,7 @@ pub mod guard;
 pub mod locate;
 pub mod msg;
 pub mod peer;
+pub mod registrar;
 pub mod sdp;
 pub mod tls;
 pub mod transaction;
@@ -77,5 +83,6 @@ pub use tls::TlsConfig;
 pub use transaction::Timers;
 pub use transport::StreamLimits;
 pub use ua::{
-    Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+    Endpoint, EndpointConfig, ForkController, ForkedCall, IncomingCall, InviteRequest,
+    LegController, LegEvent, OutgoingCall,
 };

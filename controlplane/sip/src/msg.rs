@@ -44,7 +44,9 @@ pub enum Method {
     Cancel,
     /// OPTIONS
     Options,
-    /// Any other token (REGISTER, INFO, extension methods …), upper-cased as received.
+    /// REGISTER (answered by the registrar when one is configured, else 405).
+    Register,
+    /// Any other token (INFO, MESSAGE, extension methods …), as received.
     Other(String),
 }
 
@@ -57,6 +59,7 @@ impl Method {
             m if m.eq_ignore_ascii_case("BYE") => Self::Bye,
             m if m.eq_ignore_ascii_case("CANCEL") => Self::Cancel,
             m if m.eq_ignore_ascii_case("OPTIONS") => Self::Options,
+            m if m.eq_ignore_ascii_case("REGISTER") => Self::Register,
             m => Self::Other(m.to_string()),
         }
     }
@@ -69,6 +72,7 @@ impl Method {
             Self::Bye => "BYE",
             Self::Cancel => "CANCEL",
             Self::Options => "OPTIONS",
+            Self::Register => "REGISTER",
             Self::Other(s) => s,
         }
     }
@@ -611,6 +615,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         183 => "Session Progress",
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -620,6 +625,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         415 => "Unsupported Media Type",
         416 => "Unsupported URI Scheme",
         420 => "Bad Extension",
+        423 => "Interval Too Brief",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
         486 => "Busy Here",

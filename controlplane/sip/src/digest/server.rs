@@ -218,8 +218,20 @@ impl Challenger {
     /// one MD5 challenge sharing a fresh nonce, SHA-256 first (RFC 8760 2.4), each with
     /// `qop="auth"`; `stale=TRUE` when answering [`AuthFailure::StaleNonce`].
     pub fn challenge(&self, now: SystemTime, client_ip: IpAddr, stale: bool) -> Vec<String> {
+        self.challenge_with(now, client_ip, stale, &[Algorithm::Sha256, Algorithm::Md5])
+    }
+
+    /// [`Challenger::challenge`] offering `algorithms`, in this order (for clients that take
+    /// the first challenge whatever its algorithm, e.g. SIPp 3.6.1, which knows only MD5).
+    pub fn challenge_with(
+        &self,
+        now: SystemTime,
+        client_ip: IpAddr,
+        stale: bool,
+        algorithms: &[Algorithm],
+    ) -> Vec<String> {
         let nonce = self.nonce(now, client_ip);
-        [Algorithm::Sha256, Algorithm::Md5]
+        algorithms
             .iter()
             .map(|alg| {
                 let mut v = String::with_capacity(160);

@@ -14,13 +14,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{inspect, EndpointConfig, IncomingCall, LegEvent, ALLOW};
+use super::{allow, inspect, EndpointConfig, IncomingCall, LegEvent};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::digest::{ClientAuth, Credentials};
 use crate::error::SipError;
 use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
 use crate::peer::{ListenAddr, Peer, Transport};
+use crate::registrar::Registrar;
 use crate::transaction::{ClientTransaction, ServerTransaction, Timers, TransactionKey, Transmit};
 use crate::transport::{self, Inbound, TransportStats};
 
@@ -58,7 +59,14 @@ pub(super) struct Inner {
     pub(super) cancel: CancellationToken,
     pub(super) stats: Arc<TransportStats>,
     pub(super) next_leg: std::sync::atomic::AtomicU64,
+    /// The registrar, shared with the core (which answers REGISTER) for the application's
+    /// [`Endpoint::bindings`] queries; `None` without [`EndpointConfig::registrar`].
+    pub(super) registrar: Option<SharedRegistrar>,
 }
+
+/// The registrar behind a mutex: the core locks it to answer a REGISTER, the application to
+/// read bindings; neither holds it across an await.
+pub(super) type SharedRegistrar = Arc<std::sync::Mutex<Registrar>>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -94,6 +102,15 @@ impl Endpoint {
         if cfg.listen.is_empty() {
             return Err(SipError::InvalidUri("no SIP listen address".into()));
         }
+        let registrar: Option<SharedRegistrar> = match cfg.registrar.clone() {
+            Some(mut r) => {
+                // a TCP/TLS client refreshes before its idle connection is closed
+                let idle = u32::try_from(cfg.streams.idle_timeout.as_secs()).unwrap_or(u32::MAX);
+                r.max_stream_expires.get_or_insert(idle);
+                Some(Arc::new(std::sync::Mutex::new(Registrar::new(r)?)))
+            }
+            None => None,
+        };
         let cancel = CancellationToken::new();
         let stats = Arc::new(TransportStats::default());
         let (bound, inbound, out) = transport::start(
@@ -134,6 +151,7 @@ impl Endpoint {
             cancel: cancel.clone(),
             stats,
             next_leg: std::sync::atomic::AtomicU64::new(1),
+            registrar: registrar.clone(),
         });
         let core = Core {
             local,
@@ -141,6 +159,8 @@ impl Endpoint {
             ua: cfg.user_agent,
             timers: cfg.timers,
             allow_invite_from: cfg.allow_invite_from,
+            allow_register_from: cfg.allow_register_from,
+            registrar,
             out,
             incoming: incoming_tx,
             cmd: cmd_tx,
@@ -346,6 +366,8 @@ pub(super) struct Core {
     pub(super) ua: String,
     pub(super) timers: Timers,
     pub(super) allow_invite_from: Option<Vec<Network>>,
+    pub(super) allow_register_from: Option<Vec<Network>>,
+    pub(super) registrar: Option<SharedRegistrar>,
     pub(super) out: transport::Sender,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
@@ -582,6 +604,7 @@ impl Core {
     /// to TCP for their size go over UDP after all; other client transactions to the peer end
     /// with a transport error (17.1.4), which their TU treats as a 503.
     fn send_failed(&mut self, now: Instant, peer: Peer) {
+        self.registrar_flow_failed(peer);
         let keys: Vec<TransactionKey> = self
             .clients
             .iter()
@@ -762,7 +785,7 @@ impl Core {
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
         // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
-        if let Some(r) = inspect::inspect(&req) {
+        if let Some(r) = inspect::inspect(&req, self.registrar.is_some()) {
             self.respond(now, &key, r);
             return;
         }
@@ -812,15 +835,16 @@ impl Core {
                 self.remove_leg(id);
             }
             Method::Cancel => self.incoming_cancel(now, key, req),
+            Method::Register => self.incoming_register(now, src, key, &req),
             Method::Options => {
                 let mut r = Response::to_request(&req, 200, Some(&msg::new_tag()));
-                r.headers.push("Allow", ALLOW);
+                r.headers.push("Allow", allow(self.registrar.is_some()));
                 r.headers.push("Accept", "application/sdp");
                 self.respond(now, &key, r);
             }
             _ => {
                 let mut r = Response::to_request(&req, 405, Some(&msg::new_tag()));
-                r.headers.push("Allow", ALLOW);
+                r.headers.push("Allow", allow(self.registrar.is_some()));
                 self.respond(now, &key, r);
             }
         }

@@ -6,7 +6,7 @@
 //! Syntax (400) and the SIP version (505) were checked before, by [`crate::msg::parse`]. Policy
 //! (e.g. the application's 403 to inbound calls) comes only after [`inspect`] returns `None`.
 
-use super::ALLOW;
+use super::allow;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
 
 /// The option-tags we implement (RFC 3261 8.2.2.3): none.
@@ -16,8 +16,8 @@ const SUPPORTED: [&str; 0] = [];
 const ACCEPT: &str = "application/sdp";
 
 /// The rejection a new request gets before the UA looks at it, or `None` to go on.
-/// ACK is never inspected (it gets no response).
-pub(super) fn inspect(req: &Request) -> Option<Response> {
+/// ACK is never inspected (it gets no response). `registrar`: whether REGISTER is ours.
+pub(super) fn inspect(req: &Request, registrar: bool) -> Option<Response> {
     let reject = |status: u16, reason: Option<&str>| {
         let mut r = Response::to_request(req, status, Some(&msg::new_tag()));
         if let Some(reason) = reason {
@@ -26,9 +26,9 @@ pub(super) fn inspect(req: &Request) -> Option<Response> {
         r
     };
     // 8.2.1: a method we do not implement.
-    if matches!(req.method, Method::Other(_)) {
+    if matches!(req.method, Method::Other(_)) || (req.method == Method::Register && !registrar) {
         let mut r = reject(405, None);
-        r.headers.push("Allow", ALLOW);
+        r.headers.push("Allow", allow(registrar));
         return Some(r);
     }
     // 8.2.2.1: only SIP and SIPS Request-URIs (RFC 4475 3.3.2, 3.3.3).
@@ -139,7 +139,7 @@ Content-Length: {}\r\n\r\n{body}",
     }
 
     fn status(r: &Request) -> Option<u16> {
-        inspect(r).map(|r| r.status)
+        inspect(r, false).map(|r| r.status)
     }
 
     const SDP: &str = "v=0\r\n";
@@ -164,10 +164,23 @@ Content-Length: {}\r\n\r\n{body}",
     #[test]
     fn unknown_methods_get_405_with_allow_first() {
         // method inspection comes before the URI scheme (8.2.1 before 8.2.2)
-        let r = inspect(&req("REGISTER", "tel:+1555", "Require: foo\r\n", "")).unwrap();
+        let r = inspect(&req("REGISTER", "tel:+1555", "Require: foo\r\n", ""), false).unwrap();
         assert_eq!(r.status, 405);
-        assert_eq!(r.headers.get("Allow"), Some(ALLOW));
+        assert_eq!(r.headers.get("Allow"), Some(super::super::ALLOW));
         assert!(r.to_tag().is_some());
+        // with a registrar, REGISTER is ours: judged like OPTIONS, and 405s list it
+        let r = inspect(&req("REGISTER", "tel:+1555", "", ""), true).unwrap();
+        assert_eq!(r.status, 416);
+        assert_eq!(status(&req("REGISTER", "sip:127.0.0.1", "", "")), Some(405));
+        assert_eq!(
+            inspect(&req("REGISTER", "sip:127.0.0.1", "", ""), true),
+            None
+        );
+        let r = inspect(&req("FROBNICATE", "sip:127.0.0.1", "", ""), true).unwrap();
+        assert_eq!(
+            r.headers.get("Allow"),
+            Some(super::super::ALLOW_WITH_REGISTER)
+        );
     }
 
     #[test]
@@ -184,12 +197,15 @@ Content-Length: {}\r\n\r\n{body}",
 
     #[test]
     fn unknown_require_tags_get_420_listing_them() {
-        let r = inspect(&req(
-            "OPTIONS",
-            "sip:b@127.0.0.1",
-            "Require: foo, bar\r\nRequire: baz\r\n",
-            "",
-        ))
+        let r = inspect(
+            &req(
+                "OPTIONS",
+                "sip:b@127.0.0.1",
+                "Require: foo, bar\r\nRequire: baz\r\n",
+                "",
+            ),
+            false,
+        )
         .unwrap();
         assert_eq!(r.status, 420);
         assert_eq!(r.headers.get("Unsupported"), Some("foo, bar, baz"));
@@ -211,17 +227,20 @@ Content-Length: {}\r\n\r\n{body}",
 
     #[test]
     fn non_sdp_invite_bodies_get_415_with_accept() {
-        let r = inspect(&req(
-            "INVITE",
-            "sip:b@127.0.0.1",
-            "Content-Type: application/unknownformat\r\n",
-            "<x/>",
-        ))
+        let r = inspect(
+            &req(
+                "INVITE",
+                "sip:b@127.0.0.1",
+                "Content-Type: application/unknownformat\r\n",
+                "<x/>",
+            ),
+            false,
+        )
         .unwrap();
         assert_eq!(r.status, 415);
         assert_eq!(r.headers.get("Accept"), Some("application/sdp"));
         let gz = "Content-Type: application/sdp\r\nContent-Encoding: gzip\r\n";
-        let r = inspect(&req("INVITE", "sip:b@127.0.0.1", gz, SDP)).unwrap();
+        let r = inspect(&req("INVITE", "sip:b@127.0.0.1", gz, SDP), false).unwrap();
         assert_eq!(
             (r.status, r.headers.get("Accept-Encoding")),
             (415, Some("identity"))
@@ -264,7 +283,7 @@ Content-Length: {}\r\n\r\n{body}",
     fn rfc3261_invites_need_contact_and_from_tag_rfc2543_ones_do_not() {
         let mut r = req("INVITE", "sip:b@127.0.0.1", "", "");
         r.headers.remove("Contact");
-        let resp = inspect(&r).unwrap();
+        let resp = inspect(&r, false).unwrap();
         assert_eq!(
             (resp.status, resp.reason.as_str()),
             (400, "Bad Request - missing Contact")
@@ -276,7 +295,7 @@ Content-Length: {}\r\n\r\n{body}",
             .set("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx");
         r.headers.set("Contact", "<sip:a@127.0.0.1>");
         assert_eq!(
-            inspect(&r).unwrap().reason,
+            inspect(&r, false).unwrap().reason,
             "Bad Request - missing From tag"
         );
     }

@@ -17,7 +17,10 @@
 //! any decision (405, 416, 420, 415, 406); `uac` is the client side
 //! of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK for 2xx, CANCEL); `uas` the
 //! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
-//! incoming CANCEL). `core` calls into both sides; they use its plumbing, never each other.
+//! incoming CANCEL); `register` answers REGISTER through the [`crate::registrar`] (shared with
+//! the application behind a mutex for [`Endpoint::bindings`]). `core` calls into each side;
+//! they use its plumbing, never each other. `fork` calls a user's registered devices in
+//! parallel on top of `uac` ([`Endpoint::invite_registered`], [`ForkedCall`]).
 
 use std::net::SocketAddr;
 
@@ -28,17 +31,21 @@ use crate::error::SipError;
 use crate::guard::{BadSourceLimits, Network};
 use crate::msg::{Limits, NameAddr};
 use crate::peer::ListenAddr;
+use crate::registrar::RegistrarConfig;
 use crate::tls::TlsConfig;
 use crate::transaction::Timers;
 use crate::transport::StreamLimits;
 
 mod core;
+mod fork;
 mod inspect;
+mod register;
 mod request;
 mod uac;
 mod uas;
 
 pub use self::core::Endpoint;
+pub use self::fork::{ForkController, ForkedCall};
 pub use self::request::Outcome;
 pub use self::uac::OutgoingCall;
 pub use self::uas::IncomingCall;
@@ -46,6 +53,17 @@ pub use self::uas::IncomingCall;
 use self::core::{Cmd, LegId};
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+/// [`ALLOW`] when a registrar is configured ([`EndpointConfig::registrar`]).
+const ALLOW_WITH_REGISTER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// The methods we implement, for `Allow` in OPTIONS answers and 405s.
+fn allow(registrar: bool) -> &'static str {
+    if registrar {
+        ALLOW_WITH_REGISTER
+    } else {
+        ALLOW
+    }
+}
 
 /// Endpoint configuration.
 #[derive(Debug, Clone)]
@@ -72,6 +90,14 @@ pub struct EndpointConfig {
     /// the application sees it; in-dialog requests and other methods are not affected. `None`
     /// (the default): every source may.
     pub allow_invite_from: Option<Vec<Network>>,
+    /// The registrar for agents' softphones ([`crate::registrar`]): REGISTER is answered by it
+    /// and `Allow` lists REGISTER. `None` (the default): REGISTER gets `405`, as any method we
+    /// do not implement.
+    pub registrar: Option<RegistrarConfig>,
+    /// Networks allowed to send REGISTER (the datagram's or connection's source address);
+    /// from anywhere else it gets `403 Forbidden` before authentication. `None` (the default):
+    /// every source may.
+    pub allow_register_from: Option<Vec<Network>>,
 }
 
 impl EndpointConfig {
@@ -86,6 +112,8 @@ impl EndpointConfig {
             limits: Limits::default(),
             bad_sources: BadSourceLimits::default(),
             allow_invite_from: None,
+            registrar: None,
+            allow_register_from: None,
         }
     }
 }
