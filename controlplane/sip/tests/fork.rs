@@ -25,6 +25,7 @@ fn invite() -> InviteRequest {
         from_display: None,
         sdp: build_offer("127.0.0.1:40000".parse().unwrap(), 1),
         headers: vec![("X-Callbridge-Call".into(), "fork-1".into())],
+        credentials: None,
     }
 }
 

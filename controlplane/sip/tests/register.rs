@@ -178,6 +178,7 @@ fn invite_for(contact: &str) -> InviteRequest {
         from_display: None,
         sdp: String::new(),
         headers: vec![],
+        credentials: None,
     }
 }
 

@@ -160,6 +160,7 @@ async fn sipp_registers_with_digest_and_is_called_at_its_binding() {
                 from_display: None,
                 sdp: build_offer("127.0.0.1:40020".parse().unwrap(), 9),
                 headers: vec![],
+                credentials: None,
             },
             b.flow,
             None,
