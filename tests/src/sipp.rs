@@ -48,6 +48,9 @@ pub enum Scenario {
     Busy,
     /// `uas_unavailable.xml`: 503 Service Unavailable (a trunk out of service).
     Unavailable,
+    /// `uac_register.xml`: a softphone that REGISTERs (Expires 300) as `alice7`, answers the
+    /// 401 with digest MD5 (password `hunter2-long`), and expects 200.
+    Register,
     /// `uas_answer_auth.xml`: a trunk that challenges the INVITE (401, digest MD5 qop=auth,
     /// user `cbtrunk`, password `s3cret-trunk`, checked by SIPp), then like
     /// [`Scenario::Answer`].
@@ -77,6 +80,7 @@ impl Scenario {
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
             Self::Unavailable => "uas_unavailable.xml",
+            Self::Register => "uac_register.xml",
             Self::AnswerAuth => "uas_answer_auth.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
@@ -112,7 +116,7 @@ impl Scenario {
     const fn is_uac(self) -> bool {
         matches!(
             self,
-            Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac
+            Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac | Self::Register
         )
     }
 }
@@ -140,6 +144,9 @@ pub struct SippOptions {
     /// `-mi`: the media address, in the SDP and the source of the played RTP (default: the
     /// SIP address).
     pub media_ip: Option<Ipv4Addr>,
+    /// `-p`: this SIP port instead of a fresh one (e.g. the port an earlier SIPp registered
+    /// from, so that calls to that registration reach this one).
+    pub sip_port: Option<u16>,
     /// `-t t1`: SIP over TCP, one connection (SIPp listens on TCP instead of UDP; its Contact
     /// says `transport=TCP`).
     pub tcp: bool,
@@ -162,6 +169,7 @@ pub struct Sipp {
     name: String,
     scenario: Scenario,
     sip_ip: IpAddr,
+    sip_port: u16,
     tcp: bool,
     netns: Option<String>,
     child: Option<Child>,
@@ -208,6 +216,7 @@ impl Sipp {
         require_sipp();
         // [0] SIP, [2] RTP (even), [3] RTCP, [4]/[5] what SIPp's echo uses for video.
         let ports = PortBlock::reserve(6);
+        let sip_port = opts.sip_port.unwrap_or_else(|| ports.port(0));
         let out_path = dir.file(&format!("{name}.out"));
         let messages_path = dir.file(&format!("{name}_messages.log"));
         let errors_path = dir.file(&format!("{name}_errors.log"));
@@ -238,7 +247,7 @@ impl Sipp {
             cmd.arg("-sf").arg(scenario.path());
         }
         cmd.args(["-i", &sip_ip.to_string(), "-bind_local"])
-            .args(["-p", &ports.port(0).to_string()])
+            .args(["-p", &sip_port.to_string()])
             .args(["-mi", &media_ip.to_string()])
             .args(["-mp", &ports.port(2).to_string()])
             .args(["-m", &opts.calls.max(1).to_string()])
@@ -292,6 +301,7 @@ impl Sipp {
             name: name.to_string(),
             scenario,
             sip_ip: IpAddr::V4(sip_ip),
+            sip_port,
             tcp: opts.tcp,
             netns: opts.netns.clone(),
             pid: child.id(),
@@ -314,8 +324,8 @@ impl Sipp {
     /// namespace.
     fn sip_bound(&self) -> bool {
         match &self.netns {
-            None if self.tcp => crate::ports::tcp_listening(self.ports.port(0)),
-            None => udp_in_use(self.ports.port(0)),
+            None if self.tcp => crate::ports::tcp_listening(self.sip_port),
+            None => udp_in_use(self.sip_port),
             Some(ns) => crate::netns::udp_bound(ns, self.sip_addr()),
         }
     }
@@ -340,7 +350,7 @@ impl Sipp {
     /// The SIPp SIP address (UDP).
     #[must_use]
     pub fn sip_addr(&self) -> SocketAddr {
-        SocketAddr::new(self.sip_ip, self.ports.port(0))
+        SocketAddr::new(self.sip_ip, self.sip_port)
     }
 
     /// `sip:<user>@<SIP address>:<sip port>`.

@@ -33,7 +33,9 @@ use std::sync::Arc;
 use dp_api::{Codec, Command, Event, LegId};
 use flows::{LegInput, Role, Target};
 use sip::sdp::{LocalSession, OfferParams, SessionDescription, Srtp};
-use sip::{Endpoint, InviteRequest, LegController, LegEvent, OutgoingCall};
+use sip::{
+    Endpoint, ForkController, ForkedCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+};
 use srtp::CryptoAttr;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
@@ -148,10 +150,47 @@ impl B2bua {
     }
 }
 
+/// A leg's SIP side: one INVITE, or the parallel INVITEs to an agent's registered devices.
+enum SipCall {
+    One(OutgoingCall),
+    Fork(ForkedCall),
+}
+
+impl SipCall {
+    async fn event(&mut self) -> Option<LegEvent> {
+        match self {
+            Self::One(c) => c.event().await,
+            Self::Fork(c) => c.event().await,
+        }
+    }
+
+    fn controller(&self) -> SipCtl {
+        match self {
+            Self::One(c) => SipCtl::One(c.controller()),
+            Self::Fork(c) => SipCtl::Fork(c.controller()),
+        }
+    }
+}
+
+/// Hangs a [`SipCall`] up.
+enum SipCtl {
+    One(LegController),
+    Fork(ForkController),
+}
+
+impl SipCtl {
+    fn hangup(&self) {
+        match self {
+            Self::One(c) => c.hangup(),
+            Self::Fork(c) => c.hangup(),
+        }
+    }
+}
+
 /// One SIP leg of a call.
 struct Leg {
-    call: OutgoingCall,
-    ctl: LegController,
+    call: SipCall,
+    ctl: SipCtl,
     /// The INVITE as sent to the current hop (the Request-URI is per hop).
     req: InviteRequest,
     /// The hop in use.
@@ -230,6 +269,9 @@ impl CallLegs {
                 }
                 (hops, Some(num.clone()))
             }
+            Target::Registered(_) => {
+                return self.invite_registered(role, target, leg, from_display, from_user, srtp);
+            }
             Target::Sip(uri) => {
                 let mut hops = self.uri_hops(uri).await.map_err(bad)?;
                 for h in &mut hops {
@@ -265,18 +307,116 @@ impl CallLegs {
         req.sdp = sdp;
         let sent = send_to_hop(&self.b2b, &req, number.as_deref(), target, &first, false)?;
         debug!(call = %self.call, role = role.as_str(), hop = %first.dest, "INVITE sent");
-        let ctl = sent.0.controller();
+        let call = SipCall::One(sent.0);
+        let ctl = call.controller();
         let slot = match role {
             Role::Customer => &mut self.customer,
             Role::Agent => &mut self.agent,
         };
         *slot = Some(Leg {
-            call: sent.0,
+            call,
             ctl,
             req: sent.1,
             hop: Some(first),
             rest: hops,
             number,
+            media: leg,
+            rtp,
+            offer: Some(offer),
+            crypto,
+        });
+        Ok(())
+    }
+
+    /// Rings every registered device of an agent at once (first answer wins, the others are
+    /// CANCELled); no bindings: the leg is rejected 480 at once. SRTP is offered when the
+    /// policy asks and the devices registered over TLS.
+    fn invite_registered(
+        &mut self,
+        role: Role,
+        target: &Target,
+        leg: LegId,
+        from_display: Option<String>,
+        from_user: Option<&str>,
+        srtp: Srtp,
+    ) -> Result<(), B2buaError> {
+        let user = target.registered_user().unwrap_or_default().to_owned();
+        let ip = self
+            .b2b
+            .media
+            .address_of(leg)
+            .ok_or(B2buaError::NoMediaAddress(leg))?;
+        let rtp = SocketAddr::new(ip, leg.port());
+        let bindings = self.b2b.sip.bindings(&user);
+        let all_tls = !bindings.is_empty()
+            && bindings
+                .iter()
+                .all(|b| b.flow.transport == sip::Transport::Tls);
+        let hop = Hop {
+            trunk: usize::MAX,
+            trunk_name: String::new(),
+            authority: String::new(),
+            scheme: "sip",
+            dest: sip::Peer::new(
+                if all_tls {
+                    sip::Transport::Tls
+                } else {
+                    sip::Transport::Udp
+                },
+                bindings
+                    .first()
+                    .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |b| b.flow.addr),
+            ),
+            tls_name: None,
+            credentials: None,
+            caller_id: None,
+            srtp: if all_tls || srtp == Srtp::Off {
+                srtp
+            } else {
+                Srtp::Off
+            },
+        };
+        if srtp == Srtp::Required && !all_tls && !bindings.is_empty() {
+            return Err(B2buaError::Invite {
+                uri: target.to_string(),
+                reason: "SRTP is required but not every device registered over TLS".into(),
+            });
+        }
+        let (sdp, offer, crypto) =
+            offer_for(rtp, leg, &hop).map_err(|reason| B2buaError::Invite {
+                uri: target.to_string(),
+                reason,
+            })?;
+        let req = InviteRequest {
+            target: String::new(),
+            from_user: from_user.map_or_else(|| self.b2b.settings.from_user.clone(), str::to_owned),
+            from_display,
+            sdp,
+            headers: vec![("X-Callbridge-Call".into(), self.call.clone())],
+            credentials: None,
+        };
+        let forked = self
+            .b2b
+            .sip
+            .invite_registered(&user, req.clone())
+            .map_err(|e| B2buaError::Invite {
+                uri: target.to_string(),
+                reason: e.to_string(),
+            })?;
+        debug!(call = %self.call, role = role.as_str(), %user, devices = bindings.len(), "INVITE to registered devices");
+        let call = SipCall::Fork(forked);
+        let ctl = call.controller();
+        let slot = match role {
+            Role::Customer => &mut self.customer,
+            Role::Agent => &mut self.agent,
+        };
+        *slot = Some(Leg {
+            call,
+            ctl,
+            req,
+            hop: Some(hop),
+            rest: Vec::new(),
+            number: None,
             media: leg,
             rtp,
             offer: Some(offer),
@@ -441,8 +581,8 @@ impl CallLegs {
                     leg.offer = Some(offer);
                     leg.crypto = crypto;
                     warn!(call = %call, role = role.as_str(), ?ev, next = %hop.dest, trunk = %hop.trunk_name, "failing over to the next hop");
-                    leg.ctl = c.controller();
-                    leg.call = c;
+                    leg.call = SipCall::One(c);
+                    leg.ctl = leg.call.controller();
                     leg.req = req;
                     leg.hop = Some(hop);
                     return true;

@@ -207,6 +207,48 @@ async fn control_plane(
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
+    // The registrar, when an agent's softphones register (contact = "registered"): only the
+    // digest hashes of their passwords are kept.
+    let users: Vec<sip::digest::StoredCredential> = cfg
+        .agent
+        .iter()
+        .filter(|a| matches!(a.contact, flows::Target::Registered(_)))
+        .filter_map(|a| {
+            let (u, p) = (a.sip_username.as_ref()?, a.sip_password.as_ref()?);
+            Some(sip::digest::StoredCredential::from_password(
+                u,
+                &cfg.sip.registrar.realm,
+                p.expose(),
+            ))
+        })
+        .collect();
+    if !users.is_empty() {
+        let r = &cfg.sip.registrar;
+        let secret = match &r.secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => {
+                use rand::RngCore;
+                let mut b = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut b);
+                b
+            }
+        };
+        let mut rc = sip::registrar::RegistrarConfig::new(r.realm.clone(), secret, users);
+        rc.min_expires = r.min_expires;
+        rc.max_expires = r.max_expires;
+        rc.max_bindings_per_user = r.max_bindings_per_user;
+        rc.algorithms = r
+            .algorithms
+            .iter()
+            .map(|a| sip::digest::Algorithm::parse(a))
+            .collect();
+        sip_cfg.registrar = Some(rc);
+        sip_cfg.allow_register_from = r.allow_register_from.as_ref().map(|nets| {
+            nets.iter()
+                .filter_map(|n| sip::guard::Network::parse(n).ok())
+                .collect()
+        });
+    }
     let trunk_uris: Vec<String> = cfg.trunk.iter().map(|t| t.uri.clone()).collect();
     sip_cfg.allow_invite_from = Some(cfg.sip.invite_acl(&trunk_uris));
     let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
@@ -383,6 +425,7 @@ fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
             e.skills.clone_from(&a.skills);
             e.wrap_up = a.wrap_up();
             e.token = a.token.as_ref().map(|t| t.expose().to_owned());
+            e.srtp = a.srtp.policy();
             e
         })
         .collect();

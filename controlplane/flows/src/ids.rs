@@ -126,6 +126,10 @@ pub enum Target {
     Tel(String),
     /// A SIP URI, e.g. `"sip:bob@127.0.0.1:15062"`; called directly.
     Sip(String),
+    /// An agent's registered devices (`"registered:USER"`: the digest user name its
+    /// softphones REGISTER with); they ring in parallel. Only configuration makes these: a
+    /// call request's customer cannot be one.
+    Registered(String),
 }
 
 /// The parts of a validated `sip:` URI, borrowed from it.
@@ -295,6 +299,8 @@ impl Target {
         } else if s.starts_with("sip:") || s.starts_with("sips:") {
             SipUri::parse(s)?;
             Ok(Self::Sip(s.to_owned()))
+        } else if let Some(user) = s.strip_prefix("registered:") {
+            Self::registered(user)
         } else {
             Err(Error::BadTarget {
                 input: s.to_owned(),
@@ -302,11 +308,34 @@ impl Target {
         }
     }
 
-    /// The text form (`+1555…` or `sip:…`).
+    /// The text form (`+1555…`, `sip:…` or `registered:USER`).
     #[must_use]
     pub fn as_str(&self) -> &str {
         match self {
-            Self::Tel(s) | Self::Sip(s) => s,
+            Self::Tel(s) | Self::Sip(s) | Self::Registered(s) => s,
+        }
+    }
+
+    /// The registered devices of digest user `user` (letters, digits and `-_.!~*'()+`).
+    ///
+    /// # Errors
+    /// [`Error::BadTarget`] when `user` is empty or has other characters.
+    pub fn registered(user: &str) -> Result<Self, Error> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(c);
+        if user.is_empty() || !user.chars().all(ok) {
+            return Err(Error::BadTarget {
+                input: format!("registered:{user}"),
+            });
+        }
+        Ok(Self::Registered(format!("registered:{user}")))
+    }
+
+    /// The user name of a [`Target::Registered`].
+    #[must_use]
+    pub fn registered_user(&self) -> Option<&str> {
+        match self {
+            Self::Registered(s) => s.strip_prefix("registered:"),
+            _ => None,
         }
     }
 
@@ -319,6 +348,10 @@ impl Target {
     pub fn request_uri(&self, trunk: &str) -> Result<String, Error> {
         match self {
             Self::Sip(uri) => Ok(uri.clone()),
+            Self::Registered(s) => Err(Error::BadSipUri {
+                uri: s.clone(),
+                reason: "registered devices have no single request URI".into(),
+            }),
             Self::Tel(num) => {
                 let t = SipUri::parse(trunk)?;
                 let scheme = if t.secure { "sips" } else { "sip" };
@@ -351,7 +384,7 @@ impl TryFrom<String> for Target {
 impl From<Target> for String {
     fn from(t: Target) -> Self {
         match t {
-            Target::Tel(s) | Target::Sip(s) => s,
+            Target::Tel(s) | Target::Sip(s) | Target::Registered(s) => s,
         }
     }
 }

@@ -213,6 +213,12 @@ impl Service {
     /// numbering plan does not know (test and lab ranges such as +1 555) pass: the carrier's
     /// trunk is the authority on them.
     fn check_number(&self, business: &BusinessId, customer: &Target) -> Result<(), ServiceError> {
+        if matches!(customer, Target::Registered(_)) {
+            return Err(ServiceError::Refused {
+                field: "customer",
+                message: "\"customer\" must be an E.164 number or a SIP URI".into(),
+            });
+        }
         let Target::Tel(tel) = customer else {
             return Ok(());
         };

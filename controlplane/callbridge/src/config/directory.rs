@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::business::BusinessConfig;
 use super::locate::{key, Seg};
+use super::media::SrtpPolicy;
 use super::secret::{check_key, Secret};
 
 /// `[[agent]]`
@@ -17,8 +18,22 @@ use super::secret::{check_key, Secret};
 pub(crate) struct AgentConfig {
     /// `id` (required): unique.
     pub(crate) id: AgentId,
-    /// `contact` (required): a SIP URI called directly, or an E.164 number sent to the trunk.
+    /// `contact` (required): a SIP URI called directly, an E.164 number sent to the trunk, or
+    /// `"registered"`: the devices that REGISTER as `sip_username` ring in parallel.
+    #[serde(deserialize_with = "contact")]
     pub(crate) contact: Target,
+    /// `sip_username`: the digest user name the agent's softphones REGISTER with (needed with
+    /// `contact = "registered"`; unique).
+    #[serde(default)]
+    pub(crate) sip_username: Option<String>,
+    /// `sip_password`: their digest password (kept only as hashes once loaded).
+    #[serde(default)]
+    pub(crate) sip_password: Option<Secret>,
+    /// `srtp`: SDES-SRTP on calls to the agent, `"off"` (default), `"optional"` or
+    /// `"required"`; keys only cross TLS (a `sips:`/`;transport=tls` contact, or devices
+    /// registered over TLS).
+    #[serde(default)]
+    pub(crate) srtp: SrtpPolicy,
     /// `businesses`: the businesses this agent serves (ids of `[[business]]` entries). Default
     /// none: the agent is reachable only through `POST /v1/bridges`.
     #[serde(default)]
@@ -40,6 +55,15 @@ pub(crate) struct AgentConfig {
     /// Default 10.
     #[serde(default = "wrap_up_secs")]
     pub(crate) wrap_up_secs: u64,
+}
+
+/// `contact`: a target, or `"registered"` (completed with `sip_username` by [`validate`]).
+fn contact<'de, D: Deserializer<'de>>(d: D) -> Result<Target, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.trim() == "registered" {
+        return Ok(Target::Registered(String::new()));
+    }
+    Target::parse(&s).map_err(serde::de::Error::custom)
 }
 
 const fn wrap_up_secs() -> u64 {
@@ -79,6 +103,9 @@ impl AgentConfig {
             name: None,
             skills: Vec::new(),
             wrap_up_secs: wrap_up_secs(),
+            sip_username: None,
+            sip_password: None,
+            srtp: SrtpPolicy::Off,
         }
     }
 
@@ -100,8 +127,9 @@ impl AgentConfig {
 /// across agents and API keys, names, skills, wrap-up). Parses each business's opening hours.
 pub(super) fn validate(
     business: &mut [BusinessConfig],
-    agent: &[AgentConfig],
+    agent: &mut [AgentConfig],
 ) -> Result<(), (Vec<Seg>, String)> {
+    registered(agent)?;
     let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
     if business.is_empty() {
         return at(
@@ -214,6 +242,70 @@ pub(super) fn validate(
                 &here("wrap_up_secs"),
                 format!("{} is out of range 0..=3600", a.wrap_up_secs),
             );
+        }
+    }
+    Ok(())
+}
+
+/// `contact = "registered"`, `sip_username`, `sip_password` and `srtp` of each agent: a
+/// registered contact needs both credentials and becomes `registered:USER`; user names are
+/// unique; SRTP needs TLS to the agent.
+fn registered(agent: &mut [AgentConfig]) -> Result<(), (Vec<Seg>, String)> {
+    for i in 0..agent.len() {
+        let here = |k: &str| vec![key("agent"), Seg::Index(i), key(k)];
+        let (earlier, rest) = agent.split_at_mut(i);
+        let a = &mut rest[0];
+        match (&a.sip_username, &a.sip_password) {
+            (Some(u), Some(p)) => {
+                let user_ok = |c: char| c.is_ascii_alphanumeric() || "-_.!~*'()+".contains(c);
+                if u.is_empty() || !u.chars().all(user_ok) {
+                    return Err((
+                        here("sip_username"),
+                        format!("{u:?} is not a SIP user name (letters, digits and -_.!~*'()+)"),
+                    ));
+                }
+                if p.expose().len() < 8 {
+                    return Err((
+                        here("sip_password"),
+                        "must have at least 8 characters".into(),
+                    ));
+                }
+                if let Some(o) = earlier.iter().find(|o| o.sip_username.as_ref() == Some(u)) {
+                    return Err((
+                        here("sip_username"),
+                        format!("is also the sip_username of agent \"{}\"", o.id),
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err((
+                    here("sip_password"),
+                    "sip_username is set but sip_password is not".into(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err((
+                    here("sip_username"),
+                    "sip_password is set but sip_username is not".into(),
+                ))
+            }
+            (None, None) => {}
+        }
+        if matches!(a.contact, Target::Registered(_)) {
+            let Some(u) = &a.sip_username else {
+                return Err((
+                    here("contact"),
+                    "contact = \"registered\" needs sip_username and sip_password".into(),
+                ));
+            };
+            a.contact = Target::registered(u).map_err(|e| (here("sip_username"), e.to_string()))?;
+        }
+        if a.srtp != SrtpPolicy::Off {
+            if let Target::Sip(uri) = &a.contact {
+                if !super::trunk::uri_is_tls(uri) {
+                    return Err((here("srtp"), "SRTP keys (SDES) only cross TLS: the contact needs sips: or ;transport=tls (or contact = \"registered\" over TLS)".into()));
+                }
+            }
         }
     }
     Ok(())

@@ -93,7 +93,7 @@ mod trunk;
 pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
-pub(crate) use media::{Backend, MediaConfig, SrtpPolicy};
+pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
 pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};
@@ -361,7 +361,7 @@ impl Config {
         self.store.resolve(dir)?;
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
-        directory::validate(&mut self.business, &self.agent)?;
+        directory::validate(&mut self.business, &mut self.agent)?;
         for (i, b) in self.business.iter_mut().enumerate() {
             b.resolve_announcement(dir, i)?;
         }

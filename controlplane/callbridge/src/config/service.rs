@@ -144,6 +144,109 @@ impl SipTls {
     }
 }
 
+/// `[sip.registrar]`: where agents' softphones REGISTER (agents with `contact =
+/// "registered"`, `sip_username`, `sip_password`). Used only when such an agent exists.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RegistrarSection {
+    /// `realm`: the digest realm. Default `callbridge`.
+    pub(crate) realm: String,
+    /// `secret`: the key nonces are made with (at least 16 characters; keep it across
+    /// restarts so nonces stay valid). Default: random per start (phones then re-register
+    /// once after a restart).
+    pub(crate) secret: Option<Secret>,
+    /// `min_expires`: shorter registrations get 423. Default 60.
+    pub(crate) min_expires: u32,
+    /// `max_expires`: longer ones are shortened to this. Default 3600.
+    pub(crate) max_expires: u32,
+    /// `max_bindings_per_user`: devices per agent; a new one replaces the oldest. Default 5.
+    pub(crate) max_bindings_per_user: usize,
+    /// `allow_register_from`: networks allowed to REGISTER (403 before authentication
+    /// otherwise). Default: everyone (home agents are anywhere; digest guards the door).
+    pub(crate) allow_register_from: Option<Vec<String>>,
+    /// `algorithms`: digest algorithms challenged with, in order (`"SHA-256"`, `"MD5"`).
+    /// Default both, SHA-256 first (RFC 8760); put MD5 first for phones that answer only the
+    /// first challenge and know only MD5.
+    pub(crate) algorithms: Vec<String>,
+}
+
+impl Default for RegistrarSection {
+    fn default() -> Self {
+        Self {
+            realm: "callbridge".into(),
+            secret: None,
+            min_expires: 60,
+            max_expires: 3600,
+            max_bindings_per_user: 5,
+            allow_register_from: None,
+            algorithms: vec!["SHA-256".into(), "MD5".into()],
+        }
+    }
+}
+
+impl RegistrarSection {
+    fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        let seg = |k: &str| vec![key("sip"), key("registrar"), key(k)];
+        if self.realm.is_empty() || self.realm.contains(['"', '\r', '\n']) {
+            return Err((
+                seg("realm"),
+                "must be non-empty, without quotes or line breaks".into(),
+            ));
+        }
+        if let Some(s) = &self.secret {
+            check_key(s.expose(), "the registrar secret", 16).map_err(|r| (seg("secret"), r))?;
+        }
+        if self.min_expires == 0 || self.min_expires > self.max_expires {
+            return Err((
+                seg("min_expires"),
+                format!(
+                    "{} must be at least 1 and at most max_expires ({})",
+                    self.min_expires, self.max_expires
+                ),
+            ));
+        }
+        if !(1..=100).contains(&self.max_bindings_per_user) {
+            return Err((
+                seg("max_bindings_per_user"),
+                format!("{} is outside 1..=100", self.max_bindings_per_user),
+            ));
+        }
+        if self.algorithms.is_empty() {
+            return Err((
+                seg("algorithms"),
+                "name at least one of \"SHA-256\", \"MD5\"".into(),
+            ));
+        }
+        for (i, a) in self.algorithms.iter().enumerate() {
+            if !sip::digest::Algorithm::parse(a).is_supported() {
+                return Err((
+                    vec![
+                        key("sip"),
+                        key("registrar"),
+                        key("algorithms"),
+                        Seg::Index(i),
+                    ],
+                    format!("{a:?} is not \"SHA-256\" or \"MD5\""),
+                ));
+            }
+        }
+        for (i, net) in self.allow_register_from.iter().flatten().enumerate() {
+            if let Err(e) = sip::guard::Network::parse(net) {
+                return Err((
+                    vec![
+                        key("sip"),
+                        key("registrar"),
+                        key("allow_register_from"),
+                        Seg::Index(i),
+                    ],
+                    e.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[sip]`
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -153,6 +256,8 @@ pub(crate) struct SipConfig {
     pub(crate) listen: Listen,
     /// `tls`: see [`SipTls`].
     pub(crate) tls: SipTls,
+    /// `registrar`: see [`RegistrarSection`].
+    pub(crate) registrar: RegistrarSection,
     /// `trunk`: SIP URI of the carrier trunk / softswitch; E.164 numbers are called as
     /// `sip:+NUMBER@<trunk host:port>` (with the trunk's `;transport=`, or `sips:`). Default
     /// `sip:127.0.0.1:5080`.
@@ -303,6 +408,7 @@ impl SipConfig {
         if let Err(e) = SipUri::parse(&self.trunk) {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
+        self.registrar.validate()?;
         if self.trunk_keepalive_secs != 0 && !(5..=3600).contains(&self.trunk_keepalive_secs) {
             return at(
                 &[key("sip"), key("trunk_keepalive_secs")],
@@ -375,6 +481,7 @@ impl Default for SipConfig {
         Self {
             listen: Listen::one("127.0.0.1:5060"),
             tls: SipTls::default(),
+            registrar: RegistrarSection::default(),
             trunk: "sip:127.0.0.1:5080".into(),
             dns_servers: Vec::new(),
             trunk_keepalive_secs: 30,

@@ -165,3 +165,37 @@ fn built_in_agents_and_business() {
     assert_eq!(Config::default(), c);
     assert!(!format!("{c:?}").contains(tokens[0]));
 }
+
+#[test]
+fn registered_contacts_take_sip_credentials() {
+    let a = alice(&with_line(
+        15,
+        "contact = \"registered\"\nsip_username = \"alice7\"\nsip_password = \"hunter2-long\"",
+    ));
+    assert_eq!(a.contact.registered_user(), Some("alice7"));
+    assert!(
+        !format!("{a:?}").contains("hunter2"),
+        "the password never shows"
+    );
+    invalid(
+        &with_line(15, "contact = \"registered\""),
+        "15: agent[0].contact: contact = \"registered\" needs sip_username and sip_password",
+    );
+    invalid(
+        &agent("sip_username = \"alice7\""),
+        "13: agent[0].sip_password: sip_username is set but sip_password is not",
+    );
+    invalid(
+        &agent("sip_username = \"alice7\"\nsip_password = \"short\""),
+        "18: agent[0].sip_password: must have at least 8 characters",
+    );
+    invalid(
+        &agent("srtp = \"required\""),
+        "17: agent[0].srtp: SRTP keys (SDES) only cross TLS",
+    );
+    let a = alice(&with_line(
+        15,
+        "contact = \"sips:alice@127.0.0.1:15065\"\nsrtp = \"optional\"",
+    ));
+    assert_eq!(a.srtp.policy(), sip::sdp::Srtp::Optional);
+}
