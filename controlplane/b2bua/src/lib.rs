@@ -187,6 +187,26 @@ impl SipCtl {
     }
 }
 
+/// What [`CallLegs::invite`] calls.
+#[derive(Debug, Clone)]
+pub struct Dial<'a> {
+    /// Which side of the call.
+    pub role: Role,
+    /// Whom.
+    pub target: &'a Target,
+    /// The media leg whose address the offer names.
+    pub leg: LegId,
+    /// The caller name the callee sees.
+    pub from_display: Option<String>,
+    /// The caller id (user part of From and, through a trunk, P-Asserted-Identity); `None`:
+    /// the trunk's, else [`Settings::from_user`].
+    pub from_user: Option<&'a str>,
+    /// The business, which picks the trunks.
+    pub business: Option<&'a str>,
+    /// SDES-SRTP for a SIP URI or registered target (a trunk has its own).
+    pub srtp: Srtp,
+}
+
 /// One SIP leg of a call.
 struct Leg {
     call: SipCall,
@@ -237,25 +257,24 @@ async fn next_sip(leg: &mut Option<Leg>) -> Option<LegEvent> {
 }
 
 impl CallLegs {
-    /// Sends an INVITE for `role` to `target`, offering `leg`'s local media address.
-    /// `from_display` is the caller name the callee sees; `from_user` the caller id (user
-    /// part of From and, through a trunk, P-Asserted-Identity; `None`: the trunk's, else
-    /// [`Settings::from_user`]). A number goes to the first of the trunks' hops
-    /// ([`Trunks::hops`] for `business`); a SIP URI to its RFC 3263 targets. The leg moves to
-    /// the next hop on 503, 408, a timeout or a transport error ([`CallLegs::next`]).
+    /// Sends an INVITE for `d.role` to `d.target`, offering `d.leg`'s local media address
+    /// (see [`Dial`]). A number goes to the first of the trunks' hops ([`Trunks::hops`] for
+    /// the business); a SIP URI to its RFC 3263 targets; a registered agent to all its
+    /// devices. The leg moves to the next hop on 503, 408, a timeout or a transport error
+    /// ([`CallLegs::next`]).
     ///
     /// # Errors
     /// [`B2buaError`] when the INVITE cannot be sent (the leg stays idle).
-    pub async fn invite(
-        &mut self,
-        role: Role,
-        target: &Target,
-        leg: LegId,
-        from_display: Option<String>,
-        from_user: Option<&str>,
-        business: Option<&str>,
-        srtp: Srtp,
-    ) -> Result<(), B2buaError> {
+    pub async fn invite(&mut self, d: Dial<'_>) -> Result<(), B2buaError> {
+        let Dial {
+            role,
+            target,
+            leg,
+            from_display,
+            from_user,
+            business,
+            srtp,
+        } = d;
         let settings = self.b2b.settings.clone();
         let bad = |reason: String| B2buaError::Target {
             target: target.to_string(),

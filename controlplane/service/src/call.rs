@@ -424,15 +424,15 @@ impl CallTask {
                 };
                 if let Err(e) = self
                     .legs
-                    .invite(
+                    .invite(b2bua::Dial {
                         role,
-                        &target,
+                        target: &target,
                         leg,
-                        display,
-                        caller_id.as_deref(),
-                        business.as_ref().map(|b| b.as_str()),
+                        from_display: display,
+                        from_user: caller_id.as_deref(),
+                        business: business.as_ref().map(|b| b.as_str()),
                         srtp,
-                    )
+                    })
                     .await
                 {
                     warn!(call = %self.id, role = role.as_str(), "{e}");
