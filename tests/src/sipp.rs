@@ -144,6 +144,9 @@ pub struct SippOptions {
     /// `-mi`: the media address, in the SDP and the source of the played RTP (default: the
     /// SIP address).
     pub media_ip: Option<Ipv4Addr>,
+    /// `-s`: the user part of the Request-URI a UAC scenario calls (e.g. a business's
+    /// number, `+15550001000`).
+    pub service: Option<String>,
     /// `-p`: this SIP port instead of a fresh one (e.g. the port an earlier SIPp registered
     /// from, so that calls to that registration reach this one).
     pub sip_port: Option<u16>,
@@ -293,6 +296,9 @@ impl Sipp {
         }
         if opts.tcp {
             cmd.args(["-t", "t1"]);
+        }
+        if let Some(service) = &opts.service {
+            cmd.args(["-s", service]);
         }
         let child = cmd
             .spawn()

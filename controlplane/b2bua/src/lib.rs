@@ -32,9 +32,10 @@ use std::sync::Arc;
 
 use dp_api::{Codec, Command, Event, LegId};
 use flows::{LegInput, Role, Target};
-use sip::sdp::{LocalSession, OfferParams, SessionDescription, Srtp};
+use sip::sdp::{AnswerParams, LocalSession, OfferParams, SessionDescription, Srtp};
 use sip::{
-    Endpoint, ForkController, ForkedCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+    Endpoint, ForkController, ForkedCall, IncomingCall, InviteRequest, LegController, LegEvent,
+    OutgoingCall,
 };
 use srtp::CryptoAttr;
 use tokio::sync::mpsc;
@@ -154,6 +155,8 @@ impl B2bua {
 enum SipCall {
     One(OutgoingCall),
     Fork(ForkedCall),
+    /// A caller's INVITE (inbound call), answered by [`CallLegs::answer`].
+    In(IncomingCall),
 }
 
 impl SipCall {
@@ -161,6 +164,7 @@ impl SipCall {
         match self {
             Self::One(c) => c.event().await,
             Self::Fork(c) => c.event().await,
+            Self::In(c) => c.event().await,
         }
     }
 
@@ -168,6 +172,7 @@ impl SipCall {
         match self {
             Self::One(c) => SipCtl::One(c.controller()),
             Self::Fork(c) => SipCtl::Fork(c.controller()),
+            Self::In(c) => SipCtl::One(c.controller()),
         }
     }
 }
@@ -345,6 +350,87 @@ impl CallLegs {
             crypto,
         });
         Ok(())
+    }
+
+    /// Takes a caller's INVITE as the `role` leg (inbound call): its events (CANCEL, BYE)
+    /// come through [`CallLegs::next`]; [`CallLegs::answer`] answers it.
+    pub fn incoming(&mut self, role: Role, call: IncomingCall) {
+        let offer = call
+            .sdp
+            .as_deref()
+            .and_then(|s| SessionDescription::parse(s).ok());
+        let req = InviteRequest {
+            target: call.request_uri.clone(),
+            from_user: String::new(),
+            from_display: None,
+            sdp: call.sdp.clone().unwrap_or_default(),
+            headers: Vec::new(),
+            credentials: None,
+        };
+        call.ring();
+        let sip = SipCall::In(call);
+        let ctl = sip.controller();
+        let leg = Leg {
+            call: sip,
+            ctl,
+            req,
+            hop: None,
+            rest: Vec::new(),
+            number: None,
+            media: LegId(0),
+            rtp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            offer,
+            crypto: None,
+        };
+        match role {
+            Role::Customer => self.customer = Some(leg),
+            Role::Agent => self.agent = Some(leg),
+        }
+    }
+
+    /// Answers the `role` leg's incoming INVITE with media leg `leg`: PCMU or PCMA (the
+    /// caller's preference) and telephone-event from its offer, plain RTP (a trunk's calls
+    /// reach us over whatever transport; SDES is not answered). Returns what the machine
+    /// needs; an offer we cannot use is refused with 488 and reported unusable.
+    pub fn answer(&mut self, role: Role, leg: LegId) -> LegInput {
+        let ip = self.b2b.media.address_of(leg);
+        let slot = match role {
+            Role::Customer => &mut self.customer,
+            Role::Agent => &mut self.agent,
+        };
+        let Some(l) = slot.as_mut() else {
+            return LegInput::Ended;
+        };
+        let SipCall::In(call) = &l.call else {
+            return LegInput::AnswerUnusable;
+        };
+        let (Some(ip), Some(offer)) = (ip, l.offer.clone()) else {
+            call.reject(488);
+            return LegInput::AnswerUnusable;
+        };
+        let rtp = SocketAddr::new(ip, leg.port());
+        let mut session = LocalSession::new(u64::from(leg.0), ip);
+        match session.answer(&offer, &AnswerParams::new(rtp)) {
+            Ok(a) => {
+                call.answer(a.sdp);
+                l.media = leg;
+                l.rtp = rtp;
+                let n = a.agreement.negotiated;
+                let codec = match n.encoding {
+                    sip::sdp::Encoding::Pcmu => Codec::Pcmu,
+                    sip::sdp::Encoding::Pcma => Codec::Pcma,
+                };
+                LegInput::Answered {
+                    remote: n.remote,
+                    codec,
+                }
+            }
+            Err(e) => {
+                warn!(call = %self.call, "cannot answer the caller's offer: {e}");
+                call.reject(488);
+                LegInput::AnswerUnusable
+            }
+        }
     }
 
     /// Rings every registered device of an agent at once (first answer wins, the others are
@@ -622,15 +708,27 @@ impl CallLegs {
             return None;
         };
         debug!(call = %self.call, role = role.as_str(), ?ev, "sip leg event");
-        if self.fail_over(role, &ev) {
+        let incoming = matches!(
+            match role {
+                Role::Customer => &self.customer,
+                Role::Agent => &self.agent,
+            },
+            Some(Leg {
+                call: SipCall::In(_),
+                ..
+            })
+        );
+        if !incoming && self.fail_over(role, &ev) {
             return None;
         }
         let input = match ev {
             LegEvent::Progress { .. } => LegInput::Progress,
             LegEvent::Answered { sdp } => self.answered(role, &sdp),
             LegEvent::Rejected { status, .. } => LegInput::Rejected { status },
+            // An incoming leg's timeout is a 2xx never ACKed: the UA already sent BYE.
+            LegEvent::Timeout if incoming => LegInput::Ended,
             LegEvent::Timeout => LegInput::Timeout,
-            LegEvent::Bye => LegInput::Bye,
+            LegEvent::Bye | LegEvent::Cancelled => LegInput::Bye,
             _ => LegInput::Ended,
         };
         Some(B2bEvent::Leg(role, input))

@@ -254,13 +254,6 @@ async fn control_plane(
     let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
         .await
         .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
-    // Inbound calls are not part of click-to-call yet: refuse them politely.
-    tokio::spawn(async move {
-        while let Some(call) = incoming.recv().await {
-            tracing::info!(from = %call.from, "inbound call refused (not supported)");
-            call.reject(403);
-        }
-    });
 
     let media: std::sync::Arc<dyn b2bua::Media> = std::sync::Arc::new(
         b2bua::InProcessMedia::start(dp, cfg.media.addresses())
@@ -329,6 +322,20 @@ async fn control_plane(
     )
     .await
     .context("starting the call service")?;
+    // Inbound calls: a trunk's INVITE to a business's number joins its queue; anything else
+    // gets the refusal's status (403 not a trunk, 404 unknown number, 503 no capacity).
+    let inbound = svc.clone();
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            let (from, uri) = (call.from.clone(), call.request_uri.clone());
+            match inbound.inbound(call) {
+                Ok(id) => tracing::info!(call = %id, %from, %uri, "inbound call queued"),
+                Err(r) => {
+                    tracing::info!(%from, %uri, status = r.status, reason = %r.reason, "inbound call refused")
+                }
+            }
+        }
+    });
     let state = http_api::AppState {
         calls: std::sync::Arc::new(Api {
             svc: svc.clone(),
@@ -395,6 +402,7 @@ fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
             e.numbers = b.number_policy.policy();
             e.limits = Some(b.rate_limits(&cfg.limits));
             e.caller_id.clone_from(&b.caller_id);
+            e.numbers_inbound.clone_from(&b.inbound_numbers);
             e.hours_spec.clone_from(&b.hours);
             e.holidays_spec.clone_from(&b.holidays);
             e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());

@@ -347,6 +347,10 @@ pub struct CallPlan {
     pub timers: FlowTimers,
     /// How legs are created.
     pub media: MediaPolicy,
+    /// The customer called us (an INVITE from a trunk to the business's number): the machine
+    /// asks the ACD for an agent at once, answers the customer ([`SipAction::Answer`]) as
+    /// soon as it has media legs, and plays the announcement while the customer waits.
+    pub inbound: bool,
 }
 
 /// A call's two media legs, on one worker so that they can be bridged.
@@ -422,6 +426,15 @@ pub enum SipAction {
         /// The media leg to offer in SDP.
         leg: LegId,
     },
+    /// Answer the leg's incoming INVITE with the leg's local media (inbound calls); the
+    /// orchestrator answers [`Input::Customer`] with what the offer negotiated
+    /// ([`LegInput::Answered`] or [`LegInput::AnswerUnusable`]).
+    Answer {
+        /// Which leg.
+        role: Role,
+        /// The media leg to answer with.
+        leg: LegId,
+    },
     /// End the leg: CANCEL if unanswered, BYE if answered.
     Hangup {
         /// Which leg.
@@ -473,6 +486,9 @@ impl fmt::Display for Output {
         match self {
             Self::Sip(SipAction::Invite { role, target, leg }) => {
                 write!(f, "invite {} {target} {leg}", role.as_str())
+            }
+            Self::Sip(SipAction::Answer { role, leg }) => {
+                write!(f, "answer {} {leg}", role.as_str())
             }
             Self::Sip(SipAction::Hangup { role }) => write!(f, "hangup {}", role.as_str()),
             Self::Media(Command::AddLeg(spec)) => write!(f, "add_leg {}", spec.id),
@@ -609,7 +625,11 @@ impl ClickToCall {
                 if self.allocating {
                     self.allocating = false;
                     self.legs = Some(legs);
-                    self.dial_customer();
+                    if self.plan.inbound {
+                        self.answer_customer();
+                    } else {
+                        self.dial_customer();
+                    }
                 }
             }
             Input::NoLegs => {
@@ -674,6 +694,14 @@ impl ClickToCall {
     // ---- transitions -------------------------------------------------------------------
 
     fn start(&mut self) {
+        if self.plan.inbound {
+            // The customer is on the line: queue for an agent and answer meanwhile.
+            self.customer = LegState::Ringing;
+            self.request_agent();
+            self.set_phase(Phase::Queued);
+            self.answer_customer();
+            return;
+        }
         match self.plan.agent.clone() {
             AgentSource::Acd { .. } => {
                 self.request_agent();
@@ -712,12 +740,16 @@ impl ClickToCall {
         self.agent_held = true;
         if self.customer == LegState::Up {
             self.dial_agent();
+        } else if self.plan.inbound {
+            // Answered any moment now; the answer dials the agent.
         } else {
             self.dial_customer();
         }
     }
 
-    fn dial_customer(&mut self) {
+    /// Inbound: adds the media legs and answers the customer's INVITE with them (asking
+    /// for legs first when there are none).
+    fn answer_customer(&mut self) {
         let Some(legs) = self.legs else {
             if !self.allocating {
                 self.allocating = true;
@@ -725,6 +757,14 @@ impl ClickToCall {
             }
             return;
         };
+        self.add_legs(legs);
+        self.emit(Output::Sip(SipAction::Answer {
+            role: Role::Customer,
+            leg: legs.customer,
+        }));
+    }
+
+    fn add_legs(&mut self, legs: Legs) {
         if !self.legs_added {
             self.legs_added = true;
             for leg in [legs.customer, legs.agent] {
@@ -739,6 +779,17 @@ impl ClickToCall {
                 })));
             }
         }
+    }
+
+    fn dial_customer(&mut self) {
+        let Some(legs) = self.legs else {
+            if !self.allocating {
+                self.allocating = true;
+                self.emit(Output::AllocateLegs);
+            }
+            return;
+        };
+        self.add_legs(legs);
         self.emit(Output::Sip(SipAction::Invite {
             role: Role::Customer,
             target: self.plan.customer.clone(),
@@ -782,7 +833,11 @@ impl ClickToCall {
                     looping: true,
                 }));
                 self.set_phase(Phase::Announcing);
-                self.dial_agent();
+                if self.agent.is_some() {
+                    self.dial_agent();
+                } else if !self.requesting {
+                    self.request_agent();
+                }
             }
             (LegState::Ringing, LegInput::AnswerUnusable) => {
                 self.end(Outcome::Failed(FailReason::Internal));

@@ -70,6 +70,7 @@ impl World {
             }),
             timers: FlowTimers::default(),
             media: MediaPolicy::default(),
+            inbound: false,
         };
         self.calls
             .insert(id(call), ClickToCall::new(plan, self.now));

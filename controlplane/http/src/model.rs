@@ -76,7 +76,10 @@ impl CallKind {
     pub fn matches(self, k: store::Kind) -> bool {
         matches!(
             (self, k),
-            (Self::CallRequest, store::Kind::CallRequest) | (Self::Bridge, store::Kind::Bridge)
+            (
+                Self::CallRequest,
+                store::Kind::CallRequest | store::Kind::Inbound
+            ) | (Self::Bridge, store::Kind::Bridge)
         )
     }
 }

@@ -324,7 +324,7 @@ impl Service {
     }
 
     /// Attaches the webhook of the request's first status, when its business has one.
-    fn with_first_webhook(&self, mut new: NewRequest) -> NewRequest {
+    pub(crate) fn with_first_webhook(&self, mut new: NewRequest) -> NewRequest {
         let rec = CallRecord {
             request: new.clone(),
             status: new.status.clone(),
@@ -341,7 +341,7 @@ impl Service {
         new
     }
 
-    fn commit(
+    pub(crate) fn commit(
         &self,
         new: &NewRequest,
         origin: &Origin,

@@ -28,8 +28,27 @@ const REMOVAL_WAIT: Duration = Duration::from_secs(5);
 /// How often a call waiting for free media ports tries again.
 const PORT_RETRY: Duration = Duration::from_millis(200);
 
+/// Runs an inbound call (its caller's INVITE, its legs) to its end.
+pub(crate) async fn run_inbound(
+    svc: Service,
+    rec: CallRecord,
+    legs: Legs,
+    call: sip::IncomingCall,
+) {
+    run_with(svc, rec, Some(legs), Some(call)).await;
+}
+
 /// Runs a claimed request (or a just-accepted bridge with its legs) to its end.
 pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
+    run_with(svc, rec, legs, None).await;
+}
+
+async fn run_with(
+    svc: Service,
+    rec: CallRecord,
+    legs: Preallocated,
+    incoming: Option<sip::IncomingCall>,
+) {
     let id = rec.request.id.clone();
     let plan = match plan(&svc, &rec, legs) {
         Ok(p) => p,
@@ -70,12 +89,16 @@ pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
         .and_then(|b| dir.business(b))
         .map(|b| b.name.clone());
     let machine = ClickToCall::new(plan, Instant::now());
+    let mut call_legs = svc.inner().b2b.call(id.as_str());
+    if let Some(call) = incoming {
+        call_legs.incoming(Role::Customer, call);
+    }
     let task = CallTask {
         record: rec.clone(),
         bridged_at: None,
         attempts: rec.attempts,
         final_change: None,
-        legs: svc.inner().b2b.call(id.as_str()),
+        legs: call_legs,
         svc,
         id,
         business: rec.request.business.clone(),
@@ -96,7 +119,7 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
     let i = svc.inner();
     let customer = Target::parse(&rec.request.customer).map_err(|e| e.to_string())?;
     let agent = match rec.request.kind {
-        Kind::CallRequest => AgentSource::Acd {
+        Kind::CallRequest | Kind::Inbound => AgentSource::Acd {
             preferred: rec.request.preferred_agent.clone(),
         },
         Kind::Bridge => {
@@ -130,6 +153,7 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
             .unwrap_or_else(|| i.settings.announcement.clone()),
         timers: i.settings.timers,
         media: i.settings.media,
+        inbound: rec.request.kind == Kind::Inbound,
     })
 }
 
@@ -444,6 +468,14 @@ impl CallTask {
                 } else {
                     info!(call = %self.id, role = role.as_str(), %target, "INVITE sent");
                 }
+            }
+            Output::Sip(SipAction::Answer { role, leg }) => {
+                let input = self.legs.answer(role, leg);
+                let input = match role {
+                    Role::Customer => Input::Customer(input),
+                    Role::Agent => Input::Agent(input),
+                };
+                self.machine.handle(now, input);
             }
             Output::Sip(SipAction::Hangup { role }) => self.legs.hangup(role),
             Output::Media(cmd) => {

@@ -38,6 +38,8 @@ pub struct BusinessEntry {
     pub limits: Option<Limits>,
     /// The caller id presented to the customer (user part of From; `None`: `sip.from_user`).
     pub caller_id: Option<String>,
+    /// Its inbound numbers (E.164): a trunk's INVITE to one of them joins its queue.
+    pub numbers_inbound: Vec<String>,
     /// The weekly hours as configured (shown by the API; `hours` is their parsed form).
     pub hours_spec: Vec<String>,
     /// The holidays as configured.
@@ -66,6 +68,7 @@ impl BusinessEntry {
             numbers: NumberPolicy::default(),
             limits: None,
             caller_id: None,
+            numbers_inbound: Vec::new(),
             hours_spec: Vec::new(),
             holidays_spec: Vec::new(),
             webhook_secret: None,

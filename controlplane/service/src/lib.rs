@@ -30,6 +30,9 @@ mod agents;
 mod call;
 mod directory;
 mod error;
+mod inbound;
+
+pub use inbound::InboundRefusal;
 mod schedule;
 mod stats;
 pub mod webhooks;

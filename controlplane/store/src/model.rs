@@ -13,15 +13,19 @@ pub enum Kind {
     CallRequest,
     /// `POST /v1/bridges`: customer and agent given, dialled at once.
     Bridge,
+    /// A customer who called a business's number through a trunk: answered, then queued for
+    /// an agent like a call request (never retried: the caller is gone after a restart).
+    Inbound,
 }
 
 impl Kind {
-    /// `call_request` or `bridge` (the stored name).
+    /// `call_request`, `bridge` or `inbound` (the stored name).
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::CallRequest => "call_request",
             Self::Bridge => "bridge",
+            Self::Inbound => "inbound",
         }
     }
 
@@ -29,6 +33,7 @@ impl Kind {
         match s {
             "call_request" => Some(Self::CallRequest),
             "bridge" => Some(Self::Bridge),
+            "inbound" => Some(Self::Inbound),
             _ => None,
         }
     }

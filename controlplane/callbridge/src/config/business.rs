@@ -64,6 +64,11 @@ pub(crate) struct BusinessConfig {
     /// user part. Default none: `sip.from_user`.
     #[serde(default)]
     pub(crate) caller_id: Option<String>,
+    /// `inbound_numbers`: the business's own numbers (E.164, e.g. `["+15550001000"]`): an
+    /// INVITE from a trunk to one of them is answered and joins the business's queue (the
+    /// caller hears the announcement). Unique across businesses. Default none.
+    #[serde(default)]
+    pub(crate) inbound_numbers: Vec<String>,
     /// `announcement`: the message this business's customers hear while an agent is called,
     /// an 8 kHz mono WAV (PCM16, µ-law or A-law), relative to the configuration file. Default
     /// none: `media.announcement` (or the built-in prompt).
@@ -190,6 +195,7 @@ impl BusinessConfig {
             webhook_url: None,
             webhook_secret: None,
             caller_id: None,
+            inbound_numbers: Vec::new(),
             announcement: None,
             default_country: None,
             preferred_wait_secs: preferred_wait_secs(),
@@ -300,6 +306,25 @@ impl BusinessConfig {
             (Some(_), Some(s)) => check_key(s.expose(), "a webhook secret", 16)
                 .map_err(|r| (here("webhook_secret"), r))?,
             (None, None) => {}
+        }
+        for (j, n) in self.inbound_numbers.iter().enumerate() {
+            let seg = || {
+                vec![
+                    key("business"),
+                    Seg::Index(i),
+                    key("inbound_numbers"),
+                    Seg::Index(j),
+                ]
+            };
+            if !matches!(flows::Target::parse(n), Ok(flows::Target::Tel(_))) {
+                return Err((
+                    seg(),
+                    format!("{n:?} is not an E.164 number (+ then 8 to 15 digits)"),
+                ));
+            }
+            if self.inbound_numbers[..j].contains(n) {
+                return Err((seg(), format!("{n} is listed twice")));
+            }
         }
         if let Some(c) = &self.caller_id {
             check_caller_id(c).map_err(|r| (here("caller_id"), r))?;

@@ -169,6 +169,19 @@ pub(super) fn validate(
                 );
             }
         }
+        for (j, n) in b.inbound_numbers.iter().enumerate() {
+            if let Some(o) = earlier.iter().find(|o| o.inbound_numbers.contains(n)) {
+                return at(
+                    &[
+                        key("business"),
+                        Seg::Index(i),
+                        key("inbound_numbers"),
+                        Seg::Index(j),
+                    ],
+                    format!("{n} is also a number of business \"{}\"", o.id),
+                );
+            }
+        }
         if let Some(w) = &b.widget_key {
             if let Some(o) = earlier.iter().find(|o| o.widget_key.as_ref() == Some(w)) {
                 return at(

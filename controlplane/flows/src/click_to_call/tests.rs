@@ -26,6 +26,7 @@ fn plan(agent: AgentSource, timers: FlowTimers) -> CallPlan {
         announcement: clip(),
         timers,
         media: MediaPolicy::default(),
+        inbound: false,
     }
 }
 
@@ -758,4 +759,77 @@ fn status_names_are_the_contract() {
             matches!(name, "completed" | "failed" | "cancelled")
         );
     }
+}
+
+#[test]
+fn an_inbound_call_is_answered_announced_and_queued_for_an_agent() {
+    let mut p = acd_plan();
+    p.inbound = true;
+    p.legs = None;
+    let (mut h, out) = Harness::new(p);
+    assert_eq!(
+        out,
+        s(&[
+            "request_agent",
+            "set_timer QueueTimeout 120s",
+            "status queued",
+            "allocate_legs",
+        ])
+    );
+    let legs = Legs {
+        customer: LegId::new(20000, 1),
+        agent: LegId::new(20002, 1),
+    };
+    assert_eq!(
+        h.feed(Input::LegsAllocated(legs)),
+        s(&[
+            "add_leg leg20000.1",
+            "add_leg leg20002.1",
+            "answer customer leg20000.1"
+        ])
+    );
+    // The answer negotiated the caller's offer: announcement while it waits for an agent.
+    assert_eq!(
+        h.customer(answered(40000)),
+        s(&[
+            "set_remote leg20000.1 127.0.0.1:40000 Pcmu",
+            "play leg20000.1 hold looping",
+            "status announcing",
+        ])
+    );
+    assert_eq!(
+        h.assign("alice"),
+        s(&[
+            "cancel_timer QueueTimeout",
+            "invite agent sip:alice@127.0.0.1:15064 leg20002.1",
+            "set_timer AgentRing 20s",
+            "status calling_agent",
+        ])
+    );
+    assert!(h
+        .agent(answered(40002))
+        .contains(&"status bridged".to_string()));
+    assert_eq!(
+        h.agent(LegInput::Bye),
+        teardown(&["customer"], &[], true, Some("alice"), "completed")
+    );
+}
+
+#[test]
+fn an_inbound_caller_who_waits_too_long_is_hung_up_and_one_who_leaves_is_counted() {
+    let mut p = acd_plan();
+    p.inbound = true;
+    let (mut h, _) = Harness::new(p.clone());
+    h.customer(answered(40000));
+    let out = h.timer(TimerKind::QueueTimeout);
+    assert_eq!(out[0], "hangup customer");
+    assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::NoAgent)));
+    // Hanging up before being answered (CANCEL) or while announced.
+    let (mut h, _) = Harness::new(p.clone());
+    h.customer(LegInput::Bye);
+    assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::CustomerHungUp)));
+    let (mut h, _) = Harness::new(p);
+    h.customer(answered(40000));
+    h.customer(LegInput::Bye);
+    assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::CustomerHungUp)));
 }
