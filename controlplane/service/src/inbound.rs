@@ -3,7 +3,9 @@
 //! business's announcement while it waits in the business's queue for an agent, exactly like
 //! an accepted call request; the record (kind `inbound`) is visible through the same API.
 //! From a source that is not a trunk the INVITE gets 403; to a number no business owns, 404;
-//! without free media ports, 503.
+//! without free media ports, 503; one of our own INVITEs coming back (it carries
+//! `X-Callbridge-Call`) gets 482 Loop Detected, and one with `Max-Forwards: 0` 483 Too Many
+//! Hops (we forward the caller to an agent).
 
 use crate::*;
 
@@ -73,6 +75,20 @@ impl Service {
                     call.source.ip()
                 ),
             ));
+        }
+        let header = |name: &str| {
+            call.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        // Loops: our own INVITE (to an agent, or out through a trunk) coming back in.
+        if header("X-Callbridge-Call").is_some() {
+            return Err(refuse(482, "Loop Detected: the INVITE is one of ours".into()));
+        }
+        // We forward the caller to an agent: a request that may not be forwarded stops here.
+        if header("Max-Forwards").is_some_and(|v| v == "0") {
+            return Err(refuse(483, "Too Many Hops: Max-Forwards is 0".into()));
         }
         let dialled = uri_user(&call.request_uri)
             .or_else(|| uri_user(&call.to))
