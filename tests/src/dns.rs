@@ -169,7 +169,9 @@ impl DnsServer {
         catalog.upsert(LowerName::new(&origin), vec![Arc::new(zone)]);
 
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the DNS socket");
-        socket.set_nonblocking(true).expect("non-blocking DNS socket");
+        socket
+            .set_nonblocking(true)
+            .expect("non-blocking DNS socket");
         let addr = socket.local_addr().expect("the DNS socket's address");
         let log: Log = Arc::default();
         let handler = Logging {

@@ -75,8 +75,7 @@ fn a_call_fails_over_from_a_dead_srv_target_to_a_live_one() {
     );
 
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let mut config = Config::new(&ports, live)
-        .agent(Agent::new("alice", &agent.sip_uri("alice")));
+    let mut config = Config::new(&ports, live).agent(Agent::new("alice", &agent.sip_uri("alice")));
     config.trunk_tables = vec!["uri = \"sip:trunk.test\"\npriority = 1".into()];
     config.sip_extra = format!("dns_servers = [\"{}\"]", dns.addr());
     let mut cb = Callbridge::start(&dir, &config);
