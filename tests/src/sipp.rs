@@ -52,6 +52,10 @@ pub enum Scenario {
     /// user `cbtrunk`, password `s3cret-trunk`, checked by SIPp), then like
     /// [`Scenario::Answer`].
     AnswerAuth,
+    /// `uas_answer_auth_via_tls.xml`: [`Scenario::AnswerAuth`] behind a TLS terminator
+    /// (`proxy_addr`, see [`crate::tls::Stunnel`]; SIPp runs `-t t1`): every Contact is
+    /// `sip:sipp@<proxy_addr>;transport=tls`, so in-dialog requests cross TLS too.
+    AnswerAuthViaTls,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
     NoAnswer,
     /// `uas_hangup_early.xml`: answers at once, sends BYE ~1 s after the ACK.
@@ -78,6 +82,7 @@ impl Scenario {
             Self::Busy => "uas_busy.xml",
             Self::Unavailable => "uas_unavailable.xml",
             Self::AnswerAuth => "uas_answer_auth.xml",
+            Self::AnswerAuthViaTls => "uas_answer_auth_via_tls.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
             Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
@@ -95,6 +100,7 @@ impl Scenario {
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
+            Self::AnswerAuthViaTls => &["ring_ms", "proxy_addr"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],
             Self::SelftestUacWaitBye => &["rtp_port"],
             _ => &[],
@@ -144,7 +150,8 @@ pub struct SippOptions {
     /// says `transport=TCP`).
     pub tcp: bool,
     /// `-set proxy_addr`: the impairment proxy the `*ViaProxy` scenarios name in Contact (and
-    /// Via), so in-dialog requests cross it too.
+    /// Via), or the TLS terminator [`Scenario::AnswerAuthViaTls`] names in Contact, so
+    /// in-dialog requests cross it too.
     pub proxy: Option<SocketAddr>,
     /// `-max_retrans`: UDP retransmissions before a call fails (SIPp's default: 5 for INVITE
     /// transactions, 7 for others).

@@ -1,0 +1,233 @@
+//! SIP over TLS with real peers. Debian's SIPp has no TLS, so a real TLS terminator (stunnel)
+//! stands in front of a TCP SIPp; its certificate (IP SAN 127.0.0.1) comes from a CA the test
+//! generates:
+//!
+//! ```text
+//!  callbridge ──TLS──► stunnel 127.0.0.1:P ──TCP──► SIPp -t t1 (customer: 401 digest, then answer)
+//!      [sip.tls] ca = the test CA; [[trunk]] uri = "sip:127.0.0.1:P;transport=tls", cbtrunk/s3cret-trunk
+//! ```
+//!
+//! * The whole call (challenged INVITE, ACKs, BYE) crosses TLS: SIPp's Contact names stunnel
+//!   with `transport=tls`; every connection callbridge opened is one stunnel forwarded.
+//! * A trunk whose certificate chains to a CA callbridge does not trust: the call fails at once
+//!   (TLS handshake failure is a transport error), it does not hang.
+//! * A `tls:` listener with `[sip.tls] cert/key` answers OPTIONS 200, as do the `udp:` and
+//!   `tcp:` listeners beside it.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use callbridge_tests::record;
+use callbridge_tests::scenario::{expect_request, rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::tls::{request_over_tls, Pki, Stunnel};
+use callbridge_tests::workdir::Workdir;
+use callbridge_tests::{
+    Agent, Api, Callbridge, Config, PortBlock, Scenario, SilentAgent, Sipp, SippOptions,
+};
+
+/// The TLS trunk with the test's digest credentials.
+fn tls_trunk(addr: SocketAddr) -> String {
+    format!(
+        "uri = \"sip:{addr};transport=tls\"\npriority = 1\nusername = \"cbtrunk\"\npassword = \"s3cret-trunk\""
+    )
+}
+
+fn sip_tls_table(keys: &[(&str, &std::path::Path)]) -> String {
+    let mut s = String::from("[sip.tls]\n");
+    for (k, p) in keys {
+        s.push_str(&format!("{k} = \"{}\"\n", p.display()));
+    }
+    s
+}
+
+#[test]
+fn a_challenged_call_to_a_tls_trunk_crosses_tls_end_to_end() {
+    let dir = Workdir::new("sip_tls");
+    let pki = Pki::generate(&dir, "trunk");
+    let tls_port = PortBlock::reserve(1);
+    let customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::AnswerAuthViaTls,
+        &SippOptions {
+            tcp: true,
+            proxy: Some(tls_port.addr(0)),
+            ..SippOptions::default()
+        },
+    );
+    let stunnel = Stunnel::start(&dir, &pki, tls_port, customer.sip_addr());
+    let agent = Sipp::spawn(
+        &dir,
+        "agent",
+        Scenario::AnswerBye,
+        &rings_then_hangs_up(1000, 2000),
+    );
+
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let mut config = Config::new(&ports, stunnel.addr())
+        .agent(Agent::new("alice", &agent.sip_uri("alice")))
+        .with_toml(&sip_tls_table(&[("ca", &pki.ca)]));
+    config.trunk_tables = vec![tls_trunk(stunnel.addr())];
+    let mut cb = Callbridge::start(&dir, &config);
+
+    let id = cb.call(CUSTOMER);
+    cb.wait_bridged(Api::CallRequests, &id);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    cb.expect_full_call(&done, "through the TLS trunk: ");
+
+    let mut customer = customer;
+    let mut agent = agent;
+    agent.assert_passed(Duration::from_secs(30));
+    customer.assert_passed(Duration::from_secs(30));
+
+    let log = customer.messages();
+    assert_eq!(
+        log.matches("INVITE sip:+").count(),
+        2,
+        "one INVITE without and one with credentials:\n{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "INVITE sip:+15551234567@{};transport=tls SIP/2.0",
+            stunnel.addr()
+        )),
+        "the Request-URI names the TLS trunk:\n{log}"
+    );
+    assert!(
+        log.contains("Authorization: Digest username=\"cbtrunk\""),
+        "{log}"
+    );
+    expect_request(&customer, "ACK", "the ACKs (of the 401 and of the 200)");
+    expect_request(
+        &customer,
+        "BYE",
+        "the customer hung up on after the agent left",
+    );
+    // Every message SIPp exchanged carries callbridge's Via, which names the transport each
+    // request was sent over: TLS for all of them.
+    assert!(log.contains("Via: SIP/2.0/TLS "), "{log}");
+    assert!(
+        !log.contains("Via: SIP/2.0/TCP") && !log.contains("Via: SIP/2.0/UDP"),
+        "a request reached the customer otherwise than over TLS:\n{log}"
+    );
+    // And no connection went around stunnel: callbridge opened exactly the connections
+    // stunnel forwarded (the agent is UDP), and no handshake failed.
+    let stats = cb.get_json("/v1/stats");
+    let opened = stats["sip"]["connections_opened"].as_u64().unwrap_or(0);
+    let forwarded = stunnel.forwarded() as u64;
+    eprintln!("callbridge opened {opened} connection(s), stunnel forwarded {forwarded}");
+    if opened == 0 || opened != forwarded {
+        stunnel.fail(&format!(
+            "callbridge opened {opened} connections, stunnel forwarded {forwarded}: {stats:#}"
+        ));
+    }
+    assert_eq!(stats["sip"]["tls_failures"], 0, "{stats:#}");
+}
+
+#[test]
+fn a_tls_trunk_with_an_untrusted_certificate_fails_the_call_at_once() {
+    let dir = Workdir::new("sip_tls_untrusted");
+    let pki = Pki::generate(&dir, "trunk");
+    let other = Pki::generate(&dir, "other");
+    // The handshake never completes, so stunnel never connects on: to a port nobody uses.
+    let nowhere = PortBlock::reserve(1);
+    let stunnel = Stunnel::start(&dir, &pki, PortBlock::reserve(1), nowhere.addr(0));
+    let agent = SilentAgent::bind();
+
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let mut config = Config::new(&ports, stunnel.addr())
+        .agent(Agent::new("alice", &agent.sip_uri("alice")))
+        .with_toml(&sip_tls_table(&[("ca", &other.ca)]));
+    config.trunk_tables = vec![tls_trunk(stunnel.addr())];
+    let mut cb = Callbridge::start(&dir, &config);
+
+    let start = Instant::now();
+    let id = cb.call(CUSTOMER);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    let took = start.elapsed();
+    cb.expect_failed(&done, "customer_rejected");
+    cb.expect_never(
+        &done,
+        &["announcing", "calling_agent", "bridged"],
+        "the customer was never reached",
+    );
+    if took > Duration::from_secs(5) {
+        cb.fail(&format!(
+            "the failed handshake took {took:?} to fail the call (a transport error is immediate): {done:#}"
+        ));
+    }
+    eprintln!("failed after {took:?}: {:?}", record::reason(&done));
+    let stats = cb.get_json("/v1/stats");
+    assert!(
+        stats["sip"]["tls_failures"].as_u64() >= Some(1),
+        "the handshake failure is counted: {stats:#}"
+    );
+    // rustls refused the chain (alert unknown_ca), so stunnel never connected on.
+    let tunnel_log = stunnel.log();
+    if stunnel.forwarded() != 0 || !tunnel_log.contains("unknown ca") {
+        stunnel.fail("expected one handshake refused with alert unknown ca, nothing forwarded");
+    }
+    agent.expect_untouched(&cb);
+}
+
+fn options(via_transport: &str, me: SocketAddr, to: SocketAddr, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/{via_transport} {me};branch=z9hG4bK{call_id}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p1\r\nTo: <sip:{to}>\r\nCall-ID: {call_id}\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn options_is_answered_200_on_every_listener_tls_included() {
+    let dir = Workdir::new("sip_tls_listener");
+    let pki = Pki::generate(&dir, "callbridge");
+    let listeners = PortBlock::reserve(2);
+    let (tcp, tls) = (listeners.addr(0), listeners.addr(1));
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let nowhere = PortBlock::reserve(1);
+    let mut config = Config::new(&ports, nowhere.addr(0))
+        .with_toml(&sip_tls_table(&[("cert", &pki.cert), ("key", &pki.key)]));
+    config.sip_extra_listen = vec![format!("tcp:{tcp}"), format!("tls:{tls}")];
+    let cb = Callbridge::start(&dir, &config);
+    let udp_addr = cb.config().sip;
+
+    let mut buf = [0u8; 4096];
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = udp.local_addr().unwrap();
+    udp.send_to(options("UDP", me, udp_addr, "opt-udp").as_bytes(), udp_addr)
+        .unwrap();
+    let (n, _) = udp
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| cb.fail(&format!("no answer to OPTIONS over UDP: {e}")));
+    let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(r.starts_with("SIP/2.0 200"), "OPTIONS over UDP: {r}");
+
+    let mut conn = TcpStream::connect(tcp).expect("callbridge's TCP listener");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = conn.local_addr().unwrap();
+    conn.write_all(options("TCP", me, tcp, "opt-tcp").as_bytes())
+        .unwrap();
+    let n = conn
+        .read(&mut buf)
+        .unwrap_or_else(|e| cb.fail(&format!("no answer to OPTIONS over TCP: {e}")));
+    let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(r.starts_with("SIP/2.0 200"), "OPTIONS over TCP: {r}");
+
+    // The client verifies callbridge's certificate (IP SAN 127.0.0.1) against the test CA.
+    let r = request_over_tls(tls, &pki.ca, |me| options("TLS", me, tls, "opt-tls"))
+        .unwrap_or_else(|e| cb.fail(&format!("OPTIONS over TLS: {e}")));
+    assert!(r.starts_with("SIP/2.0 200"), "OPTIONS over TLS: {r}");
+    assert!(r.contains("Via: SIP/2.0/TLS "), "the Via is echoed: {r}");
+    assert!(r.contains("CSeq: 1 OPTIONS"), "{r}");
+
+    let stats = cb.get_json("/v1/stats");
+    assert!(
+        stats["sip"]["connections_accepted"].as_u64() >= Some(2),
+        "the TCP and TLS connections were accepted: {stats:#}"
+    );
+    assert_eq!(stats["sip"]["tls_failures"], 0, "{stats:#}");
+}
