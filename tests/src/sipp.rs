@@ -53,8 +53,8 @@ pub enum Scenario {
     /// [`Scenario::Answer`].
     AnswerAuth,
     /// `uas_answer_auth_via_tls.xml`: [`Scenario::AnswerAuth`] behind a TLS terminator
-    /// (`proxy_addr`, see [`crate::tls::Stunnel`]; SIPp runs `-t t1`): every Contact is
-    /// `sip:sipp@<proxy_addr>;transport=tls`, so in-dialog requests cross TLS too.
+    /// (`tls_host`, see [`crate::tls::Stunnel`]; SIPp runs `-t t1`): every Contact is
+    /// `sip:sipp@<tls_host>;transport=tls`, so in-dialog requests cross TLS too.
     AnswerAuthViaTls,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
     NoAnswer,
@@ -100,7 +100,7 @@ impl Scenario {
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
-            Self::AnswerAuthViaTls => &["ring_ms", "proxy_addr"],
+            Self::AnswerAuthViaTls => &["ring_ms", "tls_host"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],
             Self::SelftestUacWaitBye => &["rtp_port"],
             _ => &[],
@@ -150,9 +150,12 @@ pub struct SippOptions {
     /// says `transport=TCP`).
     pub tcp: bool,
     /// `-set proxy_addr`: the impairment proxy the `*ViaProxy` scenarios name in Contact (and
-    /// Via), or the TLS terminator [`Scenario::AnswerAuthViaTls`] names in Contact, so
-    /// in-dialog requests cross it too.
+    /// Via), so in-dialog requests cross it too.
     pub proxy: Option<SocketAddr>,
+    /// `-set tls_host`: where the TLS terminator in front of SIPp is reached (`IP:PORT`, or a
+    /// host name callbridge resolves), named in every Contact of
+    /// [`Scenario::AnswerAuthViaTls`], so in-dialog requests cross TLS too.
+    pub tls_host: Option<String>,
     /// `-max_retrans`: UDP retransmissions before a call fails (SIPp's default: 5 for INVITE
     /// transactions, 7 for others).
     pub max_retrans: Option<u32>,
@@ -279,6 +282,10 @@ impl Sipp {
                     .proxy
                     .unwrap_or_else(|| panic!("{name}: {} needs a proxy", scenario.file()))
                     .to_string(),
+                "tls_host" => opts
+                    .tls_host
+                    .clone()
+                    .unwrap_or_else(|| panic!("{name}: {} needs tls_host", scenario.file())),
                 other => unreachable!("scenario global {other} has no option"),
             };
             cmd.args(["-set", var, &value]);

@@ -6,8 +6,8 @@
 //!  test ──TLS (rustls, trusts Pki's CA)──► callbridge tls: listener
 //! ```
 //!
-//! * [`Pki::generate`]: a CA and a server certificate for `127.0.0.1` (IP SAN) it signed, as PEM
-//!   files in the test's directory (rcgen).
+//! * [`Pki::generate`]: a CA and a server certificate for `127.0.0.1` (IP SAN; or other names,
+//!   [`Pki::generate_for`]) it signed, as PEM files in the test's directory (rcgen).
 //! * [`Stunnel`]: `stunnel4` in server mode and in the foreground, from a config file the test
 //!   writes; its log (`stunnel.log`, level 6: info) records every connection; killed by PID when
 //!   dropped.
@@ -53,6 +53,16 @@ impl Pki {
     /// If rcgen fails or a file cannot be written.
     #[must_use]
     pub fn generate(dir: &Workdir, name: &str) -> Self {
+        Self::generate_for(dir, name, &["127.0.0.1"])
+    }
+
+    /// Like [`Pki::generate`], with the server certificate's subject alternative names
+    /// `names` (IP addresses become IP SANs, anything else DNS names).
+    ///
+    /// # Panics
+    /// If rcgen fails or a file cannot be written.
+    #[must_use]
+    pub fn generate_for(dir: &Workdir, name: &str, names: &[&str]) -> Self {
         let ca_key = KeyPair::generate().expect("CA key");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -66,9 +76,10 @@ impl Pki {
         let ca_cert = ca.self_signed(&ca_key).expect("self-sign the CA");
 
         let key = KeyPair::generate().expect("server key");
-        let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("leaf params");
+        let sans: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut leaf = CertificateParams::new(sans).expect("leaf params");
         leaf.distinguished_name
-            .push(DnType::CommonName, format!("{name} 127.0.0.1"));
+            .push(DnType::CommonName, format!("{name} {}", names.join(" ")));
         leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = leaf
             .signed_by(&key, &ca_cert, &ca_key)

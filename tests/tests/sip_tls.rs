@@ -11,6 +11,10 @@
 //!   with `transport=tls`; every connection callbridge opened is one stunnel forwarded.
 //! * A trunk whose certificate chains to a CA callbridge does not trust: the call fails at once
 //!   (TLS handshake failure is a transport error), it does not hang.
+//! * A `sips:trunk.test` trunk found through DNS (no NAPTR; SRV `_sips._tcp.trunk.test` →
+//!   `tls.trunk.test`): the certificate must name the URI's domain `trunk.test` (RFC 5922
+//!   4.1; the SRV target is not trusted DNS data) — a call completes when it does, and fails at
+//!   once when it names only the SRV target.
 //! * A `tls:` listener with `[sip.tls] cert/key` answers OPTIONS 200, as do the `udp:` and
 //!   `tcp:` listeners beside it.
 
@@ -18,6 +22,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use callbridge_tests::dns::{DnsServer, Rr};
 use callbridge_tests::record;
 use callbridge_tests::scenario::{expect_request, rings_then_hangs_up, CUSTOMER};
 use callbridge_tests::tls::{request_over_tls, Pki, Stunnel};
@@ -52,7 +57,7 @@ fn a_challenged_call_to_a_tls_trunk_crosses_tls_end_to_end() {
         Scenario::AnswerAuthViaTls,
         &SippOptions {
             tcp: true,
-            proxy: Some(tls_port.addr(0)),
+            tls_host: Some(tls_port.addr(0).to_string()),
             ..SippOptions::default()
         },
     );
@@ -167,6 +172,149 @@ fn a_tls_trunk_with_an_untrusted_certificate_fails_the_call_at_once() {
     let tunnel_log = stunnel.log();
     if stunnel.forwarded() != 0 || !tunnel_log.contains("unknown ca") {
         stunnel.fail("expected one handshake refused with alert unknown ca, nothing forwarded");
+    }
+    agent.expect_untouched(&cb);
+}
+
+/// The zone for `sips:trunk.test`: no NAPTR, SRV `_sips._tcp.trunk.test.` → `tls.trunk.test.`
+/// at `tls`'s port, `tls.trunk.test.` A 127.0.0.1.
+fn sips_zone(tls: SocketAddr) -> DnsServer {
+    DnsServer::start(
+        "trunk.test.",
+        &[
+            (
+                "_sips._tcp.trunk.test.",
+                Rr::Srv {
+                    priority: 10,
+                    weight: 0,
+                    port: tls.port(),
+                    target: "tls.trunk.test.".into(),
+                },
+            ),
+            ("tls.trunk.test.", Rr::A(std::net::Ipv4Addr::LOCALHOST)),
+        ],
+    )
+}
+
+fn sips_trunk_config(
+    ports: &PortBlock,
+    stunnel: &Stunnel,
+    dns: &DnsServer,
+    ca: &std::path::Path,
+    agent: &str,
+) -> Config {
+    let mut config = Config::new(ports, stunnel.addr())
+        .agent(Agent::new("alice", agent))
+        .with_toml(&sip_tls_table(&[("ca", ca)]));
+    config.trunk_tables = vec![
+        "uri = \"sips:trunk.test\"\npriority = 1\nusername = \"cbtrunk\"\npassword = \"s3cret-trunk\"".into(),
+    ];
+    config.sip_extra = format!("dns_servers = [\"{}\"]", dns.addr());
+    config
+}
+
+#[test]
+fn a_sips_trunk_found_through_srv_is_verified_against_the_uri_domain() {
+    let dir = Workdir::new("sip_tls_sips_srv");
+    // The URI's domain only: neither the SRV target nor the address.
+    let pki = Pki::generate_for(&dir, "trunk", &["trunk.test"]);
+    let tls_port = PortBlock::reserve(1);
+    let customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::AnswerAuthViaTls,
+        &SippOptions {
+            tcp: true,
+            tls_host: Some(tls_port.addr(0).to_string()),
+            ..SippOptions::default()
+        },
+    );
+    let stunnel = Stunnel::start(&dir, &pki, tls_port, customer.sip_addr());
+    let agent = Sipp::spawn(
+        &dir,
+        "agent",
+        Scenario::AnswerBye,
+        &rings_then_hangs_up(1000, 2000),
+    );
+    let dns = sips_zone(stunnel.addr());
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let config = sips_trunk_config(&ports, &stunnel, &dns, &pki.ca, &agent.sip_uri("alice"));
+    let mut cb = Callbridge::start(&dir, &config);
+
+    let id = cb.call(CUSTOMER);
+    cb.wait_bridged(Api::CallRequests, &id);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    cb.expect_full_call(&done, "through sips:trunk.test: ");
+    let mut customer = customer;
+    let mut agent = agent;
+    agent.assert_passed(Duration::from_secs(30));
+    customer.assert_passed(Duration::from_secs(30));
+
+    let asked = dns.queries();
+    assert!(
+        dns.was_asked("_sips._tcp.trunk.test.", "SRV") && dns.was_asked("tls.trunk.test.", "A"),
+        "SRV _sips._tcp then A of its target: {asked:?}"
+    );
+    let log = customer.messages();
+    assert!(
+        log.contains("INVITE sips:+15551234567@trunk.test SIP/2.0"),
+        "the Request-URI keeps the trunk's sips: domain:\n{log}"
+    );
+    assert!(
+        log.contains("Authorization: Digest username=\"cbtrunk\""),
+        "{log}"
+    );
+    assert!(
+        !log.contains("Via: SIP/2.0/TCP") && !log.contains("Via: SIP/2.0/UDP"),
+        "a request reached the customer otherwise than over TLS:\n{log}"
+    );
+    expect_request(&customer, "BYE", "the BYE, over TLS");
+    let stats = cb.get_json("/v1/stats");
+    assert_eq!(stats["sip"]["tls_failures"], 0, "{stats:#}");
+}
+
+#[test]
+fn a_certificate_naming_only_the_srv_target_is_refused() {
+    let dir = Workdir::new("sip_tls_srv_target_name");
+    let pki = Pki::generate_for(&dir, "trunk", &["tls.trunk.test"]);
+    let nowhere = PortBlock::reserve(1);
+    let stunnel = Stunnel::start(&dir, &pki, PortBlock::reserve(1), nowhere.addr(0));
+    let agent = SilentAgent::bind();
+    let dns = sips_zone(stunnel.addr());
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let config = sips_trunk_config(&ports, &stunnel, &dns, &pki.ca, &agent.sip_uri("alice"));
+    let mut cb = Callbridge::start(&dir, &config);
+
+    let start = Instant::now();
+    let id = cb.call(CUSTOMER);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    let took = start.elapsed();
+    cb.expect_failed(&done, "customer_rejected");
+    if took > Duration::from_secs(5) {
+        cb.fail(&format!(
+            "the refused certificate took {took:?} to fail the call: {done:#}"
+        ));
+    }
+    assert!(
+        dns.was_asked("_sips._tcp.trunk.test.", "SRV"),
+        "{:?}",
+        dns.queries()
+    );
+    // Refused for the name it was checked against: the URI's domain.
+    if !cb.log().lines().any(|l| {
+        l.contains("TLS handshake with")
+            && l.contains("\"trunk.test\"")
+            && l.contains("not valid for name")
+    }) {
+        cb.fail("no handshake refused for the name trunk.test in the log");
+    }
+    let stats = cb.get_json("/v1/stats");
+    assert!(
+        stats["sip"]["tls_failures"].as_u64() >= Some(1),
+        "the handshake failure is counted: {stats:#}"
+    );
+    if stunnel.forwarded() != 0 {
+        stunnel.fail("a connection was forwarded: the certificate was accepted");
     }
     agent.expect_untouched(&cb);
 }
