@@ -9,7 +9,7 @@
 //! * [`Pki::generate`]: a CA and a server certificate for `127.0.0.1` (IP SAN; or other names,
 //!   [`Pki::generate_for`]) it signed, as PEM files in the test's directory (rcgen).
 //! * [`Stunnel`]: `stunnel4` in server mode and in the foreground, from a config file the test
-//!   writes; its log (`stunnel.log`, level 6: info) records every connection; killed by PID when
+//!   writes; its log (`<name>.log`, level 6: info) records every connection; killed by PID when
 //!   dropped.
 //! * [`request_over_tls`]: connects, verifies the server against a CA file, writes a request
 //!   and reads the first response.
@@ -104,24 +104,31 @@ pub struct Stunnel {
 }
 
 impl Stunnel {
-    /// Starts stunnel terminating TLS on port 0 of `accept` (reserved beforehand, so a SIPp can
+    /// Starts stunnel `name` (its files in `dir`: `<name>.conf`, `<name>.log`, `<name>.out`)
+    /// terminating TLS on port 0 of `accept` (reserved beforehand, so a SIPp can
     /// name it in its Contact before stunnel knows the SIPp's port) with `pki`'s certificate
     /// and forwarding each connection, in clear, to `connect`; waits until it listens.
     ///
     /// # Panics
     /// If stunnel is missing, exits, or does not listen within the start-up deadline.
     #[must_use]
-    pub fn start(dir: &Workdir, pki: &Pki, accept: PortBlock, connect: SocketAddr) -> Self {
+    pub fn start(
+        dir: &Workdir,
+        name: &str,
+        pki: &Pki,
+        accept: PortBlock,
+        connect: SocketAddr,
+    ) -> Self {
         assert!(
             Path::new(STUNNEL_BIN).is_file(),
             "{STUNNEL_BIN} not found: apt-get install stunnel4 (or run scripts/install-test-deps)"
         );
         let port = accept;
         let accept = port.addr(0);
-        let log_path = dir.file("stunnel.log");
-        let out_path = dir.file("stunnel.out");
+        let log_path = dir.file(&format!("{name}.log"));
+        let out_path = dir.file(&format!("{name}.out"));
         let conf = dir.write(
-            "stunnel.conf",
+            &format!("{name}.conf"),
             &format!(
                 "foreground = yes\npid =\noutput = {log}\ndebug = 6\n\n\
                  [sip]\naccept = {accept}\nconnect = {connect}\ncert = {cert}\nkey = {key}\n",
@@ -197,9 +204,11 @@ impl Stunnel {
     /// Always.
     pub fn fail(&self, msg: &str) -> ! {
         panic!(
-            "stunnel (pid {}): {msg}\n--- stunnel.log ---\n{}\n--- stunnel.out ---\n{}",
+            "stunnel (pid {}): {msg}\n--- {} ---\n{}\n--- {} ---\n{}",
             self.pid,
+            self.log_path.display(),
             self.log(),
+            self.out_path.display(),
             read_log(&self.out_path)
         )
     }

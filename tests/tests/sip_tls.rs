@@ -15,6 +15,8 @@
 //!   `tls.trunk.test`): the certificate must name the URI's domain `trunk.test` (RFC 5922
 //!   4.1; the SRV target is not trusted DNS data) — a call completes when it does, and fails at
 //!   once when it names only the SRV target.
+//! * Two SRV targets for `sips:trunk.test`, the first with a certificate from an untrusted CA:
+//!   the failed handshake moves the call to the second at once.
 //! * A `tls:` listener with `[sip.tls] cert/key` answers OPTIONS 200, as do the `udp:` and
 //!   `tcp:` listeners beside it.
 
@@ -61,7 +63,7 @@ fn a_challenged_call_to_a_tls_trunk_crosses_tls_end_to_end() {
             ..SippOptions::default()
         },
     );
-    let stunnel = Stunnel::start(&dir, &pki, tls_port, customer.sip_addr());
+    let stunnel = Stunnel::start(&dir, "stunnel", &pki, tls_port, customer.sip_addr());
     let agent = Sipp::spawn(
         &dir,
         "agent",
@@ -137,7 +139,13 @@ fn a_tls_trunk_with_an_untrusted_certificate_fails_the_call_at_once() {
     let other = Pki::generate(&dir, "other");
     // The handshake never completes, so stunnel never connects on: to a port nobody uses.
     let nowhere = PortBlock::reserve(1);
-    let stunnel = Stunnel::start(&dir, &pki, PortBlock::reserve(1), nowhere.addr(0));
+    let stunnel = Stunnel::start(
+        &dir,
+        "stunnel",
+        &pki,
+        PortBlock::reserve(1),
+        nowhere.addr(0),
+    );
     let agent = SilentAgent::bind();
 
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
@@ -179,21 +187,26 @@ fn a_tls_trunk_with_an_untrusted_certificate_fails_the_call_at_once() {
 /// The zone for `sips:trunk.test`: no NAPTR, SRV `_sips._tcp.trunk.test.` → `tls.trunk.test.`
 /// at `tls`'s port, `tls.trunk.test.` A 127.0.0.1.
 fn sips_zone(tls: SocketAddr) -> DnsServer {
-    DnsServer::start(
-        "trunk.test.",
-        &[
-            (
-                "_sips._tcp.trunk.test.",
-                Rr::Srv {
-                    priority: 10,
-                    weight: 0,
-                    port: tls.port(),
-                    target: "tls.trunk.test.".into(),
-                },
-            ),
-            ("tls.trunk.test.", Rr::A(std::net::Ipv4Addr::LOCALHOST)),
-        ],
-    )
+    sips_zone_with(&[(10, tls, "tls.trunk.test.")])
+}
+
+/// Like [`sips_zone`] with several SRV targets `(priority, address, target name)` (each target
+/// name gets an A record 127.0.0.1).
+fn sips_zone_with(targets: &[(u16, SocketAddr, &str)]) -> DnsServer {
+    let mut records = Vec::new();
+    for &(priority, addr, target) in targets {
+        records.push((
+            "_sips._tcp.trunk.test.",
+            Rr::Srv {
+                priority,
+                weight: 0,
+                port: addr.port(),
+                target: target.into(),
+            },
+        ));
+        records.push((target, Rr::A(std::net::Ipv4Addr::LOCALHOST)));
+    }
+    DnsServer::start("trunk.test.", &records)
 }
 
 fn sips_trunk_config(
@@ -229,7 +242,7 @@ fn a_sips_trunk_found_through_srv_is_verified_against_the_uri_domain() {
             ..SippOptions::default()
         },
     );
-    let stunnel = Stunnel::start(&dir, &pki, tls_port, customer.sip_addr());
+    let stunnel = Stunnel::start(&dir, "stunnel", &pki, tls_port, customer.sip_addr());
     let agent = Sipp::spawn(
         &dir,
         "agent",
@@ -278,7 +291,13 @@ fn a_certificate_naming_only_the_srv_target_is_refused() {
     let dir = Workdir::new("sip_tls_srv_target_name");
     let pki = Pki::generate_for(&dir, "trunk", &["tls.trunk.test"]);
     let nowhere = PortBlock::reserve(1);
-    let stunnel = Stunnel::start(&dir, &pki, PortBlock::reserve(1), nowhere.addr(0));
+    let stunnel = Stunnel::start(
+        &dir,
+        "stunnel",
+        &pki,
+        PortBlock::reserve(1),
+        nowhere.addr(0),
+    );
     let agent = SilentAgent::bind();
     let dns = sips_zone(stunnel.addr());
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
@@ -317,6 +336,83 @@ fn a_certificate_naming_only_the_srv_target_is_refused() {
         stunnel.fail("a connection was forwarded: the certificate was accepted");
     }
     agent.expect_untouched(&cb);
+}
+
+#[test]
+fn a_failed_tls_handshake_fails_over_to_the_next_srv_target() {
+    let dir = Workdir::new("sip_tls_srv_failover");
+    // Priority 10: a certificate from a CA callbridge does not trust; priority 20: the good one.
+    let bad = Pki::generate_for(&dir, "bad", &["trunk.test"]);
+    let good = Pki::generate_for(&dir, "good", &["trunk.test"]);
+    let nowhere = PortBlock::reserve(1);
+    let bad_tunnel = Stunnel::start(
+        &dir,
+        "stunnel_bad",
+        &bad,
+        PortBlock::reserve(1),
+        nowhere.addr(0),
+    );
+    let tls_port = PortBlock::reserve(1);
+    let customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::AnswerAuthViaTls,
+        &SippOptions {
+            tcp: true,
+            tls_host: Some(tls_port.addr(0).to_string()),
+            ..SippOptions::default()
+        },
+    );
+    let good_tunnel = Stunnel::start(&dir, "stunnel_good", &good, tls_port, customer.sip_addr());
+    let agent = Sipp::spawn(
+        &dir,
+        "agent",
+        Scenario::AnswerBye,
+        &rings_then_hangs_up(1000, 2000),
+    );
+    let dns = sips_zone_with(&[
+        (10, bad_tunnel.addr(), "bad.trunk.test."),
+        (20, good_tunnel.addr(), "good.trunk.test."),
+    ]);
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let config = sips_trunk_config(
+        &ports,
+        &good_tunnel,
+        &dns,
+        &good.ca,
+        &agent.sip_uri("alice"),
+    );
+    let mut cb = Callbridge::start(&dir, &config);
+
+    let id = cb.call(CUSTOMER);
+    cb.wait_bridged(Api::CallRequests, &id);
+    let done = cb.wait_done(Api::CallRequests, &id);
+    cb.expect_full_call(&done, "through the second SRV target: ");
+    let mut customer = customer;
+    let mut agent = agent;
+    agent.assert_passed(Duration::from_secs(30));
+    customer.assert_passed(Duration::from_secs(30));
+
+    // The bad target was tried first: its handshake failed, nothing crossed it.
+    let stats = cb.get_json("/v1/stats");
+    assert_eq!(stats["sip"]["tls_failures"], 1, "{stats:#}");
+    let trunk = &stats["trunks"][0];
+    assert_eq!(
+        (trunk["calls"].as_u64(), trunk["failovers"].as_u64()),
+        (Some(2), Some(1)),
+        "two INVITEs on the trunk, the second after the handshake failed: {stats:#}"
+    );
+    if bad_tunnel.forwarded() != 0 || !bad_tunnel.log().contains("unknown ca") {
+        bad_tunnel.fail("expected its handshake refused (alert unknown ca), nothing forwarded");
+    }
+    if good_tunnel.forwarded() == 0 {
+        good_tunnel.fail("nothing forwarded to the customer");
+    }
+    let log = customer.messages();
+    assert!(
+        !log.contains("Via: SIP/2.0/TCP") && !log.contains("Via: SIP/2.0/UDP"),
+        "a request reached the customer otherwise than over TLS:\n{log}"
+    );
 }
 
 fn options(via_transport: &str, me: SocketAddr, to: SocketAddr, call_id: &str) -> String {
