@@ -437,6 +437,21 @@ mod tests {
     }
 
     #[test]
+    fn renders_sip_extra_in_the_sip_table() {
+        let block = PortBlock::reserve(Config::BLOCK_LEN);
+        let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        let mut cfg = Config::new(&block, trunk);
+        cfg.sip_extra = "dns_servers = [\"127.0.0.1:5353\"]\n".into();
+        let text = cfg.render();
+        assert!(
+            text.contains(
+                "trunk_keepalive_secs = 0\ndns_servers = [\"127.0.0.1:5353\"]\n\n[media]\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn renders_extra_addresses() {
         let block = PortBlock::reserve(Config::BLOCK_LEN);
         let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
