@@ -149,6 +149,9 @@ pub struct Config {
     /// Further `sip.listen` entries (`"tcp:127.0.0.1:5060"`); when there are any, `listen` is
     /// rendered as a list starting with `"udp:" + sip`.
     pub sip_extra_listen: Vec<String>,
+    /// Raw TOML lines added to the `[sip]` table (e.g. `dns_servers = ["127.0.0.1:5353"]`),
+    /// omitted when empty; tables such as `[sip.tls]` go in [`Config::extra`].
+    pub sip_extra: String,
     /// `[media] address`: 127.0.0.1 unless set (with [`Config::dpdk`], the address DPDK owns).
     pub media_address: IpAddr,
     /// `[media] extra_addresses` (further media addresses, same ports on each), omitted when
@@ -192,6 +195,7 @@ impl Config {
             sip_keepalive_secs: 0,
             trunk_tables: Vec::new(),
             sip_extra_listen: Vec::new(),
+            sip_extra: String::new(),
             media_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             extra_addresses: Vec::new(),
             media_ports: (media_first, media_first + crate::MEDIA_BLOCK - 1),
@@ -270,9 +274,13 @@ impl Config {
         };
         let _ = writeln!(
             s,
-            "[sip]\nlisten = {listen}\n{trunk}trunk_keepalive_secs = {}\n",
+            "[sip]\nlisten = {listen}\n{trunk}trunk_keepalive_secs = {}",
             self.sip_keepalive_secs
         );
+        if !self.sip_extra.is_empty() {
+            let _ = writeln!(s, "{}", self.sip_extra.trim_end());
+        }
+        s.push('\n');
         for t in &self.trunk_tables {
             let _ = writeln!(s, "[[trunk]]\n{}\n", t.trim_end());
         }
@@ -426,6 +434,21 @@ mod tests {
         assert!(!text.contains("[dpdk]"));
         assert!(!text.contains("extra_addresses"));
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn renders_sip_extra_in_the_sip_table() {
+        let block = PortBlock::reserve(Config::BLOCK_LEN);
+        let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+        let mut cfg = Config::new(&block, trunk);
+        cfg.sip_extra = "dns_servers = [\"127.0.0.1:5353\"]\n".into();
+        let text = cfg.render();
+        assert!(
+            text.contains(
+                "trunk_keepalive_secs = 0\ndns_servers = [\"127.0.0.1:5353\"]\n\n[media]\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

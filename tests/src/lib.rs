@@ -23,6 +23,10 @@
 //! - [`scenario`]: the shared call flows: [`TwoPartyCall`] (SIPp customer + SIPp agent +
 //!   callbridge) and the record checks every call test makes (`wait_bridged`, `wait_done`,
 //!   `expect_full_call`, `expect_failed`, …).
+//! - [`dns`]: a DNS server of the test's own ([`dns::DnsServer`], hickory-server, in-memory
+//!   zone) that logs every query, for `sip.dns_servers` (RFC 3263 trunk resolution).
+//! - [`tls`]: a throw-away PKI ([`tls::Pki`]), `stunnel4` as the TLS terminator in front of a
+//!   TCP SIPp ([`tls::Stunnel`]), and a rustls client ([`tls::request_over_tls`]).
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
@@ -35,6 +39,7 @@
 
 pub mod browser;
 pub mod config;
+pub mod dns;
 pub mod dpdk;
 pub mod http;
 pub mod impair;
@@ -47,6 +52,7 @@ pub mod scenario;
 pub mod server;
 pub mod sipp;
 pub mod site;
+pub mod tls;
 pub mod workdir;
 
 pub use config::{Agent, Config, Dpdk, Flow};

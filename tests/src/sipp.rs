@@ -55,6 +55,10 @@ pub enum Scenario {
     /// user `cbtrunk`, password `s3cret-trunk`, checked by SIPp), then like
     /// [`Scenario::Answer`].
     AnswerAuth,
+    /// `uas_answer_auth_via_tls.xml`: [`Scenario::AnswerAuth`] behind a TLS terminator
+    /// (`tls_host`, see [`crate::tls::Stunnel`]; SIPp runs `-t t1`): every Contact is
+    /// `sip:sipp@<tls_host>;transport=tls`, so in-dialog requests cross TLS too.
+    AnswerAuthViaTls,
     /// `uas_noanswer.xml`: 180, then requires a CANCEL (200 to it, 487 to the INVITE).
     NoAnswer,
     /// `uas_hangup_early.xml`: answers at once, sends BYE ~1 s after the ACK.
@@ -82,6 +86,7 @@ impl Scenario {
             Self::Unavailable => "uas_unavailable.xml",
             Self::Register => "uac_register.xml",
             Self::AnswerAuth => "uas_answer_auth.xml",
+            Self::AnswerAuthViaTls => "uas_answer_auth_via_tls.xml",
             Self::NoAnswer => "uas_noanswer.xml",
             Self::HangupEarly => "uas_hangup_early.xml",
             Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
@@ -99,6 +104,7 @@ impl Scenario {
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
+            Self::AnswerAuthViaTls => &["ring_ms", "tls_host"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],
             Self::SelftestUacWaitBye => &["rtp_port"],
             _ => &[],
@@ -156,6 +162,10 @@ pub struct SippOptions {
     /// `-set proxy_addr`: the impairment proxy the `*ViaProxy` scenarios name in Contact (and
     /// Via), so in-dialog requests cross it too.
     pub proxy: Option<SocketAddr>,
+    /// `-set tls_host`: where the TLS terminator in front of SIPp is reached (`IP:PORT`, or a
+    /// host name callbridge resolves), named in every Contact of
+    /// [`Scenario::AnswerAuthViaTls`], so in-dialog requests cross TLS too.
+    pub tls_host: Option<String>,
     /// `-max_retrans`: UDP retransmissions before a call fails (SIPp's default: 5 for INVITE
     /// transactions, 7 for others).
     pub max_retrans: Option<u32>,
@@ -284,6 +294,10 @@ impl Sipp {
                     .proxy
                     .unwrap_or_else(|| panic!("{name}: {} needs a proxy", scenario.file()))
                     .to_string(),
+                "tls_host" => opts
+                    .tls_host
+                    .clone()
+                    .unwrap_or_else(|| panic!("{name}: {} needs tls_host", scenario.file())),
                 other => unreachable!("scenario global {other} has no option"),
             };
             cmd.args(["-set", var, &value]);
