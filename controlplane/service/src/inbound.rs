@@ -84,7 +84,10 @@ impl Service {
         };
         // Loops: our own INVITE (to an agent, or out through a trunk) coming back in.
         if header("X-Callbridge-Call").is_some() {
-            return Err(refuse(482, "Loop Detected: the INVITE is one of ours".into()));
+            return Err(refuse(
+                482,
+                "Loop Detected: the INVITE is one of ours".into(),
+            ));
         }
         // We forward the caller to an agent: a request that may not be forwarded stops here.
         if header("Max-Forwards").is_some_and(|v| v == "0") {

@@ -240,9 +240,12 @@ pub enum Answer {
     Addr(Vec<IpAddr>),
     /// NXDOMAIN or no records of the type.
     NotFound,
-    /// The lookup failed (timeout, SERVFAIL, …); treated as no records, and reported if
+    /// The lookup failed (SERVFAIL, refused, …); treated as no records, and reported if
     /// nothing is found.
     Failed(String),
+    /// The name servers did not answer in time: the resolution ends here with an error (the
+    /// next queries would only wait as long again while a call waits).
+    TimedOut(String),
 }
 
 /// Where a [`Resolution`] is.
@@ -363,6 +366,12 @@ impl Resolution {
             Answer::Failed(e) => {
                 self.first_error.get_or_insert(e);
                 Answer::NotFound
+            }
+            Answer::TimedOut(e) => {
+                self.first_error.get_or_insert(e);
+                // Targets found so far stay usable.
+                self.phase = Phase::Done;
+                return;
             }
             a => a,
         };

@@ -439,6 +439,12 @@ impl ConnCtx {
             .connections_closed
             .fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Gives a slot back for a connection that never opened (refused, timed out): not a
+    /// closed connection.
+    fn unreserve(&self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 async fn accept_loop(
@@ -522,12 +528,12 @@ async fn connect(
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(peer.addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            ctx.release();
+            ctx.unreserve();
             fail(format!("connect: {e}")).await;
             return;
         }
         Err(_) => {
-            ctx.release();
+            ctx.unreserve();
             fail(format!("connect: no answer within {timeout:?}")).await;
             return;
         }

@@ -193,6 +193,10 @@ fn fqdn(name: &str) -> String {
 fn failure(e: NetError) -> Answer {
     if e.is_no_records_found() || e.is_nx_domain() {
         Answer::NotFound
+    } else if e.to_string().to_ascii_lowercase().contains("timed out")
+        || e.to_string().to_ascii_lowercase().contains("timeout")
+    {
+        Answer::TimedOut(e.to_string())
     } else {
         Answer::Failed(e.to_string())
     }

@@ -450,3 +450,16 @@ fn mutated_uris_and_random_answers_never_panic() {
         let _ = r.finish();
     }
 }
+
+#[test]
+fn a_timeout_ends_the_resolution_with_an_error() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut r = Resolution::new(
+        SipTarget::parse("sip:trunk.example.test").unwrap(),
+        &[Transport::Udp, Transport::Tcp],
+    );
+    assert!(matches!(r.poll_query(), Some(Query::Naptr(_))));
+    r.handle_answer(Answer::TimedOut("request timed out".into()), &mut rng);
+    assert_eq!(r.poll_query(), None, "no further queries after a timeout");
+    assert!(matches!(r.finish(), Err(SipError::Dns(e)) if e.contains("timed out")));
+}
