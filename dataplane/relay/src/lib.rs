@@ -31,6 +31,13 @@
 //! to B's remote, SSRC, sequence number and timestamp untouched. RTCP received on A's odd
 //! port goes from B's odd port to B's remote port + 1.
 //!
+//! **Payload types.** When A's and B's negotiated [`dp_api::PayloadTypes`] differ (PCMU on
+//! one, PCMA on the other, or other numbers), RTP from A is mapped for B in place (see
+//! [`payload`]): audio converted µ-law ↔ A-law with the [`g711`] tables and renumbered,
+//! telephone-event renumbered, anything else passed (equal laws) or dropped as
+//! [`DropReason::UnmappedPayloadType`]. The length never changes. Equal types (the usual
+//! case) cost one flag test of the receiving leg ([`leg::Leg::convert`]).
+//!
 //! **The switch.** While a leg hears an announcement it receives *our* stream (our SSRC,
 //! sequence and timestamp). When the announcement stops (Bridge, StopPlay or its end), the
 //! leg starts receiving the peer's stream with a different SSRC. We take the RFC 3550 §5.1
@@ -65,6 +72,7 @@
 //!   last, after the marker-bit edit, growing by at most [`TRAILER_ROOM`] bytes
 //!   ([`DropReason::SrtpNoRoom`] when the buffer has no such room).
 //!
+//! Payload-type mapping and law conversion sit in between: decrypt, convert, encrypt.
 //! So an SRTP leg bridged to a plain leg transcrypts per packet, two SRTP legs re-encrypt
 //! from one key to the other, and two plain legs take exactly the path above, one flag test
 //! per leg more. Only [`Relay::handle_datagram`] can change a packet's length; through
@@ -88,6 +96,7 @@ use std::time::Instant;
 
 use dp_api::{
     Clip, Command, CommandError, DropCounters, DropReason, Event, LegId, LegSpec, LegStats,
+    PayloadTypes,
 };
 use wire::rtp::RtpPacket;
 
@@ -95,6 +104,7 @@ pub mod announce;
 pub mod bridge;
 pub mod g711;
 pub mod leg;
+pub mod payload;
 pub mod table;
 pub mod transcrypt;
 
@@ -166,7 +176,7 @@ pub struct Transmit {
 }
 
 /// A received UDP payload in a buffer with room after it, for [`Relay::handle_datagram`]:
-/// the payload is `buf[..len]`. The relay updates `len` and `transcrypted` in place.
+/// the payload is `buf[..len]`. The relay updates `len` and `payload_rewritten` in place.
 #[derive(Debug)]
 pub struct Datagram<'a> {
     /// The buffer: the payload, then room (at least [`TRAILER_ROOM`] bytes for packets
@@ -174,11 +184,12 @@ pub struct Datagram<'a> {
     pub buf: &'a mut [u8],
     /// The payload's length; after a [`Verdict::Forward`], the length to send.
     pub len: usize,
-    /// Set when the relay decrypted or encrypted the packet (an SRTP leg on either side):
-    /// then bytes past the RTP fixed header changed, and a checksum kept over them from
-    /// receive time (the DPDK backend's `tail_sum`) is stale. Otherwise the relay edited at
-    /// most the 12-byte RTP fixed header.
-    pub transcrypted: bool,
+    /// Set when the relay decrypted or encrypted the packet (an SRTP leg on either side) or
+    /// converted its G.711 law (legs on different laws, see [`payload`]): then bytes past
+    /// the RTP fixed header changed, and a checksum kept over them from receive time (the
+    /// DPDK backend's `tail_sum`) is stale. Otherwise the relay edited at most the 12-byte
+    /// RTP fixed header (marker bit, payload type).
+    pub payload_rewritten: bool,
 }
 
 impl<'a> Datagram<'a> {
@@ -189,7 +200,7 @@ impl<'a> Datagram<'a> {
         Self {
             buf,
             len,
-            transcrypted: false,
+            payload_rewritten: false,
         }
     }
 }
@@ -379,10 +390,25 @@ impl Relay {
                 let idx = self.find(leg)?;
                 if let Some(l) = self.table.get_mut(idx) {
                     l.set_remote(now, remote);
-                    l.codec = codec;
+                    if l.types.codec != codec {
+                        l.types = PayloadTypes::of(codec);
+                    }
                 }
+                bridge::refresh_conversion(&mut self.table, idx);
                 self.start_media_clock(now, idx);
                 self.schedule_waiting_playback(now, idx);
+            }
+            Command::SetPayloadTypes { leg, types } => {
+                let idx = self.find(leg)?;
+                if let Some(l) = self.table.get_mut(idx) {
+                    // Payload types are seven bits on the wire.
+                    l.types = PayloadTypes {
+                        audio: types.audio & 0x7f,
+                        telephone_event: types.telephone_event.map(|t| t & 0x7f),
+                        ..types
+                    };
+                }
+                bridge::refresh_conversion(&mut self.table, idx);
             }
             Command::SetSrtp { leg, keys } => {
                 let idx = self.find(leg)?;
@@ -527,7 +553,7 @@ impl Relay {
         let mut d = Datagram {
             buf: payload,
             len,
-            transcrypted: false,
+            payload_rewritten: false,
         };
         self.packet::<false>(now, src, dst_addr, dst_port, &mut d)
     }
@@ -537,7 +563,7 @@ impl Relay {
     /// shrinks by its trailer; one relayed toward an SRTP leg grows by at most
     /// [`TRAILER_ROOM`] bytes, which must fit in `d.buf` ([`DropReason::SrtpNoRoom`]
     /// otherwise). On [`Verdict::Forward`], send `d.buf[..d.len]`. Between two plain legs
-    /// `d.len` never changes, `d.transcrypted` stays `false`, and this is exactly
+    /// `d.len` never changes, `d.payload_rewritten` stays `false`, and this is exactly
     /// [`Self::handle_packet_at`].
     pub fn handle_datagram(
         &mut self,
@@ -628,7 +654,7 @@ impl Relay {
         // a timer already queued or no timeout configured).
         l.last_rx = Some(now);
         l.timed_out = false;
-        let peer = l.peer;
+        let (peer, convert) = (l.peer, l.convert);
         if l.media_timeout.is_some() && !l.media_timer_queued {
             self.start_media_clock(now, idx);
         }
@@ -645,27 +671,48 @@ impl Relay {
         let Some(to) = p.remote else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
+        if convert {
+            return self.rtp_forward_convert::<RESIZE>(idx, pidx, to, d);
+        }
         if p.srtp {
             if !RESIZE {
                 return self.drop_on(idx, DropReason::SrtpNoRoom);
             }
             return self.rtp_forward_srtp(idx, pidx, to, d);
         }
-        if p.mark_next {
-            p.mark_next = false;
-            RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
+        forward_plain(p, &mut self.stats, to, d)
+    }
+
+    /// The end of [`Self::rtp`] between legs whose payload types differ (the receiving leg
+    /// in slot `idx` has [`Leg::convert`]): map the payload type and convert the G.711 law
+    /// ([`payload::map_packet`]; a packet without a counterpart is dropped and counted on
+    /// `idx`), then go on as the unconverted path does: the marker edit, and encryption last
+    /// toward an SRTP peer. Out of line, so that the plain path stays as it was.
+    #[inline(never)]
+    fn rtp_forward_convert<const RESIZE: bool>(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        let Some(from) = self.table.get(idx).map(|l| l.types) else {
+            return self.unknown_port();
+        };
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        if p.srtp && !RESIZE {
+            return self.drop_on(idx, DropReason::SrtpNoRoom);
         }
-        let sent = d.len as u64;
-        p.tx.packets += 1;
-        p.tx.bytes += sent;
-        let from = p.id;
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += sent;
-        Verdict::Forward {
-            from_addr: from.addr(),
-            from_port: from.port(),
-            to,
+        match payload::map_packet(&from, &p.types, &mut d.buf[..d.len]) {
+            Ok(rewritten) => d.payload_rewritten |= rewritten,
+            Err(r) => return self.drop_on(idx, r),
         }
+        if p.srtp {
+            return self.rtp_forward_srtp(idx, pidx, to, d);
+        }
+        forward_plain(p, &mut self.stats, to, d)
     }
 
     /// The end of [`Self::rtp`] toward an SRTP peer (slot `pidx`, remote `to`): the marker
@@ -687,7 +734,7 @@ impl Relay {
             RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
         }
         match self.srtp.protect(pidx, false, d.buf, d.len) {
-            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Ok(n) => (d.len, d.payload_rewritten) = (n, true),
             Err(r) => return self.drop_on(idx, r),
         }
         p.mark_next = false;
@@ -714,7 +761,7 @@ impl Relay {
         d: &mut Datagram<'_>,
     ) -> Result<&mut Leg, Verdict> {
         match self.srtp.unprotect(idx, rtcp, d.buf, d.len) {
-            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Ok(n) => (d.len, d.payload_rewritten) = (n, true),
             Err(r) => return Err(self.drop_on(idx, r)),
         }
         match self.table.get_mut(idx) {
@@ -833,7 +880,7 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrtpNoRoom);
             }
             match self.srtp.protect(pidx, true, d.buf, d.len) {
-                Ok(n) => (d.len, d.transcrypted) = (n, true),
+                Ok(n) => (d.len, d.payload_rewritten) = (n, true),
                 Err(r) => return self.drop_on(idx, r),
             }
         }
@@ -903,7 +950,7 @@ impl Relay {
             if pb.next != Some(t.at) {
                 continue;
             }
-            let e = emit_frame(&mut l.stream, pb, l.codec, now, buf);
+            let e = emit_frame(&mut l.stream, pb, l.types, now, buf);
             let next = pb.next;
             // An SRTP leg hears the announcement encrypted with its send key.
             let sent = if l.srtp {
@@ -1003,6 +1050,32 @@ impl Relay {
                 None => {}
             }
         }
+    }
+}
+
+/// The end of the RTP path toward a plain peer leg `p` (remote `to`): the marker edit after
+/// the switch, the counters, the verdict.
+#[inline(always)]
+fn forward_plain(
+    p: &mut Leg,
+    stats: &mut WorkerStats,
+    to: SocketAddr,
+    d: &mut Datagram<'_>,
+) -> Verdict {
+    if p.mark_next {
+        p.mark_next = false;
+        RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
+    }
+    let sent = d.len as u64;
+    p.tx.packets += 1;
+    p.tx.bytes += sent;
+    let from = p.id;
+    stats.tx_packets += 1;
+    stats.tx_bytes += sent;
+    Verdict::Forward {
+        from_addr: from.addr(),
+        from_port: from.port(),
+        to,
     }
 }
 
