@@ -536,7 +536,8 @@ impl Relay {
 
     /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),
     /// port `dst_port`, editing it in place when it is forwarded (marker bit after the
-    /// switch). See the crate docs for the rules.
+    /// switch; payload type and G.711 law between legs whose payload types differ, which
+    /// keeps the length). See the crate docs for the rules.
     ///
     /// The payload fills the slice, so its length cannot change here: this suits plain legs.
     /// A packet received on an SRTP leg, or relayed toward one, is dropped as
