@@ -5,8 +5,8 @@
 //! Bridging stops any announcement on either leg — "the switch" — and arms the marker bit
 //! for the first packet relayed toward a leg whose announcement stopped.
 //!
-//! Each leg's [`Leg::convert`] says whether what it receives needs payload-type mapping on
-//! the way to its peer ([`crate::payload`]); [`link`], [`unlink`] and
+//! Each leg's [`Leg::convert`] says whether what its peer sends needs payload-type mapping
+//! on the way to it ([`crate::payload`]); [`link`], [`unlink`] and
 //! [`refresh_conversion`] (after a leg's payload types change) keep it true to both legs'
 //! types, so the per-packet path reads one flag of the receiving leg.
 
@@ -54,10 +54,10 @@ pub fn refresh_conversion(table: &mut LegTable, idx: usize) {
         return;
     };
     if let Some(l) = table.get_mut(idx) {
-        l.convert = !types.relays_unchanged_to(&peer_types);
+        l.convert = !peer_types.relays_unchanged_to(&types);
     }
     if let Some(p) = table.get_mut(peer as usize) {
-        p.convert = !peer_types.relays_unchanged_to(&types);
+        p.convert = !types.relays_unchanged_to(&peer_types);
     }
 }
 

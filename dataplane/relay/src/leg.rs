@@ -157,9 +157,9 @@ pub struct Leg {
     pub srtp: bool,
     /// Policy for foreign sources.
     pub src_mismatch: SrcMismatch,
-    /// Whether RTP received on this leg needs its payload type mapped (and maybe its G.711
-    /// payload converted) on the way to the bridged peer: the two legs' [`Self::types`]
-    /// differ (see [`crate::payload`]). Kept by Bridge, Unbridge, SetRemote and
+    /// Whether RTP relayed toward this leg from its bridged peer needs its payload type
+    /// mapped (and maybe its G.711 payload converted): the two legs' [`Self::types`] differ
+    /// (see [`crate::payload`]). Read with [`Self::srtp`], per packet relayed toward the leg. Kept by Bridge, Unbridge, SetRemote and
     /// SetPayloadTypes ([`crate::bridge::refresh_conversion`]); `false` when not bridged.
     pub convert: bool,
     /// The leg's id (port and generation).

@@ -36,7 +36,7 @@
 //! [`payload`]): audio converted µ-law ↔ A-law with the [`g711`] tables and renumbered,
 //! telephone-event renumbered, anything else passed (equal laws) or dropped as
 //! [`DropReason::UnmappedPayloadType`]. The length never changes. Equal types (the usual
-//! case) cost one flag test of the receiving leg ([`leg::Leg::convert`]).
+//! case) cost one flag test of the peer leg ([`leg::Leg::convert`]), next to its SRTP flag.
 //!
 //! **The switch.** While a leg hears an announcement it receives *our* stream (our SSRC,
 //! sequence and timestamp). When the announcement stops (Bridge, StopPlay or its end), the
@@ -655,7 +655,7 @@ impl Relay {
         // a timer already queued or no timeout configured).
         l.last_rx = Some(now);
         l.timed_out = false;
-        let (peer, convert) = (l.peer, l.convert);
+        let peer = l.peer;
         if l.media_timeout.is_some() && !l.media_timer_queued {
             self.start_media_clock(now, idx);
         }
@@ -672,44 +672,67 @@ impl Relay {
         let Some(to) = p.remote else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
-        if convert {
-            return self.rtp_forward_convert::<RESIZE>(idx, pidx, to, d);
-        }
-        if p.srtp {
-            if !RESIZE {
-                return self.drop_on(idx, DropReason::SrtpNoRoom);
-            }
-            return self.rtp_forward_srtp(idx, pidx, to, d);
+        // One test for both out-of-line cases (an SRTP peer, payload types that differ).
+        if p.srtp | p.convert {
+            // The datagram's parts, not `d`: handing `d` itself out of line would make
+            // `handle_packet_at` keep it in memory for every packet.
+            let (v, len, rewritten) =
+                self.rtp_forward_slow::<RESIZE>(idx, pidx, to, &mut *d.buf, d.len);
+            d.len = len;
+            d.payload_rewritten |= rewritten;
+            return v;
         }
         forward_plain(p, &mut self.stats, to, d)
     }
 
-    /// The end of [`Self::rtp`] between legs whose payload types differ (the receiving leg
-    /// in slot `idx` has [`Leg::convert`]): map the payload type and convert the G.711 law
-    /// ([`payload::map_packet`]; a packet without a counterpart is dropped and counted on
-    /// `idx`), then go on as the unconverted path does: the marker edit, and encryption last
-    /// toward an SRTP peer. Out of line, so that the plain path stays as it was.
+    /// The end of [`Self::rtp`] toward a peer leg (slot `pidx`) that is an SRTP leg or
+    /// whose payload types differ from the receiving leg's ([`Leg::convert`]): first map the
+    /// payload type and convert the G.711 law ([`payload::map_packet`]; a packet without a
+    /// counterpart is dropped and counted on `idx`), then the marker edit, and encryption
+    /// last toward an SRTP peer ([`Self::rtp_forward_srtp`]). Takes the datagram
+    /// `buf[..len]` and returns the verdict, the new length and whether bytes past the fixed
+    /// header changed. Out of line, so that the plain path stays as it was.
     #[inline(never)]
-    fn rtp_forward_convert<const RESIZE: bool>(
+    fn rtp_forward_slow<const RESIZE: bool>(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> (Verdict, usize, bool) {
+        let mut d = Datagram::new(buf, len);
+        let v = self.rtp_forward_slow_datagram::<RESIZE>(idx, pidx, to, &mut d);
+        (v, d.len, d.payload_rewritten)
+    }
+
+    #[inline(always)]
+    fn rtp_forward_slow_datagram<const RESIZE: bool>(
         &mut self,
         idx: usize,
         pidx: usize,
         to: SocketAddr,
         d: &mut Datagram<'_>,
     ) -> Verdict {
-        let Some(from) = self.table.get(idx).map(|l| l.types) else {
-            return self.unknown_port();
-        };
-        let Some(p) = self.table.get_mut(pidx) else {
+        let Some(p) = self.table.get(pidx) else {
             return self.drop_on(idx, DropReason::NotBridged);
         };
+        // Without RESIZE the caller cannot take the new length.
         if p.srtp && !RESIZE {
             return self.drop_on(idx, DropReason::SrtpNoRoom);
         }
-        match payload::map_packet(&from, &p.types, &mut d.buf[..d.len]) {
-            Ok(rewritten) => d.payload_rewritten |= rewritten,
-            Err(r) => return self.drop_on(idx, r),
+        if p.convert {
+            let (Some(rx_leg), Some(tx_leg)) = (self.table.get(idx), self.table.get(pidx)) else {
+                return self.drop_on(idx, DropReason::NotBridged);
+            };
+            match payload::map_packet(&rx_leg.types, &tx_leg.types, &mut d.buf[..d.len]) {
+                Ok(rewritten) => d.payload_rewritten |= rewritten,
+                Err(r) => return self.drop_on(idx, r),
+            }
         }
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
         if p.srtp {
             return self.rtp_forward_srtp(idx, pidx, to, d);
         }
