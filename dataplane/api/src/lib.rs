@@ -97,7 +97,8 @@ impl fmt::Display for LegId {
     }
 }
 
-/// An audio codec the data plane can generate announcements in (relaying is codec-agnostic).
+/// An audio codec the data plane can generate announcements in and convert between: a
+/// bridge between a PCMU leg and a PCMA leg converts each packet (see [`PayloadTypes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// G.711 µ-law, static payload type 0.
