@@ -36,7 +36,8 @@
 //! [`payload`]): audio converted µ-law ↔ A-law with the [`g711`] tables and renumbered,
 //! telephone-event renumbered, anything else passed (equal laws) or dropped as
 //! [`DropReason::UnmappedPayloadType`]. The length never changes. Equal types (the usual
-//! case) cost one flag test of the peer leg ([`leg::Leg::convert`]), next to its SRTP flag.
+//! case) cost one flag of the peer leg ([`leg::Leg::convert`]), tested together with its SRTP
+//! flag (one branch for both).
 //!
 //! **The switch.** While a leg hears an announcement it receives *our* stream (our SSRC,
 //! sequence and timestamp). When the announcement stops (Bridge, StopPlay or its end), the
