@@ -97,7 +97,8 @@ impl fmt::Display for LegId {
     }
 }
 
-/// An audio codec the data plane can generate announcements in (relaying is codec-agnostic).
+/// An audio codec the data plane can generate announcements in and convert between: a
+/// bridge between a PCMU leg and a PCMA leg converts each packet (see [`PayloadTypes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Codec {
     /// G.711 µ-law, static payload type 0.
@@ -123,6 +124,59 @@ impl Codec {
             8 => Some(Self::Pcma),
             _ => None,
         }
+    }
+}
+
+/// A leg's negotiated RTP payload types (the RFC 3264 agreement with its peer): the audio
+/// codec with the payload type number the peer uses for it, and RFC 4733 telephone-event's
+/// number if negotiated. One agreement serves both directions (an answer keeps the offer's
+/// numbers), so the relay reads packets from the peer and writes packets to it with these.
+///
+/// When two bridged legs' payload types differ, the relay maps each packet relayed from A to
+/// B: A's audio becomes B's audio (µ-law ↔ A-law converted in place when the laws differ, the
+/// payload type byte rewritten, the marker bit kept), A's telephone-event becomes B's (never
+/// transcoded; dropped as [`DropReason::UnmappedPayloadType`] when B negotiated none), and
+/// any other payload type (comfort noise 13, …) passes unchanged when the laws match and is
+/// dropped as [`DropReason::UnmappedPayloadType`] when they differ. Equal payload types on
+/// both legs (the usual case) relay every packet untouched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PayloadTypes {
+    /// The audio codec.
+    pub codec: Codec,
+    /// Its RTP payload type as the peer numbers it (0 for PCMU, 8 for PCMA, or a dynamic
+    /// number the peer chose; 7 bits).
+    pub audio: u8,
+    /// The peer's telephone-event (RFC 4733 DTMF) payload type, if negotiated (7 bits).
+    pub telephone_event: Option<u8>,
+}
+
+impl PayloadTypes {
+    /// A codec at its static payload type, without telephone-event: what
+    /// [`LegSpec::codec`] and [`Command::SetRemote`]'s `codec` imply.
+    #[must_use]
+    pub const fn of(codec: Codec) -> Self {
+        Self {
+            codec,
+            audio: codec.payload_type(),
+            telephone_event: None,
+        }
+    }
+
+    /// Whether packets from a leg with these payload types reach a leg with `to`'s
+    /// unchanged: same codec and audio number, and the same telephone-event number (or none
+    /// on our side, whose telephone-event packets cannot exist).
+    #[must_use]
+    pub const fn relays_unchanged_to(&self, to: &Self) -> bool {
+        let same_te = match (self.telephone_event, to.telephone_event) {
+            (None, _) => true,
+            (Some(a), Some(b)) => a == b,
+            (Some(_), None) => false,
+        };
+        matches!(
+            (self.codec, to.codec),
+            (Codec::Pcmu, Codec::Pcmu) | (Codec::Pcma, Codec::Pcma)
+        ) && self.audio == to.audio
+            && same_te
     }
 }
 
@@ -187,7 +241,8 @@ pub struct LegSpec {
     pub latch: Latch,
     /// What to do with packets from other sources.
     pub src_mismatch: SrcMismatch,
-    /// The codec negotiated on this leg, used for announcements sent to it.
+    /// The codec negotiated on this leg, used for announcements sent to it; the leg's
+    /// payload types start as [`PayloadTypes::of`] it (see [`Command::SetPayloadTypes`]).
     pub codec: Codec,
     /// Report [`Event::MediaTimeout`] when no RTP has arrived for this long (after the
     /// first packet, or after the remote is set). `None` disables the check.
@@ -271,8 +326,21 @@ pub enum Command {
         leg: LegId,
         /// The peer's RTP address from SDP.
         remote: SocketAddr,
-        /// The codec negotiated with the peer.
+        /// The codec negotiated with the peer. When it differs from the leg's current
+        /// codec, the leg's payload types become [`PayloadTypes::of`] it (telephone-event
+        /// forgotten); when it is the same, they stay as [`Self::SetPayloadTypes`] left them.
         codec: Codec,
+    },
+    /// Set the leg's negotiated payload types (codec, its number, telephone-event), from the
+    /// SDP agreement with the leg's peer. Send it after [`Self::AddLeg`] and after every
+    /// [`Self::SetRemote`] once the agreement is known; it also sets the codec announcements
+    /// use, and announcements carry `types.audio`. Takes effect with the next packet, on an
+    /// existing bridge too. See [`PayloadTypes`] for what the relay does with them.
+    SetPayloadTypes {
+        /// The leg.
+        leg: LegId,
+        /// Its payload types.
+        types: PayloadTypes,
     },
     /// Make the leg an SRTP leg (`Some`), re-key it, or make it plain again (`None`).
     ///
@@ -340,6 +408,7 @@ impl Command {
         match self {
             Self::AddLeg(spec) => Some(spec.id),
             Self::SetRemote { leg, .. }
+            | Self::SetPayloadTypes { leg, .. }
             | Self::SetSrtp { leg, .. }
             | Self::Unbridge { leg }
             | Self::Play { leg, .. }
@@ -387,11 +456,17 @@ pub enum DropReason {
     /// key's packet limit was reached, or a packet libsrtp finds malformed); counted as
     /// [`Self::SrtpNoRoom`] is.
     SrtpFailed,
+    /// Relayed between two legs whose payload types differ (see [`PayloadTypes`]) and it has
+    /// no counterpart on the peer leg: an RTP payload type other than the receiving leg's
+    /// audio and telephone-event when the two legs' G.711 laws differ (it cannot be
+    /// converted), or telephone-event toward a leg that negotiated none. Counted on the leg
+    /// that received it.
+    UnmappedPayloadType,
 }
 
 impl DropReason {
     /// How many reasons there are (the length of [`DropCounters`]).
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 11;
     /// All reasons, in counter order.
     pub const ALL: [Self; Self::COUNT] = [
         Self::UnknownPort,
@@ -404,6 +479,7 @@ impl DropReason {
         Self::SrtpReplay,
         Self::SrtpNoRoom,
         Self::SrtpFailed,
+        Self::UnmappedPayloadType,
     ];
     /// The index of this reason in [`DropCounters`].
     #[must_use]
@@ -424,6 +500,7 @@ impl DropReason {
             Self::SrtpReplay => "srtp_replay",
             Self::SrtpNoRoom => "srtp_no_room",
             Self::SrtpFailed => "srtp_failed",
+            Self::UnmappedPayloadType => "unmapped_payload_type",
         }
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dp_api::{Clip, Codec};
+use dp_api::{Clip, PayloadTypes};
 use wire::rtp::{RtpPacket, HEADER_LEN};
 
 /// The interval between announcement packets.
@@ -91,8 +91,8 @@ pub struct Playback {
     pub clip: Arc<Clip>,
     /// Start again at the end instead of finishing.
     pub looping: bool,
-    /// The next frame index.
-    pub frame: usize,
+    /// The next frame index (`u32`, so that a leg's `Option<Playback>` stays 32 bytes).
+    pub frame: u32,
     /// When the next packet is due; `None` while the leg has no remote.
     pub next: Option<Instant>,
     /// The next packet is the first of this playback (marker bit).
@@ -130,14 +130,15 @@ fn frames_in(d: Duration) -> u32 {
 }
 
 /// Writes the playback's next frame as an RTP packet into `buf` and advances the stream and
-/// the deadline. The playback must be scheduled (`next` is `Some`) and its clip non-empty.
+/// the deadline, in `types.codec` with payload type `types.audio`. The playback must be
+/// scheduled (`next` is `Some`) and its clip non-empty.
 ///
 /// # Panics
 /// If `buf` is shorter than [`PACKET_LEN`].
 pub fn emit_frame(
     stream: &mut AnnounceStream,
     pb: &mut Playback,
-    codec: Codec,
+    types: PayloadTypes,
     now: Instant,
     buf: &mut [u8],
 ) -> Emitted {
@@ -162,14 +163,14 @@ pub fn emit_frame(
         }
     }
 
-    let samples = pb.clip.samples(codec);
-    let off = pb.frame * SAMPLES_PER_FRAME;
+    let samples = pb.clip.samples(types.codec);
+    let off = pb.frame as usize * SAMPLES_PER_FRAME;
     let buf = &mut buf[..PACKET_LEN];
     buf[HEADER_LEN..].copy_from_slice(&samples[off..off + SAMPLES_PER_FRAME]);
     let mut p = RtpPacket::new_unchecked(&mut *buf);
     p.set_first_byte(false, false, 0);
     p.set_marker(pb.first);
-    p.set_payload_type(codec.payload_type());
+    p.set_payload_type(types.audio);
     p.set_sequence_number(stream.seq);
     p.set_timestamp(stream.ts);
     p.set_ssrc(stream.ssrc);
@@ -180,7 +181,7 @@ pub fn emit_frame(
     pb.first = false;
     pb.frame += 1;
     let mut finished = false;
-    if pb.frame >= pb.clip.frames() {
+    if pb.frame as usize >= pb.clip.frames() {
         if pb.looping {
             pb.frame = 0;
         } else {
@@ -198,6 +199,7 @@ pub fn emit_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dp_api::Codec;
 
     fn clip(frames: usize) -> Arc<Clip> {
         let lin: Vec<i16> = (0..frames * 160)
@@ -238,7 +240,7 @@ mod tests {
         let t0 = Instant::now();
         pb.next = Some(t0);
         let mut buf = [0u8; 200];
-        let e = emit_frame(&mut s, &mut pb, Codec::Pcma, t0, &mut buf);
+        let e = emit_frame(&mut s, &mut pb, PayloadTypes::of(Codec::Pcma), t0, &mut buf);
         assert_eq!(
             e,
             Emitted {
@@ -254,7 +256,13 @@ mod tests {
             (65535, u32::MAX - 100, 0xabcd)
         );
         assert_eq!(p.payload(), &c.pcma[..160]);
-        let e = emit_frame(&mut s, &mut pb, Codec::Pcma, t0 + FRAME_INTERVAL, &mut buf);
+        let e = emit_frame(
+            &mut s,
+            &mut pb,
+            PayloadTypes::of(Codec::Pcma),
+            t0 + FRAME_INTERVAL,
+            &mut buf,
+        );
         assert!(e.finished);
         let p = RtpPacket::new_checked(&buf[..172]).unwrap();
         assert!(!p.marker());

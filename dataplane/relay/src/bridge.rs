@@ -4,6 +4,11 @@
 //! keep in sync). A leg bridged to itself echoes, which is handy for loopback tests.
 //! Bridging stops any announcement on either leg — "the switch" — and arms the marker bit
 //! for the first packet relayed toward a leg whose announcement stopped.
+//!
+//! Each leg's [`Leg::convert`] says whether what its peer sends needs payload-type mapping
+//! on the way to it ([`crate::payload`]); [`link`], [`unlink`] and
+//! [`refresh_conversion`] (after a leg's payload types change) keep it true to both legs'
+//! types, so the per-packet path reads one flag of the receiving leg.
 
 use crate::leg::Leg;
 use crate::table::LegTable;
@@ -21,13 +26,38 @@ pub fn stop_playback(leg: &mut Leg) -> bool {
 
 /// Unlinks the leg in slot `idx` from its peer, if bridged.
 pub fn unlink(table: &mut LegTable, idx: usize) {
-    let Some(peer) = table.get_mut(idx).and_then(|l| l.peer.take()) else {
+    let Some(peer) = table.get_mut(idx).and_then(|l| {
+        l.convert = false;
+        l.peer.take()
+    }) else {
         return;
     };
     if let Some(p) = table.get_mut(peer as usize) {
         if p.peer.is_some_and(|q| q as usize == idx) {
             p.peer = None;
+            p.convert = false;
         }
+    }
+}
+
+/// Recomputes [`Leg::convert`] of the leg in slot `idx` and of its bridged peer, after
+/// either's payload types changed (or they were just linked).
+pub fn refresh_conversion(table: &mut LegTable, idx: usize) {
+    let Some((peer, types)) = table.get(idx).map(|l| (l.peer, l.types)) else {
+        return;
+    };
+    let peer_types = peer.and_then(|p| table.get(p as usize).map(|l| (p, l.types)));
+    let Some((peer, peer_types)) = peer_types else {
+        if let Some(l) = table.get_mut(idx) {
+            l.convert = false;
+        }
+        return;
+    };
+    if let Some(l) = table.get_mut(idx) {
+        l.convert = !peer_types.relays_unchanged_to(&types);
+    }
+    if let Some(p) = table.get_mut(peer as usize) {
+        p.convert = !types.relays_unchanged_to(&peer_types);
     }
 }
 
@@ -52,6 +82,7 @@ pub fn link(table: &mut LegTable, a: usize, b: usize) {
     if let Some(l) = table.get_mut(b) {
         l.peer = Some(slot(a));
     }
+    refresh_conversion(table, a);
 }
 
 #[cfg(test)]

@@ -78,16 +78,28 @@ pub static ALAW_TO_ULAW: [u8; 256] = [
 /// Rewrites a PCMU payload as PCMA in place (G.711 Table 3). Allocation-free; any length.
 #[inline]
 pub fn ulaw_to_alaw_in_place(payload: &mut [u8]) {
-    for b in payload {
-        *b = ULAW_TO_ALAW[usize::from(*b)];
-    }
+    map_in_place(&ULAW_TO_ALAW, payload);
 }
 
 /// Rewrites a PCMA payload as PCMU in place (G.711 Table 4). Allocation-free; any length.
 #[inline]
 pub fn alaw_to_ulaw_in_place(payload: &mut [u8]) {
-    for b in payload {
-        *b = ALAW_TO_ULAW[usize::from(*b)];
+    map_in_place(&ALAW_TO_ULAW, payload);
+}
+
+/// One table lookup per octet, eight octets per loop step (the compiler unrolls the fixed
+/// inner loop: ~3.7 instructions an octet instead of ~6 for the plain loop, 160-octet frames
+/// measured with `perf/src/bin/relay_g711.rs`, see perf/RESULTS.md).
+#[inline]
+fn map_in_place(table: &[u8; 256], payload: &mut [u8]) {
+    let mut chunks = payload.chunks_exact_mut(8);
+    for c in &mut chunks {
+        for b in c {
+            *b = table[usize::from(*b)];
+        }
+    }
+    for b in chunks.into_remainder() {
+        *b = table[usize::from(*b)];
     }
 }
 
@@ -375,6 +387,30 @@ mod tests {
             );
             assert!(v.0 >= prev.0 && v.1 >= prev.1, "{x}");
             prev = v;
+        }
+    }
+
+    #[test]
+    fn in_place_conversion_of_every_length_and_code() {
+        // Lengths around the eight-octet steps, and all 256 codes at every alignment.
+        for len in (0..=20).chain([159, 160, 161, 256 + 7]) {
+            let orig: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let mut u = orig.clone();
+            ulaw_to_alaw_in_place(&mut u);
+            let mut a = orig.clone();
+            alaw_to_ulaw_in_place(&mut a);
+            for i in 0..len {
+                assert_eq!(u[i], ULAW_TO_ALAW[usize::from(orig[i])], "len {len} at {i}");
+                assert_eq!(a[i], ALAW_TO_ULAW[usize::from(orig[i])], "len {len} at {i}");
+            }
+        }
+        for skew in 0..8 {
+            let mut p: Vec<u8> = (0..skew as u8).chain(0..=255).collect();
+            ulaw_to_alaw_in_place(&mut p[skew..]);
+            assert!(p[skew..]
+                .iter()
+                .zip(ULAW_TO_ALAW.iter())
+                .all(|(x, y)| x == y));
         }
     }
 

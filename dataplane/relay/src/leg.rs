@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dp_api::{Codec, Latch, LegId, LegSpec, LegStats, SrcMismatch, LATCH_PROBATION};
+use dp_api::{Latch, LegId, LegSpec, LegStats, PayloadTypes, SrcMismatch, LATCH_PROBATION};
 
 use crate::announce::{AnnounceStream, Playback};
 
@@ -119,16 +119,18 @@ pub struct Cold {
 }
 
 /// One leg. Owned by the worker's relay; `id`, `latch`, `src_mismatch` and
-/// `media_timeout` are read-only after AddLeg, `remote` and `codec` change through
-/// SetRemote (or latching), the rest is per-packet state.
+/// `media_timeout` are read-only after AddLeg, `remote` and `types` change through
+/// SetRemote (or latching) and SetPayloadTypes, `convert` with them and with bridging, the
+/// rest is per-packet state.
 ///
 /// **Layout** (`repr(C)`, three cache lines, checked by a test): line 0 holds what every
 /// packet received on the leg *and* every packet relayed toward it reads (remote, jitter,
 /// flags, id); line 1 the rest of the receive side (peer, media clock, `rx`); line 2 the
-/// rest of the relay-toward side (`playback`, `tx`). The cold counters and the announcement
-/// stream are boxed (allocated by AddLeg, never on the per-packet path), so the leg table
-/// stays small (192 bytes a leg) and a relayed packet touches two lines of each of its two
-/// legs.
+/// rest of the relay-toward side (`playback`, `tx`) and the payload types, which a packet
+/// reads only between legs whose types differ (then line 2 of the receiving leg too). The
+/// cold counters and the announcement stream are boxed (allocated by AddLeg, never on the
+/// per-packet path), so the leg table stays small (192 bytes a leg) and a relayed packet
+/// touches two lines of each of its two legs.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Leg {
@@ -155,12 +157,15 @@ pub struct Leg {
     pub srtp: bool,
     /// Policy for foreign sources.
     pub src_mismatch: SrcMismatch,
-    /// The codec for announcements.
-    pub codec: Codec,
+    /// Whether RTP relayed toward this leg from its bridged peer needs its payload type
+    /// mapped (and maybe its G.711 payload converted): the two legs' [`Self::types`] differ
+    /// (see [`crate::payload`]). Read with [`Self::srtp`], per packet relayed toward the leg. Kept by Bridge, Unbridge, SetRemote and
+    /// SetPayloadTypes ([`crate::bridge::refresh_conversion`]); `false` when not bridged.
+    pub convert: bool,
     /// The leg's id (port and generation).
     pub id: LegId,
     // Line 1.
-    /// The bridged peer's slot index (`u32`: a table has at most 32 768 slots).
+    /// The bridged peer's slot index.
     pub peer: Option<u32>,
     /// The media-timeout clock: the last RTP arrival, or when the remote was set.
     pub last_rx: Option<Instant>,
@@ -178,6 +183,10 @@ pub struct Leg {
     /// RTP sent toward the leg's remote (relayed and announcement):
     /// [`LegStats::tx_packets`] and `tx_bytes`.
     pub tx: Flow,
+    /// The negotiated payload types (codec, its number, telephone-event), also used for
+    /// announcements. Changed by SetRemote (codec) and SetPayloadTypes. Read per packet
+    /// only when the two bridged legs' types differ ([`Self::convert`]).
+    pub types: PayloadTypes,
     // Still line 2 (a pointer; the stream itself is cold).
     /// The announcement stream identity (SSRC, seq, timestamp), kept across plays (boxed,
     /// allocated by AddLeg: only announcements use it).
@@ -201,7 +210,8 @@ impl Leg {
             latched: false,
             src_mismatch: spec.src_mismatch,
             srtp: false,
-            codec: spec.codec,
+            convert: false,
+            types: PayloadTypes::of(spec.codec),
             media_timeout: spec.media_timeout,
             last_rx: None,
             timed_out: false,
@@ -417,6 +427,7 @@ impl Jitter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dp_api::Codec;
 
     /// 8 kHz units of `ms` milliseconds.
     fn at_ms(ms: u64) -> u32 {
@@ -447,6 +458,7 @@ mod tests {
         assert_eq!(line(offset_of!(Leg, latch), 1), 0);
         assert_eq!(line(offset_of!(Leg, latched), 1), 0);
         assert_eq!(line(offset_of!(Leg, srtp), 1), 0);
+        assert_eq!(line(offset_of!(Leg, convert), 1), 0);
         assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
         // Receive side.
         assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);
@@ -468,6 +480,8 @@ mod tests {
             2
         );
         assert_eq!(line(offset_of!(Leg, tx), size_of::<Flow>()), 2);
+        // Read (both legs) only when the two legs' payload types differ.
+        assert_eq!(line(offset_of!(Leg, types), size_of::<PayloadTypes>()), 2);
     }
 
     #[test]

@@ -31,6 +31,14 @@
 //! to B's remote, SSRC, sequence number and timestamp untouched. RTCP received on A's odd
 //! port goes from B's odd port to B's remote port + 1.
 //!
+//! **Payload types.** When A's and B's negotiated [`dp_api::PayloadTypes`] differ (PCMU on
+//! one, PCMA on the other, or other numbers), RTP from A is mapped for B in place (see
+//! [`payload`]): audio converted µ-law ↔ A-law with the [`g711`] tables and renumbered,
+//! telephone-event renumbered, anything else passed (equal laws) or dropped as
+//! [`DropReason::UnmappedPayloadType`]. The length never changes. Equal types (the usual
+//! case) cost one flag of the peer leg ([`leg::Leg::convert`]), tested together with its SRTP
+//! flag (one branch for both).
+//!
 //! **The switch.** While a leg hears an announcement it receives *our* stream (our SSRC,
 //! sequence and timestamp). When the announcement stops (Bridge, StopPlay or its end), the
 //! leg starts receiving the peer's stream with a different SSRC. We take the RFC 3550 §5.1
@@ -65,6 +73,7 @@
 //!   last, after the marker-bit edit, growing by at most [`TRAILER_ROOM`] bytes
 //!   ([`DropReason::SrtpNoRoom`] when the buffer has no such room).
 //!
+//! Payload-type mapping and law conversion sit in between: decrypt, convert, encrypt.
 //! So an SRTP leg bridged to a plain leg transcrypts per packet, two SRTP legs re-encrypt
 //! from one key to the other, and two plain legs take exactly the path above, one flag test
 //! per leg more. Only [`Relay::handle_datagram`] can change a packet's length; through
@@ -88,6 +97,7 @@ use std::time::Instant;
 
 use dp_api::{
     Clip, Command, CommandError, DropCounters, DropReason, Event, LegId, LegSpec, LegStats,
+    PayloadTypes,
 };
 use wire::rtp::RtpPacket;
 
@@ -95,6 +105,7 @@ pub mod announce;
 pub mod bridge;
 pub mod g711;
 pub mod leg;
+pub mod payload;
 pub mod table;
 pub mod transcrypt;
 
@@ -166,7 +177,7 @@ pub struct Transmit {
 }
 
 /// A received UDP payload in a buffer with room after it, for [`Relay::handle_datagram`]:
-/// the payload is `buf[..len]`. The relay updates `len` and `transcrypted` in place.
+/// the payload is `buf[..len]`. The relay updates `len` and `payload_rewritten` in place.
 #[derive(Debug)]
 pub struct Datagram<'a> {
     /// The buffer: the payload, then room (at least [`TRAILER_ROOM`] bytes for packets
@@ -174,11 +185,12 @@ pub struct Datagram<'a> {
     pub buf: &'a mut [u8],
     /// The payload's length; after a [`Verdict::Forward`], the length to send.
     pub len: usize,
-    /// Set when the relay decrypted or encrypted the packet (an SRTP leg on either side):
-    /// then bytes past the RTP fixed header changed, and a checksum kept over them from
-    /// receive time (the DPDK backend's `tail_sum`) is stale. Otherwise the relay edited at
-    /// most the 12-byte RTP fixed header.
-    pub transcrypted: bool,
+    /// Set when the relay decrypted or encrypted the packet (an SRTP leg on either side) or
+    /// converted its G.711 law (legs on different laws, see [`payload`]): then bytes past
+    /// the RTP fixed header changed, and a checksum kept over them from receive time (the
+    /// DPDK backend's `tail_sum`) is stale. Otherwise the relay edited at most the 12-byte
+    /// RTP fixed header (marker bit, payload type).
+    pub payload_rewritten: bool,
 }
 
 impl<'a> Datagram<'a> {
@@ -189,7 +201,7 @@ impl<'a> Datagram<'a> {
         Self {
             buf,
             len,
-            transcrypted: false,
+            payload_rewritten: false,
         }
     }
 }
@@ -379,10 +391,25 @@ impl Relay {
                 let idx = self.find(leg)?;
                 if let Some(l) = self.table.get_mut(idx) {
                     l.set_remote(now, remote);
-                    l.codec = codec;
+                    if l.types.codec != codec {
+                        l.types = PayloadTypes::of(codec);
+                    }
                 }
+                bridge::refresh_conversion(&mut self.table, idx);
                 self.start_media_clock(now, idx);
                 self.schedule_waiting_playback(now, idx);
+            }
+            Command::SetPayloadTypes { leg, types } => {
+                let idx = self.find(leg)?;
+                if let Some(l) = self.table.get_mut(idx) {
+                    // Payload types are seven bits on the wire.
+                    l.types = PayloadTypes {
+                        audio: types.audio & 0x7f,
+                        telephone_event: types.telephone_event.map(|t| t & 0x7f),
+                        ..types
+                    };
+                }
+                bridge::refresh_conversion(&mut self.table, idx);
             }
             Command::SetSrtp { leg, keys } => {
                 let idx = self.find(leg)?;
@@ -510,7 +537,8 @@ impl Relay {
 
     /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),
     /// port `dst_port`, editing it in place when it is forwarded (marker bit after the
-    /// switch). See the crate docs for the rules.
+    /// switch; payload type and G.711 law between legs whose payload types differ, which
+    /// keeps the length). See the crate docs for the rules.
     ///
     /// The payload fills the slice, so its length cannot change here: this suits plain legs.
     /// A packet received on an SRTP leg, or relayed toward one, is dropped as
@@ -527,7 +555,7 @@ impl Relay {
         let mut d = Datagram {
             buf: payload,
             len,
-            transcrypted: false,
+            payload_rewritten: false,
         };
         self.packet::<false>(now, src, dst_addr, dst_port, &mut d)
     }
@@ -537,7 +565,7 @@ impl Relay {
     /// shrinks by its trailer; one relayed toward an SRTP leg grows by at most
     /// [`TRAILER_ROOM`] bytes, which must fit in `d.buf` ([`DropReason::SrtpNoRoom`]
     /// otherwise). On [`Verdict::Forward`], send `d.buf[..d.len]`. Between two plain legs
-    /// `d.len` never changes, `d.transcrypted` stays `false`, and this is exactly
+    /// `d.len` never changes, `d.payload_rewritten` stays `false`, and this is exactly
     /// [`Self::handle_packet_at`].
     pub fn handle_datagram(
         &mut self,
@@ -645,27 +673,71 @@ impl Relay {
         let Some(to) = p.remote else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };
-        if p.srtp {
-            if !RESIZE {
-                return self.drop_on(idx, DropReason::SrtpNoRoom);
+        // One test for both out-of-line cases (an SRTP peer, payload types that differ).
+        if p.srtp | p.convert {
+            // The datagram's parts, not `d`: handing `d` itself out of line would make
+            // `handle_packet_at` keep it in memory for every packet.
+            let (v, len, rewritten) =
+                self.rtp_forward_slow::<RESIZE>(idx, pidx, to, &mut *d.buf, d.len);
+            d.len = len;
+            d.payload_rewritten |= rewritten;
+            return v;
+        }
+        forward_plain(p, &mut self.stats, to, d)
+    }
+
+    /// The end of [`Self::rtp`] toward a peer leg (slot `pidx`) that is an SRTP leg or
+    /// whose payload types differ from the receiving leg's ([`Leg::convert`]): first map the
+    /// payload type and convert the G.711 law ([`payload::map_packet`]; a packet without a
+    /// counterpart is dropped and counted on `idx`), then the marker edit, and encryption
+    /// last toward an SRTP peer ([`Self::rtp_forward_srtp`]). Takes the datagram
+    /// `buf[..len]` and returns the verdict, the new length and whether bytes past the fixed
+    /// header changed. Out of line, so that the plain path stays as it was.
+    #[inline(never)]
+    fn rtp_forward_slow<const RESIZE: bool>(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> (Verdict, usize, bool) {
+        let mut d = Datagram::new(buf, len);
+        let v = self.rtp_forward_slow_datagram::<RESIZE>(idx, pidx, to, &mut d);
+        (v, d.len, d.payload_rewritten)
+    }
+
+    #[inline(always)]
+    fn rtp_forward_slow_datagram<const RESIZE: bool>(
+        &mut self,
+        idx: usize,
+        pidx: usize,
+        to: SocketAddr,
+        d: &mut Datagram<'_>,
+    ) -> Verdict {
+        let Some(p) = self.table.get(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        // Without RESIZE the caller cannot take the new length.
+        if p.srtp && !RESIZE {
+            return self.drop_on(idx, DropReason::SrtpNoRoom);
+        }
+        if p.convert {
+            let (Some(rx_leg), Some(tx_leg)) = (self.table.get(idx), self.table.get(pidx)) else {
+                return self.drop_on(idx, DropReason::NotBridged);
+            };
+            match payload::map_packet(&rx_leg.types, &tx_leg.types, &mut d.buf[..d.len]) {
+                Ok(rewritten) => d.payload_rewritten |= rewritten,
+                Err(r) => return self.drop_on(idx, r),
             }
+        }
+        let Some(p) = self.table.get_mut(pidx) else {
+            return self.drop_on(idx, DropReason::NotBridged);
+        };
+        if p.srtp {
             return self.rtp_forward_srtp(idx, pidx, to, d);
         }
-        if p.mark_next {
-            p.mark_next = false;
-            RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
-        }
-        let sent = d.len as u64;
-        p.tx.packets += 1;
-        p.tx.bytes += sent;
-        let from = p.id;
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += sent;
-        Verdict::Forward {
-            from_addr: from.addr(),
-            from_port: from.port(),
-            to,
-        }
+        forward_plain(p, &mut self.stats, to, d)
     }
 
     /// The end of [`Self::rtp`] toward an SRTP peer (slot `pidx`, remote `to`): the marker
@@ -687,7 +759,7 @@ impl Relay {
             RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
         }
         match self.srtp.protect(pidx, false, d.buf, d.len) {
-            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Ok(n) => (d.len, d.payload_rewritten) = (n, true),
             Err(r) => return self.drop_on(idx, r),
         }
         p.mark_next = false;
@@ -714,7 +786,7 @@ impl Relay {
         d: &mut Datagram<'_>,
     ) -> Result<&mut Leg, Verdict> {
         match self.srtp.unprotect(idx, rtcp, d.buf, d.len) {
-            Ok(n) => (d.len, d.transcrypted) = (n, true),
+            Ok(n) => (d.len, d.payload_rewritten) = (n, true),
             Err(r) => return Err(self.drop_on(idx, r)),
         }
         match self.table.get_mut(idx) {
@@ -833,7 +905,7 @@ impl Relay {
                 return self.drop_on(idx, DropReason::SrtpNoRoom);
             }
             match self.srtp.protect(pidx, true, d.buf, d.len) {
-                Ok(n) => (d.len, d.transcrypted) = (n, true),
+                Ok(n) => (d.len, d.payload_rewritten) = (n, true),
                 Err(r) => return self.drop_on(idx, r),
             }
         }
@@ -903,7 +975,7 @@ impl Relay {
             if pb.next != Some(t.at) {
                 continue;
             }
-            let e = emit_frame(&mut l.stream, pb, l.codec, now, buf);
+            let e = emit_frame(&mut l.stream, pb, l.types, now, buf);
             let next = pb.next;
             // An SRTP leg hears the announcement encrypted with its send key.
             let sent = if l.srtp {
@@ -1003,6 +1075,32 @@ impl Relay {
                 None => {}
             }
         }
+    }
+}
+
+/// The end of the RTP path toward a plain peer leg `p` (remote `to`): the marker edit after
+/// the switch, the counters, the verdict.
+#[inline(always)]
+fn forward_plain(
+    p: &mut Leg,
+    stats: &mut WorkerStats,
+    to: SocketAddr,
+    d: &mut Datagram<'_>,
+) -> Verdict {
+    if p.mark_next {
+        p.mark_next = false;
+        RtpPacket::new_unchecked(&mut d.buf[..d.len]).set_marker(true);
+    }
+    let sent = d.len as u64;
+    p.tx.packets += 1;
+    p.tx.bytes += sent;
+    let from = p.id;
+    stats.tx_packets += 1;
+    stats.tx_bytes += sent;
+    Verdict::Forward {
+        from_addr: from.addr(),
+        from_port: from.port(),
+        to,
     }
 }
 

@@ -11,6 +11,7 @@ use wire::rtp::{RtpPacket, RtpRepr};
 
 use crate::{Relay, RelayConfig, Transmit, Verdict};
 
+mod convert;
 mod generations;
 mod latching;
 mod rtcp;

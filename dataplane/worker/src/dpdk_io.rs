@@ -68,7 +68,8 @@ pub struct DpdkBuf {
     /// Set on receive when the UDP checksum was verified in software: the payload length
     /// and the sum of the payload after its first [`crate::netstack::SUM_SKIP`] bytes (see
     /// [`Ingress::Udp`]), reused on transmit when the length is unchanged (the relay edits
-    /// at most the RTP fixed header in place).
+    /// at most the RTP fixed header in place, unless it reports `payload_rewritten`: SRTP,
+    /// G.711 law conversion; then [`PacketIo::payload_rewritten`] clears this).
     pub tail_sum: Option<(usize, u32)>,
 }
 

@@ -173,7 +173,8 @@ pub trait PacketIo {
     fn rx_burst(&mut self, rx: &mut Burst<Self::Buf>, wait: Option<Duration>) -> usize;
 
     /// The relay rewrote the payload in `buf` beyond the RTP fixed header (it decrypted or
-    /// encrypted it for an SRTP leg, see `relay::Datagram::transcrypted`): anything the
+    /// encrypted it for an SRTP leg, or converted its G.711 law, see
+    /// `relay::Datagram::payload_rewritten`): anything the
     /// backend kept about the received bytes (the DPDK backend's partial UDP checksum) no
     /// longer holds. The default does nothing.
     fn payload_rewritten(&self, buf: &mut Self::Buf) {

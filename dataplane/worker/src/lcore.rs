@@ -245,8 +245,8 @@ impl<Io: PacketIo> Worker<Io> {
             let v =
                 self.relay
                     .handle_datagram(now, pkt.peer, pkt.local_addr, pkt.local_port, &mut d);
-            let (len, transcrypted) = (d.len, d.transcrypted);
-            if transcrypted {
+            let (len, rewritten) = (d.len, d.payload_rewritten);
+            if rewritten {
                 self.io.payload_rewritten(&mut pkt.buf);
             }
             if let Verdict::Forward {

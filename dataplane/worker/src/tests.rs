@@ -15,6 +15,7 @@ use wire::rtp::{RtpPacket, RtpRepr};
 
 use crate::{Dataplane, DataplaneConfig, MemIo, MemPacket, MemPeer, Worker};
 
+mod g711;
 mod reuse;
 mod transcrypt;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use dp_api::{Codec, Command, CommandError, Event, LegId};
+use dp_api::{Codec, Command, CommandError, Event, LegId, PayloadTypes};
 
 use super::{agent, clip, customer, spec, Pair, B, MS};
 
@@ -54,6 +54,13 @@ fn commands_and_timers_of_an_old_generation_leave_the_new_leg_alone() {
             },
             OLD,
         ),
+        (
+            Command::SetPayloadTypes {
+                leg: OLD,
+                types: PayloadTypes::of(Codec::Pcma),
+            },
+            OLD,
+        ),
         (Command::StopPlay { leg: OLD }, OLD),
         (Command::Bridge { a: OLD, b: B }, OLD),
         (Command::Bridge { a: B, b: OLD }, B),
@@ -72,7 +79,7 @@ fn commands_and_timers_of_an_old_generation_leave_the_new_leg_alone() {
         (
             leg.id,
             leg.remote,
-            leg.codec,
+            leg.types.codec,
             leg.peer,
             leg.playback.is_some()
         ),

@@ -94,7 +94,7 @@ impl Pair {
         let v = self
             .relay
             .handle_datagram(self.now, src, 0, dst_port, &mut d);
-        let (len, transcrypted) = (d.len, d.transcrypted);
+        let (len, transcrypted) = (d.len, d.payload_rewritten);
         // Transcrypted exactly when an SRTP leg was involved and the packet went through
         // libsrtp (checked by the callers' expectations on the bytes).
         if !transcrypted {
@@ -499,7 +499,7 @@ fn transcrypted_is_reported_only_when_libsrtp_touched_the_packet() {
         buf.resize(bytes.len() + TRAILER_ROOM, 0);
         let mut d = Datagram::new(&mut buf, bytes.len());
         let v = p.relay.handle_datagram(p.now, src, 0, port, &mut d);
-        (v, d.transcrypted)
+        (v, d.payload_rewritten)
     };
     let secret = phone.protect(&rtp(1, 160, 0xc0c0, false), false);
     assert_eq!(run(&mut p, customer(), 20000, &secret), (TO_AGENT, true));
@@ -542,4 +542,73 @@ fn the_switch_marker_survives_a_packet_that_could_not_be_encrypted() {
     let (_, out) = p.datagram(agent(), 20002, &rtp(3, 480, 0xa9e7, false));
     let plain = phone.unprotect(&out, false).unwrap();
     assert!(!RtpPacket::new_checked(&plain[..]).unwrap().marker());
+}
+
+/// An SRTP PCMU leg bridged to a plain PCMA leg: decrypted on the way in, converted, then
+/// encrypted on the way out (the conversion sees plain payloads only, and the
+/// authentication tag covers the converted packet).
+#[test]
+fn srtp_and_law_conversion_combine_in_order() {
+    use crate::g711;
+    use dp_api::PayloadTypes;
+    let mut p = srtp_bridged();
+    p.cmd(Command::SetPayloadTypes {
+        leg: A,
+        types: PayloadTypes {
+            telephone_event: Some(101),
+            ..PayloadTypes::of(Codec::Pcmu)
+        },
+    });
+    p.cmd(Command::SetPayloadTypes {
+        leg: B,
+        types: PayloadTypes {
+            telephone_event: Some(96),
+            ..PayloadTypes::of(Codec::Pcma)
+        },
+    });
+    let mut phone = Phone::customer();
+    let codes: Vec<u8> = (0..=255).collect();
+    let packet = |pt: u8, seq: u16, marker: bool, payload: &[u8]| {
+        let mut r = RtpRepr::simple(pt, seq, u32::from(seq) * 160, 0xc0c0, payload);
+        r.marker = marker;
+        let mut v = vec![0; r.buffer_len()];
+        r.emit(&mut v);
+        v
+    };
+    let mut alaw = codes.clone();
+    g711::ulaw_to_alaw_in_place(&mut alaw);
+    let mut ulaw = codes.clone();
+    g711::alaw_to_ulaw_in_place(&mut ulaw);
+
+    for seq in 1..4 {
+        let secret = phone.protect(&packet(0, seq, seq == 1, &codes), false);
+        let (v, out) = p.datagram(customer(), 20000, &secret);
+        assert_eq!(v, TO_AGENT);
+        assert_eq!(out, packet(8, seq, seq == 1, &alaw), "plain A-law, PT 8");
+
+        let (v, out) = p.datagram(agent(), 20002, &packet(8, seq, seq == 2, &codes));
+        assert_eq!(v, TO_CUSTOMER);
+        assert_eq!(
+            phone.unprotect(&out, false).unwrap(),
+            packet(0, seq, seq == 2, &ulaw),
+            "the phone decrypts µ-law, PT 0"
+        );
+    }
+    // DTMF both ways: renumbered inside the encryption, never converted.
+    let event = [9, 0x8a, 0x01, 0x40];
+    let secret = phone.protect(&packet(101, 10, true, &event), false);
+    let (v, out) = p.datagram(customer(), 20000, &secret);
+    assert_eq!((v, out), (TO_AGENT, packet(96, 10, true, &event)));
+    let (v, out) = p.datagram(agent(), 20002, &packet(96, 10, false, &event));
+    assert_eq!(v, TO_CUSTOMER);
+    assert_eq!(
+        phone.unprotect(&out, false).unwrap(),
+        packet(101, 10, false, &event)
+    );
+    // Comfort noise from the SRTP leg cannot be converted: dropped after decryption.
+    let secret = phone.protect(&packet(13, 11, false, &[0x40]), false);
+    let (v, _) = p.datagram(customer(), 20000, &secret);
+    assert_eq!(v, Verdict::Drop(DropReason::UnmappedPayloadType));
+    assert_eq!(p.drops(A, DropReason::UnmappedPayloadType), 1);
+    assert_eq!(p.drops(A, DropReason::SrtpAuth), 0);
 }
