@@ -92,6 +92,7 @@ pub struct RtpPeer {
     sent: Arc<Mutex<Vec<Vec<u8>>>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    payload_type: u8,
 }
 
 impl RtpPeer {
@@ -132,7 +133,15 @@ impl RtpPeer {
             sent: Arc::default(),
             stop,
             threads: vec![rx],
+            payload_type: 8,
         }
+    }
+
+    /// Sends with this payload type (default 8, PCMA; 0 for a PCMU peer).
+    #[must_use]
+    pub const fn with_payload_type(mut self, pt: u8) -> Self {
+        self.payload_type = pt;
+        self
     }
 
     /// The local address.
@@ -147,6 +156,7 @@ impl RtpPeer {
     /// Starts sending `count` packets of stream `ssrc` ([`build_packet`]) to `to`, one every
     /// [`PTIME`], from this socket.
     pub fn start_sending(&mut self, to: SocketAddr, ssrc: u32, count: u16) {
+        let pt = self.payload_type;
         let (sock, sent, stop) = (self.sock.clone(), self.sent.clone(), self.stop.clone());
         self.threads.push(std::thread::spawn(move || {
             let start = Instant::now();
@@ -154,7 +164,8 @@ impl RtpPeer {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let p = build_packet(ssrc, n);
+                let mut p = build_packet(ssrc, n);
+                p[1] = pt;
                 if sock.send_to(&p, to).is_ok() {
                     sent.lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)

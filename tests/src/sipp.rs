@@ -36,6 +36,9 @@ pub enum Scenario {
     /// `uas_answer_bye_external_media.xml`: like [`Scenario::AnswerBye`], media as in
     /// [`Scenario::AnswerExternalMedia`].
     AnswerByeExternalMedia,
+    /// `uas_answer_bye_external_media_pcmu.xml`: like [`Scenario::AnswerByeExternalMedia`]
+    /// answering PCMU (0) and telephone-event 101 instead of PCMA.
+    AnswerByeExternalMediaPcmu,
     /// `uas_answer_via_proxy.xml`: like [`Scenario::AnswerExternalMedia`] without the 180,
     /// behind an impairment proxy (`proxy_addr` in every Contact), the ACK optional, 8 s of
     /// time-wait.
@@ -80,6 +83,7 @@ impl Scenario {
             Self::AnswerBye => "uas_answer_bye.xml",
             Self::AnswerExternalMedia => "uas_answer_external_media.xml",
             Self::AnswerByeExternalMedia => "uas_answer_bye_external_media.xml",
+            Self::AnswerByeExternalMediaPcmu => "uas_answer_bye_external_media_pcmu.xml",
             Self::AnswerViaProxy => "uas_answer_via_proxy.xml",
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
@@ -102,7 +106,9 @@ impl Scenario {
             Self::Answer | Self::AnswerAuth => &["ring_ms"],
             Self::AnswerBye => &["ring_ms", "hangup_ms"],
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
-            Self::AnswerByeExternalMedia => &["ring_ms", "hangup_ms", "rtp_port"],
+            Self::AnswerByeExternalMedia | Self::AnswerByeExternalMediaPcmu => {
+                &["ring_ms", "hangup_ms", "rtp_port"]
+            }
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
             Self::AnswerAuthViaTls => &["ring_ms", "tls_host"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],

@@ -416,13 +416,10 @@ impl CallLegs {
                 l.media = leg;
                 l.rtp = rtp;
                 let n = a.agreement.negotiated;
-                let codec = match n.encoding {
-                    sip::sdp::Encoding::Pcmu => Codec::Pcmu,
-                    sip::sdp::Encoding::Pcma => Codec::Pcma,
-                };
+                self.set_payload_types(leg, &n);
                 LegInput::Answered {
                     remote: n.remote,
-                    codec,
+                    codec: codec_of(n.encoding),
                 }
             }
             Err(e) => {
@@ -790,15 +787,29 @@ impl CallLegs {
             _ => {}
         }
         let n = agreement.negotiated;
-        match Codec::from_payload_type(match n.encoding {
-            sip::sdp::Encoding::Pcmu => 0,
-            sip::sdp::Encoding::Pcma => 8,
-        }) {
-            Some(codec) => LegInput::Answered {
-                remote: n.remote,
-                codec,
+        let codec = codec_of(n.encoding);
+        self.set_payload_types(media, &n);
+        LegInput::Answered {
+            remote: n.remote,
+            codec,
+        }
+    }
+
+    /// Tells the media leg the payload types its peer agreed to (the audio law and number,
+    /// telephone-event's number), so the relay converts µ-law ↔ A-law and renumbers DTMF
+    /// between legs that differ. Sent before the machine's `SetRemote` of the same codec,
+    /// which keeps them.
+    fn set_payload_types(&mut self, leg: LegId, n: &sip::sdp::Negotiated) {
+        let cmd = Command::SetPayloadTypes {
+            leg,
+            types: dp_api::PayloadTypes {
+                codec: codec_of(n.encoding),
+                audio: n.payload_type,
+                telephone_event: n.telephone_event,
             },
-            None => LegInput::AnswerUnusable,
+        };
+        if let Err(e) = self.media(cmd) {
+            warn!(call = %self.call, "cannot set the payload types: {e}");
         }
     }
 
@@ -816,6 +827,14 @@ impl Drop for CallLegs {
         for role in [Role::Customer, Role::Agent] {
             self.hangup(role);
         }
+    }
+}
+
+/// The data plane's codec for an SDP encoding.
+fn codec_of(e: sip::sdp::Encoding) -> Codec {
+    match e {
+        sip::sdp::Encoding::Pcmu => Codec::Pcmu,
+        sip::sdp::Encoding::Pcma => Codec::Pcma,
     }
 }
 
