@@ -145,6 +145,14 @@ impl Dialog {
         &self.remote_target
     }
 
+    /// A target refresh (12.2.1.2, 12.2.2): the Contact URI of a re-INVITE or UPDATE, or of
+    /// its 2xx, replaces the remote target.
+    pub fn refresh_target(&mut self, contact_uri: String) {
+        if !contact_uri.is_empty() {
+            self.remote_target = contact_uri;
+        }
+    }
+
     /// The route set (as Route header values, in order).
     pub fn route_set(&self) -> &[String] {
         &self.route_set

@@ -11,6 +11,7 @@ use tracing::{debug, warn};
 use super::core::{
     contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role, MAX_AUTH_ROUNDS,
 };
+use super::reinvite::{lists_tag, session_in_2xx};
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
 use crate::digest::{ChallengeKind, ClientAuth, Credentials};
@@ -148,6 +149,17 @@ impl Core {
         events: mpsc::UnboundedSender<LegEvent>,
         credentials: Option<Credentials>,
     ) {
+        // RFC 4028 7.1: we support session timers, and ask for one when configured.
+        request.headers.push("Supported", "timer");
+        if let Some(interval) = self.session_cfg.session_expires {
+            let interval = interval.max(self.session_cfg.min_se);
+            request
+                .headers
+                .push("Session-Expires", interval.as_secs().to_string());
+            request
+                .headers
+                .push("Min-SE", self.session_cfg.min_se.as_secs().to_string());
+        }
         if let Some(c) = &credentials {
             // A session from an earlier challenge: answer it before being asked (nonce reuse).
             if let Some(auth) = self.auth.get_mut(&(c.username.clone(), dest)) {
@@ -177,6 +189,7 @@ impl Core {
             local_sdp: request.body.clone(),
             credentials,
             auth_rounds: 0,
+            offers: Default::default(),
         };
         self.by_dialog
             .insert((l.call_id.clone(), l.local_tag.clone()), leg);
@@ -216,6 +229,10 @@ impl Core {
     }
 
     pub(super) fn client_event(&mut self, now: Instant, id: LegId, role: Role, ev: ClientEvent) {
+        if role == Role::Reoffer {
+            self.reoffer_event(now, id, ev);
+            return;
+        }
         let Some(leg) = self.legs.get_mut(&id) else {
             // Leg gone: a late 2xx to our INVITE still deserves nothing more than the ACK we
             // already sent (the leg keeps it while it lives).
@@ -279,6 +296,10 @@ impl Core {
                 let Some(leg) = self.legs.get_mut(&id) else {
                     return;
                 };
+                leg.offers.remote_sdp = resp.body.clone();
+                leg.offers.peer_allows_update = lists_tag(&resp, "Allow", "UPDATE");
+                leg.offers
+                    .session_refreshed(now, session_in_2xx(&resp), true);
                 if leg.hangup {
                     self.send_bye(now, id, true);
                 } else {
@@ -286,6 +307,7 @@ impl Core {
                     leg.emit(LegEvent::Answered {
                         sdp: resp.body_text().unwrap_or_default(),
                     });
+                    self.schedule_offers(id);
                 }
             }
             (Role::Invite, ClientEvent::Final(resp))
@@ -333,8 +355,8 @@ impl Core {
                     self.remove_leg(id);
                 }
             }
-            (Role::Cancel, _) => {}  // the INVITE's 487 drives the leg
-            (Role::Request, _) => {} // reported by `request_event`, never here
+            (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
+            (Role::Request | Role::Reoffer, _) => {} // `request_event`, `reoffer_event`
             (Role::Bye, ClientEvent::Provisional(_)) => {}
             (
                 Role::Bye,

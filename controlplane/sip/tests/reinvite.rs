@@ -1,0 +1,367 @@
+//! Offers in a confirmed dialog between two real endpoints on 127.0.0.1 (issue 8): hold and
+//! unhold by re-INVITE and UPDATE in both directions, glare (491), session timers (RFC 4028)
+//! refreshed and expiring, and a raw peer asking for a too-small session interval (422).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sip::sdp::{
+    compare, AnswerParams, Direction, Hold, LocalSession, OfferParams, SessionDescription,
+};
+use sip::{
+    Endpoint, EndpointConfig, IncomingCall, InviteRequest, LegController, LegEvent, OutgoingCall,
+    ReofferPolicy, SessionTimerConfig, Timers,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc::Receiver;
+use tokio::time::timeout;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn fast() -> Timers {
+    Timers {
+        t1: Duration::from_millis(10),
+        t2: Duration::from_millis(80),
+        t4: Duration::from_millis(100),
+    }
+}
+
+async fn endpoint(session: SessionTimerConfig) -> (Endpoint, Receiver<IncomingCall>) {
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.timers = fast();
+    cfg.reoffers = ReofferPolicy::Application;
+    cfg.session_timer = session;
+    Endpoint::bind(cfg).await.unwrap()
+}
+
+fn no_timer() -> SessionTimerConfig {
+    SessionTimerConfig {
+        session_expires: None,
+        ..SessionTimerConfig::default()
+    }
+}
+
+async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> LegEvent {
+    timeout(DEADLINE, f)
+        .await
+        .expect("no leg event within the deadline")
+        .expect("leg over")
+}
+
+/// One side of the test call: its SDP session and RTP address, as a B2BUA leg keeps them.
+struct Side {
+    session: LocalSession,
+    rtp: SocketAddr,
+}
+
+impl Side {
+    fn new(id: u64, rtp: &str) -> Self {
+        let rtp: SocketAddr = rtp.parse().unwrap();
+        Self {
+            session: LocalSession::new(id, rtp.ip()),
+            rtp,
+        }
+    }
+
+    fn offer(&mut self, direction: Direction) -> String {
+        let mut p = OfferParams::new(self.rtp);
+        p.direction = direction;
+        self.session.offer(&p).unwrap()
+    }
+
+    fn answer(&mut self, offer: &str) -> String {
+        let offer = SessionDescription::parse(offer).unwrap();
+        self.session
+            .answer(&offer, &AnswerParams::new(self.rtp))
+            .unwrap()
+            .sdp
+    }
+}
+
+fn direction(sdp: &str) -> Direction {
+    SessionDescription::parse(sdp)
+        .unwrap()
+        .audio()
+        .unwrap()
+        .direction
+}
+
+/// A call from `a` to `b`, answered; returns both legs and both sides' SDP state.
+async fn call(
+    a: &Endpoint,
+    b_in: &mut Receiver<IncomingCall>,
+    b: &Endpoint,
+) -> (OutgoingCall, IncomingCall, Side, Side) {
+    let mut sa = Side::new(1, "127.0.0.1:40000");
+    let mut sb = Side::new(2, "127.0.0.1:40002");
+    let mut out = a
+        .invite(InviteRequest {
+            target: format!("sip:agent@{}", b.local_addr()),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: sa.offer(Direction::SendRecv),
+            headers: vec![],
+            credentials: None,
+        })
+        .unwrap();
+    let inc = timeout(DEADLINE, b_in.recv()).await.unwrap().unwrap();
+    let answer = sb.answer(inc.sdp.as_deref().unwrap());
+    inc.answer(answer.clone());
+    let LegEvent::Answered { sdp } = next(out.event()).await else {
+        panic!("expected Answered")
+    };
+    sa.session
+        .read_answer(&SessionDescription::parse(&sdp).unwrap())
+        .unwrap();
+    (out, inc, sa, sb)
+}
+
+/// Either kind of leg, for helpers that work from both ends.
+trait Leg {
+    fn ev(&mut self) -> impl std::future::Future<Output = Option<LegEvent>> + '_;
+    fn ctl(&self) -> LegController;
+}
+
+impl Leg for OutgoingCall {
+    fn ev(&mut self) -> impl std::future::Future<Output = Option<LegEvent>> + '_ {
+        self.event()
+    }
+    fn ctl(&self) -> LegController {
+        self.controller()
+    }
+}
+
+impl Leg for IncomingCall {
+    fn ev(&mut self) -> impl std::future::Future<Output = Option<LegEvent>> + '_ {
+        self.event()
+    }
+    fn ctl(&self) -> LegController {
+        self.controller()
+    }
+}
+
+/// `from` puts `to` on hold (sendonly) and takes it off (sendrecv); `to` answers each offer
+/// through the application (recvonly, then sendrecv), and both see the directions and the
+/// hold change ([`compare`]).
+async fn hold_and_unhold(
+    from: &mut impl Leg,
+    from_side: &mut Side,
+    to: &mut impl Leg,
+    to_side: &mut Side,
+    update: bool,
+) {
+    let mut previous: Option<String> = None;
+    for (ours, theirs, hold) in [
+        (Direction::SendOnly, Direction::RecvOnly, Hold::Started),
+        (Direction::SendRecv, Direction::SendRecv, Hold::Ended),
+    ] {
+        let offer = from_side.offer(ours);
+        if update {
+            from.ctl().update(offer.clone());
+        } else {
+            from.ctl().reoffer(offer.clone());
+        }
+        let LegEvent::Reoffer { sdp } = next(to.ev()).await else {
+            panic!("expected Reoffer")
+        };
+        assert_eq!(sdp, offer);
+        if let Some(p) = &previous {
+            let change = compare(
+                &SessionDescription::parse(p).unwrap(),
+                &SessionDescription::parse(&sdp).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(change.hold, Some(hold));
+        }
+        previous = Some(sdp.clone());
+        to.ctl().answer_reoffer(to_side.answer(&sdp));
+        let LegEvent::ReofferAnswered { sdp: answer } = next(from.ev()).await else {
+            panic!("expected ReofferAnswered")
+        };
+        assert_eq!(direction(&answer), theirs);
+    }
+}
+
+#[tokio::test]
+async fn caller_holds_and_unholds_by_reinvite_and_update() {
+    let (a, _a_in) = endpoint(no_timer()).await;
+    let (b, mut b_in) = endpoint(no_timer()).await;
+    let (mut out, mut inc, mut sa, mut sb) = call(&a, &mut b_in, &b).await;
+    for update in [false, true] {
+        hold_and_unhold(&mut out, &mut sa, &mut inc, &mut sb, update).await;
+    }
+    out.controller().hangup();
+    assert_eq!(next(out.event()).await, LegEvent::Ended);
+    assert_eq!(next(inc.event()).await, LegEvent::Bye);
+    a.shutdown();
+    b.shutdown();
+}
+
+#[tokio::test]
+async fn callee_holds_and_unholds_by_reinvite_and_update() {
+    let (a, _a_in) = endpoint(no_timer()).await;
+    let (b, mut b_in) = endpoint(no_timer()).await;
+    let (mut out, mut inc, mut sa, mut sb) = call(&a, &mut b_in, &b).await;
+    for update in [false, true] {
+        hold_and_unhold(&mut inc, &mut sb, &mut out, &mut sa, update).await;
+    }
+    // A refused offer leaves the session as it was.
+    inc.controller().reoffer(sb.offer(Direction::Inactive));
+    assert!(matches!(next(out.event()).await, LegEvent::Reoffer { .. }));
+    out.controller().reject_reoffer(488);
+    assert_eq!(
+        next(inc.event()).await,
+        LegEvent::ReofferRejected { status: 488 }
+    );
+    inc.controller().hangup();
+    assert_eq!(next(inc.event()).await, LegEvent::Ended);
+    assert_eq!(next(out.event()).await, LegEvent::Bye);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Both sides re-offer at once: each gets the other's re-INVITE while its own is pending and
+/// answers 491; the callee (not the Call-ID's owner) retries first (0–2 s), the caller after
+/// 2.1–4 s; both offers end up answered.
+#[tokio::test]
+async fn glare_is_resolved_by_491_and_retries() {
+    let (a, _a_in) = endpoint(no_timer()).await;
+    let (b, mut b_in) = endpoint(no_timer()).await;
+    let (mut out, mut inc, mut sa, mut sb) = call(&a, &mut b_in, &b).await;
+    let (ca, cb) = (out.controller(), inc.controller());
+    let t0 = Instant::now();
+    ca.reoffer(sa.offer(Direction::SendOnly));
+    cb.reoffer(sb.offer(Direction::SendOnly));
+    let (mut a_answered, mut b_answered) = (None, None);
+    while a_answered.is_none() || b_answered.is_none() {
+        tokio::select! {
+            ev = next(out.event()) => match ev {
+                LegEvent::Reoffer { sdp } => ca.answer_reoffer(sa.answer(&sdp)),
+                LegEvent::ReofferAnswered { .. } => a_answered = Some(t0.elapsed()),
+                other => panic!("caller: {other:?}"),
+            },
+            ev = next(inc.event()) => match ev {
+                LegEvent::Reoffer { sdp } => cb.answer_reoffer(sb.answer(&sdp)),
+                LegEvent::ReofferAnswered { .. } => b_answered = Some(t0.elapsed()),
+                other => panic!("callee: {other:?}"),
+            },
+        }
+    }
+    let (a_at, b_at) = (a_answered.unwrap(), b_answered.unwrap());
+    assert!(b_at < a_at, "the callee retries first: {b_at:?} {a_at:?}");
+    assert!(
+        a_at >= Duration::from_millis(2100),
+        "the Call-ID's owner waited 2.1-4 s after the 491: {a_at:?}"
+    );
+    ca.hangup();
+    assert_eq!(next(out.event()).await, LegEvent::Ended);
+    a.shutdown();
+    b.shutdown();
+}
+
+fn short_timers(expires: u64) -> SessionTimerConfig {
+    SessionTimerConfig {
+        session_expires: Some(Duration::from_secs(expires)),
+        min_se: Duration::from_secs(1),
+        refresh_with_update: true,
+    }
+}
+
+/// The caller asks for a 2 s session; the callee lets it refresh (refresher=uac): UPDATEs at
+/// half the interval keep the call up well past 2 s, with nothing for the applications to do.
+#[tokio::test]
+async fn session_timer_refreshes_keep_the_call_up() {
+    let (a, _a_in) = endpoint(short_timers(2)).await;
+    let (b, mut b_in) = endpoint(short_timers(2)).await;
+    let (mut out, mut inc, _sa, _sb) = call(&a, &mut b_in, &b).await;
+    // Three intervals: without refreshes the callee would have sent BYE after ~1.4 s.
+    assert!(timeout(Duration::from_millis(5500), out.event())
+        .await
+        .is_err());
+    assert!(timeout(Duration::from_millis(10), inc.event())
+        .await
+        .is_err());
+    out.controller().hangup();
+    assert_eq!(next(out.event()).await, LegEvent::Ended);
+    assert_eq!(next(inc.event()).await, LegEvent::Bye);
+}
+
+/// The caller (the refresher) disappears: the callee's session expires, it reports
+/// `SessionExpired` and ends the dialog with BYE (which nobody answers any more).
+#[tokio::test]
+async fn session_expires_without_refresh() {
+    let (a, _a_in) = endpoint(short_timers(3)).await;
+    let (b, mut b_in) = endpoint(short_timers(3)).await;
+    let (out, mut inc, _sa, _sb) = call(&a, &mut b_in, &b).await;
+    let t0 = Instant::now();
+    a.shutdown();
+    drop(out);
+    assert_eq!(next(inc.event()).await, LegEvent::SessionExpired);
+    // 3 s - 3/3 s after the last refresh (the answer)
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(next(inc.event()).await, LegEvent::Ended);
+}
+
+async fn recv_text(sock: &UdpSocket) -> String {
+    let mut buf = vec![0u8; 65535];
+    let (n, _) = timeout(DEADLINE, sock.recv_from(&mut buf))
+        .await
+        .expect("no datagram")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// RFC 4028 6: an INVITE asking for less than our Min-SE gets 422 with our Min-SE, before the
+/// application sees a call; one asking for enough is answered with the interval and refresher.
+#[tokio::test]
+async fn too_small_session_interval_gets_422() {
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.session_timer.min_se = Duration::from_secs(90);
+    let (b, mut b_in) = Endpoint::bind(cfg).await.unwrap();
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = probe.local_addr().unwrap();
+    let target = b.local_addr();
+    let invite = |se: u32, branch: &str| {
+        format!(
+            "INVITE sip:b@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{branch}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag=p1\r\nTo: <sip:b@{target}>\r\nCall-ID: se-{branch}\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:probe@{local}>\r\nSupported: timer\r\nSession-Expires: {se}\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+    };
+    probe
+        .send_to(invite(30, "small").as_bytes(), target)
+        .await
+        .unwrap();
+    let _trying = recv_text(&probe).await;
+    let r = recv_text(&probe).await;
+    assert!(
+        r.starts_with("SIP/2.0 422 Session Interval Too Small"),
+        "{r}"
+    );
+    assert!(r.contains("\r\nMin-SE: 90\r\n"), "{r}");
+    assert!(timeout(Duration::from_millis(100), b_in.recv())
+        .await
+        .is_err());
+    probe
+        .send_to(invite(120, "ok").as_bytes(), target)
+        .await
+        .unwrap();
+    let call = timeout(DEADLINE, b_in.recv()).await.unwrap().unwrap();
+    call.answer(String::new());
+    let mut r = recv_text(&probe).await;
+    while r.starts_with("SIP/2.0 100") {
+        r = recv_text(&probe).await;
+    }
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    assert!(
+        r.contains("\r\nSession-Expires: 120;refresher=uac\r\n"),
+        "{r}"
+    );
+    assert!(r.contains("\r\nRequire: timer\r\n"), "{r}");
+    b.shutdown();
+}
