@@ -475,3 +475,62 @@ Content-Length: 0\r\n\r\n"
     assert!(r.contains("\r\nRequire: timer\r\n"), "{r}");
     b.shutdown();
 }
+
+/// An offerless re-INVITE from a raw caller: we offer our current SDP in the 2xx (retransmitted
+/// until the ACK), and the answer in its ACK is reported as `ReofferAnswered`.
+#[tokio::test]
+async fn offerless_reinvite_gets_our_offer_and_the_ack_answers_it() {
+    let (b, mut b_in) = endpoint(no_timer()).await;
+    let probe = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let p = probe.local_addr().unwrap();
+    let target = b.local_addr();
+    let mut sp = Side::new(7, "127.0.0.1:40050");
+    let offer = sp.offer(Direction::SendRecv);
+    let request = |method: &str, cseq: u32, branch: &str, to_tag: &str, body: &str| {
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        format!(
+            "{method} sip:b@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {p};branch=z9hG4bK{branch}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:probe@{p}>;tag=p1\r\nTo: <sip:b@{target}>{to_tag}\r\n\
+Call-ID: offerless-1\r\nCSeq: {cseq} {method}\r\nContact: <sip:probe@{p}>\r\n{ct}\
+Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    probe
+        .send_to(request("INVITE", 1, "i1", "", &offer).as_bytes(), target)
+        .await
+        .unwrap();
+    let mut inc = timeout(DEADLINE, b_in.recv()).await.unwrap().unwrap();
+    let mut sb = Side::new(8, "127.0.0.1:40052");
+    let answer = sb.answer(inc.sdp.as_deref().unwrap());
+    inc.answer(answer.clone());
+    let ok = recv_starting(&probe, "SIP/2.0 200").await;
+    let tag = header(&ok, "To").split(";tag=").nth(1).unwrap().to_string();
+    let to_tag = format!(";tag={tag}");
+    probe
+        .send_to(request("ACK", 1, "a1", &to_tag, "").as_bytes(), target)
+        .await
+        .unwrap();
+    probe
+        .send_to(request("INVITE", 2, "i2", &to_tag, "").as_bytes(), target)
+        .await
+        .unwrap();
+    let ok = recv_starting(&probe, "SIP/2.0 200").await;
+    assert_eq!(header(&ok, "CSeq"), "2 INVITE");
+    let ours = ok.split("\r\n\r\n").nth(1).unwrap();
+    assert_eq!(ours, answer, "our current SDP, offered again");
+    let held = sp.offer(Direction::SendOnly);
+    probe
+        .send_to(request("ACK", 2, "a2", &to_tag, &held).as_bytes(), target)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(inc.event()).await,
+        LegEvent::ReofferAnswered { sdp: held }
+    );
+    b.shutdown();
+}

@@ -166,8 +166,9 @@ pub enum LegEvent {
         sdp: String,
     },
     /// Our re-offer ([`LegController::reoffer`] / [`LegController::update`]) was accepted with
-    /// this answer (the 2xx was ACKed). Also: the answer in the ACK to an offerless re-INVITE
-    /// of the peer, which we answered offering our current SDP.
+    /// this answer (the 2xx was ACKed). Also, with [`ReofferPolicy::Application`]: the answer
+    /// in the ACK to an offerless re-INVITE of the peer, which we answered offering our
+    /// current SDP.
     ReofferAnswered {
         /// The answer SDP (empty if none).
         sdp: String,
@@ -203,12 +204,15 @@ impl LegController {
     /// `a=sendonly`, unhold: `a=sendrecv`, a new relay address, …). Reports
     /// [`LegEvent::ReofferAnswered`] or [`LegEvent::ReofferRejected`]. While another offer is
     /// pending in either direction it waits (the last one asked for wins); glare (491) is
-    /// retried after RFC 3261 14.1's random interval.
+    /// retried after RFC 3261 14.1's random interval. An empty `sdp` sends our last SDP again
+    /// (a session refresh; we send no offerless re-INVITE). Before the dialog is confirmed or
+    /// after a hangup: [`LegEvent::ReofferRejected`] with 481 at once.
     pub fn reoffer(&self, sdp: String) {
         let _ = self.cmd.send(Cmd::Reoffer(self.leg, sdp, false));
     }
 
-    /// Like [`Self::reoffer`], with an UPDATE (RFC 3311) instead of a re-INVITE.
+    /// Like [`Self::reoffer`], with an UPDATE (RFC 3311) instead of a re-INVITE; an empty
+    /// `sdp` sends an UPDATE without body (a session refresh).
     pub fn update(&self, sdp: String) {
         let _ = self.cmd.send(Cmd::Reoffer(self.leg, sdp, true));
     }

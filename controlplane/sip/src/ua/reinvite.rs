@@ -13,7 +13,7 @@
 //! * a re-offer whose `o=` version is unchanged (a session refresh, [`crate::sdp::compare`])
 //!   is answered with our unchanged SDP; a changed one by [`ReofferPolicy`];
 //! * an offerless re-INVITE is answered by offering our current SDP in the 2xx; the answer in
-//!   the ACK is reported as [`LegEvent::ReofferAnswered`];
+//!   the ACK is reported as [`LegEvent::ReofferAnswered`] (with [`ReofferPolicy::Application`]);
 //! * the refresher refreshes at half the session interval (UPDATE without body when the peer
 //!   allows UPDATE and [`SessionTimerConfig::refresh_with_update`], else a re-INVITE with our
 //!   unchanged SDP); without a refresh the dialog ends with BYE ([`LegEvent::SessionExpired`]).
@@ -405,9 +405,13 @@ impl Core {
             return;
         }
         leg.offers.remote_sdp = req.body.clone();
-        leg.emit(LegEvent::ReofferAnswered {
-            sdp: req.body_text().unwrap_or_default(),
-        });
+        // Only an application that takes part in offers hears of it (one that does not may
+        // take an unknown event for the end of the leg).
+        if self.reoffers == ReofferPolicy::Application {
+            leg.emit(LegEvent::ReofferAnswered {
+                sdp: req.body_text().unwrap_or_default(),
+            });
+        }
     }
 
     /// `Cmd::Reoffer`: our new offer, by re-INVITE or (`update`) UPDATE.
@@ -419,7 +423,13 @@ impl Core {
             leg.emit(LegEvent::ReofferRejected { status: 481 });
             return;
         }
-        let sdp = sdp.into_bytes();
+        // No offerless re-INVITEs of ours (we could not answer the 2xx's offer in the ACK):
+        // an empty offer means our last SDP again, a session refresh.
+        let sdp = if sdp.is_empty() && !update {
+            leg.local_sdp.clone()
+        } else {
+            sdp.into_bytes()
+        };
         if leg.offers.outgoing.as_ref().is_some_and(|o| !o.refresh) {
             leg.offers.queued = Some((sdp, update));
             return;
