@@ -153,6 +153,17 @@ impl Dialog {
         }
     }
 
+    /// Our last CSeq number in this dialog.
+    pub fn local_cseq(&self) -> u32 {
+        self.local_cseq
+    }
+
+    /// Continues our CSeq numbering from `n` when it is higher (a dialog confirmed by a 2xx
+    /// after in-dialog requests of its early dialog, e.g. PRACK: RFC 3262, 12.2.1.1).
+    pub fn skip_local_cseq_to(&mut self, n: u32) {
+        self.local_cseq = self.local_cseq.max(n);
+    }
+
     /// The route set (as Route header values, in order).
     pub fn route_set(&self) -> &[String] {
         &self.route_set

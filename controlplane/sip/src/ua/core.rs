@@ -149,6 +149,7 @@ impl Endpoint {
             allow_invite_from: cfg.allow_invite_from,
             reoffers: cfg.reoffers,
             session_cfg: cfg.session_timer,
+            use_100rel: cfg.use_100rel,
             out,
             incoming: incoming_tx,
             cmd: cmd_tx,
@@ -301,6 +302,8 @@ pub(super) enum Role {
     Request,
     /// Our re-INVITE or UPDATE in a confirmed dialog (`reinvite`).
     Reoffer,
+    /// Our PRACK for a reliable provisional response (`early`).
+    Prack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +343,8 @@ pub(super) struct Leg {
     pub(super) auth_rounds: u8,
     /// Offer/answer in the confirmed dialog: re-INVITE, UPDATE, session timer (`reinvite`).
     pub(super) offers: Offers,
+    /// UAC: the early dialog of the last reliable provisional response (`early`).
+    pub(super) early: Option<super::early::EarlyDialog>,
 }
 
 /// Most 401/407 challenges answered per leg (one, plus one `stale=true` renewal).
@@ -360,6 +365,7 @@ pub(super) struct Core {
     pub(super) allow_invite_from: Option<Vec<Network>>,
     pub(super) reoffers: ReofferPolicy,
     pub(super) session_cfg: SessionTimerConfig,
+    pub(super) use_100rel: bool,
     pub(super) out: transport::Sender,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,

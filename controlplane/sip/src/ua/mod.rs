@@ -20,7 +20,8 @@
 //! of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK for 2xx, CANCEL); `uas` the
 //! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
 //! incoming CANCEL); `reinvite` offers in the confirmed dialog, either way (re-INVITE, UPDATE,
-//! glare, the session timer's refreshes), with `session_timer` its sans-IO RFC 4028 part.
+//! glare, the session timer's refreshes), with `session_timer` its sans-IO RFC 4028 part;
+//! `early` the PRACK for a reliable provisional response to our INVITE (RFC 3262).
 //! `core` calls into all three; they use its plumbing, never each other (`uac` and `uas` only
 //! call `reinvite`'s helpers when a dialog starts).
 
@@ -38,6 +39,7 @@ use crate::transaction::Timers;
 use crate::transport::StreamLimits;
 
 mod core;
+mod early;
 mod inspect;
 mod reinvite;
 mod request;
@@ -87,6 +89,11 @@ pub struct EndpointConfig {
     pub reoffers: ReofferPolicy,
     /// Session timers (RFC 4028): what we ask for and accept.
     pub session_timer: SessionTimerConfig,
+    /// `Supported: 100rel` in our INVITEs (RFC 3262), so the far end may send reliable
+    /// provisional responses (early media, e.g. the agent's ringback in a 183). Whatever this
+    /// says, a reliable provisional we get is PRACKed. Default: false. Incoming INVITEs that
+    /// require 100rel get 420 (we send no reliable provisionals).
+    pub use_100rel: bool,
 }
 
 impl EndpointConfig {
@@ -103,6 +110,7 @@ impl EndpointConfig {
             allow_invite_from: None,
             reoffers: ReofferPolicy::default(),
             session_timer: SessionTimerConfig::default(),
+            use_100rel: false,
         }
     }
 }

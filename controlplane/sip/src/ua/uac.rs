@@ -150,7 +150,14 @@ impl Core {
         credentials: Option<Credentials>,
     ) {
         // RFC 4028 7.1: we support session timers, and ask for one when configured.
-        request.headers.push("Supported", "timer");
+        request.headers.push(
+            "Supported",
+            if self.use_100rel {
+                "timer, 100rel"
+            } else {
+                "timer"
+            },
+        );
         if let Some(interval) = self.session_cfg.session_expires {
             let interval = interval.max(self.session_cfg.min_se);
             request
@@ -190,6 +197,7 @@ impl Core {
             credentials,
             auth_rounds: 0,
             offers: Default::default(),
+            early: None,
         };
         self.by_dialog
             .insert((l.call_id.clone(), l.local_tag.clone()), leg);
@@ -233,6 +241,11 @@ impl Core {
             self.reoffer_event(now, id, ev);
             return;
         }
+        if let (Role::Invite, ClientEvent::Provisional(resp)) = (role, &ev) {
+            if self.reliable_provisional(now, id, resp) {
+                return; // a retransmission (RFC 3262 4), already PRACKed
+            }
+        }
         let Some(leg) = self.legs.get_mut(&id) else {
             // Leg gone: a late 2xx to our INVITE still deserves nothing more than the ACK we
             // already sent (the leg keeps it while it lives).
@@ -266,7 +279,7 @@ impl Core {
                     }
                     return;
                 }
-                let dialog = match Dialog::uac_from_2xx(&leg.invite, &resp) {
+                let mut dialog = match Dialog::uac_from_2xx(&leg.invite, &resp) {
                     Ok(d) => d,
                     Err(e) => {
                         warn!(error = %e, "unusable 2xx");
@@ -278,6 +291,9 @@ impl Core {
                         return;
                     }
                 };
+                if let Some(early) = leg.early.take() {
+                    early.continue_in(&mut dialog);
+                }
                 let dest = Peer::new(
                     dialog.transport().unwrap_or(leg.dest.transport),
                     dialog.destination().unwrap_or(leg.dest.addr),
@@ -357,6 +373,7 @@ impl Core {
             }
             (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
             (Role::Request | Role::Reoffer, _) => {} // `request_event`, `reoffer_event`
+            (Role::Prack, _) => {}  // a failed PRACK: the INVITE's own outcome decides
             (Role::Bye, ClientEvent::Provisional(_)) => {}
             (
                 Role::Bye,

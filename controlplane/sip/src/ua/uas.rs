@@ -269,6 +269,7 @@ impl Core {
             credentials: None,
             auth_rounds: 0,
             offers: Offers::with_session(session),
+            early: None,
         };
         self.by_dialog.insert((leg.call_id.clone(), local_tag), id);
         self.legs.insert(id, leg);
