@@ -534,3 +534,47 @@ Content-Length: {}\r\n\r\n{body}",
     );
     b.shutdown();
 }
+
+/// RFC 4028 7.4: a 422 to our INVITE makes us ask again, once, for the peer's Min-SE.
+#[tokio::test]
+async fn our_invite_refused_with_422_asks_again_for_min_se() {
+    let (a, _a_in) = endpoint(short_timers(30)).await;
+    let uas = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let u = uas.local_addr().unwrap();
+    let mut sa = Side::new(1, "127.0.0.1:40000");
+    let mut out = a
+        .invite(InviteRequest {
+            target: format!("sip:agent@{u}"),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: sa.offer(Direction::SendRecv),
+            headers: vec![],
+            credentials: None,
+        })
+        .unwrap();
+    let first = recv_starting(&uas, "INVITE ").await;
+    assert_eq!(header(&first, "Session-Expires"), "30");
+    assert_eq!(header(&first, "Supported"), "timer");
+    let refused = respond(
+        &first,
+        "422 Session Interval Too Small",
+        "pt",
+        "Min-SE: 120\r\n",
+        "",
+    );
+    uas.send_to(refused.as_bytes(), a.local_addr())
+        .await
+        .unwrap();
+    let second = recv_starting(&uas, "INVITE ").await;
+    assert_eq!(header(&second, "Session-Expires"), "120");
+    assert_eq!(header(&second, "CSeq"), "2 INVITE");
+    let answer = Side::new(9, "127.0.0.1:40040").answer(second.split("\r\n\r\n").nth(1).unwrap());
+    let extra = format!(
+        "Contact: <sip:agent@{u}>\r\nRequire: timer\r\nSession-Expires: 120;refresher=uac\r\n\
+Content-Type: application/sdp\r\n"
+    );
+    let ok = respond(&second, "200 OK", "pt", &extra, &answer);
+    uas.send_to(ok.as_bytes(), a.local_addr()).await.unwrap();
+    assert!(matches!(next(out.event()).await, LegEvent::Answered { .. }));
+    a.shutdown();
+}

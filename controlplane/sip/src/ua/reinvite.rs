@@ -79,6 +79,8 @@ pub(super) struct Offers {
     pub(super) peer_allows_update: bool,
     /// The session timer agreed for the first INVITE, to be started when the dialog is.
     pub(super) pending_session: Option<(SessionExpires, bool)>,
+    /// UAC: our INVITE was sent again after a 422 (RFC 4028 7.4; once).
+    pub(super) min_se_retried: bool,
     /// The peer's offer waiting for the application.
     incoming: Option<IncomingOffer>,
     /// Our offer, waiting for the dialog to be free or in flight.

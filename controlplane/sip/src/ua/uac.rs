@@ -12,6 +12,7 @@ use super::core::{
     contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role, MAX_AUTH_ROUNDS,
 };
 use super::reinvite::{lists_tag, session_in_2xx};
+use super::session_timer::parse_min_se;
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
 use crate::digest::{ChallengeKind, ClientAuth, Credentials};
@@ -334,6 +335,11 @@ impl Core {
             {
                 self.answer_challenge(now, id, &resp);
             }
+            (Role::Invite, ClientEvent::Final(resp))
+                if resp.status == 422 && !leg.hangup && !leg.offers.min_se_retried =>
+            {
+                self.retry_with_min_se(now, id, &resp);
+            }
             (Role::Invite, ClientEvent::Final(resp)) => {
                 if leg.hangup {
                     leg.emit(LegEvent::Ended);
@@ -432,6 +438,54 @@ impl Core {
             req.headers.push(n, v);
         }
         debug!(status = resp.status, "answering the digest challenge");
+        leg.invite_key = TransactionKey::client(&branch, Method::Invite);
+        leg.invite = req.clone();
+        leg.state = LegState::Initial;
+        let dest = leg.dest;
+        self.start_client(now, req, dest, Some(id), Role::Invite);
+    }
+
+    /// A 422 to our INVITE (RFC 4028 7.4): sent again, once, asking for the peer's `Min-SE`
+    /// (CSeq + 1, a new branch, credentials from the digest session if any).
+    fn retry_with_min_se(&mut self, now: Instant, id: LegId, resp: &Response) {
+        let min_se = resp.headers.get("Min-SE").and_then(parse_min_se);
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(min_se) = min_se else {
+            leg.emit(LegEvent::Rejected {
+                status: resp.status,
+                reason: resp.reason.clone(),
+            });
+            self.remove_leg(id);
+            return;
+        };
+        leg.offers.min_se_retried = true;
+        let mut req = leg.invite.clone();
+        req.headers.remove("Authorization");
+        req.headers.remove("Proxy-Authorization");
+        req.headers
+            .set("Session-Expires", min_se.as_secs().to_string());
+        req.headers.set("Min-SE", min_se.as_secs().to_string());
+        let cseq = req.cseq().0.saturating_add(1);
+        req.headers.set("CSeq", format!("{cseq} INVITE"));
+        let local = local_for(&self.locals, leg.dest.transport, leg.dest.addr);
+        let branch = msg::new_branch();
+        req.headers.replace_first_list_value(
+            "Via",
+            &msg::via_value_for(leg.dest.transport, local, &branch),
+        );
+        if let Some(c) = &leg.credentials {
+            if let Some(auth) = self.auth.get_mut(&(c.username.clone(), leg.dest)) {
+                for (n, v) in auth.authorize("INVITE", &req.uri) {
+                    req.headers.push(n, v);
+                }
+            }
+        }
+        debug!(
+            min_se = min_se.as_secs(),
+            "422: INVITE sent again with the peer's Min-SE"
+        );
         leg.invite_key = TransactionKey::client(&branch, Method::Invite);
         leg.invite = req.clone();
         leg.state = LegState::Initial;
