@@ -55,6 +55,17 @@ const APPLICATION_ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long our offer waits before looking again when the dialog is busy with the peer's.
 const BUSY_RETRY: Duration = Duration::from_millis(200);
 
+/// RFC 3261 14.1: how long our offer refused with 491 waits, from a random number: 2.1–4 s
+/// in units of 10 ms if we own the Call-ID (we sent the dialog's INVITE), 0–2 s otherwise.
+fn glare_wait(owns_call_id: bool, random: u32) -> Duration {
+    let tens = if owns_call_id {
+        210 + random % 191
+    } else {
+        random % 201
+    };
+    Duration::from_millis(u64::from(tens) * 10)
+}
+
 pub(super) fn is_update(m: &Method) -> bool {
     matches!(m, Method::Other(s) if s.eq_ignore_ascii_case("UPDATE"))
 }
@@ -617,7 +628,7 @@ impl Core {
                 }
                 leg.offers
                     .session_refreshed(now, session_in_2xx(&resp), true);
-                if !o.refresh {
+                if !o.refresh && !leg.hangup {
                     leg.emit(LegEvent::ReofferAnswered {
                         sdp: resp.body_text().unwrap_or_default(),
                     });
@@ -625,14 +636,9 @@ impl Core {
                 self.next_offer(now, id);
             }
             491 => {
-                // 14.1: try again after a random interval, longer for the Call-ID's owner.
-                let ms = if leg.uac {
-                    2100 + u64::from(rand::random::<u8>() % 191) * 10
-                } else {
-                    u64::from(rand::random::<u8>() % 201) * 10
-                };
-                debug!(call_id = %leg.call_id, ms, "491 glare: our offer waits");
-                o.waiting = Some(now + Duration::from_millis(ms));
+                let wait = glare_wait(leg.uac, rand::random());
+                debug!(call_id = %leg.call_id, ?wait, "491 glare: our offer waits");
+                o.waiting = Some(now + wait);
                 o.request = None;
                 leg.offers.outgoing = Some(o);
                 self.schedule_offers(id);
@@ -752,15 +758,18 @@ impl Core {
             .session
             .as_mut()
             .and_then(|s| s.handle_timeout(now));
+        if leg.state != LegState::Confirmed || leg.hangup {
+            // Our BYE is on its way: nothing to refresh or expire any more.
+            leg.offers.session = None;
+            return;
+        }
         match action {
             Some(SessionAction::Expire) => {
                 warn!(call_id = %leg.call_id, "session timer expired without refresh: BYE (RFC 4028 10)");
                 leg.offers.session = None;
                 leg.emit(LegEvent::SessionExpired);
-                if leg.state == LegState::Confirmed && !leg.hangup {
-                    leg.hangup = true;
-                    self.send_bye(now, id, true);
-                }
+                leg.hangup = true;
+                self.send_bye(now, id, true);
                 return;
             }
             Some(SessionAction::Refresh) if leg.offers.outgoing.is_none() => {
@@ -783,5 +792,53 @@ impl Core {
             _ => {}
         }
         self.schedule_offers(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glare_waits_follow_rfc3261_14_1() {
+        let ms = |d: Duration| d.as_millis();
+        assert_eq!(ms(glare_wait(true, 0)), 2100);
+        assert_eq!(ms(glare_wait(true, 190)), 4000);
+        assert_eq!(ms(glare_wait(true, 191)), 2100);
+        assert_eq!(ms(glare_wait(false, 0)), 0);
+        assert_eq!(ms(glare_wait(false, 200)), 2000);
+        for r in [1u32, 77, 4_000_000_000, u32::MAX] {
+            assert!((2100..=4000).contains(&ms(glare_wait(true, r))));
+            assert!(ms(glare_wait(false, r)) <= 2000);
+            assert_eq!(ms(glare_wait(false, r)) % 10, 0);
+        }
+    }
+
+    #[test]
+    fn offers_poll_the_earliest_deadline() {
+        let t0 = Instant::now();
+        let mut o = Offers::default();
+        assert_eq!(o.poll_timeout(), None);
+        o.session_refreshed(
+            t0,
+            Some(SessionExpires {
+                interval: Duration::from_secs(90),
+                refresher: Some(Refresher::Uac),
+            }),
+            true,
+        );
+        assert_eq!(o.poll_timeout(), Some(t0 + Duration::from_secs(45)));
+        // As the UAS of a request naming the UAC as refresher, we only watch for expiry.
+        o.session_refreshed(
+            t0,
+            Some(SessionExpires {
+                interval: Duration::from_secs(90),
+                refresher: Some(Refresher::Uac),
+            }),
+            false,
+        );
+        assert_eq!(o.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+        o.session_refreshed(t0, None, false);
+        assert_eq!(o.poll_timeout(), None);
     }
 }
