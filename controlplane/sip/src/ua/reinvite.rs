@@ -411,6 +411,10 @@ impl Core {
             return;
         };
         if !std::mem::take(&mut leg.offers.offer_in_2xx) {
+            // The answer to our offer in the 2xx to an offerless first INVITE.
+            if leg.offers.remote_sdp.is_empty() {
+                leg.offers.remote_sdp = req.body.clone();
+            }
             return;
         }
         if req.body.is_empty() {
