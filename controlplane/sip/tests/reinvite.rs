@@ -377,15 +377,17 @@ fn short_timers(expires: u64) -> SessionTimerConfig {
     }
 }
 
-/// The caller asks for a 2 s session; the callee lets it refresh (refresher=uac): UPDATEs at
-/// half the interval keep the call up well past 2 s, with nothing for the applications to do.
-#[tokio::test]
-async fn session_timer_refreshes_keep_the_call_up() {
-    let (a, _a_in) = endpoint(short_timers(2)).await;
+/// The caller asks for a 2 s session; the callee lets it refresh (refresher=uac): refreshes
+/// at half the interval (UPDATE without body, or a re-INVITE with our unchanged SDP) keep the
+/// call up well past 2 s, with nothing for the applications to do.
+async fn refreshes_keep_the_call_up(refresh_with_update: bool) {
+    let mut cfg = short_timers(2);
+    cfg.refresh_with_update = refresh_with_update;
+    let (a, _a_in) = endpoint(cfg).await;
     let (b, mut b_in) = endpoint(short_timers(2)).await;
     let (mut out, mut inc, _sa, _sb) = call(&a, &mut b_in, &b).await;
-    // Three intervals: without refreshes the callee would have sent BYE after ~1.4 s.
-    assert!(timeout(Duration::from_millis(5500), out.event())
+    // Without refreshes the callee would have sent BYE after ~1.4 s.
+    assert!(timeout(Duration::from_millis(4500), out.event())
         .await
         .is_err());
     assert!(timeout(Duration::from_millis(10), inc.event())
@@ -394,6 +396,16 @@ async fn session_timer_refreshes_keep_the_call_up() {
     out.controller().hangup();
     assert_eq!(next(out.event()).await, LegEvent::Ended);
     assert_eq!(next(inc.event()).await, LegEvent::Bye);
+}
+
+#[tokio::test]
+async fn session_timer_refreshes_by_update_keep_the_call_up() {
+    refreshes_keep_the_call_up(true).await;
+}
+
+#[tokio::test]
+async fn session_timer_refreshes_by_reinvite_keep_the_call_up() {
+    refreshes_keep_the_call_up(false).await;
 }
 
 /// The caller (the refresher) disappears: the callee's session expires, it reports

@@ -367,3 +367,72 @@ async fn sipp_uas_holds_and_unholds_us_by_reinvite() {
     );
     ep.shutdown();
 }
+
+/// SIPp as the agent (UAS, `tests/sipp/uas_100rel.xml`) sends a reliable 183 with SDP (early
+/// media: the agent's ringback): we PRACK it (SIPp checks `RAck: 1 1 INVITE`) and report its
+/// SDP, then the 200 is ACKed and our BYE ends the call.
+#[tokio::test]
+async fn sipp_uas_reliable_183_is_pracked() {
+    let _serial = SERIAL.lock().await;
+    let sipp_port = free_udp_port();
+    let media_port = free_media_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_100rel.xml");
+    let mut child = spawn_sipp(
+        "uas_100rel",
+        &[
+            "-sf".into(),
+            scenario.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            sipp_port.to_string(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "30s".into(),
+            "-nostdin".into(),
+        ],
+    );
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.use_100rel = true;
+    let (ep, _incoming) = Endpoint::bind(cfg).await.unwrap();
+    let mut call = ep
+        .invite(InviteRequest {
+            target: format!("sip:agent@127.0.0.1:{sipp_port}"),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: build_offer("127.0.0.1:40070".parse().unwrap(), 12),
+            headers: vec![],
+            credentials: None,
+        })
+        .unwrap();
+    let Some(LegEvent::Progress {
+        status: 183,
+        sdp: Some(early),
+    }) = next(call.event()).await
+    else {
+        panic!("expected a 183 with SDP")
+    };
+    let neg = SessionDescription::parse(&early)
+        .unwrap()
+        .negotiated_from_answer()
+        .unwrap();
+    assert_eq!(neg.remote.port(), media_port);
+    assert!(matches!(
+        next(call.event()).await,
+        Some(LegEvent::Answered { .. })
+    ));
+    call.controller().hangup();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+    let status = wait_exit("uas_100rel", &mut child).await;
+    assert!(
+        status.success(),
+        "sipp exited with {status}; log: {}",
+        std::fs::read_to_string(log_path("uas_100rel")).unwrap_or_default()
+    );
+    ep.shutdown();
+}
