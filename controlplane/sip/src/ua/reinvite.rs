@@ -648,7 +648,9 @@ impl Core {
                 self.schedule_offers(id);
             }
             401 | 407 if o.auth_rounds < MAX_AUTH_ROUNDS && leg.credentials.is_some() => {
-                let creds = leg.credentials.clone().expect("checked");
+                let Some(creds) = leg.credentials.clone() else {
+                    return;
+                };
                 let (kind, header) = if resp.status == 407 {
                     (ChallengeKind::Proxy, "Proxy-Authenticate")
                 } else {
