@@ -145,6 +145,25 @@ impl Dialog {
         &self.remote_target
     }
 
+    /// A target refresh (12.2.1.2, 12.2.2): the Contact URI of a re-INVITE or UPDATE, or of
+    /// its 2xx, replaces the remote target.
+    pub fn refresh_target(&mut self, contact_uri: String) {
+        if !contact_uri.is_empty() {
+            self.remote_target = contact_uri;
+        }
+    }
+
+    /// Our last CSeq number in this dialog.
+    pub fn local_cseq(&self) -> u32 {
+        self.local_cseq
+    }
+
+    /// Continues our CSeq numbering from `n` when it is higher (a dialog confirmed by a 2xx
+    /// after in-dialog requests of its early dialog, e.g. PRACK: RFC 3262, 12.2.1.1).
+    pub fn skip_local_cseq_to(&mut self, n: u32) {
+        self.local_cseq = self.local_cseq.max(n);
+    }
+
     /// The route set (as Route header values, in order).
     pub fn route_set(&self) -> &[String] {
         &self.route_set

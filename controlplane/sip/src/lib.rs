@@ -20,9 +20,13 @@
 //! Scope: UDP, TCP and TLS ([`transport`], [`tls`]; `tests/streams.rs`); digest
 //! authentication of our INVITEs and BYEs ([`digest`]; `tests/sipp.rs`); RFC 3263 server
 //! location ([`locate`], used by the application for trunk host names); OPTIONS keep-alives
-//! ([`Endpoint::options`]). No PRACK/UPDATE (answered 405), no forking (a 2xx from a second
-//! fork is ignored). A re-INVITE in a confirmed dialog is answered with our unchanged SDP
-//! (session refresh).
+//! ([`Endpoint::options`]). Offers in a confirmed dialog (issue 8, `ua::reinvite`): re-INVITE
+//! and UPDATE (RFC 3311) both ways ([`LegController::reoffer`], [`LegEvent::Reoffer`]), glare
+//! (491), offerless re-INVITEs, session timers (RFC 4028, [`SessionTimerConfig`]); a session
+//! refresh is answered with our unchanged SDP (`tests/reinvite.rs`). Reliable provisional
+//! responses to our INVITEs are PRACKed (RFC 3262, [`EndpointConfig::use_100rel`];
+//! `tests/prack.rs`); we send none (an INVITE that requires 100rel gets 420, a PRACK 405).
+//! No forking (a 2xx from a second fork is ignored).
 //!
 //! Robustness (issue 8; RFC 4475, `tests/torture.rs`): a datagram from a source that sent too
 //! many bad ones lately is dropped unread ([`guard`], `tests/bad_sources.rs`); one over the size
@@ -84,5 +88,5 @@ pub use transaction::Timers;
 pub use transport::StreamLimits;
 pub use ua::{
     Endpoint, EndpointConfig, ForkController, ForkedCall, IncomingCall, InviteRequest,
-    LegController, LegEvent, OutgoingCall,
+    LegController, LegEvent, OutgoingCall, ReofferPolicy, SessionTimerConfig,
 };

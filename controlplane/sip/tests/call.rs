@@ -245,6 +245,8 @@ async fn out_of_dialog_requests_get_the_right_answers() {
         ("FROBNICATE", None, "SIP/2.0 405 Method Not Allowed"),
         ("BYE", Some("nope"), "SIP/2.0 481 "),
         ("CANCEL", None, "SIP/2.0 481 "),
+        ("UPDATE", None, "SIP/2.0 481 "),
+        ("UPDATE", Some("nope"), "SIP/2.0 481 "),
     ] {
         probe
             .send_to(
@@ -258,7 +260,7 @@ async fn out_of_dialog_requests_get_the_right_answers() {
         assert!(text.starts_with(expect), "{method}: {text}");
         if expect.contains("200") || expect.contains("405") {
             assert!(
-                text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+                text.contains("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE\r\n"),
                 "{text}"
             );
         }

@@ -245,7 +245,7 @@ CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
     let r = udp_register(&first, reg, opts).await;
     assert_eq!(
         headers(&r, "Allow"),
-        ["INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"]
+        ["INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, REGISTER"]
     );
 
     // Expires: 0 removes it.

@@ -285,3 +285,154 @@ async fn a_challenging_trunk_gets_our_digest_credentials() {
         ep.shutdown();
     }
 }
+
+/// SIPp as the agent (UAS, `tests/sipp/uas_hold.xml`) puts us on hold with a re-INVITE
+/// (a=sendonly) and takes us off (a=sendrecv); the application sees both offers as
+/// `LegEvent::Reoffer` and answers recvonly, then sendrecv (SIPp checks the 200s' bodies).
+#[tokio::test]
+async fn sipp_uas_holds_and_unholds_us_by_reinvite() {
+    use sip::sdp::{compare, AnswerParams, Direction, Hold, LocalSession};
+    use sip::ReofferPolicy;
+
+    let _serial = SERIAL.lock().await;
+    let sipp_port = free_udp_port();
+    let media_port = free_media_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_hold.xml");
+    let mut child = spawn_sipp(
+        "uas_hold",
+        &[
+            "-sf".into(),
+            scenario.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            sipp_port.to_string(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "30s".into(),
+            "-nostdin".into(),
+        ],
+    );
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.reoffers = ReofferPolicy::Application;
+    let (ep, _incoming) = Endpoint::bind(cfg).await.unwrap();
+    let rtp: std::net::SocketAddr = "127.0.0.1:40030".parse().unwrap();
+    let mut session = LocalSession::new(11, rtp.ip());
+    let mut call = ep
+        .invite(InviteRequest {
+            target: format!("sip:agent@127.0.0.1:{sipp_port}"),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: session.offer(&sip::sdp::OfferParams::new(rtp)).unwrap(),
+            headers: vec![],
+            credentials: None,
+        })
+        .unwrap();
+    let answered = loop {
+        match next(call.event()).await {
+            Some(LegEvent::Progress { .. }) => continue,
+            Some(LegEvent::Answered { sdp }) => break sdp,
+            other => panic!("expected Answered, got {other:?}"),
+        }
+    };
+    let mut previous = SessionDescription::parse(&answered).unwrap();
+    session.read_answer(&previous).unwrap();
+    for (hold, ours) in [
+        (Hold::Started, Direction::RecvOnly),
+        (Hold::Ended, Direction::SendRecv),
+    ] {
+        let Some(LegEvent::Reoffer { sdp }) = next(call.event()).await else {
+            panic!("expected a Reoffer")
+        };
+        let offer = SessionDescription::parse(&sdp).unwrap();
+        let change = compare(&previous, &offer).unwrap();
+        assert_eq!(change.hold, Some(hold), "{sdp}");
+        let answer = session.answer(&offer, &AnswerParams::new(rtp)).unwrap();
+        assert_eq!(answer.agreement.negotiated.direction, ours);
+        call.controller().answer_reoffer(answer.sdp);
+        previous = offer;
+    }
+    call.controller().hangup();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+    let status = wait_exit("uas_hold", &mut child).await;
+    assert!(
+        status.success(),
+        "sipp exited with {status}; log: {}",
+        std::fs::read_to_string(log_path("uas_hold")).unwrap_or_default()
+    );
+    ep.shutdown();
+}
+
+/// SIPp as the agent (UAS, `tests/sipp/uas_100rel.xml`) sends a reliable 183 with SDP (early
+/// media: the agent's ringback): we PRACK it (SIPp checks `RAck: 1 1 INVITE`) and report its
+/// SDP, then the 200 is ACKed and our BYE ends the call.
+#[tokio::test]
+async fn sipp_uas_reliable_183_is_pracked() {
+    let _serial = SERIAL.lock().await;
+    let sipp_port = free_udp_port();
+    let media_port = free_media_port();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/uas_100rel.xml");
+    let mut child = spawn_sipp(
+        "uas_100rel",
+        &[
+            "-sf".into(),
+            scenario.display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            sipp_port.to_string(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-mp".into(),
+            media_port.to_string(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "30s".into(),
+            "-nostdin".into(),
+        ],
+    );
+    let mut cfg = EndpointConfig::new("127.0.0.1:0".parse().unwrap());
+    cfg.use_100rel = true;
+    let (ep, _incoming) = Endpoint::bind(cfg).await.unwrap();
+    let mut call = ep
+        .invite(InviteRequest {
+            target: format!("sip:agent@127.0.0.1:{sipp_port}"),
+            from_user: "callbridge".into(),
+            from_display: None,
+            sdp: build_offer("127.0.0.1:40070".parse().unwrap(), 12),
+            headers: vec![],
+            credentials: None,
+        })
+        .unwrap();
+    let Some(LegEvent::Progress {
+        status: 183,
+        sdp: Some(early),
+    }) = next(call.event()).await
+    else {
+        panic!("expected a 183 with SDP")
+    };
+    let neg = SessionDescription::parse(&early)
+        .unwrap()
+        .negotiated_from_answer()
+        .unwrap();
+    assert_eq!(neg.remote.port(), media_port);
+    assert!(matches!(
+        next(call.event()).await,
+        Some(LegEvent::Answered { .. })
+    ));
+    call.controller().hangup();
+    assert_eq!(next(call.event()).await, Some(LegEvent::Ended));
+    let status = wait_exit("uas_100rel", &mut child).await;
+    assert!(
+        status.success(),
+        "sipp exited with {status}; log: {}",
+        std::fs::read_to_string(log_path("uas_100rel")).unwrap_or_default()
+    );
+    ep.shutdown();
+}

@@ -195,7 +195,7 @@ fn check_details(name: &str, status: u16, resp: &str) -> Result<(), String> {
     let has = |h: &str| resp.contains(&format!("\r\n{h}"));
     let ok = match status {
         400 => first.starts_with("SIP/2.0 400 Bad Request - "),
-        405 => has("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n"),
+        405 => has("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE\r\n"),
         415 => has("Accept: application/sdp\r\n"),
         420 => has("Unsupported: nothingSupportsThis, nothingSupportsThisEither\r\n"),
         505 => first == "SIP/2.0 505 Version Not Supported",

@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::reinvite::{self, Offers, ReofferPolicy};
+use super::session_timer::SessionTimerConfig;
 use super::{allow, inspect, EndpointConfig, IncomingCall, LegEvent};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
 use crate::digest::{ClientAuth, Credentials};
@@ -42,6 +44,10 @@ pub(super) enum Cmd {
     Ring(LegId),
     Answer(LegId, String),
     Reject(LegId, u16),
+    /// Our re-offer: a re-INVITE, or an UPDATE when `true`.
+    Reoffer(LegId, String, bool),
+    AnswerReoffer(LegId, String),
+    RejectReoffer(LegId, u16),
     /// An out-of-dialog non-INVITE request (OPTIONS keep-alive, …) and where its outcome goes.
     Request {
         request: Request,
@@ -161,6 +167,9 @@ impl Endpoint {
             allow_invite_from: cfg.allow_invite_from,
             allow_register_from: cfg.allow_register_from,
             registrar,
+            reoffers: cfg.reoffers,
+            session_cfg: cfg.session_timer,
+            use_100rel: cfg.use_100rel,
             out,
             incoming: incoming_tx,
             cmd: cmd_tx,
@@ -311,6 +320,10 @@ pub(super) enum Role {
     Bye,
     /// An out-of-dialog request of the application ([`Endpoint::request`]).
     Request,
+    /// Our re-INVITE or UPDATE in a confirmed dialog (`reinvite`).
+    Reoffer,
+    /// Our PRACK for a reliable provisional response (`early`).
+    Prack,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,6 +361,10 @@ pub(super) struct Leg {
     /// (at most [`MAX_AUTH_ROUNDS`] per leg, so wrong credentials cannot loop).
     pub(super) credentials: Option<Credentials>,
     pub(super) auth_rounds: u8,
+    /// Offer/answer in the confirmed dialog: re-INVITE, UPDATE, session timer (`reinvite`).
+    pub(super) offers: Offers,
+    /// UAC: the early dialog of the last reliable provisional response (`early`).
+    pub(super) early: Option<super::early::EarlyDialog>,
 }
 
 /// Most 401/407 challenges answered per leg (one, plus one `stale=true` renewal).
@@ -368,6 +385,9 @@ pub(super) struct Core {
     pub(super) allow_invite_from: Option<Vec<Network>>,
     pub(super) allow_register_from: Option<Vec<Network>>,
     pub(super) registrar: Option<SharedRegistrar>,
+    pub(super) reoffers: ReofferPolicy,
+    pub(super) session_cfg: SessionTimerConfig,
+    pub(super) use_100rel: bool,
     pub(super) out: transport::Sender,
     pub(super) incoming: mpsc::Sender<IncomingCall>,
     pub(super) cmd: mpsc::UnboundedSender<Cmd>,
@@ -485,6 +505,7 @@ impl Core {
     }
 
     fn leg_timer(&mut self, now: Instant, id: LegId) {
+        self.offers_timer(now, id);
         let mut transmits = Vec::new();
         let mut no_ack = false;
         let Some(r) = self.legs.get_mut(&id).and_then(|l| l.retrans.as_mut()) else {
@@ -705,6 +726,9 @@ impl Core {
             Cmd::Ring(id) => self.ring(now, id),
             Cmd::Answer(id, sdp) => self.answer(now, id, sdp),
             Cmd::Reject(id, status) => self.reject(now, id, status),
+            Cmd::Reoffer(id, sdp, update) => self.start_reoffer(now, id, sdp, update),
+            Cmd::AnswerReoffer(id, sdp) => self.answer_reoffer(now, id, sdp),
+            Cmd::RejectReoffer(id, status) => self.reject_reoffer(now, id, status),
             Cmd::Request {
                 request,
                 dest,
@@ -810,8 +834,14 @@ impl Core {
         match req.method {
             Method::Invite if req.to_tag().is_none() => self.new_incoming(now, src, key, req),
             Method::Invite => match self.by_dialog.get(&dialog_key).copied() {
-                Some(id) => self.reinvite(now, id, key, req),
+                Some(id) => self.incoming_reoffer(now, id, key, req),
                 None => {
+                    self.respond(now, &key, Response::to_request(&req, 481, None));
+                }
+            },
+            ref m if reinvite::is_update(m) => match self.by_dialog.get(&dialog_key).copied() {
+                Some(id) if req.to_tag().is_some() => self.incoming_reoffer(now, id, key, req),
+                _ => {
                     self.respond(now, &key, Response::to_request(&req, 481, None));
                 }
             },

@@ -9,8 +9,13 @@
 use super::allow;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
 
-/// The option-tags we implement (RFC 3261 8.2.2.3): none.
-const SUPPORTED: [&str; 0] = [];
+/// The option-tags we implement (RFC 3261 8.2.2.3): session timers (RFC 4028). `100rel`
+/// is not among them: we send no reliable provisional responses, so an INVITE that requires
+/// them gets 420 with `Unsupported: 100rel`.
+const SUPPORTED: [&str; 1] = ["timer"];
+
+/// Extension methods we implement (RFC 3311 UPDATE, in a confirmed dialog).
+const EXTENSIONS: [&str; 1] = ["UPDATE"];
 
 /// The only body we understand.
 const ACCEPT: &str = "application/sdp";
@@ -26,7 +31,9 @@ pub(super) fn inspect(req: &Request, registrar: bool) -> Option<Response> {
         r
     };
     // 8.2.1: a method we do not implement.
-    if matches!(req.method, Method::Other(_)) || (req.method == Method::Register && !registrar) {
+    if matches!(&req.method, Method::Other(m) if !EXTENSIONS.iter().any(|e| e.eq_ignore_ascii_case(m)))
+        || (req.method == Method::Register && !registrar)
+    {
         let mut r = reject(405, None);
         r.headers.push("Allow", allow(registrar));
         return Some(r);
@@ -49,7 +56,11 @@ pub(super) fn inspect(req: &Request, registrar: bool) -> Option<Response> {
             return Some(r);
         }
     }
-    if req.method != Method::Invite {
+    // An UPDATE's body is an offer too: judged like an INVITE's.
+    let update = EXTENSIONS
+        .iter()
+        .any(|e| e.eq_ignore_ascii_case(req.method.as_str()));
+    if req.method != Method::Invite && !update {
         return None;
     }
     // 8.2.3: an INVITE body must be SDP, unencoded (RFC 4475 3.3.6). Bodies of other methods

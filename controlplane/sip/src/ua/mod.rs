@@ -11,6 +11,8 @@
 //!   ACKed), or once the late 2xx was ACKed and BYEd. After the last event, `event()` is `None`.
 //! * incoming: `Cancelled` | `Bye` | `Ended` (our hangup finished) | `Timeout` (no ACK for our
 //!   2xx; we sent BYE). After `reject()` no event follows; `event()` returns `None`.
+//! * either, once confirmed: `Reoffer` (answer it), `ReofferAnswered` / `ReofferRejected`
+//!   (after our `reoffer`/`update`), `SessionExpired` (then `Ended`).
 //!
 //! Modules, by side: `core` owns the task (the [`Endpoint`] handle, the command channel, the
 //! timer heap, transaction plumbing, hangup and BYE, request dispatch); `inspect` holds the RFC 3261 8.2 checks a new request passes before
@@ -21,6 +23,11 @@
 //! the application behind a mutex for [`Endpoint::bindings`]). `core` calls into each side;
 //! they use its plumbing, never each other. `fork` calls a user's registered devices in
 //! parallel on top of `uac` ([`Endpoint::invite_registered`], [`ForkedCall`]).
+//! incoming CANCEL); `reinvite` offers in the confirmed dialog, either way (re-INVITE, UPDATE,
+//! glare, the session timer's refreshes), with `session_timer` its sans-IO RFC 4028 part;
+//! `early` the PRACK for a reliable provisional response to our INVITE (RFC 3262).
+//! `core` calls into all three; they use its plumbing, never each other (`uac` and `uas` only
+//! call `reinvite`'s helpers when a dialog starts).
 
 use std::net::SocketAddr;
 
@@ -37,24 +44,29 @@ use crate::transaction::Timers;
 use crate::transport::StreamLimits;
 
 mod core;
+mod early;
 mod fork;
 mod inspect;
 mod register;
+mod reinvite;
 mod request;
+pub mod session_timer;
 mod uac;
 mod uas;
 
 pub use self::core::Endpoint;
 pub use self::fork::{ForkController, ForkedCall};
+pub use self::reinvite::ReofferPolicy;
 pub use self::request::Outcome;
+pub use self::session_timer::SessionTimerConfig;
 pub use self::uac::OutgoingCall;
 pub use self::uas::IncomingCall;
 
 use self::core::{Cmd, LegId};
 
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE";
 /// [`ALLOW`] when a registrar is configured ([`EndpointConfig::registrar`]).
-const ALLOW_WITH_REGISTER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+const ALLOW_WITH_REGISTER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, REGISTER";
 
 /// The methods we implement, for `Allow` in OPTIONS answers and 405s.
 fn allow(registrar: bool) -> &'static str {
@@ -98,6 +110,17 @@ pub struct EndpointConfig {
     /// from anywhere else it gets `403 Forbidden` before authentication. `None` (the default):
     /// every source may.
     pub allow_register_from: Option<Vec<Network>>,
+    /// What a changed offer in a re-INVITE or UPDATE becomes (default: today's answer with
+    /// our unchanged SDP, [`ReofferPolicy::AnswerUnchanged`]). Session refreshes (same `o=`
+    /// version, RFC 3264 8) are answered unchanged whatever this says.
+    pub reoffers: ReofferPolicy,
+    /// Session timers (RFC 4028): what we ask for and accept.
+    pub session_timer: SessionTimerConfig,
+    /// `Supported: 100rel` in our INVITEs (RFC 3262), so the far end may send reliable
+    /// provisional responses (early media, e.g. the agent's ringback in a 183). Whatever this
+    /// says, a reliable provisional we get is PRACKed. Default: false. Incoming INVITEs that
+    /// require 100rel get 420 (we send no reliable provisionals).
+    pub use_100rel: bool,
 }
 
 impl EndpointConfig {
@@ -114,6 +137,9 @@ impl EndpointConfig {
             allow_invite_from: None,
             registrar: None,
             allow_register_from: None,
+            reoffers: ReofferPolicy::default(),
+            session_timer: SessionTimerConfig::default(),
+            use_100rel: false,
         }
     }
 }
@@ -168,6 +194,31 @@ pub enum LegEvent {
     Bye,
     /// Our hangup finished.
     Ended,
+    /// The peer sent a new offer in a re-INVITE or UPDATE of the confirmed dialog (hold,
+    /// unhold, a new address, …; [`crate::sdp::compare`] it with the previous one). Answer it
+    /// with [`LegController::answer_reoffer`] or refuse it with
+    /// [`LegController::reject_reoffer`]; only with [`ReofferPolicy::Application`].
+    Reoffer {
+        /// The offer.
+        sdp: String,
+    },
+    /// Our re-offer ([`LegController::reoffer`] / [`LegController::update`]) was accepted with
+    /// this answer (the 2xx was ACKed). Also, with [`ReofferPolicy::Application`]: the answer
+    /// in the ACK to an offerless re-INVITE of the peer, which we answered offering our
+    /// current SDP.
+    ReofferAnswered {
+        /// The answer SDP (empty if none).
+        sdp: String,
+    },
+    /// Our re-offer was refused; the session stays as it was (RFC 3261 14.1). 491 is retried
+    /// by the UA and not reported. After a 481 or 408 (or no response) the dialog is ended
+    /// with BYE and `Ended` follows.
+    ReofferRejected {
+        /// Status code (408 for no response, 503 for a transport error).
+        status: u16,
+    },
+    /// The session timer (RFC 4028) ran out without a refresh; we sent BYE, `Ended` follows.
+    SessionExpired,
 }
 
 /// Hangs up a leg from anywhere. Clone + Send.
@@ -184,6 +235,35 @@ impl LegController {
     /// Ends with [`LegEvent::Ended`].
     pub fn hangup(&self) {
         let _ = self.cmd.send(Cmd::Hangup(self.leg));
+    }
+
+    /// Sends a re-INVITE with `sdp` as the new offer in the confirmed dialog (hold:
+    /// `a=sendonly`, unhold: `a=sendrecv`, a new relay address, …). Reports
+    /// [`LegEvent::ReofferAnswered`] or [`LegEvent::ReofferRejected`]. While another offer is
+    /// pending in either direction it waits (the last one asked for wins); glare (491) is
+    /// retried after RFC 3261 14.1's random interval. An empty `sdp` sends our last SDP again
+    /// (a session refresh; we send no offerless re-INVITE). Before the dialog is confirmed or
+    /// after a hangup: [`LegEvent::ReofferRejected`] with 481 at once.
+    pub fn reoffer(&self, sdp: String) {
+        let _ = self.cmd.send(Cmd::Reoffer(self.leg, sdp, false));
+    }
+
+    /// Like [`Self::reoffer`], with an UPDATE (RFC 3311) instead of a re-INVITE; an empty
+    /// `sdp` sends an UPDATE without body (a session refresh).
+    pub fn update(&self, sdp: String) {
+        let _ = self.cmd.send(Cmd::Reoffer(self.leg, sdp, true));
+    }
+
+    /// Answers the offer of the last [`LegEvent::Reoffer`] with `sdp` (a 2xx: for a
+    /// re-INVITE, retransmitted until the ACK).
+    pub fn answer_reoffer(&self, sdp: String) {
+        let _ = self.cmd.send(Cmd::AnswerReoffer(self.leg, sdp));
+    }
+
+    /// Refuses the offer of the last [`LegEvent::Reoffer`] with `status` (e.g. 488 Not
+    /// Acceptable Here; one outside 300..=699 becomes 488). The session stays as it was.
+    pub fn reject_reoffer(&self, status: u16) {
+        let _ = self.cmd.send(Cmd::RejectReoffer(self.leg, status));
     }
 }
 

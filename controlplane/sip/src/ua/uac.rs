@@ -11,6 +11,8 @@ use tracing::{debug, warn};
 use super::core::{
     contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role, MAX_AUTH_ROUNDS,
 };
+use super::reinvite::{lists_tag, session_in_2xx};
+use super::session_timer::parse_min_se;
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
 use crate::digest::{ChallengeKind, ClientAuth, Credentials};
@@ -148,6 +150,24 @@ impl Core {
         events: mpsc::UnboundedSender<LegEvent>,
         credentials: Option<Credentials>,
     ) {
+        // RFC 4028 7.1: we support session timers, and ask for one when configured.
+        request.headers.push(
+            "Supported",
+            if self.use_100rel {
+                "timer, 100rel"
+            } else {
+                "timer"
+            },
+        );
+        if let Some(interval) = self.session_cfg.session_expires {
+            let interval = interval.max(self.session_cfg.min_se);
+            request
+                .headers
+                .push("Session-Expires", interval.as_secs().to_string());
+            request
+                .headers
+                .push("Min-SE", self.session_cfg.min_se.as_secs().to_string());
+        }
         if let Some(c) = &credentials {
             // A session from an earlier challenge: answer it before being asked (nonce reuse).
             if let Some(auth) = self.auth.get_mut(&(c.username.clone(), dest)) {
@@ -177,6 +197,8 @@ impl Core {
             local_sdp: request.body.clone(),
             credentials,
             auth_rounds: 0,
+            offers: Default::default(),
+            early: None,
         };
         self.by_dialog
             .insert((l.call_id.clone(), l.local_tag.clone()), leg);
@@ -216,6 +238,15 @@ impl Core {
     }
 
     pub(super) fn client_event(&mut self, now: Instant, id: LegId, role: Role, ev: ClientEvent) {
+        if role == Role::Reoffer {
+            self.reoffer_event(now, id, ev);
+            return;
+        }
+        if let (Role::Invite, ClientEvent::Provisional(resp)) = (role, &ev) {
+            if self.reliable_provisional(now, id, resp) {
+                return; // a retransmission (RFC 3262 4), already PRACKed
+            }
+        }
         let Some(leg) = self.legs.get_mut(&id) else {
             // Leg gone: a late 2xx to our INVITE still deserves nothing more than the ACK we
             // already sent (the leg keeps it while it lives).
@@ -249,7 +280,7 @@ impl Core {
                     }
                     return;
                 }
-                let dialog = match Dialog::uac_from_2xx(&leg.invite, &resp) {
+                let mut dialog = match Dialog::uac_from_2xx(&leg.invite, &resp) {
                     Ok(d) => d,
                     Err(e) => {
                         warn!(error = %e, "unusable 2xx");
@@ -261,6 +292,9 @@ impl Core {
                         return;
                     }
                 };
+                if let Some(early) = leg.early.take() {
+                    early.continue_in(&mut dialog);
+                }
                 let dest = Peer::new(
                     dialog.transport().unwrap_or(leg.dest.transport),
                     dialog.destination().unwrap_or(leg.dest.addr),
@@ -279,6 +313,10 @@ impl Core {
                 let Some(leg) = self.legs.get_mut(&id) else {
                     return;
                 };
+                leg.offers.remote_sdp = resp.body.clone();
+                leg.offers.peer_allows_update = lists_tag(&resp, "Allow", "UPDATE");
+                leg.offers
+                    .session_refreshed(now, session_in_2xx(&resp), true);
                 if leg.hangup {
                     self.send_bye(now, id, true);
                 } else {
@@ -286,6 +324,7 @@ impl Core {
                     leg.emit(LegEvent::Answered {
                         sdp: resp.body_text().unwrap_or_default(),
                     });
+                    self.schedule_offers(id);
                 }
             }
             (Role::Invite, ClientEvent::Final(resp))
@@ -295,6 +334,11 @@ impl Core {
                     && leg.auth_rounds < MAX_AUTH_ROUNDS =>
             {
                 self.answer_challenge(now, id, &resp);
+            }
+            (Role::Invite, ClientEvent::Final(resp))
+                if resp.status == 422 && !leg.hangup && !leg.offers.min_se_retried =>
+            {
+                self.retry_with_min_se(now, id, &resp);
             }
             (Role::Invite, ClientEvent::Final(resp)) => {
                 if leg.hangup {
@@ -333,8 +377,9 @@ impl Core {
                     self.remove_leg(id);
                 }
             }
-            (Role::Cancel, _) => {}  // the INVITE's 487 drives the leg
-            (Role::Request, _) => {} // reported by `request_event`, never here
+            (Role::Cancel, _) => {} // the INVITE's 487 drives the leg
+            (Role::Request | Role::Reoffer, _) => {} // `request_event`, `reoffer_event`
+            (Role::Prack, _) => {}  // a failed PRACK: the INVITE's own outcome decides
             (Role::Bye, ClientEvent::Provisional(_)) => {}
             (
                 Role::Bye,
@@ -393,6 +438,54 @@ impl Core {
             req.headers.push(n, v);
         }
         debug!(status = resp.status, "answering the digest challenge");
+        leg.invite_key = TransactionKey::client(&branch, Method::Invite);
+        leg.invite = req.clone();
+        leg.state = LegState::Initial;
+        let dest = leg.dest;
+        self.start_client(now, req, dest, Some(id), Role::Invite);
+    }
+
+    /// A 422 to our INVITE (RFC 4028 7.4): sent again, once, asking for the peer's `Min-SE`
+    /// (CSeq + 1, a new branch, credentials from the digest session if any).
+    fn retry_with_min_se(&mut self, now: Instant, id: LegId, resp: &Response) {
+        let min_se = resp.headers.get("Min-SE").and_then(parse_min_se);
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(min_se) = min_se else {
+            leg.emit(LegEvent::Rejected {
+                status: resp.status,
+                reason: resp.reason.clone(),
+            });
+            self.remove_leg(id);
+            return;
+        };
+        leg.offers.min_se_retried = true;
+        let mut req = leg.invite.clone();
+        req.headers.remove("Authorization");
+        req.headers.remove("Proxy-Authorization");
+        req.headers
+            .set("Session-Expires", min_se.as_secs().to_string());
+        req.headers.set("Min-SE", min_se.as_secs().to_string());
+        let cseq = req.cseq().0.saturating_add(1);
+        req.headers.set("CSeq", format!("{cseq} INVITE"));
+        let local = local_for(&self.locals, leg.dest.transport, leg.dest.addr);
+        let branch = msg::new_branch();
+        req.headers.replace_first_list_value(
+            "Via",
+            &msg::via_value_for(leg.dest.transport, local, &branch),
+        );
+        if let Some(c) = &leg.credentials {
+            if let Some(auth) = self.auth.get_mut(&(c.username.clone(), leg.dest)) {
+                for (n, v) in auth.authorize("INVITE", &req.uri) {
+                    req.headers.push(n, v);
+                }
+            }
+        }
+        debug!(
+            min_se = min_se.as_secs(),
+            "422: INVITE sent again with the peer's Min-SE"
+        );
         leg.invite_key = TransactionKey::client(&branch, Method::Invite);
         leg.invite = req.clone();
         leg.state = LegState::Initial;

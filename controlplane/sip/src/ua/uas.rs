@@ -1,14 +1,17 @@
 //! The server side: [`IncomingCall`], and the core's handling of a new INVITE, ringing,
-//! answering (2xx retransmitted until the ACK), rejecting, re-INVITEs and incoming CANCEL.
+//! answering (2xx retransmitted until the ACK), rejecting, and incoming CANCEL. Offers in the
+//! confirmed dialog are `reinvite`'s.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, warn};
 
 use super::core::{Cmd, Core, Leg, LegId, LegState, TimerRef};
+use super::reinvite::{lists_tag, too_small, uas_session, Offers};
+use super::session_timer::UasDecision;
 use super::{LegController, LegEvent, ALLOW};
 use crate::dialog::{Dialog, Uas2xxRetransmitter};
 use crate::msg::{self, HasHeaders, Method, Request, Response};
@@ -134,6 +137,17 @@ impl Core {
         let mut r = Response::to_request(&leg.invite, 200, Some(&leg.local_tag));
         r.headers.push("Contact", contact);
         r.headers.push("Allow", ALLOW);
+        // RFC 4028 9: the session timer agreed when the INVITE arrived.
+        r.headers.push("Supported", "timer");
+        if let Some((value, require)) = leg.offers.pending_session.take() {
+            r.headers.push("Session-Expires", value.to_header());
+            if require {
+                r.headers.push("Require", "timer");
+            }
+            leg.offers.session_refreshed(now, Some(value), false);
+        }
+        leg.offers.remote_sdp = leg.invite.body.clone();
+        leg.offers.peer_allows_update = lists_tag(&leg.invite, "Allow", "UPDATE");
         if !sdp.is_empty() {
             r.headers.push("Content-Type", "application/sdp");
             r.body = sdp.into_bytes();
@@ -152,59 +166,7 @@ impl Core {
             t.send_response(now, &r);
         }
         self.drive_server(&key);
-    }
-
-    /// A re-INVITE in a confirmed dialog (typically a session-timer refresh, RFC 4028): answered
-    /// 200 with the SDP we last sent, unchanged (same o= version, RFC 3264 8), and that 2xx is
-    /// retransmitted until its ACK like the first one. Media changes in the peer's offer are not
-    /// propagated (there is no event for them yet); they are logged.
-    pub(super) fn reinvite(&mut self, now: Instant, id: LegId, key: TransactionKey, req: Request) {
-        let Some(peer) = self.legs.get(&id).map(|l| l.dest) else {
-            return;
-        };
-        let contact = self.contact("callbridge", peer);
-        let ua = self.ua.clone();
-        let timers = self.timers;
-        let Some(leg) = self.legs.get_mut(&id) else {
-            return;
-        };
-        let busy = leg.state != LegState::Confirmed
-            || leg
-                .retrans
-                .as_ref()
-                .is_some_and(Uas2xxRetransmitter::is_active);
-        let in_order = leg
-            .dialog
-            .as_mut()
-            .is_some_and(|d| d.handle_remote_cseq(&req));
-        if busy || !in_order {
-            // 14.2: an INVITE while one is pending, or out of order, gets 500 with Retry-After.
-            let mut r = Response::to_request(&req, 500, None);
-            r.headers.push("Retry-After", "1");
-            self.respond(now, &key, r);
-            return;
-        }
-        if !req.body.is_empty() && req.body != leg.invite.body {
-            info!(call_id = %leg.call_id, "re-INVITE offer answered with the unchanged session; media changes ignored");
-        }
-        let mut r = Response::to_request(&req, 200, None);
-        r.headers.push("Contact", contact);
-        r.headers.push("Allow", ALLOW);
-        if !leg.local_sdp.is_empty() {
-            r.headers.push("Content-Type", "application/sdp");
-            r.body = leg.local_sdp.clone();
-        }
-        r.headers.push("Server", ua);
-        let dest = self.servers.get(&key).map_or(leg.dest, |(t, _)| t.dest());
-        let retrans = Uas2xxRetransmitter::new(now, r.encode(), dest, timers);
-        let next = retrans.poll_timeout();
-        leg.retrans = Some(retrans);
-        if let Some((t, owner)) = self.servers.get_mut(&key) {
-            *owner = Some(id);
-            t.send_response(now, &r);
-        }
-        self.drive_server(&key);
-        self.schedule(next, TimerRef::Leg(id.0));
+        self.schedule_offers(id);
     }
 
     pub(super) fn ack_2xx(&mut self, now: Instant, req: &Request) {
@@ -218,6 +180,10 @@ impl Core {
         if let Some(r) = leg.retrans.as_mut() {
             r.handle_ack();
         }
+        self.ack_answer(id, req);
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         if leg.bye_pending {
             leg.bye_pending = false;
             self.send_bye(now, id, true);
@@ -234,6 +200,16 @@ impl Core {
         let now = _now;
         let Some(inner) = self.inner.upgrade() else {
             return;
+        };
+        let session = match uas_session(&self.session_cfg, &req) {
+            UasDecision::TooSmall { min_se } => {
+                debug!("INVITE asks for a session interval below our Min-SE: 422");
+                let r = too_small(&req, min_se, Some(&msg::new_tag()));
+                self.respond(now, &key, r);
+                return;
+            }
+            UasDecision::Use { value, require } => Some((value, require)),
+            UasDecision::None => None,
         };
         let id = LegId(inner.next_leg.fetch_add(1, Ordering::Relaxed));
         let local_tag = msg::new_tag();
@@ -292,6 +268,8 @@ impl Core {
             local_sdp: Vec::new(),
             credentials: None,
             auth_rounds: 0,
+            offers: Offers::with_session(session),
+            early: None,
         };
         self.by_dialog.insert((leg.call_id.clone(), local_tag), id);
         self.legs.insert(id, leg);
