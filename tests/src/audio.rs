@@ -55,8 +55,12 @@ fn parse_wav(b: &[u8]) -> Result<Wav, String> {
             if body + 16 > b.len() {
                 return Err("short fmt chunk".into());
             }
-            let (format, channels, rate, bits) =
-                (le16(b, body), le16(b, body + 2), le32(b, body + 4), le16(b, body + 14));
+            let (format, channels, rate, bits) = (
+                le16(b, body),
+                le16(b, body + 2),
+                le32(b, body + 4),
+                le16(b, body + 14),
+            );
             if format != 1 || bits != 16 {
                 return Err(format!("format {format}, {bits} bits: not 16-bit PCM"));
             }
@@ -247,7 +251,10 @@ pub fn find_frames(recording: &[i16], frames: &[Vec<i16>]) -> Vec<Option<usize>>
         .map(|f| {
             let key = f.get(..KEY)?;
             let at = index.get(key)?.iter().copied().find(|&i| {
-                i >= after && recording.get(i..i + f.len()).is_some_and(|r| r == f.as_slice())
+                i >= after
+                    && recording
+                        .get(i..i + f.len())
+                        .is_some_and(|r| r == f.as_slice())
             })?;
             after = at + f.len();
             Some(at)
@@ -281,7 +288,10 @@ mod tests {
         assert_eq!(w.samples, s);
         let rms = rms_windows(&w.samples, 800);
         assert_eq!(rms.len(), 10);
-        assert!(rms.iter().all(|&r| (r - 8000.0 / 2f64.sqrt()).abs() < 60.0), "{rms:?}");
+        assert!(
+            rms.iter().all(|&r| (r - 8000.0 / 2f64.sqrt()).abs() < 60.0),
+            "{rms:?}"
+        );
 
         // A writer that never closed the file: sizes 0 in the header.
         let mut b = std::fs::read(&p).unwrap();
@@ -296,7 +306,9 @@ mod tests {
 
     #[test]
     fn finds_frames_in_order() {
-        let rec: Vec<i16> = (0..2000).map(|i| ((i * 7919) % 4001 - 2000) as i16).collect();
+        let rec: Vec<i16> = (0..2000)
+            .map(|i| ((i * 7919) % 4001 - 2000) as i16)
+            .collect();
         let a = rec[100..340].to_vec();
         let b = rec[340..580].to_vec();
         let missing = vec![1i16; 240];
@@ -305,7 +317,10 @@ mod tests {
             vec![Some(100), None, Some(340)]
         );
         // A frame that occurs only before the previous one is not found again.
-        assert_eq!(find_frames(&rec, &[rec[500..740].to_vec(), a]), vec![Some(500), None]);
+        assert_eq!(
+            find_frames(&rec, &[rec[500..740].to_vec(), a]),
+            vec![Some(500), None]
+        );
     }
 
     #[test]

@@ -291,12 +291,16 @@ impl Baresip {
             if let Some(p) = self.recording(kind) {
                 match audio::read_wav(&p) {
                     Ok(w) if w.finalized => return w,
-                    Ok(w) => last = format!("{}: {} samples, not closed", p.display(), w.samples.len()),
+                    Ok(w) => {
+                        last = format!("{}: {} samples, not closed", p.display(), w.samples.len())
+                    }
                     Err(e) => last = e,
                 }
             }
             if let Some(s) = self.try_wait() {
-                self.fail(&format!("exited with {s} while its call was recorded ({last})"));
+                self.fail(&format!(
+                    "exited with {s} while its call was recorded ({last})"
+                ));
             }
             if start.elapsed() > deadline {
                 self.fail(&format!(
@@ -386,7 +390,9 @@ mod tests {
     #[test]
     fn strips_colour_codes() {
         assert_eq!(
-            strip_ansi("\u{1b}[2m2026\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m status\u{1b}[2m=\u{1b}[0m200"),
+            strip_ansi(
+                "\u{1b}[2m2026\u{1b}[0m \u{1b}[34mDEBUG\u{1b}[0m status\u{1b}[2m=\u{1b}[0m200"
+            ),
             "2026 DEBUG status=200"
         );
         assert_eq!(strip_ansi("plain"), "plain");

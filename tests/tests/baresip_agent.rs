@@ -189,9 +189,7 @@ fn expect_loopback_only(phone: &Baresip) {
         .iter()
         .any(|(n, l, p)| n == "tcp" && on_lo(l) && on_lo(p))
     {
-        phone.fail(&format!(
-            "no TLS connection to the registrar: {sockets:#?}"
-        ));
+        phone.fail(&format!("no TLS connection to the registrar: {sockets:#?}"));
     }
 }
 
@@ -264,7 +262,9 @@ fn expect_transcrypted(cb: &Callbridge, done: &serde_json::Value) {
         for drop in ["srtp_auth", "srtp_replay", "srtp_no_room", "srtp_failed"] {
             let n = done["media"][party]["drops"][drop].as_u64();
             if n != Some(0) {
-                cb.fail(&format!("media.{party}.drops.{drop} is {n:?}, not 0\n{done:#}"));
+                cb.fail(&format!(
+                    "media.{party}.drops.{drop} is {n:?}, not 0\n{done:#}"
+                ));
             }
         }
     }
@@ -297,7 +297,12 @@ fn expect_customer_audio(phone: &Baresip, heard: &Wav) {
     let voiced: Vec<Vec<i16>> = capture
         .iter()
         .filter(|p| p.payload_type == 8)
-        .map(|p| p.payload.iter().map(|&b| alaw_to_linear(b)).collect::<Vec<i16>>())
+        .map(|p| {
+            p.payload
+                .iter()
+                .map(|&b| alaw_to_linear(b))
+                .collect::<Vec<i16>>()
+        })
         .filter(|f| f.iter().any(|s| s.unsigned_abs() > 200))
         .collect();
     let found = callbridge_tests::audio::find_frames(&heard.samples, &voiced);
