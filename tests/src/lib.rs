@@ -20,6 +20,9 @@
 //!   jitter, reordering, duplication, counters per direction) to put between SIPp and
 //!   callbridge (the kernels here have no netem).
 //! - [`record`] reads call-request records (`events`, `media` counters).
+//! - [`baresip`]: baresip 1.0 as a headless softphone (registers over TLS, auto-answers, SRTP,
+//!   records what it hears); [`certs`] makes the CA and server certificate for TLS;
+//!   [`audio`] reads WAV recordings and pcap captures and finds one's frames in the other.
 //! - [`scenario`]: the shared call flows: [`TwoPartyCall`] (SIPp customer + SIPp agent +
 //!   callbridge) and the record checks every call test makes (`wait_bridged`, `wait_done`,
 //!   `expect_full_call`, `expect_failed`, …).
@@ -37,7 +40,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audio;
+pub mod baresip;
 pub mod browser;
+pub mod certs;
 pub mod config;
 pub mod dns;
 pub mod dpdk;

@@ -11,7 +11,7 @@
 //!   (`stale=true`, or the server's new nonce) starts the realm's session over. `qop` absent
 //!   in the challenge gives the RFC 2069 response `H(HA1:nonce:HA2)` without `nc`/`cnonce`.
 //! * **UAS/registrar** ([`Challenger`]): stateless nonces
-//!   `base64url(timestamp ‖ HMAC-SHA256(secret, timestamp ‖ realm ‖ client IP))`, bound to the
+//!   `base64url(timestamp ‖ salt ‖ HMAC-SHA256(secret, timestamp ‖ salt ‖ realm ‖ client IP))` (64 random bits of salt: no two challenges share a nonce), bound to the
 //!   client address and expiring after `nonce_lifetime`; [`Challenger::verify`] checks an
 //!   [`Authorization`] against a [`StoredCredential`] (HA1 values only — the password is
 //!   hashed once at load and not kept), compares responses in constant time and rejects a

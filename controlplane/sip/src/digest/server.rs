@@ -190,12 +190,13 @@ impl Challenger {
         self.seen.len()
     }
 
-    fn tag(&self, ts: u64, client_ip: IpAddr) -> Hmac<Sha256> {
+    fn tag(&self, ts: u64, salt: u64, client_ip: IpAddr) -> Hmac<Sha256> {
         // An HMAC accepts keys of any length, so `new_from_slice` cannot fail.
         let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
             unreachable!("HMAC takes any key length")
         };
         mac.update(&ts.to_be_bytes());
+        mac.update(&salt.to_be_bytes());
         mac.update(self.realm.as_bytes());
         match client_ip.to_canonical() {
             IpAddr::V4(a) => mac.update(&a.octets()),
@@ -204,13 +205,17 @@ impl Challenger {
         mac
     }
 
-    /// A fresh nonce for `client_ip`, issued at `now`.
+    /// A fresh nonce for `client_ip`, issued at `now`: `ts ‖ salt ‖ HMAC(ts ‖ salt ‖ realm ‖
+    /// ip)` with 64 random bits of salt, so two clients behind one address challenged in the
+    /// same second (or one phone restarting) never share a nonce and its `nc` history.
     pub fn nonce(&self, now: SystemTime, client_ip: IpAddr) -> String {
         let ts = unix_secs(now);
-        let tag = self.tag(ts, client_ip).finalize().into_bytes();
-        let mut raw = [0u8; 8 + TAG_LEN];
+        let salt: u64 = rand::random();
+        let tag = self.tag(ts, salt, client_ip).finalize().into_bytes();
+        let mut raw = [0u8; 16 + TAG_LEN];
         raw[..8].copy_from_slice(&ts.to_be_bytes());
-        raw[8..].copy_from_slice(&tag);
+        raw[8..16].copy_from_slice(&salt.to_be_bytes());
+        raw[16..].copy_from_slice(&tag);
         URL_SAFE_NO_PAD.encode(raw)
     }
 
@@ -253,11 +258,14 @@ impl Challenger {
     /// Decodes and authenticates a nonce: its issue time if it is ours for `client_ip`.
     fn check_nonce(&self, nonce: &str, client_ip: IpAddr) -> Option<u64> {
         let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
-        if raw.len() != 8 + TAG_LEN {
+        if raw.len() != 16 + TAG_LEN {
             return None;
         }
         let ts = u64::from_be_bytes(raw[..8].try_into().ok()?);
-        self.tag(ts, client_ip).verify_slice(&raw[8..]).ok()?;
+        let salt = u64::from_be_bytes(raw[8..16].try_into().ok()?);
+        self.tag(ts, salt, client_ip)
+            .verify_slice(&raw[16..])
+            .ok()?;
         Some(ts)
     }
 
