@@ -1,12 +1,10 @@
 //! Two agents' phones behind one NAT (one IP, two ports) register at the same moment, each
 //! with its own user name: each must get `200` for its first authenticated REGISTER.
 //!
-//! Found while running baresip (`tests/baresip_agent.rs`): callbridge's digest nonces are a
-//! function of (second, realm, client IP) only (`sip::digest::Challenger::nonce`), so two
-//! challenges to one IP within one second carry the *same* nonce, and the `nc` replay check
-//! (kept per nonce) takes the second client's `nc=00000001` for a replay of the first's: it
-//! answers `401 … stale=TRUE` with, again, that same nonce, and a client that retries at once
-//! loops until the second turns (baresip gave up and registered only ~30 s later).
+//! Found while running baresip (`tests/baresip_agent.rs`): the nonces were a function of
+//! (second, realm, client IP) only, so two challenges to one IP within one second carried the
+//! same nonce and the per-nonce `nc` replay check refused the second phone (`401 stale`, the
+//! same nonce again, a loop). Nonces now carry 64 random bits (`Challenger::nonce`).
 //!
 //! The test speaks SIP itself over UDP (digest SHA-256, `qop=auth`), so it controls the
 //! timing: both phones are challenged within microseconds. When a try happens to straddle a

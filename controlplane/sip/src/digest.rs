@@ -11,8 +11,9 @@
 //!   (`stale=true`, or the server's new nonce) starts the realm's session over. `qop` absent
 //!   in the challenge gives the RFC 2069 response `H(HA1:nonce:HA2)` without `nc`/`cnonce`.
 //! * **UAS/registrar** ([`Challenger`]): stateless nonces
-//!   `base64url(timestamp ‖ salt ‖ HMAC-SHA256(secret, timestamp ‖ salt ‖ realm ‖ client IP))` (64 random bits of salt: no two challenges share a nonce), bound to the
-//!   client address and expiring after `nonce_lifetime`; [`Challenger::verify`] checks an
+//!   `base64url(timestamp ‖ salt ‖ HMAC-SHA256(secret, timestamp ‖ salt ‖ realm ‖ client IP))`
+//!   (64 random bits of salt: no two challenges share a nonce), bound to the client address
+//!   and expiring after `nonce_lifetime`; [`Challenger::verify`] checks an
 //!   [`Authorization`] against a [`StoredCredential`] (HA1 values only — the password is
 //!   hashed once at load and not kept), compares responses in constant time and rejects a
 //!   `nc` that does not grow per nonce. Only successfully verified nonces are remembered (a
