@@ -51,6 +51,12 @@ pub enum Scenario {
     Busy,
     /// `uas_unavailable.xml`: 503 Service Unavailable (a trunk out of service).
     Unavailable,
+    /// `uas_answer_held.xml`: answers PCMA, then accepts a re-INVITE that must say
+    /// `a=sendonly` (held) and one that must say `a=sendrecv` (resumed), then the BYE.
+    AnswerHeld,
+    /// `uas_hold_bye.xml`: answers PCMU, puts the call on hold (re-INVITE `a=sendonly`),
+    /// resumes it 1.5 s later (`a=sendrecv`), checking each 200, and hangs up 1 s after.
+    HoldResumeBye,
     /// `uac_register.xml`: a softphone that REGISTERs (Expires 300) as `alice7`, answers the
     /// 401 with digest MD5 (password `hunter2-long`), and expects 200.
     Register,
@@ -88,6 +94,8 @@ impl Scenario {
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
             Self::Unavailable => "uas_unavailable.xml",
+            Self::AnswerHeld => "uas_answer_held.xml",
+            Self::HoldResumeBye => "uas_hold_bye.xml",
             Self::Register => "uac_register.xml",
             Self::AnswerAuth => "uas_answer_auth.xml",
             Self::AnswerAuthViaTls => "uas_answer_auth_via_tls.xml",

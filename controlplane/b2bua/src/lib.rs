@@ -35,11 +35,11 @@ use flows::{LegInput, Role, Target};
 use sip::sdp::{AnswerParams, LocalSession, OfferParams, SessionDescription, Srtp};
 use sip::{
     Endpoint, ForkController, ForkedCall, IncomingCall, InviteRequest, LegController, LegEvent,
-    OutgoingCall,
+    OutgoingCall, SipError,
 };
 use srtp::CryptoAttr;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// What the B2BUA needs from the configuration.
 #[derive(Debug, Clone)]
@@ -190,6 +190,20 @@ impl SipCtl {
             Self::Fork(c) => c.hangup(),
         }
     }
+
+    /// The controller of the answered dialog, when there is exactly one (a forked call's
+    /// winner is not reachable through it yet).
+    fn dialog(&self) -> Option<&LegController> {
+        match self {
+            Self::One(c) => Some(c),
+            Self::Fork(_) => None,
+        }
+    }
+}
+
+/// The `inline:…` key-params of our `a=crypto` attribute.
+fn key_params(c: &CryptoAttr) -> Option<String> {
+    c.to_string().splitn(3, ' ').nth(2).map(str::to_owned)
 }
 
 /// What [`CallLegs::invite`] calls.
@@ -230,6 +244,12 @@ struct Leg {
     /// What we offered to the current hop, and our SDES key in it.
     offer: Option<SessionDescription>,
     crypto: Option<CryptoAttr>,
+    /// Our side of the leg's SDP (`o=` session and version) and the peer's last SDP: what
+    /// re-offers are answered from and compared with.
+    session: Option<LocalSession>,
+    remote: Option<SessionDescription>,
+    /// The leg's SRTP policy (re-offers keep the key).
+    srtp: Srtp,
 }
 
 /// One call's SIP legs and media routes (see the crate docs).
@@ -322,7 +342,7 @@ impl CallLegs {
             headers: vec![("X-Callbridge-Call".into(), self.call.clone())],
             credentials: None,
         };
-        let (sdp, offer, crypto) =
+        let (sdp, offer, crypto, session) =
             offer_for(rtp, leg, &first).map_err(|reason| B2buaError::Invite {
                 uri: target.to_string(),
                 reason,
@@ -337,6 +357,7 @@ impl CallLegs {
             Role::Customer => &mut self.customer,
             Role::Agent => &mut self.agent,
         };
+        let policy = first.srtp;
         *slot = Some(Leg {
             call,
             ctl,
@@ -348,6 +369,9 @@ impl CallLegs {
             rtp,
             offer: Some(offer),
             crypto,
+            session: Some(session),
+            remote: None,
+            srtp: policy,
         });
         Ok(())
     }
@@ -379,8 +403,11 @@ impl CallLegs {
             number: None,
             media: LegId(0),
             rtp: SocketAddr::from(([0, 0, 0, 0], 0)),
+            remote: offer.clone(),
             offer,
             crypto: None,
+            session: None,
+            srtp: Srtp::Off,
         };
         match role {
             Role::Customer => self.customer = Some(leg),
@@ -415,6 +442,7 @@ impl CallLegs {
                 call.answer(a.sdp);
                 l.media = leg;
                 l.rtp = rtp;
+                l.session = Some(session);
                 let n = a.agreement.negotiated;
                 self.set_payload_types(leg, &n);
                 LegInput::Answered {
@@ -484,7 +512,7 @@ impl CallLegs {
                 reason: "SRTP is required but not every device registered over TLS".into(),
             });
         }
-        let (sdp, offer, crypto) =
+        let (sdp, offer, crypto, session) =
             offer_for(rtp, leg, &hop).map_err(|reason| B2buaError::Invite {
                 uri: target.to_string(),
                 reason,
@@ -516,6 +544,7 @@ impl CallLegs {
             call,
             ctl,
             req,
+            srtp: hop.srtp,
             hop: Some(hop),
             rest: Vec::new(),
             number: None,
@@ -523,6 +552,8 @@ impl CallLegs {
             rtp,
             offer: Some(offer),
             crypto,
+            session: Some(session),
+            remote: None,
         });
         Ok(())
     }
@@ -669,7 +700,7 @@ impl CallLegs {
                 Some(n) => Target::Tel(n.clone()),
                 None => Target::Sip(leg.req.target.clone()),
             };
-            let (sdp, offer, crypto) = match offer_for(leg.rtp, leg.media, &hop) {
+            let (sdp, offer, crypto, session) = match offer_for(leg.rtp, leg.media, &hop) {
                 Ok(x) => x,
                 Err(e) => {
                     warn!(call = %call, "{e}");
@@ -682,6 +713,7 @@ impl CallLegs {
                 Ok((c, req)) => {
                     leg.offer = Some(offer);
                     leg.crypto = crypto;
+                    leg.session = Some(session);
                     warn!(call = %call, role = role.as_str(), ?ev, next = %hop.dest, trunk = %hop.trunk_name, "failing over to the next hop");
                     leg.call = SipCall::One(c);
                     leg.ctl = leg.call.controller();
@@ -718,6 +750,23 @@ impl CallLegs {
         if !incoming && self.fail_over(role, &ev) {
             return None;
         }
+        match &ev {
+            LegEvent::Reoffer { sdp } => {
+                self.reoffered(role, sdp);
+                return None;
+            }
+            LegEvent::ReofferAnswered { sdp } => {
+                self.reoffer_answered(role, sdp);
+                return None;
+            }
+            LegEvent::ReofferRejected { status } => {
+                warn!(call = %self.call, role = role.as_str(), status, "our re-offer was refused");
+                return None;
+            }
+            // `Ended` follows (the UA sent BYE).
+            LegEvent::SessionExpired => return None,
+            _ => {}
+        }
         let input = match ev {
             LegEvent::Progress { .. } => LegInput::Progress,
             LegEvent::Answered { sdp } => self.answered(role, &sdp),
@@ -729,6 +778,128 @@ impl CallLegs {
             _ => LegInput::Ended,
         };
         Some(B2bEvent::Leg(role, input))
+    }
+
+    /// The peer of `role` sent a new offer (re-INVITE or UPDATE): answered from the leg's own
+    /// session (the direction mirrored, the SRTP key kept), the relay told a new address
+    /// (which re-latches), and a direction change (hold, unhold) passed on to the other leg as
+    /// our re-offer there. An offer we cannot use gets 488 and changes nothing.
+    fn reoffered(&mut self, role: Role, sdp: &str) {
+        let other = match role {
+            Role::Customer => Role::Agent,
+            Role::Agent => Role::Customer,
+        };
+        let call = self.call.clone();
+        let slot = match role {
+            Role::Customer => &mut self.customer,
+            Role::Agent => &mut self.agent,
+        };
+        let Some(x) = slot.as_mut() else {
+            return;
+        };
+        let Some(ctl) = x.ctl.dialog().cloned() else {
+            return;
+        };
+        let offer = match SessionDescription::parse(sdp) {
+            Ok(o) => o,
+            Err(e) => {
+                warn!(call = %call, role = role.as_str(), "unusable re-offer: {e}");
+                ctl.reject_reoffer(488);
+                return;
+            }
+        };
+        let change = x
+            .remote
+            .as_ref()
+            .and_then(|r| sip::sdp::compare(r, &offer).ok());
+        let mut params = AnswerParams::new(x.rtp);
+        if let Some(c) = &x.crypto {
+            params.srtp = x.srtp;
+            params.crypto_key = key_params(c);
+        }
+        let Some(session) = x.session.as_mut() else {
+            ctl.reject_reoffer(488);
+            return;
+        };
+        let answer = match session.answer(&offer, &params) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(call = %call, role = role.as_str(), "cannot answer the re-offer: {e}");
+                ctl.reject_reoffer(488);
+                return;
+            }
+        };
+        ctl.answer_reoffer(answer.sdp);
+        x.remote = Some(offer);
+        let media = x.media;
+        let n = answer.agreement.negotiated;
+        let Some(change) = change else {
+            return;
+        };
+        info!(call = %call, role = role.as_str(), hold = ?change.hold, direction = ?change.direction, remote = ?change.remote, "re-offer");
+        if let Some(remote) = change.remote {
+            let _ = self.media(Command::SetRemote {
+                leg: media,
+                remote,
+                codec: codec_of(n.encoding),
+            });
+        }
+        if let Some(d) = change.direction {
+            let oslot = match other {
+                Role::Customer => &mut self.customer,
+                Role::Agent => &mut self.agent,
+            };
+            let Some(y) = oslot.as_mut() else {
+                return;
+            };
+            let Some(yctl) = y.ctl.dialog().cloned() else {
+                return;
+            };
+            let mut p = OfferParams::new(y.rtp);
+            p.direction = d;
+            if let Some(c) = &y.crypto {
+                p.srtp = y.srtp;
+                p.crypto_key = key_params(c);
+            }
+            let Some(ysession) = y.session.as_mut() else {
+                return;
+            };
+            match ysession.offer(&p) {
+                Ok(sdp) => yctl.reoffer(sdp),
+                Err(e) => warn!(call = %call, "cannot re-offer to the other leg: {e}"),
+            }
+        }
+    }
+
+    /// Our re-offer to `role` was answered: the peer's new SDP is kept, and a new address
+    /// given to the relay.
+    fn reoffer_answered(&mut self, role: Role, sdp: &str) {
+        let call = self.call.clone();
+        let slot = match role {
+            Role::Customer => &mut self.customer,
+            Role::Agent => &mut self.agent,
+        };
+        let Some(y) = slot.as_mut() else {
+            return;
+        };
+        let Ok(answer) = SessionDescription::parse(sdp) else {
+            warn!(call = %call, role = role.as_str(), "unusable answer to our re-offer");
+            return;
+        };
+        let agreement = y.session.as_mut().and_then(|s| s.read_answer(&answer).ok());
+        let change = y
+            .remote
+            .as_ref()
+            .and_then(|r| sip::sdp::compare(r, &answer).ok());
+        y.remote = Some(answer);
+        let media = y.media;
+        if let (Some(a), Some(remote)) = (agreement, change.and_then(|c| c.remote)) {
+            let _ = self.media(Command::SetRemote {
+                leg: media,
+                remote,
+                codec: codec_of(a.negotiated.encoding),
+            });
+        }
     }
 
     /// A leg's 2xx: reads its SDP answer against our offer; when the stream is SRTP, gives
@@ -747,15 +918,36 @@ impl CallLegs {
             return answer_input(sdp);
         };
         let policy = leg.hop.as_ref().map_or(Srtp::Off, |h| h.srtp);
-        let agreement =
-            match SessionDescription::parse(sdp).and_then(|a| sip::sdp::read_answer(offer, &a)) {
-                Ok(a) => a,
-                Err(e) => {
-                    warn!(call = %self.call, role = role.as_str(), "unusable SDP answer: {e}");
-                    return LegInput::AnswerUnusable;
-                }
-            };
+        let parsed = SessionDescription::parse(sdp);
+        let agreement = match parsed
+            .as_ref()
+            .map_err(|e| SipError::Sdp(e.to_string()))
+            .and_then(|a| sip::sdp::read_answer(offer, a))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(call = %self.call, role = role.as_str(), "unusable SDP answer: {e}");
+                return LegInput::AnswerUnusable;
+            }
+        };
         let media = leg.media;
+        if let Some(l) = match role {
+            Role::Customer => self.customer.as_mut(),
+            Role::Agent => self.agent.as_mut(),
+        } {
+            if let (Some(s), Ok(a)) = (l.session.as_mut(), &parsed) {
+                // Closes the session's pending offer (the one just answered).
+                let _ = s.read_answer(a);
+            }
+            l.remote = parsed.ok();
+        }
+        let slot = match role {
+            Role::Customer => &self.customer,
+            Role::Agent => &self.agent,
+        };
+        let Some(leg) = slot.as_ref() else {
+            return LegInput::Ended;
+        };
         let ours = leg.crypto.clone();
         match (&agreement.srtp, ours) {
             (Some(keys), Some(ours)) => {
@@ -846,7 +1038,7 @@ fn offer_for(
     rtp: SocketAddr,
     leg: LegId,
     hop: &Hop,
-) -> Result<(String, SessionDescription, Option<CryptoAttr>), String> {
+) -> Result<(String, SessionDescription, Option<CryptoAttr>, LocalSession), String> {
     let tls = hop.dest.transport == sip::Transport::Tls;
     let mut p = OfferParams::new(rtp);
     let crypto = match (hop.srtp, tls) {
@@ -870,7 +1062,7 @@ fn offer_for(
     let mut session = LocalSession::new(u64::from(leg.0), rtp.ip());
     let sdp = session.offer(&p).map_err(|e| e.to_string())?;
     let offer = SessionDescription::parse(&sdp).map_err(|e| e.to_string())?;
-    Ok((sdp, offer, crypto))
+    Ok((sdp, offer, crypto, session))
 }
 
 /// Sends `template` to `hop`: the Request-URI is `sip:NUMBER@<trunk authority>` for a

@@ -205,6 +205,8 @@ async fn control_plane(
     sip_cfg.listen = cfg.sip.listen.addrs();
     sip_cfg.tls = Some(cfg.sip.tls.load().context("loading [sip.tls]")?);
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
+    // Re-offers (hold, resume, a moved address) reach the B2BUA, which passes them on.
+    sip_cfg.reoffers = sip::ReofferPolicy::Application;
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
     // The registrar, when an agent's softphones register (contact = "registered"): only the
