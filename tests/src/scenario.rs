@@ -233,6 +233,7 @@ pub struct TwoPartyBuilder<'a> {
     extra_agents: Vec<(String, Scenario, SippOptions)>,
     flow: Option<Flow>,
     media_toml: String,
+    business_toml: String,
     unreachable_trunk: bool,
     unreachable_agent_config: bool,
     dpdk: Option<&'a DpdkLab>,
@@ -251,6 +252,7 @@ impl TwoPartyCall {
             extra_agents: Vec::new(),
             flow: None,
             media_toml: String::new(),
+            business_toml: String::new(),
             unreachable_trunk: false,
             unreachable_agent_config: false,
             dpdk: None,
@@ -398,6 +400,14 @@ impl<'a> TwoPartyBuilder<'a> {
         self
     }
 
+    /// Raw TOML lines for business `acme`'s table (see [`Config::business_toml`]).
+    #[must_use]
+    pub fn business_toml(mut self, toml: &str) -> Self {
+        self.business_toml.push_str(toml);
+        self.business_toml.push('\n');
+        self
+    }
+
     /// The trunk is a reserved port nothing listens on (the customer must be reached another
     /// way, e.g. by its SIP URI).
     #[must_use]
@@ -426,6 +436,7 @@ impl<'a> TwoPartyBuilder<'a> {
             extra_agents: self.extra_agents,
             flow: self.flow,
             media_toml: self.media_toml,
+            business_toml: self.business_toml,
             unreachable_trunk: self.unreachable_trunk,
             unreachable_agent_config: self.unreachable_agent_config,
             dpdk: Some(lab),
@@ -487,6 +498,9 @@ impl<'a> TwoPartyBuilder<'a> {
         }
         if !self.media_toml.is_empty() {
             config = config.media_toml(&self.media_toml);
+        }
+        if !self.business_toml.is_empty() {
+            config = config.business_toml("acme", &self.business_toml);
         }
         let cb = match self.dpdk {
             Some(lab) => {

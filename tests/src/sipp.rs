@@ -51,6 +51,9 @@ pub enum Scenario {
     Busy,
     /// `uas_unavailable.xml`: 503 Service Unavailable (a trunk out of service).
     Unavailable,
+    /// `uas_early_media_answer_bye.xml`: a 183 with SDP naming `rtp_port` (early media),
+    /// 200 after `ring_ms`, BYE `hangup_ms` after the ACK.
+    EarlyMediaAnswerBye,
     /// `uas_answer_held.xml`: answers PCMA, then accepts a re-INVITE that must say
     /// `a=sendonly` (held) and one that must say `a=sendrecv` (resumed), then the BYE.
     AnswerHeld,
@@ -95,6 +98,7 @@ impl Scenario {
             Self::Busy => "uas_busy.xml",
             Self::Unavailable => "uas_unavailable.xml",
             Self::AnswerHeld => "uas_answer_held.xml",
+            Self::EarlyMediaAnswerBye => "uas_early_media_answer_bye.xml",
             Self::HoldResumeBye => "uas_hold_bye.xml",
             Self::Register => "uac_register.xml",
             Self::AnswerAuth => "uas_answer_auth.xml",
@@ -114,9 +118,9 @@ impl Scenario {
             Self::Answer | Self::AnswerAuth => &["ring_ms"],
             Self::AnswerBye => &["ring_ms", "hangup_ms"],
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
-            Self::AnswerByeExternalMedia | Self::AnswerByeExternalMediaPcmu => {
-                &["ring_ms", "hangup_ms", "rtp_port"]
-            }
+            Self::AnswerByeExternalMedia
+            | Self::AnswerByeExternalMediaPcmu
+            | Self::EarlyMediaAnswerBye => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
             Self::AnswerAuthViaTls => &["ring_ms", "tls_host"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],

@@ -768,6 +768,14 @@ impl CallLegs {
             _ => {}
         }
         let input = match ev {
+            // Early media (a 183 with SDP) from the agent: read like an answer (SRTP keys and
+            // payload types given to the relay), reported so the machine may bridge early.
+            LegEvent::Progress { sdp: Some(sdp), .. } if role == Role::Agent => {
+                match self.answered(role, &sdp) {
+                    LegInput::Answered { remote, codec } => LegInput::EarlyMedia { remote, codec },
+                    _ => LegInput::Progress,
+                }
+            }
             LegEvent::Progress { .. } => LegInput::Progress,
             LegEvent::Answered { sdp } => self.answered(role, &sdp),
             LegEvent::Rejected { status, .. } => LegInput::Rejected { status },

@@ -207,6 +207,7 @@ async fn control_plane(
     sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
     // Re-offers (hold, resume, a moved address) reach the B2BUA, which passes them on.
     sip_cfg.reoffers = sip::ReofferPolicy::Application;
+    sip_cfg.use_100rel = cfg.sip.use_100rel;
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
     // The registrar, when an agent's softphones register (contact = "registered"): only the
@@ -405,6 +406,7 @@ fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
             e.limits = Some(b.rate_limits(&cfg.limits));
             e.caller_id.clone_from(&b.caller_id);
             e.numbers_inbound.clone_from(&b.inbound_numbers);
+            e.agent_early_media = b.agent_early_media;
             e.hours_spec.clone_from(&b.hours);
             e.holidays_spec.clone_from(&b.holidays);
             e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());

@@ -351,6 +351,9 @@ pub struct CallPlan {
     /// asks the ACD for an agent at once, answers the customer ([`SipAction::Answer`]) as
     /// soon as it has media legs, and plays the announcement while the customer waits.
     pub inbound: bool,
+    /// Early media from the agent's side (a 183 with SDP) is bridged to the customer, who then
+    /// hears the agent's ringback instead of the announcement (`agent_early_media`).
+    pub agent_early_media: bool,
 }
 
 /// A call's two media legs, on one worker so that they can be bridged.
@@ -367,6 +370,14 @@ pub struct Legs {
 pub enum LegInput {
     /// 1xx: it rings.
     Progress,
+    /// 1xx with an SDP answer (183 Session Progress): early media, e.g. the agent's own
+    /// ringback tone, can flow.
+    EarlyMedia {
+        /// The peer's RTP address from the SDP.
+        remote: std::net::SocketAddr,
+        /// The codec it chose.
+        codec: Codec,
+    },
     /// 2xx with a usable SDP answer.
     Answered {
         /// The peer's RTP address from the SDP.
@@ -504,6 +515,7 @@ impl fmt::Display for Output {
                 )
             }
             Self::Media(Command::Bridge { a, b }) => write!(f, "bridge {a} {b}"),
+            Self::Media(Command::Unbridge { leg }) => write!(f, "unbridge {leg}"),
             Self::Media(Command::RemoveLeg { leg }) => write!(f, "remove_leg {leg}"),
             Self::Media(c) => write!(f, "media {c:?}"),
             Self::Status(s) => write!(f, "status {s}"),
@@ -567,6 +579,8 @@ pub struct ClickToCall {
     requesting: bool,
     /// Timers currently running.
     timers: Vec<TimerKind>,
+    /// The legs are bridged on the agent's early media (before its answer).
+    early_bridged: bool,
 }
 
 impl ClickToCall {
@@ -591,6 +605,7 @@ impl ClickToCall {
             allocating: false,
             requesting: false,
             timers: Vec::new(),
+            early_bridged: false,
         };
         m.legs = legs;
         match m.plan.contact_at {
@@ -818,7 +833,8 @@ impl ClickToCall {
 
     fn on_customer(&mut self, ev: LegInput) {
         match (self.customer, ev) {
-            (LegState::Ringing, LegInput::Progress) | (LegState::Idle, _) => {}
+            (LegState::Ringing, LegInput::Progress | LegInput::EarlyMedia { .. })
+            | (LegState::Idle, _) => {}
             (LegState::Ringing, LegInput::Answered { remote, codec }) => {
                 self.cancel_timer(TimerKind::CustomerRing);
                 self.customer = LegState::Up;
@@ -873,6 +889,28 @@ impl ClickToCall {
     fn on_agent(&mut self, ev: LegInput) {
         match (self.agent_leg, ev) {
             (LegState::Ringing, LegInput::Progress) | (LegState::Idle, _) => {}
+            (LegState::Ringing, LegInput::EarlyMedia { remote, codec }) => {
+                let Some(Legs {
+                    customer: a,
+                    agent: b,
+                }) = self.legs
+                else {
+                    return;
+                };
+                if !self.plan.agent_early_media || self.customer != LegState::Up {
+                    return;
+                }
+                self.emit(Output::Media(Command::SetRemote {
+                    leg: b,
+                    remote,
+                    codec,
+                }));
+                if !self.early_bridged {
+                    self.early_bridged = true;
+                    // The bridge stops the announcement: the customer hears the agent's side.
+                    self.emit(Output::Media(Command::Bridge { a, b }));
+                }
+            }
             (LegState::Ringing, LegInput::Answered { remote, codec }) => {
                 self.cancel_timer(TimerKind::AgentRing);
                 self.agent_leg = LegState::Up;
@@ -889,7 +927,10 @@ impl ClickToCall {
                     remote,
                     codec,
                 }));
-                self.emit(Output::Media(Command::Bridge { a, b }));
+                if !self.early_bridged {
+                    self.emit(Output::Media(Command::Bridge { a, b }));
+                }
+                self.early_bridged = false;
                 if self.agent_held {
                     if let Some(id) = self.agent().cloned() {
                         self.emit(Output::AgentConnected(id));
@@ -916,6 +957,17 @@ impl ClickToCall {
     /// The current agent did not take the call: try the next one or give up.
     fn agent_failed(&mut self, hang_up: bool) {
         self.cancel_timer(TimerKind::AgentRing);
+        if std::mem::take(&mut self.early_bridged) {
+            // The agent's early media ended with its attempt: back to the announcement.
+            if let Some(legs) = self.legs {
+                self.emit(Output::Media(Command::Unbridge { leg: legs.customer }));
+                self.emit(Output::Media(Command::Play {
+                    leg: legs.customer,
+                    clip: self.plan.announcement.clone(),
+                    looping: true,
+                }));
+            }
+        }
         if hang_up && self.agent_leg != LegState::Idle {
             self.emit(Output::Sip(SipAction::Hangup { role: Role::Agent }));
         }

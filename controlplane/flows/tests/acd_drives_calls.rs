@@ -71,6 +71,7 @@ impl World {
             timers: FlowTimers::default(),
             media: MediaPolicy::default(),
             inbound: false,
+            agent_early_media: false,
         };
         self.calls
             .insert(id(call), ClickToCall::new(plan, self.now));

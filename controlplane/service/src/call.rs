@@ -154,6 +154,12 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
         timers: i.settings.timers,
         media: i.settings.media,
         inbound: rec.request.kind == Kind::Inbound,
+        agent_early_media: rec
+            .request
+            .business
+            .as_ref()
+            .and_then(|b| i.dir().business(b).map(|b| b.agent_early_media))
+            .unwrap_or(false),
     })
 }
 

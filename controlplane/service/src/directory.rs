@@ -40,6 +40,8 @@ pub struct BusinessEntry {
     pub caller_id: Option<String>,
     /// Its inbound numbers (E.164): a trunk's INVITE to one of them joins its queue.
     pub numbers_inbound: Vec<String>,
+    /// The agent's early media (its ringback, a 183 with SDP) replaces the announcement.
+    pub agent_early_media: bool,
     /// The weekly hours as configured (shown by the API; `hours` is their parsed form).
     pub hours_spec: Vec<String>,
     /// The holidays as configured.
@@ -69,6 +71,7 @@ impl BusinessEntry {
             limits: None,
             caller_id: None,
             numbers_inbound: Vec::new(),
+            agent_early_media: false,
             hours_spec: Vec::new(),
             holidays_spec: Vec::new(),
             webhook_secret: None,

@@ -69,6 +69,10 @@ pub(crate) struct BusinessConfig {
     /// caller hears the announcement). Unique across businesses. Default none.
     #[serde(default)]
     pub(crate) inbound_numbers: Vec<String>,
+    /// `agent_early_media`: the customer hears the agent's side as soon as it sends early
+    /// media (its ringback in a 183 with SDP) instead of the announcement. Default false.
+    #[serde(default)]
+    pub(crate) agent_early_media: bool,
     /// `announcement`: the message this business's customers hear while an agent is called,
     /// an 8 kHz mono WAV (PCM16, µ-law or A-law), relative to the configuration file. Default
     /// none: `media.announcement` (or the built-in prompt).
@@ -196,6 +200,7 @@ impl BusinessConfig {
             webhook_secret: None,
             caller_id: None,
             inbound_numbers: Vec::new(),
+            agent_early_media: false,
             announcement: None,
             default_country: None,
             preferred_wait_secs: preferred_wait_secs(),

@@ -265,6 +265,9 @@ pub(crate) struct SipConfig {
     /// `dns_servers`: name servers (`"IP:PORT"`) for trunk and URI host names (RFC 3263).
     /// Default: the system's (`/etc/resolv.conf`).
     pub(crate) dns_servers: Vec<SocketAddr>,
+    /// `use_100rel`: `Supported: 100rel` in our INVITEs, so agents and trunks may send reliable
+    /// provisional responses (early media in a 183, RFC 3262; we PRACK them). Default false.
+    pub(crate) use_100rel: bool,
     /// `trunk_keepalive_secs`: OPTIONS to each trunk this often (the first at start); two
     /// unanswered in a row take it out of service until one is answered. 5 to 3600, or 0 for
     /// none (then no trunk is ever taken out). Default 30.
@@ -484,6 +487,7 @@ impl Default for SipConfig {
             registrar: RegistrarSection::default(),
             trunk: "sip:127.0.0.1:5080".into(),
             dns_servers: Vec::new(),
+            use_100rel: false,
             trunk_keepalive_secs: 30,
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
             from_user: "callbridge".into(),

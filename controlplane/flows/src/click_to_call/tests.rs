@@ -27,6 +27,7 @@ fn plan(agent: AgentSource, timers: FlowTimers) -> CallPlan {
         timers,
         media: MediaPolicy::default(),
         inbound: false,
+        agent_early_media: false,
     }
 }
 
@@ -832,4 +833,58 @@ fn an_inbound_caller_who_waits_too_long_is_hung_up_and_one_who_leaves_is_counted
     h.customer(answered(40000));
     h.customer(LegInput::Bye);
     assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::CustomerHungUp)));
+}
+
+#[test]
+fn the_agents_early_media_replaces_the_announcement_when_asked() {
+    let mut p = acd_plan();
+    p.agent_early_media = true;
+    let (mut h, _) = Harness::new(p);
+    h.assign("alice");
+    h.customer(answered(40000));
+    let early = LegInput::EarlyMedia {
+        remote: SocketAddr::from(([127, 0, 0, 1], 40002)),
+        codec: Codec::Pcmu,
+    };
+    assert_eq!(
+        h.agent(early),
+        s(&[
+            "set_remote leg20002.1 127.0.0.1:40002 Pcmu",
+            "bridge leg20000.1 leg20002.1",
+        ])
+    );
+    // A second 183: the address again, no second bridge.
+    assert_eq!(
+        h.agent(early),
+        s(&["set_remote leg20002.1 127.0.0.1:40002 Pcmu"])
+    );
+    // The agent gives up: back to the announcement, then the next agent.
+    let out = h.agent(LegInput::Rejected { status: 480 });
+    assert_eq!(
+        &out[1..3],
+        &s(&["unbridge leg20000.1", "play leg20000.1 hold looping"])[..],
+        "{out:?}"
+    );
+    // The next agent answers without early media: bridged once.
+    h.assign("bob");
+    let out = h.agent(answered(40004));
+    assert!(
+        out.contains(&"bridge leg20000.1 leg20002.1".to_string()),
+        "{out:?}"
+    );
+    assert_eq!(h.m.status().as_str(), "bridged");
+}
+
+#[test]
+fn early_media_is_ignored_unless_the_business_asks() {
+    let (mut h, _) = Harness::new(acd_plan());
+    h.assign("alice");
+    h.customer(answered(40000));
+    let early = LegInput::EarlyMedia {
+        remote: SocketAddr::from(([127, 0, 0, 1], 40002)),
+        codec: Codec::Pcmu,
+    };
+    assert!(h.agent(early).is_empty());
+    let out = h.agent(answered(40002));
+    assert!(out.contains(&"bridge leg20000.1 leg20002.1".to_string()));
 }
