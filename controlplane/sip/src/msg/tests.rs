@@ -1,6 +1,7 @@
 //! Unit tests of `msg`: byte vectors, RFC 4475 messages, construct/deconstruct pairs.
 
 use super::*;
+use crate::error::SipError;
 
 fn req(data: &str) -> Request {
     match parse(data.as_bytes()).unwrap() {

@@ -14,19 +14,26 @@
 //! * either, once confirmed: `Reoffer` (answer it), `ReofferAnswered` / `ReofferRejected`
 //!   (after our `reoffer`/`update`), `SessionExpired` (then `Ended`).
 //!
-//! Modules, by side: `core` owns the task (the [`Endpoint`] handle, the command channel, the
-//! timer heap, transaction plumbing, hangup and BYE, request dispatch); `inspect` holds the RFC 3261 8.2 checks a new request passes before
-//! any decision (405, 416, 420, 415, 406); `uac` is the client side
-//! of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK for 2xx, CANCEL); `uas` the
-//! server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject, re-INVITE,
-//! incoming CANCEL); `register` answers REGISTER through the [`crate::registrar`] (shared with
-//! the application behind a mutex for [`Endpoint::bindings`]). `core` calls into each side;
-//! they use its plumbing, never each other. `fork` calls a user's registered devices in
-//! parallel on top of `uac` ([`Endpoint::invite_registered`], [`ForkedCall`]).
-//! incoming CANCEL); `reinvite` offers in the confirmed dialog, either way (re-INVITE, UPDATE,
-//! glare, the session timer's refreshes), with `session_timer` its sans-IO RFC 4028 part;
-//! `early` the PRACK for a reliable provisional response to our INVITE (RFC 3262).
-//! `core` calls into all three; they use its plumbing, never each other (`uac` and `uas` only
+//! Modules, by side:
+//! * `endpoint`: the [`Endpoint`] handle (bind, counters, shutdown);
+//! * `core`: the task (the command channel, the timer heap, transaction plumbing, hangup and
+//!   BYE, request dispatch);
+//! * `inspect`: the RFC 3261 8.2 checks a new request passes before any decision (405, 416,
+//!   420, 415, 406);
+//! * `uac`: the client side of INVITE ([`Endpoint::invite`], [`OutgoingCall`], responses, ACK
+//!   for 2xx, CANCEL); `early`: the PRACK for a reliable provisional response to our INVITE
+//!   (RFC 3262);
+//! * `uas`: the server side ([`IncomingCall`], 180, answer with 2xx retransmission, reject,
+//!   re-INVITE, incoming CANCEL);
+//! * `reinvite`: offers in the confirmed dialog, either way (re-INVITE, UPDATE, glare, the
+//!   session timer's refreshes), with `session_timer` its sans-IO RFC 4028 part;
+//! * `register`: answers REGISTER through the [`crate::registrar`] (shared with the
+//!   application behind a mutex for [`Endpoint::bindings`]); `request`: out-of-dialog
+//!   requests and their [`Outcome`];
+//! * `fork`: calls a user's registered devices in parallel on top of `uac`
+//!   ([`Endpoint::invite_registered`], [`ForkedCall`]).
+//!
+//! `core` calls into each side; they use its plumbing, never each other (`uac` and `uas` only
 //! call `reinvite`'s helpers when a dialog starts).
 
 use std::net::SocketAddr;
@@ -45,6 +52,7 @@ use crate::transport::StreamLimits;
 
 mod core;
 mod early;
+mod endpoint;
 mod fork;
 mod inspect;
 mod register;
@@ -54,7 +62,7 @@ pub mod session_timer;
 mod uac;
 mod uas;
 
-pub use self::core::Endpoint;
+pub use self::endpoint::Endpoint;
 pub use self::fork::{ForkController, ForkedCall};
 pub use self::reinvite::ReofferPolicy;
 pub use self::request::Outcome;

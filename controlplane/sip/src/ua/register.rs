@@ -10,7 +10,8 @@ use std::time::{Instant, SystemTime};
 
 use tracing::debug;
 
-use super::core::{Core, SharedRegistrar};
+use super::core::Core;
+use super::endpoint::SharedRegistrar;
 use super::Endpoint;
 use crate::msg::{self, Request, Response};
 use crate::peer::Peer;
