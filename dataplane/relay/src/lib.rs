@@ -329,8 +329,8 @@ impl Relay {
         &self.table
     }
 
-    /// Whether [`dp_api::Command::AddLeg`] with this spec would succeed; the worker asks before it
-    /// opens sockets.
+    /// Whether [`dp_api::Command::AddLeg`] with this spec would succeed; the worker asks
+    /// before it opens sockets.
     ///
     /// # Errors
     /// [`CommandError::PortOutOfRange`] or [`CommandError::PortInUse`].

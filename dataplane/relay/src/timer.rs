@@ -47,9 +47,9 @@ impl Relay {
     }
 
     /// Writes the next due announcement packet into `buf` (at least
-    /// [`crate::announce::PACKET_LEN`] bytes; [`crate::TRAILER_ROOM`] more for SRTP legs, whose packets are
-    /// encrypted, else the packet is dropped as [`dp_api::DropReason::SrtpNoRoom`]). Call until it
-    /// returns `None`.
+    /// [`crate::announce::PACKET_LEN`] bytes; [`crate::TRAILER_ROOM`] more for SRTP legs,
+    /// whose packets are encrypted, else the packet is dropped as
+    /// [`dp_api::DropReason::SrtpNoRoom`]). Call until it returns `None`.
     ///
     /// # Panics
     /// If `buf` is shorter than [`crate::announce::PACKET_LEN`] and a packet is due.
