@@ -1,6 +1,7 @@
 //! The relay's own clockwork: the media-timeout clock and the announcement schedule
 //! (timer heaps), [`Relay::poll_transmit`] (announcement RTP), [`Relay::poll_timeout`] and
-//! [`Relay::handle_timeout`].
+//! [`Relay::handle_timeout`]. Commands start the clocks; the packet path restarts the media
+//! clock here only when no timer is queued for the leg.
 
 use std::cmp::Reverse;
 use std::time::Instant;
