@@ -23,37 +23,42 @@
 //!
 //! **Several workers on one port** (`workers > 1`): the port gets one queue
 //! pair per worker and RSS where the device has it; flow rules steer each worker's UDP ports
-//! to its queue where the device accepts them (`install_flow_rules`, [`crate::steer`]). Every
+//! to its queue where the device accepts them (`flow`, [`crate::steer`]). Every
 //! worker also checks the destination port of each frame it receives and hands frames for
 //! another worker's ports to that worker's ring ([`Share`]), so a frame the device put on the
 //! wrong queue still reaches the only worker that has its leg. ARP and ICMP are answered by
 //! whichever worker receives them; a neighbour learned from ARP is passed to the other workers
 //! (an ARP reply reaches one queue only).
+//!
+//! This file holds the per-worker backend ([`DpdkIo`]: the burst path, the clock, the
+//! handoff between workers); `setup` configures EAL and the port and starts the workers,
+//! `flow` installs the steering rules.
+
+mod flow;
+mod setup;
+
+pub use setup::{eal_runtime_dir, init_eal, port_by_name};
+pub(crate) use setup::{start, Resources};
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use dp_api::{DataplaneHandle, PortPlan};
-use dpdk::port::TxOffloads;
 use dpdk::{
-    lcore, mbuf_ring, Burst as MBurst, Eal, FlowRule, Mbuf, Mempool, Port, PortConf, PortId,
-    RingConsumer, RingProducer, RxCksum, RxOffloads, RxQueue, SocketId, ThreadRegistration,
-    TxQueue, UdpSteer,
+    lcore, mbuf_ring, Burst as MBurst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxCksum,
+    RxOffloads, RxQueue, SocketId, ThreadRegistration, TxQueue,
 };
 use wire::ethernet::Address;
 
-use crate::steer::{port_blocks, PortOwners, Steering, MAX_EXACT_RULES};
-use crate::{Dataplane, DataplaneConfig, DpdkSettings, WorkerError};
+use crate::steer::PortOwners;
+use crate::WorkerError;
 
 use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
 use crate::l3::{Sent, L3};
-use crate::netstack::{Ingress, NetConfig, RxOffload, TxOffload};
-use crate::netstack6::NetConfig6;
+use crate::netstack::{Ingress, RxOffload, TxOffload};
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -276,7 +281,8 @@ impl std::fmt::Debug for DpdkIo {
 
 impl DpdkIo {
     /// A backend on queues `rxq`/`txq`, allocating announcement and control frames from
-    /// `pool`, running `net` (a [`NetConfig`] for IPv4 or a [`NetConfig6`] for IPv6), for the
+    /// `pool`, running `net` (a [`NetConfig`](crate::netstack::NetConfig) for IPv4 or a
+    /// [`NetConfig6`](crate::netstack6::NetConfig6) for IPv6), for the
     /// RTP ports `ports` (bookkeeping). `offload` must only claim what the
     /// port enabled ([`Port::tx_offloads`]). Pass `stats_port` to one worker per port so its
     /// counters appear in that worker's [`IoStats`].
@@ -689,339 +695,10 @@ impl PacketIo for DpdkIo {
     }
 }
 
-/// The DPDK objects a running data plane keeps: the flow rules (destroyed first), the port
-/// (stopped when it and its queue handles are gone, i.e. after the workers) and the mbuf pool.
-#[derive(Debug)]
-pub(crate) struct Resources {
-    _rules: Vec<FlowRule>,
-    _port: Arc<Port>,
-    _pool: Mempool,
-}
-
 /// Frames each worker's handoff inbox holds (a power of two).
 pub const HANDOFF_RING: u32 = 2048;
 
-/// Installs flow rules sending each worker's ports, on each of our addresses `ips`, to its
-/// RX queue (see [`crate::steer`]): one rule per aligned block of ports, or — if the device
-/// refuses port masks (at validation or at creation: TAP, for one, validates masks it then
-/// cannot create) — one rule per port when there are at most [`MAX_EXACT_RULES`]. `Ok(None)`
-/// when the device steers nothing this way and `steering` is [`Steering::Auto`].
-fn install_flow_rules(
-    port: &Port,
-    ips: &[Ipv4Addr],
-    owners: &PortOwners,
-    steering: Steering,
-) -> Result<Option<Vec<FlowRule>>, WorkerError> {
-    let masked = steer_rules(ips, owners, false);
-    let e = match try_install(port, &masked) {
-        Ok(rules) => return Ok(Some(rules)),
-        Err(e) => e,
-    };
-    let exact: usize = (0..owners.workers())
-        .filter_map(|w| owners.range(w))
-        .map(|r| r.len() * ips.len())
-        .sum();
-    if exact > MAX_EXACT_RULES {
-        return refuse(
-            steering,
-            format!("{e} (and {exact} ports are more than {MAX_EXACT_RULES} exact-port rules)"),
-        );
-    }
-    match try_install(port, &steer_rules(ips, owners, true)) {
-        Ok(rules) => {
-            tracing::info!(reason = %e, rules = rules.len(), "device refuses UDP port masks; one flow rule per port");
-            Ok(Some(rules))
-        }
-        Err(e2) => refuse(steering, format!("port masks: {e}; exact ports: {e2}")),
-    }
-}
-
-/// The rules steering every worker's ports on every address: prefix blocks, or one per port.
-fn steer_rules(ips: &[Ipv4Addr], owners: &PortOwners, exact: bool) -> Vec<UdpSteer> {
-    let mut v = Vec::new();
-    for &dst_ip in ips {
-        for w in 0..owners.workers() {
-            let Some(r) = owners.range(w) else { continue };
-            let queue = w as u16;
-            if exact {
-                v.extend(r.map(|port| UdpSteer {
-                    dst_ip,
-                    port,
-                    mask: 0xffff,
-                    queue,
-                }));
-            } else {
-                v.extend(
-                    port_blocks(*r.start(), *r.end())
-                        .into_iter()
-                        .map(|(port, mask)| UdpSteer {
-                            dst_ip,
-                            port,
-                            mask,
-                            queue,
-                        }),
-                );
-            }
-        }
-    }
-    v
-}
-
-/// Validates every rule, then creates them all; on any failure the ones created so far are
-/// destroyed (dropped) and the error returned.
-fn try_install(port: &Port, rules: &[UdpSteer]) -> Result<Vec<FlowRule>, dpdk::DpdkError> {
-    rules.iter().try_for_each(|r| port.flow_validate(r))?;
-    rules.iter().map(|r| port.flow_create(r)).collect()
-}
-
-fn refuse(steering: Steering, why: String) -> Result<Option<Vec<FlowRule>>, WorkerError> {
-    if steering == Steering::Flow {
-        Err(fail(
-            "flow steering (dpdk.steering = \"flow\")",
-            format!("the device refuses the rules: {why}"),
-        ))
-    } else {
-        tracing::info!(reason = %why, "no flow steering on this device; workers hand off datagrams for ports they do not own");
-        Ok(None)
-    }
-}
-
-/// The process's EAL, initialised once by [`init_eal`] and never cleaned up (DPDK cannot
-/// initialise twice in one process).
-static EAL: Mutex<Option<Eal>> = Mutex::new(None);
-/// Distinguishes the pools of successive starts.
-static POOLS: AtomicU32 = AtomicU32::new(0);
-
+/// A setup step's failure as [`WorkerError::Dpdk`].
 fn fail(step: &str, e: impl std::fmt::Display) -> WorkerError {
     WorkerError::Dpdk(format!("{step}: {e}"))
-}
-
-/// Initialises EAL with `args` unless this process already did (then `args` are ignored and
-/// `Ok(false)` is returned). EAL pins the calling thread to its main lcore; the caller's
-/// previous CPU affinity is restored afterwards, so threads it spawns later are not all
-/// squeezed onto that core.
-///
-/// # Errors
-/// [`WorkerError::Dpdk`] with EAL's reason.
-pub fn init_eal(args: &[String]) -> Result<bool, WorkerError> {
-    let mut g = EAL.lock().unwrap_or_else(PoisonError::into_inner);
-    if g.is_some() {
-        return Ok(false);
-    }
-    let me = nix::unistd::Pid::from_raw(0);
-    let saved = nix::sched::sched_getaffinity(me).ok();
-    let eal = Eal::init(args).map_err(|e| fail("EAL init", e))?;
-    if let Some(set) = saved {
-        if let Err(e) = nix::sched::sched_setaffinity(me, &set) {
-            tracing::warn!(error = %e, "could not restore CPU affinity after EAL init");
-        }
-    }
-    *g = Some(eal);
-    Ok(true)
-}
-
-/// EAL's runtime directory (`/var/run/dpdk/<file-prefix>` for root), if EAL is initialised.
-/// EAL leaves it behind; tests remove theirs.
-#[must_use]
-pub fn eal_runtime_dir() -> Option<std::path::PathBuf> {
-    EAL.lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map(Eal::runtime_dir)
-}
-
-/// Resolves a port given by index or device name.
-///
-/// # Errors
-/// [`WorkerError::Dpdk`] if there is no such port.
-pub fn port_by_name(port: &str) -> Result<PortId, WorkerError> {
-    match port.parse::<u16>() {
-        Ok(n) => Ok(PortId(n)),
-        Err(_) => Port::by_name(port).map_err(|e| fail(&format!("port {port:?}"), e)),
-    }
-}
-
-/// The L3 configuration every worker starts from.
-#[derive(Debug, Clone, Copy)]
-enum NetCfg {
-    V4(NetConfig),
-    V6(NetConfig6),
-}
-
-/// Starts the data plane on the DPDK backend (see [`Backend::Dpdk`]).
-pub(crate) fn start(
-    cfg: DataplaneConfig,
-    s: &DpdkSettings,
-) -> Result<(Dataplane, DataplaneHandle), WorkerError> {
-    if cfg.workers == 0 {
-        return Err(WorkerError::Config("no workers".into()));
-    }
-    let v6 = cfg.address.is_ipv6();
-    let extra = cfg.extra_addresses.clone();
-    if let Some(a) = extra.iter().find(|a| a.is_ipv6() != v6) {
-        return Err(WorkerError::Config(format!(
-            "media address {a} is not of the same family as {}: one DPDK port runs one family",
-            cfg.address
-        )));
-    }
-    let max_prefix = if v6 { 128 } else { 32 };
-    if s.prefix_len > max_prefix {
-        return Err(WorkerError::Config(format!(
-            "prefix length {} > {max_prefix}",
-            s.prefix_len
-        )));
-    }
-    if let Some(gw) = s.gateway.filter(|g| g.is_ipv6() != v6) {
-        return Err(WorkerError::Config(format!(
-            "gateway {gw} is not of the media address's family ({})",
-            cfg.address
-        )));
-    }
-    init_eal(&s.eal_args())?;
-    let port_id = port_by_name(&s.port)?;
-    let socket = port_id
-        .socket_id()
-        .map_err(|e| fail(&format!("port {port_id}"), e))?;
-    let name = format!("cbpool{}", POOLS.fetch_add(1, Ordering::Relaxed));
-    let pool = Mempool::new(
-        &name,
-        s.mbufs,
-        s.mbuf_cache,
-        Mempool::DEFAULT_DATA_ROOM,
-        socket,
-    )
-    .map_err(|e| fail("mempool", e))?;
-    let workers = u16::try_from(cfg.workers).map_err(|_| fail("workers", "too many"))?;
-    let conf = PortConf {
-        rx_queues: workers,
-        tx_queues: workers,
-        rx_desc: s.rx_desc,
-        tx_desc: s.tx_desc,
-        offloads: TxOffloads {
-            ipv4_cksum: s.checksum_offload,
-            udp_cksum: s.checksum_offload,
-        },
-        // Spread what flow rules do not steer; handoff gets each datagram to its owner.
-        rss: workers > 1,
-    };
-    let mut port = Port::configure(port_id, conf, &pool).map_err(|e| fail("port configure", e))?;
-    if s.promiscuous {
-        port.promiscuous(true)
-            .map_err(|e| fail("promiscuous mode", e))?;
-    }
-    let mac = port.mac_addr().map_err(|e| fail("port MAC", e))?;
-    let enabled = port.tx_offloads();
-    let rx_offloads = port.rx_offloads();
-    let offload = TxOffload {
-        ipv4_checksum: enabled.ipv4_cksum,
-        udp_checksum: enabled.udp_cksum,
-    };
-    let mut queues = Vec::with_capacity(cfg.workers);
-    for q in 0..workers {
-        let rxq = port.rx_queue(q).map_err(|e| fail("rx queue", e))?;
-        let txq = port.tx_queue(q).map_err(|e| fail("tx queue", e))?;
-        queues.push(Some((rxq, txq)));
-    }
-    port.start().map_err(|e| fail("port start", e))?;
-    let plan = PortPlan::new(cfg.ports.clone(), cfg.workers)?;
-    let slices: Vec<_> = (0..cfg.workers).map(|w| plan.slice(w)).collect();
-    let owners = PortOwners::new(&slices);
-    let mut rules = Vec::new();
-    let mut shares: Vec<Option<Share>> = Vec::new();
-    if cfg.workers > 1 {
-        let ips: Vec<Ipv4Addr> = std::iter::once(cfg.address)
-            .chain(extra.iter().copied())
-            .filter_map(|a| match a {
-                IpAddr::V4(a) => Some(a),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        if v6 && s.steering == Steering::Flow {
-            return Err(fail(
-                "flow steering (dpdk.steering = \"flow\")",
-                "steering rules are built for IPv4 media addresses only; use \"auto\" or \"handoff\" with IPv6",
-            ));
-        }
-        if s.steering != Steering::Handoff && !v6 {
-            if let Some(r) = install_flow_rules(&port, &ips, &owners, s.steering)? {
-                rules = r;
-            }
-        }
-        shares = Share::for_workers(owners, &name, HANDOFF_RING, socket)
-            .map_err(|e| fail("handoff rings", e))?
-            .into_iter()
-            .map(Some)
-            .collect();
-    }
-    let port = Arc::new(port);
-    tracing::info!(
-        port = %port_id, %mac, ?offload, ?rx_offloads, socket = %socket,
-        workers = cfg.workers, rss = port.rss_enabled(), flow_rules = rules.len(),
-        "DPDK port started"
-    );
-    let net = match (cfg.address, s.gateway) {
-        (IpAddr::V4(ip), gw) => NetCfg::V4(NetConfig {
-            mac: Address(mac.0),
-            ip,
-            prefix_len: s.prefix_len,
-            gateway: gw.and_then(|g| match g {
-                IpAddr::V4(g) => Some(g),
-                IpAddr::V6(_) => None,
-            }),
-        }),
-        (IpAddr::V6(ip), gw) => NetCfg::V6(NetConfig6 {
-            mac: Address(mac.0),
-            ip,
-            prefix_len: s.prefix_len,
-            gateway: gw.and_then(|g| match g {
-                IpAddr::V6(g) => Some(g),
-                IpAddr::V4(_) => None,
-            }),
-        }),
-    };
-    let queues = Mutex::new(queues);
-    let shares = Mutex::new(shares);
-    let (wpool, wport) = (pool.clone(), port.clone());
-    let (mut dp, handle) = Dataplane::start_with(cfg, move |w, ports| {
-        let (rxq, txq) = queues
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(w)
-            .and_then(Option::take)
-            .ok_or_else(|| io::Error::other(format!("no DPDK queue for worker {w}")))?;
-        let reg = lcore::register_thread().map_err(|e| io::Error::other(e.to_string()))?;
-        let here = lcore::socket_id();
-        if here != SocketId::ANY && socket != SocketId::ANY && here != socket {
-            tracing::warn!(
-                worker = w,
-                core_node = %here,
-                port_node = %socket,
-                "worker core and DPDK port are on different NUMA nodes"
-            );
-        }
-        let stats = (w == 0).then(|| wport.clone());
-        let share = shares
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(w)
-            .and_then(Option::take);
-        let l3: L3 = match net {
-            NetCfg::V4(c) => c.into(),
-            NetCfg::V6(c) => c.into(),
-        };
-        let io = DpdkIo::new(rxq, txq, wpool.clone(), l3, offload, ports, stats)
-            .with_extra_addresses(&extra)
-            .with_rx_offloads(rx_offloads)
-            .with_registration(reg);
-        Ok(match share {
-            Some(sh) => io.with_share(sh),
-            None => io,
-        })
-    })?;
-    dp.dpdk = Some(Resources {
-        _rules: rules,
-        _port: port,
-        _pool: pool,
-    });
-    Ok((dp, handle))
 }
