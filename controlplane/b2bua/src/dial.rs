@@ -374,9 +374,21 @@ pub(crate) fn send_to_hop(
         None => req.target = target.as_str().to_owned(),
     }
     req.credentials.clone_from(&hop.credentials);
+    // An outbound proxy (the carrier's SBC) takes every call through a trunk (RFC 3261 8.1.2:
+    // a pre-loaded Route with `lr`); the Request-URI still names the trunk.
+    let (dest, tls_name) = match &b2b.settings.outbound_proxy {
+        Some(p) if hop.trunk != usize::MAX => {
+            req.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("Route"));
+            req.headers
+                .push(("Route".into(), format!("<{};lr>", p.uri)));
+            (p.dest, p.tls_name.clone())
+        }
+        _ => (hop.dest, hop.tls_name.clone()),
+    };
     let call = b2b
         .sip
-        .invite_to(req.clone(), hop.dest, hop.tls_name.clone())
+        .invite_to(req.clone(), dest, tls_name)
         .map_err(|e| B2buaError::Invite {
             uri: req.target.clone(),
             reason: e.to_string(),

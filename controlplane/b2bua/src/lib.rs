@@ -57,6 +57,21 @@ pub struct Settings {
     pub locator: Option<Arc<sip::locate::Locator>>,
     /// The user part of our From when neither the business nor the trunk sets a caller id.
     pub from_user: String,
+    /// Where every call through a trunk is sent first (`sip.outbound_proxy`, e.g. the
+    /// carrier's SBC), with a pre-loaded `Route`; SIP URIs and registered agents are reached
+    /// directly.
+    pub outbound_proxy: Option<OutboundProxy>,
+}
+
+/// An outbound proxy (`sip.outbound_proxy`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundProxy {
+    /// Its URI, as written in the `Route` header (without `;lr`, which is added).
+    pub uri: String,
+    /// Where to send.
+    pub dest: sip::Peer,
+    /// The name its TLS certificate must carry (`None`: its IP address).
+    pub tls_name: Option<String>,
 }
 
 /// Why a leg could not be called.

@@ -291,6 +291,15 @@ async fn control_plane(
             trunks,
             locator,
             from_user: cfg.sip.from_user.clone(),
+            outbound_proxy: cfg.sip.outbound_proxy.as_ref().and_then(|uri| {
+                let addr = sip::msg::uri_addr(uri).ok()?;
+                let transport = sip::msg::uri_transport(uri).unwrap_or(sip::Transport::Udp);
+                Some(b2bua::OutboundProxy {
+                    uri: uri.clone(),
+                    dest: sip::Peer::new(transport, addr),
+                    tls_name: None,
+                })
+            }),
         },
     );
     let store_path = cfg.store.path.clone();

@@ -265,6 +265,10 @@ pub(crate) struct SipConfig {
     /// `dns_servers`: name servers (`"IP:PORT"`) for trunk and URI host names (RFC 3263).
     /// Default: the system's (`/etc/resolv.conf`).
     pub(crate) dns_servers: Vec<SocketAddr>,
+    /// `outbound_proxy`: a SIP URI (`sip:IP:PORT[;transport=…]`, an IP address) every call
+    /// through a trunk is sent to first (the carrier's SBC), with a pre-loaded `Route`; the
+    /// Request-URI still names the trunk. Default none.
+    pub(crate) outbound_proxy: Option<String>,
     /// `use_100rel`: `Supported: 100rel` in our INVITEs, so agents and trunks may send reliable
     /// provisional responses (early media in a 183, RFC 3262; we PRACK them). Default false.
     pub(crate) use_100rel: bool,
@@ -412,6 +416,18 @@ impl SipConfig {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
         self.registrar.validate()?;
+        if let Some(p) = &self.outbound_proxy {
+            let seg = [key("sip"), key("outbound_proxy")];
+            if let Err(e) = SipUri::parse(p) {
+                return at(&seg, e.to_string());
+            }
+            if sip::msg::uri_addr(p).is_err() {
+                return at(
+                    &seg,
+                    format!("{p:?} must name an IP address (and port), not a host name"),
+                );
+            }
+        }
         if self.trunk_keepalive_secs != 0 && !(5..=3600).contains(&self.trunk_keepalive_secs) {
             return at(
                 &[key("sip"), key("trunk_keepalive_secs")],
@@ -487,6 +503,7 @@ impl Default for SipConfig {
             registrar: RegistrarSection::default(),
             trunk: "sip:127.0.0.1:5080".into(),
             dns_servers: Vec::new(),
+            outbound_proxy: None,
             use_100rel: false,
             trunk_keepalive_secs: 30,
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
@@ -751,6 +768,7 @@ mod tests {
             ("listen = [\n  \"udp:127.0.0.1:5060\",\n  \"sctp:127.0.0.1:5060\",\n]\n", "/etc/cb.toml:4: sip.listen[1]: \"sctp:127.0.0.1:5060\" is not"),
             ("listen = [\"tcp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n", "/etc/cb.toml:2: sip.listen[1]: tcp:127.0.0.1:5060 is listed twice"),
             ("listen = []\n", "/etc/cb.toml:2: sip.listen: at least one address"),
+            ("outbound_proxy = \"sip:sbc.example.net\"\n", "/etc/cb.toml:2: sip.outbound_proxy: \"sip:sbc.example.net\" must name an IP address"),
             ("listen = [\"tls:127.0.0.1:5061\"]\n", "/etc/cb.toml:2: sip.listen[0]: a tls: listener needs [sip.tls] cert and key"),
             ("[sip.tls]\ncert = \"/nonexistent/cert.pem\"\n", "/etc/cb.toml:2: sip.tls.key: cert is set but key is not"),
             ("[sip.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n", "/etc/cb.toml:3: sip.tls.cert: TLS: /nonexistent/c.pem: "),
