@@ -208,6 +208,12 @@ async fn control_plane(
     // Re-offers (hold, resume, a moved address) reach the B2BUA, which passes them on.
     sip_cfg.reoffers = sip::ReofferPolicy::Application;
     sip_cfg.use_100rel = cfg.sip.use_100rel;
+    sip_cfg.session_timer = sip::SessionTimerConfig {
+        session_expires: (cfg.sip.session_expires_secs > 0)
+            .then(|| Duration::from_secs(cfg.sip.session_expires_secs)),
+        min_se: Duration::from_secs(cfg.sip.min_se_secs),
+        ..sip::SessionTimerConfig::default()
+    };
     sip_cfg.limits = cfg.sip.limits();
     sip_cfg.bad_sources = cfg.sip.bad_sources();
     // The registrar, when an agent's softphones register (contact = "registered"): only the

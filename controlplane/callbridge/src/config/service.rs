@@ -269,6 +269,13 @@ pub(crate) struct SipConfig {
     /// through a trunk is sent to first (the carrier's SBC), with a pre-loaded `Route`; the
     /// Request-URI still names the trunk. Default none.
     pub(crate) outbound_proxy: Option<String>,
+    /// `session_expires_secs`: the session-timer interval (RFC 4028) we ask for and refresh at
+    /// half of; a dialog not refreshed in time is ended with BYE. 0: we ask for none (a
+    /// peer's request is still honoured). At least `min_se_secs`. Default 1800.
+    pub(crate) session_expires_secs: u64,
+    /// `min_se_secs`: the shortest interval we accept (shorter requests get 422). 90..=7200.
+    /// Default 90.
+    pub(crate) min_se_secs: u64,
     /// `use_100rel`: `Supported: 100rel` in our INVITEs, so agents and trunks may send reliable
     /// provisional responses (early media in a 183, RFC 3262; we PRACK them). Default false.
     pub(crate) use_100rel: bool,
@@ -416,6 +423,24 @@ impl SipConfig {
             return at(&[key("sip"), key("trunk")], e.to_string());
         }
         self.registrar.validate()?;
+        if !(90..=7200).contains(&self.min_se_secs) {
+            return at(
+                &[key("sip"), key("min_se_secs")],
+                format!(
+                    "{} is outside 90..=7200 (RFC 4028: Min-SE is at least 90 s)",
+                    self.min_se_secs
+                ),
+            );
+        }
+        if self.session_expires_secs != 0 && self.session_expires_secs < self.min_se_secs {
+            return at(
+                &[key("sip"), key("session_expires_secs")],
+                format!(
+                    "{} is below min_se_secs ({}); 0 asks for no session timer",
+                    self.session_expires_secs, self.min_se_secs
+                ),
+            );
+        }
         if let Some(p) = &self.outbound_proxy {
             let seg = [key("sip"), key("outbound_proxy")];
             if let Err(e) = SipUri::parse(p) {
@@ -504,6 +529,8 @@ impl Default for SipConfig {
             trunk: "sip:127.0.0.1:5080".into(),
             dns_servers: Vec::new(),
             outbound_proxy: None,
+            session_expires_secs: 1800,
+            min_se_secs: 90,
             use_100rel: false,
             trunk_keepalive_secs: 30,
             user_agent: concat!("callbridge/", env!("CARGO_PKG_VERSION")).into(),
@@ -768,6 +795,8 @@ mod tests {
             ("listen = [\n  \"udp:127.0.0.1:5060\",\n  \"sctp:127.0.0.1:5060\",\n]\n", "/etc/cb.toml:4: sip.listen[1]: \"sctp:127.0.0.1:5060\" is not"),
             ("listen = [\"tcp:127.0.0.1:5060\", \"tcp:127.0.0.1:5060\"]\n", "/etc/cb.toml:2: sip.listen[1]: tcp:127.0.0.1:5060 is listed twice"),
             ("listen = []\n", "/etc/cb.toml:2: sip.listen: at least one address"),
+            ("session_expires_secs = 60\n", "/etc/cb.toml:2: sip.session_expires_secs: 60 is below min_se_secs (90)"),
+            ("min_se_secs = 30\n", "/etc/cb.toml:2: sip.min_se_secs: 30 is outside 90..=7200"),
             ("outbound_proxy = \"sip:sbc.example.net\"\n", "/etc/cb.toml:2: sip.outbound_proxy: \"sip:sbc.example.net\" must name an IP address"),
             ("listen = [\"tls:127.0.0.1:5061\"]\n", "/etc/cb.toml:2: sip.listen[0]: a tls: listener needs [sip.tls] cert and key"),
             ("[sip.tls]\ncert = \"/nonexistent/cert.pem\"\n", "/etc/cb.toml:2: sip.tls.key: cert is set but key is not"),
