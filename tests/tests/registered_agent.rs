@@ -43,6 +43,17 @@ fn a_registered_softphone_takes_the_agents_call() {
         "the 200 lists the binding:\n{log}"
     );
     drop(reg);
+    // The API shows the registered device and where calls to it go.
+    let a = cb.get_json("/v1/agents/alice");
+    let devices = a["devices"].as_array().cloned().unwrap_or_default();
+    assert_eq!(devices.len(), 1, "{a:#}");
+    assert_eq!(devices[0]["via"], format!("udp:127.0.0.1:{port}"), "{a:#}");
+    assert!(
+        devices[0]["expires_in_secs"]
+            .as_u64()
+            .is_some_and(|s| s > 200 && s <= 300),
+        "{a:#}"
+    );
 
     // The same port now answers calls, as the registered phone.
     let mut agent = Sipp::spawn(

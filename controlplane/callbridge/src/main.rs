@@ -534,6 +534,9 @@ impl http_api::CallService for Api {
     fn presence(&self, agent: &flows::AgentId) -> Option<service::Presence> {
         self.svc.presence(agent)
     }
+    fn devices(&self, agent: &flows::AgentId) -> Option<serde_json::Value> {
+        self.svc.devices(agent)
+    }
     fn set_presence(
         &self,
         agent: &flows::AgentId,

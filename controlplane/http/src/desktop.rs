@@ -258,6 +258,9 @@ async fn desktop(
 fn agent_view(st: &AppState, a: &service::AgentEntry) -> Value {
     let mut v = service::admin::agent_json(a);
     v["presence"] = json!(st.calls.presence(&a.id).map(Presence::as_str));
+    if let Some(d) = st.calls.devices(&a.id) {
+        v["devices"] = d;
+    }
     v
 }
 

@@ -135,6 +135,10 @@ pub trait CallService: Send + Sync + 'static {
     fn presence(&self, _agent: &AgentId) -> Option<Presence> {
         None
     }
+    /// The registered devices of an agent with `contact = "registered"` (`None`: other agents).
+    fn devices(&self, _agent: &AgentId) -> Option<serde_json::Value> {
+        None
+    }
     /// Sets an agent's presence (`available`, `away`, `offline`).
     ///
     /// # Errors
@@ -190,6 +194,9 @@ impl CallService for service::Service {
     }
     fn presence(&self, agent: &AgentId) -> Option<Presence> {
         Self::presence(self, agent)
+    }
+    fn devices(&self, agent: &AgentId) -> Option<serde_json::Value> {
+        Self::devices(self, agent)
     }
     fn set_presence(&self, agent: &AgentId, p: Presence) -> Result<Presence, ServiceError> {
         Self::set_presence(self, agent, p)

@@ -84,4 +84,30 @@ impl Service {
         let handoffs = lock(&self.inner.acd).release(agent, Instant::now());
         self.hand_over(handoffs);
     }
+
+    /// The devices an agent with `contact = "registered"` has registered (Contact, the
+    /// transport and address calls go to, seconds until it expires, User-Agent); `None` for
+    /// other agents.
+    #[must_use]
+    pub fn devices(&self, agent: &AgentId) -> Option<serde_json::Value> {
+        let dir = self.inner.dir();
+        let user = dir.agent(agent)?.contact.registered_user()?.to_owned();
+        let now = std::time::Instant::now();
+        let list: Vec<serde_json::Value> = self
+            .inner
+            .b2b
+            .sip()
+            .bindings(&user)
+            .into_iter()
+            .map(|b| {
+                serde_json::json!({
+                    "contact": b.contact,
+                    "via": b.flow.to_string(),
+                    "expires_in_secs": b.expires_at.saturating_duration_since(now).as_secs(),
+                    "user_agent": b.user_agent,
+                })
+            })
+            .collect();
+        Some(serde_json::Value::Array(list))
+    }
 }
