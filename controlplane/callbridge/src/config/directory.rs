@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::business::BusinessConfig;
 use super::locate::{key, Seg};
-use super::media::SrtpPolicy;
+use super::media::{LegMedia, SrtpPolicy};
 use super::secret::{check_key, Secret};
 
 /// `[[agent]]`
@@ -34,6 +34,10 @@ pub(crate) struct AgentConfig {
     /// registered over TLS).
     #[serde(default)]
     pub(crate) srtp: SrtpPolicy,
+    /// `media`: `srtp` may also be given here (`[agent.media]` / `[trunk.media]`, the
+    /// `media.srtp` of the leg); when both are given they must agree.
+    #[serde(default)]
+    pub(crate) media: LegMedia,
     /// `businesses`: the businesses this agent serves (ids of `[[business]]` entries). Default
     /// none: the agent is reachable only through `POST /v1/bridges`.
     #[serde(default)]
@@ -106,6 +110,7 @@ impl AgentConfig {
             sip_username: None,
             sip_password: None,
             srtp: SrtpPolicy::Off,
+            media: LegMedia::default(),
         }
     }
 
@@ -312,6 +317,15 @@ fn registered(agent: &mut [AgentConfig]) -> Result<(), (Vec<Seg>, String)> {
                 ));
             };
             a.contact = Target::registered(u).map_err(|e| (here("sip_username"), e.to_string()))?;
+        }
+        if let Some(m) = a.media.srtp {
+            if a.srtp != SrtpPolicy::Off && a.srtp != m {
+                return Err((
+                    vec![key("agent"), Seg::Index(i), key("media"), key("srtp")],
+                    "disagrees with the agent's srtp; give one of them".into(),
+                ));
+            }
+            a.srtp = m;
         }
         if a.srtp != SrtpPolicy::Off {
             if let Target::Sip(uri) = &a.contact {

@@ -401,3 +401,13 @@ mod tests {
         assert!(check(true, 10_001).unwrap_err().contains("too long"));
     }
 }
+
+/// `media` inside an `[[agent]]` or `[[trunk]]` table (`[agent.media] srtp = "required"`, or
+/// `media = { srtp = "required" }`): the leg's media settings; the same as its `srtp` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LegMedia {
+    /// `srtp`: see [`SrtpPolicy`].
+    #[serde(default)]
+    pub(crate) srtp: Option<SrtpPolicy>,
+}

@@ -344,7 +344,7 @@ impl Config {
         self.http.validate()?;
         self.sip.tls.resolve(dir);
         self.sip.validate()?;
-        trunk::validate(&self.trunk, &self.sip, &self.business)?;
+        trunk::validate(&mut self.trunk, &self.sip, &self.business)?;
         if let Some(d) = &self.dpdk {
             d.validate(&self.media, workers_given, cpus)?;
             if self.media.backend == Backend::Dpdk {

@@ -8,7 +8,7 @@ use flows::SipUri;
 
 use super::business::BusinessConfig;
 use super::locate::{key, Seg};
-use super::media::SrtpPolicy;
+use super::media::{LegMedia, SrtpPolicy};
 use super::secret::Secret;
 use super::service::SipConfig;
 
@@ -38,6 +38,10 @@ pub(crate) struct TrunkConfig {
     /// only cross TLS, so anything but `"off"` needs `sips:` or `;transport=tls`.
     #[serde(default)]
     pub(crate) srtp: SrtpPolicy,
+    /// `media`: `srtp` may also be given here (`[agent.media]` / `[trunk.media]`, the
+    /// `media.srtp` of the leg); when both are given they must agree.
+    #[serde(default)]
+    pub(crate) media: LegMedia,
 }
 
 fn at<T>(segs: Vec<Seg>, reason: impl Into<String>) -> Result<T, (Vec<Seg>, String)> {
@@ -46,7 +50,7 @@ fn at<T>(segs: Vec<Seg>, reason: impl Into<String>) -> Result<T, (Vec<Seg>, Stri
 
 /// Checks the `[[trunk]]` tables against each other, `sip.trunk` and the businesses.
 pub(super) fn validate(
-    trunks: &[TrunkConfig],
+    trunks: &mut [TrunkConfig],
     sip: &SipConfig,
     businesses: &[BusinessConfig],
 ) -> Result<(), (Vec<Seg>, String)> {
@@ -57,7 +61,20 @@ pub(super) fn validate(
             "set either sip.trunk or [[trunk]] tables, not both",
         );
     }
+    for t in trunks.iter_mut() {
+        if let Some(m) = t.media.srtp {
+            if t.srtp == SrtpPolicy::Off || t.srtp == m {
+                t.srtp = m;
+            }
+        }
+    }
     for (i, t) in trunks.iter().enumerate() {
+        if t.media.srtp.is_some_and(|m| m != t.srtp) {
+            return at(
+                seg(i, "srtp"),
+                "disagrees with the trunk's media.srtp; give one of them",
+            );
+        }
         if let Err(e) = SipUri::parse(&t.uri) {
             return at(seg(i, "uri"), e.to_string());
         }

@@ -198,4 +198,10 @@ fn registered_contacts_take_sip_credentials() {
         "contact = \"sips:alice@127.0.0.1:15065\"\nsrtp = \"optional\"",
     ));
     assert_eq!(a.srtp.policy(), sip::sdp::Srtp::Optional);
+    // The same as the agent's media.srtp.
+    let a = alice(&with_line(
+        15,
+        "contact = \"sips:alice@127.0.0.1:15065\"\nmedia = { srtp = \"required\" }",
+    ));
+    assert_eq!(a.srtp.policy(), sip::sdp::Srtp::Required);
 }
