@@ -20,7 +20,8 @@ use super::reinvite::{self, Offers, ReofferPolicy};
 use super::session_timer::SessionTimerConfig;
 use super::{allow, inspect, IncomingCall, LegEvent};
 use crate::dialog::{Dialog, Uas2xxEvent, Uas2xxRetransmitter};
-use crate::digest::{ClientAuth, Credentials};
+use crate::digest::{ChallengeKind, ClientAuth, Credentials};
+use crate::error::SipError;
 use crate::guard::Network;
 use crate::msg::{self, HasHeaders, Message, Method, Request, Response};
 use crate::peer::{ListenAddr, Peer, Transport};
@@ -168,6 +169,31 @@ pub(super) struct Leg {
 
 /// Most 401/407 challenges answered per leg (one, plus one `stale=true` renewal).
 pub(super) const MAX_AUTH_ROUNDS: u8 = 2;
+
+/// Takes the challenges of a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) into the
+/// digest session for (`creds`' user, `dest`), creating it on first use, and returns the
+/// session to authorize the retried request with.
+///
+/// # Errors
+/// What [`ClientAuth::handle_challenge`] refuses (wrong credentials, nothing answerable).
+pub(super) fn take_challenge<'a>(
+    auth: &'a mut HashMap<(String, Peer), ClientAuth>,
+    creds: &Credentials,
+    dest: Peer,
+    resp: &Response,
+) -> Result<&'a mut ClientAuth, SipError> {
+    let (kind, header) = if resp.status == 407 {
+        (ChallengeKind::Proxy, "Proxy-Authenticate")
+    } else {
+        (ChallengeKind::Www, "WWW-Authenticate")
+    };
+    let values: Vec<&str> = resp.headers.get_all(header).collect();
+    let session = auth
+        .entry((creds.username.clone(), dest))
+        .or_insert_with(|| ClientAuth::new(creds.clone()));
+    session.handle_challenge(kind, &values)?;
+    Ok(session)
+}
 
 impl Leg {
     pub(super) fn emit(&self, ev: LegEvent) {

@@ -9,13 +9,14 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::core::{
-    contact_value, local_for, Cmd, Core, Leg, LegId, LegState, Role, MAX_AUTH_ROUNDS,
+    contact_value, local_for, take_challenge, Cmd, Core, Leg, LegId, LegState, Role,
+    MAX_AUTH_ROUNDS,
 };
 use super::reinvite::{lists_tag, session_in_2xx};
 use super::session_timer::parse_min_se;
 use super::{Endpoint, InviteRequest, LegController, LegEvent, ALLOW};
 use crate::dialog::Dialog;
-use crate::digest::{ChallengeKind, ClientAuth, Credentials};
+use crate::digest::Credentials;
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
 use crate::peer::{Peer, Transport};
@@ -403,25 +404,18 @@ impl Core {
         let Some(creds) = leg.credentials.clone() else {
             return;
         };
-        let (kind, header) = if resp.status == 407 {
-            (ChallengeKind::Proxy, "Proxy-Authenticate")
-        } else {
-            (ChallengeKind::Www, "WWW-Authenticate")
+        let auth = match take_challenge(&mut self.auth, &creds, leg.dest, resp) {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(status = resp.status, error = %e, "cannot answer the digest challenge");
+                leg.emit(LegEvent::Rejected {
+                    status: resp.status,
+                    reason: format!("{} ({e})", resp.reason),
+                });
+                self.remove_leg(id);
+                return;
+            }
         };
-        let values: Vec<&str> = resp.headers.get_all(header).collect();
-        let auth = self
-            .auth
-            .entry((creds.username.clone(), leg.dest))
-            .or_insert_with(|| ClientAuth::new(creds));
-        if let Err(e) = auth.handle_challenge(kind, &values) {
-            warn!(status = resp.status, error = %e, "cannot answer the digest challenge");
-            leg.emit(LegEvent::Rejected {
-                status: resp.status,
-                reason: format!("{} ({e})", resp.reason),
-            });
-            self.remove_leg(id);
-            return;
-        }
         leg.auth_rounds += 1;
         let mut req = leg.invite.clone();
         req.headers.remove("Authorization");

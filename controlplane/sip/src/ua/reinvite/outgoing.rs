@@ -8,10 +8,10 @@ use tracing::{debug, warn};
 
 use super::{glare_wait, session_in_2xx, update_method, OutgoingOffer, BUSY_RETRY};
 use crate::dialog::Uas2xxRetransmitter;
-use crate::digest::{ChallengeKind, ClientAuth};
+
 use crate::msg::{HasHeaders, Method};
 use crate::transaction::{ClientEvent, Transmit};
-use crate::ua::core::{Core, LegId, LegState, Role, MAX_AUTH_ROUNDS};
+use crate::ua::core::{take_challenge, Core, LegId, LegState, Role, MAX_AUTH_ROUNDS};
 use crate::ua::session_timer::{parse_min_se, Refresher, SessionExpires};
 use crate::ua::{LegEvent, ALLOW};
 
@@ -242,17 +242,7 @@ impl Core {
                 let Some(creds) = leg.credentials.clone() else {
                     return;
                 };
-                let (kind, header) = if resp.status == 407 {
-                    (ChallengeKind::Proxy, "Proxy-Authenticate")
-                } else {
-                    (ChallengeKind::Www, "WWW-Authenticate")
-                };
-                let values: Vec<&str> = resp.headers.get_all(header).collect();
-                let auth = self
-                    .auth
-                    .entry((creds.username.clone(), leg.dest))
-                    .or_insert_with(|| ClientAuth::new(creds));
-                if let Err(e) = auth.handle_challenge(kind, &values) {
+                if let Err(e) = take_challenge(&mut self.auth, &creds, leg.dest, &resp) {
                     warn!(error = %e, "cannot answer the re-offer's digest challenge");
                     if !o.refresh {
                         leg.emit(LegEvent::ReofferRejected {
