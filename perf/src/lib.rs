@@ -1,2 +1,6 @@
-//! benchmarks
+//! callbridge's benchmark suite (`scripts/perf <scenario> [--quick]`, `scripts/perf all`).
+//! The binaries in `src/bin/` are the scenarios; this library holds what they share: the
+//! report every scenario writes ([`report`]).
 #![forbid(unsafe_code)]
+
+pub mod report;

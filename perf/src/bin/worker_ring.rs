@@ -24,7 +24,7 @@
 //!   (what one worker core sustains when fed faster than it drains);
 //! - frames per second of the worker thread's CPU time (from `/proc`).
 //!
-//! The final line and `perf/reports/latest/relay-dpdk.json` give the largest leg count's
+//! The final line and `--out` (default `perf/reports/latest/worker-ring.json`) give the largest leg count's
 //! wall-clock median against testpmd's.
 //!
 //! After the relay runs, the same harness measures plain io forwarding (`--floor`: rx_burst,
@@ -46,7 +46,7 @@
 //! (four addresses).
 //!
 //! ```text
-//! scripts/perf relay-dpdk                      # builds --release --features dpdk, runs this
+//! target/release/worker_ring   # built by scripts/perf (bench profile, --features dpdk)
 //! ```
 #![forbid(unsafe_code)]
 
@@ -133,7 +133,7 @@ struct Args {
     #[arg(long)]
     no_testpmd: bool,
     /// Where to write the JSON report.
-    #[arg(long, default_value = "perf/reports/latest/relay-dpdk.json")]
+    #[arg(long, default_value = "perf/reports/latest/worker-ring.json")]
     out: String,
 }
 
@@ -234,7 +234,7 @@ fn frame(i: usize, our_mac: Address, no_udp_checksum: bool) -> [u8; FRAME_LEN] {
 
 fn pin(core: usize, who: &str) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-        eprintln!("relay_dpdk: could not pin the {who} to core {core}");
+        eprintln!("worker_ring: could not pin the {who} to core {core}");
     }
 }
 
@@ -1021,7 +1021,7 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
     *PORT.lock().expect("port") = Some(port);
 
     println!(
-        "relay_dpdk: one worker core ({}), net_ring0 (RX q0 / TX q1), generator on core {}, \
+        "worker_ring: one worker core ({}), net_ring0 (RX q0 / TX q1), generator on core {}, \
          {FRAME_LEN}-byte frames (172-byte RTP), burst {}, {} in flight, {} x {} s windows, commit {}, {cpu}",
         args.worker_core,
         args.generator_core,
@@ -1186,9 +1186,9 @@ fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> a
     println!();
     match (testpmd_mpps, ratio) {
         (Some(t), Some(r)) => {
-            println!("relay-dpdk: {mpps:.2} Mpps/core, {r:.2} of testpmd ({t:.2})")
+            println!("worker-ring: {mpps:.2} Mpps/core, {r:.2} of testpmd ({t:.2})")
         }
-        _ => println!("relay-dpdk: {mpps:.2} Mpps/core, n/a of testpmd (n/a)"),
+        _ => println!("worker-ring: {mpps:.2} Mpps/core, n/a of testpmd (n/a)"),
     }
     Ok(())
 }
