@@ -86,6 +86,8 @@ pub struct Dpdk {
     pub file_prefix: String,
     /// `eal_args`, verbatim.
     pub eal_args: Vec<String>,
+    /// `allow_shared_cores` (written only when true).
+    pub allow_shared_cores: bool,
 }
 
 impl Dpdk {
@@ -104,6 +106,7 @@ impl Dpdk {
             tx_desc: None,
             file_prefix: file_prefix.into(),
             eal_args: Vec::new(),
+            allow_shared_cores: false,
         }
     }
 
@@ -124,6 +127,9 @@ impl Dpdk {
             if let Some(v) = value {
                 let _ = writeln!(s, "{key} = {v}");
             }
+        }
+        if self.allow_shared_cores {
+            let _ = writeln!(s, "allow_shared_cores = true");
         }
         let _ = writeln!(s, "file_prefix = {}", quote(&self.file_prefix));
         let _ = writeln!(s, "eal_args = [{}]\n", strings(&self.eal_args));

@@ -100,6 +100,7 @@ pub struct DpdkLab {
     media: Veth,
     sip: Veth,
     file_prefix: String,
+    workers: usize,
 }
 
 impl DpdkLab {
@@ -147,7 +148,18 @@ impl DpdkLab {
             media,
             sip,
             file_prefix: format!("cbe2e{pid}"),
+            workers: 1,
         }
+    }
+
+    /// Runs `n` DPDK workers instead of one: the device gets `n` queue pairs (the kernel's
+    /// packet fanout spreads frames over them, so most datagrams reach a worker that does not
+    /// own their port and are handed off), and all `n` workers share core 1
+    /// (`dpdk.allow_shared_cores`), so the multi-worker path runs on a 2-core machine.
+    #[must_use]
+    pub const fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
     }
 
     /// The namespace's name.
@@ -172,12 +184,17 @@ impl DpdkLab {
     /// worker core 1, no hugepages with [`MEMORY_MB`], file prefix `cbe2e<pid>`.
     #[must_use]
     pub fn dpdk_config(&self) -> Dpdk {
-        let mut d = Dpdk::new(
-            &format!("net_af_packet0,iface={}", self.media.host),
-            &self.file_prefix,
-        );
+        let mut device = format!("net_af_packet0,iface={}", self.media.host);
+        if self.workers > 1 {
+            device.push_str(&format!(",qpairs={}", self.workers));
+        }
+        let mut d = Dpdk::new(&device, &self.file_prefix);
         d.no_huge = true;
         d.memory_mb = Some(MEMORY_MB);
+        if self.workers > 1 {
+            d.worker_cores = vec![1; self.workers];
+            d.allow_shared_cores = true;
+        }
         d
     }
 

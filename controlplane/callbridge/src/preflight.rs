@@ -244,6 +244,15 @@ fn list(cpus: &[usize]) -> String {
 
 fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     let workers = &d.worker_cores;
+    if d.allow_shared_cores {
+        r.push(
+            Verdict::Fail,
+            "shared_cores",
+            "dpdk.allow_shared_cores = true lets busy-polling workers share cores (tests and labs only: \
+             they take turns at the scheduler's pace, adding milliseconds of latency); in production give \
+             each worker its own core in dpdk.worker_cores, other than main_core, and remove the key",
+        );
+    }
     match sys.cpus("/sys/devices/system/cpu/online") {
         Some(online) => {
             let offline: Vec<usize> = std::iter::once(d.main_core)
@@ -911,6 +920,21 @@ mod tests {
         // Bare rcu_nocbs offloads every cpu.
         t.write("proc/cmdline", "rcu_nocbs\n");
         assert_eq!(verdict(&t.run(vdev("net_null0")), "rcu_nocbs"), Verdict::Ok);
+    }
+
+    #[test]
+    fn shared_cores_are_refused_for_production() {
+        let t = Tree::new("shared");
+        let r = t.run(vdev("net_null0"));
+        assert!(r.find("shared_cores").is_empty(), "{r}");
+        let r = t.run(DpdkConfig {
+            worker_cores: vec![1, 1],
+            allow_shared_cores: true,
+            ..vdev("net_null0")
+        });
+        let c = one(&r, "shared_cores");
+        assert_eq!(c.verdict, Verdict::Fail);
+        assert!(c.message.contains("tests and labs only"), "{}", c.message);
     }
 
     #[test]

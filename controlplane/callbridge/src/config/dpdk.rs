@@ -91,6 +91,12 @@ pub(crate) struct DpdkConfig {
     /// `"handoff"` (no flow rules; RSS or the device's spreading plus software handoff).
     /// Ignored with one worker.
     pub(crate) steering: SteeringKey,
+    /// `allow_shared_cores`: let workers share a core with each other or with `main_core`
+    /// (`worker_cores = [1, 1]` runs two workers on core 1), so several workers can run on a
+    /// machine with fewer dedicated cores: for tests and labs only. Busy-polling workers that
+    /// share a core take turns at the scheduler's pace (milliseconds of added latency), so
+    /// `callbridge preflight` refuses it for production. Default false.
+    pub(crate) allow_shared_cores: bool,
 }
 
 impl Default for DpdkConfig {
@@ -112,6 +118,7 @@ impl Default for DpdkConfig {
             file_prefix: "callbridge".into(),
             eal_args: Vec::new(),
             steering: SteeringKey::Auto,
+            allow_shared_cores: false,
         }
     }
 }
@@ -285,16 +292,22 @@ impl DpdkConfig {
             return at(&d("worker_cores"), "give at least one worker core".into());
         }
         for (i, &c) in self.worker_cores.iter().enumerate() {
-            if c == self.main_core {
+            if c == self.main_core && !self.allow_shared_cores {
                 return at(
                     &d_i("worker_cores", i),
-                    format!("core {c} is the main core; workers need dedicated cores other than main_core"),
+                    format!(
+                        "core {c} is the main core; workers need dedicated cores other than main_core \
+                         (dpdk.allow_shared_cores = true lets them share, for tests and labs only)"
+                    ),
                 );
             }
-            if self.worker_cores[..i].contains(&c) {
+            if self.worker_cores[..i].contains(&c) && !self.allow_shared_cores {
                 return at(
                     &d_i("worker_cores", i),
-                    format!("core {c} is listed twice; one worker per core"),
+                    format!(
+                        "core {c} is listed twice; one worker per core \
+                         (dpdk.allow_shared_cores = true lets workers share a core, for tests and labs only)"
+                    ),
                 );
             }
             if !cpus.contains(c) {

@@ -133,6 +133,27 @@ fn dpdk_cores() {
 }
 
 #[test]
+fn dpdk_shared_cores_only_when_asked() {
+    let e = dpdk_fail(
+        &dpdk_with(10, "worker_cores = [1, 1]"),
+        "10: dpdk.worker_cores[1]: ",
+    );
+    assert!(e.contains("allow_shared_cores"), "{e}");
+    for cores in ["[1, 1]", "[0, 1]"] {
+        let text = dpdk_with(10, &format!("worker_cores = {cores}\nallow_shared_cores = true"));
+        let c = parse_dpdk(&text).unwrap_or_else(|e| panic!("{cores}: {e}"));
+        let d = c.dpdk.as_ref().expect("dpdk");
+        assert!(d.allow_shared_cores);
+        assert_eq!(d.worker_cores.len(), 2);
+        assert_eq!(c.media.workers, 2);
+    }
+    // Still only online cores.
+    let text = dpdk_with(10, "worker_cores = [1, 9]\nallow_shared_cores = true");
+    let e = dpdk_fail(&text, "10: dpdk.worker_cores[1]: ");
+    assert!(e.contains("not online"), "{e}");
+}
+
+#[test]
 fn dpdk_workers_must_match_worker_cores() {
     let e = dpdk_fail(
         &dpdk_with(4, "ports = \"20000-29999\"\nworkers = 3"),
