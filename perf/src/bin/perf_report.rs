@@ -30,7 +30,8 @@ struct Args {
     /// Where the scenario JSON files are (default: perf/reports/latest or $PERF_OUT_DIR).
     #[arg(long)]
     from: Option<PathBuf>,
-    /// Where to write the report (default: perf/reports/<date>-<commit>).
+    /// Where to write the report (default: perf/reports/<date>-<commit>, or `report/` under
+    /// $PERF_OUT_DIR when that is set).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Accepted for symmetry with the scenarios (`scripts/perf all --quick`); no effect.
@@ -51,6 +52,10 @@ fn main() -> anyhow::Result<()> {
         .trim_end_matches('Z')
         .replace('T', "-");
     let out = args.out.unwrap_or_else(|| {
+        if std::env::var_os(callbridge_perf::report::OUT_DIR_ENV).is_some() {
+            // A run elsewhere (the smoke test): keep everything under that directory.
+            return from.join("report");
+        }
         workspace_root()
             .join("perf/reports")
             .join(format!("{}-{}", &stamp[..13.min(stamp.len())], commit()))
