@@ -86,6 +86,7 @@ mod locate;
 mod media;
 mod secret;
 mod service;
+mod sip_section;
 #[cfg(test)]
 mod tests;
 mod trunk;
@@ -95,7 +96,8 @@ pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
-pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, SipConfig, StoreConfig};
+pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, StoreConfig};
+pub(crate) use sip_section::SipConfig;
 pub(crate) use trunk::{specs as trunk_specs, TrunkConfig};
 
 use locate::{backticked, key, line_of, locate, render_path, span_of, syntax_key, Seg};

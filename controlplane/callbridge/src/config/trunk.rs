@@ -10,7 +10,7 @@ use super::business::BusinessConfig;
 use super::locate::{key, Seg};
 use super::media::{LegMedia, SrtpPolicy};
 use super::secret::Secret;
-use super::service::SipConfig;
+use super::sip_section::SipConfig;
 
 /// One `[[trunk]]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
