@@ -1,4 +1,5 @@
 use super::*;
+use crate::{Kind, Page, Webhook};
 
 fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
