@@ -55,7 +55,7 @@ struct Args {
     /// Leg counts (default 1000 and 32000; --quick: 1000).
     #[arg(long = "legs")]
     legs: Vec<usize>,
-    /// Packets the worker relays per run after its warm-up (default 200000; --quick: 20000).
+    /// Packets the worker relays per run after its warm-up (default 200000; --quick: 10000).
     #[arg(long)]
     worker_packets: Option<u64>,
     /// Packets `relay_core` measures per run (default 400000; --quick: 20000).
@@ -224,6 +224,7 @@ fn worker(
     );
     let tag = if offload { "offload" } else { "software" };
     let out = tmp.join(format!("worker-{legs}-{tag}.out"));
+    let report_dir = tmp.join(format!("worker-{legs}-{tag}"));
     let mut args: Vec<String> = [
         "--interleaved",
         "--legs",
@@ -239,11 +240,12 @@ fn worker(
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    args.push(tmp.join("worker-ring.json").display().to_string());
+    args.push(report_dir.join("worker-ring.json").display().to_string());
     if offload {
         args.push("--assume-offload".into());
     }
-    let (text, stdout, seconds) = callgrind(&a.valgrind, WORKER_TOGGLE, &out, &bin, &args, tmp)?;
+    let (text, stdout, seconds) =
+        callgrind(&a.valgrind, WORKER_TOGGLE, &out, &bin, &args, &report_dir)?;
     let instructions = callgrind_totals(&text)?;
     // "worker: relay rx N tx M drops D | ..."
     let line = stdout
@@ -322,7 +324,7 @@ fn main() -> anyhow::Result<()> {
     }
     let worker_packets = a
         .worker_packets
-        .unwrap_or(if quick { 20_000 } else { 200_000 });
+        .unwrap_or(if quick { 10_000 } else { 200_000 });
     let relay_packets = a
         .relay_packets
         .unwrap_or(if quick { 20_000 } else { 400_000 });
@@ -354,9 +356,18 @@ fn main() -> anyhow::Result<()> {
     report.quick(quick);
     let mut head: Option<(f64, f64, f64)> = None;
     for &legs in &a.legs {
-        let w = worker(&a, &bins, &tmp.0, legs, worker_packets, false)?;
-        let wo = worker(&a, &bins, &tmp.0, legs, worker_packets, true)?;
-        let r = relay(&a, &bins, &tmp.0, legs, relay_packets)?;
+        // The three runs at once (each is one thread; the counts do not depend on timing).
+        let (w, wo, r) = std::thread::scope(|s| {
+            let (a, bins, tmp) = (&a, &bins, &tmp.0);
+            let w = s.spawn(move || worker(a, bins, tmp, legs, worker_packets, false));
+            let wo = s.spawn(move || worker(a, bins, tmp, legs, worker_packets, true));
+            let r = s.spawn(move || relay(a, bins, tmp, legs, relay_packets));
+            let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<Counted>>| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a callgrind run panicked"))?
+            };
+            anyhow::Ok((join(w)?, join(wo)?, join(r)?))
+        })?;
         println!(
             "{legs} legs: worker {:.1} instr/pkt ({} / {} pkts, {:.0} s), with offload {:.1} \
              ({} / {}, {:.0} s), relay core {:.1} ({} / {} calls, {:.0} s)",

@@ -114,7 +114,7 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) interleaved: bool,
     /// With `--interleaved`: end each window after this many frames came back instead of
-    /// after `--seconds`, and warm up for as many frames as there are legs (at least 10 000)
+    /// after `--seconds`, and warm up for as many frames as there are legs (at least 5 000)
     /// instead of 500 ms: a run whose work does not depend on time (`scripts/perf
     /// relay-instr` counts its instructions under callgrind).
     #[arg(long)]

@@ -23,7 +23,7 @@ fn cfg() -> NetConfig {
     }
 }
 
-fn stack() -> (Netstack, Instant) {
+pub(super) fn stack() -> (Netstack, Instant) {
     (Netstack::new(cfg()), Instant::now())
 }
 
@@ -87,7 +87,7 @@ fn ip_frame(proto: u8, l4: &[u8]) -> Vec<u8> {
     f
 }
 
-fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn udp_frame(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; udp::HEADER_LEN + payload.len()];
     UdpRepr {
         src_port,
@@ -639,6 +639,7 @@ fn offloaded_good_checksum_yields_the_tail_sum_in_constant_time() {
     let good = RxOffload {
         udp_checksum_good: true,
         ipv4_checksum_good: true,
+        tail_sum_unused: false,
     };
     for len in [0usize, 1, 11, 12, 13, 160, 171, 172] {
         // Payloads whose sums exercise the carries: all 0xff, all 0, and a ramp.

@@ -122,7 +122,7 @@ pub(crate) fn run_interleaved(
             let hz = lcore::tsc_hz().max(1) as f64;
             if packets.is_some() {
                 // Warm-up by count: every leg seen at least once.
-                let warm = (legs as u64).max(10_000);
+                let warm = (legs as u64).max(5_000);
                 let mut steps = 0u64;
                 while g.back < warm {
                     g.step()?;
