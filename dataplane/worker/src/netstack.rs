@@ -275,11 +275,18 @@ impl Netstack {
     }
 
     /// The index of `ip` among our addresses.
-    #[inline]
+    #[inline(always)]
     fn addr_index(&self, ip: Ipv4Addr) -> Option<u8> {
         if ip == self.cfg.ip {
             return Some(0);
         }
+        self.extra_addr_index(ip)
+    }
+
+    /// [`Self::addr_index`] among the extra addresses (out of line: most media nodes have
+    /// one address).
+    #[inline(never)]
+    fn extra_addr_index(&self, ip: Ipv4Addr) -> Option<u8> {
         self.ips[1..]
             .iter()
             .position(|&a| a == ip)
@@ -516,11 +523,17 @@ impl Netstack {
     /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
     /// target is queued for a who-has. Our own addresses resolve to our MAC (hairpin: a
     /// loopback device or a hairpinning switch brings the frame back to us).
-    #[inline]
+    #[inline(always)]
     fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
         if let Some(mac) = self.neigh.resolve_fast(now, next_hop) {
             return Some(mac);
         }
+        self.resolve_slow(now, next_hop)
+    }
+
+    /// [`Self::resolve`] past the last next hop (out of line: once per next hop and refresh).
+    #[inline(never)]
+    fn resolve_slow(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
         if self.addr_index(next_hop).is_some() {
             return Some(self.cfg.mac);
         }
@@ -557,8 +570,10 @@ impl Netstack {
     }
 
     /// [`Self::encap_with`] from our address number `src_addr` ([`Self::addresses`]); an
-    /// unknown index is [`Encap::BadBuffer`].
+    /// unknown index is [`Encap::BadBuffer`]. Inlined into the caller's per-packet loop
+    /// (the call with seven arguments cost more than most of its body).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn encap_from(
         &mut self,
         now: Instant,

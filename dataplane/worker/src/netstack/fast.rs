@@ -140,11 +140,10 @@ impl Netstack {
                 c
             }
         };
-        let [a, b] = src_port.to_be_bytes();
-        let [c0, d] = dst.port().to_be_bytes();
-        let [e, f] = (udp_len as u16).to_be_bytes();
-        let [g, k] = c.to_be_bytes();
-        *u = [a, b, c0, d, e, f, g, k];
+        u[0..2].copy_from_slice(&src_port.to_be_bytes());
+        u[2..4].copy_from_slice(&dst.port().to_be_bytes());
+        u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        u[6..8].copy_from_slice(&c.to_be_bytes());
     }
 }
 
