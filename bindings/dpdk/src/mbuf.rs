@@ -285,7 +285,8 @@ impl Mbuf {
         // per-packet path makes no call into the shim: TX_IPV4 with either checksum, the
         // requested checksum flags, l2_len in bits 0..7 and l3_len in bits 7..16 of the
         // `tx_offload` word (the other lengths kept).
-        let ours = sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM | sys::RTE_MBUF_F_TX_L4_MASK;
+        let ours =
+            sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM | sys::RTE_MBUF_F_TX_L4_MASK;
         let h = self.hdr_mut();
         let keep = h.ol_flags & !ours;
         let mut flags = 0;

@@ -260,11 +260,20 @@ fn mbuf_ops(pool: &Mempool) {
 
     // Receive checksum verdicts, as a device sets them.
     m.set_rx_cksum(RxCksum::Good, RxCksum::Good);
-    assert_eq!((m.rx_ip_cksum(), m.rx_l4_cksum()), (RxCksum::Good, RxCksum::Good));
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Good, RxCksum::Good)
+    );
     m.set_rx_cksum(RxCksum::Bad, RxCksum::None);
-    assert_eq!((m.rx_ip_cksum(), m.rx_l4_cksum()), (RxCksum::Bad, RxCksum::None));
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Bad, RxCksum::None)
+    );
     m.set_rx_cksum(RxCksum::Unknown, RxCksum::Bad);
-    assert_eq!((m.rx_ip_cksum(), m.rx_l4_cksum()), (RxCksum::Unknown, RxCksum::Bad));
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Unknown, RxCksum::Bad)
+    );
     m.set_rx_cksum(RxCksum::Unknown, RxCksum::Unknown);
 
     // narrow = adj + trim in one step; prepend_keep = trim + prepend in one step.

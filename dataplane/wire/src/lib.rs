@@ -326,7 +326,10 @@ mod contract_tests {
             let h: &[u8; 6] = b.first_chunk().unwrap();
             assert_eq!(checksum::sum_fixed(h), checksum::sum(h));
         }
-        assert_eq!(checksum::sum_fixed(&[0xffu8; 20]), checksum::sum(&[0xffu8; 20]));
+        assert_eq!(
+            checksum::sum_fixed(&[0xffu8; 20]),
+            checksum::sum(&[0xffu8; 20])
+        );
         assert_eq!(checksum::sum_fixed(&[0u8; 12]), 0);
     }
 

@@ -149,7 +149,6 @@ impl NetConfig {
 
 pub use types::{Encap, Ingress, L2Drop, NetStats, RxOffload, TxOffload};
 
-
 /// The L2/L3 state of one worker's port. See the module docs.
 #[derive(Debug)]
 pub struct Netstack {
@@ -652,6 +651,6 @@ impl Netstack {
 }
 
 mod fast;
-mod types;
 #[cfg(test)]
 mod tests;
+mod types;

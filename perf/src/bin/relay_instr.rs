@@ -105,12 +105,15 @@ impl Counted {
 
 /// The valgrind version (`valgrind-3.19.0`); fails loudly when valgrind is missing.
 fn valgrind_version(valgrind: &str) -> anyhow::Result<String> {
-    let out = Command::new(valgrind).arg("--version").output().with_context(|| {
-        format!(
-            "relay-instr needs valgrind (callgrind): '{valgrind}' could not be run; \
+    let out = Command::new(valgrind)
+        .arg("--version")
+        .output()
+        .with_context(|| {
+            format!(
+                "relay-instr needs valgrind (callgrind): '{valgrind}' could not be run; \
              install it with scripts/install-test-deps (Debian package valgrind)"
-        )
-    })?;
+            )
+        })?;
     ensure!(out.status.success(), "'{valgrind} --version' failed");
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
@@ -266,7 +269,13 @@ fn worker(
 }
 
 /// The relay core alone: `relay_core`'s `handle_packet` calls.
-fn relay(a: &Args, bin_dir: &Path, tmp: &Path, legs: usize, packets: u64) -> anyhow::Result<Counted> {
+fn relay(
+    a: &Args,
+    bin_dir: &Path,
+    tmp: &Path,
+    legs: usize,
+    packets: u64,
+) -> anyhow::Result<Counted> {
     let bin = bin_dir.join("relay_core");
     ensure!(bin.exists(), "{} not built", bin.display());
     let out = tmp.join(format!("relay-{legs}.out"));
@@ -434,7 +443,8 @@ mod tests {
 
     #[test]
     fn totals_and_calls() {
-        let text = "events: Ir\nfn=(1) main\ncfn=(2) relay::Relay::handle_packet_at\ncalls=600 0\n0 5\n\
+        let text =
+            "events: Ir\nfn=(1) main\ncfn=(2) relay::Relay::handle_packet_at\ncalls=600 0\n0 5\n\
                     fn=(2)\n0 10\ncfn=(2)\ncalls=4 0\n0 1\nsummary: 999\ntotals: 1234\n";
         assert_eq!(callgrind_totals(text).unwrap(), 1234);
         assert_eq!(callgrind_calls(text, &["Relay", "handle_packet"]), 604);

@@ -149,7 +149,6 @@ pub(crate) struct Args {
     pub(crate) out: String,
 }
 
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     ensure!(
@@ -204,7 +203,6 @@ fn main() -> anyhow::Result<()> {
     }
     result
 }
-
 
 fn measure(args: &Args, commit: &str, cpu: &str, testpmd_mpps: Option<f64>) -> anyhow::Result<()> {
     let port_id = Port::by_name("net_ring0").context("net_ring0")?;

@@ -65,11 +65,8 @@ pub(crate) fn run_interleaved(
     our_mac: Address,
     queues: &Arc<Mutex<Queues>>,
 ) -> anyhow::Result<RunResult> {
-    let frames: Arc<Vec<[u8; FRAME_LEN]>> = Arc::new(
-        (0..legs)
-            .map(|i| frame(i, our_mac))
-            .collect(),
-    );
+    let frames: Arc<Vec<[u8; FRAME_LEN]>> =
+        Arc::new((0..legs).map(|i| frame(i, our_mac)).collect());
     let (rxq, txq, gtx, grx) = {
         let mut q = queues.lock().expect("queues");
         (
@@ -128,7 +125,11 @@ pub(crate) fn run_interleaved(
                     g.step()?;
                     fwd.pass();
                     steps += 1;
-                    anyhow::ensure!(steps < 100 * warm, "warm-up: only {} frames came back", g.back);
+                    anyhow::ensure!(
+                        steps < 100 * warm,
+                        "warm-up: only {} frames came back",
+                        g.back
+                    );
                 }
             } else {
                 let warm = Instant::now() + Duration::from_millis(500);
@@ -235,4 +236,3 @@ pub(crate) fn run_interleaved(
     q.tx1 = Some(tx1);
     Ok(r)
 }
-

@@ -112,7 +112,6 @@ pub(crate) fn frame(i: usize, our_mac: Address) -> [u8; FRAME_LEN] {
     f
 }
 
-
 /// The worker: the real [`Worker`] loop over [`DpdkIo`] with `legs` bridged legs (pairs),
 /// the gateway's MAC pre-loaded. Returns it with the command sender and event receiver,
 /// which must stay alive (a closed command queue stops the worker).
@@ -192,4 +191,3 @@ pub(crate) fn build_worker(
     ensure!(legs_up == legs, "only {legs_up} of {legs} legs");
     Ok((w, cmd_tx, ev_rx))
 }
-

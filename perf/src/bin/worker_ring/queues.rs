@@ -106,11 +106,11 @@ pub(crate) fn drain(q: &mut RxQueue) {
     }
 }
 
-
 /// Queue handles an interleaved run's thread hands back (generator TX/RX, and the floor's).
 #[allow(clippy::type_complexity)]
-pub(crate) static INTERLEAVED_QUEUES: Mutex<Option<(TxQueue, RxQueue, Option<(RxQueue, TxQueue)>)>> =
-    Mutex::new(None);
+pub(crate) static INTERLEAVED_QUEUES: Mutex<
+    Option<(TxQueue, RxQueue, Option<(RxQueue, TxQueue)>)>,
+> = Mutex::new(None);
 
 /// The worker's RX queue 0 handle, retaken from the port after the worker dropped it.
 pub(crate) fn take_rx0() -> anyhow::Result<RxQueue> {
@@ -133,4 +133,3 @@ pub(crate) fn take_tx1() -> anyhow::Result<TxQueue> {
 }
 
 pub(crate) static PORT: Mutex<Option<Port>> = Mutex::new(None);
-

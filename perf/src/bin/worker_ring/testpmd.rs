@@ -18,7 +18,6 @@ pub(crate) fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-
 /// Runs testpmd io forwarding on two net_null ports with one forwarding core; returns the
 /// median of its per-second forwarded packets (Rx-pps of both ports summed), in Mpps.
 pub(crate) fn testpmd(args: &Args) -> anyhow::Result<f64> {
@@ -87,4 +86,3 @@ pub(crate) fn testpmd(args: &Args) -> anyhow::Result<f64> {
         .collect();
     Ok(median(&per_period))
 }
-

@@ -23,7 +23,6 @@ pub(crate) fn pin(core: usize, who: &str) {
     }
 }
 
-
 pub(crate) struct RunResult {
     pub(crate) legs: usize,
     /// Per window: forwarded frames per wall-clock second.
@@ -40,7 +39,6 @@ pub(crate) struct RunResult {
     pub(crate) worker: WorkerSnapshot,
 }
 
-
 pub(crate) fn run(
     args: &Args,
     legs: usize,
@@ -55,11 +53,8 @@ pub(crate) fn run(
     if args.interleaved {
         return run_interleaved(args, legs, pool, our_mac, queues);
     }
-    let frames: Arc<Vec<[u8; FRAME_LEN]>> = Arc::new(
-        (0..legs)
-            .map(|i| frame(i, our_mac))
-            .collect(),
-    );
+    let frames: Arc<Vec<[u8; FRAME_LEN]>> =
+        Arc::new((0..legs).map(|i| frame(i, our_mac)).collect());
     let stop_worker = Arc::new(AtomicBool::new(false));
     let stop_gen = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
@@ -252,7 +247,6 @@ pub(crate) fn run(
     })
 }
 
-
 /// A thread's user+system CPU time from `/proc/<pid>/task/<tid>/stat` (USER_HZ = 100).
 pub(crate) fn cpu_seconds(stat: &str) -> Option<f64> {
     let s = std::fs::read_to_string(stat).ok()?;
@@ -262,4 +256,3 @@ pub(crate) fn cpu_seconds(stat: &str) -> Option<f64> {
     let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
     Some(ticks as f64 / 100.0)
 }
-
