@@ -281,16 +281,122 @@ impl Mbuf {
     pub fn set_tx_offload(&mut self, ipv4_cksum: bool, udp_cksum: bool, l2_len: u16, l3_len: u16) {
         assert!(l2_len < 128, "l2_len {l2_len} does not fit 7 bits");
         assert!(l3_len < 512, "l3_len {l3_len} does not fit 9 bits");
-        // SAFETY: we own the mbuf; the lengths fit their bit fields (asserted).
-        unsafe {
-            sys::_rte_mbuf_set_tx_cksum_offload(
-                self.raw.as_ptr(),
-                i32::from(ipv4_cksum),
-                i32::from(udp_cksum),
-                l2_len,
-                l3_len,
-            );
+        // What rte_mbuf.h's bit fields and `rte_mbuf_tx_offload` do, written here so the
+        // per-packet path makes no call into the shim: TX_IPV4 with either checksum, the
+        // requested checksum flags, l2_len in bits 0..7 and l3_len in bits 7..16 of the
+        // `tx_offload` word (the other lengths kept).
+        let ours =
+            sys::RTE_MBUF_F_TX_IPV4 | sys::RTE_MBUF_F_TX_IP_CKSUM | sys::RTE_MBUF_F_TX_L4_MASK;
+        let h = self.hdr_mut();
+        let keep = h.ol_flags & !ours;
+        let mut flags = 0;
+        if ipv4_cksum || udp_cksum {
+            flags |= sys::RTE_MBUF_F_TX_IPV4;
         }
+        if ipv4_cksum {
+            flags |= sys::RTE_MBUF_F_TX_IP_CKSUM;
+        }
+        if udp_cksum {
+            flags |= sys::RTE_MBUF_F_TX_UDP_CKSUM;
+        }
+        h.ol_flags = keep | flags;
+        // SAFETY: `tx_offload` is a plain u64 overlaying the length bit fields (every bit
+        // pattern is valid); we own the mbuf exclusively.
+        let word = unsafe { h.__bindgen_anon_3.tx_offload };
+        h.__bindgen_anon_3.tx_offload =
+            (word & !0xffff) | u64::from(l2_len) | (u64::from(l3_len) << 7);
+    }
+
+    /// Sets the receive checksum verdicts in the offload flags, as a device with receive
+    /// checksum offload does (`RTE_MBUF_F_RX_IP_CKSUM_*`, `RTE_MBUF_F_RX_L4_CKSUM_*`): for
+    /// device models and tests (a virtual device such as `net_ring` passes the flags of the
+    /// mbufs it carries through unchanged).
+    #[inline]
+    pub fn set_rx_cksum(&mut self, ip: RxCksum, l4: RxCksum) {
+        let bits = |v: RxCksum, good: u32, bad: u32, none: u32| -> u64 {
+            u64::from(match v {
+                RxCksum::Unknown => 0,
+                RxCksum::Good => good,
+                RxCksum::Bad => bad,
+                RxCksum::None => none,
+            })
+        };
+        let h = self.hdr_mut();
+        h.ol_flags = (h.ol_flags
+            & !(u64::from(sys::RTE_MBUF_F_RX_IP_CKSUM_MASK)
+                | u64::from(sys::RTE_MBUF_F_RX_L4_CKSUM_MASK)))
+            | bits(
+                ip,
+                sys::RTE_MBUF_F_RX_IP_CKSUM_GOOD,
+                sys::RTE_MBUF_F_RX_IP_CKSUM_BAD,
+                sys::RTE_MBUF_F_RX_IP_CKSUM_NONE,
+            )
+            | bits(
+                l4,
+                sys::RTE_MBUF_F_RX_L4_CKSUM_GOOD,
+                sys::RTE_MBUF_F_RX_L4_CKSUM_BAD,
+                sys::RTE_MBUF_F_RX_L4_CKSUM_NONE,
+            );
+    }
+
+    /// Narrows the data to `len` bytes starting `start` bytes into it (what `adj(start)`
+    /// then `trim(rest)` do, in one step), then extends it by up to `room` bytes at the tail
+    /// (as `append(room.min(tailroom))`; the bytes past `len` are whatever the buffer held):
+    /// `false` (and no change) if `start..start + len` is not inside the data.
+    #[inline]
+    pub fn narrow(&mut self, start: usize, len: usize, room: usize) -> bool {
+        let cur = self.len();
+        if start > cur || len > cur - start {
+            return false;
+        }
+        if self.segments() != 1 {
+            let ok = self.adj(start).is_some()
+                && (cur - start == len || self.trim(cur - start - len).is_some());
+            if ok {
+                let _ = self.append(room.min(self.tailroom()));
+            }
+            return ok;
+        }
+        let h = self.hdr_mut();
+        // start + len <= data_len: the new start is inside the buffer; the room is capped by
+        // what is left of the buffer after the narrowed data.
+        let off = usize::from(h.data_off) + start;
+        let room = room.min(usize::from(h.buf_len).saturating_sub(off + len));
+        let n = (len + room) as u16;
+        h.data_off = off as u16;
+        h.data_len = n;
+        h.pkt_len = u32::from(n);
+        true
+    }
+
+    /// Sets the data to `head` bytes of headroom taken in front of the current data (as
+    /// `prepend(head)`) followed by its first `len` bytes (the rest trimmed, as `trim`), and
+    /// returns it; `None` (and no change) if the headroom is short or the data shorter than
+    /// `len`.
+    #[inline]
+    pub fn prepend_keep(&mut self, head: usize, len: usize) -> Option<&mut [u8]> {
+        let cur = self.len();
+        if len > cur {
+            return None;
+        }
+        if self.segments() != 1 {
+            if cur > len {
+                self.trim(cur - len)?;
+            }
+            self.prepend(head)?;
+            return Some(self.data_mut());
+        }
+        let h = self.hdr_mut();
+        let head16 = u16::try_from(head).ok()?;
+        if head16 > h.data_off {
+            return None;
+        }
+        // head <= data_off and len <= data_len: the new data lies inside the buffer, and
+        // head + len <= data_off + data_len <= buf_len fits u16.
+        h.data_off -= head16;
+        h.data_len = head16 + len as u16;
+        h.pkt_len = u32::from(h.data_len);
+        Some(self.data_mut())
     }
 
     /// The offload flags (`RTE_MBUF_F_*`), e.g. RX checksum status.

@@ -5,7 +5,8 @@ use std::mem;
 
 use callbridge_dpdk::lcore::{self, SocketId};
 use callbridge_dpdk::{
-    Burst, DpdkError, Eal, EalArgs, Mbuf, Mempool, Port, PortConf, PortId, RxQueue, TxQueue,
+    Burst, DpdkError, Eal, EalArgs, Mbuf, Mempool, Port, PortConf, PortId, RxCksum, RxQueue,
+    TxQueue,
 };
 
 const FRAME_LEN: usize = 14 + 20 + 8 + 12 + 160; // Ethernet + IPv4 + UDP + RTP + 20 ms G.711
@@ -256,6 +257,54 @@ fn mbuf_ops(pool: &Mempool) {
     }));
     std::panic::set_hook(hook);
     assert!(too_long.is_err());
+
+    // Receive checksum verdicts, as a device sets them.
+    m.set_rx_cksum(RxCksum::Good, RxCksum::Good);
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Good, RxCksum::Good)
+    );
+    m.set_rx_cksum(RxCksum::Bad, RxCksum::None);
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Bad, RxCksum::None)
+    );
+    m.set_rx_cksum(RxCksum::Unknown, RxCksum::Bad);
+    assert_eq!(
+        (m.rx_ip_cksum(), m.rx_l4_cksum()),
+        (RxCksum::Unknown, RxCksum::Bad)
+    );
+    m.set_rx_cksum(RxCksum::Unknown, RxCksum::Unknown);
+
+    // narrow = adj + trim in one step; prepend_keep = trim + prepend in one step.
+    let (len0, room0) = (m.len(), m.headroom());
+    assert!(!m.narrow(2, len0, 0));
+    assert!(!m.narrow(len0 + 1, 0, 0));
+    assert_eq!((m.len(), m.headroom()), (len0, room0));
+    let want = m.data()[3..3 + 10].to_vec();
+    let tail0 = m.tailroom();
+    assert!(m.narrow(3, 10, 7));
+    assert_eq!(m.len(), 17);
+    assert_eq!(&m.data()[..10], &want[..]);
+    assert_eq!(m.headroom(), room0 + 3);
+    assert_eq!(m.tailroom(), tail0 + len0 - 3 - 17);
+    agrees_with_c(&m);
+    assert!(m.narrow(0, 10, 0));
+    assert_eq!(m.data(), &want[..]);
+    // All the room there is, when less than asked.
+    let tail1 = m.tailroom();
+    assert!(m.narrow(0, 10, tail1 + 100));
+    assert_eq!((m.len(), m.tailroom()), (10 + tail1, 0));
+    assert!(m.narrow(0, 10, 0));
+    agrees_with_c(&m);
+    assert!(m.prepend_keep(4, 11).is_none());
+    assert!(m.prepend_keep(room0 + 4, 10).is_none());
+    assert_eq!(m.len(), 10);
+    let f = m.prepend_keep(4, 6).unwrap();
+    assert_eq!(f.len(), 10);
+    assert_eq!(&f[4..], &want[..6]);
+    assert_eq!(m.headroom(), room0 - 1);
+    agrees_with_c(&m);
 
     m.reset();
     assert!(m.is_empty());

@@ -56,9 +56,10 @@ pub mod checksum {
     /// folds the sum to 16 bits: the result is congruent to the word sum modulo `0xffff`
     /// (and zero only for all-zero data), which is all [`fold`] and [`combine`] need.
     ///
-    /// Sixteen bytes per step (RFC 1071 §2): the sum is independent of grouping, since a carry
+    /// Thirty-two bytes per step (RFC 1071 §2): the sum is independent of grouping, since a carry
     /// out of 16 bits is worth one in the one's-complement sum (`2^16 ≡ 1 mod 0xffff`), so
-    /// 64-bit words are added with end-around carry (two independent accumulators); and it is
+    /// 64-bit words are added into a 128-bit accumulator whose high half is added back at
+    /// the end (`2^64 ≡ 1` too); and it is
     /// independent of byte order, so the words are loaded in native (little-endian) order and
     /// only the folded 16-bit result is byte-swapped.
     #[inline]
@@ -76,20 +77,22 @@ pub mod checksum {
             w.copy_from_slice(c);
             u64::from_le_bytes(w)
         }
-        let (mut a, mut b) = (0u64, 0u64);
-        let mut chunks = data.chunks_exact(16);
+        // A 128-bit accumulator: each 64-bit word is one add and one add-with-carry into
+        // the high half (the carries, worth 2^64 ≡ 1 each, are folded in at the end).
+        let mut wide: u128 = 0;
+        let mut chunks = data.chunks_exact(32);
         for c in &mut chunks {
-            let (x, y) = c.split_at(8);
-            a = add(a, word(x));
-            b = add(b, word(y));
+            wide += u128::from(word(&c[0..8]));
+            wide += u128::from(word(&c[8..16]));
+            wide += u128::from(word(&c[16..24]));
+            wide += u128::from(word(&c[24..32]));
         }
-        // The last 0..=15 bytes: at most one 8-, 4-, 2- and 1-byte piece, each loaded as
-        // little-endian words (an odd last byte is a word's low byte: its high byte once
-        // swapped); the small pieces add up to less than 2^33.
+        // The last 0..=31 bytes: up to three 8-byte words, then at most one 4-, 2- and
+        // 1-byte piece, each loaded as little-endian words (an odd last byte is a word's low
+        // byte: its high byte once swapped); the small pieces add up to less than 2^33.
         let mut rest = chunks.remainder();
-        let mut tail = 0u64;
-        if rest.len() >= 8 {
-            tail = word(&rest[..8]);
+        while rest.len() >= 8 {
+            wide += u128::from(word(&rest[..8]));
             rest = &rest[8..];
         }
         let mut small = 0u64;
@@ -104,8 +107,40 @@ pub mod checksum {
         if let [x] = rest {
             small += u64::from(*x);
         }
-        let acc = add(add(add(a, b), tail), small);
+        let (lo, hi) = (wide as u64, (wide >> 64) as u64);
+        let acc = add(add(lo, hi), small);
         // Fold 64 → 16 bits in fixed steps: < 2^33, < 0x2ffff, <= 0x10001, <= 0xffff.
+        let mut f = (acc >> 32) + (acc & 0xffff_ffff);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        u32::from((f as u16).swap_bytes())
+    }
+
+    /// [`sum`] of a fixed-size block (a header, the start of a payload): the same result,
+    /// without the loop and the remainder's branches (a known `N` unrolls into `N / 4`
+    /// 32-bit loads added into a 64-bit accumulator, which cannot overflow).
+    #[inline(always)]
+    #[must_use]
+    pub fn sum_fixed<const N: usize>(data: &[u8; N]) -> u32 {
+        let mut acc = 0u64;
+        let mut i = 0;
+        while i + 4 <= N {
+            acc += u64::from(u32::from_le_bytes([
+                data[i],
+                data[i + 1],
+                data[i + 2],
+                data[i + 3],
+            ]));
+            i += 4;
+        }
+        if i + 2 <= N {
+            acc += u64::from(u16::from_le_bytes([data[i], data[i + 1]]));
+            i += 2;
+        }
+        if i < N {
+            acc += u64::from(data[i]);
+        }
         let mut f = (acc >> 32) + (acc & 0xffff_ffff);
         f = (f & 0xffff) + (f >> 16);
         f = (f & 0xffff) + (f >> 16);
@@ -273,6 +308,29 @@ mod contract_tests {
                 "len {len} fill {fill}"
             );
         }
+    }
+
+    #[test]
+    fn sum_fixed_matches_sum() {
+        let mut rng = Rng(0x5eed_0ff1_ed00_0001);
+        for _ in 0..2000 {
+            let mut b = [0u8; 23];
+            for x in &mut b {
+                *x = rng.next() as u8;
+            }
+            assert_eq!(checksum::sum_fixed(&b), checksum::sum(&b));
+            let h: &[u8; 20] = b.first_chunk().unwrap();
+            assert_eq!(checksum::sum_fixed(h), checksum::sum(h));
+            let h: &[u8; 12] = b.first_chunk().unwrap();
+            assert_eq!(checksum::sum_fixed(h), checksum::sum(h));
+            let h: &[u8; 6] = b.first_chunk().unwrap();
+            assert_eq!(checksum::sum_fixed(h), checksum::sum(h));
+        }
+        assert_eq!(
+            checksum::sum_fixed(&[0xffu8; 20]),
+            checksum::sum(&[0xffu8; 20])
+        );
+        assert_eq!(checksum::sum_fixed(&[0u8; 12]), 0);
     }
 
     #[test]

@@ -515,6 +515,7 @@ impl PacketIo for DpdkIo {
             m.prefetch();
         }
         let (trust_l4, trust_ip) = (self.rx_offload.udp_cksum, self.rx_offload.ipv4_cksum);
+        let tail_sum_unused = self.offload.udp_checksum && self.net.is_v4();
         let cap = rx.capacity();
         let slots = rx.slots_mut();
         let mut k = 0;
@@ -544,6 +545,7 @@ impl PacketIo for DpdkIo {
             let rx_off = RxOffload {
                 udp_checksum_good: trust_l4 && m.rx_l4_cksum() == RxCksum::Good,
                 ipv4_checksum_good: trust_ip && m.rx_ip_cksum() == RxCksum::Good,
+                tail_sum_unused,
             };
             let frame = m.data_mut();
             let frame_len = frame.len();
@@ -556,15 +558,13 @@ impl PacketIo for DpdkIo {
                     tail_sum,
                 } => {
                     let len = payload.len();
-                    let tail = frame_len - payload.end;
-                    if m.adj(payload.start).is_none() || (tail > 0 && m.trim(tail).is_none()) {
+                    // The payload, and room for an SRTP trailer after it inside the mbuf:
+                    // the relay may encrypt in place for an SRTP leg. The slot keeps the
+                    // payload length; `tx_burst` trims the data to the length sent.
+                    if !m.narrow(payload.start, len, relay::TRAILER_ROOM) {
                         *drops += 1;
                         return;
                     }
-                    // Room for an SRTP trailer after the payload, inside the mbuf: the
-                    // relay may encrypt in place for an SRTP leg. The slot keeps the
-                    // payload length; `tx_burst` trims the data to the length sent.
-                    let _ = m.append(relay::TRAILER_ROOM.min(m.tailroom()));
                     let s = &mut slots[k];
                     s.buf.mbuf = Some(m);
                     s.buf.tail_sum = tail_sum.map(|t| (len, t));
@@ -644,21 +644,17 @@ impl PacketIo for DpdkIo {
                 continue;
             };
             let dst = p.peer;
-            let cur = m.len();
-            if cur < p.len || (cur > p.len && m.trim(cur - p.len).is_none()) {
+            // The payload sent (the slot's length), with the headers' room in front.
+            let Some(frame) = m.prepend_keep(headroom, p.len) else {
                 self.backend_drops += 1;
                 continue;
-            }
-            if m.prepend(headroom).is_none() {
-                self.backend_drops += 1;
-                continue;
-            }
+            };
             match self.net.encap(
                 now,
                 p.local_addr,
                 dst,
                 p.local_port,
-                m.data_mut(),
+                frame,
                 self.offload,
                 tail_sum,
             ) {

@@ -175,7 +175,7 @@ impl<A: NeighbourAddr> Neighbours<A> {
     }
 
     /// The per-packet fast path: the last next hop's MAC while it needs no refresh.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn resolve_fast(&self, now: Instant, next_hop: A) -> Option<Address> {
         match self.fast {
             Some((ip, mac, fresh_until)) if ip == next_hop && now < fresh_until => Some(mac),

@@ -25,7 +25,6 @@
 //! request sit in a fixed ring of [`PENDING_TARGETS`].
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use wire::arp::{self, ArpPacket, ArpRepr, Operation};
@@ -148,215 +147,7 @@ impl NetConfig {
     }
 }
 
-/// Why a frame was not delivered. Counted per worker in [`NetStats::drops`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum L2Drop {
-    /// EtherType neither IPv4 nor ARP (IPv6, LLDP, VLAN-tagged, …), or IP version not 4.
-    NotIpv4OrArp,
-    /// Not addressed to us: another unicast MAC, or an IPv4 destination other than ours.
-    NotForUs,
-    /// The IPv4 header checksum is wrong.
-    BadIpChecksum,
-    /// The UDP checksum is wrong.
-    BadUdpChecksum,
-    /// The ICMP checksum is wrong.
-    BadIcmpChecksum,
-    /// An IPv4 fragment (we do not reassemble; RTP is never fragmented).
-    Fragment,
-    /// An ICMP echo request with IPv4 options (UDP with options is delivered).
-    IpOptionsUnsupported,
-    /// Shorter than its headers or length fields say.
-    Truncated,
-    /// ARP that is not a request for our address nor a reply to us, or not Ethernet/IPv4.
-    ArpOther,
-    /// ICMP other than echo request.
-    IcmpOther,
-    /// IPv4 carrying neither UDP nor ICMP.
-    OtherProtocol,
-}
-
-impl L2Drop {
-    /// How many reasons there are.
-    pub const COUNT: usize = 11;
-    /// Every reason, in counter order.
-    pub const ALL: [Self; Self::COUNT] = [
-        Self::NotIpv4OrArp,
-        Self::NotForUs,
-        Self::BadIpChecksum,
-        Self::BadUdpChecksum,
-        Self::BadIcmpChecksum,
-        Self::Fragment,
-        Self::IpOptionsUnsupported,
-        Self::Truncated,
-        Self::ArpOther,
-        Self::IcmpOther,
-        Self::OtherProtocol,
-    ];
-
-    /// The counter index.
-    #[must_use]
-    pub const fn index(self) -> usize {
-        self as usize
-    }
-
-    /// A short snake_case name for metrics.
-    #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::NotIpv4OrArp => "not_ipv4_or_arp",
-            Self::NotForUs => "not_for_us",
-            Self::BadIpChecksum => "bad_ip_checksum",
-            Self::BadUdpChecksum => "bad_udp_checksum",
-            Self::BadIcmpChecksum => "bad_icmp_checksum",
-            Self::Fragment => "fragment",
-            Self::IpOptionsUnsupported => "ip_options_unsupported",
-            Self::Truncated => "truncated",
-            Self::ArpOther => "arp_other",
-            Self::IcmpOther => "icmp_other",
-            Self::OtherProtocol => "other_protocol",
-        }
-    }
-}
-
-/// What to do with a received frame (`S`: the sender's address type, `SocketAddrV4` here,
-/// `SocketAddrV6` for [`crate::netstack6`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ingress<S = SocketAddrV4> {
-    /// A UDP datagram for us: `frame[payload]` is the UDP payload.
-    Udp {
-        /// The sender.
-        src: S,
-        /// Our port it was sent to.
-        dst_port: u16,
-        /// Our address it was sent to (an index into [`Netstack::addresses`]).
-        dst_addr: u8,
-        /// The payload's byte range in the frame.
-        payload: Range<usize>,
-        /// When the UDP checksum was verified in software: the partial one's-complement sum
-        /// ([`wire::checksum::sum`]) of the payload after its first [`SUM_SKIP`] bytes, for
-        /// [`Netstack::encap_with`] to reuse if only those first bytes change.
-        tail_sum: Option<u32>,
-    },
-    /// The frame was rewritten in place into a reply (ARP reply, ICMP echo reply):
-    /// transmit `frame[..len]`.
-    Reply {
-        /// The reply's length.
-        len: usize,
-    },
-    /// Handled (an ARP reply taught the cache); nothing to deliver or send.
-    Consumed,
-    /// Dropped for this reason (already counted).
-    Drop(L2Drop),
-}
-
-impl<S> Ingress<S> {
-    /// The same verdict with the sender's address converted.
-    #[inline]
-    pub fn map_src<T>(self, f: impl FnOnce(S) -> T) -> Ingress<T> {
-        match self {
-            Self::Udp {
-                src,
-                dst_port,
-                dst_addr,
-                payload,
-                tail_sum,
-            } => Ingress::Udp {
-                src: f(src),
-                dst_port,
-                dst_addr,
-                payload,
-                tail_sum,
-            },
-            Self::Reply { len } => Ingress::Reply { len },
-            Self::Consumed => Ingress::Consumed,
-            Self::Drop(r) => Ingress::Drop(r),
-        }
-    }
-}
-
-/// The outcome of [`Netstack::encap`] (`A`: the next hop's address type).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encap<A = Ipv4Addr> {
-    /// Headers written: send `buf[..len]` (`len` = the whole buffer).
-    Ready {
-        /// The frame length.
-        len: usize,
-    },
-    /// The next hop's MAC is unknown; a who-has (neighbour solicitation) is queued. Counted
-    /// as `arp_pending`.
-    NeedArp {
-        /// The next hop being resolved.
-        next_hop: A,
-    },
-    /// Off-link destination and no gateway configured. Counted as `no_route`.
-    NoRoute,
-    /// The buffer is shorter than [`HEADROOM`] or the datagram exceeds 65535 bytes. Counted
-    /// as `too_big` (a caller bug, never a peer's doing).
-    BadBuffer,
-}
-
-/// How the device helps with checksums on transmit.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TxOffload {
-    /// The NIC fills the IPv4 header checksum (the field is left 0).
-    pub ipv4_checksum: bool,
-    /// The NIC fills the UDP checksum; the field gets the pseudo-header sum, as DPDK's
-    /// `RTE_MBUF_F_TX_UDP_CKSUM` requires (`rte_ipv4_phdr_cksum`).
-    pub udp_checksum: bool,
-}
-
-/// What the device already checked on receive.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RxOffload {
-    /// The NIC verified the UDP checksum as good (`RTE_MBUF_F_RX_L4_CKSUM_GOOD`): it is not
-    /// summed again; [`Ingress::Udp`]'s `tail_sum` is then derived from the checksum field
-    /// in O(1) (RFC 1624), so the forwarded datagram's checksum is still computed without a
-    /// pass over the payload.
-    pub udp_checksum_good: bool,
-    /// The NIC verified the IPv4 header checksum as good (`RTE_MBUF_F_RX_IP_CKSUM_GOOD`).
-    pub ipv4_checksum_good: bool,
-}
-
-/// The layer's counters (owned by the worker).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NetStats {
-    /// Frames handed to [`Netstack::handle_frame`].
-    pub rx_frames: u64,
-    /// UDP datagrams delivered.
-    pub rx_udp: u64,
-    /// ARP replies we sent.
-    pub arp_replies: u64,
-    /// ICMP echo replies we sent.
-    pub echo_replies: u64,
-    /// ARP requests we emitted.
-    pub arp_requests: u64,
-    /// Neighbour entries learned or refreshed.
-    pub arp_learned: u64,
-    /// Encapsulations refused for want of the next hop's MAC.
-    pub arp_pending: u64,
-    /// Encapsulations refused for want of a route.
-    pub no_route: u64,
-    /// Encapsulations refused for a bad buffer.
-    pub too_big: u64,
-    /// Frames encapsulated.
-    pub tx_udp: u64,
-    /// Dropped frames, indexed by [`L2Drop::index`].
-    pub drops: [u64; L2Drop::COUNT],
-}
-
-impl NetStats {
-    /// The count for one reason.
-    #[must_use]
-    pub fn dropped(&self, r: L2Drop) -> u64 {
-        self.drops[r.index()]
-    }
-    /// All drops.
-    #[must_use]
-    pub fn dropped_total(&self) -> u64 {
-        self.drops.iter().sum()
-    }
-}
+pub use types::{Encap, Ingress, L2Drop, NetStats, RxOffload, TxOffload};
 
 /// The L2/L3 state of one worker's port. See the module docs.
 #[derive(Debug)]
@@ -483,11 +274,18 @@ impl Netstack {
     }
 
     /// The index of `ip` among our addresses.
-    #[inline]
+    #[inline(always)]
     fn addr_index(&self, ip: Ipv4Addr) -> Option<u8> {
         if ip == self.cfg.ip {
             return Some(0);
         }
+        self.extra_addr_index(ip)
+    }
+
+    /// [`Self::addr_index`] among the extra addresses (out of line: most media nodes have
+    /// one address).
+    #[inline(never)]
+    fn extra_addr_index(&self, ip: Ipv4Addr) -> Option<u8> {
         self.ips[1..]
             .iter()
             .position(|&a| a == ip)
@@ -519,6 +317,9 @@ impl Netstack {
     /// Classifies one received Ethernet frame; see [`Ingress`]. Replies are written into
     /// `frame` in place (never longer than the frame).
     pub fn handle_frame_with(&mut self, now: Instant, frame: &mut [u8], rx: RxOffload) -> Ingress {
+        if let Some(udp) = self.rx_udp_fast(frame, rx) {
+            return udp;
+        }
         self.stats.rx_frames += 1;
         let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
             return self.drop(L2Drop::Truncated);
@@ -721,11 +522,17 @@ impl Netstack {
     /// Resolves `next_hop`'s MAC for a packet being sent now; on a miss (or near expiry) the
     /// target is queued for a who-has. Our own addresses resolve to our MAC (hairpin: a
     /// loopback device or a hairpinning switch brings the frame back to us).
-    #[inline]
+    #[inline(always)]
     fn resolve(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
         if let Some(mac) = self.neigh.resolve_fast(now, next_hop) {
             return Some(mac);
         }
+        self.resolve_slow(now, next_hop)
+    }
+
+    /// [`Self::resolve`] past the last next hop (out of line: once per next hop and refresh).
+    #[inline(never)]
+    fn resolve_slow(&mut self, now: Instant, next_hop: Ipv4Addr) -> Option<Address> {
         if self.addr_index(next_hop).is_some() {
             return Some(self.cfg.mac);
         }
@@ -762,8 +569,10 @@ impl Netstack {
     }
 
     /// [`Self::encap_with`] from our address number `src_addr` ([`Self::addresses`]); an
-    /// unknown index is [`Encap::BadBuffer`].
+    /// unknown index is [`Encap::BadBuffer`]. Inlined into the caller's per-packet loop
+    /// (the call with seven arguments cost more than most of its body).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn encap_from(
         &mut self,
         now: Instant,
@@ -796,33 +605,11 @@ impl Netstack {
         // Headers from the template: copy, patch the per-datagram fields; the IPv4 checksum
         // is the template's sum plus those fields (no pass over the header).
         let (hdr, payload) = buf.split_at_mut(HEADROOM);
-        let total_len = (ipv4::HEADER_LEN + udp_len) as u16;
-        let dst_ip = *dst.ip();
-        let dst_sum = addr_sum(dst_ip);
-        let src = &self.tx_src[si];
-        let (ip_sum, src_sum) = (src.ip_sum, src.addr_sum);
-        hdr[..TEMPLATE_LEN].copy_from_slice(&src.template);
-        hdr[..6].copy_from_slice(&mac.0);
-        let ip = &mut hdr[ethernet::HEADER_LEN..TEMPLATE_LEN];
-        ip[2..4].copy_from_slice(&total_len.to_be_bytes());
-        ip[16..20].copy_from_slice(&dst_ip.octets());
-        if !offload.ipv4_checksum {
-            let c = checksum::combine(&[ip_sum, u32::from(total_len), dst_sum]);
-            ip[10..12].copy_from_slice(&c.to_be_bytes());
-        }
-        let u = &mut hdr[TEMPLATE_LEN..];
-        u[0..2].copy_from_slice(&src_port.to_be_bytes());
-        u[2..4].copy_from_slice(&dst.port().to_be_bytes());
-        u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        u[6..8].fill(0);
-        // RFC 768 pseudo-header: source, destination, protocol, UDP length.
-        let ph = src_sum + dst_sum + u32::from(protocol::UDP) + udp_len as u32;
-        if offload.udp_checksum {
-            u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
-        } else {
-            let c = udp_checksum(ph, src_port, dst.port(), udp_len, payload, tail_sum);
-            u[6..8].copy_from_slice(&c.to_be_bytes());
-        }
+        let Ok(hdr) = <&mut [u8; HEADROOM]>::try_from(hdr) else {
+            self.stats.too_big += 1;
+            return Encap::BadBuffer;
+        };
+        self.write_headers(hdr, si, mac.0, dst, src_port, payload, offload, tail_sum);
         self.stats.tx_udp += 1;
         Encap::Ready { len }
     }
@@ -863,5 +650,7 @@ impl Netstack {
     }
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;
+mod types;

@@ -1,0 +1,202 @@
+//! The per-packet fast paths of [`Netstack`]: the usual received frame (Ethernet to our MAC,
+//! IPv4 without options to one of our addresses, unfragmented UDP carrying at least an RTP
+//! fixed header) parsed from one fixed-size view of its first bytes, and the headers of a
+//! datagram we send written into one fixed-size view. Fixed sizes let the compiler drop the
+//! bounds checks and unroll the header sums ([`checksum::sum_fixed`]). Any frame the fast
+//! path does not recognise, or finds wrong (a bad checksum, a short buffer), goes through the
+//! general path, which classifies it and counts the reason: the verdicts are the same.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use wire::checksum;
+use wire::ethernet;
+use wire::ipv4::{self, protocol};
+use wire::udp;
+
+use super::{addr_sum, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN};
+
+/// Ethernet + IPv4 (no options) + UDP + the RTP fixed header: what the fast path reads.
+const FAST_LEN: usize = HEADROOM + SUM_SKIP;
+const L3: usize = ethernet::HEADER_LEN;
+const L4: usize = L3 + ipv4::HEADER_LEN;
+
+impl Netstack {
+    /// The usual UDP datagram for us, or `None` for the general path (which also counts
+    /// what is wrong with it). Counts `rx_frames` and `rx_udp` when it delivers.
+    #[inline(always)]
+    pub(super) fn rx_udp_fast(&mut self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
+        let h: &[u8; FAST_LEN] = frame.first_chunk()?;
+        // Ethernet to our MAC, IPv4; version 4 with a 20-byte header; UDP; not a fragment.
+        if h[..6] != self.cfg.mac.0
+            || h[12..14] != [0x08, 0x00]
+            || h[L3] != 0x45
+            || h[L3 + 9] != protocol::UDP
+            || (h[L3 + 6] & 0x3f) | h[L3 + 7] != 0
+        {
+            return None;
+        }
+        let tl = usize::from(u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]));
+        let udp_len = usize::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
+        if L3 + tl > frame.len()
+            || udp_len < udp::HEADER_LEN + SUM_SKIP
+            || udp_len > tl.wrapping_sub(ipv4::HEADER_LEN)
+        {
+            return None;
+        }
+        let dst = Ipv4Addr::new(h[L3 + 16], h[L3 + 17], h[L3 + 18], h[L3 + 19]);
+        let dst_addr = self.addr_index(dst)?;
+        let ip_hdr: &[u8; ipv4::HEADER_LEN] = h[L3..].first_chunk()?;
+        // `sum_fixed` is already folded to 16 bits: a correct header sums to 0xffff.
+        if !rx.ipv4_checksum_good && checksum::sum_fixed(ip_hdr) != 0xffff {
+            return None;
+        }
+        let src = Ipv4Addr::new(h[L3 + 12], h[L3 + 13], h[L3 + 14], h[L3 + 15]);
+        let sport = u16::from_be_bytes([h[L4], h[L4 + 1]]);
+        let dport = u16::from_be_bytes([h[L4 + 2], h[L4 + 3]]);
+        let mut tail_sum = None;
+        if h[L4 + 6] | h[L4 + 7] != 0 && !(rx.udp_checksum_good && rx.tail_sum_unused) {
+            // As the general path: pseudo-header + UDP header + RTP fixed header, then the
+            // rest of the payload (summed, or derived when the device verified it).
+            let ph = addr_sum(src)
+                + self.tx_src[usize::from(dst_addr)].addr_sum
+                + u32::from(protocol::UDP)
+                + udp_len as u32;
+            let head_bytes: &[u8; udp::HEADER_LEN + SUM_SKIP] = h[L4..].first_chunk()?;
+            let head = ph + checksum::sum_fixed(head_bytes);
+            if rx.udp_checksum_good {
+                tail_sum = Some(u32::from(!checksum::fold(head)));
+            } else {
+                let tail = checksum::sum(frame.get(FAST_LEN..L4 + udp_len)?);
+                // head < 2^20 and tail <= 0xffff: one 32-bit fold suffices.
+                if !checksum::fold(head + tail) != 0 {
+                    return None;
+                }
+                tail_sum = Some(tail);
+            }
+        }
+        self.stats.rx_frames += 1;
+        self.stats.rx_udp += 1;
+        Some(Ingress::Udp {
+            src: SocketAddrV4::new(src, sport),
+            dst_port: dport,
+            dst_addr,
+            payload: L4 + udp::HEADER_LEN..L4 + udp_len,
+            tail_sum,
+        })
+    }
+
+    /// Writes the Ethernet, IPv4 and UDP headers into `hdr` from our address `si` (checked by
+    /// the caller) to `dst` via `mac`, for a payload of `payload` (its first [`SUM_SKIP`]
+    /// bytes summed afresh, the rest from `tail_sum` when given).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_headers(
+        &self,
+        hdr: &mut [u8; HEADROOM],
+        si: usize,
+        mac: [u8; 6],
+        dst: SocketAddrV4,
+        src_port: u16,
+        payload: &[u8],
+        offload: TxOffload,
+        tail_sum: Option<u32>,
+    ) {
+        let udp_len = udp::HEADER_LEN + payload.len();
+        let total_len = (ipv4::HEADER_LEN + udp_len) as u16;
+        let dst_ip = dst.ip().octets();
+        let dst_sum = addr_sum(*dst.ip());
+        let src = &self.tx_src[si];
+        let (t, ip_sum, src_sum) = (&src.template, src.ip_sum, src.addr_sum);
+        let (eth_ip, u) = hdr.split_at_mut(TEMPLATE_LEN);
+        let eth_ip: &mut [u8; TEMPLATE_LEN] = match eth_ip.try_into() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        *eth_ip = *t;
+        eth_ip[..6].copy_from_slice(&mac);
+        eth_ip[L3 + 2..L3 + 4].copy_from_slice(&total_len.to_be_bytes());
+        eth_ip[L3 + 16..L3 + 20].copy_from_slice(&dst_ip);
+        if !offload.ipv4_checksum {
+            // Each part is below 2^17: their sum folds in 32 bits.
+            let c = !checksum::fold(ip_sum + u32::from(total_len) + dst_sum);
+            eth_ip[L3 + 10..L3 + 12].copy_from_slice(&c.to_be_bytes());
+        }
+        let u: &mut [u8; udp::HEADER_LEN] = match u.try_into() {
+            Ok(a) => a,
+            Err(_) => return,
+        };
+        // RFC 768 pseudo-header: source, destination, protocol, UDP length.
+        let ph = src_sum + dst_sum + u32::from(protocol::UDP) + udp_len as u32;
+        let c = if offload.udp_checksum {
+            checksum::fold(ph)
+        } else {
+            let hdr_sum = u32::from(src_port) + u32::from(dst.port()) + udp_len as u32;
+            let c = match (tail_sum, payload.first_chunk::<SUM_SKIP>()) {
+                // ph < 2^19, hdr_sum < 2^18, the sums <= 0xffff: a 32-bit fold suffices.
+                (Some(tail), Some(head)) => {
+                    !checksum::fold(ph + hdr_sum + checksum::sum_fixed(head) + tail)
+                }
+                _ => super::udp_checksum(ph, src_port, dst.port(), udp_len, payload, tail_sum),
+            };
+            if c == 0 {
+                0xffff
+            } else {
+                c
+            }
+        };
+        u[0..2].copy_from_slice(&src_port.to_be_bytes());
+        u[2..4].copy_from_slice(&dst.port().to_be_bytes());
+        u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        u[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{stack, udp_frame};
+    use super::super::L2Drop;
+    use super::*;
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path() {
+        let (mut s, now) = stack();
+        let good = RxOffload {
+            udp_checksum_good: true,
+            ipv4_checksum_good: true,
+            tail_sum_unused: false,
+        };
+        for len in [12usize, 13, 100, 160, 171, 172] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 + 7) as u8).collect();
+            let f = udp_frame(40000, 30000, &payload);
+            for rx in [RxOffload::default(), good] {
+                let fast = s.rx_udp_fast(&f, rx).expect("the usual datagram");
+                let general = s.handle_ipv4(&mut f.clone(), rx);
+                assert_eq!(fast, general, "len {len} {rx:?}");
+            }
+            // The device fills the UDP checksum on transmit: nothing derived.
+            let unused = RxOffload {
+                tail_sum_unused: true,
+                ..good
+            };
+            assert!(matches!(
+                s.rx_udp_fast(&f, unused),
+                Some(Ingress::Udp { tail_sum: None, .. })
+            ));
+            // A bad checksum is left to the general path, which drops and counts it.
+            let mut bad = f.clone();
+            bad[HEADROOM + 5] ^= 0x10;
+            assert_eq!(s.rx_udp_fast(&bad, RxOffload::default()), None);
+            assert_eq!(
+                s.handle_frame(now, &mut bad),
+                Ingress::Drop(L2Drop::BadUdpChecksum)
+            );
+        }
+        // Shorter than an RTP header, or IPv4 options: the general path.
+        let f = udp_frame(40000, 30000, &[1, 2, 3]);
+        assert_eq!(s.rx_udp_fast(&f, RxOffload::default()), None);
+        assert!(matches!(
+            s.handle_frame(now, &mut f.clone()),
+            Ingress::Udp { .. }
+        ));
+    }
+}
