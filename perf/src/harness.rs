@@ -551,6 +551,16 @@ pub const fn lo(b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, b, c, d))
 }
 
+/// `/proc/pressure/cpu` "some avg10" now: the share of the last 10 s in which a runnable task
+/// waited for a CPU (other work on a shared machine), percent; `None` where PSI is off.
+#[must_use]
+pub fn cpu_pressure() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let some = text.lines().find(|l| l.starts_with("some"))?;
+    some.split_whitespace()
+        .find_map(|f| f.strip_prefix("avg10=")?.parse().ok())
+}
+
 /// The 1-minute load average now.
 #[must_use]
 pub fn loadavg() -> String {

@@ -239,7 +239,8 @@ fn step(
         Ok(
             json!({"n": n, "accepted": sent.accepted.len(), "refused": sent.refused.len(),
                   "first_refusal": sent.refused.first().map(|r| r.1.clone()), "streams_seen": seen,
-                  "callbridge_cpu_pct": (cpu_pct * 10.0).round() / 10.0, "rss_bytes": rss, "loadavg": load0}),
+                  "callbridge_cpu_pct": (cpu_pct * 10.0).round() / 10.0, "rss_bytes": rss, "loadavg": load0,
+                  "cpu_pressure_avg10": harness::cpu_pressure()}),
         )
     })();
     // Stop the receivers whatever happened, then judge.

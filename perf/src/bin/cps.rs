@@ -148,6 +148,7 @@ fn run() -> anyhow::Result<()> {
         bin: &bin,
         sipps: args.sipp_per_role,
         senders: args.senders,
+        sweep_senders: args.senders.min(16),
         store_dir: store_work.as_ref().map(Workdir::path),
     };
 
@@ -303,6 +304,7 @@ fn step(
         rig.store(&tag),
     )?;
     let load0 = harness::loadavg();
+    let psi0 = harness::cpu_pressure();
     let cpu0 = harness::cpu_time(phase.cb.pid()).unwrap_or_default();
     let max_time = Duration::from_secs_f64(step_secs * 3.0 + 10.0);
     let sent = phase.send(n, f64::from(rate), rig.senders, max_time);
@@ -331,5 +333,6 @@ fn step(
         "accept_us": if a.is_empty() { json!(null) } else { json!({"p50": a.value_at_quantile(0.5), "p99": a.value_at_quantile(0.99), "max": a.max()}) },
         "callbridge_cpu_s": cpu.as_secs_f64(),
         "loadavg": load0,
+        "cpu_pressure_avg10": psi0,
     }))
 }

@@ -33,6 +33,9 @@ pub(crate) struct Rig<'a> {
     pub(crate) sipps: usize,
     /// HTTP connections sending requests.
     pub(crate) senders: usize,
+    /// HTTP connections sending the sweep's requests (fewer: each request in flight may hold a
+    /// blocking-pool thread of callbridge, whose heap would count in the RSS per call).
+    pub(crate) sweep_senders: usize,
     /// Where the stores go (`None`: beside each phase's config, on the work directory's disk).
     pub(crate) store_dir: Option<&'a Path>,
 }

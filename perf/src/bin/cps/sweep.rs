@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use callbridge_perf::harness::{rss_bytes, Http};
+use callbridge_perf::harness::{self, rss_bytes, Http};
 use serde_json::{json, Value};
 
 use crate::load::{Api, Outcome, Phase, Rig, MEDIA_LEGS};
@@ -42,7 +42,7 @@ pub(crate) fn point(
     let ramp = Duration::from_secs_f64(n as f64 / rate);
     let hold = ramp + settle;
     let hold_ms = u64::try_from(hold.as_millis())?;
-    let (sipps, senders) = (rig.sipps, rig.senders);
+    let (sipps, senders) = (rig.sipps, rig.sweep_senders);
     let mut phase = Phase::start(
         rig.bin,
         dir.join(format!("sweep-{n}")),
@@ -115,7 +115,8 @@ pub(crate) fn point(
     });
     let json = json!({
         "phase": "concurrency", "api": "bridges", "calls": n, "rate": rate,
-        "hold_ms": hold_ms, "sipp_per_role": sipps,
+        "hold_ms": hold_ms, "sipp_per_role": sipps, "senders": senders,
+        "loadavg": harness::loadavg(), "cpu_pressure_avg10": harness::cpu_pressure(),
         "bridged_at_sample": bridged, "live_at_sample": live_at, "max_live": max_live,
         "sampled_after_s": sampled_after.as_secs_f64(),
         "rss_before_bytes": rss_before, "rss_at_sample_bytes": rss_at,
