@@ -37,7 +37,7 @@ use serde_json::json;
 use load::{Api, Outcome, Phase, Rig};
 
 /// Descriptors kept for everything but the calls' sockets (SIP, HTTP, the store, epoll…).
-const FD_RESERVE: u64 = 300;
+const FD_RESERVE: u64 = 1500;
 
 /// The target of issue 9: set-ups per second with 0 failures on 2 cores.
 const TARGET_CPS: f64 = 1000.0;
