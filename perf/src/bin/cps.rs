@@ -341,6 +341,8 @@ fn step(
         "setup_ms": o.setup_json(),
         "accept_us": if a.is_empty() { json!(null) } else { json!({"p50": a.value_at_quantile(0.5), "p99": a.value_at_quantile(0.99), "max": a.max()}) },
         "callbridge_cpu_s": cpu.as_secs_f64(),
+        // The whole life of a call (set-up, hold, both BYEs, the store's writes), averaged.
+        "callbridge_cpu_ms_per_call": (o.completed > 0).then(|| (cpu.as_secs_f64() * 1e5 / o.completed as f64).round() / 100.0),
         "loadavg": load0,
         "cpu_pressure_avg10": psi0,
     }))
