@@ -7,16 +7,19 @@
 //! socket backend on loopback with a media range of 33 000 legs (three media addresses) and an
 //! open-file limit raised for its four sockets per call. For each API (`POST /v1/bridges`, and
 //! `POST /v1/call-requests` with one agent per call in flight) the rate rises in bounded steps
-//! (`--step-secs` of calls each; a fresh callbridge and fresh SIPps per step) until a step has
-//! a failed call: the highest rate with none is `max_cps_zero_failures` (the bridges API; the
-//! call-request API's is `max_cps_zero_failures_call_requests`).
+//! (`--step-secs` of calls each; a fresh callbridge and fresh SIPps per step; a step with a
+//! failure is run `--retries` more times) until a step has a failed call: the highest rate a
+//! step without failures *achieved* (accepted requests ÷ the time to send them) is
+//! `max_cps_zero_failures` (the bridges API; the call-request API's is
+//! `max_cps_zero_failures_call_requests`).
 //!
 //! Set-up latency is request accepted → bridged from the API's own event timestamps (the first
 //! event is written in the same commit as the `202`; the `bridged` event when the agent's 200
 //! has been answered and the legs bridged), millisecond resolution, read back with
 //! `GET /v1/bridges/{id}` after each step. The concurrency sweep holds N calls at once
-//! (1k, 2.5k, 5k, 10k) and divides callbridge's RSS growth (from `/proc/<pid>/status`, before
-//! the first call and once all are live) by the calls bridged at that instant.
+//! (1k, 2.5k, 5k, 10k; capped by the open-file limit, 4 sockets per call, when it cannot be
+//! raised) and divides callbridge's RSS growth (from `/proc/<pid>/status`, before the first call
+//! and once all are live) by the calls bridged at that instant.
 
 #![forbid(unsafe_code)]
 
