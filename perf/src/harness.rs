@@ -97,7 +97,7 @@ pub fn callbridge_bin(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "the callbridge binary is missing at {} (build it with `scripts/perf cps`, which runs \
+            "the callbridge binary is missing at {} (build it with `scripts/perf cps` or `scripts/perf announce`, which run \
              `cargo build --profile bench -p callbridge`, or pass --callbridge PATH)",
             path.display()
         );
