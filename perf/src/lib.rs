@@ -4,5 +4,5 @@
 //! `announce`) need to run callbridge and SIPp ([`harness`]).
 #![forbid(unsafe_code)]
 
-pub mod report;
 pub mod harness;
+pub mod report;
