@@ -18,7 +18,14 @@ use crate::netns::{Path, GEN_IP, RELAY_IP};
 use crate::worker_relay::{cpu_ns, FIRST_PORT};
 
 /// Every relay this scenario knows, in the order it runs them.
-pub(crate) const ALL: [&str; 5] = ["af_xdp", "af_packet", "socket", "rtpengine", "testpmd"];
+pub(crate) const ALL: [&str; 6] = [
+    "af_xdp",
+    "af_packet",
+    "socket",
+    "socket_raw_tx",
+    "rtpengine",
+    "testpmd",
+];
 
 /// The generator's port (both legs of every call point at it).
 pub(crate) const GEN_PORT: u16 = 20000;
@@ -65,12 +72,12 @@ impl Running {
             bail!("{} exited ({st})", self.name);
         }
         match (self.stdin.as_mut(), self.stdout.as_mut(), self.name.as_str()) {
-            (Some(i), Some(o), "socket" | "af_packet" | "af_xdp") => {
+            (Some(i), Some(o), "socket" | "socket_raw_tx" | "af_packet" | "af_xdp") => {
                 writeln!(i, "stats")?;
                 i.flush()?;
                 let line = read_tagged(o, "STATS ", Duration::from_secs(10))?;
                 let v: Value = serde_json::from_str(&line)?;
-                let ns = if self.name == "socket" {
+                let ns = if self.name.starts_with("socket") {
                     v["cpu_ns"].as_u64()
                 } else {
                     v["busy_ns"].as_u64()
@@ -167,10 +174,10 @@ pub(crate) fn start(
     relay_core: usize,
     gen_core: usize,
 ) -> anyhow::Result<Running> {
-    path.kernel_relay_address(matches!(name, "socket" | "rtpengine"))?;
+    path.kernel_relay_address(matches!(name, "socket" | "socket_raw_tx" | "rtpengine"))?;
     let peer = SocketAddr::from((GEN_IP, GEN_PORT));
     match name {
-        "socket" | "af_packet" | "af_xdp" => {
+        "socket" | "socket_raw_tx" | "af_packet" | "af_xdp" => {
             let exe = std::env::current_exe()?;
             let mut c = path.relay_command(&exe.to_string_lossy());
             c.args([
@@ -211,7 +218,7 @@ pub(crate) fn start(
                 stdin: child.stdin.take(),
                 stdout: Some(out),
                 child,
-                cpu_method: if name == "socket" {
+                cpu_method: if name.starts_with("socket") {
                     "process CPU time (schedstat) / packets relayed"
                 } else {
                     "busy-pass TSC time / packets relayed"

@@ -4,6 +4,8 @@
 //! - `--backend socket`: [`worker::Dataplane::start`] with [`worker::Backend::Socket`], the code
 //!   `callbridge serve` runs (one worker pinned to `--core`); CPU per packet comes from this
 //!   process's CPU time (`/proc/self/task/*/schedstat`, ns) over packets relayed.
+//!   `--backend socket_raw_tx`: the same with the socket backend's raw IPv4 sender on (the
+//!   whole burst in one `sendmmsg`).
 //! - `--backend af_packet|af_xdp`: one [`worker::dpdk_io::DpdkIo`] on `net_af_packet0` or
 //!   `net_af_xdp0` (`iface=` the relay-side veth), port set up as the data plane's DPDK start
 //!   does, the real [`worker::Worker`] pass loop pinned to `--core`, busy-polling; CPU per
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use dp_api::{Codec, Command, DpError, Latch, LegId, LegSpec, SrcMismatch};
 use serde_json::{json, Value};
-use worker::{Backend, Dataplane, DataplaneConfig};
+use worker::{Backend, Dataplane, DataplaneConfig, SocketIo};
 
 /// The relay's first RTP port; leg pairs take consecutive even ports from here.
 pub(crate) const FIRST_PORT: u16 = 10000;
@@ -33,7 +35,7 @@ pub(crate) const LAST_PORT: u16 = 60999;
 /// The sub-command's arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct RelayArgs {
-    /// socket, af_packet or af_xdp.
+    /// socket, socket_raw_tx, af_packet or af_xdp.
     #[arg(long)]
     pub(crate) backend: String,
     /// The relay-side veth (DPDK backends).
@@ -102,7 +104,7 @@ pub(crate) fn run(a: &RelayArgs) -> anyhow::Result<()> {
     }
 
     match a.backend.as_str() {
-        "socket" => run_socket(a),
+        "socket" | "socket_raw_tx" => run_socket(a),
         #[cfg(feature = "dpdk")]
         "af_packet" | "af_xdp" => dpdk_relay::run(a),
         b => bail!("unknown backend {b:?} (socket, af_packet, af_xdp)"),
@@ -137,7 +139,15 @@ fn run_socket(a: &RelayArgs) -> anyhow::Result<()> {
     cfg.cores = Some(vec![a.core]);
     cfg.burst = a.burst;
     cfg.backend = Backend::Socket;
-    let (dp, handle) = Dataplane::start(cfg).context("starting the socket data plane")?;
+    // `socket`: the backend as `callbridge serve` builds it (each leg's own socket, packets
+    // grouped by socket per burst); `socket_raw_tx`: with the raw IPv4 sender on (one
+    // `sendmmsg` per burst), for comparison.
+    let raw = a.backend == "socket_raw_tx";
+    let addresses = cfg.addresses();
+    let (dp, handle) = Dataplane::start_with(cfg, move |_, ports| {
+        SocketIo::with_addresses(addresses.clone(), ports).map(|io| io.with_raw_tx(raw))
+    })
+    .context("starting the socket data plane")?;
     let send = |cmd: Command| -> anyhow::Result<()> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
