@@ -23,9 +23,9 @@ pub enum Bencode {
     /// `<len>:<bytes>`
     Bytes(Vec<u8>),
     /// `l...e`
-    List(Vec<Bencode>),
+    List(Vec<Self>),
     /// `d<key><value>...e`
-    Dict(Vec<(Vec<u8>, Bencode)>),
+    Dict(Vec<(Vec<u8>, Self)>),
 }
 
 impl Bencode {
@@ -37,7 +37,7 @@ impl Bencode {
 
     /// A dictionary from `(key, value)` pairs.
     #[must_use]
-    pub fn dict<'a>(pairs: impl IntoIterator<Item = (&'a str, Bencode)>) -> Self {
+    pub fn dict<'a>(pairs: impl IntoIterator<Item = (&'a str, Self)>) -> Self {
         Self::Dict(
             pairs
                 .into_iter()
@@ -48,7 +48,7 @@ impl Bencode {
 
     /// The value of `key` in a dictionary.
     #[must_use]
-    pub fn get(&self, key: &str) -> Option<&Bencode> {
+    pub fn get(&self, key: &str) -> Option<&Self> {
         match self {
             Self::Dict(d) => d.iter().find(|(k, _)| k == key.as_bytes()).map(|(_, v)| v),
             _ => None,

@@ -174,7 +174,19 @@ pub(crate) fn start(
     relay_core: usize,
     gen_core: usize,
 ) -> anyhow::Result<Running> {
-    path.kernel_relay_address(matches!(name, "socket" | "socket_raw_tx" | "rtpengine"))?;
+    let kernel = matches!(name, "socket" | "socket_raw_tx" | "rtpengine");
+    if kernel {
+        // Four sockets per call (RTP and RTCP of two legs), callbridge's and rtpengine's alike.
+        let need = 4 * calls as u64 + 256;
+        let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+        if soft < need {
+            bail!(
+                "{name} needs {need} open files for {calls} calls (4 sockets per call); \
+                 RLIMIT_NOFILE is {soft} (hard {hard}) and could not be raised"
+            );
+        }
+    }
+    path.kernel_relay_address(kernel)?;
     let peer = SocketAddr::from((GEN_IP, GEN_PORT));
     match name {
         "socket" | "socket_raw_tx" | "af_packet" | "af_xdp" => {

@@ -320,7 +320,7 @@ mod dpdk_relay {
                             .fetch_add(lcore::rdtsc() - t0, Ordering::Relaxed);
                         sh.busy_passes.fetch_add(1, Ordering::Relaxed);
                     }
-                    if n % 256 == 0 {
+                    if n.is_multiple_of(256) {
                         let r = w.relay().stats();
                         sh.relayed.store(r.tx_packets, Ordering::Relaxed);
                         sh.received.store(r.rx_packets, Ordering::Relaxed);
@@ -331,9 +331,9 @@ mod dpdk_relay {
                 w.close_all();
                 Ok(())
             })?;
-        for c in 0..a.calls {
-            let la = LegId::at(0, ports[c], 1);
-            let lb = LegId::at(0, ports[c] + 2, 1);
+        for &port in &ports {
+            let la = LegId::at(0, port, 1);
+            let lb = LegId::at(0, port + 2, 1);
             for cmd in [
                 Command::AddLeg(spec(la, a.peer)),
                 Command::AddLeg(spec(lb, a.peer)),
