@@ -2,6 +2,20 @@
 //! readable through epoll, drained with `recvmmsg` and written with `sendmmsg` (nix's safe
 //! wrappers, so this crate stays `#![forbid(unsafe_code)]`).
 //!
+//! Transmit batching. A relayed burst usually holds one packet per leg (each leg's peer
+//! sends every 20 ms), so sending from each leg's own socket costs one system call per
+//! packet. Two remedies, both per burst:
+//! - packets are grouped by source socket over the whole burst (not only consecutive runs),
+//!   so whatever shares a socket leaves in one `sendmmsg`;
+//! - opt-in ([`SocketIo::with_raw_tx`]), where the process may open a raw IPv4 socket
+//!   (`IPPROTO_RAW`, `CAP_NET_RAW`): every IPv4 packet of the burst leaves through it in ONE
+//!   `sendmmsg`, each message carrying its own IPv4 and UDP header (source: the leg's
+//!   address and port; UDP checksum computed here; the kernel fills the IPv4 checksum,
+//!   length and id). Off by default: on the relay-path benchmark (perf/RESULTS.md) bursts
+//!   mostly hold one packet and it saved nothing measurable. `UDP_SEGMENT` (GSO) is not used:
+//!   it needs several equal-sized packets to ONE destination from one socket, which a relay
+//!   burst rarely holds.
+//!
 //! Idle behaviour: when a pass receives nothing, the worker passes a `wait` and this backend
 //! sleeps in `epoll_wait` until a socket is readable or the wait (at most a few ms) expires,
 //! so an idle worker does not spin a core on a shared machine. The DPDK backend busy-polls
@@ -21,6 +35,9 @@ use nix::sys::socket::{
 };
 
 use crate::io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
+
+mod raw_tx;
+use raw_tx::RawTx;
 
 /// A packet of this backend.
 type Pkt = Packet<Box<[u8]>>;
@@ -48,7 +65,12 @@ pub struct SocketIo {
     rx_hdrs: MultiHeaders<SockaddrStorage>,
     tx_hdrs: MultiHeaders<SockaddrStorage>,
     open_legs: usize,
+    /// The raw IPv4 sender (`None`: not permitted, or turned off).
+    raw: Option<RawTx>,
+    /// Scratch: `(socket slot, index)` of the burst's packets, sorted to group by socket.
+    order: Vec<(u32, u8)>,
 }
+
 
 impl std::fmt::Debug for SocketIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +78,7 @@ impl std::fmt::Debug for SocketIo {
             .field("addresses", &self.addresses)
             .field("first", &self.first)
             .field("open_legs", &self.open_legs)
+            .field("raw_tx", &self.raw.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +140,23 @@ impl SocketIo {
             rx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             tx_hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             open_legs: 0,
+            raw: None,
+            order: Vec::with_capacity(MAX_BURST),
         })
+    }
+
+    /// Turns the raw IPv4 sender on (when the process may open one; otherwise the backend
+    /// stays on its sockets, see [`Self::raw_tx`]) or off (the default).
+    #[must_use]
+    pub fn with_raw_tx(mut self, on: bool) -> Self {
+        self.raw = if on { self.raw.take().or_else(RawTx::open) } else { None };
+        self
+    }
+
+    /// Whether IPv4 packets leave through the raw sender (one `sendmmsg` per burst).
+    #[must_use]
+    pub fn raw_tx(&self) -> bool {
+        self.raw.is_some()
     }
 
     fn slot(&self, addr: u8, port: u16) -> Option<usize> {
@@ -383,17 +422,98 @@ impl PacketIo for SocketIo {
     ) -> usize {
         let pkts = tx.packets();
         let mut sent = 0;
+        // Group by source socket over the whole burst (stable: each socket's packets keep
+        // their order). Packets of closed ports are refused here.
+        self.order.clear();
+        for (i, p) in pkts.iter().enumerate() {
+            match self.slot(p.local_addr, p.local_port) {
+                Some(s) if self.sockets[s].is_some() => self.order.push((s as u32, i as u8)),
+                _ => refused(p),
+            }
+        }
+        if let Some(raw) = self.raw.as_mut() {
+            sent += raw.send(pkts, &self.order, &self.addresses, refused);
+            // What the raw sender cannot take (IPv6) goes through the sockets below.
+            let addresses = &self.addresses;
+            self.order.retain(|&(_, i)| {
+                let p = &pkts[usize::from(i)];
+                !RawTx::takes(addresses, p)
+            });
+        }
+        if self.order.is_empty() {
+            return sent;
+        }
+        self.order.sort_unstable();
+        let mut order = std::mem::take(&mut self.order);
+        let mut run: Vec<&Pkt> = Vec::new();
         let mut start = 0;
-        while start < pkts.len() {
-            let (addr, port) = (pkts[start].local_addr, pkts[start].local_port);
-            let end = pkts[start..]
+        while start < order.len() {
+            let slot = order[start].0;
+            let end = order[start..]
                 .iter()
-                .position(|p| p.local_port != port || p.local_addr != addr)
-                .map_or(pkts.len(), |o| start + o);
-            sent += self.send_run(&pkts[start..end], refused);
+                .position(|&(s, _)| s != slot)
+                .map_or(order.len(), |o| start + o);
+            if end - start == 1 {
+                sent += self.send_run(std::slice::from_ref(&pkts[usize::from(order[start].1)]), refused);
+            } else {
+                run.clear();
+                run.extend(order[start..end].iter().map(|&(_, i)| &pkts[usize::from(i)]));
+                sent += self.send_refs(&run, refused);
+            }
             start = end;
         }
+        order.clear();
+        self.order = order;
         sent
+    }
+}
+
+impl SocketIo {
+    /// [`Self::send_run`] for packets that share a socket but not a place in the burst.
+    fn send_refs(&mut self, run: &[&Pkt], refused: &mut dyn FnMut(&Pkt)) -> usize {
+        let (addr, port) = (run[0].local_addr, run[0].local_port);
+        let Some(sock) = self.slot(addr, port).and_then(|i| self.sockets[i].as_ref()) else {
+            run.iter().for_each(|p| refused(p));
+            return 0;
+        };
+        let fd = sock.as_raw_fd();
+        let (mut done, mut sent_total) = (0, 0);
+        while done < run.len() {
+            let rest = &run[done..];
+            let k = rest.len().min(MAX_BURST);
+            let mut it = rest.iter();
+            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] = std::array::from_fn(|_| {
+                [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]
+            });
+            let addrs: [Option<SockaddrStorage>; MAX_BURST] =
+                std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
+            let cmsgs: [ControlMessage<'_>; 0] = [];
+            match sendmmsg(
+                fd,
+                &mut self.tx_hdrs,
+                iovs.iter().take(k),
+                &addrs[..k],
+                cmsgs,
+                MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(res) => match res.count() {
+                    0 => {
+                        refused(rest[0]);
+                        done += 1;
+                    }
+                    n => {
+                        done += n;
+                        sent_total += n;
+                    }
+                },
+                Err(Errno::EINTR) => {}
+                Err(_) => {
+                    refused(rest[0]);
+                    done += 1;
+                }
+            }
+        }
+        sent_total
     }
 }
 
@@ -459,7 +579,17 @@ mod tests {
 
     #[test]
     fn tx_burst_sends_from_each_leg_port_and_refuses_closed_ones() {
-        let (mut io, p1, p2) = io_with_two_legs();
+        tx_burst_case(true);
+    }
+
+    #[test]
+    fn tx_burst_without_the_raw_sender() {
+        tx_burst_case(false);
+    }
+
+    fn tx_burst_case(raw: bool) {
+        let (io, p1, p2) = io_with_two_legs();
+        let mut io = io.with_raw_tx(raw);
         let peer = UdpSocket::bind((LO, 0)).unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
