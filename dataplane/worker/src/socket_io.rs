@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
@@ -65,6 +67,10 @@ pub struct SocketIo {
     rx_hdrs: MultiHeaders<SockaddrStorage>,
     tx_hdrs: MultiHeaders<SockaddrStorage>,
     open_legs: usize,
+    /// Wakes `epoll_wait` at the exact end of a wait that is not a whole number of
+    /// milliseconds (epoll's own timeout has millisecond resolution, which would send a
+    /// timer-driven packet, e.g. the announcement's, up to 1 ms late).
+    timer: TimerFd,
     /// The raw IPv4 sender (`None`: not permitted, or turned off).
     raw: Option<RawTx>,
     /// Scratch: `(socket slot, index)` of the burst's packets, sorted to group by socket.
@@ -89,6 +95,12 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
     }
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
+
+/// The epoll key of the wake-up timer (socket keys are at most `0x00ff_ffff`).
+const TIMER_KEY: u32 = u32::MAX;
+
+/// The longest single wait (epoll's timeout is passed as a `u8` of milliseconds).
+const MAX_WAIT: Duration = Duration::from_millis(250);
 
 /// The key of one socket: media address index and port.
 fn key(addr: u8, port: u16) -> u32 {
@@ -127,12 +139,22 @@ impl SocketIo {
         let total = n * addresses.len();
         let mut sockets = Vec::with_capacity(total);
         sockets.resize_with(total, || None);
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
+        let timer = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        epoll
+            .add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(TIMER_KEY)))
+            .map_err(io::Error::from)?;
         Ok(Self {
             addresses,
             first,
             n,
             sockets,
-            epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?,
+            epoll,
+            timer,
             events: vec![EpollEvent::empty(); MAX_BURST],
             ready: Vec::with_capacity(total + MAX_BURST),
             again: Vec::with_capacity(total + MAX_BURST),
@@ -376,8 +398,20 @@ impl PacketIo for SocketIo {
         // when nothing is queued from earlier bursts.
         let timeout = match wait {
             _ if !self.ready.is_empty() => EpollTimeout::ZERO,
-            // Round up to whole milliseconds so a short wait does not become a spin.
-            Some(w) => EpollTimeout::from(w.as_micros().div_ceil(1000).min(250) as u8),
+            Some(w) if w.is_zero() => EpollTimeout::ZERO,
+            Some(w) => {
+                let w = w.min(MAX_WAIT);
+                // epoll waits whole milliseconds: a wait with a fraction of one is ended at
+                // its exact end by the timer (one timerfd_settime per idle pass, never per
+                // packet), epoll's timeout (rounded up) only backs it up.
+                if w.subsec_nanos() % 1_000_000 != 0 {
+                    let _ = self.timer.set(
+                        Expiration::OneShot(TimeSpec::from_duration(w)),
+                        TimerSetTimeFlags::empty(),
+                    );
+                }
+                EpollTimeout::from(w.as_micros().div_ceil(1000) as u8)
+            }
             None => EpollTimeout::ZERO,
         };
         // EINTR and friends: treat as "nothing ready"; the next pass looks again.
@@ -387,6 +421,11 @@ impl PacketIo for SocketIo {
             .unwrap_or_default();
         for k in 0..ev {
             let key = self.events[k].data() as u32;
+            if key == TIMER_KEY {
+                // Expired: read it so it stops being readable (non-blocking).
+                let _ = self.timer.wait();
+                continue;
+            }
             self.enqueue(key);
         }
         // Serve the queue in FIFO order; a socket that filled its share goes to the back.
@@ -536,6 +575,30 @@ mod tests {
             }
         }
         panic!("no free loopback ports");
+    }
+
+    #[test]
+    fn sub_millisecond_wait_ends_on_the_timer_and_leaves_nothing_behind() {
+        let (mut io, p1, _) = io_with_two_legs();
+        let mut rx = Burst::new(8, || io.new_buf());
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            assert_eq!(io.rx_burst(&mut rx, Some(Duration::from_micros(300))), 0);
+            // Never shorter than asked (no upper bound here: timing belongs in perf/).
+            assert!(start.elapsed() >= Duration::from_micros(300), "{:?}", start.elapsed());
+            // The expired timer was read: the next look sees nothing at all.
+            assert_eq!(io.rx_burst(&mut rx, None), 0);
+            assert!(io.ready.is_empty());
+        }
+        // A packet still wakes a sub-millisecond wait and is received.
+        let peer = UdpSocket::bind((LO, 0)).unwrap();
+        peer.send_to(&[0x80, 0, 0, 1], (LO, p1)).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut got = 0;
+        while got == 0 && std::time::Instant::now() < deadline {
+            got = io.rx_burst(&mut rx, Some(Duration::from_micros(700)));
+        }
+        assert_eq!(got, 1);
     }
 
     #[test]
