@@ -198,14 +198,17 @@ pub struct Leg {
     pub media: MediaClock,
 }
 
-/// The hot line's key of an IPv4 socket address (never 0); IPv6 addresses key to 1, which
-/// no remote holds.
+/// The hot line's key of an IPv4 socket address (never 0): the address's four bytes as
+/// they lie in memory (no byte swap), the port above them, and a valid bit. IPv6 addresses
+/// key to 1, which no remote holds.
 #[inline]
 #[must_use]
 pub fn v4_key(a: SocketAddr) -> u64 {
     match a {
         SocketAddr::V4(v4) => {
-            (1 << 48) | (u64::from(v4.ip().to_bits()) << 16) | u64::from(v4.port())
+            (1 << 48)
+                | (u64::from(v4.port()) << 32)
+                | u64::from(u32::from_ne_bytes(v4.ip().octets()))
         }
         SocketAddr::V6(_) => 1,
     }
@@ -215,8 +218,8 @@ pub fn v4_key(a: SocketAddr) -> u64 {
 #[inline]
 fn from_v4_key(k: u64) -> SocketAddr {
     SocketAddr::from((
-        std::net::Ipv4Addr::from_bits((k >> 16) as u32),
-        k as u16,
+        std::net::Ipv4Addr::from((k as u32).to_ne_bytes()),
+        (k >> 32) as u16,
     ))
 }
 

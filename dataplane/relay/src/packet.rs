@@ -13,6 +13,10 @@ use crate::leg::{Flow, Leg, MediaClock, SourceCheck};
 use crate::table::{RX, TX};
 use crate::{payload, Datagram, Relay, Verdict, WorkerStats};
 
+/// Packets per stage of [`Relay::handle_packets`] (a burst is handled in chunks of this
+/// many: the first stage loads their legs, the second handles them).
+const STAGE: usize = 32;
+
 /// One received packet of a burst handed to [`Relay::handle_packets`]: the caller's own
 /// packet type (an mbuf, a pre-built buffer), read and given its verdict in place.
 pub trait BurstPacket {
@@ -59,12 +63,42 @@ impl Relay {
     /// own cost.
     #[inline(never)]
     pub fn handle_packets<P: BurstPacket>(&mut self, now: Instant, burst: &mut [P]) {
-        std::hint::black_box(self.table.touch(burst.iter().map(BurstPacket::dst)));
-        for p in burst {
-            let (addr, port) = p.dst();
-            let src = p.src();
-            let v = self.handle_packet_at(now, src, addr, port, p.payload_mut());
-            p.set_verdict(v);
+        let stamp = self.clock.stamp(now);
+        for chunk in burst.chunks_mut(STAGE) {
+            // Stage 1: each packet's slot (RTP ports only; anything else takes the full
+            // path below), and its legs and counters loaded.
+            let mut slots = [u32::MAX; STAGE];
+            let mut acc = 0u64;
+            for (slot, p) in slots.iter_mut().zip(chunk.iter()) {
+                let (addr, port) = p.dst();
+                if port & 1 == 0 {
+                    if let Some(i) = self.table.index_of_local(addr, port) {
+                        *slot = i as u32;
+                        acc = acc.wrapping_add(self.table.touch(i));
+                    }
+                }
+            }
+            std::hint::black_box(acc);
+            // Stage 2: the packets, in order.
+            for (&slot, p) in slots.iter().zip(chunk.iter_mut()) {
+                let src = p.src();
+                let payload = p.payload_mut();
+                let v = if slot != u32::MAX && !is_muxed_rtcp(payload) {
+                    let len = payload.len();
+                    self.stats.rx_packets += 1;
+                    self.stats.rx_bytes += len as u64;
+                    let mut d = Datagram {
+                        buf: payload,
+                        len,
+                        payload_rewritten: false,
+                    };
+                    self.rtp::<false>(now, stamp, slot as usize, src, &mut d)
+                } else {
+                    let (addr, port) = p.dst();
+                    self.handle_packet_at(now, src, addr, port, p.payload_mut())
+                };
+                p.set_verdict(v);
+            }
         }
     }
 
@@ -127,7 +161,8 @@ impl Relay {
         self.stats.rx_bytes += d.len as u64;
         match self.table.index_of_local(dst_addr, dst_port) {
             Some(idx) if dst_port & 1 == 0 && !is_muxed_rtcp(&d.buf[..d.len]) => {
-                self.rtp::<RESIZE>(now, idx, src, d)
+                let stamp = self.clock.stamp(now);
+                self.rtp::<RESIZE>(now, stamp, idx, src, d)
             }
             Some(idx) => self.rtcp::<RESIZE>(idx, src, d, dst_port & 1 == 1),
             None => self.unknown_port(),
@@ -140,16 +175,18 @@ impl Relay {
         Verdict::Drop(DropReason::UnknownPort)
     }
 
-    #[inline]
+    /// RTP on the even port of the leg in slot `idx`; `(arrival, nanos)` is `now` on the
+    /// relay's clock (8 kHz units for the jitter, nanoseconds for the media clock).
+    #[inline(always)]
     fn rtp<const RESIZE: bool>(
         &mut self,
         now: Instant,
+        (arrival, nanos): (u32, u64),
         idx: usize,
         src: SocketAddr,
         d: &mut Datagram<'_>,
     ) -> Verdict {
         let rx_len = d.len as u64;
-        let (arrival, nanos) = self.clock.stamp(now);
         let Some((l, f)) = self.table.with_flows_mut(idx) else {
             return self.unknown_port();
         };

@@ -209,29 +209,24 @@ impl LegTable {
             + self.flows.capacity() * std::mem::size_of::<[Flow; 2]>()
     }
 
-    /// Loads what the per-packet path will read for packets to these local (address,
-    /// port)s: each one's leg, its peer's leg and both legs' counters, so that their cache
-    /// misses overlap instead of coming one packet after another (the first stage of a
-    /// burst, as VPP and DPDK's l3fwd split theirs). Plain loads: the result only keeps
-    /// them from being optimised away.
-    #[inline]
-    pub fn touch(&self, dsts: impl Iterator<Item = (u8, u16)>) -> u64 {
-        let mut acc = 0u64;
-        for (addr, port) in dsts {
-            let Some(i) = self.index_of_local(addr, port) else {
-                continue;
-            };
-            let (Some(Some(l)), Some(f)) = (self.slots.get(i), self.flows.get(i)) else {
-                continue;
-            };
-            acc = acc.wrapping_add(f[RX].packets);
-            let Some(p) = l.peer else { continue };
-            let p = p as usize;
-            if let (Some(Some(pl)), Some(pf)) = (self.slots.get(p), self.flows.get(p)) {
-                acc = acc.wrapping_add(u64::from(pl.id.0) ^ pf[TX].packets);
-            }
+    /// Loads what the per-packet path will read for a packet to slot `idx`: its leg, the
+    /// peer's leg and both legs' counters, so that a burst's cache misses overlap instead
+    /// of coming one packet after another (the first stage of a burst, as VPP and DPDK's
+    /// l3fwd split theirs). Plain loads: the result only keeps them from being optimised
+    /// away.
+    #[inline(always)]
+    pub fn touch(&self, idx: usize) -> u64 {
+        let (Some(Some(l)), Some(f)) = (self.slots.get(idx), self.flows.get(idx)) else {
+            return 0;
+        };
+        let Some(p) = l.peer else {
+            return f[RX].packets;
+        };
+        let p = p as usize;
+        match (self.slots.get(p), self.flows.get(p)) {
+            (Some(Some(pl)), Some(pf)) => f[RX].packets ^ pf[TX].packets ^ u64::from(pl.id.0),
+            _ => f[RX].packets,
         }
-        acc
     }
 
     /// Two distinct slots at once, mutable.
