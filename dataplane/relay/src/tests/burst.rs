@@ -33,8 +33,8 @@ fn mix() -> Vec<Pkt> {
     let mut v = Vec::new();
     for k in 0..50u16 {
         let (src, port, payload) = match k % 10 {
-            0 | 1 | 2 => (customer(), 20000, rtp(k, 160 * u32::from(k), 7, false)),
-            3 | 4 => (agent(), 20002, rtp(k, 160 * u32::from(k), 8, false)),
+            0..=2 => (customer(), 20000, rtp(k, 160 * u32::from(k), 7, false)),
+            3..=4 => (agent(), 20002, rtp(k, 160 * u32::from(k), 8, false)),
             5 => (stranger(), 20000, rtp(k, 0, 9, false)),
             6 => (customer(), 20001, rtcp_rr(7)),
             7 => (agent(), 20002, rtcp_rr(8)),
