@@ -102,6 +102,20 @@ impl Relay {
         }
     }
 
+    /// Stage 1 of [`Self::handle_packets`] alone, for callers that hand packets over one at
+    /// a time ([`Self::handle_datagram`]): loads the legs (and their peers and counters) of
+    /// packets about to arrive on these local (address, port)s, so that their cache misses
+    /// overlap. Plain loads; no state changes.
+    pub fn touch_legs(&self, dsts: impl Iterator<Item = (u8, u16)>) {
+        let mut acc = 0u64;
+        for (addr, port) in dsts {
+            if let Some(i) = self.table.index_of_local(addr, port) {
+                acc = acc.wrapping_add(self.table.touch(i));
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
     /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),
     /// port `dst_port`, editing it in place when it is forwarded (marker bit after the
     /// switch; payload type and G.711 law between legs whose payload types differ, which

@@ -91,3 +91,16 @@ fn a_burst_is_the_same_as_its_packets_one_by_one() {
     }
     assert_eq!(one.events(), burst.events());
 }
+
+#[test]
+fn touching_legs_changes_nothing() {
+    let (mut one, mut two) = (setup(), setup());
+    two.relay
+        .touch_legs([(0, 20000), (0, 20001), (0, 20002), (0, 30000), (9, 20000)].into_iter());
+    let (mut a, mut b) = (mix(), mix());
+    let (t1, t2) = (one.now, two.now);
+    one.relay.handle_packets(t1, &mut a);
+    two.relay.handle_packets(t2, &mut b);
+    assert_eq!(one.relay.stats(), two.relay.stats());
+    assert_eq!(one.events(), two.events());
+}
