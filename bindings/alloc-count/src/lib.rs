@@ -118,7 +118,9 @@ mod tests {
 
     #[test]
     fn counts_boxes_vecs_and_reallocations() {
-        let _g = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _g = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let c = count_in(|| {
             let b = std::hint::black_box(Box::new([7u8; 100]));
             let mut v: Vec<u64> = std::hint::black_box(Vec::with_capacity(1));
@@ -135,7 +137,9 @@ mod tests {
 
     #[test]
     fn no_allocation_counts_zero() {
-        let _g = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _g = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut buf = [0u8; 64];
         // Retry: another test thread may allocate in the same window.
         let zero = (0..100).any(|_| {
@@ -153,7 +157,9 @@ mod tests {
 
     #[test]
     fn zeroed_memory_is_zero_and_freed_blocks_are_counted() {
-        let _g = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _g = SERIAL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let d0 = deallocations();
         let v = std::hint::black_box(vec![0u32; 1000]);
         assert!(v.iter().all(|&x| x == 0));

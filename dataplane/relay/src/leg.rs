@@ -374,10 +374,7 @@ impl Leg {
         }
         let nat = self.cold.latch_mode == LatchMode::Nat;
         let l = &mut self.cold.latch;
-        if nat
-            && l.open_until.is_some_and(|t| now < t)
-            && l.probation(src, ssrc, seq)
-        {
+        if nat && l.open_until.is_some_and(|t| now < t) && l.probation(src, ssrc, seq) {
             self.establish(src);
             return SourceCheck::Learned;
         }
@@ -543,7 +540,10 @@ mod tests {
         let v6: SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
         l.set_remote(now, v6);
         assert_eq!(l.remote(), Some(v6));
-        assert_eq!(l.remote_rtcp(), Some("[2001:db8::7]:40001".parse().unwrap()));
+        assert_eq!(
+            l.remote_rtcp(),
+            Some("[2001:db8::7]:40001".parse().unwrap())
+        );
         l.latched = true;
         // Never by the hot key: the slow path compares the full address.
         assert!(!l.is_latched_to(v6));

@@ -481,7 +481,11 @@ impl Relay {
         if p.is_playing() {
             return self.drop_on(idx, DropReason::NotBridged);
         }
-        let to = if odd_port { p.remote_rtcp() } else { p.remote() };
+        let to = if odd_port {
+            p.remote_rtcp()
+        } else {
+            p.remote()
+        };
         let Some(to) = to else {
             return self.drop_on(idx, DropReason::PeerNoRemote);
         };

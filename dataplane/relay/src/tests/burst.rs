@@ -39,7 +39,11 @@ fn mix() -> Vec<Pkt> {
             6 => (customer(), 20001, rtcp_rr(7)),
             7 => (agent(), 20002, rtcp_rr(8)),
             8 => (customer(), 30000, rtp(k, 0, 7, false)),
-            _ => (customer(), if k == 19 { 20004 } else { 20000 }, vec![0x80, 0]),
+            _ => (
+                customer(),
+                if k == 19 { 20004 } else { 20000 },
+                vec![0x80, 0],
+            ),
         };
         v.push(Pkt {
             src,
@@ -84,7 +88,9 @@ fn a_burst_is_the_same_as_its_packets_one_by_one() {
     assert!(b
         .iter()
         .any(|p| matches!(p.verdict, Some(Verdict::Forward { .. }))));
-    assert!(b.iter().any(|p| matches!(p.verdict, Some(Verdict::Drop(_)))));
+    assert!(b
+        .iter()
+        .any(|p| matches!(p.verdict, Some(Verdict::Drop(_)))));
     assert_eq!(one.relay.stats(), burst.relay.stats());
     for id in [A, B, LegId::new(20004, 1)] {
         assert_eq!(one.relay.leg_stats(id), burst.relay.leg_stats(id));

@@ -169,9 +169,8 @@ fn main() -> anyhow::Result<()> {
                 // Warm caches and branch predictors: one sweep of every leg (uncounted).
                 let warm = (n as u64).max(100_000);
                 calls += pass::run(&mut s.relay, pk, warm, args.burst, api)?.packets;
-                let r = alloc_count::count_in(|| {
-                    pass::run(&mut s.relay, pk, packets, args.burst, api)
-                });
+                let r =
+                    alloc_count::count_in(|| pass::run(&mut s.relay, pk, packets, args.burst, api));
                 let m = r.value?;
                 calls += m.packets;
                 allocs += r.allocations;
@@ -218,10 +217,20 @@ fn main() -> anyhow::Result<()> {
     } else {
         legs.iter().copied().filter(|&n| n > 1000).max()
     };
-    let ratio = big.and_then(|b| Some((b, get("random", b)?, get("random", b)? / get("table", 1000)?)));
+    let ratio = big.and_then(|b| {
+        Some((
+            b,
+            get("random", b)?,
+            get("random", b)? / get("table", 1000)?,
+        ))
+    });
     report.set(
         "ns_per_packet",
-        Value::Object(ns.iter().map(|(k, v)| ((*k).to_owned(), Value::Object(v.clone()))).collect()),
+        Value::Object(
+            ns.iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::Object(v.clone())))
+                .collect(),
+        ),
     );
     report.set("bytes_per_leg", json!(bytes_per_leg));
     report.set("bytes_per_leg_by_legs", Value::Object(bytes_by_legs));

@@ -130,12 +130,7 @@ pub(crate) fn setup(legs: usize, first_port: u16) -> anyhow::Result<Setup> {
 /// Leg `i`'s remote: 10.x.y.z:40000, unique per leg.
 fn remote_of(i: usize) -> SocketAddr {
     SocketAddr::new(
-        IpAddr::V4(Ipv4Addr::new(
-            10,
-            (i >> 16) as u8,
-            (i >> 8) as u8,
-            i as u8,
-        )),
+        IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8)),
         40000 + (i >> 24) as u16,
     )
 }
