@@ -45,18 +45,19 @@ pub use plan::{PortPlan, RetiredLegs};
 /// Identifies one media leg: its local media address (an index into the data plane's
 /// addresses, 0 = the first), its local RTP port (even; RTCP is the port above) and a
 /// generation counter, so that a reused address and port never alias an old leg (the counter
-/// wraps after 4096 reuses of one address and port).
+/// wraps after 2048 reuses of one address and port).
 ///
-/// Bits 0–15: port; 16–27: generation; 28–31: address index. Four bytes, so that a leg's
-/// hot state still fits its cache line.
+/// Bits 0–15: port; 16–26: generation; 27–31: address index. Four bytes, so that a leg's
+/// hot state still fits its cache line. 32 addresses × 32 256 port pairs (ports 1024..=65535)
+/// hold over a million legs on one data plane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LegId(pub u32);
 
-/// How many media addresses one data plane can have ([`LegId::addr`] has four bits).
-pub const MAX_ADDRESSES: usize = 16;
+/// How many media addresses one data plane can have ([`LegId::addr`] has five bits).
+pub const MAX_ADDRESSES: usize = 32;
 
-/// Generations wrap at this value (twelve bits).
-pub const GENERATIONS: u16 = 1 << 12;
+/// Generations wrap at this value (eleven bits).
+pub const GENERATIONS: u16 = 1 << 11;
 
 impl LegId {
     /// A leg on the first media address, from its RTP port and generation (taken modulo
@@ -69,7 +70,7 @@ impl LegId {
     /// port and generation (modulo [`GENERATIONS`]).
     #[must_use]
     pub const fn at(addr: u8, port: u16, generation: u16) -> Self {
-        Self((((addr as u32) & 0xf) << 28) | (((generation as u32) & 0xfff) << 16) | port as u32)
+        Self((((addr as u32) & 0x1f) << 27) | (((generation as u32) & 0x7ff) << 16) | port as u32)
     }
     /// The leg's local RTP port (RTCP is `port + 1`).
     #[must_use]
@@ -79,12 +80,12 @@ impl LegId {
     /// The generation of the address and port this leg holds (`0..GENERATIONS`).
     #[must_use]
     pub const fn generation(self) -> u16 {
-        ((self.0 >> 16) & 0xfff) as u16
+        ((self.0 >> 16) & 0x7ff) as u16
     }
     /// The index of the leg's local media address (0 = the first).
     #[must_use]
     pub const fn addr(self) -> u8 {
-        (self.0 >> 28) as u8
+        (self.0 >> 27) as u8
     }
 }
 

@@ -16,7 +16,7 @@ use crate::table::LegTable;
 /// Stops a leg's announcement, if any. Returns whether one was playing. The next RTP packet
 /// relayed toward the leg carries the marker bit, because its receiver now sees a new SSRC.
 pub fn stop_playback(leg: &mut Leg) -> bool {
-    if leg.playback.take().is_some() {
+    if leg.set_playback(None).is_some() {
         leg.mark_next = true;
         true
     } else {
@@ -43,10 +43,10 @@ pub fn unlink(table: &mut LegTable, idx: usize) {
 /// Recomputes [`Leg::convert`] of the leg in slot `idx` and of its bridged peer, after
 /// either's payload types changed (or they were just linked).
 pub fn refresh_conversion(table: &mut LegTable, idx: usize) {
-    let Some((peer, types)) = table.get(idx).map(|l| (l.peer, l.types)) else {
+    let Some((peer, types)) = table.get(idx).map(|l| (l.peer, l.cold.types)) else {
         return;
     };
-    let peer_types = peer.and_then(|p| table.get(p as usize).map(|l| (p, l.types)));
+    let peer_types = peer.and_then(|p| table.get(p as usize).map(|l| (p, l.cold.types)));
     let Some((peer, peer_types)) = peer_types else {
         if let Some(l) = table.get_mut(idx) {
             l.convert = false;

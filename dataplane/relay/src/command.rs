@@ -9,7 +9,7 @@ use dp_api::{Clip, Command, CommandError, Event, LegId, PayloadTypes};
 
 use crate::announce::Playback;
 use crate::leg::Leg;
-use crate::{bridge, snapshot, Relay};
+use crate::{bridge, Relay};
 
 impl Relay {
     /// Reports a command failure (also used by the worker for I/O failures).
@@ -46,8 +46,8 @@ impl Relay {
                 let idx = self.find(leg)?;
                 if let Some(l) = self.table.get_mut(idx) {
                     l.set_remote(now, remote);
-                    if l.types.codec != codec {
-                        l.types = PayloadTypes::of(codec);
+                    if l.cold.types.codec != codec {
+                        l.cold.types = PayloadTypes::of(codec);
                     }
                 }
                 bridge::refresh_conversion(&mut self.table, idx);
@@ -58,7 +58,7 @@ impl Relay {
                 let idx = self.find(leg)?;
                 if let Some(l) = self.table.get_mut(idx) {
                     // Payload types are seven bits on the wire.
-                    l.types = PayloadTypes {
+                    l.cold.types = PayloadTypes {
                         audio: types.audio & 0x7f,
                         telephone_event: types.telephone_event.map(|t| t & 0x7f),
                         ..types
@@ -98,8 +98,7 @@ impl Relay {
             }
             Command::QueryStats { leg } => {
                 let idx = self.find(leg)?;
-                if let Some(l) = self.table.get(idx) {
-                    let stats = snapshot(l);
+                if let Some(stats) = self.table.stats(idx) {
                     self.events.push(Event::Stats { leg, stats });
                 }
             }
@@ -107,11 +106,9 @@ impl Relay {
                 let idx = self.find(leg)?;
                 bridge::unlink(&mut self.table, idx);
                 self.srtp.clear(idx);
-                if let Some(l) = self.table.remove(leg) {
-                    self.events.push(Event::LegRemoved {
-                        leg,
-                        stats: snapshot(&l),
-                    });
+                let stats = self.table.stats(idx);
+                if let (Some(_), Some(stats)) = (self.table.remove(leg), stats) {
+                    self.events.push(Event::LegRemoved { leg, stats });
                 }
             }
             Command::Shutdown => {}
@@ -129,7 +126,7 @@ impl Relay {
             self.events.push(Event::PlayDone { leg });
             return;
         }
-        l.playback = Some(Playback::new(clip, looping));
+        l.set_playback(Some(Playback::new(clip, looping)));
         self.schedule_waiting_playback(now, idx);
     }
 }

@@ -107,90 +107,120 @@ impl LatchState {
     }
 }
 
-/// What a leg keeps off its three cache lines (allocated by AddLeg, never on the
-/// per-packet path of the established remote).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// Everything of a leg but its hot line (boxed, allocated by AddLeg): read and written off
+/// the per-packet path of the established remote, or only by packets that leave it (foreign
+/// sources, SRTP, payload conversion, announcements, RTCP).
+#[derive(Debug)]
 pub struct Cold {
-    /// The counters other than `rx_packets`, `rx_bytes`, `tx_packets`, `tx_bytes` and the
-    /// jitter (see [`Leg::stats`]).
+    /// Where the peer receives RTP (RTCP at `port + 1`). The hot line keeps an IPv4 copy
+    /// (see [`Leg::remote`]); change it only through [`Leg::set_remote`] and latching.
+    remote: Option<SocketAddr>,
+    /// How the leg learns its peer's real address (see the module docs).
+    pub latch_mode: LatchMode,
+    /// Policy for foreign sources.
+    pub src_mismatch: SrcMismatch,
+    /// The media-timeout period.
+    pub media_timeout: Option<Duration>,
+    /// The announcement playing (or waiting for a remote), if any. The hot line keeps
+    /// whether there is one: start or end one only through [`Leg::set_playback`].
+    pub(crate) playback: Option<Playback>,
+    /// The negotiated payload types (codec, its number, telephone-event), also used for
+    /// announcements. Changed by SetRemote (codec) and SetPayloadTypes. Read per packet
+    /// only when the two bridged legs' types differ ([`Leg::convert`]).
+    pub types: PayloadTypes,
+    /// The announcement stream identity (SSRC, seq, timestamp), kept across plays.
+    pub stream: AnnounceStream,
+    /// The counters other than `rx_packets`, `rx_bytes`, `tx_packets`, `tx_bytes` (the
+    /// leg table's [`Flow`]s) and the jitter (see [`Leg::stats`]).
     pub stats: LegStats,
     /// Latching state for foreign sources.
     pub latch: LatchState,
 }
 
-/// One leg. Owned by the worker's relay; `id`, `latch`, `src_mismatch` and
-/// `media_timeout` are read-only after AddLeg, `remote` and `types` change through
-/// SetRemote (or latching) and SetPayloadTypes, `convert` with them and with bridging, the
-/// rest is per-packet state.
+/// The media-timeout clock of a leg (one byte of the hot line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaClock {
+    /// No media timeout configured.
+    Off,
+    /// Configured, no timer queued (no remote yet).
+    Idle,
+    /// A media-timeout timer for the leg sits in the timer heap.
+    Queued,
+    /// The current silence has been reported; the next RTP packet re-arms the clock.
+    TimedOut,
+}
+
+/// One leg: its hot line. Owned by the worker's relay.
 ///
-/// **Layout** (`repr(C)`, three cache lines, checked by a test): line 0 holds what every
-/// packet received on the leg *and* every packet relayed toward it reads (remote, jitter,
-/// flags, id); line 1 the rest of the receive side (peer, media clock, `rx`); line 2 the
-/// rest of the relay-toward side (`playback`, `tx`) and the payload types, which a packet
-/// reads only between legs whose types differ (then line 2 of the receiving leg too). The
-/// cold counters and the announcement stream are boxed (allocated by AddLeg, never on the
-/// per-packet path), so the leg table stays small (192 bytes a leg) and a relayed packet
-/// touches two lines of each of its two legs.
+/// **Layout** (`repr(C, align(64))`, one cache line, checked by a test): what every RTP
+/// packet received on the leg reads and writes (the remote as an IPv4 key, the jitter, the
+/// media clock, the peer, flags) and what every packet relayed toward it reads (the remote,
+/// the SRTP/convert flags, the marker flag, whether it plays an announcement, its id). The
+/// packet and byte counters sit apart, in the leg table's dense [`Flow`] array (two legs a
+/// line); everything else is in the boxed [`Cold`] part. A relayed packet so touches the
+/// two legs' hot lines and their counters.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub struct Leg {
-    // Line 0.
-    /// Where the peer receives RTP (RTCP at `port + 1`).
-    pub remote: Option<SocketAddr>,
+    /// The rest of the leg.
+    pub cold: Box<Cold>,
+    /// The remote as an IPv4 key ([`v4_key`]), or 0 when there is none or it is IPv6 (then
+    /// the per-packet test fails over to [`Cold::remote`]).
+    remote4: u64,
+    /// The media-timeout clock: the last RTP arrival (or when the clock was started), in
+    /// nanoseconds since the relay's epoch plus one; 0 before the clock ever started.
+    pub last_rx: u64,
     /// Interarrival jitter estimator.
     pub jitter: Jitter,
-    /// How the leg learns its peer's real address (see the module docs).
-    pub latch: LatchMode,
-    /// Whether the latch is established: an RTP packet was accepted from `remote` since it
-    /// was set. Then only `remote` is accepted, until SetRemote clears this.
+    /// The leg's id (address, port and generation).
+    pub id: LegId,
+    /// The bridged peer's slot index.
+    pub peer: Option<u32>,
+    /// Whether the latch is established: an RTP packet was accepted from the remote since
+    /// it was set. Then only the remote is accepted, until SetRemote clears this.
     pub latched: bool,
-    /// Whether the current silence has been reported (re-armed by the next RTP packet).
-    pub timed_out: bool,
-    /// Whether a media-timeout timer for this leg sits in the timer heap.
-    pub media_timer_queued: bool,
-    /// Set the marker bit on the next RTP packet relayed toward this leg (set when an
-    /// announcement to it stops).
-    pub mark_next: bool,
     /// Whether the leg is an SRTP leg: its sessions sit in the relay's SRTP side table at
     /// the leg's slot (see [`crate::transcrypt`]). Changed only by SetSrtp; always equal to
     /// "that slot holds sessions for this leg".
     pub srtp: bool,
-    /// Policy for foreign sources.
-    pub src_mismatch: SrcMismatch,
     /// Whether RTP relayed toward this leg from its bridged peer needs its payload type
-    /// mapped (and maybe its G.711 payload converted): the two legs' [`Self::types`] differ
-    /// (see [`crate::payload`]). Read with [`Self::srtp`], per packet relayed toward the leg. Kept by Bridge, Unbridge, SetRemote and
-    /// SetPayloadTypes ([`crate::bridge::refresh_conversion`]); `false` when not bridged.
+    /// mapped (and maybe its G.711 payload converted): the two legs' [`Cold::types`] differ
+    /// (see [`crate::payload`]). Read with [`Self::srtp`], per packet relayed toward the
+    /// leg. Kept by Bridge, Unbridge, SetRemote and SetPayloadTypes
+    /// ([`crate::bridge::refresh_conversion`]); `false` when not bridged.
     pub convert: bool,
-    /// The leg's id (port and generation).
-    pub id: LegId,
-    // Line 1.
-    /// The bridged peer's slot index.
-    pub peer: Option<u32>,
-    /// The media-timeout clock: the last RTP arrival, or when the remote was set.
-    pub last_rx: Option<Instant>,
-    /// The media-timeout period.
-    pub media_timeout: Option<Duration>,
-    /// RTP received (accepted or not): [`LegStats::rx_packets`] and `rx_bytes`.
-    pub rx: Flow,
-    /// The other counters (drops and RTCP only) and the latching state for foreign sources;
-    /// `rx_packets`, `rx_bytes`, `tx_packets` and `tx_bytes` live in [`Self::rx`] and
-    /// [`Self::tx`], the jitter in [`Self::jitter`] (see [`Self::stats`]).
-    pub cold: Box<Cold>,
-    // Line 2.
-    /// The announcement playing (or waiting for a remote), if any.
-    pub playback: Option<Playback>,
-    /// RTP sent toward the leg's remote (relayed and announcement):
-    /// [`LegStats::tx_packets`] and `tx_bytes`.
-    pub tx: Flow,
-    /// The negotiated payload types (codec, its number, telephone-event), also used for
-    /// announcements. Changed by SetRemote (codec) and SetPayloadTypes. Read per packet
-    /// only when the two bridged legs' types differ ([`Self::convert`]).
-    pub types: PayloadTypes,
-    // Still line 2 (a pointer; the stream itself is cold).
-    /// The announcement stream identity (SSRC, seq, timestamp), kept across plays (boxed,
-    /// allocated by AddLeg: only announcements use it).
-    pub stream: Box<AnnounceStream>,
+    /// Set the marker bit on the next RTP packet relayed toward this leg (set when an
+    /// announcement to it stops).
+    pub mark_next: bool,
+    /// Whether [`Cold::playback`] holds an announcement.
+    playing: bool,
+    /// The media-timeout clock's state.
+    pub media: MediaClock,
+}
+
+/// The hot line's key of an IPv4 socket address (never 0): the address's four bytes as
+/// they lie in memory (no byte swap), the port above them, and a valid bit. IPv6 addresses
+/// key to 1, which no remote holds.
+#[inline]
+#[must_use]
+pub fn v4_key(a: SocketAddr) -> u64 {
+    match a {
+        SocketAddr::V4(v4) => {
+            (1 << 48)
+                | (u64::from(v4.port()) << 32)
+                | u64::from(u32::from_ne_bytes(v4.ip().octets()))
+        }
+        SocketAddr::V6(_) => 1,
+    }
+}
+
+/// The address of a [`v4_key`] (not 0 nor 1).
+#[inline]
+fn from_v4_key(k: u64) -> SocketAddr {
+    SocketAddr::from((
+        std::net::Ipv4Addr::from((k as u32).to_ne_bytes()),
+        (k >> 32) as u16,
+    ))
 }
 
 impl Leg {
@@ -204,32 +234,35 @@ impl Leg {
             Latch::Nat { window } => (LatchMode::Nat, window),
         };
         let mut leg = Self {
-            id: spec.id,
-            remote: None,
-            latch,
-            latched: false,
-            src_mismatch: spec.src_mismatch,
-            srtp: false,
-            convert: false,
-            types: PayloadTypes::of(spec.codec),
-            media_timeout: spec.media_timeout,
-            last_rx: None,
-            timed_out: false,
-            media_timer_queued: false,
-            peer: None,
-            mark_next: false,
-            stream: Box::new(AnnounceStream::new(seed)),
-            playback: None,
-            jitter: Jitter::default(),
-            rx: Flow::default(),
-            tx: Flow::default(),
             cold: Box::new(Cold {
+                remote: None,
+                latch_mode: latch,
+                src_mismatch: spec.src_mismatch,
+                media_timeout: spec.media_timeout,
+                playback: None,
+                types: PayloadTypes::of(spec.codec),
+                stream: AnnounceStream::new(seed),
                 stats: LegStats::default(),
                 latch: LatchState {
                     window,
                     ..LatchState::default()
                 },
             }),
+            remote4: 0,
+            last_rx: 0,
+            jitter: Jitter::default(),
+            id: spec.id,
+            peer: None,
+            latched: false,
+            srtp: false,
+            convert: false,
+            mark_next: false,
+            playing: false,
+            media: if spec.media_timeout.is_some() {
+                MediaClock::Idle
+            } else {
+                MediaClock::Off
+            },
         };
         if let Some(remote) = spec.remote {
             leg.set_remote(now, remote);
@@ -237,25 +270,69 @@ impl Leg {
         leg
     }
 
+    /// Where the peer receives RTP (RTCP at `port + 1`), if known.
+    #[inline]
+    #[must_use]
+    pub fn remote(&self) -> Option<SocketAddr> {
+        if self.remote4 > 1 {
+            Some(from_v4_key(self.remote4))
+        } else {
+            self.cold.remote
+        }
+    }
+
+    fn put_remote(&mut self, remote: SocketAddr) {
+        self.cold.remote = Some(remote);
+        self.remote4 = match remote {
+            SocketAddr::V4(_) => v4_key(remote),
+            SocketAddr::V6(_) => 0,
+        };
+    }
+
+    /// The announcement playing (or waiting for a remote), if any.
+    #[must_use]
+    pub fn playback(&self) -> Option<&Playback> {
+        self.cold.playback.as_ref()
+    }
+
+    /// The announcement, mutable (to advance it; [`Self::set_playback`] starts or ends one).
+    pub fn playback_mut(&mut self) -> Option<&mut Playback> {
+        self.cold.playback.as_mut()
+    }
+
+    /// Starts (`Some`) or ends (`None`) an announcement; returns the one that played.
+    pub fn set_playback(&mut self, pb: Option<Playback>) -> Option<Playback> {
+        self.playing = pb.is_some();
+        std::mem::replace(&mut self.cold.playback, pb)
+    }
+
+    /// Whether an announcement plays (or waits for a remote): one flag of the hot line.
+    #[inline]
+    #[must_use]
+    pub fn is_playing(&self) -> bool {
+        self.playing
+    }
+
     /// The remote is signalled (AddLeg or SetRemote) at `now`: it replaces any latch, and
     /// latching starts again (a [`LatchMode::Nat`] window opens).
     pub fn set_remote(&mut self, now: Instant, remote: SocketAddr) {
-        self.remote = Some(remote);
+        self.put_remote(remote);
         self.latched = false;
         let l = &mut self.cold.latch;
         l.candidate = None;
-        l.open_until = (self.latch == LatchMode::Nat).then(|| now + l.window);
+        l.open_until = (self.cold.latch_mode == LatchMode::Nat).then(|| now + l.window);
     }
 
-    /// The leg's counters: [`Cold::stats`] with the hot counters and the jitter (in
-    /// microseconds) filled in.
+    /// The leg's counters: [`Cold::stats`] with the hot counters (`flows`: received, sent,
+    /// from the leg table) and the jitter (in microseconds) filled in.
     #[must_use]
-    pub fn stats(&self) -> LegStats {
+    pub fn stats(&self, flows: &[Flow; 2]) -> LegStats {
+        let [rx, tx] = *flows;
         LegStats {
-            rx_packets: self.rx.packets,
-            rx_bytes: self.rx.bytes,
-            tx_packets: self.tx.packets,
-            tx_bytes: self.tx.bytes,
+            rx_packets: rx.packets,
+            rx_bytes: rx.bytes,
+            tx_packets: tx.packets,
+            tx_bytes: tx.bytes,
             jitter_us: self.jitter.micros(),
             max_jitter_us: self.jitter.max_micros(),
             ..self.cold.stats
@@ -267,7 +344,7 @@ impl Leg {
     #[inline]
     #[must_use]
     pub fn is_latched_to(&self, src: SocketAddr) -> bool {
-        self.latched && self.remote == Some(src)
+        self.latched && self.remote4 == v4_key(src)
     }
 
     /// Decides whether an RTP packet from `src` (SSRC `ssrc`, sequence number `seq`), which
@@ -280,7 +357,7 @@ impl Leg {
         ssrc: u32,
         seq: u16,
     ) -> SourceCheck {
-        let Some(remote) = self.remote else {
+        let Some(remote) = self.cold.remote else {
             return self.foreign();
         };
         if src == remote {
@@ -288,18 +365,16 @@ impl Leg {
             self.establish(src);
             return SourceCheck::Accept;
         }
-        if self.latched || self.latch == LatchMode::Off {
+        if self.latched || self.cold.latch_mode == LatchMode::Off {
             return self.foreign();
         }
         if src.ip() == remote.ip() {
             self.establish(src);
             return SourceCheck::Learned;
         }
+        let nat = self.cold.latch_mode == LatchMode::Nat;
         let l = &mut self.cold.latch;
-        if self.latch == LatchMode::Nat
-            && l.open_until.is_some_and(|t| now < t)
-            && l.probation(src, ssrc, seq)
-        {
+        if nat && l.open_until.is_some_and(|t| now < t) && l.probation(src, ssrc, seq) {
             self.establish(src);
             return SourceCheck::Learned;
         }
@@ -307,7 +382,7 @@ impl Leg {
     }
 
     fn establish(&mut self, src: SocketAddr) {
-        self.remote = Some(src);
+        self.put_remote(src);
         self.latched = true;
         self.cold.latch.candidate = None;
     }
@@ -318,14 +393,14 @@ impl Leg {
     /// map the RTCP port to something other than RTP port + 1. RTCP never latches.
     #[inline]
     pub fn check_rtcp_source(&mut self, src: SocketAddr) -> SourceCheck {
-        match self.remote {
+        match self.remote() {
             Some(r) if r.ip() == src.ip() => SourceCheck::Accept,
             _ => self.foreign(),
         }
     }
 
     fn foreign(&mut self) -> SourceCheck {
-        match self.src_mismatch {
+        match self.cold.src_mismatch {
             SrcMismatch::Ignore => SourceCheck::Accept,
             SrcMismatch::Drop => SourceCheck::Drop,
             SrcMismatch::Report if !self.cold.latch.mismatch_reported => {
@@ -339,17 +414,20 @@ impl Leg {
     /// The remote's RTCP address (`port + 1`).
     #[must_use]
     pub fn remote_rtcp(&self) -> Option<SocketAddr> {
-        self.remote.map(|mut r| {
+        self.remote().map(|mut r| {
             r.set_port(r.port().wrapping_add(1));
             r
         })
     }
 
-    /// When the media timeout fires, if armed.
+    /// When the media timeout fires, if armed (not reported yet), with `epoch` the relay's
+    /// clock base ([`Self::last_rx`] counts from it).
     #[must_use]
-    pub fn media_deadline(&self) -> Option<Instant> {
-        match (self.media_timeout, self.last_rx, self.timed_out) {
-            (Some(t), Some(last), false) => Some(last + t),
+    pub fn media_deadline(&self, epoch: Instant) -> Option<Instant> {
+        match (self.cold.media_timeout, self.last_rx, self.media) {
+            (Some(t), last, MediaClock::Idle | MediaClock::Queued) if last > 0 => {
+                Some(epoch + Duration::from_nanos(last - 1) + t)
+            }
             _ => None,
         }
     }
@@ -435,53 +513,44 @@ mod tests {
     }
 
     #[test]
-    fn hot_fields_sit_in_their_cache_lines() {
-        use std::mem::{align_of, offset_of, size_of};
+    fn the_leg_is_one_cache_line() {
+        use std::mem::{align_of, size_of};
         assert_eq!(align_of::<Leg>(), 64);
-        assert_eq!(size_of::<Leg>(), 192);
+        assert_eq!(size_of::<Leg>(), 64);
         assert_eq!(size_of::<Option<Leg>>(), size_of::<Leg>());
-        let line = |off: usize, size: usize| {
-            assert_eq!(
-                off / 64,
-                (off + size - 1) / 64,
-                "field at {off} straddles a line"
-            );
-            off / 64
+    }
+
+    #[test]
+    fn remote_keys_round_trip_and_v6_fails_over_to_cold() {
+        let spec = LegSpec {
+            id: LegId::new(20000, 1),
+            remote: Some("192.0.2.7:40000".parse().unwrap()),
+            latch: Latch::Off,
+            src_mismatch: SrcMismatch::Drop,
+            codec: Codec::Pcmu,
+            media_timeout: None,
         };
-        // Read for every packet from and toward the leg.
+        let now = Instant::now();
+        let mut l = Leg::new(&spec, 1, now);
+        assert_eq!(l.remote(), spec.remote);
+        assert!(!l.is_latched_to(spec.remote.unwrap()));
+        l.latched = true;
+        assert!(l.is_latched_to(spec.remote.unwrap()));
+        assert!(!l.is_latched_to("192.0.2.7:40001".parse().unwrap()));
+        let v6: SocketAddr = "[2001:db8::7]:40000".parse().unwrap();
+        l.set_remote(now, v6);
+        assert_eq!(l.remote(), Some(v6));
         assert_eq!(
-            line(offset_of!(Leg, remote), size_of::<Option<SocketAddr>>()),
-            0
+            l.remote_rtcp(),
+            Some("[2001:db8::7]:40001".parse().unwrap())
         );
-        assert_eq!(line(offset_of!(Leg, jitter), size_of::<Jitter>()), 0);
-        assert_eq!(line(offset_of!(Leg, mark_next), 1), 0);
-        assert_eq!(line(offset_of!(Leg, latch), 1), 0);
-        assert_eq!(line(offset_of!(Leg, latched), 1), 0);
-        assert_eq!(line(offset_of!(Leg, srtp), 1), 0);
-        assert_eq!(line(offset_of!(Leg, convert), 1), 0);
-        assert_eq!(line(offset_of!(Leg, id), size_of::<LegId>()), 0);
-        // Receive side.
-        assert_eq!(line(offset_of!(Leg, peer), size_of::<Option<u32>>()), 1);
-        assert_eq!(
-            line(offset_of!(Leg, last_rx), size_of::<Option<Instant>>()),
-            1
-        );
-        assert_eq!(
-            line(
-                offset_of!(Leg, media_timeout),
-                size_of::<Option<Duration>>()
-            ),
-            1
-        );
-        assert_eq!(line(offset_of!(Leg, rx), size_of::<Flow>()), 1);
-        // Relay-toward side.
-        assert_eq!(
-            line(offset_of!(Leg, playback), size_of::<Option<Playback>>()),
-            2
-        );
-        assert_eq!(line(offset_of!(Leg, tx), size_of::<Flow>()), 2);
-        // Read (both legs) only when the two legs' payload types differ.
-        assert_eq!(line(offset_of!(Leg, types), size_of::<PayloadTypes>()), 2);
+        l.latched = true;
+        // Never by the hot key: the slow path compares the full address.
+        assert!(!l.is_latched_to(v6));
+        assert_eq!(l.check_rtp_source(now, v6, 1, 1), SourceCheck::Accept);
+        let v4: SocketAddr = "0.0.0.0:0".parse().unwrap();
+        l.set_remote(now, v4);
+        assert_eq!(l.remote(), Some(v4));
     }
 
     #[test]
@@ -495,18 +564,20 @@ mod tests {
             media_timeout: None,
         };
         let mut l = Leg::new(&spec, 1, Instant::now());
-        l.rx = Flow {
-            packets: 3,
-            bytes: 516,
-        };
-        l.tx = Flow {
-            packets: 2,
-            bytes: 344,
-        };
+        let flows = [
+            Flow {
+                packets: 3,
+                bytes: 516,
+            },
+            Flow {
+                packets: 2,
+                bytes: 344,
+            },
+        ];
         l.cold.stats.rx_rtcp = 1;
         l.jitter.update(0, 0, 5);
         l.jitter.update(40, 0, 5); // D = 40 units: J = 2.5 units = 312 µs
-        let s = l.stats();
+        let s = l.stats(&flows);
         assert_eq!((s.rx_packets, s.rx_bytes, s.rx_rtcp), (3, 516, 1));
         assert_eq!((s.tx_packets, s.tx_bytes), (2, 344));
         assert_eq!((s.jitter_us, s.max_jitter_us), (312, 312));

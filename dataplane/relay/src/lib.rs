@@ -17,8 +17,8 @@
 //! # Invariants
 //! - Legs live in a [`LegTable`] preallocated in [`Relay::new`], found by the index
 //!   `(port - first) / 2`, never by search. RTP arrives on the leg's even port, RTCP on the
-//!   odd port above it. A leg is three cache lines (hot fields first, see [`leg::Leg`]);
-//!   its cold counters and announcement stream are boxed by `AddLeg`.
+//!   odd port above it. A leg is one cache line (see [`leg::Leg`]), its packet and byte
+//!   counters sit in a dense array beside the slots, the rest is boxed by `AddLeg`.
 //! - The per-packet path ([`Relay::handle_packet`], [`Relay::poll_transmit`]) does not
 //!   allocate, lock, log or format: events go into a ring preallocated with
 //!   `event_capacity` (overflow is counted, see [`WorkerStats::events_dropped`]), timers into
@@ -112,7 +112,7 @@ mod timer;
 mod tests;
 
 use announce::Rng;
-use leg::Leg;
+pub use packet::BurstPacket;
 pub use table::LegTable;
 use transcrypt::SrtpTable;
 pub use transcrypt::TRAILER_ROOM;
@@ -281,22 +281,32 @@ struct Clock {
     at: Option<Instant>,
     /// `at - epoch` in 8 kHz units (wrapping).
     units: u32,
+    /// `at - epoch` in nanoseconds, plus one (the media clock's [`leg::Leg::last_rx`]).
+    nanos: u64,
 }
 
 impl Clock {
-    /// `now` in 8 kHz units since the epoch (0 for instants before it).
+    /// `now` in 8 kHz units since the epoch (0 for instants before it), and in nanoseconds
+    /// since the epoch plus one.
     #[inline]
-    fn units(&mut self, now: Instant) -> u32 {
+    fn stamp(&mut self, now: Instant) -> (u32, u64) {
         if self.at != Some(now) {
             self.convert(now);
         }
-        self.units
+        (self.units, self.nanos)
+    }
+
+    /// The epoch: the first instant the relay saw (set now if none yet).
+    fn epoch(&mut self, now: Instant) -> Instant {
+        *self.epoch.get_or_insert(now)
     }
 
     #[inline(never)]
     fn convert(&mut self, now: Instant) {
         let epoch = *self.epoch.get_or_insert(now);
-        self.units = leg::arrival_units(now.saturating_duration_since(epoch));
+        let since = now.saturating_duration_since(epoch);
+        self.units = leg::arrival_units(since);
+        self.nanos = u64::try_from(since.as_nanos()).unwrap_or(u64::MAX - 1) + 1;
         self.at = Some(now);
     }
 }
@@ -341,10 +351,7 @@ impl Relay {
     /// A leg's counters, if it exists.
     #[must_use]
     pub fn leg_stats(&self, id: LegId) -> Option<LegStats> {
-        self.table
-            .find(id)
-            .and_then(|i| self.table.get(i))
-            .map(snapshot)
+        self.table.find(id).and_then(|i| self.table.stats(i))
     }
 
     /// The per-worker counters.
@@ -361,10 +368,6 @@ impl Relay {
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.q.pop_front()
     }
-}
-
-fn snapshot(l: &Leg) -> LegStats {
-    l.stats()
 }
 
 /// A fresh per-relay seed from a caller-supplied entropy value (e.g. the worker index and

@@ -12,6 +12,7 @@ use wire::rtp::{RtpPacket, RtpRepr};
 use crate::{Relay, RelayConfig, Transmit, Verdict};
 
 mod announce;
+mod burst;
 mod convert;
 mod generations;
 mod latching;

@@ -9,6 +9,8 @@ use std::time::Instant;
 use dp_api::Event;
 
 use crate::announce::emit_frame;
+use crate::leg::MediaClock;
+use crate::table::TX;
 use crate::{Relay, Timer, Transmit};
 
 impl Relay {
@@ -17,11 +19,11 @@ impl Relay {
         let Some(l) = self.table.get_mut(idx) else {
             return;
         };
-        if l.remote.is_none() {
+        if l.remote().is_none() {
             return;
         }
         let leg = l.id;
-        if let Some(pb) = l.playback.as_mut() {
+        if let Some(pb) = l.playback_mut() {
             if pb.next.is_none() {
                 pb.next = Some(now);
                 self.ann_timers.push(Reverse(Timer { at: now, idx, leg }));
@@ -31,13 +33,16 @@ impl Relay {
 
     /// (Re)starts the media-timeout clock at `now`.
     pub(super) fn start_media_clock(&mut self, now: Instant, idx: usize) {
+        let (_, nanos) = self.clock.stamp(now);
         let Some(l) = self.table.get_mut(idx) else {
             return;
         };
-        l.last_rx = Some(now);
-        l.timed_out = false;
-        if let (Some(t), false) = (l.media_timeout, l.media_timer_queued) {
-            l.media_timer_queued = true;
+        l.last_rx = nanos;
+        if l.media == MediaClock::TimedOut {
+            l.media = MediaClock::Idle;
+        }
+        if let (Some(t), MediaClock::Idle) = (l.cold.media_timeout, l.media) {
+            l.media = MediaClock::Queued;
             let leg = l.id;
             self.media_timers.push(Reverse(Timer {
                 at: now + t,
@@ -61,20 +66,21 @@ impl Relay {
                 return None;
             }
             self.ann_timers.pop();
-            let Some(l) = self.table.get_mut(t.idx) else {
+            let Some((l, f)) = self.table.with_flows_mut(t.idx) else {
                 continue;
             };
             if l.id != t.leg {
                 continue;
             }
-            let Some(to) = l.remote else { continue };
-            let Some(pb) = l.playback.as_mut() else {
+            let Some(to) = l.remote() else { continue };
+            let cold = &mut *l.cold;
+            let Some(pb) = cold.playback.as_mut() else {
                 continue;
             };
             if pb.next != Some(t.at) {
                 continue;
             }
-            let e = emit_frame(&mut l.stream, pb, l.types, now, buf);
+            let e = emit_frame(&mut cold.stream, pb, cold.types, now, buf);
             let next = pb.next;
             // An SRTP leg hears the announcement encrypted with its send key.
             let sent = if l.srtp {
@@ -84,8 +90,8 @@ impl Relay {
             };
             match sent {
                 Ok(len) => {
-                    l.tx.packets += 1;
-                    l.tx.bytes += len as u64;
+                    f[TX].packets += 1;
+                    f[TX].bytes += len as u64;
                     l.cold.stats.announcement_packets += 1;
                     self.stats.announcement_packets += 1;
                     self.stats.tx_packets += 1;
@@ -100,7 +106,7 @@ impl Relay {
                 self.stats.announcement_resyncs += 1;
             }
             if e.finished {
-                l.playback = None;
+                l.set_playback(None);
                 l.mark_next = true;
                 let leg = l.id;
                 self.events.push(Event::PlayDone { leg });
@@ -139,6 +145,7 @@ impl Relay {
 
     /// Runs the media-timeout checks that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let epoch = self.clock.epoch(now);
         while let Some(&Reverse(t)) = self.media_timers.peek() {
             if t.at > now {
                 return;
@@ -150,15 +157,17 @@ impl Relay {
             if l.id != t.leg {
                 continue;
             }
-            l.media_timer_queued = false;
-            match l.media_deadline() {
+            if l.media == MediaClock::Queued {
+                l.media = MediaClock::Idle;
+            }
+            match l.media_deadline(epoch) {
                 Some(d) if d <= now => {
-                    l.timed_out = true;
+                    l.media = MediaClock::TimedOut;
                     let leg = l.id;
                     self.events.push(Event::MediaTimeout { leg });
                 }
                 Some(d) => {
-                    l.media_timer_queued = true;
+                    l.media = MediaClock::Queued;
                     self.media_timers.push(Reverse(Timer {
                         at: d,
                         idx: t.idx,

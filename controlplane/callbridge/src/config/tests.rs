@@ -300,7 +300,11 @@ fn too_many_extra_addresses() {
         &with_extra(&format!("[{}]", all.join(", "))),
         "9: media.extra_addresses: ",
     );
-    assert!(e.contains("lists 16 addresses; at most 15"), "{e}");
+    let (n, most) = (dp_api::MAX_ADDRESSES, dp_api::MAX_ADDRESSES - 1);
+    assert!(
+        e.contains(&format!("lists {n} addresses; at most {most}")),
+        "{e}"
+    );
 }
 
 #[test]

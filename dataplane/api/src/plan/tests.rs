@@ -80,11 +80,11 @@ fn several_addresses_multiply_the_legs_and_keep_ports_to_workers() {
 
 #[test]
 fn leg_id_fields_round_trip() {
-    let l = LegId::at(15, 65534, 4095);
-    assert_eq!((l.addr(), l.port(), l.generation()), (15, 65534, 4095));
+    let l = LegId::at(31, 65534, 2047);
+    assert_eq!((l.addr(), l.port(), l.generation()), (31, 65534, 2047));
     assert_eq!(LegId::new(30000, 7), LegId::at(0, 30000, 7));
     // Out-of-range parts wrap instead of spilling into the neighbour field.
-    let w = LegId::at(16, 30000, 4096);
+    let w = LegId::at(32, 30000, 2048);
     assert_eq!((w.addr(), w.port(), w.generation()), (0, 30000, 0));
     // The generation counter wraps at GENERATIONS.
     let plan = PortPlan::new(20000..=20001, 1).unwrap();

@@ -200,7 +200,7 @@ fn conversion_follows_signalling_and_bridging() {
         codec: Codec::Pcma,
     });
     assert_eq!(
-        p.relay.table().get(1).unwrap().types,
+        p.relay.table().get(1).unwrap().cold.types,
         PayloadTypes::of(Codec::Pcma)
     );
     assert!(p.relay.table().iter().all(|l| l.convert));
@@ -221,7 +221,7 @@ fn conversion_follows_signalling_and_bridging() {
         remote: agent(),
         codec: Codec::Pcma,
     });
-    assert_eq!(p.relay.table().get(1).unwrap().types, AGENT_TYPES);
+    assert_eq!(p.relay.table().get(1).unwrap().cold.types, AGENT_TYPES);
 
     // Unbridged, then bridged to a PCMU leg like itself: nothing to convert.
     p.cmd(Command::Unbridge { leg: A });
@@ -243,7 +243,7 @@ fn conversion_follows_signalling_and_bridging() {
             ..CUSTOMER_TYPES
         },
     });
-    let t = p.relay.table().get(2).unwrap().types;
+    let t = p.relay.table().get(2).unwrap().cold.types;
     assert_eq!((t.audio, t.telephone_event), (0, Some(0x65)));
 }
 

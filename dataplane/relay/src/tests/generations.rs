@@ -78,10 +78,10 @@ fn commands_and_timers_of_an_old_generation_leave_the_new_leg_alone() {
     assert_eq!(
         (
             leg.id,
-            leg.remote,
-            leg.types.codec,
+            leg.remote(),
+            leg.cold.types.codec,
             leg.peer,
-            leg.playback.is_some()
+            leg.playback().is_some()
         ),
         (NEW, Some(agent()), Codec::Pcmu, None, false)
     );

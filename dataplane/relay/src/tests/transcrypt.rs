@@ -261,7 +261,7 @@ fn tampered_packets_are_dropped_counted_and_never_latch() {
         .get(p.relay.table().find(A).unwrap())
         .unwrap();
     assert!(!leg.latched);
-    assert_eq!(leg.remote, Some(customer()));
+    assert_eq!(leg.remote(), Some(customer()));
     assert_eq!(p.drops(A, DropReason::SrtpAuth), 3);
     assert_eq!(p.relay.stats().drops.get(DropReason::SrtpAuth), 3);
     // The next authentic packet from that port latches and is relayed.
