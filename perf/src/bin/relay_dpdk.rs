@@ -67,9 +67,13 @@ pub struct Args {
     /// Bridged leg counts (even; default 1000 10000 100000, --quick 1000).
     #[arg(long = "legs", num_args = 1..)]
     legs: Vec<usize>,
-    /// Measurement windows per leg count and forwarder (medians are reported).
+    /// Measurement windows per trial (one generator and one forwarder process; default 3).
     #[arg(long)]
     runs: Option<usize>,
+    /// Rounds per leg count: each runs the relay, testpmd io and testpmd 5tswap in turn
+    /// (default 3, --quick 1). Medians are over all windows of all rounds.
+    #[arg(long)]
+    rounds: Option<usize>,
     /// Seconds per window.
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
@@ -170,6 +174,8 @@ fn main() -> anyhow::Result<()> {
 /// One trial's figures.
 struct Trial {
     mpps: Vec<f64>,
+    /// Frames back per second of the forwarder process's CPU time (user + system).
+    mpps_cpu: Vec<f64>,
     /// Frames per second of busy passes not preempted (shorter than 100 us).
     capacity: Vec<f64>,
     /// Frames per second of all busy passes (preempted ones included).
@@ -180,9 +186,10 @@ struct Trial {
 
 fn orchestrate(args: &Args) -> anyhow::Result<()> {
     procs::check_prerequisites(&args.testpmd)?;
-    let runs = args.runs.unwrap_or(if args.quick { 3 } else { 5 });
-    if runs == 0 || args.seconds <= 0.0 {
-        bail!("--runs and --seconds must be positive");
+    let runs = args.runs.unwrap_or(3);
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    if runs == 0 || rounds == 0 || args.seconds <= 0.0 {
+        bail!("--runs, --rounds and --seconds must be positive");
     }
     for &l in &args.legs {
         if !(2..=g::MAX_LEGS).contains(&l) || l % 2 == 1 {
@@ -193,7 +200,7 @@ fn orchestrate(args: &Args) -> anyhow::Result<()> {
     let mut report = Report::new(
         "relay-dpdk",
         json!({
-            "legs": args.legs, "runs": runs, "seconds": args.seconds, "warmup": args.warmup,
+            "legs": args.legs, "runs": runs, "rounds": rounds, "seconds": args.seconds, "warmup": args.warmup,
             "inflight": args.inflight, "burst": args.burst,
             "generator_core": args.generator_core, "relay_core": args.relay_core,
             "frame_len": g::FRAME_LEN, "rtp_len": g::RTP_LEN,
@@ -204,7 +211,7 @@ fn orchestrate(args: &Args) -> anyhow::Result<()> {
     report.quick(args.quick);
     println!(
         "relay-dpdk: generator on core {}, forwarder on core {}, net_memif copy mode, {}-byte \
-         frames, {} in flight, {runs} x {} s windows per leg count and forwarder",
+         frames, {} in flight, {rounds} rounds of {runs} x {} s windows per leg count and forwarder",
         args.generator_core,
         args.relay_core,
         g::FRAME_LEN,
@@ -215,46 +222,62 @@ fn orchestrate(args: &Args) -> anyhow::Result<()> {
     a.runs = Some(runs);
     let mut per_legs = Vec::new();
     let mut k = 0;
+    let fwds = [Fwd::Relay, Fwd::TestpmdIo, Fwd::Testpmd5tswap];
     for &legs in &args.legs {
+        // Rounds alternate the forwarders, so that each sees the machine's load as it varies.
+        let mut acc: Vec<Acc> = fwds.iter().map(|_| Acc::default()).collect();
+        for round in 0..rounds {
+            for (fwd, acc) in fwds.iter().copied().zip(acc.iter_mut()) {
+                k += 1;
+                let t = trial(&a, &tmp.0, legs, fwd, k)
+                    .with_context(|| format!("{} at {legs} legs", fwd.name()))?;
+                let lat = &t.result["latency_ns"];
+                println!(
+                    "{legs:>6} legs {:<15} round {round}: {} Mpps, per CPU-s {}{} | latency p50 {:.1} p99 {:.1} us | lost {} | load {}",
+                    fwd.name(),
+                    fmt_list(&t.mpps),
+                    fmt_list(&t.mpps_cpu),
+                    if t.capacity.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", busy-pass capacity {}", fmt_list(&t.capacity))
+                    },
+                    lat["p50"].as_f64().unwrap_or(0.0) / 1e3,
+                    lat["p99"].as_f64().unwrap_or(0.0) / 1e3,
+                    t.result["lost"],
+                    loadavg(),
+                );
+                report.run(json!({
+                    "legs": legs,
+                    "forwarder": fwd.name(),
+                    "round": round,
+                    "loadavg": loadavg(),
+                    "mpps_windows": t.mpps,
+                    "mpps_median": median(&t.mpps),
+                    "mpps_per_forwarder_cpu_second_windows": t.mpps_cpu,
+                    "worker_capacity_mpps_windows": t.capacity,
+                    "worker_capacity_with_preempted_passes_mpps_windows": t.capacity_raw,
+                    "generator": t.result,
+                    "relay_counters": t.relay_final,
+                }));
+                acc.add(&t);
+            }
+        }
         let mut row = json!({"legs": legs});
-        for fwd in [Fwd::Relay, Fwd::TestpmdIo, Fwd::Testpmd5tswap] {
-            k += 1;
-            let t = trial(&a, &tmp.0, legs, fwd, k)
-                .with_context(|| format!("{} at {legs} legs", fwd.name()))?;
-            let m = median(&t.mpps).unwrap_or(0.0);
-            let cap = median(&t.capacity);
-            let lat = &t.result["latency_ns"];
-            println!(
-                "{legs:>6} legs {:<15} {m:6.2} Mpps (windows {}){} | latency p50 {:.1} p99 {:.1} p99.9 {:.1} us | lost {}",
-                fwd.name(),
-                fmt_list(&t.mpps),
-                cap.map(|c| format!(", worker capacity {c:.2} Mpps")).unwrap_or_default(),
-                lat["p50"].as_f64().unwrap_or(0.0) / 1e3,
-                lat["p99"].as_f64().unwrap_or(0.0) / 1e3,
-                lat["p99_9"].as_f64().unwrap_or(0.0) / 1e3,
-                t.result["lost"],
-            );
+        for (fwd, acc) in fwds.iter().zip(&acc) {
             let key = match fwd {
                 Fwd::Relay => "relay",
                 Fwd::TestpmdIo => "testpmd_io",
                 Fwd::Testpmd5tswap => "testpmd_5tswap",
             };
-            row[format!("{key}_mpps")] = json!(m);
-            row[format!("{key}_latency_ns")] = lat.clone();
-            if fwd == Fwd::Relay {
-                row["worker_capacity_mpps"] = json!(cap);
+            row[format!("{key}_mpps")] = json!(median(&acc.mpps));
+            row[format!("{key}_mpps_per_cpu_second")] = json!(median(&acc.mpps_cpu));
+            row[format!("{key}_latency_ns")] = acc.latency();
+            if *fwd == Fwd::Relay {
+                row["worker_capacity_mpps"] = json!(median(&acc.capacity));
+                row["worker_capacity_with_preempted_passes_mpps"] =
+                    json!(median(&acc.capacity_raw));
             }
-            report.run(json!({
-                "legs": legs,
-                "forwarder": fwd.name(),
-                "mpps_windows": t.mpps,
-                "mpps_median": m,
-                "worker_capacity_mpps_windows": t.capacity,
-                "worker_capacity_mpps_median": cap,
-                "worker_capacity_with_preempted_passes_mpps_windows": t.capacity_raw,
-                "generator": t.result,
-                "relay_counters": t.relay_final,
-            }));
         }
         let (r, t5) = (
             row["relay_mpps"].as_f64(),
@@ -263,13 +286,67 @@ fn orchestrate(args: &Args) -> anyhow::Result<()> {
         if let (Some(r), Some(t5)) = (r, t5) {
             row["ratio_vs_testpmd_5tswap"] = json!(r / t5);
         }
+        let (rc, t5c) = (
+            row["relay_mpps_per_cpu_second"].as_f64(),
+            row["testpmd_5tswap_mpps_per_cpu_second"].as_f64(),
+        );
+        if let (Some(r), Some(t5)) = (rc, t5c) {
+            row["ratio_vs_testpmd_5tswap_per_cpu_second"] = json!(r / t5);
+        }
         if let (Some(r), Some(io)) = (r, row["testpmd_io_mpps"].as_f64()) {
             row["ratio_vs_testpmd_io"] = json!(r / io);
         }
+        println!(
+            "{legs:>6} legs, medians of {} windows: relay {:.2} Mpps (busy-pass capacity {:.2}), testpmd io {:.2}, 5tswap {:.2}; relay/5tswap {:.2} wall-clock, {:.2} per CPU-second",
+            rounds * runs,
+            row["relay_mpps"].as_f64().unwrap_or(f64::NAN),
+            row["worker_capacity_mpps"].as_f64().unwrap_or(f64::NAN),
+            row["testpmd_io_mpps"].as_f64().unwrap_or(f64::NAN),
+            row["testpmd_5tswap_mpps"].as_f64().unwrap_or(f64::NAN),
+                row["ratio_vs_testpmd_5tswap"].as_f64().unwrap_or(f64::NAN),
+                row["ratio_vs_testpmd_5tswap_per_cpu_second"].as_f64().unwrap_or(f64::NAN),
+            );
         per_legs.push(row);
     }
     drop(tmp);
     headline(&mut report, &per_legs)
+}
+
+/// One forwarder's windows and latencies over the rounds at one leg count.
+#[derive(Default)]
+struct Acc {
+    mpps: Vec<f64>,
+    mpps_cpu: Vec<f64>,
+    capacity: Vec<f64>,
+    capacity_raw: Vec<f64>,
+    /// Per trial: p50, p90, p99, p99.9 in ns.
+    lat: Vec<[f64; 4]>,
+}
+
+impl Acc {
+    fn add(&mut self, t: &Trial) {
+        self.mpps.extend(&t.mpps);
+        self.mpps_cpu.extend(&t.mpps_cpu);
+        self.capacity.extend(&t.capacity);
+        self.capacity_raw.extend(&t.capacity_raw);
+        let l = &t.result["latency_ns"];
+        let q = |k: &str| l[k].as_f64().unwrap_or(f64::NAN);
+        self.lat.push([q("p50"), q("p90"), q("p99"), q("p99_9")]);
+    }
+
+    /// The median over trials of each percentile.
+    fn latency(&self) -> Value {
+        let m = |i: usize| median(&self.lat.iter().map(|l| l[i]).collect::<Vec<_>>());
+        json!({"p50": m(0), "p90": m(1), "p99": m(2), "p99_9": m(3),
+               "note": "ns from send to back at the generator (both memif copies, the forwarder, queueing of up to `inflight` frames); median over rounds"})
+    }
+}
+
+/// The load average (1, 5, 15 min).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn fmt_list(v: &[f64]) -> String {
@@ -301,6 +378,14 @@ fn headline(report: &mut Report, per_legs: &[Value]) -> anyhow::Result<()> {
         .set("testpmd_5tswap_mpps", t5)
         .set("ratio_vs_testpmd_5tswap", ratio)
         .set("ratio_vs_testpmd_io", head["ratio_vs_testpmd_io"].clone())
+        .set(
+            "mpps_per_cpu_second",
+            head["relay_mpps_per_cpu_second"].clone(),
+        )
+        .set(
+            "ratio_vs_testpmd_5tswap_per_cpu_second",
+            head["ratio_vs_testpmd_5tswap_per_cpu_second"].clone(),
+        )
         .set("latency_ns", head["relay_latency_ns"].clone())
         .set("per_legs", Value::Array(per_legs.to_vec()))
         .set(
@@ -416,6 +501,11 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
             .and_then(|s| s.parse().ok())
             .context("relay's TSC rate")?;
     }
+    // The forwarder's process (testpmd runs under `timeout`: its only child).
+    let fwd_pid = match fwd {
+        Fwd::Relay => Some(fwd_p.pid()),
+        _ => child_of(fwd_p.pid()),
+    };
     gen.say("go")?;
     // Read the generator's windows; snapshot the relay's busy counters at their edges.
     let latest = |p: &Proc| -> Option<[u64; 4]> {
@@ -432,7 +522,9 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
         last
     };
     let (mut mpps, mut capacity, mut capacity_raw) = (Vec::new(), Vec::new(), Vec::new());
+    let mut mpps_cpu = Vec::new();
     let mut at_start = None;
+    let mut cpu_start = None;
     let mut last_stats = None;
     let result = loop {
         let l = gen.next_line(Duration::from_secs(budget))?;
@@ -443,13 +535,24 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
         }
         let mut w = l.split_whitespace();
         match w.next() {
-            Some("window-start") => at_start = last_stats,
+            Some("window-start") => {
+                at_start = last_stats;
+                cpu_start = fwd_pid.and_then(cpu_ticks);
+            }
             Some("window-end") => {
                 let m: f64 = w
                     .nth(1)
                     .and_then(|s| s.parse().ok())
                     .context("window-end")?;
                 mpps.push(m);
+                let frames: Option<f64> = w.next().and_then(|s| s.parse().ok());
+                if let (Some(c0), Some(c1), Some(n)) =
+                    (cpu_start, fwd_pid.and_then(cpu_ticks), frames)
+                {
+                    if c1 > c0 {
+                        mpps_cpu.push(n / ((c1 - c0) as f64 / CLK_TCK) / 1e6);
+                    }
+                }
                 if let (Some(s0), Some(s1)) = (at_start, last_stats) {
                     let d: Vec<f64> = (0..4).map(|i| s1[i].saturating_sub(s0[i]) as f64).collect();
                     if d[0] > 0.0 && hz > 0.0 {
@@ -486,9 +589,37 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
     let _ = std::fs::remove_file(&socket);
     Ok(Trial {
         mpps,
+        mpps_cpu,
         capacity,
         capacity_raw,
         result,
         relay_final,
     })
+}
+
+/// `USER_HZ`: the unit of `/proc/<pid>/stat` CPU times (100 on Linux).
+const CLK_TCK: f64 = 100.0;
+
+/// A process's user + system CPU time in `USER_HZ` ticks (all its threads).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After "pid (comm) ": state is field 3, utime 14, stime 15 -> indexes 11 and 12 here.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// The first child of `pid` (testpmd under `timeout`).
+fn child_of(pid: u32) -> Option<u32> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let c = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        if let Some(c) = c.split_whitespace().next().and_then(|s| s.parse().ok()) {
+            return Some(c);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -10,7 +10,7 @@
 //!
 //! Protocol: prints `listening` once the device exists; waits for `go` on stdin; waits for
 //! the link; warms up; then for each window prints `window-start I` and
-//! `window-end I MPPS`; finally `result {json}` (windows, latency percentiles in ns, counts).
+//! `window-end I MPPS FRAMES`; finally `result {json}` (windows, latency percentiles in ns, counts).
 
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
@@ -115,7 +115,7 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
         run_for(&mut gen, Duration::from_secs_f64(args.seconds));
         let mpps = (gen.back - b0) as f64 / t0.elapsed().as_secs_f64() / 1e6;
         windows.push(mpps);
-        writeln!(out, "window-end {w} {mpps}")?;
+        writeln!(out, "window-end {w} {mpps} {}", gen.back - b0)?;
         out.flush()?;
     }
     // Let what is in flight come back.
