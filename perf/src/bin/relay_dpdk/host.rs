@@ -285,7 +285,7 @@ fn add_legs(
     loop {
         while ev.try_recv().is_ok() {}
         let s = shared.load();
-        if s.relay.legs as usize == legs && cmd.is_empty() {
+        if s.relay.legs == legs && cmd.is_empty() {
             return Ok(());
         }
         if s.relay.commands_failed > 0 {
