@@ -92,6 +92,11 @@ pub struct Args {
     /// The relay's (and testpmd's forwarding lcore's) core.
     #[arg(long, default_value_t = 1)]
     relay_core: usize,
+    /// Run the generator and the forwarder (ours and testpmd alike) SCHED_FIFO at this
+    /// priority (chrt), so that other processes on a shared machine do not preempt them;
+    /// the kernel's RT throttling still leaves others 5 % of each core. Off by default.
+    #[arg(long)]
+    fifo: Option<u8>,
     /// dpdk-testpmd.
     #[arg(long, default_value = "/usr/bin/dpdk-testpmd")]
     testpmd: String,
@@ -139,6 +144,29 @@ impl Fwd {
 pub fn pin(core: usize, who: &str) {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
         eprintln!("relay_dpdk: could not pin the {who} to core {core}");
+    }
+}
+
+/// Puts the calling thread in SCHED_FIFO at `prio` (`chrt -f -p`), or back in SCHED_OTHER for
+/// `None`; does nothing unless `--fifo` was given (`enabled`). A warning if it fails.
+pub fn sched_fifo(prio: Option<u8>, enabled: Option<u8>) {
+    if enabled.is_none() {
+        return;
+    }
+    let Some(tid) = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    else {
+        eprintln!("relay_dpdk: no /proc/thread-self");
+        return;
+    };
+    let mut c = Command::new("chrt");
+    match prio {
+        Some(p) => c.args(["-f", "-p", &p.to_string(), &tid]),
+        None => c.args(["-o", "-p", "0", &tid]),
+    };
+    if !c.status().is_ok_and(|s| s.success()) {
+        eprintln!("relay_dpdk: chrt on thread {tid} failed");
     }
 }
 
@@ -206,6 +234,7 @@ fn orchestrate(args: &Args) -> anyhow::Result<()> {
             "frame_len": g::FRAME_LEN, "rtp_len": g::RTP_LEN,
             "harness": "two DPDK processes over net_memif (copy mode, --no-huge), generator = memif server, forwarder = memif client",
             "testpmd": args.testpmd,
+            "sched_fifo_priority": args.fifo,
         }),
     );
     report.quick(args.quick);
@@ -441,12 +470,26 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
             &args.seconds.to_string(),
         ])
         .args(["--warmup", &args.warmup.to_string()])
+        .args(args.fifo.map(|p| format!("--fifo={p}")))
         .args([
             "--inflight",
             &args.inflight.to_string(),
             "--burst",
             &args.burst.to_string(),
         ]);
+    };
+    // With --fifo, our generator and relay put only their polling thread in SCHED_FIFO
+    // (see `sched_fifo`); testpmd runs wholly under `chrt -f` (chrt execs, and testpmd
+    // inherits the policy through `timeout`), its forwarding lcore then being the only busy one.
+    let start = |prog: &Path| -> Command {
+        match args.fifo {
+            Some(p) => {
+                let mut c = Command::new("chrt");
+                c.args(["-f", &p.to_string()]).arg(prog);
+                c
+            }
+            None => Command::new(prog),
+        }
     };
     let gp = format!("cbrdg{me}x{k}");
     let mut c = Command::new(&exe);
@@ -470,7 +513,7 @@ fn trial(args: &Args, tmp: &Path, legs: usize, fwd: Fwd, k: usize) -> anyhow::Re
             } else {
                 "5tswap"
             };
-            let mut c = Command::new("timeout");
+            let mut c = start(Path::new("timeout"));
             c.args([
                 "-k",
                 "5",

@@ -104,6 +104,7 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
         }
         gen.step();
     }
+    crate::sched_fifo(args.fifo, args.fifo);
     run_for(&mut gen, Duration::from_secs_f64(args.warmup));
     gen.hist.reset();
     let (sent0, back0, lost0, bad0) = (gen.sent, gen.back, gen.lost, gen.bad);
@@ -120,6 +121,7 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
     }
     // Let what is in flight come back.
     run_for(&mut gen, Duration::from_millis(20));
+    crate::sched_fifo(None, args.fifo);
     let ns = |q: f64| gen.hist.value_at_quantile(q) as f64 * 1e9 / hz as f64;
     let res = json!({
         "mpps_windows": windows,

@@ -5,7 +5,7 @@
 //! software, as on any device without offload). The real [`Worker`] loop runs over
 //! [`DpdkIo`] on a thread pinned to the relay core; the main thread adds the legs through the
 //! worker's command queue (dp_api `AddLeg` and `Bridge`, as the control plane does), then
-//! prints on stdout, every 10 ms, the TSC ticks the worker spent in passes that received
+//! prints on stdout (from the worker thread itself), every 10 ms, the TSC ticks the worker spent in passes that received
 //! frames and the frames those passes received, then the same for the passes longer than
 //! 100 us, i.e. preempted (`stats BUSY PKTS LONG_BUSY LONG_PKTS`). It stops when its stdin
 //! closes (the orchestrator is done or gone), printing the worker's counters (`final {json}`).
@@ -14,7 +14,7 @@
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,15 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
     port.start().context("start memif")?;
     let tx_off = port.tx_offloads();
     let rx_off = port.rx_offloads();
+    // The memif handshake runs on EAL's interrupt thread: let it finish before the worker
+    // busy-polls (under --fifo the worker would otherwise starve it).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !port.link().is_ok_and(|l| l.up) {
+        if Instant::now() > deadline {
+            bail!("memif link did not come up within 30 s (is the generator listening?)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let port = Arc::new(port);
 
     let addresses = g::addresses_for(legs);
@@ -114,15 +123,12 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
     let last = g::last_port(legs);
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(SharedStats::default());
-    let busy = Arc::new(AtomicU64::new(0));
-    let pkts = Arc::new(AtomicU64::new(0));
+    let ready = Arc::new(AtomicBool::new(false));
     let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(1024);
     let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
-    let (w_stop, w_shared, w_busy, w_pkts) =
-        (stop.clone(), shared.clone(), busy.clone(), pkts.clone());
-    let long_busy = Arc::new(AtomicU64::new(0));
-    let long_pkts = Arc::new(AtomicU64::new(0));
-    let (w_long_busy, w_long_pkts) = (long_busy.clone(), long_pkts.clone());
+    let (w_stop, w_stop2, w_shared, w_ready) =
+        (stop.clone(), stop.clone(), shared.clone(), ready.clone());
+    let fifo = args.fifo;
     let (core, burst) = (args.relay_core, args.burst);
     let w_port = port.clone();
     let worker = std::thread::Builder::new()
@@ -157,6 +163,9 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
             let long = lcore::tsc_hz() / 10_000;
             let (mut b, mut p, mut passes) = (0u64, 0u64, 0u32);
             let (mut lb, mut lp) = (0u64, 0u64);
+            let print_every = lcore::tsc_hz() / 100;
+            let mut last_print = lcore::rdtsc();
+            crate::sched_fifo(fifo, fifo);
             while !w.stopping() {
                 let t = lcore::rdtsc();
                 let pass = w.pass_with(None, DpdkIo::now);
@@ -170,13 +179,24 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
                     }
                 }
                 passes = passes.wrapping_add(1);
-                if passes & 0xff == 0 {
-                    w_busy.store(b, Ordering::Relaxed);
-                    w_pkts.store(p, Ordering::Relaxed);
-                    w_long_busy.store(lb, Ordering::Relaxed);
-                    w_long_pkts.store(lp, Ordering::Relaxed);
+                // Every 10 ms, once the main thread said `ready`, the counters go out from
+                // here (under --fifo no other thread of ours may get this core or the other).
+                if passes & 0xff == 0 && w_ready.load(Ordering::Relaxed) {
+                    let now = lcore::rdtsc();
+                    if now.wrapping_sub(last_print) > print_every {
+                        last_print = now;
+                        let mut out = std::io::stdout().lock();
+                        if writeln!(out, "stats {b} {p} {lb} {lp}")
+                            .and_then(|()| out.flush())
+                            .is_err()
+                        {
+                            // The orchestrator is gone.
+                            w_stop2.store(true, Ordering::Relaxed);
+                        }
+                    }
                 }
             }
+            crate::sched_fifo(None, fifo);
             w.close_all();
             Ok(())
         })
@@ -202,24 +222,13 @@ fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
         Ok(()) => {
             writeln!(out, "ready {legs} {}", lcore::tsc_hz())?;
             out.flush()?;
+            drop(out);
+            ready.store(true, Ordering::Relaxed);
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(10));
                 while ev_rx.try_recv().is_ok() {}
-                // A broken pipe means the orchestrator is gone: stop.
-                if writeln!(
-                    out,
-                    "stats {} {} {} {}",
-                    busy.load(Ordering::Relaxed),
-                    pkts.load(Ordering::Relaxed),
-                    long_busy.load(Ordering::Relaxed),
-                    long_pkts.load(Ordering::Relaxed)
-                )
-                .and_then(|()| out.flush())
-                .is_err()
-                {
-                    stop.store(true, Ordering::Relaxed);
-                }
             }
+            out = std::io::stdout().lock();
         }
         Err(e) => {
             stop.store(true, Ordering::Relaxed);
