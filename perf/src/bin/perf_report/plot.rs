@@ -31,9 +31,14 @@ pub(crate) fn register_font() -> anyhow::Result<()> {
 /// One named series of (x, y) points.
 type Series = BTreeMap<String, Vec<(f64, f64)>>;
 
-/// The first of `keys` that `v` has as a number.
+/// The value at `path` (keys joined by `.`, e.g. `setup_ms.p99`).
+fn at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(v, |v, k| v.get(k))
+}
+
+/// The first of `keys` (paths, see [`at`]) that `v` has as a number.
 fn pick(v: &Value, keys: &[&str]) -> Option<f64> {
-    keys.iter().find_map(|k| v.get(*k).and_then(Value::as_f64))
+    keys.iter().find_map(|k| at(v, k).and_then(Value::as_f64))
 }
 
 /// The first of `keys` that `v` has as a string.
@@ -205,8 +210,8 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
                     None => vec![r.clone()],
                 })
                 .collect();
-            let rate = ["offered_pps", "rate_pps", "pps"];
-            let loss = series(&trials, &["relay", "name"], &rate, &["loss_percent", "loss_pct"]);
+            let rate = ["rate_pps", "offered_pps", "sent_pps"];
+            let loss = series(&trials, &["relay", "name"], &rate, &["loss_pct", "loss_percent"]);
             plot(
                 "relay-path-loss.svg",
                 &loss,
@@ -237,9 +242,9 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
             )?;
         }
         "cps" => {
-            let rate = ["offered_cps", "target_cps", "rate_cps", "cps"];
-            let mut s = series(&runs, &["api", "path"], &rate, &["setup_p99_ms"]);
-            for (name, pts) in series(&runs, &["api", "path"], &rate, &["setup_p50_ms"]) {
+            let rate = ["sent_rate", "rate", "offered_cps"];
+            let mut s = series(&runs, &["api", "path"], &rate, &["setup_ms.p99", "setup_p99_ms"]);
+            for (name, pts) in series(&runs, &["api", "path"], &rate, &["setup_ms.p50", "setup_p50_ms"]) {
                 s.insert(format!("{name} p50"), pts);
             }
             plot(
@@ -247,7 +252,7 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
                 &s,
                 Axes { title: "cps: set-up latency over the offered rate", x: "offered set-ups/s", y: "ms", log_x: false, log_y: true },
             )?;
-            let rss = series(&runs, &["api", "path"], &["concurrent_calls", "calls"], &["rss_bytes_per_call"]);
+            let rss = series(&runs, &["api", "path"], &["bridged", "concurrent_calls", "n", "calls"], &["rss_bytes_per_call"]);
             plot(
                 "cps-rss.svg",
                 &rss,
@@ -255,7 +260,7 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
             )?;
         }
         "announce" => {
-            let s = series(&runs, &["backend"], &["streams", "n"], &["pacing_p99_us", "p99_us"]);
+            let s = series(&runs, &["backend"], &["n", "streams"], &["deviation_us.p99", "pacing_p99_us"]);
             plot(
                 "announce-pacing.svg",
                 &s,
