@@ -112,7 +112,9 @@ impl Bencode {
         if depth > 64 {
             bail!("bencode nested too deeply");
         }
-        let (&first, rest) = input.split_first().ok_or_else(|| anyhow!("bencode: unexpected end"))?;
+        let (&first, rest) = input
+            .split_first()
+            .ok_or_else(|| anyhow!("bencode: unexpected end"))?;
         match first {
             b'i' => {
                 let end = rest
@@ -243,7 +245,9 @@ impl NgClient {
                     Some("ok" | "pong") => Ok(reply),
                     other => bail!(
                         "ng {}: result {other:?}, reason {:?}",
-                        msg.get("command").and_then(Bencode::as_text).unwrap_or_default(),
+                        msg.get("command")
+                            .and_then(Bencode::as_text)
+                            .unwrap_or_default(),
                         reply.get("error-reason").and_then(Bencode::as_text)
                     ),
                 };
@@ -369,7 +373,10 @@ mod tests {
         let v = Bencode::dict([
             ("command", Bencode::str("offer")),
             ("n", Bencode::Int(-3)),
-            ("flags", Bencode::List(vec![Bencode::str("a"), Bencode::Int(0)])),
+            (
+                "flags",
+                Bencode::List(vec![Bencode::str("a"), Bencode::Int(0)]),
+            ),
         ]);
         assert_eq!(
             v.encode(),
@@ -381,16 +388,34 @@ mod tests {
     #[test]
     fn decodes_unsorted_dicts_and_binary_strings() {
         let v = Bencode::decode(b"d6:result2:ok3:sdp4:a\r\nb4:listl0:ee").unwrap();
-        assert_eq!(v.get("result").and_then(Bencode::as_text).as_deref(), Some("ok"));
+        assert_eq!(
+            v.get("result").and_then(Bencode::as_text).as_deref(),
+            Some("ok")
+        );
         assert_eq!(v.get("sdp"), Some(&Bencode::Bytes(b"a\r\nb".to_vec())));
-        assert_eq!(v.get("list"), Some(&Bencode::List(vec![Bencode::Bytes(vec![])])));
+        assert_eq!(
+            v.get("list"),
+            Some(&Bencode::List(vec![Bencode::Bytes(vec![])]))
+        );
         assert!(v.get("missing").is_none());
     }
 
     #[test]
     fn rejects_malformed_input() {
-        for bad in [&b"i12"[..], b"5:abc", b"d3:keye", b"di1ei2ee", b"x", b"le1", b"i1ei2e"] {
-            assert!(Bencode::decode(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"i12"[..],
+            b"5:abc",
+            b"d3:keye",
+            b"di1ei2ee",
+            b"x",
+            b"le1",
+            b"i1ei2e",
+        ] {
+            assert!(
+                Bencode::decode(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

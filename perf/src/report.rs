@@ -160,10 +160,16 @@ pub fn machine() -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split(':').nth(1)))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
         .map_or_else(|| "unknown".to_owned(), |m| m.trim().to_owned());
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    let logical = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let logical = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let mem_kib = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -174,9 +180,13 @@ pub fn machine() -> Value {
         .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map_or_else(|_| String::new(), |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "));
-    let hypervisor = cpuinfo.lines().any(|l| l.starts_with("flags") && l.contains(" hypervisor"));
+    let load = std::fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| String::new(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    );
+    let hypervisor = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.contains(" hypervisor"));
     json!({
         "cpu": model,
         "logical_cores": logical,
@@ -229,7 +239,11 @@ pub fn median(xs: &[f64]) -> Option<f64> {
     let mut v = xs.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
 }
 
 #[cfg(test)]
@@ -258,7 +272,15 @@ mod tests {
         r.run(json!({"legs": 1000})).set("bytes_per_leg", 192);
         let path = r.write_to(&dir).unwrap();
         let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        for k in ["scenario", "commit", "machine", "date", "parameters", "runs", "bytes_per_leg"] {
+        for k in [
+            "scenario",
+            "commit",
+            "machine",
+            "date",
+            "parameters",
+            "runs",
+            "bytes_per_leg",
+        ] {
             assert!(doc.get(k).is_some(), "missing {k}");
         }
         assert_eq!(doc["runs"][0]["legs"], 1000);

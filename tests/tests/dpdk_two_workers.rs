@@ -55,7 +55,9 @@ fn dpdk_call_through_two_workers_sharing_a_core() {
     // Whatever landed on the wrong queue was handed to its owner, never dropped.
     let handoff_drops = sum(&|w| w["io"]["handoff"]["drops"].as_u64().unwrap_or(0));
     if handoff_drops != 0 {
-        t.cb.fail(&format!("{handoff_drops} frames dropped in handoff: {stats:#}"));
+        t.cb.fail(&format!(
+            "{handoff_drops} frames dropped in handoff: {stats:#}"
+        ));
     }
     // The legs' ports are each owned by exactly one worker; none is left once the call is
     // over (removal is asynchronous: poll with a generous deadline).
@@ -64,7 +66,11 @@ fn dpdk_call_through_two_workers_sharing_a_core() {
         let stats = t.cb.get_json("/v1/dataplane/stats");
         let legs: u64 = stats["workers"]
             .as_array()
-            .map(|ws| ws.iter().map(|w| w["relay"]["legs"].as_u64().unwrap_or(0)).sum())
+            .map(|ws| {
+                ws.iter()
+                    .map(|w| w["relay"]["legs"].as_u64().unwrap_or(0))
+                    .sum()
+            })
             .unwrap_or(0);
         if legs == 0 {
             break;

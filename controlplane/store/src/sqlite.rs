@@ -13,9 +13,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::schema::{MIGRATIONS, SCHEMA_VERSION};
 use crate::{
-    Accepted, CallRecord, IdempotencyKey, MediaSummary, NewRequest, OutboxItem, RecordFilter,
-    Sale, StatusChange, Store, StoreError, StoredResponse,
-    IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
+    Accepted, CallRecord, IdempotencyKey, MediaSummary, NewRequest, OutboxItem, RecordFilter, Sale,
+    StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
 };
 
 mod rows;

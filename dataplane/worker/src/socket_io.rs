@@ -30,11 +30,11 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST};
 
@@ -76,7 +76,6 @@ pub struct SocketIo {
     /// Scratch: `(socket slot, index)` of the burst's packets, sorted to group by socket.
     order: Vec<(u32, u8)>,
 }
-
 
 impl std::fmt::Debug for SocketIo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,7 +145,10 @@ impl SocketIo {
         )
         .map_err(io::Error::from)?;
         epoll
-            .add(timer.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, u64::from(TIMER_KEY)))
+            .add(
+                timer.as_fd(),
+                EpollEvent::new(EpollFlags::EPOLLIN, u64::from(TIMER_KEY)),
+            )
             .map_err(io::Error::from)?;
         Ok(Self {
             addresses,
@@ -171,7 +173,11 @@ impl SocketIo {
     /// stays on its sockets, see [`Self::raw_tx`]) or off (the default).
     #[must_use]
     pub fn with_raw_tx(mut self, on: bool) -> Self {
-        self.raw = if on { self.raw.take().or_else(RawTx::open) } else { None };
+        self.raw = if on {
+            self.raw.take().or_else(RawTx::open)
+        } else {
+            None
+        };
         self
     }
 
@@ -493,10 +499,17 @@ impl PacketIo for SocketIo {
                 .position(|&(s, _)| s != slot)
                 .map_or(order.len(), |o| start + o);
             if end - start == 1 {
-                sent += self.send_run(std::slice::from_ref(&pkts[usize::from(order[start].1)]), refused);
+                sent += self.send_run(
+                    std::slice::from_ref(&pkts[usize::from(order[start].1)]),
+                    refused,
+                );
             } else {
                 run.clear();
-                run.extend(order[start..end].iter().map(|&(_, i)| &pkts[usize::from(i)]));
+                run.extend(
+                    order[start..end]
+                        .iter()
+                        .map(|&(_, i)| &pkts[usize::from(i)]),
+                );
                 sent += self.send_refs(&run, refused);
             }
             start = end;
@@ -521,9 +534,8 @@ impl SocketIo {
             let rest = &run[done..];
             let k = rest.len().min(MAX_BURST);
             let mut it = rest.iter();
-            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] = std::array::from_fn(|_| {
-                [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]
-            });
+            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] =
+                std::array::from_fn(|_| [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]);
             let addrs: [Option<SockaddrStorage>; MAX_BURST] =
                 std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
             let cmsgs: [ControlMessage<'_>; 0] = [];
@@ -585,7 +597,11 @@ mod tests {
             let start = std::time::Instant::now();
             assert_eq!(io.rx_burst(&mut rx, Some(Duration::from_micros(300))), 0);
             // Never shorter than asked (no upper bound here: timing belongs in perf/).
-            assert!(start.elapsed() >= Duration::from_micros(300), "{:?}", start.elapsed());
+            assert!(
+                start.elapsed() >= Duration::from_micros(300),
+                "{:?}",
+                start.elapsed()
+            );
             // The expired timer was read: the next look sees nothing at all.
             assert_eq!(io.rx_burst(&mut rx, None), 0);
             assert!(io.ready.is_empty());

@@ -22,7 +22,14 @@ mod plot;
 mod tables;
 
 /// The scenarios in report order.
-const SCENARIOS: [&str; 6] = ["relay-core", "relay-instr", "relay-dpdk", "relay-path", "cps", "announce"];
+const SCENARIOS: [&str; 6] = [
+    "relay-core",
+    "relay-instr",
+    "relay-dpdk",
+    "relay-path",
+    "cps",
+    "announce",
+];
 
 #[derive(clap::Parser)]
 #[command(about = "Markdown report with SVG plots from perf/reports/latest/*.json")]
@@ -56,9 +63,11 @@ fn main() -> anyhow::Result<()> {
             // A run elsewhere (the smoke test): keep everything under that directory.
             return from.join("report");
         }
-        workspace_root()
-            .join("perf/reports")
-            .join(format!("{}-{}", &stamp[..13.min(stamp.len())], commit()))
+        workspace_root().join("perf/reports").join(format!(
+            "{}-{}",
+            &stamp[..13.min(stamp.len())],
+            commit()
+        ))
     });
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     plot::register_font()?;
@@ -75,11 +84,18 @@ fn main() -> anyhow::Result<()> {
     let mut headlines = Vec::new();
     for s in SCENARIOS {
         let Some(doc) = load(&from, s) else {
-            let _ = writeln!(md, "## {s}\n\nnot run: no `{s}.json` in {}\n", from.display());
+            let _ = writeln!(
+                md,
+                "## {s}\n\nnot run: no `{s}.json` in {}\n",
+                from.display()
+            );
             continue;
         };
         found += 1;
-        std::fs::write(out.join(format!("{s}.json")), serde_json::to_string_pretty(&doc)? + "\n")?;
+        std::fs::write(
+            out.join(format!("{s}.json")),
+            serde_json::to_string_pretty(&doc)? + "\n",
+        )?;
         let _ = writeln!(md, "## {s}\n");
         let _ = writeln!(md, "{}\n", tables::provenance(&doc));
         let (table, headline) = tables::scenario(s, &doc);
@@ -91,7 +107,10 @@ fn main() -> anyhow::Result<()> {
         md.push('\n');
     }
     if found == 0 {
-        anyhow::bail!("no scenario JSON in {} (run scripts/perf all first)", from.display());
+        anyhow::bail!(
+            "no scenario JSON in {} (run scripts/perf all first)",
+            from.display()
+        );
     }
     let mut top = String::from("## Headlines\n\n");
     for h in &headlines {
@@ -109,6 +128,10 @@ fn main() -> anyhow::Result<()> {
     let latest = md.replace("](", &format!("]({}/", rel.display()));
     std::fs::create_dir_all(&from)?;
     std::fs::write(from.join("report.md"), latest)?;
-    println!("report: {} ({found} of {} scenarios)", report.display(), SCENARIOS.len());
+    println!(
+        "report: {} ({found} of {} scenarios)",
+        report.display(),
+        SCENARIOS.len()
+    );
     Ok(())
 }

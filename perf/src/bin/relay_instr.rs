@@ -455,7 +455,10 @@ mod tests {
 
     #[test]
     fn packets_from_relay_core_output() {
-        assert_eq!(packets_handled("x\n\nhandle_packet calls: 1200000\n"), Some(1_200_000));
+        assert_eq!(
+            packets_handled("x\n\nhandle_packet calls: 1200000\n"),
+            Some(1_200_000)
+        );
         assert_eq!(packets_handled("nothing"), None);
     }
 

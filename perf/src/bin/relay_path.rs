@@ -48,7 +48,9 @@ use netns::{Path, GEN_IP};
 use relays::{Running, GEN_PORT};
 
 #[derive(Parser, Debug)]
-#[command(about = "Relays on one veth path: callbridge (DPDK af_xdp/af_packet, socket), rtpengine, testpmd 5tswap")]
+#[command(
+    about = "Relays on one veth path: callbridge (DPDK af_xdp/af_packet, socket), rtpengine, testpmd 5tswap"
+)]
 struct Args {
     #[command(subcommand)]
     cmd: Option<Sub>,
@@ -150,20 +152,18 @@ fn check_tools(relays: &[String]) -> anyhow::Result<()> {
 }
 
 fn scenario(a: &Args) -> anyhow::Result<()> {
-    let calls = a
-        .calls
-        .clone()
-        .unwrap_or(if a.quick { vec![100] } else { vec![1000, 10000] });
-    let relays: Vec<String> = a
-        .relays
-        .clone()
-        .unwrap_or_else(|| {
-            relays::ALL
-                .iter()
-                .filter(|r| !(a.quick && **r == "socket_raw_tx"))
-                .map(|s| (*s).to_owned())
-                .collect()
-        });
+    let calls = a.calls.clone().unwrap_or(if a.quick {
+        vec![100]
+    } else {
+        vec![1000, 10000]
+    });
+    let relays: Vec<String> = a.relays.clone().unwrap_or_else(|| {
+        relays::ALL
+            .iter()
+            .filter(|r| !(a.quick && **r == "socket_raw_tx"))
+            .map(|s| (*s).to_owned())
+            .collect()
+    });
     let mut rates = a.rates.clone().unwrap_or_else(|| {
         if a.quick {
             vec![10_000, 50_000, 100_000]
@@ -288,7 +288,11 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
                 r.push(format!("{n} met p99 <= 1 ms at no step"));
             }
         }
-        if r.is_empty() { Value::Null } else { json!(r.join("; ")) }
+        if r.is_empty() {
+            Value::Null
+        } else {
+            json!(r.join("; "))
+        }
     };
     let ratios = json!({
         "dpdk_vs_rtpengine": ratio("af_xdp", "rtpengine"),
@@ -329,7 +333,10 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
             None => "FAILED".into(),
         }
     };
-    let x = |r: &Value| r.as_f64().map_or(String::new(), |r| format!(" ({r:.1}x rtpengine)"));
+    let x = |r: &Value| {
+        r.as_f64()
+            .map_or(String::new(), |r| format!(" ({r:.1}x rtpengine)"))
+    };
     let headline = format!(
         "af_xdp {} pps{}, af_packet {}, socket {}{}, rtpengine {}, testpmd {} (p99 <= 1 ms, {} calls)",
         k("af_xdp"),
@@ -343,7 +350,10 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
     );
     report.finish(&headline)?;
     if !failures.is_empty() {
-        bail!("relays that could not be measured: {}", failures.join(" | "));
+        bail!(
+            "relays that could not be measured: {}",
+            failures.join(" | ")
+        );
     }
     Ok(())
 }
@@ -386,8 +396,8 @@ fn measure(
             (Some(b), Some(a)) => a.saturating_sub(b),
             _ => o.received,
         };
-        let mut cpu_ns = (relayed > 0)
-            .then(|| after.ns.saturating_sub(before.ns) as f64 / relayed as f64);
+        let mut cpu_ns =
+            (relayed > 0).then(|| after.ns.saturating_sub(before.ns) as f64 / relayed as f64);
         if restart {
             let out = r.stop(path);
             if name == "testpmd" {

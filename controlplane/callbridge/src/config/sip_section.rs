@@ -1,13 +1,13 @@
 //! `[sip]`: listeners (`sip.listen`), TLS (`[sip.tls]`), the registrar (`[sip.registrar]`),
 //! trunks, DNS, timers and the rest of the SIP keys.
 
+use super::locate::{key, Seg};
+use super::secret::{check_key, Secret};
+use flows::SipUri;
+use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use flows::SipUri;
-use serde::Deserialize;
-use super::locate::{key, Seg};
-use super::secret::{check_key, Secret};
 
 /// `sip.listen`: one address (`"127.0.0.1:5060"`, UDP) or a list of `"udp:IP:PORT"`,
 /// `"tcp:IP:PORT"`, `"tls:IP:PORT"`. Kept as written; [`SipConfig::validate`] parses it, so an

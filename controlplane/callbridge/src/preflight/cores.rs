@@ -151,7 +151,6 @@ pub(super) fn cores(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
     }
 }
 
-
 /// The NUMA node of a cpu, from its `nodeN` entry.
 fn cpu_node(sys: &Sys<'_>, cpu: usize) -> Option<usize> {
     sys.list(&format!("/sys/devices/system/cpu/cpu{cpu}"))
@@ -249,4 +248,3 @@ pub(super) fn governor(r: &mut Report, sys: &Sys<'_>, d: &DpdkConfig) {
         );
     }
 }
-

@@ -250,6 +250,5 @@ pub(super) fn list(cpus: &[usize]) -> String {
         .join(",")
 }
 
-
 #[cfg(test)]
 mod tests;

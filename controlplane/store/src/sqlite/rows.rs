@@ -5,11 +5,12 @@ use flows::{AgentId, BusinessId, CallId, Skill};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::{
-    CallRecord, EventRow, Kind, MediaSummary, NewRequest, OutboxItem, Page, Sale,
-    StoreError, Webhook, LIVE_STATUSES,
+    CallRecord, EventRow, Kind, MediaSummary, NewRequest, OutboxItem, Page, Sale, StoreError,
+    Webhook, LIVE_STATUSES,
 };
 
-pub(super) const REQUEST_COLUMNS: &str = "id, kind, business, customer, preferred_agent, agent_spec, \
+pub(super) const REQUEST_COLUMNS: &str =
+    "id, kind, business, customer, preferred_agent, agent_spec, \
      contact_at_ms, page_url, page_title, referrer, client_ip, created_ms, updated_ms, status, \
      reason, agent, attempts, due_ms, claimed_by, skill";
 
@@ -211,7 +212,8 @@ pub(super) fn outbox_row(r: &Row<'_>) -> rusqlite::Result<OutboxItem> {
     })
 }
 
-pub(super) const OUTBOX_COLUMNS: &str = "id, request_id, business, url, body, created_ms, due_ms, attempts, \
+pub(super) const OUTBOX_COLUMNS: &str =
+    "id, request_id, business, url, body, created_ms, due_ms, attempts, \
      delivered_ms, last_status, last_error, abandoned_ms";
 
 /// A placeholder list `?1, ?2, …` for the live statuses, starting at `?first`.

@@ -8,8 +8,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    sendmmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage, MsgFlags,
-    MultiHeaders, SockFlag, SockProtocol, SockType, SockaddrIn,
+    sendmmsg, setsockopt, socket, sockopt, AddressFamily, ControlMessage, MsgFlags, MultiHeaders,
+    SockFlag, SockProtocol, SockType, SockaddrIn,
 };
 
 use super::Pkt;
@@ -165,7 +165,6 @@ fn write_headers(
     let c = !(sum as u16);
     h[26..28].copy_from_slice(&(if c == 0 { 0xffff } else { c }).to_be_bytes());
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -120,7 +120,9 @@ fn line_chart(path: &Path, s: &Series, axes: &Axes<'_>) -> anyhow::Result<()> {
                     .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                     .map_err(err)?
                     .label(name.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
+                    });
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
                     .map_err(err)?;
@@ -135,10 +137,16 @@ fn line_chart(path: &Path, s: &Series, axes: &Axes<'_>) -> anyhow::Result<()> {
     }
     match (axes.log_x, axes.log_y) {
         (false, false) => draw!(b.build_cartesian_2d(x0..x1, y0..y1).map_err(err)?),
-        (true, false) => draw!(b.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(err)?),
-        (false, true) => draw!(b.build_cartesian_2d(x0..x1, (y0..y1).log_scale()).map_err(err)?),
+        (true, false) => draw!(b
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(err)?),
+        (false, true) => draw!(b
+            .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
+            .map_err(err)?),
         (true, true) => {
-            draw!(b.build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale()).map_err(err)?)
+            draw!(b
+                .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+                .map_err(err)?)
         }
     }
     root.present().map_err(err)?;
@@ -153,7 +161,11 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 ///
 /// # Errors
 /// A plot cannot be written.
-pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn scenario(
+    scenario: &str,
+    doc: &Value,
+    out: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
     let runs: Vec<Value> = doc["runs"].as_array().cloned().unwrap_or_default();
     let mut drawn = Vec::new();
     let mut plot = |file: &str, s: &Series, axes: Axes<'_>| -> anyhow::Result<()> {
@@ -182,15 +194,32 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
             plot(
                 "relay-core-ns.svg",
                 &s,
-                Axes { title: "relay core: ns per packet over legs", x: "legs", y: "ns/packet", log_x: true, log_y: false },
+                Axes {
+                    title: "relay core: ns per packet over legs",
+                    x: "legs",
+                    y: "ns/packet",
+                    log_x: true,
+                    log_y: false,
+                },
             )?;
         }
         "relay-dpdk" => {
-            let s = series(&runs, &["relay", "forwarder", "name"], &["legs"], &["mpps_per_core", "mpps_median", "mpps"]);
+            let s = series(
+                &runs,
+                &["relay", "forwarder", "name"],
+                &["legs"],
+                &["mpps_per_core", "mpps_median", "mpps"],
+            );
             plot(
                 "relay-dpdk-mpps.svg",
                 &s,
-                Axes { title: "relay-dpdk over memif: Mpps per core", x: "legs", y: "Mpps", log_x: true, log_y: false },
+                Axes {
+                    title: "relay-dpdk over memif: Mpps per core",
+                    x: "legs",
+                    y: "Mpps",
+                    log_x: true,
+                    log_y: false,
+                },
             )?;
         }
         "relay-path" => {
@@ -201,7 +230,9 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
                         .iter()
                         .map(|t| {
                             let mut t = t.clone();
-                            if let (Some(o), Some(name)) = (t.as_object_mut(), r.get("name").or(r.get("relay"))) {
+                            if let (Some(o), Some(name)) =
+                                (t.as_object_mut(), r.get("name").or(r.get("relay")))
+                            {
                                 o.entry("relay").or_insert(name.clone());
                             }
                             t
@@ -211,26 +242,47 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
                 })
                 .collect();
             let rate = ["rate_pps", "offered_pps", "sent_pps"];
-            let loss = series(&trials, &["relay", "name"], &rate, &["loss_pct", "loss_percent"]);
+            let loss = series(
+                &trials,
+                &["relay", "name"],
+                &rate,
+                &["loss_pct", "loss_percent"],
+            );
             plot(
                 "relay-path-loss.svg",
                 &loss,
-                Axes { title: "relay-path: loss over offered rate", x: "offered packets/s", y: "loss %", log_x: false, log_y: false },
+                Axes {
+                    title: "relay-path: loss over offered rate",
+                    x: "offered packets/s",
+                    y: "loss %",
+                    log_x: false,
+                    log_y: false,
+                },
             )?;
             let p99 = series(&trials, &["relay", "name"], &rate, &["p99_us"]);
             plot(
                 "relay-path-p99.svg",
                 &p99,
-                Axes { title: "relay-path: p99 latency over offered rate", x: "offered packets/s", y: "p99 µs", log_x: false, log_y: true },
+                Axes {
+                    title: "relay-path: p99 latency over offered rate",
+                    x: "offered packets/s",
+                    y: "p99 µs",
+                    log_x: false,
+                    log_y: true,
+                },
             )?;
             // Percentiles at 50k pps, one line per relay over (50, 99, 99.9).
             let mut pct = Series::new();
             for r in doc["relays"].as_array().into_iter().flatten() {
                 let name = r["name"].as_str().unwrap_or("?").to_owned();
-                let pts: Vec<(f64, f64)> = [(50.0, "p50_us_at_50k"), (99.0, "p99_us_at_50k"), (99.9, "p999_us_at_50k")]
-                    .iter()
-                    .filter_map(|&(x, k)| Some((x, r.get(k)?.as_f64()?)))
-                    .collect();
+                let pts: Vec<(f64, f64)> = [
+                    (50.0, "p50_us_at_50k"),
+                    (99.0, "p99_us_at_50k"),
+                    (99.9, "p999_us_at_50k"),
+                ]
+                .iter()
+                .filter_map(|&(x, k)| Some((x, r.get(k)?.as_f64()?)))
+                .collect();
                 if !pts.is_empty() {
                     pct.insert(name, pts);
                 }
@@ -238,33 +290,77 @@ pub(crate) fn scenario(scenario: &str, doc: &Value, out: &Path) -> anyhow::Resul
             plot(
                 "relay-path-percentiles.svg",
                 &pct,
-                Axes { title: "relay-path: latency percentiles at 50k pps", x: "percentile", y: "µs", log_x: false, log_y: true },
+                Axes {
+                    title: "relay-path: latency percentiles at 50k pps",
+                    x: "percentile",
+                    y: "µs",
+                    log_x: false,
+                    log_y: true,
+                },
             )?;
         }
         "cps" => {
             let rate = ["sent_rate", "rate", "offered_cps"];
-            let mut s = series(&runs, &["api", "path"], &rate, &["setup_ms.p99", "setup_p99_ms"]);
-            for (name, pts) in series(&runs, &["api", "path"], &rate, &["setup_ms.p50", "setup_p50_ms"]) {
+            let mut s = series(
+                &runs,
+                &["api", "path"],
+                &rate,
+                &["setup_ms.p99", "setup_p99_ms"],
+            );
+            for (name, pts) in series(
+                &runs,
+                &["api", "path"],
+                &rate,
+                &["setup_ms.p50", "setup_p50_ms"],
+            ) {
                 s.insert(format!("{name} p50"), pts);
             }
             plot(
                 "cps-latency.svg",
                 &s,
-                Axes { title: "cps: set-up latency over the offered rate", x: "offered set-ups/s", y: "ms", log_x: false, log_y: true },
+                Axes {
+                    title: "cps: set-up latency over the offered rate",
+                    x: "offered set-ups/s",
+                    y: "ms",
+                    log_x: false,
+                    log_y: true,
+                },
             )?;
-            let rss = series(&runs, &["api", "path"], &["bridged", "concurrent_calls", "n", "calls"], &["rss_bytes_per_call"]);
+            let rss = series(
+                &runs,
+                &["api", "path"],
+                &["bridged", "concurrent_calls", "n", "calls"],
+                &["rss_bytes_per_call"],
+            );
             plot(
                 "cps-rss.svg",
                 &rss,
-                Axes { title: "cps: resident memory per bridged call", x: "simultaneous calls", y: "bytes/call", log_x: true, log_y: false },
+                Axes {
+                    title: "cps: resident memory per bridged call",
+                    x: "simultaneous calls",
+                    y: "bytes/call",
+                    log_x: true,
+                    log_y: false,
+                },
             )?;
         }
         "announce" => {
-            let s = series(&runs, &["backend"], &["n", "streams"], &["deviation_us.p99", "pacing_p99_us"]);
+            let s = series(
+                &runs,
+                &["backend"],
+                &["n", "streams"],
+                &["deviation_us.p99", "pacing_p99_us"],
+            );
             plot(
                 "announce-pacing.svg",
                 &s,
-                Axes { title: "announce: pacing error p99 over streams", x: "streams", y: "p99 µs", log_x: true, log_y: true },
+                Axes {
+                    title: "announce: pacing error p99 over streams",
+                    x: "streams",
+                    y: "p99 µs",
+                    log_x: true,
+                    log_y: true,
+                },
             )?;
         }
         _ => {}
@@ -285,7 +381,12 @@ mod tests {
             json!({"relay": "b", "rate_pps": 1.0, "loss_pct": 1.0}),
             json!({"relay": "c"}),
         ];
-        let s = series(&runs, &["relay"], &["offered_pps", "rate_pps"], &["loss_percent", "loss_pct"]);
+        let s = series(
+            &runs,
+            &["relay"],
+            &["offered_pps", "rate_pps"],
+            &["loss_percent", "loss_pct"],
+        );
         assert_eq!(s["a"], vec![(1.0, 0.0), (2.0, 0.5)]);
         assert_eq!(s["b"], vec![(1.0, 1.0)]);
         assert!(!s.contains_key("c"));
@@ -300,7 +401,11 @@ mod tests {
         let drawn = scenario("relay-core", &doc, &dir).unwrap();
         assert_eq!(drawn.len(), 1);
         let svg = std::fs::read_to_string(dir.join(&drawn[0].0)).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("random order"), "{}", &svg[..200.min(svg.len())]);
+        assert!(
+            svg.starts_with("<svg") && svg.contains("random order"),
+            "{}",
+            &svg[..200.min(svg.len())]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -59,7 +59,11 @@ pub(crate) fn provenance(doc: &Value) -> String {
         doc["date"].as_str().unwrap_or("?"),
         m["cpu"].as_str().unwrap_or("?"),
         m["logical_cores"],
-        if m["virtualized"].as_bool() == Some(true) { ", virtualized" } else { "" },
+        if m["virtualized"].as_bool() == Some(true) {
+            ", virtualized"
+        } else {
+            ""
+        },
         m["loadavg"].as_str().unwrap_or("?"),
         if doc["quick"].as_bool() == Some(true) {
             "; **--quick run: a smoke test, not figures to quote**"
@@ -105,8 +109,18 @@ pub(crate) fn scenario(scenario: &str, doc: &Value) -> (String, String) {
             let w = num(&doc["instructions_per_packet_worker"]);
             let o = num(&doc["instructions_per_packet_worker_offload"]);
             let r = num(&doc["instructions_per_packet_relay"]);
-            t.row("worker pass, instructions/packet", w, "", Target::AtMost(550.0));
-            t.row("worker pass with checksum offload", o, "", Target::AtMost(400.0));
+            t.row(
+                "worker pass, instructions/packet",
+                w,
+                "",
+                Target::AtMost(550.0),
+            );
+            t.row(
+                "worker pass with checksum offload",
+                o,
+                "",
+                Target::AtMost(400.0),
+            );
             t.row("relay core alone", r, "", Target::AtMost(100.0));
             format!(
                 "worker {} instr/pkt, {} with offload, relay {}",
@@ -124,28 +138,62 @@ pub(crate) fn scenario(scenario: &str, doc: &Value) -> (String, String) {
                 "Mpps",
                 Target::AtLeast(10.0),
             );
-            t.row("testpmd io", num(&doc["testpmd_io_mpps"]), "Mpps", Target::None);
-            t.row("testpmd 5tswap", num(&doc["testpmd_5tswap_mpps"]), "Mpps", Target::None);
+            t.row(
+                "testpmd io",
+                num(&doc["testpmd_io_mpps"]),
+                "Mpps",
+                Target::None,
+            );
+            t.row(
+                "testpmd 5tswap",
+                num(&doc["testpmd_5tswap_mpps"]),
+                "Mpps",
+                Target::None,
+            );
             t.row("relay / testpmd 5tswap", r, "", Target::AtLeast(0.7));
             format!("{} Mpps/core, {} of testpmd 5tswap", opt(m), opt(r))
         }
         "relay-path" => relay_path(&mut t, doc),
         "cps" => {
             let c = num(&doc["max_cps_zero_failures"]);
-            t.row("set-ups/s with 0 failures", c, "/s", Target::AtLeast(1000.0));
+            t.row(
+                "set-ups/s with 0 failures",
+                c,
+                "/s",
+                Target::AtLeast(1000.0),
+            );
             t.row("set-up p99", num(&doc["setup_p99_ms"]), "ms", Target::None);
-            t.row("RSS per call", num(&doc["rss_bytes_per_call"]), "B", Target::None);
-            format!("{} set-ups/s, p99 {} ms", opt(c), opt(num(&doc["setup_p99_ms"])))
+            t.row(
+                "RSS per call",
+                num(&doc["rss_bytes_per_call"]),
+                "B",
+                Target::None,
+            );
+            format!(
+                "{} set-ups/s, p99 {} ms",
+                opt(c),
+                opt(num(&doc["setup_p99_ms"]))
+            )
         }
         "announce" => {
             let v = &doc["max_streams_p99_under_1ms"];
             match v {
                 Value::Object(per) => {
                     for (backend, n) in per {
-                        t.row(&format!("streams with pacing p99 < 1 ms ({backend})"), num(n), "", Target::None);
+                        t.row(
+                            &format!("streams with pacing p99 < 1 ms ({backend})"),
+                            num(n),
+                            "",
+                            Target::None,
+                        );
                     }
                 }
-                other => t.row("streams with pacing p99 < 1 ms", num(other), "", Target::None),
+                other => t.row(
+                    "streams with pacing p99 < 1 ms",
+                    num(other),
+                    "",
+                    Target::None,
+                ),
             }
             format!("{v} streams with pacing p99 < 1 ms")
         }
@@ -168,7 +216,12 @@ fn relay_core(t: &mut Table, doc: &Value) -> String {
                 .collect();
             legs.sort_by_key(|l| l.0);
             for (n, v) in legs {
-                t.row(&format!("ns/packet, {n} legs, {order} order"), Some(v), "ns", Target::None);
+                t.row(
+                    &format!("ns/packet, {n} legs, {order} order"),
+                    Some(v),
+                    "ns",
+                    Target::None,
+                );
             }
         }
     }
@@ -176,7 +229,12 @@ fn relay_core(t: &mut Table, doc: &Value) -> String {
     let far = num(&ns["random"]["100000"]);
     let ratio = base.zip(far).map(|(b, f)| f / b);
     t.row("100k random ÷ 1k table", ratio, "×", Target::AtMost(1.5));
-    t.row("bytes per leg", num(&doc["bytes_per_leg"]), "B", Target::AtMost(256.0));
+    t.row(
+        "bytes per leg",
+        num(&doc["bytes_per_leg"]),
+        "B",
+        Target::AtMost(256.0),
+    );
     t.row(
         "allocations per packet",
         num(&doc["allocations_per_packet"]),
@@ -211,9 +269,24 @@ fn relay_path(t: &mut Table, doc: &Value) -> String {
     let d = num(&ratios["dpdk_vs_rtpengine"]);
     let s = num(&ratios["socket_vs_rtpengine"]);
     let p = num(&ratios["dpdk_vs_testpmd"]);
-    t.row("DPDK (AF_XDP) ÷ rtpengine, p99 ≤ 1 ms", d, "×", Target::AtLeast(2.0));
-    t.row("socket backend ÷ rtpengine, p99 ≤ 1 ms", s, "×", Target::AtLeast(1.5));
-    t.row("DPDK (AF_XDP) ÷ testpmd 5tswap", p, "×", Target::AtLeast(0.9));
+    t.row(
+        "DPDK (AF_XDP) ÷ rtpengine, p99 ≤ 1 ms",
+        d,
+        "×",
+        Target::AtLeast(2.0),
+    );
+    t.row(
+        "socket backend ÷ rtpengine, p99 ≤ 1 ms",
+        s,
+        "×",
+        Target::AtLeast(1.5),
+    );
+    t.row(
+        "DPDK (AF_XDP) ÷ testpmd 5tswap",
+        p,
+        "×",
+        Target::AtLeast(0.9),
+    );
     let cpu = |name: &str| {
         doc["relays"]
             .as_array()
@@ -223,10 +296,20 @@ fn relay_path(t: &mut Table, doc: &Value) -> String {
             .and_then(|r| num(&r["cpu_ns_per_packet_at_50k"]))
     };
     let cpu_ratio = cpu("socket").zip(cpu("rtpengine")).map(|(a, b)| a / b);
-    t.row("socket CPU/packet ÷ rtpengine's at 50k pps", cpu_ratio, "×", Target::AtMost(0.5));
+    t.row(
+        "socket CPU/packet ÷ rtpengine's at 50k pps",
+        cpu_ratio,
+        "×",
+        Target::AtMost(0.5),
+    );
     md.push_str(&t.md);
     t.md = md;
-    format!("DPDK {}× rtpengine, socket {}× rtpengine, DPDK {}× testpmd", opt(d), opt(s), opt(p))
+    format!(
+        "DPDK {}× rtpengine, socket {}× rtpengine, DPDK {}× testpmd",
+        opt(d),
+        opt(s),
+        opt(p)
+    )
 }
 
 #[cfg(test)]
@@ -250,7 +333,10 @@ mod tests {
             "bytes_per_leg": 128, "allocations_per_packet": 0
         });
         let (md, head) = scenario("relay-core", &doc);
-        assert!(md.contains("| 100k random ÷ 1k table | 2 × | ≤ 1.50 | missed |"), "{md}");
+        assert!(
+            md.contains("| 100k random ÷ 1k table | 2 × | ≤ 1.50 | missed |"),
+            "{md}"
+        );
         assert!(head.contains("= 2×"), "{head}");
     }
 }

@@ -204,17 +204,19 @@ fn run(sock: &UdpSocket, epoch: Instant, t: &Trial) -> anyhow::Result<Outcome> {
     let send_for = Duration::from_secs_f64(t.secs);
     let mut seq = 0u64;
     let recv_all = |rxb: &mut Vec<[u8; 256]>,
-                        rxh: &mut MultiHeaders<SockaddrIn>,
-                        received: &mut u64,
-                        stale: &mut u64,
-                        hist: &mut Histogram<u64>|
+                    rxh: &mut MultiHeaders<SockaddrIn>,
+                    received: &mut u64,
+                    stale: &mut u64,
+                    hist: &mut Histogram<u64>|
      -> usize {
         let mut total = 0;
         loop {
             let mut lens = [0usize; BATCH];
             let got = {
-                let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
-                    rxb.iter_mut().map(|b| [IoSliceMut::new(&mut b[..])]).collect();
+                let mut iovs: Vec<[IoSliceMut<'_>; 1]> = rxb
+                    .iter_mut()
+                    .map(|b| [IoSliceMut::new(&mut b[..])])
+                    .collect();
                 match recvmmsg(fd, rxh, iovs.iter_mut(), MsgFlags::MSG_DONTWAIT, None) {
                     Ok(res) => {
                         let mut k = 0;
@@ -269,8 +271,11 @@ fn run(sock: &UdpSocket, epoch: Instant, t: &Trial) -> anyhow::Result<Outcome> {
                 dst.push(Some(addrs[next_call]));
                 next_call = (next_call + 1) % addrs.len();
             }
-            let iovs: Vec<[std::io::IoSlice<'_>; 1]> =
-                txb.iter().take(want).map(|b| [std::io::IoSlice::new(&b[..])]).collect();
+            let iovs: Vec<[std::io::IoSlice<'_>; 1]> = txb
+                .iter()
+                .take(want)
+                .map(|b| [std::io::IoSlice::new(&b[..])])
+                .collect();
             let cm: [ControlMessage<'_>; 0] = [];
             let n = match sendmmsg(fd, &mut txh, iovs.iter(), &dst, cm, MsgFlags::MSG_DONTWAIT) {
                 Ok(r) => r.count(),

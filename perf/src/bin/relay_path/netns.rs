@@ -129,19 +129,37 @@ impl Path {
             }
         }
         sh(&[
-            "ip", "link", "add", &p.gen_dev, "type", "veth", "peer", "name", &p.relay_dev,
+            "ip",
+            "link",
+            "add",
+            &p.gen_dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &p.relay_dev,
         ])?;
         sh(&["ip", "link", "set", &p.gen_dev, "netns", &p.gen_ns])?;
         sh(&["ip", "link", "set", &p.relay_dev, "netns", &p.relay_ns])?;
         for (ns, dev) in [(&p.gen_ns, &p.gen_dev), (&p.relay_ns, &p.relay_dev)] {
-            p.exec(ns, &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])?;
+            p.exec(
+                ns,
+                &["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+            )?;
             p.exec(ns, &["ip", "link", "set", "lo", "up"])?;
             p.exec(ns, &["ip", "link", "set", dev, "up"])?;
             p.exec(ns, &["ethtool", "-K", dev, "tx", "off"])?;
         }
         p.exec(
             &p.gen_ns,
-            &["ip", "addr", "add", &format!("{GEN_IP}/24"), "dev", &p.gen_dev],
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{GEN_IP}/24"),
+                "dev",
+                &p.gen_dev,
+            ],
         )?;
         p.relay_mac = p.mac(&p.relay_ns, &p.relay_dev)?;
         p.gen_mac = p.mac(&p.gen_ns, &p.gen_dev)?;
@@ -149,8 +167,16 @@ impl Path {
         p.exec(
             &p.gen_ns,
             &[
-                "ip", "neigh", "replace", &RELAY_IP.to_string(), "lladdr", &p.relay_mac, "dev",
-                &p.gen_dev, "nud", "permanent",
+                "ip",
+                "neigh",
+                "replace",
+                &RELAY_IP.to_string(),
+                "lladdr",
+                &p.relay_mac,
+                "dev",
+                &p.gen_dev,
+                "nud",
+                "permanent",
             ],
         )?;
         Ok(p)
@@ -200,12 +226,23 @@ impl Path {
             self.exec(
                 &self.relay_ns,
                 &[
-                    "ip", "neigh", "replace", &GEN_IP.to_string(), "lladdr", &self.gen_mac, "dev",
-                    &self.relay_dev, "nud", "permanent",
+                    "ip",
+                    "neigh",
+                    "replace",
+                    &GEN_IP.to_string(),
+                    "lladdr",
+                    &self.gen_mac,
+                    "dev",
+                    &self.relay_dev,
+                    "nud",
+                    "permanent",
                 ],
             )?;
         } else {
-            self.exec(&self.relay_ns, &["ip", "addr", "flush", "dev", &self.relay_dev])?;
+            self.exec(
+                &self.relay_ns,
+                &["ip", "addr", "flush", "dev", &self.relay_dev],
+            )?;
         }
         Ok(())
     }

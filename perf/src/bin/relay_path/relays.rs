@@ -71,7 +71,11 @@ impl Running {
         if let Some(st) = self.child.try_wait()? {
             bail!("{} exited ({st})", self.name);
         }
-        match (self.stdin.as_mut(), self.stdout.as_mut(), self.name.as_str()) {
+        match (
+            self.stdin.as_mut(),
+            self.stdout.as_mut(),
+            self.name.as_str(),
+        ) {
             (Some(i), Some(o), "socket" | "socket_raw_tx" | "af_packet" | "af_xdp") => {
                 writeln!(i, "stats")?;
                 i.flush()?;
@@ -98,7 +102,11 @@ impl Running {
     /// statistics).
     pub(crate) fn stop(mut self, path: &Path) -> String {
         if let Some(mut i) = self.stdin.take() {
-            let _ = i.write_all(if self.name == "testpmd" { b"\n" } else { b"quit\n" });
+            let _ = i.write_all(if self.name == "testpmd" {
+                b"\n"
+            } else {
+                b"quit\n"
+            });
             let _ = i.flush();
         }
         let end = Instant::now() + Duration::from_secs(10);
@@ -178,7 +186,8 @@ pub(crate) fn start(
     if kernel {
         // Four sockets per call (RTP and RTCP of two legs), callbridge's and rtpengine's alike.
         let need = 4 * calls as u64 + 256;
-        let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
+        let (soft, hard) =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)?;
         if soft < need {
             bail!(
                 "{name} needs {need} open files for {calls} calls (4 sockets per call); \

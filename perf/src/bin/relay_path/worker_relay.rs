@@ -88,7 +88,10 @@ pub(crate) fn cpu_ns(pid: &str) -> u64 {
 /// Set-up failures (printed by `main`, non-zero exit).
 pub(crate) fn run(a: &RelayArgs) -> anyhow::Result<()> {
     if a.calls == 0 || a.calls * 4 > usize::from(LAST_PORT - FIRST_PORT) {
-        bail!("{} calls do not fit ports {FIRST_PORT}..={LAST_PORT}", a.calls);
+        bail!(
+            "{} calls do not fit ports {FIRST_PORT}..={LAST_PORT}",
+            a.calls
+        );
     }
     // The main thread only waits on stdin (stats between trials): keep it off the worker's
     // core and at normal priority, so that at SCHED_FIFO it never competes with the worker
@@ -233,7 +236,11 @@ mod dpdk_relay {
         } else {
             format!("net_af_packet0,iface={},qpairs=1", a.iface)
         };
-        let name = if a.backend == "af_xdp" { "net_af_xdp0" } else { "net_af_packet0" };
+        let name = if a.backend == "af_xdp" {
+            "net_af_xdp0"
+        } else {
+            "net_af_packet0"
+        };
         let mut s = DpdkSettings::new(vec![dev], name);
         s.lcores = a.core.to_string();
         // The scenario's PID: it removes `cbpathw<its pid>` when the relay stops.
@@ -266,7 +273,8 @@ mod dpdk_relay {
         };
         let rxq = port.rx_queue(0).map_err(|e| anyhow::anyhow!("{e}"))?;
         let txq = port.tx_queue(0).map_err(|e| anyhow::anyhow!("{e}"))?;
-        port.start().map_err(|e| anyhow::anyhow!("port start: {e}"))?;
+        port.start()
+            .map_err(|e| anyhow::anyhow!("port start: {e}"))?;
         let port = Arc::new(port);
         let net = NetConfig {
             mac: Address(mac.0),
@@ -278,9 +286,7 @@ mod dpdk_relay {
         let stop = Arc::new(AtomicBool::new(false));
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(1 << 16);
         let (ev_tx, ev_rx) = crossbeam_channel::bounded(1 << 16);
-        let ports: Vec<u16> = (0..a.calls)
-            .map(|c| FIRST_PORT + 4 * c as u16)
-            .collect();
+        let ports: Vec<u16> = (0..a.calls).map(|c| FIRST_PORT + 4 * c as u16).collect();
         let (sh, st, wpool, wport) = (shared.clone(), stop.clone(), pool.clone(), port.clone());
         let (core, burst, calls) = (a.core, a.burst, a.calls);
         let worker = std::thread::Builder::new()
@@ -309,7 +315,8 @@ mod dpdk_relay {
                 while w.relay().stats().legs < 2 * calls && Instant::now() < end {
                     w.pass_with(None, |io: &DpdkIo| io.now());
                 }
-                sh.legs.store(w.relay().stats().legs as u64, Ordering::Relaxed);
+                sh.legs
+                    .store(w.relay().stats().legs as u64, Ordering::Relaxed);
                 let mut n = 0u64;
                 while !st.load(Ordering::Relaxed) {
                     let t0 = lcore::rdtsc();

@@ -140,7 +140,10 @@ fn dpdk_shared_cores_only_when_asked() {
     );
     assert!(e.contains("allow_shared_cores"), "{e}");
     for cores in ["[1, 1]", "[0, 1]"] {
-        let text = dpdk_with(10, &format!("worker_cores = {cores}\nallow_shared_cores = true"));
+        let text = dpdk_with(
+            10,
+            &format!("worker_cores = {cores}\nallow_shared_cores = true"),
+        );
         let c = parse_dpdk(&text).unwrap_or_else(|e| panic!("{cores}: {e}"));
         let d = c.dpdk.as_ref().expect("dpdk");
         assert!(d.allow_shared_cores);
