@@ -2,9 +2,15 @@
 //! allocations (`alloc`, `alloc_zeroed`, and `realloc`, which may move a block) and
 //! deallocations in process-wide atomics. A benchmark installs it with
 //!
-//! ```ignore
+//! ```
 //! #[global_allocator]
 //! static ALLOC: alloc_count::Counting = alloc_count::Counting;
+//! # fn main() {
+//! let before = alloc_count::allocations();
+//! let v = std::hint::black_box(vec![1u8; 64]);
+//! assert!(alloc_count::allocations() > before);
+//! # drop(v);
+//! # }
 //! ```
 //!
 //! and reads [`allocations`] before and after the code it checks (the perf suite's
