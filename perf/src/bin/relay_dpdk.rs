@@ -180,6 +180,80 @@ pub fn memif_vdev(role: &str, socket: &str) -> String {
     format!("{MEMIF_DEV},role={role},socket={socket},socket-abstract=no,mac={mac}")
 }
 
+/// Runs `f` inside EAL for one process of the harness: core `core`, no hugepages, the memif
+/// device in `role` (`server`: the generator; `client`: the relay or testpmd's place) on
+/// `socket`, its own `--file-prefix`; the EAL runtime directory is removed after.
+pub(crate) fn with_memif_eal(
+    core: usize,
+    role: &str,
+    socket: &str,
+    prefix: String,
+    f: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let eal = vec![
+        "-l".to_string(),
+        core.to_string(),
+        "--no-huge".into(),
+        "-m".into(),
+        "512".into(),
+        "--no-pci".into(),
+        "--vdev".into(),
+        memif_vdev(role, socket),
+        "--file-prefix".into(),
+        prefix,
+        "--log-level".into(),
+        "lib.eal:warning".into(),
+    ];
+    worker::dpdk_io::init_eal(&eal).context("EAL init (is the memif PMD installed?)")?;
+    let r = f();
+    if let Some(dir) = worker::dpdk_io::eal_runtime_dir() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    r
+}
+
+/// The memif port, configured (not started) with one queue pair and no offloads, over a new
+/// pool of `mbufs`. Destructure it in this field order so the queues go first and the pool
+/// last.
+pub(crate) struct MemifPort {
+    pub(crate) pool: dpdk::Mempool,
+    pub(crate) port: dpdk::Port,
+    pub(crate) rxq: dpdk::RxQueue,
+    pub(crate) txq: dpdk::TxQueue,
+}
+
+/// Opens [`MemifPort`] with a pool named `pool_name`.
+pub(crate) fn memif_port(pool_name: &str, mbufs: u32) -> anyhow::Result<MemifPort> {
+    let port_id = dpdk::Port::by_name(MEMIF_DEV).context("memif port")?;
+    let pool = dpdk::Mempool::new(
+        pool_name,
+        mbufs,
+        256,
+        dpdk::Mempool::DEFAULT_DATA_ROOM,
+        dpdk::SocketId::ANY,
+    )
+    .context("mempool")?;
+    let conf = dpdk::PortConf {
+        rx_queues: 1,
+        tx_queues: 1,
+        rx_desc: 1024,
+        tx_desc: 1024,
+        offloads: dpdk::port::TxOffloads {
+            ipv4_cksum: false,
+            udp_cksum: false,
+        },
+        rss: false,
+    };
+    let port = dpdk::Port::configure(port_id, conf, &pool).context("configure memif")?;
+    let (rxq, txq) = (port.rx_queue(0)?, port.tx_queue(0)?);
+    Ok(MemifPort {
+        pool,
+        port,
+        rxq,
+        txq,
+    })
+}
+
 fn main() -> anyhow::Result<()> {
     let mut args = Args::parse();
     if args.legs.is_empty() {

@@ -17,13 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use callbridge_perf::dpdkgen::{self as g, Templates, FRAME_LEN, HEADER_LEN};
-use dpdk::port::TxOffloads;
-use dpdk::{lcore, Burst, Mempool, Port, PortConf, RxQueue, SocketId, TxQueue};
+use dpdk::{lcore, Burst, Mempool, RxQueue, TxQueue};
 use hdrhistogram::Histogram;
 use serde_json::json;
-use worker::dpdk_io::{eal_runtime_dir, init_eal};
 
-use crate::{pin, Args, MEMIF_DEV};
+use crate::{pin, Args};
 
 const BURST: usize = 32;
 
@@ -32,52 +30,19 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<()> {
     let socket = args.socket.as_deref().context("--socket")?;
     let legs = args.legs.first().copied().context("--legs")?;
     let prefix = args.file_prefix.clone().context("--file-prefix")?;
-    let eal = vec![
-        "-l".to_string(),
-        args.generator_core.to_string(),
-        "--no-huge".into(),
-        "-m".into(),
-        "512".into(),
-        "--no-pci".into(),
-        "--vdev".into(),
-        crate::memif_vdev("server", socket),
-        "--file-prefix".into(),
-        prefix,
-        "--log-level".into(),
-        "lib.eal:warning".into(),
-    ];
-    init_eal(&eal).context("EAL init (is the memif PMD installed?)")?;
-    pin(args.generator_core, "generator");
-    let r = run(args, legs);
-    if let Some(dir) = eal_runtime_dir() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    r
+    crate::with_memif_eal(args.generator_core, "server", socket, prefix, || {
+        pin(args.generator_core, "generator");
+        run(args, legs)
+    })
 }
 
 fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
-    let port_id = Port::by_name(MEMIF_DEV).context("memif port")?;
-    let pool = Mempool::new(
-        "cbgen",
-        16383,
-        256,
-        Mempool::DEFAULT_DATA_ROOM,
-        SocketId::ANY,
-    )
-    .context("mempool")?;
-    let conf = PortConf {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_desc: 1024,
-        tx_desc: 1024,
-        offloads: TxOffloads {
-            ipv4_cksum: false,
-            udp_cksum: false,
-        },
-        rss: false,
-    };
-    let mut port = Port::configure(port_id, conf, &pool).context("configure memif")?;
-    let (rxq, txq) = (port.rx_queue(0)?, port.tx_queue(0)?);
+    let crate::MemifPort {
+        pool,
+        mut port,
+        rxq,
+        txq,
+    } = crate::memif_port("cbgen", 16383)?;
     port.start().context("start memif")?;
     let templates = Templates::new(legs, g::RELAY_MAC);
     let mut out = std::io::stdout().lock();

@@ -21,16 +21,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use callbridge_perf::dpdkgen::{self as g, GW, GW_MAC, US};
 use dp_api::{Codec, Command, Latch, LegSpec, SrcMismatch};
-use dpdk::port::TxOffloads;
-use dpdk::{lcore, Mempool, Port, PortConf, SocketId};
+use dpdk::lcore;
 use relay::{Relay, RelayConfig};
 use serde_json::json;
 use wire::ethernet::Address;
-use worker::dpdk_io::{eal_runtime_dir, init_eal, DpdkIo};
+use worker::dpdk_io::DpdkIo;
 use worker::netstack::{NetConfig, TxOffload};
 use worker::{PacketIo, SharedStats, Worker};
 
-use crate::{pin, Args, MEMIF_DEV};
+use crate::{pin, Args};
 
 /// Runs the relay process to the end (stdin closed).
 pub(crate) fn main(args: &Args) -> anyhow::Result<()> {
@@ -42,56 +41,23 @@ pub(crate) fn main(args: &Args) -> anyhow::Result<()> {
         g::MAX_LEGS
     );
     let prefix = args.file_prefix.clone().context("--file-prefix")?;
-    let eal = vec![
-        "-l".to_string(),
-        args.relay_core.to_string(),
-        "--no-huge".into(),
-        "-m".into(),
-        "512".into(),
-        "--no-pci".into(),
-        "--vdev".into(),
-        crate::memif_vdev("client", socket),
-        "--file-prefix".into(),
-        prefix,
-        "--log-level".into(),
-        "lib.eal:warning".into(),
-    ];
-    init_eal(&eal).context("EAL init (is the memif PMD installed?)")?;
-    let r = run(args, legs);
-    if let Some(dir) = eal_runtime_dir() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    r
+    crate::with_memif_eal(args.relay_core, "client", socket, prefix, || {
+        run(args, legs)
+    })
 }
 
 fn run(args: &Args, legs: usize) -> anyhow::Result<()> {
-    let port_id = Port::by_name(MEMIF_DEV).context("memif port")?;
-    let pool = Mempool::new(
-        "cbrelay",
-        8191,
-        256,
-        Mempool::DEFAULT_DATA_ROOM,
-        SocketId::ANY,
-    )
-    .context("mempool")?;
-    let conf = PortConf {
-        rx_queues: 1,
-        tx_queues: 1,
-        rx_desc: 1024,
-        tx_desc: 1024,
-        offloads: TxOffloads {
-            ipv4_cksum: false,
-            udp_cksum: false,
-        },
-        rss: false,
-    };
-    let mut port = Port::configure(port_id, conf, &pool).context("configure memif")?;
+    let crate::MemifPort {
+        pool,
+        mut port,
+        rxq,
+        txq,
+    } = crate::memif_port("cbrelay", 8191)?;
     let our_mac = Address(port.mac_addr().context("MAC")?.0);
     ensure!(
         our_mac == g::RELAY_MAC,
         "memif MAC {our_mac} is not the one asked for"
     );
-    let (rxq, txq) = (port.rx_queue(0)?, port.tx_queue(0)?);
     port.start().context("start memif")?;
     let tx_off = port.tx_offloads();
     let rx_off = port.rx_offloads();
