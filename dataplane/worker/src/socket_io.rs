@@ -21,6 +21,7 @@
 //! so an idle worker does not spin a core on a shared machine. The DPDK backend busy-polls
 //! instead, as DPDK lcores do.
 
+use std::borrow::Borrow;
 use std::io;
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -285,13 +286,14 @@ impl SocketIo {
 
     /// Sends a run of packets that share a source port. Returns how many were sent;
     /// refused ones go to `refused`.
-    fn send_run(&mut self, run: &[Pkt], refused: &mut dyn FnMut(&Pkt)) -> usize {
-        let (addr, port) = (run[0].local_addr, run[0].local_port);
+    fn send_run<P: Borrow<Pkt>>(&mut self, run: &[P], refused: &mut dyn FnMut(&Pkt)) -> usize {
+        let (addr, port) = (run[0].borrow().local_addr, run[0].borrow().local_port);
         let Some(sock) = self.slot(addr, port).and_then(|i| self.sockets[i].as_ref()) else {
-            run.iter().for_each(&mut *refused);
+            run.iter().for_each(|p| refused(p.borrow()));
             return 0;
         };
         if let [one] = run {
+            let one = one.borrow();
             // The common case (one packet per leg per burst): a plain sendto, without
             // building sendmmsg's header arrays.
             return loop {
@@ -312,10 +314,14 @@ impl SocketIo {
             let rest = &run[done..];
             let k = rest.len().min(MAX_BURST);
             let mut it = rest.iter();
-            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] =
-                std::array::from_fn(|_| [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]);
-            let addrs: [Option<SockaddrStorage>; MAX_BURST] =
-                std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
+            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] = std::array::from_fn(|_| {
+                [IoSlice::new(
+                    it.next().map_or(&[][..], |p| p.borrow().payload()),
+                )]
+            });
+            let addrs: [Option<SockaddrStorage>; MAX_BURST] = std::array::from_fn(|i| {
+                rest.get(i).map(|p| SockaddrStorage::from(p.borrow().peer))
+            });
             let cmsgs: [ControlMessage<'_>; 0] = [];
             match sendmmsg(
                 fd,
@@ -328,7 +334,7 @@ impl SocketIo {
                 Ok(res) => {
                     let sent = res.count();
                     if sent == 0 {
-                        refused(&rest[0]);
+                        refused(rest[0].borrow());
                         done += 1;
                     } else {
                         done += sent;
@@ -339,7 +345,7 @@ impl SocketIo {
                 Err(_) => {
                     // The first message failed (full buffer, unreachable address, …):
                     // refuse it and carry on with the rest.
-                    refused(&rest[0]);
+                    refused(rest[0].borrow());
                     done += 1;
                 }
             }
@@ -490,7 +496,8 @@ impl PacketIo for SocketIo {
         }
         self.order.sort_unstable();
         let mut order = std::mem::take(&mut self.order);
-        let mut run: Vec<&Pkt> = Vec::new();
+        // One socket's packets, gathered on the stack (no allocation per burst).
+        let mut run: [&Pkt; MAX_BURST] = [&pkts[usize::from(order[0].1)]; MAX_BURST];
         let mut start = 0;
         while start < order.len() {
             let slot = order[start].0;
@@ -498,20 +505,10 @@ impl PacketIo for SocketIo {
                 .iter()
                 .position(|&(s, _)| s != slot)
                 .map_or(order.len(), |o| start + o);
-            if end - start == 1 {
-                sent += self.send_run(
-                    std::slice::from_ref(&pkts[usize::from(order[start].1)]),
-                    refused,
-                );
-            } else {
-                run.clear();
-                run.extend(
-                    order[start..end]
-                        .iter()
-                        .map(|&(_, i)| &pkts[usize::from(i)]),
-                );
-                sent += self.send_refs(&run, refused);
+            for (slot, &(_, i)) in run.iter_mut().zip(&order[start..end]) {
+                *slot = &pkts[usize::from(i)];
             }
+            sent += self.send_run(&run[..end - start], refused);
             start = end;
         }
         order.clear();
@@ -520,53 +517,7 @@ impl PacketIo for SocketIo {
     }
 }
 
-impl SocketIo {
-    /// [`Self::send_run`] for packets that share a socket but not a place in the burst.
-    fn send_refs(&mut self, run: &[&Pkt], refused: &mut dyn FnMut(&Pkt)) -> usize {
-        let (addr, port) = (run[0].local_addr, run[0].local_port);
-        let Some(sock) = self.slot(addr, port).and_then(|i| self.sockets[i].as_ref()) else {
-            run.iter().for_each(|p| refused(p));
-            return 0;
-        };
-        let fd = sock.as_raw_fd();
-        let (mut done, mut sent_total) = (0, 0);
-        while done < run.len() {
-            let rest = &run[done..];
-            let k = rest.len().min(MAX_BURST);
-            let mut it = rest.iter();
-            let iovs: [[IoSlice<'_>; 1]; MAX_BURST] =
-                std::array::from_fn(|_| [IoSlice::new(it.next().map_or(&[][..], |p| p.payload()))]);
-            let addrs: [Option<SockaddrStorage>; MAX_BURST] =
-                std::array::from_fn(|i| rest.get(i).map(|p| SockaddrStorage::from(p.peer)));
-            let cmsgs: [ControlMessage<'_>; 0] = [];
-            match sendmmsg(
-                fd,
-                &mut self.tx_hdrs,
-                iovs.iter().take(k),
-                &addrs[..k],
-                cmsgs,
-                MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(res) => match res.count() {
-                    0 => {
-                        refused(rest[0]);
-                        done += 1;
-                    }
-                    n => {
-                        done += n;
-                        sent_total += n;
-                    }
-                },
-                Err(Errno::EINTR) => {}
-                Err(_) => {
-                    refused(rest[0]);
-                    done += 1;
-                }
-            }
-        }
-        sent_total
-    }
-}
+impl SocketIo {}
 
 #[cfg(test)]
 mod tests {
