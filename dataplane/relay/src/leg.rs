@@ -13,7 +13,7 @@
 //! The per-packet test for the established remote ([`Leg::is_latched_to`]) reads two fields
 //! of line 0; everything else runs only for packets from another source.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use dp_api::{Latch, LegId, LegSpec, LegStats, PayloadTypes, SrcMismatch, LATCH_PROBATION};
@@ -205,22 +205,32 @@ pub struct Leg {
 #[must_use]
 pub fn v4_key(a: SocketAddr) -> u64 {
     match a {
-        SocketAddr::V4(v4) => {
-            (1 << 48)
-                | (u64::from(v4.port()) << 32)
-                | u64::from(u32::from_ne_bytes(v4.ip().octets()))
-        }
+        SocketAddr::V4(v4) => v4_key_of(v4),
         SocketAddr::V6(_) => 1,
     }
+}
+
+/// [`v4_key`] of an IPv4 socket address.
+#[inline(always)]
+#[must_use]
+pub fn v4_key_of(a: SocketAddrV4) -> u64 {
+    (1 << 48) | (u64::from(a.port()) << 32) | u64::from(u32::from_ne_bytes(a.ip().octets()))
+}
+
+/// The IPv4 address of a [`v4_key`] (not 0 nor 1).
+#[inline(always)]
+#[must_use]
+pub fn from_v4_key4(k: u64) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        std::net::Ipv4Addr::from((k as u32).to_ne_bytes()),
+        (k >> 32) as u16,
+    )
 }
 
 /// The address of a [`v4_key`] (not 0 nor 1).
 #[inline]
 fn from_v4_key(k: u64) -> SocketAddr {
-    SocketAddr::from((
-        std::net::Ipv4Addr::from((k as u32).to_ne_bytes()),
-        (k >> 32) as u16,
-    ))
+    SocketAddr::V4(from_v4_key4(k))
 }
 
 impl Leg {
@@ -268,6 +278,29 @@ impl Leg {
             leg.set_remote(now, remote);
         }
         leg
+    }
+
+    /// The fast lane's test for an RTP packet received on this leg from the source keyed
+    /// `key` ([`v4_key_of`]): a plain leg latched to exactly that source, whose media clock
+    /// needs nothing but [`Self::last_rx`] set (off, or a timer already queued). Anything
+    /// else takes the full path ([`crate::Relay::handle_datagram`]).
+    #[inline(always)]
+    #[must_use]
+    pub fn fast_rx(&self, key: u64) -> bool {
+        !self.srtp
+            & self.latched
+            & (self.remote4 == key)
+            & matches!(self.media, MediaClock::Off | MediaClock::Queued)
+    }
+
+    /// The fast lane's test for a packet relayed toward this leg: its IPv4 remote's key when
+    /// the packet needs nothing but new headers (a plain leg, the same payload types as its
+    /// peer, no announcement, no marker to set); `None` for the full path.
+    #[inline(always)]
+    #[must_use]
+    pub fn fast_tx(&self) -> Option<u64> {
+        let plain = !(self.srtp | self.convert | self.mark_next | self.playing);
+        (plain & (self.remote4 > 1)).then_some(self.remote4)
     }
 
     /// Where the peer receives RTP (RTCP at `port + 1`), if known.

@@ -105,6 +105,7 @@ pub mod table;
 pub mod transcrypt;
 
 mod command;
+mod fast;
 mod packet;
 mod timer;
 
@@ -112,6 +113,7 @@ mod timer;
 mod tests;
 
 use announce::Rng;
+pub use fast::{FastForward, Lane, Stamp};
 pub use packet::BurstPacket;
 pub use table::LegTable;
 use transcrypt::SrtpTable;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use dp_api::{DropReason, Event};
 use wire::rtp::RtpPacket;
 
+use crate::fast::{self, Stamp};
 use crate::leg::{Flow, Leg, MediaClock, SourceCheck};
 use crate::table::{RX, TX};
 use crate::{payload, Datagram, Relay, Verdict, WorkerStats};
@@ -64,6 +65,11 @@ impl Relay {
     #[inline(never)]
     pub fn handle_packets<P: BurstPacket>(&mut self, now: Instant, burst: &mut [P]) {
         let stamp = self.clock.stamp(now);
+        let st = Stamp {
+            units: stamp.0,
+            nanos: stamp.1,
+        };
+        let (mut fast_packets, mut fast_bytes) = (0, 0);
         for chunk in burst.chunks_mut(STAGE) {
             // Stage 1: each packet's slot (RTP ports only; anything else takes the full
             // path below), and its legs and counters loaded.
@@ -79,9 +85,27 @@ impl Relay {
                 }
             }
             std::hint::black_box(acc);
-            // Stage 2: the packets, in order.
+            // Stage 2: the packets, in order: the fast lane, else the full path.
             for (&slot, p) in slots.iter().zip(chunk.iter_mut()) {
                 let src = p.src();
+                if slot != u32::MAX {
+                    if let SocketAddr::V4(src4) = src {
+                        let rtp = p.payload_mut();
+                        let len = rtp.len() as u64;
+                        if let Some(f) =
+                            fast::forward_at(&mut self.table, st, slot as usize, src4, rtp)
+                        {
+                            fast_packets += 1;
+                            fast_bytes += len;
+                            p.set_verdict(Verdict::Forward {
+                                from_addr: f.from_addr,
+                                from_port: f.from_port,
+                                to: SocketAddr::V4(f.to),
+                            });
+                            continue;
+                        }
+                    }
+                }
                 let payload = p.payload_mut();
                 let v = if slot != u32::MAX && !is_muxed_rtcp(payload) {
                     let len = payload.len();
@@ -100,6 +124,7 @@ impl Relay {
                 p.set_verdict(v);
             }
         }
+        fast::count(&mut self.stats, fast_packets, fast_bytes);
     }
 
     /// Stage 1 of [`Self::handle_packets`] alone, for callers that hand packets over one at

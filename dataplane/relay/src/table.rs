@@ -182,6 +182,22 @@ impl LegTable {
         Some((l, self.flows.get_mut(idx)?))
     }
 
+    /// The leg in slot `idx` and its bridged peer's (a distinct slot), with both slots'
+    /// counters, when both are live: the fast lane's one look-up of everything a relayed
+    /// packet touches.
+    #[inline(always)]
+    pub fn with_peer_mut(
+        &mut self,
+        idx: usize,
+    ) -> Option<(&mut Leg, &mut [Flow; 2], &mut Leg, &mut [Flow; 2])> {
+        let pidx = self.slots.get(idx)?.as_ref()?.peer? as usize;
+        let [Some(l), Some(p)] = self.slots.get_disjoint_mut([idx, pidx]).ok()? else {
+            return None;
+        };
+        let [fl, fp] = self.flows.get_disjoint_mut([idx, pidx]).ok()?;
+        Some((l, fl, p, fp))
+    }
+
     /// A slot's counters (received, sent; zero for an empty slot's last leg's until the
     /// next insert).
     #[inline]

@@ -15,6 +15,7 @@ mod announce;
 mod burst;
 mod convert;
 mod generations;
+mod lane;
 mod latching;
 mod rtcp;
 mod transcrypt;

@@ -51,14 +51,15 @@ use dpdk::{
     lcore, mbuf_ring, Burst as MBurst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxCksum,
     RxOffloads, RxQueue, SocketId, ThreadRegistration, TxQueue,
 };
+use relay::Relay;
 use wire::ethernet::Address;
 
 use crate::steer::PortOwners;
 use crate::WorkerError;
 
-use crate::io::{Burst, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
+use crate::io::{Burst, LaneOut, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
 use crate::l3::{Sent, L3};
-use crate::netstack::{Ingress, RxOffload, TxOffload};
+use crate::netstack::{Ingress, LaneFrame, RxOffload, TxOffload};
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -149,6 +150,10 @@ pub struct DpdkIo {
     txb: MBurst<MAX_BURST>,
     /// The worker TX slot each `txb` entry came from.
     tx_slot: [u8; MAX_BURST],
+    /// Frames the relay's fast lane forwards in this burst (see [`PacketIo::rx_burst_lane`]).
+    lane_txb: MBurst<MAX_BURST>,
+    /// Per `lane_txb` entry: our address, port and the payload length (for a refusal).
+    lane_meta: [(u8, u16, u16); MAX_BURST],
     /// Replies and ARP requests.
     ctl: MBurst<MAX_BURST>,
     /// Set when the port's counters are read by this worker.
@@ -312,6 +317,8 @@ impl DpdkIo {
             carry: MBurst::new(),
             txb: MBurst::new(),
             tx_slot: [0; MAX_BURST],
+            lane_txb: MBurst::new(),
+            lane_meta: [(0, 0, 0); MAX_BURST],
             ctl: MBurst::new(),
             stats_port,
             backend_drops: 0,
@@ -457,40 +464,11 @@ impl DpdkIo {
     }
 }
 
-impl PacketIo for DpdkIo {
-    type Buf = DpdkBuf;
-
-    fn new_buf(&self) -> DpdkBuf {
-        DpdkBuf::default()
-    }
-
-    fn now(&self) -> Instant {
-        self.now
-    }
-
-    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()> {
-        let Some(i) = self.slot(addr, rtp_port) else {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("port {rtp_port} of media address #{addr} is outside this worker's range"),
-            ));
-        };
-        if std::mem::replace(&mut self.open[i], true) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("port {rtp_port} already open"),
-            ));
-        }
-        Ok(())
-    }
-
-    fn close_port(&mut self, addr: u8, rtp_port: u16) {
-        if let Some(i) = self.slot(addr, rtp_port) {
-            self.open[i] = false;
-        }
-    }
-
-    fn rx_burst(&mut self, rx: &mut Burst<DpdkBuf>, _wait: Option<Duration>) -> usize {
+impl DpdkIo {
+    /// Receives a burst: frames for other workers handed off, replies queued, the fast
+    /// lane's datagrams relayed and sent (with `relay`), the rest into `rx`. Returns how
+    /// many it left in `rx`, and what the lane did.
+    fn receive(&mut self, rx: &mut Burst<DpdkBuf>, relay: Option<&mut Relay>) -> (usize, LaneOut) {
         let now = self.clock.now();
         self.now = now;
         self.housekeeping(now);
@@ -507,7 +485,7 @@ impl PacketIo for DpdkIo {
         }
         if self.rxb.is_empty() {
             rx.set_len(0);
-            return 0;
+            return (0, LaneOut::default());
         }
         // Start every frame's header line on its way into the cache before the first is
         // parsed (l2fwd's prefetch step).
@@ -524,6 +502,13 @@ impl PacketIo for DpdkIo {
         let ctl = &mut self.ctl;
         let drops = &mut self.backend_drops;
         let mut share = self.share.as_mut();
+        let offload = self.offload;
+        let cksum = net.is_v4() && (offload.ipv4_checksum || offload.udp_checksum);
+        let (lane_txb, lane_meta) = (&mut self.lane_txb, &mut self.lane_meta);
+        let mut need_arp = false;
+        let mut taken = 0;
+        let mut relay = relay;
+        let mut lane = relay.as_deref_mut().map(|r| r.lane(now));
         self.rxb.drain_into(|mut m| {
             if let Some(sh) = share.as_deref_mut() {
                 let owner = net.peek_port(m.data()).and_then(|p| sh.owners.owner(p));
@@ -535,6 +520,51 @@ impl PacketIo for DpdkIo {
                     return;
                 }
             }
+            let rx_off = RxOffload {
+                udp_checksum_good: trust_l4 && m.rx_l4_cksum() == RxCksum::Good,
+                ipv4_checksum_good: trust_ip && m.rx_ip_cksum() == RxCksum::Good,
+                tail_sum_unused,
+            };
+            if let Some(lane) = lane.as_mut() {
+                let frame = m.data_mut();
+                let frame_len = frame.len();
+                match net.lane_frame(now, frame, rx_off, offload, lane) {
+                    LaneFrame::Declined => {}
+                    LaneFrame::Ready {
+                        len,
+                        from_addr,
+                        from_port,
+                        payload,
+                    } => {
+                        taken += 1;
+                        // Ethernet padding after the datagram is not sent on.
+                        if frame_len > len && m.trim(frame_len - len).is_none() {
+                            *drops += 1;
+                            return;
+                        }
+                        if cksum {
+                            m.set_tx_offload(
+                                offload.ipv4_checksum,
+                                offload.udp_checksum,
+                                wire::ethernet::HEADER_LEN as u16,
+                                wire::ipv4::HEADER_LEN as u16,
+                            );
+                        }
+                        // Never full: one receive brings at most MAX_BURST frames.
+                        lane_meta[lane_txb.len() % MAX_BURST] =
+                            (from_addr, from_port, payload as u16);
+                        if lane_txb.push(m).is_err() {
+                            *drops += 1;
+                        }
+                        return;
+                    }
+                    LaneFrame::Unsent { need_arp: arp } => {
+                        taken += 1;
+                        need_arp |= arp;
+                        return;
+                    }
+                }
+            }
             if k == cap {
                 if let Err(m) = carry.push(m) {
                     drop(m);
@@ -542,11 +572,6 @@ impl PacketIo for DpdkIo {
                 }
                 return;
             }
-            let rx_off = RxOffload {
-                udp_checksum_good: trust_l4 && m.rx_l4_cksum() == RxCksum::Good,
-                ipv4_checksum_good: trust_ip && m.rx_ip_cksum() == RxCksum::Good,
-                tail_sum_unused,
-            };
             let frame = m.data_mut();
             let frame_len = frame.len();
             match net.handle_frame(now, frame, rx_off) {
@@ -588,11 +613,76 @@ impl PacketIo for DpdkIo {
             }
         });
         rx.set_len(k);
+        drop(lane);
+        let mut out = LaneOut {
+            taken,
+            ..LaneOut::default()
+        };
+        if !self.lane_txb.is_empty() {
+            out.sent = self.txq.tx_burst(&mut self.lane_txb);
+            out.refused = self.lane_txb.len();
+            if let Some(relay) = relay {
+                for &(addr, port, len) in &self.lane_meta[out.sent..out.sent + out.refused] {
+                    relay.handle_tx_refused_at(addr, port, usize::from(len));
+                }
+            }
+            self.lane_txb.clear();
+        }
+        if need_arp {
+            self.send_arp_requests(now);
+        }
         if let Some(sh) = self.share.as_mut() {
             sh.flush();
         }
         self.flush_ctl();
-        k
+        (k, out)
+    }
+}
+
+impl PacketIo for DpdkIo {
+    type Buf = DpdkBuf;
+
+    fn new_buf(&self) -> DpdkBuf {
+        DpdkBuf::default()
+    }
+
+    fn now(&self) -> Instant {
+        self.now
+    }
+
+    fn open_port(&mut self, addr: u8, rtp_port: u16) -> io::Result<()> {
+        let Some(i) = self.slot(addr, rtp_port) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("port {rtp_port} of media address #{addr} is outside this worker's range"),
+            ));
+        };
+        if std::mem::replace(&mut self.open[i], true) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("port {rtp_port} already open"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn close_port(&mut self, addr: u8, rtp_port: u16) {
+        if let Some(i) = self.slot(addr, rtp_port) {
+            self.open[i] = false;
+        }
+    }
+
+    fn rx_burst(&mut self, rx: &mut Burst<DpdkBuf>, _wait: Option<Duration>) -> usize {
+        self.receive(rx, None).0
+    }
+
+    fn rx_burst_lane(
+        &mut self,
+        rx: &mut Burst<DpdkBuf>,
+        _wait: Option<Duration>,
+        relay: &mut Relay,
+    ) -> (usize, LaneOut) {
+        self.receive(rx, Some(relay))
     }
 
     fn payload_rewritten(&self, buf: &mut DpdkBuf) {

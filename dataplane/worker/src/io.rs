@@ -143,6 +143,17 @@ impl<B> Burst<B> {
     }
 }
 
+/// What the fast lane of [`PacketIo::rx_burst_lane`] did in one burst.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LaneOut {
+    /// Packets the relay took through the lane (counted as relayed).
+    pub taken: usize,
+    /// Of those, packets the TX queue accepted.
+    pub sent: usize,
+    /// Packets the TX queue refused (counted on their legs as `TxFull`).
+    pub refused: usize,
+}
+
 /// A batched packet backend owned by one worker (`SocketIo`, `MemIo`; later `DpdkIo`).
 ///
 /// The backend is chosen once, when the worker starts (l3fwd's lookup-mode table, ixy's
@@ -196,6 +207,21 @@ pub trait PacketIo {
     /// TSC; the default is [`std::time::Instant::now`]).
     fn now(&self) -> std::time::Instant {
         std::time::Instant::now()
+    }
+
+    /// [`Self::rx_burst`] with the relay's fast lane ([`relay::Lane`]): a backend that can
+    /// send a received datagram without copying it offers each one to the lane as it
+    /// receives it, sends those the lane takes itself, and leaves the rest in `rx` for the
+    /// full path. Returns how many it left in `rx`, and what the lane did. The default (the
+    /// socket backend's) takes nothing through the lane.
+    fn rx_burst_lane(
+        &mut self,
+        rx: &mut Burst<Self::Buf>,
+        wait: Option<Duration>,
+        relay: &mut relay::Relay,
+    ) -> (usize, LaneOut) {
+        let _ = relay;
+        (self.rx_burst(rx, wait), LaneOut::default())
     }
 
     /// The backend's own counters (L2/L3 drops, port counters); zero for backends without.

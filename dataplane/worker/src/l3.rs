@@ -8,7 +8,7 @@ use std::time::Instant;
 use wire::ethernet::Address;
 
 use crate::netstack::{
-    udp_dst_port, Encap, Ingress, NetConfig, NetStats, Netstack, RxOffload, TxOffload,
+    udp_dst_port, Encap, Ingress, LaneFrame, NetConfig, NetStats, Netstack, RxOffload, TxOffload,
     ARP_FRAME_LEN, HEADROOM,
 };
 use crate::netstack6::{udp_dst_port6, NetConfig6, Netstack6, HEADROOM6, NDP_FRAME_LEN};
@@ -174,6 +174,23 @@ impl L3 {
                 }
             }
             _ => Sent::Dropped,
+        }
+    }
+
+    /// The relay's fast lane for a received frame ([`crate::netstack::Netstack::lane_frame`];
+    /// IPv4 only: IPv6 frames take the full path).
+    #[inline(always)]
+    pub(crate) fn lane_frame(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        rx: RxOffload,
+        tx: TxOffload,
+        lane: &mut relay::Lane<'_>,
+    ) -> LaneFrame {
+        match self {
+            Self::V4(n) => n.lane_frame(now, frame, rx, tx, lane),
+            Self::V6(_) => LaneFrame::Declined,
         }
     }
 

@@ -224,15 +224,22 @@ impl<Io: PacketIo> Worker<Io> {
         clock: impl FnOnce(&Io) -> Instant,
     ) -> Pass {
         self.stats.passes += 1;
-        let n = self.io.rx_burst(&mut self.rx, wait);
+        let (n, lane) = self.io.rx_burst_lane(&mut self.rx, wait, &mut self.relay);
         let now = clock(&self.io);
-        if n > 0 {
+        let received = n + lane.taken;
+        if received > 0 {
             self.stats.rx_bursts += 1;
-            self.stats.rx_burst_packets += n as u64;
-            self.stats.rx_full_bursts += u64::from(n == self.rx.capacity());
+            self.stats.rx_burst_packets += received as u64;
+            self.stats.rx_full_bursts += u64::from(received >= self.rx.capacity());
+        }
+        if lane.taken > 0 {
+            self.stats.tx_bursts += 1;
+            self.stats.tx_burst_packets += lane.taken as u64;
+            self.stats.tx_refused += lane.refused as u64;
         }
         let mut out = Pass {
-            rx: n,
+            rx: received,
+            tx: lane.sent,
             ..Pass::default()
         };
 

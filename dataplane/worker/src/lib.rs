@@ -49,7 +49,7 @@ pub mod socket_io;
 pub mod stats;
 pub mod steer;
 
-pub use io::{Burst, Packet, PacketIo, BUF_LEN, MAX_BURST, MIN_TX_ROOM};
+pub use io::{Burst, LaneOut, Packet, PacketIo, BUF_LEN, MAX_BURST, MIN_TX_ROOM};
 pub use lcore::{LoopStats, Pass, Worker};
 pub use mem_io::{MemIo, MemPacket, MemPeer};
 pub use netstack::{L2Drop, NetConfig, NetStats, Netstack};

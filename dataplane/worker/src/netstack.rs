@@ -147,6 +147,7 @@ impl NetConfig {
     }
 }
 
+pub(crate) use fast::LaneFrame;
 pub use types::{Encap, Ingress, L2Drop, NetStats, RxOffload, TxOffload};
 
 /// The L2/L3 state of one worker's port. See the module docs.

@@ -7,13 +7,36 @@
 //! general path, which classifies it and counts the reason: the verdicts are the same.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Instant;
+
+use relay::Lane;
 
 use wire::checksum;
 use wire::ethernet;
 use wire::ipv4::{self, protocol};
 use wire::udp;
 
-use super::{addr_sum, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN};
+use super::{
+    addr_sum, Encap, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN,
+};
+
+/// What [`Netstack::lane_frame`] did with a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LaneFrame {
+    /// Not for the fast lane: take the full path (nothing was counted or changed).
+    Declined,
+    /// Relayed: send the frame's first `len` bytes (trim the rest) from our address
+    /// `from_addr`, port `from_port`; `payload` is the UDP payload's length.
+    Ready {
+        len: usize,
+        from_addr: u8,
+        from_port: u16,
+        payload: usize,
+    },
+    /// Relayed (and counted so) but not sent: no route, or the next hop's MAC is not known
+    /// yet (`need_arp`: a request is queued), as the full path's [`Encap`] counts them.
+    Unsent { need_arp: bool },
+}
 
 /// Ethernet + IPv4 (no options) + UDP + the RTP fixed header: what the fast path reads.
 const FAST_LEN: usize = HEADROOM + SUM_SKIP;
@@ -25,6 +48,64 @@ impl Netstack {
     /// what is wrong with it). Counts `rx_frames` and `rx_udp` when it delivers.
     #[inline(always)]
     pub(super) fn rx_udp_fast(&mut self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
+        let udp = self.rx_udp_parse(frame, rx)?;
+        self.stats.rx_frames += 1;
+        self.stats.rx_udp += 1;
+        Some(udp)
+    }
+
+    /// The relay's fast lane for a received frame ([`relay::Lane`]): the usual UDP datagram
+    /// for us ([`Self::rx_udp_fast`]'s checks) that the lane takes is turned into the frame
+    /// to send in place — the payload stays where it is, the headers are rewritten from our
+    /// template as [`Self::encap_from`] writes them, checksums included (the UDP one from the
+    /// received payload's sum, or left to the device with `tx`). Anything else is
+    /// [`LaneFrame::Declined`], with nothing counted or changed, for the full path.
+    #[inline(always)]
+    pub(crate) fn lane_frame(
+        &mut self,
+        now: Instant,
+        frame: &mut [u8],
+        rx: RxOffload,
+        tx: TxOffload,
+        lane: &mut Lane<'_>,
+    ) -> LaneFrame {
+        let Some(Ingress::Udp {
+            src,
+            dst_port,
+            dst_addr,
+            payload,
+            tail_sum,
+        }) = self.rx_udp_parse(frame, rx)
+        else {
+            return LaneFrame::Declined;
+        };
+        let Some(rtp) = frame.get(payload.clone()) else {
+            return LaneFrame::Declined;
+        };
+        let Some(f) = lane.forward_v4(dst_addr, dst_port, src, rtp) else {
+            return LaneFrame::Declined;
+        };
+        self.stats.rx_frames += 1;
+        self.stats.rx_udp += 1;
+        // The headers end where the payload starts (`rx_udp_parse` takes IPv4 without
+        // options only), so the datagram to send is the frame up to the payload's end.
+        debug_assert_eq!(payload.start, HEADROOM);
+        let buf = &mut frame[..payload.end];
+        match self.encap_from(now, f.from_addr, f.to, f.from_port, buf, tx, tail_sum) {
+            Encap::Ready { len } => LaneFrame::Ready {
+                len,
+                from_addr: f.from_addr,
+                from_port: f.from_port,
+                payload: payload.len(),
+            },
+            Encap::NeedArp { .. } => LaneFrame::Unsent { need_arp: true },
+            Encap::NoRoute | Encap::BadBuffer => LaneFrame::Unsent { need_arp: false },
+        }
+    }
+
+    /// [`Self::rx_udp_fast`] without counting.
+    #[inline(always)]
+    fn rx_udp_parse(&self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
         let h: &[u8; FAST_LEN] = frame.first_chunk()?;
         // Ethernet to our MAC, IPv4; version 4 with a 20-byte header; UDP; not a fragment.
         if h[..6] != self.cfg.mac.0
@@ -74,8 +155,6 @@ impl Netstack {
                 tail_sum = Some(tail);
             }
         }
-        self.stats.rx_frames += 1;
-        self.stats.rx_udp += 1;
         Some(Ingress::Udp {
             src: SocketAddrV4::new(src, sport),
             dst_port: dport,
