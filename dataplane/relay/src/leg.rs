@@ -499,7 +499,7 @@ pub fn arrival_units(elapsed: Duration) -> u32 {
 impl Jitter {
     /// Feeds one accepted RTP packet that arrived at `arrival` (8 kHz units on any fixed
     /// base, see [`arrival_units`]) carrying RTP timestamp `rtp_ts` from `ssrc`.
-    #[inline]
+    #[inline(always)]
     pub fn update(&mut self, arrival: u32, rtp_ts: u32, ssrc: u32) {
         let transit = arrival.wrapping_sub(rtp_ts) as i32;
         if ssrc == self.last_ssrc && self.primed {

@@ -152,8 +152,6 @@ pub struct DpdkIo {
     tx_slot: [u8; MAX_BURST],
     /// Frames the relay's fast lane forwards in this burst (see [`PacketIo::rx_burst_lane`]).
     lane_txb: MBurst<MAX_BURST>,
-    /// Per `lane_txb` entry: our address, port and the payload length (for a refusal).
-    lane_meta: [(u8, u16, u16); MAX_BURST],
     /// Replies and ARP requests.
     ctl: MBurst<MAX_BURST>,
     /// Set when the port's counters are read by this worker.
@@ -318,7 +316,6 @@ impl DpdkIo {
             txb: MBurst::new(),
             tx_slot: [0; MAX_BURST],
             lane_txb: MBurst::new(),
-            lane_meta: [(0, 0, 0); MAX_BURST],
             ctl: MBurst::new(),
             stats_port,
             backend_drops: 0,
@@ -504,7 +501,7 @@ impl DpdkIo {
         let mut share = self.share.as_mut();
         let offload = self.offload;
         let cksum = net.is_v4() && (offload.ipv4_checksum || offload.udp_checksum);
-        let (lane_txb, lane_meta) = (&mut self.lane_txb, &mut self.lane_meta);
+        let lane_txb = &mut self.lane_txb;
         let mut need_arp = false;
         let mut taken = 0;
         let mut relay = relay;
@@ -530,12 +527,7 @@ impl DpdkIo {
                 let frame_len = frame.len();
                 match net.lane_frame(now, frame, rx_off, offload, lane) {
                     LaneFrame::Declined => {}
-                    LaneFrame::Ready {
-                        len,
-                        from_addr,
-                        from_port,
-                        payload,
-                    } => {
+                    LaneFrame::Ready { len } => {
                         taken += 1;
                         // Ethernet padding after the datagram is not sent on.
                         if frame_len > len && m.trim(frame_len - len).is_none() {
@@ -551,8 +543,6 @@ impl DpdkIo {
                             );
                         }
                         // Never full: one receive brings at most MAX_BURST frames.
-                        lane_meta[lane_txb.len() % MAX_BURST] =
-                            (from_addr, from_port, payload as u16);
                         if lane_txb.push(m).is_err() {
                             *drops += 1;
                         }
@@ -622,8 +612,10 @@ impl DpdkIo {
             out.sent = self.txq.tx_burst(&mut self.lane_txb);
             out.refused = self.lane_txb.len();
             if let Some(relay) = relay {
-                for &(addr, port, len) in &self.lane_meta[out.sent..out.sent + out.refused] {
-                    relay.handle_tx_refused_at(addr, port, usize::from(len));
+                for m in self.lane_txb.iter() {
+                    if let Some((addr, port, len)) = self.net.lane_source(m.data()) {
+                        relay.handle_tx_refused_at(addr, port, len);
+                    }
                 }
             }
             self.lane_txb.clear();

@@ -194,6 +194,14 @@ impl L3 {
         }
     }
 
+    /// Who sends a frame the fast lane built ([`crate::netstack::Netstack::lane_source`]).
+    pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
+        match self {
+            Self::V4(n) => n.lane_source(frame),
+            Self::V6(_) => None,
+        }
+    }
+
     /// Writes the next due ARP request / neighbour solicitation into `buf`.
     pub fn poll_request(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         match self {

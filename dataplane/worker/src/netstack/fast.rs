@@ -16,25 +16,17 @@ use wire::ethernet;
 use wire::ipv4::{self, protocol};
 use wire::udp;
 
-use super::{
-    addr_sum, Encap, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN,
-};
+use super::{addr_sum, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN};
 
 /// What [`Netstack::lane_frame`] did with a received frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LaneFrame {
     /// Not for the fast lane: take the full path (nothing was counted or changed).
     Declined,
-    /// Relayed: send the frame's first `len` bytes (trim the rest) from our address
-    /// `from_addr`, port `from_port`; `payload` is the UDP payload's length.
-    Ready {
-        len: usize,
-        from_addr: u8,
-        from_port: u16,
-        payload: usize,
-    },
+    /// Relayed: send the frame's first `len` bytes (trim the rest).
+    Ready { len: usize },
     /// Relayed (and counted so) but not sent: no route, or the next hop's MAC is not known
-    /// yet (`need_arp`: a request is queued), as the full path's [`Encap`] counts them.
+    /// yet (`need_arp`: a request is queued), counted as the full path counts them.
     Unsent { need_arp: bool },
 }
 
@@ -48,7 +40,7 @@ impl Netstack {
     /// what is wrong with it). Counts `rx_frames` and `rx_udp` when it delivers.
     #[inline(always)]
     pub(super) fn rx_udp_fast(&mut self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
-        let udp = self.rx_udp_parse(frame, rx)?;
+        let udp = self.rx_udp_parse::<true>(frame, rx)?;
         self.stats.rx_frames += 1;
         self.stats.rx_udp += 1;
         Some(udp)
@@ -74,8 +66,8 @@ impl Netstack {
             dst_port,
             dst_addr,
             payload,
-            tail_sum,
-        }) = self.rx_udp_parse(frame, rx)
+            ..
+        }) = self.rx_udp_parse::<false>(frame, rx)
         else {
             return LaneFrame::Declined;
         };
@@ -87,29 +79,104 @@ impl Netstack {
         };
         self.stats.rx_frames += 1;
         self.stats.rx_udp += 1;
-        // The headers end where the payload starts (`rx_udp_parse` takes IPv4 without
-        // options only), so the datagram to send is the frame up to the payload's end.
-        debug_assert_eq!(payload.start, HEADROOM);
-        let buf = &mut frame[..payload.end];
-        match self.encap_from(now, f.from_addr, f.to, f.from_port, buf, tx, tail_sum) {
-            Encap::Ready { len } => LaneFrame::Ready {
-                len,
-                from_addr: f.from_addr,
-                from_port: f.from_port,
-                payload: payload.len(),
-            },
-            Encap::NeedArp { .. } => LaneFrame::Unsent { need_arp: true },
-            Encap::NoRoute | Encap::BadBuffer => LaneFrame::Unsent { need_arp: false },
+        // From here as `encap_from` for the datagram the frame holds (`rx_udp_parse` takes
+        // IPv4 without options only: the payload starts at HEADROOM and stays there).
+        let Some(t) = self.tx_src.get(usize::from(f.from_addr)) else {
+            self.stats.too_big += 1;
+            return LaneFrame::Unsent { need_arp: false };
+        };
+        let (template, ip_sum, src_sum) = (t.template, t.ip_sum, t.addr_sum);
+        let Some(next_hop) = self.next_hop(*f.to.ip()) else {
+            self.stats.no_route += 1;
+            return LaneFrame::Unsent { need_arp: false };
+        };
+        let Some(mac) = self.resolve(now, next_hop) else {
+            self.stats.arp_pending += 1;
+            return LaneFrame::Unsent { need_arp: true };
+        };
+        let Some(h) = frame.first_chunk_mut::<HEADROOM>() else {
+            return LaneFrame::Unsent { need_arp: false };
+        };
+        // What the UDP checksum covered, in memory order (a one's-complement sum does not
+        // depend on byte order, RFC 1071 §2(B)): addresses, ports, the checksum itself.
+        let word = |h: &[u8; HEADROOM], i: usize| {
+            u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]))
+        };
+        let old_c = u16::from_ne_bytes([h[L4 + 6], h[L4 + 7]]);
+        let old = (!word(h, L3 + 12) & 0xffff_ffff)
+            + (!word(h, L3 + 16) & 0xffff_ffff)
+            + (!word(h, L4) & 0xffff_ffff);
+        let total_len = u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]);
+        let udp_len = u32::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
+        // Ethernet and IPv4 from our template, as `write_headers` writes them.
+        let dst_ip = f.to.ip().octets();
+        let dst_sum = addr_sum(*f.to.ip());
+        let (eth_ip, u) = h.split_at_mut(TEMPLATE_LEN);
+        let Ok(eth_ip) = <&mut [u8; TEMPLATE_LEN]>::try_from(eth_ip) else {
+            return LaneFrame::Unsent { need_arp: false };
+        };
+        *eth_ip = template;
+        eth_ip[..6].copy_from_slice(&mac.0);
+        eth_ip[L3 + 2..L3 + 4].copy_from_slice(&total_len.to_be_bytes());
+        eth_ip[L3 + 16..L3 + 20].copy_from_slice(&dst_ip);
+        if !tx.ipv4_checksum {
+            // Each part is below 2^17: their sum folds in 32 bits.
+            let c = !checksum::fold(ip_sum + u32::from(total_len) + dst_sum);
+            eth_ip[L3 + 10..L3 + 12].copy_from_slice(&c.to_be_bytes());
         }
+        u[0..2].copy_from_slice(&f.from_port.to_be_bytes());
+        u[2..4].copy_from_slice(&f.to.port().to_be_bytes());
+        if tx.udp_checksum {
+            // The device finishes it from the pseudo-header's sum.
+            let ph = src_sum + dst_sum + u32::from(protocol::UDP) + udp_len;
+            u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
+        } else if old_c != 0 {
+            // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') over the fields that changed (a
+            // datagram sent without a checksum keeps none).
+            let new = word(h, L3 + 12) + word(h, L3 + 16) + word(h, L4);
+            let acc = u64::from(!old_c) + old + new;
+            let mut f = (acc >> 32) + (acc & 0xffff_ffff);
+            f = (f & 0xffff) + (f >> 16);
+            f = (f & 0xffff) + (f >> 16);
+            f = (f & 0xffff) + (f >> 16);
+            let c = match !(f as u16) {
+                0 => 0xffff,
+                c => c,
+            };
+            h[L4 + 6..L4 + 8].copy_from_slice(&c.to_ne_bytes());
+        }
+        self.stats.tx_udp += 1;
+        LaneFrame::Ready { len: payload.end }
+    }
+
+    /// Who sends a frame [`Self::lane_frame`] built (the TX queue refused it): our address
+    /// (an index), port and the payload's length, for the relay's count.
+    pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
+        let h: &[u8; HEADROOM] = frame.first_chunk()?;
+        let src = Ipv4Addr::new(h[L3 + 12], h[L3 + 13], h[L3 + 14], h[L3 + 15]);
+        let port = u16::from_be_bytes([h[L4], h[L4 + 1]]);
+        let udp_len = usize::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
+        Some((
+            self.addr_index(src)?,
+            port,
+            udp_len.checked_sub(udp::HEADER_LEN)?,
+        ))
     }
 
     /// [`Self::rx_udp_fast`] without counting.
+    ///
+    /// With `TAIL` (the full path) the UDP checksum check keeps the payload's sum after its
+    /// first [`SUM_SKIP`] bytes for the transmit side ([`Ingress::Udp::tail_sum`]); without
+    /// (the fast lane, which updates the checksum incrementally instead) it is one sum over
+    /// the pseudo-header's addresses and the whole datagram.
     #[inline(always)]
-    fn rx_udp_parse(&self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
+    fn rx_udp_parse<const TAIL: bool>(&self, frame: &[u8], rx: RxOffload) -> Option<Ingress> {
         let h: &[u8; FAST_LEN] = frame.first_chunk()?;
         // Ethernet to our MAC, IPv4; version 4 with a 20-byte header; UDP; not a fragment.
-        if h[..6] != self.cfg.mac.0
-            || h[12..14] != [0x08, 0x00]
+        // Our MAC as one 4-byte and one 2-byte compare, the EtherType with the latter.
+        let mac = &self.cfg.mac.0;
+        if h[..4] != mac[..4]
+            || [h[4], h[5], h[12], h[13]] != [mac[4], mac[5], 0x08, 0x00]
             || h[L3] != 0x45
             || h[L3 + 9] != protocol::UDP
             || (h[L3 + 6] & 0x3f) | h[L3 + 7] != 0
@@ -135,7 +202,16 @@ impl Netstack {
         let sport = u16::from_be_bytes([h[L4], h[L4 + 1]]);
         let dport = u16::from_be_bytes([h[L4 + 2], h[L4 + 3]]);
         let mut tail_sum = None;
-        if h[L4 + 6] | h[L4 + 7] != 0 && !(rx.udp_checksum_good && rx.tail_sum_unused) {
+        if !TAIL {
+            if h[L4 + 6] | h[L4 + 7] != 0 && !rx.udp_checksum_good {
+                // Source and destination address, then the UDP header and payload: one run
+                // of bytes; the pseudo-header's protocol and length added after.
+                let s = checksum::sum(frame.get(L3 + 12..L4 + udp_len)?);
+                if checksum::fold(s + u32::from(protocol::UDP) + udp_len as u32) != 0xffff {
+                    return None;
+                }
+            }
+        } else if h[L4 + 6] | h[L4 + 7] != 0 && !(rx.udp_checksum_good && rx.tail_sum_unused) {
             // As the general path: pseudo-header + UDP header + RTP fixed header, then the
             // rest of the payload (summed, or derived when the device verified it).
             let ph = addr_sum(src)

@@ -763,3 +763,5 @@ fn extra_addresses_answer_arp_and_ping_take_udp_and_send_from_the_right_source()
 }
 
 mod tail_sum;
+
+mod lane;
