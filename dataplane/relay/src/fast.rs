@@ -25,7 +25,7 @@
 use std::net::SocketAddrV4;
 use std::time::Instant;
 
-use crate::leg::{from_v4_key4, v4_key_of};
+use crate::leg::v4_key_of;
 use crate::table::{RX, TX};
 use crate::{LegTable, Relay, WorkerStats};
 
@@ -46,8 +46,20 @@ pub struct FastForward {
     pub from_addr: u8,
     /// Our local port to send from (the peer leg's RTP port).
     pub from_port: u16,
+    /// The peer's remote address: its four octets as they lie in memory, read as one
+    /// native-endian word (`u32::from_ne_bytes(ip.octets())`), so that a backend writes it
+    /// into a header and tests it against a netmask without a byte swap.
+    pub to_ip: u32,
+    /// The peer's remote port.
+    pub to_port: u16,
+}
+
+impl FastForward {
     /// The peer's remote.
-    pub to: SocketAddrV4,
+    #[must_use]
+    pub fn to(&self) -> SocketAddrV4 {
+        SocketAddrV4::new(self.to_ip.to_ne_bytes().into(), self.to_port)
+    }
 }
 
 impl Relay {
@@ -154,6 +166,7 @@ pub(crate) fn forward_at(
     Some(FastForward {
         from_addr: p.id.addr(),
         from_port: p.id.port(),
-        to: from_v4_key4(to),
+        to_ip: to as u32,
+        to_port: (to >> 32) as u16,
     })
 }

@@ -100,7 +100,7 @@ impl Relay {
                             p.set_verdict(Verdict::Forward {
                                 from_addr: f.from_addr,
                                 from_port: f.from_port,
-                                to: SocketAddr::V4(f.to),
+                                to: SocketAddr::V4(f.to()),
                             });
                             continue;
                         }

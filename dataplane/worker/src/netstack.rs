@@ -161,7 +161,8 @@ pub struct Netstack {
     ips: Vec<Ipv4Addr>,
     /// Per address: what every datagram sent from it shares.
     tx_src: Vec<TxSrc>,
-    /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test.
+    /// `cfg.mask()` and our network (`ip & mask`), for the per-packet on-link test, both
+    /// in memory order (an address's octets read as one native word: no byte swap).
     mask: u32,
     net: u32,
     /// Neighbours learned from ARP, for other workers ([`Self::take_learned`]).
@@ -230,8 +231,8 @@ impl Netstack {
             stats: NetStats::default(),
             ips: vec![cfg.ip],
             tx_src: vec![TxSrc::new(cfg.mac, cfg.ip)],
-            mask: cfg.mask(),
-            net: u32::from(cfg.ip) & cfg.mask(),
+            mask: u32::from_ne_bytes(cfg.mask().to_be_bytes()),
+            net: u32::from_ne_bytes((u32::from(cfg.ip) & cfg.mask()).to_be_bytes()),
             learned: LearnedLog::new(),
         }
     }
@@ -513,7 +514,7 @@ impl Netstack {
     /// The next hop for `dst`: itself when on-link, else the gateway.
     #[must_use]
     pub fn next_hop(&self, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        if u32::from(dst) & self.mask == self.net {
+        if u32::from_ne_bytes(dst.octets()) & self.mask == self.net {
             Some(dst)
         } else {
             self.cfg.gateway

@@ -53,7 +53,7 @@ impl Twins {
                 Verdict::Forward {
                     from_addr: f.from_addr,
                     from_port: f.from_port,
-                    to: SocketAddr::V4(f.to),
+                    to: SocketAddr::V4(f.to()),
                 }
             }
             None => self.lane.relay.handle_packet_at(now, src, 0, port, &mut a),

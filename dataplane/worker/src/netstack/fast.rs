@@ -81,12 +81,12 @@ impl Netstack {
         self.stats.rx_udp += 1;
         // From here as `encap_from` for the datagram the frame holds (`rx_udp_parse` takes
         // IPv4 without options only: the payload starts at HEADROOM and stays there).
-        let Some(t) = self.tx_src.get(usize::from(f.from_addr)) else {
+        let si = usize::from(f.from_addr);
+        if si >= self.tx_src.len() {
             self.stats.too_big += 1;
             return LaneFrame::Unsent { need_arp: false };
-        };
-        let (template, ip_sum, src_sum) = (t.template, t.ip_sum, t.addr_sum);
-        let Some(next_hop) = self.next_hop(*f.to.ip()) else {
+        }
+        let Some(next_hop) = self.next_hop(Ipv4Addr::from(f.to_ip.to_ne_bytes())) else {
             self.stats.no_route += 1;
             return LaneFrame::Unsent { need_arp: false };
         };
@@ -94,6 +94,7 @@ impl Netstack {
             self.stats.arp_pending += 1;
             return LaneFrame::Unsent { need_arp: true };
         };
+        let t = &self.tx_src[si];
         let Some(h) = frame.first_chunk_mut::<HEADROOM>() else {
             return LaneFrame::Unsent { need_arp: false };
         };
@@ -109,26 +110,28 @@ impl Netstack {
         let total_len = u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]);
         let udp_len = u32::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
         // Ethernet and IPv4 from our template, as `write_headers` writes them.
-        let dst_ip = f.to.ip().octets();
-        let dst_sum = addr_sum(*f.to.ip());
+        let dst_ip = f.to_ip.to_ne_bytes();
+        // The address's two big-endian words (one byte swap on a little-endian host).
+        let be = u32::from_be_bytes(dst_ip);
+        let dst_sum = (be >> 16) + (be & 0xffff);
         let (eth_ip, u) = h.split_at_mut(TEMPLATE_LEN);
         let Ok(eth_ip) = <&mut [u8; TEMPLATE_LEN]>::try_from(eth_ip) else {
             return LaneFrame::Unsent { need_arp: false };
         };
-        *eth_ip = template;
+        *eth_ip = t.template;
         eth_ip[..6].copy_from_slice(&mac.0);
         eth_ip[L3 + 2..L3 + 4].copy_from_slice(&total_len.to_be_bytes());
         eth_ip[L3 + 16..L3 + 20].copy_from_slice(&dst_ip);
         if !tx.ipv4_checksum {
             // Each part is below 2^17: their sum folds in 32 bits.
-            let c = !checksum::fold(ip_sum + u32::from(total_len) + dst_sum);
+            let c = !checksum::fold(t.ip_sum + u32::from(total_len) + dst_sum);
             eth_ip[L3 + 10..L3 + 12].copy_from_slice(&c.to_be_bytes());
         }
         u[0..2].copy_from_slice(&f.from_port.to_be_bytes());
-        u[2..4].copy_from_slice(&f.to.port().to_be_bytes());
+        u[2..4].copy_from_slice(&f.to_port.to_be_bytes());
         if tx.udp_checksum {
             // The device finishes it from the pseudo-header's sum.
-            let ph = src_sum + dst_sum + u32::from(protocol::UDP) + udp_len;
+            let ph = t.addr_sum + dst_sum + u32::from(protocol::UDP) + udp_len;
             u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
         } else if old_c != 0 {
             // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') over the fields that changed (a
