@@ -65,6 +65,22 @@ pub mod checksum {
     #[inline]
     #[must_use]
     pub fn sum(data: &[u8]) -> u32 {
+        let acc = sum_le(data);
+        // Fold 33 → 16 bits in fixed steps: < 0x2ffff, <= 0x10001, <= 0xffff.
+        let mut f = (acc & 0xffff) + (acc >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        f = (f & 0xffff) + (f >> 16);
+        u32::from((f as u16).swap_bytes())
+    }
+
+    /// [`sum`] before its last folds and its byte swap: the one's-complement sum of `data`'s
+    /// 16-bit words read little-endian (so a big-endian wire word counts byte-swapped, which
+    /// the sum's byte-order independence allows, RFC 1071 §2(B)), below `2^33`, so that
+    /// other words read the same way can be added before one fold or one [`sums_to_zero`]
+    /// test.
+    #[inline]
+    #[must_use]
+    pub fn sum_le(data: &[u8]) -> u64 {
         #[inline(always)]
         fn add(a: u64, b: u64) -> u64 {
             let (s, carry) = a.overflowing_add(b);
@@ -109,12 +125,44 @@ pub mod checksum {
         }
         let (lo, hi) = (wide as u64, (wide >> 64) as u64);
         let acc = add(add(lo, hi), small);
-        // Fold 64 → 16 bits in fixed steps: < 2^33, < 0x2ffff, <= 0x10001, <= 0xffff.
-        let mut f = (acc >> 32) + (acc & 0xffff_ffff);
-        f = (f & 0xffff) + (f >> 16);
-        f = (f & 0xffff) + (f >> 16);
-        f = (f & 0xffff) + (f >> 16);
-        u32::from((f as u16).swap_bytes())
+        // 64 → 33 bits.
+        (acc >> 32) + (acc & 0xffff_ffff)
+    }
+
+    /// [`sum_le`] of a fixed-size block (`N / 4` 32-bit loads into a 64-bit accumulator,
+    /// which cannot overflow; not folded: below `2^38` for a block under 64 bytes).
+    #[inline(always)]
+    #[must_use]
+    pub fn sum_fixed_le<const N: usize>(data: &[u8; N]) -> u64 {
+        let mut acc = 0u64;
+        let mut i = 0;
+        while i + 4 <= N {
+            acc += u64::from(u32::from_le_bytes([
+                data[i],
+                data[i + 1],
+                data[i + 2],
+                data[i + 3],
+            ]));
+            i += 4;
+        }
+        if i + 2 <= N {
+            acc += u64::from(u16::from_le_bytes([data[i], data[i + 1]]));
+            i += 2;
+        }
+        if i < N {
+            acc += u64::from(data[i]);
+        }
+        acc
+    }
+
+    /// Whether an unfolded one's-complement sum ([`sum_le`], [`sum_fixed_le`], plus other
+    /// words) of data that is not all zero is "zero", i.e. folds to `0xffff`: what a header
+    /// or datagram with a correct checksum sums to. One multiply and compare (a
+    /// divisibility test by `0xffff`, since `2^16 ≡ 1`), no folding.
+    #[inline(always)]
+    #[must_use]
+    pub fn sums_to_zero(acc: u64) -> bool {
+        acc % 0xffff == 0
     }
 
     /// [`sum`] of a fixed-size block (a header, the start of a payload): the same result,
@@ -275,6 +323,40 @@ mod contract_tests {
             let total: u64 = parts.iter().map(|&p| u64::from(p)).sum();
             assert_eq!(checksum::combine(parts), !slow(total), "combine {parts:x?}");
         }
+    }
+
+    #[test]
+    fn little_endian_sums_test_zero_like_the_folded_ones() {
+        use super::checksum::{fold, sum, sum_fixed_le, sum_le, sums_to_zero};
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for len in [20usize, 21, 27, 28, 64, 172, 188, 1500] {
+            for _ in 0..200 {
+                let mut buf = [0u8; 1500];
+                for b in &mut buf[..len] {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = x as u8;
+                }
+                let d = &mut buf[..len];
+                // Half the time, make the first word the checksum of the rest.
+                if x & 1 == 0 {
+                    d[0] = 0;
+                    d[1] = 0;
+                    let c = !fold(sum(d));
+                    d[..2].copy_from_slice(&c.to_be_bytes());
+                }
+                let folded_zero = fold(sum(d)) == 0xffff;
+                assert_eq!(sums_to_zero(sum_le(d)), folded_zero, "len {len}");
+                // A word added in either domain: the same test.
+                let w = 0x0011u16;
+                let be = fold(sum(d) + u32::from(w)) == 0xffff;
+                let le = sums_to_zero(sum_le(d) + u64::from(w.swap_bytes()));
+                assert_eq!(le, be);
+            }
+        }
+        let h: [u8; 21] = core::array::from_fn(|i| (i * 37 + 5) as u8);
+        assert_eq!(sum_fixed_le(&h) % 0xffff, sum_le(&h) % 0xffff);
     }
 
     #[test]

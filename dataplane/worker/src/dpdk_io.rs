@@ -504,6 +504,7 @@ impl DpdkIo {
         let lane_txb = &mut self.lane_txb;
         let mut need_arp = false;
         let mut taken = 0;
+        let mut ready = 0u64;
         let mut relay = relay;
         let mut lane = relay.as_deref_mut().map(|r| r.lane(now));
         self.rxb.drain_into(|mut m| {
@@ -529,6 +530,7 @@ impl DpdkIo {
                     LaneFrame::Declined => {}
                     LaneFrame::Ready { len } => {
                         taken += 1;
+                        ready += 1;
                         // Ethernet padding after the datagram is not sent on.
                         if frame_len > len && m.trim(frame_len - len).is_none() {
                             *drops += 1;
@@ -604,6 +606,7 @@ impl DpdkIo {
         });
         rx.set_len(k);
         drop(lane);
+        self.net.count_lane(ready);
         let mut out = LaneOut {
             taken,
             ..LaneOut::default()

@@ -194,6 +194,14 @@ impl L3 {
         }
     }
 
+    /// Counts `n` frames the fast lane made ready to send
+    /// ([`crate::netstack::Netstack::count_lane`]).
+    pub(crate) fn count_lane(&mut self, n: u64) {
+        if let Self::V4(s) = self {
+            s.count_lane(n);
+        }
+    }
+
     /// Who sends a frame the fast lane built ([`crate::netstack::Netstack::lane_source`]).
     pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
         match self {

@@ -182,6 +182,9 @@ struct TxSrc {
     ip_sum: u32,
     /// The one's-complement sum of the address's two words (pseudo-header source).
     addr_sum: u32,
+    /// The address's octets read as one little-endian word (the fast lane's incremental
+    /// UDP checksum, which reads every word so).
+    addr_le: u32,
 }
 
 impl TxSrc {
@@ -191,6 +194,7 @@ impl TxSrc {
             template,
             ip_sum,
             addr_sum: addr_sum(ip),
+            addr_le: u32::from_le_bytes(ip.octets()),
         }
     }
 }

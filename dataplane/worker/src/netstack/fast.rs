@@ -77,20 +77,23 @@ impl Netstack {
         let Some(f) = lane.forward_v4(dst_addr, dst_port, src, rtp) else {
             return LaneFrame::Declined;
         };
-        self.stats.rx_frames += 1;
-        self.stats.rx_udp += 1;
+        // Counted here when not sent; a sent frame's `rx_frames`, `rx_udp` and `tx_udp` are
+        // counted once per burst ([`Self::count_lane`]).
         // From here as `encap_from` for the datagram the frame holds (`rx_udp_parse` takes
         // IPv4 without options only: the payload starts at HEADROOM and stays there).
         let si = usize::from(f.from_addr);
         if si >= self.tx_src.len() {
+            self.count_unsent();
             self.stats.too_big += 1;
             return LaneFrame::Unsent { need_arp: false };
         }
         let Some(next_hop) = self.next_hop(Ipv4Addr::from(f.to_ip.to_ne_bytes())) else {
+            self.count_unsent();
             self.stats.no_route += 1;
             return LaneFrame::Unsent { need_arp: false };
         };
         let Some(mac) = self.resolve(now, next_hop) else {
+            self.count_unsent();
             self.stats.arp_pending += 1;
             return LaneFrame::Unsent { need_arp: true };
         };
@@ -98,22 +101,52 @@ impl Netstack {
         let Some(h) = frame.first_chunk_mut::<HEADROOM>() else {
             return LaneFrame::Unsent { need_arp: false };
         };
-        // What the UDP checksum covered, in memory order (a one's-complement sum does not
-        // depend on byte order, RFC 1071 §2(B)): addresses, ports, the checksum itself.
-        let word = |h: &[u8; HEADROOM], i: usize| {
-            u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]))
-        };
-        let old_c = u16::from_ne_bytes([h[L4 + 6], h[L4 + 7]]);
-        let old = (!word(h, L3 + 12) & 0xffff_ffff)
-            + (!word(h, L3 + 16) & 0xffff_ffff)
-            + (!word(h, L4) & 0xffff_ffff);
         let total_len = u16::from_be_bytes([h[L3 + 2], h[L3 + 3]]);
         let udp_len = u32::from(u16::from_be_bytes([h[L4 + 4], h[L4 + 5]]));
-        // Ethernet and IPv4 from our template, as `write_headers` writes them.
         let dst_ip = f.to_ip.to_ne_bytes();
         // The address's two big-endian words (one byte swap on a little-endian host).
         let be = u32::from_be_bytes(dst_ip);
         let dst_sum = (be >> 16) + (be & 0xffff);
+        let p = f.from_port.to_be_bytes();
+        let q = f.to_port.to_be_bytes();
+        let ports = [p[0], p[1], q[0], q[1]];
+        // The UDP checksum, before the headers it covers are overwritten.
+        let old_c = [h[L4 + 6], h[L4 + 7]];
+        let udp_c = if tx.udp_checksum {
+            // The device finishes it from the pseudo-header's sum.
+            let ph = t.addr_sum + dst_sum + u32::from(protocol::UDP) + udp_len;
+            Some(checksum::fold(ph).to_be_bytes())
+        } else if old_c == [0, 0] {
+            // Sent without a checksum, it leaves without one.
+            None
+        } else {
+            // RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), over the fields that change: the
+            // addresses and ports, each 32-bit piece read little-endian as `sum_le` reads
+            // (a one's-complement sum does not depend on byte order, RFC 1071 §2(B)).
+            let le = |b: [u8; 4]| u64::from(u32::from_le_bytes(b));
+            let at = |i: usize| [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            let old = (le(at(L3 + 12)) ^ 0xffff_ffff)
+                + (le(at(L3 + 16)) ^ 0xffff_ffff)
+                + (le(at(L4)) ^ 0xffff_ffff);
+            // The ports' bytes read little-endian: each big-endian port byte-swapped.
+            let new_ports =
+                u64::from(f.from_port.swap_bytes()) | u64::from(f.to_port.swap_bytes()) << 16;
+            let new = u64::from(t.addr_le) + le(dst_ip) + new_ports;
+            let acc = u64::from(!u16::from_le_bytes(old_c)) + old + new;
+            // Below 2^35: 35 → 16 bits in four fixed steps.
+            let mut f = (acc >> 32) + (acc & 0xffff_ffff);
+            f = (f & 0xffff) + (f >> 16);
+            f = (f & 0xffff) + (f >> 16);
+            f = (f & 0xffff) + (f >> 16);
+            Some(
+                match !(f as u16) {
+                    0 => 0xffff,
+                    c => c,
+                }
+                .to_le_bytes(),
+            )
+        };
+        // Ethernet and IPv4 from our template, as `write_headers` writes them.
         let (eth_ip, u) = h.split_at_mut(TEMPLATE_LEN);
         let Ok(eth_ip) = <&mut [u8; TEMPLATE_LEN]>::try_from(eth_ip) else {
             return LaneFrame::Unsent { need_arp: false };
@@ -127,29 +160,26 @@ impl Netstack {
             let c = !checksum::fold(t.ip_sum + u32::from(total_len) + dst_sum);
             eth_ip[L3 + 10..L3 + 12].copy_from_slice(&c.to_be_bytes());
         }
-        u[0..2].copy_from_slice(&f.from_port.to_be_bytes());
-        u[2..4].copy_from_slice(&f.to_port.to_be_bytes());
-        if tx.udp_checksum {
-            // The device finishes it from the pseudo-header's sum.
-            let ph = t.addr_sum + dst_sum + u32::from(protocol::UDP) + udp_len;
-            u[6..8].copy_from_slice(&checksum::fold(ph).to_be_bytes());
-        } else if old_c != 0 {
-            // RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m') over the fields that changed (a
-            // datagram sent without a checksum keeps none).
-            let new = word(h, L3 + 12) + word(h, L3 + 16) + word(h, L4);
-            let acc = u64::from(!old_c) + old + new;
-            let mut f = (acc >> 32) + (acc & 0xffff_ffff);
-            f = (f & 0xffff) + (f >> 16);
-            f = (f & 0xffff) + (f >> 16);
-            f = (f & 0xffff) + (f >> 16);
-            let c = match !(f as u16) {
-                0 => 0xffff,
-                c => c,
-            };
-            h[L4 + 6..L4 + 8].copy_from_slice(&c.to_ne_bytes());
+        u[0..4].copy_from_slice(&ports);
+        if let Some(c) = udp_c {
+            u[6..8].copy_from_slice(&c);
         }
-        self.stats.tx_udp += 1;
         LaneFrame::Ready { len: payload.end }
+    }
+
+    /// Counts `n` frames [`Self::lane_frame`] made ready to send (once per burst: received,
+    /// UDP for us, UDP sent).
+    pub(crate) fn count_lane(&mut self, n: u64) {
+        self.stats.rx_frames += n;
+        self.stats.rx_udp += n;
+        self.stats.tx_udp += n;
+    }
+
+    /// Counts a frame the lane relayed but could not send (received, UDP for us).
+    #[cold]
+    fn count_unsent(&mut self) {
+        self.stats.rx_frames += 1;
+        self.stats.rx_udp += 1;
     }
 
     /// Who sends a frame [`Self::lane_frame`] built (the TX queue refused it): our address
@@ -197,8 +227,7 @@ impl Netstack {
         let dst = Ipv4Addr::new(h[L3 + 16], h[L3 + 17], h[L3 + 18], h[L3 + 19]);
         let dst_addr = self.addr_index(dst)?;
         let ip_hdr: &[u8; ipv4::HEADER_LEN] = h[L3..].first_chunk()?;
-        // `sum_fixed` is already folded to 16 bits: a correct header sums to 0xffff.
-        if !rx.ipv4_checksum_good && checksum::sum_fixed(ip_hdr) != 0xffff {
+        if !rx.ipv4_checksum_good && !checksum::sums_to_zero(checksum::sum_fixed_le(ip_hdr)) {
             return None;
         }
         let src = Ipv4Addr::new(h[L3 + 12], h[L3 + 13], h[L3 + 14], h[L3 + 15]);
@@ -209,8 +238,12 @@ impl Netstack {
             if h[L4 + 6] | h[L4 + 7] != 0 && !rx.udp_checksum_good {
                 // Source and destination address, then the UDP header and payload: one run
                 // of bytes; the pseudo-header's protocol and length added after.
-                let s = checksum::sum(frame.get(L3 + 12..L4 + udp_len)?);
-                if checksum::fold(s + u32::from(protocol::UDP) + udp_len as u32) != 0xffff {
+                // All read little-endian, as `sum_le` reads: the protocol's word and the
+                // length as they lie in the header.
+                let s = checksum::sum_le(frame.get(L3 + 12..L4 + udp_len)?)
+                    + u64::from(u16::from_le_bytes([0, protocol::UDP]))
+                    + u64::from(u16::from_le_bytes([h[L4 + 4], h[L4 + 5]]));
+                if !checksum::sums_to_zero(s) {
                     return None;
                 }
             }
