@@ -56,8 +56,9 @@ impl Relay {
     }
 
     /// Handles a burst of received packets, vector-style: first every packet's leg, its
-    /// peer and both legs' counters are loaded ([`crate::LegTable::touch`]), so that the
-    /// burst's cache misses overlap, then each packet goes through
+    /// peer and both legs' counters are asked for ([`crate::LegTable::prefetch`]), so that
+    /// the burst's cache misses overlap, then each packet takes the fast lane
+    /// ([`crate::Lane`]) or goes through
     /// [`Self::handle_packet_at`] and gets its verdict. Same results as calling
     /// [`Self::handle_packet_at`] for each in turn. Never inlined: one call per burst, and
     /// profilers (callgrind's `--toggle-collect='*Relay*handle_packet*'`) see the relay's
@@ -72,19 +73,23 @@ impl Relay {
         let (mut fast_packets, mut fast_bytes) = (0, 0);
         for chunk in burst.chunks_mut(STAGE) {
             // Stage 1: each packet's slot (RTP ports only; anything else takes the full
-            // path below), and its legs and counters loaded.
+            // path below) and its leg's line and counters asked for; then, once those are
+            // on their way, the bridged peers' (each leg's line names its peer).
             let mut slots = [u32::MAX; STAGE];
-            let mut acc = 0u64;
             for (slot, p) in slots.iter_mut().zip(chunk.iter()) {
                 let (addr, port) = p.dst();
                 if port & 1 == 0 {
                     if let Some(i) = self.table.index_of_local(addr, port) {
                         *slot = i as u32;
-                        acc = acc.wrapping_add(self.table.touch(i));
+                        self.table.prefetch(i);
                     }
                 }
             }
-            std::hint::black_box(acc);
+            for &slot in &slots[..chunk.len()] {
+                if slot != u32::MAX {
+                    self.table.prefetch_peer(slot as usize);
+                }
+            }
             // Stage 2: the packets, in order: the fast lane, else the full path.
             for (&slot, p) in slots.iter().zip(chunk.iter_mut()) {
                 let src = p.src();
@@ -128,17 +133,20 @@ impl Relay {
     }
 
     /// Stage 1 of [`Self::handle_packets`] alone, for callers that hand packets over one at
-    /// a time ([`Self::handle_datagram`]): loads the legs (and their peers and counters) of
-    /// packets about to arrive on these local (address, port)s, so that their cache misses
-    /// overlap. Plain loads; no state changes.
-    pub fn touch_legs(&self, dsts: impl Iterator<Item = (u8, u16)>) {
-        let mut acc = 0u64;
-        for (addr, port) in dsts {
+    /// a time ([`Self::handle_datagram`]): asks the cache for the legs (and their peers and
+    /// counters) of packets about to arrive on these local (address, port)s, so that their
+    /// cache misses overlap. Prefetches only; no state changes.
+    pub fn touch_legs(&self, dsts: impl Iterator<Item = (u8, u16)> + Clone) {
+        for (addr, port) in dsts.clone() {
             if let Some(i) = self.table.index_of_local(addr, port) {
-                acc = acc.wrapping_add(self.table.touch(i));
+                self.table.prefetch(i);
             }
         }
-        std::hint::black_box(acc);
+        for (addr, port) in dsts {
+            if let Some(i) = self.table.index_of_local(addr, port) {
+                self.table.prefetch_peer(i);
+            }
+        }
     }
 
     /// Handles one received UDP payload addressed to our media address `dst_addr` (an index),

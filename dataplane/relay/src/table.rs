@@ -225,23 +225,26 @@ impl LegTable {
             + self.flows.capacity() * std::mem::size_of::<[Flow; 2]>()
     }
 
-    /// Loads what the per-packet path will read for a packet to slot `idx`: its leg, the
-    /// peer's leg and both legs' counters, so that a burst's cache misses overlap instead
-    /// of coming one packet after another (the first stage of a burst, as VPP and DPDK's
-    /// l3fwd split theirs). Plain loads: the result only keeps them from being optimised
-    /// away.
+    /// Asks the cache for what the per-packet path will read in slot `idx`: its hot line
+    /// and its counters ([`prefetch::prefetch`]: no load, no state change), so that a
+    /// burst's cache misses overlap instead of coming one packet after another (the first
+    /// stage of a burst, as VPP and DPDK's l3fwd split theirs).
     #[inline(always)]
-    pub fn touch(&self, idx: usize) -> u64 {
-        let (Some(Some(l)), Some(f)) = (self.slots.get(idx), self.flows.get(idx)) else {
-            return 0;
-        };
-        let Some(p) = l.peer else {
-            return f[RX].packets;
-        };
-        let p = p as usize;
-        match (self.slots.get(p), self.flows.get(p)) {
-            (Some(Some(pl)), Some(pf)) => f[RX].packets ^ pf[TX].packets ^ u64::from(pl.id.0),
-            _ => f[RX].packets,
+    pub fn prefetch(&self, idx: usize) {
+        if let (Some(s), Some(f)) = (self.slots.get(idx), self.flows.get(idx)) {
+            prefetch::prefetch(s);
+            prefetch::prefetch(f);
+        }
+    }
+
+    /// [`Self::prefetch`] for the bridged peer of the leg in slot `idx` (reads the leg's
+    /// line: ask for it first).
+    #[inline(always)]
+    pub fn prefetch_peer(&self, idx: usize) {
+        if let Some(Some(l)) = self.slots.get(idx) {
+            if let Some(p) = l.peer {
+                self.prefetch(p as usize);
+            }
         }
     }
 

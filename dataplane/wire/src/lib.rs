@@ -162,7 +162,7 @@ pub mod checksum {
     #[inline(always)]
     #[must_use]
     pub fn sums_to_zero(acc: u64) -> bool {
-        acc % 0xffff == 0
+        acc.is_multiple_of(0xffff)
     }
 
     /// [`sum`] of a fixed-size block (a header, the start of a payload): the same result,

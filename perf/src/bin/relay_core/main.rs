@@ -81,15 +81,22 @@ struct Args {
     shuffled: bool,
     /// Hand the relay one packet at a time (`handle_packet_at`) instead of whole bursts
     /// (`handle_packets`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "lane")]
     per_packet: bool,
+    /// Hand the relay's fast lane one packet at a time (`Relay::lane`, the DPDK worker's
+    /// way) instead of whole bursts (`handle_packets`).
+    #[arg(long)]
+    lane: bool,
 }
 
 const ORDERS: [&str; 2] = ["table", "random"];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ensure!(args.burst >= 1, "burst must be at least 1");
+    ensure!(
+        (1..=64).contains(&args.burst),
+        "burst must be 1..=64 (a worker's burst)"
+    );
     let quick = args.quick || std::env::var_os("PERF_QUICK").is_some_and(|v| v == "1");
     let legs = if args.legs.is_empty() {
         if quick {
@@ -111,6 +118,8 @@ fn main() -> anyhow::Result<()> {
     };
     let api = if args.per_packet {
         pass::Api::PerPacket
+    } else if args.lane {
+        pass::Api::Lane
     } else {
         pass::Api::Burst
     };
