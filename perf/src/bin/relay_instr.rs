@@ -14,8 +14,12 @@
 //!   offload modelled (`worker_ring --assume-offload`: frames arrive with the mbuf flags a NIC
 //!   sets when it verified both checksums, and leave with the checksum fields left to the NIC
 //!   and the DPDK TX offload flags set);
-//! - **relay** (`instructions_per_packet_relay`): the relay core alone, `relay_core` with
-//!   `--toggle-collect='*Relay*handle_packet*'` ÷ the `handle_packet` calls.
+//! - **relay** (`instructions_per_packet_relay`): the relay core alone as the DPDK worker
+//!   uses it, the fast lane (`relay_core --lane`: `Relay::lane`, one `Lane::forward_v4` per
+//!   packet, the full path for what it declines), with
+//!   `--toggle-collect='*Relay*handle_packet*'` ÷ the packets `relay_core` handed over;
+//! - **relay_burst** (`instructions_per_packet_relay_burst`): the same through the burst API
+//!   `Relay::handle_packets` (its first stage prefetches the burst's legs for large tables).
 //!
 //! The binaries are looked up in `$PERF_BIN_DIR` (set by `scripts/perf`), else next to this
 //! one. The callgrind output goes to a temporary directory removed at the end (also on error).
@@ -268,18 +272,21 @@ fn worker(
     })
 }
 
-/// The relay core alone: `relay_core`'s `handle_packet` calls.
+/// The relay core alone: `relay_core`'s `handle_packet` calls, through the fast lane
+/// (`lane`, the DPDK worker's way) or the burst API.
 fn relay(
     a: &Args,
     bin_dir: &Path,
     tmp: &Path,
     legs: usize,
     packets: u64,
+    lane: bool,
 ) -> anyhow::Result<Counted> {
     let bin = bin_dir.join("relay_core");
     ensure!(bin.exists(), "{} not built", bin.display());
-    let out = tmp.join(format!("relay-{legs}.out"));
-    let args: Vec<String> = [
+    let tag = if lane { "lane" } else { "burst" };
+    let out = tmp.join(format!("relay-{legs}-{tag}.out"));
+    let mut args: Vec<String> = [
         "--legs",
         &legs.to_string(),
         "--packets",
@@ -290,6 +297,9 @@ fn relay(
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    if lane {
+        args.push("--lane".into());
+    }
     let (text, stdout, seconds) = callgrind(&a.valgrind, RELAY_TOGGLE, &out, &bin, &args, tmp)?;
     let instructions = callgrind_totals(&text)?;
     // relay_core hands packets over in bursts (`handle_packets`) and prints how many packets
@@ -370,28 +380,29 @@ fn main() -> anyhow::Result<()> {
             ),
             "relay_command": format!(
                 "valgrind --tool=callgrind --toggle-collect='{RELAY_TOGGLE}' relay_core \
-                 --legs N --packets {relay_packets} --first-port 1024; instructions / handle_packet calls"
+                 --legs N --packets {relay_packets} --first-port 1024 [--lane]; instructions / handle_packet calls"
             ),
         }),
     );
     report.quick(quick);
-    let mut head: Option<(f64, f64, f64)> = None;
+    let mut head: Option<(f64, f64, f64, f64)> = None;
     for &legs in &a.legs {
         // The three runs at once (each is one thread; the counts do not depend on timing).
-        let (w, wo, r) = std::thread::scope(|s| {
+        let (w, wo, r, rb) = std::thread::scope(|s| {
             let (a, bins, tmp) = (&a, &bins, &tmp.0);
             let w = s.spawn(move || worker(a, bins, tmp, legs, worker_packets, false));
             let wo = s.spawn(move || worker(a, bins, tmp, legs, worker_packets, true));
-            let r = s.spawn(move || relay(a, bins, tmp, legs, relay_packets));
+            let r = s.spawn(move || relay(a, bins, tmp, legs, relay_packets, true));
+            let rb = s.spawn(move || relay(a, bins, tmp, legs, relay_packets, false));
             let join = |h: std::thread::ScopedJoinHandle<'_, anyhow::Result<Counted>>| {
                 h.join()
                     .map_err(|_| anyhow::anyhow!("a callgrind run panicked"))?
             };
-            anyhow::Ok((join(w)?, join(wo)?, join(r)?))
+            anyhow::Ok((join(w)?, join(wo)?, join(r)?, join(rb)?))
         })?;
         println!(
             "{legs} legs: worker {:.1} instr/pkt ({} / {} pkts, {:.0} s), with offload {:.1} \
-             ({} / {}, {:.0} s), relay core {:.1} ({} / {} calls, {:.0} s)",
+             ({} / {}, {:.0} s), relay core {:.1} ({} / {} calls, {:.0} s; burst API {:.1})",
             w.per_packet(),
             w.instructions,
             w.packets,
@@ -403,27 +414,36 @@ fn main() -> anyhow::Result<()> {
             r.per_packet(),
             r.instructions,
             r.packets,
-            r.seconds
+            r.seconds,
+            rb.per_packet()
         );
         report.run(json!({
             "legs": legs,
             "instructions_per_packet_worker": w.per_packet(),
             "instructions_per_packet_worker_offload": wo.per_packet(),
             "instructions_per_packet_relay": r.per_packet(),
+            "instructions_per_packet_relay_burst": rb.per_packet(),
             "worker": {"instructions": w.instructions, "packets": w.packets},
             "worker_offload": {"instructions": wo.instructions, "packets": wo.packets},
             "relay": {"instructions": r.instructions, "calls": r.packets},
+            "relay_burst": {"instructions": rb.instructions, "calls": rb.packets},
         }));
         // The headline is the smallest leg count (1k: the figure perf/RESULTS.md tracks).
         if head.is_none() {
-            head = Some((w.per_packet(), wo.per_packet(), r.per_packet()));
+            head = Some((
+                w.per_packet(),
+                wo.per_packet(),
+                r.per_packet(),
+                rb.per_packet(),
+            ));
         }
     }
-    let (w, wo, r) = head.context("no leg counts")?;
+    let (w, wo, r, rb) = head.context("no leg counts")?;
     report
         .set("instructions_per_packet_worker", w)
         .set("instructions_per_packet_worker_offload", wo)
         .set("instructions_per_packet_relay", r)
+        .set("instructions_per_packet_relay_burst", rb)
         .set("headline_legs", a.legs[0])
         .set(
             "targets",
@@ -444,7 +464,7 @@ fn main() -> anyhow::Result<()> {
         .set("valgrind_version", version);
     report.finish(&format!(
         "worker {w:.0} instr/pkt (target <= {TARGET_WORKER:.0}), {wo:.0} with offload \
-         (<= {TARGET_WORKER_OFFLOAD:.0}), relay {r:.0} (<= {TARGET_RELAY:.0})"
+         (<= {TARGET_WORKER_OFFLOAD:.0}), relay {r:.0} (<= {TARGET_RELAY:.0}; burst API {rb:.0})"
     ))?;
     Ok(())
 }

@@ -168,7 +168,9 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
         if a.quick {
             vec![10_000, 50_000, 100_000]
         } else {
-            (1..=12).map(|k| k * 25_000).collect()
+            // Up to 500k pps; a relay's climb ends at its first failed step, and the
+            // whole trial at the step the generator's core cannot send.
+            (1..=20).map(|k| k * 25_000).collect()
         }
     });
     if !rates.contains(&a.fixed_rate) {
