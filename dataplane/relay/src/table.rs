@@ -50,14 +50,20 @@ impl LegTable {
         } else {
             0
         };
+        // Both arrays asked for in huge pages before their first touch: a large table read
+        // in random order misses the TLB less (see `memhint::advise_huge_pages`).
         let mut slots = Vec::with_capacity(n * addresses);
+        memhint::advise_huge_pages(slots.spare_capacity_mut());
         slots.resize_with(n * addresses, || None);
+        let mut flows = Vec::with_capacity(n * addresses);
+        memhint::advise_huge_pages(flows.spare_capacity_mut());
+        flows.resize(n * addresses, [Flow::default(); 2]);
         Self {
             first,
             pairs: n,
             addresses,
             slots,
-            flows: vec![[Flow::default(); 2]; n * addresses],
+            flows,
             len: 0,
         }
     }
@@ -226,14 +232,14 @@ impl LegTable {
     }
 
     /// Asks the cache for what the per-packet path will read in slot `idx`: its hot line
-    /// and its counters ([`prefetch::prefetch`]: no load, no state change), so that a
+    /// and its counters ([`memhint::prefetch`]: no load, no state change), so that a
     /// burst's cache misses overlap instead of coming one packet after another (the first
     /// stage of a burst, as VPP and DPDK's l3fwd split theirs).
     #[inline(always)]
     pub fn prefetch(&self, idx: usize) {
         if let (Some(s), Some(f)) = (self.slots.get(idx), self.flows.get(idx)) {
-            prefetch::prefetch(s);
-            prefetch::prefetch(f);
+            memhint::prefetch(s);
+            memhint::prefetch(f);
         }
     }
 

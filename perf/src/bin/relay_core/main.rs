@@ -161,13 +161,19 @@ fn main() -> anyhow::Result<()> {
         let mut shuffled = s.packets.clone();
         setup::shuffle(&mut shuffled);
         let mut by_order: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let huge = anon_huge_kb();
         println!(
             "\n{n} bridged legs: fast-path table {:.1} MB = {per_leg:.1} B/leg (hot struct {} B), \
-             relay heap {:.1} B/leg",
+             relay heap {:.1} B/leg, process memory in transparent huge pages {}",
             table as f64 / 1e6,
             pass::hot_struct_bytes(),
-            s.relay_heap_bytes as f64 / n as f64
+            s.relay_heap_bytes as f64 / n as f64,
+            huge.map_or("unknown".to_owned(), |k| format!(
+                "{:.1} MB",
+                k as f64 / 1e3
+            ))
         );
+        report.run(json!({"legs": n, "anon_huge_pages_kb": huge}));
         for run in 0..runs {
             for &o in &orders {
                 let pk = if o == "random" {
@@ -281,4 +287,13 @@ fn main() -> anyhow::Result<()> {
         "DEFECT: the relay allocated {allocs} times in {measured} handled packets (must be 0)"
     );
     Ok(())
+}
+
+/// The process's memory backed by transparent huge pages (`AnonHugePages` of
+/// `/proc/self/smaps_rollup`, kB): whether the leg table got the 2 MiB pages it asks for.
+fn anon_huge_kb() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("AnonHugePages:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
