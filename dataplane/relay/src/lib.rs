@@ -113,7 +113,7 @@ mod timer;
 mod tests;
 
 use announce::Rng;
-pub use fast::{FastForward, Lane, Stamp};
+pub use fast::{FastForward, Lane, Stamp, PREFETCH_FROM_LEGS};
 pub use packet::BurstPacket;
 pub use table::LegTable;
 use transcrypt::SrtpTable;

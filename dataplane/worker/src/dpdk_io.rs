@@ -35,6 +35,7 @@
 //! `flow` installs the steering rules.
 
 mod flow;
+mod receive;
 mod setup;
 
 pub use setup::{eal_runtime_dir, init_eal, port_by_name};
@@ -48,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use dpdk::{
-    lcore, mbuf_ring, Burst as MBurst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxCksum,
-    RxOffloads, RxQueue, SocketId, ThreadRegistration, TxQueue,
+    lcore, mbuf_ring, Burst as MBurst, Mbuf, Mempool, Port, RingConsumer, RingProducer, RxOffloads,
+    RxQueue, SocketId, ThreadRegistration, TxQueue,
 };
 use relay::Relay;
 use wire::ethernet::Address;
@@ -59,7 +60,7 @@ use crate::WorkerError;
 
 use crate::io::{Burst, LaneOut, Packet, PacketIo, MAX_BURST, MIN_TX_ROOM};
 use crate::l3::{Sent, L3};
-use crate::netstack::{Ingress, LaneFrame, RxOffload, TxOffload};
+use crate::netstack::TxOffload;
 use crate::stats::{IoStats, PortCounters};
 
 /// How often the backend runs its housekeeping (TSC time).
@@ -458,179 +459,6 @@ impl DpdkIo {
         let i = usize::from(port.checked_sub(self.first_port)?);
         let a = usize::from(addr);
         (i < self.ports_per_addr && a < self.addresses).then_some(a * self.ports_per_addr + i)
-    }
-}
-
-impl DpdkIo {
-    /// Receives a burst: frames for other workers handed off, replies queued, the fast
-    /// lane's datagrams relayed and sent (with `relay`), the rest into `rx`. Returns how
-    /// many it left in `rx`, and what the lane did.
-    fn receive(&mut self, rx: &mut Burst<DpdkBuf>, relay: Option<&mut Relay>) -> (usize, LaneOut) {
-        let now = self.clock.now();
-        self.now = now;
-        self.housekeeping(now);
-        if self.carry.is_empty() {
-            self.rxq.rx_burst(&mut self.rxb);
-            if let Some(sh) = self.share.as_mut() {
-                sh.handoff_in += sh.inbox.dequeue_burst(&mut self.rxb) as u64;
-            }
-        } else {
-            std::mem::swap(&mut self.rxb, &mut self.carry);
-        }
-        if self.share.is_some() {
-            self.exchange_news(now);
-        }
-        if self.rxb.is_empty() {
-            rx.set_len(0);
-            return (0, LaneOut::default());
-        }
-        // Start every frame's header line on its way into the cache before the first is
-        // parsed (l2fwd's prefetch step).
-        for m in self.rxb.iter() {
-            m.prefetch();
-        }
-        let (trust_l4, trust_ip) = (self.rx_offload.udp_cksum, self.rx_offload.ipv4_cksum);
-        let tail_sum_unused = self.offload.udp_checksum && self.net.is_v4();
-        let cap = rx.capacity();
-        let slots = rx.slots_mut();
-        let mut k = 0;
-        let net = &mut self.net;
-        let carry = &mut self.carry;
-        let ctl = &mut self.ctl;
-        let drops = &mut self.backend_drops;
-        let mut share = self.share.as_mut();
-        let offload = self.offload;
-        let cksum = net.is_v4() && (offload.ipv4_checksum || offload.udp_checksum);
-        let lane_txb = &mut self.lane_txb;
-        let mut need_arp = false;
-        let mut taken = 0;
-        let mut ready = 0u64;
-        let mut relay = relay;
-        let mut lane = relay.as_deref_mut().map(|r| r.lane(now));
-        self.rxb.drain_into(|mut m| {
-            if let Some(sh) = share.as_deref_mut() {
-                let owner = net.peek_port(m.data()).and_then(|p| sh.owners.owner(p));
-                if let Some(w) = owner.filter(|&w| w != sh.me) {
-                    if let Err(m) = sh.staged[w].push(m) {
-                        drop(m);
-                        sh.handoff_drops += 1;
-                    }
-                    return;
-                }
-            }
-            let rx_off = RxOffload {
-                udp_checksum_good: trust_l4 && m.rx_l4_cksum() == RxCksum::Good,
-                ipv4_checksum_good: trust_ip && m.rx_ip_cksum() == RxCksum::Good,
-                tail_sum_unused,
-            };
-            if let Some(lane) = lane.as_mut() {
-                let frame = m.data_mut();
-                let frame_len = frame.len();
-                match net.lane_frame(now, frame, rx_off, offload, lane) {
-                    LaneFrame::Declined => {}
-                    LaneFrame::Ready { len } => {
-                        taken += 1;
-                        ready += 1;
-                        // Ethernet padding after the datagram is not sent on.
-                        if frame_len > len && m.trim(frame_len - len).is_none() {
-                            *drops += 1;
-                            return;
-                        }
-                        if cksum {
-                            m.set_tx_offload(
-                                offload.ipv4_checksum,
-                                offload.udp_checksum,
-                                wire::ethernet::HEADER_LEN as u16,
-                                wire::ipv4::HEADER_LEN as u16,
-                            );
-                        }
-                        // Never full: one receive brings at most MAX_BURST frames.
-                        if lane_txb.push(m).is_err() {
-                            *drops += 1;
-                        }
-                        return;
-                    }
-                    LaneFrame::Unsent { need_arp: arp } => {
-                        taken += 1;
-                        need_arp |= arp;
-                        return;
-                    }
-                }
-            }
-            if k == cap {
-                if let Err(m) = carry.push(m) {
-                    drop(m);
-                    *drops += 1;
-                }
-                return;
-            }
-            let frame = m.data_mut();
-            let frame_len = frame.len();
-            match net.handle_frame(now, frame, rx_off) {
-                Ingress::Udp {
-                    src,
-                    dst_port,
-                    dst_addr,
-                    payload,
-                    tail_sum,
-                } => {
-                    let len = payload.len();
-                    // The payload, and room for an SRTP trailer after it inside the mbuf:
-                    // the relay may encrypt in place for an SRTP leg. The slot keeps the
-                    // payload length; `tx_burst` trims the data to the length sent.
-                    if !m.narrow(payload.start, len, relay::TRAILER_ROOM) {
-                        *drops += 1;
-                        return;
-                    }
-                    let s = &mut slots[k];
-                    s.buf.mbuf = Some(m);
-                    s.buf.tail_sum = tail_sum.map(|t| (len, t));
-                    s.len = len;
-                    s.peer = src;
-                    s.local_port = dst_port;
-                    s.local_addr = dst_addr;
-                    k += 1;
-                }
-                Ingress::Reply { len } => {
-                    let extra = frame_len - len;
-                    if extra > 0 && m.trim(extra).is_none() {
-                        *drops += 1;
-                        return;
-                    }
-                    if ctl.push(m).is_err() {
-                        *drops += 1;
-                    }
-                }
-                Ingress::Consumed | Ingress::Drop(_) => {}
-            }
-        });
-        rx.set_len(k);
-        drop(lane);
-        self.net.count_lane(ready);
-        let mut out = LaneOut {
-            taken,
-            ..LaneOut::default()
-        };
-        if !self.lane_txb.is_empty() {
-            out.sent = self.txq.tx_burst(&mut self.lane_txb);
-            out.refused = self.lane_txb.len();
-            if let Some(relay) = relay {
-                for m in self.lane_txb.iter() {
-                    if let Some((addr, port, len)) = self.net.lane_source(m.data()) {
-                        relay.handle_tx_refused_at(addr, port, len);
-                    }
-                }
-            }
-            self.lane_txb.clear();
-        }
-        if need_arp {
-            self.send_arp_requests(now);
-        }
-        if let Some(sh) = self.share.as_mut() {
-            sh.flush();
-        }
-        self.flush_ctl();
-        (k, out)
     }
 }
 

@@ -202,6 +202,16 @@ impl L3 {
         }
     }
 
+    /// The media address and port of a received IPv4 UDP frame, for the lane's prefetch
+    /// ([`crate::netstack::Netstack::lane_dst`]; IPv6: none).
+    #[inline(always)]
+    pub(crate) fn lane_dst(&self, frame: &[u8]) -> Option<(u8, u16)> {
+        match self {
+            Self::V4(n) => n.lane_dst(frame),
+            Self::V6(_) => None,
+        }
+    }
+
     /// Who sends a frame the fast lane built ([`crate::netstack::Netstack::lane_source`]).
     pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
         match self {

@@ -182,6 +182,22 @@ impl Netstack {
         self.stats.rx_udp += 1;
     }
 
+    /// The media address (an index) and UDP port a received frame is for, if it is IPv4
+    /// without options carrying UDP to one of our addresses: for asking the relay's cache
+    /// before the burst is handled ([`relay::Lane::prefetch`]). Nothing is checked beyond.
+    #[inline(always)]
+    pub(crate) fn lane_dst(&self, frame: &[u8]) -> Option<(u8, u16)> {
+        let h: &[u8; HEADROOM] = frame.first_chunk()?;
+        if h[12..14] != [0x08, 0x00] || h[L3] != 0x45 || h[L3 + 9] != protocol::UDP {
+            return None;
+        }
+        let dst = Ipv4Addr::new(h[L3 + 16], h[L3 + 17], h[L3 + 18], h[L3 + 19]);
+        Some((
+            self.addr_index(dst)?,
+            u16::from_be_bytes([h[L4 + 2], h[L4 + 3]]),
+        ))
+    }
+
     /// Who sends a frame [`Self::lane_frame`] built (the TX queue refused it): our address
     /// (an index), port and the payload's length, for the relay's count.
     pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
