@@ -171,24 +171,7 @@ pub mod checksum {
     #[inline(always)]
     #[must_use]
     pub fn sum_fixed<const N: usize>(data: &[u8; N]) -> u32 {
-        let mut acc = 0u64;
-        let mut i = 0;
-        while i + 4 <= N {
-            acc += u64::from(u32::from_le_bytes([
-                data[i],
-                data[i + 1],
-                data[i + 2],
-                data[i + 3],
-            ]));
-            i += 4;
-        }
-        if i + 2 <= N {
-            acc += u64::from(u16::from_le_bytes([data[i], data[i + 1]]));
-            i += 2;
-        }
-        if i < N {
-            acc += u64::from(data[i]);
-        }
+        let acc = sum_fixed_le(data);
         let mut f = (acc >> 32) + (acc & 0xffff_ffff);
         f = (f & 0xffff) + (f >> 16);
         f = (f & 0xffff) + (f >> 16);

@@ -8,7 +8,7 @@ use std::time::Instant;
 use wire::ethernet::Address;
 
 use crate::netstack::{
-    udp_dst_port, Encap, Ingress, LaneFrame, NetConfig, NetStats, Netstack, RxOffload, TxOffload,
+    udp_dst_port, Encap, Ingress, NetConfig, NetStats, Netstack, RxOffload, TxOffload,
     ARP_FRAME_LEN, HEADROOM,
 };
 use crate::netstack6::{udp_dst_port6, NetConfig6, Netstack6, HEADROOM6, NDP_FRAME_LEN};
@@ -177,45 +177,21 @@ impl L3 {
         }
     }
 
-    /// The relay's fast lane for a received frame ([`crate::netstack::Netstack::lane_frame`];
-    /// IPv4 only: IPv6 frames take the full path).
+    /// The IPv4 stack, for the relay's fast lane ([`crate::netstack::Netstack::lane_frame`]
+    /// and its helpers; IPv6 frames take the full path).
     #[inline(always)]
-    pub(crate) fn lane_frame(
-        &mut self,
-        now: Instant,
-        frame: &mut [u8],
-        rx: RxOffload,
-        tx: TxOffload,
-        lane: &mut relay::Lane<'_>,
-    ) -> LaneFrame {
+    pub(crate) fn v4(&self) -> Option<&Netstack> {
         match self {
-            Self::V4(n) => n.lane_frame(now, frame, rx, tx, lane),
-            Self::V6(_) => LaneFrame::Declined,
-        }
-    }
-
-    /// Counts `n` frames the fast lane made ready to send
-    /// ([`crate::netstack::Netstack::count_lane`]).
-    pub(crate) fn count_lane(&mut self, n: u64) {
-        if let Self::V4(s) = self {
-            s.count_lane(n);
-        }
-    }
-
-    /// The media address and port of a received IPv4 UDP frame, for the lane's prefetch
-    /// ([`crate::netstack::Netstack::lane_dst`]; IPv6: none).
-    #[inline(always)]
-    pub(crate) fn lane_dst(&self, frame: &[u8]) -> Option<(u8, u16)> {
-        match self {
-            Self::V4(n) => n.lane_dst(frame),
+            Self::V4(n) => Some(n),
             Self::V6(_) => None,
         }
     }
 
-    /// Who sends a frame the fast lane built ([`crate::netstack::Netstack::lane_source`]).
-    pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
+    /// [`Self::v4`], mutable.
+    #[inline(always)]
+    pub(crate) fn v4_mut(&mut self) -> Option<&mut Netstack> {
         match self {
-            Self::V4(n) => n.lane_source(frame),
+            Self::V4(n) => Some(n),
             Self::V6(_) => None,
         }
     }

@@ -49,12 +49,12 @@ impl DpdkIo {
         // `relay::PREFETCH_FROM_LEGS`).
         if let Some(l) = lane.as_ref().filter(|l| l.prefetch_pays()) {
             for m in self.rxb.iter() {
-                if let Some((a, p)) = self.net.lane_dst(m.data()) {
+                if let Some((a, p)) = self.net.v4().and_then(|n| n.lane_dst(m.data())) {
                     l.prefetch(a, p);
                 }
             }
             for m in self.rxb.iter() {
-                if let Some((a, p)) = self.net.lane_dst(m.data()) {
+                if let Some((a, p)) = self.net.v4().and_then(|n| n.lane_dst(m.data())) {
                     l.prefetch_peer(a, p);
                 }
             }
@@ -94,7 +94,11 @@ impl DpdkIo {
             if let Some(lane) = lane.as_mut() {
                 let frame = m.data_mut();
                 let frame_len = frame.len();
-                match net.lane_frame(now, frame, rx_off, offload, lane) {
+                let lf = match net.v4_mut() {
+                    Some(n) => n.lane_frame(now, frame, rx_off, offload, lane),
+                    None => LaneFrame::Declined,
+                };
+                match lf {
                     LaneFrame::Declined => {}
                     LaneFrame::Ready { len } => {
                         taken += 1;
@@ -174,7 +178,9 @@ impl DpdkIo {
         });
         rx.set_len(k);
         drop(lane);
-        self.net.count_lane(ready);
+        if let Some(n) = self.net.v4_mut() {
+            n.count_lane(ready);
+        }
         let mut out = LaneOut {
             taken,
             ..LaneOut::default()
@@ -184,7 +190,9 @@ impl DpdkIo {
             out.refused = self.lane_txb.len();
             if let Some(relay) = relay {
                 for m in self.lane_txb.iter() {
-                    if let Some((addr, port, len)) = self.net.lane_source(m.data()) {
+                    if let Some((addr, port, len)) =
+                        self.net.v4().and_then(|n| n.lane_source(m.data()))
+                    {
                         relay.handle_tx_refused_at(addr, port, len);
                     }
                 }

@@ -69,6 +69,17 @@ fn expected(s: &mut Netstack, now: Instant, payload: &[u8], tx: TxOffload) -> Ve
     f
 }
 
+/// The lane for `frame` without any offload.
+fn plain(s: &mut Netstack, now: Instant, frame: &mut [u8], relay: &mut Relay) -> LaneFrame {
+    s.lane_frame(
+        now,
+        frame,
+        RxOffload::default(),
+        TxOffload::default(),
+        &mut relay.lane(now),
+    )
+}
+
 #[test]
 fn the_lane_writes_the_frame_the_full_path_writes() {
     let offloads = [
@@ -121,13 +132,7 @@ fn a_datagram_without_checksum_leaves_without_one() {
     want[L4 + 6..L4 + 8].copy_from_slice(&[0, 0]);
     let mut frame = udp_frame(40000, 20000, &payload);
     frame[L4 + 6..L4 + 8].copy_from_slice(&[0, 0]);
-    let got = s.lane_frame(
-        now,
-        &mut frame,
-        RxOffload::default(),
-        TxOffload::default(),
-        &mut relay.lane(now),
-    );
+    let got = plain(&mut s, now, &mut frame, &mut relay);
     assert_eq!(got, LaneFrame::Ready { len: want.len() });
     assert_eq!(&frame[..want.len()], &want[..]);
 }
@@ -146,13 +151,7 @@ fn the_lane_declines_without_counting() {
     cases.push(udp_frame(40001, 20001, &[0x80, 201, 0, 1, 0, 0, 0, 1]));
     for mut f in cases {
         let copy = f.clone();
-        let got = s.lane_frame(
-            now,
-            &mut f,
-            RxOffload::default(),
-            TxOffload::default(),
-            &mut relay.lane(now),
-        );
+        let got = plain(&mut s, now, &mut f, &mut relay);
         assert_eq!(got, LaneFrame::Declined);
         assert_eq!(f, copy, "a declined frame is left as it came");
     }
@@ -165,13 +164,7 @@ fn an_unresolved_next_hop_is_relayed_but_not_sent() {
     teach(&mut s, now, PEER_IP, PEER_MAC);
     let mut relay = bridged(now);
     let mut f = udp_frame(40000, 20000, &rtp(1));
-    let got = s.lane_frame(
-        now,
-        &mut f,
-        RxOffload::default(),
-        TxOffload::default(),
-        &mut relay.lane(now),
-    );
+    let got = plain(&mut s, now, &mut f, &mut relay);
     assert_eq!(got, LaneFrame::Unsent { need_arp: true });
     assert_eq!(s.stats().arp_pending, 1);
     // The who-has for the agent is queued, as the full path would queue it.
