@@ -119,6 +119,12 @@ impl Filter {
         Self(vec![Insn::stmt(bpf::RET | bpf::K, 0)])
     }
 
+    /// A filter that accepts every packet whole (as if none were attached).
+    #[must_use]
+    pub fn accept_all() -> Self {
+        Self(vec![Insn::stmt(bpf::RET | bpf::K, u32::MAX)])
+    }
+
     /// Attaches this filter to a socket (`SO_ATTACH_FILTER`), replacing any before it.
     ///
     /// # Errors
@@ -276,7 +282,7 @@ impl RxRing {
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = (libc::ETH_P_IP as u16).to_be();
         sll.sll_ifindex = 0; // every interface
-        // SAFETY: passes a pointer to a live sockaddr_ll and its size.
+                             // SAFETY: passes a pointer to a live sockaddr_ll and its size.
         check(unsafe {
             libc::bind(
                 ring.fd.as_raw_fd(),
@@ -478,7 +484,11 @@ mod tests {
                 None => break,
             }
         }
-        assert_eq!(got, (0..8).collect::<Vec<u8>>(), "ring of 8 frames, in order");
+        assert_eq!(
+            got,
+            (0..8).collect::<Vec<u8>>(),
+            "ring of 8 frames, in order"
+        );
         let (packets, drops) = ring.take_stats().unwrap();
         assert_eq!((packets, drops), (20, 12));
         tx.send_to(&[99; 5], ("127.0.0.1", port)).unwrap();
