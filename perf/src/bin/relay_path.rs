@@ -60,8 +60,9 @@ struct Args {
     /// Bridged call counts (the first is the headline).
     #[arg(long, value_delimiter = ',')]
     calls: Option<Vec<usize>>,
-    /// Relays, in order (af_xdp, af_packet, socket, socket_raw_tx, rtpengine, testpmd;
-    /// default: all, without socket_raw_tx with --quick).
+    /// Relays, in order (af_xdp, af_packet, socket, socket_raw_tx, socket_ring,
+    /// socket_ring_coalesce, socket_coalesce, rtpengine, testpmd; default: all, with
+    /// --quick without the socket backend's opt-in variants).
     #[arg(long, value_delimiter = ',')]
     relays: Option<Vec<String>>,
     /// Rate steps (packets per second, rising).
@@ -160,7 +161,7 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
     let relays: Vec<String> = a.relays.clone().unwrap_or_else(|| {
         relays::ALL
             .iter()
-            .filter(|r| !(a.quick && **r == "socket_raw_tx"))
+            .filter(|r| !(a.quick && r.starts_with("socket_")))
             .map(|s| (*s).to_owned())
             .collect()
     });
@@ -311,6 +312,17 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
         (Some(s), Some(r)) if r > 0.0 => Some(s / r),
         _ => None,
     };
+    let socket_variants: serde_json::Map<String, Value> = relays::ALL
+        .iter()
+        .filter(|n| n.starts_with("socket_"))
+        .filter_map(|n| {
+            let r = cpu("rtpengine").filter(|r| *r > 0.0)?;
+            Some((
+                n.to_string(),
+                json!((cpu(n)? / r * 1000.0).round() / 1000.0),
+            ))
+        })
+        .collect();
     let met = |v: &Value, min: f64| v.as_f64().map(|x| x >= min);
     report.set(
         "targets",
@@ -320,6 +332,8 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
             "socket_vs_rtpengine >= 1.5": met(&ratios["socket_vs_rtpengine"], 1.5),
             "socket_cpu_vs_rtpengine <= 0.5": socket_cpu_ratio.map(|x| x <= 0.5),
             "socket_cpu_vs_rtpengine": socket_cpu_ratio.map(|x| (x * 1000.0).round() / 1000.0),
+            // The socket backend with its opt-in options (media.socket_*), same run.
+            "socket_variants_cpu_vs_rtpengine": socket_variants,
         }),
     );
     report.set("relays", Value::Array(entries));

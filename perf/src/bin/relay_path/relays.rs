@@ -15,14 +15,22 @@ use callbridge_perf::ng::{audio_sdp, sdp_audio_addr, NgClient};
 use serde_json::Value;
 
 use crate::netns::{Path, GEN_IP, RELAY_IP};
-use crate::worker_relay::{cpu_ns, FIRST_PORT};
+use crate::worker_relay::{cpu_ns, socket_options, FIRST_PORT};
+
+/// Whether `name` is callbridge's worker (this binary's `relay` sub-command).
+fn is_worker(name: &str) -> bool {
+    matches!(name, "af_packet" | "af_xdp") || socket_options(name).is_some()
+}
 
 /// Every relay this scenario knows, in the order it runs them.
-pub(crate) const ALL: [&str; 6] = [
+pub(crate) const ALL: [&str; 9] = [
     "af_xdp",
     "af_packet",
     "socket",
     "socket_raw_tx",
+    "socket_ring",
+    "socket_ring_coalesce",
+    "socket_coalesce",
     "rtpengine",
     "testpmd",
 ];
@@ -76,7 +84,7 @@ impl Running {
             self.stdout.as_mut(),
             self.name.as_str(),
         ) {
-            (Some(i), Some(o), "socket" | "socket_raw_tx" | "af_packet" | "af_xdp") => {
+            (Some(i), Some(o), n) if is_worker(n) => {
                 writeln!(i, "stats")?;
                 i.flush()?;
                 let line = read_tagged(o, "STATS ", Duration::from_secs(10))?;
@@ -182,7 +190,7 @@ pub(crate) fn start(
     relay_core: usize,
     gen_core: usize,
 ) -> anyhow::Result<Running> {
-    let kernel = matches!(name, "socket" | "socket_raw_tx" | "rtpengine");
+    let kernel = name == "rtpengine" || socket_options(name).is_some();
     if kernel {
         // Four sockets per call (RTP and RTCP of two legs), callbridge's and rtpengine's alike.
         let need = 4 * calls as u64 + 256;
@@ -198,7 +206,7 @@ pub(crate) fn start(
     path.kernel_relay_address(kernel)?;
     let peer = SocketAddr::from((GEN_IP, GEN_PORT));
     match name {
-        "socket" | "socket_raw_tx" | "af_packet" | "af_xdp" => {
+        n if is_worker(n) => {
             let exe = std::env::current_exe()?;
             let mut c = path.relay_command(&exe.to_string_lossy());
             c.args([
