@@ -163,15 +163,10 @@ impl Filter {
     }
 }
 
-/// The size of a ring frame (header, address and packet).
-pub const FRAME_SIZE: usize = 2048;
-
 /// Where a frame's packet starts (`TPACKET_ALIGN(TPACKET2_HDRLEN + 16)` for `SOCK_DGRAM`
-/// without reserve); the longest packet a frame holds is `FRAME_SIZE - NET_OFFSET`.
+/// without reserve): the longest packet a frame of `size` bytes holds whole is
+/// `size - NET_OFFSET`.
 pub const NET_OFFSET: usize = 80;
-
-/// The longest packet (IPv4 header on) a frame holds whole.
-pub const MAX_PACKET: usize = FRAME_SIZE - NET_OFFSET;
 
 /// `PACKET_HOST`: a packet addressed to this host.
 pub const PACKET_HOST: u8 = 0;
@@ -182,6 +177,7 @@ pub struct RxRing {
     fd: OwnedFd,
     map: NonNull<u8>,
     frames: usize,
+    frame_size: usize,
     head: usize,
 }
 
@@ -211,14 +207,24 @@ fn set_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) 
 }
 
 impl RxRing {
-    /// Opens a ring of `frames` frames (rounded up to a multiple of 2, at least 2) that receives
-    /// the IPv4 packets to this host `filter` accepts, on every interface. Non-blocking,
+    /// Opens a ring of `frames` frames of `frame_size` bytes (a power of two from 256 to the
+    /// page size; `frames` is rounded up to fill whole pages) that receives the IPv4 packets
+    /// to this host `filter` accepts, on every interface. A packet longer than
+    /// `frame_size - NET_OFFSET` is cut short ([`Frame::truncated`]). Non-blocking,
     /// close-on-exec.
     ///
     /// # Errors
-    /// `EPERM` without `CAP_NET_RAW`; any other refusal of the kernel.
-    pub fn open(frames: usize, filter: &Filter) -> io::Result<Self> {
-        let frames = frames.max(2).div_ceil(2) * 2;
+    /// A bad `frame_size`; `EPERM` without `CAP_NET_RAW`; any other refusal of the kernel.
+    pub fn open(frames: usize, frame_size: usize, filter: &Filter) -> io::Result<Self> {
+        const PAGE: usize = 4096;
+        if !frame_size.is_power_of_two() || !(256..=PAGE).contains(&frame_size) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("ring frame size {frame_size}: a power of two from 256 to {PAGE}"),
+            ));
+        }
+        let per_block = PAGE / frame_size;
+        let frames = frames.max(1).div_ceil(per_block) * per_block;
         // SAFETY: a plain socket(2) call; the descriptor is owned right below.
         let raw = unsafe {
             libc::socket(
@@ -240,9 +246,9 @@ impl RxRing {
         let _ = set_int(&fd, libc::SOL_PACKET, libc::PACKET_IGNORE_OUTGOING, 1);
         filter.attach(fd.as_fd())?;
         let req = libc::tpacket_req {
-            tp_block_size: (2 * FRAME_SIZE) as u32,
-            tp_block_nr: (frames / 2) as u32,
-            tp_frame_size: FRAME_SIZE as u32,
+            tp_block_size: PAGE as u32,
+            tp_block_nr: (frames / per_block) as u32,
+            tp_frame_size: frame_size as u32,
             tp_frame_nr: frames as u32,
         };
         // SAFETY: passes a pointer to a live tpacket_req and its size.
@@ -255,7 +261,7 @@ impl RxRing {
                 size_of::<libc::tpacket_req>() as libc::socklen_t,
             )
         })?;
-        let len = frames * FRAME_SIZE;
+        let len = frames * frame_size;
         // SAFETY: maps the ring the kernel just allocated for this socket (length as
         // requested); the mapping lives until `Drop` unmaps it.
         let map = unsafe {
@@ -275,6 +281,7 @@ impl RxRing {
             fd,
             map: NonNull::new(map.cast()).ok_or_else(io::Error::last_os_error)?,
             frames,
+            frame_size,
             head: 0,
         };
         // SAFETY: an all-zero sockaddr_ll is valid; the fields below fill it.
@@ -295,9 +302,15 @@ impl RxRing {
 
     fn status(&self, i: usize) -> &AtomicU32 {
         // SAFETY: frame `i < frames` lies inside the mapping, is 16-byte aligned (frames are
-        // FRAME_SIZE apart from a page-aligned start), and starts with `tp_status`, a u32
-        // the kernel and we hand over with atomic accesses.
-        unsafe { &*self.map.as_ptr().add(i * FRAME_SIZE).cast::<AtomicU32>() }
+        // `frame_size` (a power of two >= 256) apart from a page-aligned start), and starts
+        // with `tp_status`, a u32 the kernel and we hand over with atomic accesses.
+        unsafe {
+            &*self
+                .map
+                .as_ptr()
+                .add(i * self.frame_size)
+                .cast::<AtomicU32>()
+        }
     }
 
     /// The next ready frame, if any (no system call). Drop it to hand it back.
@@ -311,11 +324,11 @@ impl RxRing {
         // SAFETY: the frame is ours until its status goes back to TP_STATUS_KERNEL (the
         // Acquire above orders our reads after the kernel's writes); its header is a
         // tpacket2_hdr at the frame's start, in the mapping.
-        let base = unsafe { self.map.as_ptr().add(i * FRAME_SIZE) };
+        let base = unsafe { self.map.as_ptr().add(i * self.frame_size) };
         // SAFETY: as above; an aligned tpacket2_hdr inside the frame.
         let hdr = unsafe { &*base.cast::<libc::tpacket2_hdr>() };
         let (net, snap) = (usize::from(hdr.tp_net), hdr.tp_snaplen as usize);
-        let (len, net, snap) = if net + snap <= FRAME_SIZE {
+        let (len, net, snap) = if net + snap <= self.frame_size {
             (hdr.tp_len as usize, net, snap)
         } else {
             (0, 0, 0) // not what the kernel writes; read as an empty packet
@@ -368,7 +381,7 @@ impl Drop for RxRing {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping `open` made; no Frame outlives `self`.
         unsafe {
-            libc::munmap(self.map.as_ptr().cast(), self.frames * FRAME_SIZE);
+            libc::munmap(self.map.as_ptr().cast(), self.frames * self.frame_size);
         }
     }
 }
@@ -458,7 +471,8 @@ mod tests {
             Insn::stmt(bpf::RET | bpf::K, 0),
         ])
         .unwrap();
-        let mut ring = match RxRing::open(8, &f) {
+        assert!(RxRing::open(8, 1000, &f).is_err(), "not a power of two");
+        let mut ring = match RxRing::open(8, 512, &f) {
             Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
                 panic!("AF_PACKET needs CAP_NET_RAW: {e}")
             }

@@ -506,10 +506,12 @@ impl PacketIo for SocketIo {
     }
 
     fn io_stats(&self) -> IoStats {
-        IoStats {
-            backend_drops: self.ring.as_ref().map_or(0, |r| r.drops),
-            ..IoStats::default()
+        let mut st = IoStats::default();
+        if let Some(r) = &self.ring {
+            st.backend_drops = r.drops;
+            st.port.imissed = r.overflows();
         }
+        st
     }
 
     fn tx_burst(

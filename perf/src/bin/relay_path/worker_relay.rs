@@ -226,6 +226,7 @@ fn run_socket(a: &RelayArgs) -> anyhow::Result<()> {
             "cpu_ns": cpu_ns("self"),
             "idle_waits": s.lp.idle_waits,
             "backend_drops": s.io.backend_drops,
+            "ring_overflows": s.io.port.imissed,
         })
     })?;
     drop(handle);
