@@ -457,7 +457,9 @@ impl PacketIo for SocketIo {
             // next one, sleep a little (never past the worker's wait) and take them all.
             std::thread::sleep(self.coalesce.min(wait.unwrap_or_default()));
             n = self.ring_recv(rx, 0);
-            wait = Some(Duration::ZERO);
+            // Then look without waiting: with the ring on, epoll only every few passes (or
+            // at once when the ring brought nothing); without it, always.
+            wait = if n > 0 { None } else { Some(Duration::ZERO) };
         }
         // Ask epoll every burst without the ring (so a flooded socket cannot starve the
         // others); with it, on every pass that may wait and every few others.

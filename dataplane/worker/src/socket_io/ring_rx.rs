@@ -3,7 +3,7 @@
 //! receives the worker's IPv4 media packets, read without a system call per packet.
 //!
 //! The kernel copies a packet into the ring when the ring's classic BPF filter accepts it:
-//! IPv4, UDP, not a fragment, at most [`MAX_PACKET`] bytes (944), to one of the
+//! IPv4, UDP, not a fragment, at most [`MAX_PACKET`] bytes (432), to one of the
 //! worker's IPv4 media addresses and a port of its range. The packet also goes up the normal
 //! stack to the port's UDP socket, which stays bound (it reserves the port, and a closed
 //! port still gets the kernel's ICMP answer) but carries the complementary filter
@@ -31,13 +31,14 @@ use packet_ring::{bpf, Filter, Insn, RxRing, NET_OFFSET, PACKET_HOST};
 
 use super::Pkt;
 
-/// Frames per worker ring: 8 MB of 1 KB frames, 47 ms of packets at 175k pps (a worker
-/// preempted longer loses packets; the sockets' buffers would have held them).
-const FRAMES: usize = 8192;
+/// Frames per worker ring: 16 MB of 512-byte frames, 187 ms of packets at 175k pps (a worker
+/// stalled longer loses packets, counted; socket buffers would have held them).
+const FRAMES: usize = 32768;
 
-/// The ring's frame size: room for a 944-byte IPv4 datagram (916 bytes of RTP), more than
-/// audio needs; longer datagrams (video) stay on the sockets.
-const FRAME_SIZE: usize = 1024;
+/// The ring's frame size: room for a 432-byte IPv4 datagram (404 bytes of UDP payload: RTP
+/// audio, SRTP included, at the usual packet times); longer datagrams (video, long packet
+/// times) stay on the sockets.
+const FRAME_SIZE: usize = 512;
 
 /// The longest IPv4 datagram the ring takes.
 pub(super) const MAX_PACKET: usize = FRAME_SIZE - NET_OFFSET;
