@@ -3,7 +3,7 @@
 //!
 //! [`RxRing`] maps the kernel's receive ring into the process: the kernel copies every IPv4
 //! packet its [`Filter`] accepts into the next free frame and marks it ready; user space reads
-//! frames in order ([`RxRing::next`]) without a system call, and hands each back when done
+//! frames in order ([`RxRing::next_frame`]) without a system call, and hands each back when done
 //! (dropping the [`Frame`]). `poll`/`epoll` on [`RxRing`]'s descriptor reports it readable when
 //! a frame is ready. `TPACKET_V2` (a status word per frame), not `TPACKET_V3` (blocks handed
 //! over when full or after a timeout of at least a millisecond): V3 would hold a lone packet
@@ -314,7 +314,7 @@ impl RxRing {
     }
 
     /// The next ready frame, if any (no system call). Drop it to hand it back.
-    pub fn next(&mut self) -> Option<Frame<'_>> {
+    pub fn next_frame(&mut self) -> Option<Frame<'_>> {
         let st = self.status(self.head).load(Ordering::Acquire);
         if st & libc::TP_STATUS_USER == 0 {
             return None;
@@ -478,7 +478,7 @@ mod tests {
             }
             r => r.unwrap(),
         };
-        assert!(ring.next().is_none());
+        assert!(ring.next_frame().is_none());
         let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for k in 0..20u8 {
             tx.send_to(&[k; 5], ("127.0.0.1", port)).unwrap();
@@ -488,7 +488,7 @@ mod tests {
         while got.len() < 20 && std::time::Instant::now() < end {
             // 8 frames: read as we go (sends are synchronous on loopback, so some were
             // dropped while the ring was full; what arrives arrives in order).
-            match ring.next() {
+            match ring.next_frame() {
                 Some(f) => {
                     assert_eq!(f.pkttype(), PACKET_HOST);
                     assert!(!f.truncated());
@@ -506,6 +506,6 @@ mod tests {
         let (packets, drops) = ring.take_stats().unwrap();
         assert_eq!((packets, drops), (20, 12));
         tx.send_to(&[99; 5], ("127.0.0.1", port)).unwrap();
-        assert_eq!(ring.next().map(|f| f.data()[28]), Some(99));
+        assert_eq!(ring.next_frame().map(|f| f.data()[28]), Some(99));
     }
 }

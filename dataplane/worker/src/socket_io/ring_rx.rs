@@ -168,7 +168,9 @@ impl RingRx {
     pub(super) fn recv(&mut self, slots: &mut [Pkt], open: impl Fn(u8, u16) -> bool) -> usize {
         let mut n = 0;
         while n < slots.len() {
-            let Some(frame) = self.ring.next() else { break };
+            let Some(frame) = self.ring.next_frame() else {
+                break;
+            };
             if frame.pkttype() != PACKET_HOST || frame.truncated() {
                 self.drops += 1;
                 continue;
