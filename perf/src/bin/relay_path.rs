@@ -428,13 +428,31 @@ fn measure(
         run["calls"] = json!(calls);
         run["relayed_by_relay"] = json!(relayed);
         run["cpu_ns_per_packet"] = json!(cpu_ns.map(|c| c.round()));
+        // callbridge's loop counters over the trial: receive bursts (about one per wake-up
+        // on the socket backend), idle waits, ring overflows.
+        if let (Some(b), Some(a)) = (&before.counters, &after.counters) {
+            let d = |k: &str| {
+                a[k].as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(b[k].as_u64().unwrap_or(0))
+            };
+            let (bursts, pkts) = (d("rx_bursts"), d("rx_burst_packets"));
+            run["relay_counters"] = json!({
+                "rx_bursts": bursts,
+                "rx_burst_packets": pkts,
+                "packets_per_rx_burst": (bursts > 0).then(|| (pkts as f64 / bursts as f64 * 100.0).round() / 100.0),
+                "idle_waits": d("idle_waits"),
+                "ring_overflows": d("ring_overflows"),
+            });
+        }
         run["generator_bound"] = json!(gb);
         run["pass_p99_1ms"] = json!(ok1 && !gb);
         run["pass_p99_10ms"] = json!(ok10 && !gb);
         eprintln!(
-            "  {name:9} {calls:6} calls {rate:7} pps: sent {:7.0}/s loss {:7.4}% p50 {:>6?} p99 {:>8?} p99.9 {:>8?} us, cpu {:>5?} ns/pkt, gen load {:.2}{}",
+            "  {name:9} {calls:6} calls {rate:7} pps: sent {:7.0}/s loss {:7.4}% p50 {:>6?} p99 {:>8?} p99.9 {:>8?} us, cpu {:>5?} ns/pkt, gen load {:.2}{}{}",
             o.sent_pps, o.loss_pct(), o.us(0.5), o.us(0.99), o.us(0.999),
-            cpu_ns.map(|c| c.round() as u64), o.load, if gb { " GENERATOR-BOUND" } else { "" }
+            cpu_ns.map(|c| c.round() as u64), o.load, if gb { " GENERATOR-BOUND" } else { "" },
+            run["relay_counters"]["packets_per_rx_burst"].as_f64().map_or(String::new(), |x| format!(", {x} pkts/rx burst"))
         );
         loads.push(json!({"rate_pps": rate, "generator_core_load": run["generator_core_load"], "sent_pps": run["sent_pps"]}));
         if rate == plan.fixed {

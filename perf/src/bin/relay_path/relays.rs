@@ -48,12 +48,14 @@ pub(crate) fn restart_per_trial(name: &str) -> bool {
 }
 
 /// CPU counters of a relay at one instant.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Cpu {
     /// Nanoseconds of CPU (process time; for busy-polling callbridge: busy passes).
     pub(crate) ns: u64,
     /// Packets the relay says it relayed (`None`: use the generator's count).
     pub(crate) relayed: Option<u64>,
+    /// callbridge's loop counters (`STATS` line), for the per-trial deltas.
+    pub(crate) counters: Option<Value>,
 }
 
 /// A running relay.
@@ -97,11 +99,13 @@ impl Running {
                 Ok(Cpu {
                     ns: ns.unwrap_or(0),
                     relayed: v["relayed"].as_u64(),
+                    counters: Some(v),
                 })
             }
             _ => Ok(Cpu {
                 ns: cpu_ns(&self.child.id().to_string()),
                 relayed: None,
+                counters: None,
             }),
         }
     }
