@@ -345,12 +345,20 @@ impl SocketIo {
 
 impl SocketIo {
     /// Receives from the ring (if on) into `rx`'s slots from `from` on.
+    /// While sockets wait in the queue the ring takes at most half the burst, so a flood
+    /// through the ring cannot starve them.
     fn ring_recv(&mut self, rx: &mut Burst<Box<[u8]>>, from: usize) -> usize {
         let Some(ring) = self.ring.as_mut() else {
             return 0;
         };
+        let cap = rx.capacity();
+        let end = if self.ready.is_empty() {
+            cap
+        } else {
+            cap.div_ceil(2)
+        };
         let (sockets, first, per) = (&self.sockets, self.first, self.n);
-        ring.recv(&mut rx.slots_mut()[from..], |addr, port| {
+        ring.recv(&mut rx.slots_mut()[from..end.max(from)], |addr, port| {
             port.checked_sub(first).is_some_and(|i| {
                 let i = usize::from(addr) * per + usize::from(i);
                 sockets.get(i).is_some_and(Option::is_some)

@@ -327,3 +327,53 @@ mod ring {
         assert!(!io.sparse);
     }
 }
+
+mod ring_fairness {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    use super::super::*;
+
+    /// A flood through the ring does not starve a socket (here IPv6) the ring does not serve.
+    #[test]
+    fn ring_flood_does_not_starve_the_sockets() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let (mut io, port) = (0..200u16)
+            .find_map(|k| {
+                let base = 48000 + (std::process::id() % 50) as u16 * 100 + k * 2;
+                let io = SocketIo::with_addresses(vec![lo, lo6], base..=base + 1).ok()?;
+                let mut io = io.with_rx_ring(true).expect("ring (needs CAP_NET_RAW)");
+                (io.open_port(0, base).is_ok() && io.open_port(1, base).is_ok())
+                    .then_some((io, base))
+            })
+            .expect("free ports");
+        let p4 = UdpSocket::bind((lo, 0)).unwrap();
+        for k in 0..200u8 {
+            p4.send_to(&[k], (lo, port)).unwrap();
+        }
+        UdpSocket::bind((lo6, 0))
+            .unwrap()
+            .send_to(b"six", (lo6, port))
+            .unwrap();
+        let mut rx = Burst::new(8, || io.new_buf());
+        let (mut flood, mut six_at, mut bursts) = (0, None, 0);
+        let end = Instant::now() + Duration::from_secs(10);
+        while (flood < 200 || six_at.is_none()) && Instant::now() < end {
+            if io.rx_burst(&mut rx, Some(Duration::from_millis(2))) > 0 {
+                bursts += 1;
+            }
+            for p in rx.packets() {
+                if p.local_addr == 1 {
+                    six_at.get_or_insert(bursts);
+                } else {
+                    assert_eq!(p.payload(), &[flood as u8], "in order");
+                    flood += 1;
+                }
+            }
+        }
+        assert_eq!(flood, 200);
+        let at = six_at.expect("the IPv6 socket was served");
+        assert!(at <= 3, "served in burst {at}, not after the flood");
+    }
+}
