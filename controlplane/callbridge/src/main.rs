@@ -134,6 +134,8 @@ fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
         .clone_from(&cfg.media.extra_addresses);
     dp_cfg.workers = cfg.media.workers;
     dp_cfg.cores.clone_from(&cfg.media.cores);
+    dp_cfg.socket = cfg.media.socket_options();
+    let socket_options = dp_cfg.socket;
     let backend = match &cfg.dpdk {
         Some(d) if cfg.media.backend == config::Backend::Dpdk => {
             dp_cfg.cores = Some(d.worker_cores.clone());
@@ -151,6 +153,7 @@ fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
         address = %cfg.media.address,
         extra_addresses = ?cfg.media.extra_addresses,
         ports = %cfg.media.ports,
+        socket_options = ?socket_options,
         "data plane started"
     );
     let handle = std::sync::Arc::new(handle);

@@ -30,7 +30,7 @@ use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::bounded;
 use dp_api::{Command, DataplaneHandle, DpError, PortPlan, WorkerLink};
@@ -80,6 +80,55 @@ pub struct DataplaneConfig {
     pub event_queue: usize,
     /// The packet backend.
     pub backend: Backend,
+    /// Opt-in features of the socket backend (all off by default; ignored by DPDK).
+    pub socket: SocketOptions,
+}
+
+/// Opt-in features of the socket backend ([`SocketIo`]); the default is all off. The first two
+/// need `CAP_NET_RAW`: without it [`Dataplane::start`] fails (naming the option), it does not
+/// fall back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketOptions {
+    /// `socket_raw_tx`: IPv4 packets leave through one raw socket, a burst per `sendmmsg`
+    /// ([`SocketIo::try_raw_tx`]).
+    pub raw_tx: bool,
+    /// `socket_rx_ring`: IPv4 packets arrive through an `AF_PACKET` receive ring per worker,
+    /// no system call per packet ([`SocketIo::with_rx_ring`]).
+    pub rx_ring: bool,
+    /// `socket_coalesce`: after a wait that brought a few packets, sleep up to this long
+    /// before the next (zero: off; at most [`socket_io::MAX_COALESCE`];
+    /// [`SocketIo::with_coalesce`]).
+    pub coalesce: Duration,
+}
+
+impl SocketOptions {
+    /// A backend for `addresses` and `ports` with these options.
+    ///
+    /// # Errors
+    /// If the backend cannot be created, or an option needing `CAP_NET_RAW` cannot be
+    /// turned on (the error names it).
+    pub fn build(
+        self,
+        addresses: Vec<IpAddr>,
+        ports: RangeInclusive<u16>,
+    ) -> stdio::Result<SocketIo> {
+        let named = |key: &str, e: stdio::Error| {
+            stdio::Error::new(
+                e.kind(),
+                format!("{key}: {e} (it needs CAP_NET_RAW; turn it off or grant the capability)"),
+            )
+        };
+        let mut io = SocketIo::with_addresses(addresses, ports)?;
+        if self.raw_tx {
+            io = io.try_raw_tx().map_err(|e| named("socket_raw_tx", e))?;
+        }
+        if self.rx_ring {
+            io = io
+                .with_rx_ring(true)
+                .map_err(|e| named("socket_rx_ring", e))?;
+        }
+        Ok(io.with_coalesce(self.coalesce))
+    }
 }
 
 /// Which packet backend the workers use. Chosen once, at start.
@@ -226,6 +275,7 @@ impl DataplaneConfig {
             command_queue: 1024,
             event_queue: 4096,
             backend: Backend::Socket,
+            socket: SocketOptions::default(),
         }
     }
 }
@@ -284,10 +334,8 @@ impl Dataplane {
     pub fn start(cfg: DataplaneConfig) -> Result<(Self, DataplaneHandle), WorkerError> {
         match cfg.backend.clone() {
             Backend::Socket => {
-                let addresses = cfg.addresses();
-                Self::start_with(cfg, move |_, ports| {
-                    SocketIo::with_addresses(addresses.clone(), ports)
-                })
+                let (addresses, options) = (cfg.addresses(), cfg.socket);
+                Self::start_with(cfg, move |_, ports| options.build(addresses.clone(), ports))
             }
             #[cfg(feature = "dpdk")]
             Backend::Dpdk(settings) => dpdk_io::start(cfg, &settings),

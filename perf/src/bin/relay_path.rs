@@ -60,8 +60,9 @@ struct Args {
     /// Bridged call counts (the first is the headline).
     #[arg(long, value_delimiter = ',')]
     calls: Option<Vec<usize>>,
-    /// Relays, in order (af_xdp, af_packet, socket, socket_raw_tx, rtpengine, testpmd;
-    /// default: all, without socket_raw_tx with --quick).
+    /// Relays, in order (af_xdp, af_packet, socket, socket_raw_tx, socket_ring,
+    /// socket_ring_coalesce, socket_coalesce, rtpengine, testpmd; default: all, with
+    /// --quick without the socket backend's opt-in variants).
     #[arg(long, value_delimiter = ',')]
     relays: Option<Vec<String>>,
     /// Rate steps (packets per second, rising).
@@ -160,7 +161,7 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
     let relays: Vec<String> = a.relays.clone().unwrap_or_else(|| {
         relays::ALL
             .iter()
-            .filter(|r| !(a.quick && **r == "socket_raw_tx"))
+            .filter(|r| !(a.quick && r.starts_with("socket_")))
             .map(|s| (*s).to_owned())
             .collect()
     });
@@ -313,6 +314,17 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
         (Some(s), Some(r)) if r > 0.0 => Some(s / r),
         _ => None,
     };
+    let socket_variants: serde_json::Map<String, Value> = relays::ALL
+        .iter()
+        .filter(|n| n.starts_with("socket_"))
+        .filter_map(|n| {
+            let r = cpu("rtpengine").filter(|r| *r > 0.0)?;
+            Some((
+                n.to_string(),
+                json!((cpu(n)? / r * 1000.0).round() / 1000.0),
+            ))
+        })
+        .collect();
     let met = |v: &Value, min: f64| v.as_f64().map(|x| x >= min);
     report.set(
         "targets",
@@ -322,6 +334,8 @@ fn scenario(a: &Args) -> anyhow::Result<()> {
             "socket_vs_rtpengine >= 1.5": met(&ratios["socket_vs_rtpengine"], 1.5),
             "socket_cpu_vs_rtpengine <= 0.5": socket_cpu_ratio.map(|x| x <= 0.5),
             "socket_cpu_vs_rtpengine": socket_cpu_ratio.map(|x| (x * 1000.0).round() / 1000.0),
+            // The socket backend with its opt-in options (media.socket_*), same run.
+            "socket_variants_cpu_vs_rtpengine": socket_variants,
         }),
     );
     report.set("relays", Value::Array(entries));
@@ -416,13 +430,31 @@ fn measure(
         run["calls"] = json!(calls);
         run["relayed_by_relay"] = json!(relayed);
         run["cpu_ns_per_packet"] = json!(cpu_ns.map(|c| c.round()));
+        // callbridge's loop counters over the trial: receive bursts (about one per wake-up
+        // on the socket backend), idle waits, ring overflows.
+        if let (Some(b), Some(a)) = (&before.counters, &after.counters) {
+            let d = |k: &str| {
+                a[k].as_u64()
+                    .unwrap_or(0)
+                    .saturating_sub(b[k].as_u64().unwrap_or(0))
+            };
+            let (bursts, pkts) = (d("rx_bursts"), d("rx_burst_packets"));
+            run["relay_counters"] = json!({
+                "rx_bursts": bursts,
+                "rx_burst_packets": pkts,
+                "packets_per_rx_burst": (bursts > 0).then(|| (pkts as f64 / bursts as f64 * 100.0).round() / 100.0),
+                "idle_waits": d("idle_waits"),
+                "ring_overflows": d("ring_overflows"),
+            });
+        }
         run["generator_bound"] = json!(gb);
         run["pass_p99_1ms"] = json!(ok1 && !gb);
         run["pass_p99_10ms"] = json!(ok10 && !gb);
         eprintln!(
-            "  {name:9} {calls:6} calls {rate:7} pps: sent {:7.0}/s loss {:7.4}% p50 {:>6?} p99 {:>8?} p99.9 {:>8?} us, cpu {:>5?} ns/pkt, gen load {:.2}{}",
+            "  {name:9} {calls:6} calls {rate:7} pps: sent {:7.0}/s loss {:7.4}% p50 {:>6?} p99 {:>8?} p99.9 {:>8?} us, cpu {:>5?} ns/pkt, gen load {:.2}{}{}",
             o.sent_pps, o.loss_pct(), o.us(0.5), o.us(0.99), o.us(0.999),
-            cpu_ns.map(|c| c.round() as u64), o.load, if gb { " GENERATOR-BOUND" } else { "" }
+            cpu_ns.map(|c| c.round() as u64), o.load, if gb { " GENERATOR-BOUND" } else { "" },
+            run["relay_counters"]["packets_per_rx_burst"].as_f64().map_or(String::new(), |x| format!(", {x} pkts/rx burst"))
         );
         loads.push(json!({"rate_pps": rate, "generator_core_load": run["generator_core_load"], "sent_pps": run["sent_pps"]}));
         if rate == plan.fixed {

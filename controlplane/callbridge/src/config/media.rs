@@ -145,6 +145,18 @@ pub(crate) struct MediaConfig {
     /// only offered over TLS (`sips:` or `;transport=tls`). Agents and trunks have their own
     /// `srtp` key.
     pub(crate) srtp: SrtpPolicy,
+    /// `socket_raw_tx`: the socket backend sends IPv4 media through one raw socket, a burst
+    /// per system call. Needs `CAP_NET_RAW` (the start fails without it). Default false.
+    pub(crate) socket_raw_tx: bool,
+    /// `socket_rx_ring`: the socket backend receives IPv4 media through an `AF_PACKET` ring
+    /// per worker, no system call per packet (IPv6 and datagrams over 432 bytes stay on the
+    /// sockets; the ring sees packets before netfilter's INPUT chain). Needs `CAP_NET_RAW`
+    /// (the start fails without it). Default false.
+    pub(crate) socket_rx_ring: bool,
+    /// `socket_coalesce_us`: after a wait that brought a few packets, a socket worker sleeps
+    /// up to this long before the next, then takes what arrived in one pass (fewer wake-ups,
+    /// up to this much more latency). 0 (default) disables; at most 1000.
+    pub(crate) socket_coalesce_us: u64,
 }
 
 impl Default for MediaConfig {
@@ -164,6 +176,9 @@ impl Default for MediaConfig {
             nat_window_ms: 0,
             timeout_secs: 30,
             srtp: SrtpPolicy::Off,
+            socket_raw_tx: false,
+            socket_rx_ring: false,
+            socket_coalesce_us: 0,
         }
     }
 }
@@ -230,6 +245,29 @@ impl MediaConfig {
                     self.nat_window_ms
                 ),
             );
+        }
+        let max_us = worker::socket_io::MAX_COALESCE.as_micros();
+        if u128::from(self.socket_coalesce_us) > max_us {
+            return at(
+                &[key("media"), key("socket_coalesce_us")],
+                format!(
+                    "{} µs is too long (it is added to media latency); at most {max_us}",
+                    self.socket_coalesce_us
+                ),
+            );
+        }
+        if self.backend == Backend::Dpdk {
+            let set = [
+                ("socket_raw_tx", self.socket_raw_tx),
+                ("socket_rx_ring", self.socket_rx_ring),
+                ("socket_coalesce_us", self.socket_coalesce_us > 0),
+            ];
+            if let Some((k, _)) = set.iter().find(|(_, on)| *on) {
+                return at(
+                    &[key("media"), key(k)],
+                    "is an option of the socket backend; the dpdk backend does not use it".into(),
+                );
+            }
         }
         if self.workers == 0 {
             return at(&[key("media"), key("workers")], "must be at least 1".into());
@@ -337,6 +375,16 @@ impl MediaConfig {
         Ok(())
     }
 
+    /// The socket backend's options (`socket_*`).
+    #[must_use]
+    pub(crate) fn socket_options(&self) -> worker::SocketOptions {
+        worker::SocketOptions {
+            raw_tx: self.socket_raw_tx,
+            rx_ring: self.socket_rx_ring,
+            coalesce: Duration::from_micros(self.socket_coalesce_us),
+        }
+    }
+
     /// How the flows create legs.
     #[must_use]
     pub(crate) fn policy(&self) -> flows::MediaPolicy {
@@ -399,6 +447,38 @@ mod tests {
             .unwrap_err()
             .contains("needs learn_remote"));
         assert!(check(true, 10_001).unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn socket_options_are_off_by_default_and_checked() {
+        assert_eq!(
+            MediaConfig::default().socket_options(),
+            worker::SocketOptions::default()
+        );
+        let m = MediaConfig {
+            socket_raw_tx: true,
+            socket_rx_ring: true,
+            socket_coalesce_us: 100,
+            ..MediaConfig::default()
+        };
+        assert!(m.validate().is_ok());
+        let o = m.socket_options();
+        assert!(o.raw_tx && o.rx_ring);
+        assert_eq!(o.coalesce, Duration::from_micros(100));
+        let too_long = MediaConfig {
+            socket_coalesce_us: 1001,
+            ..MediaConfig::default()
+        };
+        let (at, why) = too_long.validate().unwrap_err();
+        assert_eq!(at, vec![key("media"), key("socket_coalesce_us")]);
+        assert!(why.contains("at most 1000"), "{why}");
+        let dpdk = MediaConfig {
+            backend: Backend::Dpdk,
+            socket_rx_ring: true,
+            ..MediaConfig::default()
+        };
+        let (at, _) = dpdk.validate().unwrap_err();
+        assert_eq!(at, vec![key("media"), key("socket_rx_ring")]);
     }
 }
 

@@ -25,16 +25,20 @@ pub(super) struct RawTx {
 
 impl RawTx {
     pub(super) fn open() -> Option<Self> {
+        Self::try_open().ok()
+    }
+
+    /// [`Self::open`], saying why not (`EPERM` without `CAP_NET_RAW`).
+    pub(super) fn try_open() -> std::io::Result<Self> {
         let fd = socket(
             AddressFamily::Inet,
             SockType::Raw,
             SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             SockProtocol::Raw,
-        )
-        .ok()?;
+        )?;
         // Bursts of up to 64 packets from many legs share this one buffer.
         let _ = setsockopt(&fd, sockopt::SndBuf, &(4 << 20));
-        Some(Self {
+        Ok(Self {
             fd,
             hdrs: MultiHeaders::preallocate(MAX_BURST, None),
             heads: Box::new([[0; 28]; MAX_BURST]),

@@ -15,14 +15,22 @@ use callbridge_perf::ng::{audio_sdp, sdp_audio_addr, NgClient};
 use serde_json::Value;
 
 use crate::netns::{Path, GEN_IP, RELAY_IP};
-use crate::worker_relay::{cpu_ns, FIRST_PORT};
+use crate::worker_relay::{cpu_ns, socket_options, FIRST_PORT};
+
+/// Whether `name` is callbridge's worker (this binary's `relay` sub-command).
+fn is_worker(name: &str) -> bool {
+    matches!(name, "af_packet" | "af_xdp") || socket_options(name).is_some()
+}
 
 /// Every relay this scenario knows, in the order it runs them.
-pub(crate) const ALL: [&str; 6] = [
+pub(crate) const ALL: [&str; 9] = [
     "af_xdp",
     "af_packet",
     "socket",
     "socket_raw_tx",
+    "socket_ring",
+    "socket_ring_coalesce",
+    "socket_coalesce",
     "rtpengine",
     "testpmd",
 ];
@@ -40,12 +48,14 @@ pub(crate) fn restart_per_trial(name: &str) -> bool {
 }
 
 /// CPU counters of a relay at one instant.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Cpu {
     /// Nanoseconds of CPU (process time; for busy-polling callbridge: busy passes).
     pub(crate) ns: u64,
     /// Packets the relay says it relayed (`None`: use the generator's count).
     pub(crate) relayed: Option<u64>,
+    /// callbridge's loop counters (`STATS` line), for the per-trial deltas.
+    pub(crate) counters: Option<Value>,
 }
 
 /// A running relay.
@@ -76,7 +86,7 @@ impl Running {
             self.stdout.as_mut(),
             self.name.as_str(),
         ) {
-            (Some(i), Some(o), "socket" | "socket_raw_tx" | "af_packet" | "af_xdp") => {
+            (Some(i), Some(o), n) if is_worker(n) => {
                 writeln!(i, "stats")?;
                 i.flush()?;
                 let line = read_tagged(o, "STATS ", Duration::from_secs(10))?;
@@ -89,11 +99,13 @@ impl Running {
                 Ok(Cpu {
                     ns: ns.unwrap_or(0),
                     relayed: v["relayed"].as_u64(),
+                    counters: Some(v),
                 })
             }
             _ => Ok(Cpu {
                 ns: cpu_ns(&self.child.id().to_string()),
                 relayed: None,
+                counters: None,
             }),
         }
     }
@@ -182,7 +194,7 @@ pub(crate) fn start(
     relay_core: usize,
     gen_core: usize,
 ) -> anyhow::Result<Running> {
-    let kernel = matches!(name, "socket" | "socket_raw_tx" | "rtpengine");
+    let kernel = name == "rtpengine" || socket_options(name).is_some();
     if kernel {
         // Four sockets per call (RTP and RTCP of two legs), callbridge's and rtpengine's alike.
         let need = 4 * calls as u64 + 256;
@@ -198,7 +210,7 @@ pub(crate) fn start(
     path.kernel_relay_address(kernel)?;
     let peer = SocketAddr::from((GEN_IP, GEN_PORT));
     match name {
-        "socket" | "socket_raw_tx" | "af_packet" | "af_xdp" => {
+        n if is_worker(n) => {
             let exe = std::env::current_exe()?;
             let mut c = path.relay_command(&exe.to_string_lossy());
             c.args([

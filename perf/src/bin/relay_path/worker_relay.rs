@@ -5,7 +5,10 @@
 //!   `callbridge serve` runs (one worker pinned to `--core`); CPU per packet comes from this
 //!   process's CPU time (`/proc/self/task/*/schedstat`, ns) over packets relayed.
 //!   `--backend socket_raw_tx`: the same with the socket backend's raw IPv4 sender on (the
-//!   whole burst in one `sendmmsg`).
+//!   whole burst in one `sendmmsg`); `socket_ring`: raw sender and the `AF_PACKET` receive
+//!   ring (no system call per received packet); `socket_ring_coalesce`: both and wake
+//!   coalescing ([`COALESCE`]); `socket_coalesce`: plain sockets and wake coalescing. Each
+//!   is a [`worker::SocketOptions`] set, as `media.socket_*` keys set them.
 //! - `--backend af_packet|af_xdp`: one [`worker::dpdk_io::DpdkIo`] on `net_af_packet0` or
 //!   `net_af_xdp0` (`iface=` the relay-side veth), port set up as the data plane's DPDK start
 //!   does, the real [`worker::Worker`] pass loop pinned to `--core`, busy-polling; CPU per
@@ -25,17 +28,39 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use dp_api::{Codec, Command, DpError, Latch, LegId, LegSpec, SrcMismatch};
 use serde_json::{json, Value};
-use worker::{Backend, Dataplane, DataplaneConfig, SocketIo};
+use worker::{Backend, Dataplane, DataplaneConfig, SocketOptions};
 
 /// The relay's first RTP port; leg pairs take consecutive even ports from here.
 pub(crate) const FIRST_PORT: u16 = 10000;
 /// The relay's last port.
 pub(crate) const LAST_PORT: u16 = 60999;
 
+/// The wake-coalescing bound of the `*_coalesce` socket relays.
+pub(crate) const COALESCE: Duration = Duration::from_micros(100);
+
+/// The socket backend's options a socket relay name stands for (`None`: not a socket relay).
+#[must_use]
+pub(crate) fn socket_options(name: &str) -> Option<SocketOptions> {
+    let (raw_tx, rx_ring, coalesce) = match name {
+        "socket" => (false, false, false),
+        "socket_raw_tx" => (true, false, false),
+        "socket_ring" => (true, true, false),
+        "socket_ring_coalesce" => (true, true, true),
+        "socket_coalesce" => (false, false, true),
+        _ => return None,
+    };
+    Some(SocketOptions {
+        raw_tx,
+        rx_ring,
+        coalesce: if coalesce { COALESCE } else { Duration::ZERO },
+    })
+}
+
 /// The sub-command's arguments.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct RelayArgs {
-    /// socket, socket_raw_tx, af_packet or af_xdp.
+    /// socket, socket_raw_tx, socket_ring, socket_ring_coalesce, socket_coalesce, af_packet
+    /// or af_xdp.
     #[arg(long)]
     pub(crate) backend: String,
     /// The relay-side veth (DPDK backends).
@@ -107,10 +132,13 @@ pub(crate) fn run(a: &RelayArgs) -> anyhow::Result<()> {
     }
 
     match a.backend.as_str() {
-        "socket" | "socket_raw_tx" => run_socket(a),
+        b if socket_options(b).is_some() => run_socket(a),
         #[cfg(feature = "dpdk")]
         "af_packet" | "af_xdp" => dpdk_relay::run(a),
-        b => bail!("unknown backend {b:?} (socket, af_packet, af_xdp)"),
+        b => bail!(
+            "unknown backend {b:?} (socket, socket_raw_tx, socket_ring, socket_ring_coalesce, \
+             socket_coalesce, af_packet, af_xdp)"
+        ),
     }
 }
 
@@ -142,15 +170,11 @@ fn run_socket(a: &RelayArgs) -> anyhow::Result<()> {
     cfg.cores = Some(vec![a.core]);
     cfg.burst = a.burst;
     cfg.backend = Backend::Socket;
-    // `socket`: the backend as `callbridge serve` builds it (each leg's own socket, packets
-    // grouped by socket per burst); `socket_raw_tx`: with the raw IPv4 sender on (one
-    // `sendmmsg` per burst), for comparison.
-    let raw = a.backend == "socket_raw_tx";
-    let addresses = cfg.addresses();
-    let (dp, handle) = Dataplane::start_with(cfg, move |_, ports| {
-        SocketIo::with_addresses(addresses.clone(), ports).map(|io| io.with_raw_tx(raw))
-    })
-    .context("starting the socket data plane")?;
+    // `socket`: the backend as `callbridge serve` builds it by default (each leg's own
+    // socket, packets grouped by socket per burst); the others with the opt-in options on,
+    // built the same way (`Dataplane::start`: an option that cannot be turned on fails).
+    cfg.socket = socket_options(&a.backend).unwrap_or_default();
+    let (dp, handle) = Dataplane::start(cfg).context("starting the socket data plane")?;
     let send = |cmd: Command| -> anyhow::Result<()> {
         let end = Instant::now() + Duration::from_secs(30);
         loop {
@@ -200,6 +224,9 @@ fn run_socket(a: &RelayArgs) -> anyhow::Result<()> {
             "rx_bursts": s.lp.rx_bursts,
             "rx_burst_packets": s.lp.rx_burst_packets,
             "cpu_ns": cpu_ns("self"),
+            "idle_waits": s.lp.idle_waits,
+            "backend_drops": s.io.backend_drops,
+            "ring_overflows": s.io.port.imissed,
         })
     })?;
     drop(handle);
