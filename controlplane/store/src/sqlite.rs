@@ -276,7 +276,7 @@ impl Store for SqliteStore {
         response: &StoredResponse,
     ) -> Result<Accepted, StoreError> {
         self.group_commit(|done| Job::Accept {
-            req: req.clone(),
+            req: Box::new(req.clone()),
             idem: idem.cloned(),
             response: response.clone(),
             done,

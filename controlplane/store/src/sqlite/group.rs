@@ -24,7 +24,7 @@ use crate::{
 pub(super) enum Job {
     /// [`crate::Store::accept`].
     Accept {
-        req: NewRequest,
+        req: Box<NewRequest>,
         idem: Option<IdempotencyKey>,
         response: StoredResponse,
         done: mpsc::Sender<Result<Accepted, StoreError>>,
