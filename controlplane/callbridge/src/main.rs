@@ -15,6 +15,12 @@ mod preflight;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Threads of tokio's blocking pool, where every store read and write runs (tokio's default
+/// is 512). Writes wait for one writer and are group-committed, so more threads only add
+/// stacks, page faults and context switches: under a burst of calls the default pool grew to
+/// ~510 threads, each blocked on the same commit. Beyond this, blocking tasks queue (FIFO).
+const MAX_BLOCKING_THREADS: usize = 64;
+
 /// callbridge: a visitor clicks, callbridge calls them back, plays a message, calls an agent and
 /// bridges the two calls through its own RTP relay.
 #[derive(Debug, Parser)]
@@ -161,6 +167,7 @@ fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .enable_all()
         .thread_name("callbridge-cp")
         .build()

@@ -634,10 +634,10 @@ impl CallTask {
         let mut live = lock(&self.svc.inner().live_media);
         let entry = live.entry(self.id.clone()).or_default();
         if let Some(s) = self.stats.get(&legs.customer) {
-            entry.0 = Some(media_json(s));
+            entry.0 = Some(*s);
         }
         if let Some(s) = self.stats.get(&legs.agent) {
-            entry.1 = Some(media_json(s));
+            entry.1 = Some(*s);
         }
     }
 

@@ -165,6 +165,9 @@ pub struct RequestView {
 /// Media counters of a call's two legs as JSON objects, each `None` until known.
 pub type LiveMedia = (Option<serde_json::Value>, Option<serde_json::Value>);
 
+/// The latest raw counters of a live call's two legs (customer, agent).
+pub(crate) type LiveCounters = (Option<dp_api::LegStats>, Option<dp_api::LegStats>);
+
 /// What subscribers (widget SSE, agent desktop WebSocket, webhooks) are told.
 #[derive(Debug, Clone)]
 pub enum Notice {
@@ -262,7 +265,9 @@ pub(crate) struct Inner {
     /// ports. Removed when the call gets its legs or ends.
     pub(crate) reserved: Mutex<std::collections::HashSet<CallId>>,
     /// The latest media counters of live calls (customer, agent); stored when they end.
-    pub(crate) live_media: Mutex<HashMap<CallId, LiveMedia>>,
+    /// Kept raw: they change every second per leg and are read rarely, so they are turned
+    /// into JSON ([`call::media_json`]) only when read.
+    pub(crate) live_media: Mutex<HashMap<CallId, LiveCounters>>,
     pub(crate) wake: Notify,
     /// Wakes the webhook delivery task (something was queued).
     pub(crate) outbox_wake: Notify,
@@ -448,9 +453,8 @@ impl Service {
         let media = if stored.0.is_some() || stored.1.is_some() {
             stored
         } else {
-            lock(&self.inner.live_media)
-                .get(id)
-                .cloned()
+            let live = lock(&self.inner.live_media).get(id).copied();
+            live.map(|(c, a)| (c.as_ref().map(media_json), a.as_ref().map(media_json)))
                 .unwrap_or_default()
         };
         Ok(Some(RequestView {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use flows::{AgentId, BusinessId, CallId, Skill};
@@ -17,7 +17,10 @@ use crate::{
     StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
 };
 
+mod group;
 mod rows;
+
+use group::Job;
 
 use rows::{
     append_event, get_in, live_placeholders, outbox_row, push_webhook, query_records,
@@ -32,8 +35,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
-    /// Accepts waiting for the next group commit.
-    pending: Mutex<Vec<AcceptJob>>,
+    /// Writes waiting for the next group commit.
+    pending: Mutex<Vec<Job>>,
     /// Stops the checkpoint thread when the store is dropped.
     stop: Arc<AtomicBool>,
     reader: Mutex<Connection>,
@@ -265,56 +268,6 @@ fn accept_one(
     Ok(Accepted::New)
 }
 
-/// An accept waiting to be committed by whichever caller holds the writer (group commit).
-#[derive(Debug)]
-struct AcceptJob {
-    req: NewRequest,
-    idem: Option<IdempotencyKey>,
-    response: StoredResponse,
-    done: mpsc::Sender<Result<Accepted, StoreError>>,
-}
-
-fn lock_pending(m: &Mutex<Vec<AcceptJob>>) -> MutexGuard<'_, Vec<AcceptJob>> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Commits every waiting accept in one transaction (one fsync): each in its own savepoint,
-/// so a duplicate or an idempotency conflict fails only that one. Results are sent only after
-/// the commit (a `202` never precedes durability); if the commit fails, every one fails.
-fn commit_batch(c: &mut Connection, jobs: Vec<AcceptJob>) {
-    let run = |c: &mut Connection,
-               jobs: &[AcceptJob]|
-     -> Result<Vec<Result<Accepted, StoreError>>, StoreError> {
-        let mut tx = c.transaction()?;
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let sp = tx.savepoint()?;
-            let r = accept_one(&sp, &job.req, job.idem.as_ref(), &job.response);
-            if r.is_ok() {
-                sp.commit()?;
-            }
-            // Dropping an uncommitted savepoint rolls it back.
-            results.push(r);
-        }
-        tx.commit()?;
-        Ok(results)
-    };
-    match run(c, &jobs) {
-        Ok(results) => {
-            for (job, r) in jobs.into_iter().zip(results) {
-                let _ = job.done.send(r);
-            }
-        }
-        Err(e) => {
-            for job in jobs {
-                let _ = job
-                    .done
-                    .send(Err(StoreError::Db(format!("commit failed: {e}"))));
-            }
-        }
-    }
-}
-
 impl Store for SqliteStore {
     fn accept(
         &self,
@@ -322,28 +275,12 @@ impl Store for SqliteStore {
         idem: Option<&IdempotencyKey>,
         response: &StoredResponse,
     ) -> Result<Accepted, StoreError> {
-        let (done, result) = mpsc::channel();
-        lock_pending(&self.pending).push(AcceptJob {
-            req: req.clone(),
+        self.group_commit(|done| Job::Accept {
+            req: Box::new(req.clone()),
             idem: idem.cloned(),
             response: response.clone(),
             done,
-        });
-        loop {
-            if let Ok(r) = result.try_recv() {
-                return r;
-            }
-            let mut c = lock(&self.writer);
-            // The leader before us may have committed ours while we waited for the lock.
-            if let Ok(r) = result.try_recv() {
-                return r;
-            }
-            let jobs = std::mem::take(&mut *lock_pending(&self.pending));
-            if jobs.is_empty() {
-                continue;
-            }
-            commit_batch(&mut c, jobs);
-        }
+        })
     }
 
     fn get(&self, id: &CallId) -> Result<Option<CallRecord>, StoreError> {
@@ -351,48 +288,11 @@ impl Store for SqliteStore {
     }
 
     fn set_status(&self, id: &CallId, ch: &StatusChange) -> Result<(), StoreError> {
-        let mut c = lock(&self.writer);
-        let tx = c.transaction()?;
-        let n = tx
-            .prepare_cached(
-                "UPDATE requests SET status = ?2, reason = ?3, agent = COALESCE(?4, agent), \
-                 due_ms = COALESCE(?5, due_ms), attempts = attempts + ?6, updated_ms = ?7, \
-                 claimed_by = CASE WHEN ?8 THEN NULL ELSE claimed_by END WHERE id = ?1",
-            )?
-            .execute(params![
-                id.as_str(),
-                ch.status,
-                ch.reason,
-                ch.agent,
-                ch.due_ms,
-                i64::from(ch.attempt),
-                ch.at_ms,
-                ch.unclaim,
-            ])?;
-        if n == 0 {
-            return Err(StoreError::NotFound(id.as_str().to_owned()));
-        }
-        append_event(
-            &tx,
-            id.as_str(),
-            ch.at_ms,
-            &ch.status,
-            ch.reason.as_deref(),
-            ch.agent.as_deref(),
-        )?;
-        if let Some(w) = &ch.webhook {
-            let business: Option<String> = tx
-                .query_row(
-                    "SELECT business FROM requests WHERE id = ?1",
-                    params![id.as_str()],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .flatten();
-            push_webhook(&tx, id.as_str(), business.as_deref(), ch.at_ms, w)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.group_commit(|done| Job::Status {
+            id: id.clone(),
+            ch: ch.clone(),
+            done,
+        })
     }
 
     fn claim_due(
@@ -479,13 +379,12 @@ impl Store for SqliteStore {
     }
 
     fn set_media(&self, id: &CallId, role: &str, media: &MediaSummary) -> Result<(), StoreError> {
-        lock(&self.writer)
-            .prepare_cached(
-                "INSERT INTO media (request_id, role, summary) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (request_id, role) DO UPDATE SET summary = excluded.summary",
-            )?
-            .execute(params![id.as_str(), role, media.json])?;
-        Ok(())
+        self.group_commit(|done| Job::Media {
+            id: id.clone(),
+            role: role.to_owned(),
+            media: media.clone(),
+            done,
+        })
     }
 
     fn put_sale(&self, id: &CallId, s: &Sale) -> Result<(), StoreError> {

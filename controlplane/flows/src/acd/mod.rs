@@ -193,6 +193,9 @@ impl Agent {
     }
 }
 
+/// Idle agents [`Acd::hand_off`] finds one by one before it sorts the rest.
+const LAZY_STEPS: usize = 4;
+
 #[derive(Debug)]
 struct Waiting {
     call: CallId,
@@ -673,17 +676,60 @@ impl Acd {
     }
 
     /// Hands every idle agent, longest idle first, to the call it should take.
+    ///
+    /// Usually one call waits and the first agent takes it, while thousands may be idle: the
+    /// next agent is found by a scan (no copy, no sort) for the first [`LAZY_STEPS`] agents,
+    /// and only if calls still wait after them are the rest sorted. It stops once no call
+    /// waits ([`Acd::dispatch`] would find nothing for anyone). The order, and so the result,
+    /// is that of sorting every idle agent by `(idle_since, id)`: a dispatch changes no other
+    /// agent's state.
     fn hand_off(&mut self, now: Option<Instant>) -> Vec<(CallId, AgentId)> {
+        let mut out = Vec::new();
+        let mut after: Option<(Instant, AgentId)> = None;
+        for _ in 0..LAZY_STEPS {
+            if self.nobody_waits() {
+                return out;
+            }
+            let next = self
+                .idle_after(after.as_ref())
+                .min()
+                .map(|(t, id)| (t, id.clone()));
+            let Some((t, id)) = next else {
+                return out;
+            };
+            out.extend(self.dispatch(&id, now));
+            after = Some((t, id));
+        }
+        if self.nobody_waits() {
+            return out;
+        }
         let mut idle: Vec<(Instant, AgentId)> = self
-            .agents
-            .iter()
-            .filter(|(_, a)| a.state == AgentState::Idle)
-            .map(|(id, a)| (a.idle_since, id.clone()))
+            .idle_after(after.as_ref())
+            .map(|(t, id)| (t, id.clone()))
             .collect();
         idle.sort();
-        idle.into_iter()
-            .filter_map(|(_, id)| self.dispatch(&id, now))
-            .collect()
+        out.extend(
+            idle.into_iter()
+                .filter_map(|(_, id)| self.dispatch(&id, now)),
+        );
+        out
+    }
+
+    /// No call waits in any queue.
+    fn nobody_waits(&self) -> bool {
+        self.queues.values().all(VecDeque::is_empty)
+    }
+
+    /// Idle agents as `(idle_since, id)`, those after `after` in that order only.
+    fn idle_after<'a>(
+        &'a self,
+        after: Option<&'a (Instant, AgentId)>,
+    ) -> impl Iterator<Item = (Instant, &'a AgentId)> + 'a {
+        self.agents
+            .iter()
+            .filter(|(_, a)| a.state == AgentState::Idle)
+            .map(|(id, a)| (a.idle_since, id))
+            .filter(move |k| after.is_none_or(|(t, i)| *k > (*t, i)))
     }
 
     /// Gives an idle agent the oldest waiting call held for it, else the oldest waiting call it

@@ -611,3 +611,46 @@ fn an_updated_agent_takes_calls_of_its_new_business() {
         )
         .is_err());
 }
+
+#[test]
+fn hand_off_past_the_first_idle_agents_keeps_longest_idle_order() {
+    // Eight idle agents without the skill (n0 idle longest), then s1 with it.
+    let t0 = Instant::now();
+    let mut acd = Acd::new();
+    acd.add_business(id("acme"));
+    for i in 0..8u32 {
+        acd.add_agent_with(
+            id(&format!("n{i}")),
+            profile(&["acme"], &[], Duration::ZERO),
+            t0 + i * SEC,
+        )
+        .unwrap();
+    }
+    acd.add_agent_with(
+        id("s1"),
+        profile(&["acme"], &["x"], Duration::ZERO),
+        t0 + 20 * SEC,
+    )
+    .unwrap();
+    assert_eq!(
+        acd.request_agent(ask("c1", Some("x"), None), t0),
+        Assignment::Assigned(id("s1"))
+    );
+    for c in ["c2", "c3"] {
+        assert_eq!(
+            acd.request_agent(ask(c, Some("x"), None), t0),
+            Assignment::Queued
+        );
+    }
+    // n6 learns the skill: found after the first LAZY_STEPS agents, among the sorted rest.
+    assert_eq!(
+        acd.update_agent(&id("n6"), profile(&["acme"], &["x"], Duration::ZERO), t0),
+        Ok(vec![(id("c2"), id("n6"))])
+    );
+    // n2 learns it: found among the first ones; nothing waits afterwards.
+    assert_eq!(
+        acd.update_agent(&id("n2"), profile(&["acme"], &["x"], Duration::ZERO), t0),
+        Ok(vec![(id("c3"), id("n2"))])
+    );
+    assert_eq!(acd.queue_len(&id("acme")), 0);
+}

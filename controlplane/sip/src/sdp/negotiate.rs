@@ -42,11 +42,21 @@ impl Encoding {
     /// The encoding a payload type stands for in `m` (its rtpmap, or the static assignment).
     #[must_use]
     pub fn of(m: &Media, pt: u8) -> Option<Self> {
-        match m.codec_name(pt).as_deref() {
-            Some("PCMU/8000") => Some(Self::Pcmu),
-            Some("PCMA/8000") => Some(Self::Pcma),
-            _ => None,
+        // What `codec_name` would say, without building the string (this runs for every
+        // payload type of every offer and answer).
+        let Some(map) = m.rtpmap(pt) else {
+            return match pt {
+                0 => Some(Self::Pcmu),
+                8 => Some(Self::Pcma),
+                _ => None,
+            };
+        };
+        if map.clock_rate != 8000 {
+            return None;
         }
+        [Self::Pcmu, Self::Pcma]
+            .into_iter()
+            .find(|c| map.encoding.eq_ignore_ascii_case(c.name()))
     }
 }
 

@@ -531,3 +531,55 @@ fn the_checkpoint_thread_moves_commits_into_the_database_file() {
     let s = SqliteStore::open(&path).unwrap();
     assert!(s.get(&id(300)).unwrap().is_some());
 }
+
+#[test]
+fn concurrent_status_changes_and_media_are_group_committed_each_alone() {
+    let (_d, s) = store();
+    let s = std::sync::Arc::new(s);
+    for n in 1..=80u128 {
+        s.accept(&req(n, "queued", Some(0)), None, &resp(n))
+            .unwrap();
+    }
+    // Eight threads, ten calls each: three status changes and a media summary per call, and
+    // one change to an unknown request that fails alone, without failing its batch.
+    let handles: Vec<_> = (0..8u128)
+        .map(|t| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                for n in (1 + t * 10)..=(10 + t * 10) {
+                    for (at, status) in [(2_000, "calling_customer"), (3_000, "bridged")] {
+                        s.set_status(&id(n), &StatusChange::new(at, status))
+                            .unwrap();
+                    }
+                    let missing = s.set_status(&id(1_000 + n), &StatusChange::new(1, "failed"));
+                    assert!(
+                        matches!(missing, Err(StoreError::NotFound(_))),
+                        "{missing:?}"
+                    );
+                    let m = MediaSummary {
+                        json: format!("{{\"n\":{n}}}"),
+                    };
+                    s.set_media(&id(n), "customer", &m).unwrap();
+                    s.set_status(&id(n), &StatusChange::new(4_000, "completed"))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    for n in 1..=80u128 {
+        let r = s.get(&id(n)).unwrap().unwrap();
+        let names: Vec<&str> = r.events.iter().map(|e| e.status.as_str()).collect();
+        assert_eq!(
+            names,
+            ["queued", "calling_customer", "bridged", "completed"]
+        );
+        assert_eq!(r.status, "completed");
+        assert_eq!(
+            r.media_of("customer").map(|m| m.json.as_str()),
+            Some(format!("{{\"n\":{n}}}").as_str())
+        );
+    }
+}
