@@ -179,6 +179,7 @@ impl L3 {
 
     /// The IPv4 stack, for the relay's fast lane ([`crate::netstack::Netstack::lane_frame`]
     /// and its helpers; IPv6 frames take the full path).
+    #[cfg(feature = "dpdk")]
     #[inline(always)]
     pub(crate) fn v4(&self) -> Option<&Netstack> {
         match self {
@@ -188,6 +189,7 @@ impl L3 {
     }
 
     /// [`Self::v4`], mutable.
+    #[cfg(feature = "dpdk")]
     #[inline(always)]
     pub(crate) fn v4_mut(&mut self) -> Option<&mut Netstack> {
         match self {

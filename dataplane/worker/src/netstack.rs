@@ -147,6 +147,7 @@ impl NetConfig {
     }
 }
 
+#[cfg(any(feature = "dpdk", test))]
 pub(crate) use fast::LaneFrame;
 pub use types::{Encap, Ingress, L2Drop, NetStats, RxOffload, TxOffload};
 
@@ -184,6 +185,7 @@ struct TxSrc {
     addr_sum: u32,
     /// The address's octets read as one little-endian word (the fast lane's incremental
     /// UDP checksum, which reads every word so).
+    #[cfg_attr(not(any(feature = "dpdk", test)), allow(dead_code))]
     addr_le: u32,
 }
 

@@ -7,8 +7,10 @@
 //! general path, which classifies it and counts the reason: the verdicts are the same.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+#[cfg(any(feature = "dpdk", test))]
 use std::time::Instant;
 
+#[cfg(any(feature = "dpdk", test))]
 use relay::Lane;
 
 use wire::checksum;
@@ -19,6 +21,7 @@ use wire::udp;
 use super::{addr_sum, Ingress, Netstack, RxOffload, TxOffload, HEADROOM, SUM_SKIP, TEMPLATE_LEN};
 
 /// What [`Netstack::lane_frame`] did with a received frame.
+#[cfg(any(feature = "dpdk", test))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LaneFrame {
     /// Not for the fast lane: take the full path (nothing was counted or changed).
@@ -46,6 +49,7 @@ impl Netstack {
         Some(udp)
     }
 
+    #[cfg(any(feature = "dpdk", test))]
     /// The relay's fast lane for a received frame ([`relay::Lane`]): the usual UDP datagram
     /// for us ([`Self::rx_udp_fast`]'s checks) that the lane takes is turned into the frame
     /// to send in place — the payload stays where it is, the headers are rewritten from our
@@ -167,6 +171,7 @@ impl Netstack {
         LaneFrame::Ready { len: payload.end }
     }
 
+    #[cfg(feature = "dpdk")]
     /// Counts `n` frames [`Self::lane_frame`] made ready to send (once per burst: received,
     /// UDP for us, UDP sent).
     pub(crate) fn count_lane(&mut self, n: u64) {
@@ -175,6 +180,7 @@ impl Netstack {
         self.stats.tx_udp += n;
     }
 
+    #[cfg(any(feature = "dpdk", test))]
     /// Counts a frame the lane relayed but could not send (received, UDP for us).
     #[cold]
     fn count_unsent(&mut self) {
@@ -182,6 +188,7 @@ impl Netstack {
         self.stats.rx_udp += 1;
     }
 
+    #[cfg(feature = "dpdk")]
     /// The media address (an index) and UDP port a received frame is for, if it is IPv4
     /// without options carrying UDP to one of our addresses: for asking the relay's cache
     /// before the burst is handled ([`relay::Lane::prefetch`]). Nothing is checked beyond.
@@ -198,6 +205,7 @@ impl Netstack {
         ))
     }
 
+    #[cfg(feature = "dpdk")]
     /// Who sends a frame [`Self::lane_frame`] built (the TX queue refused it): our address
     /// (an index), port and the payload's length, for the relay's count.
     pub(crate) fn lane_source(&self, frame: &[u8]) -> Option<(u8, u16, usize)> {
