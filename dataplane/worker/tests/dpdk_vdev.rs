@@ -114,15 +114,24 @@ fn ring_two_workers_hand_off() {
         |s| {
             s[0].io.handoff_out >= 10
                 && s[1].io.handoff_in >= 10
-                && s[1].relay.drops.get(DropReason::NotBridged) >= 5
+                && s[1].relay.drops.get(DropReason::NotBridged) >= 10
         },
     );
     let fin = dp.shutdown();
     let (w0, w1) = (&fin[0], &fin[1]);
     assert!(w0.relay.announcement_packets >= 10, "{w0:#?}");
+    // Worker 0 relays nothing: every frame for worker 1's legs was handed off. (A frame an
+    // earlier scenario of this process left in net_ring0's rings, which outlive a data plane,
+    // may reach a worker-0 port without a leg: counted there as unknown_port. Seen in 4 of 20
+    // runs before this check allowed it.)
     assert_eq!(
-        w0.relay.rx_packets, 0,
+        w0.relay.rx_packets,
+        w0.relay.drops.get(DropReason::UnknownPort),
         "worker 0 owns no port the frames go to: {w0:#?}"
+    );
+    assert_eq!(
+        w0.relay.tx_packets, w0.relay.announcement_packets,
+        "worker 0 forwarded a frame: {w0:#?}"
     );
     assert!(
         w0.io.handoff_out <= w0.relay.announcement_packets,
