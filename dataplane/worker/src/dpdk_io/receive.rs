@@ -7,7 +7,7 @@ use relay::Relay;
 
 use super::DpdkBuf;
 use super::DpdkIo;
-use crate::io::{Burst, LaneOut};
+use crate::io::{Burst, LaneOut, MAX_BURST};
 use crate::netstack::{Ingress, LaneFrame, RxOffload};
 
 impl DpdkIo {
@@ -48,15 +48,17 @@ impl DpdkIo {
         // before the first frame is handled, so that their misses overlap (see
         // `relay::PREFETCH_FROM_LEGS`).
         if let Some(l) = lane.as_ref().filter(|l| l.prefetch_pays()) {
-            for m in self.rxb.iter() {
-                if let Some((a, p)) = self.net.v4().and_then(|n| n.lane_dst(m.data())) {
+            // Each frame's destination read once (stack array), then the legs asked for,
+            // then their peers.
+            let mut dst = [None; MAX_BURST];
+            for (d, m) in dst.iter_mut().zip(self.rxb.iter()) {
+                *d = self.net.v4().and_then(|n| n.lane_dst(m.data()));
+                if let Some((a, p)) = *d {
                     l.prefetch(a, p);
                 }
             }
-            for m in self.rxb.iter() {
-                if let Some((a, p)) = self.net.v4().and_then(|n| n.lane_dst(m.data())) {
-                    l.prefetch_peer(a, p);
-                }
+            for &(a, p) in dst.iter().take(self.rxb.len()).flatten() {
+                l.prefetch_peer(a, p);
             }
         }
         let (trust_l4, trust_ip) = (self.rx_offload.udp_cksum, self.rx_offload.ipv4_cksum);
