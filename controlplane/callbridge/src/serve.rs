@@ -1,0 +1,523 @@
+//! `callbridge serve`: the composition root. Configuration in, the data-plane workers
+//! started, then the tokio control plane (SIP, store, call service, HTTP, lab endpoints), and a
+//! graceful shutdown on SIGINT or SIGTERM.
+
+use crate::{config, dpstats, lab, MAX_BLOCKING_THREADS};
+
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+}
+
+/// Starts the data plane, then the tokio control plane; returns after a graceful shutdown
+/// (SIGINT or SIGTERM).
+pub(crate) fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+
+    let announcement = match &cfg.media.announcement {
+        Some(path) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading announcement {}", path.display()))?;
+            dp_api::Clip::from_wav(&bytes, path.display().to_string())
+                .with_context(|| format!("announcement {}", path.display()))?
+        }
+        None => dp_api::Clip::builtin_prompt(),
+    };
+    let announcement = std::sync::Arc::new(announcement);
+
+    // The data plane first: its workers own their cores before tokio starts its threads.
+    let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
+    dp_cfg
+        .extra_addresses
+        .clone_from(&cfg.media.extra_addresses);
+    dp_cfg.workers = cfg.media.workers;
+    dp_cfg.cores.clone_from(&cfg.media.cores);
+    dp_cfg.socket = cfg.media.socket_options();
+    let socket_options = dp_cfg.socket;
+    let backend = match &cfg.dpdk {
+        Some(d) if cfg.media.backend == config::Backend::Dpdk => {
+            dp_cfg.cores = Some(d.worker_cores.clone());
+            dp_cfg.burst = d.burst;
+            dp_cfg.backend = worker::Backend::Dpdk(d.settings());
+            "dpdk"
+        }
+        _ => "socket",
+    };
+    let (dataplane, handle) =
+        worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
+    tracing::info!(
+        backend,
+        workers = dataplane.workers(),
+        address = %cfg.media.address,
+        extra_addresses = ?cfg.media.extra_addresses,
+        ports = %cfg.media.ports,
+        socket_options = ?socket_options,
+        "data plane started"
+    );
+    let handle = std::sync::Arc::new(handle);
+    let dataplane = std::sync::Arc::new(dataplane);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .enable_all()
+        .thread_name("callbridge-cp")
+        .build()
+        .context("starting tokio")?;
+    let result = rt.block_on(control_plane(
+        cfg,
+        builtin,
+        handle,
+        dataplane.clone(),
+        announcement,
+    ));
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    match std::sync::Arc::try_unwrap(dataplane) {
+        Ok(dp) => {
+            let last = dp.shutdown();
+            tracing::info!(stats = %dpstats::to_json(&last), "data plane stopped");
+        }
+        // Dropping the last handle stops the workers too.
+        Err(_) => tracing::warn!("data plane still referenced at shutdown; it stops when released"),
+    }
+    tracing::info!("callbridge stopped");
+    result
+}
+
+async fn control_plane(
+    cfg: config::Config,
+    builtin: bool,
+    dp: std::sync::Arc<dp_api::DataplaneHandle>,
+    dataplane: std::sync::Arc<worker::Dataplane>,
+    announcement: std::sync::Arc<dp_api::Clip>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::time::Duration;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+
+    // Lab endpoints come up before the B2BUA so that the first call finds them.
+    if cfg.lab.endpoints {
+        for phone in lab_phones(&cfg) {
+            lab::start(phone, stop.child_token()).await?;
+        }
+    }
+
+    let mut sip_cfg = sip::EndpointConfig::new(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    sip_cfg.listen = cfg.sip.listen.addrs();
+    sip_cfg.tls = Some(cfg.sip.tls.load().context("loading [sip.tls]")?);
+    sip_cfg.user_agent.clone_from(&cfg.sip.user_agent);
+    // Re-offers (hold, resume, a moved address) reach the B2BUA, which passes them on.
+    sip_cfg.reoffers = sip::ReofferPolicy::Application;
+    sip_cfg.use_100rel = cfg.sip.use_100rel;
+    sip_cfg.session_timer = sip::SessionTimerConfig {
+        session_expires: (cfg.sip.session_expires_secs > 0)
+            .then(|| Duration::from_secs(cfg.sip.session_expires_secs)),
+        min_se: Duration::from_secs(cfg.sip.min_se_secs),
+        ..sip::SessionTimerConfig::default()
+    };
+    sip_cfg.limits = cfg.sip.limits();
+    sip_cfg.bad_sources = cfg.sip.bad_sources();
+    // The registrar, when an agent's softphones register (contact = "registered"): only the
+    // digest hashes of their passwords are kept.
+    let users: Vec<sip::digest::StoredCredential> = cfg
+        .agent
+        .iter()
+        .filter(|a| matches!(a.contact, flows::Target::Registered(_)))
+        .filter_map(|a| {
+            let (u, p) = (a.sip_username.as_ref()?, a.sip_password.as_ref()?);
+            Some(sip::digest::StoredCredential::from_password(
+                u,
+                &cfg.sip.registrar.realm,
+                p.expose(),
+            ))
+        })
+        .collect();
+    if !users.is_empty() {
+        let r = &cfg.sip.registrar;
+        let secret = match &r.secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => {
+                use rand::RngCore;
+                let mut b = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut b);
+                b
+            }
+        };
+        let mut rc = sip::registrar::RegistrarConfig::new(r.realm.clone(), secret, users);
+        rc.min_expires = r.min_expires;
+        rc.max_expires = r.max_expires;
+        rc.max_bindings_per_user = r.max_bindings_per_user;
+        rc.algorithms = r
+            .algorithms
+            .iter()
+            .map(|a| sip::digest::Algorithm::parse(a))
+            .collect();
+        sip_cfg.registrar = Some(rc);
+        sip_cfg.allow_register_from = r.allow_register_from.as_ref().map(|nets| {
+            nets.iter()
+                .filter_map(|n| sip::guard::Network::parse(n).ok())
+                .collect()
+        });
+    }
+    let trunk_uris: Vec<String> = cfg.trunk.iter().map(|t| t.uri.clone()).collect();
+    sip_cfg.allow_invite_from = Some(cfg.sip.invite_acl(&trunk_uris));
+    let (endpoint, mut incoming) = sip::Endpoint::bind(sip_cfg)
+        .await
+        .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
+
+    let media: std::sync::Arc<dyn b2bua::Media> = std::sync::Arc::new(
+        b2bua::InProcessMedia::start(dp, cfg.media.addresses())
+            .context("starting the data-plane event thread")?,
+    );
+    // RFC 3263 for trunk and URI host names. Without a usable resolver, IP literals still work.
+    let locator = match sip::locate::Locator::new(sip::locate::LocatorConfig {
+        name_servers: cfg.sip.dns_servers.clone(),
+        ..sip::locate::LocatorConfig::default()
+    }) {
+        Ok(l) => Some(std::sync::Arc::new(l)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no DNS resolver: SIP host names cannot be reached");
+            None
+        }
+    };
+    let trunks = std::sync::Arc::new(
+        b2bua::Trunks::new(config::trunk_specs(&cfg.trunk, &cfg.sip), locator.clone())
+            .context("setting up the trunks")?,
+    );
+    if cfg.sip.trunk_keepalive_secs > 0 {
+        trunks.spawn_keepalive(
+            endpoint.clone(),
+            std::time::Duration::from_secs(cfg.sip.trunk_keepalive_secs),
+            stop.child_token(),
+        );
+    }
+    let b2b = b2bua::B2bua::new(
+        endpoint.clone(),
+        media,
+        b2bua::Settings {
+            trunks,
+            locator,
+            from_user: cfg.sip.from_user.clone(),
+            outbound_proxy: cfg.sip.outbound_proxy.as_ref().and_then(|uri| {
+                let addr = sip::msg::uri_addr(uri).ok()?;
+                let transport = sip::msg::uri_transport(uri).unwrap_or(sip::Transport::Udp);
+                Some(b2bua::OutboundProxy {
+                    uri: uri.clone(),
+                    dest: sip::Peer::new(transport, addr),
+                    tls_name: None,
+                })
+            }),
+        },
+    );
+    let store_path = cfg.store.path.clone();
+    let db = tokio::task::spawn_blocking(move || store::SqliteStore::open(&store_path))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
+    tracing::info!(path = %cfg.store.path.display(), "store open");
+    let directory = directory(&cfg)?;
+    let settings = service::Settings {
+        timers: cfg.flow.timers(),
+        media: cfg.media.policy(),
+        announcement,
+        // Requests without a business (bridges) are not retried.
+        max_attempts: 1,
+        // The ACD waits for a preferred agent as long as the most patient business asks.
+        preferred_wait: cfg
+            .business
+            .iter()
+            .map(config::BusinessConfig::preferred_wait)
+            .max()
+            .unwrap_or(Duration::from_secs(30)),
+        limits: cfg.limits.limits(),
+        customer_srtp: cfg.media.srtp.policy(),
+    };
+    let svc = service::Service::start(
+        std::sync::Arc::new(db),
+        b2b,
+        directory,
+        settings,
+        stop.child_token(),
+    )
+    .await
+    .context("starting the call service")?;
+    // Inbound calls: a trunk's INVITE to a business's number joins its queue; anything else
+    // gets the refusal's status (403 not a trunk, 404 unknown number, 503 no capacity).
+    let inbound = svc.clone();
+    tokio::spawn(async move {
+        while let Some(call) = incoming.recv().await {
+            let (from, uri) = (call.from.clone(), call.request_uri.clone());
+            match inbound.inbound(call) {
+                Ok(id) => tracing::info!(call = %id, %from, %uri, "inbound call queued"),
+                Err(r) => {
+                    tracing::info!(%from, %uri, status = r.status, reason = %r.reason, "inbound call refused")
+                }
+            }
+        }
+    });
+    let state = http_api::AppState {
+        calls: std::sync::Arc::new(Api {
+            svc: svc.clone(),
+            dataplane,
+        }),
+        operator_key: cfg
+            .http
+            .operator_key
+            .as_ref()
+            .map(|k| std::sync::Arc::from(k.expose())),
+    };
+    let app = http_api::router(state);
+    let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
+    tracing::info!(http = %cfg.http.listen, sip = %endpoint.local_addr(), "callbridge ready");
+    println!(
+        "callbridge ready: http://{} sip:{}",
+        cfg.http.listen,
+        endpoint.local_addr()
+    );
+    if builtin {
+        // The built-in demo: the agents' desktop tokens are made at start; show them.
+        println!(
+            "agent desktop: http://{}/agent — sign in as alice with token {} or as bob with token {}",
+            cfg.http.listen,
+            config::demo_tokens()[0],
+            config::demo_tokens()[1]
+        );
+    }
+
+    let shutdown = stop.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        shutdown.cancel();
+    });
+    server.await.context("HTTP server")?;
+    tracing::info!("shutting down: ending calls");
+    svc.shutdown(Duration::from_secs(3)).await;
+    endpoint.shutdown();
+    Ok(())
+}
+
+/// The service's directory from the configuration: businesses with their keys, hours,
+/// webhooks and policies; agents with their tokens, skills and wrap-up.
+fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
+    use anyhow::Context as _;
+    let businesses = cfg
+        .business
+        .iter()
+        .map(|b| -> anyhow::Result<service::BusinessEntry> {
+            let mut e = service::BusinessEntry::new(b.id.clone(), b.name.clone());
+            e.api_keys = b.api_keys.iter().map(|k| k.expose().to_owned()).collect();
+            e.widget_key.clone_from(&b.widget_key);
+            e.allowed_origins.clone_from(&b.allowed_origins);
+            e.time_zone.clone_from(&b.time_zone);
+            e.hours.clone_from(&b.opening_hours);
+            e.default_country.clone_from(&b.default_country);
+            e.webhook = b
+                .webhook()
+                .map(|(url, secret)| (url.to_owned(), secret.expose().to_owned()));
+            e.retry = b.retry.policy();
+            e.numbers = b.number_policy.policy();
+            e.limits = Some(b.rate_limits(&cfg.limits));
+            e.caller_id.clone_from(&b.caller_id);
+            e.numbers_inbound.clone_from(&b.inbound_numbers);
+            e.agent_early_media = b.agent_early_media;
+            e.hours_spec.clone_from(&b.hours);
+            e.holidays_spec.clone_from(&b.holidays);
+            e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());
+            if let Some(path) = &b.announcement {
+                let bytes = std::fs::read(path).with_context(|| {
+                    format!(
+                        "reading business {}'s announcement {}",
+                        b.id,
+                        path.display()
+                    )
+                })?;
+                let clip = dp_api::Clip::from_wav(&bytes, path.display().to_string())
+                    .with_context(|| {
+                        format!("business {}'s announcement {}", b.id, path.display())
+                    })?;
+                e.announcement = Some(std::sync::Arc::new(clip));
+            }
+            Ok(e)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let agents = cfg
+        .agent
+        .iter()
+        .map(|a| {
+            let mut e =
+                service::AgentEntry::new(a.id.clone(), a.contact.clone(), a.businesses.clone());
+            a.display_name().clone_into(&mut e.name);
+            e.skills.clone_from(&a.skills);
+            e.wrap_up = a.wrap_up();
+            e.token = a.token.as_ref().map(|t| t.expose().to_owned());
+            e.srtp = a.srtp.policy();
+            e
+        })
+        .collect();
+    Ok(service::Directory { businesses, agents })
+}
+
+/// The HTTP API's view of the service, plus the data plane's counters.
+struct Api {
+    svc: service::Service,
+    dataplane: std::sync::Arc<worker::Dataplane>,
+}
+
+impl http_api::CallService for Api {
+    fn submit(
+        &self,
+        req: service::Submit,
+        origin: &service::Origin,
+    ) -> Result<service::Outcome, service::ServiceError> {
+        self.svc.accept(req, origin)
+    }
+    fn bridge(
+        &self,
+        req: service::Bridge,
+        origin: &service::Origin,
+    ) -> Result<service::Outcome, service::ServiceError> {
+        self.svc.bridge(req, origin)
+    }
+    fn get(
+        &self,
+        id: &flows::CallId,
+    ) -> Result<Option<service::RequestView>, service::ServiceError> {
+        self.svc.get(id)
+    }
+    fn sale(
+        &self,
+        id: &flows::CallId,
+        sale: &store::Sale,
+    ) -> Result<service::RequestView, service::ServiceError> {
+        self.svc.sale(id, sale)
+    }
+    fn records(
+        &self,
+        filter: &store::RecordFilter,
+    ) -> Result<Vec<store::CallRecord>, service::ServiceError> {
+        self.svc.records(filter)
+    }
+    fn businesses(&self) -> Vec<http_api::BusinessInfo> {
+        http_api::CallService::businesses(&self.svc)
+    }
+    fn directory(&self) -> std::sync::Arc<service::Directory> {
+        self.svc.directory()
+    }
+    fn put_agent(
+        &self,
+        id: &flows::AgentId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::AgentEntry, service::ServiceError> {
+        self.svc.put_agent(id, doc)
+    }
+    fn put_business(
+        &self,
+        id: &flows::BusinessId,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<service::BusinessEntry, service::ServiceError> {
+        self.svc.put_business(id, doc)
+    }
+    fn stats(&self) -> serde_json::Value {
+        self.svc.stats()
+    }
+    fn deliveries(
+        &self,
+        id: &flows::CallId,
+    ) -> Result<Vec<store::OutboxItem>, service::ServiceError> {
+        self.svc.deliveries(id)
+    }
+    fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<service::Notice>> {
+        Some(self.svc.subscribe())
+    }
+    fn presence(&self, agent: &flows::AgentId) -> Option<service::Presence> {
+        self.svc.presence(agent)
+    }
+    fn devices(&self, agent: &flows::AgentId) -> Option<serde_json::Value> {
+        self.svc.devices(agent)
+    }
+    fn set_presence(
+        &self,
+        agent: &flows::AgentId,
+        p: service::Presence,
+    ) -> Result<service::Presence, service::ServiceError> {
+        self.svc.set_presence(agent, p)
+    }
+    fn dataplane_stats(&self) -> Option<serde_json::Value> {
+        Some(dpstats::to_json(&self.dataplane.stats()))
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// The lab phones for a config: the trunk (answers any number: the customer) and every agent
+/// whose contact is a SIP URI on a loopback address.
+fn lab_phones(cfg: &config::Config) -> Vec<lab::LabPhone> {
+    use std::time::Duration;
+    let mut phones = Vec::new();
+    if let Some(addr) = loopback_addr(&cfg.sip.trunk) {
+        phones.push(lab::LabPhone {
+            name: "trunk".into(),
+            sip: addr,
+            ring: Duration::from_millis(1500),
+            talk: Duration::from_secs(120),
+            tone_hz: 440.0,
+        });
+    }
+    for a in &cfg.agent {
+        if let flows::Target::Sip(uri) = &a.contact {
+            if let Some(addr) = loopback_addr(uri) {
+                if phones.iter().any(|p| p.sip == addr) {
+                    continue;
+                }
+                phones.push(lab::LabPhone {
+                    name: a.id.as_str().to_owned(),
+                    sip: addr,
+                    ring: Duration::from_secs(3),
+                    talk: Duration::from_secs(10),
+                    tone_hz: 660.0,
+                });
+            }
+        }
+    }
+    phones
+}
+
+/// `sip:[user@]127.x.y.z[:port]` → the socket address, when it is on loopback.
+fn loopback_addr(uri: &str) -> Option<std::net::SocketAddr> {
+    let parsed = flows::SipUri::parse(uri).ok()?;
+    let host = parsed.host.trim_start_matches('[').trim_end_matches(']');
+    let ip: std::net::IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        [127, 0, 0, 1].into()
+    } else {
+        host.parse().ok()?
+    };
+    let addr = std::net::SocketAddr::new(ip, parsed.port.unwrap_or(5060));
+    addr.ip().is_loopback().then_some(addr)
+}
