@@ -254,6 +254,9 @@ pub struct CbConfig {
     pub agent_ring_secs: u32,
     /// `store.path` (the SQLite file; `None`: `callbridge.db` beside the config).
     pub store: Option<PathBuf>,
+    /// The `[dpdk]` table's text: `Some` makes `media.backend = "dpdk"` (the media address is
+    /// then the DPDK port's, not a kernel address); `None`: the socket backend.
+    pub dpdk: Option<String>,
 }
 
 impl CbConfig {
@@ -273,7 +276,8 @@ impl CbConfig {
         let extra: Vec<String> = self.media[1..].iter().map(|a| format!("\"{a}\"")).collect();
         let _ = writeln!(
             s,
-            "[media]\nbackend = \"socket\"\naddress = \"{}\"\nextra_addresses = [{}]\nports = \"{}-{}\"\ntimeout_secs = 0\n",
+            "[media]\nbackend = \"{}\"\naddress = \"{}\"\nextra_addresses = [{}]\nports = \"{}-{}\"\ntimeout_secs = 0\n",
+            if self.dpdk.is_some() { "dpdk" } else { "socket" },
             self.media[0],
             extra.join(", "),
             self.ports.0,
@@ -301,6 +305,9 @@ impl CbConfig {
             );
         }
         s.push_str("[lab]\nendpoints = false\n");
+        if let Some(d) = &self.dpdk {
+            let _ = writeln!(s, "\n[dpdk]\n{}", d.trim_end());
+        }
         s
     }
 }
@@ -595,10 +602,13 @@ mod tests {
             agents: vec![("a0".into(), "sip:a0@127.0.20.1:5100".into())],
             agent_ring_secs: 20,
             store: None,
+            dpdk: None,
         }
         .render();
         assert!(c.contains("extra_addresses = [\"127.0.20.12\"]"), "{c}");
         assert!(c.contains("per_business_per_minute = 0"));
         assert!(c.contains("id = \"a0\""));
+        assert!(c.contains("backend = \"socket\""), "{c}");
+        assert!(!c.contains("[dpdk]"), "{c}");
     }
 }

@@ -9,11 +9,19 @@
 //! `--window-secs` window is stamped by the kernel (`SO_TIMESTAMPNS`) and its deviation from
 //! its stream's ideal 20 ms schedule goes into an hdrhistogram (see `announce/rx.rs`). The
 //! largest N whose p99 is under 1 ms is `max_streams_p99_under_1ms`, an object per backend:
-//! `{"socket": N, "dpdk": null}` (the DPDK backend is not driven by this binary: it needs a NIC
-//! or a veth in a namespace, not loopback; its per-backend detail would go in `runs`).
+//! `{"socket": N, "dpdk": M}`.
+//!
+//! Backends (`--backends socket,dpdk`, both by default): `socket` keeps everything on loopback;
+//! `dpdk` gives callbridge's media address to a DPDK port (`net_af_packet` on a veth pair) and
+//! binds the receivers beyond it, in a network namespace this run creates (see `announce/lab.rs`;
+//! needs root and a callbridge built with `--features dpdk`). SIP stays on loopback for both;
+//! the customers' SDP names the receivers' address either way (`rtp_ip`). On the DPDK backend
+//! the worker busy-polls its core, so callbridge's CPU share there says nothing about load.
 
 #![forbid(unsafe_code)]
 
+#[path = "announce/lab.rs"]
+mod lab;
 #[path = "announce/rx.rs"]
 mod rx;
 
@@ -23,6 +31,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use callbridge_perf::harness::{self, send_paced, Callbridge, CbConfig, Sipp, Workdir};
 use callbridge_perf::report::Report;
 use clap::Parser;
@@ -64,6 +73,41 @@ struct Args {
     /// SIPp processes per role (one receiver per customer SIPp).
     #[arg(long, default_value_t = 2)]
     sipp_per_role: usize,
+    /// The data-plane backends to measure, in order (`socket`, `dpdk`).
+    #[arg(long, value_delimiter = ',', default_values_t = [Backend::Socket, Backend::Dpdk])]
+    backends: Vec<Backend>,
+}
+
+/// A data-plane backend under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    /// UDP sockets on loopback.
+    Socket,
+    /// DPDK (`net_af_packet`) on a veth pair, receivers in a namespace.
+    Dpdk,
+}
+
+impl Backend {
+    const fn name(self) -> &'static str {
+        match self {
+            Self::Socket => "socket",
+            Self::Dpdk => "dpdk",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What one backend's ramp found.
+#[derive(Debug, Default)]
+struct Ramp {
+    best: Option<usize>,
+    best_2ms: Option<usize>,
+    stop_note: Option<String>,
 }
 
 fn main() {
@@ -101,20 +145,100 @@ fn run() -> anyhow::Result<()> {
     );
     report.quick(q);
     let work = Workdir::new("announce")?;
-    let mut best = None;
-    let mut best_2ms = None;
-    let mut stop_note = None;
-    for &n in &ns {
-        let run = step(
+    let mut ramps = Vec::new();
+    for &backend in &args.backends {
+        // The DPDK lab lives for the whole ramp (one namespace, one veth pair); each step
+        // starts a fresh callbridge on it.
+        let lab = match backend {
+            Backend::Socket => None,
+            Backend::Dpdk => {
+                anyhow::ensure!(
+                    nix::unistd::geteuid().is_root(),
+                    "announce: the dpdk backend needs root (a network namespace, a veth pair, DPDK's AF_PACKET port); \
+                     run as root or pass --backends socket"
+                );
+                Some(lab::Lab::create().context("creating the DPDK announce lab")?)
+            }
+        };
+        let ramp = ramp(
+            &args,
             &bin,
-            &work.path().join(format!("n{n}")),
+            &work,
+            backend,
+            lab.as_ref(),
+            &ns,
+            rate,
+            window,
+            &mut report,
+        )?;
+        ramps.push((backend, ramp));
+    }
+    let per = |f: fn(&Ramp) -> Option<usize>| -> Value {
+        let mut m = serde_json::Map::new();
+        for b in [Backend::Socket, Backend::Dpdk] {
+            let v = ramps.iter().find(|(k, _)| *k == b).and_then(|(_, r)| f(r));
+            m.insert(b.name().into(), json!(v));
+        }
+        Value::Object(m)
+    };
+    let limits: serde_json::Map<String, Value> = ramps
+        .iter()
+        .map(|(b, r)| (b.name().to_owned(), json!(r.stop_note)))
+        .collect();
+    report
+        .set("max_streams_p99_under_2ms", per(|r| r.best_2ms))
+        .set("max_streams_p99_under_1ms", per(|r| r.best))
+        .set(
+            "backends",
+            json!(args.backends.iter().map(|b| b.name()).collect::<Vec<_>>()),
+        )
+        .set("limit", Value::Object(limits))
+        .set("loadavg_end", harness::loadavg());
+    let headline = ramps
+        .iter()
+        .map(|(b, r)| {
+            let one = r.best.map_or_else(|| "none".to_owned(), |n| n.to_string());
+            let two = r
+                .best_2ms
+                .map_or_else(|| "none".to_owned(), |n| n.to_string());
+            let tail = r
+                .stop_note
+                .as_ref()
+                .map_or(String::new(), |s| format!(", ramp stopped: {s}"));
+            format!("{b} {one} streams with pacing p99 < 1 ms [p99 < 2 ms: {two}{tail}]")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    report.finish(&headline)?;
+    Ok(())
+}
+
+/// One backend's ramp: rising N until a step misses streams or its p99 passes `--stop-us`.
+#[allow(clippy::too_many_arguments)]
+fn ramp(
+    args: &Args,
+    bin: &Path,
+    work: &Workdir,
+    backend: Backend,
+    lab: Option<&lab::Lab>,
+    ns: &[usize],
+    rate: f64,
+    window: Duration,
+    report: &mut Report,
+) -> anyhow::Result<Ramp> {
+    let mut r = Ramp::default();
+    for &n in ns {
+        let run = step(
+            bin,
+            &work.path().join(format!("{backend}-n{n}")),
             n,
             rate,
             window,
             args.sipp_per_role,
+            lab,
         )?;
         eprintln!(
-            "announce: {n} streams: {} seen, pacing p50 {} / p99 {} / max {} µs, lost {}, callbridge CPU {:.0} %",
+            "announce: {backend}: {n} streams: {} seen, pacing p50 {} / p99 {} / max {} µs, lost {}, callbridge CPU {:.0} %",
             run["streams_seen"], run["deviation_us"]["p50"], run["deviation_us"]["p99"], run["deviation_us"]["max"],
             run["lost"], run["callbridge_cpu_pct"].as_f64().unwrap_or(0.0)
         );
@@ -123,36 +247,23 @@ fn run() -> anyhow::Result<()> {
         let note = run["short"].as_str().map(str::to_owned);
         report.run(run);
         if ok {
-            best = Some(n);
+            r.best = Some(n);
         }
         if p99.is_some_and(|v| v < 2 * BAR_US) && note.is_none() {
-            best_2ms = Some(n);
+            r.best_2ms = Some(n);
         }
         // Past the bar the ramp goes on (to show how pacing degrades with N) until the streams
         // do not all arrive or p99 passes --stop-us.
         if let Some(note) = note {
-            stop_note = Some(note);
+            r.stop_note = Some(note);
             break;
         }
         if p99.is_none_or(|v| v >= args.stop_us) {
-            stop_note = Some(format!("pacing p99 {} µs at {n} streams", p99.unwrap_or(0)));
+            r.stop_note = Some(format!("pacing p99 {} µs at {n} streams", p99.unwrap_or(0)));
             break;
         }
     }
-    report
-        .set("max_streams_p99_under_2ms", json!({"socket": best_2ms, "dpdk": null}))
-        .set("max_streams_p99_under_1ms", json!({"socket": best, "dpdk": null}))
-        .set("dpdk_note", "not measured: the DPDK backend needs its media address on a NIC or a veth in a namespace (receivers beyond it), which this loopback scenario does not build yet")
-        .set("limit", stop_note.clone())
-        .set("loadavg_end", harness::loadavg());
-    let headline = match best {
-        Some(n) => format!("{n} streams with pacing p99 < 1 ms (socket)"),
-        None => "no step with pacing p99 < 1 ms (socket)".to_owned(),
-    };
-    let two = best_2ms.map_or_else(|| "none".to_owned(), |n| n.to_string());
-    let tail = stop_note.map_or(String::new(), |s| format!("; ramp stopped: {s}"));
-    report.finish(&format!("{headline} [p99 < 2 ms: {two}]{tail}"))?;
-    Ok(())
+    Ok(r)
 }
 
 /// One step: `n` customers hearing the announcement, `window` of their packets measured.
@@ -163,23 +274,37 @@ fn step(
     rate: f64,
     window: Duration,
     sipps: usize,
+    lab: Option<&lab::Lab>,
 ) -> anyhow::Result<Value> {
     std::fs::create_dir_all(dir)?;
+    // Where the receivers listen (the customers' SDP names it) and where the relay sends from.
+    let (rx_ip, media) = match lab {
+        None => (CONTROL, MEDIA.to_vec()),
+        Some(_) => (lab::PEER, vec![lab::MEDIA]),
+    };
     let shared = Arc::new(rx::Shared::default());
     let mut receivers = Vec::new();
     let mut customers = Vec::new();
     let mut agents = Vec::new();
     for k in 0..sipps {
         let k16 = u16::try_from(k)?;
-        let rx_addr = SocketAddr::new(CONTROL.into(), 7000 + k16);
-        receivers.push(rx::Receiver::start(rx_addr, shared.clone())?);
+        let rx_addr = SocketAddr::new(rx_ip.into(), 7000 + k16);
+        let sock = match lab {
+            None => std::net::UdpSocket::bind(rx_addr)
+                .with_context(|| format!("binding the receiver {rx_addr}"))?,
+            Some(lab) => lab.bind_udp(rx_addr)?,
+        };
+        receivers.push(rx::Receiver::start(sock, shared.clone())?);
         customers.push(Sipp::uas(
             dir,
             &format!("customer{k}"),
             "uas_answer_rtp_port_wait_bye.xml",
             SocketAddr::new(CONTROL.into(), 5100 + k16),
             6100 + 10 * k16,
-            &[("rtp_port", rx_addr.port().to_string())],
+            &[
+                ("rtp_ip", rx_ip.to_string()),
+                ("rtp_port", rx_addr.port().to_string()),
+            ],
         )?);
         agents.push(Sipp::uas(
             dir,
@@ -193,11 +318,12 @@ fn step(
     let config = CbConfig {
         http: SocketAddr::new(CONTROL.into(), 8080),
         sip: SocketAddr::new(CONTROL.into(), 5060),
-        media: MEDIA.to_vec(),
+        media,
         ports: (10_000, 31_999),
         agents: Vec::new(),
         agent_ring_secs: 3600,
         store: None,
+        dpdk: lab.map(lab::Lab::dpdk_table),
     };
     let result = (|| -> anyhow::Result<Value> {
         let mut cb = Callbridge::start(bin, dir, &config)?;
@@ -267,7 +393,10 @@ fn step(
         )
     });
     let obj = run.as_object_mut().expect("object");
-    obj.insert("backend".into(), json!("socket"));
+    obj.insert(
+        "backend".into(),
+        json!(if lab.is_some() { "dpdk" } else { "socket" }),
+    );
     obj.insert("streams_measured".into(), json!(p.streams));
     obj.insert("packets".into(), json!(p.packets));
     obj.insert("lost".into(), json!(p.lost));

@@ -52,9 +52,10 @@ pub(crate) struct Receiver {
 }
 
 impl Receiver {
-    /// Binds `addr` (large receive buffer, kernel timestamps) and starts its thread.
-    pub(crate) fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<Self> {
-        let sock = UdpSocket::bind(addr).with_context(|| format!("binding the receiver {addr}"))?;
+    /// Takes `sock` (bound by the caller: on loopback, or inside a namespace), asks for a large
+    /// receive buffer and kernel timestamps, and starts its thread.
+    pub(crate) fn start(sock: UdpSocket, shared: Arc<Shared>) -> anyhow::Result<Self> {
+        let addr = sock.local_addr()?;
         setsockopt(&sock, sockopt::ReceiveTimestampns, &true).context("SO_TIMESTAMPNS")?;
         // Root may exceed net.core.rmem_max; otherwise take what is allowed.
         if setsockopt(&sock, sockopt::RcvBufForce, &(32 << 20)).is_err() {

@@ -133,6 +133,7 @@ impl Phase {
                 .collect(),
             agent_ring_secs: 20,
             store,
+            dpdk: None,
         };
         let cb = Callbridge::start(bin, &dir, &config)?;
         Ok(Self {
