@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod config;
 mod dpstats;
 mod lab;
+mod media_node;
 mod preflight;
 mod serve;
 
@@ -38,6 +39,13 @@ enum Command {
         /// A TOML configuration file.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+    /// Run only a media node: the data plane, driven over rtpengine's ng protocol on
+    /// `media.ng_listen` (UDP and TCP), e.g. by Kamailio's rtpengine module.
+    Media {
+        /// The TOML configuration file (`[media]`, and `[dpdk]` for that backend).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
     },
     /// Check a configuration file; prints `FILE:LINE: KEY: reason` for the first problem.
     CheckConfig {
@@ -81,6 +89,27 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Media { config } => {
+            let cfg = match config::Config::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = cfg.check_build() {
+                eprintln!("callbridge: {e}");
+                return ExitCode::from(2);
+            }
+            serve::init_tracing();
+            match media_node::run(&cfg, &config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callbridge: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Serve { config } => {
             let builtin = config.is_none();
             let cfg = match config {
@@ -93,6 +122,13 @@ fn main() -> ExitCode {
                 },
                 None => config::Config::default(),
             };
+            if cfg.business.is_empty() {
+                eprintln!(
+                    "callbridge: business: `serve` needs at least one [[business]]; a file with media.ng_listen \
+                     and no businesses configures a media node: run `callbridge media --config FILE`"
+                );
+                return ExitCode::from(2);
+            }
             if let Err(e) = cfg.check_build() {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);

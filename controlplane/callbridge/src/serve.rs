@@ -30,34 +30,7 @@ pub(crate) fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
     let announcement = std::sync::Arc::new(announcement);
 
     // The data plane first: its workers own their cores before tokio starts its threads.
-    let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
-    dp_cfg
-        .extra_addresses
-        .clone_from(&cfg.media.extra_addresses);
-    dp_cfg.workers = cfg.media.workers;
-    dp_cfg.cores.clone_from(&cfg.media.cores);
-    dp_cfg.socket = cfg.media.socket_options();
-    let socket_options = dp_cfg.socket;
-    let backend = match &cfg.dpdk {
-        Some(d) if cfg.media.backend == config::Backend::Dpdk => {
-            dp_cfg.cores = Some(d.worker_cores.clone());
-            dp_cfg.burst = d.burst;
-            dp_cfg.backend = worker::Backend::Dpdk(d.settings());
-            "dpdk"
-        }
-        _ => "socket",
-    };
-    let (dataplane, handle) =
-        worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
-    tracing::info!(
-        backend,
-        workers = dataplane.workers(),
-        address = %cfg.media.address,
-        extra_addresses = ?cfg.media.extra_addresses,
-        ports = %cfg.media.ports,
-        socket_options = ?socket_options,
-        "data plane started"
-    );
+    let (dataplane, handle) = start_dataplane(&cfg)?;
     let handle = std::sync::Arc::new(handle);
     let dataplane = std::sync::Arc::new(dataplane);
 
@@ -86,6 +59,45 @@ pub(crate) fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
     }
     tracing::info!("callbridge stopped");
     result
+}
+
+/// Starts the configured data plane (socket or DPDK backend, workers, cores) and logs it.
+///
+/// # Errors
+/// When the workers cannot start (ports, cores, EAL).
+pub(crate) fn start_dataplane(
+    cfg: &config::Config,
+) -> anyhow::Result<(worker::Dataplane, dp_api::DataplaneHandle)> {
+    use anyhow::Context as _;
+    let mut dp_cfg = worker::DataplaneConfig::new(cfg.media.address, cfg.media.ports.range());
+    dp_cfg
+        .extra_addresses
+        .clone_from(&cfg.media.extra_addresses);
+    dp_cfg.workers = cfg.media.workers;
+    dp_cfg.cores.clone_from(&cfg.media.cores);
+    dp_cfg.socket = cfg.media.socket_options();
+    let socket_options = dp_cfg.socket;
+    let backend = match &cfg.dpdk {
+        Some(d) if cfg.media.backend == config::Backend::Dpdk => {
+            dp_cfg.cores = Some(d.worker_cores.clone());
+            dp_cfg.burst = d.burst;
+            dp_cfg.backend = worker::Backend::Dpdk(d.settings());
+            "dpdk"
+        }
+        _ => "socket",
+    };
+    let (dataplane, handle) =
+        worker::Dataplane::start(dp_cfg).context("starting the data plane")?;
+    tracing::info!(
+        backend,
+        workers = dataplane.workers(),
+        address = %cfg.media.address,
+        extra_addresses = ?cfg.media.extra_addresses,
+        ports = %cfg.media.ports,
+        socket_options = ?socket_options,
+        "data plane started"
+    );
+    Ok((dataplane, handle))
 }
 
 async fn control_plane(
@@ -455,7 +467,7 @@ impl http_api::CallService for Api {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

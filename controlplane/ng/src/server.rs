@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dp_api::Event;
@@ -36,11 +36,24 @@ pub enum Peer {
     Tcp(u64),
 }
 
+/// Which sources may send commands.
+pub type Allow = Box<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
 /// The bound sockets of a listener (bind first, then [`Listener::run`]).
-#[derive(Debug)]
 pub struct Listener {
     udp: UdpSocket,
     tcp: TcpListener,
+    allow: Allow,
+    refused: u64,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("udp", &self.udp)
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Listener {
@@ -54,12 +67,27 @@ impl Listener {
             let udp = UdpSocket::bind(addr).await?;
             let local = udp.local_addr()?;
             match TcpListener::bind(local).await {
-                Ok(tcp) => return Ok(Self { udp, tcp }),
+                Ok(tcp) => {
+                    return Ok(Self {
+                        udp,
+                        tcp,
+                        allow: Box::new(|ip: IpAddr| ip.is_loopback()),
+                        refused: 0,
+                    })
+                }
                 Err(e) if addr.port() == 0 => last = Some(e),
                 Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or_else(|| std::io::Error::other("no port for both UDP and TCP")))
+    }
+
+    /// Takes commands only from sources `allow` accepts (default: loopback only); others are
+    /// dropped unanswered, their TCP connections closed.
+    #[must_use]
+    pub fn allow(mut self, allow: Allow) -> Self {
+        self.allow = allow;
+        self
     }
 
     /// The bound address (UDP and TCP).
@@ -75,7 +103,7 @@ impl Listener {
     /// # Errors
     /// When the UDP socket fails.
     pub async fn run(
-        self,
+        mut self,
         mut node: Node<Peer>,
         mut events: mpsc::UnboundedReceiver<Event>,
         shutdown: impl Future<Output = ()>,
@@ -100,13 +128,19 @@ impl Listener {
                 () = &mut shutdown => return Ok(()),
                 r = self.udp.recv_from(&mut buf) => {
                     let (n, from) = r?;
+                    if !(self.allow)(from.ip()) {
+                        self.refuse(from);
+                        continue;
+                    }
                     if let Some(reply) = on_message(&mut node, &mut cache, &mut pending, &buf[..n], Peer::Udp(from)) {
                         let _ = self.udp.send_to(&reply, from).await;
                     }
                 }
                 r = self.tcp.accept() => {
-                    if let Ok((stream, _)) = r {
-                        if conns.len() >= MAX_CONNECTIONS {
+                    if let Ok((stream, from)) = r {
+                        if !(self.allow)(from.ip()) {
+                            self.refuse(from);
+                        } else if conns.len() >= MAX_CONNECTIONS {
                             drop(stream);
                         } else {
                             let id = next_conn;
@@ -148,6 +182,16 @@ impl Listener {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Listener {
+    fn refuse(&mut self, from: SocketAddr) {
+        self.refused += 1;
+        // The first, then every 1000th: a flood must not flood the log.
+        if self.refused % 1000 == 1 {
+            tracing::warn!(%from, refused = self.refused, "ng command from a source not in media.ng_allow_from dropped");
         }
     }
 }

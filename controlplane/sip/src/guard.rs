@@ -55,6 +55,15 @@ impl Network {
         Ok(net)
     }
 
+    /// Whether every address of this network is a loopback address.
+    #[must_use]
+    pub fn is_loopback(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(a) => a.is_loopback() && self.prefix >= 8,
+            IpAddr::V6(a) => a.is_loopback() && self.prefix == 128,
+        }
+    }
+
     /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as IPv4).
     #[must_use]
     pub fn contains(&self, ip: IpAddr) -> bool {

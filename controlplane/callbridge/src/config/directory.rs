@@ -127,16 +127,17 @@ impl AgentConfig {
     }
 }
 
-/// Checks the businesses (at least one, unique ids, names, each one's keys, keys unique
+/// Checks the businesses (at least one, unless the file configures a media node, unique ids, names, each one's keys, keys unique
 /// across businesses) and the agents (unique ids, known businesses listed once, tokens unique
 /// across agents and API keys, names, skills, wrap-up). Parses each business's opening hours.
 pub(super) fn validate(
     business: &mut [BusinessConfig],
     agent: &mut [AgentConfig],
+    media_node: bool,
 ) -> Result<(), (Vec<Seg>, String)> {
     registered(agent)?;
     let at = |segs: &[Seg], reason: String| Err((segs.to_vec(), reason));
-    if business.is_empty() {
+    if business.is_empty() && !media_node {
         return at(
             &[key("business")],
             "at least one [[business]] is required".into(),

@@ -1,7 +1,7 @@
 //! `[media]`: the data plane's backend, addresses and ports.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -157,6 +157,14 @@ pub(crate) struct MediaConfig {
     /// up to this long before the next, then takes what arrived in one pass (fewer wake-ups,
     /// up to this much more latency). 0 (default) disables; at most 1000.
     pub(crate) socket_coalesce_us: u64,
+    /// `ng_listen`: where `callbridge media` takes rtpengine's ng protocol (UDP, and TCP on
+    /// the same port), e.g. `"127.0.0.1:2223"`. Required by `callbridge media`; not used by
+    /// `serve`. Default none.
+    pub(crate) ng_listen: Option<SocketAddr>,
+    /// `ng_allow_from`: networks (`"198.18.0.0/15"`, `"127.0.0.1"`) whose ng commands are
+    /// taken; anything else is dropped unanswered (the ng protocol has no authentication,
+    /// and a command hands media ports to whoever sends it). Default loopback only.
+    pub(crate) ng_allow_from: Vec<String>,
 }
 
 impl Default for MediaConfig {
@@ -179,6 +187,8 @@ impl Default for MediaConfig {
             socket_raw_tx: false,
             socket_rx_ring: false,
             socket_coalesce_us: 0,
+            ng_listen: None,
+            ng_allow_from: vec!["127.0.0.0/8".into(), "::1".into()],
         }
     }
 }
@@ -269,6 +279,7 @@ impl MediaConfig {
                 );
             }
         }
+        self.validate_ng()?;
         if self.workers == 0 {
             return at(&[key("media"), key("workers")], "must be at least 1".into());
         }
@@ -301,6 +312,42 @@ impl MediaConfig {
                         format!("core {c} is listed twice"),
                     );
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The ng control networks (`ng_allow_from`, checked by [`Self::validate`]).
+    pub(crate) fn ng_networks(&self) -> Vec<sip::guard::Network> {
+        self.ng_allow_from
+            .iter()
+            .filter_map(|n| sip::guard::Network::parse(n).ok())
+            .collect()
+    }
+
+    /// Checks `ng_allow_from`, and that `ng_listen` can be reached by someone it allows.
+    fn validate_ng(&self) -> Result<(), (Vec<Seg>, String)> {
+        for (i, n) in self.ng_allow_from.iter().enumerate() {
+            if let Err(e) = sip::guard::Network::parse(n) {
+                return Err((
+                    vec![key("media"), key("ng_allow_from"), Seg::Index(i)],
+                    format!(
+                        "{n:?} is not an address or network ({e}); write e.g. \"198.18.0.0/15\""
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = self.ng_listen {
+            let nets = self.ng_networks();
+            let only_loopback = nets.iter().all(sip::guard::Network::is_loopback);
+            if !l.ip().is_loopback() && only_loopback {
+                return Err((
+                    vec![key("media"), key("ng_allow_from")],
+                    format!(
+                        "media.ng_listen {l} is reachable from other hosts, but only loopback clients may send \
+                         commands; list your SIP proxies' networks, e.g. ng_allow_from = [\"198.18.0.0/15\"]"
+                    ),
+                ));
             }
         }
         Ok(())

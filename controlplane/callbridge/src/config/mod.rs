@@ -363,7 +363,10 @@ impl Config {
         self.store.resolve(dir)?;
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
-        directory::validate(&mut self.business, &mut self.agent)?;
+        // A media node's file (`media.ng_listen`) needs no businesses; `serve` refuses to run
+        // without one (see `main`).
+        let media_node = self.media.ng_listen.is_some();
+        directory::validate(&mut self.business, &mut self.agent, media_node)?;
         for (i, b) in self.business.iter_mut().enumerate() {
             b.resolve_announcement(dir, i)?;
         }

@@ -1,0 +1,63 @@
+//! `callbridge media`: a media node. The data plane (socket or DPDK backend, as `serve` starts
+//! it) and rtpengine's ng protocol on `media.ng_listen` (UDP and TCP), so that a SIP proxy
+//! that drives rtpengine (Kamailio's `rtpengine` module, `rtpengine_manage()`) drives this node
+//! instead. No HTTP, no SIP, no store: the proxy owns the calls.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config;
+
+/// Runs the node until SIGINT or SIGTERM.
+///
+/// # Errors
+/// A missing `media.ng_listen`, a data plane or listener that cannot start.
+pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
+    let Some(listen) = cfg.media.ng_listen else {
+        anyhow::bail!(
+            "{}: media.ng_listen: `callbridge media` needs the address to take ng commands on, e.g. ng_listen = \"127.0.0.1:2223\"",
+            path.display()
+        );
+    };
+    let (dataplane, handle) = crate::serve::start_dataplane(cfg)?;
+    let nets = cfg.media.ng_networks();
+    let policy = cfg.media.policy();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("callbridge-ng")
+        .build()
+        .context("starting tokio")?;
+    let addresses = cfg.media.addresses();
+    let result = rt.block_on(async move {
+        let media: Arc<dyn b2bua::Media> = Arc::new(
+            b2bua::InProcessMedia::start(Arc::new(handle), addresses)
+                .context("starting the data-plane event thread")?,
+        );
+        let listener = ng::server::Listener::bind(listen)
+            .await
+            .with_context(|| format!("binding media.ng_listen {listen} (UDP and TCP)"))?
+            .allow(Box::new(move |ip| nets.iter().any(|n| n.contains(ip))));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let node = ng::Node::new(
+            media,
+            tx,
+            ng::NodeSettings {
+                latch: policy.latch,
+                media_timeout: None,
+            },
+        );
+        tracing::info!(ng = %listen, allow = ?cfg.media.ng_allow_from, "callbridge media node ready");
+        println!("callbridge media node ready: ng {listen}");
+        listener
+            .run(node, rx, crate::serve::shutdown_signal())
+            .await
+            .context("the ng listener")
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    let last = dataplane.shutdown();
+    tracing::info!(stats = %crate::dpstats::to_json(&last), "data plane stopped");
+    result
+}
