@@ -30,6 +30,8 @@
 //!   zone) that logs every query, for `sip.dns_servers` (RFC 3263 trunk resolution).
 //! - [`tls`]: a throw-away PKI ([`tls::Pki`]), `stunnel4` as the TLS terminator in front of a
 //!   TCP SIPp ([`tls::Stunnel`]), and a rustls client ([`tls::request_over_tls`]).
+//! - [`kamailio`]: Kamailio with its `rtpengine` module as a SIP proxy, and the media node it
+//!   drives over rtpengine's ng protocol: `callbridge media` or rtpengine itself.
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
@@ -50,6 +52,7 @@ pub mod dpdk;
 pub mod http;
 pub mod impair;
 pub mod inject;
+pub mod kamailio;
 pub mod netns;
 pub mod ports;
 pub mod record;

@@ -79,6 +79,9 @@ pub enum Scenario {
     SelftestUacWaitBye,
     /// `selftest/uac_cancel.xml`: a UAC that CANCELs after `-d` ms (or accepts a 486).
     SelftestUacCancel,
+    /// `uac_wait_bye_record_route.xml`: [`Scenario::SelftestUacWaitBye`] behind a
+    /// record-routing proxy (the ACK carries the route set).
+    UacWaitByeRecordRoute,
     /// SIPp's built-in `uac` (`-sn uac`): INVITE, ACK, pause `-d` ms, BYE.
     BuiltinUac,
 }
@@ -107,6 +110,7 @@ impl Scenario {
             Self::HangupEarly => "uas_hangup_early.xml",
             Self::SelftestUacWaitBye => "selftest/uac_wait_bye.xml",
             Self::SelftestUacCancel => "selftest/uac_cancel.xml",
+            Self::UacWaitByeRecordRoute => "uac_wait_bye_record_route.xml",
             Self::BuiltinUac => "uac (built-in)",
         }
     }
@@ -124,7 +128,7 @@ impl Scenario {
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],
             Self::AnswerAuthViaTls => &["ring_ms", "tls_host"],
             Self::AnswerByeViaProxy => &["ring_ms", "hangup_ms", "rtp_port", "proxy_addr"],
-            Self::SelftestUacWaitBye => &["rtp_port"],
+            Self::SelftestUacWaitBye | Self::UacWaitByeRecordRoute => &["rtp_port"],
             _ => &[],
         }
     }
@@ -140,7 +144,11 @@ impl Scenario {
     const fn is_uac(self) -> bool {
         matches!(
             self,
-            Self::SelftestUacWaitBye | Self::SelftestUacCancel | Self::BuiltinUac | Self::Register
+            Self::SelftestUacWaitBye
+                | Self::UacWaitByeRecordRoute
+                | Self::SelftestUacCancel
+                | Self::BuiltinUac
+                | Self::Register
         )
     }
 }
