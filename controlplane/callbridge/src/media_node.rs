@@ -46,7 +46,8 @@ pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
             tx,
             ng::NodeSettings {
                 latch: policy.latch,
-                media_timeout: None,
+                // media.timeout_secs: an answered call silent this long was lost by the proxy.
+                media_timeout: policy.media_timeout,
             },
         );
         tracing::info!(ng = %listen, allow = ?cfg.media.ng_allow_from, "callbridge media node ready");

@@ -43,7 +43,7 @@ pub struct NodeSettings {
     /// Latching of every leg: by default only the signalled IP (any port), the safe choice;
     /// `Latch::Nat` for parties behind NAT.
     pub latch: Latch,
-    /// Report silence after this long (`None`: never).
+    /// An answered call whose leg receives no RTP for this long is deleted (`None`: never).
     pub media_timeout: Option<Duration>,
 }
 
@@ -134,6 +134,7 @@ struct Totals {
     answers: u64,
     deletes: u64,
     errors: u64,
+    timeouts: u64,
 }
 
 /// The call table of a media node; `R` says where a pending reply goes (a UDP peer, a TCP
@@ -563,6 +564,7 @@ impl<R: Clone> Node<R> {
                 .ki("answers", n(t.answers))
                 .ki("deletes", n(t.deletes))
                 .ki("errors", n(t.errors))
+                .ki("timeoutsessions", n(t.timeouts))
                 .end();
             e.end();
         })
@@ -589,8 +591,35 @@ impl<R: Clone> Node<R> {
                 // A leg that cannot answer counts as answered, with what is known.
                 self.settle(*leg, false)
             }
+            Event::MediaTimeout { leg } => {
+                self.reap(*leg);
+                Vec::new()
+            }
             _ => Vec::new(),
         }
+    }
+
+    /// A leg of an answered call went silent for [`NodeSettings::media_timeout`]: the
+    /// proxy lost the call (no BYE will come, or it died), so the node ends it and frees its
+    /// ports, as rtpengine's `timeout` does. An unanswered call is left alone (a long ring
+    /// sends no media).
+    fn reap(&mut self, leg: LegId) {
+        let Some(id) = self.by_leg.get(&leg).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if !call.bridged {
+            return;
+        }
+        let legs = call.legs;
+        tracing::info!(call_id = %id, ?leg, "ng node: no media on an answered call; the call is deleted");
+        let _ = self.send(Command::RemoveLeg { leg: legs.customer });
+        let _ = self.send(Command::RemoveLeg { leg: legs.agent });
+        self.removing.push((legs, 0));
+        self.totals.timeouts += 1;
+        self.forget(&id);
     }
 
     fn note_stats(&mut self, leg: LegId, stats: &LegStats) {

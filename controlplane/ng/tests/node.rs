@@ -33,6 +33,10 @@ impl Drop for Lab {
 }
 
 fn start(ports: std::ops::RangeInclusive<u16>) -> Lab {
+    start_with(ports, NodeSettings::default())
+}
+
+fn start_with(ports: std::ops::RangeInclusive<u16>, settings: NodeSettings) -> Lab {
     let cfg = worker::DataplaneConfig::new(IpAddr::V4(MEDIA), ports);
     let (dp, handle) = worker::Dataplane::start(cfg).expect("data plane");
     let media = Arc::new(InProcessMedia::start(Arc::new(handle), vec![IpAddr::V4(MEDIA)]).unwrap());
@@ -49,7 +53,7 @@ fn start(ports: std::ops::RangeInclusive<u16>) -> Lab {
                 .unwrap();
             addr_tx.send(l.local_addr().unwrap()).unwrap();
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let node: Node<Peer> = Node::new(media, tx, NodeSettings::default());
+            let node: Node<Peer> = Node::new(media, tx, settings);
             l.run(node, rx, async {
                 let _ = stop_rx.await;
             })
@@ -353,4 +357,96 @@ fn tcp_carries_several_messages_and_split_ones() {
     assert!(text.starts_with("t1 d6:result4:ponge"), "{text}");
     assert!(text.contains("t2 d6:result2:ok"), "{text}");
     assert!(text.contains("t3 d6:result4:ponge"), "{text}");
+}
+
+#[test]
+fn an_answered_call_gone_silent_is_reaped_and_its_ports_freed() {
+    let lab = start_with(
+        42_300..=42_303,
+        NodeSettings {
+            media_timeout: Some(Duration::from_millis(400)),
+            ..NodeSettings::default()
+        },
+    );
+    let c = client();
+    let alice = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let bob = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let a_port = alice.local_addr().unwrap().port();
+    let b_port = bob.local_addr().unwrap().port();
+    // An offer that is never answered is not reaped (ringing sends no media).
+    let o = offer_answer("offer", "ringing", &sdp(Ipv4Addr::LOCALHOST, a_port), None);
+    let o_raw = call(&c, lab.ng, "r_1", &o);
+    assert_eq!(text(&decode(&o_raw).unwrap(), "result"), "ok");
+    // The range holds two port pairs: one call. A second offer is refused for ports.
+    let o2 = offer_answer("offer", "second", &sdp(Ipv4Addr::LOCALHOST, a_port), None);
+    let o2_raw = call(&c, lab.ng, "r_2", &o2);
+    let v = decode(&o2_raw).unwrap();
+    assert_eq!(text(&v, "result"), "error");
+    assert!(
+        text(&v, "error-reason").contains("Ran out of ports"),
+        "{v:?}"
+    );
+    // Absence can only be shown by waiting: over twice the timeout, then still there.
+    std::thread::sleep(Duration::from_millis(900));
+    let l_raw = call(&c, lab.ng, "r_3", b"d7:command4:liste");
+    let l = decode(&l_raw).unwrap();
+    assert_eq!(
+        l.get("calls").and_then(Value::as_list).map(<[_]>::len),
+        Some(1)
+    );
+    // Answered, then silent: reaped, and the ports come back.
+    let a = offer_answer(
+        "answer",
+        "ringing",
+        &sdp(Ipv4Addr::LOCALHOST, b_port),
+        Some("t"),
+    );
+    let a_raw = call(&c, lab.ng, "r_4", &a);
+    let v = decode(&a_raw).unwrap();
+    let alice_sends_to = audio_target(text(&v, "sdp"));
+    assert_eq!(expect_relayed(&alice, alice_sends_to, &bob), 172);
+    let t0 = Instant::now();
+    let mut k = 0;
+    loop {
+        k += 1;
+        let raw = call(&c, lab.ng, &format!("r_l{k}"), b"d7:command4:liste");
+        let l = decode(&raw).unwrap();
+        if l.get("calls").and_then(Value::as_list).map(<[_]>::len) == Some(0) {
+            break;
+        }
+        assert!(t0.elapsed() < DEADLINE, "the silent call was never reaped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its ports are free again once the worker confirmed: a new call gets them.
+    let t0 = Instant::now();
+    loop {
+        k += 1;
+        let raw = call(
+            &c,
+            lab.ng,
+            &format!("r_o{k}"),
+            &offer_answer(
+                "offer",
+                &format!("next{k}"),
+                &sdp(Ipv4Addr::LOCALHOST, a_port),
+                None,
+            ),
+        );
+        if text(&decode(&raw).unwrap(), "result") == "ok" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < DEADLINE,
+            "the reaped call's ports never came back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let s_raw = call(&c, lab.ng, "r_s", b"d7:command10:statisticse");
+    let s = decode(&s_raw).unwrap();
+    let reaped = s
+        .get("statistics")
+        .and_then(|x| x.get("totalstatistics"))
+        .and_then(|x| x.get("timeoutsessions"))
+        .and_then(Value::as_int);
+    assert_eq!(reaped, Some(1), "{s:?}");
 }
