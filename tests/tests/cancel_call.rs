@@ -40,7 +40,10 @@ fn cancel(cb: &Callbridge, id: &str) -> serde_json::Value {
     }
     let unknown = cb.request("DELETE", "/v1/call-requests/c_doesnotexist", None);
     if unknown.status != 404 || unknown.json()["field"] != "id" {
-        cb.fail(&format!("unknown id answered {} {}", unknown.status, unknown.body));
+        cb.fail(&format!(
+            "unknown id answered {} {}",
+            unknown.status, unknown.body
+        ));
     }
     v
 }
@@ -55,7 +58,11 @@ fn a_ringing_customer_is_cancelled() {
     };
     let mut t = CustomerOnlyCall::start("cancel_ringing", Scenario::NoAnswer, Some(flow));
     let id = t.cb.call(CUSTOMER);
-    let ringing = t.cb.wait_for_status(&id, |s| s == "calling_customer" || is_terminal(s), CALL_DEADLINE);
+    let ringing = t.cb.wait_for_status(
+        &id,
+        |s| s == "calling_customer" || is_terminal(s),
+        CALL_DEADLINE,
+    );
     if record::status(&ringing) != "calling_customer" {
         t.cb.fail(&format!("never rang: {ringing:#}"));
     }
@@ -78,7 +85,10 @@ fn a_bridged_call_is_hung_up_on_both_sides() {
     let id = t.cb.call(CUSTOMER);
     t.cb.wait_bridged(Api::CallRequests, &id);
     let live = t.cb.get_json("/v1/calls");
-    if !live.as_array().is_some_and(|l| l.iter().any(|c| c["id"] == id.as_str())) {
+    if !live
+        .as_array()
+        .is_some_and(|l| l.iter().any(|c| c["id"] == id.as_str()))
+    {
         t.cb.fail(&format!("GET /v1/calls does not list {id}: {live:#}"));
     }
     let v = cancel(&t.cb, &id);

@@ -36,7 +36,8 @@ fn ok(cb: &Callbridge, args: &[&str]) -> String {
 
 fn json(cb: &Callbridge, args: &[&str]) -> Value {
     let out = ok(cb, args);
-    serde_json::from_str(&out).unwrap_or_else(|e| cb.fail(&format!("ctl {args:?}: not JSON ({e}): {out}")))
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| cb.fail(&format!("ctl {args:?}: not JSON ({e}): {out}")))
 }
 
 #[test]
@@ -48,9 +49,16 @@ fn ctl_lists_shows_and_hangs_up_calls_and_sets_presence() {
     assert!(ok(cb, &["calls"]).contains("no live calls"));
 
     let agents = ok(cb, &["agents"]);
-    assert!(agents.starts_with("ID") && agents.contains("alice"), "{agents}");
+    assert!(
+        agents.starts_with("ID") && agents.contains("alice"),
+        "{agents}"
+    );
     let list = json(cb, &["agents", "--json"]);
-    assert!(list.as_array().is_some_and(|a| a.iter().any(|x| x["id"] == "alice")), "{list}");
+    assert!(
+        list.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["id"] == "alice")),
+        "{list}"
+    );
 
     let set = ok(cb, &["agents", "presence", "alice", "away"]);
     assert_eq!(set.trim(), "alice: away");
@@ -61,18 +69,29 @@ fn ctl_lists_shows_and_hangs_up_calls_and_sets_presence() {
     let bad = ctl(cb, &["agents", "presence", "alice", "sleeping"]);
     let (_, err) = text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{err}");
-    assert!(err.contains("\"presence\" must be available, away or offline"), "{err}");
+    assert!(
+        err.contains("\"presence\" must be available, away or offline"),
+        "{err}"
+    );
 
     let id = t.cb.call(CUSTOMER);
     t.cb.wait_bridged(Api::CallRequests, &id);
     let cb = &t.cb;
     let live = json(cb, &["calls", "list", "--json"]);
-    let ids: Vec<&str> = live.as_array().unwrap().iter().filter_map(|c| c["id"].as_str()).collect();
+    let ids: Vec<&str> = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
     assert_eq!(ids, [id.as_str()], "{live:#}");
     let table = ok(cb, &["calls"]);
     assert!(table.contains(&id) && table.contains("bridged"), "{table}");
     let shown = ok(cb, &["calls", "show", &id]);
-    assert!(shown.contains("bridged") && shown.contains(CUSTOMER), "{shown}");
+    assert!(
+        shown.contains("bridged") && shown.contains(CUSTOMER),
+        "{shown}"
+    );
 
     let hung = ok(cb, &["calls", "hangup", &id]);
     assert_eq!(hung.trim(), format!("{id}: cancelled"));
@@ -86,12 +105,18 @@ fn ctl_lists_shows_and_hangs_up_calls_and_sets_presence() {
     let again = ctl(cb, &["calls", "hangup", &id]);
     let (_, err) = text(&again);
     assert_eq!(again.status.code(), Some(1), "{err}");
-    assert!(err.contains("call already ended") && err.contains("409"), "{err}");
+    assert!(
+        err.contains("call already ended") && err.contains("409"),
+        "{err}"
+    );
     // An unknown call: 404 with the API's message.
     let unknown = ctl(cb, &["calls", "hangup", "c_nosuchcall"]);
     let (_, err) = text(&unknown);
     assert_eq!(unknown.status.code(), Some(1), "{err}");
-    assert!(err.contains("there is no call with id \"c_nosuchcall\""), "{err}");
+    assert!(
+        err.contains("there is no call with id \"c_nosuchcall\""),
+        "{err}"
+    );
     // Usage errors are 2.
     assert_eq!(ctl(cb, &["calls", "frobnicate"]).status.code(), Some(2));
 }
@@ -102,5 +127,8 @@ fn ctl_names_an_unreachable_url() {
     let o = run_cli(&["ctl", "--url", "http://127.0.0.1:1", "calls"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out} {err}");
-    assert!(err.contains("cannot reach callbridge at http://127.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("cannot reach callbridge at http://127.0.0.1:1"),
+        "{err}"
+    );
 }

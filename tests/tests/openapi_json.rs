@@ -17,12 +17,19 @@ fn openapi_json_validates_as_openapi_3_1() {
     let r = cb.get("/openapi.json");
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        r.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
         "{:?}",
         r.headers
     );
     let doc = r.json();
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "{}",
+        doc["openapi"]
+    );
     for (path, method) in [
         ("/v1/call-requests", "post"),
         ("/v1/call-requests/{id}", "get"),
@@ -31,7 +38,10 @@ fn openapi_json_validates_as_openapi_3_1() {
         ("/v1/agents/{id}/presence", "put"),
         ("/openapi.json", "get"),
     ] {
-        assert!(doc["paths"][path].get(method).is_some(), "{method} {path} missing");
+        assert!(
+            doc["paths"][path].get(method).is_some(),
+            "{method} {path} missing"
+        );
     }
 
     let script = "import json, sys\n\

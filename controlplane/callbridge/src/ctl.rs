@@ -110,7 +110,12 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Failure> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Failure> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(k) = &self.key {
@@ -140,7 +145,10 @@ impl Client {
             return Ok(value);
         }
         let message = match &value {
-            Value::Object(m) => m.get("error").and_then(Value::as_str).map_or_else(|| value.to_string(), str::to_owned),
+            Value::Object(m) => m
+                .get("error")
+                .and_then(Value::as_str)
+                .map_or_else(|| value.to_string(), str::to_owned),
             Value::String(s) if !s.is_empty() => s.trim().to_owned(),
             _ => "no error message".to_owned(),
         };
@@ -150,7 +158,11 @@ impl Client {
 
 /// Runs `callbridge ctl …`.
 pub(crate) fn run(ctl: Ctl) -> ExitCode {
-    let key = ctl.key.clone().or_else(|| std::env::var(KEY_ENV).ok()).filter(|k| !k.is_empty());
+    let key = ctl
+        .key
+        .clone()
+        .or_else(|| std::env::var(KEY_ENV).ok())
+        .filter(|k| !k.is_empty());
     let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(h) => h,
         Err(e) => {
@@ -163,7 +175,10 @@ pub(crate) fn run(ctl: Ctl) -> ExitCode {
         base: ctl.url.trim_end_matches('/').to_owned(),
         key,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("callbridge ctl: {e}");
@@ -207,23 +222,48 @@ async fn execute(c: &Client, what: &What) -> Result<Value, Failure> {
     use reqwest::Method;
     match what {
         What::Status => c.call(Method::GET, "/v1/admin/status", None).await,
-        What::Drain => c.call(Method::POST, "/v1/admin/drain", Some(json!({}))).await,
-        What::Reload => c.call(Method::POST, "/v1/admin/reload", Some(json!({}))).await,
-        What::Calls { cmd: None | Some(Calls::List) } => c.call(Method::GET, "/v1/calls", None).await,
-        What::Calls { cmd: Some(Calls::Show { id }) } => {
-            match c.call(Method::GET, &format!("/v1/call-requests/{}", seg(id)), None).await {
+        What::Drain => {
+            c.call(Method::POST, "/v1/admin/drain", Some(json!({})))
+                .await
+        }
+        What::Reload => {
+            c.call(Method::POST, "/v1/admin/reload", Some(json!({})))
+                .await
+        }
+        What::Calls {
+            cmd: None | Some(Calls::List),
+        } => c.call(Method::GET, "/v1/calls", None).await,
+        What::Calls {
+            cmd: Some(Calls::Show { id }),
+        } => {
+            match c
+                .call(Method::GET, &format!("/v1/call-requests/{}", seg(id)), None)
+                .await
+            {
                 // Bridges live under their own path.
                 Err(Failure::Api { status: 404, .. }) => {
-                    c.call(Method::GET, &format!("/v1/bridges/{}", seg(id)), None).await
+                    c.call(Method::GET, &format!("/v1/bridges/{}", seg(id)), None)
+                        .await
                 }
                 other => other,
             }
         }
-        What::Calls { cmd: Some(Calls::Hangup { id }) } => {
-            c.call(Method::DELETE, &format!("/v1/call-requests/{}", seg(id)), None).await
+        What::Calls {
+            cmd: Some(Calls::Hangup { id }),
+        } => {
+            c.call(
+                Method::DELETE,
+                &format!("/v1/call-requests/{}", seg(id)),
+                None,
+            )
+            .await
         }
-        What::Agents { cmd: None | Some(Agents::List) } => c.call(Method::GET, "/v1/agents", None).await,
-        What::Agents { cmd: Some(Agents::Presence { id, state }) } => {
+        What::Agents {
+            cmd: None | Some(Agents::List),
+        } => c.call(Method::GET, "/v1/agents", None).await,
+        What::Agents {
+            cmd: Some(Agents::Presence { id, state }),
+        } => {
             c.call(
                 Method::PUT,
                 &format!("/v1/agents/{}/presence", seg(id)),
@@ -285,14 +325,18 @@ fn fields(v: &Value) -> String {
 }
 
 fn since(call: &Value) -> String {
-    call["events"].get(0).map_or_else(|| "-".into(), |e| cell(&e["at"]))
+    call["events"]
+        .get(0)
+        .map_or_else(|| "-".into(), |e| cell(&e["at"]))
 }
 
 fn human(what: &What, v: &Value) -> String {
     let empty = Vec::new();
     let list = v.as_array().unwrap_or(&empty);
     match what {
-        What::Calls { cmd: None | Some(Calls::List) } => {
+        What::Calls {
+            cmd: None | Some(Calls::List),
+        } => {
             if list.is_empty() {
                 return "no live calls\n".into();
             }
@@ -306,27 +350,46 @@ fn human(what: &What, v: &Value) -> String {
                         .collect()
                 })
                 .collect();
-            table(&["ID", "STATUS", "BUSINESS", "CUSTOMER", "AGENT", "SINCE"], &rows)
+            table(
+                &["ID", "STATUS", "BUSINESS", "CUSTOMER", "AGENT", "SINCE"],
+                &rows,
+            )
         }
-        What::Calls { cmd: Some(Calls::Show { .. }) } => {
+        What::Calls {
+            cmd: Some(Calls::Show { .. }),
+        } => {
             let mut out = fields(v);
             for e in v["events"].as_array().unwrap_or(&empty) {
-                let reason = e["reason"].as_str().map(|r| format!(" ({r})")).unwrap_or_default();
+                let reason = e["reason"]
+                    .as_str()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "  {}  {}{reason}", cell(&e["at"]), cell(&e["status"]));
             }
             out
         }
-        What::Calls { cmd: Some(Calls::Hangup { id }) } => {
+        What::Calls {
+            cmd: Some(Calls::Hangup { id }),
+        } => {
             format!("{id}: {}\n", cell(&v["status"]))
         }
-        What::Agents { cmd: None | Some(Agents::List) } => {
+        What::Agents {
+            cmd: None | Some(Agents::List),
+        } => {
             let rows: Vec<Vec<String>> = list
                 .iter()
-                .map(|a| ["id", "name", "presence", "businesses", "contact"].iter().map(|k| cell(&a[*k])).collect())
+                .map(|a| {
+                    ["id", "name", "presence", "businesses", "contact"]
+                        .iter()
+                        .map(|k| cell(&a[*k]))
+                        .collect()
+                })
                 .collect();
             table(&["ID", "NAME", "PRESENCE", "BUSINESSES", "CONTACT"], &rows)
         }
-        What::Agents { cmd: Some(Agents::Presence { .. }) } => {
+        What::Agents {
+            cmd: Some(Agents::Presence { .. }),
+        } => {
             format!("{}: {}\n", cell(&v["agent"]), cell(&v["presence"]))
         }
         What::Status | What::Drain | What::Reload => fields(v),
@@ -344,7 +407,13 @@ mod tests {
         assert_eq!(seg("c_a/b ?"), "c_a%2Fb%20%3F");
         let calls = What::Calls { cmd: None };
         assert_eq!(human(&calls, &json!([])), "no live calls\n");
-        let h = human(&calls, &json!([{"id": "c_1", "status": "bridged", "business": "acme", "customer": "+1555", "agent": null, "events": [{"at": "T", "status": "queued"}]}]));
-        assert!(h.contains("c_1") && h.contains("bridged") && h.contains(" T"), "{h}");
+        let h = human(
+            &calls,
+            &json!([{"id": "c_1", "status": "bridged", "business": "acme", "customer": "+1555", "agent": null, "events": [{"at": "T", "status": "queued"}]}]),
+        );
+        assert!(
+            h.contains("c_1") && h.contains("bridged") && h.contains(" T"),
+            "{h}"
+        );
     }
 }

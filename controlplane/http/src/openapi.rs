@@ -231,7 +231,9 @@ impl Modify for Security {
         );
         c.add_security_scheme(
             "business_key",
-            bearer("One of `business.api_keys`: that business's requests, records, sales; bridges."),
+            bearer(
+                "One of `business.api_keys`: that business's requests, records, sales; bridges.",
+            ),
         );
         c.add_security_scheme(
             "agent_token",

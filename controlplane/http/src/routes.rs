@@ -7,9 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use serde_json::{json, Map, Value};
 
 use std::net::SocketAddr;
 
@@ -28,8 +28,8 @@ use crate::model::{
     record_json, records_csv, view_json, AgentRef, BridgeRequest, CallKind, CallRequest,
     SaleRequest,
 };
-use crate::state::service_error;
 use crate::openapi::ApiDoc;
+use crate::state::service_error;
 use crate::{calls, desktop, live, page, ApiError, AppJson, AppState};
 
 /// The routes with their OpenAPI descriptions: each `routes!` registers handlers and their

@@ -41,7 +41,9 @@ impl Service {
     pub fn cancel(&self, id: &CallId) -> Result<Cancelled, ServiceError> {
         let i = &self.inner;
         let ended = |svc: &Self| -> Result<Cancelled, ServiceError> {
-            let v = svc.get(id)?.ok_or_else(|| ServiceError::NotFound(id.clone()))?;
+            let v = svc
+                .get(id)?
+                .ok_or_else(|| ServiceError::NotFound(id.clone()))?;
             Ok(Cancelled::AlreadyEnded(Box::new(v)))
         };
         let Some(rec) = i.store.get(id)? else {
@@ -92,7 +94,9 @@ impl Service {
             None,
             now,
         );
-        let v = self.get(id)?.ok_or_else(|| ServiceError::NotFound(id.clone()))?;
+        let v = self
+            .get(id)?
+            .ok_or_else(|| ServiceError::NotFound(id.clone()))?;
         Ok(Cancelled::Stored(Box::new(v)))
     }
 

@@ -35,9 +35,10 @@ impl Media for NoMedia {
 }
 
 async fn service(dir: &tempfile::TempDir) -> (Service, Arc<dyn Store>, CancellationToken) {
-    let (endpoint, _incoming) = sip::Endpoint::bind(sip::EndpointConfig::new(SocketAddr::from(
-        (Ipv4Addr::LOCALHOST, 0),
-    )))
+    let (endpoint, _incoming) = sip::Endpoint::bind(sip::EndpointConfig::new(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        0,
+    ))))
     .await
     .unwrap();
     let b2b = b2bua::B2bua::new(
@@ -111,7 +112,11 @@ async fn a_scheduled_request_is_cancelled_at_once_and_never_dialled() {
     let (svc, store, stop) = service(&dir).await;
     let at = crate::now_ms() + 3_600_000;
     let s = svc.clone();
-    let rec = created(blocking(move || s.accept(submit(Some(at)), &Origin::default())).await.unwrap());
+    let rec = created(
+        blocking(move || s.accept(submit(Some(at)), &Origin::default()))
+            .await
+            .unwrap(),
+    );
     assert_eq!(rec.status, "scheduled");
     let id = rec.request.id.clone();
     let mut events = svc.subscribe();
@@ -127,12 +132,17 @@ async fn a_scheduled_request_is_cancelled_at_once_and_never_dialled() {
     assert_eq!(statuses, ["scheduled", "cancelled"]);
     // Subscribers (SSE, desktop, webhooks) hear of it like any other change.
     match events.recv().await.unwrap() {
-        crate::Notice::Status(e) => assert_eq!((e.id, e.status.as_str()), (id.clone(), "cancelled")),
+        crate::Notice::Status(e) => {
+            assert_eq!((e.id, e.status.as_str()), (id.clone(), "cancelled"))
+        }
         other => panic!("unexpected notice {other:?}"),
     }
     // Due or not, a cancelled row is never claimed (the scheduler never dials it).
     let far = at + 86_400_000;
-    assert!(blocking(move || store.claim_due("another-run", far, 10)).await.unwrap().is_empty());
+    assert!(blocking(move || store.claim_due("another-run", far, 10))
+        .await
+        .unwrap()
+        .is_empty());
     // A second cancel: already ended.
     let s = svc.clone();
     let i = id.clone();
@@ -149,7 +159,16 @@ async fn a_queued_request_is_cancelled_at_once_and_never_dialled() {
     let (svc, store, stop) = service(&dir).await;
     // A queued row the scheduler would claim in an hour (as after a retry's back-off).
     let s = svc.clone();
-    let rec = created(blocking(move || s.accept(submit(Some(crate::now_ms() + 3_600_000)), &Origin::default())).await.unwrap());
+    let rec = created(
+        blocking(move || {
+            s.accept(
+                submit(Some(crate::now_ms() + 3_600_000)),
+                &Origin::default(),
+            )
+        })
+        .await
+        .unwrap(),
+    );
     let id = rec.request.id.clone();
     let (st, i) = (store.clone(), id.clone());
     blocking(move || {
@@ -169,7 +188,10 @@ async fn a_queued_request_is_cancelled_at_once_and_never_dialled() {
     assert!(v.queue_position.is_none());
     let (st, i) = (store.clone(), id.clone());
     let now = crate::now_ms() + 7_200_000;
-    assert!(blocking(move || st.claim_due("another-run", now, 10)).await.unwrap().is_empty());
+    assert!(blocking(move || st.claim_due("another-run", now, 10))
+        .await
+        .unwrap()
+        .is_empty());
     settle(&svc).await;
     assert_eq!(svc.live_calls(), 0);
     let rec = blocking(move || store.get(&i)).await.unwrap().unwrap();
@@ -183,7 +205,16 @@ async fn a_request_claimed_before_its_cancel_does_not_start() {
     let dir = tempfile::tempdir().unwrap();
     let (svc, _store, stop) = service(&dir).await;
     let s = svc.clone();
-    let rec = created(blocking(move || s.accept(submit(Some(crate::now_ms() + 3_600_000)), &Origin::default())).await.unwrap());
+    let rec = created(
+        blocking(move || {
+            s.accept(
+                submit(Some(crate::now_ms() + 3_600_000)),
+                &Origin::default(),
+            )
+        })
+        .await
+        .unwrap(),
+    );
     let id = rec.request.id.clone();
     let s = svc.clone();
     let i = id.clone();
