@@ -28,6 +28,7 @@ pub(crate) struct Error {
     /// What is wrong and how to fix it.
     error: String,
     /// The offending field, header or parameter; `null` when the request as a whole is.
+    #[schema(required = true)]
     field: Option<String>,
 }
 
