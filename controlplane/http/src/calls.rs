@@ -170,3 +170,6 @@ pub(crate) async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> Resp
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;
