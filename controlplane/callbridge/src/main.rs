@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod config;
+mod ctl;
 mod dpstats;
 mod lab;
 mod media_node;
@@ -59,11 +60,14 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Operate a running server over its HTTP API: status, calls, agents, drain, reload.
+    Ctl(ctl::Ctl),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ctl(c) => ctl::run(c),
         Command::CheckConfig { file } => match config::Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

@@ -462,6 +462,12 @@ impl http_api::CallService for Api {
     ) -> Result<service::Presence, service::ServiceError> {
         self.svc.set_presence(agent, p)
     }
+    fn cancel(&self, id: &flows::CallId) -> Result<service::Cancelled, service::ServiceError> {
+        self.svc.cancel(id)
+    }
+    fn live_ids(&self) -> Vec<flows::CallId> {
+        self.svc.live_ids()
+    }
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         Some(dpstats::to_json(&self.dataplane.stats()))
     }

@@ -67,6 +67,16 @@ fn acting_agent(
 }
 
 /// `GET /v1/agent/me`: the agent a desktop token belongs to.
+#[utoipa::path(
+    get,
+    path = "/v1/agent/me",
+    tag = crate::openapi::AGENTS,
+    security(("agent_token" = [])),
+    responses(
+        (status = 200, description = "`{\"id\", \"name\", \"presence\", \"businesses\", \"skills\"}`.", body = crate::openapi::Object),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn me(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -95,6 +105,19 @@ fn presence_json(agent: &AgentId, p: Option<Presence>) -> Json<Value> {
 }
 
 /// `GET /v1/agents/{id}/presence`.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/presence",
+    tag = crate::openapi::AGENTS,
+    params(("id" = String, Path, description = "The id.")),
+    security(("agent_token" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Its presence.", body = crate::openapi::Presence),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn get_presence(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -106,6 +129,26 @@ pub(crate) async fn get_presence(
 }
 
 /// `PUT /v1/agents/{id}/presence` `{"presence": "available" | "away" | "offline"}`.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}/presence",
+    tag = crate::openapi::AGENTS,
+    params(("id" = String, Path, description = "The id.")),
+    request_body = crate::openapi::PresenceBody,
+    security(("agent_token" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Its presence now.", body = crate::openapi::Presence),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 422, description = "Refused: a reused `Idempotency-Key` with another body, or a policy.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn put_presence(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -172,6 +215,20 @@ pub(crate) fn screen_pop_json(pop: &ScreenPop) -> Value {
 /// `GET /v1/agents/{id}/ws?token=…`: the desktop's WebSocket. Sends `presence` on connect
 /// and on every change, `screen_pop` when a call is assigned to the agent (before its phone
 /// is called), then `status` for that call's changes.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/ws",
+    tag = crate::openapi::AGENTS,
+    params(("id" = String, Path, description = "The id."), ("token" = Option<String>, Query, description = "The agent token (browsers cannot set headers on WebSockets).")),
+    security(("agent_token" = []), ("operator_key" = [])),
+    responses(
+        (status = 101, description = "WebSocket: `presence`, `screen_pop`, `status` messages."),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn ws(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -265,6 +322,17 @@ fn agent_view(st: &AppState, a: &service::AgentEntry) -> Value {
 }
 
 /// `GET /v1/agents`: every agent (operator, lab), or a business key's own agents.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = crate::openapi::AGENTS,
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 200, description = "Every agent (operator), or a business key's own.", body = Vec<crate::openapi::Agent>),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn list_agents(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -289,6 +357,19 @@ pub(crate) async fn list_agents(
 }
 
 /// `GET /v1/agents/{id}`: the agent itself, its businesses' keys, the operator.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = crate::openapi::AGENTS,
+    params(("id" = String, Path, description = "The id.")),
+    security(("agent_token" = []), ("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "The agent.", body = crate::openapi::Agent),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn get_agent(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -315,6 +396,24 @@ pub(crate) async fn get_agent(
 /// `PUT /v1/agents/{id}` `{"name", "contact", "businesses", "skills", "wrap_up_secs"}` (any
 /// subset; a new agent needs `contact`): the operator (or the lab without keys). Stored, and
 /// in force at once.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}",
+    tag = crate::openapi::AGENTS,
+    params(("id" = String, Path, description = "The id.")),
+    request_body = crate::openapi::Object,
+    security(("operator_key" = [])),
+    responses(
+        (status = 200, description = "The agent as stored, in force at once.", body = crate::openapi::Agent),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn put_agent(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -345,6 +444,19 @@ pub(crate) async fn put_agent(
 }
 
 /// `GET /v1/businesses/{id}`: its settings (no secrets), for its key or the operator.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}",
+    tag = crate::openapi::BUSINESSES,
+    params(("id" = String, Path, description = "The id.")),
+    security(("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Its settings (no secrets).", body = crate::openapi::Object),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn get_business(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -361,6 +473,25 @@ pub(crate) async fn get_business(
 
 /// `PUT /v1/businesses/{id}` `{"name", "time_zone", "hours", "holidays", "allowed_origins",
 /// "default_country", "caller_id", "webhook_url"}` (any subset): its key or the operator.
+#[utoipa::path(
+    put,
+    path = "/v1/businesses/{id}",
+    tag = crate::openapi::BUSINESSES,
+    params(("id" = String, Path, description = "The id.")),
+    request_body = crate::openapi::Object,
+    security(("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Its settings as stored.", body = crate::openapi::Object),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn put_business(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,

@@ -38,6 +38,15 @@ pub enum ApiError {
         /// A human sentence.
         message: String,
     },
+    /// 409: the request conflicts with the resource's state, e.g. cancelling a call that
+    /// already ended.
+    #[error("{message}")]
+    Conflict {
+        /// What it is about (`id`), if one thing.
+        field: Option<String>,
+        /// A human sentence.
+        message: String,
+    },
     /// 429: a rate limit; the response carries `Retry-After`.
     #[error("{message}")]
     TooManyRequests {
@@ -84,6 +93,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -102,6 +112,7 @@ impl ApiError {
             Self::BadRequest { field, .. }
             | Self::NotFound { field, .. }
             | Self::Unprocessable { field, .. }
+            | Self::Conflict { field, .. }
             | Self::Forbidden { field, .. } => field.as_deref(),
             _ => None,
         }

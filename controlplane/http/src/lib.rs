@@ -14,10 +14,12 @@
 #![deny(missing_docs)]
 
 pub mod auth;
+mod calls;
 mod desktop;
 pub mod error;
 mod live;
 pub mod model;
+mod openapi;
 pub mod page;
 pub mod routes;
 pub mod state;
@@ -27,7 +29,7 @@ pub use model::{
     format_time, record_json, records_csv, view_json, AgentRef, BridgeRequest, BusinessInfo,
     CallKind, CallRequest, PageInfo, SaleRequest, CSV_COLUMNS,
 };
-pub use routes::router;
+pub use routes::{openapi, router};
 pub use service::ServiceError;
 pub use state::{AppState, CallService};
 

@@ -76,6 +76,50 @@ pub(crate) async fn preflight(State(st): State<AppState>, headers: HeaderMap) ->
     res
 }
 
+/// `OPTIONS /v1/businesses/{id}/widget`: the CORS preflight ([`preflight`]).
+#[utoipa::path(
+    options,
+    path = "/v1/businesses/{id}/widget",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    responses(
+        (status = 204, description = "Allowed: `Access-Control-Allow-*` headers for an allowed `Origin`."),
+        (status = 403, description = "The `Origin` is not allowed by any business (no body)."),
+    )
+)]
+pub(crate) async fn preflight_widget(st: State<AppState>, headers: HeaderMap) -> Response {
+    preflight(st, headers).await
+}
+
+/// `OPTIONS /v1/call-requests`: the CORS preflight ([`preflight`]).
+#[utoipa::path(
+    options,
+    path = "/v1/call-requests",
+    tag = crate::openapi::CALLS,
+    responses(
+        (status = 204, description = "Allowed: `Access-Control-Allow-*` headers for an allowed `Origin`."),
+        (status = 403, description = "The `Origin` is not allowed by any business (no body)."),
+    )
+)]
+pub(crate) async fn preflight_call_requests(st: State<AppState>, headers: HeaderMap) -> Response {
+    preflight(st, headers).await
+}
+
+/// `OPTIONS /v1/call-requests/{id}/events`: the CORS preflight ([`preflight`]).
+#[utoipa::path(
+    options,
+    path = "/v1/call-requests/{id}/events",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    responses(
+        (status = 204, description = "Allowed: `Access-Control-Allow-*` headers for an allowed `Origin`."),
+        (status = 403, description = "The `Origin` is not allowed by any business (no body)."),
+    )
+)]
+pub(crate) async fn preflight_events(st: State<AppState>, headers: HeaderMap) -> Response {
+    preflight(st, headers).await
+}
+
 fn ts(t: jiff::Timestamp) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.as_millisecond()) * 1_000_000)
         .map_or_else(|_| t.to_string(), format_time)
@@ -83,6 +127,16 @@ fn ts(t: jiff::Timestamp) -> String {
 
 /// `GET /v1/businesses/{id}/widget`: what the widget needs to render for a business:
 /// `{"id", "name", "time_zone", "default_country", "open_now", "next_opening", "slots"}`.
+#[utoipa::path(
+    get,
+    path = "/v1/businesses/{id}/widget",
+    tag = crate::openapi::BUSINESSES,
+    params(("id" = String, Path, description = "The id.")),
+    responses(
+        (status = 200, description = "`{\"id\", \"name\", \"time_zone\", \"default_country\", \"open_now\", \"next_opening\", \"slots\"}`.", body = crate::openapi::Object),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn widget_info(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -222,6 +276,16 @@ impl Watch {
 /// (`event: status`, data as [`status_json`]); the first message is the current state, the
 /// stream ends after a final status. The id (128 random bits) is the capability: the stream
 /// shows status, queue position and wait, nothing about the customer.
+#[utoipa::path(
+    get,
+    path = "/v1/call-requests/{id}/events",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    responses(
+        (status = 200, description = "Server-Sent Events (`event: status`) until a final status.", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+    )
+)]
 pub(crate) async fn events(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -270,6 +334,14 @@ pub(crate) const AGENT_HTML: &str = include_str!("../assets/agent.html");
 pub(crate) const DEMO_HTML: &str = include_str!("../assets/demo.html");
 
 /// `GET /widget.js`.
+#[utoipa::path(
+    get,
+    path = "/widget.js",
+    tag = crate::openapi::PAGES,
+    responses(
+        (status = 200, description = "The embeddable widget.", content_type = "text/javascript", body = String),
+    )
+)]
 pub(crate) async fn widget_js() -> Response {
     (
         [
@@ -283,6 +355,14 @@ pub(crate) async fn widget_js() -> Response {
 }
 
 /// `GET /agent`.
+#[utoipa::path(
+    get,
+    path = "/agent",
+    tag = crate::openapi::PAGES,
+    responses(
+        (status = 200, description = "The agent desktop.", content_type = "text/html", body = String),
+    )
+)]
 pub(crate) async fn agent_page() -> Response {
     (
         [

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{json, Map, Value};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use std::net::SocketAddr;
 
@@ -27,82 +28,90 @@ use crate::model::{
     record_json, records_csv, view_json, AgentRef, BridgeRequest, CallKind, CallRequest,
     SaleRequest,
 };
+use crate::openapi::ApiDoc;
 use crate::state::service_error;
-use crate::{desktop, live, page, ApiError, AppJson, AppState};
+use crate::{calls, desktop, live, page, ApiError, AppJson, AppState};
 
-/// Builds the API. Tests call it with `tower::ServiceExt::oneshot`, no server needed.
-///
-/// | route | answer |
-/// |---|---|
-/// | `GET /` | the click-to-call page; `?business=ID`, default the first business |
-/// | `GET /healthz` | `{"status":"ok"}` |
-/// | `GET /v1/businesses` | `[{"id","name"}]` |
-/// | `POST /v1/call-requests` | `202 {"id","status"}` |
-/// | `GET /v1/call-requests/{id}` | the call ([`view_json`]) |
-/// | `POST /v1/call-requests/{id}/sale` | records the sale; the call ([`view_json`]) |
-/// | `GET /v1/records?business=&from=&to=&format=csv&limit=` | records ([`record_json`]; CSV: [`records_csv`]) |
-/// | `POST /v1/bridges` | `202 {"id","status"}` |
-/// | `GET /v1/bridges/{id}` | the bridge ([`view_json`]) |
+/// The routes with their OpenAPI descriptions: each `routes!` registers handlers and their
+/// `#[utoipa::path]` together, so every route is in the document (`GET /openapi.json`).
 ///
 /// POSTs take an `Idempotency-Key` header: the same key and body within 24 h get the
 /// original response again (header `Idempotent-Replayed: true`); the same key with another
-/// body is 422.
-///
-/// Errors are `{"error": "…", "field": …}` with 400 / 404 / 405 / 413 / 415 / 422 / 500 / 503.
+/// body is 422. Errors are `{"error": "…", "field": …}`.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(demo_page))
+        .routes(routes!(web_page))
+        .routes(routes!(live::widget_js))
+        .routes(routes!(live::agent_page))
+        .routes(routes!(calls::openapi_json))
+        .routes(routes!(healthz))
+        .routes(routes!(businesses))
+        .routes(routes!(live::widget_info, live::preflight_widget))
+        .routes(routes!(create_call_request, live::preflight_call_requests))
+        .routes(routes!(get_call_request, calls::cancel_call))
+        .routes(routes!(live::events, live::preflight_events))
+        .routes(routes!(post_sale))
+        .routes(routes!(deliveries))
+        .routes(routes!(records))
+        .routes(routes!(calls::list_calls))
+        .routes(routes!(desktop::me))
+        .routes(routes!(desktop::list_agents))
+        .routes(routes!(desktop::get_agent, desktop::put_agent))
+        .routes(routes!(desktop::get_business, desktop::put_business))
+        .routes(routes!(desktop::get_presence, desktop::put_presence))
+        .routes(routes!(desktop::ws))
+        .routes(routes!(create_bridge))
+        .routes(routes!(get_bridge))
+        .routes(routes!(dataplane_stats))
+        .routes(routes!(service_stats))
+}
+
+/// The OpenAPI 3.1 document of every route (`GET /openapi.json` serves it).
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+/// Builds the API. Tests call it with `tower::ServiceExt::oneshot`, no server needed. The
+/// routes and what they answer: [`openapi`] (served at `GET /openapi.json`).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(demo_page))
-        .route("/page", get(web_page))
-        .route("/widget.js", get(live::widget_js))
-        .route("/agent", get(live::agent_page))
-        .route("/healthz", get(healthz))
-        .route("/v1/businesses", get(businesses))
-        .route(
-            "/v1/businesses/:id/widget",
-            get(live::widget_info).options(live::preflight),
-        )
-        .route(
-            "/v1/call-requests",
-            post(create_call_request).options(live::preflight),
-        )
-        .route("/v1/call-requests/:id", get(get_call_request))
-        .route(
-            "/v1/call-requests/:id/events",
-            get(live::events).options(live::preflight),
-        )
-        .route("/v1/call-requests/:id/sale", post(post_sale))
-        .route("/v1/call-requests/:id/webhooks", get(deliveries))
-        .route("/v1/records", get(records))
-        .route("/v1/agent/me", get(desktop::me))
-        .route("/v1/agents", get(desktop::list_agents))
-        .route(
-            "/v1/agents/:id",
-            get(desktop::get_agent).put(desktop::put_agent),
-        )
-        .route(
-            "/v1/businesses/:id",
-            get(desktop::get_business).put(desktop::put_business),
-        )
-        .route(
-            "/v1/agents/:id/presence",
-            get(desktop::get_presence).put(desktop::put_presence),
-        )
-        .route("/v1/agents/:id/ws", get(desktop::ws))
-        .route("/v1/bridges", post(create_bridge))
-        .route("/v1/bridges/:id", get(get_bridge))
-        .route("/v1/dataplane/stats", get(dataplane_stats))
-        .route("/v1/stats", get(service_stats))
+    let (routes, doc) = api().split_for_parts();
+    let json = doc
+        .to_json()
+        .unwrap_or_else(|e| format!(r#"{{"error": "the API description failed: {e}"}}"#));
+    routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(calls::OpenApiJson(json.into())))
         .with_state(state)
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = crate::openapi::OPERATOR,
+    responses(
+        (status = 200, description = "Alive.", body = crate::openapi::Health),
+    )
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// `GET /v1/stats`: refused call requests by kind, live calls, queue lengths and calls in
 /// progress per business, agents' presence (operator; or the lab without keys).
+#[utoipa::path(
+    get,
+    path = "/v1/stats",
+    tag = crate::openapi::OPERATOR,
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 200, description = "Refusals by kind, live calls, queues, calls in progress per business, presence.", body = crate::openapi::Object),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+    )
+)]
 async fn service_stats(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -112,6 +121,18 @@ async fn service_stats(
     Ok(Json(st.calls.stats()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/dataplane/stats",
+    tag = crate::openapi::OPERATOR,
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 200, description = "Per-worker counters `{\"workers\": [{\"relay\", \"loop\", \"io\"}]}`.", body = crate::openapi::Object),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 async fn dataplane_stats(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -124,6 +145,14 @@ async fn dataplane_stats(
         .ok_or_else(|| ApiError::Unavailable("data-plane statistics are not available".into()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/businesses",
+    tag = crate::openapi::BUSINESSES,
+    responses(
+        (status = 200, description = "Every business, in configuration order.", body = Vec<crate::openapi::BusinessSummary>),
+    )
+)]
 async fn businesses(State(st): State<AppState>) -> Json<Value> {
     let list: Vec<Value> = st
         .calls
@@ -135,7 +164,7 @@ async fn businesses(State(st): State<AppState>) -> Json<Value> {
 }
 
 /// Runs a blocking service call on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -241,6 +270,26 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/call-requests",
+    tag = crate::openapi::CALLS,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body within 24 h.")),
+    request_body = crate::openapi::CallRequestBody,
+    security(("widget_key" = []), ("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 202, description = "Committed; `Location` names it.", body = crate::openapi::Accepted, headers(("Location" = String, description = "/v1/call-requests/{id}"))),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 422, description = "Refused: a reused `Idempotency-Key` with another body, or a policy.", body = crate::openapi::Error),
+        (status = 429, description = "A rate limit; see `Retry-After`, `limit`, `retry_after_s`.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 async fn create_call_request(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -289,6 +338,26 @@ async fn submit_request(
     Ok(respond("/v1/call-requests", out))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/bridges",
+    tag = crate::openapi::CALLS,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same key and body within 24 h.")),
+    request_body = crate::openapi::BridgeBody,
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 202, description = "Committed and dialled; `Location` names it.", body = crate::openapi::Accepted, headers(("Location" = String, description = "/v1/bridges/{id}"))),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 422, description = "Refused: a reused `Idempotency-Key` with another body, or a policy.", body = crate::openapi::Error),
+        (status = 429, description = "A rate limit; see `Retry-After`, `limit`, `retry_after_s`.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+    )
+)]
 async fn create_bridge(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -343,6 +412,20 @@ async fn lookup(
     Ok(v)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/call-requests/{id}",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    security(("business_key" = []), ("operator_key" = []), ("agent_token" = []), ("widget_key" = [])),
+    responses(
+        (status = 200, description = "The call request (or inbound call).", body = crate::openapi::Call),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+    )
+)]
 async fn get_call_request(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -354,6 +437,20 @@ async fn get_call_request(
     Ok(Json(view_json(&v)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/bridges/{id}",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 200, description = "The bridge.", body = crate::openapi::Call),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+    )
+)]
 async fn get_bridge(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -365,6 +462,24 @@ async fn get_bridge(
     Ok(Json(view_json(&v)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/call-requests/{id}/sale",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    request_body = crate::openapi::SaleBody,
+    security(("agent_token" = []), ("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "The call with its sale.", body = crate::openapi::Call),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 413, description = "The body is too large.", body = crate::openapi::Error),
+        (status = 415, description = "The body is not declared as JSON.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+    )
+)]
 async fn post_sale(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -385,6 +500,20 @@ async fn post_sale(
 }
 
 /// `GET /v1/call-requests/{id}/webhooks`: the request's webhook deliveries, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/call-requests/{id}/webhooks",
+    tag = crate::openapi::CALLS,
+    params(("id" = String, Path, description = "The id.")),
+    security(("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Webhook deliveries, oldest first: `delivery`, `url`, `body`, `created`, `attempts`, `next_attempt`, `delivered`, `abandoned`, `last_status`, `last_error`.", body = Vec<crate::openapi::Object>),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 404, description = "No such id.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+    )
+)]
 async fn deliveries(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -425,6 +554,20 @@ async fn deliveries(
 /// The most records one `GET /v1/records` returns.
 const MAX_RECORDS: usize = 10_000;
 
+#[utoipa::path(
+    get,
+    path = "/v1/records",
+    tag = crate::openapi::CALLS,
+    params(("business" = Option<String>, Query, description = "One business (a business key: its own, the default)."), ("from" = Option<String>, Query, description = "RFC 3339; default a day ago."), ("to" = Option<String>, Query, description = "RFC 3339; default now."), ("format" = Option<String>, Query, description = "`json` (default) or `csv`."), ("limit" = Option<u32>, Query, description = "1 to 10000; default 1000.")),
+    security(("business_key" = []), ("operator_key" = [])),
+    responses(
+        (status = 200, description = "Records created in the range, as JSON or (`format=csv`) CSV.", content((Vec<crate::openapi::Record> = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Invalid input; `field` names it.", body = crate::openapi::Error),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+        (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
+    )
+)]
 async fn records(
     State(st): State<AppState>,
     peer: Option<ConnectInfo<SocketAddr>>,
@@ -517,6 +660,15 @@ async fn records(
 
 /// `GET /`: the demo shop page embedding the widget for the first business, as a customer's
 /// site would.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = crate::openapi::PAGES,
+    responses(
+        (status = 200, description = "The demo shop page embedding the widget of the first business.", content_type = "text/html", body = String),
+        (status = 503, description = "No business configured.", content_type = "text/html", body = String),
+    )
+)]
 async fn demo_page(State(st): State<AppState>) -> Response {
     let dir = st.calls.directory();
     let Some(b) = dir.businesses.first() else {
@@ -538,6 +690,17 @@ async fn demo_page(State(st): State<AppState>) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/page",
+    tag = crate::openapi::PAGES,
+    params(("business" = Option<String>, Query, description = "Default: the first business.")),
+    responses(
+        (status = 200, description = "The click-to-call page.", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown business.", content_type = "text/html", body = String),
+        (status = 503, description = "No business configured.", content_type = "text/html", body = String),
+    )
+)]
 async fn web_page(
     State(st): State<AppState>,
     Query(q): Query<HashMap<String, String>>,

@@ -139,6 +139,19 @@ pub trait CallService: Send + Sync + 'static {
     fn devices(&self, _agent: &AgentId) -> Option<serde_json::Value> {
         None
     }
+    /// Cancels a request or hangs up a live call (`DELETE /v1/call-requests/{id}`).
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; store failures.
+    fn cancel(&self, _id: &CallId) -> Result<service::Cancelled, ServiceError> {
+        Err(ServiceError::Unavailable(
+            "cancelling calls is not available".into(),
+        ))
+    }
+    /// The ids of the live calls (`GET /v1/calls`).
+    fn live_ids(&self) -> Vec<CallId> {
+        Vec::new()
+    }
     /// Sets an agent's presence (`available`, `away`, `offline`).
     ///
     /// # Errors
@@ -200,6 +213,12 @@ impl CallService for service::Service {
     }
     fn set_presence(&self, agent: &AgentId, p: Presence) -> Result<Presence, ServiceError> {
         Self::set_presence(self, agent, p)
+    }
+    fn cancel(&self, id: &CallId) -> Result<service::Cancelled, ServiceError> {
+        Self::cancel(self, id)
+    }
+    fn live_ids(&self) -> Vec<CallId> {
+        Self::live_ids(self)
     }
     fn businesses(&self) -> Vec<BusinessInfo> {
         Self::directory(self)

@@ -677,7 +677,7 @@ async fn wrong_method_is_405_and_unknown_route_404() {
     let (app, _) = app();
     for (m, uri) in [
         (Method::GET, "/v1/call-requests"),
-        (Method::DELETE, "/v1/call-requests/c_1"),
+        (Method::PATCH, "/v1/call-requests/c_1"),
         (Method::POST, "/healthz"),
         (Method::PUT, "/v1/bridges"),
     ] {

@@ -80,7 +80,18 @@ async fn run_with(
         }
     }
     let (tx, rx) = mpsc::unbounded_channel();
-    lock(&svc.inner().live).insert(id.clone(), tx);
+    if svc.admit_live(&id, tx).is_none() {
+        // Cancelled (and recorded so) between its claim and now: nothing to dial.
+        info!(call = %id, "cancelled before it started");
+        lock(&svc.inner().reserved).remove(&id);
+        if let Some(b) = &rec.request.business {
+            svc.stop_counting(b, &id);
+        }
+        if let Some(l) = plan.legs {
+            svc.inner().b2b.media().release(l);
+        }
+        return;
+    }
     let dir = svc.inner().dir();
     let display = rec
         .request

@@ -28,6 +28,7 @@ mod accept;
 pub mod admin;
 mod agents;
 mod call;
+mod cancel;
 mod directory;
 mod error;
 mod inbound;
@@ -38,6 +39,7 @@ mod stats;
 pub mod webhooks;
 
 pub use call::{media_json, quality};
+pub use cancel::Cancelled;
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
 pub use error::ServiceError;
 pub use flows::Presence;
@@ -260,6 +262,9 @@ pub(crate) struct Inner {
     pub(crate) run: String,
     /// Live calls only (bounded by [`MAX_LIVE_CALLS`]).
     pub(crate) live: Mutex<HashMap<CallId, mpsc::UnboundedSender<CallInput>>>,
+    /// Requests cancelled while not live, so that a task claimed a moment before does not
+    /// dial them (locked after `live`; see `cancel.rs`).
+    pub(crate) cancelled: Mutex<HashMap<CallId, Instant>>,
     /// Requests accepted to be dialled now that have no media legs yet: admission counts
     /// them against the free ports, so a `202` is never followed by a failure for lack of
     /// ports. Removed when the call gets its legs or ends.
@@ -380,6 +385,7 @@ impl Service {
             acd: Mutex::new(acd),
             run,
             live: Mutex::default(),
+            cancelled: Mutex::default(),
             live_media: Mutex::default(),
             reserved: Mutex::default(),
             wake: Notify::new(),
