@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod config;
 mod dpstats;
 mod lab;
+mod metrics;
 mod preflight;
 mod serve;
 

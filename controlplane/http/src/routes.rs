@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
         .route("/v1/stats", get(service_stats))
+        .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -110,6 +111,19 @@ async fn service_stats(
 ) -> Result<Json<Value>, ApiError> {
     who(&st, &headers, peer.map(|c| c.0), None)?.server_side(&st.calls.directory())?;
     Ok(Json(st.calls.stats()))
+}
+
+/// `GET /metrics`: the Prometheus figures (OpenMetrics text; see the README's Metrics
+/// section). Authorised like `GET /v1/stats` (operator key, or the lab without keys): 401/403
+/// otherwise.
+async fn metrics(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(&st.calls.directory())?;
+    let (content_type, text) = st.calls.metrics();
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 async fn dataplane_stats(
