@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
 use callbridge_tests::{Scenario, TwoPartyCall};
 
+/// Label (name, value) pairs, values unescaped.
+type Labels = Vec<(String, String)>;
+
 /// One sample line: `name{label="value",…} value`.
 #[derive(Debug, Clone)]
 struct Sample {
     name: String,
-    labels: Vec<(String, String)>,
+    labels: Labels,
     value: f64,
 }
 
@@ -33,7 +36,7 @@ fn is_name(s: &str) -> bool {
 }
 
 /// `{a="x",b="y\"z"}` → pairs, unescaping `\\`, `\"`, `\n`; returns the rest of the line.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut labels = Vec::new();
     let mut rest = s.strip_prefix('{').ok_or("no {")?;
     loop {
@@ -45,7 +48,10 @@ fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
         if !is_name(name) {
             return Err(format!("bad label name {name:?}"));
         }
-        let mut chars = rest[eq + 1..].strip_prefix('"').ok_or("unquoted label value")?.char_indices();
+        let mut chars = rest[eq + 1..]
+            .strip_prefix('"')
+            .ok_or("unquoted label value")?
+            .char_indices();
         let mut value = String::new();
         let end = loop {
             match chars.next().ok_or("unterminated label value")? {
@@ -88,7 +94,10 @@ fn family_of<'a>(types: &HashMap<String, String>, name: &'a str) -> Option<&'a s
         ("_bucket", &["histogram"][..]),
     ] {
         if let Some(base) = name.strip_suffix(suffix) {
-            if types.get(base).is_some_and(|t| allowed.contains(&t.as_str())) {
+            if types
+                .get(base)
+                .is_some_and(|t| allowed.contains(&t.as_str()))
+            {
                 return Some(base);
             }
         }
@@ -97,7 +106,9 @@ fn family_of<'a>(types: &HashMap<String, String>, name: &'a str) -> Option<&'a s
 }
 
 fn parse(text: &str) -> Result<Exposition, String> {
-    let body = text.strip_suffix("# EOF\n").ok_or("does not end with # EOF")?;
+    let body = text
+        .strip_suffix("# EOF\n")
+        .ok_or("does not end with # EOF")?;
     let mut e = Exposition::default();
     for (n, line) in body.lines().enumerate() {
         let err = |m: String| format!("line {}: {m}: {line:?}", n + 1);
@@ -110,8 +121,16 @@ fn parse(text: &str) -> Result<Exposition, String> {
             match kind {
                 "TYPE" => {
                     let t = parts.next().unwrap_or("");
-                    if !["counter", "gauge", "histogram", "summary", "info", "stateset", "unknown"]
-                        .contains(&t)
+                    if ![
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "info",
+                        "stateset",
+                        "unknown",
+                    ]
+                    .contains(&t)
                     {
                         return Err(err(format!("bad type {t:?}")));
                     }
@@ -124,7 +143,9 @@ fn parse(text: &str) -> Result<Exposition, String> {
             }
             continue;
         }
-        let name_end = line.find(['{', ' ']).ok_or_else(|| err("no value".into()))?;
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| err("no value".into()))?;
         let name = &line[..name_end];
         if !is_name(name) {
             return Err(err("bad metric name".into()));
@@ -152,7 +173,11 @@ fn parse(text: &str) -> Result<Exposition, String> {
 
 impl Exposition {
     /// Samples called `name` whose labels include every `(label, value)` of `with`.
-    fn matching<'a>(&'a self, name: &'a str, with: &'a [(&str, &str)]) -> impl Iterator<Item = &'a Sample> {
+    fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        with: &'a [(&str, &str)],
+    ) -> impl Iterator<Item = &'a Sample> {
         self.samples.iter().filter(move |s| {
             s.name == name
                 && with
@@ -199,8 +224,12 @@ fn metrics_after_a_bridged_call() {
     let res = t.cb.get("/metrics");
     assert_eq!(res.status, 200, "{}", res.body);
     let ct = res.header("content-type").unwrap_or_default().to_owned();
-    assert!(ct.starts_with("application/openmetrics-text"), "content type {ct:?}");
-    let e = parse(&res.body).unwrap_or_else(|m| t.cb.fail(&format!("bad exposition: {m}\n{}", res.body)));
+    assert!(
+        ct.starts_with("application/openmetrics-text"),
+        "content type {ct:?}"
+    );
+    let e = parse(&res.body)
+        .unwrap_or_else(|m| t.cb.fail(&format!("bad exposition: {m}\n{}", res.body)));
     for family in [
         "callbridge_call_requests",
         "callbridge_active_calls",
@@ -211,7 +240,11 @@ fn metrics_after_a_bridged_call() {
         "callbridge_relay_drops",
         "callbridge_agents",
     ] {
-        assert!(e.types.contains_key(family), "no family {family}:\n{}", res.body);
+        assert!(
+            e.types.contains_key(family),
+            "no family {family}:\n{}",
+            res.body
+        );
     }
 
     let done = t.expect_full_call_with_two_second_ring();
@@ -234,10 +267,15 @@ fn metrics_after_a_bridged_call() {
             break (e, res.body);
         }
         if start.elapsed() > Duration::from_secs(20) {
-            t.cb.fail(&format!("no completed call in /metrics after 20 s:\n{}", res.body));
+            t.cb.fail(&format!(
+                "no completed call in /metrics after 20 s:\n{}",
+                res.body
+            ));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    // Kept beside the log for whoever reads a failure.
+    t.dir.write("metrics.txt", &text);
     let check = |ok: bool, what: &str| {
         if !ok {
             t.cb.fail(&format!("{what}:\n{text}"));
@@ -245,20 +283,32 @@ fn metrics_after_a_bridged_call() {
     };
     for status in ["queued", "calling_customer", "bridged", "completed"] {
         check(
-            e.sum("callbridge_call_requests_total", &[("business", "acme"), ("status", status)]) >= 1.0,
+            e.sum(
+                "callbridge_call_requests_total",
+                &[("business", "acme"), ("status", status)],
+            ) >= 1.0,
             &format!("status {status} counted"),
         );
     }
     check(
-        e.sum("callbridge_sip_messages_total", &[("direction", "tx"), ("method", "INVITE")]) >= 2.0,
+        e.sum(
+            "callbridge_sip_messages_total",
+            &[("direction", "tx"), ("method", "INVITE")],
+        ) >= 2.0,
         "two INVITEs sent (customer, agent)",
     );
     check(
-        e.sum("callbridge_sip_messages_total", &[("direction", "rx"), ("method", "INVITE")]) >= 2.0,
+        e.sum(
+            "callbridge_sip_messages_total",
+            &[("direction", "rx"), ("method", "INVITE")],
+        ) >= 2.0,
         "responses to both INVITEs received",
     );
     check(
-        e.sum("callbridge_sip_responses_total", &[("direction", "rx"), ("class", "2xx")]) >= 2.0,
+        e.sum(
+            "callbridge_sip_responses_total",
+            &[("direction", "rx"), ("class", "2xx")],
+        ) >= 2.0,
         "2xx received",
     );
     check(
@@ -279,7 +329,10 @@ fn metrics_after_a_bridged_call() {
         "relay bytes",
     );
     check(
-        e.has("callbridge_relay_drops_total", &[("reason", "src_mismatch")]),
+        e.has(
+            "callbridge_relay_drops_total",
+            &[("reason", "src_mismatch")],
+        ),
         "drops by reason",
     );
     check(
@@ -294,23 +347,38 @@ fn metrics_after_a_bridged_call() {
     }
     let bridged_sum = e.sum("callbridge_call_setup_seconds_sum", &[("stage", "bridged")]);
     // The agent rang for 2 s before answering: the bridge came at least that late.
-    check((2.0..120.0).contains(&bridged_sum), "bridged set-up time is 2 s .. 120 s");
     check(
-        e.sum("callbridge_queue_wait_seconds_count", &[("business", "acme")]) >= 1.0,
+        (2.0..120.0).contains(&bridged_sum),
+        "bridged set-up time is 2 s .. 120 s",
+    );
+    check(
+        e.sum(
+            "callbridge_queue_wait_seconds_count",
+            &[("business", "acme")],
+        ) >= 1.0,
         "observed wait",
     );
-    check(e.sum("callbridge_leg_mos_count", &[]) >= 1.0, "a leg's MOS at call end");
+    check(
+        e.sum("callbridge_leg_mos_count", &[]) >= 1.0,
+        "a leg's MOS at call end",
+    );
     check(
         e.sum("callbridge_agents", &[("business", "acme")]) == 1.0,
         "the one configured agent counted once",
     );
     for presence in ["available", "on_call", "wrap_up", "away", "offline"] {
         check(
-            e.has("callbridge_agents", &[("business", "acme"), ("presence", presence)]),
+            e.has(
+                "callbridge_agents",
+                &[("business", "acme"), ("presence", presence)],
+            ),
             &format!("presence {presence}"),
         );
     }
-    check(e.has("callbridge_queue_length", &[("business", "acme")]), "queue length");
+    check(
+        e.has("callbridge_queue_length", &[("business", "acme")]),
+        "queue length",
+    );
     check(e.sum("callbridge_active_legs", &[]) == 0.0, "no leg left");
     // Bounded labels: no call id, number or address anywhere.
     check(

@@ -129,7 +129,8 @@ fn register_dataplane(reg: &mut Registry, workers: &[WorkerSnapshot], dpdk: bool
             }
         }
         let n = i64::try_from(r.legs).unwrap_or(i64::MAX);
-        legs.get_or_create(&WorkerLabel { worker: w.clone() }).set(n);
+        legs.get_or_create(&WorkerLabel { worker: w.clone() })
+            .set(n);
         total_legs = total_legs.saturating_add(n);
         announce.add(kind("packets"), r.announcement_packets);
         announce.add(kind("resyncs"), r.announcement_resyncs);
@@ -146,7 +147,10 @@ fn register_dataplane(reg: &mut Registry, workers: &[WorkerSnapshot], dpdk: bool
         loops.add(kind("commands"), lp.commands);
         loops.add(kind("commands_failed"), r.commands_failed);
         loops.add(kind("events_sent"), lp.events_sent);
-        loops.add(kind("events_dropped"), lp.events_dropped.max(r.events_dropped));
+        loops.add(
+            kind("events_dropped"),
+            lp.events_dropped.max(r.events_dropped),
+        );
         if dpdk {
             let p = &s.io.port;
             port_packets.add(dir("rx"), p.ipackets);
@@ -257,17 +261,35 @@ mod tests {
         let mut reg = Registry::default();
         register_dataplane(&mut reg, &[s, WorkerSnapshot::default()], false);
         let t = encode(&reg);
-        assert!(t.contains("callbridge_relay_packets_total{worker=\"0\",direction=\"rx\"} 7"), "{t}");
-        assert!(t.contains("callbridge_relay_packets_total{worker=\"1\",direction=\"tx\"} 0"), "{t}");
-        assert!(t.contains("callbridge_relay_drops_total{worker=\"0\",reason=\"src_mismatch\"} 1"), "{t}");
+        assert!(
+            t.contains("callbridge_relay_packets_total{worker=\"0\",direction=\"rx\"} 7"),
+            "{t}"
+        );
+        assert!(
+            t.contains("callbridge_relay_packets_total{worker=\"1\",direction=\"tx\"} 0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("callbridge_relay_drops_total{worker=\"0\",reason=\"src_mismatch\"} 1"),
+            "{t}"
+        );
         assert!(t.contains("callbridge_active_legs 2"), "{t}");
-        assert!(t.contains("callbridge_worker_bursts_total{worker=\"0\",kind=\"rx_bursts\"} 3"), "{t}");
-        assert!(!t.contains("dpdk"), "no DPDK families without the backend: {t}");
+        assert!(
+            t.contains("callbridge_worker_bursts_total{worker=\"0\",kind=\"rx_bursts\"} 3"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("dpdk"),
+            "no DPDK families without the backend: {t}"
+        );
         assert!(t.ends_with("# EOF\n"));
         let mut reg = Registry::default();
         register_dataplane(&mut reg, &[s], true);
         let t = encode(&reg);
-        assert!(t.contains("callbridge_dpdk_port_packets_total{worker=\"0\",direction=\"rx\"} 11"), "{t}");
+        assert!(
+            t.contains("callbridge_dpdk_port_packets_total{worker=\"0\",direction=\"rx\"} 11"),
+            "{t}"
+        );
         assert!(t.contains("reason=\"l2_"), "{t}");
     }
 }

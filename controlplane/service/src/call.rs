@@ -64,7 +64,9 @@ async fn run_with(
             let mut ch = StatusChange::new(now_ms(), "failed");
             ch.reason = Some("internal".into());
             let business = rec.request.business.as_ref();
-            svc.inner().metrics.status(business, "failed", Some("internal"));
+            svc.inner()
+                .metrics
+                .status(business, "failed", Some("internal"));
             write_status(&svc, &id, ch).await;
             return;
         }
@@ -322,7 +324,10 @@ impl CallTask {
         };
         self.agent_label = Some(agent.as_str().to_owned());
         let waited = self.setup.elapsed();
-        self.svc.inner().metrics.waited(self.business.as_ref(), waited);
+        self.svc
+            .inner()
+            .metrics
+            .waited(self.business.as_ref(), waited);
         self.screen_pop(&agent).await;
         self.machine
             .handle(Instant::now(), Input::AgentAssigned(agent, a.contact));

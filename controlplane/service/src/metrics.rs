@@ -72,28 +72,25 @@ struct KindLabel {
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn setup_histogram() -> Histogram {
-    Histogram::new(
-        [
-            0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
-        ]
-        .into_iter(),
-    )
+    Histogram::new([
+        0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
+    ])
 }
 
 fn wait_histogram() -> Histogram {
-    Histogram::new([1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0].into_iter())
+    Histogram::new([1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0])
 }
 
 fn loss_histogram() -> Histogram {
-    Histogram::new([0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5].into_iter())
+    Histogram::new([0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5])
 }
 
 fn jitter_histogram() -> Histogram {
-    Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2].into_iter())
+    Histogram::new([0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2])
 }
 
 fn mos_histogram() -> Histogram {
-    Histogram::new([1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.2, 4.4, 4.6].into_iter())
+    Histogram::new([1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.2, 4.4, 4.6])
 }
 
 /// The figures kept as calls go (cheap to update: atomics behind a short-held family lock).
@@ -302,7 +299,8 @@ impl Service {
         let dir = i.dir();
         let queued = Family::<BusinessLabel, Gauge>::default();
         let in_progress = Family::<BusinessLabel, Gauge>::default();
-        let estimated = Family::<BusinessLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let estimated =
+            Family::<BusinessLabel, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
         let agents = Family::<PresenceLabels, Gauge>::default();
         {
             let acd = lock(&i.acd);
@@ -318,9 +316,7 @@ impl Service {
                     .limiters
                     .get(&b.id)
                     .map_or(0, |l| lock(l).active_calls(&b.id));
-                in_progress
-                    .get_or_create(&label)
-                    .set(i64::try_from(running).unwrap_or(i64::MAX));
+                in_progress.get_or_create(&label).set(i64::from(running));
                 if let Some(w) = acd.estimated_wait(&b.id, len) {
                     estimated.get_or_create(&label).set(w.as_secs_f64());
                 }
@@ -403,11 +399,26 @@ mod tests {
         clock.on_status(Status::Bridged, &m);
         m.waited(Some(&b), Duration::from_secs(2));
         let s = text(&m);
-        assert!(s.contains("callbridge_call_requests_total{business=\"acme\",status=\"completed\"} 1"), "{s}");
-        assert!(s.contains("callbridge_call_failures_total{business=\"\",reason=\"customer_busy\"} 1"), "{s}");
-        assert!(s.contains("callbridge_call_setup_seconds_count{stage=\"customer_answered\"} 1"), "{s}");
-        assert!(s.contains("callbridge_call_setup_seconds_count{stage=\"bridged\"} 1"), "{s}");
-        assert!(s.contains("callbridge_queue_wait_seconds_sum{business=\"acme\"} 2.0"), "{s}");
+        assert!(
+            s.contains("callbridge_call_requests_total{business=\"acme\",status=\"completed\"} 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("callbridge_call_failures_total{business=\"\",reason=\"customer_busy\"} 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("callbridge_call_setup_seconds_count{stage=\"customer_answered\"} 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("callbridge_call_setup_seconds_count{stage=\"bridged\"} 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("callbridge_queue_wait_seconds_sum{business=\"acme\"} 2.0"),
+            "{s}"
+        );
         assert!(s.contains("# TYPE callbridge_leg_mos histogram"), "{s}");
     }
 
@@ -425,9 +436,18 @@ mod tests {
         m.leg_ended("customer", &s);
         m.leg_ended("agent", &LegStats::default()); // nothing received: not observed
         let t = text(&m);
-        assert!(t.contains("callbridge_leg_mos_count{role=\"customer\"} 1"), "{t}");
-        assert!(t.contains("callbridge_leg_jitter_seconds_sum{role=\"customer\"} 0.004"), "{t}");
-        assert!(t.contains("callbridge_leg_loss_ratio_count{role=\"customer\"} 1"), "{t}");
+        assert!(
+            t.contains("callbridge_leg_mos_count{role=\"customer\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("callbridge_leg_jitter_seconds_sum{role=\"customer\"} 0.004"),
+            "{t}"
+        );
+        assert!(
+            t.contains("callbridge_leg_loss_ratio_count{role=\"customer\"} 1"),
+            "{t}"
+        );
         assert!(!t.contains("role=\"agent\""), "{t}");
     }
 

@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn requests_and_responses_by_method_and_class() {
         let c = MessageCounters::default();
-        c.count(Direction::Rx, b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n");
+        c.count(
+            Direction::Rx,
+            b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\n\r\n",
+        );
         c.count(
             Direction::Tx,
             b"SIP/2.0 180 Ringing\r\nVia: x\r\ncseq:  1   INVITE\r\n\r\nbody CSeq: 2 BYE",
@@ -168,7 +171,10 @@ mod tests {
         assert_eq!(c.messages(Direction::Tx, idx("other")), 1);
         assert_eq!(c.responses(Direction::Tx, 0), 1);
         assert_eq!(c.responses(Direction::Tx, 1), 1);
-        assert_eq!((0..6).map(|i| c.responses(Direction::Rx, i)).sum::<u64>(), 0);
+        assert_eq!(
+            (0..6).map(|i| c.responses(Direction::Rx, i)).sum::<u64>(),
+            0
+        );
         assert_eq!(c.messages(Direction::Rx, 99), 0);
     }
 }

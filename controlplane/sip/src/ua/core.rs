@@ -457,7 +457,9 @@ impl Core {
             debug!(%dest, "request over 1300 bytes: sent over TCP (RFC 3261 18.1.1)");
         }
         let t = ClientTransaction::new(now, req, dest, self.timers);
-        self.stats.client_transactions.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .client_transactions
+            .fetch_add(1, Ordering::Relaxed);
         let key = t.key().clone();
         if switch {
             self.switched.insert(key.clone(), udp);
@@ -655,7 +657,9 @@ impl Core {
             Peer::udp(req.response_destination(src.addr))
         };
         let t = ServerTransaction::new(now, req.clone(), dest, self.timers, &self.ua);
-        self.stats.server_transactions.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .server_transactions
+            .fetch_add(1, Ordering::Relaxed);
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
         // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
