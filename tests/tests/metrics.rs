@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use callbridge_tests::dpdk::DpdkLab;
 use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
 use callbridge_tests::{Scenario, TwoPartyCall};
 
@@ -214,6 +215,32 @@ fn parser_accepts_openmetrics_and_refuses_broken_text() {
     }
 }
 
+/// Scrapes `/metrics` until the completed call shows and no call is live: the counters are
+/// bumped as the call task publishes its final status, just after the API shows it.
+fn scrape_after_call(t: &TwoPartyCall) -> (Exposition, String) {
+    let start = Instant::now();
+    loop {
+        let res = t.cb.get("/metrics");
+        assert_eq!(res.status, 200, "{}", res.body);
+        let e = parse(&res.body)
+            .unwrap_or_else(|m| t.cb.fail(&format!("bad exposition: {m}\n{}", res.body)));
+        let completed = e.sum(
+            "callbridge_call_requests_total",
+            &[("business", "acme"), ("status", "completed")],
+        );
+        if completed >= 1.0 && e.sum("callbridge_active_calls", &[]) == 0.0 {
+            return (e, res.body);
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            t.cb.fail(&format!(
+                "no completed call in /metrics after 20 s:\n{}",
+                res.body
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn metrics_after_a_bridged_call() {
     let mut t = TwoPartyCall::builder("metrics")
@@ -251,29 +278,7 @@ fn metrics_after_a_bridged_call() {
     t.expect_sipps_passed();
     let id = done["id"].as_str().unwrap_or("c_").to_owned();
 
-    // The counters are bumped as the call task publishes its final status and the legs'
-    // summaries: poll until the completed call and no live call show, then check the rest.
-    let start = Instant::now();
-    let (e, text) = loop {
-        let res = t.cb.get("/metrics");
-        assert_eq!(res.status, 200, "{}", res.body);
-        let e = parse(&res.body)
-            .unwrap_or_else(|m| t.cb.fail(&format!("bad exposition: {m}\n{}", res.body)));
-        let completed = e.sum(
-            "callbridge_call_requests_total",
-            &[("business", "acme"), ("status", "completed")],
-        );
-        if completed >= 1.0 && e.sum("callbridge_active_calls", &[]) == 0.0 {
-            break (e, res.body);
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            t.cb.fail(&format!(
-                "no completed call in /metrics after 20 s:\n{}",
-                res.body
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (e, text) = scrape_after_call(&t);
     // Kept beside the log for whoever reads a failure.
     t.dir.write("metrics.txt", &text);
     let check = |ok: bool, what: &str| {
@@ -384,5 +389,56 @@ fn metrics_after_a_bridged_call() {
     check(
         !text.contains(&id) && !text.contains("127.0.0.1") && !text.contains(CUSTOMER),
         "no call id, address or number in a label",
+    );
+}
+
+/// The same call through the DPDK backend (see `dpdk_call.rs`): the port's and the netstack's
+/// counters are in the exposition too. Needs root and a callbridge built with `--features
+/// dpdk`; never skips.
+#[test]
+fn metrics_with_the_dpdk_backend_carry_port_counters() {
+    // Declared first, dropped last: callbridge and SIPp are gone before their links are.
+    let lab = DpdkLab::create();
+    let mut t = TwoPartyCall::builder("metrics_dpdk")
+        .agent(Scenario::AnswerBye, rings_then_hangs_up(2000, 3000))
+        .dpdk(&lab)
+        .start();
+    t.expect_full_call_with_ring(10, "during a 2 s agent ring");
+    t.expect_sipps_passed();
+    let (e, text) = scrape_after_call(&t);
+    t.dir.write("metrics.txt", &text);
+    let check = |ok: bool, what: &str| {
+        if !ok {
+            t.cb.fail(&format!("{what}:\n{text}"));
+        }
+    };
+    for dir in ["rx", "tx"] {
+        check(
+            e.sum("callbridge_dpdk_port_packets_total", &[("direction", dir)]) > 0.0,
+            &format!("DPDK port packets {dir}"),
+        );
+        check(
+            e.sum("callbridge_dpdk_port_bytes_total", &[("direction", dir)]) > 0.0,
+            &format!("DPDK port bytes {dir}"),
+        );
+        check(
+            e.sum("callbridge_relay_packets_total", &[("direction", dir)]) > 0.0,
+            &format!("relay packets {dir}"),
+        );
+    }
+    check(
+        e.sum("callbridge_dpdk_net_total", &[("kind", "rx_udp")]) > 0.0,
+        "UDP datagrams through the DPDK netstack",
+    );
+    check(
+        e.has("callbridge_dpdk_port_errors_total", &[("kind", "imissed")]),
+        "port errors by kind",
+    );
+    check(
+        e.has(
+            "callbridge_relay_drops_total",
+            &[("reason", "l2_not_for_us")],
+        ),
+        "L2 drops by reason",
     );
 }
