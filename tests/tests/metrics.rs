@@ -344,6 +344,10 @@ fn metrics_after_a_bridged_call() {
         e.sum("callbridge_announcement_total", &[("kind", "packets")]) >= 50.0,
         "announcement packets",
     );
+    check(
+        e.sum("callbridge_announcement_lateness_seconds_count", &[]) >= 50.0,
+        "announcement frames' pacing error",
+    );
     for stage in ["customer_answered", "bridged"] {
         check(
             e.sum("callbridge_call_setup_seconds_count", &[("stage", stage)]) >= 1.0,

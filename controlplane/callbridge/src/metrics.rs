@@ -6,10 +6,12 @@
 //! scrape reads the snapshots into a fresh registry. Labels: `worker` is the worker's index,
 //! `direction` is `rx` or `tx`, `reason` comes from the fixed drop-reason sets.
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use worker::WorkerSnapshot;
 
@@ -82,6 +84,52 @@ where
     }
 }
 
+/// Per-worker histograms of how late announcement frames went out against their 20 ms
+/// deadlines (the pacing error), from the counts the workers publish.
+#[derive(Debug)]
+struct Lateness(Vec<(WorkerLabel, f64, u64, Vec<(f64, u64)>)>);
+
+impl Lateness {
+    fn from_snapshots(workers: &[WorkerSnapshot]) -> Self {
+        let rows = workers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let r = &s.relay;
+                let buckets: Vec<(f64, u64)> = relay::ANNOUNCEMENT_LATE_BOUNDS_US
+                    .iter()
+                    .map(|&us| us as f64 / 1e6)
+                    .chain(std::iter::once(f64::MAX)) // +Inf
+                    .zip(r.announcement_late.iter().copied())
+                    .collect();
+                let count = r.announcement_late.iter().sum();
+                let sum = r.announcement_late_us as f64 / 1e6;
+                let label = WorkerLabel {
+                    worker: i.to_string(),
+                };
+                (label, sum, count, buckets)
+            })
+            .collect();
+        Self(rows)
+    }
+}
+
+impl Collector for Lateness {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let mut m = encoder.encode_descriptor(
+            "callbridge_announcement_lateness_seconds",
+            "How late each announcement frame went out against its 20 ms deadline (the pacing error), per worker",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (label, sum, count, buckets) in &self.0 {
+            m.encode_family(label)?
+                .encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?;
+        }
+        Ok(())
+    }
+}
+
 /// The data plane's families: relay packets, bytes and drops, legs, announcements, bursts,
 /// hand-offs, and with `dpdk` the port and L2/L3 counters.
 fn register_dataplane(reg: &mut Registry, workers: &[WorkerSnapshot], dpdk: bool) {
@@ -97,6 +145,7 @@ fn register_dataplane(reg: &mut Registry, workers: &[WorkerSnapshot], dpdk: bool
     let port_errors = Counters::<KindLabels>::new();
     let net = Counters::<KindLabels>::new();
     let legs = Family::<WorkerLabel, Gauge>::default();
+    reg.register_collector(Box::new(Lateness::from_snapshots(workers)));
     let mut total_legs: i64 = 0;
     for (i, s) in workers.iter().enumerate() {
         let w = i.to_string();
@@ -258,6 +307,8 @@ mod tests {
         s.relay.drops.add(dp_api::DropReason::SrcMismatch);
         s.io.port.ipackets = 11;
         s.lp.rx_bursts = 3;
+        s.relay
+            .note_announcement_late(std::time::Duration::from_micros(1_500));
         let mut reg = Registry::default();
         register_dataplane(&mut reg, &[s, WorkerSnapshot::default()], false);
         let t = encode(&reg);
@@ -283,6 +334,13 @@ mod tests {
             "no DPDK families without the backend: {t}"
         );
         assert!(t.ends_with("# EOF\n"));
+        for line in [
+            "callbridge_announcement_lateness_seconds_bucket{le=\"0.002\",worker=\"0\"} 1",
+            "callbridge_announcement_lateness_seconds_bucket{le=\"+Inf\",worker=\"0\"} 1",
+            "callbridge_announcement_lateness_seconds_count{worker=\"1\"} 0",
+        ] {
+            assert!(t.contains(line), "{line} in {t}");
+        }
         let mut reg = Registry::default();
         register_dataplane(&mut reg, &[s], true);
         let t = encode(&reg);
