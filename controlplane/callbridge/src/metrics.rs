@@ -87,7 +87,10 @@ where
 /// Per-worker histograms of how late announcement frames went out against their 20 ms
 /// deadlines (the pacing error), from the counts the workers publish.
 #[derive(Debug)]
-struct Lateness(Vec<(WorkerLabel, f64, u64, Vec<(f64, u64)>)>);
+struct Lateness(Vec<WorkerHistogram>);
+
+/// One worker's histogram: `(labels, sum, count, [(upper bound, count in bucket)])`.
+type WorkerHistogram = (WorkerLabel, f64, u64, Vec<(f64, u64)>);
 
 impl Lateness {
     fn from_snapshots(workers: &[WorkerSnapshot]) -> Self {
