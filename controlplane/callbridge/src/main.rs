@@ -12,6 +12,7 @@ mod ctl;
 mod dpstats;
 mod lab;
 mod media_node;
+mod metrics;
 mod preflight;
 mod serve;
 

@@ -2,7 +2,7 @@
 //! started, then the tokio control plane (SIP, store, call service, HTTP, lab endpoints), and a
 //! graceful shutdown on SIGINT or SIGTERM.
 
-use crate::{config, dpstats, lab, MAX_BLOCKING_THREADS};
+use crate::{config, dpstats, lab, metrics, MAX_BLOCKING_THREADS};
 
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
@@ -276,6 +276,7 @@ async fn control_plane(
         calls: std::sync::Arc::new(Api {
             svc: svc.clone(),
             dataplane,
+            dpdk: cfg.dpdk.is_some() && cfg.media.backend == config::Backend::Dpdk,
         }),
         operator_key: cfg
             .http
@@ -381,6 +382,8 @@ fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
 struct Api {
     svc: service::Service,
     dataplane: std::sync::Arc<worker::Dataplane>,
+    /// The DPDK backend runs (its port counters go into `GET /metrics`).
+    dpdk: bool,
 }
 
 impl http_api::CallService for Api {
@@ -470,6 +473,10 @@ impl http_api::CallService for Api {
     }
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         Some(dpstats::to_json(&self.dataplane.stats()))
+    }
+    fn metrics(&self) -> (&'static str, String) {
+        let text = metrics::render(&self.svc, &self.dataplane.stats(), self.dpdk);
+        (metrics::CONTENT_TYPE, text)
     }
 }
 

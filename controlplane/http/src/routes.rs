@@ -65,6 +65,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(get_bridge))
         .routes(routes!(dataplane_stats))
         .routes(routes!(service_stats))
+        .routes(routes!(metrics))
 }
 
 /// The OpenAPI 3.1 document of every route (`GET /openapi.json` serves it).
@@ -97,6 +98,30 @@ pub fn router(state: AppState) -> Router {
 )]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
+}
+
+/// `GET /metrics`: the Prometheus figures (OpenMetrics text; see the README's Metrics
+/// section). Authorised like `GET /v1/stats` (operator key, or the lab without keys): 401/403
+/// otherwise.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = crate::openapi::OPERATOR,
+    security(("operator_key" = []), ("business_key" = [])),
+    responses(
+        (status = 200, description = "Every metric family in the OpenMetrics text format (Prometheus scrapes it).", content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String),
+        (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
+        (status = 403, description = "A valid credential for something else.", body = crate::openapi::Error),
+    )
+)]
+async fn metrics(
+    State(st): State<AppState>,
+    peer: Option<ConnectInfo<SocketAddr>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    who(&st, &headers, peer.map(|c| c.0), None)?.server_side(&st.calls.directory())?;
+    let (content_type, text) = st.calls.metrics();
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 /// `GET /v1/stats`: refused call requests by kind, live calls, queue lengths and calls in

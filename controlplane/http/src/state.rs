@@ -92,6 +92,14 @@ pub trait CallService: Send + Sync + 'static {
     fn stats(&self) -> serde_json::Value {
         serde_json::json!({})
     }
+    /// `GET /metrics`: `(content type, exposition text)` for Prometheus; by default an
+    /// empty OpenMetrics exposition.
+    fn metrics(&self) -> (&'static str, String) {
+        (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "# EOF\n".to_owned(),
+        )
+    }
     /// A request's webhook deliveries (the delivery log).
     ///
     /// # Errors

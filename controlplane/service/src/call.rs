@@ -63,6 +63,10 @@ async fn run_with(
             }
             let mut ch = StatusChange::new(now_ms(), "failed");
             ch.reason = Some("internal".into());
+            let business = rec.request.business.as_ref();
+            svc.inner()
+                .metrics
+                .status(business, "failed", Some("internal"));
             write_status(&svc, &id, ch).await;
             return;
         }
@@ -122,6 +126,7 @@ async fn run_with(
         agent_label: rec.agent.clone(),
         waiting_ports: false,
         stats: HashMap::new(),
+        setup: crate::metrics::SetupClock::start(),
     };
     task.run().await;
 }
@@ -276,6 +281,8 @@ struct CallTask {
     waiting_ports: bool,
     /// The latest counters per media leg.
     stats: HashMap<LegId, LegStats>,
+    /// Set-up times and the wait for an agent, for `GET /metrics`.
+    setup: crate::metrics::SetupClock,
 }
 
 impl CallTask {
@@ -327,6 +334,11 @@ impl CallTask {
             return;
         };
         self.agent_label = Some(agent.as_str().to_owned());
+        let waited = self.setup.elapsed();
+        self.svc
+            .inner()
+            .metrics
+            .waited(self.business.as_ref(), waited);
         self.screen_pop(&agent).await;
         self.machine
             .handle(Instant::now(), Input::AgentAssigned(agent, a.contact));
@@ -550,6 +562,7 @@ impl CallTask {
         }
         self.last_status = name;
         info!(call = %self.id, status = %status, "call status");
+        self.setup.on_status(status, &self.svc.inner().metrics);
         if status == Status::Bridged {
             self.bridged_at = Some(Instant::now());
         }
@@ -671,6 +684,11 @@ impl CallTask {
         self.legs.close();
         let svc = self.svc.clone();
         if let Some(l) = legs {
+            for (role, leg) in [("customer", l.customer), ("agent", l.agent)] {
+                if let Some(s) = self.stats.get(&leg) {
+                    svc.inner().metrics.leg_ended(role, s);
+                }
+            }
             let summaries: Vec<(&str, Value)> = [("customer", l.customer), ("agent", l.agent)]
                 .into_iter()
                 .filter_map(|(role, leg)| self.stats.get(&leg).map(|s| (role, media_json(s))))

@@ -32,6 +32,7 @@ mod cancel;
 mod directory;
 mod error;
 mod inbound;
+mod metrics;
 
 pub use inbound::InboundRefusal;
 mod schedule;
@@ -244,6 +245,8 @@ impl Refusals {
 pub(crate) struct Inner {
     /// Refused call requests by kind.
     pub(crate) refusals: Refusals,
+    /// Status changes, set-up times, waits and media quality for `GET /metrics`.
+    pub(crate) metrics: metrics::CallMetrics,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) b2b: B2bua,
     /// Businesses and agents: the configuration with the API's changes over it. Replaced
@@ -375,6 +378,7 @@ impl Service {
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
             refusals: Refusals::default(),
+            metrics: metrics::CallMetrics::default(),
             store,
             b2b,
             dir: std::sync::RwLock::new(Arc::new(dir)),
@@ -521,6 +525,9 @@ impl Service {
         reason: Option<String>,
         at_ms: i64,
     ) {
+        self.inner
+            .metrics
+            .status(business.as_ref(), status, reason.as_deref());
         let _ = self.inner.events.send(Notice::Status(CallEvent {
             id: id.clone(),
             business,

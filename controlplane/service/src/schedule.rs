@@ -31,6 +31,8 @@ impl Service {
             info!(call = %rec.request.id, attempts = rec.attempts, retry, "call interrupted by a restart");
             let mut ch = ch;
             ch.webhook = self.webhook_for(&rec, &ch.status, ch.reason.as_deref(), None, now);
+            let business = rec.request.business.as_ref();
+            i.metrics.status(business, &ch.status, ch.reason.as_deref());
             i.store.set_status(&rec.request.id, &ch)?;
         }
         Ok(())

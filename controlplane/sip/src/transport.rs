@@ -50,8 +50,10 @@ use crate::peer::{ListenAddr, Peer, Transport};
 use crate::tls::TlsConfig;
 use crate::transaction::Transmit;
 
+mod counters;
 mod stream;
 
+pub use counters::{Direction, MessageCounters, CLASSES, METHODS};
 use stream::{accept_loop, connect, ConnCtx};
 
 /// Transport counters, shared with [`crate::ua::Endpoint`].
@@ -87,6 +89,17 @@ pub struct TransportStats {
     pub tls_failures: AtomicU64,
     /// RFC 5626 keep-alive pings answered.
     pub keepalive_pongs: AtomicU64,
+    /// Messages received (parsed) and sent, by method and response class.
+    pub messages: MessageCounters,
+    /// Client transactions started (requests we sent, ACK for 2xx aside).
+    pub client_transactions: AtomicU64,
+    /// Server transactions started (new requests received, ACK aside).
+    pub server_transactions: AtomicU64,
+    /// Messages we sent again: requests on Timer A/E, final responses on Timer G or a
+    /// retransmitted request, 2xx until the ACK.
+    pub retransmissions_sent: AtomicU64,
+    /// Retransmitted requests received (absorbed by their server transaction).
+    pub retransmissions_received: AtomicU64,
 }
 
 /// Settings for stream connections.
@@ -237,6 +250,7 @@ impl Gate {
         match msg::parse(data) {
             Ok(mut m) => {
                 stats.received.fetch_add(1, Ordering::Relaxed);
+                stats.messages.count(Direction::Rx, data);
                 debug!(%src, line = %first_line(data), "sip rx");
                 if let Message::Request(r) = &mut m {
                     r.stamp_received(src.addr);
@@ -465,6 +479,7 @@ impl Dispatcher {
 
     async fn send(&mut self, t: Transmit) {
         let stats = &self.ctx.stats;
+        stats.messages.count(Direction::Tx, &t.payload);
         match t.dest.transport {
             Transport::Udp => {
                 let Some(sock) = self.udp_for(t.dest.addr) else {

@@ -207,6 +207,19 @@ async fn silent_peer_times_out_after_timer_b() {
         count += 1;
     }
     assert_eq!(count, 7);
+    // The counters behind GET /metrics: one transaction, 7 INVITEs of which 6 resent.
+    let s = a.stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(n(&s.client_transactions), 1);
+    assert_eq!(n(&s.retransmissions_sent), 6);
+    let invite = sip::transport::METHODS
+        .iter()
+        .position(|m| *m == "INVITE")
+        .unwrap();
+    assert_eq!(
+        s.messages.messages(sip::transport::Direction::Tx, invite),
+        7
+    );
 }
 
 fn raw_request(
@@ -316,6 +329,14 @@ async fn no_ack_for_our_2xx_times_out_with_bye() {
         }
     }
     assert!(oks >= 5, "200 OK sent {oks} times");
+    // The counters behind GET /metrics: the resent 2xx, the 100 and the 200s by class.
+    let s = b.stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(n(&s.server_transactions), 1);
+    assert!(n(&s.retransmissions_sent) >= oks - 1, "{s:?}");
+    let tx = sip::transport::Direction::Tx;
+    assert_eq!(s.messages.responses(tx, 0), 1, "one 100 Trying");
+    assert!(s.messages.responses(tx, 1) >= oks, "{s:?}");
 }
 
 fn header<'a>(text: &'a str, name: &str) -> &'a str {

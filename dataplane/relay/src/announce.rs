@@ -123,6 +123,8 @@ pub struct Emitted {
     /// The stream resynchronised because the deadline was missed by more than
     /// [`RESYNC_AFTER`].
     pub resynced: bool,
+    /// How late the frame went out against its deadline (the pacing error).
+    pub late: Duration,
 }
 
 fn frames_in(d: Duration) -> u32 {
@@ -193,6 +195,7 @@ pub fn emit_frame(
         len: PACKET_LEN,
         finished,
         resynced,
+        late,
     }
 }
 
@@ -246,7 +249,8 @@ mod tests {
             Emitted {
                 len: 172,
                 finished: false,
-                resynced: false
+                resynced: false,
+                late: Duration::ZERO,
             }
         );
         let p = RtpPacket::new_checked(&buf[..172]).unwrap();

@@ -224,12 +224,36 @@ pub struct WorkerStats {
     pub announcement_packets: u64,
     /// Announcement resynchronisations after a stall.
     pub announcement_resyncs: u64,
+    /// Announcement frames' pacing error: the sum of how late each went out (µs).
+    pub announcement_late_us: u64,
+    /// Announcement frames by how late they went out: per bucket of
+    /// [`ANNOUNCEMENT_LATE_BOUNDS_US`] (not cumulative), the last beyond the largest bound.
+    pub announcement_late: [u64; ANNOUNCEMENT_LATE_BUCKETS],
     /// Drops by reason, all legs plus unknown ports.
     pub drops: DropCounters,
     /// Events lost because the ring was full.
     pub events_dropped: u64,
     /// Commands that failed.
     pub commands_failed: u64,
+}
+
+/// Upper bounds (µs) of the announcement lateness buckets ([`WorkerStats::announcement_late`]).
+pub const ANNOUNCEMENT_LATE_BOUNDS_US: [u64; 5] = [1_000, 2_000, 5_000, 10_000, 20_000];
+/// The number of lateness buckets: one per bound plus one beyond.
+pub const ANNOUNCEMENT_LATE_BUCKETS: usize = ANNOUNCEMENT_LATE_BOUNDS_US.len() + 1;
+
+impl WorkerStats {
+    /// Counts an announcement frame that went out `late` after its deadline (once per
+    /// announcement frame, every 20 ms per playing leg: not on the relay's packet path).
+    pub fn note_announcement_late(&mut self, late: std::time::Duration) {
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        self.announcement_late_us = self.announcement_late_us.saturating_add(us);
+        let i = ANNOUNCEMENT_LATE_BOUNDS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(ANNOUNCEMENT_LATE_BOUNDS_US.len());
+        self.announcement_late[i] += 1;
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

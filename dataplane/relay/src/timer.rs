@@ -105,6 +105,7 @@ impl Relay {
             if e.resynced {
                 self.stats.announcement_resyncs += 1;
             }
+            self.stats.note_announcement_late(e.late);
             if e.finished {
                 l.set_playback(None);
                 l.mark_next = true;

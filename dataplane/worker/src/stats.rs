@@ -17,7 +17,7 @@ use crate::netstack::{L2Drop, NetStats};
 /// How often workers publish their counters.
 pub const PUBLISH_PERIOD: Duration = Duration::from_millis(100);
 
-const RELAY_FIELDS: usize = 9;
+const RELAY_FIELDS: usize = 10 + relay::ANNOUNCEMENT_LATE_BUCKETS;
 const LOOP_FIELDS: usize = 11;
 const NET_FIELDS: usize = 10;
 const PORT_FIELDS: usize = 8;
@@ -104,7 +104,9 @@ impl SharedStats {
             relay.announcement_resyncs,
             relay.events_dropped,
             relay.commands_failed,
+            relay.announcement_late_us,
         ];
+        let r = r.iter().chain(relay.announcement_late.iter());
         let l = [
             lp.passes,
             lp.idle_waits,
@@ -149,7 +151,6 @@ impl SharedStats {
             io.handoff_drops,
         ];
         let all = r
-            .iter()
             .chain(relay.drops.0.iter())
             .chain(l.iter())
             .chain(net.iter())
@@ -185,6 +186,8 @@ impl SharedStats {
                 announcement_resyncs: v[6],
                 events_dropped: v[7],
                 commands_failed: v[8],
+                announcement_late_us: v[9],
+                announcement_late: std::array::from_fn(|i| v[10 + i]),
                 drops,
             },
             lp: LoopStats {
@@ -251,6 +254,10 @@ mod tests {
         relay.announcement_resyncs = 7;
         relay.events_dropped = 8;
         relay.commands_failed = 9;
+        relay.note_announcement_late(std::time::Duration::from_micros(1_500));
+        relay.note_announcement_late(std::time::Duration::from_millis(70));
+        assert_eq!(relay.announcement_late, [0, 1, 0, 0, 0, 1]);
+        assert_eq!(relay.announcement_late_us, 71_500);
         for (i, r) in DropReason::ALL.iter().enumerate() {
             for _ in 0..=i {
                 relay.drops.add(*r);

@@ -211,3 +211,27 @@ async fn with_keyed_businesses_loopback_needs_a_key_for_server_side_routes() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn metrics_are_for_the_operator_and_openmetrics_text() {
+    // The lab (no keys) on loopback: the default (empty) exposition.
+    let (app, _) = app();
+    let res = app
+        .clone()
+        .oneshot(loopback(
+            Request::get("/metrics").body(Body::empty()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let (_, _, text) = send(&app, Method::GET, "/metrics", None).await;
+    assert_eq!(text, "# EOF\n");
+    // With keys: like /v1/stats, a loopback client without the operator key is refused.
+    let (app, _) = app_keyed();
+    let (s, _, _) = send(&app, Method::GET, "/metrics", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}

@@ -312,7 +312,8 @@ impl Core {
                     };
                     if due(t.poll_timeout()) {
                         t.handle_timeout(now);
-                        self.drive_client(now, &k);
+                        let n = self.drive_client(now, &k);
+                        self.count_retransmissions(n);
                     }
                 }
                 TimerRef::Server(TxKeyOrd(k)) => {
@@ -321,7 +322,8 @@ impl Core {
                     };
                     if due(t.poll_timeout()) {
                         t.handle_timeout(now);
-                        self.drive_server(&k);
+                        let n = self.drive_server(&k);
+                        self.count_retransmissions(n);
                     }
                 }
                 TimerRef::Leg(id) => self.leg_timer(now, LegId(id)),
@@ -348,6 +350,7 @@ impl Core {
         }
         let next = r.poll_timeout();
         self.schedule(next, TimerRef::Leg(id.0));
+        self.count_retransmissions(transmits.len());
         for t in transmits {
             self.send(t);
         }
@@ -363,9 +366,11 @@ impl Core {
 
     // ---- transaction plumbing -------------------------------------------------------------
 
-    pub(super) fn drive_client(&mut self, now: Instant, key: &TransactionKey) {
+    /// Sends what the client transaction has to send and hands its events to the TU;
+    /// returns how many messages it sent.
+    pub(super) fn drive_client(&mut self, now: Instant, key: &TransactionKey) -> usize {
         let Some((t, leg, role)) = self.clients.get_mut(key) else {
-            return;
+            return 0;
         };
         let (leg, role) = (*leg, *role);
         let mut transmits = Vec::new();
@@ -383,6 +388,7 @@ impl Core {
             let next = t.poll_timeout();
             self.schedule(next, TimerRef::Client(TxKeyOrd(key.clone())));
         }
+        let sent = transmits.len();
         for x in transmits {
             self.send(x);
         }
@@ -395,11 +401,22 @@ impl Core {
                 self.client_event(now, leg, role, e);
             }
         }
+        sent
     }
 
-    pub(super) fn drive_server(&mut self, key: &TransactionKey) {
+    /// Counts messages sent again (for `GET /metrics`).
+    fn count_retransmissions(&self, n: usize) {
+        if n > 0 {
+            self.stats
+                .retransmissions_sent
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends what the server transaction has to send; returns how many messages it sent.
+    pub(super) fn drive_server(&mut self, key: &TransactionKey) -> usize {
         let Some((t, _)) = self.servers.get_mut(key) else {
-            return;
+            return 0;
         };
         let mut transmits = Vec::new();
         while let Some(x) = t.poll_transmit() {
@@ -412,9 +429,11 @@ impl Core {
             let next = t.poll_timeout();
             self.schedule(next, TimerRef::Server(TxKeyOrd(key.clone())));
         }
+        let sent = transmits.len();
         for x in transmits {
             self.send(x);
         }
+        sent
     }
 
     pub(super) fn start_client(
@@ -438,6 +457,9 @@ impl Core {
             debug!(%dest, "request over 1300 bytes: sent over TCP (RFC 3261 18.1.1)");
         }
         let t = ClientTransaction::new(now, req, dest, self.timers);
+        self.stats
+            .client_transactions
+            .fetch_add(1, Ordering::Relaxed);
         let key = t.key().clone();
         if switch {
             self.switched.insert(key.clone(), udp);
@@ -621,7 +643,11 @@ impl Core {
         }
         if let Some((t, _)) = self.servers.get_mut(&key) {
             t.handle_request(now, &req);
-            self.drive_server(&key);
+            self.stats
+                .retransmissions_received
+                .fetch_add(1, Ordering::Relaxed);
+            let n = self.drive_server(&key);
+            self.count_retransmissions(n);
             return;
         }
         // 18.2.2: over TCP/TLS the response goes back on the request's connection.
@@ -631,6 +657,9 @@ impl Core {
             Peer::udp(req.response_destination(src.addr))
         };
         let t = ServerTransaction::new(now, req.clone(), dest, self.timers, &self.ua);
+        self.stats
+            .server_transactions
+            .fetch_add(1, Ordering::Relaxed);
         self.servers.insert(key.clone(), (t, None));
         self.drive_server(&key);
         // RFC 3261 8.2: method, URI scheme, Require, body — before dialogs, legs or policy.
