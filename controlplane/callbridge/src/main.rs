@@ -9,8 +9,10 @@ use clap::{Parser, Subcommand};
 
 mod config;
 mod dpstats;
+mod drain;
 mod lab;
 mod preflight;
+mod reload;
 mod serve;
 
 #[global_allocator]
@@ -82,9 +84,8 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            let builtin = config.is_none();
-            let cfg = match config {
-                Some(path) => match config::Config::load(&path) {
+            let cfg = match &config {
+                Some(path) => match config::Config::load(path) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("{e}");
@@ -98,7 +99,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             serve::init_tracing();
-            match serve::serve(cfg, builtin) {
+            match serve::serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("callbridge: {e:#}");

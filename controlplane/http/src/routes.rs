@@ -35,7 +35,8 @@ use crate::{desktop, live, page, ApiError, AppJson, AppState};
 /// | route | answer |
 /// |---|---|
 /// | `GET /` | the click-to-call page; `?business=ID`, default the first business |
-/// | `GET /healthz` | `{"status":"ok"}` |
+/// | `GET /healthz` | `{"status":"ok"}`; `503 {"status":"draining"}` while draining |
+/// | `GET /v1/admin/status`, `POST /v1/admin/drain`, `POST /v1/admin/reload` | see [`crate::admin`] |
 /// | `GET /v1/businesses` | `[{"id","name"}]` |
 /// | `POST /v1/call-requests` | `202 {"id","status"}` |
 /// | `GET /v1/call-requests/{id}` | the call ([`view_json`]) |
@@ -55,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/page", get(web_page))
         .route("/widget.js", get(live::widget_js))
         .route("/agent", get(live::agent_page))
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(crate::admin::healthz))
         .route("/v1/businesses", get(businesses))
         .route(
             "/v1/businesses/:id/widget",
@@ -92,13 +93,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
         .route("/v1/stats", get(service_stats))
+        .route("/v1/admin/status", get(crate::admin::status))
+        .route("/v1/admin/drain", post(crate::admin::drain))
+        .route("/v1/admin/reload", post(crate::admin::reload))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
-}
-
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
 }
 
 /// `GET /v1/stats`: refused call requests by kind, live calls, queue lengths and calls in

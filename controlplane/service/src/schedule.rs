@@ -47,6 +47,8 @@ impl Service {
                 .saturating_sub(lock(&i.live).len())
                 .min(CLAIM_BATCH);
             let mut claimed = 0;
+            // Draining: due requests stay in the store for the next process.
+            let room = if self.is_draining() { 0 } else { room };
             if room > 0 {
                 let store = i.store.clone();
                 let run = i.run.clone();
