@@ -37,3 +37,40 @@ impl DrainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const BASE: &str = "[[business]]\nid = \"a\"\nname = \"A\"\n";
+
+    #[test]
+    fn max_seconds_defaults_and_is_bounded() {
+        let c = Config::parse(BASE, Path::new("cb.toml")).unwrap();
+        assert_eq!(c.drain.max_seconds, 3600);
+        let c = Config::parse(
+            &format!("{BASE}[drain]\nmax_seconds = 30\n"),
+            Path::new("cb.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.drain.max_seconds, 30);
+        for v in ["0", "86401"] {
+            let e = Config::parse(
+                &format!("{BASE}[drain]\nmax_seconds = {v}\n"),
+                Path::new("cb.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.starts_with("cb.toml:5: drain.max_seconds: must be 1 to 86400 seconds"),
+                "{e}"
+            );
+        }
+        let e = Config::parse(&format!("{BASE}[drain]\nmax = 3\n"), Path::new("cb.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("cb.toml:5: drain.max: unknown field"), "{e}");
+    }
+}
