@@ -359,6 +359,15 @@ fn post_admin_drain_drains_like_sigterm() {
         "",
     );
     let ids = lab.bridged_calls(1);
+    // A request for later: left in the store for the next process, untouched by the drain.
+    let later = Command::new("date")
+        .args(["-u", "-d", "+1 hour", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let scheduled = lab.cb.create_call_request(
+        &json!({"business": "acme", "customer": "+15551888888", "contact_time": later}),
+    );
     let r = lab.cb.post("/v1/admin/drain", &json!({}));
     let v = r.json();
     if r.status != 202 || v["state"] != "draining" || v["live_calls"] != 1 {
@@ -384,5 +393,13 @@ fn post_admin_drain_drains_like_sigterm() {
     let done = lab.cb.call_request(&ids[0]);
     if record::status(&done) != "completed" {
         lab.cb.fail(&format!("expected completed: {done:#}"));
+    }
+    let waiting = lab.cb.call_request(&scheduled);
+    if record::status(&waiting) != "scheduled"
+        || record::statuses(&waiting).iter().any(|s| s == "interrupted")
+    {
+        lab.cb.fail(&format!(
+            "the request for later should still be scheduled, untouched by the drain: {waiting:#}"
+        ));
     }
 }

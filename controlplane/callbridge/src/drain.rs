@@ -150,6 +150,9 @@ pub(crate) async fn run(admin: Arc<Admin>, mut signals: Signals) {
     let deadline = tokio::time::sleep(max);
     tokio::pin!(deadline);
     let mut poll = tokio::time::interval(DRAIN_POLL);
+    // Two looks in a row without calls: a bridge accepted just before the drain has had the
+    // time to register its call.
+    let mut idle_ticks = 0;
     let why = loop {
         let wake = tokio::select! {
             _ = signals.term.recv() => Wake::Stop("SIGTERM"),
@@ -159,8 +162,13 @@ pub(crate) async fn run(admin: Arc<Admin>, mut signals: Signals) {
             _ = poll.tick() => Wake::Tick,
         };
         match wake {
-            Wake::Tick if svc.live_calls() == 0 => break "every call has ended",
-            Wake::Tick => {}
+            Wake::Tick if svc.live_calls() == 0 => {
+                idle_ticks += 1;
+                if idle_ticks >= 2 {
+                    break "every call has ended";
+                }
+            }
+            Wake::Tick => idle_ticks = 0,
             Wake::Stop(name) => {
                 tracing::info!(
                     signal = name,

@@ -78,7 +78,7 @@ impl Service {
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            let wait = next.map_or(SCHEDULER_IDLE, |due| {
+            let wait = next.filter(|_| !self.is_draining()).map_or(SCHEDULER_IDLE, |due| {
                 Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
                     .min(SCHEDULER_IDLE)
             });
