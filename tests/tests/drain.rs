@@ -46,6 +46,7 @@ impl Lab {
         test: &str,
         calls: u32,
         agent: (Scenario, SippOptions),
+        business_toml: &str,
         extra_toml: &str,
     ) -> Self {
         let dir = Workdir::new(test);
@@ -74,7 +75,9 @@ impl Lab {
             let id = format!("agent{i:02}");
             config = config.agent(Agent::new(&id, &agent_sipp.sip_uri(&id)));
         }
-        let config = config.with_toml(extra_toml);
+        let config = config
+            .business_toml("acme", business_toml)
+            .with_toml(extra_toml);
         let cb = Callbridge::start(&dir, &config);
         Self {
             cb,
@@ -212,6 +215,7 @@ fn twenty_bridged_calls_complete_while_draining_and_the_process_exits_0() {
             },
         ),
         "",
+        "",
     );
     let ids = lab.bridged_calls(CALLS);
     let s = lab.cb.get_json("/v1/admin/status");
@@ -276,6 +280,7 @@ fn drain_max_seconds_ends_the_calls_left_and_the_process_exits_0() {
         N,
         // The agents never hang up: the drain's deadline must.
         (Scenario::Answer, SippOptions::default()),
+        "",
         "[drain]\nmax_seconds = 2\n",
     );
     let ids = lab.bridged_calls(N);
@@ -314,6 +319,7 @@ fn a_second_sigterm_ends_the_calls_at_once() {
         "drain_second_signal",
         N,
         (Scenario::Answer, SippOptions::default()),
+        "",
         "",
     );
     let ids = lab.bridged_calls(N);
@@ -356,6 +362,7 @@ fn post_admin_drain_drains_like_sigterm() {
                 ..SippOptions::default()
             },
         ),
+        "",
         "",
     );
     let ids = lab.bridged_calls(1);
@@ -401,5 +408,49 @@ fn post_admin_drain_drains_like_sigterm() {
         lab.cb.fail(&format!(
             "the request for later should still be scheduled, untouched by the drain: {waiting:#}"
         ));
+    }
+}
+
+#[test]
+fn an_inbound_invite_while_draining_gets_503_with_retry_after() {
+    const NUMBER: &str = "+15550001000";
+    let mut lab = Lab::start(
+        "drain_inbound",
+        1,
+        // The call stays up: the process keeps draining while the INVITE comes.
+        (Scenario::Answer, SippOptions::default()),
+        &format!("inbound_numbers = [\"{NUMBER}\"]"),
+        "",
+    );
+    lab.bridged_calls(1);
+    lab.signal("TERM");
+    lab.expect_refusing();
+    // The trunk is 127.0.0.1 (the customer SIPp), where SIPp's UAC sends from.
+    let mut caller = Sipp::spawn(
+        &lab.dir,
+        "caller",
+        Scenario::BuiltinUac,
+        &SippOptions {
+            remote: Some(lab.config.sip),
+            service: Some(NUMBER.into()),
+            pause_ms: 100,
+            ..SippOptions::default()
+        },
+    );
+    let _ = caller.wait_exit(Duration::from_secs(30));
+    let log = caller.messages();
+    let refusal = log
+        .split("SIP/2.0 503")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap_or_default();
+    if !refusal.to_ascii_lowercase().contains("retry-after:") {
+        lab.cb.fail(&format!(
+            "an INVITE while draining should get 503 with Retry-After; the caller saw:\n{log}"
+        ));
+    }
+    // The live call is still up (the second SIGTERM of the harness's stop ends it).
+    if lab.cb.get_json("/v1/admin/status")["live_calls"] != 1 {
+        lab.cb.fail("the drain lost the live call");
     }
 }
