@@ -77,6 +77,11 @@ fn sighup_and_post_reload_apply_agents_and_businesses_and_refuse_a_broken_file()
     if r["status"] != "bridged" {
         t.cb.fail(&format!("the live call was touched by the reload: {r:#}"));
     }
+    // Presence is kept: alice is still on the live call.
+    let p = t.cb.get_json("/v1/agents/alice/presence");
+    if p["presence"] != "on_call" {
+        t.cb.fail(&format!("alice's presence after the reload: {p}; expected on_call"));
+    }
 
     // A broken file: 422 with FILE:LINE: KEY: reason; the configuration in use stays.
     std::fs::write(
