@@ -15,6 +15,8 @@ use crate::{read_log, POLL_INTERVAL, STARTUP_DEADLINE};
 
 /// How long callbridge gets to exit after SIGTERM before it is SIGKILLed.
 const TERM_GRACE: Duration = Duration::from_secs(10);
+/// How long [`Callbridge::stop`] lets live calls drain before its second SIGTERM ends them.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// The callbridge binary: `$CALLBRIDGE_BIN`, else `<target>/debug/callbridge`.
 ///
@@ -366,8 +368,9 @@ impl Callbridge {
         }
     }
 
-    /// Stops the server: SIGTERM, then SIGKILL after a grace period. Returns the exit status,
-    /// or `None` if it had to be killed. Idempotent.
+    /// Stops the server: SIGTERM (a drain), a second SIGTERM after [`DRAIN_GRACE`] (the calls
+    /// left are hung up), then SIGKILL after a grace period. Returns the exit status, or
+    /// `None` if it had to be killed. Idempotent.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         if let Ok(Some(status)) = child.try_wait() {
@@ -375,7 +378,12 @@ impl Callbridge {
         }
         signal(self.pid, "TERM");
         let start = Instant::now();
+        let mut again = false;
         while start.elapsed() < TERM_GRACE {
+            if !again && start.elapsed() > DRAIN_GRACE {
+                signal(self.pid, "TERM");
+                again = true;
+            }
             if let Ok(Some(status)) = child.try_wait() {
                 return Some(status);
             }

@@ -30,6 +30,9 @@ pub enum Scenario {
     Answer,
     /// `uas_answer_bye.xml`: like [`Scenario::Answer`] but sends BYE `hangup_ms` after the ACK.
     AnswerBye,
+    /// `uas_answer_bye_long_rtp.xml`: like [`Scenario::AnswerBye`], but talks 13 s plus
+    /// `hangup_ms` (at most 6500), its RTP flowing until the BYE.
+    AnswerByeLongRtp,
     /// `uas_answer_external_media.xml`: like [`Scenario::Answer`], but the SDP answer names
     /// `rtp_port` (a test-owned socket) and SIPp plays nothing.
     AnswerExternalMedia,
@@ -93,6 +96,7 @@ impl Scenario {
         match self {
             Self::Answer => "uas_answer.xml",
             Self::AnswerBye => "uas_answer_bye.xml",
+            Self::AnswerByeLongRtp => "uas_answer_bye_long_rtp.xml",
             Self::AnswerExternalMedia => "uas_answer_external_media.xml",
             Self::AnswerByeExternalMedia => "uas_answer_bye_external_media.xml",
             Self::AnswerByeExternalMediaPcmu => "uas_answer_bye_external_media_pcmu.xml",
@@ -120,7 +124,7 @@ impl Scenario {
     pub const fn globals(self) -> &'static [&'static str] {
         match self {
             Self::Answer | Self::AnswerAuth => &["ring_ms"],
-            Self::AnswerBye => &["ring_ms", "hangup_ms"],
+            Self::AnswerBye | Self::AnswerByeLongRtp => &["ring_ms", "hangup_ms"],
             Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia
             | Self::AnswerByeExternalMediaPcmu

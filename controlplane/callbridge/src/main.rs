@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand};
 mod config;
 mod ctl;
 mod dpstats;
+mod drain;
 mod lab;
 mod media_node;
 mod metrics;
 mod preflight;
+mod reload;
 mod serve;
 
 #[global_allocator]
@@ -116,9 +118,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Serve { config } => {
-            let builtin = config.is_none();
-            let cfg = match config {
-                Some(path) => match config::Config::load(&path) {
+            let cfg = match &config {
+                Some(path) => match config::Config::load(path) {
                     Ok(c) => c,
                     Err(e) => {
                         eprintln!("{e}");
@@ -139,7 +140,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             serve::init_tracing();
-            match serve::serve(cfg, builtin) {
+            match serve::serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("callbridge: {e:#}");

@@ -1,8 +1,8 @@
 //! `callbridge serve`: the composition root. Configuration in, the data-plane workers
 //! started, then the tokio control plane (SIP, store, call service, HTTP, lab endpoints), and a
-//! graceful shutdown on SIGINT or SIGTERM.
+//! graceful drain on SIGINT or SIGTERM ([`crate::drain`]), reloads on SIGHUP ([`crate::reload`]).
 
-use crate::{config, dpstats, lab, metrics, MAX_BLOCKING_THREADS};
+use crate::{config, dpstats, drain, lab, metrics, MAX_BLOCKING_THREADS};
 
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
@@ -13,9 +13,10 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Starts the data plane, then the tokio control plane; returns after a graceful shutdown
-/// (SIGINT or SIGTERM).
-pub(crate) fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
+/// Starts the data plane, then the tokio control plane; returns after a graceful drain
+/// (SIGINT, SIGTERM or `POST /v1/admin/drain`). `path`: the configuration file (`None`: the
+/// built-in configuration).
+pub(crate) fn serve(cfg: config::Config, path: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     use anyhow::Context as _;
 
     let announcement = match &cfg.media.announcement {
@@ -43,7 +44,7 @@ pub(crate) fn serve(cfg: config::Config, builtin: bool) -> anyhow::Result<()> {
         .context("starting tokio")?;
     let result = rt.block_on(control_plane(
         cfg,
-        builtin,
+        path,
         handle,
         dataplane.clone(),
         announcement,
@@ -102,7 +103,7 @@ pub(crate) fn start_dataplane(
 
 async fn control_plane(
     cfg: config::Config,
-    builtin: bool,
+    path: Option<std::path::PathBuf>,
     dp: std::sync::Arc<dp_api::DataplaneHandle>,
     dataplane: std::sync::Arc<worker::Dataplane>,
     announcement: std::sync::Arc<dp_api::Clip>,
@@ -111,6 +112,9 @@ async fn control_plane(
     use std::time::Duration;
 
     let stop = tokio_util::sync::CancellationToken::new();
+    let builtin = path.is_none();
+    // Caught from now on: SIGHUP must not end the process.
+    let signals = drain::Signals::install().context("installing the signal handlers")?;
 
     // Lab endpoints come up before the B2BUA so that the first call finds them.
     if cfg.lab.endpoints {
@@ -272,11 +276,19 @@ async fn control_plane(
             }
         }
     });
+    let admin = std::sync::Arc::new(drain::Admin::new(
+        svc.clone(),
+        path,
+        &cfg,
+        backend_name(&cfg),
+        dataplane.workers(),
+    ));
     let state = http_api::AppState {
         calls: std::sync::Arc::new(Api {
             svc: svc.clone(),
             dataplane,
             dpdk: cfg.dpdk.is_some() && cfg.media.backend == config::Backend::Dpdk,
+            admin: admin.clone(),
         }),
         operator_key: cfg
             .http
@@ -306,8 +318,9 @@ async fn control_plane(
 
     let shutdown = stop.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Serves until drained (the HTTP server answers GETs while the calls finish).
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        drain::run(admin, signals).await;
         shutdown.cancel();
     });
     server.await.context("HTTP server")?;
@@ -319,7 +332,7 @@ async fn control_plane(
 
 /// The service's directory from the configuration: businesses with their keys, hours,
 /// webhooks and policies; agents with their tokens, skills and wrap-up.
-fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
+pub(crate) fn directory(cfg: &config::Config) -> anyhow::Result<service::Directory> {
     use anyhow::Context as _;
     let businesses = cfg
         .business
@@ -384,6 +397,7 @@ struct Api {
     dataplane: std::sync::Arc<worker::Dataplane>,
     /// The DPDK backend runs (its port counters go into `GET /metrics`).
     dpdk: bool,
+    admin: std::sync::Arc<drain::Admin>,
 }
 
 impl http_api::CallService for Api {
@@ -478,8 +492,31 @@ impl http_api::CallService for Api {
         let text = metrics::render(&self.svc, &self.dataplane.stats(), self.dpdk);
         (metrics::CONTENT_TYPE, text)
     }
+    fn admin_status(&self) -> Option<serde_json::Value> {
+        Some(self.admin.status_json())
+    }
+    fn draining(&self) -> bool {
+        self.svc.is_draining()
+    }
+    fn drain(&self) -> Option<serde_json::Value> {
+        Some(self.admin.drain_json())
+    }
+    fn reload(&self) -> Result<serde_json::Value, http_api::admin::ReloadRefusal> {
+        crate::reload::reload(&self.admin)
+    }
 }
 
+/// `"socket"` or `"dpdk"`, as the data plane was started.
+fn backend_name(cfg: &config::Config) -> &'static str {
+    if cfg.dpdk.is_some() && cfg.media.backend == config::Backend::Dpdk {
+        "dpdk"
+    } else {
+        "socket"
+    }
+}
+
+/// SIGINT or SIGTERM, once (`callbridge media` stops on it; `serve` drains, see
+/// [`crate::drain`]).
 pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -206,6 +206,11 @@ impl RateLimiter {
         &self.limits
     }
 
+    /// Changes the limits (a configuration reload); the counts so far are kept.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     /// The limit and window counted for a key of this kind.
     fn rule(&self, kind: LimitKind) -> (u32, Duration) {
         let limit = match kind {

@@ -80,6 +80,14 @@ pub enum ApiError {
     /// 503: the service cannot take calls now.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the process drains for a restart (body `"reason": "draining"`).
+    #[error("{message}")]
+    Draining {
+        /// Seconds until a retry may succeed.
+        retry_after_s: u64,
+        /// A human sentence.
+        message: String,
+    },
     /// 500: something failed on our side.
     #[error("{0}")]
     Internal(String),
@@ -100,7 +108,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Draining { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -129,6 +137,17 @@ impl IntoResponse for ApiError {
             return (
                 self.status(),
                 [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+                Json(body),
+            )
+                .into_response();
+        }
+        if let Self::Draining { retry_after_s, .. } = &self {
+            body["reason"] = json!("draining");
+            body["retry_after_s"] = json!(retry_after_s);
+            let retry = retry_after_s.to_string();
+            return (
+                self.status(),
+                [(axum::http::header::RETRY_AFTER, retry)],
                 Json(body),
             )
                 .into_response();

@@ -45,7 +45,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(live::widget_js))
         .routes(routes!(live::agent_page))
         .routes(routes!(calls::openapi_json))
-        .routes(routes!(healthz))
+        .routes(routes!(crate::admin::healthz))
         .routes(routes!(businesses))
         .routes(routes!(live::widget_info, live::preflight_widget))
         .routes(routes!(create_call_request, live::preflight_call_requests))
@@ -66,6 +66,9 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(dataplane_stats))
         .routes(routes!(service_stats))
         .routes(routes!(metrics))
+        .routes(routes!(crate::admin::status))
+        .routes(routes!(crate::admin::drain))
+        .routes(routes!(crate::admin::reload))
 }
 
 /// The OpenAPI 3.1 document of every route (`GET /openapi.json` serves it).
@@ -86,18 +89,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(calls::OpenApiJson(json.into())))
         .with_state(state)
-}
-
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = crate::openapi::OPERATOR,
-    responses(
-        (status = 200, description = "Alive.", body = crate::openapi::Health),
-    )
-)]
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
 }
 
 /// `GET /metrics`: the Prometheus figures (OpenMetrics text; see the README's Metrics

@@ -47,6 +47,10 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
             message,
         },
         ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+        e @ ServiceError::Draining { retry_after_s } => ApiError::Draining {
+            retry_after_s,
+            message: e.to_string(),
+        },
         other => ApiError::Internal(other.to_string()),
     }
 }
@@ -133,6 +137,31 @@ pub trait CallService: Send + Sync + 'static {
     ) -> Result<service::BusinessEntry, ServiceError> {
         Err(ServiceError::Unavailable(
             "changing businesses is not available".into(),
+        ))
+    }
+    /// The process's state for the operator (`GET /v1/admin/status`); `None`: not available
+    /// (503).
+    fn admin_status(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Whether the process drains (`GET /healthz` answers `503 {"status":"draining"}`).
+    fn draining(&self) -> bool {
+        false
+    }
+    /// Starts draining (idempotent, `POST /v1/admin/drain`): `{"state":"draining",
+    /// "live_calls":N}`; `None`: not available (503).
+    fn drain(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Re-reads the configuration file (`POST /v1/admin/reload`). Blocking (file and store
+    /// I/O).
+    ///
+    /// # Errors
+    /// [`crate::admin::ReloadRefusal`]: 409 without a file, 422 for a bad one (the old
+    /// configuration stays).
+    fn reload(&self) -> Result<serde_json::Value, crate::admin::ReloadRefusal> {
+        Err(crate::admin::ReloadRefusal::no_file(
+            "reloading is not available",
         ))
     }
     /// Status changes and screen pops as they happen (`None`: no live events).

@@ -754,4 +754,5 @@ async fn the_page_is_served_for_the_chosen_business() {
 }
 
 mod access;
+mod admin;
 mod records;

@@ -10,6 +10,7 @@ impl Service {
     /// # Errors
     /// [`ServiceError`] naming the field, or the store's failure.
     pub fn accept(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
+        self.refuse_if_draining()?;
         let out = self.accept_inner(req, origin);
         if let Err(e) = &out {
             self.count_refusal(e);
@@ -154,6 +155,7 @@ impl Service {
     /// [`ServiceError::Unavailable`] without free media ports; others as
     /// [`Service::accept`].
     pub fn bridge(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError> {
+        self.refuse_if_draining()?;
         let i = &self.inner;
         let agent_spec = match &req.agent {
             BridgeAgent::Id(a) => {
@@ -251,10 +253,10 @@ impl Service {
         {
             keys.push(LimitKey::Ip(ip));
         }
-        let Some(limiter) = self.inner.limiters.get(&req.business) else {
+        let Some(limiter) = self.inner.limiter(&req.business) else {
             return Ok(());
         };
-        let mut limiter = lock(limiter);
+        let mut limiter = lock(&limiter);
         let now = Instant::now();
         limiter.purge(now);
         limiter.try_acquire(&keys, now).map_err(|l| {
@@ -294,13 +296,13 @@ impl Service {
         business: &BusinessId,
         call: &CallId,
     ) -> Result<(), ServiceError> {
-        let Some(limiter) = self.inner.limiters.get(business) else {
+        let Some(limiter) = self.inner.limiter(business) else {
             return Ok(());
         };
         if lock(&self.inner.in_progress).contains(call) {
             return Ok(());
         }
-        lock(limiter)
+        lock(&limiter)
             .start_call(business)
             .map_err(|l| ServiceError::Limited {
                 retry_after_s: l.retry_after.as_secs().max(1),
@@ -317,8 +319,8 @@ impl Service {
     /// Ends what [`Service::start_counting`] counted (no-op if it did not).
     pub(crate) fn stop_counting(&self, business: &BusinessId, call: &CallId) {
         if lock(&self.inner.in_progress).remove(call) {
-            if let Some(l) = self.inner.limiters.get(business) {
-                lock(l).end_call(business);
+            if let Some(l) = self.inner.limiter(business) {
+                lock(&l).end_call(business);
             }
         }
     }

@@ -44,6 +44,14 @@ pub enum ServiceError {
     /// Cannot take calls now, e.g. out of media ports (503).
     #[error("{0}")]
     Unavailable(String),
+    /// This process drains (an upgrade): it takes no new calls (503 with `Retry-After`).
+    #[error(
+        "callbridge is draining for a restart and takes no new calls; retry in {retry_after_s} s"
+    )]
+    Draining {
+        /// Seconds until a retry may succeed (elsewhere or in the next process).
+        retry_after_s: u64,
+    },
     /// Failed on our side (500).
     #[error("{0}")]
     Internal(String),

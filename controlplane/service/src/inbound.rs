@@ -76,6 +76,13 @@ impl Service {
                 ),
             ));
         }
+        if self.is_draining() {
+            self.inner.refusals.add("draining");
+            return Err(refuse(
+                503,
+                "Service Unavailable: callbridge is draining for a restart".into(),
+            ));
+        }
         let header = |name: &str| {
             call.headers
                 .iter()

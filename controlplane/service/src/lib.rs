@@ -30,6 +30,7 @@ mod agents;
 mod call;
 mod cancel;
 mod directory;
+mod drain;
 mod error;
 mod inbound;
 mod metrics;
@@ -42,6 +43,7 @@ pub mod webhooks;
 pub use call::{media_json, quality};
 pub use cancel::Cancelled;
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
+pub use drain::{ReloadSummary, DRAIN_RETRY_AFTER_S};
 pub use error::ServiceError;
 pub use flows::Presence;
 
@@ -257,7 +259,11 @@ pub(crate) struct Inner {
     pub(crate) settings: Settings,
     pub(crate) acd: Mutex<Acd>,
     /// Rate limits and calls in progress, one limiter per business (its own limits).
-    pub(crate) limiters: HashMap<BusinessId, Mutex<flows::limits::RateLimiter>>,
+    /// A reload adds limiters and changes their limits ([`Inner::limiter`]).
+    pub(crate) limiters:
+        std::sync::RwLock<HashMap<BusinessId, Arc<Mutex<flows::limits::RateLimiter>>>>,
+    /// Whether the process drains ([`Service::start_drain`]).
+    pub(crate) drain: drain::DrainState,
     /// Requests counted in their business's calls in progress (accepted to be dialled now,
     /// or running); the count ends when the call does.
     pub(crate) in_progress: Mutex<std::collections::HashSet<CallId>>,
@@ -372,7 +378,10 @@ impl Service {
             .iter()
             .map(|b| {
                 let l = b.limits.clone().unwrap_or_else(|| limits.clone());
-                (b.id.clone(), Mutex::new(flows::limits::RateLimiter::new(l)))
+                (
+                    b.id.clone(),
+                    Arc::new(Mutex::new(flows::limits::RateLimiter::new(l))),
+                )
             })
             .collect();
         let (events, _) = broadcast::channel(1024);
@@ -384,7 +393,8 @@ impl Service {
             dir: std::sync::RwLock::new(Arc::new(dir)),
             dir_writer: Mutex::new(()),
             settings,
-            limiters,
+            limiters: std::sync::RwLock::new(limiters),
+            drain: drain::DrainState::default(),
             in_progress: Mutex::default(),
             acd: Mutex::new(acd),
             run,

@@ -312,10 +312,7 @@ impl Service {
                 queued
                     .get_or_create(&label)
                     .set(i64::try_from(len).unwrap_or(i64::MAX));
-                let running = i
-                    .limiters
-                    .get(&b.id)
-                    .map_or(0, |l| lock(l).active_calls(&b.id));
+                let running = i.limiter(&b.id).map_or(0, |l| lock(&l).active_calls(&b.id));
                 in_progress.get_or_create(&label).set(i64::from(running));
                 if let Some(w) = acd.estimated_wait(&b.id, len) {
                     estimated.get_or_create(&label).set(w.as_secs_f64());

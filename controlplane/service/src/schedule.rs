@@ -49,6 +49,8 @@ impl Service {
                 .saturating_sub(lock(&i.live).len())
                 .min(CLAIM_BATCH);
             let mut claimed = 0;
+            // Draining: due requests stay in the store for the next process.
+            let room = if self.is_draining() { 0 } else { room };
             if room > 0 {
                 let store = i.store.clone();
                 let run = i.run.clone();
@@ -78,10 +80,12 @@ impl Service {
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            let wait = next.map_or(SCHEDULER_IDLE, |due| {
-                Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
-                    .min(SCHEDULER_IDLE)
-            });
+            let wait = next
+                .filter(|_| !self.is_draining())
+                .map_or(SCHEDULER_IDLE, |due| {
+                    Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
+                        .min(SCHEDULER_IDLE)
+                });
             tokio::select! {
                 () = i.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}

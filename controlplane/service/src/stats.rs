@@ -16,9 +16,8 @@ impl Service {
             .map(|b| {
                 let in_progress = self
                     .inner
-                    .limiters
-                    .get(&b.id)
-                    .map_or(0, |l| lock(l).active_calls(&b.id));
+                    .limiter(&b.id)
+                    .map_or(0, |l| lock(&l).active_calls(&b.id));
                 (
                     b.id.as_str().to_owned(),
                     serde_json::json!({

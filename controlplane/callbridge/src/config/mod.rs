@@ -44,6 +44,8 @@
 //! wrap_up_secs = 10                        # 0..=3600
 //! [lab]
 //! endpoints = false
+//! [drain]
+//! max_seconds = 3600                   # live calls may go on this long after SIGTERM
 //! [store]
 //! path = "callbridge.db"               # SQLite; relative to this file
 //! ```
@@ -82,6 +84,7 @@ use serde::Deserialize;
 mod business;
 mod directory;
 mod dpdk;
+mod drain;
 mod locate;
 mod media;
 mod secret;
@@ -94,6 +97,7 @@ mod trunk;
 pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
+pub(crate) use drain::DrainConfig;
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, StoreConfig};
@@ -140,6 +144,9 @@ pub(crate) struct Config {
     /// "dpdk"`; checked whenever present. Default: absent.
     #[serde(default)]
     pub(crate) dpdk: Option<DpdkConfig>,
+    /// `[drain]`: how long live calls may go on once the process drains.
+    #[serde(default)]
+    pub(crate) drain: DrainConfig,
 }
 
 impl Default for Config {
@@ -173,6 +180,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             dpdk: None,
+            drain: DrainConfig::default(),
         }
     }
 }
@@ -363,6 +371,7 @@ impl Config {
         self.store.resolve(dir)?;
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
+        self.drain.validate()?;
         // A media node's file (`media.ng_listen`) needs no businesses; `serve` refuses to run
         // without one (see `main`).
         let media_node = self.media.ng_listen.is_some();

@@ -77,6 +77,9 @@ impl Drop for IncomingCall {
     }
 }
 
+/// The `Retry-After` (seconds) of a `503` to an INVITE.
+const REJECT_RETRY_AFTER_S: u32 = 5;
+
 impl Core {
     /// `Cmd::Ring`: 180 Ringing, while the incoming INVITE is unanswered.
     pub(super) fn ring(&mut self, now: Instant, id: LegId) {
@@ -95,7 +98,7 @@ impl Core {
     }
 
     /// `Cmd::Reject`: a final error response to the unanswered INVITE (500 for a status
-    /// outside 300..=699); the leg ends.
+    /// outside 300..=699; a 503 carries `Retry-After`); the leg ends.
     pub(super) fn reject(&mut self, now: Instant, id: LegId, status: u16) {
         let Some(leg) = self
             .legs
@@ -109,7 +112,12 @@ impl Core {
         } else {
             500
         };
-        let r = Response::to_request(&leg.invite, status, Some(&leg.local_tag));
+        let mut r = Response::to_request(&leg.invite, status, Some(&leg.local_tag));
+        if status == 503 {
+            // No capacity, or draining for a restart: the caller may try again (RFC 3261 21.5.4).
+            r.headers
+                .push("Retry-After", REJECT_RETRY_AFTER_S.to_string());
+        }
         let key = leg.invite_key.clone();
         self.respond(now, &key, r);
         self.remove_leg(id);
