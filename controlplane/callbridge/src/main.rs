@@ -5,11 +5,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod config;
 mod dpstats;
 mod lab;
+mod logging;
 mod preflight;
 mod serve;
 
@@ -51,11 +52,25 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the man page callbridge(1) (roff, from this command line's definition) on stdout;
+    /// `scripts/package` runs it to build /usr/share/man/man1/callbridge.1.gz.
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Man => {
+            let page = clap_mangen::Man::new(Cli::command());
+            match page.render(&mut std::io::stdout().lock()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callbridge man: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => match config::Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -97,7 +112,7 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
-            serve::init_tracing();
+            serve::init_tracing(&cfg.log);
             match serve::serve(cfg, builtin) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -4,13 +4,9 @@
 
 use crate::{config, dpstats, lab, MAX_BLOCKING_THREADS};
 
-pub(crate) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+/// Installs the log (`[log]`: text or JSON on stderr; see [`crate::logging`]).
+pub(crate) fn init_tracing(cfg: &config::LogConfig) {
+    crate::logging::init(cfg);
 }
 
 /// Starts the data plane, then the tokio control plane; returns after a graceful shutdown

@@ -20,6 +20,7 @@ mod live;
 pub mod model;
 pub mod page;
 pub mod routes;
+mod sip_trace;
 pub mod state;
 
 pub use error::{ApiError, AppJson};

@@ -92,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/bridges/:id", get(get_bridge))
         .route("/v1/dataplane/stats", get(dataplane_stats))
         .route("/v1/stats", get(service_stats))
+        .route(
+            "/v1/admin/sip-trace",
+            axum::routing::put(crate::sip_trace::put_sip_trace),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

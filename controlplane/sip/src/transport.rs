@@ -238,6 +238,7 @@ impl Gate {
             Ok(mut m) => {
                 stats.received.fetch_add(1, Ordering::Relaxed);
                 debug!(%src, line = %first_line(data), "sip rx");
+                crate::trace::observe("rx", src, data);
                 if let Message::Request(r) = &mut m {
                     r.stamp_received(src.addr);
                 }
@@ -465,6 +466,7 @@ impl Dispatcher {
 
     async fn send(&mut self, t: Transmit) {
         let stats = &self.ctx.stats;
+        crate::trace::observe("tx", t.dest, &t.payload);
         match t.dest.transport {
             Transport::Udp => {
                 let Some(sock) = self.udp_for(t.dest.addr) else {

@@ -46,6 +46,9 @@
 //! endpoints = false
 //! [store]
 //! path = "callbridge.db"               # SQLite; relative to this file
+//! [log]
+//! format = "text"                      # or "json": one object per line
+//! level = "info"                       # a tracing filter; CALLBRIDGE_LOG overrides it
 //! ```
 //!
 //! With `media.backend = "dpdk"` a `[dpdk]` section is required (see [`DpdkConfig`]):
@@ -83,6 +86,7 @@ mod business;
 mod directory;
 mod dpdk;
 mod locate;
+mod log;
 mod media;
 mod secret;
 mod service;
@@ -94,6 +98,7 @@ mod trunk;
 pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
+pub(crate) use log::{LogConfig, LogFormat};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, StoreConfig};
@@ -140,6 +145,9 @@ pub(crate) struct Config {
     /// "dpdk"`; checked whenever present. Default: absent.
     #[serde(default)]
     pub(crate) dpdk: Option<DpdkConfig>,
+    /// `[log]`: format (`"text"` or `"json"`) and level.
+    #[serde(default)]
+    pub(crate) log: LogConfig,
 }
 
 impl Default for Config {
@@ -173,6 +181,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             dpdk: None,
+            log: LogConfig::default(),
         }
     }
 }
@@ -344,6 +353,7 @@ impl Config {
         cpus: &CpuSet,
     ) -> Result<(), (Vec<Seg>, String)> {
         self.http.validate()?;
+        self.log.validate()?;
         self.sip.tls.resolve(dir);
         self.sip.validate()?;
         trunk::validate(&mut self.trunk, &self.sip, &self.business)?;
