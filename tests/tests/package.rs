@@ -119,7 +119,7 @@ fn package_builds_installs_runs_a_call_and_purges() {
         "./etc/callbridge/callbridge.toml",
         "./usr/share/man/man1/callbridge.1.gz",
         "./usr/share/doc/callbridge/copyright",
-        "./usr/share/doc/callbridge/changelog.Debian.gz",
+        "./usr/share/doc/callbridge/changelog.gz",
         "./usr/share/doc/callbridge/examples/dpdk.conf",
     ] {
         let line = contents

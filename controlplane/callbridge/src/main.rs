@@ -11,6 +11,7 @@ mod config;
 mod dpstats;
 mod lab;
 mod logging;
+mod manpage;
 mod preflight;
 mod serve;
 
@@ -62,8 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Man => {
-            let page = clap_mangen::Man::new(Cli::command());
-            match page.render(&mut std::io::stdout().lock()) {
+            match manpage::render(Cli::command(), &mut std::io::stdout().lock()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("callbridge man: {e}");
