@@ -126,7 +126,10 @@ fn package_builds_installs_runs_a_call_and_purges() {
             .lines()
             .find(|l| l.ends_with(&format!(" {path}")))
             .unwrap_or_else(|| panic!("{path} not in the package:\n{contents}"));
-        assert!(line.contains("root/root"), "{path} not owned by root: {line}");
+        assert!(
+            line.contains("root/root"),
+            "{path} not owned by root: {line}"
+        );
     }
     let info = run_ok(Command::new("dpkg-deb").arg("-I").arg(&deb));
     for field in [
@@ -139,7 +142,10 @@ fn package_builds_installs_runs_a_call_and_purges() {
         "postrm".into(),
         "conffiles".into(),
     ] {
-        assert!(info.contains(&field), "dpkg-deb -I lacks {field:?}:\n{info}");
+        assert!(
+            info.contains(&field),
+            "dpkg-deb -I lacks {field:?}:\n{info}"
+        );
     }
 
     // Install (purged again when `_installed` drops, also on a failed assertion).
@@ -149,16 +155,36 @@ fn package_builds_installs_runs_a_call_and_purges() {
     let _installed = Installed {
         test_files: vec![test_config.clone()],
     };
-    run_ok(Command::new("dpkg").arg("-i").arg(&deb).env("DEBIAN_FRONTEND", "noninteractive"));
+    run_ok(
+        Command::new("dpkg")
+            .arg("-i")
+            .arg(&deb)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    );
     assert!(installed(), "dpkg -i did not leave callbridge installed");
-    assert!(user_exists("callbridge"), "postinst did not create the callbridge user");
+    assert!(
+        user_exists("callbridge"),
+        "postinst did not create the callbridge user"
+    );
     let owner = run_ok(Command::new("stat").args(["-c", "%U:%G %a", STATE]));
-    assert_eq!(owner.trim(), "callbridge:callbridge 750", "{STATE}'s owner and mode");
+    assert_eq!(
+        owner.trim(),
+        "callbridge:callbridge 750",
+        "{STATE}'s owner and mode"
+    );
     run_ok(Command::new("/usr/bin/callbridge").args(["check-config", EXAMPLE]));
     let conf = run_ok(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "callbridge"]));
-    assert!(conf.contains(EXAMPLE), "{EXAMPLE} is not a conffile: {conf:?}");
+    assert!(
+        conf.contains(EXAMPLE),
+        "{EXAMPLE} is not a conffile: {conf:?}"
+    );
     // Installing again (an upgrade to the same version) is idempotent.
-    run_ok(Command::new("dpkg").arg("-i").arg(&deb).env("DEBIAN_FRONTEND", "noninteractive"));
+    run_ok(
+        Command::new("dpkg")
+            .arg("-i")
+            .arg(&deb)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    );
 
     // The unit's command line, user and working directory.
     let unit = std::fs::read_to_string(UNIT).expect("the installed unit");
@@ -180,11 +206,18 @@ fn package_builds_installs_runs_a_call_and_purges() {
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     let nobody = PortBlock::reserve(4);
     let config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new("alice", &format!("sip:alice@{}", nobody.addr(2))))
+        .agent(Agent::new(
+            "alice",
+            &format!("sip:alice@{}", nobody.addr(2)),
+        ))
         .lab_endpoints(true)
         .with_toml(&format!("[store]\npath = \"{}\"", test_db.display()));
     std::fs::write(&test_config, config.render()).expect("write the test config");
-    run_ok(Command::new("chown").arg("root:callbridge").arg(&test_config));
+    run_ok(
+        Command::new("chown")
+            .arg("root:callbridge")
+            .arg(&test_config),
+    );
     run_ok(Command::new("chmod").arg("0640").arg(&test_config));
 
     let mut cmd = Command::new("setpriv");
@@ -215,7 +248,10 @@ fn package_builds_installs_runs_a_call_and_purges() {
         CALL_DEADLINE,
     );
     if !both_ways(&with_media) {
-        cb.fail(&format!("no RTP both ways ({})", media_summary(&with_media)));
+        cb.fail(&format!(
+            "no RTP both ways ({})",
+            media_summary(&with_media)
+        ));
     }
     if let Ok(end) = cb.poll_until(
         &path,
@@ -224,14 +260,21 @@ fn package_builds_installs_runs_a_call_and_purges() {
         Duration::from_secs(30),
     ) {
         if record::status(&end) != "completed" {
-            cb.fail(&format!("the call ended {:?}: {end:#}", record::status(&end)));
+            cb.fail(&format!(
+                "the call ended {:?}: {end:#}",
+                record::status(&end)
+            ));
         }
     }
 
     // It ran as the unit's user: the store it created belongs to callbridge.
     let db_owner = run_ok(Command::new("stat").args(["-c", "%U"]).arg(&test_db));
     assert_eq!(db_owner.trim(), "callbridge", "the store's owner");
-    let proc_owner = run_ok(Command::new("stat").args(["-c", "%U"]).arg(format!("/proc/{}", cb.pid())));
+    let proc_owner = run_ok(
+        Command::new("stat")
+            .args(["-c", "%U"])
+            .arg(format!("/proc/{}", cb.pid())),
+    );
     assert_eq!(proc_owner.trim(), "callbridge", "the server's user");
     drop(cb);
 

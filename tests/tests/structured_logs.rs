@@ -46,7 +46,10 @@ fn json_log_carries_call_spans_and_sip_trace_follows_one_number() {
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     let nobody = PortBlock::reserve(6);
     let config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new("alice", &format!("sip:alice@{}", nobody.addr(2))))
+        .agent(Agent::new(
+            "alice",
+            &format!("sip:alice@{}", nobody.addr(2)),
+        ))
         .agent(Agent::new("bob", &format!("sip:bob@{}", nobody.addr(4))))
         .lab_endpoints(true)
         .with_toml("[log]\nformat = \"json\"");
@@ -101,7 +104,10 @@ fn json_log_carries_call_spans_and_sip_trace_follows_one_number() {
     assert_eq!(traced_invite["level"], "INFO");
     let text = message(traced_invite);
     for part in ["Call-ID:", "CSeq: 1 INVITE", "X-Callbridge-Call: ", "v=0"] {
-        assert!(text.contains(part), "the traced INVITE lacks {part:?}: {text}");
+        assert!(
+            text.contains(part),
+            "the traced INVITE lacks {part:?}: {text}"
+        );
     }
     // Its dialog's responses too (matched by Call-ID).
     assert!(
@@ -110,10 +116,9 @@ fn json_log_carries_call_spans_and_sip_trace_follows_one_number() {
             .any(|l| in_call_span(l, &traced) && message(l).contains("SIP/2.0 200 OK")),
         "no traced 200 OK for call {traced}"
     );
-    if let Some(l) = lines
-        .iter()
-        .find(|l| message(l).contains(&format!("sip:{UNTRACED}@")) && message(l).contains("SIP message"))
-    {
+    if let Some(l) = lines.iter().find(|l| {
+        message(l).contains(&format!("sip:{UNTRACED}@")) && message(l).contains("SIP message")
+    }) {
         cb.fail(&format!("the untraced call's SIP was logged: {l}"));
     }
 }

@@ -16,9 +16,7 @@ pub(crate) fn init(cfg: &LogConfig) {
         .with_writer(std::io::stderr)
         .with_target(false);
     match cfg.format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         // Each line: {"timestamp", "level", "fields": {"message", …}, "span": {"name": "call",
         // "id": "c_…"}, "spans": [...]} (span fields of the call on every line about it).
         LogFormat::Json => builder

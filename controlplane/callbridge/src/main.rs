@@ -62,15 +62,13 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Man => {
-            match manpage::render(Cli::command(), &mut std::io::stdout().lock()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("callbridge man: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Man => match manpage::render(Cli::command(), &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callbridge man: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
         Command::CheckConfig { file } => match config::Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());

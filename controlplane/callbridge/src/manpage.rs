@@ -24,7 +24,9 @@ pub(crate) fn render(cmd: clap::Command, out: &mut dyn Write) -> io::Result<()> 
     man.render_options_section(out)?;
     writeln!(out, ".SH COMMANDS")?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let mut sub = sub.clone().bin_name(format!("callbridge {}", sub.get_name()));
+        let mut sub = sub
+            .clone()
+            .bin_name(format!("callbridge {}", sub.get_name()));
         let usage = sub.render_usage().to_string();
         let usage = usage.trim_start_matches("Usage:").trim();
         writeln!(out, ".TP\n\\fB{}\\fR", roff(usage))?;

@@ -127,9 +127,8 @@ fn head_of(data: &[u8]) -> &str {
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(data.len());
     let head = &data[..end];
-    std::str::from_utf8(head).unwrap_or_else(|e| {
-        std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
-    })
+    std::str::from_utf8(head)
+        .unwrap_or_else(|e| std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default())
 }
 
 /// The first header named one of `names` (lower case; compact forms included), trimmed.

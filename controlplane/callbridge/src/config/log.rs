@@ -51,7 +51,10 @@ impl LogConfig {
             .map_err(|e| {
                 (
                     vec![key("log"), key("level")],
-                    format!("{:?} is not a log filter ({e}); use error, warn, info, debug or trace", self.level),
+                    format!(
+                        "{:?} is not a log filter ({e}); use error, warn, info, debug or trace",
+                        self.level
+                    ),
                 )
             })
     }
@@ -64,7 +67,8 @@ mod tests {
     use super::super::Config;
     use super::LogFormat;
 
-    const BASE: &str = "[sip]\nlisten = \"127.0.0.1:5060\"\n[[business]]\nid = \"acme\"\nname = \"ACME\"\n";
+    const BASE: &str =
+        "[sip]\nlisten = \"127.0.0.1:5060\"\n[[business]]\nid = \"acme\"\nname = \"ACME\"\n";
 
     fn parse(log: &str) -> Result<Config, String> {
         Config::parse(&format!("{BASE}[log]\n{log}"), Path::new("/etc/cb.toml"))
