@@ -1,7 +1,8 @@
 //! Structured logs: with `log.format = "json"` every stderr line is one JSON object and the
 //! lines about a call carry its id in the `call` span's fields; `PUT /v1/admin/sip-trace`
 //! switches full SIP message logging on for one number, so that call's INVITE text appears in
-//! the log (in the call's span) and another call's does not; `{"off": true}` ends it.
+//! the log (in the call's span) and another call's does not; a rule for a call already up
+//! traces its dialogs from then on (its BYE); `{"off": true}` ends it.
 
 use serde_json::{json, Value};
 
@@ -14,8 +15,12 @@ const UNTRACED: &str = "+15551230002";
 /// Every line of the log as JSON (panics, with the line, on one that is not). The harness
 /// sends stdout and stderr to one file: stdout's one line (`callbridge ready: …`, for people
 /// and scripts) is not the log and is left out.
-fn json_lines(cb: &Callbridge) -> Vec<Value> {
-    cb.log()
+fn json_lines(cb: &Callbridge, dir: &Workdir) -> Vec<Value> {
+    // The whole file (`Callbridge::log` keeps only the tail, for failure messages).
+    let log = std::fs::read_to_string(dir.file("callbridge.log")).expect("the server log");
+    // The server may be writing a line right now: only complete lines count.
+    let complete = log.rfind('\n').map_or("", |end| &log[..end]);
+    complete
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with("callbridge ready: "))
         .map(|l| {
@@ -72,12 +77,44 @@ fn json_log_carries_call_spans_and_sip_trace_follows_one_number() {
     wait_bridged_or_over(&mut cb, &traced);
     let untraced = cb.call(UNTRACED);
     wait_bridged_or_over(&mut cb, &untraced);
+    let sip_of = |lines: &[Value], id: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| in_call_span(l, id) && message(l).starts_with("SIP message\n"))
+            .map(|l| message(l).to_owned())
+            .collect()
+    };
+    let before = sip_of(&json_lines(&cb, &dir), &untraced);
+    if !before.is_empty() {
+        cb.fail(&format!("the untraced call's SIP was logged: {before:?}"));
+    }
+
+    // A call rule while the call is up: its dialogs already begun are traced from now on
+    // (the lab agent hangs up after 10 s of talk: its BYE, our BYE to the customer).
+    let r = cb.request(
+        "PUT",
+        "/v1/admin/sip-trace",
+        Some(&json!({ "call": untraced }).to_string()),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({ "tracing": [{ "call": untraced }, { "number": TRACED }] })
+    );
+    let end = cb.wait_for_status(&untraced, is_terminal, CALL_DEADLINE);
+    assert_eq!(record::status(&end), "completed", "{end:#}");
+    let after = sip_of(&json_lines(&cb, &dir), &untraced);
+    if !after.iter().any(|m| m.starts_with("SIP message\nBYE sip:")) {
+        cb.fail(&format!(
+            "no BYE of call {untraced} traced after its call rule was added: {after:?}"
+        ));
+    }
 
     let r = cb.request("PUT", "/v1/admin/sip-trace", Some(r#"{"off": true}"#));
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.json(), json!({ "tracing": [] }));
 
-    let lines = json_lines(&cb);
+    let lines = json_lines(&cb, &dir);
     // The call's own lines carry its id in the span's fields (and in the span list).
     for id in [&traced, &untraced] {
         let n = lines.iter().filter(|l| in_call_span(l, id)).count();
@@ -116,9 +153,11 @@ fn json_log_carries_call_spans_and_sip_trace_follows_one_number() {
             .any(|l| in_call_span(l, &traced) && message(l).contains("SIP/2.0 200 OK")),
         "no traced 200 OK for call {traced}"
     );
-    if let Some(l) = lines.iter().find(|l| {
-        message(l).contains(&format!("sip:{UNTRACED}@")) && message(l).contains("SIP message")
-    }) {
+    // The untraced call's INVITE was sent before its call rule: never logged.
+    if let Some(l) = lines
+        .iter()
+        .find(|l| message(l).contains(&format!("INVITE sip:{UNTRACED}@")))
+    {
         cb.fail(&format!("the untraced call's SIP was logged: {l}"));
     }
 }

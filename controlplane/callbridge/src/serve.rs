@@ -449,6 +449,9 @@ impl http_api::CallService for Api {
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
         Some(dpstats::to_json(&self.dataplane.stats()))
     }
+    fn sip_trace(&self, id: &flows::CallId) {
+        self.svc.sip_trace(id);
+    }
 }
 
 async fn shutdown_signal() {

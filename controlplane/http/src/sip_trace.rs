@@ -30,7 +30,15 @@ pub(crate) async fn put_sip_trace(
     match parse(&body)? {
         Some(rule) => {
             tracing::info!(?rule, "SIP trace on");
+            let call = match &rule {
+                Rule::Call(id) => flows::CallId::new(id.clone()).ok(),
+                Rule::Number(_) => None,
+            };
             sip::trace::add(rule);
+            // A live call hands over the dialogs it already began.
+            if let Some(id) = call {
+                st.calls.sip_trace(&id);
+            }
         }
         None => {
             tracing::info!("SIP trace off");

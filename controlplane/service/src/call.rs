@@ -287,6 +287,9 @@ impl CallTask {
                 input = self.inbox.recv() => match input {
                     Some(CallInput::Assigned(agent)) => self.assigned(agent).await,
                     Some(CallInput::Cancel) | None => self.machine.handle(Instant::now(), Input::Cancel),
+                    Some(CallInput::SipTrace) => {
+                        sip::trace::watch(self.id.as_str(), &self.legs.sip_call_ids());
+                    }
                 },
                 () = sleep_until(next_timer) => self.on_timers(),
                 () = tokio::time::sleep(PORT_RETRY), if self.waiting_ports => self.allocate(),

@@ -10,9 +10,8 @@
 //! name and field the call's own task logs under), or `number:+…` when no call id is known
 //! (an inbound call's first INVITE).
 //!
-//! Limitation: a call rule set while the call is already up catches the call's dialogs that
-//! start afterwards (a number rule catches in-dialog requests that name the number); the
-//! Call-IDs of dialogs that began earlier are not known to the transport.
+//! A call rule set while the call is already up reaches the dialogs it began earlier through
+//! [`watch`]: the call's task hands over their Call-IDs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +62,24 @@ pub fn clear() {
     with_rules(|r| {
         r.rules.clear();
         r.dialogs.clear();
+    });
+}
+
+/// Traces the dialogs `call_ids` (already begun) as call `call`'s, when a [`Rule::Call`] for
+/// `call` is in force; nothing otherwise. The call's task calls it when a rule for it is added.
+pub fn watch(call: &str, call_ids: &[String]) {
+    if !ACTIVE.load(Ordering::Acquire) {
+        return;
+    }
+    with_rules(|r| {
+        if !r.rules.contains(&Rule::Call(call.to_owned())) {
+            return;
+        }
+        for cid in call_ids {
+            if r.dialogs.len() < MAX_DIALOGS {
+                r.dialogs.insert(cid.clone(), call.to_owned());
+            }
+        }
     });
 }
 
@@ -198,6 +215,15 @@ mod tests {
         assert_eq!(traced(BYE.as_bytes()).as_deref(), Some("c_42"));
         clear();
         assert_eq!(traced(BYE.as_bytes()), None);
+
+        // A dialog already begun, handed over by its call.
+        watch("c_7", &["x@y".into()]);
+        add(Rule::Call("c_7".into()));
+        let bye7 = BYE.replace("abc@127.0.0.1", "x@y");
+        assert_eq!(traced(bye7.as_bytes()), None);
+        watch("c_7", &["x@y".into()]);
+        assert_eq!(traced(bye7.as_bytes()).as_deref(), Some("c_7"));
+        clear();
 
         add(Rule::Call("c_41".into()));
         assert_eq!(traced(INVITE.as_bytes()), None);
