@@ -95,6 +95,26 @@ impl Callbridge {
 
     fn start_with(dir: &Workdir, config: &Config, text: &str, bin: &Path) -> Self {
         let config_path = dir.write("callbridge.toml", text);
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve").arg("--config").arg(&config_path);
+        Self::start_command(dir, config, config_path, cmd)
+    }
+
+    /// Starts `cmd`, a full command line that runs `callbridge serve` with the configuration
+    /// file `config_path` already written (e.g. the packaged unit's `ExecStart` under
+    /// `setpriv`); `config` names the addresses. Output, environment and the health wait are
+    /// as for [`Callbridge::start`]; [`Callbridge::stop`] signals `cmd`'s process, so `cmd`
+    /// must exec callbridge (as `setpriv` and `runuser -u` do), not fork it.
+    ///
+    /// # Panics
+    /// See [`Callbridge::start`].
+    #[must_use]
+    pub fn start_command(
+        dir: &Workdir,
+        config: &Config,
+        config_path: PathBuf,
+        mut cmd: Command,
+    ) -> Self {
         let log_path = dir.file("callbridge.log");
         let log = File::create(&log_path)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
@@ -102,17 +122,14 @@ impl Callbridge {
         // callbridge reads CALLBRIDGE_LOG (tracing EnvFilter syntax); default to debug so a
         // failed test's log shows the SIP and flow decisions.
         let log_filter = std::env::var("CALLBRIDGE_LOG").unwrap_or_else(|_| "debug".into());
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg("--config")
-            .arg(&config_path)
+        let child = cmd
             .env("CALLBRIDGE_LOG", log_filter)
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log2))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         let mut server = Self {
             pid: child.id(),
             child: Some(child),

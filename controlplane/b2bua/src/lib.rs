@@ -189,6 +189,14 @@ impl SipCall {
         }
     }
 
+    fn call_ids(&self) -> Vec<String> {
+        match self {
+            Self::One(c) => vec![c.call_id().to_owned()],
+            Self::Fork(c) => c.call_ids().to_vec(),
+            Self::In(c) => vec![c.call_id.clone()],
+        }
+    }
+
     fn controller(&self) -> SipCtl {
         match self {
             Self::One(c) => SipCtl::One(c.controller()),
@@ -277,6 +285,19 @@ pub struct CallLegs {
     media_tx: mpsc::UnboundedSender<Event>,
     media_rx: mpsc::UnboundedReceiver<Event>,
     routed: Vec<LegId>,
+}
+
+impl CallLegs {
+    /// The SIP Call-IDs of the call's legs so far (customer, then agent; a forked agent leg
+    /// has one per device): what [`sip::trace::watch`] needs to trace dialogs already begun.
+    #[must_use]
+    pub fn sip_call_ids(&self) -> Vec<String> {
+        [&self.customer, &self.agent]
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l.call.call_ids())
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for CallLegs {

@@ -5,13 +5,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod config;
 mod ctl;
 mod dpstats;
 mod drain;
 mod lab;
+mod logging;
+mod manpage;
 mod media_node;
 mod metrics;
 mod preflight;
@@ -65,12 +67,23 @@ enum Command {
     },
     /// Operate a running server over its HTTP API: status, calls, agents, drain, reload.
     Ctl(ctl::Ctl),
+    /// Print the man page callbridge(1) (roff, from this command line's definition) on stdout;
+    /// `scripts/package` runs it to build /usr/share/man/man1/callbridge.1.gz.
+    #[command(hide = true)]
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Ctl(c) => ctl::run(c),
+        Command::Man => match manpage::render(Cli::command(), &mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("callbridge man: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { file } => match config::Config::load(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
@@ -108,7 +121,7 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
-            serve::init_tracing();
+            serve::init_tracing(&cfg.log);
             match media_node::run(&cfg, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -139,7 +152,7 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
-            serve::init_tracing();
+            serve::init_tracing(&cfg.log);
             match serve::serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -4,13 +4,9 @@
 
 use crate::{config, dpstats, drain, lab, metrics, MAX_BLOCKING_THREADS};
 
-pub(crate) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CALLBRIDGE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+/// Installs the log (`[log]`: text or JSON on stderr; see [`crate::logging`]).
+pub(crate) fn init_tracing(cfg: &config::LogConfig) {
+    crate::logging::init(cfg);
 }
 
 /// Starts the data plane, then the tokio control plane; returns after a graceful drain
@@ -503,6 +499,9 @@ impl http_api::CallService for Api {
     }
     fn reload(&self) -> Result<serde_json::Value, http_api::admin::ReloadRefusal> {
         crate::reload::reload(&self.admin)
+    }
+    fn sip_trace(&self, id: &flows::CallId) {
+        self.svc.sip_trace(id);
     }
 }
 

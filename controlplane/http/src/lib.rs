@@ -23,6 +23,7 @@ pub mod model;
 mod openapi;
 pub mod page;
 pub mod routes;
+mod sip_trace;
 pub mod state;
 
 pub use error::{ApiError, AppJson};

@@ -69,6 +69,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::admin::status))
         .routes(routes!(crate::admin::drain))
         .routes(routes!(crate::admin::reload))
+        .routes(routes!(crate::sip_trace::put_sip_trace))
 }
 
 /// The OpenAPI 3.1 document of every route (`GET /openapi.json` serves it).

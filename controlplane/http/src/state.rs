@@ -164,6 +164,9 @@ pub trait CallService: Send + Sync + 'static {
             "reloading is not available",
         ))
     }
+    /// A SIP trace rule names live call `id`: let it hand over its dialogs already begun
+    /// (`PUT /v1/admin/sip-trace`). Default: nothing.
+    fn sip_trace(&self, _id: &CallId) {}
     /// Status changes and screen pops as they happen (`None`: no live events).
     fn subscribe(&self) -> Option<broadcast::Receiver<Notice>> {
         None

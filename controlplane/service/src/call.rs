@@ -17,7 +17,7 @@ use flows::{
 use serde_json::{json, Value};
 use store::{CallRecord, Kind, MediaSummary, StatusChange};
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument as _};
 
 use crate::{lock, now_ms, CallInput, Notice, Preallocated, ScreenPop, Service, HISTORY_LEN};
 
@@ -35,12 +35,19 @@ pub(crate) async fn run_inbound(
     legs: Legs,
     call: sip::IncomingCall,
 ) {
-    run_with(svc, rec, Some(legs), Some(call)).await;
+    let span = info_span!("call", id = %rec.request.id);
+    run_with(svc, rec, Some(legs), Some(call))
+        .instrument(span)
+        .await;
 }
 
 /// Runs a claimed request (or a just-accepted bridge with its legs) to its end.
+///
+/// Everything the call logs is inside a span `call` with its id (`call{id=c_…}`, or the JSON
+/// log's `span.id`).
 pub(crate) async fn run(svc: Service, rec: CallRecord, legs: Preallocated) {
-    run_with(svc, rec, legs, None).await;
+    let span = info_span!("call", id = %rec.request.id);
+    run_with(svc, rec, legs, None).instrument(span).await;
 }
 
 async fn run_with(
@@ -298,6 +305,9 @@ impl CallTask {
                 input = self.inbox.recv() => match input {
                     Some(CallInput::Assigned(agent)) => self.assigned(agent).await,
                     Some(CallInput::Cancel) | None => self.machine.handle(Instant::now(), Input::Cancel),
+                    Some(CallInput::SipTrace) => {
+                        sip::trace::watch(self.id.as_str(), &self.legs.sip_call_ids());
+                    }
                 },
                 () = sleep_until(next_timer) => self.on_timers(),
                 () = tokio::time::sleep(PORT_RETRY), if self.waiting_ports => self.allocate(),

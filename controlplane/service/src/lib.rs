@@ -223,6 +223,8 @@ pub(crate) enum CallInput {
     Assigned(AgentId),
     /// Cancel (API or shutdown).
     Cancel,
+    /// A SIP trace rule for this call was added: hand its dialogs to [`sip::trace::watch`].
+    SipTrace,
 }
 
 /// Refusals of call requests, counted by kind (`GET /v1/stats`).
@@ -512,6 +514,14 @@ impl Service {
     /// The store's failure.
     pub fn records(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, ServiceError> {
         Ok(self.inner.store.records(filter)?)
+    }
+
+    /// Tells live call `id` that a SIP trace rule names it, so that it hands over its dialogs
+    /// already begun ([`sip::trace::watch`]); false when no such call is live.
+    pub fn sip_trace(&self, id: &CallId) -> bool {
+        lock(&self.inner.live)
+            .get(id)
+            .is_some_and(|i| i.send(CallInput::SipTrace).is_ok())
     }
 
     /// Cancels every live call and waits (bounded) until they have finished.

@@ -76,6 +76,7 @@ pub mod peer;
 pub mod registrar;
 pub mod sdp;
 pub mod tls;
+pub mod trace;
 pub mod transaction;
 
 pub use error::SipError;

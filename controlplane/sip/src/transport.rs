@@ -252,6 +252,7 @@ impl Gate {
                 stats.received.fetch_add(1, Ordering::Relaxed);
                 stats.messages.count(Direction::Rx, data);
                 debug!(%src, line = %first_line(data), "sip rx");
+                crate::trace::observe("rx", src, data);
                 if let Message::Request(r) = &mut m {
                     r.stamp_received(src.addr);
                 }
@@ -480,6 +481,7 @@ impl Dispatcher {
     async fn send(&mut self, t: Transmit) {
         let stats = &self.ctx.stats;
         stats.messages.count(Direction::Tx, &t.payload);
+        crate::trace::observe("tx", t.dest, &t.payload);
         match t.dest.transport {
             Transport::Udp => {
                 let Some(sock) = self.udp_for(t.dest.addr) else {

@@ -48,6 +48,9 @@
 //! max_seconds = 3600                   # live calls may go on this long after SIGTERM
 //! [store]
 //! path = "callbridge.db"               # SQLite; relative to this file
+//! [log]
+//! format = "text"                      # or "json": one object per line
+//! level = "info"                       # a tracing filter; CALLBRIDGE_LOG overrides it
 //! ```
 //!
 //! With `media.backend = "dpdk"` a `[dpdk]` section is required (see [`DpdkConfig`]):
@@ -86,6 +89,7 @@ mod directory;
 mod dpdk;
 mod drain;
 mod locate;
+mod log;
 mod media;
 mod secret;
 mod service;
@@ -98,6 +102,7 @@ pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use drain::DrainConfig;
+pub(crate) use log::{LogConfig, LogFormat};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, StoreConfig};
@@ -147,6 +152,9 @@ pub(crate) struct Config {
     /// `[drain]`: how long live calls may go on once the process drains.
     #[serde(default)]
     pub(crate) drain: DrainConfig,
+    /// `[log]`: format (`"text"` or `"json"`) and level.
+    #[serde(default)]
+    pub(crate) log: LogConfig,
 }
 
 impl Default for Config {
@@ -181,6 +189,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             dpdk: None,
             drain: DrainConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -352,6 +361,7 @@ impl Config {
         cpus: &CpuSet,
     ) -> Result<(), (Vec<Seg>, String)> {
         self.http.validate()?;
+        self.log.validate()?;
         self.sip.tls.resolve(dir);
         self.sip.validate()?;
         trunk::validate(&mut self.trunk, &self.sip, &self.business)?;
