@@ -206,11 +206,18 @@ impl Proc {
         if matches!(child.try_wait(), Ok(Some(_))) {
             return;
         }
+        // callbridge drains on the first SIGTERM (live calls run to their end); a second one
+        // a moment later ends the calls left at once, which is what a benchmark's end wants.
         signal(self.pid, "TERM");
         let start = Instant::now();
+        let mut again = true;
         while start.elapsed() < TERM_GRACE {
             if matches!(child.try_wait(), Ok(Some(_))) {
                 return;
+            }
+            if again && start.elapsed() > Duration::from_millis(500) {
+                signal(self.pid, "TERM");
+                again = false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
