@@ -58,5 +58,11 @@ fn a_whole_call_is_recorded_in_postgresql() {
         !dir.path().join("callbridge.db").exists(),
         "no SQLite file beside the config"
     );
-    cb.stop();
+    // A clean exit: the store's connections close without a panic at shutdown.
+    let status = cb.stop();
+    assert!(
+        status.is_some_and(|s| s.success()) && !cb.log().contains("panicked"),
+        "callbridge did not exit cleanly ({status:?}):\n{}",
+        cb.log()
+    );
 }
