@@ -82,7 +82,11 @@ impl Postgres {
                 .arg(&dir)
                 .status()
                 .is_ok_and(|s| s.success());
-            assert!(ok, "chown postgres {} failed (is there a postgres user? install postgresql-15)", dir.display());
+            assert!(
+                ok,
+                "chown postgres {} failed (is there a postgres user? install postgresql-15)",
+                dir.display()
+            );
         }
         let mut pg = Self {
             dir,
@@ -94,7 +98,16 @@ impl Postgres {
         pg.watchdog = Some(pg.spawn_watchdog());
         let out = pg
             .tool("initdb")
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "-D",
+            ])
             .arg(pg.data())
             .output()
             .expect("running initdb");
@@ -183,7 +196,16 @@ impl Postgres {
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = self
             .tool("psql")
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-h"])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-U",
+                "postgres",
+                "-h",
+            ])
             .arg(self.dir.join("sock"))
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .stdin(Stdio::null())

@@ -6,8 +6,7 @@
 use callbridge_tests::postgres::Postgres;
 use callbridge_tests::scenario::{rings_then_hangs_up, Api, CUSTOMER};
 use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir,
-    SIPP_EXIT_DEADLINE,
+    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, SIPP_EXIT_DEADLINE,
 };
 
 #[test]
@@ -18,7 +17,12 @@ fn a_whole_call_is_recorded_in_postgresql() {
 
     let dir = Workdir::new("postgres_store");
     let mut customer = Sipp::spawn(&dir, "customer", Scenario::Answer, &SippOptions::default());
-    let mut agent = Sipp::spawn(&dir, "agent", Scenario::AnswerBye, &rings_then_hangs_up(2000, 3000));
+    let mut agent = Sipp::spawn(
+        &dir,
+        "agent",
+        Scenario::AnswerBye,
+        &rings_then_hangs_up(2000, 3000),
+    );
     let ports = PortBlock::reserve(Config::BLOCK_LEN);
     let config = Config::new(&ports, customer.sip_addr())
         .agent(Agent::new("alice", &agent.sip_uri("alice")))
@@ -48,7 +52,9 @@ fn a_whole_call_is_recorded_in_postgresql() {
         "events in PostgreSQL"
     );
     assert_eq!(
-        q(&format!("SELECT count(*) FROM media WHERE request_id = '{id}'")),
+        q(&format!(
+            "SELECT count(*) FROM media WHERE request_id = '{id}'"
+        )),
         "2",
         "both legs' media summaries"
     );

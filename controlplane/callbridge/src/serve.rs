@@ -259,15 +259,9 @@ async fn control_plane(
         limits: cfg.limits.limits(),
         customer_srtp: cfg.media.srtp.policy(),
     };
-    let svc = service::Service::start(
-        db,
-        b2b,
-        directory,
-        settings,
-        stop.child_token(),
-    )
-    .await
-    .context("starting the call service")?;
+    let svc = service::Service::start(db, b2b, directory, settings, stop.child_token())
+        .await
+        .context("starting the call service")?;
     // Inbound calls: a trunk's INVITE to a business's number joins its queue; anything else
     // gets the refusal's status (403 not a trunk, 404 unknown number, 503 no capacity).
     let inbound = svc.clone();

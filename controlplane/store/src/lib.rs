@@ -48,11 +48,11 @@ pub use model::{
     Accepted, CallRecord, EventRow, IdempotencyKey, Kind, MediaSummary, NewRequest, OutboxItem,
     Page, RecordFilter, Sale, StatusChange, StoredResponse, Webhook, LIVE_STATUSES,
 };
-pub use schema::SCHEMA_VERSION;
 pub use postgres::{
     parse_url as parse_postgres_url, PgStore, DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE, OUTBOX_LEASE_MS,
     PG_SCHEMA_VERSION,
 };
+pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
 
 use flows::CallId;

@@ -129,7 +129,7 @@ impl PgStore {
             pool: Pool::new(config, pool),
             lease_ms: lease_ms.max(1),
         };
-        schema::migrate(&mut s.pool.get()?.deref_mut())?;
+        schema::migrate(s.pool.get()?.deref_mut())?;
         Ok(s)
     }
 
@@ -144,7 +144,7 @@ impl PgStore {
     /// # Errors
     /// [`StoreError::Db`].
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        schema::current(&mut self.pool.get()?.deref_mut())
+        schema::current(self.pool.get()?.deref_mut())
     }
 }
 

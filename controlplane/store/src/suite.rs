@@ -93,7 +93,6 @@ pub(crate) fn accept_then_get_round_trips_everything(s: &dyn Store) {
     ));
 }
 
-
 pub(crate) fn idempotency_replays_same_body_and_refuses_another(s: &dyn Store) {
     let key = |hash: &str, at| IdempotencyKey {
         scope: "acme".into(),
@@ -153,7 +152,6 @@ pub(crate) fn idempotency_replays_same_body_and_refuses_another(s: &dyn Store) {
     );
 }
 
-
 pub(crate) fn claim_due_hands_each_request_to_one_run_in_due_order(s: &dyn Store) {
     s.accept(&req(1, "scheduled", Some(500)), None, &resp(1))
         .unwrap();
@@ -177,7 +175,6 @@ pub(crate) fn claim_due_hands_each_request_to_one_run_in_due_order(s: &dyn Store
     assert!(s.claim_due("run-a", 1_999, 10).unwrap().is_empty());
     assert_eq!(s.claim_due("run-a", 2_000, 10).unwrap().len(), 1);
 }
-
 
 pub(crate) fn status_changes_append_events_and_update_the_row(s: &dyn Store) {
     s.accept(&req(1, "queued", Some(0)), None, &resp(1))
@@ -206,7 +203,6 @@ pub(crate) fn status_changes_append_events_and_update_the_row(s: &dyn Store) {
         Err(StoreError::NotFound(_))
     ));
 }
-
 
 pub(crate) fn recover_interrupts_live_calls_of_other_runs_and_frees_their_claims(s: &dyn Store) {
     s.accept(&req(1, "queued", Some(0)), None, &resp(1))
@@ -257,7 +253,6 @@ pub(crate) fn recover_interrupts_live_calls_of_other_runs_and_frees_their_claims
         "one interrupted event only"
     );
 }
-
 
 pub(crate) fn media_sale_records_and_history(s: &dyn Store) {
     s.accept(&req(1, "queued", Some(0)), None, &resp(1))
@@ -325,7 +320,6 @@ pub(crate) fn media_sale_records_and_history(s: &dyn Store) {
     assert_eq!(h[0].request.id, id(1));
 }
 
-
 pub(crate) fn outbox_delivers_retries_and_gives_up(s: &dyn Store) {
     s.accept(&req(1, "queued", Some(0)), None, &resp(1))
         .unwrap();
@@ -362,7 +356,6 @@ pub(crate) fn outbox_delivers_retries_and_gives_up(s: &dyn Store) {
     assert_eq!(log[1].last_error.as_deref(), Some("500"));
 }
 
-
 pub(crate) fn webhooks_are_queued_with_their_status_change(s: &dyn Store) {
     let mut r = req(1, "queued", Some(0));
     r.webhook = Some(Webhook {
@@ -385,7 +378,6 @@ pub(crate) fn webhooks_are_queued_with_their_status_change(s: &dyn Store) {
     assert_eq!(s.outbox_due(60, 10).unwrap().len(), 1);
 }
 
-
 pub(crate) fn directory_documents_replace_and_list(s: &dyn Store) {
     s.put_directory("agent", "alice", "{\"name\":\"A\"}", 1)
         .unwrap();
@@ -404,4 +396,3 @@ pub(crate) fn directory_documents_replace_and_list(s: &dyn Store) {
         ]
     );
 }
-

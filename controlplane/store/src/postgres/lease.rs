@@ -20,7 +20,12 @@ const ORPHANED: &str = "r.claimed_by IS DISTINCT FROM $1 AND NOT EXISTS (SELECT 
 ///
 /// # Errors
 /// [`StoreError::LeaseLost`] when another node fenced the run (its lease had expired).
-fn hold(c: &mut impl GenericClient, run: &str, now_ms: i64, lease_ms: i64) -> Result<(), StoreError> {
+fn hold(
+    c: &mut impl GenericClient,
+    run: &str,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<(), StoreError> {
     let row = c.query_opt(
         "INSERT INTO runs (run, started_ms, lease_until_ms) VALUES ($1, $2, $3) \
          ON CONFLICT (run) DO UPDATE SET \
@@ -130,9 +135,7 @@ pub(super) fn recover(s: &PgStore, run: &str, now_ms: i64) -> Result<Vec<CallRec
     )?;
     let out = query_records(
         &mut tx,
-        &format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ANY($1) ORDER BY created_ms"
-        ),
+        &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ANY($1) ORDER BY created_ms"),
         &[&undecided],
     )?;
     // Waiting requests claimed by dead runs: due again for anyone.

@@ -137,7 +137,10 @@ pub(super) fn query_records(
     args: &[&(dyn postgres::types::ToSql + Sync)],
 ) -> Result<Vec<CallRecord>, StoreError> {
     let rows = c.query(sql, args)?;
-    let recs = rows.iter().map(request_row).collect::<Result<Vec<_>, _>>()?;
+    let recs = rows
+        .iter()
+        .map(request_row)
+        .collect::<Result<Vec<_>, _>>()?;
     recs.into_iter().map(|r| complete(c, r)).collect()
 }
 

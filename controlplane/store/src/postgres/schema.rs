@@ -51,7 +51,10 @@ pub(super) fn migrate(c: &mut Client) -> Result<(), StoreError> {
         let mut tx = c.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")?;
-        if tx.query_opt("SELECT version FROM schema_version", &[])?.is_none() {
+        if tx
+            .query_opt("SELECT version FROM schema_version", &[])?
+            .is_none()
+        {
             tx.execute("INSERT INTO schema_version (version) VALUES (0)", &[])?;
         }
         tx.commit()?;
@@ -69,7 +72,8 @@ pub(super) fn migrate(c: &mut Client) -> Result<(), StoreError> {
         if v == PG_SCHEMA_VERSION {
             return Ok(());
         }
-        let i = usize::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))?;
+        let i =
+            usize::try_from(v).map_err(|_| StoreError::Corrupt(format!("schema version {v}")))?;
         tx.batch_execute(&step(i))
             .map_err(|e| StoreError::Db(format!("migration to version {}: {e}", v + 1)))?;
         tx.execute("UPDATE schema_version SET version = $1", &[&(v + 1)])?;

@@ -31,7 +31,8 @@ behaviour_tests!(store);
 fn migrations_reach_the_newest_version_and_are_idempotent() {
     let (url, s) = store();
     assert_eq!(s.schema_version().unwrap(), PG_SCHEMA_VERSION);
-    s.accept(&req(1, "queued", Some(0)), None, &resp(1)).unwrap();
+    s.accept(&req(1, "queued", Some(0)), None, &resp(1))
+        .unwrap();
     drop(s);
     let again = PgStore::open(&url).unwrap();
     assert!(again.get(&id(1)).unwrap().is_some());
@@ -51,7 +52,9 @@ fn migrations_reach_the_newest_version_and_are_idempotent() {
 #[test]
 fn bad_urls_are_refused_with_a_reason() {
     assert!(parse_url("mysql://x@h/db").is_err());
-    assert!(parse_url("postgres://127.0.0.1:5432/db").unwrap_err().contains("no user"));
+    assert!(parse_url("postgres://127.0.0.1:5432/db")
+        .unwrap_err()
+        .contains("no user"));
     assert!(parse_url("postgres://u@127.0.0.1:notaport/db").is_err());
     assert!(parse_url("postgres://u@127.0.0.1:5432/db").is_ok());
 }
@@ -113,7 +116,12 @@ fn one_idempotency_key_accepted_on_two_nodes_at_once_creates_one_request() {
 }
 
 /// Claims until nothing is left, from `threads` threads sharing `s`, as `run` at `now`.
-fn claim_all(s: &Arc<PgStore>, run: &str, now: i64, threads: usize) -> Vec<std::thread::JoinHandle<Vec<CallId>>> {
+fn claim_all(
+    s: &Arc<PgStore>,
+    run: &str,
+    now: i64,
+    threads: usize,
+) -> Vec<std::thread::JoinHandle<Vec<CallId>>> {
     (0..threads)
         .map(|_| {
             let s = s.clone();
@@ -139,7 +147,8 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
     let a = Arc::new(PgStore::open_with(&url, LEASE, 4).unwrap());
     let b = Arc::new(PgStore::open_with(&url, LEASE, 4).unwrap());
     for n in 0..200u128 {
-        a.accept(&req(n, "queued", Some(0)), None, &resp(n)).unwrap();
+        a.accept(&req(n, "queued", Some(0)), None, &resp(n))
+            .unwrap();
     }
     // Both nodes start (recover registers their runs), then claim from 4 threads each.
     let t0 = 10_000;
@@ -157,7 +166,12 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
     assert_eq!(owner.len(), 200, "every request claimed");
     let of_a: Vec<CallId> = per_thread[..4].iter().flatten().cloned().collect();
     let of_b: Vec<CallId> = per_thread[4..].iter().flatten().cloned().collect();
-    assert!(!of_a.is_empty() && !of_b.is_empty(), "both nodes claimed: a {} b {}", of_a.len(), of_b.len());
+    assert!(
+        !of_a.is_empty() && !of_b.is_empty(),
+        "both nodes claimed: a {} b {}",
+        of_a.len(),
+        of_b.len()
+    );
 
     // Node A dials half of its claims (live), finishes a quarter, leaves the rest claimed
     // and queued; then it dies: no more renewals.
@@ -172,19 +186,27 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
                 a.set_status(id, &ch).unwrap();
                 live.push(id.clone());
             }
-            2 => a.set_status(id, &StatusChange::new(t1, "completed")).unwrap(),
+            2 => a
+                .set_status(id, &StatusChange::new(t1, "completed"))
+                .unwrap(),
             _ => waiting.push(id.clone()),
         }
     }
     // While A's lease lasts, B takes nothing of A's, even when it asks.
     let t2 = t0 + LEASE / 2;
-    assert!(!b.renew("run-b", t2).unwrap(), "A is alive: nothing to take over");
+    assert!(
+        !b.renew("run-b", t2).unwrap(),
+        "A is alive: nothing to take over"
+    );
     assert!(b.recover("run-b", t2).unwrap().is_empty());
     assert!(b.claim_due("run-b", t2, 1_000).unwrap().is_empty());
     // A's lease expires: B's renewal notices, B's recovery takes A's live calls (interrupted,
     // for the retry policy) and frees A's claimed waiting requests, which B then claims.
     let t3 = t0 + 100 + LEASE + 1;
-    assert!(b.renew("run-b", t3).unwrap(), "A's lease expired with work left");
+    assert!(
+        b.renew("run-b", t3).unwrap(),
+        "A's lease expired with work left"
+    );
     let interrupted = b.recover("run-b", t3).unwrap();
     let mut got: Vec<CallId> = interrupted.iter().map(|r| r.request.id.clone()).collect();
     got.sort();
@@ -208,12 +230,21 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
     retaken.sort();
     let mut expected: Vec<CallId> = live.iter().chain(&waiting).cloned().collect();
     expected.sort();
-    assert_eq!(retaken, expected, "A's unfinished requests, each taken over once");
+    assert_eq!(
+        retaken, expected,
+        "A's unfinished requests, each taken over once"
+    );
     // Nothing more to take, and A, back from the dead, is fenced.
     assert!(!b.renew("run-b", t3 + 10).unwrap());
     assert!(b.recover("run-b", t3 + 10).unwrap().is_empty());
-    assert!(matches!(a.renew("run-a", t3 + 20), Err(StoreError::LeaseLost(_))));
-    assert!(matches!(a.claim_due("run-a", t3 + 20, 10), Err(StoreError::LeaseLost(_))));
+    assert!(matches!(
+        a.renew("run-a", t3 + 20),
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert!(matches!(
+        a.claim_due("run-a", t3 + 20, 10),
+        Err(StoreError::LeaseLost(_))
+    ));
     let names: Vec<String> = b
         .get(&live[0])
         .unwrap()
@@ -222,14 +253,18 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
         .into_iter()
         .map(|e| e.status)
         .collect();
-    assert_eq!(names, ["queued", "calling_customer", "interrupted", "queued"]);
+    assert_eq!(
+        names,
+        ["queued", "calling_customer", "interrupted", "queued"]
+    );
 }
 
 #[test]
 fn two_nodes_never_deliver_the_same_webhook_at_once() {
     let (url, a) = store();
     let b = PgStore::open(&url).unwrap();
-    a.accept(&req(1, "queued", Some(0)), None, &resp(1)).unwrap();
+    a.accept(&req(1, "queued", Some(0)), None, &resp(1))
+        .unwrap();
     for n in 0..20 {
         a.outbox_push(&OutboxItem {
             id: 0,
@@ -263,6 +298,9 @@ fn two_nodes_never_deliver_the_same_webhook_at_once() {
     assert_eq!(ids.len(), n, "an item handed out twice");
     assert_eq!(n, 12);
     // A node that died mid-delivery: its items are due again after the outbox lease.
-    assert_eq!(b.outbox_due(100 + OUTBOX_LEASE_MS - 1, 100).unwrap().len(), 8);
+    assert_eq!(
+        b.outbox_due(100 + OUTBOX_LEASE_MS - 1, 100).unwrap().len(),
+        8
+    );
     assert_eq!(b.outbox_due(100 + OUTBOX_LEASE_MS, 100).unwrap().len(), 12);
 }

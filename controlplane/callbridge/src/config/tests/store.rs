@@ -21,7 +21,10 @@ fn url_selects_postgresql_and_path_keeps_its_default() {
 
 #[test]
 fn a_bad_url_is_an_error_at_its_line() {
-    let e = assert_prefix(&format!("{FULL}[store]\nurl = \"mysql://cb@db/cb\"\n"), "20: store.url: ");
+    let e = assert_prefix(
+        &format!("{FULL}[store]\nurl = \"mysql://cb@db/cb\"\n"),
+        "20: store.url: ",
+    );
     assert!(e.contains("not a PostgreSQL URL"), "{e}");
     let e = assert_prefix(
         &format!("{FULL}[store]\nurl = \"postgres://127.0.0.1:5432/cb\"\n"),
