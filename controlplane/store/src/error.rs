@@ -8,7 +8,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
     /// The database file is from a newer callbridge.
-    #[error("the store's schema version {found} is newer than this callbridge's ({supported}); upgrade callbridge or use another store.path")]
+    #[error("the store's schema version {found} is newer than this callbridge's ({supported}); upgrade callbridge or use another store.path or store.url")]
     SchemaTooNew {
         /// The version in the file.
         found: i64,
