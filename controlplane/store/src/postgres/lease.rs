@@ -11,10 +11,18 @@ use super::rows::{append_event, query_records, REQUEST_COLUMNS};
 use super::{live, PgStore};
 use crate::{CallRecord, StoreError};
 
-/// SQL: the request `r` belongs to no live run other than `$1` (`$2` is now): unclaimed, or
-/// claimed by a run whose lease expired or that was fenced.
-const ORPHANED: &str = "r.claimed_by IS DISTINCT FROM $1 AND NOT EXISTS (SELECT 1 FROM runs u \
-     WHERE u.run = r.claimed_by AND u.lease_until_ms >= $2 AND u.fenced_ms IS NULL)";
+/// SQL: the request `r`'s claim is void: unclaimed, or claimed by a fenced run. Used after
+/// [`fence_expired`] in the same transaction, so every run whose lease expired is fenced.
+///
+/// Why a semi-join on fenced runs and not "no live run holds it" (`NOT EXISTS` a live lease):
+/// when a row locked with `FOR UPDATE` was changed by a transaction that committed meanwhile,
+/// PostgreSQL re-checks the conditions on the new version but joins it with the *same* rows of
+/// the other tables as before (EvalPlanQual). An anti-join that matched no run for the old
+/// version (`claimed_by` NULL) then matches none for the new one either, and a request another
+/// node had just claimed looked unclaimed: the concurrency test caught two nodes claiming the
+/// same request. With a semi-join the re-check can only err towards "still claimed".
+const VOID_CLAIM: &str =
+    "(r.claimed_by IS NULL OR r.claimed_by IN (SELECT u.run FROM runs u WHERE u.fenced_ms IS NOT NULL))";
 
 /// Registers or extends `run`'s lease to `now_ms + lease`.
 ///
@@ -39,6 +47,16 @@ fn hold(
     Ok(())
 }
 
+/// Waiting requests claimed by fenced runs (claimed, not yet dialled, when their node died):
+/// unclaimed, due again for anyone.
+fn release_waiting(tx: &mut Transaction<'_>) -> Result<u64, StoreError> {
+    Ok(tx.execute(
+        "UPDATE requests SET claimed_by = NULL WHERE status IN ('queued', 'scheduled') \
+         AND claimed_by IN (SELECT u.run FROM runs u WHERE u.fenced_ms IS NOT NULL)",
+        &[],
+    )?)
+}
+
 /// Fences every other run whose lease has expired (their work is about to be taken).
 fn fence_expired(tx: &mut Transaction<'_>, run: &str, now_ms: i64) -> Result<u64, StoreError> {
     Ok(tx.execute(
@@ -58,17 +76,18 @@ pub(super) fn claim_due(
     let mut tx = c.transaction()?;
     hold(&mut tx, run, now_ms, s.lease_ms)?;
     fence_expired(&mut tx, run, now_ms)?;
-    // Rows another node is claiming right now are locked: skipped, not waited for.
+    release_waiting(&mut tx)?;
+    // Rows another node is claiming right now are locked: skipped, not waited for. The only
+    // condition on another row is the due time, so the re-check of a row claimed meanwhile
+    // (see VOID_CLAIM) sees its `claimed_by` and drops it.
     let ids: Vec<String> = tx
         .query(
-            &format!(
-                "WITH picked AS (SELECT r.id FROM requests r \
-                 WHERE r.status IN ('queued', 'scheduled') AND r.due_ms IS NOT NULL \
-                 AND r.due_ms <= $2 AND {ORPHANED} \
-                 ORDER BY r.due_ms, r.created_ms LIMIT $3 FOR UPDATE OF r SKIP LOCKED) \
-                 UPDATE requests q SET claimed_by = $1 FROM picked WHERE q.id = picked.id \
-                 RETURNING q.id"
-            ),
+            "WITH picked AS (SELECT r.id FROM requests r \
+             WHERE r.status IN ('queued', 'scheduled') AND r.due_ms IS NOT NULL \
+             AND r.due_ms <= $2 AND r.claimed_by IS NULL \
+             ORDER BY r.due_ms, r.created_ms LIMIT $3 FOR UPDATE OF r SKIP LOCKED) \
+             UPDATE requests q SET claimed_by = $1 FROM picked WHERE q.id = picked.id \
+             RETURNING q.id",
             &[&run, &now_ms, &limit],
         )?
         .iter()
@@ -100,10 +119,11 @@ pub(super) fn recover(s: &PgStore, run: &str, now_ms: i64) -> Result<Vec<CallRec
     let dead: Vec<String> = tx
         .query(
             &format!(
-                "SELECT r.id FROM requests r WHERE r.status = ANY($3) AND {ORPHANED} \
+                "SELECT r.id FROM requests r WHERE r.status = ANY($2) \
+                 AND r.claimed_by IS DISTINCT FROM $1 AND {VOID_CLAIM} \
                  ORDER BY r.created_ms FOR UPDATE SKIP LOCKED"
             ),
-            &[&run, &now_ms, &live()],
+            &[&run, &live()],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -122,9 +142,9 @@ pub(super) fn recover(s: &PgStore, run: &str, now_ms: i64) -> Result<Vec<CallRec
         .query(
             &format!(
                 "SELECT r.id FROM requests r WHERE r.status = 'interrupted' \
-                 AND (r.claimed_by = $1 OR {ORPHANED}) ORDER BY r.created_ms FOR UPDATE SKIP LOCKED"
+                 AND (r.claimed_by = $1 OR {VOID_CLAIM}) ORDER BY r.created_ms FOR UPDATE SKIP LOCKED"
             ),
-            &[&run, &now_ms],
+            &[&run],
         )?
         .iter()
         .map(|r| r.get(0))
@@ -138,14 +158,7 @@ pub(super) fn recover(s: &PgStore, run: &str, now_ms: i64) -> Result<Vec<CallRec
         &format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ANY($1) ORDER BY created_ms"),
         &[&undecided],
     )?;
-    // Waiting requests claimed by dead runs: due again for anyone.
-    tx.execute(
-        &format!(
-            "UPDATE requests r SET claimed_by = NULL WHERE r.status IN ('queued', 'scheduled') \
-             AND r.claimed_by IS NOT NULL AND {ORPHANED}"
-        ),
-        &[&run, &now_ms],
-    )?;
+    release_waiting(&mut tx)?;
     tx.commit()?;
     Ok(out)
 }
@@ -156,12 +169,11 @@ pub(super) fn renew(s: &PgStore, run: &str, now_ms: i64) -> Result<bool, StoreEr
     hold(&mut tx, run, now_ms, s.lease_ms)?;
     let orphans: bool = tx
         .query_one(
-            &format!(
-                "SELECT EXISTS (SELECT 1 FROM requests r WHERE \
-                 (r.status = ANY($3) OR r.status = 'interrupted' \
-                  OR (r.status IN ('queued', 'scheduled') AND r.claimed_by IS NOT NULL)) \
-                 AND {ORPHANED})"
-            ),
+            "SELECT EXISTS (SELECT 1 FROM requests r WHERE \
+             ((r.status = ANY($3) OR r.status = 'interrupted') AND r.claimed_by IS NULL) \
+             OR ((r.status = ANY($3) OR r.status IN ('interrupted', 'queued', 'scheduled')) \
+              AND r.claimed_by IN (SELECT u.run FROM runs u WHERE u.run <> $1 \
+              AND (u.fenced_ms IS NOT NULL OR u.lease_until_ms < $2))))",
             &[&run, &now_ms, &live()],
         )?
         .get(0);

@@ -160,7 +160,9 @@ fn two_nodes_claim_each_request_once_and_take_over_a_dead_nodes_work_once() {
     let mut owner: HashMap<CallId, usize> = HashMap::new();
     for (t, ids) in per_thread.iter().enumerate() {
         for id in ids {
-            assert!(owner.insert(id.clone(), t).is_none(), "{id} claimed twice");
+            if let Some(prev) = owner.insert(id.clone(), t) {
+                panic!("{id} claimed twice: threads {prev} and {t}");
+            }
         }
     }
     assert_eq!(owner.len(), 200, "every request claimed");
