@@ -32,6 +32,9 @@
 //!   TCP SIPp ([`tls::Stunnel`]), and a rustls client ([`tls::request_over_tls`]).
 //! - [`kamailio`]: Kamailio with its `rtpengine` module as a SIP proxy, and the media node it
 //!   drives over rtpengine's ng protocol: `callbridge media` or rtpengine itself.
+//! - [`postgres`]: a PostgreSQL 15 server of the test's own ([`postgres::Postgres`]: `initdb`
+//!   in a temporary directory, `pg_ctl` on a loopback port, stopped on drop) for `store.url`;
+//!   the store crate's unit tests include the same file.
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
@@ -55,6 +58,7 @@ pub mod inject;
 pub mod kamailio;
 pub mod netns;
 pub mod ports;
+pub mod postgres;
 pub mod record;
 pub mod rtp;
 pub mod scenario;

@@ -226,12 +226,22 @@ async fn control_plane(
             }),
         },
     );
-    let store_path = cfg.store.path.clone();
-    let db = tokio::task::spawn_blocking(move || store::SqliteStore::open(&store_path))
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store {}", cfg.store.path.display()))?;
-    tracing::info!(path = %cfg.store.path.display(), "store open");
+    // `store.url`: PostgreSQL shared with other nodes; otherwise the SQLite file.
+    let which = cfg.store.url.as_ref().map_or_else(
+        || cfg.store.path.display().to_string(),
+        |_| "PostgreSQL (store.url)".to_owned(),
+    );
+    let store_cfg = cfg.store.clone();
+    let db: std::sync::Arc<dyn store::Store> = tokio::task::spawn_blocking(move || {
+        Ok::<std::sync::Arc<dyn store::Store>, store::StoreError>(match &store_cfg.url {
+            Some(url) => std::sync::Arc::new(store::PgStore::open(url)?),
+            None => std::sync::Arc::new(store::SqliteStore::open(&store_cfg.path)?),
+        })
+    })
+    .await
+    .context("opening the store")?
+    .with_context(|| format!("opening the store {which}"))?;
+    tracing::info!(store = %which, "store open");
     let directory = directory(&cfg)?;
     let settings = service::Settings {
         timers: cfg.flow.timers(),
@@ -249,15 +259,9 @@ async fn control_plane(
         limits: cfg.limits.limits(),
         customer_srtp: cfg.media.srtp.policy(),
     };
-    let svc = service::Service::start(
-        std::sync::Arc::new(db),
-        b2b,
-        directory,
-        settings,
-        stop.child_token(),
-    )
-    .await
-    .context("starting the call service")?;
+    let svc = service::Service::start(db, b2b, directory, settings, stop.child_token())
+        .await
+        .context("starting the call service")?;
     // Inbound calls: a trunk's INVITE to a business's number joins its queue; anything else
     // gets the refusal's status (403 not a trunk, 404 unknown number, 503 no capacity).
     let inbound = svc.clone();

@@ -69,6 +69,9 @@ use tracing::{info, warn};
 const CLAIM_BATCH: usize = 64;
 /// The scheduler looks at the store at least this often (other nodes, clock changes).
 const SCHEDULER_IDLE: Duration = Duration::from_secs(1);
+/// How often the run's claims are renewed in a shared store (a third of PostgreSQL's
+/// default 15 s lease: two renewals may fail before the lease runs out).
+const LEASE_RENEWAL: Duration = Duration::from_secs(5);
 /// Live calls this process runs at most; more wait in the store.
 pub const MAX_LIVE_CALLS: usize = 20_000;
 
@@ -421,6 +424,8 @@ impl Service {
         tokio::spawn(async move { s.acd_clock().await });
         let s = svc.clone();
         tokio::spawn(async move { s.deliver_webhooks().await });
+        let s = svc.clone();
+        tokio::spawn(async move { s.keep_lease().await });
         Ok(svc)
     }
 

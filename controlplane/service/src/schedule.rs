@@ -38,6 +38,39 @@ impl Service {
         Ok(())
     }
 
+    /// Every [`LEASE_RENEWAL`]: renews this run's claims in the store ([`Store::renew`]: a
+    /// shared PostgreSQL store leases them; SQLite's is a no-op) and, when a run whose lease
+    /// expired (a dead node) left work behind, takes it over with [`Service::recover`]: its
+    /// live calls are retried or failed per the business's policy, as after a restart.
+    pub(crate) async fn keep_lease(self) {
+        let stop = self.inner.stop.clone();
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(LEASE_RENEWAL) => {}
+                () = stop.cancelled() => return,
+            }
+            let s = self.clone();
+            let renewed = tokio::task::spawn_blocking(move || {
+                let i = &s.inner;
+                let orphans = i.store.renew(&i.run, now_ms())?;
+                if orphans {
+                    s.recover()?;
+                }
+                Ok::<bool, ServiceError>(orphans)
+            })
+            .await;
+            match renewed {
+                Ok(Ok(true)) => {
+                    info!("took over the work of a control-plane node whose lease expired");
+                    self.inner.wake.notify_one();
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => warn!("store lease: {e}"),
+                Err(e) => warn!("store lease: {e}"),
+            }
+        }
+    }
+
     /// Claims due requests and starts their calls, for ever (until stop).
     pub(crate) async fn scheduler(self) {
         let i = self.inner.clone();

@@ -8,7 +8,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Db(String),
     /// The database file is from a newer callbridge.
-    #[error("the store's schema version {found} is newer than this callbridge's ({supported}); upgrade callbridge or use another store.path")]
+    #[error("the store's schema version {found} is newer than this callbridge's ({supported}); upgrade callbridge or use another store.path or store.url")]
     SchemaTooNew {
         /// The version in the file.
         found: i64,
@@ -24,6 +24,10 @@ pub enum StoreError {
     /// The idempotency key was used with a different request body.
     #[error("the Idempotency-Key {0:?} was already used with a different request body")]
     IdempotencyConflict(String),
+    /// Another node took this run's work over: its lease had expired (the node stalled
+    /// longer than the lease). The run may not claim or renew any more.
+    #[error("run {0}'s lease expired and another node took its work over")]
+    LeaseLost(String),
     /// A stored value could not be read back (written by something else).
     #[error("stored value unreadable: {0}")]
     Corrupt(String),

@@ -1,9 +1,10 @@
 //! callbridge's durable store: the [`Store`] trait the service writes through, and
-//! [`SqliteStore`], the embedded default.
+//! [`SqliteStore`], the embedded default, and [`PgStore`], PostgreSQL shared by several
+//! control-plane nodes (claims with `SKIP LOCKED`, run leases, take-over of a dead node's work).
 //!
 //! ```text
 //!  service ──accept / claim / status / media / sale / outbox──► dyn Store ──► SqliteStore (WAL file)
-//!                                                                         └─► PostgreSQL (a later issue)
+//!                                                                         └─► PgStore (PostgreSQL)
 //! ```
 //!
 //! Contract:
@@ -24,20 +25,32 @@
 //! The SQL is plain SQL-92 plus `ON CONFLICT` (SQLite ≥ 3.24, PostgreSQL ≥ 9.5) so the schema
 //! and queries carry over to PostgreSQL. Why rusqlite rather than sqlx: the store is small and
 //! synchronous by nature (one writer, short transactions); rusqlite's bundled SQLite builds
-//! without a system library, and the service calls the store from tokio's blocking pool. A
-//! PostgreSQL implementation of the same trait will use the `postgres` crate the same way.
+//! without a system library, and the service calls the store from tokio's blocking pool.
+//! [`PgStore`] uses the `postgres` crate (synchronous, over tokio-postgres) the same way.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod error;
 mod model;
+mod postgres;
 mod schema;
 mod sqlite;
+
+#[cfg(test)]
+#[path = "../../../tests/src/postgres.rs"]
+#[allow(unreachable_pub)]
+mod pg_harness;
+#[cfg(test)]
+mod suite;
 
 pub use error::StoreError;
 pub use model::{
     Accepted, CallRecord, EventRow, IdempotencyKey, Kind, MediaSummary, NewRequest, OutboxItem,
     Page, RecordFilter, Sale, StatusChange, StoredResponse, Webhook, LIVE_STATUSES,
+};
+pub use postgres::{
+    parse_url as parse_postgres_url, PgStore, DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE, OUTBOX_LEASE_MS,
+    PG_SCHEMA_VERSION,
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
@@ -109,6 +122,21 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Db`].
     fn recover(&self, run: &str, now_ms: i64) -> Result<Vec<CallRecord>, StoreError>;
+
+    /// Keeps `run`'s claims alive (a shared store: their lease is extended) and answers
+    /// `true` when a run whose lease expired left work behind (live calls, undecided
+    /// `interrupted` requests, claimed waiting requests): the caller then runs
+    /// [`Store::recover`], which takes it over. The service calls it every few seconds.
+    ///
+    /// The default (one process owns the store, as with SQLite): nothing to renew, `false`.
+    ///
+    /// # Errors
+    /// [`StoreError::LeaseLost`] when another node took `run`'s work over (its lease had
+    /// expired); [`StoreError::Db`].
+    fn renew(&self, run: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let _ = (run, now_ms);
+        Ok(false)
+    }
 
     /// The earliest due time of a waiting request, to sleep until.
     ///

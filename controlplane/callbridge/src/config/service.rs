@@ -134,16 +134,40 @@ impl LimitsConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StoreConfig {
-    /// `path`: the SQLite database file (created on first run; WAL files beside it). Relative
-    /// paths are relative to the configuration file's directory, or to the working directory
-    /// with the built-in configuration. Default `callbridge.db`.
+    /// `path` as written (`None`: not given).
+    #[serde(rename = "path")]
+    path_given: Option<PathBuf>,
+    /// The SQLite database file (created on first run; WAL files beside it): `path`, made
+    /// absolute by [`StoreConfig::resolve`]. Relative paths are relative to the configuration
+    /// file's directory, or to the working directory with the built-in configuration. Default
+    /// `callbridge.db`.
+    #[serde(skip)]
     pub(crate) path: PathBuf,
+    /// `url`: a PostgreSQL database shared by several control-plane nodes
+    /// (`postgres://USER[:PASSWORD]@HOST:PORT/DB`) instead of the SQLite file; exclusive with
+    /// `path`. Default: absent (SQLite).
+    pub(crate) url: Option<String>,
 }
 
 impl StoreConfig {
-    /// Makes `path` absolute (relative to `dir`) and checks that it can name a file.
+    /// Makes `path` absolute (relative to `dir`) and checks that it can name a file; checks
+    /// `url` and that not both are given.
     pub(super) fn resolve(&mut self, dir: &Path) -> Result<(), (Vec<Seg>, String)> {
+        if let Some(url) = &self.url {
+            let at = |reason: String| Err((vec![key("store"), key("url")], reason));
+            if self.path_given.is_some() {
+                return at("`url` (PostgreSQL) and `path` (SQLite) are exclusive; give one".into());
+            }
+            return match store::parse_postgres_url(url) {
+                Ok(_) => Ok(()),
+                Err(e) => at(e),
+            };
+        }
         let at = |reason: String| Err((vec![key("store"), key("path")], reason));
+        self.path = self
+            .path_given
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
         if self.path.as_os_str().is_empty() {
             return at("must name a file".into());
         }
@@ -160,10 +184,15 @@ impl StoreConfig {
     }
 }
 
+/// `store.path`'s default.
+const DEFAULT_STORE_PATH: &str = "callbridge.db";
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("callbridge.db"),
+            path_given: None,
+            path: PathBuf::from(DEFAULT_STORE_PATH),
+            url: None,
         }
     }
 }

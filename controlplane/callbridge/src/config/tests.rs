@@ -11,6 +11,7 @@ use super::*;
 mod agent;
 mod business;
 mod dpdk;
+mod store;
 
 const FULL: &str = r#"[http]
 listen = "127.0.0.1:8080"
