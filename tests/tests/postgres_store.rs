@@ -137,3 +137,82 @@ fn a_dead_nodes_live_call_is_taken_over_by_the_other_node() {
     let status = b.stop();
     assert!(status.is_some_and(|s| s.success()), "{}", b.log());
 }
+
+/// Issue 10's drain on a shared store: node A drains (`POST /v1/admin/drain`) while it holds a
+/// live call (so it does not exit yet); a call request sent to A is still accepted (`202`,
+/// committed `queued`: the store is shared), A dials nothing new, and node B dials it. A bridge
+/// (dialled at once by whoever takes it) is refused by the draining A with `503`.
+#[test]
+fn a_draining_node_on_a_shared_store_queues_requests_for_the_other_node() {
+    let pg = Postgres::start();
+    let url = pg.fresh_database();
+
+    let dir = Workdir::new("postgres_store_drain");
+    // Every customer call rings a long time: A's first call stays live while A drains.
+    let customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::Answer,
+        &SippOptions {
+            calls: 2,
+            ..rings(55_000)
+        },
+    );
+    let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
+    let node = |name: &str| {
+        let ports = PortBlock::reserve(Config::BLOCK_LEN);
+        let config = Config::new(&ports, customer.sip_addr())
+            .agent(Agent::new("alice", &agent.sip_uri("alice")))
+            .with_toml(&format!("[store]\nurl = \"{url}\""));
+        let node_dir = Workdir::new(&format!("postgres_store_drain_{name}"));
+        let cb = Callbridge::start(&node_dir, &config);
+        (ports, node_dir, cb)
+    };
+    let (_ports_a, _dir_a, mut a) = node("a");
+    // A takes the first call before B exists, so it is A's.
+    let first = a.call(CUSTOMER);
+    a.wait_for_status(&first, |s| s == "calling_customer", CALL_DEADLINE);
+    let (ports_b, _dir_b, mut b) = node("b");
+
+    let r = a.request("POST", "/v1/admin/drain", None);
+    assert_eq!(r.status, 202, "{}", r.body);
+    let bridge = a.post(
+        "/v1/bridges",
+        &serde_json::json!({"customer": CUSTOMER, "agent": "alice"}),
+    );
+    assert_eq!(
+        bridge.status, 503,
+        "a draining node dials nothing: {}",
+        bridge.body
+    );
+
+    let second = a.call(CUSTOMER);
+    let v = a.call_request(&second);
+    assert_eq!(v["status"], "queued", "{v:#}");
+    // B dials it; A never does.
+    let on_b = b.wait_for_status(
+        &second,
+        |s| s == "calling_customer",
+        Duration::from_secs(60),
+    );
+    assert_eq!(on_b["status"], "calling_customer", "{on_b:#}");
+    // The INVITE for it names a media port of B's block: B dialled it, not A.
+    let media = customer
+        .received_sdp_audio_with("INVITE", &format!("X-Callbridge-Call: {second}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "no INVITE for {second} at the customer\n{}",
+                customer.report()
+            )
+        });
+    let b_block = ports_b.port(0)..=ports_b.port(Config::BLOCK_LEN - 1);
+    assert!(
+        b_block.contains(&media.port()),
+        "the INVITE for {second} offers media port {} outside B's ports {b_block:?}: A dialled it",
+        media.port()
+    );
+    let a_status = a.stop();
+    let b_status = b.stop();
+    assert!(a_status.is_some_and(|s| s.success()), "{}", a.log());
+    assert!(b_status.is_some_and(|s| s.success()), "{}", b.log());
+}

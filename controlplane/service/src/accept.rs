@@ -10,7 +10,11 @@ impl Service {
     /// # Errors
     /// [`ServiceError`] naming the field, or the store's failure.
     pub fn accept(&self, req: Submit, origin: &Origin) -> Result<Outcome, ServiceError> {
-        self.refuse_if_draining()?;
+        // Draining on a shared store (PostgreSQL), a request is still committed: this node
+        // claims nothing more, another node dials it when due. On a store of its own, 503.
+        if !self.inner.store.shared() {
+            self.refuse_if_draining()?;
+        }
         let out = self.accept_inner(req, origin);
         if let Err(e) = &out {
             self.count_refusal(e);

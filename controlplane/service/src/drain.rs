@@ -2,7 +2,9 @@
 //!
 //! - **Drain** ([`Service::start_drain`]): from then on this process dials nothing new. Call
 //!   requests and bridges are refused with [`ServiceError::Draining`] (HTTP `503` with
-//!   `Retry-After`), inbound INVITEs get `503`, and the scheduler claims no more due requests:
+//!   `Retry-After`) — call requests only when the store is this process's own: on a shared
+//!   store (`store::Store::shared`, PostgreSQL) they are still committed as `queued`, for
+//!   another node to dial — inbound INVITEs get `503`, and the scheduler claims no more due requests:
 //!   queued and scheduled rows stay in the store, unclaimed, for the next process. Live calls
 //!   go on to their natural end; the process decides when to stop waiting
 //!   ([`Service::shutdown`] ends those left).

@@ -123,6 +123,14 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Db`].
     fn recover(&self, run: &str, now_ms: i64) -> Result<Vec<CallRecord>, StoreError>;
 
+    /// Whether other control-plane nodes work on this store too (PostgreSQL: any node may
+    /// claim what this one accepted). A draining node then still accepts call requests and
+    /// leaves them queued for the others; with a store of its own it refuses them. Default
+    /// `false` (SQLite: one process owns the file).
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Keeps `run`'s claims alive (a shared store: their lease is extended) and answers
     /// `true` when a run whose lease expired left work behind (live calls, undecided
     /// `interrupted` requests, claimed waiting requests): the caller then runs

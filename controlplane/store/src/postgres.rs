@@ -235,6 +235,10 @@ fn limit_of(limit: usize) -> i64 {
 }
 
 impl Store for PgStore {
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn accept(
         &self,
         req: &NewRequest,
