@@ -216,3 +216,138 @@ fn a_draining_node_on_a_shared_store_queues_requests_for_the_other_node() {
     assert!(a_status.is_some_and(|s| s.success()), "{}", a.log());
     assert!(b_status.is_some_and(|s| s.success()), "{}", b.log());
 }
+
+/// Issue 11 §4: a burst of call requests spread over two control-plane nodes on one
+/// PostgreSQL, node A killed (`kill -9`) in the middle. Every accepted request ends
+/// (`completed`, or `failed/interrupted` for a call A had on the line when it died: the test
+/// business allows one attempt), and no request is ever dialled twice: the customer's SIPp sees
+/// at most one INVITE per request (`X-Callbridge-Call`), exactly one for every completed one.
+#[test]
+fn a_burst_over_two_nodes_with_one_killed_dials_every_request_at_most_once() {
+    const REQUESTS: usize = 16;
+    let pg = Postgres::start();
+    let url = pg.fresh_database();
+
+    let dir = Workdir::new("postgres_store_burst");
+    // The customer answers at once; each agent call hangs up 1.5 s after answering.
+    let mut customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::Answer,
+        &SippOptions {
+            calls: 1000,
+            ..SippOptions::default()
+        },
+    );
+    let agent = Sipp::spawn(
+        &dir,
+        "agent",
+        Scenario::AnswerBye,
+        &SippOptions {
+            calls: 1000,
+            ..rings_then_hangs_up(0, 1500)
+        },
+    );
+    let agents: Vec<Agent> = (0..8)
+        .map(|i| Agent::new(&format!("ag{i}"), &agent.sip_uri(&format!("ag{i}"))))
+        .collect();
+    let node = |name: &str| {
+        let ports = PortBlock::reserve(Config::BLOCK_LEN);
+        let mut config = Config::new(&ports, customer.sip_addr())
+            .with_toml(&format!("[store]\nurl = \"{url}\""));
+        for a in &agents {
+            config = config.agent(a.clone());
+        }
+        let node_dir = Workdir::new(&format!("postgres_store_burst_{name}"));
+        let cb = Callbridge::start(&node_dir, &config);
+        (ports, node_dir, cb)
+    };
+    let (_ports_a, _dir_a, mut a) = node("a");
+    let (_ports_b, _dir_b, mut b) = node("b");
+
+    // The burst, alternating nodes; A dies half-way.
+    let mut ids = Vec::new();
+    for k in 0..REQUESTS {
+        if k == REQUESTS / 2 {
+            a.kill_hard();
+        }
+        let via = if k % 2 == 0 && k < REQUESTS / 2 {
+            &a
+        } else {
+            &b
+        };
+        // One number per request (a number may be asked for only so often). A node that
+        // cannot carry more now answers 503 (admission): not accepted, nothing to check.
+        let r = via.post(
+            "/v1/call-requests",
+            &serde_json::json!({"business": "acme", "customer": format!("+1555123{k:04}")}),
+        );
+        match r.status {
+            202 => {
+                let v: serde_json::Value = serde_json::from_str(&r.body).expect("JSON");
+                ids.push(v["id"].as_str().expect("id").to_owned());
+            }
+            503 => {}
+            other => panic!("POST /v1/call-requests answered {other}: {}", r.body),
+        }
+    }
+
+    // Every request ends, as B sees it (A's lease runs out after 15 s).
+    let mut completed = Vec::new();
+    for id in &ids {
+        let done = b.wait_for_status(
+            id,
+            |s| s == "completed" || s == "failed",
+            Duration::from_secs(90),
+        );
+        match (done["status"].as_str(), done["reason"].as_str()) {
+            (Some("completed"), _) => completed.push(id.clone()),
+            (Some("failed"), Some("interrupted")) => {}
+            other => panic!("{id} ended {other:?}: {done:#}\n{}", b.log()),
+        }
+    }
+    assert!(
+        ids.len() >= REQUESTS / 2 && completed.len() >= REQUESTS / 4,
+        "{} of {REQUESTS} accepted, {} completed",
+        ids.len(),
+        completed.len()
+    );
+
+    eprintln!(
+        "burst: {} of {REQUESTS} accepted, {} completed, {} failed/interrupted (A's calls on the line)",
+        ids.len(),
+        completed.len(),
+        ids.len() - completed.len()
+    );
+    // At most one INVITE per request; exactly one for each completed one.
+    let log = customer.messages();
+    let invites = |id: &str| {
+        log.split("message received")
+            .filter(|m| {
+                m.lines()
+                    .skip(1)
+                    .find(|l| !l.trim().is_empty())
+                    .is_some_and(|l| l.starts_with("INVITE "))
+                    && m.contains(&format!("X-Callbridge-Call: {id}"))
+            })
+            .map(|m| {
+                // One INVITE may be retransmitted: count distinct Via branches.
+                m.lines()
+                    .find(|l| l.starts_with("Via:"))
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    for id in &ids {
+        let n = invites(id);
+        assert!(n <= 1, "{id} was dialled {n} times");
+        if completed.contains(id) {
+            assert_eq!(n, 1, "{id} completed without one INVITE at the customer");
+        }
+    }
+    let status = b.stop();
+    assert!(status.is_some_and(|s| s.success()), "{}", b.log());
+    customer.kill();
+}

@@ -333,6 +333,11 @@ impl ClickToCall {
             return;
         };
         self.add_legs(legs);
+        // The status first: the call task records it (durably) before it sends the INVITE,
+        // so a process that dies after dialling leaves `calling_customer` in the store (a
+        // live call: interrupted, retried per policy), never `queued` (which another node
+        // would dial again).
+        self.set_phase(Phase::CallingCustomer);
         self.emit(Output::Sip(SipAction::Invite {
             role: Role::Customer,
             target: self.plan.customer.clone(),
@@ -340,7 +345,6 @@ impl ClickToCall {
         }));
         self.customer = LegState::Ringing;
         self.set_timer(TimerKind::CustomerRing, self.plan.timers.customer_ring);
-        self.set_phase(Phase::CallingCustomer);
     }
 
     fn dial_agent(&mut self) {

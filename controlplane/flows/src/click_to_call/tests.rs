@@ -153,9 +153,9 @@ fn happy_path_exact_output_sequence() {
             "cancel_timer QueueTimeout",
             "add_leg leg20000.1",
             "add_leg leg20002.1",
+            "status calling_customer",
             "invite customer +15551234567 leg20000.1",
             "set_timer CustomerRing 30s",
-            "status calling_customer",
         ])
     );
     assert_eq!(h.customer(LegInput::Progress), Vec::<String>::new());
@@ -226,9 +226,9 @@ fn legs_are_allocated_only_when_the_customer_is_dialled() {
         s(&[
             "add_leg leg30000.7",
             "add_leg leg30002.7",
+            "status calling_customer",
             "invite customer +15551234567 leg30000.7",
             "set_timer CustomerRing 30s",
-            "status calling_customer",
         ])
     );
     assert_eq!(h.m.legs(), Some(legs));
@@ -700,9 +700,9 @@ fn bridge_flavour_calls_the_given_agent() {
         s(&[
             "add_leg leg20000.1",
             "add_leg leg20002.1",
+            "status calling_customer",
             "invite customer +15551234567 leg20000.1",
             "set_timer CustomerRing 30s",
-            "status calling_customer",
         ])
     );
     let out = h.customer(answered(40000));
