@@ -561,6 +561,40 @@ pub struct LegStats {
     pub drops: DropCounters,
 }
 
+impl LegStats {
+    /// Voice quality of one leg by the ITU-T G.107 E-model, simplified for G.711 with packet-loss
+    /// concealment (Ie = 0, Bpl = 25.1): `(loss_pct, r_factor, mos)`. Loss is what the peer
+    /// reported in RTCP (`None` without reports: then it counts as 0); the one-way delay is
+    /// estimated as 40 ms (packetization and a 20 ms jitter buffer) plus twice the largest
+    /// jitter seen, since the relay cannot see the network delay. `None` for a leg that received
+    /// no RTP.
+    #[must_use]
+    pub fn quality(&self) -> Option<(Option<f64>, f64, f64)> {
+        let s = self;
+        if s.rx_packets == 0 {
+            return None;
+        }
+        let loss = (s.peer_reports > 0).then(|| f64::from(s.peer_fraction_lost) * 100.0 / 256.0);
+        let ppl = loss.unwrap_or(0.0);
+        let delay_ms = 40.0 + 2.0 * f64::from(s.max_jitter_us) / 1000.0;
+        let id = 0.024 * delay_ms
+            + if delay_ms > 177.3 {
+                0.11 * (delay_ms - 177.3)
+            } else {
+                0.0
+            };
+        let ie_eff = 95.0 * ppl / (ppl + 25.1);
+        let r = (93.2 - id - ie_eff).clamp(0.0, 100.0);
+        let mos = if r <= 0.0 {
+            1.0
+        } else {
+            (1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6).clamp(1.0, 4.5)
+        };
+        let round = |x: f64, d: i32| (x * 10f64.powi(d)).round() / 10f64.powi(d);
+        Some((loss.map(|l| round(l, 2)), round(r, 1), round(mos, 2)))
+    }
+}
+
 /// Why a command could not be carried out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
