@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callbridge_tests::server::{bin_path, run_cli};
+use callbridge_tests::sipp::sdp_audio_addr;
 use callbridge_tests::{PortBlock, RtpPeer, Workdir, CALL_DEADLINE, MEDIA_BLOCK};
 use ng::bencode::{decode, Encoder, Value};
 
@@ -75,18 +76,7 @@ fn target(reply: &Value<'_>) -> SocketAddr {
         .get("sdp")
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no sdp in {reply:?}"));
-    let port = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .expect("m=audio port");
-    let ip: IpAddr = sdp
-        .lines()
-        .find_map(|l| l.strip_prefix("c=IN IP4 "))
-        .and_then(|a| a.trim().parse().ok())
-        .expect("c= address");
-    SocketAddr::new(ip, port)
+    sdp_audio_addr(sdp).unwrap_or_else(|| panic!("no audio address in {sdp}"))
 }
 
 fn wait_received(peer: &RtpPeer, n: usize, what: &str) {
