@@ -41,13 +41,27 @@ pub(super) fn ip_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpAddr, 
     parse_ip(&s).map_err(serde::de::Error::custom)
 }
 
-/// [`ip_addr`] for a list.
+/// [`ip_addr`] for a list (an error names the item).
 pub(super) fn ip_addrs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
-    let v = <Vec<String> as serde::Deserialize>::deserialize(d)?;
-    v.iter()
-        .map(|s| parse_ip(s))
-        .collect::<Result<_, _>>()
-        .map_err(serde::de::Error::custom)
+    /// One item.
+    struct Item(IpAddr);
+    impl<'de> serde::Deserialize<'de> for Item {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl serde::de::Visitor<'_> for V {
+                type Value = Item;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an IP address")
+                }
+                fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Item, E> {
+                    parse_ip(s).map(Item).map_err(E::custom)
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    let v = <Vec<Item> as serde::Deserialize>::deserialize(d)?;
+    Ok(v.into_iter().map(|i| i.0).collect())
 }
 
 fn parse_ip(s: &str) -> Result<IpAddr, String> {
@@ -255,7 +269,7 @@ mod tests {
         let got = e("[media]\naddress = \"media.example.net\"\n");
         assert!(got.starts_with("/etc/cb.toml:2: media.address: \"media.example.net\" names a host"), "{got}");
         let got = e("[media]\nextra_addresses = [\"127.0.0.2\", \"localhost\"]\n");
-        assert!(got.starts_with("/etc/cb.toml:2: media.extra_addresses"), "{got}");
+        assert!(got.starts_with("/etc/cb.toml:2: media.extra_addresses[1]: "), "{got}");
         assert!(got.contains("hostnames are not accepted"), "{got}");
         let got = e("[http]\nlisten = \"127.0.0.1\"\n");
         assert!(got.contains("is not IP:PORT"), "{got}");
