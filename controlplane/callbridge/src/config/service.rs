@@ -50,7 +50,7 @@ impl Default for HttpConfig {
 pub(crate) struct FlowConfig {
     /// `customer_ring_secs`: how long the customer rings before we give up. 1..=600. Default 30.
     pub(crate) customer_ring_secs: u64,
-    /// `agent_ring_secs`: how long an agent rings before the next one is tried. 1..=600.
+    /// `agent_ring_secs`: how long an agent rings before the next one is tried. 1..=3600.
     /// Default 20.
     pub(crate) agent_ring_secs: u64,
     /// `max_agent_attempts`: agents called per request before giving up. 1..=100. Default 3.
@@ -101,7 +101,7 @@ impl FlowConfig {
 /// `[flow]`'s keys and their ranges.
 const FLOW_RANGES: [(&str, RangeInclusive<u64>); 4] = [
     ("customer_ring_secs", 1..=600),
-    ("agent_ring_secs", 1..=600),
+    ("agent_ring_secs", 1..=3600),
     ("max_agent_attempts", 1..=100),
     ("queue_timeout_secs", 1..=86_400),
 ];
