@@ -151,7 +151,10 @@ fn rejected_saying(dir: &Workdir, name: &str, text: &str, line: usize, key: &str
     let path = dir.write(name, text);
     let out = run_cli(&["check-config", path.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(reason), "stderr lacks {reason:?}: {stderr:?}");
+    assert!(
+        stderr.contains(reason),
+        "stderr lacks {reason:?}: {stderr:?}"
+    );
 }
 
 #[test]
@@ -188,9 +191,23 @@ fn sip_inside_the_media_range_and_privileged_media_ports_are_refused() {
         .expect("media ports");
     let at = line_after(&text, "[sip]", "listen = ");
     let bad = set_line(&text, at, &format!("listen = \"127.0.0.1:{media_first}\""));
-    rejected_saying(&dir, "sip_in_media.toml", &bad, at, "sip.listen", "inside media.ports");
+    rejected_saying(
+        &dir,
+        "sip_in_media.toml",
+        &bad,
+        at,
+        "sip.listen",
+        "inside media.ports",
+    );
     let (bad, at) = replace_line(&text, "ports = ", "ports = \"1000-1999\"");
-    rejected_saying(&dir, "low_ports.toml", &bad, at, "media.ports", "below 1024");
+    rejected_saying(
+        &dir,
+        "low_ports.toml",
+        &bad,
+        at,
+        "media.ports",
+        "below 1024",
+    );
 }
 
 #[test]
@@ -203,10 +220,24 @@ fn absurd_timers_and_agents_without_businesses_are_refused() {
     rejected_saying(&dir, "ring.toml", &bad, at, "flow.customer_ring_secs", why);
     let at = line_after(&text, "id = \"alice\"", "businesses = ");
     let bad = set_line(&text, at, "businesses = []");
-    rejected_saying(&dir, "no_business.toml", &bad, at, "agent[0].businesses", "serving no business");
+    rejected_saying(
+        &dir,
+        "no_business.toml",
+        &bad,
+        at,
+        "agent[0].businesses",
+        "serving no business",
+    );
     let bad = format!("{text}[log]\nlevel = \"bogus\"\n");
     let at = bad.lines().count();
-    rejected_saying(&dir, "log.toml", &bad, at, "log.level", "is not a log filter");
+    rejected_saying(
+        &dir,
+        "log.toml",
+        &bad,
+        at,
+        "log.level",
+        "is not a log filter",
+    );
 }
 
 #[test]
@@ -219,7 +250,10 @@ fn a_missing_core_is_a_warning_for_check_config() {
     let path_s = path.to_str().unwrap();
     let out = run_cli(&["check-config", path_s]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "check-config refused a missing core: {stderr:?}");
+    assert!(
+        out.status.success(),
+        "check-config refused a missing core: {stderr:?}"
+    );
     let want = format!("warning: {path_s}:{at}: media.cores[0]: core 4095 does not exist");
     assert!(stderr.contains(&want), "stderr lacks {want:?}: {stderr:?}");
 }

@@ -59,7 +59,10 @@ mod tests {
         assert!(filter(None, &cfg).is_ok());
         assert!(filter(Some("debug,sip=trace".into()), &cfg).is_ok());
         let e = filter(Some("bogus".into()), &cfg).unwrap_err();
-        assert!(e.starts_with("CALLBRIDGE_LOG: \"bogus\" is not a log filter"), "{e}");
+        assert!(
+            e.starts_with("CALLBRIDGE_LOG: \"bogus\" is not a log filter"),
+            "{e}"
+        );
         let e = filter(Some("info,=[".into()), &cfg).unwrap_err();
         assert!(e.starts_with("CALLBRIDGE_LOG: "), "{e}");
     }

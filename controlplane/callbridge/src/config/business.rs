@@ -358,9 +358,21 @@ impl BusinessConfig {
         }
         let l = &self.limits;
         for (name, v, max) in [
-            ("max_concurrent_calls", Some(l.max_concurrent_calls), 100_000),
-            ("per_number_per_hour", l.per_number_per_hour, super::service::MAX_RATE),
-            ("per_business_per_minute", l.per_business_per_minute, super::service::MAX_RATE),
+            (
+                "max_concurrent_calls",
+                Some(l.max_concurrent_calls),
+                100_000,
+            ),
+            (
+                "per_number_per_hour",
+                l.per_number_per_hour,
+                super::service::MAX_RATE,
+            ),
+            (
+                "per_business_per_minute",
+                l.per_business_per_minute,
+                super::service::MAX_RATE,
+            ),
         ] {
             if let Some(v) = v.map(u64::from).filter(|&v| v > max) {
                 return Err((sub("limits", name), format!("{v} is outside 0..={max}")));

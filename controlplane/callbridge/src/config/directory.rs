@@ -129,7 +129,9 @@ impl AgentConfig {
 }
 
 /// `businesses` when written: at least one id.
-fn non_empty_businesses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<BusinessId>, D::Error> {
+fn non_empty_businesses<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<BusinessId>, D::Error> {
     let v = Vec::<BusinessId>::deserialize(d)?;
     if v.is_empty() {
         return Err(serde::de::Error::custom(

@@ -77,7 +77,8 @@ fn parse_ip(s: &str) -> Result<IpAddr, String> {
 /// Letters, digits, dots and dashes with at least one letter: a host name, not an address.
 fn looks_like_host(s: &str) -> bool {
     !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && s.chars().any(|c| c.is_ascii_alphabetic())
 }
 
@@ -107,8 +108,7 @@ pub(super) fn check_ports(cfg: &Config) -> Result<(), Problem> {
     }
     let media = cfg.media.addresses();
     let clash = |a: SocketAddr| {
-        ports.range().contains(&a.port())
-            && (a.ip().is_unspecified() || media.contains(&a.ip()))
+        ports.range().contains(&a.port()) && (a.ip().is_unspecified() || media.contains(&a.ip()))
     };
     for (i, l) in cfg.sip.listen.addrs().iter().enumerate() {
         if clash(l.addr) {
@@ -142,10 +142,13 @@ pub(super) fn check_host(
     cpus: &CpuSet,
     probe: &dyn Fn(IpAddr) -> io::Result<()>,
 ) -> Result<Vec<Problem>, Problem> {
-    if cfg.media.backend == Backend::Dpdk {
-        if let Err(e) = cfg.check_build() {
-            return Err((vec![key("media"), key("backend")], e));
-        }
+    if cfg.media.backend == Backend::Dpdk && cfg.check_build().is_err() {
+        return Err((
+            vec![key("media"), key("backend")],
+            "this callbridge was built without DPDK support; rebuild with `cargo build --release \
+             -p callbridge --features dpdk` (needs libdpdk-dev) or use backend = \"socket\""
+                .into(),
+        ));
     }
     let foreign = |ip: IpAddr, at: Vec<Seg>, hint: &str| match probe(ip) {
         Ok(()) => Ok(()),
@@ -241,7 +244,10 @@ mod tests {
         let c = parse(&format!("[media]\naddress = \"203.0.113.7\"\n{BUSINESS}"));
         let (at, why) = check_host(&c, &cpus, &foreign_is(ip)).unwrap_err();
         assert_eq!(at, vec![key("media"), key("address")]);
-        assert!(why.contains("203.0.113.7 is not an address of this host"), "{why}");
+        assert!(
+            why.contains("203.0.113.7 is not an address of this host"),
+            "{why}"
+        );
         let c = parse(&format!("[http]\nlisten = \"203.0.113.7:80\"\n{BUSINESS}"));
         let (at, _) = check_host(&c, &cpus, &foreign_is(ip)).unwrap_err();
         assert_eq!(at, vec![key("http"), key("listen")]);
@@ -254,7 +260,10 @@ mod tests {
             "[media]\nextra_addresses = [\"203.0.113.7\"]\n{BUSINESS}"
         ));
         let (at, _) = check_host(&c, &cpus, &foreign_is(ip)).unwrap_err();
-        assert_eq!(at, vec![key("media"), key("extra_addresses"), Seg::Index(0)]);
+        assert_eq!(
+            at,
+            vec![key("media"), key("extra_addresses"), Seg::Index(0)]
+        );
     }
 
     #[test]
@@ -267,12 +276,38 @@ mod tests {
         let got = e("[http]\nlisten = \"localhost:18500\"\n");
         assert!(got.starts_with("/etc/cb.toml:2: http.listen: \"localhost:18500\" names a host; hostnames are not accepted here: write an IP address"), "{got}");
         let got = e("[media]\naddress = \"media.example.net\"\n");
-        assert!(got.starts_with("/etc/cb.toml:2: media.address: \"media.example.net\" names a host"), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: media.address: \"media.example.net\" names a host"),
+            "{got}"
+        );
         let got = e("[media]\nextra_addresses = [\"127.0.0.2\", \"localhost\"]\n");
-        assert!(got.starts_with("/etc/cb.toml:2: media.extra_addresses[1]: "), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: media.extra_addresses[1]: "),
+            "{got}"
+        );
         assert!(got.contains("hostnames are not accepted"), "{got}");
         let got = e("[http]\nlisten = \"127.0.0.1\"\n");
         assert!(got.contains("is not IP:PORT"), "{got}");
+    }
+
+    #[test]
+    fn dpdk_media_addresses_are_not_probed_and_the_build_is_checked() {
+        let text = format!(
+            "[media]\nbackend = \"dpdk\"\naddress = \"198.18.0.1\"\n\
+             [dpdk]\nmain_core = 0\nworker_cores = [1]\ndevices = [\"net_null0\"]\n{BUSINESS}"
+        );
+        let cpus = CpuSet(vec![0, 1]);
+        let c = Config::parse_on(&text, Path::new("/etc/cb.toml"), &cpus).unwrap();
+        let foreign = foreign_is("198.18.0.1".parse().unwrap());
+        let dpdk_built = cfg!(feature = "dpdk");
+        match check_host(&c, &cpus, &foreign) {
+            Ok(w) => assert!(dpdk_built && w.is_empty()),
+            Err((at, why)) => {
+                assert!(!dpdk_built, "{why}");
+                assert_eq!(at, vec![key("media"), key("backend")]);
+                assert!(why.contains("built without DPDK"), "{why}");
+            }
+        }
     }
 
     #[test]
@@ -295,13 +330,25 @@ mod tests {
                 .to_string()
         };
         let got = e("[sip]\nlisten = \"127.0.0.1:20000\"\n");
-        assert!(got.starts_with("/etc/cb.toml:2: sip.listen: port 20000 is inside media.ports"), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: sip.listen: port 20000 is inside media.ports"),
+            "{got}"
+        );
         let got = e("[sip]\nlisten = [\"udp:127.0.0.1:5060\", \"udp:0.0.0.0:25000\"]\n");
-        assert!(got.starts_with("/etc/cb.toml:2: sip.listen[1]: port 25000"), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: sip.listen[1]: port 25000"),
+            "{got}"
+        );
         let got = e("[http]\nlisten = \"0.0.0.0:29999\"\n");
-        assert!(got.starts_with("/etc/cb.toml:2: http.listen: port 29999"), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: http.listen: port 29999"),
+            "{got}"
+        );
         let got = e("[media]\nports = \"1000-1999\"\n");
-        assert!(got.starts_with("/etc/cb.toml:2: media.ports: 1000-1999 starts below 1024"), "{got}");
+        assert!(
+            got.starts_with("/etc/cb.toml:2: media.ports: 1000-1999 starts below 1024"),
+            "{got}"
+        );
         // Another address than the media's: no clash.
         parse(&format!("[sip]\nlisten = \"127.0.0.2:20000\"\n{BUSINESS}"));
     }

@@ -63,7 +63,9 @@ pub(crate) fn parse_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, Str
     for d in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         let bare = !d.contains(['=', '[']);
         if bare && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)) {
-            return Err(format!("{s:?} is not a log filter: {d:?} is not a level; {help}"));
+            return Err(format!(
+                "{s:?} is not a log filter: {d:?} is not a level; {help}"
+            ));
         }
     }
     tracing_subscriber::EnvFilter::builder()
@@ -109,7 +111,10 @@ mod tests {
         let e = parse("level = \"\"\n").unwrap_err();
         assert!(e.starts_with("/etc/cb.toml:7: log.level: "), "{e}");
         let e = parse("level = \"bogus\"\n").unwrap_err();
-        assert!(e.starts_with("/etc/cb.toml:7: log.level: \"bogus\" is not a log filter"), "{e}");
+        assert!(
+            e.starts_with("/etc/cb.toml:7: log.level: \"bogus\" is not a log filter"),
+            "{e}"
+        );
         let e = parse("level = \"info,bogus\"\n").unwrap_err();
         assert!(e.contains("\"bogus\" is not a level"), "{e}");
         assert!(parse("level = \"WARN,sip=debug,callbridge[call]=trace\"\n").is_ok());

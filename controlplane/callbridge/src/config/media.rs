@@ -266,7 +266,10 @@ impl MediaConfig {
         if self.timeout_secs > 3600 {
             return at(
                 &[key("media"), key("timeout_secs")],
-                format!("{} is outside 0..=3600 (0: no media timeout)", self.timeout_secs),
+                format!(
+                    "{} is outside 0..=3600 (0: no media timeout)",
+                    self.timeout_secs
+                ),
             );
         }
         let max_us = worker::socket_io::MAX_COALESCE.as_micros();

@@ -12,6 +12,8 @@
 //! extra_addresses = []                 # optional: more media addresses, same ports on each
 //! ports = "20000-29999"                # RTP even, RTCP odd
 //! announcement = "prompts/hold.wav"    # optional; else built-in
+//! cores = [1]                          # optional: pin the workers (cores this host has)
+//! allow_missing_cores = false          # true: `serve` starts although a core is missing
 //! [[business]]
 //! id = "acme"
 //! name = "ACME Corp"
@@ -76,6 +78,9 @@
 //! `callbridge.toml:12: agent[1].contact: "bob" is neither an E.164 number …`. `KEY` is a
 //! dotted path; `[[business]]` and `[[agent]]` entries and array items are numbered from 0.
 //! An unreadable file is reported at line 0 with the key `(file)`.
+//!
+//! [`Config::load`] also checks the file against this host (`host.rs`): local addresses, the
+//! port layout, `media.cores`, the DPDK build; [`Config::parse`] checks the port layout only.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

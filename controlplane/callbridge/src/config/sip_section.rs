@@ -477,13 +477,31 @@ impl SipConfig {
             );
         }
         for (name, v, range) in [
-            ("bad_message_limit", u64::from(self.bad_message_limit), 0..=1_000_000),
-            ("bad_message_window_secs", self.bad_message_window_secs, 1..=3600),
-            ("bad_message_cooldown_secs", self.bad_message_cooldown_secs, 1..=86_400),
-            ("session_expires_secs", self.session_expires_secs, 0..=86_400),
+            (
+                "bad_message_limit",
+                u64::from(self.bad_message_limit),
+                0..=1_000_000,
+            ),
+            (
+                "bad_message_window_secs",
+                self.bad_message_window_secs,
+                1..=3600,
+            ),
+            (
+                "bad_message_cooldown_secs",
+                self.bad_message_cooldown_secs,
+                1..=86_400,
+            ),
+            (
+                "session_expires_secs",
+                self.session_expires_secs,
+                0..=86_400,
+            ),
         ] {
             if !range.contains(&v) {
-                let why = if v == 0 { "must be at least 1".to_owned() } else {
+                let why = if v == 0 {
+                    "must be at least 1".to_owned()
+                } else {
                     format!("{v} is outside {}..={}", range.start(), range.end())
                 };
                 return at(&[key("sip"), key(name)], why);

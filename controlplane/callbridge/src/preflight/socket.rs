@@ -25,11 +25,21 @@ fn addresses(r: &mut Report, cfg: &Config) {
         .into_iter()
         .map(|a| ("media address".to_owned(), a))
         .collect();
-    all.extend(cfg.sip.listen.addrs().iter().map(|l| ("sip.listen".to_owned(), l.addr.ip())));
+    all.extend(
+        cfg.sip
+            .listen
+            .addrs()
+            .iter()
+            .map(|l| ("sip.listen".to_owned(), l.addr.ip())),
+    );
     all.push(("http.listen".to_owned(), cfg.http.listen.ip()));
     for (topic, ip) in all {
         match bindable(ip) {
-            Ok(()) => r.push(Verdict::Ok, topic, format!("{ip} is an address of this host")),
+            Ok(()) => r.push(
+                Verdict::Ok,
+                topic,
+                format!("{ip} is an address of this host"),
+            ),
             Err(e) => r.push(
                 Verdict::Fail,
                 topic,
@@ -49,7 +59,11 @@ fn ports(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
         .map(ToString::to_string)
         .collect();
     if busy.is_empty() {
-        r.push(Verdict::Ok, "media ports", format!("a sample of {p} is free"));
+        r.push(
+            Verdict::Ok,
+            "media ports",
+            format!("a sample of {p} is free"),
+        );
     } else {
         r.push(
             Verdict::Warn,
@@ -61,10 +75,12 @@ fn ports(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
             ),
         );
     }
-    let eph = sys.read("/proc/sys/net/ipv4/ip_local_port_range").and_then(|s| {
-        let mut it = s.split_whitespace().map(str::parse::<u16>);
-        Some((it.next()?.ok()?, it.next()?.ok()?))
-    });
+    let eph = sys
+        .read("/proc/sys/net/ipv4/ip_local_port_range")
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        });
     match eph {
         Some((lo, hi)) if lo <= p.last && p.first <= hi => r.push(
             Verdict::Warn,
@@ -102,7 +118,11 @@ fn fd_limit(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
     let need = 2 * pairs + FD_MARGIN;
     let topic = "file descriptors";
     let Some((soft, hard)) = nofile(sys) else {
-        r.push(Verdict::Warn, topic, "cannot read the limit from /proc/self/limits");
+        r.push(
+            Verdict::Warn,
+            topic,
+            "cannot read the limit from /proc/self/limits",
+        );
         return;
     };
     let why = format!("{pairs} port pairs need {need} (2 sockets a pair + {FD_MARGIN})");
@@ -128,11 +148,19 @@ fn fd_limit(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
 
 fn cores(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
     let Some(cores) = &cfg.media.cores else {
-        r.push(Verdict::Ok, "cores", "media.cores not set: workers unpinned");
+        r.push(
+            Verdict::Ok,
+            "cores",
+            "media.cores not set: workers unpinned",
+        );
         return;
     };
     let Some(online) = sys.cpus("/sys/devices/system/cpu/online") else {
-        r.push(Verdict::Warn, "cores", "cannot read /sys/devices/system/cpu/online");
+        r.push(
+            Verdict::Warn,
+            "cores",
+            "cannot read /sys/devices/system/cpu/online",
+        );
         return;
     };
     let missing: Vec<String> = cores
@@ -141,17 +169,30 @@ fn cores(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
         .map(ToString::to_string)
         .collect();
     if missing.is_empty() {
-        r.push(Verdict::Ok, "cores", format!("media.cores {} online", super::list(cores)));
+        r.push(
+            Verdict::Ok,
+            "cores",
+            format!("media.cores {} online", super::list(cores)),
+        );
     } else {
         let (v, then) = if cfg.media.allow_missing_cores {
-            (Verdict::Warn, "their workers run unpinned (media.allow_missing_cores)")
+            (
+                Verdict::Warn,
+                "their workers run unpinned (media.allow_missing_cores)",
+            )
         } else {
-            (Verdict::Fail, "serve refuses; name online cores or set media.allow_missing_cores = true")
+            (
+                Verdict::Fail,
+                "serve refuses; name online cores or set media.allow_missing_cores = true",
+            )
         };
         r.push(
             v,
             "cores",
-            format!("core(s) {} not online (online: {online}); {then}", missing.join(",")),
+            format!(
+                "core(s) {} not online (online: {online}); {then}",
+                missing.join(",")
+            ),
         );
     }
 }
@@ -216,7 +257,15 @@ mod tests {
         let d = fake("1048576 1048576", "50000\t60999", "0-1");
         let r = run("[media]\nports = \"40000-40099\"\ncores = [1]\n", d.path());
         assert!(r.ok(), "{r}");
-        for t in ["media address", "sip.listen", "http.listen", "media ports", "ephemeral ports", "file descriptors", "cores"] {
+        for t in [
+            "media address",
+            "sip.listen",
+            "http.listen",
+            "media ports",
+            "ephemeral ports",
+            "file descriptors",
+            "cores",
+        ] {
             assert_eq!(verdict(&r, t), Verdict::Ok, "{t}: {r}");
         }
     }
@@ -241,7 +290,10 @@ mod tests {
         let d = fake("1048576 1048576", "32768 60999", "0-1");
         let r = run("[media]\ncores = [2]\n", d.path());
         assert_eq!(verdict(&r, "cores"), Verdict::Fail, "{r}");
-        let r = run("[media]\ncores = [2]\nallow_missing_cores = true\n", d.path());
+        let r = run(
+            "[media]\ncores = [2]\nallow_missing_cores = true\n",
+            d.path(),
+        );
         assert_eq!(verdict(&r, "cores"), Verdict::Warn, "{r}");
     }
 }
