@@ -106,6 +106,10 @@ pub(super) fn check_ports(cfg: &Config) -> Result<(), Problem> {
             ),
         ));
     }
+    // A media node's file (ng_listen, no businesses) runs no SIP or HTTP listener.
+    if cfg.media.ng_listen.is_some() && cfg.business.is_empty() {
+        return Ok(());
+    }
     let media = cfg.media.addresses();
     let clash = |a: SocketAddr| {
         ports.range().contains(&a.port()) && (a.ip().is_unspecified() || media.contains(&a.ip()))
@@ -349,6 +353,12 @@ mod tests {
             got.starts_with("/etc/cb.toml:2: media.ports: 1000-1999 starts below 1024"),
             "{got}"
         );
+        // A media node's file: its (default) SIP and HTTP listeners do not run.
+        Config::parse(
+            "[media]\nports = \"5000-9999\"\nng_listen = \"127.0.0.1:2223\"\n",
+            Path::new("/etc/cb.toml"),
+        )
+        .unwrap();
         // Another address than the media's: no clash.
         parse(&format!("[sip]\nlisten = \"127.0.0.2:20000\"\n{BUSINESS}"));
     }
