@@ -115,3 +115,164 @@ fn bad_value_is_reported_with_file_and_line() {
         + "\n";
     assert_rejected(&dir, "bad_ports.toml", &bad, at, "ports");
 }
+
+/// `text` with the first line starting with `prefix` replaced by `line`; and its number.
+fn replace_line(text: &str, prefix: &str, line: &str) -> (String, usize) {
+    let at = text
+        .lines()
+        .position(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starts with {prefix:?}"));
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[at] = line;
+    (lines.join("\n") + "\n", at + 1)
+}
+
+/// The number of the first line starting with `prefix` after the line `header`.
+fn line_after(text: &str, header: &str, prefix: &str) -> usize {
+    let start = text.lines().position(|l| l == header).expect("header");
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .find(|(_, l)| l.starts_with(prefix))
+        .map(|(i, _)| i + 1)
+        .unwrap_or_else(|| panic!("no {prefix:?} after {header:?}"))
+}
+
+/// Replaces the line `at` (1-based) with `line`.
+fn set_line(text: &str, at: usize, line: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[at - 1] = line;
+    lines.join("\n") + "\n"
+}
+
+/// check-config's stderr for `text`, asserting it was rejected with `reason` in it.
+fn rejected_saying(dir: &Workdir, name: &str, text: &str, line: usize, key: &str, reason: &str) {
+    assert_rejected(dir, name, text, line, key);
+    let path = dir.write(name, text);
+    let out = run_cli(&["check-config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(reason),
+        "stderr lacks {reason:?}: {stderr:?}"
+    );
+}
+
+#[test]
+fn an_address_of_another_host_is_refused() {
+    let dir = Workdir::new("check_config_foreign_address");
+    let (_ports, text) = good_config();
+    // TEST-NET-3 (RFC 5737): never an address of the test host.
+    let at = line_after(&text, "[media]", "address = ");
+    let bad = set_line(&text, at, "address = \"203.0.113.7\"");
+    let why = "203.0.113.7 is not an address of this host";
+    rejected_saying(&dir, "foreign_media.toml", &bad, at, "media.address", why);
+    let (bad, at) = replace_line(&text, "listen = \"127.", "listen = \"203.0.113.7:18500\"");
+    rejected_saying(&dir, "foreign_http.toml", &bad, at, "http.listen", why);
+}
+
+#[test]
+fn a_host_name_where_an_address_is_needed_says_so() {
+    let dir = Workdir::new("check_config_hostname");
+    let (_ports, text) = good_config();
+    let (bad, at) = replace_line(&text, "listen = \"127.", "listen = \"localhost:18500\"");
+    let why = "hostnames are not accepted here: write an IP address";
+    rejected_saying(&dir, "hostname.toml", &bad, at, "http.listen", why);
+}
+
+#[test]
+fn sip_inside_the_media_range_and_privileged_media_ports_are_refused() {
+    let dir = Workdir::new("check_config_port_layout");
+    let (_ports, text) = good_config();
+    let media_first: u16 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ports = \""))
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse().ok())
+        .expect("media ports");
+    let at = line_after(&text, "[sip]", "listen = ");
+    let bad = set_line(&text, at, &format!("listen = \"127.0.0.1:{media_first}\""));
+    rejected_saying(
+        &dir,
+        "sip_in_media.toml",
+        &bad,
+        at,
+        "sip.listen",
+        "inside media.ports",
+    );
+    let (bad, at) = replace_line(&text, "ports = ", "ports = \"1000-1999\"");
+    rejected_saying(
+        &dir,
+        "low_ports.toml",
+        &bad,
+        at,
+        "media.ports",
+        "below 1024",
+    );
+}
+
+#[test]
+fn absurd_timers_and_agents_without_businesses_are_refused() {
+    let dir = Workdir::new("check_config_ranges");
+    let (_ports, text) = good_config();
+    let bad = format!("{text}[flow]\ncustomer_ring_secs = 99999999999\n");
+    let at = bad.lines().count();
+    let why = "99999999999 is outside 1..=600";
+    rejected_saying(&dir, "ring.toml", &bad, at, "flow.customer_ring_secs", why);
+    let at = line_after(&text, "id = \"alice\"", "businesses = ");
+    let bad = set_line(&text, at, "businesses = []");
+    rejected_saying(
+        &dir,
+        "no_business.toml",
+        &bad,
+        at,
+        "agent[0].businesses",
+        "serving no business",
+    );
+    let bad = format!("{text}[log]\nlevel = \"bogus\"\n");
+    let at = bad.lines().count();
+    rejected_saying(
+        &dir,
+        "log.toml",
+        &bad,
+        at,
+        "log.level",
+        "is not a log filter",
+    );
+}
+
+#[test]
+fn a_missing_core_is_a_warning_for_check_config() {
+    let dir = Workdir::new("check_config_missing_core");
+    let (_ports, text) = good_config();
+    let at = line_after(&text, "[media]", "ports = ") + 1;
+    let text = insert_line(&text, at, "cores = [4095]");
+    let path = dir.write("cores.toml", &text);
+    let path_s = path.to_str().unwrap();
+    let out = run_cli(&["check-config", path_s]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "check-config refused a missing core: {stderr:?}"
+    );
+    let want = format!("warning: {path_s}:{at}: media.cores[0]: core 4095 does not exist");
+    assert!(stderr.contains(&want), "stderr lacks {want:?}: {stderr:?}");
+}
+
+#[test]
+fn an_invalid_callbridge_log_stops_serve_naming_the_variable() {
+    let dir = Workdir::new("check_config_callbridge_log");
+    let (_ports, text) = good_config();
+    let path = dir.write("good.toml", &text);
+    let out = std::process::Command::new(callbridge_tests::server::bin_path())
+        .args(["serve", "--config", path.to_str().unwrap()])
+        .env("CALLBRIDGE_LOG", "bogus")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run callbridge serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr {stderr:?}");
+    assert!(
+        stderr.contains("CALLBRIDGE_LOG: \"bogus\" is not a log filter"),
+        "stderr {stderr:?}"
+    );
+}

@@ -84,8 +84,11 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { file } => match config::Config::load(&file) {
-            Ok(_) => {
+        Command::CheckConfig { file } => match config::Config::load_checked(&file) {
+            Ok((_, warnings)) => {
+                for w in &warnings {
+                    eprintln!("warning: {w}");
+                }
                 println!("{}: ok", file.display());
                 ExitCode::SUCCESS
             }
@@ -94,8 +97,8 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Preflight { config } => match config::Config::load(&config) {
-            Ok(cfg) => {
+        Command::Preflight { config } => match config::Config::load_checked(&config) {
+            Ok((cfg, _)) => {
                 let report = preflight::run(&cfg, &config);
                 println!("{report}");
                 if report.ok() {
@@ -121,7 +124,10 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
-            serve::init_tracing(&cfg.log);
+            if let Err(e) = serve::init_tracing(&cfg.log) {
+                eprintln!("callbridge: {e}");
+                return ExitCode::from(2);
+            }
             match media_node::run(&cfg, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -152,7 +158,10 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
-            serve::init_tracing(&cfg.log);
+            if let Err(e) = serve::init_tracing(&cfg.log) {
+                eprintln!("callbridge: {e}");
+                return ExitCode::from(2);
+            }
             match serve::serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -5,8 +5,11 @@
 use crate::{config, dpstats, drain, lab, metrics, MAX_BLOCKING_THREADS};
 
 /// Installs the log (`[log]`: text or JSON on stderr; see [`crate::logging`]).
-pub(crate) fn init_tracing(cfg: &config::LogConfig) {
-    crate::logging::init(cfg);
+///
+/// # Errors
+/// An invalid filter in `CALLBRIDGE_LOG` or `log.level`, as a sentence.
+pub(crate) fn init_tracing(cfg: &config::LogConfig) -> Result<(), String> {
+    crate::logging::init(cfg)
 }
 
 /// Starts the data plane, then the tokio control plane; returns after a graceful drain

@@ -139,11 +139,12 @@ impl RetryConfig {
     }
 }
 
-/// `[business.limits]`: 0 turns a limit off.
+/// `[business.limits]`: 0 turns a limit off; the rate limits are 0..=1000000.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct BusinessLimitsConfig {
-    /// `max_concurrent_calls`: calls of this business in progress at once. Default 50.
+    /// `max_concurrent_calls`: calls of this business in progress at once. 0..=100000.
+    /// Default 50.
     pub(crate) max_concurrent_calls: u32,
     /// `per_number_per_hour`: overrides `limits.per_number_per_hour` for this business.
     /// Default: that value.
@@ -354,6 +355,28 @@ impl BusinessConfig {
                 sub("retry", "spacing_secs"),
                 format!("{} is out of range 1..=86400", self.retry.spacing_secs),
             ));
+        }
+        let l = &self.limits;
+        for (name, v, max) in [
+            (
+                "max_concurrent_calls",
+                Some(l.max_concurrent_calls),
+                100_000,
+            ),
+            (
+                "per_number_per_hour",
+                l.per_number_per_hour,
+                super::service::MAX_RATE,
+            ),
+            (
+                "per_business_per_minute",
+                l.per_business_per_minute,
+                super::service::MAX_RATE,
+            ),
+        ] {
+            if let Some(v) = v.map(u64::from).filter(|&v| v > max) {
+                return Err((sub("limits", name), format!("{v} is outside 0..={max}")));
+            }
         }
         let codes = &self.number_policy.allowed_country_codes;
         for (j, &c) in codes.iter().enumerate() {

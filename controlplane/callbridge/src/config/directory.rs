@@ -39,8 +39,9 @@ pub(crate) struct AgentConfig {
     #[serde(default)]
     pub(crate) media: LegMedia,
     /// `businesses`: the businesses this agent serves (ids of `[[business]]` entries). Default
-    /// none: the agent is reachable only through `POST /v1/bridges`.
-    #[serde(default)]
+    /// none: the agent is reachable only through `POST /v1/bridges`. Written, it lists at
+    /// least one (`businesses = []` is an error: such an agent never gets a call request).
+    #[serde(default, deserialize_with = "non_empty_businesses")]
     pub(crate) businesses: Vec<BusinessId>,
     /// `token`: the agent desktop login token (`Authorization: Bearer`), at least 16 visible
     /// ASCII characters, unique across agents and business API keys. Default none: the agent
@@ -125,6 +126,20 @@ impl AgentConfig {
     pub(crate) fn wrap_up(&self) -> Duration {
         Duration::from_secs(self.wrap_up_secs)
     }
+}
+
+/// `businesses` when written: at least one id.
+fn non_empty_businesses<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<BusinessId>, D::Error> {
+    let v = Vec::<BusinessId>::deserialize(d)?;
+    if v.is_empty() {
+        return Err(serde::de::Error::custom(
+            "an agent serving no business never gets a call request; list its businesses, \
+             or leave the key out for an agent reached only through POST /v1/bridges",
+        ));
+    }
+    Ok(v)
 }
 
 /// Checks the businesses (at least one, unless the file configures a media node, unique ids, names, each one's keys, keys unique

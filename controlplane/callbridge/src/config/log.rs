@@ -37,27 +37,40 @@ impl Default for LogConfig {
 }
 
 impl LogConfig {
-    /// Checks that `level` is a filter tracing understands.
+    /// Checks that `level` is a filter tracing understands (see [`parse_filter`]).
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
-        if self.level.trim().is_empty() {
-            return Err((
-                vec![key("log"), key("level")],
-                "must name a level: error, warn, info, debug or trace".into(),
+        parse_filter(&self.level)
+            .map(drop)
+            .map_err(|e| (vec![key("log"), key("level")], e))
+    }
+}
+
+/// The levels a filter directive may name.
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Parses a log filter (`[log] level`, `CALLBRIDGE_LOG`): comma-separated directives, each a
+/// level (`info`) or `TARGET=LEVEL` (`sip=debug`). Stricter than tracing's own syntax, where a
+/// bare word such as `bogus` is a target enabled at every level, which silently drops every
+/// other log line.
+///
+/// # Errors
+/// A sentence naming the bad directive.
+pub(crate) fn parse_filter(s: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    let help = "use error, warn, info, debug or trace, or TARGET=LEVEL, e.g. \"info,sip=debug\"";
+    if s.trim().is_empty() {
+        return Err(format!("must name a level: {help}"));
+    }
+    for d in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !d.contains(['=', '[']);
+        if bare && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d)) {
+            return Err(format!(
+                "{s:?} is not a log filter: {d:?} is not a level; {help}"
             ));
         }
-        tracing_subscriber::EnvFilter::builder()
-            .parse(&self.level)
-            .map(drop)
-            .map_err(|e| {
-                (
-                    vec![key("log"), key("level")],
-                    format!(
-                        "{:?} is not a log filter ({e}); use error, warn, info, debug or trace",
-                        self.level
-                    ),
-                )
-            })
     }
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map_err(|e| format!("{s:?} is not a log filter ({e}); {help}"))
 }
 
 #[cfg(test)]
@@ -97,6 +110,14 @@ mod tests {
         assert!(e.starts_with("/etc/cb.toml:7: log.level: "), "{e}");
         let e = parse("level = \"\"\n").unwrap_err();
         assert!(e.starts_with("/etc/cb.toml:7: log.level: "), "{e}");
+        let e = parse("level = \"bogus\"\n").unwrap_err();
+        assert!(
+            e.starts_with("/etc/cb.toml:7: log.level: \"bogus\" is not a log filter"),
+            "{e}"
+        );
+        let e = parse("level = \"info,bogus\"\n").unwrap_err();
+        assert!(e.contains("\"bogus\" is not a level"), "{e}");
+        assert!(parse("level = \"WARN,sip=debug,callbridge[call]=trace\"\n").is_ok());
         let e = parse("colour = true\n").unwrap_err();
         assert!(e.starts_with("/etc/cb.toml:7: log.colour: "), "{e}");
     }

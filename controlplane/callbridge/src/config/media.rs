@@ -103,6 +103,7 @@ pub(crate) struct MediaConfig {
     /// `address`: the relay's IP, bound and written into SDP (not `0.0.0.0`). Default
     /// `127.0.0.1`. With `backend = "dpdk"` it is the unicast address the DPDK port owns
     /// (it answers ARP and ICMP echo for it).
+    #[serde(deserialize_with = "super::host::ip_addr")]
     pub(crate) address: IpAddr,
     /// `extra_addresses`: further media addresses after `address`, e.g. `["127.0.0.2"]`.
     /// Each carries the same `ports` again, so the legs a node holds grow with the addresses
@@ -112,6 +113,7 @@ pub(crate) struct MediaConfig {
     /// `dp_api::MAX_ADDRESSES - 1` of them. With a `[dpdk]` section each must be unicast and
     /// inside `address/dpdk.prefix_len` (the port answers ARP/NDP and ping for all of them).
     /// Default none.
+    #[serde(deserialize_with = "super::host::ip_addrs")]
     pub(crate) extra_addresses: Vec<IpAddr>,
     /// `ports`: `"FIRST-LAST"`, even first, odd last. Default `"20000-29999"`.
     pub(crate) ports: PortRange,
@@ -127,6 +129,10 @@ pub(crate) struct MediaConfig {
     /// `cores`: CPU cores to pin the workers to, one per worker. Default: not pinned. Not used
     /// with `backend = "dpdk"` (use `dpdk.worker_cores`).
     pub(crate) cores: Option<Vec<usize>>,
+    /// `allow_missing_cores`: `serve` starts even when `cores` names a core this host does not
+    /// have (that worker runs unpinned); without it `serve` refuses, and `check-config` only
+    /// warns. Default false.
+    pub(crate) allow_missing_cores: bool,
     /// `learn_remote`: let each leg learn where its peer really sends RTP from, but only from
     /// the IP its SDP names (any port; `dp_api::Latch::Signalled`), never from another
     /// address, and never once the first packet was accepted (only a new SDP moves it). False:
@@ -138,7 +144,7 @@ pub(crate) struct MediaConfig {
     /// `learn_remote`; at most 10000. Default 0 (no learning from other IPs).
     pub(crate) nat_window_ms: u64,
     /// `timeout_secs`: end a bridged call when a leg sends no RTP for this long; 0 disables.
-    /// Default 30.
+    /// 0..=3600. Default 30.
     pub(crate) timeout_secs: u64,
     /// `srtp`: SDES-SRTP (RFC 4568) for customers called by SIP URI: `"off"` (default),
     /// `"optional"` (offered, plain RTP accepted) or `"required"` (SRTP or no call). Keys are
@@ -180,6 +186,7 @@ impl Default for MediaConfig {
             announcement: None,
             workers: 1,
             cores: None,
+            allow_missing_cores: false,
             learn_remote: true,
             nat_window_ms: 0,
             timeout_secs: 30,
@@ -253,6 +260,15 @@ impl MediaConfig {
                     "{} ms is too long: while the window is open anyone reaching the port can take \
                      the stream; at most {MAX_NAT_WINDOW_MS}",
                     self.nat_window_ms
+                ),
+            );
+        }
+        if self.timeout_secs > 3600 {
+            return at(
+                &[key("media"), key("timeout_secs")],
+                format!(
+                    "{} is outside 0..=3600 (0: no media timeout)",
+                    self.timeout_secs
                 ),
             );
         }

@@ -12,6 +12,8 @@
 //! extra_addresses = []                 # optional: more media addresses, same ports on each
 //! ports = "20000-29999"                # RTP even, RTCP odd
 //! announcement = "prompts/hold.wav"    # optional; else built-in
+//! cores = [1]                          # optional: pin the workers (cores this host has)
+//! allow_missing_cores = false          # true: `serve` starts although a core is missing
 //! [[business]]
 //! id = "acme"
 //! name = "ACME Corp"
@@ -76,6 +78,9 @@
 //! `callbridge.toml:12: agent[1].contact: "bob" is neither an E.164 number …`. `KEY` is a
 //! dotted path; `[[business]]` and `[[agent]]` entries and array items are numbered from 0.
 //! An unreadable file is reported at line 0 with the key `(file)`.
+//!
+//! [`Config::load`] also checks the file against this host (`host.rs`): local addresses, the
+//! port layout, `media.cores`, the DPDK build; [`Config::parse`] checks the port layout only.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -88,6 +93,7 @@ mod business;
 mod directory;
 mod dpdk;
 mod drain;
+mod host;
 mod locate;
 mod log;
 mod media;
@@ -102,7 +108,8 @@ pub(crate) use business::BusinessConfig;
 pub(crate) use directory::AgentConfig;
 pub(crate) use dpdk::{device_kind, CpuSet, DeviceKind, DpdkConfig};
 pub(crate) use drain::DrainConfig;
-pub(crate) use log::{LogConfig, LogFormat};
+pub(crate) use host::bindable;
+pub(crate) use log::{parse_filter, LogConfig, LogFormat};
 pub(crate) use media::{Backend, MediaConfig};
 pub(crate) use secret::Secret;
 pub(crate) use service::{FlowConfig, HttpConfig, LabConfig, LimitsConfig, StoreConfig};
@@ -251,23 +258,70 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A [`ConfigError`] at `path` (its line found in `text`; line 1 when the key is not written).
+fn error_at(
+    text: &str,
+    file: &Path,
+    path: &[Seg],
+    reason: String,
+    kind: ConfigErrorKind,
+) -> ConfigError {
+    let doc = toml_edit::ImDocument::parse(text).ok();
+    let span = doc.as_ref().and_then(|d| span_of(d.as_item(), path));
+    ConfigError {
+        file: file.to_owned(),
+        line: span.map_or(1, |s| line_of(text, s.start)),
+        key: render_path(path),
+        reason,
+        kind,
+    }
+}
+
 // ---- loading -----------------------------------------------------------------------------
 
 impl Config {
-    /// Reads, parses and validates a configuration file.
+    /// Reads, parses and validates a configuration file. Besides the file's own checks, the checks against this host (see `host.rs`): addresses
+    /// that are not local, `backend = "dpdk"` on a build without DPDK, and `media.cores` that
+    /// do not exist (refused unless `media.allow_missing_cores = true`).
     ///
     /// # Errors
     /// A [`ConfigError`] (`FILE:LINE: KEY: reason`) for the first problem found.
     pub(crate) fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let (config, warnings) = Self::load_checked(path)?;
+        match warnings.into_iter().next() {
+            Some(w) if !config.media.allow_missing_cores => Err(w),
+            _ => Ok(config),
+        }
+    }
+
+    /// [`Config::load`] for `check-config` and `preflight`: what works only in part (cores
+    /// that do not exist) comes back as warnings, `FILE:LINE: KEY: reason` each, instead of
+    /// an error.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub(crate) fn load_checked(
+        path: impl AsRef<Path>,
+    ) -> Result<(Self, Vec<ConfigError>), ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let text = Self::read(path)?;
+        let config = Self::parse(&text, path)?;
+        let at = |(segs, reason): (Vec<Seg>, String)| {
+            error_at(&text, path, &segs, reason, ConfigErrorKind::Invalid)
+        };
+        let warnings = host::check_host(&config, &CpuSet::online(), &host::bindable).map_err(at)?;
+        Ok((config, warnings.into_iter().map(at).collect()))
+    }
+
+    /// The file's text.
+    fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: path.to_owned(),
             line: 0,
             key: "(file)".into(),
             reason: format!("cannot read the configuration file: {e}"),
             kind: ConfigErrorKind::Io,
-        })?;
-        Self::parse(&text, path)
+        })
     }
 
     /// Parses and validates configuration text as if read from `file` (used for error
@@ -378,9 +432,11 @@ impl Config {
             ));
         }
         self.media.validate()?;
+        host::check_ports(self)?;
         self.store.resolve(dir)?;
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
+        self.limits.validate()?;
         self.drain.validate()?;
         // A media node's file (`media.ng_listen`) needs no businesses; `serve` refuses to run
         // without one (see `main`).

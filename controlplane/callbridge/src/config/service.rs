@@ -2,6 +2,7 @@
 //! `sip_section.rs`).
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use super::secret::{check_key, Secret};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HttpConfig {
-    /// `listen`: TCP address of the HTTP API and web page. Default `127.0.0.1:8080`.
+    /// `listen`: TCP address of the HTTP API and web page (an IP address, not a host
+    /// name). Default `127.0.0.1:8080`.
+    #[serde(deserialize_with = "super::host::socket_addr")]
     pub(crate) listen: SocketAddr,
     /// `operator_key`: the carrier's key for every business and route
     /// (`Authorization: Bearer <key>`; at least 16 visible ASCII characters). Default none.
@@ -45,13 +48,15 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct FlowConfig {
-    /// `customer_ring_secs`: how long the customer rings before we give up. Default 30.
+    /// `customer_ring_secs`: how long the customer rings before we give up. 1..=600. Default 30.
     pub(crate) customer_ring_secs: u64,
-    /// `agent_ring_secs`: how long an agent rings before the next one is tried. Default 20.
+    /// `agent_ring_secs`: how long an agent rings before the next one is tried. 1..=3600.
+    /// Default 20.
     pub(crate) agent_ring_secs: u64,
-    /// `max_agent_attempts`: agents called per request before giving up. Default 3.
+    /// `max_agent_attempts`: agents called per request before giving up. 1..=100. Default 3.
     pub(crate) max_agent_attempts: u32,
-    /// `queue_timeout_secs`: how long a request waits for a free agent. Default 120.
+    /// `queue_timeout_secs`: how long a request waits for a free agent. 1..=86400. Default
+    /// 120.
     pub(crate) queue_timeout_secs: u64,
 }
 
@@ -78,23 +83,48 @@ impl FlowConfig {
         }
     }
 
-    /// Checks that every count and duration is at least 1.
+    /// Checks every count and duration against its range (see [`FLOW_RANGES`]).
     pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
-        for (name, v) in [
-            ("customer_ring_secs", self.customer_ring_secs),
-            ("agent_ring_secs", self.agent_ring_secs),
-            ("max_agent_attempts", u64::from(self.max_agent_attempts)),
-            ("queue_timeout_secs", self.queue_timeout_secs),
-        ] {
-            if v == 0 {
-                return Err((vec![key("flow"), key(name)], "must be at least 1".into()));
-            }
+        let values = [
+            self.customer_ring_secs,
+            self.agent_ring_secs,
+            u64::from(self.max_agent_attempts),
+            self.queue_timeout_secs,
+        ];
+        for ((name, range), v) in FLOW_RANGES.iter().zip(values) {
+            in_range(&["flow", name], v, range)?;
         }
         Ok(())
     }
 }
 
-/// `[limits]`: abuse limits on `POST /v1/call-requests` (0 turns one off). A refusal is
+/// `[flow]`'s keys and their ranges.
+const FLOW_RANGES: [(&str, RangeInclusive<u64>); 4] = [
+    ("customer_ring_secs", 1..=600),
+    ("agent_ring_secs", 1..=3600),
+    ("max_agent_attempts", 1..=100),
+    ("queue_timeout_secs", 1..=86_400),
+];
+
+/// The largest rate limit accepted (`[limits]`, `[business.limits]`): 0..=this.
+pub(super) const MAX_RATE: u64 = 1_000_000;
+
+/// `Err` at `path` unless `v` is inside `range`: "V is outside A..=B".
+pub(super) fn in_range(
+    path: &[&str],
+    v: u64,
+    range: &RangeInclusive<u64>,
+) -> Result<(), (Vec<Seg>, String)> {
+    if range.contains(&v) {
+        return Ok(());
+    }
+    Err((
+        path.iter().map(|k| key(k)).collect(),
+        format!("{v} is outside {}..={}", range.start(), range.end()),
+    ))
+}
+
+/// `[limits]`: abuse limits on `POST /v1/call-requests` (0 turns one off; each 0..=1000000). A refusal is
 /// `429` with `Retry-After`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +149,18 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
+    /// Checks each limit against 0..=[`MAX_RATE`].
+    pub(super) fn validate(&self) -> Result<(), (Vec<Seg>, String)> {
+        for (name, v) in [
+            ("per_number_per_hour", self.per_number_per_hour),
+            ("per_ip_per_minute", self.per_ip_per_minute),
+            ("per_business_per_minute", self.per_business_per_minute),
+        ] {
+            in_range(&["limits", name], u64::from(v), &(0..=MAX_RATE))?;
+        }
+        Ok(())
+    }
+
     /// The rate limiter's settings.
     pub(crate) fn limits(&self) -> flows::limits::Limits {
         flows::limits::Limits {

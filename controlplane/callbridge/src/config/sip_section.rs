@@ -31,7 +31,8 @@ impl Listen {
         self.entries.iter().filter_map(|e| e.parse().ok()).collect()
     }
 
-    fn seg(&self, i: usize) -> Vec<Seg> {
+    /// The key path of entry `i`: `sip.listen`, or `sip.listen[i]` for a list.
+    pub(super) fn seg(&self, i: usize) -> Vec<Seg> {
         let mut p = vec![key("sip"), key("listen")];
         if self.list {
             p.push(Seg::Index(i));
@@ -125,7 +126,7 @@ pub(crate) struct RegistrarSection {
     pub(crate) secret: Option<Secret>,
     /// `min_expires`: shorter registrations get 423. Default 60.
     pub(crate) min_expires: u32,
-    /// `max_expires`: longer ones are shortened to this. Default 3600.
+    /// `max_expires`: longer ones are shortened to this. At most 604800. Default 3600.
     pub(crate) max_expires: u32,
     /// `max_bindings_per_user`: devices per agent; a new one replaces the oldest. Default 5.
     pub(crate) max_bindings_per_user: usize,
@@ -171,6 +172,12 @@ impl RegistrarSection {
                     "{} must be at least 1 and at most max_expires ({})",
                     self.min_expires, self.max_expires
                 ),
+            ));
+        }
+        if self.max_expires > 604_800 {
+            return Err((
+                seg("max_expires"),
+                format!("{} is outside 1..=604800 (a week)", self.max_expires),
             ));
         }
         if !(1..=100).contains(&self.max_bindings_per_user) {
@@ -239,7 +246,8 @@ pub(crate) struct SipConfig {
     pub(crate) outbound_proxy: Option<String>,
     /// `session_expires_secs`: the session-timer interval (RFC 4028) we ask for and refresh at
     /// half of; a dialog not refreshed in time is ended with BYE. 0: we ask for none (a
-    /// peer's request is still honoured). At least `min_se_secs`. Default 1800.
+    /// peer's request is still honoured). At least `min_se_secs`, at most 86400. Default
+    /// 1800.
     pub(crate) session_expires_secs: u64,
     /// `min_se_secs`: the shortest interval we accept (shorter requests get 422). 90..=7200.
     /// Default 90.
@@ -267,11 +275,11 @@ pub(crate) struct SipConfig {
     pub(crate) max_body_bytes: usize,
     /// `bad_message_limit`: bad datagrams (malformed or oversized) from one IP address within
     /// `bad_message_window_secs` after which its datagrams are dropped unanswered for
-    /// `bad_message_cooldown_secs`; loopback is exempt; 0 turns this off. Default 20.
+    /// `bad_message_cooldown_secs`; loopback is exempt; 0 turns this off. 0..=1000000. Default 20.
     pub(crate) bad_message_limit: u32,
-    /// `bad_message_window_secs`: see `bad_message_limit`. At least 1. Default 10.
+    /// `bad_message_window_secs`: see `bad_message_limit`. 1..=3600. Default 10.
     pub(crate) bad_message_window_secs: u64,
-    /// `bad_message_cooldown_secs`: see `bad_message_limit`. At least 1. Default 60.
+    /// `bad_message_cooldown_secs`: see `bad_message_limit`. 1..=86400. Default 60.
     pub(crate) bad_message_cooldown_secs: u64,
     /// `allow_invite_from`: networks (`"10.0.0.0/8"`, `"192.0.2.7"`, `"::1/128"`) allowed to
     /// start a call; a new INVITE from elsewhere gets `403 Forbidden` before any policy.
@@ -468,12 +476,35 @@ impl SipConfig {
                 ),
             );
         }
-        for (name, v) in [
-            ("bad_message_window_secs", self.bad_message_window_secs),
-            ("bad_message_cooldown_secs", self.bad_message_cooldown_secs),
+        for (name, v, range) in [
+            (
+                "bad_message_limit",
+                u64::from(self.bad_message_limit),
+                0..=1_000_000,
+            ),
+            (
+                "bad_message_window_secs",
+                self.bad_message_window_secs,
+                1..=3600,
+            ),
+            (
+                "bad_message_cooldown_secs",
+                self.bad_message_cooldown_secs,
+                1..=86_400,
+            ),
+            (
+                "session_expires_secs",
+                self.session_expires_secs,
+                0..=86_400,
+            ),
         ] {
-            if v == 0 {
-                return at(&[key("sip"), key(name)], "must be at least 1".into());
+            if !range.contains(&v) {
+                let why = if v == 0 {
+                    "must be at least 1".to_owned()
+                } else {
+                    format!("{v} is outside {}..={}", range.start(), range.end())
+                };
+                return at(&[key("sip"), key(name)], why);
             }
         }
         for (i, net) in self.allow_invite_from.iter().flatten().enumerate() {

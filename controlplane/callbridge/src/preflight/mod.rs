@@ -1,4 +1,4 @@
-//! `callbridge preflight`: is this host ready for the configured DPDK data plane?
+//! `callbridge preflight`: is this host ready for the configured data plane?
 //!
 //! Reads sysfs and procfs (never writes) and prints one line per check: `ok`, `WARN` (works,
 //! but latency or throughput will suffer) or `FAIL` (the data plane will not start, or will
@@ -18,6 +18,12 @@
 //! - NUMA: the worker cores' nodes against the NICs' nodes;
 //! - the CPU frequency governor of the worker cores.
 //!
+//! For the socket backend instead: every address bindable (media, `sip.listen`,
+//! `http.listen`), a sample of the media ports free and the range outside the kernel's
+//! ephemeral ports (`/proc/sys/net/ipv4/ip_local_port_range`, WARN), the file-descriptor limit
+//! (`/proc/self/limits`) against 2 sockets per port pair plus a margin (FAIL when the hard limit
+//! cannot carry it, WARN when only the soft one is lower), and `media.cores` online.
+//!
 //! Every path is read below an injectable root ([`run_with_root`]) so tests build a fake tree.
 
 use std::fmt;
@@ -28,6 +34,7 @@ use crate::config::{Backend, Config, CpuSet};
 mod cores;
 mod devices;
 mod hugepages;
+mod socket;
 
 use cores::{cores, governor, numa};
 use devices::devices;
@@ -159,6 +166,7 @@ pub(crate) fn run_with_root(cfg: &Config, root: &Path) -> Report {
                 "config",
                 "media.backend = \"socket\": no DPDK host preparation is needed",
             );
+            socket::socket(&mut r, &Sys { root }, cfg);
         }
         return r;
     };
