@@ -1,5 +1,6 @@
 //! A call request with a `contact_time` in the near future is accepted as `scheduled` and the
-//! customer is called only once that time has come.
+//! customer is called only once that time has come; one further ahead than
+//! `limits.max_schedule_days` (default 30) is refused with `422` naming `contact_time`.
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,25 @@ fn future_contact_time_defers_the_call() {
     // A busy customer ends the call quickly once it is placed.
     let mut t = CustomerOnlyCall::start("scheduled_call", Scenario::Busy, None);
     let cb = &mut t.cb;
+
+    // Beyond the horizon (default 30 days): refused, naming the field; nothing is stored.
+    for far in [
+        "9999-12-31T00:00:00Z".to_owned(),
+        (OffsetDateTime::now_utc() + Duration::from_secs(31 * 86_400))
+            .format(&Rfc3339)
+            .unwrap(),
+    ] {
+        let r = cb.post(
+            "/v1/call-requests",
+            &json!({"business": "acme", "customer": CUSTOMER, "contact_time": far}),
+        );
+        if r.status != 422 || r.json()["field"] != "contact_time" {
+            cb.fail(&format!(
+                "contact_time {far}: expected 422 naming contact_time, got {} {}",
+                r.status, r.body
+            ));
+        }
+    }
 
     let delay = Duration::from_secs(3);
     let contact_time = (OffsetDateTime::now_utc() + delay)

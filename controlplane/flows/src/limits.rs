@@ -59,6 +59,10 @@ pub struct Limits {
     /// The `retry_after` hint given with [`LimitKind::ConcurrentCalls`], where no exact moment
     /// is known (default 30 s).
     pub busy_retry_after: Duration,
+    /// How far ahead a call request may ask to be called (`contact_time`), in days
+    /// (default 30): a request further out is refused (`422` naming `contact_time`), not kept
+    /// for years.
+    pub max_schedule_days: u32,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             max_concurrent_calls: 50,
             max_tracked_keys: 100_000,
             busy_retry_after: Duration::from_secs(30),
+            max_schedule_days: 30,
         }
     }
 }

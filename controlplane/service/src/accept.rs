@@ -72,6 +72,21 @@ impl Service {
         // opening, and the visitor sees `scheduled` with that time.
         let dir = i.dir();
         let business = dir.business(&req.business);
+        let horizon_days = business
+            .and_then(|b| b.limits.as_ref())
+            .map_or(i.settings.limits.max_schedule_days, |l| l.max_schedule_days);
+        if let Some(at) = req.contact_at_ms {
+            let horizon_ms = i64::from(horizon_days) * 86_400_000;
+            if at > now.saturating_add(horizon_ms) {
+                return Err(ServiceError::Refused {
+                    field: "contact_time",
+                    message: format!(
+                        "contact_time is more than {horizon_days} days ahead (limits.max_schedule_days); \
+                         ask for a time within that"
+                    ),
+                });
+            }
+        }
         let wanted = req.contact_at_ms.unwrap_or(now).max(now);
         let contact_at_ms = match business.and_then(|b| b.hours.as_ref()) {
             None => req.contact_at_ms,

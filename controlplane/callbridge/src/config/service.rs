@@ -136,6 +136,9 @@ pub(crate) struct LimitsConfig {
     pub(crate) per_ip_per_minute: u32,
     /// `per_business_per_minute`: requests for one business per minute. Default 600.
     pub(crate) per_business_per_minute: u32,
+    /// `max_schedule_days`: how far ahead a request's `contact_time` may be, in days
+    /// (1..=365). Default 30.
+    pub(crate) max_schedule_days: u32,
 }
 
 impl Default for LimitsConfig {
@@ -144,6 +147,7 @@ impl Default for LimitsConfig {
             per_number_per_hour: 3,
             per_ip_per_minute: 10,
             per_business_per_minute: 600,
+            max_schedule_days: 30,
         }
     }
 }
@@ -158,6 +162,11 @@ impl LimitsConfig {
         ] {
             in_range(&["limits", name], u64::from(v), &(0..=MAX_RATE))?;
         }
+        in_range(
+            &["limits", "max_schedule_days"],
+            u64::from(self.max_schedule_days),
+            &(1..=365),
+        )?;
         Ok(())
     }
 
@@ -167,6 +176,7 @@ impl LimitsConfig {
             per_number_per_hour: self.per_number_per_hour,
             per_ip_per_minute: self.per_ip_per_minute,
             per_business_per_minute: self.per_business_per_minute,
+            max_schedule_days: self.max_schedule_days,
             ..flows::limits::Limits::default()
         }
     }
