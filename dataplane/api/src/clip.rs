@@ -3,7 +3,6 @@
 //! Everything here runs on the control plane when a clip is loaded (allocation is fine);
 //! the data plane only copies the pre-encoded 160-byte frames out of [`Clip::samples`].
 
-use std::f64::consts::PI;
 use std::time::Duration;
 
 use crate::{Clip, Codec};
@@ -349,48 +348,20 @@ impl Clip {
         Ok((format, block_align))
     }
 
-    /// The built-in "please hold" announcement, generated in code: a soft two-note chime
-    /// (E5 then C5, bell-like decay), a pause, then two gentle 425 Hz tone bursts (0.4 s on,
-    /// 0.2 s off) and silence, 3.6 s in all at 8 kHz. Designed to be looped.
+    /// The built-in announcement: a voice saying "Thank you. Please hold while we connect you
+    /// to an agent.", then 1.2 s of silence so that it loops calmly; about 6 s at 8 kHz. The
+    /// WAV (G.711 µ-law) is `prompts/hold-en.wav`, made from that text by
+    /// `prompts/make-prompts.sh` (espeak-ng and sox), embedded in the binary; regenerate or
+    /// localise it there. A business's own `announcement` WAV replaces it.
     #[must_use]
     pub fn builtin_prompt() -> Self {
-        const RATE: f64 = 8000.0;
-        const LEN: usize = 28_800; // 3.6 s
-        let mut s = vec![0f64; LEN];
-        let mut add_note = |start: f64, dur: f64, freq: f64, amp: f64, bell: bool| {
-            let a = (start * RATE) as usize;
-            let n = (dur * RATE) as usize;
-            for i in 0..n {
-                let t = i as f64 / RATE;
-                // 5 ms raised-cosine attack and release avoid clicks.
-                let ramp = 0.005 * RATE;
-                let fi = i as f64;
-                let edge = if fi < ramp {
-                    0.5 - 0.5 * (PI * fi / ramp).cos()
-                } else if fi > n as f64 - ramp {
-                    0.5 - 0.5 * (PI * (n as f64 - fi) / ramp).cos()
-                } else {
-                    1.0
-                };
-                let env = if bell { (-t * 5.0).exp() } else { 1.0 };
-                let mut v = (2.0 * PI * freq * t).sin();
-                if bell {
-                    v += 0.3 * (2.0 * PI * 2.0 * freq * t).sin()
-                        + 0.1 * (2.0 * PI * 3.0 * freq * t).sin();
-                    v /= 1.4;
-                }
-                s[a + i] += amp * env * edge * v;
-            }
-        };
-        add_note(0.00, 0.45, 659.25, 0.35, true); // E5
-        add_note(0.35, 0.60, 523.25, 0.35, true); // C5, overlapping a little
-        add_note(1.20, 0.40, 425.0, 0.12, false); // "please hold" cadence
-        add_note(1.80, 0.40, 425.0, 0.12, false);
-        let lin: Vec<i16> = s
-            .iter()
-            .map(|&v| (v.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .collect();
-        Self::from_linear("builtin-prompt", &lin)
+        static WAV: &[u8] = include_bytes!("../../../prompts/hold-en.wav");
+        match Self::from_wav(WAV, "built-in: prompts/hold-en.wav") {
+            Ok(c) => c,
+            // The shipped file decodes (a unit test checks it); a broken build of it falls
+            // back to one second of silence rather than no announcement at all.
+            Err(_) => Self::from_linear("built-in: silence", &[0i16; 8000]),
+        }
     }
 
     /// The number of 20 ms frames.
@@ -614,10 +585,11 @@ mod tests {
     }
 
     #[test]
-    fn builtin_prompt_shape() {
+    fn builtin_prompt_is_the_shipped_spoken_prompt() {
         let c = Clip::builtin_prompt();
-        assert_eq!(c.frames(), 180);
-        assert_eq!(c.duration(), Duration::from_millis(3600));
+        assert!(c.name.contains("hold-en.wav"), "{}", c.name);
+        // About 6 s: speech, then the silence that spaces the repeats.
+        assert!((250..=400).contains(&c.frames()), "{} frames", c.frames());
         assert_eq!(c.pcmu.len() % Clip::FRAME, 0);
         assert_eq!(c.pcmu.len(), c.pcma.len());
         let energy = |f: usize| -> i64 {
@@ -626,11 +598,11 @@ mod tests {
                 .map(|&b| i64::from(ulaw_to_linear(b)).abs())
                 .sum()
         };
-        assert!(energy(2) > 160 * 1000, "chime is audible");
-        assert!(energy(65) > 160 * 1000, "425 Hz tone is audible");
-        assert!(energy(85) < 160 * 20, "gap between tone bursts is quiet");
+        let loud = (0..c.frames()).filter(|&f| energy(f) > 160 * 1000).count();
+        assert!(loud > 60, "speech is audible in {loud} frames");
+        let last = c.frames() - 1;
         assert!(
-            energy(170) < 160 * 20,
+            (last - 40..=last).all(|f| energy(f) < 160 * 50),
             "ends in silence, so looping is smooth"
         );
         // Deterministic.
