@@ -1,4 +1,5 @@
-//! The data plane's per-worker counters as JSON, for `GET /v1/dataplane/stats`.
+//! The data plane's per-worker counters as JSON, for `GET /v1/dataplane/stats`, and the
+//! one-line summary logged when it stops.
 
 use serde_json::{json, Map, Value};
 use worker::WorkerSnapshot;
@@ -11,6 +12,49 @@ pub(crate) fn to_json(snapshots: &[WorkerSnapshot]) -> Value {
         .map(|(i, s)| worker_json(i, s))
         .collect();
     json!({ "workers": workers })
+}
+
+/// The totals over every worker, readable in one log line: packets and bytes received and
+/// relayed, announcement packets, drops (with the three commonest reasons), events lost.
+pub(crate) fn summary(snapshots: &[WorkerSnapshot]) -> String {
+    let mut drops = vec![0u64; dp_api::DropReason::ALL.len()];
+    let (mut rx, mut rxb, mut tx, mut txb, mut ann, mut lost) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    for s in snapshots {
+        let r = &s.relay;
+        rx += r.rx_packets;
+        rxb += r.rx_bytes;
+        tx += r.tx_packets;
+        txb += r.tx_bytes;
+        ann += r.announcement_packets;
+        lost += r.events_dropped;
+        for (k, d) in dp_api::DropReason::ALL.iter().enumerate() {
+            drops[k] += r.drops.get(*d);
+        }
+    }
+    let mut top: Vec<(u64, &str)> = dp_api::DropReason::ALL
+        .iter()
+        .zip(&drops)
+        .filter(|(_, n)| **n > 0)
+        .map(|(d, n)| (*n, d.as_str()))
+        .collect();
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    let reasons: Vec<String> = top
+        .iter()
+        .take(3)
+        .map(|(n, r)| format!("{r} {n}"))
+        .collect();
+    format!(
+        "{} workers: received {rx} packets ({rxb} bytes), sent {tx} ({txb} bytes, {ann} of them \
+         announcement), dropped {}{}, events lost {lost}",
+        snapshots.len(),
+        drops.iter().sum::<u64>(),
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    )
 }
 
 fn worker_json(i: usize, s: &WorkerSnapshot) -> Value {
@@ -100,6 +144,22 @@ fn average(total: u64, count: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stop_summary_is_one_short_line_of_totals() {
+        let mut a = WorkerSnapshot::default();
+        a.relay.rx_packets = 10;
+        a.relay.tx_packets = 9;
+        a.relay.drops.add(dp_api::DropReason::NotBridged);
+        let mut b = a;
+        b.relay.drops.add(dp_api::DropReason::NotBridged);
+        b.relay.announcement_packets = 4;
+        let line = summary(&[a, b]);
+        assert!(line.starts_with("2 workers: received 20 packets"), "{line}");
+        assert!(line.contains("4 of them announcement"), "{line}");
+        assert!(line.contains("dropped 3 (not_bridged 3)"), "{line}");
+        assert!(line.len() < 300, "{line}");
+    }
 
     #[test]
     fn every_counter_group_is_present() {

@@ -59,6 +59,7 @@ pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
     });
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     let last = dataplane.shutdown();
-    tracing::info!(stats = %crate::dpstats::to_json(&last), "data plane stopped");
+    tracing::info!("data plane stopped: {}", crate::dpstats::summary(&last));
+    tracing::debug!(stats = %crate::dpstats::to_json(&last), "data plane counters at stop");
     result
 }

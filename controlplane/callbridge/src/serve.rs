@@ -52,7 +52,8 @@ pub(crate) fn serve(cfg: config::Config, path: Option<std::path::PathBuf>) -> an
     match std::sync::Arc::try_unwrap(dataplane) {
         Ok(dp) => {
             let last = dp.shutdown();
-            tracing::info!(stats = %dpstats::to_json(&last), "data plane stopped");
+            tracing::info!("data plane stopped: {}", dpstats::summary(&last));
+            tracing::debug!(stats = %dpstats::to_json(&last), "data plane counters at stop");
         }
         // Dropping the last handle stops the workers too.
         Err(_) => tracing::warn!("data plane still referenced at shutdown; it stops when released"),
