@@ -35,6 +35,13 @@ pub(super) fn socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Sock
     })
 }
 
+/// [`socket_addr`] for an optional key.
+pub(super) fn opt_socket_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    socket_addr(d).map(Some)
+}
+
 /// Deserializes an IP address; a host name gets "hostnames are not accepted here".
 pub(super) fn ip_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
     let s = <String as serde::Deserialize>::deserialize(d)?;
@@ -187,6 +194,13 @@ pub(super) fn check_host(
             )?;
         }
     }
+    if let Some(ng) = cfg.media.ng_listen {
+        foreign(
+            ng.ip(),
+            vec![key("media"), key("ng_listen")],
+            "the ng listener binds it: give one of this host's addresses, or 0.0.0.0",
+        )?;
+    }
     let mut warnings = Vec::new();
     if let Some(problem) = missing_core(cfg, cpus) {
         warnings.push(problem);
@@ -268,6 +282,28 @@ mod tests {
             at,
             vec![key("media"), key("extra_addresses"), Seg::Index(0)]
         );
+    }
+
+    #[test]
+    fn ng_listen_is_an_address_of_this_host_never_a_host_name() {
+        let got = Config::parse(
+            "[media]\nng_listen = \"media.example:2223\"\n",
+            Path::new("/etc/cb.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            got.starts_with("/etc/cb.toml:2: media.ng_listen: \"media.example:2223\" names a host"),
+            "{got}"
+        );
+        let cfg = parse("[media]\nng_listen = \"192.0.2.9:2223\"\nng_allow_from = [\"192.0.2.0/24\"]\n\n[[business]]\nid = \"b\"\nname = \"B\"\n");
+        let (at, _) = check_host(
+            &cfg,
+            &CpuSet(vec![0, 1]),
+            &foreign_is("192.0.2.9".parse().unwrap()),
+        )
+        .unwrap_err();
+        assert_eq!(at, vec![key("media"), key("ng_listen")]);
     }
 
     #[test]

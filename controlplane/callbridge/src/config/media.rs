@@ -164,8 +164,9 @@ pub(crate) struct MediaConfig {
     /// up to this much more latency). 0 (default) disables; at most 1000.
     pub(crate) socket_coalesce_us: u64,
     /// `ng_listen`: where `callbridge media` takes rtpengine's ng protocol (UDP, and TCP on
-    /// the same port), e.g. `"127.0.0.1:2223"`. Required by `callbridge media`; not used by
-    /// `serve`. Default none.
+    /// the same port), e.g. `"127.0.0.1:2223"`: an address of this host. Required by
+    /// `callbridge media`; not used by `serve`. Default none.
+    #[serde(deserialize_with = "super::host::opt_socket_addr")]
     pub(crate) ng_listen: Option<SocketAddr>,
     /// `ng_allow_from`: networks (`"198.18.0.0/15"`, `"127.0.0.1"`) whose ng commands are
     /// taken; anything else is dropped unanswered (the ng protocol has no authentication,
