@@ -153,6 +153,16 @@ impl Lab {
     /// A new call request is refused with 503, `Retry-After` and the reason `draining`; so is
     /// a bridge; `/healthz` and `/v1/admin/status` say `draining`.
     fn expect_refusing(&self) {
+        // The signal is handled asynchronously: wait until the process says it drains
+        // (`/healthz` 503) before asking it for new work.
+        let t0 = Instant::now();
+        while self.cb.get("/healthz").status != 503 {
+            if t0.elapsed() > CALL_DEADLINE {
+                self.cb
+                    .fail("GET /healthz never answered 503 after the drain was asked for");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for (path, body) in [
             (
                 "/v1/call-requests",
