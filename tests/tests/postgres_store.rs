@@ -12,6 +12,30 @@ use callbridge_tests::{
     SIPP_EXIT_DEADLINE,
 };
 
+/// One control-plane node on the shared database `url`: its ports, its directory (kept until
+/// the test ends) and the running process, with `agents` serving business `acme`.
+struct Node {
+    ports: PortBlock,
+    _dir: Workdir,
+    cb: Callbridge,
+}
+
+fn node(test: &str, name: &str, url: &str, customer: &Sipp, agents: &[Agent]) -> Node {
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let mut config =
+        Config::new(&ports, customer.sip_addr()).with_toml(&format!("[store]\nurl = \"{url}\""));
+    for a in agents {
+        config = config.agent(a.clone());
+    }
+    let dir = Workdir::new(&format!("{test}_{name}"));
+    let cb = Callbridge::start(&dir, &config);
+    Node {
+        ports,
+        _dir: dir,
+        cb,
+    }
+}
+
 #[test]
 fn a_whole_call_is_recorded_in_postgresql() {
     let pg = Postgres::start();
@@ -90,17 +114,10 @@ fn a_dead_nodes_live_call_is_taken_over_by_the_other_node() {
     let dir = Workdir::new("postgres_store_takeover");
     let customer = Sipp::spawn(&dir, "customer", Scenario::Answer, &rings(55_000));
     let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let node = |name: &str| {
-        let ports = PortBlock::reserve(Config::BLOCK_LEN);
-        let config = Config::new(&ports, customer.sip_addr())
-            .agent(Agent::new("alice", &agent.sip_uri("alice")))
-            .with_toml(&format!("[store]\nurl = \"{url}\""));
-        let node_dir = Workdir::new(&format!("postgres_store_takeover_{name}"));
-        let cb = Callbridge::start(&node_dir, &config);
-        (ports, node_dir, cb)
-    };
-    let (_ports_a, _dir_a, mut a) = node("a");
-    let (_ports_b, _dir_b, mut b) = node("b");
+    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let mut na = node("postgres_store_takeover", "a", &url, &customer, &alice);
+    let mut nb = node("postgres_store_takeover", "b", &url, &customer, &alice);
+    let (a, b) = (&mut na.cb, &mut nb.cb);
 
     let id = a.call(CUSTOMER);
     a.wait_for_status(&id, |s| s == "calling_customer", CALL_DEADLINE);
@@ -159,20 +176,14 @@ fn a_draining_node_on_a_shared_store_queues_requests_for_the_other_node() {
         },
     );
     let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let node = |name: &str| {
-        let ports = PortBlock::reserve(Config::BLOCK_LEN);
-        let config = Config::new(&ports, customer.sip_addr())
-            .agent(Agent::new("alice", &agent.sip_uri("alice")))
-            .with_toml(&format!("[store]\nurl = \"{url}\""));
-        let node_dir = Workdir::new(&format!("postgres_store_drain_{name}"));
-        let cb = Callbridge::start(&node_dir, &config);
-        (ports, node_dir, cb)
-    };
-    let (_ports_a, _dir_a, mut a) = node("a");
+    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let mut na = node("postgres_store_drain", "a", &url, &customer, &alice);
+    let a = &mut na.cb;
     // A takes the first call before B exists, so it is A's.
     let first = a.call(CUSTOMER);
     a.wait_for_status(&first, |s| s == "calling_customer", CALL_DEADLINE);
-    let (ports_b, _dir_b, mut b) = node("b");
+    let mut nb = node("postgres_store_drain", "b", &url, &customer, &alice);
+    let (ports_b, b) = (&nb.ports, &mut nb.cb);
 
     let r = a.request("POST", "/v1/admin/drain", None);
     assert_eq!(r.status, 202, "{}", r.body);
@@ -251,19 +262,9 @@ fn a_burst_over_two_nodes_with_one_killed_dials_every_request_at_most_once() {
     let agents: Vec<Agent> = (0..8)
         .map(|i| Agent::new(&format!("ag{i}"), &agent.sip_uri(&format!("ag{i}"))))
         .collect();
-    let node = |name: &str| {
-        let ports = PortBlock::reserve(Config::BLOCK_LEN);
-        let mut config = Config::new(&ports, customer.sip_addr())
-            .with_toml(&format!("[store]\nurl = \"{url}\""));
-        for a in &agents {
-            config = config.agent(a.clone());
-        }
-        let node_dir = Workdir::new(&format!("postgres_store_burst_{name}"));
-        let cb = Callbridge::start(&node_dir, &config);
-        (ports, node_dir, cb)
-    };
-    let (_ports_a, _dir_a, mut a) = node("a");
-    let (_ports_b, _dir_b, mut b) = node("b");
+    let mut na = node("postgres_store_burst", "a", &url, &customer, &agents);
+    let mut nb = node("postgres_store_burst", "b", &url, &customer, &agents);
+    let (a, b) = (&mut na.cb, &mut nb.cb);
 
     // The burst, alternating nodes; A dies half-way.
     let mut ids = Vec::new();
