@@ -290,6 +290,16 @@ impl<R: Clone> Node<R> {
             .map_err(|e| NgError::Internal(e.to_string()))
     }
 
+    /// Asks the workers to remove both legs of a pair (both asked even if one request fails)
+    /// and tracks the pair until both removals are confirmed ([`Self::removed`] then
+    /// releases the ports).
+    fn remove_legs(&mut self, legs: Legs) -> Result<(), NgError> {
+        let a = self.send(Command::RemoveLeg { leg: legs.customer });
+        let b = self.send(Command::RemoveLeg { leg: legs.agent });
+        self.removing.push((legs, 0));
+        a.and(b)
+    }
+
     fn set_remote(&self, leg: LegId, remote: Option<SocketAddr>) -> Result<(), NgError> {
         if let Some(remote) = remote {
             self.send(Command::SetRemote {
@@ -360,9 +370,7 @@ impl<R: Clone> Node<R> {
             Err(e) => {
                 // Undo: whatever was added is removed, and the ports come back once the
                 // workers confirm.
-                let _ = self.send(Command::RemoveLeg { leg: legs.customer });
-                let _ = self.send(Command::RemoveLeg { leg: legs.agent });
-                self.removing.push((legs, 0));
+                let _ = self.remove_legs(legs);
                 self.totals.rejected += 1;
                 return Err(e);
             }
@@ -485,10 +493,8 @@ impl<R: Clone> Node<R> {
             }
         }
         let legs = call.legs;
-        self.send(Command::RemoveLeg { leg: legs.customer })?;
-        self.send(Command::RemoveLeg { leg: legs.agent })?;
+        self.remove_legs(legs)?;
         self.totals.deletes += 1;
-        self.removing.push((legs, 0));
         self.waiting.push(Waiting {
             to: from,
             cookie: cookie.to_vec(),
@@ -615,9 +621,7 @@ impl<R: Clone> Node<R> {
         }
         let legs = call.legs;
         tracing::info!(call_id = %id, ?leg, "ng node: no media on an answered call; the call is deleted");
-        let _ = self.send(Command::RemoveLeg { leg: legs.customer });
-        let _ = self.send(Command::RemoveLeg { leg: legs.agent });
-        self.removing.push((legs, 0));
+        let _ = self.remove_legs(legs);
         self.totals.timeouts += 1;
         self.forget(&id);
     }
