@@ -7,6 +7,16 @@
 //!  any phase ──► Ended(Completed | Failed(reason) | Cancelled)
 //! ```
 //!
+//! That is the agent-first order ([`Reservation::AgentFirst`], the default). Customer first
+//! ([`Reservation::CustomerFirst`], see `customer_first.rs`) calls the customer before any
+//! agent is reserved:
+//!
+//! ```text
+//!  Queued ─CheckAgents: some agent on duty─► CallingCustomer ─answer─► Announcing ─RequestAgent … AgentAssigned─► CallingAgent ─► Bridged
+//! ```
+//!
+//! (an agent no-answer goes back to Announcing and requests the next agent, as above).
+//!
 //! Sans-IO: the machine reads no clock, opens no socket and never blocks. The orchestrator
 //! feeds it [`Input`]s with the current `now` through [`ClickToCall::handle`] and executes what
 //! [`ClickToCall::poll_output`] returns, in order:
@@ -47,7 +57,7 @@
 //! | customer other 3xx–6xx | `failed/customer_rejected` |
 //! | customer BYE before being bridged (announcement, calling the agent; the agent leg is CANCELled / BYEd) | `failed/customer_hung_up` (the customer never reached an agent) |
 //! | customer answer with unusable SDP, data-plane command failure, leg lost while ringing | `failed/internal` |
-//! | no agent before dialling (`NoAgent`, or the queue timer) | `failed/no_agent` |
+//! | no agent before dialling (`NoAgent`, or the queue timer); customer first: no agent on duty (`AgentsChecked(false)`), or none reserved within the queue timer while the customer holds (then hung up) | `failed/no_agent` |
 //! | agents did not answer / rejected, `max_agent_attempts` times, or no further agent (the customer is hung up) | `failed/agent_no_answer` |
 //! | media timeout on a leg while bridged (both hung up) | `failed/media_timeout` |
 //! | either side BYE while bridged (the other is hung up) | `completed` |
@@ -67,6 +77,7 @@ use dp_api::{Codec, Command, Event, LegId, LegSpec};
 
 use crate::{AgentId, Target};
 
+mod customer_first;
 mod model;
 
 pub use self::model::*;
@@ -109,6 +120,8 @@ pub struct ClickToCall {
     timers: Vec<TimerKind>,
     /// The legs are bridged on the agent's early media (before its answer).
     early_bridged: bool,
+    /// A `CheckAgents` awaits its answer (customer first).
+    checking: bool,
 }
 
 impl ClickToCall {
@@ -134,6 +147,7 @@ impl ClickToCall {
             requesting: false,
             timers: Vec::new(),
             early_bridged: false,
+            checking: false,
         };
         m.legs = legs;
         match m.plan.contact_at {
@@ -181,6 +195,7 @@ impl ClickToCall {
                     self.end(Outcome::Failed(FailReason::Internal));
                 }
             }
+            Input::AgentsChecked(any) => self.on_agents_checked(any),
             Input::Cancel => self.end(Outcome::Cancelled),
         }
     }
@@ -246,6 +261,9 @@ impl ClickToCall {
             return;
         }
         match self.plan.agent.clone() {
+            AgentSource::Acd { .. } if self.plan.reservation == Reservation::CustomerFirst => {
+                self.check_agents();
+            }
             AgentSource::Acd { .. } => {
                 self.request_agent();
                 self.set_phase(Phase::Queued);
@@ -590,6 +608,7 @@ impl ClickToCall {
             self.emit(Output::WithdrawAgentRequest);
         }
         self.allocating = false;
+        self.checking = false;
         if let (true, Some(legs)) = (self.legs_added, self.legs) {
             self.emit(Output::Media(Command::RemoveLeg { leg: legs.customer }));
             self.emit(Output::Media(Command::RemoveLeg { leg: legs.agent }));

@@ -38,7 +38,7 @@ pub mod retry;
 pub use acd::{Acd, AcdSettings, AgentProfile, AgentRequest, AgentState, Assignment, Presence};
 pub use click_to_call::{
     AgentSource, CallPlan, ClickToCall, FailReason, FlowTimers, Input, LegInput, Legs, MediaPolicy,
-    Outcome, Output, Phase, Role, SipAction, Status, TimerKind,
+    Outcome, Output, Phase, Reservation, Role, SipAction, Status, TimerKind,
 };
 pub use ids::{AgentId, BusinessId, CallId, SipUri, Skill, Target};
 

@@ -72,6 +72,7 @@ impl World {
             media: MediaPolicy::default(),
             inbound: false,
             agent_early_media: false,
+            reservation: flows::Reservation::AgentFirst,
         };
         self.calls
             .insert(id(call), ClickToCall::new(plan, self.now));

@@ -402,11 +402,7 @@ impl Acd {
                 self.reserve(&id, &req.call);
                 return Assignment::Assigned(id);
             }
-            if !self
-                .agents
-                .iter()
-                .any(|(id, a)| a.state != AgentState::Offline && qualifies(id, a))
-            {
+            if !self.can_serve(&req.business, req.skill.as_ref(), &req.exclude) {
                 return Assignment::Unavailable;
             }
         }
@@ -422,6 +418,18 @@ impl Acd {
             });
         }
         Assignment::Queued
+    }
+
+    /// Whether an agent that is not offline serves `business` with `skill` (leaving out
+    /// `exclude`), i.e. whether a request could ever be assigned rather than be
+    /// [`Assignment::Unavailable`]. Reserves nothing (a customer-first call asks before
+    /// dialling the customer).
+    #[must_use]
+    pub fn can_serve(&self, business: &BusinessId, skill: Option<&Skill>, ex: &[AgentId]) -> bool {
+        self.queues.contains_key(business)
+            && self.agents.iter().any(|(id, a)| {
+                a.state != AgentState::Offline && a.qualifies(id, business, skill, ex)
+            })
     }
 
     fn reserve(&mut self, agent: &AgentId, call: &CallId) {

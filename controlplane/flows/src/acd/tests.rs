@@ -654,3 +654,37 @@ fn hand_off_past_the_first_idle_agents_keeps_longest_idle_order() {
     );
     assert_eq!(acd.queue_len(&id("acme")), 0);
 }
+
+#[test]
+fn can_serve_asks_the_unavailable_rule_without_reserving() {
+    let t0 = Instant::now();
+    let mut acd = setup(t0);
+    let (acme, globex): (BusinessId, BusinessId) = (id("acme"), id("globex"));
+    assert!(acd.can_serve(&acme, None, &[]));
+    assert!(
+        !acd.can_serve(&id("initech"), None, &[]),
+        "unknown business"
+    );
+    assert!(
+        !acd.can_serve(&acme, Some(&id("fr")), &[]),
+        "nobody has the skill"
+    );
+    assert!(!acd.can_serve(&acme, None, &[id("alice"), id("bob")]));
+    assert_eq!(
+        acd.state(&id("alice")),
+        Some(&AgentState::Idle),
+        "nothing reserved"
+    );
+    // Busy or reserved agents still serve (the call would wait); offline ones do not.
+    assert_eq!(
+        acd.request(&id("c1"), &globex, None, &[]),
+        Assignment::Assigned(id("carol"))
+    );
+    assert!(acd.can_serve(&globex, None, &[id("bob")]));
+    assert!(acd.set_offline(&id("alice")) && acd.set_offline(&id("bob")));
+    assert!(!acd.can_serve(&acme, None, &[]));
+    assert_eq!(
+        acd.request(&id("c2"), &acme, None, &[]),
+        Assignment::Unavailable
+    );
+}

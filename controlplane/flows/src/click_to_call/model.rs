@@ -98,7 +98,7 @@ pub enum Phase {
     Queued,
     /// Waiting for the requested contact time.
     Scheduled,
-    /// Ringing the customer (an agent is reserved).
+    /// Ringing the customer (agent first: an agent is reserved; customer first: none yet).
     CallingCustomer,
     /// The customer hears the announcement; the next agent is being looked for.
     Announcing,
@@ -269,6 +269,44 @@ pub enum AgentSource {
     },
 }
 
+/// In which order a call request (outbound, agent from the ACD) reserves the agent and calls
+/// the customer; per business (`reservation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Reservation {
+    /// `agent_first` (the default): an agent is reserved, then the customer is called, then
+    /// the agent. No customer is called back unless an agent is waiting for them, and the wait
+    /// on the announcement is only the agent's ring time; but each agent stays reserved
+    /// while the customer's phone rings (up to the customer ring time), even for a customer
+    /// who never answers.
+    #[default]
+    AgentFirst,
+    /// `customer_first`: the customer is called with no agent reserved (only checked that an
+    /// agent serving the business is logged in, [`Output::CheckAgents`]); once the customer
+    /// answered, the announcement covers the wait while the ACD reserves an agent (up to
+    /// [`FlowTimers::queue_timeout`], then `failed/no_agent`). A customer who does not answer
+    /// never held an agent.
+    CustomerFirst,
+}
+
+impl Reservation {
+    /// `"agent_first"` or `"customer_first"` (configuration and API name).
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::AgentFirst => "agent_first",
+            Self::CustomerFirst => "customer_first",
+        }
+    }
+
+    /// The order named `name` ([`Reservation::as_str`]), if any.
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::AgentFirst, Self::CustomerFirst]
+            .into_iter()
+            .find(|r| r.as_str() == name)
+    }
+}
+
 /// Everything one call needs; read-only after [`ClickToCall::new`].
 #[derive(Debug, Clone)]
 pub struct CallPlan {
@@ -296,6 +334,9 @@ pub struct CallPlan {
     /// Early media from the agent's side (a 183 with SDP) is bridged to the customer, who then
     /// hears the agent's ringback instead of the announcement (`agent_early_media`).
     pub agent_early_media: bool,
+    /// Agent first or customer first (outbound calls with [`AgentSource::Acd`]; inbound
+    /// callers and given agents ignore it).
+    pub reservation: Reservation,
 }
 
 /// A call's two media legs, on one worker so that they can be bridged.
@@ -363,6 +404,9 @@ pub enum Input {
     LegsAllocated(Legs),
     /// No media legs can be had: the call fails (`failed/internal`).
     NoLegs,
+    /// The answer to [`Output::CheckAgents`]: whether an agent that is not offline serves
+    /// the call's business (with its skill), i.e. whether waiting for one could end.
+    AgentsChecked(bool),
     /// Cancel the call (API).
     Cancel,
 }
@@ -421,6 +465,10 @@ pub enum Output {
         /// Agents already tried for this call.
         exclude: Vec<AgentId>,
     },
+    /// Customer first, before dialling: ask whether any agent could take the call
+    /// (`Acd::can_serve`: one that is not offline serves the business with the skill),
+    /// reserving none; answer [`Input::AgentsChecked`].
+    CheckAgents,
     /// Leave the ACD queue (`Acd::cancel`).
     WithdrawAgentRequest,
     /// The reserved agent answered (`Acd::mark_busy`).
@@ -476,6 +524,7 @@ impl fmt::Display for Output {
                 }
                 Ok(())
             }
+            Self::CheckAgents => write!(f, "check_agents"),
             Self::WithdrawAgentRequest => write!(f, "withdraw_agent_request"),
             Self::AgentConnected(a) => write!(f, "agent_connected {a}"),
             Self::ReleaseAgent(a) => write!(f, "release_agent {a}"),

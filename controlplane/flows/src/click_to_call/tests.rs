@@ -7,6 +7,7 @@ use crate::CallId;
 
 use super::*;
 
+mod customer_first;
 mod inbound;
 
 const CUST: &str = "leg20000.1";
@@ -35,6 +36,7 @@ fn plan(agent: AgentSource, timers: FlowTimers) -> CallPlan {
         media: MediaPolicy::default(),
         inbound: false,
         agent_early_media: false,
+        reservation: Reservation::AgentFirst,
     }
 }
 
