@@ -358,6 +358,7 @@ pub(crate) fn directory(cfg: &config::Config) -> anyhow::Result<service::Directo
             e.caller_id.clone_from(&b.caller_id);
             e.numbers_inbound.clone_from(&b.inbound_numbers);
             e.agent_early_media = b.agent_early_media;
+            e.reservation = b.reservation.into();
             e.hours_spec.clone_from(&b.hours);
             e.holidays_spec.clone_from(&b.holidays);
             e.webhook_secret = b.webhook_secret.as_ref().map(|s| s.expose().to_owned());

@@ -472,7 +472,8 @@ pub(crate) async fn get_business(
 }
 
 /// `PUT /v1/businesses/{id}` `{"name", "time_zone", "hours", "holidays", "allowed_origins",
-/// "default_country", "caller_id", "webhook_url"}` (any subset): its key or the operator.
+/// "default_country", "caller_id", "webhook_url", "reservation"}` (any subset): its key or
+/// the operator.
 #[utoipa::path(
     put,
     path = "/v1/businesses/{id}",

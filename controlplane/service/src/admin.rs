@@ -63,7 +63,7 @@ fn reject_unknown(doc: &Map<String, Value>, allowed: &[&str]) -> Result<(), Serv
 /// The fields `PUT /v1/agents/{id}` takes.
 pub const AGENT_FIELDS: [&str; 5] = ["name", "contact", "businesses", "skills", "wrap_up_secs"];
 /// The fields `PUT /v1/businesses/{id}` takes.
-pub const BUSINESS_FIELDS: [&str; 8] = [
+pub const BUSINESS_FIELDS: [&str; 9] = [
     "name",
     "time_zone",
     "hours",
@@ -72,6 +72,7 @@ pub const BUSINESS_FIELDS: [&str; 8] = [
     "default_country",
     "caller_id",
     "webhook_url",
+    "reservation",
 ];
 
 /// An agent as the API shows it (no token).
@@ -104,6 +105,7 @@ pub fn business_json(b: &BusinessEntry) -> Value {
         "api_keys": b.api_keys.len(),
         "widget_key": b.widget_key.is_some(),
         "retry": {"attempts": b.retry.attempts, "spacing_secs": b.retry.spacing.as_secs()},
+        "reservation": b.reservation.as_str(),
     })
 }
 
@@ -250,6 +252,15 @@ fn apply_business(
                 b.default_country = c;
             }
             "caller_id" => b.caller_id = string(v, "caller_id")?,
+            "reservation" => {
+                let r = v.as_str().and_then(flows::Reservation::parse);
+                b.reservation = r.ok_or_else(|| {
+                    refused(
+                        "reservation",
+                        "\"reservation\" must be \"agent_first\" or \"customer_first\"",
+                    )
+                })?;
+            }
             "webhook_url" => match string(v, "webhook_url")? {
                 None => b.webhook = None,
                 Some(url) => {
@@ -504,6 +515,30 @@ mod tests {
             assert!(
                 matches!(e, ServiceError::Refused { field: f, .. } if f == field),
                 "{doc} -> {e:?}"
+            );
+        }
+        assert_eq!(business_json(&b)["reservation"], "agent_first");
+        let b = apply_business(
+            &mut d,
+            &acme,
+            &obj(json!({"reservation": "customer_first"})),
+        );
+        assert_eq!(b.unwrap().reservation, flows::Reservation::CustomerFirst);
+        assert_eq!(
+            business_json(d.business(&acme).unwrap())["reservation"],
+            "customer_first"
+        );
+        for bad in [json!("customer-first"), json!(null), json!(1)] {
+            let e = apply_business(&mut d, &acme, &obj(json!({ "reservation": bad })));
+            assert!(
+                matches!(
+                    e,
+                    Err(ServiceError::Refused {
+                        field: "reservation",
+                        ..
+                    })
+                ),
+                "{e:?}"
             );
         }
         assert!(matches!(

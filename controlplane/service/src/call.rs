@@ -183,6 +183,12 @@ fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan,
             .as_ref()
             .and_then(|b| i.dir().business(b).map(|b| b.agent_early_media))
             .unwrap_or(false),
+        reservation: rec
+            .request
+            .business
+            .as_ref()
+            .and_then(|b| i.dir().business(b).map(|b| b.reservation))
+            .unwrap_or_default(),
     })
 }
 
@@ -527,6 +533,17 @@ impl CallTask {
                     Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
                     _ => self.machine.handle(now, Input::NoAgent),
                 }
+            }
+            Output::CheckAgents => {
+                let skill = self.record.request.skill.as_ref();
+                let any = self
+                    .business
+                    .as_ref()
+                    .is_some_and(|b| lock(&self.svc.inner().acd).can_serve(b, skill, &[]));
+                if !any {
+                    info!(call = %self.id, "no agent on duty: the customer is not called");
+                }
+                self.machine.handle(now, Input::AgentsChecked(any));
             }
             Output::WithdrawAgentRequest => {
                 lock(&self.svc.inner().acd).cancel(&self.id);

@@ -42,6 +42,9 @@ pub struct BusinessEntry {
     pub numbers_inbound: Vec<String>,
     /// The agent's early media (its ringback, a 183 with SDP) replaces the announcement.
     pub agent_early_media: bool,
+    /// Agent first (the default) or customer first: whether an agent is reserved before or
+    /// after the customer answered (`reservation`).
+    pub reservation: flows::Reservation,
     /// The weekly hours as configured (shown by the API; `hours` is their parsed form).
     pub hours_spec: Vec<String>,
     /// The holidays as configured.
@@ -72,6 +75,7 @@ impl BusinessEntry {
             caller_id: None,
             numbers_inbound: Vec::new(),
             agent_early_media: false,
+            reservation: flows::Reservation::AgentFirst,
             hours_spec: Vec::new(),
             holidays_spec: Vec::new(),
             webhook_secret: None,

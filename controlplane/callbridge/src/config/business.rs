@@ -73,6 +73,12 @@ pub(crate) struct BusinessConfig {
     /// media (its ringback in a 183 with SDP) instead of the announcement. Default false.
     #[serde(default)]
     pub(crate) agent_early_media: bool,
+    /// `reservation`: `"agent_first"` (default) reserves an agent, then calls the customer;
+    /// `"customer_first"` calls the customer first and reserves an agent only once the
+    /// customer answered (the announcement covers the wait, at most
+    /// `flow.queue_timeout_secs`, then `failed/no_agent`).
+    #[serde(default)]
+    pub(crate) reservation: ReservationConfig,
     /// `announcement`: the message this business's customers hear while an agent is called,
     /// an 8 kHz mono WAV (PCM16, µ-law or A-law), relative to the configuration file. Default
     /// none: `media.announcement` (or the built-in prompt).
@@ -96,6 +102,26 @@ pub(crate) struct BusinessConfig {
     /// country; premium-rate and other special-service numbers are always refused.
     #[serde(default)]
     pub(crate) number_policy: NumberPolicyConfig,
+}
+
+/// `business.reservation`: when the agent is reserved (see [`flows::Reservation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ReservationConfig {
+    /// `agent_first`
+    #[default]
+    AgentFirst,
+    /// `customer_first`
+    CustomerFirst,
+}
+
+impl From<ReservationConfig> for flows::Reservation {
+    fn from(r: ReservationConfig) -> Self {
+        match r {
+            ReservationConfig::AgentFirst => Self::AgentFirst,
+            ReservationConfig::CustomerFirst => Self::CustomerFirst,
+        }
+    }
 }
 
 fn utc() -> String {
@@ -202,6 +228,7 @@ impl BusinessConfig {
             caller_id: None,
             inbound_numbers: Vec::new(),
             agent_early_media: false,
+            reservation: ReservationConfig::AgentFirst,
             announcement: None,
             default_country: None,
             preferred_wait_secs: preferred_wait_secs(),

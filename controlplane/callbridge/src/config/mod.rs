@@ -28,6 +28,7 @@
 //! caller_id = "+15550100"                  # default: sip.from_user
 //! default_country = "US"                   # reads national numbers typed into the widget
 //! preferred_wait_secs = 30
+//! reservation = "agent_first"              # or "customer_first" (agent reserved after the answer)
 //! [business.retry]
 //! attempts = 3                             # 1..=10, the first call included
 //! spacing_secs = 300

@@ -574,3 +574,24 @@ fn a_business_announcement_must_be_a_usable_wav_next_to_the_file() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn reservation() {
+    use super::super::business::ReservationConfig;
+    assert_eq!(first(FULL).reservation, ReservationConfig::AgentFirst);
+    for (text, want) in [
+        ("agent_first", flows::Reservation::AgentFirst),
+        ("customer_first", flows::Reservation::CustomerFirst),
+    ] {
+        let r = first(&biz(&format!("reservation = {text:?}"))).reservation;
+        assert_eq!(flows::Reservation::from(r), want);
+    }
+    let e = assert_prefix(
+        &biz("reservation = \"customer-first\""),
+        "13: business[0].reservation: ",
+    );
+    assert!(
+        e.contains("agent_first") && e.contains("customer_first"),
+        "{e}"
+    );
+}
