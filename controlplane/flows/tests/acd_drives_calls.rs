@@ -21,6 +21,8 @@ struct World {
     statuses: Vec<(CallId, Status)>,
     invites: Vec<(CallId, String)>,
     now: Instant,
+    /// The order the next calls are started with.
+    reservation: flows::Reservation,
 }
 
 fn id<T: std::str::FromStr>(s: &str) -> T
@@ -50,6 +52,7 @@ impl World {
             statuses: vec![],
             invites: vec![],
             now,
+            reservation: flows::Reservation::AgentFirst,
         }
     }
 
@@ -72,7 +75,7 @@ impl World {
             media: MediaPolicy::default(),
             inbound: false,
             agent_early_media: false,
-            reservation: flows::Reservation::AgentFirst,
+            reservation: self.reservation,
         };
         self.calls
             .insert(id(call), ClickToCall::new(plan, self.now));
@@ -113,6 +116,10 @@ impl World {
                             Assignment::Queued => {}
                             Assignment::Unavailable => feed.push((c.clone(), Input::NoAgent)),
                         }
+                    }
+                    Output::CheckAgents => {
+                        let any = self.acd.can_serve(&self.business, None, &[]);
+                        feed.push((c.clone(), Input::AgentsChecked(any)));
                     }
                     Output::WithdrawAgentRequest => {
                         self.acd.cancel(&c);
@@ -251,4 +258,67 @@ fn cancelling_a_queued_call_leaves_the_queue() {
     // When c1 ends, alice goes idle instead of to the cancelled call.
     w.input("c1", Input::Cancel);
     assert_eq!(w.acd.state(&id("alice")), Some(&AgentState::Idle));
+}
+
+#[test]
+fn customer_first_calls_that_ring_out_never_hold_the_only_agent() {
+    let mut w = World::new(&["alice"]);
+    w.reservation = flows::Reservation::CustomerFirst;
+    // Two junk requests ring; alice stays idle.
+    w.start("junk1", 20000);
+    w.start("junk2", 20004);
+    w.start("visitor", 20008);
+    for c in ["junk1", "junk2", "visitor"] {
+        assert_eq!(w.phase(c), Phase::CallingCustomer, "{c}");
+    }
+    assert_eq!(w.acd.state(&id("alice")), Some(&AgentState::Idle));
+    // The visitor answers: alice is reserved for it and called, then bridged.
+    w.input("visitor", answered(40008));
+    assert_eq!(w.phase("visitor"), Phase::CallingAgent);
+    w.input("visitor", agent_answered(40010));
+    assert_eq!(w.phase("visitor"), Phase::Bridged);
+    // The junk ones ring out: nothing to release, alice stays on the visitor's call.
+    for c in ["junk1", "junk2"] {
+        w.input(c, Input::TimerFired(flows::TimerKind::CustomerRing));
+        assert_eq!(
+            w.phase(c),
+            Phase::Ended(flows::Outcome::Failed(flows::FailReason::CustomerNoAnswer))
+        );
+    }
+    assert_eq!(
+        w.acd.state(&id("alice")),
+        Some(&AgentState::Busy(id("visitor")))
+    );
+
+    // A second customer who answers while alice talks holds on the announcement in the
+    // queue, and gets her when the visitor hangs up.
+    w.start("second", 20012);
+    w.input("second", answered(40012));
+    assert_eq!(w.phase("second"), Phase::Announcing);
+    assert_eq!(w.acd.position(&id("second")), Some(0));
+    w.input("visitor", Input::Customer(LegInput::Bye));
+    assert_eq!(w.phase("second"), Phase::CallingAgent);
+
+    // Agent first, the same junk request holds alice while it rings: the visitor queues.
+    let mut w = World::new(&["alice"]);
+    w.start("junk1", 20000);
+    w.start("visitor", 20004);
+    assert_eq!(w.phase("visitor"), Phase::Queued);
+    assert_eq!(
+        w.acd.state(&id("alice")),
+        Some(&AgentState::Reserved(id("junk1")))
+    );
+}
+
+#[test]
+fn customer_first_calls_nobody_when_no_agent_is_on_duty() {
+    let mut w = World::new(&["alice"]);
+    w.reservation = flows::Reservation::CustomerFirst;
+    assert!(w.acd.set_offline(&id("alice")));
+    w.start("c1", 20000);
+    assert_eq!(
+        w.phase("c1"),
+        Phase::Ended(flows::Outcome::Failed(flows::FailReason::NoAgent))
+    );
+    assert!(w.invites.is_empty());
 }
