@@ -126,7 +126,11 @@ impl Topology {
     /// If there is no such host.
     #[must_use]
     pub fn ns(&self, host: &str) -> &str {
-        &self.hosts.get(host).unwrap_or_else(|| panic!("no host {host}")).0
+        &self
+            .hosts
+            .get(host)
+            .unwrap_or_else(|| panic!("no host {host}"))
+            .0
     }
 
     /// Host `host`'s address.
@@ -135,7 +139,10 @@ impl Topology {
     /// If there is no such host.
     #[must_use]
     pub fn addr(&self, host: &str) -> Ipv4Addr {
-        self.hosts.get(host).unwrap_or_else(|| panic!("no host {host}")).1
+        self.hosts
+            .get(host)
+            .unwrap_or_else(|| panic!("no host {host}"))
+            .1
     }
 
     /// A command running `program` inside host `host` (`ip netns exec NS program`); add

@@ -162,13 +162,7 @@ fn sdp(at: SocketAddr) -> String {
 
 /// An offer or answer as Kamailio's `rtpengine_manage()` sends it (`supports ["load limit"]`
 /// when `load_limit`).
-fn command(
-    cmd: &str,
-    call_id: &str,
-    sdp: &str,
-    to_tag: Option<&str>,
-    load_limit: bool,
-) -> Vec<u8> {
+fn command(cmd: &str, call_id: &str, sdp: &str, to_tag: Option<&str>, load_limit: bool) -> Vec<u8> {
     let mut e = Encoder::default();
     e.dict();
     if load_limit {
@@ -376,4 +370,22 @@ fn drain_max_secs_bounds_the_drain() {
     );
     call.alice.stop();
     call.bob.stop();
+}
+
+#[test]
+fn drain_max_secs_is_checked() {
+    let dir = Workdir::new("media_drain_config");
+    for bad in ["0", "86401"] {
+        let cfg = dir.write(
+            &format!("bad{bad}.toml"),
+            &format!("[media]\naddress = \"127.0.0.1\"\ndrain_max_secs = {bad}\n"),
+        );
+        let out = callbridge_tests::server::run_cli(&["check-config", cfg.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("media.drain_max_secs: must be 1 to 86400 seconds"),
+            "{err}"
+        );
+    }
 }

@@ -70,7 +70,10 @@ fn wait_ended(cb: &Callbridge, id: &str, deadline: Duration) -> Value {
 /// Names in the root namespace and the namespace list that carry `prefix`.
 fn leftovers(prefix: &str) -> Vec<String> {
     let mut found = Vec::new();
-    for args in [&["ip", "netns", "list"][..], &["ip", "-o", "link", "show"][..]] {
+    for args in [
+        &["ip", "netns", "list"][..],
+        &["ip", "-o", "link", "show"][..],
+    ] {
         let out = String::from_utf8_lossy(&run(args).stdout).into_owned();
         found.extend(
             out.lines()
@@ -246,11 +249,9 @@ fn a_burst_over_two_nodes_across_the_topology_with_one_killed_dials_every_reques
             interrupted_dialled += n;
         }
     }
-    // The INVITEs came from the nodes' own addresses, across the bridge.
-    for host in ["cp2"] {
-        let via = format!("Via: SIP/2.0/UDP {}:", topo.addr(host));
-        assert!(log.contains(&via), "no INVITE via {host} ({via})");
-    }
+    // cp2's INVITEs came from its own address, across the bridge.
+    let via = format!("Via: SIP/2.0/UDP {}:", topo.addr("cp2"));
+    assert!(log.contains(&via), "no INVITE via cp2 ({via})");
     eprintln!(
         "topology burst: {} of {REQUESTS} accepted ({on_a} by cp1), {} completed, {} failed/interrupted \
          (cp1's calls on the line; {interrupted_dialled} of them had reached the customer)",

@@ -97,7 +97,10 @@ async fn drained(drain: ng::node::DrainHandle, max: Duration) {
         max_secs = max.as_secs(),
         "media node draining: no new calls; exits when the live ones end (a second SIGTERM exits now)"
     );
-    println!("callbridge media node draining: {} live calls", drain.calls());
+    println!(
+        "callbridge media node draining: {} live calls",
+        drain.calls()
+    );
     loop {
         let calls = drain.calls();
         if calls == 0 {
@@ -105,7 +108,10 @@ async fn drained(drain: ng::node::DrainHandle, max: Duration) {
             return;
         }
         if started.elapsed() >= max {
-            tracing::warn!(calls, "media.drain_max_secs passed: exiting with live calls");
+            tracing::warn!(
+                calls,
+                "media.drain_max_secs passed: exiting with live calls"
+            );
             return;
         }
         tokio::select! {

@@ -102,7 +102,9 @@ impl<R: Clone> Node<R> {
                 }
                 let calls = i64::try_from(self.calls.len()).unwrap_or(i64::MAX);
                 Some(Handled::Reply(reply(cookie, |e| {
-                    e.kv("result", "ok").kv("draining", "yes").ki("calls", calls);
+                    e.kv("result", "ok")
+                        .kv("draining", "yes")
+                        .ki("calls", calls);
                 })))
             }
             "offer" if self.drain.is_draining() => {
