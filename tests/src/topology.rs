@@ -237,6 +237,11 @@ impl NsChild {
         self.pid
     }
 
+    /// The child's standard output, if it was piped and not taken yet.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Sends `signal` (e.g. `"-TERM"`) by PID.
     pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")

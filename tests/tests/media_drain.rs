@@ -4,16 +4,18 @@
 //! node) and `result: error` otherwise, `error-reason` saying the node drains — while the live
 //! call goes on (RTP relayed both ways, `query` answered, `ping` still `pong`); the `delete` of
 //! the last call ends the process with status 0. A second SIGTERM exits at once, and
-//! `media.drain_max_secs` bounds the wait.
+//! `media.drain_max_secs` bounds the wait. The same drain runs once more with the node on host
+//! `mn1` of the test topology (root only), driven from the root namespace across the bridge.
 
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callbridge_tests::server::bin_path;
 use callbridge_tests::sipp::sdp_audio_addr;
+use callbridge_tests::topology::{NsChild, Topology};
 use callbridge_tests::{PortBlock, RtpPeer, Workdir, CALL_DEADLINE, MEDIA_BLOCK};
 use ng::bencode::{decode, Encoder, Value};
 
@@ -22,37 +24,55 @@ const EXIT_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running `callbridge media`, SIGKILLed by its PID when dropped if still running.
 struct MediaNode {
-    child: Child,
+    child: NsChild,
     ng: SocketAddr,
+    /// The address the test's sockets bind to reach it (loopback, or the root namespace's
+    /// address on the topology's bridge).
+    peer_ip: IpAddr,
     lines: Arc<Mutex<Vec<String>>>,
     dir: Workdir,
 }
 
 impl MediaNode {
     fn start(name: &str, extra: &str) -> Self {
+        Self::start_on(name, extra, None)
+    }
+
+    /// On loopback, or on host `host` of `topo` (its address, ng taken from 198.18.0.0/15).
+    fn start_on(name: &str, extra: &str, on: Option<(&Topology, &str)>) -> Self {
         let block = PortBlock::reserve(MEDIA_BLOCK + 2);
-        let ng = block.addr(MEDIA_BLOCK);
+        let ip = on.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |(t, h)| {
+            IpAddr::V4(t.addr(h))
+        });
+        let ng = SocketAddr::new(ip, block.port(MEDIA_BLOCK));
+        let allow = if on.is_some() {
+            "ng_allow_from = [\"198.18.0.0/15\"]\n"
+        } else {
+            ""
+        };
         let dir = Workdir::new(name);
         let cfg = dir.write(
             "media.toml",
             &format!(
-                "[media]\naddress = \"127.0.0.1\"\nports = \"{}-{}\"\nng_listen = \"{ng}\"\n{extra}\n",
+                "[media]\naddress = \"{ip}\"\nports = \"{}-{}\"\nng_listen = \"{ng}\"\n{allow}{extra}\n",
                 block.port(0),
                 block.port(MEDIA_BLOCK - 1)
             ),
         );
         let log = std::fs::File::create(dir.file("media.log")).unwrap();
-        let mut child = Command::new(bin_path())
-            .args(["media", "--config"])
+        let mut cmd = match on {
+            Some((t, h)) => t.command(h, bin_path()),
+            None => Command::new(bin_path()),
+        };
+        cmd.args(["media", "--config"])
             .arg(&cfg)
             .env("CALLBRIDGE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start callbridge media");
+            .stderr(log);
+        let mut child = NsChild::spawn(cmd);
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
+        let out = child.take_stdout().unwrap();
         let l2 = Arc::clone(&lines);
         // Keeps reading standard output (the node never blocks on a full pipe).
         std::thread::spawn(move || {
@@ -63,6 +83,9 @@ impl MediaNode {
         let node = Self {
             child,
             ng,
+            peer_ip: on.map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |(t, _)| {
+                IpAddr::V4(t.root_addr())
+            }),
             lines,
             dir,
         };
@@ -91,21 +114,17 @@ impl MediaNode {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} failed");
+        self.child.signal(sig);
     }
 
     fn running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
+        self.child.try_wait().is_none()
     }
 
     fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let t0 = Instant::now();
         loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
+            if let Some(s) = self.child.try_wait() {
                 return s;
             }
             assert!(
@@ -114,15 +133,6 @@ impl MediaNode {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for MediaNode {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
         }
     }
 }
@@ -220,8 +230,9 @@ struct LiveCall {
 }
 
 fn live_call(sock: &UdpSocket, node: &MediaNode, call_id: &str) -> LiveCall {
-    let mut alice = RtpPeer::bind((Ipv4Addr::LOCALHOST, 0).into());
-    let mut bob = RtpPeer::bind((Ipv4Addr::LOCALHOST, 0).into());
+    // On loopback, or in the root namespace's address on the topology's bridge.
+    let mut alice = RtpPeer::bind(SocketAddr::new(node.peer_ip, 0));
+    let mut bob = RtpPeer::bind(SocketAddr::new(node.peer_ip, 0));
     let offer = ng(
         sock,
         node.ng,
@@ -275,7 +286,7 @@ fn new_offers_are_refused(sock: &UdpSocket, node: &MediaNode, tag: &str) {
 #[test]
 fn sigterm_drains_the_live_call_then_the_node_exits_0() {
     let mut node = MediaNode::start("media_drain", "drain_max_secs = 600");
-    let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let sock = UdpSocket::bind(SocketAddr::new(node.peer_ip, 0)).unwrap();
     let mut call = live_call(&sock, &node, "drain-1");
 
     node.signal("-TERM");
@@ -388,4 +399,36 @@ fn drain_max_secs_is_checked() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_media_node_on_its_own_host_drains_across_the_topology() {
+    let topo = Topology::up();
+    let mut node = MediaNode::start_on(
+        "media_drain_topology",
+        "drain_max_secs = 600",
+        Some((&topo, "mn1")),
+    );
+    assert_eq!(node.ng.ip(), IpAddr::V4(topo.addr("mn1")));
+    let sock = UdpSocket::bind(SocketAddr::new(node.peer_ip, 0)).unwrap();
+    let mut call = live_call(&sock, &node, "drain-topo");
+
+    node.signal("-TERM");
+    node.wait_line("callbridge media node draining: 1 live calls");
+    new_offers_are_refused(&sock, &node, "t5");
+    let (a0, b0) = (call.alice.received().len(), call.bob.received().len());
+    wait_received(&call.bob, b0 + 40, "alice → bob while draining");
+    wait_received(&call.alice, a0 + 40, "bob → alice while draining");
+    assert!(node.running(), "exited with a live call\n{}", node.log());
+    let d = ng(
+        &sock,
+        node.ng,
+        "t5_del",
+        b"d7:command6:delete7:call-id10:drain-topo8:from-tag9:alice-tage",
+    );
+    assert_eq!(result(&d).0, "ok", "delete");
+    call.alice.stop();
+    call.bob.stop();
+    let status = node.wait_exit(EXIT_DEADLINE);
+    assert!(status.success(), "exited {status}\n{}", node.log());
 }
