@@ -91,6 +91,16 @@ impl<R: Clone> Node<R> {
     /// Answers `drain`, and refuses offers of new calls while draining; `None` lets the
     /// request through to the usual commands.
     pub(super) fn drain_check(&mut self, cookie: &[u8], dict: &[u8]) -> Option<Handled> {
+        // Not draining: only a `drain` command concerns us, and its key and value are
+        // adjacent in bencode whatever the key order; skip the second decoding otherwise.
+        const DRAIN_COMMAND: &[u8] = b"7:command5:drain";
+        if !self.drain.is_draining()
+            && !dict
+                .windows(DRAIN_COMMAND.len())
+                .any(|w| w == DRAIN_COMMAND)
+        {
+            return None;
+        }
         let p = peek(dict)?;
         match p.command? {
             "drain" => {
