@@ -38,6 +38,10 @@
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
+//! - [`topology`]: the scaling-out topology (`scripts/topology`: namespaces `cp1`, `cp2`, `pg`,
+//!   `mn1`, `mn2`, `sipc`, `sipa` on one bridge in 198.18.0.0/15, the test reaching them from
+//!   the root namespace), torn down on drop; [`topology::NsChild`] runs a process inside a host.
+//!
 //! Invariants: nothing here sleeps a fixed time to wait for something; every wait polls for an
 //! event (a bound port, a status, an exit) against a generous deadline and panics with the logs
 //! when the deadline passes. Every child process is killed by its PID when its owner is dropped
@@ -66,6 +70,7 @@ pub mod server;
 pub mod sipp;
 pub mod site;
 pub mod tls;
+pub mod topology;
 pub mod workdir;
 
 pub use config::{Agent, Config, Dpdk, Flow};

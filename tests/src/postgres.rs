@@ -15,6 +15,10 @@
 //!   directory if the test process dies without dropping it (a `static` shared server, a
 //!   `kill -9`); a normal drop kills the watchdog by its PID.
 //!
+//! - [`Postgres::start_in_netns`]: the same server inside a network namespace (host `pg` of
+//!   the test topology, `tests/src/topology.rs`), listening on that namespace's address `ADDR` (and its loopback), with
+//!   `trust` for clients from 198.18.0.0/15 too; [`Postgres::url`] then names `ADDR`.
+//!
 //! Std only, so that the store crate's unit tests include this very file (`#[path]`) instead
 //! of a copy, and this crate exports it as `callbridge_tests::postgres` to black-box tests.
 #![allow(dead_code)]
@@ -36,6 +40,10 @@ pub struct Postgres {
     port: u16,
     as_postgres: bool,
     watchdog: Option<Child>,
+    /// The namespace the server runs in (`None`: this process's).
+    netns: Option<String>,
+    /// The address clients connect to (`127.0.0.1`, or the namespace's address).
+    host: String,
 }
 
 static DATABASES: AtomicU32 = AtomicU32::new(0);
@@ -59,6 +67,19 @@ impl Postgres {
     /// Initialises and starts a server. Panics (with the log) when it cannot.
     #[must_use]
     pub fn start() -> Self {
+        Self::start_at(None, "127.0.0.1".into())
+    }
+
+    /// Like [`Postgres::start`], but the server runs in network namespace `netns` and listens
+    /// on `addr` (an address of that namespace) besides its loopback; clients from
+    /// 198.18.0.0/15 are trusted (the namespaces of a test topology). `psql` still goes
+    /// through the unix socket.
+    #[must_use]
+    pub fn start_in_netns(netns: &str, addr: std::net::Ipv4Addr) -> Self {
+        Self::start_at(Some(netns.to_owned()), addr.to_string())
+    }
+
+    fn start_at(netns: Option<String>, host: String) -> Self {
         let bin = std::env::var_os("CALLBRIDGE_PG_BIN")
             .map_or_else(|| PathBuf::from(DEFAULT_BIN), PathBuf::from);
         for tool in ["initdb", "pg_ctl", "psql"] {
@@ -94,6 +115,8 @@ impl Postgres {
             port: 0,
             as_postgres,
             watchdog: None,
+            netns,
+            host,
         };
         pg.watchdog = Some(pg.spawn_watchdog());
         let out = pg
@@ -117,12 +140,28 @@ impl Postgres {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if pg.netns.is_some() {
+            // Clients from the topology's hosts, by address (the default file trusts only
+            // loopback and the unix socket).
+            use std::io::Write as _;
+            let hba = pg.data().join("pg_hba.conf");
+            let added = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&hba)
+                .and_then(|mut f| f.write_all(b"host all all 198.18.0.0/15 trust\n"));
+            assert!(added.is_ok(), "appending to {}: {added:?}", hba.display());
+        }
+        let listen = if pg.host == "127.0.0.1" {
+            pg.host.clone()
+        } else {
+            format!("127.0.0.1,{}", pg.host)
+        };
         // The port is free when picked; another process may take it before the server binds:
         // try a few.
         for attempt in 0..5 {
             pg.port = free_port();
             let opts = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+                "-p {} -k {} -c listen_addresses={listen} -c fsync=off -c max_connections=200",
                 pg.port,
                 pg.dir.join("sock").display()
             );
@@ -149,6 +188,15 @@ impl Postgres {
     /// A command running one of the server's tools (as `postgres` when we are root).
     fn tool(&self, name: &str) -> Command {
         let path = self.bin.join(name);
+        if let Some(ns) = &self.netns {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]);
+            if self.as_postgres {
+                c.args(["runuser", "-u", "postgres", "--"]);
+            }
+            c.arg(path);
+            return c;
+        }
         if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(path);
@@ -184,10 +232,11 @@ impl Postgres {
         &self.dir
     }
 
-    /// `postgres://postgres@127.0.0.1:PORT/DB`.
+    /// `postgres://postgres@127.0.0.1:PORT/DB` (the namespace's address instead of
+    /// 127.0.0.1 with [`Postgres::start_in_netns`]).
     #[must_use]
     pub fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://postgres@{}:{}/{db}", self.host, self.port)
     }
 
     /// Runs one SQL statement with `psql` in `db`; returns its unaligned, tuples-only output.

@@ -30,7 +30,10 @@ use crate::request::{CommandKind, Request};
 use crate::sdp::{self, Rewrite};
 use crate::NgError;
 
+mod drain;
 mod report;
+
+pub use drain::{DrainHandle, DRAINING_REASON};
 
 /// How long a `query` or `delete` reply waits for the workers' counters.
 pub const QUERY_WAIT: Duration = Duration::from_millis(250);
@@ -150,6 +153,7 @@ pub struct Node<R> {
     removing: Vec<(Legs, u8)>,
     waiting: Vec<Waiting<R>>,
     totals: Totals,
+    drain: DrainHandle,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -197,6 +201,7 @@ impl<R: Clone> Node<R> {
             removing: Vec::new(),
             waiting: Vec::new(),
             totals: Totals::default(),
+            drain: DrainHandle::default(),
         }
     }
 
@@ -216,6 +221,9 @@ impl<R: Clone> Node<R> {
         dict: &[u8],
         from: R,
     ) -> Handled {
+        if let Some(h) = self.drain_check(cookie, dict) {
+            return h;
+        }
         let result =
             Request::parse(dict).and_then(|req| self.dispatch(now, unix, cookie, &req, from));
         match result {

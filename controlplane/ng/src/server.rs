@@ -182,6 +182,7 @@ impl Listener {
                     }
                 }
             }
+            node.publish_drain_state();
         }
     }
 }

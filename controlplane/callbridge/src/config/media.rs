@@ -172,6 +172,10 @@ pub(crate) struct MediaConfig {
     /// taken; anything else is dropped unanswered (the ng protocol has no authentication,
     /// and a command hands media ports to whoever sends it). Default loopback only.
     pub(crate) ng_allow_from: Vec<String>,
+    /// `drain_max_secs`: how long a draining `callbridge media` (SIGTERM, or the ng `drain`
+    /// command) lets its live calls go on before it exits anyway. 1..=86400; default 3600
+    /// (as `drain.max_seconds` for `serve`).
+    pub(crate) drain_max_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -197,6 +201,7 @@ impl Default for MediaConfig {
             socket_coalesce_us: 0,
             ng_listen: None,
             ng_allow_from: vec!["127.0.0.0/8".into(), "::1".into()],
+            drain_max_secs: 3600,
         }
     }
 }
@@ -261,6 +266,16 @@ impl MediaConfig {
                     "{} ms is too long: while the window is open anyone reaching the port can take \
                      the stream; at most {MAX_NAT_WINDOW_MS}",
                     self.nat_window_ms
+                ),
+            );
+        }
+        if !(1..=super::drain::MAX_DRAIN_SECONDS).contains(&self.drain_max_secs) {
+            return at(
+                &[key("media"), key("drain_max_secs")],
+                format!(
+                    "must be 1 to {} seconds (got {})",
+                    super::drain::MAX_DRAIN_SECONDS,
+                    self.drain_max_secs
                 ),
             );
         }
