@@ -19,8 +19,11 @@
 
 pub mod bencode;
 pub mod cache;
+pub mod client;
+pub mod ext;
 pub mod node;
 pub mod quality;
+pub mod remote;
 pub mod request;
 pub mod sdp;
 pub mod server;

@@ -30,6 +30,7 @@ use crate::request::{CommandKind, Request};
 use crate::sdp::{self, Rewrite};
 use crate::NgError;
 
+mod ext;
 mod report;
 
 /// How long a `query` or `delete` reply waits for the workers' counters.
@@ -150,6 +151,8 @@ pub struct Node<R> {
     removing: Vec<(Legs, u8)>,
     waiting: Vec<Waiting<R>>,
     totals: Totals,
+    /// callbridge's extension commands ([`crate::ext`]).
+    ext: ext::ExtState,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -197,6 +200,7 @@ impl<R: Clone> Node<R> {
             removing: Vec::new(),
             waiting: Vec::new(),
             totals: Totals::default(),
+            ext: ext::ExtState::default(),
         }
     }
 
@@ -216,6 +220,9 @@ impl<R: Clone> Node<R> {
         dict: &[u8],
         from: R,
     ) -> Handled {
+        if let Some(h) = self.ext_handle(now, cookie, dict) {
+            return h;
+        }
         let result =
             Request::parse(dict).and_then(|req| self.dispatch(now, unix, cookie, &req, from));
         match result {
@@ -578,6 +585,9 @@ impl<R: Clone> Node<R> {
 
     /// Takes one data-plane event for the node's legs; returns the replies it completed.
     pub fn on_event(&mut self, ev: &Event) -> Vec<(R, Vec<u8>)> {
+        if self.ext_event(ev) {
+            return Vec::new();
+        }
         match ev {
             Event::Stats { leg, stats } => {
                 self.note_stats(*leg, stats);
