@@ -64,7 +64,9 @@ pub(crate) fn serve(cfg: config::Config, path: Option<std::path::PathBuf>) -> an
             tracing::debug!(stats = %dpstats::to_json(&last), "data plane counters at stop");
         }
         // Dropping the last handle stops the workers too.
-        Some(Err(_)) => tracing::warn!("data plane still referenced at shutdown; it stops when released"),
+        Some(Err(_)) => {
+            tracing::warn!("data plane still referenced at shutdown; it stops when released")
+        }
     }
     tracing::info!("callbridge stopped");
     result
@@ -345,7 +347,10 @@ async fn control_plane(
 async fn media_plane(
     cfg: &config::Config,
     dp: Option<std::sync::Arc<dp_api::DataplaneHandle>>,
-) -> anyhow::Result<(std::sync::Arc<dyn b2bua::Media>, Option<ng::remote::NgMedia>)> {
+) -> anyhow::Result<(
+    std::sync::Arc<dyn b2bua::Media>,
+    Option<ng::remote::NgMedia>,
+)> {
     use anyhow::Context as _;
     if let Some(dp) = dp {
         let m = b2bua::InProcessMedia::start(dp, cfg.media.addresses())

@@ -8,8 +8,10 @@
 //! - [`Media::send`] queues the command for the node's command task, which sends queued
 //!   commands in order, batched (`cb-leg`);
 //! - events come back by polling (`cb-events`, every [`NgMediaConfig::poll_interval`] while
-//!   the node has legs of ours, every [`NgMediaConfig::ping_interval`] otherwise: the poll is
-//!   the liveness probe) and are routed to the call's sender as [`b2bua::InProcessMedia`] does.
+//!   the node is healthy, every [`NgMediaConfig::ping_interval`] while it is dead: the poll is
+//!   the liveness probe) and are routed to the call's sender as [`b2bua::InProcessMedia`] does;
+//! - a node that has not answered for [`NgMediaConfig::stale_after`] gives no new pairs while
+//!   a fresher node has some, even before its timeout marks it dead.
 //!
 //! Leg ids: the B2BUA sees local ids `LegId::at(node index, node's port, node's generation)`
 //! (so `leg.port()` is the node's port, written into SDP, and [`Media::address_of`] the
@@ -50,8 +52,10 @@ pub struct NgMediaConfig {
     pub client: ClientConfig,
     /// How often an idle node is polled (its liveness probe).
     pub ping_interval: Duration,
-    /// How often a node with legs of ours is polled for events.
+    /// How often a healthy node is polled for events.
     pub poll_interval: Duration,
+    /// A node silent this long is passed over for new pairs while another has some.
+    pub stale_after: Duration,
     /// Pairs kept allocated in advance per node.
     pub pool: usize,
     /// This controller's name on the nodes (unique per process).
@@ -71,6 +75,7 @@ impl NgMediaConfig {
             client: ClientConfig::default(),
             ping_interval: Duration::from_millis(250),
             poll_interval: Duration::from_millis(20),
+            stale_after: Duration::from_millis(100),
             pool: 8,
             controller: format!("serve-{:x}-{nanos:x}", std::process::id()),
         }
@@ -97,6 +102,8 @@ struct NodeSlot {
     free: AtomicUsize,
     /// Pairs handed to calls and not yet released.
     live: AtomicUsize,
+    /// When the node last answered (ms since [`Inner::t0`]).
+    last_ok: AtomicU64,
     pool: Mutex<VecDeque<Pair>>,
     jobs: UnboundedSender<Job>,
     refill: Notify,
@@ -123,6 +130,20 @@ struct Inner {
     cfg: NgMediaConfig,
     nodes: Vec<NodeSlot>,
     table: Mutex<Table>,
+    t0: std::time::Instant,
+}
+
+impl Inner {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.t0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The node answered just now.
+    fn answered(&self, node: usize) {
+        self.nodes[node]
+            .last_ok
+            .store(self.now_ms(), Ordering::Release);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -177,6 +198,7 @@ impl NgMedia {
                 epoch: AtomicU64::new(0),
                 free: AtomicUsize::new(0),
                 live: AtomicUsize::new(0),
+                last_ok: AtomicU64::new(0),
                 pool: Mutex::new(VecDeque::new()),
                 jobs: tx,
                 refill: Notify::new(),
@@ -187,6 +209,7 @@ impl NgMedia {
                 cfg,
                 nodes,
                 table: Mutex::default(),
+                t0: std::time::Instant::now(),
             }),
         };
         for (i, rx) in receivers.into_iter().enumerate() {
@@ -321,14 +344,21 @@ fn map_command(cmd: Command, f: impl Fn(LegId) -> Option<LegId>) -> Option<Comma
 
 impl Media for NgMedia {
     fn allocate_pair(&self) -> Result<Legs, MediaError> {
+        let stale = u64::try_from(self.inner.cfg.stale_after.as_millis()).unwrap_or(u64::MAX);
         loop {
+            let now = self.inner.now_ms();
+            // Healthy nodes with pairs; fresh ones (answered lately) first, then the least
+            // loaded.
             let best = self
                 .inner
                 .nodes
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| n.healthy.load(Ordering::Acquire) && !lock(&n.pool).is_empty())
-                .min_by_key(|(_, n)| n.live.load(Ordering::Relaxed))
+                .min_by_key(|(_, n)| {
+                    let silent = now.saturating_sub(n.last_ok.load(Ordering::Acquire));
+                    (silent > stale, n.live.load(Ordering::Relaxed))
+                })
                 .map(|(i, _)| i);
             let Some(i) = best else {
                 return Err(MediaError::NoFreePort);

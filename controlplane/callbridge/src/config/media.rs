@@ -629,7 +629,9 @@ pub(crate) fn parse_node(s: &str) -> Result<SocketAddr, String> {
         format!("{s:?} is not a media node address; write \"udp:IP:PORT\", e.g. \"udp:198.18.0.2:2223\" (IP literals only)")
     })?;
     if a.ip().is_unspecified() || a.port() == 0 {
-        return Err(format!("{s:?}: give the node's own address and its ng port"));
+        return Err(format!(
+            "{s:?}: give the node's own address and its ng port"
+        ));
     }
     Ok(a)
 }

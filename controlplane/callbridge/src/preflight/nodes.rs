@@ -37,14 +37,18 @@ fn ping(to: SocketAddr) -> Result<(), String> {
     let msg = format!("{cookie} d7:command4:pinge");
     let mut buf = [0u8; 512];
     for _ in 0..3 {
-        s.send_to(msg.as_bytes(), to).map_err(|e| format!("cannot send: {e}"))?;
+        s.send_to(msg.as_bytes(), to)
+            .map_err(|e| format!("cannot send: {e}"))?;
         while let Ok((n, from)) = s.recv_from(&mut buf) {
             let reply = &buf[..n];
             if from == to && reply.starts_with(cookie.as_bytes()) {
                 return if reply.windows(4).any(|w| w == b"pong") {
                     Ok(())
                 } else {
-                    Err(format!("answered without pong: {}", String::from_utf8_lossy(reply)))
+                    Err(format!(
+                        "answered without pong: {}",
+                        String::from_utf8_lossy(reply)
+                    ))
                 };
             }
         }

@@ -89,7 +89,11 @@ async fn commands(w: Weak, client: Arc<Client>, node: usize, mut jobs: Unbounded
                 }
             }
             e.end().end();
-            match client.request(&e.finish()).await {
+            let reply = client.request(&e.finish()).await;
+            if reply.is_ok() {
+                media.inner.answered(node);
+            }
+            match reply {
                 Ok(r) => match ok(&r) {
                     Ok(v) => {
                         for f in v.get("failed").and_then(Value::as_list).unwrap_or(&[]) {
@@ -141,8 +145,7 @@ async fn poll(w: Weak, client: Arc<Client>, node: usize) {
     loop {
         let Some(media) = upgrade(&w) else { return };
         let slot = &media.inner.nodes[node];
-        let busy = slot.live.load(Ordering::Relaxed) > 0 && slot.healthy.load(Ordering::Acquire);
-        let pause = if busy {
+        let pause = if slot.healthy.load(Ordering::Acquire) {
             media.inner.cfg.poll_interval
         } else {
             media.inner.cfg.ping_interval
@@ -156,6 +159,9 @@ async fn poll(w: Weak, client: Arc<Client>, node: usize) {
         let reply = client.request(&msg).await;
         let Some(media) = upgrade(&w) else { return };
         let slot = &media.inner.nodes[node];
+        if reply.is_ok() {
+            media.inner.answered(node);
+        }
         match reply {
             Err(e) => media.node_dead(node, &e.to_string()),
             Ok(r) => match ok(&r) {

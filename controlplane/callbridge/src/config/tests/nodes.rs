@@ -25,10 +25,22 @@ fn nodes_default_to_none_and_load_in_order() {
 #[test]
 fn bad_nodes_name_the_entry() {
     for (list, needle) in [
-        ("[\"udp:198.18.0.2:2223\", \"udp:kamailio:2223\"]", "IP literals only"),
-        ("[\"udp:198.18.0.2:2223\", \"tcp:198.18.0.3:2223\"]", "over UDP only"),
-        ("[\"udp:198.18.0.2:2223\", \"udp:0.0.0.0:2223\"]", "node's own address"),
-        ("[\"udp:198.18.0.2:2223\", \"198.18.0.2:2223\"]", "listed twice"),
+        (
+            "[\"udp:198.18.0.2:2223\", \"udp:kamailio:2223\"]",
+            "IP literals only",
+        ),
+        (
+            "[\"udp:198.18.0.2:2223\", \"tcp:198.18.0.3:2223\"]",
+            "over UDP only",
+        ),
+        (
+            "[\"udp:198.18.0.2:2223\", \"udp:0.0.0.0:2223\"]",
+            "node's own address",
+        ),
+        (
+            "[\"udp:198.18.0.2:2223\", \"198.18.0.2:2223\"]",
+            "listed twice",
+        ),
     ] {
         let e = assert_prefix(&with_nodes(list), "9: media.nodes[1]: ");
         assert!(e.contains(needle), "{e}");
