@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callbridge_tests::record::{is_terminal, status};
-use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::scenario::rings_then_hangs_up;
 use callbridge_tests::server::bin_path;
 use callbridge_tests::{
     PortBlock, Scenario, SippOptions, TwoPartyCall, Workdir, CALL_DEADLINE, MEDIA_BLOCK,
@@ -205,7 +205,7 @@ fn a_killed_node_is_left_and_later_set_ups_go_to_the_other() {
     let dir = Workdir::new("remote_media_kill_nodes");
     let mut a = MediaNode::start(&dir, "node_a");
     let b = MediaNode::start(&dir, "node_b");
-    let mut t = TwoPartyCall::builder("remote_media_kill")
+    let t = TwoPartyCall::builder("remote_media_kill")
         .customer(
             Scenario::Answer,
             SippOptions {
@@ -284,7 +284,7 @@ fn a_killed_node_is_left_and_later_set_ups_go_to_the_other() {
             }
         }
         if t0.elapsed() > 2 * CALL_DEADLINE {
-            let _ = t.cb.fail("calls did not end in time");
+            t.cb.fail("calls did not end in time");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
