@@ -443,6 +443,9 @@ pub fn encode_event(e: &mut Encoder, ev: &Event) {
             e.kv("ev", "removed").ki("leg", leg_int(*leg)).str("stats");
             encode_stats(e, stats);
         }
+        Event::Moved { leg } => {
+            e.kv("ev", "moved").ki("leg", leg_int(*leg));
+        }
     }
     e.end();
 }
@@ -496,6 +499,9 @@ pub fn decode_event(v: &Value<'_>) -> Result<Event, NgError> {
         "removed" => Event::LegRemoved {
             leg: get_leg(v, "leg")?,
             stats: decode_stats(v.get("stats")),
+        },
+        "moved" => Event::Moved {
+            leg: get_leg(v, "leg")?,
         },
         other => return Err(bad(&format!("unknown event {other}"))),
     })

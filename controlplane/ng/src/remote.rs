@@ -18,13 +18,14 @@
 //! node's address); a table maps them to the node's own ids.
 //!
 //! A node that does not answer a request within [`crate::client::ClientConfig::timeout`] is
-//! marked dead at once: its pool is dropped, no new pair comes from it, and every live leg
-//! there gets [`Event::CommandFailed`] (the call ends; see the README's "Media nodes" for
-//! what re-anchoring would add). Polls continue; a node that answers again is healthy again,
-//! and a changed `instance` (a restarted node) is treated as a death first.
-//!
-//! TODO(issue 11 §3): re-anchor the live calls of a dead node (new legs on another node, a
-//! re-INVITE to each party with SDP naming it) instead of failing them.
+//! marked dead at once: its pool is dropped, no new pair comes from it, and every pair of
+//! legs there is re-anchored ([`reanchor`]): a pair from another healthy node's pool takes
+//! its place under the same local ids, gets everything the B2BUA had told the old legs
+//! (replayed from a shadow of the commands), and each leg's call gets [`Event::Moved`] so the
+//! B2BUA re-offers the new address to its party. A pair that cannot be moved (no other node
+//! with pairs) gets [`Event::CommandFailed`] instead, and its call ends. Polls continue; a
+//! node that answers again is healthy again, and a changed `instance` (a restarted node) is
+//! treated as a death first.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -41,7 +42,10 @@ use tokio::sync::Notify;
 use crate::client::ClientConfig;
 use crate::ext::Pair;
 
+mod reanchor;
 mod tasks;
+
+use reanchor::Shadow;
 
 /// How `serve` reaches its media nodes.
 #[derive(Debug, Clone)]
@@ -105,6 +109,9 @@ struct NodeSlot {
     /// When the node last answered (ms since [`Inner::t0`]).
     last_ok: AtomicU64,
     pool: Mutex<VecDeque<Pair>>,
+    /// Pairs moved away while the node was thought dead (their first legs): released there
+    /// if it answers again as the same instance.
+    orphans: Mutex<Vec<LegId>>,
     jobs: UnboundedSender<Job>,
     refill: Notify,
 }
@@ -123,6 +130,8 @@ struct Table {
     legs: HashMap<LegId, LegEntry>,
     by_remote: HashMap<(usize, LegId), LegId>,
     routes: HashMap<LegId, UnboundedSender<Event>>,
+    /// What each leg was told, to re-create it elsewhere.
+    shadow: HashMap<LegId, Shadow>,
 }
 
 #[derive(Debug)]
@@ -200,6 +209,7 @@ impl NgMedia {
                 live: AtomicUsize::new(0),
                 last_ok: AtomicU64::new(0),
                 pool: Mutex::new(VecDeque::new()),
+                orphans: Mutex::new(Vec::new()),
                 jobs: tx,
                 refill: Notify::new(),
             });
@@ -265,6 +275,11 @@ impl NgMedia {
             return;
         };
         drop(t);
+        if matches!(ev, Event::PlayDone { .. }) {
+            if let Some(s) = lock(&self.inner.table).shadow.get_mut(&local) {
+                s.playing = None;
+            }
+        }
         let _ = to.send(map_event(ev, local));
     }
 
@@ -276,15 +291,14 @@ impl NgMedia {
         if !slot.healthy.swap(false, Ordering::AcqRel) {
             return;
         }
+        let (moved, lost) = self.reanchor_all(node);
         let t = lock(&self.inner.table);
-        let routed: Vec<(LegId, UnboundedSender<Event>)> = t
-            .legs
+        let routed: Vec<(LegId, UnboundedSender<Event>)> = lost
             .iter()
-            .filter(|(_, e)| e.node == node)
-            .filter_map(|(l, _)| Some((*l, t.routes.get(l)?.clone())))
+            .filter_map(|l| Some((*l, t.routes.get(l)?.clone())))
             .collect();
         drop(t);
-        tracing::warn!(node = %slot.addr, %why, legs = routed.len(), "media node marked dead: no new legs there; its calls are ended (re-anchoring: TODO)");
+        tracing::warn!(node = %slot.addr, %why, moved_pairs = moved, lost_legs = lost.len(), "media node marked dead: no new legs there; its pairs re-anchored on other nodes");
         for (leg, to) in routed {
             let _ = to.send(Event::CommandFailed {
                 leg: Some(leg),
@@ -308,6 +322,7 @@ fn map_event(ev: Event, leg: LegId) -> Event {
         Event::PlayDone { .. } => Event::PlayDone { leg },
         Event::Stats { stats, .. } => Event::Stats { leg, stats },
         Event::LegRemoved { stats, .. } => Event::LegRemoved { leg, stats },
+        Event::Moved { .. } => Event::Moved { leg },
     }
 }
 
@@ -344,23 +359,8 @@ fn map_command(cmd: Command, f: impl Fn(LegId) -> Option<LegId>) -> Option<Comma
 
 impl Media for NgMedia {
     fn allocate_pair(&self) -> Result<Legs, MediaError> {
-        let stale = u64::try_from(self.inner.cfg.stale_after.as_millis()).unwrap_or(u64::MAX);
         loop {
-            let now = self.inner.now_ms();
-            // Healthy nodes with pairs; fresh ones (answered lately) first, then the least
-            // loaded.
-            let best = self
-                .inner
-                .nodes
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.healthy.load(Ordering::Acquire) && !lock(&n.pool).is_empty())
-                .min_by_key(|(_, n)| {
-                    let silent = now.saturating_sub(n.last_ok.load(Ordering::Acquire));
-                    (silent > stale, n.live.load(Ordering::Relaxed))
-                })
-                .map(|(i, _)| i);
-            let Some(i) = best else {
+            let Some(i) = self.pick(None) else {
                 return Err(MediaError::NoFreePort);
             };
             let slot = &self.inner.nodes[i];
@@ -405,6 +405,7 @@ impl Media for NgMedia {
                 first = Some((e.node, e.first));
             }
             t.routes.remove(&l);
+            t.shadow.remove(&l);
         }
         drop(t);
         if let Some((node, a)) = first {
@@ -447,7 +448,8 @@ impl Media for NgMedia {
             }
             return Ok(());
         }
-        let t = lock(&self.inner.table);
+        let mut t = lock(&self.inner.table);
+        reanchor::note(&mut t.shadow, &cmd);
         let mapped = map_command(cmd, |l| {
             t.legs
                 .get(&l)
@@ -463,6 +465,12 @@ impl Media for NgMedia {
 
     fn address_of(&self, leg: LegId) -> Option<IpAddr> {
         self.entry(leg).map(|e| e.address)
+    }
+
+    fn rtp_of(&self, leg: LegId) -> Option<SocketAddr> {
+        // The node's port: after a re-anchoring no longer `leg.port()`.
+        self.entry(leg)
+            .map(|e| SocketAddr::new(e.address, e.remote.port()))
     }
 
     fn route(&self, leg: LegId, to: UnboundedSender<Event>) {

@@ -186,6 +186,7 @@ fn every_event_survives_the_wire() {
         Event::PlayDone { leg: leg(2) },
         Event::Stats { leg: leg(1), stats },
         Event::LegRemoved { leg: leg(2), stats },
+        Event::Moved { leg: leg(1) },
     ];
     for ev in events {
         let bytes = enc_ev(&ev);

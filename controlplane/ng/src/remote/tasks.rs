@@ -170,6 +170,8 @@ async fn poll(w: Weak, client: Arc<Client>, node: usize) {
                     let inst = v.get("instance").and_then(Value::as_str).unwrap_or("");
                     if instance.as_deref().is_some_and(|i| i != inst) {
                         media.node_dead(node, "the node restarted (new instance)");
+                        // Its old legs died with it.
+                        lock(&slot.orphans).clear();
                         since = 0;
                     }
                     if instance.as_deref() != Some(inst) {
@@ -203,6 +205,10 @@ async fn poll(w: Weak, client: Arc<Client>, node: usize) {
                     }
                     if !slot.healthy.swap(true, Ordering::AcqRel) {
                         tracing::info!(node = %slot.addr, "media node healthy");
+                        // Pairs moved away while it seemed dead are given back.
+                        for a in std::mem::take(&mut *lock(&slot.orphans)) {
+                            let _ = slot.jobs.send(Job::Release(a));
+                        }
                         slot.refill.notify_one();
                     }
                     if full {
