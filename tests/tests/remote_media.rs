@@ -18,7 +18,7 @@ use callbridge_tests::record::{is_terminal, status};
 use callbridge_tests::scenario::rings_then_hangs_up;
 use callbridge_tests::server::bin_path;
 use callbridge_tests::{
-    PortBlock, Scenario, SippOptions, TwoPartyCall, Workdir, CALL_DEADLINE, MEDIA_BLOCK,
+    PortBlock, RtpPeer, Scenario, SippOptions, TwoPartyCall, Workdir, CALL_DEADLINE, MEDIA_BLOCK,
     STARTUP_DEADLINE,
 };
 use serde_json::Value;
@@ -335,4 +335,141 @@ fn a_killed_node_is_left_and_later_set_ups_go_to_the_other() {
     );
     assert_eq!(node_healthy(&t, &b), Some(true));
     drop(b);
+}
+
+/// The audio address of the SDP in the last INVITE `sipp` received (a re-INVITE's, once one
+/// came).
+fn last_invite_audio(sipp: &callbridge_tests::Sipp) -> Option<SocketAddr> {
+    let log = sipp.messages();
+    log.split("message received")
+        .skip(1)
+        .filter_map(|b| {
+            let msg: Vec<&str> = b
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----"))
+                .collect();
+            let first = msg.iter().find(|l| !l.trim().is_empty())?;
+            first
+                .starts_with("INVITE ")
+                .then(|| callbridge_tests::sipp::sdp_audio_addr(&msg.join("\n")))
+                .flatten()
+        })
+        .last()
+}
+
+/// When `peer` first received a packet from `from`, if it did.
+fn first_from(peer: &RtpPeer, from: SocketAddr) -> Option<Instant> {
+    peer.received()
+        .iter()
+        .find(|r| r.from == from)
+        .map(|r| r.at)
+}
+
+#[test]
+fn a_live_call_on_a_killed_node_is_re_anchored_and_talks_again() {
+    let dir = Workdir::new("remote_media_reanchor_nodes");
+    let mut a = MediaNode::start(&dir, "node_a");
+    let mut b = MediaNode::start(&dir, "node_b");
+    let mut customer_rtp = RtpPeer::bind("127.0.0.1:0".parse().unwrap());
+    let mut agent_rtp = RtpPeer::bind("127.0.0.1:0".parse().unwrap());
+    let mut t = TwoPartyCall::builder("remote_media_reanchor")
+        .customer(
+            Scenario::AnswerReinviteExternalMedia,
+            SippOptions {
+                rtp_port: Some(customer_rtp.addr().port()),
+                ..SippOptions::default()
+            },
+        )
+        .agent(
+            Scenario::AnswerReinviteByeExternalMedia,
+            SippOptions {
+                rtp_port: Some(agent_rtp.addr().port()),
+                ..rings_then_hangs_up(300, 3000)
+            },
+        )
+        .media_toml(&nodes_toml(&[&a, &b]))
+        .start();
+    let id = t.cb.call(callbridge_tests::scenario::CUSTOMER);
+    t.cb.wait_bridged(callbridge_tests::Api::CallRequests, &id);
+    let (relay_c, relay_a) = (
+        t.customer
+            .received_sdp_audio("INVITE")
+            .expect("the customer's INVITE SDP"),
+        t.agent
+            .received_sdp_audio("INVITE")
+            .expect("the agent's INVITE SDP"),
+    );
+    // Talk through the first node until audio flows both ways.
+    customer_rtp.start_sending(relay_c, 0xC0, 150);
+    agent_rtp.start_sending(relay_a, 0xA0, 150);
+    let t0 = Instant::now();
+    while first_from(&agent_rtp, relay_a).is_none() || first_from(&customer_rtp, relay_c).is_none()
+    {
+        assert!(
+            t0.elapsed() < CALL_DEADLINE,
+            "no audio both ways through the first node"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (first, other) = if a.holds(relay_c.port()) {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    assert!(first.holds(relay_a.port()));
+    eprintln!("the call talks through {}; killing it", first.name);
+    first.kill9();
+    let killed = Instant::now();
+    // Each party gets a re-INVITE naming the other node; the test's RTP follows it.
+    let wait_reinvite = |sipp: &callbridge_tests::Sipp, old: SocketAddr| loop {
+        match last_invite_audio(sipp) {
+            Some(now) if now != old => break now,
+            _ => {
+                assert!(
+                    killed.elapsed() < CALL_DEADLINE,
+                    "no re-INVITE after the node's death"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    let new_c = wait_reinvite(&t.customer, relay_c);
+    customer_rtp.start_sending(new_c, 0xC1, 150);
+    let new_a = wait_reinvite(&t.agent, relay_a);
+    agent_rtp.start_sending(new_a, 0xA1, 150);
+    let reoffered = killed.elapsed();
+    assert!(
+        other.holds(new_c.port()) && other.holds(new_a.port()),
+        "{new_c} {new_a} not on {}",
+        other.name
+    );
+    while first_from(&agent_rtp, new_a).is_none() || first_from(&customer_rtp, new_c).is_none() {
+        assert!(
+            killed.elapsed() < CALL_DEADLINE,
+            "no audio both ways through the second node"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = [
+        first_from(&agent_rtp, new_a),
+        first_from(&customer_rtp, new_c),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap()
+    .duration_since(killed);
+    println!(
+        "remote_media: a bridged call's node killed: re-INVITEs seen by the test after {reoffered:?} \
+         (the SIPp message logs polled every 10 ms), audio both ways through {} after {back:?}",
+        other.name
+    );
+    assert!(
+        back < Duration::from_secs(10),
+        "audio back only after {back:?}"
+    );
+    let done = t.cb.wait_done(callbridge_tests::Api::CallRequests, &id);
+    assert_eq!(status(&done), "completed", "{done:#}");
+    t.expect_sipps_passed();
 }
