@@ -4,10 +4,9 @@
 //! one node is killed with SIGKILL in the middle of a burst of set-ups: serve marks it dead
 //! within about one command timeout, and every set-up submitted after that is bridged and
 //! completed on the other node, none waiting long for media (the figures are printed; the
-//! bound asserted is generous).
-//!
-//! Not covered (not implemented): re-anchoring a killed node's live calls on the other node
-//! (issue 11 §3); those calls end (`failed`, reason `internal`).
+//! bound asserted is generous). Last, a bridged call whose node is killed is re-anchored: new
+//! legs on the other node, a re-INVITE to each party naming it, audio back both ways, and the
+//! call completes normally.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -321,7 +320,8 @@ fn a_killed_node_is_left_and_later_set_ups_go_to_the_other() {
         "remote_media: node killed; serve marked it dead after {detected:?}; {} set-ups submitted \
          after that all completed on the other node, the slowest dialling {worst_later:?} after \
          its POST; of the {} submitted before, {before_ok} completed and {before_failed} ended \
-         (on the killed node; re-anchoring is not implemented)",
+         (those on the killed node were re-anchored, and this burst's SIPp scenarios do not take \
+         the re-INVITE; see the re-anchoring test)",
         CALLS as usize - calls.iter().filter(|c| !c.after_detection).count(),
         calls.iter().filter(|c| !c.after_detection).count(),
     );
