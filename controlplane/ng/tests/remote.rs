@@ -301,3 +301,75 @@ fn ng_media_relays_through_a_node_and_leaves_a_dead_one() {
     drop(media);
     rt.shutdown_timeout(Duration::from_secs(1));
 }
+
+#[test]
+fn extension_legs_belong_to_their_controller() {
+    let n = node(Ipv4Addr::new(127, 0, 78, 3), 43_200..=43_219);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = ng::client::Client::connect(n.ng, ng::client::ClientConfig::default())
+            .await
+            .unwrap();
+        let raw = c
+            .request(b"d7:command11:cb-allocate10:controller1:x5:counti2ee")
+            .await
+            .unwrap();
+        let v = ng::bencode::decode(&raw).unwrap();
+        let pairs = ng::ext::decode_pairs(&v).unwrap();
+        assert_eq!(pairs.len(), 2, "{v:?}");
+        assert!(v
+            .get("instance")
+            .and_then(|i| i.as_str())
+            .is_some_and(|i| !i.is_empty()));
+        // Another controller may not touch x's legs; x may.
+        let leg = pairs[0].a.0;
+        for (who, refused) in [("y", true), ("x", false)] {
+            let msg =
+                format!("d7:command6:cb-leg10:controller1:{who}4:cmdsld2:op5:query3:legi{leg}eeee");
+            let raw = c.request(msg.as_bytes()).await.unwrap();
+            let v = ng::bencode::decode(&raw).unwrap();
+            let failed = v.get("failed").and_then(|f| f.as_list()).unwrap().len();
+            assert_eq!(failed == 1, refused, "{who}: {v:?}");
+        }
+        // x sees its Stats event, y sees nothing.
+        let t0 = Instant::now();
+        loop {
+            let raw = c
+                .request(b"d7:command9:cb-events10:controller1:x5:sincei0ee")
+                .await
+                .unwrap();
+            let v = ng::bencode::decode(&raw).unwrap();
+            let evs = v.get("events").and_then(|e| e.as_list()).unwrap();
+            if let Some(ev) = evs.first() {
+                let ev = ng::ext::decode_event(ev).unwrap();
+                assert_eq!(ev.leg(), Some(pairs[0].a), "{ev:?}");
+                break;
+            }
+            assert!(t0.elapsed() < DEADLINE, "no event for x");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let raw = c
+            .request(b"d7:command9:cb-events10:controller1:y5:sincei0ee")
+            .await
+            .unwrap();
+        let v = ng::bencode::decode(&raw).unwrap();
+        assert!(
+            v.get("events")
+                .and_then(|e| e.as_list())
+                .unwrap()
+                .is_empty(),
+            "{v:?}"
+        );
+        // Releasing gives the ports back.
+        let msg = format!(
+            "d7:command10:cb-release10:controller1:x5:pairslli{}eeli{}eeee",
+            pairs[0].a.0, pairs[1].a.0
+        );
+        let raw = c.request(msg.as_bytes()).await.unwrap();
+        let v = ng::bencode::decode(&raw).unwrap();
+        assert_eq!(v.get("released").and_then(|r| r.as_int()), Some(2), "{v:?}");
+    });
+}
