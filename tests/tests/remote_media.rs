@@ -109,9 +109,13 @@ impl Drop for MediaNode {
     }
 }
 
-fn nodes_toml(nodes: &[&MediaNode]) -> String {
+/// `media.nodes` naming `nodes`, with `node_timeout_ms = timeout_ms`.
+fn nodes_toml(nodes: &[&MediaNode], timeout_ms: u32) -> String {
     let list: Vec<String> = nodes.iter().map(|n| format!("\"udp:{}\"", n.ng)).collect();
-    format!("nodes = [{}]\nnode_timeout_ms = 400", list.join(", "))
+    format!(
+        "nodes = [{}]\nnode_timeout_ms = {timeout_ms}",
+        list.join(", ")
+    )
 }
 
 /// Milliseconds of the day of an event's `at` (`2026-12-06T20:39:13.097Z`).
@@ -152,6 +156,11 @@ fn node_healthy(t: &TwoPartyCall, node: &MediaNode) -> Option<bool> {
         .and_then(|n| n["healthy"].as_bool())
 }
 
+/// The default `media.node_timeout_ms`, used where a node's death is measured.
+const DEFAULT_TIMEOUT_MS: u32 = 400;
+/// Where no node dies: generous, so that a stall of a loaded machine is never taken for one.
+const NO_FALSE_DEATH_MS: u32 = 2000;
+
 #[test]
 fn a_call_through_serve_is_relayed_by_a_media_node() {
     let dir = Workdir::new("remote_media_nodes");
@@ -159,7 +168,7 @@ fn a_call_through_serve_is_relayed_by_a_media_node() {
     let b = MediaNode::start(&dir, "node_b");
     let mut t = TwoPartyCall::builder("remote_media")
         .agent(Scenario::AnswerBye, rings_then_hangs_up(2000, 3000))
-        .media_toml(&nodes_toml(&[&a, &b]))
+        .media_toml(&nodes_toml(&[&a, &b], NO_FALSE_DEATH_MS))
         .start();
     assert_eq!(node_healthy(&t, &a), Some(true));
     assert_eq!(node_healthy(&t, &b), Some(true));
@@ -222,7 +231,7 @@ fn a_killed_node_is_left_and_later_set_ups_go_to_the_other() {
             },
         )
         .agent_ids((0..CALLS).map(|i| format!("agent{i}")))
-        .media_toml(&nodes_toml(&[&a, &b]))
+        .media_toml(&nodes_toml(&[&a, &b], DEFAULT_TIMEOUT_MS))
         .start();
 
     // id, whether it was submitted after serve had marked the node dead, its final record.
@@ -388,7 +397,7 @@ fn a_live_call_on_a_killed_node_is_re_anchored_and_talks_again() {
                 ..rings_then_hangs_up(300, 3000)
             },
         )
-        .media_toml(&nodes_toml(&[&a, &b]))
+        .media_toml(&nodes_toml(&[&a, &b], DEFAULT_TIMEOUT_MS))
         .start();
     let id = t.cb.call(callbridge_tests::scenario::CUSTOMER);
     t.cb.wait_bridged(callbridge_tests::Api::CallRequests, &id);
