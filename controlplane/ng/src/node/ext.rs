@@ -83,6 +83,13 @@ impl<R: Clone> Node<R> {
         &self.ext.instance
     }
 
+    /// Leg pairs held by extension controllers (`serve`'s calls and pools): live work a
+    /// drain must wait for, beside [`Node::calls`].
+    #[must_use]
+    pub fn ext_pairs(&self) -> usize {
+        self.ext.controllers.values().map(|c| c.pairs.len()).sum()
+    }
+
     /// An extension command's reply, or `None` when `dict` is not one.
     pub(super) fn ext_handle(
         &mut self,
