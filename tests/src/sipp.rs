@@ -42,6 +42,13 @@ pub enum Scenario {
     /// `uas_answer_bye_external_media_pcmu.xml`: like [`Scenario::AnswerByeExternalMedia`]
     /// answering PCMU (0) and telephone-event 101 instead of PCMA.
     AnswerByeExternalMediaPcmu,
+    /// `uas_answer_reinvite_external_media.xml`: like [`Scenario::AnswerExternalMedia`], and
+    /// accepts one re-INVITE (any SDP; answered with the same media) before the BYE.
+    AnswerReinviteExternalMedia,
+    /// `uas_answer_reinvite_bye_external_media.xml`: like
+    /// [`Scenario::AnswerByeExternalMedia`], accepting one re-INVITE first; `hangup_ms` runs
+    /// from the re-INVITE's ACK.
+    AnswerReinviteByeExternalMedia,
     /// `uas_answer_via_proxy.xml`: like [`Scenario::AnswerExternalMedia`] without the 180,
     /// behind an impairment proxy (`proxy_addr` in every Contact), the ACK optional, 8 s of
     /// time-wait.
@@ -100,6 +107,8 @@ impl Scenario {
             Self::AnswerExternalMedia => "uas_answer_external_media.xml",
             Self::AnswerByeExternalMedia => "uas_answer_bye_external_media.xml",
             Self::AnswerByeExternalMediaPcmu => "uas_answer_bye_external_media_pcmu.xml",
+            Self::AnswerReinviteExternalMedia => "uas_answer_reinvite_external_media.xml",
+            Self::AnswerReinviteByeExternalMedia => "uas_answer_reinvite_bye_external_media.xml",
             Self::AnswerViaProxy => "uas_answer_via_proxy.xml",
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
@@ -125,8 +134,11 @@ impl Scenario {
         match self {
             Self::Answer | Self::AnswerAuth => &["ring_ms"],
             Self::AnswerBye | Self::AnswerByeLongRtp => &["ring_ms", "hangup_ms"],
-            Self::AnswerExternalMedia => &["ring_ms", "rtp_port"],
+            Self::AnswerExternalMedia | Self::AnswerReinviteExternalMedia => {
+                &["ring_ms", "rtp_port"]
+            }
             Self::AnswerByeExternalMedia
+            | Self::AnswerReinviteByeExternalMedia
             | Self::AnswerByeExternalMediaPcmu
             | Self::EarlyMediaAnswerBye => &["ring_ms", "hangup_ms", "rtp_port"],
             Self::AnswerViaProxy => &["ring_ms", "rtp_port", "proxy_addr"],

@@ -59,7 +59,7 @@ impl CallLegs {
     /// reach us over whatever transport; SDES is not answered). Returns what the machine
     /// needs; an offer we cannot use is refused with 488 and reported unusable.
     pub fn answer(&mut self, role: Role, leg: LegId) -> LegInput {
-        let ip = self.b2b.media.address_of(leg);
+        let rtp = self.b2b.media.rtp_of(leg);
         let slot = match role {
             Role::Customer => &mut self.customer,
             Role::Agent => &mut self.agent,
@@ -70,12 +70,11 @@ impl CallLegs {
         let SipCall::In(call) = &l.call else {
             return LegInput::AnswerUnusable;
         };
-        let (Some(ip), Some(offer)) = (ip, l.offer.clone()) else {
+        let (Some(rtp), Some(offer)) = (rtp, l.offer.clone()) else {
             call.reject(488);
             return LegInput::AnswerUnusable;
         };
-        let rtp = SocketAddr::new(ip, leg.port());
-        let mut session = LocalSession::new(u64::from(leg.0), ip);
+        let mut session = LocalSession::new(u64::from(leg.0), rtp.ip());
         match session.answer(&offer, &AnswerParams::new(rtp)) {
             Ok(a) => {
                 call.answer(a.sdp);
@@ -298,6 +297,10 @@ impl CallLegs {
         let n = agreement.negotiated;
         let codec = codec_of(n.encoding);
         self.set_payload_types(media, &n);
+        // The media leg moved to another node while this party rang: re-offer it now.
+        if let Some(leg) = self.moved_since_offer(role) {
+            self.moved(leg);
+        }
         LegInput::Answered {
             remote: n.remote,
             codec,

@@ -56,12 +56,11 @@ impl CallLegs {
                 (hops, None)
             }
         };
-        let ip = self
+        let rtp = self
             .b2b
             .media
-            .address_of(leg)
+            .rtp_of(leg)
             .ok_or(B2buaError::NoMediaAddress(leg))?;
-        let rtp = SocketAddr::new(ip, leg.port());
         let first = hops.remove(0);
         let req = InviteRequest {
             target: String::new(),
@@ -121,12 +120,11 @@ impl CallLegs {
         srtp: Srtp,
     ) -> Result<(), B2buaError> {
         let user = target.registered_user().unwrap_or_default().to_owned();
-        let ip = self
+        let rtp = self
             .b2b
             .media
-            .address_of(leg)
+            .rtp_of(leg)
             .ok_or(B2buaError::NoMediaAddress(leg))?;
-        let rtp = SocketAddr::new(ip, leg.port());
         let bindings = self.b2b.sip.bindings(&user);
         let all_tls = !bindings.is_empty()
             && bindings

@@ -27,6 +27,7 @@
 mod answer;
 mod dial;
 mod media;
+mod reanchor;
 mod trunks;
 
 pub use media::{InProcessMedia, Media, MediaError};
@@ -373,7 +374,14 @@ impl CallLegs {
                 ev = next_sip(&mut self.agent) => {
                     if let Some(e) = self.leg_event(Role::Agent, ev) { return e; }
                 }
-                Some(ev) = self.media_rx.recv() => return B2bEvent::Media(ev),
+                Some(ev) = self.media_rx.recv() => {
+                    // A leg re-created on another media node: its party is re-offered.
+                    if let Event::Moved { leg } = ev {
+                        self.moved(leg);
+                        continue;
+                    }
+                    return B2bEvent::Media(ev);
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! [`Media`]: what the B2BUA needs from a data plane, and [`InProcessMedia`], this process's.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dp_api::{Command, DataplaneHandle, DpError, Event, LegId};
@@ -39,6 +39,12 @@ pub trait Media: Send + Sync + 'static {
     fn send(&self, cmd: Command) -> Result<(), MediaError>;
     /// The address written into SDP for a leg.
     fn address_of(&self, leg: LegId) -> Option<IpAddr>;
+    /// Where a leg receives RTP, written into SDP: [`Self::address_of`] and, unless the leg
+    /// was re-created elsewhere ([`dp_api::Event::Moved`]), its own port.
+    fn rtp_of(&self, leg: LegId) -> Option<SocketAddr> {
+        self.address_of(leg)
+            .map(|ip| SocketAddr::new(ip, leg.port()))
+    }
     /// Routes a leg's events to `to` until [`Media::unroute`].
     fn route(&self, leg: LegId, to: UnboundedSender<Event>);
     /// Stops routing a leg's events.

@@ -39,6 +39,7 @@ pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
         .context("starting tokio")?;
     let addresses = cfg.media.addresses();
     let drain_max = cfg.media.drain_max_secs;
+    let prompts = prompts(cfg)?;
     let result = rt.block_on(async move {
         let media: Arc<dyn b2bua::Media> = Arc::new(
             b2bua::InProcessMedia::start(Arc::new(handle), addresses)
@@ -49,7 +50,7 @@ pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("binding media.ng_listen {listen} (UDP and TCP)"))?
             .allow(Box::new(move |ip| nets.iter().any(|n| n.contains(ip))));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let node = ng::Node::new(
+        let mut node = ng::Node::new(
             media,
             tx,
             ng::NodeSettings {
@@ -59,6 +60,8 @@ pub(crate) fn run(cfg: &config::Config, path: &Path) -> anyhow::Result<()> {
             },
         );
         let drain = node.drain_handle();
+        // Extension `Play` commands name a prompt; the node plays its own (no audio over ng).
+        node.set_prompts(prompts);
         tracing::info!(ng = %listen, allow = ?cfg.media.ng_allow_from, "callbridge media node ready");
         println!("callbridge media node ready: ng {listen}");
         listener
@@ -155,4 +158,17 @@ impl Signals {
             () = term => {}
         }
     }
+/// The prompts `serve`'s extension commands may name: `media.announcement` (played for
+/// unknown names too) or the built-in prompt.
+fn prompts(cfg: &config::Config) -> anyhow::Result<ng::ext::Prompts> {
+    let mut p = ng::ext::Prompts::default();
+    if let Some(path) = &cfg.media.announcement {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("reading announcement {}", path.display()))?;
+        let clip = dp_api::Clip::from_wav(&bytes, path.display().to_string())
+            .with_context(|| format!("announcement {}", path.display()))?;
+        let builtin = std::mem::replace(&mut p.default, Arc::new(clip));
+        p.named.push(builtin);
+    }
+    Ok(p)
 }

@@ -30,9 +30,16 @@ pub(crate) fn serve(cfg: config::Config, path: Option<std::path::PathBuf>) -> an
     let announcement = std::sync::Arc::new(announcement);
 
     // The data plane first: its workers own their cores before tokio starts its threads.
-    let (dataplane, handle) = start_dataplane(&cfg)?;
-    let handle = std::sync::Arc::new(handle);
-    let dataplane = std::sync::Arc::new(dataplane);
+    // With `media.nodes` there is none here: the nodes are driven over ng.
+    let (dataplane, handle) = if cfg.media.nodes.is_empty() {
+        let (dataplane, handle) = start_dataplane(&cfg)?;
+        (
+            Some(std::sync::Arc::new(dataplane)),
+            Some(std::sync::Arc::new(handle)),
+        )
+    } else {
+        (None, None)
+    };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -49,14 +56,17 @@ pub(crate) fn serve(cfg: config::Config, path: Option<std::path::PathBuf>) -> an
         announcement,
     ));
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    match std::sync::Arc::try_unwrap(dataplane) {
-        Ok(dp) => {
+    match dataplane.map(std::sync::Arc::try_unwrap) {
+        None => {}
+        Some(Ok(dp)) => {
             let last = dp.shutdown();
             tracing::info!("data plane stopped: {}", dpstats::summary(&last));
             tracing::debug!(stats = %dpstats::to_json(&last), "data plane counters at stop");
         }
         // Dropping the last handle stops the workers too.
-        Err(_) => tracing::warn!("data plane still referenced at shutdown; it stops when released"),
+        Some(Err(_)) => {
+            tracing::warn!("data plane still referenced at shutdown; it stops when released")
+        }
     }
     tracing::info!("callbridge stopped");
     result
@@ -104,8 +114,8 @@ pub(crate) fn start_dataplane(
 async fn control_plane(
     cfg: config::Config,
     path: Option<std::path::PathBuf>,
-    dp: std::sync::Arc<dp_api::DataplaneHandle>,
-    dataplane: std::sync::Arc<worker::Dataplane>,
+    dp: Option<std::sync::Arc<dp_api::DataplaneHandle>>,
+    dataplane: Option<std::sync::Arc<worker::Dataplane>>,
     announcement: std::sync::Arc<dp_api::Clip>,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -186,10 +196,7 @@ async fn control_plane(
         .await
         .with_context(|| format!("binding SIP on {}", cfg.sip.listen))?;
 
-    let media: std::sync::Arc<dyn b2bua::Media> = std::sync::Arc::new(
-        b2bua::InProcessMedia::start(dp, cfg.media.addresses())
-            .context("starting the data-plane event thread")?,
-    );
+    let (media, nodes) = media_plane(&cfg, dp).await?;
     // RFC 3263 for trunk and URI host names. Without a usable resolver, IP literals still work.
     let locator = match sip::locate::Locator::new(sip::locate::LocatorConfig {
         name_servers: cfg.sip.dns_servers.clone(),
@@ -285,12 +292,13 @@ async fn control_plane(
         path,
         &cfg,
         backend_name(&cfg),
-        dataplane.workers(),
+        dataplane.as_ref().map_or(0, |d| d.workers()),
     ));
     let state = http_api::AppState {
         calls: std::sync::Arc::new(Api {
             svc: svc.clone(),
             dataplane,
+            nodes,
             dpdk: cfg.dpdk.is_some() && cfg.media.backend == config::Backend::Dpdk,
             admin: admin.clone(),
         }),
@@ -332,6 +340,37 @@ async fn control_plane(
     svc.shutdown(Duration::from_secs(3)).await;
     endpoint.shutdown();
     Ok(())
+}
+
+/// The B2BUA's media plane: this process's data plane, or the media nodes of `media.nodes`
+/// over ng (then also returned, for status pages).
+async fn media_plane(
+    cfg: &config::Config,
+    dp: Option<std::sync::Arc<dp_api::DataplaneHandle>>,
+) -> anyhow::Result<(
+    std::sync::Arc<dyn b2bua::Media>,
+    Option<ng::remote::NgMedia>,
+)> {
+    use anyhow::Context as _;
+    if let Some(dp) = dp {
+        let m = b2bua::InProcessMedia::start(dp, cfg.media.addresses())
+            .context("starting the data-plane event thread")?;
+        return Ok((std::sync::Arc::new(m), None));
+    }
+    let mut ng_cfg = ng::remote::NgMediaConfig::new(cfg.media.node_addrs());
+    ng_cfg.client.timeout = std::time::Duration::from_millis(cfg.media.node_timeout_ms);
+    ng_cfg.client.retransmit = ng_cfg.client.timeout / 5;
+    let nodes = ng::remote::NgMedia::start(ng_cfg)
+        .await
+        .context("starting the media-node clients (media.nodes)")?;
+    for n in nodes.status() {
+        if n.healthy {
+            tracing::info!(node = %n.addr, free_pairs = n.free, "media node answers");
+        } else {
+            tracing::warn!(node = %n.addr, "media node does not answer (yet): no calls go there until it does");
+        }
+    }
+    Ok((std::sync::Arc::new(nodes.clone()), Some(nodes)))
 }
 
 /// The service's directory from the configuration: businesses with their keys, hours,
@@ -399,7 +438,10 @@ pub(crate) fn directory(cfg: &config::Config) -> anyhow::Result<service::Directo
 /// The HTTP API's view of the service, plus the data plane's counters.
 struct Api {
     svc: service::Service,
-    dataplane: std::sync::Arc<worker::Dataplane>,
+    /// This process's data plane (`None` with `media.nodes`).
+    dataplane: Option<std::sync::Arc<worker::Dataplane>>,
+    /// The media nodes (`media.nodes`).
+    nodes: Option<ng::remote::NgMedia>,
     /// The DPDK backend runs (its port counters go into `GET /metrics`).
     dpdk: bool,
     admin: std::sync::Arc<drain::Admin>,
@@ -491,10 +533,27 @@ impl http_api::CallService for Api {
         self.svc.live_ids()
     }
     fn dataplane_stats(&self) -> Option<serde_json::Value> {
-        Some(dpstats::to_json(&self.dataplane.stats()))
+        match (&self.dataplane, &self.nodes) {
+            (Some(d), _) => Some(dpstats::to_json(&d.stats())),
+            (None, Some(n)) => Some(serde_json::json!({
+                "media_nodes": n.status().iter().map(|s| serde_json::json!({
+                    "ng": s.addr.to_string(),
+                    "healthy": s.healthy,
+                    "live_pairs": s.live,
+                    "pooled_pairs": s.pooled,
+                    "free_pairs": s.free,
+                })).collect::<Vec<_>>(),
+            })),
+            (None, None) => None,
+        }
     }
     fn metrics(&self) -> (&'static str, String) {
-        let text = metrics::render(&self.svc, &self.dataplane.stats(), self.dpdk);
+        let stats = self
+            .dataplane
+            .as_ref()
+            .map(|d| d.stats())
+            .unwrap_or_default();
+        let text = metrics::render(&self.svc, &stats, self.dpdk);
         (metrics::CONTENT_TYPE, text)
     }
     fn admin_status(&self) -> Option<serde_json::Value> {
@@ -516,6 +575,9 @@ impl http_api::CallService for Api {
 
 /// `"socket"` or `"dpdk"`, as the data plane was started.
 fn backend_name(cfg: &config::Config) -> &'static str {
+    if !cfg.media.nodes.is_empty() {
+        return "media nodes (ng)";
+    }
     if cfg.dpdk.is_some() && cfg.media.backend == config::Backend::Dpdk {
         "dpdk"
     } else {

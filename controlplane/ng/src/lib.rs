@@ -10,17 +10,26 @@
 //! - [`node`]: the call table over a [`b2bua::Media`] (the same data-plane interface the
 //!   control plane uses in-process), turning offer/answer/delete/query into legs, bridges
 //!   and counters;
-//! - [`server`]: the UDP and TCP listener that drives a node (tokio).
+//! - [`server`]: the UDP and TCP listener that drives a node (tokio);
+//! - [`ext`]: callbridge's extension commands (`cb-allocate`, `cb-leg`, `cb-release`,
+//!   `cb-events`), with which `serve` drives a node's data plane leg by leg;
+//! - [`client`]: an async UDP ng client (cookie per request, retransmission, hard timeout);
+//! - [`remote`]: [`remote::NgMedia`], a [`b2bua::Media`] over one or more media nodes
+//!   (`serve`'s `media.nodes`).
 //!
-//! Commands: `ping`, `offer`, `answer`, `delete`, `query`, `list`, `statistics`; anything
-//! else, and any malformed message, gets `result: error` with an `error-reason`.
+//! Commands: `ping`, `offer`, `answer`, `delete`, `query`, `list`, `statistics`, and the
+//! extension's; anything else, and any malformed message, gets `result: error` with an
+//! `error-reason`.
 
 #![forbid(unsafe_code)]
 
 pub mod bencode;
 pub mod cache;
+pub mod client;
+pub mod ext;
 pub mod node;
 pub mod quality;
+pub mod remote;
 pub mod request;
 pub mod sdp;
 pub mod server;

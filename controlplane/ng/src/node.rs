@@ -31,6 +31,7 @@ use crate::sdp::{self, Rewrite};
 use crate::NgError;
 
 mod drain;
+mod ext;
 mod report;
 
 pub use drain::{DrainHandle, DRAINING_REASON};
@@ -154,6 +155,8 @@ pub struct Node<R> {
     waiting: Vec<Waiting<R>>,
     totals: Totals,
     drain: DrainHandle,
+    /// callbridge's extension commands ([`crate::ext`]).
+    ext: ext::ExtState,
 }
 
 impl<R> std::fmt::Debug for Node<R> {
@@ -202,6 +205,7 @@ impl<R: Clone> Node<R> {
             waiting: Vec::new(),
             totals: Totals::default(),
             drain: DrainHandle::default(),
+            ext: ext::ExtState::default(),
         }
     }
 
@@ -222,6 +226,9 @@ impl<R: Clone> Node<R> {
         from: R,
     ) -> Handled {
         if let Some(h) = self.drain_check(cookie, dict) {
+            return h;
+        }
+        if let Some(h) = self.ext_handle(now, cookie, dict) {
             return h;
         }
         let result =
@@ -586,6 +593,9 @@ impl<R: Clone> Node<R> {
 
     /// Takes one data-plane event for the node's legs; returns the replies it completed.
     pub fn on_event(&mut self, ev: &Event) -> Vec<(R, Vec<u8>)> {
+        if self.ext_event(ev) {
+            return Vec::new();
+        }
         match ev {
             Event::Stats { leg, stats } => {
                 self.note_stats(*leg, stats);

@@ -673,6 +673,14 @@ pub enum Event {
         /// Its final counters.
         stats: LegStats,
     },
+    /// The leg was re-created on another media node (its node died) with everything the
+    /// control plane had told it; it now receives at a new address and port (the control
+    /// plane's media interface says which), so the party must be told with a new SDP offer.
+    /// Never sent by workers: only by a control plane's view of remote media nodes.
+    Moved {
+        /// The leg.
+        leg: LegId,
+    },
 }
 
 impl Event {
@@ -686,7 +694,8 @@ impl Event {
             | Self::MediaTimeout { leg }
             | Self::PlayDone { leg }
             | Self::Stats { leg, .. }
-            | Self::LegRemoved { leg, .. } => Some(*leg),
+            | Self::LegRemoved { leg, .. }
+            | Self::Moved { leg } => Some(*leg),
             Self::CommandFailed { leg, .. } => *leg,
         }
     }

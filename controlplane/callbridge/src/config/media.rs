@@ -176,6 +176,17 @@ pub(crate) struct MediaConfig {
     /// command) lets its live calls go on before it exits anyway. 1..=86400; default 3600
     /// (as `drain.max_seconds` for `serve`).
     pub(crate) drain_max_secs: u64,
+    /// `nodes`: `serve` drives these media nodes (`callbridge media`) over ng instead of a
+    /// data plane of its own, e.g. `["udp:198.18.0.2:2223", "udp:198.18.0.3:2223"]` (`udp:`
+    /// may be left out; IP literals only; at most `dp_api::MAX_ADDRESSES`). When given,
+    /// `serve` starts no local data plane, and `backend`, `address`, `extra_addresses`,
+    /// `ports`, `workers`, `cores` and the `socket_*` keys are not used by it (each node has
+    /// its own). Default none: the in-process data plane.
+    pub(crate) nodes: Vec<String>,
+    /// `node_timeout_ms`: the hard bound on one ng command to a media node, retransmissions
+    /// included; a node that does not answer within it is marked dead at once. 50..=5000.
+    /// Default 400.
+    pub(crate) node_timeout_ms: u64,
 }
 
 impl Default for MediaConfig {
@@ -202,6 +213,8 @@ impl Default for MediaConfig {
             ng_listen: None,
             ng_allow_from: vec!["127.0.0.0/8".into(), "::1".into()],
             drain_max_secs: 3600,
+            nodes: Vec::new(),
+            node_timeout_ms: 400,
         }
     }
 }
@@ -312,6 +325,7 @@ impl MediaConfig {
             }
         }
         self.validate_ng()?;
+        self.validate_nodes()?;
         if self.workers == 0 {
             return at(&[key("media"), key("workers")], "must be at least 1".into());
         }
@@ -355,6 +369,47 @@ impl MediaConfig {
             .iter()
             .filter_map(|n| sip::guard::Network::parse(n).ok())
             .collect()
+    }
+
+    /// The media nodes' ng addresses (`nodes`, checked by [`Self::validate`]).
+    pub(crate) fn node_addrs(&self) -> Vec<SocketAddr> {
+        self.nodes
+            .iter()
+            .filter_map(|n| parse_node(n).ok())
+            .collect()
+    }
+
+    /// Checks `nodes` and `node_timeout_ms`.
+    fn validate_nodes(&self) -> Result<(), (Vec<Seg>, String)> {
+        if self.nodes.len() > dp_api::MAX_ADDRESSES {
+            return Err((
+                vec![key("media"), key("nodes")],
+                format!(
+                    "{} media nodes; at most {}",
+                    self.nodes.len(),
+                    dp_api::MAX_ADDRESSES
+                ),
+            ));
+        }
+        let mut seen = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            let at = vec![key("media"), key("nodes"), Seg::Index(i)];
+            let a = parse_node(n).map_err(|e| (at.clone(), e))?;
+            if seen.contains(&a) {
+                return Err((at, format!("{a} is listed twice")));
+            }
+            seen.push(a);
+        }
+        if !(50..=5000).contains(&self.node_timeout_ms) {
+            return Err((
+                vec![key("media"), key("node_timeout_ms")],
+                format!(
+                    "{} is outside 50..=5000 (milliseconds a media node has to answer)",
+                    self.node_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks `ng_allow_from`, and that `ng_listen` can be reached by someone it allows.
@@ -569,4 +624,29 @@ pub(crate) struct LegMedia {
     /// `srtp`: see [`SrtpPolicy`].
     #[serde(default)]
     pub(crate) srtp: Option<SrtpPolicy>,
+}
+
+/// One `media.nodes` entry: `"udp:IP:PORT"` or `"IP:PORT"` (`[v6]:PORT` for IPv6).
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub(crate) fn parse_node(s: &str) -> Result<SocketAddr, String> {
+    let rest = match s.split_once(':') {
+        Some(("udp", rest)) => rest,
+        Some(("tcp", _)) => {
+            return Err(format!(
+                "{s:?}: serve speaks ng to media nodes over UDP only; write \"udp:IP:PORT\""
+            ))
+        }
+        _ => s,
+    };
+    let a: SocketAddr = rest.parse().map_err(|_| {
+        format!("{s:?} is not a media node address; write \"udp:IP:PORT\", e.g. \"udp:198.18.0.2:2223\" (IP literals only)")
+    })?;
+    if a.ip().is_unspecified() || a.port() == 0 {
+        return Err(format!(
+            "{s:?}: give the node's own address and its ng port"
+        ));
+    }
+    Ok(a)
 }

@@ -11,6 +11,7 @@ use super::*;
 mod agent;
 mod business;
 mod dpdk;
+mod nodes;
 mod store;
 
 const FULL: &str = r#"[http]

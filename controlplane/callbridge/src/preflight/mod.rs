@@ -24,6 +24,9 @@
 //! (`/proc/self/limits`) against 2 sockets per port pair plus a margin (FAIL when the hard limit
 //! cannot carry it, WARN when only the soft one is lower), and `media.cores` online.
 //!
+//! With `media.nodes` (serve drives media nodes over ng) the only checks are that each node
+//! answers an ng `ping`.
+//!
 //! Every path is read below an injectable root ([`run_with_root`]) so tests build a fake tree.
 
 use std::fmt;
@@ -34,6 +37,7 @@ use crate::config::{Backend, Config, CpuSet};
 mod cores;
 mod devices;
 mod hugepages;
+mod nodes;
 mod socket;
 
 use cores::{cores, governor, numa};
@@ -142,6 +146,11 @@ pub(crate) fn run(cfg: &Config, cfg_path: &Path) -> Report {
             ),
             Err(e) => report.push(Verdict::Fail, "binary", e),
         }
+    }
+    if !cfg.media.nodes.is_empty() {
+        // `serve` drives media nodes: no local data plane to check, only the nodes.
+        nodes::nodes(&mut report, cfg);
+        return report;
     }
     report
         .checks

@@ -8,6 +8,8 @@
 //!   `result: load limit`, which makes Kamailio try its next node, as for an overloaded
 //!   rtpengine; otherwise `result: error`. Both carry `error-reason` (and `message`) `media
 //!   node draining`;
+//! - `cb-allocate` (serve's pools, callbridge's extension) is refused with the same reason;
+//!   serve then gives back the pairs it holds in advance and allocates elsewhere;
 //! - every command about a known call-id (`offer` re-offers, `answer`, `delete`, `query`) and
 //!   `ping`, `list`, `statistics` are answered as usual: `ping` keeps saying `pong`, so the
 //!   proxy keeps the node enabled and sends the live calls' answers and deletes here.
@@ -82,10 +84,13 @@ impl<R: Clone> Node<R> {
         self.drain.clone()
     }
 
-    /// Stores the live-call count in the drain handle; the listener calls it after every
-    /// message, event and expiry.
+    /// Stores the live-call count in the drain handle (ng calls and the pairs extension
+    /// controllers hold); the listener calls it after every message, event and expiry.
     pub fn publish_drain_state(&self) {
-        self.drain.0.calls.store(self.calls.len(), Ordering::SeqCst);
+        self.drain
+            .0
+            .calls
+            .store(self.calls.len() + self.ext_pairs(), Ordering::SeqCst);
     }
 
     /// Answers `drain`, and refuses offers of new calls while draining; `None` lets the
@@ -127,6 +132,16 @@ impl<R: Clone> Node<R> {
                 let result = if p.load_limit { "load limit" } else { "error" };
                 Some(Handled::Reply(reply(cookie, |e| {
                     e.kv("result", result)
+                        .kv("error-reason", DRAINING_REASON)
+                        .kv("message", DRAINING_REASON);
+                })))
+            }
+            // serve's pools (callbridge's extension): no new pairs either; its `NgMedia`
+            // then gives back the pairs it holds in advance.
+            "cb-allocate" if self.drain.is_draining() => {
+                self.totals.rejected += 1;
+                Some(Handled::Reply(reply(cookie, |e| {
+                    e.kv("result", "error")
                         .kv("error-reason", DRAINING_REASON)
                         .kv("message", DRAINING_REASON);
                 })))

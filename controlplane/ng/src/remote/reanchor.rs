@@ -1,0 +1,217 @@
+//! Re-anchoring a dead node's pairs on another node: what each leg was told (a shadow of the
+//! B2BUA's commands), the choice of a node, and the replay.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use dp_api::{Clip, Command, Event, LegId, LegSpec, PayloadTypes, SrtpKeys};
+
+use super::{lock, Job, LegEntry, NgMedia};
+
+/// What the B2BUA told one leg, as it stands now.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Shadow {
+    /// `AddLeg`, with later `SetRemote`s applied.
+    spec: Option<LegSpec>,
+    types: Option<PayloadTypes>,
+    srtp: Option<SrtpKeys>,
+    /// The leg it is bridged with.
+    bridged: Option<LegId>,
+    /// The announcement playing (clip, looping).
+    pub(super) playing: Option<(Arc<Clip>, bool)>,
+    removed: bool,
+}
+
+/// Records `cmd` (local leg ids) in the shadows.
+pub(super) fn note(shadow: &mut HashMap<LegId, Shadow>, cmd: &Command) {
+    match cmd {
+        Command::AddLeg(spec) => {
+            let s = shadow.entry(spec.id).or_default();
+            s.spec = Some(spec.clone());
+            s.removed = false;
+        }
+        Command::SetRemote { leg, remote, codec } => {
+            let s = shadow.entry(*leg).or_default();
+            if let Some(spec) = &mut s.spec {
+                spec.remote = Some(*remote);
+                if spec.codec != *codec {
+                    // The relay resets the payload types to the new codec's.
+                    s.types = None;
+                }
+                spec.codec = *codec;
+            }
+        }
+        Command::SetPayloadTypes { leg, types } => {
+            shadow.entry(*leg).or_default().types = Some(*types);
+        }
+        Command::SetSrtp { leg, keys } => {
+            shadow.entry(*leg).or_default().srtp.clone_from(keys);
+        }
+        Command::Bridge { a, b } => {
+            for (x, y) in [(*a, *b), (*b, *a)] {
+                let s = shadow.entry(x).or_default();
+                s.bridged = Some(y);
+                // A bridge stops announcements.
+                s.playing = None;
+            }
+        }
+        Command::Unbridge { leg } => {
+            let other = shadow.get_mut(leg).and_then(|s| s.bridged.take());
+            if let Some(o) = other.and_then(|o| shadow.get_mut(&o)) {
+                o.bridged = None;
+            }
+        }
+        Command::Play { leg, clip, looping } => {
+            shadow.entry(*leg).or_default().playing = Some((clip.clone(), *looping));
+        }
+        Command::StopPlay { leg } => {
+            shadow.entry(*leg).or_default().playing = None;
+        }
+        Command::RemoveLeg { leg } => {
+            shadow.entry(*leg).or_default().removed = true;
+        }
+        Command::QueryStats { .. } | Command::Shutdown => {}
+    }
+}
+
+impl NgMedia {
+    /// The node new pairs come from: healthy with pairs pooled, fresh ones (answered within
+    /// `stale_after`) first, then the least loaded; never `except`.
+    pub(super) fn pick(&self, except: Option<usize>) -> Option<usize> {
+        let stale = u64::try_from(self.inner.cfg.stale_after.as_millis()).unwrap_or(u64::MAX);
+        let now = self.inner.now_ms();
+        self.inner
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                Some(*i) != except && n.healthy.load(Ordering::Acquire) && !lock(&n.pool).is_empty()
+            })
+            .min_by_key(|(_, n)| {
+                let silent = now.saturating_sub(n.last_ok.load(Ordering::Acquire));
+                (silent > stale, n.live.load(Ordering::Relaxed))
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// Moves every pair of `dead` that is in use to other nodes; returns how many moved and
+    /// the legs that could not be (no other node had a pair).
+    pub(super) fn reanchor_all(&self, dead: usize) -> (usize, Vec<LegId>) {
+        let mut pairs: HashMap<LegId, Vec<(LegId, LegEntry)>> = HashMap::new();
+        {
+            let t = lock(&self.inner.table);
+            for (l, e) in t.legs.iter().filter(|(_, e)| e.node == dead) {
+                pairs.entry(e.first).or_default().push((*l, *e));
+            }
+        }
+        let (mut moved, mut lost) = (0, Vec::new());
+        for (_, mut legs) in pairs {
+            // The pair's first leg (the customer's) first.
+            legs.sort_by_key(|(_, e)| e.remote != e.first);
+            if legs.len() != 2 {
+                lost.extend(legs.iter().map(|(l, _)| *l));
+                continue;
+            }
+            if self.reanchor(dead, [legs[0].0, legs[1].0]) {
+                moved += 1;
+            } else {
+                lost.extend(legs.iter().map(|(l, _)| *l));
+            }
+        }
+        (moved, lost)
+    }
+
+    /// Moves one pair (local ids, the first leg first) to another node; `false` when no
+    /// other node has a pair.
+    fn reanchor(&self, dead: usize, legs: [LegId; 2]) -> bool {
+        let Some(target) = self.pick(Some(dead)) else {
+            return false;
+        };
+        let slot = &self.inner.nodes[target];
+        let Some(pair) = lock(&slot.pool).pop_front() else {
+            return false;
+        };
+        slot.refill.notify_one();
+        let mut t = lock(&self.inner.table);
+        for (local, remote) in [(legs[0], pair.a), (legs[1], pair.b)] {
+            let Some(e) = t.legs.get_mut(&local) else {
+                continue;
+            };
+            let old = e.remote;
+            if old == e.first {
+                lock(&self.inner.nodes[dead].orphans).push(old);
+            }
+            *e = LegEntry {
+                node: target,
+                remote,
+                address: pair.address,
+                first: pair.a,
+            };
+            t.by_remote.remove(&(dead, old));
+            t.by_remote.insert((target, remote), local);
+        }
+        self.inner.nodes[dead].live.fetch_sub(1, Ordering::Relaxed);
+        slot.live.fetch_add(1, Ordering::Relaxed);
+        let remote = |l: LegId| if l == legs[0] { pair.a } else { pair.b };
+        let mut cmds = Vec::new();
+        let mut tell = Vec::new();
+        for l in legs {
+            let Some(s) = t.shadow.get(&l) else { continue };
+            if s.removed {
+                continue;
+            }
+            let Some(spec) = &s.spec else { continue };
+            cmds.push(Command::AddLeg(LegSpec {
+                id: remote(l),
+                ..spec.clone()
+            }));
+            if let Some(types) = s.types {
+                cmds.push(Command::SetPayloadTypes {
+                    leg: remote(l),
+                    types,
+                });
+            }
+            if let Some(keys) = &s.srtp {
+                cmds.push(Command::SetSrtp {
+                    leg: remote(l),
+                    keys: Some(keys.clone()),
+                });
+            }
+            if let Some(to) = t.routes.get(&l) {
+                tell.push((l, to.clone()));
+            }
+        }
+        let bridged = t.shadow.get(&legs[0]).and_then(|s| s.bridged) == Some(legs[1]);
+        if bridged {
+            cmds.push(Command::Bridge {
+                a: pair.a,
+                b: pair.b,
+            });
+        }
+        for l in legs {
+            if let Some((clip, looping)) = t.shadow.get(&l).and_then(|s| s.playing.clone()) {
+                cmds.push(Command::Play {
+                    leg: remote(l),
+                    clip,
+                    looping,
+                });
+            }
+        }
+        drop(t);
+        tracing::info!(
+            from = %self.inner.nodes[dead].addr,
+            to = %slot.addr,
+            legs = ?legs,
+            commands = cmds.len(),
+            "pair re-anchored"
+        );
+        for c in cmds {
+            let _ = slot.jobs.send(Job::Cmd(c));
+        }
+        for (leg, to) in tell {
+            let _ = to.send(Event::Moved { leg });
+        }
+        true
+    }
+}
