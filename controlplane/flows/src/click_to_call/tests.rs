@@ -8,6 +8,8 @@ use crate::CallId;
 use super::*;
 
 mod inbound;
+mod names;
+mod unreachable;
 
 const CUST: &str = "leg20000.1";
 const AGT: &str = "leg20002.1";
