@@ -75,9 +75,9 @@ pub struct OutboundProxy {
     pub tls_name: Option<String>,
 }
 
-/// Why a leg could not be called.
+/// Why a leg could not be called. Not `#[non_exhaustive]`: the service maps each kind to
+/// a failure reason explicitly.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum B2buaError {
     /// The target cannot be turned into a request URI.
     #[error("cannot call {target}: {reason}")]
