@@ -315,7 +315,7 @@ pub(crate) async fn start(
     cancel: CancellationToken,
     stats: Arc<TransportStats>,
 ) -> Result<(Vec<ListenAddr>, mpsc::Receiver<Inbound>, Sender), SipError> {
-    let io = |addr: SocketAddr| move |source| SipError::Io { addr, source };
+    let io = |addr: SocketAddr| move |error| SipError::Io { addr, error };
     let mut udp = Vec::new();
     let mut streams = Vec::new();
     let mut bound = Vec::new();
