@@ -40,8 +40,16 @@ impl CallLegs {
         let (mut hops, number) = match target {
             Target::Tel(num) => {
                 let hops = settings.trunks.hops(business).await;
+                if hops.is_empty() && settings.trunks.serves(business) {
+                    // The carrier cannot be reached (its name does not resolve): the number
+                    // is unreachable, as after a transport error; not a fault of ours.
+                    return Err(B2buaError::Unreachable {
+                        target: target.to_string(),
+                        cause: "no trunk serving this business resolves".into(),
+                    });
+                }
                 if hops.is_empty() {
-                    return Err(bad("no trunk serves this business or none resolves".into()));
+                    return Err(bad("no trunk serves this business".into()));
                 }
                 (hops, Some(num.clone()))
             }
