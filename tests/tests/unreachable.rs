@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 use callbridge_tests::record::is_terminal;
 use callbridge_tests::scenario::SilentAgent;
 use callbridge_tests::{
-    Agent, Api, Callbridge, Config, Flow, PortBlock, Scenario, SippOptions, TwoPartyCall,
-    Workdir,
+    Agent, Api, Callbridge, Config, Flow, PortBlock, Scenario, SippOptions, TwoPartyCall, Workdir,
 };
 use serde_json::json;
 
@@ -90,8 +89,7 @@ fn a_customer_at_a_dead_port_is_unreachable_at_once() {
     t.agent.expect_untouched(&t.cb);
     expect_no_internal(&t.cb);
     if !t.cb.log().contains("port unreachable") {
-        t.cb
-            .fail("the log does not say why (ICMP port unreachable)");
+        t.cb.fail("the log does not say why (ICMP port unreachable)");
     }
 }
 

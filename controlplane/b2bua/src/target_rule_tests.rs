@@ -80,9 +80,6 @@ async fn an_invalid_name_is_not_found_without_asking_dns() {
     let r = locator
         .resolve(sip_target("sip:alice@nobody.invalid").unwrap())
         .await;
-    assert!(
-        matches!(r, Err(sip::SipError::DnsNotFound { .. })),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(sip::SipError::DnsNotFound { .. })), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
 }

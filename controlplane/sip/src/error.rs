@@ -163,7 +163,10 @@ mod tests {
             addr: "127.0.0.1:5060".parse().unwrap(),
             error: std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use"),
         };
-        assert_eq!(e.to_string(), "socket 127.0.0.1:5060: Address already in use");
+        assert_eq!(
+            e.to_string(),
+            "socket 127.0.0.1:5060: Address already in use"
+        );
         assert!(e.source().is_none());
         let line = chain(&e);
         assert_eq!(line.matches("Address already in use").count(), 1, "{line}");

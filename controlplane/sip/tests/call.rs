@@ -469,7 +469,11 @@ async fn an_icmp_port_unreachable_ends_the_invite_at_once() {
         }
         other => panic!("expected Unreachable, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // Only that transaction failed: a live peer is still reached through the same socket
     // (the socket's pending error does not eat the next datagram).
     let (b, mut b_in) = endpoint(Timers::default()).await;

@@ -357,7 +357,11 @@ fn an_icmp_error_on_udp_stops_retransmissions_at_once() {
         tx.poll_event(),
         Some(ClientEvent::TransportError { cause }) if cause == "ICMP port unreachable"
     ));
-    assert_eq!(tx.poll_event(), None, "no Timeout after the transport error");
+    assert_eq!(
+        tx.poll_event(),
+        None,
+        "no Timeout after the transport error"
+    );
     // A second error (another quoted retransmission) is not reported twice.
     tx.handle_transport_error("ICMP port unreachable");
     assert_eq!(tx.poll_event(), None);

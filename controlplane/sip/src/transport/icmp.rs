@@ -70,8 +70,7 @@ pub(super) fn recv_error(socket: &UdpSocket) -> io::Result<IcmpError> {
     let mut buf = [0u8; 2048];
     let (n, dest, ee, offender) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg =
-            nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+        let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
         let msg = recvmsg::<SockaddrStorage>(
             socket.as_raw_fd(),
             &mut iov,
@@ -83,7 +82,8 @@ pub(super) fn recv_error(socket: &UdpSocket) -> io::Result<IcmpError> {
         for c in msg.cmsgs()? {
             match c {
                 ControlMessageOwned::Ipv4RecvErr(e, off) => {
-                    let off = off.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
+                    let off =
+                        off.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
                     found = Some((e, off));
                 }
                 ControlMessageOwned::Ipv6RecvErr(e, off) => {
@@ -94,7 +94,9 @@ pub(super) fn recv_error(socket: &UdpSocket) -> io::Result<IcmpError> {
             }
         }
         let Some((ee, off)) = found else {
-            return Err(io::Error::other("error queue entry without an extended error"));
+            return Err(io::Error::other(
+                "error queue entry without an extended error",
+            ));
         };
         (msg.bytes, dest, ee, off)
     };
@@ -184,7 +186,10 @@ pub(crate) fn quoted_request(data: &[u8]) -> Option<(Method, Option<String>)> {
     let first = lines.next()?;
     let mut words = first.split(' ');
     let method = words.next()?;
-    if method.is_empty() || method.starts_with("SIP/") || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+    if method.is_empty()
+        || method.starts_with("SIP/")
+        || !method.bytes().all(|b| b.is_ascii_alphabetic())
+    {
         return None;
     }
     let method = Method::parse(method);
@@ -207,8 +212,7 @@ pub(crate) fn quoted_request(data: &[u8]) -> Option<(Method, Option<String>)> {
             let v = v.trim();
             // A value at the very end of the quote may be cut short.
             let cut = last_line && first_via.ends_with(v);
-            (n.trim().eq_ignore_ascii_case("branch") && !v.is_empty() && !cut)
-                .then(|| v.to_owned())
+            (n.trim().eq_ignore_ascii_case("branch") && !v.is_empty() && !cut).then(|| v.to_owned())
         });
         break;
     }

@@ -137,7 +137,10 @@ pub(super) async fn connect(
             ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             warn!(%peer, error = %why, "SIP connection failed");
             let _ = ctx.dispatch.send(Dispatch::Closed { peer, id });
-            let cause = format!("{} connection to {} failed: {why}", peer.transport, peer.addr);
+            let cause = format!(
+                "{} connection to {} failed: {why}",
+                peer.transport, peer.addr
+            );
             let _ = ctx.inbound.send(Inbound::SendFailed { peer, cause }).await;
         }
     };

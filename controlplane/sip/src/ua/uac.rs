@@ -532,7 +532,12 @@ impl Core {
             _ => None,
         };
         let keys: Vec<TransactionKey> = match key {
-            Some(k) => self.clients.contains_key(&k).then_some(k).into_iter().collect(),
+            Some(k) => self
+                .clients
+                .contains_key(&k)
+                .then_some(k)
+                .into_iter()
+                .collect(),
             None => self
                 .clients
                 .iter()

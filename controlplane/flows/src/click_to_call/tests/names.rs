@@ -34,7 +34,9 @@ fn failed_names(text: &str) -> BTreeSet<String> {
 
 /// The keys of the JavaScript object literal `var REASON = { key: "…", … };`.
 fn js_reason_keys(src: &str) -> BTreeSet<String> {
-    let start = src.find("var REASON = {").expect("the page has a REASON map");
+    let start = src
+        .find("var REASON = {")
+        .expect("the page has a REASON map");
     let body = &src[start + "var REASON = {".len()..];
     let body = &body[..body.find("};").expect("REASON map closes")];
     body.lines()
@@ -94,7 +96,9 @@ fn the_readme_lists_every_reason() {
     want.extend(SERVICE_ONLY.iter().map(|s| (*s).to_owned()));
     assert_eq!(listed, want, "README: the reason list");
     // The endings table (## Failure reasons … next heading): every machine reason once.
-    let table = &readme[readme.find("| customer busy (486/600) |").expect("endings table")..];
+    let table = &readme[readme
+        .find("| customer busy (486/600) |")
+        .expect("endings table")..];
     let table = &table[..table.find("\n\n").unwrap_or(table.len())];
     assert_eq!(failed_names(table), names(), "README: the endings table");
 }

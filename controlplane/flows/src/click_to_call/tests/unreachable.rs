@@ -59,7 +59,11 @@ fn the_last_agent_unreachable_fails_agent_unreachable() {
     h.assign("alice");
     h.customer(answered(40000));
     let out = h.agent(LegInput::Unreachable);
-    let mut want = s(&["cancel_timer AgentRing", "release_agent alice", "hangup customer"]);
+    let mut want = s(&[
+        "cancel_timer AgentRing",
+        "release_agent alice",
+        "hangup customer",
+    ]);
     want.extend(teardown(&[], &[], true, None, "failed/agent_unreachable"));
     assert_eq!(out, want);
 
@@ -101,5 +105,8 @@ fn a_given_agent_unreachable_fails_agent_unreachable() {
     h.customer(answered(40000));
     assert_eq!(h.m.phase(), &Phase::CallingAgent);
     h.agent(LegInput::Unreachable);
-    assert_eq!(h.ended(), Some(Outcome::Failed(FailReason::AgentUnreachable)));
+    assert_eq!(
+        h.ended(),
+        Some(Outcome::Failed(FailReason::AgentUnreachable))
+    );
 }
