@@ -558,9 +558,13 @@ impl Dispatcher {
                 };
                 debug!(dest = %t.dest, line = %first_line(&t.payload), "sip tx");
                 let mut sent = sock.send_to(&t.payload, t.dest.addr).await;
-                if sent.as_ref().is_err_and(icmp::is_stale_icmp) {
+                for _ in 0..3 {
+                    if !sent.as_ref().is_err_and(icmp::is_stale_icmp) {
+                        break;
+                    }
                     // The socket's pending error from an earlier ICMP error (any peer's):
-                    // this datagram was not sent. Reporting the error cleared it.
+                    // this datagram was not sent. Reporting the error cleared it (another
+                    // queued ICMP error may set it again: a few tries).
                     sent = sock.send_to(&t.payload, t.dest.addr).await;
                 }
                 if let Err(e) = sent {
