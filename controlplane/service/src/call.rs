@@ -331,10 +331,13 @@ impl CallTask {
     fn feed(&mut self, now: Instant, input: Input) {
         let internal = Phase::Ended(Outcome::Failed(FailReason::Internal));
         let before = *self.machine.phase();
-        let what = (before != internal).then(|| format!("{input:?}"));
+        // Counters (every second) cannot fail a call: not worth describing.
+        let routine = matches!(input, Input::Media(Event::Stats { .. }));
+        let what = (!routine).then(|| format!("{input:?}"));
         self.machine.handle(now, input);
         let fault = self.fault.take();
-        if let Some(what) = what.filter(|_| *self.machine.phase() == internal) {
+        if before != internal && *self.machine.phase() == internal {
+            let what = what.unwrap_or_default();
             let cause = fault.unwrap_or_else(|| format!("unexpected input in {before:?}: {what}"));
             error!(call = %self.id, cause = %cause, "call failed: internal");
         }
