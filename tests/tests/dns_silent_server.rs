@@ -8,7 +8,8 @@
 //! `sip.dns_servers` names only that socket. The first RFC 3263 lookup of `sip:trunk.test`
 //! (NAPTR) times out (about 6 s with the resolver's 2 s timeout); the same servers will not
 //! answer the SRV and address lookups either, so the call request must end `failed` (reason
-//! `internal`: no trunk resolves) within [`BOUND`], with nothing sent anywhere.
+//! `customer_unreachable`: no trunk resolves, issue 12) within [`BOUND`], with nothing sent
+//! anywhere.
 //!
 //! **Fails on main**: the lookups run one after the other, each timing out (NAPTR, SRV
 //! `_sip._udp`, `_sip._tcp`, `_sips._tcp`, then A/AAAA): the call request sits about 30 s.
@@ -41,7 +42,7 @@ fn a_silent_name_server_fails_the_call_within_one_lookup() {
     let done = cb.wait_done(Api::CallRequests, &id);
     let took = start.elapsed();
     eprintln!("failed after {took:?}");
-    cb.expect_failed(&done, "internal");
+    cb.expect_failed(&done, "customer_unreachable");
     agent.expect_untouched(&cb);
     if took > BOUND {
         cb.fail(&format!(

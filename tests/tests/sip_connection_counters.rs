@@ -2,7 +2,7 @@
 //! refuses the connection is one send error, and no connection opened or closed.
 //!
 //! ```text
-//!  callbridge ──TCP──► 127.0.0.1:D (nothing listens: connection refused) → failed/customer_rejected
+//!  callbridge ──TCP──► 127.0.0.1:D (nothing listens: connection refused) → failed/customer_unreachable
 //! ```
 //!
 //! Found while writing `dns_srv_failover.rs` (a refused SRV target showed
@@ -26,7 +26,7 @@ fn a_refused_connection_is_a_send_error_and_not_a_closed_connection() {
 
     let id = cb.call(CUSTOMER);
     let done = cb.wait_done(Api::CallRequests, &id);
-    cb.expect_failed(&done, "customer_rejected");
+    cb.expect_failed(&done, "customer_unreachable");
     agent.expect_untouched(&cb);
 
     let stats = cb.get_json("/v1/stats");

@@ -10,7 +10,7 @@
 //! * The whole call (challenged INVITE, ACKs, BYE) crosses TLS: SIPp's Contact names stunnel
 //!   with `transport=tls`; every connection callbridge opened is one stunnel forwarded.
 //! * A trunk whose certificate chains to a CA callbridge does not trust: the call fails at once
-//!   (TLS handshake failure is a transport error), it does not hang.
+//!   (TLS handshake failure is a transport error: `customer_unreachable`), it does not hang.
 //! * A `sips:trunk.test` trunk found through DNS (no NAPTR; SRV `_sips._tcp.trunk.test` →
 //!   `tls.trunk.test`): the certificate must name the URI's domain `trunk.test` (RFC 5922
 //!   4.1; the SRV target is not trusted DNS data) — a call completes when it does, and fails at
@@ -163,7 +163,7 @@ fn a_tls_trunk_with_an_untrusted_certificate_fails_the_call_at_once() {
     let id = cb.call(CUSTOMER);
     let done = cb.wait_done(Api::CallRequests, &id);
     let took = start.elapsed();
-    cb.expect_failed(&done, "customer_rejected");
+    cb.expect_failed(&done, "customer_unreachable");
     cb.expect_never(
         &done,
         &["announcing", "calling_agent", "bridged"],
@@ -312,7 +312,7 @@ fn a_certificate_naming_only_the_srv_target_is_refused() {
     let id = cb.call(CUSTOMER);
     let done = cb.wait_done(Api::CallRequests, &id);
     let took = start.elapsed();
-    cb.expect_failed(&done, "customer_rejected");
+    cb.expect_failed(&done, "customer_unreachable");
     if took > QUICK {
         cb.fail(&format!(
             "the refused certificate took {took:?} to fail the call: {done:#}"

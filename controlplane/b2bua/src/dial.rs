@@ -40,8 +40,16 @@ impl CallLegs {
         let (mut hops, number) = match target {
             Target::Tel(num) => {
                 let hops = settings.trunks.hops(business).await;
+                if hops.is_empty() && settings.trunks.serves(business) {
+                    // The carrier cannot be reached (its name does not resolve): the number
+                    // is unreachable, as after a transport error; not a fault of ours.
+                    return Err(B2buaError::Unreachable {
+                        target: target.to_string(),
+                        cause: "no trunk serving this business resolves".into(),
+                    });
+                }
                 if hops.is_empty() {
-                    return Err(bad("no trunk serves this business or none resolves".into()));
+                    return Err(bad("no trunk serves this business".into()));
                 }
                 (hops, Some(num.clone()))
             }
@@ -49,7 +57,7 @@ impl CallLegs {
                 return self.invite_registered(role, target, leg, from_display, from_user, srtp);
             }
             Target::Sip(uri) => {
-                let mut hops = self.uri_hops(uri).await.map_err(bad)?;
+                let mut hops = self.uri_hops(uri).await?;
                 for h in &mut hops {
                     h.srtp = srtp;
                 }
@@ -206,39 +214,52 @@ impl CallLegs {
         Ok(())
     }
 
-    /// The hops of a SIP URI target: its RFC 3263 targets (an IP literal: itself).
-    pub(crate) async fn uri_hops(&self, uri: &str) -> Result<Vec<Hop>, String> {
-        let parsed = sip::locate::SipTarget::parse(uri).map_err(|e| e.to_string())?;
+    /// The hops of a SIP URI target: its RFC 3263 targets (an IP literal: itself). The URI
+    /// is read by the one rule for targets, [`flows::SipUri::parse`] ([`sip_target`]), never
+    /// by a second parser here: whatever a call request was accepted with is dialled.
+    ///
+    /// # Errors
+    /// [`B2buaError::Unreachable`] when its host name does not resolve (or there is no
+    /// resolver); [`B2buaError::Target`] when it is not a target at all (refused at submit).
+    pub(crate) async fn uri_hops(&self, uri: &str) -> Result<Vec<Hop>, B2buaError> {
+        let parsed = sip_target(uri).map_err(|reason| B2buaError::Target {
+            target: uri.to_owned(),
+            reason,
+        })?;
+        let unreachable = |cause: String| B2buaError::Unreachable {
+            target: uri.to_owned(),
+            cause,
+        };
         let tls_name = match &parsed.host {
             sip::locate::Host::Name(n) => Some(n.clone()),
             sip::locate::Host::Ip(_) => None,
         };
-        let peers: Vec<sip::Peer> = match (&parsed.host, &self.b2b.settings.locator) {
-            (sip::locate::Host::Ip(_), _) | (_, None) => {
-                let addr = sip::msg::uri_addr(uri).map_err(|e| e.to_string())?;
-                let t = sip::msg::uri_transport(uri).unwrap_or(sip::Transport::Udp);
-                vec![sip::Peer::new(t, addr)]
+        let targets = match (&parsed.host, &self.b2b.settings.locator) {
+            // An IP literal: no query (RFC 3263 4.1), with or without a resolver.
+            (sip::locate::Host::Ip(_), _) => sip::locate::Resolution::new(parsed, &[])
+                .finish()
+                .map_err(|e| unreachable(e.to_string()))?,
+            (sip::locate::Host::Name(n), None) => {
+                return Err(unreachable(format!(
+                    "no DNS resolver to look up {n} (see the start-up log)"
+                )))
             }
             (sip::locate::Host::Name(_), Some(l)) => l
-                .locate(uri)
+                .resolve(parsed)
                 .await
-                .map_err(|e| e.to_string())?
-                .targets()
-                .iter()
-                .map(|&t| sip::Peer::from(t))
-                .collect(),
+                .map_err(|e| unreachable(e.to_string()))?,
         };
-        if peers.is_empty() {
-            return Err("no address found".into());
+        if targets.is_empty() {
+            return Err(unreachable("no address found".into()));
         }
-        Ok(peers
+        Ok(targets
             .into_iter()
-            .map(|dest| Hop {
+            .map(|t| Hop {
                 trunk: usize::MAX,
                 trunk_name: String::new(),
                 authority: String::new(),
                 scheme: "sip",
-                dest,
+                dest: sip::Peer::from(t),
                 tls_name: tls_name.clone(),
                 credentials: None,
                 caller_id: None,
@@ -251,12 +272,10 @@ impl CallLegs {
     /// error). True when a new INVITE went out and `ev` must not reach the caller.
     pub(crate) fn fail_over(&mut self, role: Role, ev: &LegEvent) -> bool {
         let unreachable = match ev {
-            LegEvent::Timeout => true,
+            LegEvent::Timeout | LegEvent::Unreachable { .. } => true,
             LegEvent::Rejected {
-                status: 503,
-                reason,
-            } => reason.contains("transport error"),
-            LegEvent::Rejected { status: 408, .. } => false,
+                status: 503 | 408, ..
+            } => false,
             _ => return false,
         };
         let b2b = self.b2b.clone();
@@ -305,6 +324,33 @@ impl CallLegs {
         }
         false
     }
+}
+
+/// What RFC 3263 needs from a target SIP URI, read by the one rule for targets,
+/// [`flows::SipUri::parse`] (what `POST /v1/call-requests` and the configuration accept): an
+/// IP literal or a host name to resolve, the port and `transport=` as given.
+///
+/// # Errors
+/// The reason [`flows::SipUri::parse`] gives.
+pub fn sip_target(uri: &str) -> Result<sip::locate::SipTarget, String> {
+    let u = flows::SipUri::parse(uri).map_err(|e| e.to_string())?;
+    let bare = u.host.trim_start_matches('[').trim_end_matches(']');
+    let host = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => sip::locate::Host::Ip(ip),
+        Err(_) => sip::locate::Host::Name(bare.to_ascii_lowercase()),
+    };
+    let transport = u.transport.map(|t| match t {
+        "tls" => sip::Transport::Tls,
+        "tcp" if u.secure => sip::Transport::Tls,
+        "tcp" => sip::Transport::Tcp,
+        _ => sip::Transport::Udp,
+    });
+    Ok(sip::locate::SipTarget {
+        secure: u.secure,
+        host,
+        port: u.port,
+        transport,
+    })
 }
 
 /// The `inline:…` key-params of our `a=crypto` attribute.

@@ -26,6 +26,7 @@
 
 mod answer;
 mod dial;
+pub use dial::sip_target;
 mod media;
 mod reanchor;
 mod trunks;
@@ -75,9 +76,9 @@ pub struct OutboundProxy {
     pub tls_name: Option<String>,
 }
 
-/// Why a leg could not be called.
+/// Why a leg could not be called. Not `#[non_exhaustive]`: the service maps each kind to
+/// a failure reason explicitly.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum B2buaError {
     /// The target cannot be turned into a request URI.
     #[error("cannot call {target}: {reason}")]
@@ -90,6 +91,16 @@ pub enum B2buaError {
     /// The media leg has no configured address.
     #[error("media leg {0} has no configured media address")]
     NoMediaAddress(LegId),
+    /// The target cannot be reached before any INVITE goes out: its host name does not
+    /// resolve (or there is no resolver). The same kind of failure as a transport error on
+    /// the INVITE ([`sip::LegEvent::Unreachable`]): the callee is unreachable, not our fault.
+    #[error("cannot reach {target}: {cause}")]
+    Unreachable {
+        /// The target.
+        target: String,
+        /// Why (the DNS error).
+        cause: String,
+    },
     /// The SIP layer refused to send.
     #[error("INVITE to {uri} failed: {reason}")]
     Invite {
@@ -436,6 +447,8 @@ impl CallLegs {
             LegEvent::SessionExpired => return None,
             _ => {}
         }
+        // Every event explicitly (`LegEvent` is exhaustive on purpose): a new one must be
+        // placed here, not fall into `Ended` (which the machine reads as `internal`).
         let input = match ev {
             // Early media (a 183 with SDP) from the agent: read like an answer (SRTP keys and
             // payload types given to the relay), reported so the machine may bridge early.
@@ -451,8 +464,19 @@ impl CallLegs {
             // An incoming leg's timeout is a 2xx never ACKed: the UA already sent BYE.
             LegEvent::Timeout if incoming => LegInput::Ended,
             LegEvent::Timeout => LegInput::Timeout,
+            LegEvent::Unreachable { cause } => {
+                warn!(call = %self.call, role = role.as_str(), %cause, "unreachable");
+                LegInput::Unreachable
+            }
             LegEvent::Bye | LegEvent::Cancelled => LegInput::Bye,
-            _ => LegInput::Ended,
+            // Our own hangup finished (not passed on: `hangup` consumes its dialog's events),
+            // or the dialog ended without a BYE from the peer (a refused refresh, 481).
+            LegEvent::Ended => LegInput::Ended,
+            // Handled above.
+            LegEvent::Reoffer { .. }
+            | LegEvent::ReofferAnswered { .. }
+            | LegEvent::ReofferRejected { .. }
+            | LegEvent::SessionExpired => return None,
         };
         Some(B2bEvent::Leg(role, input))
     }
@@ -493,6 +517,9 @@ pub fn answer_input(sdp: &str) -> LegInput {
         }
     }
 }
+
+#[cfg(test)]
+mod target_rule_tests;
 
 #[cfg(test)]
 mod tests {

@@ -248,6 +248,18 @@ impl Trunks {
         }
     }
 
+    /// Whether any trunk serves `business` (resolvable or not).
+    #[must_use]
+    pub fn serves(&self, business: Option<&str>) -> bool {
+        self.trunks
+            .iter()
+            .any(|t| match (&t.spec.businesses, business) {
+                (None, _) => true,
+                (Some(list), Some(b)) => list.iter().any(|x| x == b),
+                (Some(_), None) => false,
+            })
+    }
+
     /// Where a call of `business` to a number may go, in order (see the module docs).
     pub async fn hops(&self, business: Option<&str>) -> Vec<Hop> {
         let serves = |t: &Trunk| match (&t.spec.businesses, business) {

@@ -55,10 +55,12 @@
 //! | customer 486 / 600 | `failed/customer_busy` |
 //! | customer 408 / 480, transaction timeout, or our ring timer (then CANCEL) | `failed/customer_no_answer` |
 //! | customer other 3xx–6xx | `failed/customer_rejected` |
+//! | customer unreachable (transport error: ICMP unreachable, connection refused; host name that does not resolve), at once | `failed/customer_unreachable` |
 //! | customer BYE before being bridged (announcement, calling the agent; the agent leg is CANCELled / BYEd) | `failed/customer_hung_up` (the customer never reached an agent) |
 //! | customer answer with unusable SDP, data-plane command failure, leg lost while ringing | `failed/internal` |
 //! | no agent before dialling (`NoAgent`, or the queue timer); customer first: no agent on duty (`AgentsChecked(false)`), or none reserved within the queue timer while the customer holds (then hung up) | `failed/no_agent` |
 //! | agents did not answer / rejected, `max_agent_attempts` times, or no further agent (the customer is hung up) | `failed/agent_no_answer` |
+//! | the same, when the last agent called was unreachable (an unreachable agent counts as one that did not answer: the next is tried) | `failed/agent_unreachable` |
 //! | media timeout on a leg while bridged (both hung up) | `failed/media_timeout` |
 //! | either side BYE while bridged (the other is hung up) | `completed` |
 //! | [`Input::Cancel`] (everything hung up) | `cancelled` |
@@ -122,6 +124,9 @@ pub struct ClickToCall {
     early_bridged: bool,
     /// A `CheckAgents` awaits its answer (customer first).
     checking: bool,
+    /// How the last agent attempt failed (`agent_no_answer` or `agent_unreachable`): the
+    /// reason when no further agent takes the call.
+    agent_failure: FailReason,
 }
 
 impl ClickToCall {
@@ -148,6 +153,7 @@ impl ClickToCall {
             timers: Vec::new(),
             early_bridged: false,
             checking: false,
+            agent_failure: FailReason::AgentNoAnswer,
         };
         m.legs = legs;
         match m.plan.contact_at {
@@ -371,6 +377,7 @@ impl ClickToCall {
             return;
         };
         self.attempts += 1;
+        self.agent_failure = FailReason::AgentNoAnswer;
         self.emit(Output::Sip(SipAction::Invite {
             role: Role::Agent,
             target,
@@ -415,6 +422,10 @@ impl ClickToCall {
             (LegState::Ringing, LegInput::Timeout) => {
                 self.customer = LegState::Idle;
                 self.end(Outcome::Failed(FailReason::CustomerNoAnswer));
+            }
+            (LegState::Ringing, LegInput::Unreachable) => {
+                self.customer = LegState::Idle;
+                self.end(Outcome::Failed(FailReason::CustomerUnreachable));
             }
             (LegState::Ringing, LegInput::Bye) => {
                 self.customer = LegState::Idle;
@@ -489,6 +500,12 @@ impl ClickToCall {
                 self.set_phase(Phase::Bridged);
             }
             (LegState::Ringing, LegInput::AnswerUnusable) => self.agent_failed(true),
+            (LegState::Ringing, LegInput::Unreachable) => {
+                // As an agent who did not answer (the next is tried), under its own name.
+                self.agent_leg = LegState::Idle;
+                self.agent_failure = FailReason::AgentUnreachable;
+                self.agent_failed(false);
+            }
             (
                 LegState::Ringing,
                 LegInput::Rejected { .. } | LegInput::Timeout | LegInput::Bye | LegInput::Ended,
@@ -529,13 +546,13 @@ impl ClickToCall {
             self.set_phase(Phase::Announcing);
             self.request_agent();
         } else {
-            self.end(Outcome::Failed(FailReason::AgentNoAnswer));
+            self.end(Outcome::Failed(self.agent_failure));
         }
     }
 
     fn no_agent(&mut self) {
         let reason = if self.attempts > 0 {
-            FailReason::AgentNoAnswer
+            self.agent_failure
         } else {
             FailReason::NoAgent
         };

@@ -24,8 +24,10 @@ var REASON = {
   customer_no_answer: "We called, but nobody answered. Please try again.",
   customer_rejected: "Your phone declined our call.",
   customer_hung_up: "The call ended before an agent could join.",
+  customer_unreachable: "We could not reach your phone. Please check the number.",
   no_agent: "Sorry, no agent is free right now. Please try again later.",
   agent_no_answer: "Sorry, no agent could take your call. Please try again later.",
+  agent_unreachable: "Sorry, no agent could take your call. Please try again later.",
   media_timeout: "The connection was lost.",
   internal: "Something went wrong on our side. Please try again.",
   interrupted: "The call was interrupted. Please try again."

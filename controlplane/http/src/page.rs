@@ -156,10 +156,13 @@ const PAGE: &str = r#"<!doctype html>
     customer_no_answer: "you did not answer",
     customer_rejected: "your phone declined the call",
     customer_hung_up: "you hung up before an agent joined",
+    customer_unreachable: "your number could not be reached",
     no_agent: "no agent is available right now",
     agent_no_answer: "no agent could take your call",
+    agent_unreachable: "no agent could take your call",
     media_timeout: "the connection was lost",
-    internal: "something went wrong on our side"
+    internal: "something went wrong on our side",
+    interrupted: "the call was interrupted"
   };
   var FINAL = { completed: true, failed: true, cancelled: true };
   var timer = null;

@@ -12,12 +12,13 @@ use b2bua::{B2bEvent, CallLegs};
 use dp_api::{Command, Event, LegId, LegStats};
 use flows::{
     AgentId, AgentRequest, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall,
-    Input, LegInput, Legs, Output, Phase, Role, SipAction, Status, Target, TimerKind,
+    FailReason, Input, LegInput, Legs, Outcome, Output, Phase, Role, SipAction, Status, Target,
+    TimerKind,
 };
 use serde_json::{json, Value};
 use store::{CallRecord, Kind, MediaSummary, StatusChange};
 use tokio::sync::mpsc;
-use tracing::{debug, info, info_span, warn, Instrument as _};
+use tracing::{debug, error, info, info_span, warn, Instrument as _};
 
 use crate::{lock, now_ms, CallInput, Notice, Preallocated, ScreenPop, Service, HISTORY_LEN};
 
@@ -60,7 +61,7 @@ async fn run_with(
     let plan = match plan(&svc, &rec, legs) {
         Ok(p) => p,
         Err(why) => {
-            warn!(call = %id, "cannot run the request: {why}");
+            error!(call = %id, cause = %why, "call failed: internal (cannot plan the request)");
             lock(&svc.inner().reserved).remove(&id);
             if let Some(b) = &rec.request.business {
                 svc.stop_counting(b, &id);
@@ -134,6 +135,7 @@ async fn run_with(
         waiting_ports: false,
         stats: HashMap::new(),
         setup: crate::metrics::SetupClock::start(),
+        fault: None,
     };
     task.run().await;
 }
@@ -272,6 +274,8 @@ struct CallTask {
     stats: HashMap<LegId, LegStats>,
     /// Set-up times and the wait for an agent, for `GET /metrics`.
     setup: crate::metrics::SetupClock,
+    /// Why the input being fed may fail the call as `internal` (logged by [`CallTask::feed`]).
+    fault: Option<String>,
 }
 
 impl CallTask {
@@ -286,7 +290,7 @@ impl CallTask {
                 ev = self.legs.next() => self.on_b2b(ev),
                 input = self.inbox.recv() => match input {
                     Some(CallInput::Assigned(agent)) => self.assigned(agent).await,
-                    Some(CallInput::Cancel) | None => self.machine.handle(Instant::now(), Input::Cancel),
+                    Some(CallInput::Cancel) | None => self.feed(Instant::now(), Input::Cancel),
                     Some(CallInput::SipTrace) => {
                         sip::trace::watch(self.id.as_str(), &self.legs.sip_call_ids());
                     }
@@ -295,7 +299,7 @@ impl CallTask {
                 () = tokio::time::sleep(PORT_RETRY), if self.waiting_ports => self.allocate(),
                 _ = stats.tick(), if !self.legs.routed().is_empty() => self.query_stats(),
                 () = stop.cancelled(), if !stop.is_cancelled() => {
-                    self.machine.handle(Instant::now(), Input::Cancel);
+                    self.feed(Instant::now(), Input::Cancel);
                 }
             }
             self.drain().await;
@@ -304,25 +308,66 @@ impl CallTask {
     }
 
     fn on_b2b(&mut self, ev: B2bEvent) {
+        let now = Instant::now();
         let input = match ev {
             B2bEvent::Leg(Role::Customer, l) => Input::Customer(l),
-            B2bEvent::Leg(Role::Agent, l) => Input::Agent(l),
+            B2bEvent::Leg(Role::Agent, l) => {
+                if l == LegInput::Unreachable {
+                    self.agent_unreachable(now);
+                }
+                Input::Agent(l)
+            }
             B2bEvent::Media(ev) => {
                 if let Event::Stats { leg, stats } | Event::LegRemoved { leg, stats } = &ev {
                     self.stats.insert(*leg, *stats);
                     self.publish_media();
                 }
+                if let Event::CommandFailed { error, .. } = &ev {
+                    self.fault = Some(format!("the data plane refused a command: {error}"));
+                }
                 Input::Media(ev)
             }
         };
-        self.machine.handle(Instant::now(), input);
+        self.feed(now, input);
+    }
+
+    /// Feeds the machine. An input that fails the call as `internal` is logged here, once, at
+    /// ERROR with the call id and its cause (what the site that knew it put in `fault`, else
+    /// the input itself): `internal` is only for faults on our side, and each is explained.
+    fn feed(&mut self, now: Instant, input: Input) {
+        let internal = Phase::Ended(Outcome::Failed(FailReason::Internal));
+        let before = *self.machine.phase();
+        // Counters (every second) cannot fail a call: not worth describing.
+        let routine = matches!(input, Input::Media(Event::Stats { .. }));
+        let what = (!routine).then(|| format!("{input:?}"));
+        self.machine.handle(now, input);
+        let fault = self.fault.take();
+        if before != internal && *self.machine.phase() == internal {
+            let what = what.unwrap_or_default();
+            let cause = fault.unwrap_or_else(|| format!("unexpected input in {before:?}: {what}"));
+            error!(call = %self.id, cause = %cause, "call failed: internal");
+        }
+    }
+
+    /// The agent's phone cannot be reached: as for an agent who let it ring out, the agent
+    /// is set away (a dead phone would otherwise be offered every call) before the machine
+    /// tries the next one.
+    fn agent_unreachable(&mut self, now: Instant) {
+        if *self.machine.phase() != Phase::CallingAgent {
+            return;
+        }
+        if let Some(agent) = self.machine.agent().cloned() {
+            warn!(call = %self.id, agent = %agent, "agent unreachable: set away");
+            let handoffs = lock(&self.svc.inner().acd).no_answer(&agent, &self.id, now);
+            self.svc.hand_over(handoffs);
+        }
     }
 
     /// The ACD gave the call an agent: its desktop gets the screen pop first, then the
     /// machine goes on (the agent's phone is called only after that).
     async fn assigned(&mut self, agent: AgentId) {
         let Some(a) = self.svc.inner().dir().agent(&agent).cloned() else {
-            self.machine.handle(Instant::now(), Input::NoAgent);
+            self.feed(Instant::now(), Input::NoAgent);
             return;
         };
         self.agent_label = Some(agent.as_str().to_owned());
@@ -332,8 +377,7 @@ impl CallTask {
             .metrics
             .waited(self.business.as_ref(), waited);
         self.screen_pop(&agent).await;
-        self.machine
-            .handle(Instant::now(), Input::AgentAssigned(agent, a.contact));
+        self.feed(Instant::now(), Input::AgentAssigned(agent, a.contact));
     }
 
     async fn screen_pop(&self, agent: &AgentId) {
@@ -394,7 +438,7 @@ impl CallTask {
                     self.svc.hand_over(handoffs);
                 }
             }
-            self.machine.handle(now, Input::TimerFired(kind));
+            self.feed(now, Input::TimerFired(kind));
         }
     }
 
@@ -414,8 +458,7 @@ impl CallTask {
             Ok(legs) => {
                 self.waiting_ports = false;
                 lock(&self.svc.inner().reserved).remove(&self.id);
-                self.machine
-                    .handle(Instant::now(), Input::LegsAllocated(legs));
+                self.feed(Instant::now(), Input::LegsAllocated(legs));
             }
             Err(b2bua::MediaError::NoFreePort) => {
                 if !self.waiting_ports {
@@ -424,9 +467,9 @@ impl CallTask {
                 self.waiting_ports = true;
             }
             Err(e) => {
-                warn!(call = %self.id, "cannot allocate media legs: {e}");
+                self.fault = Some(format!("cannot allocate media legs: {e}"));
                 self.waiting_ports = false;
-                self.machine.handle(Instant::now(), Input::NoLegs);
+                self.feed(Instant::now(), Input::NoLegs);
             }
         }
     }
@@ -480,32 +523,51 @@ impl CallTask {
                     })
                     .await
                 {
-                    warn!(call = %self.id, role = role.as_str(), "{e}");
-                    let input = match role {
-                        Role::Customer => Input::Customer(LegInput::Ended),
-                        Role::Agent => Input::Agent(LegInput::Ended),
+                    // Explicit: a callee that cannot be reached (its host name does not
+                    // resolve) is the callee's failure; anything else is ours (`internal`).
+                    let leg = match e {
+                        b2bua::B2buaError::Unreachable { .. } => {
+                            warn!(call = %self.id, role = role.as_str(), cause = %e, "unreachable");
+                            if role == Role::Agent {
+                                self.agent_unreachable(now);
+                            }
+                            LegInput::Unreachable
+                        }
+                        b2bua::B2buaError::Target { .. }
+                        | b2bua::B2buaError::NoMediaAddress(_)
+                        | b2bua::B2buaError::Invite { .. }
+                        | b2bua::B2buaError::Media(_) => {
+                            self.fault = Some(format!("cannot call the {}: {e}", role.as_str()));
+                            LegInput::Ended
+                        }
                     };
-                    self.machine.handle(now, input);
+                    let input = match role {
+                        Role::Customer => Input::Customer(leg),
+                        Role::Agent => Input::Agent(leg),
+                    };
+                    self.feed(now, input);
                 } else {
                     info!(call = %self.id, role = role.as_str(), %target, "INVITE sent");
                 }
             }
             Output::Sip(SipAction::Answer { role, leg }) => {
                 let input = self.legs.answer(role, leg);
+                if input == LegInput::AnswerUnusable {
+                    self.fault = Some(format!("cannot answer the {}'s offer", role.as_str()));
+                }
                 let input = match role {
                     Role::Customer => Input::Customer(input),
                     Role::Agent => Input::Agent(input),
                 };
-                self.machine.handle(now, input);
+                self.feed(now, input);
             }
             Output::Sip(SipAction::Hangup { role }) => self.legs.hangup(role),
             Output::Media(cmd) => {
                 let leg = cmd.leg();
                 if let Err(e) = self.legs.media(cmd) {
-                    warn!(call = %self.id, "data-plane command failed: {e}");
+                    self.fault = Some(format!("data-plane command failed: {e}"));
                     let error = dp_api::CommandError::Io(e.to_string());
-                    self.machine
-                        .handle(now, Input::Media(Event::CommandFailed { leg, error }));
+                    self.feed(now, Input::Media(Event::CommandFailed { leg, error }));
                 }
             }
             Output::Status(status) => self.status(status).await,
@@ -517,7 +579,7 @@ impl CallTask {
             }
             Output::RequestAgent { preferred, exclude } => {
                 let Some(business) = self.business.clone() else {
-                    self.machine.handle(now, Input::NoAgent);
+                    self.feed(now, Input::NoAgent);
                     return;
                 };
                 let req = AgentRequest {
@@ -531,7 +593,7 @@ impl CallTask {
                 match a {
                     Assignment::Assigned(agent) => self.assigned(agent).await,
                     Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
-                    _ => self.machine.handle(now, Input::NoAgent),
+                    _ => self.feed(now, Input::NoAgent),
                 }
             }
             Output::CheckAgents => {
@@ -746,32 +808,4 @@ impl CallTask {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn e_model_estimates() {
-        let mut s = LegStats {
-            rx_packets: 100,
-            ..LegStats::default()
-        };
-        // Clean line: no loss reported yet, no jitter: R ≈ 92.2, MOS ≈ 4.4.
-        let (loss, r, mos) = quality(&s).unwrap();
-        assert_eq!(loss, None);
-        assert!((r - 92.2).abs() < 0.1, "{r}");
-        assert!((4.3..=4.5).contains(&mos), "{mos}");
-        // 10% loss reported by the peer: Ie,eff = 95 × 10.16 / (10.16 + 25.1) ≈ 27.4, so
-        // R ≈ 93.2 − 0.96 − 27.4 ≈ 64.9 and MOS ≈ 3.35.
-        s.peer_reports = 3;
-        s.peer_fraction_lost = 26;
-        let (loss, r, mos) = quality(&s).unwrap();
-        assert_eq!(loss, Some(10.16));
-        assert!((r - 64.9).abs() < 0.1, "{r}");
-        assert!((mos - 3.35).abs() < 0.02, "{mos}");
-        // Nothing received: no estimate.
-        assert!(quality(&LegStats::default()).is_none());
-        let v = media_json(&s);
-        assert_eq!(v["loss_pct"], 10.16);
-        assert_eq!(v["rtcp_reports"], 3);
-    }
-}
+mod tests;

@@ -79,13 +79,15 @@ pub enum SipError {
     /// which file and why.
     #[error("TLS: {0}")]
     Tls(String),
-    /// Binding or using a socket failed.
-    #[error("socket {addr}: {source}")]
+    /// Binding or using a socket failed. The OS error is part of the message and is not
+    /// also the error's `source()`: a chain formatter (anyhow's `{:#}`, `ctl`'s) would
+    /// otherwise print it twice in one line ("…: Address in use: Address in use").
+    #[error("socket {addr}: {error}")]
     Io {
         /// The local address involved.
         addr: SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A digest `WWW-Authenticate`/`Proxy-Authenticate`/`Authorization` value cannot be parsed
     /// ([`crate::digest`]); `reason` names the fault without echoing the value.
@@ -134,5 +136,39 @@ impl SipError {
             Self::InvalidUri(_) => "malformed URI".into(),
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::fmt::Write as _;
+
+    use super::*;
+
+    /// What a chain formatter prints (anyhow's `{:#}`): the error, then each source.
+    fn chain(e: &dyn std::error::Error) -> String {
+        let mut s = e.to_string();
+        let mut src = e.source();
+        while let Some(x) = src {
+            let _ = write!(s, ": {x}");
+            src = x.source();
+        }
+        s
+    }
+
+    #[test]
+    fn a_socket_error_names_its_cause_once() {
+        let e = SipError::Io {
+            addr: "127.0.0.1:5060".parse().unwrap(),
+            error: std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use"),
+        };
+        assert_eq!(
+            e.to_string(),
+            "socket 127.0.0.1:5060: Address already in use"
+        );
+        assert!(e.source().is_none());
+        let line = chain(&e);
+        assert_eq!(line.matches("Address already in use").count(), 1, "{line}");
     }
 }

@@ -28,6 +28,11 @@
 //! `tests/prack.rs`); we send none (an INVITE that requires 100rel gets 420, a PRACK 405).
 //! No forking (a 2xx from a second fork is ignored).
 //!
+//! Transport errors (RFC 3261 17.1.4) end a client transaction at once and reach the
+//! application as [`LegEvent::Unreachable`]: a TCP/TLS connection that cannot be opened, and,
+//! over UDP, an ICMP port/host/network unreachable for the request (the socket sets
+//! `IP_RECVERR` and reads its error queue; `transport/icmp.rs`, `tests/call.rs`).
+//!
 //! Robustness (issue 8; RFC 4475, `tests/torture.rs`): a datagram from a source that sent too
 //! many bad ones lately is dropped unread ([`guard`], `tests/bad_sources.rs`); one over the size
 //! limits ([`msg::Limits`]) gets 513 or 413 before it is parsed (`tests/limits.rs`); then a

@@ -493,6 +493,32 @@ impl Resolution {
     }
 }
 
+/// RFC 6761 special-use names, answered without asking DNS (section 6.3, 6.4: resolvers
+/// "SHOULD" recognise them): anything under `invalid` does not exist (NXDOMAIN, no query ever
+/// leaves the host), and `localhost` with its subdomains is the loopback interface. `None`:
+/// an ordinary name, to be looked up.
+#[must_use]
+pub fn special_use(query: &Query) -> Option<Answer> {
+    let name = match query {
+        Query::Naptr(n) | Query::Srv(n) | Query::Addr(n) => n.trim_end_matches('.'),
+    };
+    let name = name.to_ascii_lowercase();
+    let under = |tld: &str| name == tld || name.ends_with(&format!(".{tld}"));
+    if under("invalid") {
+        return Some(Answer::NotFound);
+    }
+    if under("localhost") {
+        return Some(match query {
+            Query::Addr(_) => Answer::Addr(vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            ]),
+            Query::Naptr(_) | Query::Srv(_) => Answer::NotFound,
+        });
+    }
+    None
+}
+
 /// RFC 3263 4.1: the NAPTR records we can use (flag `S`, a supported service), by order then
 /// preference, as `(transport, SRV owner name)`. The sort is stable, so equal keys keep DNS
 /// order.

@@ -132,9 +132,13 @@ pub enum ClientEvent {
     Final(Response),
     /// Timer B / F fired without a final response.
     Timeout,
-    /// The transport could not deliver the request (connection refused, reset, TLS handshake
-    /// failed; 17.1.4): the TU treats it as a 503.
-    TransportError,
+    /// The transport could not deliver the request (ICMP unreachable, connection refused,
+    /// reset, TLS handshake failed; 17.1.4): the TU treats it as a 503. `cause` says what the
+    /// transport saw, for logs.
+    TransportError {
+        /// What failed, e.g. `ICMP port unreachable from 192.0.2.7:5060`.
+        cause: String,
+    },
 }
 
 /// Client transaction state.
@@ -294,15 +298,22 @@ impl ClientTransaction {
         }
     }
 
-    /// A transport error sending the request (17.1.4): the transaction ends and the TU is told
-    /// ([`ClientEvent::TransportError`]), which it treats as a 503.
-    pub fn handle_transport_error(&mut self) {
+    /// A transport error sending the request (17.1.4: the connection could not be opened, or
+    /// an ICMP error came back for one of its datagrams): while no final response has arrived,
+    /// the transaction goes straight to Terminated (no more retransmissions, no Timer B/F)
+    /// and the TU is told ([`ClientEvent::TransportError`]), which it treats as a 503. Once a
+    /// final response arrived it is ignored (the request was delivered; an error about an ACK
+    /// or a late retransmission changes nothing).
+    pub fn handle_transport_error(&mut self, cause: &str) {
         if matches!(self.state, ClientState::Calling | ClientState::Proceeding) {
             self.state = ClientState::Terminated;
             self.retransmit_at = None;
             self.timeout_at = None;
             self.terminate_at = None;
-            self.events.push_back(ClientEvent::TransportError);
+            self.transmits.clear();
+            self.events.push_back(ClientEvent::TransportError {
+                cause: cause.to_owned(),
+            });
         }
     }
 

@@ -6,7 +6,13 @@
 //!                                        │               └ none open: connect (TLS: handshake) first
 //!  core ◀──Inbound::Message(peer, msg)── UDP receive tasks, connection readers
 //!  core ◀──Inbound::SendFailed(peer)──── a connection that could not be opened or written
+//!  core ◀──Inbound::Unreachable(…)─────── an ICMP error for one of our UDP datagrams
 //! ```
+//!
+//! Transport errors (RFC 3261 17.1.4) reach the core either way: a TCP/TLS connection that
+//! cannot be opened fails every transaction waiting on it, and an ICMP port/host/network
+//! unreachable for a datagram (read from the UDP socket's error queue, `transport/icmp.rs`)
+//! fails the client transaction whose request it quotes.
 //!
 //! Every received message passes the same gate ([`Gate::admit`]): the source's bad-message
 //! limiter ([`crate::guard`]), the size limits (513/413), the parser (400/505); malformed
@@ -38,6 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -51,6 +58,7 @@ use crate::tls::TlsConfig;
 use crate::transaction::Transmit;
 
 mod counters;
+mod icmp;
 mod stream;
 
 pub use counters::{Direction, MessageCounters, CLASSES, METHODS};
@@ -141,7 +149,23 @@ pub(crate) enum Inbound {
     Message(Peer, Message),
     /// Messages to this peer could not be delivered: the connection could not be opened, was
     /// refused, or broke while writing.
-    SendFailed(Peer),
+    SendFailed {
+        /// The peer.
+        peer: Peer,
+        /// What failed, for logs.
+        cause: String,
+    },
+    /// An ICMP error came back for a request we sent over UDP to `peer`.
+    Unreachable {
+        /// Where the datagram went.
+        peer: Peer,
+        /// The quoted request's method and top Via branch (`None` when the quote was cut
+        /// before it): the client transaction to fail. Without a branch, every client
+        /// transaction to `peer` fails.
+        request: Option<(crate::msg::Method, Option<String>)>,
+        /// What happened, e.g. `ICMP port unreachable from 127.0.0.1`.
+        cause: String,
+    },
 }
 
 /// What the dispatcher hears: the core's transmits and the connections' lifecycle.
@@ -291,7 +315,7 @@ pub(crate) async fn start(
     cancel: CancellationToken,
     stats: Arc<TransportStats>,
 ) -> Result<(Vec<ListenAddr>, mpsc::Receiver<Inbound>, Sender), SipError> {
-    let io = |addr: SocketAddr| move |source| SipError::Io { addr, source };
+    let io = |addr: SocketAddr| move |error| SipError::Io { addr, error };
     let mut udp = Vec::new();
     let mut streams = Vec::new();
     let mut bound = Vec::new();
@@ -300,6 +324,9 @@ pub(crate) async fn start(
             Transport::Udp => {
                 let s = UdpSocket::bind(l.addr).await.map_err(io(l.addr))?;
                 let addr = s.local_addr().map_err(io(l.addr))?;
+                if let Err(e) = icmp::enable(&s) {
+                    warn!(listener = %addr, error = %e, "cannot read ICMP errors (IP_RECVERR): unreachable peers will time out instead");
+                }
                 bound.push(ListenAddr::udp(addr));
                 udp.push(Arc::new(s));
             }
@@ -395,11 +422,23 @@ async fn udp_receive(
             r = socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // e.g. ECONNREFUSED from an earlier ICMP port unreachable: keep going.
+                    // The socket's pending error, set by an ICMP error whose details wait in
+                    // the error queue (read below): nothing to do here.
                     debug!(error = %e, "sip recv error");
                     continue;
                 }
             },
+            r = socket.async_io(Interest::ERROR, || icmp::recv_error(&socket)) => {
+                match r {
+                    Ok(err) => {
+                        if icmp_error(err, &inbound).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "sip error queue"),
+                }
+                continue;
+            }
         };
         let now = Instant::now();
         if !gate.accepts(now, src.ip()) {
@@ -421,6 +460,30 @@ async fn udp_receive(
             Admit::Drop => {}
         }
     }
+}
+
+/// Hands an ICMP error about one of our datagrams to the core (requests only; one about a
+/// response or an ACK has no transaction to fail). `Err` when the core is gone.
+async fn icmp_error(err: icmp::IcmpError, inbound: &mpsc::Sender<Inbound>) -> Result<(), ()> {
+    let Some(dest) = err.dest else {
+        debug!(cause = %err.cause, "ICMP error without a destination");
+        return Ok(());
+    };
+    let request = icmp::quoted_request(&err.quoted);
+    debug!(%dest, cause = %err.cause, ?request, "ICMP error for a SIP datagram");
+    if !err.unreachable {
+        return Ok(());
+    }
+    let quoted_response = request.is_none() && err.quoted.starts_with(b"SIP/");
+    if quoted_response {
+        return Ok(());
+    }
+    let msg = Inbound::Unreachable {
+        peer: Peer::udp(dest),
+        request,
+        cause: err.cause,
+    };
+    inbound.send(msg).await.map_err(|_| ())
 }
 
 struct Conn {
@@ -487,13 +550,34 @@ impl Dispatcher {
                 let Some(sock) = self.udp_for(t.dest.addr) else {
                     stats.send_errors.fetch_add(1, Ordering::Relaxed);
                     warn!(dest = %t.dest, "no UDP listener of the destination's address family");
-                    let _ = self.ctx.inbound.try_send(Inbound::SendFailed(t.dest));
+                    let _ = self.ctx.inbound.try_send(Inbound::SendFailed {
+                        peer: t.dest,
+                        cause: format!("no UDP listener of {}'s address family", t.dest.addr),
+                    });
                     return;
                 };
                 debug!(dest = %t.dest, line = %first_line(&t.payload), "sip tx");
-                if let Err(e) = sock.send_to(&t.payload, t.dest.addr).await {
+                let mut sent = sock.send_to(&t.payload, t.dest.addr).await;
+                for _ in 0..3 {
+                    if !sent.as_ref().is_err_and(icmp::is_stale_icmp) {
+                        break;
+                    }
+                    // The socket's pending error from an earlier ICMP error (any peer's):
+                    // this datagram was not sent. Reporting the error cleared it (another
+                    // queued ICMP error may set it again: a few tries).
+                    sent = sock.send_to(&t.payload, t.dest.addr).await;
+                }
+                if let Err(e) = sent {
                     stats.send_errors.fetch_add(1, Ordering::Relaxed);
                     warn!(dest = %t.dest, error = %e, "sip send failed");
+                    // About this datagram (no route, …): its transaction fails now (17.1.4).
+                    if let Some(request) = icmp::quoted_request(&t.payload) {
+                        let _ = self.ctx.inbound.try_send(Inbound::Unreachable {
+                            peer: t.dest,
+                            request: Some(request),
+                            cause: format!("sending to {} failed: {e}", t.dest.addr),
+                        });
+                    }
                 }
             }
             Transport::Tcp | Transport::Tls => {
@@ -503,7 +587,10 @@ impl Dispatcher {
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             stats.send_errors.fetch_add(1, Ordering::Relaxed);
                             warn!(dest = %t.dest, "SIP connection's send queue is full");
-                            let _ = self.ctx.inbound.try_send(Inbound::SendFailed(t.dest));
+                            let _ = self.ctx.inbound.try_send(Inbound::SendFailed {
+                                peer: t.dest,
+                                cause: format!("the connection to {}'s send queue is full", t.dest),
+                            });
                             return;
                         }
                         Err(mpsc::error::TrySendError::Closed(p)) => {
@@ -524,7 +611,10 @@ impl Dispatcher {
         let tls = if dest.transport == Transport::Tls {
             let Some(connector) = self.tls_client.clone() else {
                 self.ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                let _ = self.ctx.inbound.try_send(Inbound::SendFailed(dest));
+                let _ = self.ctx.inbound.try_send(Inbound::SendFailed {
+                    peer: dest,
+                    cause: "no TLS client configuration ([sip.tls])".into(),
+                });
                 return;
             };
             let name = self

@@ -447,3 +447,61 @@ async fn dropped_incoming_call_is_rejected() {
         })
     );
 }
+
+/// A free UDP port on 127.0.0.1 where nothing listens (bound, noted, closed).
+fn dead_udp_port() -> SocketAddr {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_icmp_port_unreachable_ends_the_invite_at_once() {
+    // Timer B would take 32 s; the ICMP error (IP_RECVERR, the error queue) ends it at once.
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let dead = dead_udp_port();
+    let started = std::time::Instant::now();
+    let mut out = a.invite(invite_to(dead)).unwrap();
+    match next(out.event()).await {
+        Some(LegEvent::Unreachable { cause }) => {
+            assert!(cause.contains("port unreachable"), "{cause}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Only that transaction failed: a live peer is still reached through the same socket
+    // (the socket's pending error does not eat the next datagram).
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut out = a.invite(invite_to(b.local_addr())).unwrap();
+    let call = incoming(&mut b_in).await;
+    call.reject(486);
+    assert!(matches!(
+        next(out.event()).await,
+        Some(LegEvent::Rejected { status: 486, .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_icmp_error_fails_only_the_transaction_it_quotes() {
+    // Two INVITEs: one to a dead port, one to a live peer that never answers. The ICMP error
+    // ends the first; the second is untouched (it still rings).
+    let (a, _a_in) = endpoint(Timers::default()).await;
+    let (b, mut b_in) = endpoint(Timers::default()).await;
+    let mut live = a.invite(invite_to(b.local_addr())).unwrap();
+    let _call = incoming(&mut b_in).await;
+    let mut dead = a.invite(invite_to(dead_udp_port())).unwrap();
+    assert!(matches!(
+        next(dead.event()).await,
+        Some(LegEvent::Unreachable { .. })
+    ));
+    let quiet = timeout(Duration::from_millis(300), live.event()).await;
+    assert!(
+        !matches!(quiet, Ok(Some(LegEvent::Unreachable { .. }))),
+        "{quiet:?}"
+    );
+}

@@ -57,7 +57,7 @@ fn spawn_sipp(name: &str, scenario: &str, args: &[String]) -> Child {
         .join("tests/sipp")
         .join(scenario);
     let log = std::fs::File::create(log_path(name)).unwrap();
-    Command::new(SIPP)
+    let child = Command::new(SIPP)
         .arg("-sf")
         .arg(scenario)
         .args(args)
@@ -66,7 +66,40 @@ fn spawn_sipp(name: &str, scenario: &str, args: &[String]) -> Child {
         .stderr(log)
         .kill_on_drop(true)
         .spawn()
-        .expect("failed to start sipp")
+        .expect("failed to start sipp");
+    // Our INVITE must find SIPp listening: to a port nobody has bound yet it would earn an
+    // ICMP port unreachable, which ends the transaction at once (RFC 3261 17.1.4).
+    if let Some(port) = args
+        .iter()
+        .position(|a| a == "-p")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !udp_bound(port) {
+            assert!(
+                std::time::Instant::now() < until,
+                "sipp did not bind UDP port {port}; log: {}",
+                std::fs::read_to_string(log_path(name)).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    child
+}
+
+/// Whether a UDP socket is bound to `port` (from /proc/net/udp{,6}; no probe socket, so no
+/// race with SIPp's own bind).
+fn udp_bound(port: u16) -> bool {
+    let hex = format!(":{port:04X}");
+    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().nth(1))
+                .any(|local| local.ends_with(&hex))
+        })
+    })
 }
 
 async fn wait_exit(name: &str, child: &mut Child) -> ExitStatus {
@@ -151,7 +184,6 @@ async fn sipp_registers_with_digest_and_is_called_at_its_binding() {
         media_port.to_string(),
     ]);
     let mut uas = spawn_sipp("uas", "uas.xml", &args);
-    // If SIPp is not listening yet, Timer A retransmissions get the INVITE there.
     let mut call = ep
         .invite_to(
             InviteRequest {

@@ -157,7 +157,7 @@ async fn a_call_over_tls_verifies_the_server_certificate() {
     assert_eq!(a.stats().connections_opened.load(Ordering::Relaxed), 1);
     assert_eq!(a.stats().tls_failures.load(Ordering::Relaxed), 0);
 
-    // A client that does not trust the CA gets a transport error (503) at once, not a timeout.
+    // A client that does not trust the CA gets a transport error at once, not a timeout.
     let (c, _c_in) = endpoint(
         &["udp:127.0.0.1:0"],
         Some(TlsConfig::new(None, vec![]).unwrap()),
@@ -167,19 +167,16 @@ async fn a_call_over_tls_verifies_the_server_certificate() {
         .invite(invite(format!("sip:+15551234567@{tls};transport=tls"), 0))
         .unwrap();
     match next(out.event()).await {
-        Some(LegEvent::Rejected {
-            status: 503,
-            reason,
-        }) => {
-            assert!(reason.contains("transport"), "{reason}")
+        Some(LegEvent::Unreachable { cause }) => {
+            assert!(cause.contains("TLS connection"), "{cause}")
         }
-        other => panic!("expected a 503 transport error, got {other:?}"),
+        other => panic!("expected a transport error, got {other:?}"),
     }
     assert_eq!(c.stats().tls_failures.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_a_503_at_once() {
+async fn a_refused_connection_is_unreachable_at_once() {
     let (a, _a_in) = endpoint(&["udp:127.0.0.1:0"], None).await;
     // A port nobody listens on: bind, note it, close.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -195,7 +192,7 @@ async fn a_refused_connection_is_a_503_at_once() {
         .unwrap();
     assert!(matches!(
         next(out.event()).await,
-        Some(LegEvent::Rejected { status: 503, .. })
+        Some(LegEvent::Unreachable { .. })
     ));
 }
 

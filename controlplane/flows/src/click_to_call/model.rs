@@ -42,10 +42,17 @@ pub enum FailReason {
     CustomerRejected,
     /// The customer hung up before reaching an agent.
     CustomerHungUp,
+    /// The customer's address could not be reached at all, before any answer: ICMP
+    /// unreachable, a connection refused, a host name that does not resolve (a transport
+    /// error, RFC 3261 17.1.4). Known at once, without ringing out the ring time.
+    CustomerUnreachable,
     /// No agent could be found.
     NoAgent,
     /// Agents were called but none answered.
     AgentNoAnswer,
+    /// The last agent called could not be reached at all (as for the customer), and no
+    /// other agent was tried after it.
+    AgentUnreachable,
     /// A bridged leg stopped sending media.
     MediaTimeout,
     /// Something on our side failed.
@@ -53,6 +60,21 @@ pub enum FailReason {
 }
 
 impl FailReason {
+    /// Every reason, in [`FailReason::as_str`]'s order: the one list the README, the module
+    /// docs and the status page's texts are checked against (`click_to_call/names.rs`).
+    pub const ALL: [Self; 10] = [
+        Self::CustomerBusy,
+        Self::CustomerNoAnswer,
+        Self::CustomerRejected,
+        Self::CustomerHungUp,
+        Self::CustomerUnreachable,
+        Self::NoAgent,
+        Self::AgentNoAnswer,
+        Self::AgentUnreachable,
+        Self::MediaTimeout,
+        Self::Internal,
+    ];
+
     /// The contract name, e.g. `"customer_busy"`.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
@@ -61,8 +83,10 @@ impl FailReason {
             Self::CustomerNoAnswer => "customer_no_answer",
             Self::CustomerRejected => "customer_rejected",
             Self::CustomerHungUp => "customer_hung_up",
+            Self::CustomerUnreachable => "customer_unreachable",
             Self::NoAgent => "no_agent",
             Self::AgentNoAnswer => "agent_no_answer",
+            Self::AgentUnreachable => "agent_unreachable",
             Self::MediaTimeout => "media_timeout",
             Self::Internal => "internal",
         }
@@ -378,10 +402,13 @@ pub enum LegInput {
     },
     /// The INVITE transaction timed out (no final response).
     Timeout,
+    /// The peer could not be reached at all: a transport error before any final response
+    /// (ICMP unreachable, connection refused) or a host name that does not resolve.
+    Unreachable,
     /// The peer hung up (BYE) an answered leg.
     Bye,
-    /// The leg's dialog ended for another reason we did not ask for (transport failure,
-    /// 481, …).
+    /// The leg's dialog ended for another reason we did not ask for (a broken dialog, 481,
+    /// a failure on our side, …).
     Ended,
 }
 

@@ -9,6 +9,8 @@ use super::*;
 
 mod customer_first;
 mod inbound;
+mod names;
+mod unreachable;
 
 const CUST: &str = "leg20000.1";
 const AGT: &str = "leg20002.1";

@@ -134,8 +134,12 @@ impl Locator {
         res.finish()
     }
 
-    /// Answers one query from the cache or DNS.
+    /// Answers one query: a special-use name ([`super::special_use`]: `*.invalid`,
+    /// `localhost`) at once, without DNS; anything else from the cache or DNS.
     pub async fn answer(&self, query: &Query) -> Answer {
+        if let Some(a) = super::special_use(query) {
+            return a;
+        }
         match query {
             Query::Naptr(name) => match self.resolver.lookup(fqdn(name), RecordType::NAPTR).await {
                 Ok(l) => Answer::Naptr(

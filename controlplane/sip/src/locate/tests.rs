@@ -463,3 +463,32 @@ fn a_timeout_ends_the_resolution_with_an_error() {
     assert_eq!(r.poll_query(), None, "no further queries after a timeout");
     assert!(matches!(r.finish(), Err(SipError::Dns(e)) if e.contains("timed out")));
 }
+
+#[test]
+fn special_use_names_never_reach_dns() {
+    // RFC 6761 6.4: `.invalid` is NXDOMAIN without a query; the lookup ends "not found".
+    for q in [
+        Query::Naptr("nobody.invalid".into()),
+        Query::Srv("_sip._udp.nobody.invalid".into()),
+        Query::Addr("nobody.INVALID.".into()),
+        Query::Addr("invalid".into()),
+    ] {
+        assert_eq!(special_use(&q), Some(Answer::NotFound), "{q:?}");
+    }
+    let target = SipTarget::parse("sip:alice@nobody.invalid").unwrap();
+    let mut r = Resolution::new(target, &[]);
+    let mut rng = StdRng::seed_from_u64(1);
+    while let Some(q) = r.poll_query() {
+        let a = special_use(&q).expect("every query is answered locally");
+        r.handle_answer(a, &mut rng);
+    }
+    assert!(matches!(r.finish(), Err(SipError::DnsNotFound { .. })));
+    // 6.3: localhost is the loopback interface.
+    assert_eq!(
+        special_use(&Query::Addr("localhost".into())),
+        Some(Answer::Addr(vec![v4(1), IpAddr::V6(Ipv6Addr::LOCALHOST)]))
+    );
+    // Ordinary names (even ones ending in the same letters) go to DNS.
+    assert_eq!(special_use(&Query::Addr("notinvalid".into())), None);
+    assert_eq!(special_use(&Query::Addr("trunk.example.test".into())), None);
+}

@@ -325,13 +325,74 @@ fn reliable_transports_retransmit_nothing_and_wait_for_nothing() {
 fn a_transport_error_ends_the_transaction_and_tells_the_tu() {
     let t0 = Instant::now();
     let mut tx = ClientTransaction::new(t0, invite(), tcp(), Timers::default());
-    tx.handle_transport_error();
+    tx.handle_transport_error("connection refused");
     assert!(tx.is_terminated());
-    assert_eq!(tx.poll_event(), Some(ClientEvent::TransportError));
+    assert_eq!(
+        tx.poll_event(),
+        Some(ClientEvent::TransportError {
+            cause: "connection refused".into()
+        })
+    );
     // Once answered, a later connection error changes nothing.
     let mut tx = ClientTransaction::new(t0, options(), tcp(), Timers::default());
     tx.handle_response(t0, resp(&options(), 200));
     while tx.poll_event().is_some() {}
-    tx.handle_transport_error();
+    tx.handle_transport_error("reset");
     assert_eq!(tx.poll_event(), None);
+}
+
+#[test]
+fn an_icmp_error_on_udp_stops_retransmissions_at_once() {
+    // 17.1.4 over UDP: the INVITE went out, an ICMP port unreachable came back. The
+    // transaction terminates now, not after Timer B, and sends nothing more.
+    let t0 = Instant::now();
+    let mut tx = ClientTransaction::new(t0, invite(), dest(), Timers::default());
+    assert!(tx.poll_transmit().is_some());
+    tx.handle_transport_error("ICMP port unreachable");
+    assert_eq!(tx.state(), ClientState::Terminated);
+    assert_eq!(tx.poll_timeout(), None, "no Timer A, B or D left");
+    tx.handle_timeout(t0 + Duration::from_secs(40));
+    assert_eq!(tx.poll_transmit(), None);
+    assert!(matches!(
+        tx.poll_event(),
+        Some(ClientEvent::TransportError { cause }) if cause == "ICMP port unreachable"
+    ));
+    assert_eq!(
+        tx.poll_event(),
+        None,
+        "no Timeout after the transport error"
+    );
+    // A second error (another quoted retransmission) is not reported twice.
+    tx.handle_transport_error("ICMP port unreachable");
+    assert_eq!(tx.poll_event(), None);
+}
+
+#[test]
+fn a_transport_error_while_proceeding_also_ends_an_invite() {
+    // A 180 came, then the peer's host became unreachable (e.g. our CANCEL's ICMP): the
+    // INVITE transaction is Terminated and the TU hears of it once.
+    let t0 = Instant::now();
+    let mut tx = ClientTransaction::new(t0, invite(), dest(), Timers::default());
+    tx.handle_response(t0, resp(&invite(), 180));
+    assert!(matches!(tx.poll_event(), Some(ClientEvent::Provisional(_))));
+    tx.handle_transport_error("ICMP host unreachable");
+    assert!(tx.is_terminated());
+    assert!(matches!(
+        tx.poll_event(),
+        Some(ClientEvent::TransportError { .. })
+    ));
+}
+
+#[test]
+fn a_transport_error_after_a_non_2xx_is_ignored() {
+    // Completed (the 486 was ACKed): an ICMP error about the ACK changes nothing; Timer D
+    // still runs.
+    let t0 = Instant::now();
+    let mut tx = ClientTransaction::new(t0, invite(), dest(), Timers::default());
+    tx.handle_response(t0, resp(&invite(), 486));
+    while tx.poll_event().is_some() {}
+    tx.handle_transport_error("ICMP port unreachable");
+    assert_eq!(tx.state(), ClientState::Completed);
+    assert_eq!(tx.poll_event(), None);
+    assert!(tx.poll_timeout().is_some());
 }

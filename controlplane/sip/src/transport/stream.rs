@@ -137,7 +137,11 @@ pub(super) async fn connect(
             ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
             warn!(%peer, error = %why, "SIP connection failed");
             let _ = ctx.dispatch.send(Dispatch::Closed { peer, id });
-            let _ = ctx.inbound.send(Inbound::SendFailed(peer)).await;
+            let cause = format!(
+                "{} connection to {} failed: {why}",
+                peer.transport, peer.addr
+            );
+            let _ = ctx.inbound.send(Inbound::SendFailed { peer, cause }).await;
         }
     };
     if !ctx.reserve() {
@@ -394,7 +398,8 @@ async fn run_connection<S>(
     // Whatever was still queued for this connection is lost: tell the core.
     rx.close();
     if failed_send || rx.recv().await.is_some() {
-        let _ = ctx.inbound.send(Inbound::SendFailed(peer)).await;
+        let cause = format!("{} connection to {} broke", peer.transport, peer.addr);
+        let _ = ctx.inbound.send(Inbound::SendFailed { peer, cause }).await;
     }
     debug!(%peer, "SIP connection closed");
 }

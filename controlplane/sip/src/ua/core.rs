@@ -253,7 +253,12 @@ impl Core {
                 _ = cancel.cancelled() => break,
                 m = inbound.recv() => match m {
                     Some(Inbound::Message(src, m)) => self.handle_message(Instant::now(), src, m),
-                    Some(Inbound::SendFailed(peer)) => self.send_failed(Instant::now(), peer),
+                    Some(Inbound::SendFailed { peer, cause }) => {
+                        self.send_failed(Instant::now(), peer, &cause);
+                    }
+                    Some(Inbound::Unreachable { peer, request, cause }) => {
+                        self.unreachable(Instant::now(), peer, request, &cause);
+                    }
                     None => break,
                 },
                 Some(c) = cmds.recv() => self.handle_cmd(Instant::now(), c),
@@ -466,36 +471,6 @@ impl Core {
         }
         self.clients.insert(key.clone(), (t, leg, role));
         self.drive_client(now, &key);
-    }
-
-    /// A peer could not be reached over TCP/TLS (or a UDP send had no socket): requests moved
-    /// to TCP for their size go over UDP after all; other client transactions to the peer end
-    /// with a transport error (17.1.4), which their TU treats as a 503.
-    fn send_failed(&mut self, now: Instant, peer: Peer) {
-        self.registrar_flow_failed(peer);
-        let keys: Vec<TransactionKey> = self
-            .clients
-            .iter()
-            .filter(|(_, (t, _, _))| t.dest() == peer && !t.is_terminated())
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            if let Some(udp) = self.switched.remove(&key) {
-                if let Some((t, leg, role)) = self.clients.remove(&key) {
-                    let mut req = t.request().clone();
-                    set_top_via_transport(&mut req, Transport::Udp);
-                    debug!(dest = %udp, "TCP failed for a large request: sending it over UDP");
-                    let t = ClientTransaction::new(now, req, udp, self.timers);
-                    self.clients.insert(key.clone(), (t, leg, role));
-                    self.drive_client(now, &key);
-                }
-                continue;
-            }
-            if let Some((t, _, _)) = self.clients.get_mut(&key) {
-                t.handle_transport_error();
-            }
-            self.drive_client(now, &key);
-        }
     }
 
     /// Sends a response through the server transaction `key`.
@@ -740,7 +715,7 @@ const UDP_MTU_LIMIT: usize = 1300;
 
 /// Rewrites the transport of a request's top Via (`SIP/2.0/UDP` → `SIP/2.0/TCP`). Returns
 /// false (and changes nothing) when there is no top Via to rewrite.
-fn set_top_via_transport(req: &mut Request, transport: Transport) -> bool {
+pub(super) fn set_top_via_transport(req: &mut Request, transport: Transport) -> bool {
     let Some(top) = req.headers.get_list("Via").next() else {
         return false;
     };

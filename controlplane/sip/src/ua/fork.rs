@@ -10,7 +10,8 @@
 //!   crossed the CANCEL); after that only the winner's events pass (`Bye`, `Ended`);
 //! * a 6xx ends the search: the other legs are hung up and the 6xx is the outcome;
 //! * when every leg failed, the outcome is the best final response (6xx, else the lowest
-//!   class, the first of it), else `Timeout`; no leg at all gives `480`;
+//!   class, the first of it), else `Timeout`, else (every device unreachable) `Unreachable`;
+//!   no leg at all gives `480`;
 //! * [`ForkController::hangup`] hangs up every leg and the outcome is `Ended`.
 
 use tokio::sync::mpsc;
@@ -38,6 +39,8 @@ struct Merge {
     /// The best final response of the failed legs so far.
     best: Option<(u16, String)>,
     timeout: bool,
+    /// The first transport error's cause, when a leg was unreachable.
+    unreachable: Option<String>,
     /// Our hangup: the outcome is `Ended`.
     hung_up: bool,
     /// No leg may win any more (hangup, or a 6xx).
@@ -52,6 +55,7 @@ impl Merge {
             winner: None,
             best: None,
             timeout: false,
+            unreachable: None,
             hung_up: false,
             closed: false,
             over: false,
@@ -74,6 +78,8 @@ impl Merge {
             LegEvent::Rejected { status, reason }
         } else if self.timeout {
             LegEvent::Timeout
+        } else if let Some(cause) = self.unreachable.take() {
+            LegEvent::Unreachable { cause }
         } else {
             LegEvent::Rejected {
                 status: 480,
@@ -148,6 +154,10 @@ impl Merge {
             Some(LegEvent::Timeout) if !won => {
                 self.done[i] = true;
                 self.timeout = true;
+            }
+            Some(LegEvent::Unreachable { cause }) if !won => {
+                self.done[i] = true;
+                self.unreachable.get_or_insert(cause);
             }
             Some(ev) if won => {
                 // the winner's dialog: Bye, Ended (or Timeout: no ACK … not for a UAC leg)
@@ -404,6 +414,30 @@ mod tests {
         let mut m = Merge::new(2);
         m.handle(0, Some(LegEvent::Timeout));
         assert_eq!(emitted(&m.handle(1, None)), [LegEvent::Timeout]);
+    }
+
+    #[test]
+    fn every_device_unreachable_is_unreachable() {
+        let unreachable = |c: &str| {
+            Some(LegEvent::Unreachable {
+                cause: c.to_owned(),
+            })
+        };
+        let mut m = Merge::new(2);
+        assert!(m.handle(0, unreachable("port")).is_empty());
+        assert_eq!(
+            emitted(&m.handle(1, unreachable("host"))),
+            [LegEvent::Unreachable {
+                cause: "port".into()
+            }]
+        );
+        // One device that timed out (or answered anything) says more than a dead one.
+        let mut m = Merge::new(2);
+        m.handle(0, unreachable("port"));
+        assert_eq!(
+            emitted(&m.handle(1, Some(LegEvent::Timeout))),
+            [LegEvent::Timeout]
+        );
     }
 
     #[test]

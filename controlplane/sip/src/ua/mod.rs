@@ -172,8 +172,10 @@ pub struct InviteRequest {
 }
 
 /// Something that happened on a leg.
+///
+/// Not `#[non_exhaustive]`: the application must map every event explicitly (a new one is a
+/// compile error there, not a silent catch-all).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum LegEvent {
     /// A 1xx other than 100 (180, 183), with its SDP if any.
     Progress {
@@ -196,6 +198,14 @@ pub enum LegEvent {
     },
     /// No final response (Timer B) on an outgoing leg, or no ACK for our 2xx on an incoming leg.
     Timeout,
+    /// The peer could not be reached at all (RFC 3261 17.1.4, a transport error: ICMP port,
+    /// host or network unreachable for our INVITE, a TCP/TLS connection refused or failed),
+    /// before any final response. Distinct from [`LegEvent::Timeout`] (nothing came back)
+    /// and from [`LegEvent::Rejected`] (the peer answered).
+    Unreachable {
+        /// What the transport saw, for logs (e.g. `ICMP port unreachable from 192.0.2.7:5060`).
+        cause: String,
+    },
     /// The caller CANCELled our unanswered incoming call.
     Cancelled,
     /// The remote sent BYE (we answered 200).

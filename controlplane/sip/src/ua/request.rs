@@ -112,7 +112,7 @@ impl Core {
             ClientEvent::Provisional(_) => return,
             ClientEvent::Final(r) => Outcome::Status(r.status),
             ClientEvent::Timeout => Outcome::Timeout,
-            ClientEvent::TransportError => Outcome::TransportError,
+            ClientEvent::TransportError { .. } => Outcome::TransportError,
         };
         if let Some(tx) = self.requests.remove(key) {
             let _ = tx.send(outcome);

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::core::{
-    contact_value, local_for, take_challenge, Cmd, Core, Leg, LegId, LegState, Role,
-    MAX_AUTH_ROUNDS,
+    contact_value, local_for, set_top_via_transport, take_challenge, Cmd, Core, Leg, LegId,
+    LegState, Role, MAX_AUTH_ROUNDS,
 };
 use super::reinvite::{lists_tag, session_in_2xx};
 use super::session_timer::parse_min_se;
@@ -20,7 +20,7 @@ use crate::digest::Credentials;
 use crate::error::SipError;
 use crate::msg::{self, HasHeaders, Method, Request, Response};
 use crate::peer::{Peer, Transport};
-use crate::transaction::{ClientEvent, TransactionKey, Transmit};
+use crate::transaction::{ClientEvent, ClientTransaction, TransactionKey, Transmit};
 
 impl Endpoint {
     /// Sends an INVITE now.
@@ -360,18 +360,17 @@ impl Core {
                 });
                 self.remove_leg(id);
             }
-            (Role::Invite, ClientEvent::TransportError) => {
+            (Role::Invite, ClientEvent::TransportError { cause }) => {
+                // 17.1.4: a 503 for the TU, reported as its own event so that an unreachable
+                // peer is not mistaken for one that answered 503.
                 if leg.hangup {
                     leg.emit(LegEvent::Ended);
                 } else {
-                    leg.emit(LegEvent::Rejected {
-                        status: 503,
-                        reason: "Service Unavailable (transport error)".into(),
-                    });
+                    leg.emit(LegEvent::Unreachable { cause });
                 }
                 self.remove_leg(id);
             }
-            (Role::Cancel, ClientEvent::Timeout | ClientEvent::TransportError) => {
+            (Role::Cancel, ClientEvent::Timeout | ClientEvent::TransportError { .. }) => {
                 // 9.1: no final response to the INVITE within 64*T1 of the CANCEL: give up.
                 if leg.dialog.is_none() {
                     leg.emit(LegEvent::Ended);
@@ -384,7 +383,7 @@ impl Core {
             (Role::Bye, ClientEvent::Provisional(_)) => {}
             (
                 Role::Bye,
-                ClientEvent::Final(_) | ClientEvent::Timeout | ClientEvent::TransportError,
+                ClientEvent::Final(_) | ClientEvent::Timeout | ClientEvent::TransportError { .. },
             ) => {
                 leg.emit(LegEvent::Ended);
                 self.remove_leg(id);
@@ -485,6 +484,77 @@ impl Core {
         leg.state = LegState::Initial;
         let dest = leg.dest;
         self.start_client(now, req, dest, Some(id), Role::Invite);
+    }
+
+    /// A peer could not be reached over TCP/TLS (or a UDP send had no socket): requests moved
+    /// to TCP for their size go over UDP after all; other client transactions to the peer end
+    /// with a transport error (17.1.4), which their TU treats as a 503.
+    pub(super) fn send_failed(&mut self, now: Instant, peer: Peer, cause: &str) {
+        self.registrar_flow_failed(peer);
+        let keys: Vec<TransactionKey> = self
+            .clients
+            .iter()
+            .filter(|(_, (t, _, _))| t.dest() == peer && !t.is_terminated())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            if let Some(udp) = self.switched.remove(&key) {
+                if let Some((t, leg, role)) = self.clients.remove(&key) {
+                    let mut req = t.request().clone();
+                    set_top_via_transport(&mut req, Transport::Udp);
+                    debug!(dest = %udp, "TCP failed for a large request: sending it over UDP");
+                    let t = ClientTransaction::new(now, req, udp, self.timers);
+                    self.clients.insert(key.clone(), (t, leg, role));
+                    self.drive_client(now, &key);
+                }
+                continue;
+            }
+            if let Some((t, _, _)) = self.clients.get_mut(&key) {
+                t.handle_transport_error(cause);
+            }
+            self.drive_client(now, &key);
+        }
+    }
+
+    /// An ICMP error (or a local send error) for a UDP request to `peer` (17.1.4): the client
+    /// transaction the quoted request names (method and branch) fails with a transport error;
+    /// without a branch, every client transaction to `peer` does. Registrations are kept (a
+    /// UDP binding is not a flow that broke).
+    pub(super) fn unreachable(
+        &mut self,
+        now: Instant,
+        peer: Peer,
+        request: Option<(Method, Option<String>)>,
+        cause: &str,
+    ) {
+        let key = match request {
+            Some((method, Some(branch))) => Some(TransactionKey::client(&branch, method)),
+            _ => None,
+        };
+        let keys: Vec<TransactionKey> = match key {
+            Some(k) => self
+                .clients
+                .contains_key(&k)
+                .then_some(k)
+                .into_iter()
+                .collect(),
+            None => self
+                .clients
+                .iter()
+                .filter(|(_, (t, _, _))| t.dest() == peer && !t.is_terminated())
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        if keys.is_empty() {
+            debug!(%peer, cause, "ICMP error for no pending request");
+        }
+        for key in keys {
+            if let Some((t, _, _)) = self.clients.get_mut(&key) {
+                debug!(%peer, cause, method = %t.request().method.as_str(), "transport error");
+                t.handle_transport_error(cause);
+            }
+            self.drive_client(now, &key);
+        }
     }
 
     pub(super) fn send_cancel(&mut self, now: Instant, id: LegId) {

@@ -141,7 +141,7 @@ impl Core {
         let resp = match ev {
             ClientEvent::Provisional(_) => return,
             ClientEvent::Final(resp) => resp,
-            ClientEvent::Timeout | ClientEvent::TransportError => {
+            ClientEvent::Timeout | ClientEvent::TransportError { .. } => {
                 let status = if matches!(ev, ClientEvent::Timeout) {
                     408
                 } else {
