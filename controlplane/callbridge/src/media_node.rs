@@ -158,6 +158,8 @@ impl Signals {
             () = term => {}
         }
     }
+}
+
 /// The prompts `serve`'s extension commands may name: `media.announcement` (played for
 /// unknown names too) or the built-in prompt.
 fn prompts(cfg: &config::Config) -> anyhow::Result<ng::ext::Prompts> {
