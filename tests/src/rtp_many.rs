@@ -84,11 +84,8 @@ impl RtpMany {
         let sock = bind_udp_in(ns, addr);
         // Thousands of packets a second arrive here: room for a stall of the capture thread
         // on a loaded machine (root may exceed rmem_max).
-        let _ = nix::sys::socket::setsockopt(
-            &sock,
-            nix::sys::socket::sockopt::RcvBufForce,
-            &(8 << 20),
-        );
+        let _ =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::RcvBufForce, &(8 << 20));
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .expect("set_read_timeout");
         let sock = Arc::new(sock);
@@ -104,7 +101,12 @@ impl RtpMany {
                         let at = Instant::now();
                         let (ssrc, seq) =
                             RtpHeader::parse(&buf[..n]).map_or((0, 0), |h| (h.ssrc, h.seq));
-                        lock(&arrivals).push(Arrival { at, from, ssrc, seq });
+                        lock(&arrivals).push(Arrival {
+                            at,
+                            from,
+                            ssrc,
+                            seq,
+                        });
                     }
                 }
             })

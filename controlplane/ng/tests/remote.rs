@@ -346,8 +346,7 @@ fn a_draining_node_gets_its_pooled_pairs_back_and_gives_no_new_ones() {
     n1.drain.start();
     // Its pool comes back; only the live call's pair stays.
     wait_until("the pooled pairs given back to the draining node", || {
-        n1.drain.calls() == 1
-            && media.status().first().is_some_and(|s| s.pooled == 0)
+        n1.drain.calls() == 1 && media.status().first().is_some_and(|s| s.pooled == 0)
     });
     for _ in 0..5 {
         // n2's pool refills in the background.
@@ -514,7 +513,11 @@ fn more_live_pairs_than_the_survivors_pool_all_move() {
             assert_eq!(media.address_of(leg), Some(IpAddr::V4(ips[1])), "{leg}");
         }
     }
-    let n2s = media.status().into_iter().find(|s| s.addr == n2.ng).unwrap();
+    let n2s = media
+        .status()
+        .into_iter()
+        .find(|s| s.addr == n2.ng)
+        .unwrap();
     assert!(n2s.live >= PAIRS, "{n2s:?}");
     for l in on_n1 {
         media.release(l);

@@ -181,7 +181,11 @@ impl NgMedia {
         }
         let left = still.len();
         lock(&self.inner.pending).extend(still);
-        tracing::info!(moved_pairs = moved, waiting_pairs = left, "pairs waiting for a node re-anchored");
+        tracing::info!(
+            moved_pairs = moved,
+            waiting_pairs = left,
+            "pairs waiting for a node re-anchored"
+        );
     }
 
     /// Pairs waiting to move when no node is healthy any more: given up, their legs
