@@ -41,6 +41,10 @@
 //! - [`topology`]: the scaling-out topology (`scripts/topology`: namespaces `cp1`, `cp2`, `pg`,
 //!   `mn1`, `mn2`, `sipc`, `sipa` on one bridge in 198.18.0.0/15, the test reaching them from
 //!   the root namespace), torn down on drop; [`topology::NsChild`] runs a process inside a host.
+//! - [`sipp_log`]: SIPp's message trace read as it grows ([`sipp_log::MessageTail`]), and the
+//!   INFO that makes [`Scenario::AnswerReanchorExternalMedia`] hang up.
+//! - [`rtp_many`]: one socket (bound inside a namespace) sending many paced RTP streams and
+//!   capturing every datagram it receives (time, source, SSRC, sequence), for tests of many calls.
 //!
 //! Invariants: nothing here sleeps a fixed time to wait for something; every wait polls for an
 //! event (a bound port, a status, an exit) against a generous deadline and panics with the logs
@@ -65,9 +69,11 @@ pub mod ports;
 pub mod postgres;
 pub mod record;
 pub mod rtp;
+pub mod rtp_many;
 pub mod scenario;
 pub mod server;
 pub mod sipp;
+pub mod sipp_log;
 pub mod site;
 pub mod tls;
 pub mod topology;

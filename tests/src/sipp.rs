@@ -49,6 +49,11 @@ pub enum Scenario {
     /// [`Scenario::AnswerByeExternalMedia`], accepting one re-INVITE first; `hangup_ms` runs
     /// from the re-INVITE's ACK.
     AnswerReinviteByeExternalMedia,
+    /// `uas_answer_reanchor_external_media.xml`: for many calls, media as in
+    /// [`Scenario::AnswerExternalMedia`] (one `rtp_port` for all), any number of re-INVITEs
+    /// accepted; the call ends with callbridge's BYE, or with SIPp's BYE once the test sends
+    /// an INFO into the dialog ([`crate::sipp_log::send_hangup_info`]).
+    AnswerReanchorExternalMedia,
     /// `uas_answer_via_proxy.xml`: like [`Scenario::AnswerExternalMedia`] without the 180,
     /// behind an impairment proxy (`proxy_addr` in every Contact), the ACK optional, 8 s of
     /// time-wait.
@@ -109,6 +114,7 @@ impl Scenario {
             Self::AnswerByeExternalMediaPcmu => "uas_answer_bye_external_media_pcmu.xml",
             Self::AnswerReinviteExternalMedia => "uas_answer_reinvite_external_media.xml",
             Self::AnswerReinviteByeExternalMedia => "uas_answer_reinvite_bye_external_media.xml",
+            Self::AnswerReanchorExternalMedia => "uas_answer_reanchor_external_media.xml",
             Self::AnswerViaProxy => "uas_answer_via_proxy.xml",
             Self::AnswerByeViaProxy => "uas_answer_bye_via_proxy.xml",
             Self::Busy => "uas_busy.xml",
@@ -134,9 +140,9 @@ impl Scenario {
         match self {
             Self::Answer | Self::AnswerAuth => &["ring_ms"],
             Self::AnswerBye | Self::AnswerByeLongRtp => &["ring_ms", "hangup_ms"],
-            Self::AnswerExternalMedia | Self::AnswerReinviteExternalMedia => {
-                &["ring_ms", "rtp_port"]
-            }
+            Self::AnswerExternalMedia
+            | Self::AnswerReinviteExternalMedia
+            | Self::AnswerReanchorExternalMedia => &["ring_ms", "rtp_port"],
             Self::AnswerByeExternalMedia
             | Self::AnswerReinviteByeExternalMedia
             | Self::AnswerByeExternalMediaPcmu
@@ -477,6 +483,12 @@ impl Sipp {
             Some(s) => self.fail(&format!("exited with {s} ({})", explain(s.code()))),
             None => self.fail(&format!("still running after {deadline:?}")),
         }
+    }
+
+    /// The file SIPp traces every SIP message into (for [`crate::sipp_log::MessageTail`]).
+    #[must_use]
+    pub fn messages_path(&self) -> &Path {
+        &self.messages_path
     }
 
     /// All SIP messages SIPp sent and received so far.

@@ -22,8 +22,11 @@
 //! legs there is re-anchored ([`reanchor`]): a pair from another healthy node's pool takes
 //! its place under the same local ids, gets everything the B2BUA had told the old legs
 //! (replayed from a shadow of the commands), and each leg's call gets [`Event::Moved`] so the
-//! B2BUA re-offers the new address to its party. A pair that cannot be moved (no other node
-//! with pairs) gets [`Event::CommandFailed`] instead, and its call ends. Polls continue; a
+//! B2BUA re-offers the new address to its party. Pairs beyond what the other nodes hold
+//! pooled wait (their legs idle) until a node's refill task has allocated one for each (one
+//! `cb-allocate` round trip, up to [`crate::ext::MAX_ALLOCATE`] pairs at a time): a dead node
+//! with more live calls than the pools loses none. A pair that cannot be moved (no other
+//! healthy node) gets [`Event::CommandFailed`] instead, and its call ends. Polls continue; a
 //! node that answers again is healthy again, and a changed `instance` (a restarted node) is
 //! treated as a death first.
 
@@ -60,7 +63,8 @@ pub struct NgMediaConfig {
     pub poll_interval: Duration,
     /// A node silent this long is passed over for new pairs while another has some.
     pub stale_after: Duration,
-    /// Pairs kept allocated in advance per node.
+    /// Pairs kept allocated in advance per node (a dead node's calls beyond what the others
+    /// hold are moved as soon as they allocate more).
     pub pool: usize,
     /// This controller's name on the nodes (unique per process).
     pub controller: String,
@@ -139,6 +143,9 @@ struct Inner {
     cfg: NgMediaConfig,
     nodes: Vec<NodeSlot>,
     table: Mutex<Table>,
+    /// Pairs of dead nodes waiting for a pair on another node (the dead node's index and
+    /// the pair's local ids, the first leg first): more calls than the survivors had pooled.
+    pending: Mutex<Vec<(usize, [LegId; 2])>>,
     t0: std::time::Instant,
 }
 
@@ -219,6 +226,7 @@ impl NgMedia {
                 cfg,
                 nodes,
                 table: Mutex::default(),
+                pending: Mutex::default(),
                 t0: std::time::Instant::now(),
             }),
         };
@@ -291,14 +299,16 @@ impl NgMedia {
         if !slot.healthy.swap(false, Ordering::AcqRel) {
             return;
         }
-        let (moved, lost) = self.reanchor_all(node);
+        let (moved, waiting, mut lost) = self.reanchor_all(node);
+        // Pairs waiting to move whose last possible target this was.
+        lost.extend(self.fail_pending_without_target());
         let t = lock(&self.inner.table);
         let routed: Vec<(LegId, UnboundedSender<Event>)> = lost
             .iter()
             .filter_map(|l| Some((*l, t.routes.get(l)?.clone())))
             .collect();
         drop(t);
-        tracing::warn!(node = %slot.addr, %why, moved_pairs = moved, lost_legs = lost.len(), "media node marked dead: no new legs there; its pairs re-anchored on other nodes");
+        tracing::warn!(node = %slot.addr, %why, moved_pairs = moved, waiting_pairs = waiting, lost_legs = lost.len(), "media node marked dead: no new legs there; its pairs re-anchored on other nodes");
         for (leg, to) in routed {
             let _ = to.send(Event::CommandFailed {
                 leg: Some(leg),
@@ -434,9 +444,11 @@ impl Media for NgMedia {
             .entry(leg)
             .ok_or_else(|| MediaError::Command(format!("unknown leg {leg}")))?;
         let slot = &self.inner.nodes[e.node];
+        // Noted first: a pair waiting to be re-anchored is re-created as it stands then.
+        reanchor::note(&mut lock(&self.inner.table).shadow, &cmd);
         if !slot.healthy.load(Ordering::Acquire) {
-            // The node is gone and its calls were told; a removal completes at once so that
-            // the call's end does not wait for counters that cannot come.
+            // The node is gone (its calls moved, waiting to, or told); a removal completes
+            // at once so that the call's end does not wait for counters that cannot come.
             if let Command::RemoveLeg { leg } = cmd {
                 let to = lock(&self.inner.table).routes.get(&leg).cloned();
                 if let Some(to) = to {
@@ -448,8 +460,7 @@ impl Media for NgMedia {
             }
             return Ok(());
         }
-        let mut t = lock(&self.inner.table);
-        reanchor::note(&mut t.shadow, &cmd);
+        let t = lock(&self.inner.table);
         let mapped = map_command(cmd, |l| {
             t.legs
                 .get(&l)

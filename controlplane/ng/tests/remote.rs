@@ -346,8 +346,7 @@ fn a_draining_node_gets_its_pooled_pairs_back_and_gives_no_new_ones() {
     n1.drain.start();
     // Its pool comes back; only the live call's pair stays.
     wait_until("the pooled pairs given back to the draining node", || {
-        n1.drain.calls() == 1
-            && media.status().first().is_some_and(|s| s.pooled == 0)
+        n1.drain.calls() == 1 && media.status().first().is_some_and(|s| s.pooled == 0)
     });
     for _ in 0..5 {
         // n2's pool refills in the background.
@@ -442,4 +441,87 @@ fn extension_legs_belong_to_their_controller() {
         let v = ng::bencode::decode(&raw).unwrap();
         assert_eq!(v.get("released").and_then(|r| r.as_int()), Some(2), "{v:?}");
     });
+}
+
+/// A dead node with more live pairs than the survivor holds pooled: every pair still moves
+/// (those beyond the pool as soon as the survivor has allocated more), none is failed.
+#[test]
+fn more_live_pairs_than_the_survivors_pool_all_move() {
+    const PAIRS: usize = 7;
+    let ips = [Ipv4Addr::new(127, 0, 78, 7), Ipv4Addr::new(127, 0, 78, 8)];
+    let mut n1 = node(ips[0], 43_400..=43_499);
+    let n2 = node(ips[1], 43_500..=43_599);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut cfg = NgMediaConfig::new(vec![n1.ng, n2.ng]);
+    cfg.client.timeout = Duration::from_millis(300);
+    cfg.pool = 2;
+    let media = rt.block_on(NgMedia::start(cfg)).unwrap();
+    let n1ip = IpAddr::V4(ips[0]);
+    // PAIRS pairs on node 1 (pairs from node 2 are given back at once).
+    let mut on_n1 = Vec::new();
+    let t0 = Instant::now();
+    while on_n1.len() < PAIRS {
+        assert!(t0.elapsed() < DEADLINE, "no {PAIRS} pairs on node 1");
+        match media.allocate_pair() {
+            Ok(l) if media.address_of(l.customer) == Some(n1ip) => on_n1.push(l),
+            Ok(l) => media.release(l),
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for l in &on_n1 {
+        for leg in [l.customer, l.agent] {
+            media.route(leg, tx.clone());
+            media.send(add(leg, peer.local_addr().unwrap())).unwrap();
+        }
+        media
+            .send(Command::Bridge {
+                a: l.customer,
+                b: l.agent,
+            })
+            .unwrap();
+    }
+    let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+        rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
+            .expect("an event in time")
+            .expect("open")
+    };
+    let mut added = 0;
+    while added < 2 * PAIRS {
+        if let Event::LegAdded { .. } = next(&mut rx) {
+            added += 1;
+        }
+    }
+    n1.stop();
+    let mut moved = std::collections::BTreeSet::new();
+    while moved.len() < 2 * PAIRS {
+        match next(&mut rx) {
+            Event::Moved { leg } => {
+                moved.insert(leg);
+            }
+            ev @ Event::CommandFailed { .. } => panic!("a pair was not moved: {ev:?}"),
+            _ => {}
+        }
+    }
+    for l in &on_n1 {
+        for leg in [l.customer, l.agent] {
+            assert_eq!(media.address_of(leg), Some(IpAddr::V4(ips[1])), "{leg}");
+        }
+    }
+    let n2s = media
+        .status()
+        .into_iter()
+        .find(|s| s.addr == n2.ng)
+        .unwrap();
+    assert!(n2s.live >= PAIRS, "{n2s:?}");
+    for l in on_n1 {
+        media.release(l);
+    }
+    drop(media);
+    rt.shutdown_timeout(Duration::from_secs(1));
 }

@@ -95,9 +95,11 @@ impl NgMedia {
             .map(|(i, _)| i)
     }
 
-    /// Moves every pair of `dead` that is in use to other nodes; returns how many moved and
-    /// the legs that could not be (no other node had a pair).
-    pub(super) fn reanchor_all(&self, dead: usize) -> (usize, Vec<LegId>) {
+    /// Moves every pair of `dead` that is in use to other nodes; returns how many moved, how
+    /// many wait for a pair (another node is healthy but had too few pooled: it allocates
+    /// more at once and [`NgMedia::reanchor_pending`] moves them) and the legs that cannot be
+    /// moved (no other healthy node).
+    pub(super) fn reanchor_all(&self, dead: usize) -> (usize, usize, Vec<LegId>) {
         let mut pairs: HashMap<LegId, Vec<(LegId, LegEntry)>> = HashMap::new();
         {
             let t = lock(&self.inner.table);
@@ -106,6 +108,7 @@ impl NgMedia {
             }
         }
         let (mut moved, mut lost) = (0, Vec::new());
+        let mut waiting = Vec::new();
         for (_, mut legs) in pairs {
             // The pair's first leg (the customer's) first.
             legs.sort_by_key(|(_, e)| e.remote != e.first);
@@ -113,13 +116,93 @@ impl NgMedia {
                 lost.extend(legs.iter().map(|(l, _)| *l));
                 continue;
             }
-            if self.reanchor(dead, [legs[0].0, legs[1].0]) {
+            let pair = [legs[0].0, legs[1].0];
+            if self.reanchor(dead, pair) {
                 moved += 1;
+            } else if self.other_healthy(dead) {
+                waiting.push((dead, pair));
             } else {
-                lost.extend(legs.iter().map(|(l, _)| *l));
+                lost.extend(pair);
             }
         }
-        (moved, lost)
+        let n = waiting.len();
+        if n > 0 {
+            lock(&self.inner.pending).extend(waiting);
+            self.wake_refills();
+        }
+        (moved, n, lost)
+    }
+
+    /// Whether a node other than `except` answers.
+    fn other_healthy(&self, except: usize) -> bool {
+        self.inner
+            .nodes
+            .iter()
+            .enumerate()
+            .any(|(i, n)| i != except && n.healthy.load(Ordering::Acquire))
+    }
+
+    /// Wakes every healthy node's refill task (pairs are wanted now).
+    fn wake_refills(&self) {
+        for n in &self.inner.nodes {
+            if n.healthy.load(Ordering::Acquire) {
+                n.refill.notify_one();
+            }
+        }
+    }
+
+    /// Pairs waiting to be re-anchored (their refill tasks allocate this many more).
+    pub(super) fn pending_len(&self) -> usize {
+        lock(&self.inner.pending).len()
+    }
+
+    /// Moves the pairs waiting for one, as far as the pools go; a pair whose call ended
+    /// meanwhile (its legs released) is dropped from the list.
+    pub(super) fn reanchor_pending(&self) {
+        let waiting = std::mem::take(&mut *lock(&self.inner.pending));
+        if waiting.is_empty() {
+            return;
+        }
+        let (mut moved, mut still) = (0, Vec::new());
+        for (dead, pair) in waiting {
+            let live = {
+                let t = lock(&self.inner.table);
+                pair.iter()
+                    .all(|l| t.legs.get(l).is_some_and(|e| e.node == dead))
+            };
+            if !live {
+                continue;
+            }
+            if self.reanchor(dead, pair) {
+                moved += 1;
+            } else {
+                still.push((dead, pair));
+            }
+        }
+        let left = still.len();
+        lock(&self.inner.pending).extend(still);
+        tracing::info!(
+            moved_pairs = moved,
+            waiting_pairs = left,
+            "pairs waiting for a node re-anchored"
+        );
+    }
+
+    /// Pairs waiting to move when no node is healthy any more: given up, their legs
+    /// returned (their calls get [`Event::CommandFailed`]).
+    pub(super) fn fail_pending_without_target(&self) -> Vec<LegId> {
+        if self
+            .inner
+            .nodes
+            .iter()
+            .any(|n| n.healthy.load(Ordering::Acquire))
+        {
+            return Vec::new();
+        }
+        std::mem::take(&mut *lock(&self.inner.pending))
+            .into_iter()
+            .flat_map(|(_, pair)| pair)
+            .collect()
     }
 
     /// Moves one pair (local ids, the first leg first) to another node; `false` when no

@@ -242,7 +242,10 @@ async fn refill(w: Weak, client: Arc<Client>, node: usize) {
     loop {
         let Some(media) = upgrade(&w) else { return };
         let slot = &media.inner.nodes[node];
-        let want = media.inner.cfg.pool.saturating_sub(lock(&slot.pool).len());
+        // The pool, plus one pair for each of a dead node's calls still waiting to move.
+        let want = (media.inner.cfg.pool + media.pending_len())
+            .saturating_sub(lock(&slot.pool).len())
+            .min(usize::try_from(ext::MAX_ALLOCATE).unwrap_or(1));
         if want == 0 || !slot.healthy.load(Ordering::Acquire) {
             let inner = media.inner.clone();
             drop(media);
@@ -274,6 +277,7 @@ async fn refill(w: Weak, client: Arc<Client>, node: usize) {
                 Ok(pairs) => {
                     if slot.epoch.load(Ordering::Acquire) == epoch {
                         lock(&slot.pool).extend(pairs);
+                        media.reanchor_pending();
                     }
                     continue;
                 }
