@@ -2,6 +2,10 @@
 
 use crate::*;
 
+/// How soon the scheduler looks again when work is due but admission has no room (the
+/// set-up bucket refills meanwhile; a call's end wakes it sooner).
+const ADMISSION_RETRY: Duration = Duration::from_millis(50);
+
 impl Service {
     /// Decides the fate of every request an earlier run left live.
     pub(crate) fn recover(&self) -> Result<(), ServiceError> {
@@ -78,9 +82,13 @@ impl Service {
             if i.stop.is_cancelled() {
                 return;
             }
+            // Admission: no more than the free slots and the set-up tokens soon due (plus
+            // the requests admitted at accept, which hold theirs).
+            let admitted = i.admission.room(Instant::now());
             let room = MAX_LIVE_CALLS
                 .saturating_sub(lock(&i.live).len())
-                .min(CLAIM_BATCH);
+                .min(CLAIM_BATCH)
+                .min(admitted);
             let mut claimed = 0;
             // Draining: due requests stay in the store for the next process.
             let room = if self.is_draining() { 0 } else { room };
@@ -113,12 +121,18 @@ impl Service {
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            let wait = next
+            let mut wait = next
                 .filter(|_| !self.is_draining())
                 .map_or(SCHEDULER_IDLE, |due| {
                     Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
                         .min(SCHEDULER_IDLE)
                 });
+            if admitted == 0 && wait.is_zero() {
+                // Work is due but no slot or token: a call's end wakes us, the bucket
+                // refills meanwhile.
+                i.admission.set_starved();
+                wait = ADMISSION_RETRY;
+            }
             tokio::select! {
                 () = i.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}
