@@ -37,8 +37,8 @@ const END_MEMORY: usize = 4096;
 /// The longest `Retry-After` given for a full house (seconds).
 const MAX_SLOT_RETRY_S: u64 = 10;
 
-/// Admission limits (configuration `[limits]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Admission limits (configuration `[limits]`); the default limits nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AdmissionSettings {
     /// `limits.max_calls` when given explicitly: live calls of this process at most.
     /// `None`: bounded only by the descriptor budget and the media ports.
@@ -50,17 +50,6 @@ pub struct AdmissionSettings {
     pub port_calls: Option<usize>,
     /// `limits.max_setups_per_second`: call set-ups per second (0: no limit).
     pub max_setups_per_second: u32,
-}
-
-impl Default for AdmissionSettings {
-    fn default() -> Self {
-        Self {
-            max_calls: None,
-            descriptor_calls: None,
-            port_calls: None,
-            max_setups_per_second: 0,
-        }
-    }
 }
 
 /// Why a request cannot be carried now (`503` with `Retry-After`).
