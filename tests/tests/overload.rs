@@ -12,6 +12,9 @@
 //!    descriptor budget, and bridges beyond it get `503` `descriptors`, never `Too many open
 //!    files`.
 //!
+//! 3. Scheduled requests are durable: more than the set-up rate allows, all due at once, are
+//!    all accepted (`202 scheduled`) and all dialled, paced at `max_setups_per_second`.
+//!
 //! The peers carry no RTP of their own (their SDP names a socket of the test that swallows the
 //! announcement), as in `churn.rs`.
 
@@ -26,7 +29,7 @@ use serde_json::{json, Value};
 use callbridge_tests::record::{self, is_terminal};
 use callbridge_tests::server::bin_path;
 use callbridge_tests::{
-    http, Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir,
+    http, Agent, Callbridge, Config, PortBlock, Scenario, SilentAgent, Sipp, SippOptions, Workdir,
     POLL_INTERVAL,
 };
 
@@ -427,4 +430,112 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
         cb.fail("the process ran out of descriptors");
     }
     drop(sink);
+}
+
+/// Scheduled requests of the third case, all due at the same moment.
+const SCHEDULED: u32 = 20;
+/// `limits.max_setups_per_second` of the third case (burst 1).
+const SCHEDULED_RATE: u32 = 5;
+
+/// Polls `GET {path}/{id}` until every request is terminal; returns their final records.
+fn wait_all_requests_final(cb: &mut Callbridge, mut pending: Vec<String>) -> Vec<Value> {
+    let start = Instant::now();
+    let mut done = Vec::new();
+    loop {
+        let mut still = Vec::new();
+        for id in pending {
+            let r = cb.call_request(&id);
+            if is_terminal(record::status(&r)) {
+                done.push(r);
+            } else {
+                still.push(id);
+            }
+        }
+        if still.is_empty() {
+            return done;
+        }
+        if start.elapsed() > SETTLE_DEADLINE {
+            cb.fail(&format!(
+                "{} scheduled requests not over after {SETTLE_DEADLINE:?}, e.g. {}",
+                still.len(),
+                cb.call_request(&still[0])
+            ));
+        }
+        pending = still;
+        std::thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// When the record entered `status` (its event's `at`, Unix seconds).
+fn entered(record: &Value, status: &str) -> Option<f64> {
+    let at = record["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["status"] == status)?["at"]
+        .as_str()?;
+    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+#[test]
+fn scheduled_requests_beyond_the_set_up_rate_are_all_dialled_paced() {
+    use time::format_description::well_known::Rfc3339;
+    let dir = Workdir::new("overload_scheduled");
+    // Busy customers end each call at once: the subject is when they are dialled.
+    let customer = Sipp::spawn(
+        &dir,
+        "customer",
+        Scenario::Busy,
+        &SippOptions {
+            calls: SCHEDULED,
+            ..SippOptions::default()
+        },
+    );
+    let agent = SilentAgent::bind();
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let config = Config::new(&ports, customer.sip_addr())
+        .agent(Agent::new("alice", &agent.sip_uri("alice")))
+        .with_toml(&format!(
+            "[limits]\nper_number_per_hour = 0\nmax_setups_per_second = {SCHEDULED_RATE}"
+        ));
+    let mut cb = Callbridge::start(&dir, &config);
+    let contact_time = (time::OffsetDateTime::now_utc() + Duration::from_secs(2))
+        .format(&Rfc3339)
+        .unwrap();
+    let ids: Vec<String> = (0..SCHEDULED)
+        .map(|i| {
+            let r = cb.post(
+                "/v1/call-requests",
+                &json!({"business": "acme", "customer": format!("+1555123{i:04}"), "contact_time": contact_time}),
+            );
+            if r.status != 202 || r.json()["status"] != "scheduled" {
+                cb.fail(&format!("scheduled request {i}: {} {}", r.status, r.body));
+            }
+            r.json()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let records = wait_all_requests_final(&mut cb, ids);
+    let mut dialled: Vec<f64> = Vec::new();
+    for r in &records {
+        if record::reason(r) != Some("customer_busy") {
+            cb.fail(&format!(
+                "every scheduled request is dialled (and finds the customer busy): {r:#}"
+            ));
+        }
+        match entered(r, "calling_customer") {
+            Some(t) => dialled.push(t),
+            None => cb.fail(&format!("no calling_customer event: {r:#}")),
+        }
+    }
+    dialled.sort_by(f64::total_cmp);
+    let span = dialled[dialled.len() - 1] - dialled[0];
+    eprintln!("{SCHEDULED} scheduled requests dialled over {span:.2} s");
+    // The bucket holds one token, then one per 1/RATE s: the last dial is at least
+    // (N - 1) / RATE after the first (less the events' millisecond rounding).
+    let least = f64::from(SCHEDULED - 1) / f64::from(SCHEDULED_RATE) - 0.1;
+    if span < least {
+        cb.fail(&format!(
+            "{SCHEDULED} dials within {span:.2} s: faster than max_setups_per_second = {SCHEDULED_RATE} ({least:.2} s at least)"
+        ));
+    }
 }
