@@ -168,7 +168,11 @@ impl Service {
         }
         let out = out?;
         if matches!(out, Outcome::Created(_)) {
-            if !scheduled {
+            if !scheduled && i.store.shared() {
+                // A shared store: another node may claim it, which takes a slot of its own
+                // then; this node's admission was the check at the door.
+                self.end_slot(&new.id);
+            } else if !scheduled {
                 i.admission.await_claim(&new.id);
             }
             self.publish(&new.id, new.business.clone(), None, status, None, now);
