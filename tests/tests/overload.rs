@@ -499,7 +499,8 @@ fn scheduled_requests_beyond_the_set_up_rate_are_all_dialled_paced() {
             "[limits]\nper_number_per_hour = 0\nmax_setups_per_second = {SCHEDULED_RATE}"
         ));
     let mut cb = Callbridge::start(&dir, &config);
-    let contact_time = (time::OffsetDateTime::now_utc() + Duration::from_secs(2))
+    // Far enough ahead that every POST arrives before it, on a loaded machine too.
+    let contact_time = (time::OffsetDateTime::now_utc() + Duration::from_secs(6))
         .format(&Rfc3339)
         .unwrap();
     let ids: Vec<String> = (0..SCHEDULED)
