@@ -376,7 +376,7 @@ fn descriptor_budget(cfg: &config::Config, svc: &service::Service) {
     );
     if let Some(calls) = b.calls.filter(|&c| c < ports) {
         tracing::warn!(
-            "media.ports {} holds {ports} calls but the open-file limit carries {calls}: calls beyond              are refused (503, reason descriptors); raise LimitNOFILE= or narrow the range",
+            "media.ports {} holds {ports} calls but the open-file limit carries {calls}: calls beyond are refused (503, reason descriptors); raise LimitNOFILE= or narrow the range",
             cfg.media.ports
         );
     }

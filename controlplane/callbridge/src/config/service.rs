@@ -203,7 +203,7 @@ impl LimitsConfig {
             Some(m) if m as usize > port_calls => Err((
                 vec![key("limits"), key("max_calls")],
                 format!(
-                    "{m} is more calls than media.ports {ports} holds ({port_calls}: two legs a call,                      an RTP/RTCP pair a leg, on each media address); lower it or widen the range"
+                    "{m} is more calls than media.ports {ports} holds ({port_calls}: two legs a call, an RTP/RTCP pair a leg, on each media address); lower it or widen the range"
                 ),
             )),
             _ => Ok(()),
