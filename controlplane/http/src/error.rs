@@ -243,3 +243,25 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
         Json(self.0).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_overload_is_503_with_retry_after_and_its_reason() {
+        let e = ApiError::Overloaded {
+            reason: "max_calls".into(),
+            retry_after_s: 3,
+            message: "cannot take calls now".into(),
+        };
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[axum::http::header::RETRY_AFTER], "3");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["reason"], "max_calls");
+        assert_eq!(v["retry_after_s"], 3);
+        assert_eq!(v["error"], "cannot take calls now");
+    }
+}
