@@ -390,8 +390,8 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
         ..SippOptions::default()
     };
     let customer = Sipp::spawn(&dir, "customer", Scenario::AnswerExternalMedia, &opts(0));
-    // The agent hangs up after 3 s: the accepted calls are all live while the rest is asked.
-    let agent = Sipp::spawn(&dir, "agent", Scenario::AnswerByeExternalMedia, &opts(3000));
+    // The agent hangs up after 5 s: the accepted calls are all live while the rest is asked.
+    let agent = Sipp::spawn(&dir, "agent", Scenario::AnswerByeExternalMedia, &opts(5000));
     let mut accepted = Vec::new();
     let mut refused = 0;
     for i in 0..TINY_BRIDGES {
