@@ -532,7 +532,7 @@ fn scheduled_requests_beyond_the_set_up_rate_are_all_dialled_paced() {
     let span = dialled[dialled.len() - 1] - dialled[0];
     eprintln!("{SCHEDULED} scheduled requests dialled over {span:.2} s");
     // The bucket holds one token, then one per 1/RATE s: the last dial is at least
-    // (N - 1) / RATE after the first (less the events' millisecond rounding).
+X
     let least = f64::from(SCHEDULED - 1) / f64::from(SCHEDULED_RATE) - 0.1;
     if span < least {
         cb.fail(&format!(

@@ -79,8 +79,9 @@ async fn run_with(
             return;
         }
     };
-    // Admission: a request claimed later (scheduled, retried, recovered) takes a slot now
-    // and waits for its set-up token, or goes back to the store until one frees.
+    // Admission: the scheduler took the slot of a request it claimed (scheduled, retried,
+    // recovered); one started otherwise takes it now and waits for its set-up token, or
+    // goes back to the store until one frees.
     match svc.inner().admission.claim(&id, Instant::now()) {
         crate::admission::Claim::Held => {}
         crate::admission::Claim::Took(wait) => {

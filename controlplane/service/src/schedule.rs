@@ -75,6 +75,33 @@ impl Service {
         }
     }
 
+    /// Starts a claimed request's call once admission lets it: its slot taken now (so the
+    /// next pass sees it taken), its set-up token awaited in its task; without a slot it goes
+    /// back to the store, due again when one may have freed.
+    fn start_claimed(&self, rec: CallRecord) {
+        let s = self.clone();
+        match self.inner.admission.claim(&rec.request.id, Instant::now()) {
+            admission::Claim::Held => {
+                tokio::spawn(async move { call::run(s, rec, None).await });
+            }
+            admission::Claim::Took(wait) => {
+                tokio::spawn(async move {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    call::run(s, rec, None).await;
+                });
+            }
+            admission::Claim::Full(o) => {
+                let id = rec.request.id.clone();
+                info!(call = %id, reason = o.reason, "no capacity to dial now; due again in {} s", o.retry_after_s);
+                let store = self.inner.store.clone();
+                let due = now_ms() + i64::try_from(o.retry_after_s * 1000).unwrap_or(i64::MAX);
+                tokio::task::spawn_blocking(move || store.unclaim(&id, due));
+            }
+        }
+    }
+
     /// Claims due requests and starts their calls, for ever (until stop).
     pub(crate) async fn scheduler(self) {
         let i = self.inner.clone();
@@ -102,8 +129,7 @@ impl Service {
                     Ok(Ok(recs)) => {
                         claimed = recs.len();
                         for rec in recs {
-                            let s = self.clone();
-                            tokio::spawn(async move { call::run(s, rec, None).await });
+                            self.start_claimed(rec);
                         }
                     }
                     Ok(Err(e)) => warn!("scheduler: cannot claim due requests: {e}"),
