@@ -532,8 +532,10 @@ fn scheduled_requests_beyond_the_set_up_rate_are_all_dialled_paced() {
     let span = dialled[dialled.len() - 1] - dialled[0];
     eprintln!("{SCHEDULED} scheduled requests dialled over {span:.2} s");
     // The bucket holds one token, then one per 1/RATE s: the last dial is at least
-X
-    let least = f64::from(SCHEDULED - 1) / f64::from(SCHEDULED_RATE) - 0.1;
+    // (N - 1) / RATE after the first, less how late the first one's event was written (a
+    // store write on a loaded machine: half a second allowed). Unpaced, all would be dialled
+    // within a few tens of ms.
+    let least = f64::from(SCHEDULED - 1) / f64::from(SCHEDULED_RATE) - 0.5;
     if span < least {
         cb.fail(&format!(
             "{SCHEDULED} dials within {span:.2} s: faster than max_setups_per_second = {SCHEDULED_RATE} ({least:.2} s at least)"
