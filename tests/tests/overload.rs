@@ -14,6 +14,8 @@
 //!
 //! 3. Scheduled requests are durable: more than the set-up rate allows, all due at once, are
 //!    all accepted (`202 scheduled`) and all dialled, paced at `max_setups_per_second`.
+//! 4. An inbound INVITE beyond `limits.max_calls` gets SIP `503` with `Retry-After`, counted
+//!    as a `max_calls` refusal.
 //!
 //! The peers carry no RTP of their own (their SDP names a socket of the test that swallows the
 //! announcement), as in `churn.rs`.
@@ -541,4 +543,52 @@ fn scheduled_requests_beyond_the_set_up_rate_are_all_dialled_paced() {
             "{SCHEDULED} dials within {span:.2} s: faster than max_setups_per_second = {SCHEDULED_RATE} ({least:.2} s at least)"
         ));
     }
+}
+
+#[test]
+fn an_inbound_invite_beyond_max_calls_gets_503_with_retry_after() {
+    const NUMBER: &str = "+15550001000";
+    let dir = Workdir::new("overload_inbound");
+    let agent = Sipp::uas(&dir, "agent", Scenario::Answer);
+    // The trunk is 127.0.0.1 (SIPp's UAC sends from there); nothing listens on this port.
+    let placeholder = PortBlock::reserve(1);
+    let ports = PortBlock::reserve(Config::BLOCK_LEN);
+    let mut config = Config::new(&ports, placeholder.addr(0))
+        .agent(Agent::new("alice", &agent.sip_uri("alice")))
+        .with_toml("[limits]\nmax_calls = 1");
+    config
+        .business_extra
+        .push(("acme".into(), format!("inbound_numbers = [\"{NUMBER}\"]")));
+    let mut cb = Callbridge::start(&dir, &config);
+    let sip = cb.config().sip;
+    let caller = |name: &str, pause_ms| {
+        Sipp::spawn(
+            &dir,
+            name,
+            Scenario::BuiltinUac,
+            &SippOptions {
+                remote: Some(sip),
+                service: Some(NUMBER.into()),
+                pause_ms,
+                ..SippOptions::default()
+            },
+        )
+    };
+    // The first caller holds the one slot for 8 s.
+    let _first = caller("first", 8000);
+    cb.wait_for(
+        "/v1/stats",
+        "the first inbound call to hold the slot",
+        |v| v["admission"]["calls"] == 1,
+        Duration::from_secs(30),
+    );
+    let mut second = caller("second", 100);
+    let _ = second.wait_exit(Duration::from_secs(30));
+    let log = second.messages();
+    assert!(
+        log.contains("SIP/2.0 503") && log.to_ascii_lowercase().contains("retry-after:"),
+        "an INVITE beyond max_calls gets 503 with Retry-After: {log}"
+    );
+    let stats = cb.get_json("/v1/stats");
+    assert_eq!(stats["refused"]["max_calls"], 1, "{stats:#}");
 }
