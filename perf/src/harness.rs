@@ -267,7 +267,7 @@ pub struct CbConfig {
 }
 
 impl CbConfig {
-    /// The TOML text: no rate limits, no media timeout (the SIPp peers send no RTP), one
+    /// The TOML text: no rate limits and no set-up pacing, no media timeout (the SIPp peers send no RTP), one
     /// business `acme` without keys (loopback clients need none), one attempt per request.
     #[must_use]
     pub fn render(&self) -> String {
@@ -300,7 +300,10 @@ impl CbConfig {
             .as_ref()
             .map_or_else(|| "callbridge.db".into(), |p| p.display().to_string());
         let _ = writeln!(s, "[store]\npath = \"{store}\"\n");
-        s.push_str("[limits]\nper_number_per_hour = 0\nper_ip_per_minute = 0\nper_business_per_minute = 0\n\n");
+        // No set-up pacing either (issue 12's admission): the scenarios measure what the
+        // process sustains; `max_calls` stays at its default, what the media ports and the
+        // open-file limit carry.
+        s.push_str("[limits]\nper_number_per_hour = 0\nper_ip_per_minute = 0\nper_business_per_minute = 0\nmax_setups_per_second = 0\n\n");
         s.push_str(
             "[[business]]\nid = \"acme\"\nname = \"ACME Corp\"\n[business.retry]\nattempts = 1\n",
         );
@@ -614,6 +617,7 @@ mod tests {
         .render();
         assert!(c.contains("extra_addresses = [\"127.0.20.12\"]"), "{c}");
         assert!(c.contains("per_business_per_minute = 0"));
+        assert!(c.contains("max_setups_per_second = 0"));
         assert!(c.contains("id = \"a0\""));
         assert!(c.contains("backend = \"socket\""), "{c}");
         assert!(!c.contains("[dpdk]"), "{c}");

@@ -128,6 +128,7 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
+            serve::raise_fd_limit();
             match media_node::run(&cfg, &config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -162,6 +163,7 @@ fn main() -> ExitCode {
                 eprintln!("callbridge: {e}");
                 return ExitCode::from(2);
             }
+            serve::raise_fd_limit();
             match serve::serve(cfg, config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -131,6 +131,12 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     differs("store", running.store != new.store);
     differs("lab", running.lab != new.lab);
     differs("flow", running.flow != new.flow);
+    // Admission is set up with the service.
+    differs(
+        "limits.max_calls / limits.max_setups_per_second",
+        (running.limits.max_calls, running.limits.max_setups_per_second)
+            != (new.limits.max_calls, new.limits.max_setups_per_second),
+    );
     let preferred = |c: &Config| c.business.iter().map(|b| b.preferred_wait_secs).max();
     differs(
         "business.preferred_wait_secs",

@@ -12,6 +12,18 @@ pub(crate) fn init_tracing(cfg: &config::LogConfig) -> Result<(), String> {
     crate::logging::init(cfg)
 }
 
+/// Raises the soft open-file limit to the hard one (`serve`, `media`: the socket backend
+/// opens 4 descriptors per call) and logs the figure once.
+pub(crate) fn raise_fd_limit() {
+    match config::budget::raise_nofile() {
+        Ok((before, now)) if before != now => {
+            tracing::info!(from = before, to = now, "open-file limit raised to the hard limit");
+        }
+        Ok((_, now)) => tracing::info!(limit = now, "open-file limit (the hard limit)"),
+        Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
 /// Starts the data plane, then the tokio control plane; returns after a graceful drain
 /// (SIGINT, SIGTERM or `POST /v1/admin/drain`). `path`: the configuration file (`None`: the
 /// built-in configuration).
@@ -269,6 +281,11 @@ async fn control_plane(
             .unwrap_or(Duration::from_secs(30)),
         limits: cfg.limits.limits(),
         customer_srtp: cfg.media.srtp.policy(),
+        // Estimated until measured below, once everything is open.
+        admission: cfg.limits.admission(
+            config::budget::Budget::new(&cfg, soft_nofile(), config::budget::FIXED_ESTIMATE).calls,
+            config::budget::port_calls(&cfg),
+        ),
     };
     let svc = service::Service::start(db, b2b, directory, settings, stop.child_token())
         .await
@@ -312,6 +329,7 @@ async fn control_plane(
     let listener = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("binding HTTP on {}", cfg.http.listen))?;
+    descriptor_budget(&cfg, &svc);
     tracing::info!(http = %cfg.http.listen, sip = %endpoint.local_addr(), "callbridge ready");
     println!(
         "callbridge ready: http://{} sip:{}",
@@ -371,6 +389,36 @@ async fn media_plane(
         }
     }
     Ok((std::sync::Arc::new(nodes.clone()), Some(nodes)))
+}
+
+/// The soft open-file limit now (`u64::MAX`: unlimited or unknown).
+fn soft_nofile() -> u64 {
+    config::budget::nofile().map_or(u64::MAX, |(soft, _)| soft)
+}
+
+/// Measures the descriptors open with everything up but no call, gives the service the
+/// calls the rest carries, and logs the admission limits once.
+fn descriptor_budget(cfg: &config::Config, svc: &service::Service) {
+    use config::budget;
+    let fixed = budget::open_fds().unwrap_or(budget::FIXED_ESTIMATE);
+    let b = budget::Budget::new(cfg, soft_nofile(), fixed);
+    svc.set_descriptor_budget(b.calls);
+    let (limit, bound_by) = svc.call_limit();
+    let ports = budget::port_calls(cfg);
+    tracing::info!(
+        descriptors = %b,
+        media_port_calls = ports,
+        max_calls = limit,
+        bound_by,
+        max_setups_per_second = cfg.limits.max_setups_per_second,
+        "admission limits"
+    );
+    if let Some(calls) = b.calls.filter(|&c| c < ports) {
+        tracing::warn!(
+            "media.ports {} holds {ports} calls but the open-file limit carries {calls}: calls beyond are refused (503, reason descriptors); raise LimitNOFILE= or narrow the range",
+            cfg.media.ports
+        );
+    }
 }
 
 /// The service's directory from the configuration: businesses with their keys, hours,

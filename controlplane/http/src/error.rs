@@ -80,6 +80,17 @@ pub enum ApiError {
     /// 503: the service cannot take calls now.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 with `Retry-After`: the request cannot be carried now (body `"reason"`:
+    /// `max_calls`, `descriptors`, `media_ports` or `max_setups_per_second`).
+    #[error("{message}")]
+    Overloaded {
+        /// The limit that is short.
+        reason: String,
+        /// Seconds until a retry may be carried.
+        retry_after_s: u64,
+        /// A human sentence.
+        message: String,
+    },
     /// 503 with `Retry-After`: the process drains for a restart (body `"reason": "draining"`).
     #[error("{message}")]
     Draining {
@@ -108,7 +119,9 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unavailable(_) | Self::Draining { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Draining { .. } | Self::Overloaded { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -141,8 +154,17 @@ impl IntoResponse for ApiError {
             )
                 .into_response();
         }
-        if let Self::Draining { retry_after_s, .. } = &self {
-            body["reason"] = json!("draining");
+        let shed = match &self {
+            Self::Draining { retry_after_s, .. } => Some(("draining", *retry_after_s)),
+            Self::Overloaded {
+                reason,
+                retry_after_s,
+                ..
+            } => Some((reason.as_str(), *retry_after_s)),
+            _ => None,
+        };
+        if let Some((reason, retry_after_s)) = shed {
+            body["reason"] = json!(reason);
             body["retry_after_s"] = json!(retry_after_s);
             let retry = retry_after_s.to_string();
             return (
@@ -219,5 +241,27 @@ where
 impl<T: Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_overload_is_503_with_retry_after_and_its_reason() {
+        let e = ApiError::Overloaded {
+            reason: "max_calls".into(),
+            retry_after_s: 3,
+            message: "cannot take calls now".into(),
+        };
+        let r = e.into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[axum::http::header::RETRY_AFTER], "3");
+        let body = axum::body::to_bytes(r.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["reason"], "max_calls");
+        assert_eq!(v["retry_after_s"], 3);
+        assert_eq!(v["error"], "cannot take calls now");
     }
 }

@@ -304,7 +304,7 @@ fn unix_ms(t: OffsetDateTime) -> i64 {
         (status = 422, description = "Refused: a reused `Idempotency-Key` with another body, or a policy.", body = crate::openapi::Error),
         (status = 429, description = "A rate limit; see `Retry-After`, `limit`, `retry_after_s`.", body = crate::openapi::Error),
         (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
-        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+        (status = 503, description = "Cannot be carried now (overload or draining): see `Retry-After`, `reason` (`max_calls`, `descriptors`, `media_ports`, `max_setups_per_second`, `draining`), `retry_after_s`.", body = crate::openapi::Error),
     )
 )]
 async fn create_call_request(
@@ -372,7 +372,7 @@ async fn submit_request(
         (status = 422, description = "Refused: a reused `Idempotency-Key` with another body, or a policy.", body = crate::openapi::Error),
         (status = 429, description = "A rate limit; see `Retry-After`, `limit`, `retry_after_s`.", body = crate::openapi::Error),
         (status = 500, description = "Something failed on our side.", body = crate::openapi::Error),
-        (status = 503, description = "Not available now.", body = crate::openapi::Error),
+        (status = 503, description = "Cannot be carried now (overload or draining): see `Retry-After`, `reason` (`max_calls`, `descriptors`, `media_ports`, `max_setups_per_second`, `draining`), `retry_after_s`.", body = crate::openapi::Error),
     )
 )]
 async fn create_bridge(

@@ -47,6 +47,15 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
             message,
         },
         ServiceError::Unavailable(m) => ApiError::Unavailable(m),
+        ServiceError::Overloaded {
+            reason,
+            retry_after_s,
+            message,
+        } => ApiError::Overloaded {
+            reason: reason.to_owned(),
+            retry_after_s,
+            message,
+        },
         e @ ServiceError::Draining { retry_after_s } => ApiError::Draining {
             retry_after_s,
             message: e.to_string(),

@@ -31,6 +31,7 @@ impl Service {
                 field: "customer", ..
             } => "number_policy",
             ServiceError::Refused { .. } => "policy",
+            ServiceError::Overloaded { reason, .. } => reason,
             ServiceError::Unavailable(_) => "no_capacity",
             ServiceError::UnknownBusiness(_) | ServiceError::UnknownAgent { .. } => "unknown",
             ServiceError::IdempotencyConflict(_) => "idempotency_conflict",
@@ -115,19 +116,24 @@ impl Service {
         let scheduled = req.contact_at_ms.is_some_and(|t| t > now);
         let id = CallId::from_random(rand::random::<u128>());
         if !scheduled {
-            // Admission: a call to be dialled now needs a port pair that no other accepted,
-            // not yet dialled call is counting on.
+            // Admission: a call to be dialled now needs a slot (limits.max_calls, the
+            // descriptor budget), a set-up token (limits.max_setups_per_second) and a port
+            // pair that no other accepted, not yet dialled call is counting on.
             let mut reserved = lock(&i.reserved);
-            if i.b2b.media().free_pairs() <= reserved.len() {
-                return Err(ServiceError::Unavailable(
-                    "cannot take calls now: no free media port; try again shortly".into(),
-                ));
-            }
+            i.admission
+                .admit_now(
+                    &id,
+                    i.b2b.media().free_pairs(),
+                    reserved.len(),
+                    Instant::now(),
+                )
+                .map_err(|o| ServiceError::overloaded(&o))?;
             reserved.insert(id.clone());
             drop(reserved);
             // Calls in progress per business: counted from now until the call ends.
             if let Err(e) = self.start_counting(&req.business, &id) {
                 lock(&i.reserved).remove(&id);
+                self.end_slot(&id);
                 return Err(e);
             }
         }
@@ -158,9 +164,17 @@ impl Service {
         if !matches!(out, Ok(Outcome::Created(_))) {
             lock(&i.reserved).remove(&new.id);
             self.stop_counting(&req.business, &new.id);
+            self.end_slot(&new.id);
         }
         let out = out?;
         if matches!(out, Outcome::Created(_)) {
+            if !scheduled && i.store.shared() {
+                // A shared store: another node may claim it, which takes a slot of its own
+                // then; this node's admission was the check at the door.
+                self.end_slot(&new.id);
+            } else if !scheduled {
+                i.admission.await_claim(&new.id);
+            }
             self.publish(&new.id, new.business.clone(), None, status, None, now);
             i.wake.notify_one();
         }
@@ -175,6 +189,14 @@ impl Service {
     /// [`Service::accept`].
     pub fn bridge(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError> {
         self.refuse_if_draining()?;
+        let out = self.bridge_inner(req, origin);
+        if let Err(e) = &out {
+            self.count_refusal(e);
+        }
+        out
+    }
+
+    fn bridge_inner(&self, req: Bridge, origin: &Origin) -> Result<Outcome, ServiceError> {
         let i = &self.inner;
         let agent_spec = match &req.agent {
             BridgeAgent::Id(a) => {
@@ -188,14 +210,33 @@ impl Service {
             }
             BridgeAgent::Target(t) => t.as_str().to_owned(),
         };
-        let legs = i
-            .b2b
-            .media()
-            .allocate_pair()
-            .map_err(|e| ServiceError::Unavailable(format!("cannot take calls now: {e}")))?;
+        let id = CallId::from_random(rand::random::<u128>());
+        // Admission: a slot and a set-up token, then the legs (dialled at once).
+        i.admission
+            .admit_now(
+                &id,
+                i.b2b.media().free_pairs(),
+                lock(&i.reserved).len(),
+                Instant::now(),
+            )
+            .map_err(|o| ServiceError::overloaded(&o))?;
+        let legs = match i.b2b.media().allocate_pair() {
+            Ok(l) => l,
+            Err(b2bua::MediaError::NoFreePort) => {
+                self.end_slot(&id);
+                return Err(ServiceError::overloaded(&Overload {
+                    reason: "media_ports",
+                    retry_after_s: 1,
+                }));
+            }
+            Err(e) => {
+                self.end_slot(&id);
+                return Err(ServiceError::Unavailable(format!("cannot take calls now: {e}")));
+            }
+        };
         let now = now_ms();
         let new = NewRequest {
-            id: CallId::from_random(rand::random::<u128>()),
+            id,
             kind: Kind::Bridge,
             business: None,
             customer: req.customer.as_str().to_owned(),
@@ -215,6 +256,7 @@ impl Service {
             Ok(o) => o,
             Err(e) => {
                 i.b2b.media().release(legs);
+                self.end_slot(&new.id);
                 return Err(e);
             }
         };
@@ -225,7 +267,10 @@ impl Service {
                 let s = self.clone();
                 i.rt.spawn(async move { call::run(s, rec, Some(legs)).await });
             }
-            Outcome::Replay(_) => i.b2b.media().release(legs),
+            Outcome::Replay(_) => {
+                i.b2b.media().release(legs);
+                self.end_slot(&new.id);
+            }
         }
         Ok(out)
     }

@@ -66,6 +66,7 @@ async fn run_with(
             if let Some(b) = &rec.request.business {
                 svc.stop_counting(b, &id);
             }
+            svc.end_slot(&id);
             if let Some(l) = legs {
                 svc.inner().b2b.media().release(l);
             }
@@ -79,10 +80,30 @@ async fn run_with(
             return;
         }
     };
+    // Admission: the scheduler took the slot of a request it claimed (scheduled, retried,
+    // recovered); one started otherwise takes it now and waits for its set-up token, or
+    // goes back to the store until one frees.
+    match svc.inner().admission.claim(&id, Instant::now()) {
+        crate::admission::Claim::Held => {}
+        crate::admission::Claim::Took(wait) => {
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+        }
+        crate::admission::Claim::Full(o) => {
+            info!(call = %id, reason = o.reason, "no capacity to dial now; waiting {} s", o.retry_after_s);
+            let store = svc.inner().store.clone();
+            let id2 = id.clone();
+            let due = now_ms() + i64::try_from(o.retry_after_s * 1000).unwrap_or(i64::MAX);
+            let _ = tokio::task::spawn_blocking(move || store.unclaim(&id2, due)).await;
+            return;
+        }
+    }
     // Calls in progress per business: a request claimed later (scheduled, retried,
     // recovered) takes its place now, or waits.
     if let Some(b) = &rec.request.business {
         if let Err(e) = svc.start_counting(b, &id) {
+            svc.end_slot(&id);
             info!(call = %id, "{e}; waiting");
             let store = svc.inner().store.clone();
             let id2 = id.clone();
@@ -99,6 +120,7 @@ async fn run_with(
         if let Some(b) = &rec.request.business {
             svc.stop_counting(b, &id);
         }
+        svc.end_slot(&id);
         if let Some(l) = plan.legs {
             svc.inner().b2b.media().release(l);
         }
@@ -796,6 +818,7 @@ impl CallTask {
         if let Some(b) = &self.business {
             svc.stop_counting(b, &self.id);
         }
+        svc.end_slot(&self.id);
         lock(&svc.inner().live).remove(&self.id);
         // An agent handed to us after we finished goes back to the pool.
         while let Ok(input) = self.inbox.try_recv() {

@@ -84,6 +84,7 @@ impl Service {
         if let Some(b) = &rec.request.business {
             self.stop_counting(b, id);
         }
+        self.end_slot(id);
         lock(&i.acd).cancel(id);
         info!(call = %id, was = %rec.status, "request cancelled");
         self.publish(

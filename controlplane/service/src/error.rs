@@ -2,6 +2,8 @@
 
 use flows::{AgentId, BusinessId, CallId};
 
+use crate::admission::Overload;
+
 /// Why the service refused a (syntactically valid) request, or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -44,6 +46,17 @@ pub enum ServiceError {
     /// Cannot take calls now, e.g. out of media ports (503).
     #[error("{0}")]
     Unavailable(String),
+    /// Cannot be carried now (503 with `Retry-After`): `reason` names the limit that is
+    /// short (`max_calls`, `descriptors`, `media_ports`, `max_setups_per_second`).
+    #[error("{message}")]
+    Overloaded {
+        /// The limit that is short.
+        reason: &'static str,
+        /// Seconds until a retry may be carried.
+        retry_after_s: u64,
+        /// A human sentence.
+        message: String,
+    },
     /// This process drains (an upgrade): it takes no new calls (503 with `Retry-After`).
     #[error(
         "callbridge is draining for a restart and takes no new calls; retry in {retry_after_s} s"
@@ -62,6 +75,28 @@ impl From<store::StoreError> for ServiceError {
         match e {
             store::StoreError::IdempotencyConflict(k) => Self::IdempotencyConflict(k),
             other => Self::Internal(format!("store: {other}")),
+        }
+    }
+}
+
+impl ServiceError {
+    /// The refusal for an [`Overload`], with a sentence saying what is short.
+    #[must_use]
+    pub fn overloaded(o: &Overload) -> Self {
+        let what = match o.reason {
+            "max_calls" => "as many calls in progress as limits.max_calls allows",
+            "descriptors" => "as many calls in progress as its open-file limit carries",
+            "media_ports" => "no free media port",
+            "max_setups_per_second" => "as many call set-ups this second as limits.max_setups_per_second allows",
+            _ => "no capacity",
+        };
+        Self::Overloaded {
+            reason: o.reason,
+            retry_after_s: o.retry_after_s,
+            message: format!(
+                "cannot take calls now: callbridge has {what} ({}); retry in {} s",
+                o.reason, o.retry_after_s
+            ),
         }
     }
 }

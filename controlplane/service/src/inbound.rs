@@ -132,14 +132,30 @@ impl Service {
                 || "sip:anonymous@anonymous.invalid".to_owned(),
                 |t| t.as_str().to_owned(),
             );
-        let legs = i
-            .b2b
-            .media()
-            .allocate_pair()
-            .map_err(|e| refuse(503, format!("no free media port: {e}")))?;
         let id = CallId::from_random(rand::random::<u128>());
+        // Admission (limits.max_calls, the descriptor budget, the set-up rate, the ports):
+        // 503 with Retry-After, counted as the refusal's reason.
+        let admitted = i.admission.admit_now(
+            &id,
+            i.b2b.media().free_pairs(),
+            lock(&i.reserved).len(),
+            Instant::now(),
+        );
+        if let Err(o) = admitted {
+            i.refusals.add(o.reason);
+            return Err(refuse(503, ServiceError::overloaded(&o).to_string()));
+        }
+        let legs = match i.b2b.media().allocate_pair() {
+            Ok(l) => l,
+            Err(e) => {
+                self.end_slot(&id);
+                i.refusals.add("media_ports");
+                return Err(refuse(503, format!("no free media port: {e}")));
+            }
+        };
         if let Err(e) = self.start_counting(&business.id, &id) {
             i.b2b.media().release(legs);
+            self.end_slot(&id);
             return Err(refuse(503, e.to_string()));
         }
         let now = now_ms();
@@ -168,6 +184,7 @@ impl Service {
             Ok(Outcome::Replay(_)) | Err(_) => {
                 i.b2b.media().release(legs);
                 self.stop_counting(&business_id, &id);
+                self.end_slot(&id);
                 return Err(refuse(500, "the call could not be recorded".into()));
             }
         };

@@ -26,6 +26,7 @@
 
 mod accept;
 pub mod admin;
+mod admission;
 mod agents;
 mod call;
 mod cancel;
@@ -41,6 +42,7 @@ mod stats;
 pub mod webhooks;
 
 pub use call::{media_json, quality};
+pub use admission::{AdmissionSettings, Overload, SetupBucket};
 pub use cancel::Cancelled;
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
 pub use drain::{ReloadSummary, DRAIN_RETRY_AFTER_S};
@@ -101,6 +103,9 @@ pub struct Settings {
     /// SDES-SRTP for customers called by SIP URI (`media.srtp`); agents have their own and
     /// trunks theirs. Keys are only offered over TLS.
     pub customer_srtp: sip::sdp::Srtp,
+    /// Process-wide admission: `limits.max_calls`, the descriptor budget,
+    /// `limits.max_setups_per_second`.
+    pub admission: AdmissionSettings,
 }
 
 /// A validated click-to-call request (`POST /v1/call-requests`).
@@ -250,6 +255,8 @@ impl Refusals {
 }
 
 pub(crate) struct Inner {
+    /// Slots and set-up tokens ([`admission`]).
+    pub(crate) admission: admission::Admission,
     /// Refused call requests by kind.
     pub(crate) refusals: Refusals,
     /// Status changes, set-up times, waits and media quality for `GET /metrics`.
@@ -391,6 +398,7 @@ impl Service {
             .collect();
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
+            admission: admission::Admission::new(&settings.admission, Instant::now()),
             refusals: Refusals::default(),
             metrics: metrics::CallMetrics::default(),
             store,
@@ -451,6 +459,27 @@ impl Service {
     #[must_use]
     pub fn live_calls(&self) -> usize {
         lock(&self.inner.live).len()
+    }
+
+    /// Sets the calls the descriptor budget carries, measured once the process is up
+    /// (`None`: unbounded, e.g. the DPDK backend).
+    pub fn set_descriptor_budget(&self, calls: Option<usize>) {
+        self.inner.admission.set_descriptor_calls(calls);
+    }
+
+    /// The slot limit in force and the name of the one that binds (`max_calls` or
+    /// `descriptors`; `usize::MAX` when neither bounds).
+    #[must_use]
+    pub fn call_limit(&self) -> (usize, &'static str) {
+        self.inner.admission.limit()
+    }
+
+    /// Ends call `id`'s admission slot (no-op if it holds none); wakes the scheduler if it
+    /// waits for one.
+    pub(crate) fn end_slot(&self, id: &CallId) {
+        if self.inner.admission.release(id, Instant::now()) {
+            self.inner.wake.notify_one();
+        }
     }
 
     /// A request with its live figures. Blocking (store I/O).

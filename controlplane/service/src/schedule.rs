@@ -2,6 +2,10 @@
 
 use crate::*;
 
+/// How soon the scheduler looks again when work is due but admission has no room (the
+/// set-up bucket refills meanwhile; a call's end wakes it sooner).
+const ADMISSION_RETRY: Duration = Duration::from_millis(50);
+
 impl Service {
     /// Decides the fate of every request an earlier run left live.
     pub(crate) fn recover(&self) -> Result<(), ServiceError> {
@@ -71,6 +75,33 @@ impl Service {
         }
     }
 
+    /// Starts a claimed request's call once admission lets it: its slot taken now (so the
+    /// next pass sees it taken), its set-up token awaited in its task; without a slot it goes
+    /// back to the store, due again when one may have freed.
+    fn start_claimed(&self, rec: CallRecord) {
+        let s = self.clone();
+        match self.inner.admission.claim(&rec.request.id, Instant::now()) {
+            admission::Claim::Held => {
+                tokio::spawn(async move { call::run(s, rec, None).await });
+            }
+            admission::Claim::Took(wait) => {
+                tokio::spawn(async move {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    call::run(s, rec, None).await;
+                });
+            }
+            admission::Claim::Full(o) => {
+                let id = rec.request.id.clone();
+                info!(call = %id, reason = o.reason, "no capacity to dial now; due again in {} s", o.retry_after_s);
+                let store = self.inner.store.clone();
+                let due = now_ms() + i64::try_from(o.retry_after_s * 1000).unwrap_or(i64::MAX);
+                tokio::task::spawn_blocking(move || store.unclaim(&id, due));
+            }
+        }
+    }
+
     /// Claims due requests and starts their calls, for ever (until stop).
     pub(crate) async fn scheduler(self) {
         let i = self.inner.clone();
@@ -78,9 +109,13 @@ impl Service {
             if i.stop.is_cancelled() {
                 return;
             }
+            // Admission: no more than the free slots and the set-up tokens soon due (plus
+            // the requests admitted at accept, which hold theirs).
+            let admitted = i.admission.room(Instant::now());
             let room = MAX_LIVE_CALLS
                 .saturating_sub(lock(&i.live).len())
-                .min(CLAIM_BATCH);
+                .min(CLAIM_BATCH)
+                .min(admitted);
             let mut claimed = 0;
             // Draining: due requests stay in the store for the next process.
             let room = if self.is_draining() { 0 } else { room };
@@ -94,8 +129,7 @@ impl Service {
                     Ok(Ok(recs)) => {
                         claimed = recs.len();
                         for rec in recs {
-                            let s = self.clone();
-                            tokio::spawn(async move { call::run(s, rec, None).await });
+                            self.start_claimed(rec);
                         }
                     }
                     Ok(Err(e)) => warn!("scheduler: cannot claim due requests: {e}"),
@@ -113,12 +147,18 @@ impl Service {
                 .ok()
                 .and_then(Result::ok)
                 .flatten();
-            let wait = next
+            let mut wait = next
                 .filter(|_| !self.is_draining())
                 .map_or(SCHEDULER_IDLE, |due| {
                     Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0))
                         .min(SCHEDULER_IDLE)
                 });
+            if admitted == 0 && wait.is_zero() {
+                // Work is due but no slot or token: a call's end wakes us, the bucket
+                // refills meanwhile.
+                i.admission.set_starved();
+                wait = ADMISSION_RETRY;
+            }
             tokio::select! {
                 () = i.wake.notified() => {}
                 () = tokio::time::sleep(wait) => {}

@@ -48,8 +48,14 @@ impl Service {
             .collect();
         let sip = self.inner.b2b.sip().stats();
         let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let (limit, binding) = self.inner.admission.limit();
         serde_json::json!({
             "live_calls": lock(&self.inner.live).len(),
+            "admission": {
+                "calls": self.inner.admission.holding(),
+                "max_calls": (limit != usize::MAX).then_some(limit),
+                "bound_by": (limit != usize::MAX).then_some(binding),
+            },
             "refused": refused,
             "businesses": businesses,
             "agents": agents,

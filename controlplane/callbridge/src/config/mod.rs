@@ -90,6 +90,7 @@ use std::sync::OnceLock;
 use flows::{AgentId, BusinessId, Target};
 use serde::Deserialize;
 
+pub(crate) mod budget;
 mod business;
 mod directory;
 mod dpdk;
@@ -289,7 +290,9 @@ impl Config {
     /// A [`ConfigError`] (`FILE:LINE: KEY: reason`) for the first problem found.
     pub(crate) fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
         let (config, warnings) = Self::load_checked(path)?;
-        match warnings.into_iter().next() {
+        // A missing core stops `serve` (unless allowed); the descriptor budget's warning
+        // only bounds the calls (logged at start).
+        match warnings.into_iter().find(|w| w.key.starts_with("media.cores")) {
             Some(w) if !config.media.allow_missing_cores => Err(w),
             _ => Ok(config),
         }
@@ -310,7 +313,13 @@ impl Config {
         let at = |(segs, reason): (Vec<Seg>, String)| {
             error_at(&text, path, &segs, reason, ConfigErrorKind::Invalid)
         };
-        let warnings = host::check_host(&config, &CpuSet::online(), &host::bindable).map_err(at)?;
+        let mut warnings =
+            host::check_host(&config, &CpuSet::online(), &host::bindable).map_err(at)?;
+        // The open-file limit against the media ports and max_calls (`serve` raises the soft
+        // limit to the hard one, so the hard one is judged).
+        if let Some((_, hard)) = budget::nofile() {
+            warnings.extend(budget::check(&config, hard).map_err(at)?);
+        }
         Ok((config, warnings.into_iter().map(at).collect()))
     }
 
@@ -438,6 +447,8 @@ impl Config {
         self.media.resolve_announcement(dir)?;
         self.flow.validate()?;
         self.limits.validate()?;
+        self.limits
+            .check_ports(budget::port_calls(self), &self.media.ports.to_string())?;
         self.drain.validate()?;
         // A media node's file (`media.ng_listen`) needs no businesses; `serve` refuses to run
         // without one (see `main`).

@@ -125,7 +125,8 @@ pub(super) fn in_range(
 }
 
 /// `[limits]`: abuse limits on `POST /v1/call-requests` (0 turns one off; each 0..=1000000). A refusal is
-/// `429` with `Retry-After`.
+/// `429` with `Retry-After`. And admission, process-wide: `max_calls`, `max_setups_per_second`
+/// (a refusal is `503` with `Retry-After`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LimitsConfig {
@@ -139,7 +140,18 @@ pub(crate) struct LimitsConfig {
     /// `max_schedule_days`: how far ahead a request's `contact_time` may be, in days
     /// (1..=365). Default 30.
     pub(crate) max_schedule_days: u32,
+    /// `max_calls`: live calls of this process at most (1..=1000000). Default: as many as
+    /// the media ports and the open-file limit carry (the smaller); more than they carry is
+    /// an error.
+    pub(crate) max_calls: Option<u32>,
+    /// `max_setups_per_second`: call set-ups started per second, process-wide (0..=100000;
+    /// 0: no limit). Default [`DEFAULT_SETUPS_PER_SECOND`].
+    pub(crate) max_setups_per_second: u32,
 }
+
+/// The default `limits.max_setups_per_second`: what the socket backend sets up on a 2-core
+/// host with bounded set-up latency (README, `[limits]`; perf/RESULTS.md, issue 12).
+pub(crate) const DEFAULT_SETUPS_PER_SECOND: u32 = 400;
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -148,6 +160,8 @@ impl Default for LimitsConfig {
             per_ip_per_minute: 10,
             per_business_per_minute: 600,
             max_schedule_days: 30,
+            max_calls: None,
+            max_setups_per_second: DEFAULT_SETUPS_PER_SECOND,
         }
     }
 }
@@ -167,7 +181,48 @@ impl LimitsConfig {
             u64::from(self.max_schedule_days),
             &(1..=365),
         )?;
+        if let Some(m) = self.max_calls {
+            in_range(&["limits", "max_calls"], u64::from(m), &(1..=MAX_RATE))?;
+        }
+        in_range(
+            &["limits", "max_setups_per_second"],
+            u64::from(self.max_setups_per_second),
+            &(0..=100_000),
+        )?;
         Ok(())
+    }
+
+    /// `Err` when an explicit `max_calls` asks for more calls than `port_calls` (what the
+    /// media port range holds) can carry.
+    pub(super) fn check_ports(
+        &self,
+        port_calls: usize,
+        ports: &str,
+    ) -> Result<(), (Vec<Seg>, String)> {
+        match self.max_calls {
+            Some(m) if m as usize > port_calls => Err((
+                vec![key("limits"), key("max_calls")],
+                format!(
+                    "{m} is more calls than media.ports {ports} holds ({port_calls}: two legs a call, an RTP/RTCP pair a leg, on each media address); lower it or widen the range"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The admission settings: `max_calls`, the descriptor budget `descriptor_calls`
+    /// (refined once `serve` is up), the calls the ports hold, `max_setups_per_second`.
+    pub(crate) fn admission(
+        &self,
+        descriptor_calls: Option<usize>,
+        port_calls: usize,
+    ) -> service::AdmissionSettings {
+        service::AdmissionSettings {
+            max_calls: self.max_calls.map(|m| m as usize),
+            descriptor_calls,
+            port_calls: Some(port_calls),
+            max_setups_per_second: self.max_setups_per_second,
+        }
     }
 
     /// The rate limiter's settings.

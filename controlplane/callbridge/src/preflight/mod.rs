@@ -20,9 +20,10 @@
 //!
 //! For the socket backend instead: every address bindable (media, `sip.listen`,
 //! `http.listen`), a sample of the media ports free and the range outside the kernel's
-//! ephemeral ports (`/proc/sys/net/ipv4/ip_local_port_range`, WARN), the file-descriptor limit
-//! (`/proc/self/limits`) against 2 sockets per port pair plus a margin (FAIL when the hard limit
-//! cannot carry it, WARN when only the soft one is lower), and `media.cores` online.
+//! ephemeral ports (`/proc/sys/net/ipv4/ip_local_port_range`, WARN), the file-descriptor budget
+//! (`/proc/self/limits`' hard limit, which `serve` raises the soft one to, against 4 sockets a
+//! call plus fixed use and a margin, see `config::budget`: WARN when it carries fewer calls than
+//! `media.ports` holds, FAIL when not even one), and `media.cores` online.
 //!
 //! With `media.nodes` (serve drives media nodes over ng) the only checks are that each node
 //! answers an ng `ping`.

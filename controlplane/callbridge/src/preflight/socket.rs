@@ -7,9 +7,6 @@ use std::net::{SocketAddr, UdpSocket};
 use super::{Report, Sys, Verdict};
 use crate::config::{bindable, Config};
 
-/// Descriptors kept beside the media sockets: SIP, HTTP connections, the store, logs.
-const FD_MARGIN: u64 = 256;
-
 /// Runs the socket backend's checks into `r`.
 pub(super) fn socket(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
     addresses(r, cfg);
@@ -114,8 +111,7 @@ fn nofile(sys: &Sys<'_>) -> Option<(u64, u64)> {
 }
 
 fn fd_limit(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
-    let pairs = cfg.media.ports.pairs() as u64 * cfg.media.addresses().len() as u64;
-    let need = 2 * pairs + FD_MARGIN;
+    use crate::config::budget::{port_calls, Budget, FIXED_ESTIMATE};
     let topic = "file descriptors";
     let Some((soft, hard)) = nofile(sys) else {
         r.push(
@@ -125,24 +121,36 @@ fn fd_limit(r: &mut Report, sys: &Sys<'_>, cfg: &Config) {
         );
         return;
     };
-    let why = format!("{pairs} port pairs need {need} (2 sockets a pair + {FD_MARGIN})");
-    if hard < need {
-        r.push(
+    // `serve` raises the soft limit to the hard one: the hard limit is what it gets.
+    let b = Budget::new(cfg, hard, FIXED_ESTIMATE);
+    let ports = port_calls(cfg);
+    let p = cfg.media.ports;
+    let need = ports as u64 * b.per_call + FIXED_ESTIMATE + crate::config::budget::HTTP_MARGIN;
+    match b.calls {
+        Some(0) => r.push(
             Verdict::Fail,
             topic,
             format!(
-                "hard limit {hard} < {why}: raise it (LimitNOFILE= in the unit, limits.conf) \
-                 or shrink media.ports"
+                "hard limit {hard} carries not even one call ({b}): raise it (LimitNOFILE= in the \
+                 unit, nofile in limits.conf)"
             ),
-        );
-    } else if soft < need {
-        r.push(
+        ),
+        Some(calls) if calls < ports => r.push(
             Verdict::Warn,
             topic,
-            format!("soft limit {soft} < {why}; the hard limit {hard} can: raise the soft limit (ulimit -n {need})"),
-        );
-    } else {
-        r.push(Verdict::Ok, topic, format!("limit {soft} carries {why}"));
+            format!(
+                "media.ports {p} holds {ports} calls but the hard limit {hard} carries {calls} ({b}): \
+                 calls beyond are refused (503, reason descriptors); raise it to {need} \
+                 (LimitNOFILE=, limits.conf) or narrow media.ports"
+            ),
+        ),
+        _ => r.push(
+            Verdict::Ok,
+            topic,
+            format!(
+                "hard limit {hard} (soft {soft}, raised to it at start) carries the {ports} calls of media.ports {p} ({b})"
+            ),
+        ),
     }
 }
 
@@ -275,12 +283,23 @@ mod tests {
         let d = fake("1024 1048576", "32768 60999", "0-1");
         let r = run("", d.path());
         assert_eq!(verdict(&r, "ephemeral ports"), Verdict::Ok, "{r}");
-        // 5000 pairs: 10256 descriptors; soft 1024 < that <= hard.
-        assert_eq!(verdict(&r, "file descriptors"), Verdict::Warn, "{r}");
+        // 2500 calls: 10320 descriptors; soft 1024 < that <= hard: serve raises the soft one.
+        assert_eq!(verdict(&r, "file descriptors"), Verdict::Ok, "{r}");
+        // Hard 4096: 944 calls of 2500; the message names media.ports and the figures.
         let d = fake("1024 4096", "10000 30000", "0-1");
         let r = run("", d.path());
         assert_eq!(verdict(&r, "ephemeral ports"), Verdict::Warn, "{r}");
-        assert_eq!(verdict(&r, "file descriptors"), Verdict::Fail, "{r}");
+        assert_eq!(verdict(&r, "file descriptors"), Verdict::Warn, "{r}");
+        let msg = &r.find("file descriptors")[0].message;
+        assert!(
+            msg.contains("media.ports 20000-29999 holds 2500 calls")
+                && msg.contains("carries 944")
+                && msg.contains("raise it to 10320"),
+            "{msg}"
+        );
+        // Not one call fits: FAIL.
+        let d = fake("256 256", "32768 60999", "0-1");
+        assert_eq!(verdict(&run("", d.path()), "file descriptors"), Verdict::Fail);
         let d = fake("unlimited unlimited", "32768 60999", "0-1");
         assert_eq!(verdict(&run("", d.path()), "file descriptors"), Verdict::Ok);
     }

@@ -66,6 +66,7 @@ async fn service(dir: &tempfile::TempDir) -> (Service, Arc<dyn Store>, Cancellat
         preferred_wait: std::time::Duration::from_secs(30),
         limits: flows::limits::Limits::default(),
         customer_srtp: sip::sdp::Srtp::Off,
+        admission: crate::AdmissionSettings::default(),
     };
     let stop = CancellationToken::new();
     let svc = Service::start(store.clone(), b2b, directory, settings, stop.clone())
