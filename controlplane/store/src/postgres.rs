@@ -32,6 +32,7 @@
 //! durable with PostgreSQL's defaults (`synchronous_commit = on`).
 
 use std::ops::DerefMut;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flows::{AgentId, BusinessId, CallId, Skill};
@@ -42,11 +43,13 @@ use crate::{
     StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
 };
 
+mod agents;
 mod lease;
 mod pool;
 mod rows;
 mod schema;
 
+pub use agents::{AGENTS_CHANNEL, NOTICES_CHANNEL};
 pub use schema::PG_SCHEMA_VERSION;
 
 use pool::Pool;
@@ -78,7 +81,7 @@ impl From<postgres::Error> for StoreError {
 /// The PostgreSQL store. See the module docs.
 #[derive(Debug)]
 pub struct PgStore {
-    pool: Pool,
+    pool: Arc<Pool>,
     lease_ms: i64,
 }
 
@@ -126,7 +129,7 @@ impl PgStore {
     pub fn open_with(url: &str, lease_ms: i64, pool: usize) -> Result<Self, StoreError> {
         let config = parse_url(url).map_err(StoreError::Db)?;
         let s = Self {
-            pool: Pool::new(config, pool),
+            pool: Arc::new(Pool::new(config, pool)),
             lease_ms: lease_ms.max(1),
         };
         schema::migrate(s.pool.get()?.deref_mut())?;
@@ -237,6 +240,10 @@ fn limit_of(limit: usize) -> i64 {
 impl Store for PgStore {
     fn shared(&self) -> bool {
         true
+    }
+
+    fn presence_backend(&self, run: &str) -> Option<Arc<dyn flows::acd::PresenceBackend>> {
+        Some(Arc::new(agents::PgAgents::new(self.pool.clone(), run)))
     }
 
     fn accept(

@@ -64,6 +64,9 @@ pub enum Change {
     /// The listening connection was (re)established: changes may have been missed, read
     /// everything ([`PresenceBackend::agents`]).
     Resync,
+    /// The listening connection was lost (why); it is being re-established. Until then
+    /// changes arrive only through polling.
+    Lost(String),
     /// Nothing happened for a while (about every half second): a chance to poll.
     Tick,
 }
