@@ -162,10 +162,7 @@ pub trait PresenceBackend: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// When the thread cannot be started.
-    fn watch(
-        &self,
-        sink: Box<dyn FnMut(Change) -> bool + Send>,
-    ) -> Result<Watcher, BackendError>;
+    fn watch(&self, sink: Box<dyn FnMut(Change) -> bool + Send>) -> Result<Watcher, BackendError>;
 }
 
 /// `at_ms` (Unix ms) on the local clock, knowing that `now_ms` is `now`.
@@ -298,9 +295,17 @@ mod tests {
     fn another_nodes_reservation_makes_the_agent_busy_here() {
         let t0 = Instant::now();
         let mut acd = acd(t0);
-        let h = acd.apply_shared(&row("alice", Presence::Available, Some("far")), t0, 5_000, NOBODY);
+        let h = acd.apply_shared(
+            &row("alice", Presence::Available, Some("far")),
+            t0,
+            5_000,
+            NOBODY,
+        );
         assert!(h.is_empty());
-        assert_eq!(acd.state(&id("alice")), Some(&AgentState::Reserved(id("far"))));
+        assert_eq!(
+            acd.state(&id("alice")),
+            Some(&AgentState::Reserved(id("far")))
+        );
         // A call here now waits for her.
         let req = AgentRequest::new(id("c1"), id("acme"));
         assert_eq!(acd.request_agent(req, t0), Assignment::Queued);
@@ -311,7 +316,10 @@ mod tests {
         assert_eq!(acd.state(&id("alice")), Some(&AgentState::Busy(id("far"))));
         let h = acd.apply_shared(&row("alice", Presence::Available, None), t0, 5_000, NOBODY);
         assert_eq!(h, vec![(id("c1"), id("alice"))]);
-        assert_eq!(acd.state(&id("alice")), Some(&AgentState::Reserved(id("c1"))));
+        assert_eq!(
+            acd.state(&id("alice")),
+            Some(&AgentState::Reserved(id("c1")))
+        );
     }
 
     #[test]
@@ -332,12 +340,18 @@ mod tests {
         let t0 = Instant::now();
         let mut acd = acd(t0);
         let req = AgentRequest::new(id("c1"), id("acme"));
-        assert_eq!(acd.request_agent(req, t0), Assignment::Assigned(id("alice")));
+        assert_eq!(
+            acd.request_agent(req, t0),
+            Assignment::Assigned(id("alice"))
+        );
         // The row does not show c1 yet (the reservation is being written); she asked to go
         // away meanwhile: away after the call, the call kept.
         let local: &dyn Fn(&CallId) -> bool = &|c| c.as_str() == "c1";
         acd.apply_shared(&row("alice", Presence::Away, None), t0, 5_000, local);
-        assert_eq!(acd.state(&id("alice")), Some(&AgentState::Reserved(id("c1"))));
+        assert_eq!(
+            acd.state(&id("alice")),
+            Some(&AgentState::Reserved(id("c1")))
+        );
         acd.release(&id("alice"), t0);
         assert_eq!(acd.presence(&id("alice")), Some(Presence::Away));
     }

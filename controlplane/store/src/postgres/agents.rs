@@ -127,6 +127,28 @@ fn ensure(
     Ok(())
 }
 
+/// Writes the reservation, announces it and commits.
+fn write_reservation(
+    mut tx: postgres::Transaction<'_>,
+    agent: &AgentId,
+    call: &CallId,
+    run: &str,
+    now_ms: i64,
+) -> Result<(), BackendError> {
+    tx.execute(
+        "UPDATE agents_state SET call_id = $2, call_run = $3, talking = FALSE, \
+         reserved_ms = $4, wrap_until_ms = NULL, updated_ms = $4 WHERE agent = $1",
+        &[&agent.as_str(), &call.as_str(), &run, &now_ms],
+    )
+    .map_err(db)?;
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&AGENTS_CHANNEL, &agent.as_str()],
+    )
+    .map_err(db)?;
+    tx.commit().map_err(db)
+}
+
 impl PresenceBackend for PgAgents {
     fn reserve(&self, agent: &AgentId, call: &CallId, now_ms: i64) -> Result<bool, BackendError> {
         let mut c = self.pool.get().map_err(err)?;
@@ -149,9 +171,11 @@ impl PresenceBackend for PgAgents {
             return Ok(false);
         }
         if held.is_some() {
+            // Held by this run (for this or another of its calls): this node's ACD is the
+            // authority on its own reservations (it released her from the other call; the
+            // release's write may still be on its way, and then matches nothing).
             let Some(run) = run.filter(|r| *r != self.run) else {
-                // Held by this run (for this or another of its calls): the caller's view.
-                return Ok(held.as_deref() == Some(call.as_str()));
+                return write_reservation(tx, agent, call, &self.run, now_ms).map(|()| true);
             };
             let dead: bool = tx.query_one(DEAD_RUN, &[&run, &now_ms]).map_err(db)?.get(0);
             if !dead {
@@ -165,18 +189,7 @@ impl PresenceBackend for PgAgents {
             )
             .map_err(db)?;
         }
-        tx.execute(
-            "UPDATE agents_state SET call_id = $2, call_run = $3, talking = FALSE, \
-             reserved_ms = $4, wrap_until_ms = NULL, updated_ms = $4 WHERE agent = $1",
-            &[&agent.as_str(), &call.as_str(), &self.run, &now_ms],
-        )
-        .map_err(db)?;
-        tx.execute(
-            "SELECT pg_notify($1, $2)",
-            &[&AGENTS_CHANNEL, &agent.as_str()],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
+        write_reservation(tx, agent, call, &self.run, now_ms)?;
         Ok(true)
     }
 
