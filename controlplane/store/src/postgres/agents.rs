@@ -382,7 +382,7 @@ fn listen(
                         NOTICES_CHANNEL => Some(Change::Notice(n.payload().to_owned())),
                         _ => None,
                     };
-                    change.is_none_or(|ch| sink(ch)) && tick(&mut sink)
+                    change.is_none_or(&mut sink) && tick(&mut sink)
                 }
                 Err(e) => {
                     lost = Some(e.to_string());
