@@ -37,6 +37,10 @@ pub(crate) struct SharedAcd {
     pending: Mutex<HashMap<CallId, AgentRequest>>,
     /// Notices re-published from other nodes (`(call, kind)`), not to be forwarded again.
     echoes: Mutex<VecDeque<(CallId, String)>>,
+    /// Agents the mirror shows on another node's call (copied from their rows): a call of
+    /// that id running here later (a call taken over from a dead node, retried) is not
+    /// mistaken for this node's own reservation.
+    remote: Mutex<HashMap<AgentId, CallId>>,
     watcher: Mutex<Option<Watcher>>,
     last_sync: Mutex<Instant>,
 }
@@ -48,6 +52,7 @@ impl SharedAcd {
             backend: store.presence_backend(run)?,
             pending: Mutex::default(),
             echoes: Mutex::default(),
+            remote: Mutex::default(),
             watcher: Mutex::default(),
             last_sync: Mutex::new(Instant::now()),
         })
@@ -131,12 +136,33 @@ impl Service {
     }
 
     fn apply_rows(&self, rows: &[flows::acd::SharedAgent]) -> Vec<(CallId, AgentId)> {
+        let Some(sh) = self.shared() else {
+            return Vec::new();
+        };
         let (now, now_ms) = (Instant::now(), now_ms());
-        let live = |c: &CallId| lock(&self.inner.live).contains_key(c);
         let mut acd = lock(&self.inner.acd);
-        rows.iter()
-            .flat_map(|r| acd.apply_shared(r, now, now_ms, &live))
-            .collect()
+        let mut remote = lock(&sh.remote);
+        let mut out = Vec::new();
+        for r in rows {
+            let copied = remote.get(&r.agent).cloned();
+            let local =
+                |c: &CallId| copied.as_ref() != Some(c) && lock(&self.inner.live).contains_key(c);
+            out.extend(acd.apply_shared(r, now, now_ms, &local));
+            Self::note_remote(&mut remote, r);
+        }
+        out
+    }
+
+    /// Remembers whether the mirror now shows `row`'s agent on another node's call.
+    fn note_remote(remote: &mut HashMap<AgentId, CallId>, row: &flows::acd::SharedAgent) {
+        match &row.call {
+            Some(c) if !row.mine => {
+                remote.insert(row.agent.clone(), c.clone());
+            }
+            _ => {
+                remote.remove(&row.agent);
+            }
+        }
     }
 
     /// Makes the mirror of `agent` what the backend says, whatever this node thought (after a
@@ -145,9 +171,11 @@ impl Service {
         let now_ms = now_ms();
         match sh.backend.agent(agent, now_ms) {
             Ok(Some(mut row)) => {
+                let mut acd = lock(&self.inner.acd);
+                Self::note_remote(&mut lock(&sh.remote), &row);
                 row.mine = false;
                 let nobody = |_: &CallId| false;
-                lock(&self.inner.acd).apply_shared(&row, Instant::now(), now_ms, &nobody)
+                acd.apply_shared(&row, Instant::now(), now_ms, &nobody)
             }
             Ok(None) => Vec::new(),
             Err(e) => {
@@ -183,6 +211,7 @@ impl Service {
             };
             match sh.backend.reserve(agent, &req.call, now_ms()) {
                 Ok(true) => {
+                    lock(&sh.remote).remove(agent);
                     confirmed = true;
                     break;
                 }
@@ -241,6 +270,7 @@ impl Service {
                     }
                 };
                 if ok {
+                    lock(&sh.remote).remove(&agent);
                     lock(&sh.pending).remove(&call);
                     self.deliver_handoffs(vec![(call, agent)]);
                     continue;
