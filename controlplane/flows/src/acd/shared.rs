@@ -245,16 +245,6 @@ impl Acd {
             _ => None,
         }
     }
-
-    /// Agents working for `business` (available, on a call or in wrap-up) on every node the
-    /// mirror knows of: the divisor of the estimated wait.
-    #[must_use]
-    pub fn working_agents(&self, business: &crate::BusinessId) -> usize {
-        self.agents
-            .values()
-            .filter(|a| a.working() && a.businesses.contains(business))
-            .count()
-    }
 }
 
 #[cfg(test)]
@@ -330,7 +320,11 @@ mod tests {
         assert_eq!(acd.presence(&id("alice")), Some(Presence::Away));
         let req = AgentRequest::new(id("c1"), id("acme"));
         assert_eq!(acd.request_agent(req, t0), Assignment::Queued);
-        assert_eq!(acd.working_agents(&id("acme")), 0);
+        assert_eq!(
+            acd.estimated_wait(&id("acme"), 0),
+            None,
+            "nobody works for acme"
+        );
         let h = acd.apply_shared(&row("alice", Presence::Available, None), t0, 5_000, NOBODY);
         assert_eq!(h, vec![(id("c1"), id("alice"))]);
     }

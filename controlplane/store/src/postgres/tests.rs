@@ -470,3 +470,26 @@ fn changes_are_notified_to_the_other_nodes() {
     );
     drop(watcher);
 }
+
+/// A waiting request's place among its business's waiting requests on every node, oldest
+/// first; requests that do not wait have none.
+#[test]
+fn queue_positions_count_every_nodes_waiting_requests() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    for n in 1..=3 {
+        let s = if n == 2 { &b } else { &a };
+        s.accept(&req(n, "queued", Some(0)), None, &resp(n))
+            .unwrap();
+    }
+    a.accept(&req(4, "scheduled", Some(9_999)), None, &resp(4))
+        .unwrap();
+    let p = b.presence_backend("run-b").unwrap();
+    assert_eq!(p.queue_position(&id(1), 0).unwrap(), Some((0, 3)));
+    assert_eq!(p.queue_position(&id(3), 0).unwrap(), Some((2, 3)));
+    assert_eq!(p.queue_position(&id(4), 0).unwrap(), None, "scheduled");
+    // The first leaves the queue (dialled): the others move up.
+    a.set_status(&id(1), &StatusChange::new(2_000, "calling_customer"))
+        .unwrap();
+    assert_eq!(p.queue_position(&id(3), 0).unwrap(), Some((1, 2)));
+}
