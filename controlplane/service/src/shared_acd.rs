@@ -306,7 +306,10 @@ impl Service {
             acd.mark_busy(agent);
             acd.call_of(agent).cloned()
         };
-        if let (Some(sh), Some(call)) = (self.shared(), call) {
+        let sh = self
+            .shared()
+            .filter(|sh| lock(&sh.remote).get(agent) != call.as_ref());
+        if let (Some(sh), Some(call)) = (sh, call) {
             let (backend, agent) = (sh.backend.clone(), agent.clone());
             self.inner.rt.spawn_blocking(move || {
                 if let Err(e) = backend.connected(&agent, &call, now_ms()) {
@@ -345,6 +348,11 @@ impl Service {
         let (call, handoffs, wrap) = {
             let mut acd = lock(&self.inner.acd);
             let call = acd.call_of(agent).cloned();
+            if call.is_some() && lock(&sh.remote).get(agent) == call.as_ref() {
+                // The mirror shows her on another node's call (this node's reservation was
+                // taken over): nothing of ours to release, here or in the store.
+                return;
+            }
             let handoffs = acd.release(agent, now);
             let wrap = match acd.state(agent) {
                 Some(flows::AgentState::WrapUp { until }) => Some(*until),
