@@ -181,19 +181,30 @@ fn wait_presence(cb: &Callbridge, agent: &str, want: &str) -> Duration {
     }
 }
 
-/// Waits until `cb`'s log has a line with every one of `needles`.
-fn wait_log(cb: &Callbridge, needles: &[&str], deadline: Duration) {
+/// The whole log of a node (`Callbridge::log` keeps only the tail, and PostgreSQL's DEBUG
+/// lines fill it fast).
+fn whole_log(log: &std::path::Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(log).unwrap_or_default()).into_owned()
+}
+
+/// Waits until the log at `log` has a line with every one of `needles`.
+fn wait_log(log: &std::path::Path, needles: &[&str], deadline: Duration) {
     let start = Instant::now();
-    while !cb
-        .log()
+    while !whole_log(log)
         .lines()
         .any(|l| needles.iter().all(|n| l.contains(n)))
     {
-        assert!(
-            start.elapsed() < deadline,
-            "no log line with {needles:?} within {deadline:?}\n{}",
-            cb.log()
-        );
+        if start.elapsed() > deadline {
+            let log = whole_log(log);
+            let about: Vec<&str> = log
+                .lines()
+                .filter(|l| needles.iter().skip(1).all(|n| l.contains(n)))
+                .collect();
+            panic!(
+                "no log line with {needles:?} within {deadline:?}; lines with the rest:\n{}",
+                about.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -216,6 +227,7 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
     let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
     let mut na = node(test, "a", &url, &customer, &alice);
     let mut nb = node(test, "b", &url, &customer, &alice);
+    let a_log = na._dir.path().join("callbridge.log");
     let (a, b) = (&mut na.cb, &nb.cb);
 
     // Alice's desktop is on B; she goes away there, and A sees it.
@@ -226,7 +238,7 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
 
     // A request to A waits for her (A's ACD queues it), dialling nobody.
     let id = a.call(CUSTOMER);
-    wait_log(a, &["waiting for a free agent", &id], CALL_DEADLINE);
+    wait_log(&a_log, &["waiting for a free agent", &id], CALL_DEADLINE);
     let v = a.call_request(&id);
     assert_eq!(v["status"], "queued", "{v:#}");
     assert_eq!(v["queue_position"], 1, "{v:#}");
@@ -299,6 +311,7 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
     let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
     let mut na = node(test, "a", &url, &customer, &alice);
     let mut nb = node(test, "b", &url, &customer, &alice);
+    let b_log = nb._dir.path().join("callbridge.log");
     let (a, b) = (&mut na.cb, &mut nb.cb);
 
     let first = a.call(CUSTOMER);
@@ -318,7 +331,11 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
 
     // B queues a new request: she is A's until A's lease (15 s) runs out.
     let second = b.call(CUSTOMER);
-    wait_log(b, &["waiting for a free agent", &second], CALL_DEADLINE);
+    wait_log(
+        &b_log,
+        &["waiting for a free agent", &second],
+        CALL_DEADLINE,
+    );
     let v = b.call_request(&second);
     assert_eq!(v["status"], "queued", "{v:#}");
     // Then B's poll finds her free and reserves her: for the new request, or for A's request
@@ -362,10 +379,7 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
         |s| s == "failed" || s == "completed",
         Duration::from_secs(60),
     );
-    let whole = String::from_utf8_lossy(
-        &std::fs::read(nb._dir.path().join("callbridge.log")).unwrap_or_default(),
-    )
-    .into_owned();
+    let whole = whole_log(&b_log);
     let about_first: Vec<&str> = whole
         .lines()
         .filter(|l| l.contains(&first) && !l.contains("DEBUG"))
