@@ -7,12 +7,14 @@
 //!  POST call-requests ──► node A ─┘  agents_state   └─ alice's SIPp phone
 //! ```
 //!
-//! 1. Alice's desktop is connected to B; she goes away through B: A sees it at once and queues
-//!    a request POSTed to it; she becomes available through B: A gives her the call (customer,
-//!    announcement, her phone, bridged, completed) and B's desktop stream gets the screen pop
+//! 1. Alice goes away through B: A sees it at once. A request POSTed to A waits in the queue
+//!    of whichever node claimed it (either may). Her desktop connects to the *other* node and
+//!    she becomes available there: the runner gives her the call (customer, announcement, her
+//!    phone, bridged, completed), and the desktop's stream on the other node gets the screen pop
 //!    and the call's status.
-//! 2. A holds alice's reservation (the customer rings) and is killed (`kill -9`): B queues a new
-//!    request for her until A's lease (15 s) has expired, then gives it to her.
+//! 2. A holds alice's reservation (the customer rings; B started after A claimed the request)
+//!    and is killed (`kill -9`): B queues a new request for her until A's lease (15 s) has
+//!    expired, then gives it to her; A's request is failed as interrupted, dialled once.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -225,52 +227,82 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
         &rings_then_hangs_up(500, 1500),
     );
     let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
-    let mut na = node(test, "a", &url, &customer, &alice);
-    let mut nb = node(test, "b", &url, &customer, &alice);
-    let a_log = na._dir.path().join("callbridge.log");
-    let (a, b) = (&mut na.cb, &nb.cb);
+    let mut nodes = [
+        node(test, "a", &url, &customer, &alice),
+        node(test, "b", &url, &customer, &alice),
+    ];
+    let logs: Vec<_> = nodes
+        .iter()
+        .map(|n| n._dir.path().join("callbridge.log"))
+        .collect();
 
-    // Alice's desktop is on B; she goes away there, and A sees it.
-    let mut desk = Desktop::connect(nb.ports.addr(0), "alice");
-    desk.wait("her presence", |v| v["type"] == "presence");
-    set_presence(b, "alice", "away");
-    let away_ms = wait_presence(a, "alice", "away").as_millis();
+    // Alice goes away through B, and A sees it at once.
+    set_presence(&nodes[1].cb, "alice", "away");
+    let away_ms = wait_presence(&nodes[0].cb, "alice", "away").as_millis();
 
-    // A request to A waits for her (A's ACD queues it), dialling nobody.
-    let id = a.call(CUSTOMER);
-    wait_log(&a_log, &["waiting for a free agent", &id], CALL_DEADLINE);
-    let v = a.call_request(&id);
-    assert_eq!(v["status"], "queued", "{v:#}");
-    assert_eq!(v["queue_position"], 1, "{v:#}");
-    let on_b = b.call_request(&id);
-    assert_eq!(on_b["queue_position"], 1, "B sees A's queue: {on_b:#}");
+    // A request POSTed to A waits for her, dialling nobody, in the ACD of whichever node
+    // claimed it (the runner `r`); every node tells the same queue position.
+    let id = nodes[0].cb.call(CUSTOMER);
+    let start = Instant::now();
+    let r = loop {
+        let mine = |i: usize| {
+            whole_log(&logs[i])
+                .lines()
+                .any(|l| l.contains("waiting for a free agent") && l.contains(&id))
+        };
+        if let Some(i) = (0..2).find(|&i| mine(i)) {
+            break i;
+        }
+        assert!(start.elapsed() < CALL_DEADLINE, "no node queued {id}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let o = 1 - r;
+    for n in &nodes {
+        let v = n.cb.call_request(&id);
+        assert_eq!(v["status"], "queued", "{v:#}");
+        assert_eq!(v["queue_position"], 1, "{v:#}");
+    }
     assert!(
         !customer.received_request("INVITE"),
         "the customer was dialled while alice was away"
     );
 
-    // Available again, through B: A gives her the call; B's desktop gets the screen pop.
+    // Her desktop is on the other node `o`, and she becomes available there: the runner gives
+    // her the call; `o`'s desktop gets the screen pop and the call's status.
+    let mut desk = Desktop::connect(nodes[o].ports.addr(0), "alice");
+    desk.wait("her presence", |v| {
+        v["type"] == "presence" && v["presence"] == "away"
+    });
     let back = Instant::now();
-    set_presence(b, "alice", "available");
+    set_presence(&nodes[o].cb, "alice", "available");
     let pop = desk.wait("the screen pop", |v| {
         v["type"] == "screen_pop" && v["call"]["id"] == id.as_str()
     });
     let pop_ms = back.elapsed().as_millis();
     assert_eq!(pop["call"]["business"], "acme", "{pop:#}");
-    let done = a.wait_for_status(
+    let done = nodes[r].cb.wait_for_status(
         &id,
         |s| s == "completed" || s == "failed",
         CALL_DEADLINE * 2,
     );
-    assert_eq!(done["status"], "completed", "{done:#}\n{}", a.log());
+    assert_eq!(
+        done["status"],
+        "completed",
+        "{done:#}\n{}",
+        nodes[r].cb.log()
+    );
     assert_eq!(done["agent"], "alice", "{done:#}");
-    // The call's status reached B's desktop too (forwarded by A).
     desk.wait("the call's status", |v| {
         v["type"] == "status" && v["id"] == id.as_str() && v["status"] == "bridged"
     });
+    assert!(
+        whole_log(&logs[o]).contains("screen pop from another node"),
+        "the desktop's node built the pop itself"
+    );
     // She is free again everywhere, and the row says so.
-    wait_presence(a, "alice", "available");
-    wait_presence(b, "alice", "available");
+    for n in &nodes {
+        wait_presence(&n.cb, "alice", "available");
+    }
     assert_eq!(
         pg.psql(
             &db,
@@ -278,15 +310,16 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
         ),
         "available,-"
     );
-    eprintln!("presence propagation B→A: away seen on A after {away_ms} ms; screen pop on B's desktop {pop_ms} ms after available");
-    assert!(
-        b.log().contains("screen pop from another node"),
-        "{}",
-        b.log()
+    eprintln!(
+        "presence propagation: away set on B seen on A after {away_ms} ms; the call ran on {}, \
+         the screen pop reached the desktop on {} {pop_ms} ms after she became available there",
+        ["A", "B"][r],
+        ["A", "B"][o]
     );
-    let (sa, sb) = (na.cb.stop(), nb.cb.stop());
-    assert!(sa.is_some_and(|s| s.success()), "{}", na.cb.log());
-    assert!(sb.is_some_and(|s| s.success()), "{}", nb.cb.log());
+    for n in &mut nodes {
+        let st = n.cb.stop();
+        assert!(st.is_some_and(|s| s.success()), "{}", n.cb.log());
+    }
 }
 
 #[test]
@@ -309,13 +342,14 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
     );
     let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
     let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    // A takes the first request before B exists, so that the call (and alice) is A's.
     let mut na = node(test, "a", &url, &customer, &alice);
+    let first = na.cb.call(CUSTOMER);
+    na.cb
+        .wait_for_status(&first, |s| s == "calling_customer", CALL_DEADLINE);
     let mut nb = node(test, "b", &url, &customer, &alice);
     let b_log = nb._dir.path().join("callbridge.log");
     let (a, b) = (&mut na.cb, &mut nb.cb);
-
-    let first = a.call(CUSTOMER);
-    a.wait_for_status(&first, |s| s == "calling_customer", CALL_DEADLINE);
     let held = pg.psql(
         &db,
         "SELECT call_id || ',' || call_run FROM agents_state WHERE agent = 'alice'",
