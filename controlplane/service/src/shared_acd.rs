@@ -400,13 +400,16 @@ impl Service {
             },
             None => lock(&self.inner.acd).position(id),
         };
+        let position = position.map(|p| p + 1);
+        // As before the store was shared: the 1-based position is what the estimate is
+        // given (see `Acd::estimated_wait`).
         let wait = match (position, record.request.business.as_ref()) {
             (Some(p), Some(b)) => lock(&self.inner.acd)
                 .estimated_wait(b, p)
                 .map(|d| d.as_secs()),
             _ => None,
         };
-        (position.map(|p| p + 1), wait)
+        (position, wait)
     }
 
     /// Sends this node's screen pops and the status of its calls with an agent to the other
