@@ -1,6 +1,7 @@
 //! callbridge's durable store: the [`Store`] trait the service writes through, and
 //! [`SqliteStore`], the embedded default, and [`PgStore`], PostgreSQL shared by several
-//! control-plane nodes (claims with `SKIP LOCKED`, run leases, take-over of a dead node's work).
+//! control-plane nodes (claims with `SKIP LOCKED`, run leases, take-over of a dead node's work,
+//! agents' presence and reservations shared through [`Store::presence_backend`]).
 //!
 //! ```text
 //!  service ──accept / claim / status / media / sale / outbox──► dyn Store ──► SqliteStore (WAL file)

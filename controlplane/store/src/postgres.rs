@@ -18,6 +18,9 @@
 //!   in `interrupted` for the service's retry policy (as [`Store::recover`] does at a restart),
 //!   and its claimed-but-waiting requests become claimable. [`Store::renew`] answers `true`
 //!   when there is such work, so the service calls [`Store::recover`].
+//! - **Agents.** `agents_state` holds each agent's presence and reservation for every node
+//!   (see `agents`: row-locked reservations, LISTEN/NOTIFY on [`AGENTS_CHANNEL`] and
+//!   [`NOTICES_CHANNEL`]), handed to the service by [`Store::presence_backend`].
 //! - **Outbox.** [`Store::outbox_due`] claims with `SKIP LOCKED` too and moves the items'
 //!   `due_ms` [`OUTBOX_LEASE_MS`] ahead (a visibility timeout): no other node sends them
 //!   meanwhile; if the node dies they are due again then (delivery is at least once, as with
