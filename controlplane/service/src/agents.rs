@@ -35,6 +35,7 @@ impl Service {
                 },
             })?;
         info!(agent = %agent, %presence, "presence set");
+        self.share_presence(agent, presence);
         // Kept across restarts (best effort: the presence is in force either way).
         let doc = serde_json::json!({ "presence": presence.as_str() }).to_string();
         if let Err(e) = self
@@ -65,9 +66,23 @@ impl Service {
         }
     }
 
-    /// Delivers the ACD's hand-offs to the waiting calls; an agent whose call is gone is
-    /// released again.
+    /// Delivers the ACD's hand-offs to the waiting calls (with a shared store, once the
+    /// store confirmed each, on a blocking thread); an agent whose call is gone is released
+    /// again.
     pub(crate) fn hand_over(&self, handoffs: Vec<(CallId, AgentId)>) {
+        if handoffs.is_empty() {
+            return;
+        }
+        if self.inner.shared.is_some() {
+            let s = self.clone();
+            self.inner.rt.spawn_blocking(move || s.confirm(handoffs));
+            return;
+        }
+        self.deliver_handoffs(handoffs);
+    }
+
+    /// Hands confirmed hand-offs to the calls' tasks.
+    pub(crate) fn deliver_handoffs(&self, handoffs: Vec<(CallId, AgentId)>) {
         for (call, agent) in handoffs {
             let inbox = lock(&self.inner.live).get(&call).cloned();
             if !matches!(
@@ -81,6 +96,10 @@ impl Service {
 
     /// Frees an agent from its call and hands freed agents to waiting calls.
     pub(crate) fn release_agent(&self, agent: &AgentId) {
+        if let Some(sh) = &self.inner.shared {
+            self.release_shared(sh, agent);
+            return;
+        }
         let handoffs = lock(&self.inner.acd).release(agent, Instant::now());
         self.hand_over(handoffs);
     }

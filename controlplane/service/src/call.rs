@@ -456,8 +456,7 @@ impl CallTask {
                 // The agent let it ring out: away until it says it is available again.
                 if let Some(agent) = self.machine.agent().cloned() {
                     info!(call = %self.id, agent = %agent, "agent did not answer: set away");
-                    let handoffs = lock(&self.svc.inner().acd).no_answer(&agent, &self.id, now);
-                    self.svc.hand_over(handoffs);
+                    self.svc.agent_no_answer(&agent, &self.id, now);
                 }
             }
             self.feed(now, Input::TimerFired(kind));
@@ -611,7 +610,7 @@ impl CallTask {
                     preferred,
                     exclude,
                 };
-                let a = lock(&self.svc.inner().acd).request_agent(req, now);
+                let a = self.svc.request_agent(req, now).await;
                 match a {
                     Assignment::Assigned(agent) => self.assigned(agent).await,
                     Assignment::Queued => info!(call = %self.id, "waiting for a free agent"),
@@ -629,12 +628,8 @@ impl CallTask {
                 }
                 self.machine.handle(now, Input::AgentsChecked(any));
             }
-            Output::WithdrawAgentRequest => {
-                lock(&self.svc.inner().acd).cancel(&self.id);
-            }
-            Output::AgentConnected(agent) => {
-                lock(&self.svc.inner().acd).mark_busy(&agent);
-            }
+            Output::WithdrawAgentRequest => self.svc.withdraw_agent_request(&self.id),
+            Output::AgentConnected(agent) => self.svc.agent_connected(&agent),
             Output::ReleaseAgent(agent) => self.svc.release_agent(&agent),
             Output::AllocateLegs => self.allocate(),
             Output::Finished => self.finished = true,

@@ -38,6 +38,7 @@ mod metrics;
 
 pub use inbound::InboundRefusal;
 mod schedule;
+mod shared_acd;
 mod stats;
 pub mod webhooks;
 
@@ -270,6 +271,8 @@ pub(crate) struct Inner {
     pub(crate) dir_writer: Mutex<()>,
     pub(crate) settings: Settings,
     pub(crate) acd: Mutex<Acd>,
+    /// Agents shared with the other nodes (a shared store), else `None`.
+    pub(crate) shared: Option<shared_acd::SharedAcd>,
     /// Rate limits and calls in progress, one limiter per business (its own limits).
     /// A reload adds limiters and changes their limits ([`Inner::limiter`]).
     pub(crate) limiters:
@@ -397,6 +400,7 @@ impl Service {
             })
             .collect();
         let (events, _) = broadcast::channel(1024);
+        let shared = shared_acd::SharedAcd::of(store.as_ref(), &run);
         let inner = Arc::new(Inner {
             admission: admission::Admission::new(&settings.admission, Instant::now()),
             refusals: Refusals::default(),
@@ -410,6 +414,7 @@ impl Service {
             drain: drain::DrainState::default(),
             in_progress: Mutex::default(),
             acd: Mutex::new(acd),
+            shared,
             run,
             live: Mutex::default(),
             cancelled: Mutex::default(),
@@ -426,6 +431,7 @@ impl Service {
         tokio::task::spawn_blocking(move || s.recover())
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))??;
+        svc.start_shared_acd().await?;
         let s = svc.clone();
         tokio::spawn(async move { s.scheduler().await });
         let s = svc.clone();
@@ -490,16 +496,7 @@ impl Service {
         let Some(record) = self.inner.store.get(id)? else {
             return Ok(None);
         };
-        let position = (record.status == "queued")
-            .then(|| lock(&self.inner.acd).position(id))
-            .flatten();
-        let queue_position = position.map(|p| p + 1);
-        let estimated_wait_s = match (queue_position, record.request.business.as_ref()) {
-            (Some(p), Some(b)) => lock(&self.inner.acd)
-                .estimated_wait(b, p)
-                .map(|d| d.as_secs()),
-            _ => None,
-        };
+        let (queue_position, estimated_wait_s) = self.queue_view(&record);
         let parse = |role: &str| {
             record
                 .media_of(role)

@@ -1,6 +1,7 @@
 //! callbridge's durable store: the [`Store`] trait the service writes through, and
 //! [`SqliteStore`], the embedded default, and [`PgStore`], PostgreSQL shared by several
-//! control-plane nodes (claims with `SKIP LOCKED`, run leases, take-over of a dead node's work).
+//! control-plane nodes (claims with `SKIP LOCKED`, run leases, take-over of a dead node's work,
+//! agents' presence and reservations shared through [`Store::presence_backend`]).
 //!
 //! ```text
 //!  service ──accept / claim / status / media / sale / outbox──► dyn Store ──► SqliteStore (WAL file)
@@ -49,8 +50,8 @@ pub use model::{
     Page, RecordFilter, Sale, StatusChange, StoredResponse, Webhook, LIVE_STATUSES,
 };
 pub use postgres::{
-    parse_url as parse_postgres_url, PgStore, DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE, OUTBOX_LEASE_MS,
-    PG_SCHEMA_VERSION,
+    parse_url as parse_postgres_url, PgStore, AGENTS_CHANNEL, DEFAULT_LEASE_MS, DEFAULT_POOL_SIZE,
+    NOTICES_CHANNEL, OUTBOX_LEASE_MS, PG_SCHEMA_VERSION,
 };
 pub use schema::SCHEMA_VERSION;
 pub use sqlite::SqliteStore;
@@ -129,6 +130,17 @@ pub trait Store: Send + Sync + 'static {
     /// `false` (SQLite: one process owns the file).
     fn shared(&self) -> bool {
         false
+    }
+
+    /// Where agents' presence and reservations are shared with the other nodes, for the run
+    /// `run`: PostgreSQL's `agents_state` with LISTEN/NOTIFY. `None` (the default, SQLite):
+    /// the service's in-memory ACD is the only truth.
+    fn presence_backend(
+        &self,
+        run: &str,
+    ) -> Option<std::sync::Arc<dyn flows::acd::PresenceBackend>> {
+        let _ = run;
+        None
     }
 
     /// Keeps `run`'s claims alive (a shared store: their lease is extended) and answers

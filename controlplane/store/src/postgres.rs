@@ -18,6 +18,9 @@
 //!   in `interrupted` for the service's retry policy (as [`Store::recover`] does at a restart),
 //!   and its claimed-but-waiting requests become claimable. [`Store::renew`] answers `true`
 //!   when there is such work, so the service calls [`Store::recover`].
+//! - **Agents.** `agents_state` holds each agent's presence and reservation for every node
+//!   (see `agents`: row-locked reservations, LISTEN/NOTIFY on [`AGENTS_CHANNEL`] and
+//!   [`NOTICES_CHANNEL`]), handed to the service by [`Store::presence_backend`].
 //! - **Outbox.** [`Store::outbox_due`] claims with `SKIP LOCKED` too and moves the items'
 //!   `due_ms` [`OUTBOX_LEASE_MS`] ahead (a visibility timeout): no other node sends them
 //!   meanwhile; if the node dies they are due again then (delivery is at least once, as with
@@ -32,6 +35,7 @@
 //! durable with PostgreSQL's defaults (`synchronous_commit = on`).
 
 use std::ops::DerefMut;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flows::{AgentId, BusinessId, CallId, Skill};
@@ -42,11 +46,13 @@ use crate::{
     StatusChange, Store, StoreError, StoredResponse, IDEMPOTENCY_TTL_MS, LIVE_STATUSES,
 };
 
+mod agents;
 mod lease;
 mod pool;
 mod rows;
 mod schema;
 
+pub use agents::{AGENTS_CHANNEL, NOTICES_CHANNEL};
 pub use schema::PG_SCHEMA_VERSION;
 
 use pool::Pool;
@@ -78,7 +84,7 @@ impl From<postgres::Error> for StoreError {
 /// The PostgreSQL store. See the module docs.
 #[derive(Debug)]
 pub struct PgStore {
-    pool: Pool,
+    pool: Arc<Pool>,
     lease_ms: i64,
 }
 
@@ -126,7 +132,7 @@ impl PgStore {
     pub fn open_with(url: &str, lease_ms: i64, pool: usize) -> Result<Self, StoreError> {
         let config = parse_url(url).map_err(StoreError::Db)?;
         let s = Self {
-            pool: Pool::new(config, pool),
+            pool: Arc::new(Pool::new(config, pool)),
             lease_ms: lease_ms.max(1),
         };
         schema::migrate(s.pool.get()?.deref_mut())?;
@@ -237,6 +243,10 @@ fn limit_of(limit: usize) -> i64 {
 impl Store for PgStore {
     fn shared(&self) -> bool {
         true
+    }
+
+    fn presence_backend(&self, run: &str) -> Option<Arc<dyn flows::acd::PresenceBackend>> {
+        Some(Arc::new(agents::PgAgents::new(self.pool.clone(), run)))
     }
 
     fn accept(

@@ -45,6 +45,7 @@
 
 mod estimate;
 mod presence;
+mod shared;
 #[cfg(test)]
 mod tests;
 
@@ -52,6 +53,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 pub use presence::Presence;
+pub use shared::{BackendError, Change, PresenceBackend, SharedAgent, Watcher};
 
 use crate::{AgentId, BusinessId, CallId, Error, Skill};
 use estimate::HandleTimes;

@@ -95,6 +95,11 @@ impl Pool {
         }
     }
 
+    /// The connection settings (the LISTEN connection is made from them, outside the pool).
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
     fn lock(&self) -> MutexGuard<'_, Slots> {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use super::*;
 use crate::pg_harness::Postgres;
 use crate::suite::{behaviour_tests, id, req, resp};
+use flows::Presence;
 
 fn server() -> &'static Postgres {
     static SERVER: OnceLock<Postgres> = OnceLock::new();
@@ -305,4 +306,190 @@ fn two_nodes_never_deliver_the_same_webhook_at_once() {
         8
     );
     assert_eq!(b.outbox_due(100 + OUTBOX_LEASE_MS, 100).unwrap().len(), 12);
+}
+
+// ---- agents shared by the nodes (agents_state, LISTEN/NOTIFY) ---------------------------
+
+fn agent(s: &str) -> flows::AgentId {
+    flows::AgentId::new(s).unwrap()
+}
+
+/// Two nodes reserving one agent at once, many times over: exactly one gets her each time;
+/// her release frees her for the next round.
+#[test]
+fn two_nodes_never_both_reserve_one_agent() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    let t0 = 1_000_000;
+    // Both runs hold live leases (as a started service's do).
+    a.recover("run-a", t0).unwrap();
+    b.recover("run-b", t0).unwrap();
+    let (pa, pb) = (
+        a.presence_backend("run-a").unwrap(),
+        b.presence_backend("run-b").unwrap(),
+    );
+    let alice = agent("alice");
+    for round in 0..20 {
+        let barrier = Arc::new(Barrier::new(2));
+        let go = |p: Arc<dyn flows::acd::PresenceBackend>, call: String| {
+            let (barrier, alice) = (barrier.clone(), alice.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                p.reserve(&alice, &CallId::new(call).unwrap(), t0 + 1)
+                    .unwrap()
+            })
+        };
+        let ha = go(pa.clone(), format!("a{round}"));
+        let hb = go(pb.clone(), format!("b{round}"));
+        let (ga, gb) = (ha.join().unwrap(), hb.join().unwrap());
+        assert!(
+            ga ^ gb,
+            "round {round}: exactly one node reserves her ({ga}, {gb})"
+        );
+        let row = pa.agent(&alice, t0 + 1).unwrap().unwrap();
+        let winner = if ga {
+            format!("a{round}")
+        } else {
+            format!("b{round}")
+        };
+        assert_eq!(row.call.as_ref().map(CallId::as_str), Some(winner.as_str()));
+        assert_eq!(row.mine, ga, "A's view says whose reservation it is");
+        // The loser's release of a call she is not on changes nothing; the winner's frees her.
+        let (w, l) = if ga { (&pa, &pb) } else { (&pb, &pa) };
+        l.release(
+            &alice,
+            &CallId::new(format!("x{round}")).unwrap(),
+            None,
+            t0 + 2,
+        )
+        .unwrap();
+        assert!(pa.agent(&alice, t0 + 2).unwrap().unwrap().call.is_some());
+        w.release(&alice, &CallId::new(winner).unwrap(), None, t0 + 2)
+            .unwrap();
+        assert!(pa.agent(&alice, t0 + 2).unwrap().unwrap().call.is_none());
+    }
+}
+
+/// Presence, talk, wrap-up and no answer as every node reads them; a dead run's reservation
+/// is void after its lease, and the next reservation fences that run.
+#[test]
+fn agent_rows_follow_presence_calls_and_leases() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    let t0 = 2_000_000;
+    a.recover("run-a", t0).unwrap(); // 50 ms lease: dead after t0 + 50
+    b.recover("run-b", t0).unwrap();
+    let (pa, pb) = (
+        a.presence_backend("run-a").unwrap(),
+        b.presence_backend("run-b").unwrap(),
+    );
+    let alice = agent("alice");
+    let c = |s: &str| CallId::new(s).unwrap();
+    pb.set_presence(&alice, Presence::Away, t0).unwrap();
+    assert!(
+        !pa.reserve(&alice, &c("c1"), t0).unwrap(),
+        "away: not reservable"
+    );
+    pb.set_presence(&alice, Presence::Available, t0 + 1)
+        .unwrap();
+    let row = pa.agent(&alice, t0 + 1).unwrap().unwrap();
+    assert_eq!(
+        (row.presence, row.idle_since_ms),
+        (Presence::Available, t0 + 1)
+    );
+    assert!(pa.reserve(&alice, &c("c1"), t0 + 2).unwrap());
+    assert!(
+        pa.reserve(&alice, &c("c1"), t0 + 2).unwrap(),
+        "again for the same call: still hers"
+    );
+    assert!(!pb.reserve(&alice, &c("c2"), t0 + 2).unwrap());
+    pa.connected(&alice, &c("c1"), t0 + 3).unwrap();
+    assert!(pb.agent(&alice, t0 + 3).unwrap().unwrap().talking);
+    // Released into a wrap-up: not reservable until its end.
+    pa.release(&alice, &c("c1"), Some(t0 + 20), t0 + 10)
+        .unwrap();
+    assert!(!pb.reserve(&alice, &c("c2"), t0 + 15).unwrap());
+    assert!(pb.reserve(&alice, &c("c2"), t0 + 20).unwrap());
+    // No answer: away, free.
+    pb.no_answer(&alice, &c("c2"), t0 + 30).unwrap();
+    let row = pa.agent(&alice, t0 + 30).unwrap().unwrap();
+    assert_eq!((row.presence, row.call), (Presence::Away, None));
+    // A reserves her, then A dies: after A's lease her row reads free, and B's reservation
+    // fences A's run.
+    pb.set_presence(&alice, Presence::Available, t0 + 31)
+        .unwrap();
+    assert!(pa.reserve(&alice, &c("c3"), t0 + 32).unwrap());
+    assert!(
+        !pb.reserve(&alice, &c("c4"), t0 + 40).unwrap(),
+        "A's lease lives"
+    );
+    let late = t0 + 1_000;
+    assert_eq!(
+        pb.agent(&alice, late).unwrap().unwrap().call,
+        None,
+        "void: A is dead"
+    );
+    assert_eq!(pb.agents(late).unwrap().len(), 1);
+    assert!(pb.reserve(&alice, &c("c4"), late).unwrap());
+    assert!(matches!(
+        a.renew("run-a", late),
+        Err(StoreError::LeaseLost(_))
+    ));
+}
+
+/// A change on one node reaches the other's LISTEN connection as the agent's id, and a
+/// published notice as its payload.
+#[test]
+fn changes_are_notified_to_the_other_nodes() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    let (pa, pb) = (
+        a.presence_backend("run-a").unwrap(),
+        b.presence_backend("run-b").unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = pb
+        .watch(Box::new(move |ch| {
+            if !matches!(ch, flows::acd::Change::Tick) {
+                let _ = tx.send(ch);
+            }
+            true
+        }))
+        .unwrap();
+    let wait = Duration::from_secs(10);
+    assert_eq!(rx.recv_timeout(wait).unwrap(), flows::acd::Change::Resync);
+    pa.set_presence(&agent("bob"), Presence::Away, 1).unwrap();
+    assert_eq!(
+        rx.recv_timeout(wait).unwrap(),
+        flows::acd::Change::Agent(agent("bob"))
+    );
+    pa.publish("{\"k\":\"pop\"}").unwrap();
+    assert_eq!(
+        rx.recv_timeout(wait).unwrap(),
+        flows::acd::Change::Notice("{\"k\":\"pop\"}".into())
+    );
+    drop(watcher);
+}
+
+/// A waiting request's place among its business's waiting requests on every node, oldest
+/// first; requests that do not wait have none.
+#[test]
+fn queue_positions_count_every_nodes_waiting_requests() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    for n in 1..=3 {
+        let s = if n == 2 { &b } else { &a };
+        s.accept(&req(n, "queued", Some(0)), None, &resp(n))
+            .unwrap();
+    }
+    a.accept(&req(4, "scheduled", Some(9_999)), None, &resp(4))
+        .unwrap();
+    let p = b.presence_backend("run-b").unwrap();
+    assert_eq!(p.queue_position(&id(1), 0).unwrap(), Some((0, 3)));
+    assert_eq!(p.queue_position(&id(3), 0).unwrap(), Some((2, 3)));
+    assert_eq!(p.queue_position(&id(4), 0).unwrap(), None, "scheduled");
+    // The first leaves the queue (dialled): the others move up.
+    a.set_status(&id(1), &StatusChange::new(2_000, "calling_customer"))
+        .unwrap();
+    assert_eq!(p.queue_position(&id(3), 0).unwrap(), Some((1, 2)));
 }
