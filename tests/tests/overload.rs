@@ -161,7 +161,10 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
     let nobody = PortBlock::reserve(2);
     let ports = PortBlock::reserve(2 + MEDIA_PORTS);
     let mut config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new("alice", &format!("sip:alice@{}", nobody.addr(0))))
+        .agent(Agent::new(
+            "alice",
+            &format!("sip:alice@{}", nobody.addr(0)),
+        ))
         .with_toml(&format!(
             "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
         ));
@@ -217,9 +220,7 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
                     for i in 0..per * OFFER_SECS {
                         let due = start
                             + Duration::from_secs(u64::from(i)) / per
-                            + Duration::from_millis(
-                                u64::from(c) * 1000 / u64::from(OFFERED_RATE),
-                            );
+                            + Duration::from_millis(u64::from(c) * 1000 / u64::from(OFFERED_RATE));
                         if let Some(ahead) = due.checked_duration_since(Instant::now()) {
                             std::thread::sleep(ahead);
                         }
@@ -260,7 +261,9 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
                 retry_after,
             } => {
                 if !["max_calls", "max_setups_per_second"].contains(&reason.as_str()) {
-                    cb.fail(&format!("refused for {reason:?}; expected max_calls or max_setups_per_second"));
+                    cb.fail(&format!(
+                        "refused for {reason:?}; expected max_calls or max_setups_per_second"
+                    ));
                 }
                 assert!(*retry_after <= 10, "Retry-After {retry_after} s");
                 *refused.entry(reason.clone()).or_default() += 1;
@@ -336,8 +339,10 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
         .unwrap_or_else(|e| panic!("cannot bind {}: {e}", sink_ports.addr(0)));
     let nobody = PortBlock::reserve(2);
     let ports = PortBlock::reserve(2 + TINY_MEDIA_PORTS);
-    let mut config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new("alice", &format!("sip:alice@{}", nobody.addr(0))));
+    let mut config = Config::new(&ports, nobody.addr(0)).agent(Agent::new(
+        "alice",
+        &format!("sip:alice@{}", nobody.addr(0)),
+    ));
     config.media_ports = (ports.port(2), ports.last());
     let path = dir.write("callbridge.toml", &config.render());
 
@@ -373,10 +378,7 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
 
     // serve under the limit: it logs the budget, and refuses beyond it with 503 descriptors.
     let mut cmd = prlimited(TINY_NOFILE);
-    cmd.arg(bin_path())
-        .arg("serve")
-        .arg("--config")
-        .arg(&path);
+    cmd.arg(bin_path()).arg("serve").arg("--config").arg(&path);
     let mut cb = Callbridge::start_command(&dir, &config, path.clone(), cmd);
     let log = cb.log();
     assert!(
@@ -409,7 +411,10 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
             }
         }
     }
-    eprintln!("{} accepted, {refused} refused (descriptors)", accepted.len());
+    eprintln!(
+        "{} accepted, {refused} refused (descriptors)",
+        accepted.len()
+    );
     if accepted.is_empty() || refused == 0 {
         cb.fail(&format!(
             "under a {TINY_NOFILE}-descriptor limit some bridges fit and the rest are refused: {} accepted, {refused} refused",

@@ -134,8 +134,10 @@ fn needs_restart(running: &Config, new: &Config) -> Vec<&'static str> {
     // Admission is set up with the service.
     differs(
         "limits.max_calls / limits.max_setups_per_second",
-        (running.limits.max_calls, running.limits.max_setups_per_second)
-            != (new.limits.max_calls, new.limits.max_setups_per_second),
+        (
+            running.limits.max_calls,
+            running.limits.max_setups_per_second,
+        ) != (new.limits.max_calls, new.limits.max_setups_per_second),
     );
     let preferred = |c: &Config| c.business.iter().map(|b| b.preferred_wait_secs).max();
     differs(

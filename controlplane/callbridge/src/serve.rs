@@ -17,7 +17,11 @@ pub(crate) fn init_tracing(cfg: &config::LogConfig) -> Result<(), String> {
 pub(crate) fn raise_fd_limit() {
     match config::budget::raise_nofile() {
         Ok((before, now)) if before != now => {
-            tracing::info!(from = before, to = now, "open-file limit raised to the hard limit");
+            tracing::info!(
+                from = before,
+                to = now,
+                "open-file limit raised to the hard limit"
+            );
         }
         Ok((_, now)) => tracing::info!(limit = now, "open-file limit (the hard limit)"),
         Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),

@@ -231,7 +231,9 @@ impl Service {
             }
             Err(e) => {
                 self.end_slot(&id);
-                return Err(ServiceError::Unavailable(format!("cannot take calls now: {e}")));
+                return Err(ServiceError::Unavailable(format!(
+                    "cannot take calls now: {e}"
+                )));
             }
         };
         let now = now_ms();

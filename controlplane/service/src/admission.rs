@@ -451,13 +451,18 @@ mod tests {
             t0,
         );
         a.admit_now(&id(1), 100, 0, t0).unwrap();
-        assert_eq!(a.admit_now(&id(2), 100, 0, t0).unwrap_err().reason, "max_calls");
+        assert_eq!(
+            a.admit_now(&id(2), 100, 0, t0).unwrap_err().reason,
+            "max_calls"
+        );
         a.release(&id(1), t0);
         // The bucket (burst 1) is empty: the next token in 200 ms → Retry-After 1.
         let o = a.admit_now(&id(2), 100, 0, t0).unwrap_err();
         assert_eq!((o.reason, o.retry_after_s), ("max_setups_per_second", 1));
         assert_eq!(a.holding(), 0);
-        assert!(a.admit_now(&id(2), 100, 0, t0 + Duration::from_millis(200)).is_ok());
+        assert!(a
+            .admit_now(&id(2), 100, 0, t0 + Duration::from_millis(200))
+            .is_ok());
     }
 
     #[test]

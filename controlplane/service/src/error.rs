@@ -87,7 +87,9 @@ impl ServiceError {
             "max_calls" => "as many calls in progress as limits.max_calls allows",
             "descriptors" => "as many calls in progress as its open-file limit carries",
             "media_ports" => "no free media port",
-            "max_setups_per_second" => "as many call set-ups this second as limits.max_setups_per_second allows",
+            "max_setups_per_second" => {
+                "as many call set-ups this second as limits.max_setups_per_second allows"
+            }
             _ => "no capacity",
         };
         Self::Overloaded {

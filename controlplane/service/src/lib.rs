@@ -42,8 +42,8 @@ mod shared_acd;
 mod stats;
 pub mod webhooks;
 
-pub use call::{media_json, quality};
 pub use admission::{AdmissionSettings, Overload, SetupBucket};
+pub use call::{media_json, quality};
 pub use cancel::Cancelled;
 pub use directory::{secret_eq, AgentEntry, BusinessEntry, Directory};
 pub use drain::{ReloadSummary, DRAIN_RETRY_AFTER_S};

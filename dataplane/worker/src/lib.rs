@@ -284,27 +284,29 @@ impl DataplaneConfig {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WorkerError {
-    /// The port range cannot be split between the workers.
+    /// The port range cannot be split between the workers. (The causes below are part of
+    /// the message, not `source()`s: a chain formatter such as anyhow's `{:#}` would print
+    /// them twice in one line.)
     #[error("port plan: {0}")]
-    PortPlan(#[from] DpError),
+    PortPlan(DpError),
     /// A config value is out of range.
     #[error("bad data-plane config: {0}")]
     Config(String),
     /// A worker thread could not be spawned.
-    #[error("could not spawn worker {worker}: {source}")]
+    #[error("could not spawn worker {worker}: {error}")]
     Spawn {
         /// The worker index.
         worker: usize,
         /// The OS error.
-        source: stdio::Error,
+        error: stdio::Error,
     },
     /// A worker's I/O backend could not be created.
-    #[error("worker {worker} backend: {source}")]
+    #[error("worker {worker} backend: {error}")]
     Backend {
         /// The worker index.
         worker: usize,
         /// The error.
-        source: stdio::Error,
+        error: stdio::Error,
     },
     /// A worker thread died before reporting ready.
     #[error("worker {0} died during start-up")]
@@ -386,7 +388,8 @@ impl Dataplane {
                 dp_api::MAX_ADDRESSES
             )));
         }
-        let plan = PortPlan::with_addresses(cfg.ports.clone(), cfg.workers, addresses)?;
+        let plan = PortPlan::with_addresses(cfg.ports.clone(), cfg.workers, addresses)
+            .map_err(WorkerError::PortPlan)?;
         let (ev_tx, ev_rx) = bounded(cfg.event_queue);
         let shutdown = Arc::new(AtomicBool::new(false));
         let make_io = Arc::new(make_io);
@@ -450,7 +453,10 @@ impl Dataplane {
                 Ok(h) => h,
                 Err(source) => {
                     dp.stop();
-                    return Err(WorkerError::Spawn { worker: w, source });
+                    return Err(WorkerError::Spawn {
+                        worker: w,
+                        error: source,
+                    });
                 }
             };
             dp.threads.push(handle);
@@ -459,7 +465,10 @@ impl Dataplane {
                 Ok(Ok(())) => {}
                 Ok(Err(source)) => {
                     dp.stop();
-                    return Err(WorkerError::Backend { worker: w, source });
+                    return Err(WorkerError::Backend {
+                        worker: w,
+                        error: source,
+                    });
                 }
                 Err(_) => {
                     dp.stop();

@@ -661,3 +661,20 @@ fn socket_io_relays_over_ipv6_loopback() {
     assert_eq!(s.relay.rx_packets, 4, "{s:#?}");
     assert_eq!(s.relay.drops.get(DropReason::SrcMismatch), 1, "{s:#?}");
 }
+
+#[test]
+fn start_up_errors_name_their_cause_once() {
+    use std::error::Error as _;
+    let e = crate::WorkerError::Backend {
+        worker: 1,
+        error: std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use"),
+    };
+    assert_eq!(e.to_string(), "worker 1 backend: Address already in use");
+    assert!(e.source().is_none());
+    let e = crate::WorkerError::Spawn {
+        worker: 0,
+        error: std::io::Error::other("no threads"),
+    };
+    assert_eq!(e.to_string(), "could not spawn worker 0: no threads");
+    assert!(e.source().is_none());
+}

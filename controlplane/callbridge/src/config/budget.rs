@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(b.calls, Some((1024 - 64 - 256) / 4));
         assert_eq!(Budget::new(&c, u64::MAX, 64).calls, None);
         assert_eq!(Budget::new(&c, 100, 64).calls, Some(0));
-        assert!(b.to_string().contains("= 176 calls at 4 descriptors each"), "{b}");
+        assert!(
+            b.to_string().contains("= 176 calls at 4 descriptors each"),
+            "{b}"
+        );
     }
 
     #[test]
@@ -226,7 +229,10 @@ mod tests {
         assert_eq!(check(&c, 1 << 20), Ok(None));
         let (at, why) = check(&c, 4096).unwrap().unwrap();
         assert_eq!(at, vec![key("media"), key("ports")]);
-        assert!(why.contains("holds 2500 calls") && why.contains("carries 944"), "{why}");
+        assert!(
+            why.contains("holds 2500 calls") && why.contains("carries 944"),
+            "{why}"
+        );
         assert!(why.contains("raise the limit to 10320"), "{why}");
         let (at, why) = check(&c, 300).unwrap_err();
         assert_eq!(at, vec![key("media"), key("ports")]);

@@ -292,7 +292,10 @@ impl Config {
         let (config, warnings) = Self::load_checked(path)?;
         // A missing core stops `serve` (unless allowed); the descriptor budget's warning
         // only bounds the calls (logged at start).
-        match warnings.into_iter().find(|w| w.key.starts_with("media.cores")) {
+        match warnings
+            .into_iter()
+            .find(|w| w.key.starts_with("media.cores"))
+        {
             Some(w) if !config.media.allow_missing_cores => Err(w),
             _ => Ok(config),
         }

@@ -299,7 +299,10 @@ mod tests {
         );
         // Not one call fits: FAIL.
         let d = fake("256 256", "32768 60999", "0-1");
-        assert_eq!(verdict(&run("", d.path()), "file descriptors"), Verdict::Fail);
+        assert_eq!(
+            verdict(&run("", d.path()), "file descriptors"),
+            Verdict::Fail
+        );
         let d = fake("unlimited unlimited", "32768 60999", "0-1");
         assert_eq!(verdict(&run("", d.path()), "file descriptors"), Verdict::Ok);
     }

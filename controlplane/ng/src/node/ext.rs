@@ -329,7 +329,11 @@ impl<R: Clone> Node<R> {
             .unwrap_or(0);
         let instance = self.ext.instance.clone();
         let free = i64::try_from(self.media.free_pairs()).unwrap_or(i64::MAX);
-        let draining = if self.drain.is_draining() { "yes" } else { "no" };
+        let draining = if self.drain.is_draining() {
+            "yes"
+        } else {
+            "no"
+        };
         let c = self.controller(now, controller);
         // Acknowledged events go.
         while c.events.front().is_some_and(|(s, _)| *s <= since) {
