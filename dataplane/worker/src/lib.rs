@@ -316,6 +316,12 @@ pub enum WorkerError {
     Dpdk(String),
 }
 
+impl From<DpError> for WorkerError {
+    fn from(e: DpError) -> Self {
+        Self::PortPlan(e)
+    }
+}
+
 /// The running data plane: worker threads and their shutdown flag.
 #[derive(Debug)]
 pub struct Dataplane {
