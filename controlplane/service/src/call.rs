@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 use b2bua::{B2bEvent, CallLegs};
 use dp_api::{Command, Event, LegId, LegStats};
 use flows::{
-    AgentId, AgentRequest, AgentSource, Assignment, BusinessId, CallId, CallPlan, ClickToCall,
-    FailReason, Input, LegInput, Legs, Outcome, Output, Phase, Role, SipAction, Status, Target,
-    TimerKind,
+    AgentId, AgentRequest, Assignment, BusinessId, CallId, ClickToCall, FailReason, Input,
+    LegInput, Legs, Outcome, Output, Phase, Role, SipAction, Status, TimerKind,
 };
-use serde_json::{json, Value};
+use serde_json::Value;
 use store::{CallRecord, Kind, MediaSummary, StatusChange};
 use tokio::sync::mpsc;
 use tracing::{debug, error, info, info_span, warn, Instrument as _};
@@ -162,60 +161,6 @@ async fn run_with(
     task.run().await;
 }
 
-fn plan(svc: &Service, rec: &CallRecord, legs: Preallocated) -> Result<CallPlan, String> {
-    let i = svc.inner();
-    let customer = Target::parse(&rec.request.customer).map_err(|e| e.to_string())?;
-    let agent = match rec.request.kind {
-        Kind::CallRequest | Kind::Inbound => AgentSource::Acd {
-            preferred: rec.request.preferred_agent.clone(),
-        },
-        Kind::Bridge => {
-            let spec = rec.request.agent_spec.as_deref().unwrap_or_default();
-            match AgentId::new(spec)
-                .ok()
-                .and_then(|a| i.dir().agent(&a).cloned())
-            {
-                Some(a) => AgentSource::Given {
-                    agent: Some(a.id),
-                    target: a.contact,
-                },
-                None => AgentSource::Given {
-                    agent: None,
-                    target: Target::parse(spec).map_err(|e| e.to_string())?,
-                },
-            }
-        }
-    };
-    Ok(CallPlan {
-        id: rec.request.id.clone(),
-        customer,
-        agent,
-        contact_at: None,
-        legs,
-        announcement: rec
-            .request
-            .business
-            .as_ref()
-            .and_then(|b| i.dir().business(b).and_then(|b| b.announcement.clone()))
-            .unwrap_or_else(|| i.settings.announcement.clone()),
-        timers: i.settings.timers,
-        media: i.settings.media,
-        inbound: rec.request.kind == Kind::Inbound,
-        agent_early_media: rec
-            .request
-            .business
-            .as_ref()
-            .and_then(|b| i.dir().business(b).map(|b| b.agent_early_media))
-            .unwrap_or(false),
-        reservation: rec
-            .request
-            .business
-            .as_ref()
-            .and_then(|b| i.dir().business(b).map(|b| b.reservation))
-            .unwrap_or_default(),
-    })
-}
-
 async fn write_status(svc: &Service, id: &CallId, ch: StatusChange) {
     let store = svc.inner().store.clone();
     let id2 = id.clone();
@@ -224,41 +169,6 @@ async fn write_status(svc: &Service, id: &CallId, ch: StatusChange) {
         Ok(Err(e)) => warn!(call = %id, "cannot record status: {e}"),
         Err(e) => warn!(call = %id, "cannot record status: {e}"),
     }
-}
-
-/// Voice quality of one leg: [`LegStats::quality`] (the ITU-T G.107 E-model, simplified for
-/// G.711), `(loss_pct, r_factor, mos)`; `None` for a leg that received no RTP.
-#[must_use]
-pub fn quality(s: &LegStats) -> Option<(Option<f64>, f64, f64)> {
-    s.quality()
-}
-
-/// Media counters of one leg as stored and shown (`media.customer` / `media.agent`), with
-/// the quality estimate ([`quality`]): `loss_pct` (null without RTCP reports), `r_factor`,
-/// `mos`.
-pub fn media_json(s: &LegStats) -> Value {
-    let q = quality(s);
-    let drops: serde_json::Map<String, Value> = dp_api::DropReason::ALL
-        .iter()
-        .map(|r| (r.as_str().to_owned(), json!(s.drops.get(*r))))
-        .collect();
-    json!({
-        "rx_packets": s.rx_packets,
-        "rx_bytes": s.rx_bytes,
-        "tx_packets": s.tx_packets,
-        "tx_bytes": s.tx_bytes,
-        "rx_rtcp": s.rx_rtcp,
-        "tx_rtcp": s.tx_rtcp,
-        "announcement_packets": s.announcement_packets,
-        "jitter_us": s.jitter_us,
-        "max_jitter_us": s.max_jitter_us,
-        "rtcp_reports": s.peer_reports,
-        "cumulative_lost": (s.peer_reports > 0).then_some(s.peer_cumulative_lost),
-        "loss_pct": q.and_then(|q| q.0),
-        "r_factor": q.map(|q| q.1),
-        "mos": q.map(|q| q.2),
-        "drops": drops,
-    })
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -824,6 +734,12 @@ impl CallTask {
         info!(call = %self.id, "call finished");
     }
 }
+
+mod media;
+mod plan;
+
+pub use media::{media_json, quality};
+use plan::plan;
 
 #[cfg(test)]
 mod tests;
