@@ -271,6 +271,9 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
             |v| v["queued_requests"] == own && v["queued_requests_cluster"] == 1,
             CALL_DEADLINE,
         );
+        let metrics = nodes[i].cb.get("/metrics").body;
+        let line = "callbridge_queue_length_cluster{business=\"acme\"} 1";
+        assert!(metrics.contains(line), "{line} in {metrics}");
         let stats = nodes[i].cb.get_json("/v1/stats");
         assert_eq!(
             stats["businesses"]["acme"]["queued_cluster"], 1,
