@@ -14,8 +14,9 @@
 //!
 //! 3. Scheduled requests are durable: more than the set-up rate allows, all due at once, are
 //!    all accepted (`202 scheduled`) and all dialled, paced at `max_setups_per_second`.
-//! 4. An inbound INVITE beyond `limits.max_calls` gets SIP `503` with `Retry-After`, counted
-//!    as a `max_calls` refusal.
+//! 4. An inbound INVITE beyond `limits.max_calls` gets SIP `503` with the admission's
+//!    `Retry-After` (the full house's estimate, as the HTTP `503` gives), counted as a
+//!    `max_calls` refusal.
 //!
 //! The peers carry no RTP of their own (their SDP names a socket of the test that swallows the
 //! announcement), as in `churn.rs`.
@@ -593,6 +594,22 @@ fn an_inbound_invite_beyond_max_calls_gets_503_with_retry_after() {
     assert!(
         log.contains("SIP/2.0 503") && log.to_ascii_lowercase().contains("retry-after:"),
         "an INVITE beyond max_calls gets 503 with Retry-After: {log}"
+    );
+    // The admission's own figure (as the HTTP 503 gives), not a fixed default: a full house
+    // is told 1..=10 s, 10 while fewer than two calls ended in the last 10 s (none here).
+    let retry: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case("retry-after"))
+        .filter_map(|(_, v)| v.trim().parse().ok())
+        .collect();
+    assert!(
+        !retry.is_empty() && retry.iter().all(|s| (1..=10).contains(s)),
+        "Retry-After is the admission's 1..=10 s: {retry:?} {log}"
+    );
+    assert_eq!(
+        retry[0], 10,
+        "no call ended yet: the full-house estimate is 10 s"
     );
     let stats = cb.get_json("/v1/stats");
     assert_eq!(stats["refused"]["max_calls"], 1, "{stats:#}");

@@ -262,6 +262,24 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
         assert_eq!(v["status"], "queued", "{v:#}");
         assert_eq!(v["queue_position"], 1, "{v:#}");
     }
+    // Only the runner's own queue holds it; the other node counts it cluster-wide (issue 11).
+    for (i, own) in [(r, 1), (o, 0)] {
+        let what = "every node's queued requests";
+        nodes[i].cb.wait_for(
+            "/v1/admin/status",
+            what,
+            |v| v["queued_requests"] == own && v["queued_requests_cluster"] == 1,
+            CALL_DEADLINE,
+        );
+        let metrics = nodes[i].cb.get("/metrics").body;
+        let line = "callbridge_queue_length_cluster{business=\"acme\"} 1";
+        assert!(metrics.contains(line), "{line} in {metrics}");
+        let stats = nodes[i].cb.get_json("/v1/stats");
+        assert_eq!(
+            stats["businesses"]["acme"]["queued_cluster"], 1,
+            "{stats:#}"
+        );
+    }
     assert!(
         !customer.received_request("INVITE"),
         "the customer was dialled while alice was away"

@@ -75,6 +75,9 @@ impl Admin {
             "backend": self.backend,
             "workers": self.workers,
         });
+        if let Some(n) = self.svc.queued_requests_cluster() {
+            v["queued_requests_cluster"] = json!(n);
+        }
         if let Some(d) = self.svc.draining_for() {
             v["draining_secs"] = json!(d.as_secs());
             v["drain_max_seconds"] = json!(self.max_seconds.load(Ordering::Relaxed));

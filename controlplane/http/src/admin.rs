@@ -78,7 +78,8 @@ fn operator(
 }
 
 /// `GET /v1/admin/status` → `200 {"state": "serving"|"draining", "version", "pid",
-/// "uptime_secs", "live_calls", "queued_requests", "backend", "workers"}`. Errors: 401/403;
+/// "uptime_secs", "live_calls", "queued_requests", "queued_requests_cluster"?, "backend",
+/// "workers"}`. Errors: 401/403;
 /// 503 when the process cannot say.
 #[utoipa::path(
     get,
@@ -86,7 +87,7 @@ fn operator(
     tag = crate::openapi::OPERATOR,
     security(("operator_key" = [])),
     responses(
-        (status = 200, description = "`state` (`serving` or `draining`), `version`, `pid`, `uptime_secs`, `live_calls`, `queued_requests`, `backend`, `workers`; while draining also `draining_secs` and `drain_max_seconds`.", body = crate::openapi::Object),
+        (status = 200, description = "`state` (`serving` or `draining`), `version`, `pid`, `uptime_secs`, `live_calls`, `queued_requests` (this process's queue), `backend`, `workers`; on a shared store `queued_requests_cluster` (requests queued in the store on every node); while draining also `draining_secs` and `drain_max_seconds`.", body = crate::openapi::Object),
         (status = 401, description = "No credential, or an unknown one.", body = crate::openapi::Error),
         (status = 403, description = "Not the operator.", body = crate::openapi::Error),
         (status = 503, description = "The process cannot say.", body = crate::openapi::Error),

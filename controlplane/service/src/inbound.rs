@@ -16,6 +16,30 @@ pub struct InboundRefusal {
     pub status: u16,
     /// Why (logged).
     pub reason: String,
+    /// The `Retry-After` seconds of a `503` (those the HTTP API's `503` gives for the same
+    /// refusal); `None`: the SIP stack's default.
+    pub retry_after_s: Option<u64>,
+}
+
+impl InboundRefusal {
+    /// A refusal without `Retry-After` of its own.
+    fn new(status: u16, reason: String) -> Self {
+        Self {
+            status,
+            reason,
+            retry_after_s: None,
+        }
+    }
+
+    /// Admission refused: `503` with the admission's honest `Retry-After` (the set-up
+    /// bucket's wait, or the full house's estimate), as `POST /v1/bridges` gets.
+    pub(crate) fn overloaded(o: &Overload) -> Self {
+        Self {
+            status: 503,
+            reason: ServiceError::overloaded(o).to_string(),
+            retry_after_s: Some(o.retry_after_s.max(1)),
+        }
+    }
 }
 
 /// The user part of a SIP URI or name-addr (`"Bob" <sip:+1555@host>;tag=x` → `+1555`).
@@ -49,7 +73,12 @@ impl Service {
                 Ok(id)
             }
             Err(r) => {
-                call.reject(r.status);
+                match r.retry_after_s {
+                    Some(s) => {
+                        call.reject_retry_after(r.status, u32::try_from(s).unwrap_or(u32::MAX))
+                    }
+                    None => call.reject(r.status),
+                }
                 Err(r)
             }
         }
@@ -61,7 +90,7 @@ impl Service {
         call: &sip::IncomingCall,
     ) -> Result<(CallRecord, flows::Legs), InboundRefusal> {
         let i = &self.inner;
-        let refuse = |status: u16, reason: String| InboundRefusal { status, reason };
+        let refuse = InboundRefusal::new;
         if !i
             .b2b
             .trunks()
@@ -78,10 +107,13 @@ impl Service {
         }
         if self.is_draining() {
             self.inner.refusals.add("draining");
-            return Err(refuse(
-                503,
-                "Service Unavailable: callbridge is draining for a restart".into(),
-            ));
+            return Err(InboundRefusal {
+                retry_after_s: Some(crate::drain::DRAIN_RETRY_AFTER_S),
+                ..refuse(
+                    503,
+                    "Service Unavailable: callbridge is draining for a restart".into(),
+                )
+            });
         }
         let header = |name: &str| {
             call.headers
@@ -143,7 +175,7 @@ impl Service {
         );
         if let Err(o) = admitted {
             i.refusals.add(o.reason);
-            return Err(refuse(503, ServiceError::overloaded(&o).to_string()));
+            return Err(InboundRefusal::overloaded(&o));
         }
         let legs = match i.b2b.media().allocate_pair() {
             Ok(l) => l,
@@ -195,7 +227,24 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
-    use super::uri_user;
+    use super::{uri_user, InboundRefusal, Overload};
+
+    #[test]
+    fn an_admission_refusal_carries_the_admissions_retry_after() {
+        for (reason, secs) in [("max_calls", 10), ("max_setups_per_second", 1)] {
+            let r = InboundRefusal::overloaded(&Overload {
+                reason,
+                retry_after_s: secs,
+            });
+            assert_eq!((r.status, r.retry_after_s), (503, Some(secs)), "{reason}");
+            assert!(r.reason.contains(reason), "{}", r.reason);
+        }
+        let r = InboundRefusal::overloaded(&Overload {
+            reason: "descriptors",
+            retry_after_s: 0,
+        });
+        assert_eq!(r.retry_after_s, Some(1), "never 0");
+    }
 
     #[test]
     fn the_user_part_of_uris_and_name_addrs() {

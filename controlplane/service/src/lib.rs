@@ -260,6 +260,8 @@ pub(crate) struct Inner {
     pub(crate) admission: admission::Admission,
     /// Refused call requests by kind.
     pub(crate) refusals: Refusals,
+    /// Every node's queued requests, read from a shared store at most once a second.
+    pub(crate) cluster_queue: stats::ClusterQueue,
     /// Status changes, set-up times, waits and media quality for `GET /metrics`.
     pub(crate) metrics: metrics::CallMetrics,
     pub(crate) store: Arc<dyn Store>,
@@ -404,6 +406,7 @@ impl Service {
         let inner = Arc::new(Inner {
             admission: admission::Admission::new(&settings.admission, Instant::now()),
             refusals: Refusals::default(),
+            cluster_queue: stats::ClusterQueue::default(),
             metrics: metrics::CallMetrics::default(),
             store,
             b2b,

@@ -338,6 +338,22 @@ impl Service {
             "Requests waiting in a business's queue for an agent",
             queued,
         );
+        if let Some(cluster) = self.cluster_queued() {
+            let family = Family::<BusinessLabel, Gauge>::default();
+            for b in &dir.businesses {
+                let n = cluster.get(b.id.as_str()).copied().unwrap_or(0);
+                family
+                    .get_or_create(&BusinessLabel {
+                        business: esc(b.id.as_str()),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+            reg.register(
+                "callbridge_queue_length_cluster",
+                "Requests queued for a business on every node sharing the store (status queued in the store; read at most once a second)",
+                family,
+            );
+        }
         reg.register(
             "callbridge_calls_in_progress",
             "Calls counted against a business's concurrency limit (accepted to be dialled now, or running)",

@@ -158,6 +158,14 @@ pub trait Store: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Requests in status `queued` per business (requests of no business are not counted),
+    /// by business id: every node's, on a store several nodes share. The same requests
+    /// `queue_position` counts. One aggregate query; callers cache it.
+    ///
+    /// # Errors
+    /// [`StoreError::Db`].
+    fn queued_by_business(&self) -> Result<Vec<(String, usize)>, StoreError>;
+
     /// The earliest due time of a waiting request, to sleep until.
     ///
     /// # Errors

@@ -333,6 +333,22 @@ impl Store for PgStore {
         lease::renew(self, run, now_ms)
     }
 
+    fn queued_by_business(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        // The partial index `requests_waiting` holds exactly these rows.
+        let rows = self.pool.get()?.query(
+            "SELECT business, count(*) FROM requests WHERE status = 'queued' \
+             AND business IS NOT NULL GROUP BY business ORDER BY business",
+            &[],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let n: i64 = r.get(1);
+                (r.get(0), usize::try_from(n).unwrap_or(0))
+            })
+            .collect())
+    }
+
     fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .pool

@@ -369,6 +369,19 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn queued_by_business(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let db = lock(&self.reader);
+        let mut q = db.prepare_cached(
+            "SELECT business, COUNT(*) FROM requests WHERE status = 'queued' \
+             AND business IS NOT NULL GROUP BY business ORDER BY business",
+        )?;
+        let rows = q.query_map([], |r| {
+            let n: i64 = r.get(1)?;
+            Ok((r.get(0)?, usize::try_from(n).unwrap_or(0)))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn next_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(lock(&self.reader).query_row(
             "SELECT MIN(due_ms) FROM requests WHERE status IN ('queued', 'scheduled') \

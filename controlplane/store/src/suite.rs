@@ -23,6 +23,7 @@ macro_rules! behaviour_tests {
             outbox_delivers_retries_and_gives_up,
             webhooks_are_queued_with_their_status_change,
             directory_documents_replace_and_list,
+            queued_requests_are_counted_per_business,
         );
     };
     ($factory:path; $($name:ident),* $(,)?) => {
@@ -395,4 +396,32 @@ pub(crate) fn directory_documents_replace_and_list(s: &dyn Store) {
             ("business".into(), "acme".into(), "{}".into()),
         ]
     );
+}
+
+pub(crate) fn queued_requests_are_counted_per_business(s: &dyn Store) {
+    assert!(s.queued_by_business().unwrap().is_empty());
+    let other = |n: u128, business: Option<&str>| NewRequest {
+        business: business.map(|b| BusinessId::new(b).unwrap()),
+        ..req(n, "queued", Some(0))
+    };
+    s.accept(&req(1, "queued", Some(0)), None, &resp(1))
+        .unwrap();
+    s.accept(&req(2, "queued", Some(0)), None, &resp(2))
+        .unwrap();
+    s.accept(&req(3, "scheduled", Some(9_999)), None, &resp(3))
+        .unwrap();
+    s.accept(&other(4, Some("zeta")), None, &resp(4)).unwrap();
+    s.accept(&other(5, None), None, &resp(5)).unwrap();
+    assert_eq!(
+        s.queued_by_business().unwrap(),
+        [("acme".to_owned(), 2), ("zeta".to_owned(), 1)],
+        "scheduled and business-less requests are not counted"
+    );
+    // Claimed requests still wait (for an agent); dialled ones do not.
+    s.claim_due("run-a", 10, 10).unwrap();
+    s.set_status(&id(1), &StatusChange::new(2_000, "calling_customer"))
+        .unwrap();
+    s.set_status(&id(4), &StatusChange::new(2_000, "failed"))
+        .unwrap();
+    assert_eq!(s.queued_by_business().unwrap(), [("acme".to_owned(), 1)]);
 }

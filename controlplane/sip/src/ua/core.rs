@@ -44,7 +44,9 @@ pub(super) enum Cmd {
     Hangup(LegId),
     Ring(LegId),
     Answer(LegId, String),
-    Reject(LegId, u16),
+    /// A final error response; a `503` carries the `Retry-After` seconds given (else the
+    /// default).
+    Reject(LegId, u16, Option<u32>),
     /// Our re-offer: a re-INVITE, or an UPDATE when `true`.
     Reoffer(LegId, String, bool),
     AnswerReoffer(LegId, String),
@@ -547,7 +549,7 @@ impl Core {
             Cmd::Hangup(id) => self.hangup(now, id),
             Cmd::Ring(id) => self.ring(now, id),
             Cmd::Answer(id, sdp) => self.answer(now, id, sdp),
-            Cmd::Reject(id, status) => self.reject(now, id, status),
+            Cmd::Reject(id, status, retry) => self.reject(now, id, status, retry),
             Cmd::Reoffer(id, sdp, update) => self.start_reoffer(now, id, sdp, update),
             Cmd::AnswerReoffer(id, sdp) => self.answer_reoffer(now, id, sdp),
             Cmd::RejectReoffer(id, status) => self.reject_reoffer(now, id, status),

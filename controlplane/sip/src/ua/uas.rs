@@ -55,7 +55,16 @@ impl IncomingCall {
 
     /// Sends a final error response (e.g. 486, 603). A status outside 300..=699 becomes 500.
     pub fn reject(&self, status: u16) {
-        let _ = self.ctl.cmd.send(Cmd::Reject(self.ctl.leg, status));
+        let _ = self.ctl.cmd.send(Cmd::Reject(self.ctl.leg, status, None));
+    }
+
+    /// Like [`IncomingCall::reject`], with the `Retry-After` seconds a `503` carries (at
+    /// least 1; other statuses carry none). `reject` gives a `503` a default of 5 s.
+    pub fn reject_retry_after(&self, status: u16, retry_after_s: u32) {
+        let _ = self
+            .ctl
+            .cmd
+            .send(Cmd::Reject(self.ctl.leg, status, Some(retry_after_s)));
     }
 
     /// The next event; `None` once the leg is over.
@@ -73,12 +82,17 @@ impl Drop for IncomingCall {
     /// An incoming call dropped before `answer`/`reject` is rejected with 480 so the INVITE
     /// transaction does not linger (after an answer or reject this does nothing).
     fn drop(&mut self) {
-        let _ = self.ctl.cmd.send(Cmd::Reject(self.ctl.leg, 480));
+        let _ = self.ctl.cmd.send(Cmd::Reject(self.ctl.leg, 480, None));
     }
 }
 
-/// The `Retry-After` (seconds) of a `503` to an INVITE.
+/// The `Retry-After` (seconds) of a `503` to an INVITE when the rejecter gives none.
 const REJECT_RETRY_AFTER_S: u32 = 5;
+
+/// The `Retry-After` seconds of a `503`: those given (at least 1), else the default.
+fn retry_after_value(given: Option<u32>) -> u32 {
+    given.map_or(REJECT_RETRY_AFTER_S, |s| s.max(1))
+}
 
 impl Core {
     /// `Cmd::Ring`: 180 Ringing, while the incoming INVITE is unanswered.
@@ -98,8 +112,15 @@ impl Core {
     }
 
     /// `Cmd::Reject`: a final error response to the unanswered INVITE (500 for a status
-    /// outside 300..=699; a 503 carries `Retry-After`); the leg ends.
-    pub(super) fn reject(&mut self, now: Instant, id: LegId, status: u16) {
+    /// outside 300..=699; a 503 carries `Retry-After`: `retry_after_s`, at least 1, else
+    /// the default); the leg ends.
+    pub(super) fn reject(
+        &mut self,
+        now: Instant,
+        id: LegId,
+        status: u16,
+        retry_after_s: Option<u32>,
+    ) {
         let Some(leg) = self
             .legs
             .get(&id)
@@ -116,7 +137,7 @@ impl Core {
         if status == 503 {
             // No capacity, or draining for a restart: the caller may try again (RFC 3261 21.5.4).
             r.headers
-                .push("Retry-After", REJECT_RETRY_AFTER_S.to_string());
+                .push("Retry-After", retry_after_value(retry_after_s).to_string());
         }
         let key = leg.invite_key.clone();
         self.respond(now, &key, r);
@@ -315,5 +336,21 @@ impl Core {
             }
             self.remove_leg(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retry_after_value, REJECT_RETRY_AFTER_S};
+
+    #[test]
+    fn a_503_carries_the_given_retry_after_else_the_default() {
+        assert_eq!(retry_after_value(None), REJECT_RETRY_AFTER_S);
+        assert_eq!(retry_after_value(Some(7)), 7);
+        assert_eq!(
+            retry_after_value(Some(0)),
+            1,
+            "never 0: that would invite a storm"
+        );
     }
 }

@@ -493,3 +493,16 @@ fn queue_positions_count_every_nodes_waiting_requests() {
         .unwrap();
     assert_eq!(p.queue_position(&id(3), 0).unwrap(), Some((1, 2)));
 }
+
+/// The queued requests of every node, per business, as any node reads them.
+#[test]
+fn queued_counts_are_every_nodes() {
+    let (url, a) = store();
+    let b = PgStore::open_with(&url, 60_000, 4).unwrap();
+    a.accept(&req(1, "queued", Some(0)), None, &resp(1))
+        .unwrap();
+    b.accept(&req(2, "queued", Some(0)), None, &resp(2))
+        .unwrap();
+    assert_eq!(b.queued_by_business().unwrap(), [("acme".to_owned(), 2)]);
+    assert_eq!(a.queued_by_business().unwrap(), [("acme".to_owned(), 2)]);
+}
