@@ -152,23 +152,52 @@ fn not_completed(records: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts() {
-    let dir = Workdir::new("overload");
+/// The first two cases' lab: a socket of the test that swallows the peers' announcement
+/// (their SDP names it), a SIP address nobody answers (the trunk and alice's URI: the peers
+/// are the test's own), and callbridge's ports, `media_ports` of them for media.
+struct SinkLab {
+    sink_ports: PortBlock,
+    sink: UdpSocket,
+    _nobody: PortBlock,
+    _ports: PortBlock,
+}
+
+/// A [`SinkLab`] and the config of a node in it (agent alice at the address nobody answers).
+fn sink_lab(media_ports: u16) -> (SinkLab, Config) {
     let sink_ports = PortBlock::reserve(2);
     let sink = UdpSocket::bind(sink_ports.addr(0))
         .unwrap_or_else(|e| panic!("cannot bind {}: {e}", sink_ports.addr(0)));
     let nobody = PortBlock::reserve(2);
-    let ports = PortBlock::reserve(2 + MEDIA_PORTS);
-    let mut config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new(
-            "alice",
-            &format!("sip:alice@{}", nobody.addr(0)),
-        ))
-        .with_toml(&format!(
-            "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
-        ));
+    let ports = PortBlock::reserve(2 + media_ports);
+    let mut config = Config::new(&ports, nobody.addr(0)).agent(Agent::new(
+        "alice",
+        &format!("sip:alice@{}", nobody.addr(0)),
+    ));
     config.media_ports = (ports.port(2), ports.last());
+    let lab = SinkLab {
+        sink_ports,
+        sink,
+        _nobody: nobody,
+        _ports: ports,
+    };
+    (lab, config)
+}
+
+#[test]
+fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts() {
+    let dir = Workdir::new("overload");
+    let (
+        SinkLab {
+            sink_ports,
+            sink,
+            _nobody,
+            _ports,
+        },
+        config,
+    ) = sink_lab(MEDIA_PORTS);
+    let config = config.with_toml(&format!(
+        "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
+    ));
     let mut cb = Callbridge::start(&dir, &config);
 
     let offered = OFFERED_RATE * OFFER_SECS;
@@ -334,16 +363,15 @@ const TINY_BRIDGES: u32 = 40;
 #[test]
 fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
     let dir = Workdir::new("overload_nofile");
-    let sink_ports = PortBlock::reserve(2);
-    let sink = UdpSocket::bind(sink_ports.addr(0))
-        .unwrap_or_else(|e| panic!("cannot bind {}: {e}", sink_ports.addr(0)));
-    let nobody = PortBlock::reserve(2);
-    let ports = PortBlock::reserve(2 + TINY_MEDIA_PORTS);
-    let mut config = Config::new(&ports, nobody.addr(0)).agent(Agent::new(
-        "alice",
-        &format!("sip:alice@{}", nobody.addr(0)),
-    ));
-    config.media_ports = (ports.port(2), ports.last());
+    let (
+        SinkLab {
+            sink_ports,
+            sink,
+            _nobody,
+            _ports,
+        },
+        config,
+    ) = sink_lab(TINY_MEDIA_PORTS);
     let path = dir.write("callbridge.toml", &config.render());
 
     // check-config: a warning naming media.ports with the figures; ok.
