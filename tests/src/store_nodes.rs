@@ -1,7 +1,8 @@
 //! Several `callbridge serve` nodes on one shared store (PostgreSQL `store.url`), each with
 //! its own ports and directory, for the tests of a cluster (take-over, drain, presence).
 
-use crate::{Agent, Callbridge, Config, PortBlock, Sipp, Workdir};
+use crate::scenario::rings;
+use crate::{Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir};
 
 /// One control-plane node on the shared database: its ports, its directory (kept until the
 /// test ends) and the running process.
@@ -27,4 +28,23 @@ pub fn node(test: &str, name: &str, url: &str, customer: &Sipp, agents: &[Agent]
     let dir = Workdir::new(&format!("{test}_{name}"));
     let cb = Callbridge::start(&dir, &config);
     Node { ports, dir, cb }
+}
+
+/// The SIPp peers of the tests that hold an agent's call while it rings: the customer (the
+/// trunk; both its calls ring 55 s before answering) and agent alice's phone (answers at
+/// once), and alice herself.
+#[must_use]
+pub fn ringing_customer_and_alice(dir: &Workdir) -> (Sipp, Sipp, [Agent; 1]) {
+    let customer = Sipp::spawn(
+        dir,
+        "customer",
+        Scenario::Answer,
+        &SippOptions {
+            calls: 2,
+            ..rings(55_000)
+        },
+    );
+    let agent = Sipp::spawn(dir, "agent", Scenario::Answer, &SippOptions::default());
+    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    (customer, agent, alice)
 }

@@ -22,9 +22,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use callbridge_tests::postgres::Postgres;
-use callbridge_tests::scenario::{rings, rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
 use callbridge_tests::sipp_log::invites_for;
-use callbridge_tests::store_nodes::node;
+use callbridge_tests::store_nodes::{node, ringing_customer_and_alice};
 use callbridge_tests::{Agent, Callbridge, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE};
 use serde_json::Value;
 
@@ -308,17 +308,7 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
 
     let dir = Workdir::new(test);
     // The customer rings a long time: A's call holds alice's reservation while it rings.
-    let customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::Answer,
-        &SippOptions {
-            calls: 2,
-            ..rings(55_000)
-        },
-    );
-    let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let (customer, _agent, alice) = ringing_customer_and_alice(&dir);
     // A takes the first request before B exists, so that the call (and alice) is A's.
     let mut na = node(test, "a", &url, &customer, &alice);
     let first = na.cb.call(CUSTOMER);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use callbridge_tests::postgres::Postgres;
 use callbridge_tests::scenario::{rings, rings_then_hangs_up, Api, CUSTOMER};
 use callbridge_tests::sipp_log::invites_for;
-use callbridge_tests::store_nodes::node;
+use callbridge_tests::store_nodes::{node, ringing_customer_and_alice};
 use callbridge_tests::{
     Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
     SIPP_EXIT_DEADLINE,
@@ -144,17 +144,7 @@ fn a_draining_node_on_a_shared_store_queues_requests_for_the_other_node() {
 
     let dir = Workdir::new("postgres_store_drain");
     // Every customer call rings a long time: A's first call stays live while A drains.
-    let customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::Answer,
-        &SippOptions {
-            calls: 2,
-            ..rings(55_000)
-        },
-    );
-    let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let (customer, _agent, alice) = ringing_customer_and_alice(&dir);
     let mut na = node("postgres_store_drain", "a", &url, &customer, &alice);
     let a = &mut na.cb;
     // A takes the first call before B exists, so it is A's.
