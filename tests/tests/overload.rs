@@ -157,9 +157,22 @@ fn not_completed(records: &[Value]) -> Vec<String> {
 /// are the test's own), and callbridge's ports, `media_ports` of them for media.
 struct SinkLab {
     sink_ports: PortBlock,
-    sink: UdpSocket,
+    _sink: UdpSocket,
     _nobody: PortBlock,
     _ports: PortBlock,
+}
+
+impl SinkLab {
+    /// A peer's options: `calls` calls, hanging up after `hangup_ms`, its SDP naming the sink.
+    fn peer(&self, calls: u32, hangup_ms: u32) -> SippOptions {
+        SippOptions {
+            calls,
+            hangup_ms,
+            rtp_port: Some(self.sink_ports.port(0)),
+            timeout_secs: Some(120),
+            ..SippOptions::default()
+        }
+    }
 }
 
 /// A [`SinkLab`] and the config of a node in it (agent alice at the address nobody answers).
@@ -176,7 +189,7 @@ fn sink_lab(media_ports: u16) -> (SinkLab, Config) {
     config.media_ports = (ports.port(2), ports.last());
     let lab = SinkLab {
         sink_ports,
-        sink,
+        _sink: sink,
         _nobody: nobody,
         _ports: ports,
     };
@@ -186,15 +199,7 @@ fn sink_lab(media_ports: u16) -> (SinkLab, Config) {
 #[test]
 fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts() {
     let dir = Workdir::new("overload");
-    let (
-        SinkLab {
-            sink_ports,
-            sink,
-            _nobody,
-            _ports,
-        },
-        config,
-    ) = sink_lab(MEDIA_PORTS);
+    let (lab, config) = sink_lab(MEDIA_PORTS);
     let config = config.with_toml(&format!(
         "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
     ));
@@ -202,14 +207,7 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
 
     let offered = OFFERED_RATE * OFFER_SECS;
     let peer = |name: &str, scenario, hangup_ms| {
-        let opts = SippOptions {
-            calls: offered,
-            hangup_ms,
-            rtp_port: Some(sink_ports.port(0)),
-            timeout_secs: Some(120),
-            ..SippOptions::default()
-        };
-        Sipp::spawn(&dir, name, scenario, &opts)
+        Sipp::spawn(&dir, name, scenario, &lab.peer(offered, hangup_ms))
     };
     let customer = peer("customer", Scenario::AnswerExternalMedia, 0);
     let agent = peer("agent", Scenario::AnswerByeExternalMedia, TALK_MS);
@@ -348,7 +346,6 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
         !log.contains("Too many open files"),
         "the process ran out of descriptors"
     );
-    drop(sink);
 }
 
 /// Open-file limit of the second case. Fixed use measured at start is ~20 (a test config
@@ -363,15 +360,7 @@ const TINY_BRIDGES: u32 = 40;
 #[test]
 fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
     let dir = Workdir::new("overload_nofile");
-    let (
-        SinkLab {
-            sink_ports,
-            sink,
-            _nobody,
-            _ports,
-        },
-        config,
-    ) = sink_lab(TINY_MEDIA_PORTS);
+    let (lab, config) = sink_lab(TINY_MEDIA_PORTS);
     let path = dir.write("callbridge.toml", &config.render());
 
     // check-config: a warning naming media.ports with the figures; ok.
@@ -414,13 +403,7 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
         "serve must log its descriptor budget: {log}"
     );
 
-    let opts = |hangup_ms| SippOptions {
-        calls: TINY_BRIDGES,
-        hangup_ms,
-        rtp_port: Some(sink_ports.port(0)),
-        timeout_secs: Some(120),
-        ..SippOptions::default()
-    };
+    let opts = |hangup_ms| lab.peer(TINY_BRIDGES, hangup_ms);
     let customer = Sipp::spawn(&dir, "customer", Scenario::AnswerExternalMedia, &opts(0));
     // The agent hangs up after 5 s: the accepted calls are all live while the rest is asked.
     let agent = Sipp::spawn(&dir, "agent", Scenario::AnswerByeExternalMedia, &opts(5000));
@@ -464,7 +447,6 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
     if log.contains("Too many open files") {
         cb.fail("the process ran out of descriptors");
     }
-    drop(sink);
 }
 
 /// Scheduled requests of the third case, all due at the same moment.
