@@ -35,6 +35,9 @@
 //! - [`postgres`]: a PostgreSQL 15 server of the test's own ([`postgres::Postgres`]: `initdb`
 //!   in a temporary directory, `pg_ctl` on a loopback port, stopped on drop) for `store.url`;
 //!   the store crate's unit tests include the same file.
+//! - [`ng_client`]: rtpengine's ng protocol as a proxy speaks it (resent with the same cookie),
+//!   and the SDP and reply helpers of the `callbridge media` tests.
+//! - [`store_nodes`]: several `callbridge serve` nodes on one PostgreSQL store.
 //! - [`netns`] and [`dpdk`]: a network namespace with veth pairs for the DPDK backend, whose
 //!   media address belongs to an interface DPDK drives (root only; see `tests/dpdk_call.rs`).
 //!
@@ -65,6 +68,7 @@ pub mod impair;
 pub mod inject;
 pub mod kamailio;
 pub mod netns;
+pub mod ng_client;
 pub mod ports;
 pub mod postgres;
 pub mod record;
@@ -75,6 +79,7 @@ pub mod server;
 pub mod sipp;
 pub mod sipp_log;
 pub mod site;
+pub mod store_nodes;
 pub mod tls;
 pub mod topology;
 pub mod workdir;

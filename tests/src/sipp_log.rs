@@ -135,6 +135,30 @@ pub fn send_hangup_info(sock: &UdpSocket, sipp: SocketAddr, call_id: &str) -> st
     sock.send_to(msg.as_bytes(), sipp).map(|_| ())
 }
 
+/// How many times call request `id` was dialled, in a SIPp message trace (`Sipp::messages`):
+/// the INVITEs SIPp received carrying `X-Callbridge-Call: {id}`, counted by distinct `Via`
+/// line (one INVITE may be retransmitted).
+#[must_use]
+pub fn invites_for(messages: &str, id: &str) -> usize {
+    messages
+        .split("message received")
+        .filter(|m| {
+            m.lines()
+                .skip(1)
+                .find(|l| !l.trim().is_empty())
+                .is_some_and(|l| l.starts_with("INVITE "))
+                && m.contains(&format!("X-Callbridge-Call: {id}"))
+        })
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("Via:"))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -277,3 +277,25 @@ impl Drop for NsChild {
         }
     }
 }
+
+/// One API request to `cb` carrying `Authorization: Bearer {key}` (the test process reaches
+/// the nodes from the root namespace, not loopback, so business `acme` wants its key); fails
+/// the test with `cb`'s log when the request itself fails.
+pub fn api_with_key(
+    cb: &crate::Callbridge,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> crate::Response {
+    let body = body.map(serde_json::Value::to_string);
+    let auth = format!("Bearer {key}");
+    crate::http::request_with_headers(
+        cb.http_addr(),
+        method,
+        path,
+        &[("Authorization", auth.as_str())],
+        body.as_deref(),
+    )
+    .unwrap_or_else(|e| cb.fail(&format!("{method} {path}: {e}")))
+}

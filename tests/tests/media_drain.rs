@@ -13,8 +13,8 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use callbridge_tests::ng_client::{self, ng, sdp, wait_received};
 use callbridge_tests::server::bin_path;
-use callbridge_tests::sipp::sdp_audio_addr;
 use callbridge_tests::topology::{NsChild, Topology};
 use callbridge_tests::{PortBlock, RtpPeer, Workdir, CALL_DEADLINE, MEDIA_BLOCK};
 use ng::bencode::{decode, Encoder, Value};
@@ -137,39 +137,6 @@ impl MediaNode {
     }
 }
 
-/// Sends one command and returns the reply's dictionary bytes, resending (same cookie) as a
-/// proxy does until the deadline.
-fn ng(sock: &UdpSocket, to: SocketAddr, cookie: &str, body: &[u8]) -> Vec<u8> {
-    let mut msg = format!("{cookie} ").into_bytes();
-    msg.extend_from_slice(body);
-    sock.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let t0 = Instant::now();
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        sock.send_to(&msg, to).unwrap();
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let prefix = format!("{cookie} ");
-            if buf[..n].starts_with(prefix.as_bytes()) {
-                return buf[prefix.len()..n].to_vec();
-            }
-        }
-        assert!(
-            t0.elapsed() < CALL_DEADLINE,
-            "no ng reply to {cookie} from {to}"
-        );
-    }
-}
-
-fn sdp(at: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 7 7 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\n\
-         a=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
-        ip = at.ip(),
-        port = at.port()
-    )
-}
-
 /// An offer or answer as Kamailio's `rtpengine_manage()` sends it (`supports ["load limit"]`
 /// when `load_limit`).
 fn command(cmd: &str, call_id: &str, sdp: &str, to_tag: Option<&str>, load_limit: bool) -> Vec<u8> {
@@ -202,25 +169,7 @@ fn result(raw: &[u8]) -> (String, String) {
 }
 
 fn target(raw: &[u8]) -> SocketAddr {
-    let v = decode(raw).unwrap();
-    let sdp = v
-        .get("sdp")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no sdp in {v:?}"));
-    sdp_audio_addr(sdp).unwrap_or_else(|| panic!("no audio address in {sdp}"))
-}
-
-/// Waits until `peer` has received `n` packets in all.
-fn wait_received(peer: &RtpPeer, n: usize, what: &str) {
-    let t0 = Instant::now();
-    while peer.received().len() < n {
-        assert!(
-            t0.elapsed() < CALL_DEADLINE,
-            "{what}: {} of {n} RTP packets arrived through the node",
-            peer.received().len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    ng_client::target(&decode(raw).unwrap())
 }
 
 /// A call `call_id` set up through `node` (offer, answer), RTP flowing both ways.

@@ -4,47 +4,14 @@
 //! errors for the ng keys name the key.
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use callbridge_tests::ng_client::{ng, sdp, target, wait_received};
 use callbridge_tests::server::{bin_path, run_cli};
-use callbridge_tests::sipp::sdp_audio_addr;
-use callbridge_tests::{PortBlock, RtpPeer, Workdir, CALL_DEADLINE, MEDIA_BLOCK};
+use callbridge_tests::{PortBlock, RtpPeer, Workdir, MEDIA_BLOCK};
 use ng::bencode::{decode, Encoder, Value};
-
-/// Sends one command (`cookie body`) and returns the reply's dictionary bytes, retrying as a
-/// proxy does until the deadline.
-fn ng(sock: &UdpSocket, to: SocketAddr, cookie: &str, body: &[u8]) -> Vec<u8> {
-    let mut msg = format!("{cookie} ").into_bytes();
-    msg.extend_from_slice(body);
-    sock.set_read_timeout(Some(Duration::from_millis(500)))
-        .unwrap();
-    let t0 = Instant::now();
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        sock.send_to(&msg, to).unwrap();
-        if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let prefix = format!("{cookie} ");
-            if buf[..n].starts_with(prefix.as_bytes()) {
-                return buf[prefix.len()..n].to_vec();
-            }
-        }
-        assert!(
-            t0.elapsed() < CALL_DEADLINE,
-            "no ng reply to {cookie} from {to}"
-        );
-    }
-}
-
-fn sdp(at: SocketAddr) -> String {
-    format!(
-        "v=0\r\no=- 7 7 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8\r\n\
-         a=rtpmap:8 PCMA/8000\r\na=sendrecv\r\n",
-        ip = at.ip(),
-        port = at.port()
-    )
-}
 
 fn offer_or_answer(cmd: &str, sdp: &str, to_tag: Option<&str>) -> Vec<u8> {
     let mut e = Encoder::default();
@@ -69,26 +36,6 @@ fn offer_or_answer(cmd: &str, sdp: &str, to_tag: Option<&str>) -> Vec<u8> {
     }
     e.end();
     e.finish()
-}
-
-fn target(reply: &Value<'_>) -> SocketAddr {
-    let sdp = reply
-        .get("sdp")
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("no sdp in {reply:?}"));
-    sdp_audio_addr(sdp).unwrap_or_else(|| panic!("no audio address in {sdp}"))
-}
-
-fn wait_received(peer: &RtpPeer, n: usize, what: &str) {
-    let t0 = Instant::now();
-    while peer.received().len() < n {
-        assert!(
-            t0.elapsed() < CALL_DEADLINE,
-            "{what}: {} of {n} RTP packets arrived through the node",
-            peer.received().len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

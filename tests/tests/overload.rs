@@ -153,35 +153,62 @@ fn not_completed(records: &[Value]) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts() {
-    let dir = Workdir::new("overload");
+/// The first two cases' lab: a socket of the test that swallows the peers' announcement
+/// (their SDP names it), a SIP address nobody answers (the trunk and alice's URI: the peers
+/// are the test's own), and callbridge's ports, `media_ports` of them for media.
+struct SinkLab {
+    sink_ports: PortBlock,
+    _sink: UdpSocket,
+    _nobody: PortBlock,
+    _ports: PortBlock,
+}
+
+impl SinkLab {
+    /// A peer's options: `calls` calls, hanging up after `hangup_ms`, its SDP naming the sink.
+    fn peer(&self, calls: u32, hangup_ms: u32) -> SippOptions {
+        SippOptions {
+            calls,
+            hangup_ms,
+            rtp_port: Some(self.sink_ports.port(0)),
+            timeout_secs: Some(120),
+            ..SippOptions::default()
+        }
+    }
+}
+
+/// A [`SinkLab`] and the config of a node in it (agent alice at the address nobody answers).
+fn sink_lab(media_ports: u16) -> (SinkLab, Config) {
     let sink_ports = PortBlock::reserve(2);
     let sink = UdpSocket::bind(sink_ports.addr(0))
         .unwrap_or_else(|e| panic!("cannot bind {}: {e}", sink_ports.addr(0)));
     let nobody = PortBlock::reserve(2);
-    let ports = PortBlock::reserve(2 + MEDIA_PORTS);
-    let mut config = Config::new(&ports, nobody.addr(0))
-        .agent(Agent::new(
-            "alice",
-            &format!("sip:alice@{}", nobody.addr(0)),
-        ))
-        .with_toml(&format!(
-            "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
-        ));
+    let ports = PortBlock::reserve(2 + media_ports);
+    let mut config = Config::new(&ports, nobody.addr(0)).agent(Agent::new(
+        "alice",
+        &format!("sip:alice@{}", nobody.addr(0)),
+    ));
     config.media_ports = (ports.port(2), ports.last());
+    let lab = SinkLab {
+        sink_ports,
+        _sink: sink,
+        _nobody: nobody,
+        _ports: ports,
+    };
+    (lab, config)
+}
+
+#[test]
+fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts() {
+    let dir = Workdir::new("overload");
+    let (lab, config) = sink_lab(MEDIA_PORTS);
+    let config = config.with_toml(&format!(
+        "[limits]\nmax_calls = {MAX_CALLS}\nmax_setups_per_second = {RATE}"
+    ));
     let mut cb = Callbridge::start(&dir, &config);
 
     let offered = OFFERED_RATE * OFFER_SECS;
     let peer = |name: &str, scenario, hangup_ms| {
-        let opts = SippOptions {
-            calls: offered,
-            hangup_ms,
-            rtp_port: Some(sink_ports.port(0)),
-            timeout_secs: Some(120),
-            ..SippOptions::default()
-        };
-        Sipp::spawn(&dir, name, scenario, &opts)
+        Sipp::spawn(&dir, name, scenario, &lab.peer(offered, hangup_ms))
     };
     let customer = peer("customer", Scenario::AnswerExternalMedia, 0);
     let agent = peer("agent", Scenario::AnswerByeExternalMedia, TALK_MS);
@@ -320,7 +347,6 @@ fn offered_twice_the_carried_rate_sheds_with_503_and_completes_what_it_accepts()
         !log.contains("Too many open files"),
         "the process ran out of descriptors"
     );
-    drop(sink);
 }
 
 /// Open-file limit of the second case. Fixed use measured at start is ~20 (a test config
@@ -335,16 +361,7 @@ const TINY_BRIDGES: u32 = 40;
 #[test]
 fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
     let dir = Workdir::new("overload_nofile");
-    let sink_ports = PortBlock::reserve(2);
-    let sink = UdpSocket::bind(sink_ports.addr(0))
-        .unwrap_or_else(|e| panic!("cannot bind {}: {e}", sink_ports.addr(0)));
-    let nobody = PortBlock::reserve(2);
-    let ports = PortBlock::reserve(2 + TINY_MEDIA_PORTS);
-    let mut config = Config::new(&ports, nobody.addr(0)).agent(Agent::new(
-        "alice",
-        &format!("sip:alice@{}", nobody.addr(0)),
-    ));
-    config.media_ports = (ports.port(2), ports.last());
+    let (lab, config) = sink_lab(TINY_MEDIA_PORTS);
     let path = dir.write("callbridge.toml", &config.render());
 
     // check-config: a warning naming media.ports with the figures; ok.
@@ -387,13 +404,7 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
         "serve must log its descriptor budget: {log}"
     );
 
-    let opts = |hangup_ms| SippOptions {
-        calls: TINY_BRIDGES,
-        hangup_ms,
-        rtp_port: Some(sink_ports.port(0)),
-        timeout_secs: Some(120),
-        ..SippOptions::default()
-    };
+    let opts = |hangup_ms| lab.peer(TINY_BRIDGES, hangup_ms);
     let customer = Sipp::spawn(&dir, "customer", Scenario::AnswerExternalMedia, &opts(0));
     // The agent hangs up after 5 s: the accepted calls are all live while the rest is asked.
     let agent = Sipp::spawn(&dir, "agent", Scenario::AnswerByeExternalMedia, &opts(5000));
@@ -437,7 +448,6 @@ fn a_tiny_open_file_limit_is_reported_and_refuses_with_503_descriptors() {
     if log.contains("Too many open files") {
         cb.fail("the process ran out of descriptors");
     }
-    drop(sink);
 }
 
 /// Scheduled requests of the third case, all due at the same moment.

@@ -22,38 +22,15 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use callbridge_tests::postgres::Postgres;
-use callbridge_tests::scenario::{rings, rings_then_hangs_up, CUSTOMER};
-use callbridge_tests::{
-    Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
-};
+use callbridge_tests::scenario::{rings_then_hangs_up, CUSTOMER};
+use callbridge_tests::sipp_log::invites_for;
+use callbridge_tests::store_nodes::{node, ringing_customer_and_alice};
+use callbridge_tests::{Agent, Callbridge, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE};
 use serde_json::Value;
 
 /// How long a change on one node may take to show on the other (LISTEN/NOTIFY; the poll
 /// every 2 s is the fallback): generous for a loaded machine.
 const PROPAGATION: Duration = Duration::from_secs(10);
-
-/// One control-plane node on the shared database `url`, with `agents` serving `acme`.
-struct Node {
-    ports: PortBlock,
-    _dir: Workdir,
-    cb: Callbridge,
-}
-
-fn node(test: &str, name: &str, url: &str, customer: &Sipp, agents: &[Agent]) -> Node {
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let mut config =
-        Config::new(&ports, customer.sip_addr()).with_toml(&format!("[store]\nurl = \"{url}\""));
-    for a in agents {
-        config = config.agent(a.clone());
-    }
-    let dir = Workdir::new(&format!("{test}_{name}"));
-    let cb = Callbridge::start(&dir, &config);
-    Node {
-        ports,
-        _dir: dir,
-        cb,
-    }
-}
 
 /// An agent desktop's WebSocket (`GET /v1/agents/{id}/ws`, loopback: no token): a thread
 /// reads its text messages into a channel. Just enough of RFC 6455 for a client that only
@@ -233,7 +210,7 @@ fn presence_set_on_one_node_routes_calls_accepted_by_the_other_and_pops_its_desk
     ];
     let logs: Vec<_> = nodes
         .iter()
-        .map(|n| n._dir.path().join("callbridge.log"))
+        .map(|n| n.dir.path().join("callbridge.log"))
         .collect();
 
     // Alice goes away through B, and A sees it at once.
@@ -349,24 +326,14 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
 
     let dir = Workdir::new(test);
     // The customer rings a long time: A's call holds alice's reservation while it rings.
-    let customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::Answer,
-        &SippOptions {
-            calls: 2,
-            ..rings(55_000)
-        },
-    );
-    let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let (customer, _agent, alice) = ringing_customer_and_alice(&dir);
     // A takes the first request before B exists, so that the call (and alice) is A's.
     let mut na = node(test, "a", &url, &customer, &alice);
     let first = na.cb.call(CUSTOMER);
     na.cb
         .wait_for_status(&first, |s| s == "calling_customer", CALL_DEADLINE);
     let mut nb = node(test, "b", &url, &customer, &alice);
-    let b_log = nb._dir.path().join("callbridge.log");
+    let b_log = nb.dir.path().join("callbridge.log");
     let (a, b) = (&mut na.cb, &mut nb.cb);
     let held = pg.psql(
         &db,
@@ -428,19 +395,7 @@ fn a_killed_nodes_reservation_frees_the_agent_after_its_lease() {
         about(&first)
     );
     // A's request is never dialled twice (B fails it as interrupted: one attempt allowed).
-    let invites = customer
-        .messages()
-        .split("message received")
-        .filter(|m| {
-            m.lines()
-                .skip(1)
-                .find(|l| !l.trim().is_empty())
-                .is_some_and(|l| l.starts_with("INVITE "))
-                && m.contains(&format!("X-Callbridge-Call: {first}"))
-        })
-        .filter_map(|m| m.lines().find(|l| l.starts_with("Via:")).map(str::to_owned))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let invites = invites_for(&customer.messages(), &first);
     assert!(
         invites <= 1,
         "{first} was dialled {invites} times; B about it:\n{}",

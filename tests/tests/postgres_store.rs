@@ -7,34 +7,12 @@ use std::time::Duration;
 
 use callbridge_tests::postgres::Postgres;
 use callbridge_tests::scenario::{rings, rings_then_hangs_up, Api, CUSTOMER};
+use callbridge_tests::sipp_log::invites_for;
+use callbridge_tests::store_nodes::{node, ringing_customer_and_alice};
 use callbridge_tests::{
     Agent, Callbridge, Config, PortBlock, Scenario, Sipp, SippOptions, Workdir, CALL_DEADLINE,
     SIPP_EXIT_DEADLINE,
 };
-
-/// One control-plane node on the shared database `url`: its ports, its directory (kept until
-/// the test ends) and the running process, with `agents` serving business `acme`.
-struct Node {
-    ports: PortBlock,
-    _dir: Workdir,
-    cb: Callbridge,
-}
-
-fn node(test: &str, name: &str, url: &str, customer: &Sipp, agents: &[Agent]) -> Node {
-    let ports = PortBlock::reserve(Config::BLOCK_LEN);
-    let mut config =
-        Config::new(&ports, customer.sip_addr()).with_toml(&format!("[store]\nurl = \"{url}\""));
-    for a in agents {
-        config = config.agent(a.clone());
-    }
-    let dir = Workdir::new(&format!("{test}_{name}"));
-    let cb = Callbridge::start(&dir, &config);
-    Node {
-        ports,
-        _dir: dir,
-        cb,
-    }
-}
 
 #[test]
 fn a_whole_call_is_recorded_in_postgresql() {
@@ -166,17 +144,7 @@ fn a_draining_node_on_a_shared_store_queues_requests_for_the_other_node() {
 
     let dir = Workdir::new("postgres_store_drain");
     // Every customer call rings a long time: A's first call stays live while A drains.
-    let customer = Sipp::spawn(
-        &dir,
-        "customer",
-        Scenario::Answer,
-        &SippOptions {
-            calls: 2,
-            ..rings(55_000)
-        },
-    );
-    let agent = Sipp::spawn(&dir, "agent", Scenario::Answer, &SippOptions::default());
-    let alice = [Agent::new("alice", &agent.sip_uri("alice"))];
+    let (customer, _agent, alice) = ringing_customer_and_alice(&dir);
     let mut na = node("postgres_store_drain", "a", &url, &customer, &alice);
     let a = &mut na.cb;
     // A takes the first call before B exists, so it is A's.
@@ -322,25 +290,7 @@ fn a_burst_over_two_nodes_with_one_killed_dials_every_request_at_most_once() {
     );
     // At most one INVITE per request; exactly one for each completed one.
     let log = customer.messages();
-    let invites = |id: &str| {
-        log.split("message received")
-            .filter(|m| {
-                m.lines()
-                    .skip(1)
-                    .find(|l| !l.trim().is_empty())
-                    .is_some_and(|l| l.starts_with("INVITE "))
-                    && m.contains(&format!("X-Callbridge-Call: {id}"))
-            })
-            .map(|m| {
-                // One INVITE may be retransmitted: count distinct Via branches.
-                m.lines()
-                    .find(|l| l.starts_with("Via:"))
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .len()
-    };
+    let invites = |id: &str| invites_for(&log, id);
     for id in &ids {
         let n = invites(id);
         assert!(n <= 1, "{id} was dialled {n} times");

@@ -13,16 +13,15 @@
 //! twice: the customer's SIPp in `sipc` sees at most one INVITE per request
 //! (`X-Callbridge-Call`), exactly one for each completed request.
 
-use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use callbridge_tests::http::request_with_headers;
 use callbridge_tests::netns::run;
 use callbridge_tests::postgres::Postgres;
 use callbridge_tests::scenario::rings_then_hangs_up;
 use callbridge_tests::server::bin_path;
-use callbridge_tests::topology::{Topology, HOSTS};
+use callbridge_tests::sipp_log::invites_for;
+use callbridge_tests::topology::{api_with_key, Topology, HOSTS};
 use callbridge_tests::{
     Agent, Callbridge, Config, PortBlock, Response, Scenario, Sipp, SippOptions, Workdir,
     POLL_INTERVAL,
@@ -34,16 +33,7 @@ const KEY: &str = "topology-key-0123456789abcdef";
 
 /// One API request with the key.
 fn api(cb: &Callbridge, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let body = body.map(Value::to_string);
-    let auth = format!("Bearer {KEY}");
-    request_with_headers(
-        cb.http_addr(),
-        method,
-        path,
-        &[("Authorization", auth.as_str())],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| cb.fail(&format!("{method} {path}: {e}")))
+    api_with_key(cb, KEY, method, path, body)
 }
 
 /// Waits until call request `id` has ended (`completed` or `failed`); returns its record.
@@ -220,25 +210,7 @@ fn a_burst_over_two_nodes_across_the_topology_with_one_killed_dials_every_reques
 
     // At most one INVITE per request; exactly one for each completed one.
     let log = customer.messages();
-    let invites = |id: &str| {
-        log.split("message received")
-            .filter(|m| {
-                m.lines()
-                    .skip(1)
-                    .find(|l| !l.trim().is_empty())
-                    .is_some_and(|l| l.starts_with("INVITE "))
-                    && m.contains(&format!("X-Callbridge-Call: {id}"))
-            })
-            .map(|m| {
-                // One INVITE may be retransmitted: count distinct Via branches.
-                m.lines()
-                    .find(|l| l.starts_with("Via:"))
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect::<BTreeSet<_>>()
-            .len()
-    };
+    let invites = |id: &str| invites_for(&log, id);
     let mut interrupted_dialled = 0;
     for id in &ids {
         let n = invites(id);

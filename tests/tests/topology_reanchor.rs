@@ -23,11 +23,10 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use callbridge_tests::http::request_with_headers;
 use callbridge_tests::rtp_many::{Arrival, RtpMany};
 use callbridge_tests::server::bin_path;
 use callbridge_tests::sipp_log::{send_hangup_info, MessageTail};
-use callbridge_tests::topology::{NsChild, Topology};
+use callbridge_tests::topology::{api_with_key, NsChild, Topology};
 use callbridge_tests::{
     Callbridge, Config, PortBlock, Response, Scenario, Sipp, SippOptions, Workdir,
 };
@@ -143,16 +142,7 @@ impl MediaNode {
 
 /// One API request with the key.
 fn api(cb: &Callbridge, method: &str, path: &str, body: Option<&Value>) -> Response {
-    let body = body.map(Value::to_string);
-    let auth = format!("Bearer {KEY}");
-    request_with_headers(
-        cb.http_addr(),
-        method,
-        path,
-        &[("Authorization", auth.as_str())],
-        body.as_deref(),
-    )
-    .unwrap_or_else(|e| cb.fail(&format!("{method} {path}: {e}")))
+    api_with_key(cb, KEY, method, path, body)
 }
 
 fn bridge_status(cb: &Callbridge, id: &str) -> (String, Value) {

@@ -2,71 +2,22 @@
 //! RTP both ways through the node's ports, query's counters, retransmissions answered from
 //! the cache, TCP framing, delete releasing the ports, and errors for bad input.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use b2bua::InProcessMedia;
+use common::{start_node, Lab, DEADLINE};
 use ng::bencode::{decode, Encoder, Value};
-use ng::server::{Listener, Peer};
-use ng::{Node, NodeSettings};
+use ng::NodeSettings;
 
 const MEDIA: Ipv4Addr = Ipv4Addr::new(127, 0, 77, 1);
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct Lab {
-    ng: SocketAddr,
-    _dp: worker::Dataplane,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn start(ports: std::ops::RangeInclusive<u16>) -> Lab {
     start_with(ports, NodeSettings::default())
 }
 
 fn start_with(ports: std::ops::RangeInclusive<u16>, settings: NodeSettings) -> Lab {
-    let cfg = worker::DataplaneConfig::new(IpAddr::V4(MEDIA), ports);
-    let (dp, handle) = worker::Dataplane::start(cfg).expect("data plane");
-    let media = Arc::new(InProcessMedia::start(Arc::new(handle), vec![IpAddr::V4(MEDIA)]).unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = Listener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            addr_tx.send(l.local_addr().unwrap()).unwrap();
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let node: Node<Peer> = Node::new(media, tx, settings);
-            l.run(node, rx, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    Lab {
-        ng: addr_rx.recv_timeout(DEADLINE).unwrap(),
-        _dp: dp,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+    start_node(MEDIA, ports, settings)
 }
 
 fn client() -> UdpSocket {

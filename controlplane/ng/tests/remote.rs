@@ -3,77 +3,19 @@
 //! through the node, counters and removal as events; then one node stops answering: it is
 //! marked dead within about one timeout, its call is told, and new pairs come from the other.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use b2bua::{InProcessMedia, Media};
+use b2bua::Media;
+use common::{start_node, Lab, DEADLINE};
 use dp_api::{Codec, Command, Event, Latch, LegSpec, SrcMismatch};
 use ng::remote::{NgMedia, NgMediaConfig};
-use ng::server::{Listener, Peer};
-use ng::{Node, NodeSettings};
+use ng::NodeSettings;
 
-const DEADLINE: Duration = Duration::from_secs(10);
-
-struct NodeLab {
-    ng: SocketAddr,
-    drain: ng::node::DrainHandle,
-    _dp: worker::Dataplane,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl NodeLab {
-    fn stop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for NodeLab {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn node(ip: Ipv4Addr, ports: std::ops::RangeInclusive<u16>) -> NodeLab {
-    let cfg = worker::DataplaneConfig::new(IpAddr::V4(ip), ports);
-    let (dp, handle) = worker::Dataplane::start(cfg).expect("data plane");
-    let media = Arc::new(InProcessMedia::start(Arc::new(handle), vec![IpAddr::V4(ip)]).unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    let (drain_tx, drain_rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = Listener::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            addr_tx.send(l.local_addr().unwrap()).unwrap();
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let node: Node<Peer> = Node::new(media, tx, NodeSettings::default());
-            drain_tx.send(node.drain_handle()).unwrap();
-            l.run(node, rx, async {
-                let _ = stop_rx.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    NodeLab {
-        ng: addr_rx.recv_timeout(DEADLINE).unwrap(),
-        drain: drain_rx.recv_timeout(DEADLINE).unwrap(),
-        _dp: dp,
-        stop: Some(stop_tx),
-        thread: Some(thread),
-    }
+fn node(ip: Ipv4Addr, ports: std::ops::RangeInclusive<u16>) -> Lab {
+    start_node(ip, ports, NodeSettings::default())
 }
 
 fn rtp(seq: u16) -> Vec<u8> {
@@ -111,16 +53,50 @@ fn add(leg: dp_api::LegId, remote: SocketAddr) -> Command {
     })
 }
 
+type Events = tokio::sync::mpsc::UnboundedReceiver<Event>;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The next event on `rx`, within [`DEADLINE`].
+fn next_event(rt: &tokio::runtime::Runtime, rx: &mut Events) -> Event {
+    rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
+        .expect("an event in time")
+        .expect("open")
+}
+
+/// Routes legs `(customer, agent)` to `tx`, adds them with remotes `(to_customer,
+/// to_agent)` and bridges them.
+fn bridge(
+    media: &NgMedia,
+    tx: &tokio::sync::mpsc::UnboundedSender<Event>,
+    (customer, agent): (dp_api::LegId, dp_api::LegId),
+    (to_customer, to_agent): (SocketAddr, SocketAddr),
+) {
+    for l in [customer, agent] {
+        media.route(l, tx.clone());
+    }
+    media.send(add(customer, to_customer)).unwrap();
+    media.send(add(agent, to_agent)).unwrap();
+    media
+        .send(Command::Bridge {
+            a: customer,
+            b: agent,
+        })
+        .unwrap();
+}
+
 #[test]
 fn ng_media_relays_through_a_node_and_leaves_a_dead_one() {
     let ips = [Ipv4Addr::new(127, 0, 78, 1), Ipv4Addr::new(127, 0, 78, 2)];
     let mut n1 = node(ips[0], 43_000..=43_099);
     let n2 = node(ips[1], 43_100..=43_199);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut cfg = NgMediaConfig::new(vec![n1.ng, n2.ng]);
     cfg.client.timeout = Duration::from_millis(300);
     cfg.pool = 2;
@@ -156,27 +132,14 @@ fn ng_media_relays_through_a_node_and_leaves_a_dead_one() {
     let alice = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let bob = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    for l in [on_n2.customer, on_n2.agent] {
-        media.route(l, tx.clone());
-    }
-    media
-        .send(add(on_n2.customer, alice.local_addr().unwrap()))
-        .unwrap();
-    media
-        .send(add(on_n2.agent, bob.local_addr().unwrap()))
-        .unwrap();
-    media
-        .send(Command::Bridge {
-            a: on_n2.customer,
-            b: on_n2.agent,
-        })
-        .unwrap();
+    bridge(
+        &media,
+        &tx,
+        (on_n2.customer, on_n2.agent),
+        (alice.local_addr().unwrap(), bob.local_addr().unwrap()),
+    );
     let n2ip = IpAddr::V4(ips[1]);
-    let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
-        rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
-            .expect("an event in time")
-            .expect("open")
-    };
+    let next = |rx: &mut Events| next_event(&rt, rx);
     let mut added = 0;
     while added < 2 {
         if let Event::LegAdded { leg } = next(&mut rx) {
@@ -210,21 +173,12 @@ fn ng_media_relays_through_a_node_and_leaves_a_dead_one() {
     let carol = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let dave = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let (tx1, mut rx1) = tokio::sync::mpsc::unbounded_channel();
-    for l in [on_n1.customer, on_n1.agent] {
-        media.route(l, tx1.clone());
-    }
-    media
-        .send(add(on_n1.customer, carol.local_addr().unwrap()))
-        .unwrap();
-    media
-        .send(add(on_n1.agent, dave.local_addr().unwrap()))
-        .unwrap();
-    media
-        .send(Command::Bridge {
-            a: on_n1.customer,
-            b: on_n1.agent,
-        })
-        .unwrap();
+    bridge(
+        &media,
+        &tx1,
+        (on_n1.customer, on_n1.agent),
+        (carol.local_addr().unwrap(), dave.local_addr().unwrap()),
+    );
     let old = media.rtp_of(on_n1.customer).unwrap();
     assert_eq!(
         old,
@@ -320,11 +274,7 @@ fn a_draining_node_gets_its_pooled_pairs_back_and_gives_no_new_ones() {
     let ips = [Ipv4Addr::new(127, 0, 78, 4), Ipv4Addr::new(127, 0, 78, 5)];
     let n1 = node(ips[0], 43_300..=43_319);
     let n2 = node(ips[1], 43_320..=43_339);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut cfg = NgMediaConfig::new(vec![n1.ng, n2.ng]);
     cfg.pool = 3;
     let media = rt.block_on(NgMedia::start(cfg)).unwrap();
@@ -451,11 +401,7 @@ fn more_live_pairs_than_the_survivors_pool_all_move() {
     let ips = [Ipv4Addr::new(127, 0, 78, 7), Ipv4Addr::new(127, 0, 78, 8)];
     let mut n1 = node(ips[0], 43_400..=43_499);
     let n2 = node(ips[1], 43_500..=43_599);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let mut cfg = NgMediaConfig::new(vec![n1.ng, n2.ng]);
     cfg.client.timeout = Duration::from_millis(300);
     cfg.pool = 2;
@@ -474,23 +420,11 @@ fn more_live_pairs_than_the_survivors_pool_all_move() {
     }
     let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let at = peer.local_addr().unwrap();
     for l in &on_n1 {
-        for leg in [l.customer, l.agent] {
-            media.route(leg, tx.clone());
-            media.send(add(leg, peer.local_addr().unwrap())).unwrap();
-        }
-        media
-            .send(Command::Bridge {
-                a: l.customer,
-                b: l.agent,
-            })
-            .unwrap();
+        bridge(&media, &tx, (l.customer, l.agent), (at, at));
     }
-    let next = |rx: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
-        rt.block_on(async { tokio::time::timeout(DEADLINE, rx.recv()).await })
-            .expect("an event in time")
-            .expect("open")
-    };
+    let next = |rx: &mut Events| next_event(&rt, rx);
     let mut added = 0;
     while added < 2 * PAIRS {
         if let Event::LegAdded { .. } = next(&mut rx) {

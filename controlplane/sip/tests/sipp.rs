@@ -2,113 +2,32 @@
 //! `tests/sipp/uas.xml`) and as UAC (its built-in `uac` scenario). Fails, never skips, if SIPp
 //! is missing.
 
-use std::net::UdpSocket as StdUdpSocket;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::process::ExitStatus;
+
+use common::{free_media_port, free_udp_port, next, DEADLINE};
 
 use sip::sdp::{build_answer, build_offer, SessionDescription};
 use sip::{Endpoint, EndpointConfig, InviteRequest, LegEvent};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::Mutex;
 use tokio::time::timeout;
-
-const SIPP: &str = "/usr/bin/sipp";
-const DEADLINE: Duration = Duration::from_secs(20);
 
 /// SIPp binds media ports too; run the SIPp tests one at a time to keep port picks simple.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
-fn free_udp_port() -> u16 {
-    StdUdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A port p with p and p+2 currently free (SIPp uses media_port and media_port+2).
-fn free_media_port() -> u16 {
-    loop {
-        let a = StdUdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p < 65_000 && StdUdpSocket::bind(("127.0.0.1", p + 2)).is_ok() {
-            return p;
-        }
-    }
-}
-
 fn log_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("callbridge-sipp-{name}-{}.log", std::process::id()))
+    common::log_path("sipp", name)
 }
 
 fn spawn_sipp(name: &str, args: &[String]) -> Child {
-    assert!(
-        Path::new(SIPP).exists(),
-        "SIPp is required at {SIPP} for this test"
-    );
-    let log = std::fs::File::create(log_path(name)).unwrap();
-    let child = Command::new(SIPP)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("failed to start sipp");
-    // Our first INVITE must find SIPp listening: a datagram to a port nobody has bound yet
-    // is answered by an ICMP port unreachable, which ends the transaction at once (RFC 3261
-    // 17.1.4; no Timer A retransmission would reach SIPp later).
-    if let Some(port) = args
-        .iter()
-        .position(|a| a == "-p")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|p| p.parse::<u16>().ok())
-    {
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while !udp_bound(port) {
-            assert!(
-                std::time::Instant::now() < until,
-                "sipp did not bind UDP port {port}; log: {}",
-                std::fs::read_to_string(log_path(name)).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    child
-}
-
-/// Whether a UDP socket is bound to `port` (from /proc/net/udp{,6}; no probe socket, so no
-/// race with SIPp's own bind).
-fn udp_bound(port: u16) -> bool {
-    let hex = format!(":{port:04X}");
-    ["/proc/net/udp", "/proc/net/udp6"].iter().any(|f| {
-        std::fs::read_to_string(f).is_ok_and(|t| {
-            t.lines()
-                .skip(1)
-                .filter_map(|l| l.split_whitespace().nth(1))
-                .any(|local| local.ends_with(&hex))
-        })
-    })
+    common::spawn_sipp(&log_path(name), args)
 }
 
 async fn wait_exit(name: &str, child: &mut Child) -> ExitStatus {
-    match timeout(Duration::from_secs(40), child.wait()).await {
-        Ok(status) => status.unwrap(),
-        Err(_) => {
-            let _ = child.start_kill();
-            panic!(
-                "sipp did not exit; log: {}",
-                std::fs::read_to_string(log_path(name)).unwrap_or_default()
-            );
-        }
-    }
-}
-
-async fn next<F: std::future::Future<Output = Option<LegEvent>>>(f: F) -> Option<LegEvent> {
-    timeout(DEADLINE, f)
-        .await
-        .expect("no leg event within the deadline")
+    common::wait_exit(&log_path(name), child).await
 }
 
 #[tokio::test]

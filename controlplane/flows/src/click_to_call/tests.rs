@@ -91,11 +91,16 @@ impl Harness {
             _ => None,
         }
     }
-    /// Queued → agent alice → customer answers: now calling the agent.
-    fn to_calling_agent() -> Self {
-        let (mut h, _) = Self::new(acd_plan());
+    /// Queued (ACD, `timers`) → agent alice → customer answers.
+    fn acd_alice_answered(timers: FlowTimers) -> Self {
+        let (mut h, _) = Self::new(plan(AgentSource::Acd { preferred: None }, timers));
         h.assign("alice");
         h.customer(answered(40000));
+        h
+    }
+    /// Queued → agent alice → customer answers: now calling the agent.
+    fn to_calling_agent() -> Self {
+        let h = Self::acd_alice_answered(FlowTimers::default());
         assert_eq!(h.m.phase(), &Phase::CallingAgent);
         h
     }
@@ -419,13 +424,10 @@ fn agent_no_answer_then_next_agent_succeeds() {
 
 #[test]
 fn agent_attempts_exhausted() {
-    let timers = FlowTimers {
+    let mut h = Harness::acd_alice_answered(FlowTimers {
         max_agent_attempts: 2,
         ..FlowTimers::default()
-    };
-    let (mut h, _) = Harness::new(plan(AgentSource::Acd { preferred: None }, timers));
-    h.assign("alice");
-    h.customer(answered(40000));
+    });
     h.agent(LegInput::Timeout);
     h.assign("bob");
     let out = h.timer(TimerKind::AgentRing);

@@ -51,13 +51,10 @@ fn an_unreachable_agent_is_skipped_like_one_who_did_not_answer() {
 #[test]
 fn the_last_agent_unreachable_fails_agent_unreachable() {
     // Attempts used up on an unreachable agent.
-    let timers = FlowTimers {
+    let mut h = Harness::acd_alice_answered(FlowTimers {
         max_agent_attempts: 1,
         ..FlowTimers::default()
-    };
-    let (mut h, _) = Harness::new(plan(AgentSource::Acd { preferred: None }, timers));
-    h.assign("alice");
-    h.customer(answered(40000));
+    });
     let out = h.agent(LegInput::Unreachable);
     let mut want = s(&[
         "cancel_timer AgentRing",
