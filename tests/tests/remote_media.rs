@@ -473,6 +473,15 @@ fn a_live_call_on_a_killed_node_is_re_anchored_and_talks_again() {
     t.expect_sipps_passed();
 }
 
+/// When `peer` first received a packet of stream `ssrc` (relayed from the other party, not
+/// an announcement) from `from`, if it did.
+fn first_relayed(peer: &RtpPeer, from: SocketAddr, ssrc: u32) -> Option<Instant> {
+    peer.received()
+        .iter()
+        .find(|r| r.from == from && r.data.get(8..12) == Some(&ssrc.to_be_bytes()[..]))
+        .map(|r| r.at)
+}
+
 /// Polls `sipp`'s message log (up to [`CALL_DEADLINE`]) for the audio address of the first
 /// INVITE it received.
 fn wait_invite(sipp: &callbridge_tests::Sipp, who: &str) -> SocketAddr {
@@ -577,7 +586,10 @@ fn killed_while_ringing(ringing: Ringing) {
         first.holds(offered.port()),
         "the {who}'s SDP names {offered}, outside both nodes' ports"
     );
-    eprintln!("the {who} rings, offered {offered} on {}; killing it", first.name);
+    eprintln!(
+        "the {who} rings, offered {offered} on {}; killing it",
+        first.name
+    );
     first.kill9();
     let killed = Instant::now();
 
@@ -588,12 +600,14 @@ fn killed_while_ringing(ringing: Ringing) {
         .received_sdp_audio("INVITE")
         .expect("the customer's INVITE SDP");
     let new_c = wait_reinvite(&t.customer, relay_c, killed);
-    customer_rtp.start_sending(new_c, 0xC1, 150);
     // The agent: re-offered once it answers, or called on the other node in the first place.
     let new_a = match ringing {
         Ringing::Agent => wait_reinvite(&t.agent, offered, killed),
         Ringing::Customer => wait_invite(&t.agent, "agent"),
     };
+    // Both talk from now on (3 s each): the call is bridged (or about to be) once the agent
+    // answered.
+    customer_rtp.start_sending(new_c, 0xC1, 150);
     agent_rtp.start_sending(new_a, 0xA1, 150);
     let reoffered = killed.elapsed();
     assert!(
@@ -607,21 +621,32 @@ fn killed_while_ringing(ringing: Ringing) {
             "serve never logged \"{MOVED_RINGING}\": the {who} answered before the move?"
         ));
     }
-    while first_from(&agent_rtp, new_a).is_none() || first_from(&customer_rtp, new_c).is_none() {
+    let heard =
+        |c: &RtpPeer, a: &RtpPeer| [first_relayed(a, new_a, 0xC1), first_relayed(c, new_c, 0xA1)];
+    while heard(&customer_rtp, &agent_rtp).iter().any(Option::is_none) {
         if killed.elapsed() > CALL_DEADLINE {
-            t.cb.fail("no audio both ways through the second node");
+            let from = |p: &RtpPeer| {
+                let mut m = std::collections::BTreeMap::<SocketAddr, usize>::new();
+                for r in p.received() {
+                    *m.entry(r.from).or_default() += 1;
+                }
+                m
+            };
+            t.cb.fail(&format!(
+                "no audio both ways through the second node ({new_c} to the customer, {new_a} \
+                 to the agent); packets by source: customer {:?}, agent {:?}",
+                from(&customer_rtp),
+                from(&agent_rtp)
+            ));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let back = [
-        first_from(&agent_rtp, new_a),
-        first_from(&customer_rtp, new_c),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap()
-    .duration_since(killed);
+    let back = heard(&customer_rtp, &agent_rtp)
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap()
+        .duration_since(killed);
     println!(
         "remote_media: the {who}'s node killed while it rang ({RING_MS} ms): both parties on \
          {} after {reoffered:?}, audio both ways after {back:?}",
