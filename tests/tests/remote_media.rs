@@ -6,7 +6,9 @@
 //! completed on the other node, none waiting long for media (the figures are printed; the
 //! bound asserted is generous). Last, a bridged call whose node is killed is re-anchored: new
 //! legs on the other node, a re-INVITE to each party naming it, audio back both ways, and the
-//! call completes normally.
+//! call completes normally. And a call whose party is still ringing when its node is killed:
+//! the party is re-offered the other node once it answers (the agent ringing while the
+//! customer talks; the customer ringing before the agent is called).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -431,21 +433,9 @@ fn a_live_call_on_a_killed_node_is_re_anchored_and_talks_again() {
     first.kill9();
     let killed = Instant::now();
     // Each party gets a re-INVITE naming the other node; the test's RTP follows it.
-    let wait_reinvite = |sipp: &callbridge_tests::Sipp, old: SocketAddr| loop {
-        match last_invite_audio(sipp) {
-            Some(now) if now != old => break now,
-            _ => {
-                assert!(
-                    killed.elapsed() < CALL_DEADLINE,
-                    "no re-INVITE after the node's death"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    };
-    let new_c = wait_reinvite(&t.customer, relay_c);
+    let new_c = wait_reinvite(&t.customer, relay_c, killed);
     customer_rtp.start_sending(new_c, 0xC1, 150);
-    let new_a = wait_reinvite(&t.agent, relay_a);
+    let new_a = wait_reinvite(&t.agent, relay_a, killed);
     agent_rtp.start_sending(new_a, 0xA1, 150);
     let reoffered = killed.elapsed();
     assert!(
@@ -481,4 +471,198 @@ fn a_live_call_on_a_killed_node_is_re_anchored_and_talks_again() {
     let done = t.cb.wait_done(callbridge_tests::Api::CallRequests, &id);
     assert_eq!(status(&done), "completed", "{done:#}");
     t.expect_sipps_passed();
+}
+
+/// When `peer` first received a packet of stream `ssrc` (relayed from the other party, not
+/// an announcement) from `from`, if it did.
+fn first_relayed(peer: &RtpPeer, from: SocketAddr, ssrc: u32) -> Option<Instant> {
+    peer.received()
+        .iter()
+        .find(|r| r.from == from && r.data.get(8..12) == Some(&ssrc.to_be_bytes()[..]))
+        .map(|r| r.at)
+}
+
+/// Polls `sipp`'s message log (up to [`CALL_DEADLINE`]) for the audio address of the first
+/// INVITE it received.
+fn wait_invite(sipp: &callbridge_tests::Sipp, who: &str) -> SocketAddr {
+    let t0 = Instant::now();
+    loop {
+        if let Some(a) = sipp.received_sdp_audio("INVITE") {
+            break a;
+        }
+        assert!(t0.elapsed() < CALL_DEADLINE, "no INVITE reached the {who}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Polls (up to [`CALL_DEADLINE`] after `since`) until the last INVITE `sipp` received names
+/// another audio address than `old` (a re-INVITE), and returns it.
+fn wait_reinvite(sipp: &callbridge_tests::Sipp, old: SocketAddr, since: Instant) -> SocketAddr {
+    loop {
+        match last_invite_audio(sipp) {
+            Some(now) if now != old => break now,
+            _ => {
+                assert!(
+                    since.elapsed() < CALL_DEADLINE,
+                    "no re-INVITE after the node's death"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+/// serve logs this where a media leg moved while its party was still ringing.
+const MOVED_RINGING: &str = "media leg moved before the party answered";
+
+/// Which party rings while its node is killed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ringing {
+    /// The customer answered (and hears the ringback); the agent rings.
+    Agent,
+    /// The customer rings; the agent is called only after the customer answered.
+    Customer,
+}
+
+/// How long the ringing party rings: the kill happens at its INVITE, and its node's death
+/// is noticed after ~0.4 s; the margin is for a loaded machine.
+const RING_MS: u32 = 6000;
+
+/// A click-to-call whose `ringing` party rings when its media node is killed (SIGKILL, as
+/// soon as that party's INVITE arrived): the pair is rebuilt on the other node while the
+/// party rings, the party is re-offered the other node once it answers (and a party already
+/// answered at once), and the call ends up talking both ways through the other node and
+/// completes normally.
+fn killed_while_ringing(ringing: Ringing) {
+    let name = match ringing {
+        Ringing::Agent => "remote_media_agent_ringing",
+        Ringing::Customer => "remote_media_customer_ringing",
+    };
+    let dir = Workdir::new(&format!("{name}_nodes"));
+    let mut a = MediaNode::start(&dir, "node_a");
+    let mut b = MediaNode::start(&dir, "node_b");
+    let mut customer_rtp = RtpPeer::bind("127.0.0.1:0".parse().unwrap());
+    let mut agent_rtp = RtpPeer::bind("127.0.0.1:0".parse().unwrap());
+    let (customer_ring, agent_ring) = match ringing {
+        Ringing::Agent => (0, RING_MS),
+        Ringing::Customer => (RING_MS, 300),
+    };
+    // Either party that was offered the dead node gets one re-INVITE; the agent of the
+    // customer-ringing case is called afterwards, on the other node, and gets none.
+    let agent_scenario = match ringing {
+        Ringing::Agent => Scenario::AnswerReinviteByeExternalMedia,
+        Ringing::Customer => Scenario::AnswerByeExternalMedia,
+    };
+    let mut t = TwoPartyCall::builder(name)
+        .customer(
+            Scenario::AnswerReinviteExternalMedia,
+            SippOptions {
+                rtp_port: Some(customer_rtp.addr().port()),
+                ring_ms: customer_ring,
+                ..SippOptions::default()
+            },
+        )
+        .agent(
+            agent_scenario,
+            SippOptions {
+                rtp_port: Some(agent_rtp.addr().port()),
+                ..rings_then_hangs_up(agent_ring, 3000)
+            },
+        )
+        .media_toml(&nodes_toml(&[&a, &b], DEFAULT_TIMEOUT_MS))
+        .start();
+    let id = t.cb.call(callbridge_tests::scenario::CUSTOMER);
+    let (ringer, who) = match ringing {
+        Ringing::Agent => (&t.agent, "agent"),
+        Ringing::Customer => (&t.customer, "customer"),
+    };
+    let offered = wait_invite(ringer, who);
+    let (first, other) = if a.holds(offered.port()) {
+        (&mut a, &b)
+    } else {
+        (&mut b, &a)
+    };
+    assert!(
+        first.holds(offered.port()),
+        "the {who}'s SDP names {offered}, outside both nodes' ports"
+    );
+    eprintln!(
+        "the {who} rings, offered {offered} on {}; killing it",
+        first.name
+    );
+    first.kill9();
+    let killed = Instant::now();
+
+    // The customer: re-offered the other node (at once in the agent-ringing case, once it
+    // answers in the other).
+    let relay_c = t
+        .customer
+        .received_sdp_audio("INVITE")
+        .expect("the customer's INVITE SDP");
+    let new_c = wait_reinvite(&t.customer, relay_c, killed);
+    // The agent: re-offered once it answers, or called on the other node in the first place.
+    let new_a = match ringing {
+        Ringing::Agent => wait_reinvite(&t.agent, offered, killed),
+        Ringing::Customer => wait_invite(&t.agent, "agent"),
+    };
+    // Both talk from now on (3 s each): the call is bridged (or about to be) once the agent
+    // answered.
+    customer_rtp.start_sending(new_c, 0xC1, 150);
+    agent_rtp.start_sending(new_a, 0xA1, 150);
+    let reoffered = killed.elapsed();
+    assert!(
+        other.holds(new_c.port()) && other.holds(new_a.port()),
+        "{new_c} {new_a} not on {}",
+        other.name
+    );
+    // The ringing path was the one taken: the move came while the party rang.
+    if !t.cb.log().contains(MOVED_RINGING) {
+        t.cb.fail(&format!(
+            "serve never logged \"{MOVED_RINGING}\": the {who} answered before the move?"
+        ));
+    }
+    let heard =
+        |c: &RtpPeer, a: &RtpPeer| [first_relayed(a, new_a, 0xC1), first_relayed(c, new_c, 0xA1)];
+    while heard(&customer_rtp, &agent_rtp).iter().any(Option::is_none) {
+        if killed.elapsed() > CALL_DEADLINE {
+            let from = |p: &RtpPeer| {
+                let mut m = std::collections::BTreeMap::<SocketAddr, usize>::new();
+                for r in p.received() {
+                    *m.entry(r.from).or_default() += 1;
+                }
+                m
+            };
+            t.cb.fail(&format!(
+                "no audio both ways through the second node ({new_c} to the customer, {new_a} \
+                 to the agent); packets by source: customer {:?}, agent {:?}",
+                from(&customer_rtp),
+                from(&agent_rtp)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let back = heard(&customer_rtp, &agent_rtp)
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap()
+        .duration_since(killed);
+    println!(
+        "remote_media: the {who}'s node killed while it rang ({RING_MS} ms): both parties on \
+         {} after {reoffered:?}, audio both ways after {back:?}",
+        other.name
+    );
+    let done = t.cb.wait_done(callbridge_tests::Api::CallRequests, &id);
+    assert_eq!(status(&done), "completed", "{done:#}");
+    t.expect_sipps_passed();
+}
+
+#[test]
+fn an_agent_ringing_when_its_node_is_killed_is_re_offered_once_it_answers() {
+    killed_while_ringing(Ringing::Agent);
+}
+
+#[test]
+fn a_customer_ringing_when_its_node_is_killed_is_re_offered_once_it_answers() {
+    killed_while_ringing(Ringing::Customer);
 }

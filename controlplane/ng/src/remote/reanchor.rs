@@ -35,11 +35,13 @@ pub(super) fn note(shadow: &mut HashMap<LegId, Shadow>, cmd: &Command) {
             let s = shadow.entry(*leg).or_default();
             if let Some(spec) = &mut s.spec {
                 spec.remote = Some(*remote);
-                if spec.codec != *codec {
-                    // The relay resets the payload types to the new codec's.
-                    s.types = None;
-                }
                 spec.codec = *codec;
+            }
+            // The relay resets the payload types to the new codec's defaults only when they
+            // name another codec (`SetPayloadTypes` comes before the `SetRemote` of the same
+            // codec, which keeps them).
+            if s.types.is_some_and(|t| t.codec != *codec) {
+                s.types = None;
             }
         }
         Command::SetPayloadTypes { leg, types } => {
@@ -296,5 +298,60 @@ impl NgMedia {
             let _ = to.send(Event::Moved { leg });
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dp_api::{Codec, Latch, SrcMismatch};
+
+    #[test]
+    fn payload_types_set_before_the_remote_of_their_codec_are_kept() {
+        // As the B2BUA does on an answer: the leg added as PCMU, the peer's PCMA with
+        // telephone-event 101, then SetRemote PCMA. The relay keeps the types; so must the
+        // shadow, or a re-anchored leg loses the peer's DTMF numbering.
+        let leg = LegId::new(20000, 1);
+        let mut shadow = HashMap::new();
+        note(
+            &mut shadow,
+            &Command::AddLeg(LegSpec {
+                id: leg,
+                remote: None,
+                latch: Latch::Off,
+                src_mismatch: SrcMismatch::Drop,
+                codec: Codec::Pcmu,
+                media_timeout: None,
+            }),
+        );
+        let types = PayloadTypes {
+            codec: Codec::Pcma,
+            audio: 8,
+            telephone_event: Some(101),
+        };
+        note(&mut shadow, &Command::SetPayloadTypes { leg, types });
+        let remote = "127.0.0.1:40000".parse().unwrap();
+        note(
+            &mut shadow,
+            &Command::SetRemote {
+                leg,
+                remote,
+                codec: Codec::Pcma,
+            },
+        );
+        let s = &shadow[&leg];
+        assert_eq!(s.types, Some(types));
+        let spec = s.spec.as_ref().unwrap();
+        assert_eq!((spec.remote, spec.codec), (Some(remote), Codec::Pcma));
+        // A SetRemote of another codec resets them, as the relay does.
+        note(
+            &mut shadow,
+            &Command::SetRemote {
+                leg,
+                remote,
+                codec: Codec::Pcmu,
+            },
+        );
+        assert_eq!(shadow[&leg].types, None);
     }
 }
