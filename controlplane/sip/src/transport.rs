@@ -422,9 +422,15 @@ async fn udp_receive(
             r = socket.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // The socket's pending error, set by an ICMP error whose details wait in
-                    // the error queue (read below): nothing to do here.
                     debug!(error = %e, "sip recv error");
+                    // The socket's pending error, set by an ICMP error whose details wait in
+                    // the error queue: read the queue now. The error-queue readiness below
+                    // may not fire for it (observed: several ICMP errors sat in the queue
+                    // until a later one woke the branch, so an unreachable peer was seen
+                    // seconds late), and the queue is what names the transaction.
+                    if icmp::is_stale_icmp(&e) && drain_error_queue(&socket, &inbound).await.is_err() {
+                        break;
+                    }
                     continue;
                 }
             },
@@ -460,6 +466,23 @@ async fn udp_receive(
             Admit::Drop => {}
         }
     }
+}
+
+/// Reads every entry of `socket`'s error queue now (without waiting) and hands each to the
+/// core. `Err` when the core is gone.
+async fn drain_error_queue(socket: &UdpSocket, inbound: &mpsc::Sender<Inbound>) -> Result<(), ()> {
+    // Bounded: a queue refilled as fast as it is read cannot hold the loop.
+    for _ in 0..64 {
+        match icmp::recv_error(socket) {
+            Ok(err) => icmp_error(err, inbound).await?,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                debug!(error = %e, "sip error queue");
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Hands an ICMP error about one of our datagrams to the core (requests only; one about a

@@ -458,6 +458,10 @@ fn dead_udp_port() -> SocketAddr {
 
 #[tokio::test]
 async fn an_icmp_port_unreachable_ends_the_invite_at_once() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("sip=debug")
+        .with_test_writer()
+        .try_init();
     // Timer B would take 32 s; the ICMP error (IP_RECVERR, the error queue) ends it at once.
     let (a, _a_in) = endpoint(Timers::default()).await;
     let dead = dead_udp_port();
