@@ -73,14 +73,18 @@ fn run_seed(seed: u64) {
     let reached = Arc::new(AtomicBool::new(false));
     let killed = Arc::new(AtomicBool::new(false));
     let refused = Arc::new(AtomicUsize::new(0));
+    // Transport errors before the kill (none expected): counted, the last one kept, so that
+    // a burst that stalls says how.
+    let errors: Arc<Mutex<(usize, String)>> = Arc::default();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        let (accepted, next, reached, killed, refused) = (
+        let (accepted, next, reached, killed, refused, errors) = (
             accepted.clone(),
             next.clone(),
             reached.clone(),
             killed.clone(),
             refused.clone(),
+            errors.clone(),
         );
         clients.push(std::thread::spawn(move || loop {
             let n = next.fetch_add(1, Ordering::SeqCst);
@@ -108,7 +112,13 @@ fn run_seed(seed: u64) {
                 }
                 Ok(r) => panic!("POST {n}: unexpected {} {}", r.status, r.body),
                 // Cut off by the kill: no promise was made.
-                Err(_) => {}
+                Err(e) => {
+                    if !killed.load(Ordering::SeqCst) {
+                        let mut er = errors.lock().unwrap();
+                        er.0 += 1;
+                        er.1 = format!("POST {n}: {e}");
+                    }
+                }
             }
         }));
     }
@@ -118,8 +128,11 @@ fn run_seed(seed: u64) {
     }
     assert!(
         reached.load(Ordering::SeqCst),
-        "seed {seed}: only {} of {kill_at} requests were accepted within 120 s",
-        accepted.lock().unwrap().len()
+        "seed {seed}: only {} of {kill_at} requests were accepted within 120 s ({} refused; \
+         transport errors before the kill: {:?})",
+        accepted.lock().unwrap().len(),
+        refused.load(Ordering::SeqCst),
+        errors.lock().unwrap()
     );
     cb.kill_hard();
     killed.store(true, Ordering::SeqCst);
